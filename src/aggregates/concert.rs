@@ -1,0 +1,315 @@
+//! A concert and its dates: a concert is scheduled once, with every date's
+//! start, seat count and price fixed from then on.
+
+use chrono::{DateTime, Utc};
+use cqrs_es::{event_sink::EventSink, Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::DateId;
+
+/// Most dates one concert may have.
+pub const MAX_DATES: usize = 100;
+/// Most seats one date may have (a stadium).
+pub const MAX_SEATS_PER_DATE: u32 = 50_000;
+/// Most seats one concert may have across its dates.
+pub const MAX_SEATS_PER_CONCERT: u64 = 1_000_000;
+/// Highest price of one seat, in won.
+pub const MAX_PRICE: i64 = 1_000_000_000;
+/// Longest title, in characters.
+pub const MAX_TITLE_CHARS: usize = 200;
+
+/// A scheduled concert.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Concert {
+    scheduled: bool,
+}
+
+/// One date of a concert, as scheduled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConcertDate {
+    pub date_id: DateId,
+    pub starts_at: DateTime<Utc>,
+    pub seats: u32,
+    pub price: i64,
+}
+
+/// What can be asked of a concert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ConcertCommand {
+    /// Puts a concert with its dates on sale.
+    ScheduleConcert {
+        title: String,
+        dates: Vec<ConcertDate>,
+    },
+}
+
+/// What happened to a concert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ConcertEvent {
+    /// The concert and its dates exist; seats are numbered 1..=seats per date.
+    ConcertScheduled {
+        title: String,
+        dates: Vec<ConcertDate>,
+    },
+}
+
+impl DomainEvent for ConcertEvent {
+    fn event_type(&self) -> String {
+        match self {
+            ConcertEvent::ConcertScheduled { .. } => "ConcertScheduled".to_string(),
+        }
+    }
+
+    fn event_version(&self) -> String {
+        super::EVENT_VERSION.to_string()
+    }
+}
+
+/// Why a concert command was refused.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum ConcertError {
+    #[error("the concert is already scheduled")]
+    AlreadyScheduled,
+    #[error("the title must have 1 to {max} characters")]
+    TitleInvalid { max: usize },
+    #[error("a concert has 1 to {max} dates, not {count}")]
+    DateCountOutOfRange { count: usize, max: usize },
+    #[error("date {date_id} has {seats} seats; a date has 1 to {max}")]
+    SeatsOutOfRange {
+        date_id: DateId,
+        seats: u32,
+        max: u32,
+    },
+    #[error("the concert has {total} seats; at most {max} are allowed")]
+    TooManySeats { total: u64, max: u64 },
+    #[error("date {date_id} costs {price}; a price is 1 to {max}")]
+    PriceOutOfRange {
+        date_id: DateId,
+        price: i64,
+        max: i64,
+    },
+    #[error("date {date_id} appears twice")]
+    DuplicateDate { date_id: DateId },
+}
+
+impl Aggregate for Concert {
+    const TYPE: &'static str = "Concert";
+    type Command = ConcertCommand;
+    type Event = ConcertEvent;
+    type Error = ConcertError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        let event = match command {
+            ConcertCommand::ScheduleConcert { title, dates } => self.schedule(title, dates)?,
+        };
+        sink.write(event, self).await;
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            ConcertEvent::ConcertScheduled { .. } => self.scheduled = true,
+        }
+    }
+}
+
+impl Concert {
+    fn schedule(
+        &self,
+        title: String,
+        dates: Vec<ConcertDate>,
+    ) -> Result<ConcertEvent, ConcertError> {
+        if self.scheduled {
+            return Err(ConcertError::AlreadyScheduled);
+        }
+        let title = title.trim().to_string();
+        if title.is_empty() || title.chars().count() > MAX_TITLE_CHARS {
+            return Err(ConcertError::TitleInvalid {
+                max: MAX_TITLE_CHARS,
+            });
+        }
+        if dates.is_empty() || dates.len() > MAX_DATES {
+            return Err(ConcertError::DateCountOutOfRange {
+                count: dates.len(),
+                max: MAX_DATES,
+            });
+        }
+        let mut total: u64 = 0;
+        for (index, date) in dates.iter().enumerate() {
+            if date.seats == 0 || date.seats > MAX_SEATS_PER_DATE {
+                return Err(ConcertError::SeatsOutOfRange {
+                    date_id: date.date_id,
+                    seats: date.seats,
+                    max: MAX_SEATS_PER_DATE,
+                });
+            }
+            if !(1..=MAX_PRICE).contains(&date.price) {
+                return Err(ConcertError::PriceOutOfRange {
+                    date_id: date.date_id,
+                    price: date.price,
+                    max: MAX_PRICE,
+                });
+            }
+            if dates[..index]
+                .iter()
+                .any(|other| other.date_id == date.date_id)
+            {
+                return Err(ConcertError::DuplicateDate {
+                    date_id: date.date_id,
+                });
+            }
+            total += u64::from(date.seats);
+        }
+        if total > MAX_SEATS_PER_CONCERT {
+            return Err(ConcertError::TooManySeats {
+                total,
+                max: MAX_SEATS_PER_CONCERT,
+            });
+        }
+        Ok(ConcertEvent::ConcertScheduled { title, dates })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cqrs_es::test::TestFramework;
+
+    type ConcertTest = TestFramework<Concert>;
+
+    #[test]
+    fn scheduling_a_concert_records_its_dates() {
+        let dates = vec![date(50, 150_000)];
+        ConcertTest::with(())
+            .given_no_previous_events()
+            .when(schedule("Winter Gala", dates.clone()))
+            .then_expect_events(vec![scheduled("Winter Gala", dates)]);
+    }
+
+    #[test]
+    fn a_concert_is_scheduled_only_once() {
+        ConcertTest::with(())
+            .given(vec![scheduled("Winter Gala", vec![date(50, 1)])])
+            .when(schedule("Winter Gala", vec![date(50, 1)]))
+            .then_expect_error(ConcertError::AlreadyScheduled);
+    }
+
+    #[test]
+    fn a_blank_title_is_refused() {
+        ConcertTest::with(())
+            .given_no_previous_events()
+            .when(schedule("  ", vec![date(50, 1)]))
+            .then_expect_error(ConcertError::TitleInvalid {
+                max: MAX_TITLE_CHARS,
+            });
+    }
+
+    #[test]
+    fn a_concert_needs_one_to_a_hundred_dates() {
+        ConcertTest::with(())
+            .given_no_previous_events()
+            .when(schedule("Gala", vec![]))
+            .then_expect_error(ConcertError::DateCountOutOfRange {
+                count: 0,
+                max: MAX_DATES,
+            });
+        let dates = (0..=MAX_DATES).map(|_| date(1, 1)).collect();
+        ConcertTest::with(())
+            .given_no_previous_events()
+            .when(schedule("Gala", dates))
+            .then_expect_error(ConcertError::DateCountOutOfRange {
+                count: 101,
+                max: MAX_DATES,
+            });
+    }
+
+    #[test]
+    fn a_date_has_one_to_fifty_thousand_seats() {
+        for seats in [0, MAX_SEATS_PER_DATE + 1] {
+            let bad = date(seats, 1);
+            ConcertTest::with(())
+                .given_no_previous_events()
+                .when(schedule("Gala", vec![bad.clone()]))
+                .then_expect_error(ConcertError::SeatsOutOfRange {
+                    date_id: bad.date_id,
+                    seats,
+                    max: MAX_SEATS_PER_DATE,
+                });
+        }
+    }
+
+    #[test]
+    fn a_concert_has_at_most_a_million_seats() {
+        let dates = (0..21).map(|_| date(MAX_SEATS_PER_DATE, 1)).collect();
+        ConcertTest::with(())
+            .given_no_previous_events()
+            .when(schedule("Gala", dates))
+            .then_expect_error(ConcertError::TooManySeats {
+                total: 1_050_000,
+                max: MAX_SEATS_PER_CONCERT,
+            });
+    }
+
+    #[test]
+    fn a_price_is_one_to_a_billion_won() {
+        for price in [0, -5, MAX_PRICE + 1] {
+            let bad = date(10, price);
+            ConcertTest::with(())
+                .given_no_previous_events()
+                .when(schedule("Gala", vec![bad.clone()]))
+                .then_expect_error(ConcertError::PriceOutOfRange {
+                    date_id: bad.date_id,
+                    price,
+                    max: MAX_PRICE,
+                });
+        }
+    }
+
+    #[test]
+    fn a_date_cannot_appear_twice() {
+        let twice = date(10, 1);
+        ConcertTest::with(())
+            .given_no_previous_events()
+            .when(schedule("Gala", vec![twice.clone(), twice.clone()]))
+            .then_expect_error(ConcertError::DuplicateDate {
+                date_id: twice.date_id,
+            });
+    }
+
+    #[test]
+    fn a_stored_event_still_loads() {
+        let stored = r#"{"ConcertScheduled":{"title":"Gala","dates":[{"date_id":"0190a5b0-0000-7000-8000-000000000001","starts_at":"2026-12-24T19:00:00Z","seats":50,"price":150000}]}}"#;
+        let event: ConcertEvent = serde_json::from_str(stored).unwrap();
+        assert_eq!(event.event_type(), "ConcertScheduled");
+    }
+
+    fn date(seats: u32, price: i64) -> ConcertDate {
+        let starts_at = "2026-12-24T19:00:00Z".parse().unwrap();
+        ConcertDate {
+            date_id: DateId::new(),
+            starts_at,
+            seats,
+            price,
+        }
+    }
+
+    fn schedule(title: &str, dates: Vec<ConcertDate>) -> ConcertCommand {
+        ConcertCommand::ScheduleConcert {
+            title: title.to_string(),
+            dates,
+        }
+    }
+
+    fn scheduled(title: &str, dates: Vec<ConcertDate>) -> ConcertEvent {
+        ConcertEvent::ConcertScheduled {
+            title: title.to_string(),
+            dates,
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! The aggregates: each one guards the rules of one thing and records what happened as events.
+
+pub mod concert;
+pub mod queue_ticket;
+pub mod seat;
+pub mod wallet;
+
+pub use concert::{Concert, ConcertCommand, ConcertDate, ConcertError, ConcertEvent};
+pub use queue_ticket::{
+    ExpiryReason, QueueTicket, QueueTicketCommand, QueueTicketError, QueueTicketEvent,
+};
+pub use seat::{Seat, SeatCommand, SeatError, SeatEvent};
+pub use wallet::{Wallet, WalletCommand, WalletError, WalletEvent};
+
+/// Version written into every event payload's `event_version`. A change to an
+/// event's fields gets a new variant or version; stored events are never rewritten.
+pub const EVENT_VERSION: &str = "1";

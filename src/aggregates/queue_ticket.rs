@@ -1,0 +1,391 @@
+//! A user's place in a concert's waiting queue: waiting, then active, then
+//! expired, never back. The entry number fixes the FIFO order of admission.
+
+use chrono::{DateTime, Utc};
+use cqrs_es::{event_sink::EventSink, Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ConcertId, UserId};
+
+/// One ticket in the queue.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct QueueTicket {
+    state: TicketState,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Serialize, Deserialize)]
+enum TicketState {
+    #[default]
+    NotEntered,
+    Waiting,
+    Active {
+        until: DateTime<Utc>,
+    },
+    Expired,
+}
+
+/// Why a ticket stopped being usable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExpiryReason {
+    /// The active period ran out.
+    Timeout,
+    /// The holder paid for a seat.
+    Paid,
+}
+
+/// What can be asked of a ticket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum QueueTicketCommand {
+    /// Joins the queue; `entry_no` comes from a database sequence and orders admission.
+    EnterQueue {
+        concert_id: ConcertId,
+        user_id: UserId,
+        entry_no: i64,
+        now: DateTime<Utc>,
+    },
+    /// Lets a waiting ticket book until `until`. Admitting an active ticket changes nothing.
+    Admit {
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    },
+    /// Ends the ticket. Expiring an expired ticket changes nothing.
+    Expire {
+        reason: ExpiryReason,
+        now: DateTime<Utc>,
+    },
+}
+
+/// What happened to a ticket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum QueueTicketEvent {
+    QueueEntered {
+        concert_id: ConcertId,
+        user_id: UserId,
+        entry_no: i64,
+        entered_at: DateTime<Utc>,
+    },
+    TicketAdmitted {
+        admitted_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    },
+    TicketExpired {
+        reason: ExpiryReason,
+        expired_at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for QueueTicketEvent {
+    fn event_type(&self) -> String {
+        let name = match self {
+            QueueTicketEvent::QueueEntered { .. } => "QueueEntered",
+            QueueTicketEvent::TicketAdmitted { .. } => "TicketAdmitted",
+            QueueTicketEvent::TicketExpired { .. } => "TicketExpired",
+        };
+        name.to_string()
+    }
+
+    fn event_version(&self) -> String {
+        super::EVENT_VERSION.to_string()
+    }
+}
+
+/// Why a ticket command was refused.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum QueueTicketError {
+    #[error("the ticket is already in the queue")]
+    AlreadyEntered,
+    #[error("the ticket has expired")]
+    Expired,
+    #[error("the ticket was never entered")]
+    NotEntered,
+    #[error("an active ticket times out at {until}, not before")]
+    NotDue { until: DateTime<Utc> },
+    #[error("an admission must end after it starts")]
+    AdmissionEndsBeforeItStarts,
+}
+
+impl Aggregate for QueueTicket {
+    const TYPE: &'static str = "QueueTicket";
+    type Command = QueueTicketCommand;
+    type Event = QueueTicketEvent;
+    type Error = QueueTicketError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        let event = match command {
+            QueueTicketCommand::EnterQueue {
+                concert_id,
+                user_id,
+                entry_no,
+                now,
+            } => Some(self.enter(concert_id, user_id, entry_no, now)?),
+            QueueTicketCommand::Admit { now, until } => self.admit(now, until)?,
+            QueueTicketCommand::Expire { reason, now } => self.expire(reason, now)?,
+        };
+        if let Some(event) = event {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        self.state = match event {
+            QueueTicketEvent::QueueEntered { .. } => TicketState::Waiting,
+            QueueTicketEvent::TicketAdmitted { expires_at, .. } => {
+                TicketState::Active { until: expires_at }
+            }
+            QueueTicketEvent::TicketExpired { .. } => TicketState::Expired,
+        };
+    }
+}
+
+impl QueueTicket {
+    fn enter(
+        &self,
+        concert_id: ConcertId,
+        user_id: UserId,
+        entry_no: i64,
+        now: DateTime<Utc>,
+    ) -> Result<QueueTicketEvent, QueueTicketError> {
+        match self.state {
+            TicketState::NotEntered => Ok(QueueTicketEvent::QueueEntered {
+                concert_id,
+                user_id,
+                entry_no,
+                entered_at: now,
+            }),
+            TicketState::Waiting | TicketState::Active { .. } => {
+                Err(QueueTicketError::AlreadyEntered)
+            }
+            TicketState::Expired => Err(QueueTicketError::Expired),
+        }
+    }
+
+    fn admit(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<QueueTicketEvent>, QueueTicketError> {
+        if until <= now {
+            return Err(QueueTicketError::AdmissionEndsBeforeItStarts);
+        }
+        match self.state {
+            TicketState::Waiting => Ok(Some(QueueTicketEvent::TicketAdmitted {
+                admitted_at: now,
+                expires_at: until,
+            })),
+            TicketState::Active { .. } => Ok(None),
+            TicketState::NotEntered => Err(QueueTicketError::NotEntered),
+            TicketState::Expired => Err(QueueTicketError::Expired),
+        }
+    }
+
+    fn expire(
+        &self,
+        reason: ExpiryReason,
+        now: DateTime<Utc>,
+    ) -> Result<Option<QueueTicketEvent>, QueueTicketError> {
+        let expired = QueueTicketEvent::TicketExpired {
+            reason,
+            expired_at: now,
+        };
+        match (self.state, reason) {
+            (TicketState::NotEntered, _) => Err(QueueTicketError::NotEntered),
+            (TicketState::Expired, _) => Ok(None),
+            (TicketState::Active { until }, ExpiryReason::Timeout) if until > now => {
+                Err(QueueTicketError::NotDue { until })
+            }
+            (TicketState::Waiting | TicketState::Active { .. }, _) => Ok(Some(expired)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+    use cqrs_es::test::TestFramework;
+
+    type TicketTest = TestFramework<QueueTicket>;
+
+    #[test]
+    fn entering_puts_the_ticket_in_the_queue() {
+        TicketTest::with(())
+            .given_no_previous_events()
+            .when(enter())
+            .then_expect_events(vec![entered()]);
+    }
+
+    #[test]
+    fn a_ticket_enters_once() {
+        TicketTest::with(())
+            .given(vec![entered()])
+            .when(enter())
+            .then_expect_error(QueueTicketError::AlreadyEntered);
+        TicketTest::with(())
+            .given(vec![entered(), admitted()])
+            .when(enter())
+            .then_expect_error(QueueTicketError::AlreadyEntered);
+    }
+
+    #[test]
+    fn an_expired_ticket_cannot_enter_again() {
+        TicketTest::with(())
+            .given(vec![entered(), expired(ExpiryReason::Paid, 10)])
+            .when(enter())
+            .then_expect_error(QueueTicketError::Expired);
+    }
+
+    #[test]
+    fn a_waiting_ticket_is_admitted() {
+        TicketTest::with(())
+            .given(vec![entered()])
+            .when(admit())
+            .then_expect_events(vec![admitted()]);
+    }
+
+    #[test]
+    fn admitting_an_active_ticket_changes_nothing() {
+        TicketTest::with(())
+            .given(vec![entered(), admitted()])
+            .when(admit())
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn an_expired_ticket_is_never_admitted_again() {
+        TicketTest::with(())
+            .given(vec![
+                entered(),
+                admitted(),
+                expired(ExpiryReason::Timeout, 600),
+            ])
+            .when(admit())
+            .then_expect_error(QueueTicketError::Expired);
+    }
+
+    #[test]
+    fn a_ticket_never_entered_cannot_be_admitted_or_expired() {
+        TicketTest::with(())
+            .given_no_previous_events()
+            .when(admit())
+            .then_expect_error(QueueTicketError::NotEntered);
+        TicketTest::with(())
+            .given_no_previous_events()
+            .when(expire(ExpiryReason::Paid, 0))
+            .then_expect_error(QueueTicketError::NotEntered);
+    }
+
+    #[test]
+    fn an_admission_must_end_after_it_starts() {
+        TicketTest::with(())
+            .given(vec![entered()])
+            .when(QueueTicketCommand::Admit {
+                now: at(10),
+                until: at(10),
+            })
+            .then_expect_error(QueueTicketError::AdmissionEndsBeforeItStarts);
+    }
+
+    #[test]
+    fn an_active_ticket_times_out_at_its_deadline() {
+        TicketTest::with(())
+            .given(vec![entered(), admitted()])
+            .when(expire(ExpiryReason::Timeout, 600))
+            .then_expect_events(vec![expired(ExpiryReason::Timeout, 600)]);
+    }
+
+    #[test]
+    fn an_active_ticket_does_not_time_out_early() {
+        TicketTest::with(())
+            .given(vec![entered(), admitted()])
+            .when(expire(ExpiryReason::Timeout, 599))
+            .then_expect_error(QueueTicketError::NotDue { until: at(600) });
+    }
+
+    #[test]
+    fn paying_expires_the_ticket_at_once() {
+        TicketTest::with(())
+            .given(vec![entered(), admitted()])
+            .when(expire(ExpiryReason::Paid, 30))
+            .then_expect_events(vec![expired(ExpiryReason::Paid, 30)]);
+    }
+
+    #[test]
+    fn expiring_an_expired_ticket_changes_nothing() {
+        TicketTest::with(())
+            .given(vec![entered(), expired(ExpiryReason::Paid, 30)])
+            .when(expire(ExpiryReason::Timeout, 900))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn stored_events_still_load() {
+        for event in [entered(), admitted(), expired(ExpiryReason::Timeout, 1)] {
+            let json = serde_json::to_string(&event).unwrap();
+            assert_eq!(
+                serde_json::from_str::<QueueTicketEvent>(&json).unwrap(),
+                event
+            );
+        }
+    }
+
+    const CONCERT: ConcertId = ConcertId(uuid::Uuid::from_u128(1));
+    const USER: UserId = UserId(uuid::Uuid::from_u128(2));
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::<Utc>::UNIX_EPOCH + Duration::days(20_000) + Duration::seconds(seconds)
+    }
+
+    fn enter() -> QueueTicketCommand {
+        QueueTicketCommand::EnterQueue {
+            concert_id: CONCERT,
+            user_id: USER,
+            entry_no: 7,
+            now: at(0),
+        }
+    }
+
+    fn entered() -> QueueTicketEvent {
+        QueueTicketEvent::QueueEntered {
+            concert_id: CONCERT,
+            user_id: USER,
+            entry_no: 7,
+            entered_at: at(0),
+        }
+    }
+
+    fn admit() -> QueueTicketCommand {
+        QueueTicketCommand::Admit {
+            now: at(0),
+            until: at(600),
+        }
+    }
+
+    fn admitted() -> QueueTicketEvent {
+        QueueTicketEvent::TicketAdmitted {
+            admitted_at: at(0),
+            expires_at: at(600),
+        }
+    }
+
+    fn expire(reason: ExpiryReason, now: i64) -> QueueTicketCommand {
+        QueueTicketCommand::Expire {
+            reason,
+            now: at(now),
+        }
+    }
+
+    fn expired(reason: ExpiryReason, now: i64) -> QueueTicketEvent {
+        QueueTicketEvent::TicketExpired {
+            reason,
+            expired_at: at(now),
+        }
+    }
+}

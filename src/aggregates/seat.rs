@@ -1,0 +1,567 @@
+//! One seat of one date: it has at most one holder at a time, a hold lapses at
+//! its deadline, and a sold seat stays sold to the one who paid for it.
+
+use chrono::{DateTime, Utc};
+use cqrs_es::{event_sink::EventSink, Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{DateId, PaymentId, ReservationId, UserId};
+
+/// A seat and who, if anyone, has it.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Seat {
+    state: SeatState,
+}
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+enum SeatState {
+    #[default]
+    Free,
+    Held {
+        reservation_id: ReservationId,
+        user_id: UserId,
+        price: i64,
+        until: DateTime<Utc>,
+    },
+    Sold {
+        reservation_id: ReservationId,
+        payment_id: PaymentId,
+    },
+}
+
+/// What can be asked of a seat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum SeatCommand {
+    /// Holds the seat for a user until `until`. Where the seat is and what it
+    /// costs come from the catalog, looked up before the command is sent.
+    HoldSeat {
+        reservation_id: ReservationId,
+        user_id: UserId,
+        date_id: DateId,
+        seat_no: u32,
+        price: i64,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    },
+    /// Ends a hold whose deadline has passed. Harmless when the hold is already gone.
+    ExpireHold {
+        reservation_id: ReservationId,
+        now: DateTime<Utc>,
+    },
+    /// Gives the seat back before the deadline (the holder changed their mind).
+    ReleaseHold { reservation_id: ReservationId },
+    /// Sells the seat to the holder of a live hold, for a payment already taken.
+    ConfirmSeat {
+        reservation_id: ReservationId,
+        payment_id: PaymentId,
+        now: DateTime<Utc>,
+    },
+}
+
+/// What happened to a seat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum SeatEvent {
+    SeatHeld {
+        reservation_id: ReservationId,
+        user_id: UserId,
+        date_id: DateId,
+        seat_no: u32,
+        price: i64,
+        held_at: DateTime<Utc>,
+        until: DateTime<Utc>,
+    },
+    HoldExpired {
+        reservation_id: ReservationId,
+        expired_at: DateTime<Utc>,
+    },
+    HoldReleased {
+        reservation_id: ReservationId,
+    },
+    SeatSold {
+        reservation_id: ReservationId,
+        payment_id: PaymentId,
+        user_id: UserId,
+        price: i64,
+    },
+}
+
+impl DomainEvent for SeatEvent {
+    fn event_type(&self) -> String {
+        let name = match self {
+            SeatEvent::SeatHeld { .. } => "SeatHeld",
+            SeatEvent::HoldExpired { .. } => "HoldExpired",
+            SeatEvent::HoldReleased { .. } => "HoldReleased",
+            SeatEvent::SeatSold { .. } => "SeatSold",
+        };
+        name.to_string()
+    }
+
+    fn event_version(&self) -> String {
+        super::EVENT_VERSION.to_string()
+    }
+}
+
+/// Why a seat command was refused.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum SeatError {
+    #[error("the seat is held or sold")]
+    SeatUnavailable,
+    #[error("hold {reservation_id} is not live on this seat")]
+    HoldLapsed { reservation_id: ReservationId },
+    #[error("the seat was already sold for reservation {reservation_id}")]
+    AlreadySold { reservation_id: ReservationId },
+    #[error("hold {reservation_id} runs until {until}")]
+    HoldNotDue {
+        reservation_id: ReservationId,
+        until: DateTime<Utc>,
+    },
+    #[error("a hold must end after it starts")]
+    HoldEndsBeforeItStarts,
+}
+
+impl Aggregate for Seat {
+    const TYPE: &'static str = "Seat";
+    type Command = SeatCommand;
+    type Event = SeatEvent;
+    type Error = SeatError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        let events = match command {
+            SeatCommand::HoldSeat {
+                reservation_id,
+                user_id,
+                date_id,
+                seat_no,
+                price,
+                now,
+                until,
+            } => self.hold(reservation_id, user_id, date_id, seat_no, price, now, until)?,
+            SeatCommand::ExpireHold {
+                reservation_id,
+                now,
+            } => self.expire(reservation_id, now)?,
+            SeatCommand::ReleaseHold { reservation_id } => self.release(reservation_id),
+            SeatCommand::ConfirmSeat {
+                reservation_id,
+                payment_id,
+                now,
+            } => self.confirm(reservation_id, payment_id, now)?,
+        };
+        for event in events {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        self.state = match event {
+            SeatEvent::SeatHeld {
+                reservation_id,
+                user_id,
+                price,
+                until,
+                ..
+            } => SeatState::Held {
+                reservation_id,
+                user_id,
+                price,
+                until,
+            },
+            SeatEvent::HoldExpired { .. } | SeatEvent::HoldReleased { .. } => SeatState::Free,
+            SeatEvent::SeatSold {
+                reservation_id,
+                payment_id,
+                ..
+            } => SeatState::Sold {
+                reservation_id,
+                payment_id,
+            },
+        };
+    }
+}
+
+impl Seat {
+    #[allow(clippy::too_many_arguments)]
+    fn hold(
+        &self,
+        reservation_id: ReservationId,
+        user_id: UserId,
+        date_id: DateId,
+        seat_no: u32,
+        price: i64,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<SeatEvent>, SeatError> {
+        if until <= now {
+            return Err(SeatError::HoldEndsBeforeItStarts);
+        }
+        let held = SeatEvent::SeatHeld {
+            reservation_id,
+            user_id,
+            date_id,
+            seat_no,
+            price,
+            held_at: now,
+            until,
+        };
+        match &self.state {
+            SeatState::Free => Ok(vec![held]),
+            // A lapsed hold the scheduler has not reached yet: record its end first,
+            // so the history never shows two holders at once.
+            SeatState::Held {
+                reservation_id: lapsed,
+                until: deadline,
+                ..
+            } if *deadline <= now => Ok(vec![
+                SeatEvent::HoldExpired {
+                    reservation_id: *lapsed,
+                    expired_at: now,
+                },
+                held,
+            ]),
+            SeatState::Held { .. } | SeatState::Sold { .. } => Err(SeatError::SeatUnavailable),
+        }
+    }
+
+    fn expire(
+        &self,
+        reservation_id: ReservationId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SeatEvent>, SeatError> {
+        match &self.state {
+            SeatState::Held {
+                reservation_id: held,
+                until,
+                ..
+            } if *held == reservation_id => {
+                if *until > now {
+                    return Err(SeatError::HoldNotDue {
+                        reservation_id,
+                        until: *until,
+                    });
+                }
+                Ok(vec![SeatEvent::HoldExpired {
+                    reservation_id,
+                    expired_at: now,
+                }])
+            }
+            // Already expired, released or sold: nothing left to expire.
+            _ => Ok(vec![]),
+        }
+    }
+
+    fn release(&self, reservation_id: ReservationId) -> Vec<SeatEvent> {
+        match &self.state {
+            SeatState::Held {
+                reservation_id: held,
+                ..
+            } if *held == reservation_id => {
+                vec![SeatEvent::HoldReleased { reservation_id }]
+            }
+            _ => vec![],
+        }
+    }
+
+    fn confirm(
+        &self,
+        reservation_id: ReservationId,
+        payment_id: PaymentId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SeatEvent>, SeatError> {
+        match &self.state {
+            SeatState::Held {
+                reservation_id: held,
+                user_id,
+                price,
+                until,
+            } if *held == reservation_id && *until > now => Ok(vec![SeatEvent::SeatSold {
+                reservation_id,
+                payment_id,
+                user_id: *user_id,
+                price: *price,
+            }]),
+            // The same payment confirming again (a retried step) changes nothing.
+            SeatState::Sold {
+                reservation_id: sold,
+                payment_id: paid,
+            } if *sold == reservation_id && *paid == payment_id => Ok(vec![]),
+            SeatState::Sold {
+                reservation_id: sold,
+                ..
+            } => Err(SeatError::AlreadySold {
+                reservation_id: *sold,
+            }),
+            _ => Err(SeatError::HoldLapsed { reservation_id }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+    use cqrs_es::test::TestFramework;
+
+    type SeatTest = TestFramework<Seat>;
+
+    #[test]
+    fn a_free_seat_is_held() {
+        let r = ReservationId::new();
+        SeatTest::with(())
+            .given_no_previous_events()
+            .when(hold(r, 0))
+            .then_expect_events(vec![held(r, 0)]);
+    }
+
+    #[test]
+    fn a_held_seat_has_one_holder() {
+        SeatTest::with(())
+            .given(vec![held(ReservationId::new(), 0)])
+            .when(hold(ReservationId::new(), 60))
+            .then_expect_error(SeatError::SeatUnavailable);
+    }
+
+    #[test]
+    fn a_lapsed_hold_is_expired_before_the_next_hold() {
+        let (first, second) = (ReservationId::new(), ReservationId::new());
+        SeatTest::with(())
+            .given(vec![held(first, 0)])
+            .when(hold(second, 300))
+            .then_expect_events(vec![
+                SeatEvent::HoldExpired {
+                    reservation_id: first,
+                    expired_at: at(300),
+                },
+                held(second, 300),
+            ]);
+    }
+
+    #[test]
+    fn a_sold_seat_cannot_be_held() {
+        let r = ReservationId::new();
+        SeatTest::with(())
+            .given(vec![held(r, 0), sold(r, PAYMENT)])
+            .when(hold(ReservationId::new(), 10_000))
+            .then_expect_error(SeatError::SeatUnavailable);
+    }
+
+    #[test]
+    fn a_hold_must_end_after_it_starts() {
+        let command = SeatCommand::HoldSeat {
+            reservation_id: ReservationId::new(),
+            user_id: USER,
+            date_id: DATE,
+            seat_no: 7,
+            price: PRICE,
+            now: at(10),
+            until: at(10),
+        };
+        SeatTest::with(())
+            .given_no_previous_events()
+            .when(command)
+            .then_expect_error(SeatError::HoldEndsBeforeItStarts);
+    }
+
+    #[test]
+    fn a_hold_past_its_deadline_expires() {
+        let r = ReservationId::new();
+        SeatTest::with(())
+            .given(vec![held(r, 0)])
+            .when(SeatCommand::ExpireHold {
+                reservation_id: r,
+                now: at(300),
+            })
+            .then_expect_events(vec![SeatEvent::HoldExpired {
+                reservation_id: r,
+                expired_at: at(300),
+            }]);
+    }
+
+    #[test]
+    fn a_hold_does_not_expire_early() {
+        let r = ReservationId::new();
+        SeatTest::with(())
+            .given(vec![held(r, 0)])
+            .when(SeatCommand::ExpireHold {
+                reservation_id: r,
+                now: at(299),
+            })
+            .then_expect_error(SeatError::HoldNotDue {
+                reservation_id: r,
+                until: at(300),
+            });
+    }
+
+    #[test]
+    fn expiring_a_confirmed_hold_does_nothing() {
+        let r = ReservationId::new();
+        SeatTest::with(())
+            .given(vec![held(r, 0), sold(r, PAYMENT)])
+            .when(SeatCommand::ExpireHold {
+                reservation_id: r,
+                now: at(301),
+            })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn expiring_an_expired_or_released_hold_does_nothing() {
+        let r = ReservationId::new();
+        SeatTest::with(())
+            .given(vec![
+                held(r, 0),
+                SeatEvent::HoldExpired {
+                    reservation_id: r,
+                    expired_at: at(300),
+                },
+            ])
+            .when(SeatCommand::ExpireHold {
+                reservation_id: r,
+                now: at(400),
+            })
+            .then_expect_events(vec![]);
+        SeatTest::with(())
+            .given(vec![
+                held(r, 0),
+                SeatEvent::HoldReleased { reservation_id: r },
+            ])
+            .when(SeatCommand::ExpireHold {
+                reservation_id: r,
+                now: at(400),
+            })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn the_holder_can_release_the_seat() {
+        let r = ReservationId::new();
+        SeatTest::with(())
+            .given(vec![held(r, 0)])
+            .when(SeatCommand::ReleaseHold { reservation_id: r })
+            .then_expect_events(vec![SeatEvent::HoldReleased { reservation_id: r }]);
+    }
+
+    #[test]
+    fn releasing_another_reservation_does_nothing() {
+        SeatTest::with(())
+            .given(vec![held(ReservationId::new(), 0)])
+            .when(SeatCommand::ReleaseHold {
+                reservation_id: ReservationId::new(),
+            })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn a_live_hold_is_sold_to_its_holder() {
+        let r = ReservationId::new();
+        SeatTest::with(())
+            .given(vec![held(r, 0)])
+            .when(confirm(r, PAYMENT, 299))
+            .then_expect_events(vec![sold(r, PAYMENT)]);
+    }
+
+    #[test]
+    fn a_lapsed_hold_cannot_be_confirmed() {
+        let r = ReservationId::new();
+        SeatTest::with(())
+            .given(vec![held(r, 0)])
+            .when(confirm(r, PAYMENT, 300))
+            .then_expect_error(SeatError::HoldLapsed { reservation_id: r });
+    }
+
+    #[test]
+    fn confirming_needs_the_same_reservation() {
+        let other = ReservationId::new();
+        SeatTest::with(())
+            .given(vec![held(ReservationId::new(), 0)])
+            .when(confirm(other, PAYMENT, 10))
+            .then_expect_error(SeatError::HoldLapsed {
+                reservation_id: other,
+            });
+    }
+
+    #[test]
+    fn a_sold_seat_stays_sold() {
+        let r = ReservationId::new();
+        SeatTest::with(())
+            .given(vec![held(r, 0), sold(r, PAYMENT)])
+            .when(confirm(r, PaymentId::new(), 10))
+            .then_expect_error(SeatError::AlreadySold { reservation_id: r });
+    }
+
+    #[test]
+    fn confirming_the_same_payment_twice_does_nothing() {
+        let r = ReservationId::new();
+        SeatTest::with(())
+            .given(vec![held(r, 0), sold(r, PAYMENT)])
+            .when(confirm(r, PAYMENT, 10))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn stored_events_still_load() {
+        for event in [
+            held(ReservationId::new(), 0),
+            sold(ReservationId::new(), PAYMENT),
+        ] {
+            let json = serde_json::to_value(&event).unwrap();
+            assert_eq!(serde_json::from_value::<SeatEvent>(json).unwrap(), event);
+        }
+    }
+
+    const USER: UserId = UserId(uuid::Uuid::from_u128(1));
+    const DATE: DateId = DateId(uuid::Uuid::from_u128(2));
+    const PAYMENT: PaymentId = PaymentId(uuid::Uuid::from_u128(3));
+    const PRICE: i64 = 150_000;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::<Utc>::UNIX_EPOCH + Duration::days(20_000) + Duration::seconds(seconds)
+    }
+
+    fn hold(reservation_id: ReservationId, now: i64) -> SeatCommand {
+        SeatCommand::HoldSeat {
+            reservation_id,
+            user_id: USER,
+            date_id: DATE,
+            seat_no: 7,
+            price: PRICE,
+            now: at(now),
+            until: at(now + 300),
+        }
+    }
+
+    fn held(reservation_id: ReservationId, now: i64) -> SeatEvent {
+        SeatEvent::SeatHeld {
+            reservation_id,
+            user_id: USER,
+            date_id: DATE,
+            seat_no: 7,
+            price: PRICE,
+            held_at: at(now),
+            until: at(now + 300),
+        }
+    }
+
+    fn confirm(reservation_id: ReservationId, payment_id: PaymentId, now: i64) -> SeatCommand {
+        SeatCommand::ConfirmSeat {
+            reservation_id,
+            payment_id,
+            now: at(now),
+        }
+    }
+
+    fn sold(reservation_id: ReservationId, payment_id: PaymentId) -> SeatEvent {
+        SeatEvent::SeatSold {
+            reservation_id,
+            payment_id,
+            user_id: USER,
+            price: PRICE,
+        }
+    }
+}

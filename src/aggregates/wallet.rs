@@ -1,0 +1,478 @@
+//! A user's wallet: the balance never goes below zero nor above 10^12 won, a
+//! reservation is paid at most once, and every won is accounted for by an event
+//! that carries the resulting balance.
+
+use std::collections::{HashMap, VecDeque};
+
+use cqrs_es::{event_sink::EventSink, Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ChargeId, PaymentId, ReservationId, SeatId};
+
+/// Largest single charge or payment, in won.
+pub const MAX_AMOUNT: i64 = 1_000_000_000;
+/// Largest balance a wallet may hold, in won.
+pub const MAX_BALANCE: i64 = 1_000_000_000_000;
+/// How many recent charge ids a wallet remembers to recognise retries.
+const REMEMBERED_CHARGES: usize = 1_000;
+
+/// A wallet and the payments taken from it.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Wallet {
+    balance: i64,
+    payments: HashMap<PaymentId, TakenPayment>,
+    recent_charges: VecDeque<ChargeId>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TakenPayment {
+    reservation_id: ReservationId,
+    amount: i64,
+    refunded: bool,
+}
+
+/// What can be asked of a wallet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum WalletCommand {
+    /// Adds money. A charge id seen recently is a retry and changes nothing.
+    Charge { charge_id: ChargeId, amount: i64 },
+    /// Takes the price of a held seat. A payment id already taken changes nothing.
+    Pay {
+        payment_id: PaymentId,
+        reservation_id: ReservationId,
+        seat_id: SeatId,
+        amount: i64,
+    },
+    /// Gives a payment back in full, when its seat could not be sold.
+    Refund { payment_id: PaymentId },
+}
+
+/// What happened to a wallet; each event carries the balance after it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum WalletEvent {
+    Charged {
+        charge_id: ChargeId,
+        amount: i64,
+        balance: i64,
+    },
+    Paid {
+        payment_id: PaymentId,
+        reservation_id: ReservationId,
+        seat_id: SeatId,
+        amount: i64,
+        balance: i64,
+    },
+    Refunded {
+        payment_id: PaymentId,
+        amount: i64,
+        balance: i64,
+    },
+}
+
+impl DomainEvent for WalletEvent {
+    fn event_type(&self) -> String {
+        let name = match self {
+            WalletEvent::Charged { .. } => "Charged",
+            WalletEvent::Paid { .. } => "Paid",
+            WalletEvent::Refunded { .. } => "Refunded",
+        };
+        name.to_string()
+    }
+
+    fn event_version(&self) -> String {
+        super::EVENT_VERSION.to_string()
+    }
+}
+
+/// Why a wallet command was refused.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum WalletError {
+    #[error("amount {amount} is outside 1..={max}")]
+    AmountOutOfRange { amount: i64, max: i64 },
+    #[error("a balance of {balance} plus {amount} would pass the limit of {max}")]
+    BalanceLimitExceeded { balance: i64, amount: i64, max: i64 },
+    #[error("balance {balance} is below the price {amount}")]
+    InsufficientBalance { balance: i64, amount: i64 },
+    #[error("reservation {reservation_id} is already paid by payment {payment_id}")]
+    AlreadyPaid {
+        reservation_id: ReservationId,
+        payment_id: PaymentId,
+    },
+    #[error("no payment {payment_id} was taken from this wallet")]
+    UnknownPayment { payment_id: PaymentId },
+}
+
+impl Aggregate for Wallet {
+    const TYPE: &'static str = "Wallet";
+    type Command = WalletCommand;
+    type Event = WalletEvent;
+    type Error = WalletError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        let event = match command {
+            WalletCommand::Charge { charge_id, amount } => self.charge(charge_id, amount)?,
+            WalletCommand::Pay {
+                payment_id,
+                reservation_id,
+                seat_id,
+                amount,
+            } => self.pay(payment_id, reservation_id, seat_id, amount)?,
+            WalletCommand::Refund { payment_id } => self.refund(payment_id)?,
+        };
+        if let Some(event) = event {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            WalletEvent::Charged {
+                charge_id, balance, ..
+            } => {
+                self.balance = balance;
+                if self.recent_charges.len() == REMEMBERED_CHARGES {
+                    self.recent_charges.pop_front();
+                }
+                self.recent_charges.push_back(charge_id);
+            }
+            WalletEvent::Paid {
+                payment_id,
+                reservation_id,
+                amount,
+                balance,
+                ..
+            } => {
+                self.balance = balance;
+                self.payments.insert(
+                    payment_id,
+                    TakenPayment {
+                        reservation_id,
+                        amount,
+                        refunded: false,
+                    },
+                );
+            }
+            WalletEvent::Refunded {
+                payment_id,
+                balance,
+                ..
+            } => {
+                self.balance = balance;
+                if let Some(payment) = self.payments.get_mut(&payment_id) {
+                    payment.refunded = true;
+                }
+            }
+        }
+    }
+}
+
+impl Wallet {
+    fn charge(&self, charge_id: ChargeId, amount: i64) -> Result<Option<WalletEvent>, WalletError> {
+        if self.recent_charges.contains(&charge_id) {
+            return Ok(None);
+        }
+        check_amount(amount)?;
+        let balance = self
+            .balance
+            .checked_add(amount)
+            .filter(|balance| *balance <= MAX_BALANCE)
+            .ok_or(WalletError::BalanceLimitExceeded {
+                balance: self.balance,
+                amount,
+                max: MAX_BALANCE,
+            })?;
+        Ok(Some(WalletEvent::Charged {
+            charge_id,
+            amount,
+            balance,
+        }))
+    }
+
+    fn pay(
+        &self,
+        payment_id: PaymentId,
+        reservation_id: ReservationId,
+        seat_id: SeatId,
+        amount: i64,
+    ) -> Result<Option<WalletEvent>, WalletError> {
+        if self.payments.contains_key(&payment_id) {
+            return Ok(None);
+        }
+        let open = self
+            .payments
+            .iter()
+            .find(|(_, paid)| paid.reservation_id == reservation_id && !paid.refunded);
+        if let Some((paid_by, _)) = open {
+            return Err(WalletError::AlreadyPaid {
+                reservation_id,
+                payment_id: *paid_by,
+            });
+        }
+        check_amount(amount)?;
+        if amount > self.balance {
+            return Err(WalletError::InsufficientBalance {
+                balance: self.balance,
+                amount,
+            });
+        }
+        let balance = self.balance - amount;
+        Ok(Some(WalletEvent::Paid {
+            payment_id,
+            reservation_id,
+            seat_id,
+            amount,
+            balance,
+        }))
+    }
+
+    fn refund(&self, payment_id: PaymentId) -> Result<Option<WalletEvent>, WalletError> {
+        let payment = self
+            .payments
+            .get(&payment_id)
+            .ok_or(WalletError::UnknownPayment { payment_id })?;
+        if payment.refunded {
+            return Ok(None);
+        }
+        // Cannot pass the limit: the amount was in this balance when it was paid.
+        let balance = self.balance + payment.amount;
+        Ok(Some(WalletEvent::Refunded {
+            payment_id,
+            amount: payment.amount,
+            balance,
+        }))
+    }
+}
+
+fn check_amount(amount: i64) -> Result<(), WalletError> {
+    if (1..=MAX_AMOUNT).contains(&amount) {
+        Ok(())
+    } else {
+        Err(WalletError::AmountOutOfRange {
+            amount,
+            max: MAX_AMOUNT,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cqrs_es::test::TestFramework;
+
+    type WalletTest = TestFramework<Wallet>;
+
+    #[test]
+    fn a_charge_raises_the_balance() {
+        WalletTest::with(())
+            .given(vec![charged(CHARGE, 100, 100)])
+            .when(charge(ChargeId(uuid::Uuid::from_u128(9)), 50))
+            .then_expect_events(vec![charged(ChargeId(uuid::Uuid::from_u128(9)), 50, 150)]);
+    }
+
+    #[test]
+    fn a_charge_is_one_to_a_billion_won() {
+        for amount in [0, -1, i64::MIN, MAX_AMOUNT + 1, i64::MAX] {
+            WalletTest::with(())
+                .given_no_previous_events()
+                .when(charge(ChargeId::new(), amount))
+                .then_expect_error(WalletError::AmountOutOfRange {
+                    amount,
+                    max: MAX_AMOUNT,
+                });
+        }
+    }
+
+    #[test]
+    fn the_balance_stays_at_most_a_trillion_won() {
+        WalletTest::with(())
+            .given(vec![charged(CHARGE, MAX_AMOUNT, MAX_BALANCE)])
+            .when(charge(ChargeId::new(), 1))
+            .then_expect_error(WalletError::BalanceLimitExceeded {
+                balance: MAX_BALANCE,
+                amount: 1,
+                max: MAX_BALANCE,
+            });
+    }
+
+    #[test]
+    fn a_retried_charge_changes_nothing() {
+        WalletTest::with(())
+            .given(vec![charged(CHARGE, 100, 100)])
+            .when(charge(CHARGE, 100))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn paying_takes_the_price_from_the_balance() {
+        WalletTest::with(())
+            .given(vec![charged(CHARGE, 200, 200)])
+            .when(pay(PAYMENT, RESERVATION, 150))
+            .then_expect_events(vec![paid(PAYMENT, RESERVATION, 150, 50)]);
+    }
+
+    #[test]
+    fn paying_more_than_the_balance_is_rejected() {
+        WalletTest::with(())
+            .given(vec![charged(CHARGE, 100, 100)])
+            .when(pay(PAYMENT, RESERVATION, 150))
+            .then_expect_error(WalletError::InsufficientBalance {
+                balance: 100,
+                amount: 150,
+            });
+    }
+
+    #[test]
+    fn a_payment_amount_must_be_in_range() {
+        WalletTest::with(())
+            .given(vec![charged(CHARGE, 100, 100)])
+            .when(pay(PAYMENT, RESERVATION, -5))
+            .then_expect_error(WalletError::AmountOutOfRange {
+                amount: -5,
+                max: MAX_AMOUNT,
+            });
+    }
+
+    #[test]
+    fn a_reservation_is_paid_once() {
+        WalletTest::with(())
+            .given(vec![
+                charged(CHARGE, 300, 300),
+                paid(PAYMENT, RESERVATION, 100, 200),
+            ])
+            .when(pay(PaymentId::new(), RESERVATION, 100))
+            .then_expect_error(WalletError::AlreadyPaid {
+                reservation_id: RESERVATION,
+                payment_id: PAYMENT,
+            });
+    }
+
+    #[test]
+    fn a_retried_payment_changes_nothing() {
+        WalletTest::with(())
+            .given(vec![
+                charged(CHARGE, 300, 300),
+                paid(PAYMENT, RESERVATION, 100, 200),
+            ])
+            .when(pay(PAYMENT, RESERVATION, 100))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn a_refund_gives_the_payment_back() {
+        WalletTest::with(())
+            .given(vec![
+                charged(CHARGE, 300, 300),
+                paid(PAYMENT, RESERVATION, 100, 200),
+            ])
+            .when(WalletCommand::Refund {
+                payment_id: PAYMENT,
+            })
+            .then_expect_events(vec![WalletEvent::Refunded {
+                payment_id: PAYMENT,
+                amount: 100,
+                balance: 300,
+            }]);
+    }
+
+    #[test]
+    fn a_payment_is_refunded_once() {
+        WalletTest::with(())
+            .given(vec![
+                charged(CHARGE, 300, 300),
+                paid(PAYMENT, RESERVATION, 100, 200),
+                WalletEvent::Refunded {
+                    payment_id: PAYMENT,
+                    amount: 100,
+                    balance: 300,
+                },
+            ])
+            .when(WalletCommand::Refund {
+                payment_id: PAYMENT,
+            })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn an_unknown_payment_cannot_be_refunded() {
+        WalletTest::with(())
+            .given(vec![charged(CHARGE, 300, 300)])
+            .when(WalletCommand::Refund {
+                payment_id: PAYMENT,
+            })
+            .then_expect_error(WalletError::UnknownPayment {
+                payment_id: PAYMENT,
+            });
+    }
+
+    #[test]
+    fn a_refunded_reservation_can_be_paid_again() {
+        let again = PaymentId::new();
+        WalletTest::with(())
+            .given(vec![
+                charged(CHARGE, 300, 300),
+                paid(PAYMENT, RESERVATION, 100, 200),
+                WalletEvent::Refunded {
+                    payment_id: PAYMENT,
+                    amount: 100,
+                    balance: 300,
+                },
+            ])
+            .when(pay(again, RESERVATION, 100))
+            .then_expect_events(vec![paid(again, RESERVATION, 100, 200)]);
+    }
+
+    #[test]
+    fn stored_events_still_load() {
+        let stored = r#"{"Charged":{"charge_id":"00000000-0000-0000-0000-000000000001","amount":5,"balance":5}}"#;
+        let event: WalletEvent = serde_json::from_str(stored).unwrap();
+        assert_eq!(event, charged(CHARGE, 5, 5));
+    }
+
+    const CHARGE: ChargeId = ChargeId(uuid::Uuid::from_u128(1));
+    const PAYMENT: PaymentId = PaymentId(uuid::Uuid::from_u128(2));
+    const RESERVATION: ReservationId = ReservationId(uuid::Uuid::from_u128(3));
+    const SEAT: SeatId = SeatId(uuid::Uuid::from_u128(4));
+
+    fn charge(charge_id: ChargeId, amount: i64) -> WalletCommand {
+        WalletCommand::Charge { charge_id, amount }
+    }
+
+    fn charged(charge_id: ChargeId, amount: i64, balance: i64) -> WalletEvent {
+        WalletEvent::Charged {
+            charge_id,
+            amount,
+            balance,
+        }
+    }
+
+    fn pay(payment_id: PaymentId, reservation_id: ReservationId, amount: i64) -> WalletCommand {
+        WalletCommand::Pay {
+            payment_id,
+            reservation_id,
+            seat_id: SEAT,
+            amount,
+        }
+    }
+
+    fn paid(
+        payment_id: PaymentId,
+        reservation_id: ReservationId,
+        amount: i64,
+        balance: i64,
+    ) -> WalletEvent {
+        WalletEvent::Paid {
+            payment_id,
+            reservation_id,
+            seat_id: SEAT,
+            amount,
+            balance,
+        }
+    }
+}
