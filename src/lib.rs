@@ -2,5 +2,35 @@
 
 /// Aggregates: the rules, and the events they record.
 pub mod aggregates;
+/// The HTTP API.
+pub mod api;
+/// Booking steps that span several commands.
+pub mod booking;
+/// Sending commands with metadata and conflict retries.
+pub mod commands;
+/// The command line and settings.
+pub mod config;
+/// Connecting and migrating the database.
+pub mod db;
+/// The sample concert of `serve --demo`.
+pub mod demo;
+/// `ApiError` and its problem+json response.
+pub mod error;
+/// Printing the event history.
+pub mod history;
 /// Typed ids.
 pub mod ids;
+/// A private PostgreSQL server when no DATABASE_URL is given.
+pub mod private_postgres;
+/// Read models fed by events.
+pub mod projections;
+/// The scheduler of expiries, admissions and payment recovery.
+pub mod scheduler;
+/// Preparing and running the service.
+pub mod server;
+/// Shared state of handlers and scheduler.
+pub mod state;
+/// Logs and metrics.
+pub mod telemetry;
+/// Signed queue tokens.
+pub mod tokens;

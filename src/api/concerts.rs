@@ -1,0 +1,284 @@
+//! `/concerts`: scheduling (admin), the catalog, and a concert's dates and free seats.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::auth::{ActiveToken, Admin};
+use super::context::Correlation;
+use super::extract::{Json, Path, Query};
+use crate::aggregates::{ConcertCommand, ConcertDate};
+use crate::commands::execute;
+use crate::error::{ApiError, Problem};
+use crate::ids::{ConcertId, DateId};
+use crate::projections::{available_dates, available_seats};
+use crate::state::AppState;
+
+/// Default and largest page of free seats.
+const DEFAULT_SEAT_PAGE: i64 = 1000;
+const MAX_SEAT_PAGE: i64 = 5000;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(schedule_concert, list_concerts))
+        .routes(routes!(list_dates))
+        .routes(routes!(list_free_seats))
+}
+
+/// A concert to schedule.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ScheduleConcertRequest {
+    title: String,
+    dates: Vec<DateRequest>,
+}
+
+/// One date to schedule.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DateRequest {
+    starts_at: DateTime<Utc>,
+    seats: u32,
+    price: i64,
+}
+
+/// A scheduled concert.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConcertResponse {
+    concert_id: Uuid,
+    title: String,
+    dates: Vec<ScheduledDate>,
+}
+
+/// A scheduled date.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScheduledDate {
+    date_id: Uuid,
+    starts_at: DateTime<Utc>,
+    seats: u32,
+    price: i64,
+}
+
+/// Schedules a concert with its dates (admin token).
+#[utoipa::path(post, path = "/concerts", tag = "concerts", request_body = ScheduleConcertRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, body = ConcertResponse),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn schedule_concert(
+    State(app): State<AppState>,
+    _admin: Admin,
+    correlation: Correlation,
+    Json(body): Json<ScheduleConcertRequest>,
+) -> Result<(StatusCode, axum::Json<ConcertResponse>), ApiError> {
+    let concert_id = ConcertId::new();
+    let dates: Vec<ConcertDate> = body
+        .dates
+        .iter()
+        .map(|date| ConcertDate {
+            date_id: DateId::new(),
+            starts_at: date.starts_at,
+            seats: date.seats,
+            price: date.price,
+        })
+        .collect();
+    let command = ConcertCommand::ScheduleConcert {
+        title: body.title.clone(),
+        dates: dates.clone(),
+    };
+    execute(
+        &app.concerts,
+        &concert_id.to_string(),
+        command,
+        &correlation.as_actor("admin"),
+    )
+    .await?;
+    let response = ConcertResponse {
+        concert_id: concert_id.0,
+        title: body.title.trim().to_string(),
+        dates: dates
+            .into_iter()
+            .map(|date| ScheduledDate {
+                date_id: date.date_id.0,
+                starts_at: date.starts_at,
+                seats: date.seats,
+                price: date.price,
+            })
+            .collect(),
+    };
+    Ok((StatusCode::CREATED, axum::Json(response)))
+}
+
+/// The catalog.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConcertListResponse {
+    concerts: Vec<ConcertSummary>,
+}
+
+/// One concert of the catalog.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConcertSummary {
+    concert_id: Uuid,
+    title: String,
+}
+
+/// Lists every concert.
+#[utoipa::path(get, path = "/concerts", tag = "concerts",
+    responses((status = 200, body = ConcertListResponse),
+              (status = 503, body = Problem, content_type = "application/problem+json")))]
+async fn list_concerts(
+    State(app): State<AppState>,
+) -> Result<axum::Json<ConcertListResponse>, ApiError> {
+    let concerts = available_dates::list_concerts(&app.pool)
+        .await?
+        .into_iter()
+        .map(|row| ConcertSummary {
+            concert_id: row.concert_id,
+            title: row.title,
+        })
+        .collect();
+    Ok(axum::Json(ConcertListResponse { concerts }))
+}
+
+/// The bookable dates of a concert.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DateListResponse {
+    dates: Vec<BookableDate>,
+}
+
+/// A date with free seats.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BookableDate {
+    date_id: Uuid,
+    starts_at: DateTime<Utc>,
+    price: i64,
+    total_seats: i32,
+    available_seats: i32,
+}
+
+/// Lists the concert's dates still ahead with a free seat, earliest first (active queue token).
+#[utoipa::path(get, path = "/concerts/{concert_id}/dates", tag = "concerts",
+    params(("concert_id" = Uuid, Path, description = "the concert")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = DateListResponse),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_dates(
+    State(app): State<AppState>,
+    Path(concert_id): Path<Uuid>,
+    ActiveToken(ticket): ActiveToken,
+) -> Result<axum::Json<DateListResponse>, ApiError> {
+    if ticket.concert_id != concert_id {
+        return Err(ApiError::TokenNotActive("the token is for another concert"));
+    }
+    let dates = available_dates::bookable_dates(&app.pool, concert_id, Utc::now())
+        .await?
+        .into_iter()
+        .map(|row| BookableDate {
+            date_id: row.date_id,
+            starts_at: row.starts_at,
+            price: row.price,
+            total_seats: row.total_seats,
+            available_seats: row.available_seats,
+        })
+        .collect();
+    Ok(axum::Json(DateListResponse { dates }))
+}
+
+/// A page of free seats.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct SeatPage {
+    /// List seats numbered above this (default 0).
+    after_seat_no: Option<i64>,
+    /// Page size, 1..=5000 (default 1000).
+    limit: Option<i64>,
+}
+
+/// Free seats of a date.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeatListResponse {
+    seats: Vec<FreeSeat>,
+    /// Pass as `after_seat_no` for the next page; null when none remain.
+    next_after_seat_no: Option<i32>,
+}
+
+/// A free seat.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FreeSeat {
+    seat_id: Uuid,
+    seat_no: i32,
+    price: i64,
+}
+
+/// Lists the free seats of a date by number (active queue token).
+#[utoipa::path(get, path = "/concerts/{concert_id}/dates/{date_id}/seats", tag = "concerts",
+    params(("concert_id" = Uuid, Path, description = "the concert"),
+           ("date_id" = Uuid, Path, description = "the date"), SeatPage),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = SeatListResponse),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_free_seats(
+    State(app): State<AppState>,
+    Path((concert_id, date_id)): Path<(Uuid, Uuid)>,
+    Query(page): Query<SeatPage>,
+    ActiveToken(ticket): ActiveToken,
+) -> Result<axum::Json<SeatListResponse>, ApiError> {
+    let limit = page.limit.unwrap_or(DEFAULT_SEAT_PAGE);
+    if !(1..=MAX_SEAT_PAGE).contains(&limit) {
+        return Err(ApiError::Validation(format!(
+            "limit must be 1..={MAX_SEAT_PAGE}"
+        )));
+    }
+    let after = page.after_seat_no.unwrap_or(0);
+    if !(0..=i64::from(i32::MAX)).contains(&after) {
+        return Err(ApiError::Validation(
+            "after_seat_no must be 0 or more".into(),
+        ));
+    }
+    if ticket.concert_id != concert_id {
+        return Err(ApiError::TokenNotActive("the token is for another concert"));
+    }
+    available_dates::find_date(&app.pool, concert_id, date_id)
+        .await?
+        .ok_or(ApiError::NotFound("date"))?;
+    // One row more than asked tells whether another page exists.
+    let mut rows = available_seats::free_seats(&app.pool, date_id, after as i32, limit + 1).await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_after_seat_no = if more {
+        rows.last().map(|row| row.seat_no)
+    } else {
+        None
+    };
+    let seats = rows
+        .into_iter()
+        .map(|row| FreeSeat {
+            seat_id: row.seat_id,
+            seat_no: row.seat_no,
+            price: row.price,
+        })
+        .collect();
+    Ok(axum::Json(SeatListResponse {
+        seats,
+        next_after_seat_no,
+    }))
+}

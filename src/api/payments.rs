@@ -1,0 +1,104 @@
+//! `/payments`: paying for a held seat.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::auth::{require_active, QueueToken};
+use super::context::Correlation;
+use super::extract::Json;
+use super::idempotency_key;
+use crate::booking::{idempotency, payment};
+use crate::error::{ApiError, Problem};
+use crate::ids::{idempotent_id, PaymentId, UserId};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(pay))
+}
+
+/// The reservation to pay for.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PaymentRequest {
+    reservation_id: Uuid,
+}
+
+/// A completed payment.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentResponse {
+    payment_id: Uuid,
+    reservation_id: Uuid,
+    seat_id: Uuid,
+    amount: i64,
+    /// The balance after the payment.
+    balance: i64,
+    /// `completed`.
+    status: String,
+}
+
+/// Pays for a held seat: debits the wallet, sells the seat, spends the queue token (active queue token).
+#[utoipa::path(post, path = "/payments", tag = "payments", request_body = PaymentRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "makes retries safe")),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, body = PaymentResponse),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "insufficient_balance", body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "hold_expired or already_paid", body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn pay(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    QueueToken(ticket): QueueToken,
+    correlation: Correlation,
+    Json(body): Json<PaymentRequest>,
+) -> Result<Response, ApiError> {
+    let user_id = ticket.user_id;
+    let key = idempotency_key(&headers)?;
+    if let Some(key) = &key {
+        if let Some(answer) = idempotency::stored_answer(&app.pool, user_id, "pay", key).await? {
+            return Ok(super::stored_response(answer));
+        }
+    }
+    // Checked after the stored answer: paying spends the token, and a retry must still get its receipt.
+    require_active(&ticket)?;
+    let payment_id = match &key {
+        Some(key) => PaymentId(idempotent_id(UserId(user_id), "pay", key)),
+        None => PaymentId::new(),
+    };
+    let context = correlation.as_actor(format!("user:{user_id}"));
+    let receipt = payment::pay(
+        &app,
+        user_id,
+        ticket.ticket_id,
+        body.reservation_id,
+        payment_id,
+        &context,
+    )
+    .await?;
+    let answer = PaymentResponse {
+        payment_id: receipt.payment.payment_id,
+        reservation_id: receipt.payment.reservation_id,
+        seat_id: receipt.payment.seat_id,
+        amount: receipt.payment.amount,
+        balance: receipt.balance,
+        status: "completed".to_string(),
+    };
+    let body =
+        serde_json::to_value(&answer).map_err(|error| ApiError::Internal(error.to_string()))?;
+    let answer = match key {
+        Some(key) => idempotency::keep_answer(&app.pool, user_id, "pay", &key, (201, body)).await?,
+        None => (StatusCode::CREATED.as_u16(), body),
+    };
+    Ok(super::stored_response(answer))
+}

@@ -1,0 +1,115 @@
+//! `/queue/tokens`: entering a concert's waiting queue and checking one's place.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::auth::QueueToken;
+use super::context::Correlation;
+use super::extract::Json;
+use crate::booking::queue::{self, enter_queue};
+use crate::error::{ApiError, Problem};
+use crate::ids::{ConcertId, TicketId, UserId};
+use crate::projections::queue_tickets::TicketRow;
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(enter_queue_handler))
+        .routes(routes!(current_token))
+}
+
+/// Who wants to queue for which concert.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EnterQueueRequest {
+    user_id: Uuid,
+    concert_id: Uuid,
+}
+
+/// A queue token and where it stands.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// Send as `Authorization: Bearer <token>`.
+    token: String,
+    user_id: Uuid,
+    concert_id: Uuid,
+    /// `waiting`, `active` or `expired`.
+    status: String,
+    /// Waiting tokens ahead of this one; 0 once active.
+    position: i64,
+    estimated_wait_seconds: i64,
+    /// When an active token lapses; null while waiting.
+    expires_at: Option<DateTime<Utc>>,
+}
+
+/// Enters the queue, or returns the user's live token for the concert.
+#[utoipa::path(post, path = "/queue/tokens", tag = "queue", operation_id = "enter_queue", request_body = EnterQueueRequest,
+    responses(
+        (status = 201, description = "a new token", body = TokenResponse),
+        (status = 200, description = "the user's token that is still live", body = TokenResponse),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn enter_queue_handler(
+    State(app): State<AppState>,
+    correlation: Correlation,
+    Json(body): Json<EnterQueueRequest>,
+) -> Result<(StatusCode, axum::Json<TokenResponse>), ApiError> {
+    let context = correlation.as_actor(format!("user:{}", body.user_id));
+    let entered = enter_queue(
+        &app,
+        ConcertId(body.concert_id),
+        UserId(body.user_id),
+        &context,
+    )
+    .await?;
+    let status = if entered.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        axum::Json(token_response(&app, entered.ticket).await?),
+    ))
+}
+
+/// The caller's token and where it stands now.
+#[utoipa::path(get, path = "/queue/tokens/current", tag = "queue", security(("bearer" = [])),
+    responses(
+        (status = 200, body = TokenResponse),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn current_token(
+    State(app): State<AppState>,
+    QueueToken(ticket): QueueToken,
+) -> Result<axum::Json<TokenResponse>, ApiError> {
+    Ok(axum::Json(token_response(&app, ticket).await?))
+}
+
+async fn token_response(app: &AppState, ticket: TicketRow) -> Result<TokenResponse, ApiError> {
+    let standing = queue::standing(app, &ticket).await?;
+    // An active ticket past its deadline is expired, whether or not the scheduler has recorded it yet.
+    let status = if ticket.status == "active" && !ticket.is_active_at(Utc::now()) {
+        "expired"
+    } else {
+        &ticket.status
+    };
+    Ok(TokenResponse {
+        token: app.tokens.issue(TicketId(ticket.ticket_id)),
+        user_id: ticket.user_id,
+        concert_id: ticket.concert_id,
+        status: status.to_string(),
+        position: standing.position,
+        estimated_wait_seconds: standing.estimated_wait_seconds,
+        expires_at: queue::expires_at(&ticket),
+    })
+}

@@ -1,0 +1,110 @@
+//! `/reservations`: holding a seat and reading the hold back.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::auth::{ActiveToken, QueueToken};
+use super::context::Correlation;
+use super::extract::{Json, Path};
+use crate::booking::holds;
+use crate::error::{ApiError, Problem};
+use crate::projections::reservations::{self, ReservationRow};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(hold_seat))
+        .routes(routes!(get_reservation))
+}
+
+/// The seat to hold.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct HoldSeatRequest {
+    seat_id: Uuid,
+}
+
+/// A reservation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReservationResponse {
+    reservation_id: Uuid,
+    seat_id: Uuid,
+    date_id: Uuid,
+    seat_no: i32,
+    price: i64,
+    /// `held`, `expired` or `confirmed`.
+    status: String,
+    expires_at: DateTime<Utc>,
+}
+
+impl From<ReservationRow> for ReservationResponse {
+    fn from(row: ReservationRow) -> Self {
+        // A hold past its deadline is expired even before the scheduler records it.
+        let status = if row.status == "held" && row.expires_at <= Utc::now() {
+            "expired".to_string()
+        } else {
+            row.status
+        };
+        Self {
+            reservation_id: row.reservation_id,
+            seat_id: row.seat_id,
+            date_id: row.date_id,
+            seat_no: row.seat_no,
+            price: row.price,
+            status,
+            expires_at: row.expires_at,
+        }
+    }
+}
+
+/// Holds a seat for the token's user (active queue token).
+#[utoipa::path(post, path = "/reservations", tag = "reservations", request_body = HoldSeatRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, body = ReservationResponse),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "seat_unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn hold_seat(
+    State(app): State<AppState>,
+    ActiveToken(ticket): ActiveToken,
+    correlation: Correlation,
+    Json(body): Json<HoldSeatRequest>,
+) -> Result<(StatusCode, axum::Json<ReservationResponse>), ApiError> {
+    let context = correlation.as_actor(format!("user:{}", ticket.user_id));
+    let reservation = holds::hold_seat(&app, &ticket, body.seat_id, &context).await?;
+    Ok((StatusCode::CREATED, axum::Json(reservation.into())))
+}
+
+/// A reservation of the token's user (queue token of the holder).
+#[utoipa::path(get, path = "/reservations/{reservation_id}", tag = "reservations",
+    params(("reservation_id" = Uuid, Path, description = "the reservation")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = ReservationResponse),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn get_reservation(
+    State(app): State<AppState>,
+    Path(reservation_id): Path<Uuid>,
+    QueueToken(ticket): QueueToken,
+) -> Result<axum::Json<ReservationResponse>, ApiError> {
+    let reservation = reservations::find_reservation(&app.pool, reservation_id)
+        .await?
+        .filter(|reservation| reservation.user_id == ticket.user_id)
+        .ok_or(ApiError::NotFound("reservation"))?;
+    Ok(axum::Json(reservation.into()))
+}

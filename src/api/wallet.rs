@@ -1,0 +1,110 @@
+//! `/users/{user_id}/balance`: reading and charging a wallet.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::context::Correlation;
+use super::extract::{Json, Path};
+use super::idempotency_key;
+use crate::aggregates::WalletCommand;
+use crate::booking::idempotency;
+use crate::commands::execute;
+use crate::error::{ApiError, Problem};
+use crate::ids::{idempotent_id, ChargeId, UserId};
+use crate::projections::balances;
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_balance))
+        .routes(routes!(charge_balance))
+}
+
+/// A wallet's balance.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BalanceResponse {
+    user_id: Uuid,
+    /// Won.
+    balance: i64,
+}
+
+/// Money to add.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ChargeRequest {
+    /// Won, 1..=1,000,000,000.
+    amount: i64,
+}
+
+/// The user's balance (0 for a user never charged).
+#[utoipa::path(get, path = "/users/{user_id}/balance", tag = "wallet",
+    params(("user_id" = Uuid, Path, description = "the user")),
+    responses(
+        (status = 200, body = BalanceResponse),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn get_balance(
+    State(app): State<AppState>,
+    Path(user_id): Path<Uuid>,
+) -> Result<axum::Json<BalanceResponse>, ApiError> {
+    let balance = balances::balance_of(&app.pool, user_id).await?;
+    Ok(axum::Json(BalanceResponse { user_id, balance }))
+}
+
+/// Adds money to the wallet. With an `Idempotency-Key`, a retry returns the first answer and charges once.
+#[utoipa::path(post, path = "/users/{user_id}/balance/charges", tag = "wallet", request_body = ChargeRequest,
+    params(("user_id" = Uuid, Path, description = "the user"),
+           ("Idempotency-Key" = Option<String>, Header, description = "makes retries safe")),
+    responses(
+        (status = 200, body = BalanceResponse),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn charge_balance(
+    State(app): State<AppState>,
+    Path(user_id): Path<Uuid>,
+    headers: HeaderMap,
+    correlation: Correlation,
+    Json(body): Json<ChargeRequest>,
+) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
+    if let Some(key) = &key {
+        if let Some(answer) = idempotency::stored_answer(&app.pool, user_id, "charge", key).await? {
+            return Ok(super::stored_response(answer));
+        }
+    }
+    let charge_id = match &key {
+        Some(key) => ChargeId(idempotent_id(UserId(user_id), "charge", key)),
+        None => ChargeId::new(),
+    };
+    let command = WalletCommand::Charge {
+        charge_id,
+        amount: body.amount,
+    };
+    execute(
+        &app.wallets,
+        &user_id.to_string(),
+        command,
+        &correlation.as_actor(format!("user:{user_id}")),
+    )
+    .await?;
+    let balance = balances::balance_of(&app.pool, user_id).await?;
+    let answer = BalanceResponse { user_id, balance };
+    match key {
+        Some(key) => {
+            let body = serde_json::to_value(&answer)
+                .map_err(|error| ApiError::Internal(error.to_string()))?;
+            let kept =
+                idempotency::keep_answer(&app.pool, user_id, "charge", &key, (200, body)).await?;
+            Ok(super::stored_response(kept))
+        }
+        None => Ok((StatusCode::OK, axum::Json(answer)).into_response()),
+    }
+}

@@ -1,0 +1,51 @@
+//! Holding a seat for the user of an active queue token.
+
+use chrono::Utc;
+use uuid::Uuid;
+
+use crate::aggregates::SeatCommand;
+use crate::commands::{execute, CommandContext};
+use crate::error::ApiError;
+use crate::ids::{DateId, ReservationId, UserId};
+use crate::projections::queue_tickets::TicketRow;
+use crate::projections::{available_seats, reservations, reservations::ReservationRow};
+use crate::state::AppState;
+
+/// Holds the seat for the ticket's user until the hold TTL runs out.
+pub async fn hold_seat(
+    app: &AppState,
+    ticket: &TicketRow,
+    seat_id: Uuid,
+    context: &CommandContext,
+) -> Result<ReservationRow, ApiError> {
+    let seat = available_seats::find_seat(&app.pool, seat_id)
+        .await?
+        .ok_or(ApiError::NotFound("seat"))?;
+    if seat.concert_id != ticket.concert_id {
+        return Err(ApiError::TokenNotActive("the token is for another concert"));
+    }
+    // Most of a crowd pressing "hold" on one seat is turned away here, without
+    // loading the seat's stream. A stale "free" still goes to the aggregate,
+    // which has the last word.
+    if seat.status != "free" {
+        return Err(ApiError::SeatUnavailable);
+    }
+    let reservation_id = ReservationId::new();
+    let now = Utc::now();
+    let until = now + app.config.hold_ttl();
+    let command = SeatCommand::HoldSeat {
+        reservation_id,
+        user_id: UserId(ticket.user_id),
+        date_id: DateId(seat.date_id),
+        seat_no: seat.seat_no as u32,
+        price: seat.price,
+        now,
+        until,
+    };
+    execute(&app.seats, &seat_id.to_string(), command, context).await?;
+    reservations::find_reservation(&app.pool, reservation_id.0)
+        .await?
+        .ok_or_else(|| {
+            ApiError::Internal(format!("reservation {reservation_id} has no read model"))
+        })
+}

@@ -1,0 +1,64 @@
+//! `Idempotency-Key`: the first successful answer to a keyed request is kept and
+//! returned for every retry of it.
+
+use serde_json::Value;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// Longest accepted key.
+const MAX_KEY_LEN: usize = 255;
+
+/// Checks a client's key: 1 to 255 visible ASCII characters.
+pub fn validate_key(key: &str) -> Result<(), ApiError> {
+    if key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|byte| byte.is_ascii_graphic())
+    {
+        return Err(ApiError::BadRequest(
+            "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The answer stored for this key, if any.
+pub async fn stored_answer(
+    pool: &PgPool,
+    user_id: Uuid,
+    operation: &str,
+    key: &str,
+) -> sqlx::Result<Option<(u16, Value)>> {
+    let row: Option<(i16, Value)> =
+        sqlx::query_as("select status, body from idempotency_keys where user_id = $1 and operation = $2 and key = $3")
+            .bind(user_id)
+            .bind(operation)
+            .bind(key)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(|(status, body)| (status as u16, body)))
+}
+
+/// Keeps `answer` for the key unless a concurrent retry stored one first, and
+/// returns whichever answer is kept.
+pub async fn keep_answer(
+    pool: &PgPool,
+    user_id: Uuid,
+    operation: &str,
+    key: &str,
+    answer: (u16, Value),
+) -> sqlx::Result<(u16, Value)> {
+    sqlx::query(
+        "insert into idempotency_keys (user_id, operation, key, status, body) values ($1, $2, $3, $4, $5)
+         on conflict do nothing",
+    )
+    .bind(user_id)
+    .bind(operation)
+    .bind(key)
+    .bind(answer.0 as i16)
+    .bind(&answer.1)
+    .execute(pool)
+    .await?;
+    Ok(stored_answer(pool, user_id, operation, key)
+        .await?
+        .unwrap_or(answer))
+}

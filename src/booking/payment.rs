@@ -1,0 +1,144 @@
+//! Paying for a held seat, across three aggregates: the wallet is debited, the
+//! seat is sold, the queue ticket expires. Every step is idempotent, and the
+//! `payments` read model records how far each payment got, so a payment cut
+//! short by a crash is finished (or refunded) by the scheduler.
+
+use chrono::Utc;
+use cqrs_es::AggregateError;
+use uuid::Uuid;
+
+use crate::aggregates::{ExpiryReason, QueueTicketCommand, SeatCommand, SeatError, WalletCommand};
+use crate::commands::{execute, CommandContext};
+use crate::error::ApiError;
+use crate::ids::{PaymentId, ReservationId, SeatId};
+use crate::projections::payments::{self, PaymentRow};
+use crate::projections::{queue_tickets, reservations};
+use crate::state::AppState;
+
+/// A finished payment.
+pub struct Receipt {
+    pub payment: PaymentRow,
+    pub balance: i64,
+}
+
+/// Pays for the user's reservation with `payment_id` (derived from an
+/// `Idempotency-Key` on retries). `ticket_id` is the token that is spent.
+pub async fn pay(
+    app: &AppState,
+    user_id: Uuid,
+    ticket_id: Uuid,
+    reservation_id: Uuid,
+    payment_id: PaymentId,
+    context: &CommandContext,
+) -> Result<Receipt, ApiError> {
+    let reservation = reservations::find_reservation(&app.pool, reservation_id)
+        .await?
+        .filter(|reservation| reservation.user_id == user_id)
+        .ok_or(ApiError::NotFound("reservation"))?;
+    match reservation.status.as_str() {
+        "confirmed" if reservation.payment_id == Some(payment_id.0) => {
+            return receipt(app, payment_id.0).await
+        }
+        "confirmed" => return Err(ApiError::AlreadyPaid),
+        "expired" => return Err(ApiError::HoldExpired),
+        _ if reservation.expires_at <= Utc::now() => return Err(ApiError::HoldExpired),
+        _ => {}
+    }
+    let debit = WalletCommand::Pay {
+        payment_id,
+        reservation_id: ReservationId(reservation_id),
+        seat_id: SeatId(reservation.seat_id),
+        amount: reservation.price,
+    };
+    execute(&app.wallets, &user_id.to_string(), debit, context).await?;
+    if app.config.fault_stop_after_debit {
+        return Err(ApiError::Unavailable(
+            "stopped after the debit (fault injection)".into(),
+        ));
+    }
+    let payment = payments::find_payment(&app.pool, payment_id.0)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("payment {payment_id} has no read model")))?;
+    if finish(app, &payment, Some(ticket_id), context).await? {
+        receipt(app, payment_id.0).await
+    } else {
+        Err(ApiError::HoldExpired)
+    }
+}
+
+/// Takes a debited payment to its end: sells the seat and spends the ticket, or,
+/// when the hold lapsed in between, refunds the wallet. Returns whether the seat was sold.
+pub async fn finish(
+    app: &AppState,
+    payment: &PaymentRow,
+    ticket_id: Option<Uuid>,
+    context: &CommandContext,
+) -> Result<bool, ApiError> {
+    let confirm = SeatCommand::ConfirmSeat {
+        reservation_id: ReservationId(payment.reservation_id),
+        payment_id: PaymentId(payment.payment_id),
+        now: Utc::now(),
+    };
+    match execute(&app.seats, &payment.seat_id.to_string(), confirm, context).await {
+        Ok(()) => {
+            spend_ticket(app, payment, ticket_id, context).await?;
+            Ok(true)
+        }
+        Err(AggregateError::UserError(
+            SeatError::HoldLapsed { .. }
+            | SeatError::AlreadySold { .. }
+            | SeatError::HoldNotDue { .. },
+        )) => {
+            let refund = WalletCommand::Refund {
+                payment_id: PaymentId(payment.payment_id),
+            };
+            execute(&app.wallets, &payment.user_id.to_string(), refund, context).await?;
+            metrics::counter!("concert_payments_total", "outcome" => "refunded").increment(1);
+            Ok(false)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Expires the queue ticket used to pay: the one given, or else the user's
+/// live ticket for the seat's concert.
+async fn spend_ticket(
+    app: &AppState,
+    payment: &PaymentRow,
+    ticket_id: Option<Uuid>,
+    context: &CommandContext,
+) -> Result<(), ApiError> {
+    metrics::counter!("concert_payments_total", "outcome" => "completed").increment(1);
+    let ticket_id = match ticket_id {
+        Some(ticket_id) => Some(ticket_id),
+        None => match reservations::find_reservation(&app.pool, payment.reservation_id)
+            .await?
+            .and_then(|r| r.concert_id)
+        {
+            Some(concert_id) => {
+                queue_tickets::latest_ticket(&app.pool, concert_id, payment.user_id)
+                    .await?
+                    .0
+                    .filter(|ticket| ticket.status != "expired")
+                    .map(|ticket| ticket.ticket_id)
+            }
+            None => None,
+        },
+    };
+    if let Some(ticket_id) = ticket_id {
+        let expire = QueueTicketCommand::Expire {
+            reason: ExpiryReason::Paid,
+            now: Utc::now(),
+        };
+        execute(&app.tickets, &ticket_id.to_string(), expire, context).await?;
+    }
+    Ok(())
+}
+
+async fn receipt(app: &AppState, payment_id: Uuid) -> Result<Receipt, ApiError> {
+    let payment = payments::find_payment(&app.pool, payment_id)
+        .await?
+        .ok_or(ApiError::NotFound("payment"))?;
+    let balance = crate::projections::balances::balance_of(&app.pool, payment.user_id).await?;
+    Ok(Receipt { payment, balance })
+}

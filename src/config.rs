@@ -1,0 +1,178 @@
+//! The command line and its settings: every flag also reads the environment
+//! variable of the same meaning, and `main` reads them once.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// The `concert` command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "concert",
+    version,
+    about = "Event-sourced concert seat booking"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What to do; `serve` when none is given.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Runs the HTTP service and its scheduler.
+    Serve {
+        /// Creates a sample concert (3 dates x 50 seats) when the store is empty.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Creates or updates the database schema, then exits.
+    Migrate,
+    /// Prints the event history.
+    Events {
+        /// Only this stream, as TYPE/ID (e.g. Seat/2f9c...).
+        #[arg(long)]
+        stream: Option<String>,
+        /// Only events after this position.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        /// One JSON object per line instead of readable text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuilds every read model from the event log.
+    Replay,
+    /// Checks the invariants over the whole history; exits non-zero on a violation.
+    Audit,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines for a terminal.
+    Pretty,
+    /// One JSON object per line for log collectors.
+    Json,
+}
+
+/// Settings shared by every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// PostgreSQL to use; unset starts a private server under the data directory.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Where the private PostgreSQL keeps its data.
+    #[arg(
+        long,
+        env = "CONCERT_DATA_DIR",
+        default_value = "./.concert",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+    /// Address the HTTP service listens on.
+    #[arg(
+        long,
+        env = "CONCERT_BIND",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub bind: SocketAddr,
+    /// How long a seat stays held before the hold lapses, in seconds.
+    #[arg(long, env = "CONCERT_HOLD_TTL_SECS", default_value_t = 300, global = true,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub hold_ttl_secs: u64,
+    /// Most active queue tokens per concert.
+    #[arg(long, env = "CONCERT_QUEUE_ACTIVE_MAX", default_value_t = 100, global = true,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub queue_active_max: u32,
+    /// How long an admitted token stays active, in seconds.
+    #[arg(long, env = "CONCERT_QUEUE_ACTIVE_TTL_SECS", default_value_t = 600, global = true,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub queue_active_ttl_secs: u64,
+    /// Token for the admin and audit endpoints; generated and logged once when unset.
+    #[arg(
+        long,
+        env = "CONCERT_ADMIN_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
+    /// Log line format.
+    #[arg(
+        long,
+        env = "CONCERT_LOG_FORMAT",
+        value_enum,
+        default_value = "pretty",
+        global = true
+    )]
+    pub log_format: LogFormat,
+    /// Largest number of database connections.
+    #[arg(
+        long,
+        env = "CONCERT_DB_MAX_CONNECTIONS",
+        default_value_t = 32,
+        global = true
+    )]
+    pub db_max_connections: u32,
+    /// How often the scheduler looks for work, in milliseconds.
+    #[arg(
+        long,
+        env = "CONCERT_SCHEDULER_INTERVAL_MS",
+        default_value_t = 250,
+        global = true
+    )]
+    pub scheduler_interval_ms: u64,
+    /// How long a debited payment may stay unfinished before the scheduler finishes it, in seconds.
+    #[arg(
+        long,
+        env = "CONCERT_PAYMENT_RECOVERY_SECS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub payment_recovery_secs: u64,
+    /// Longest time one request may take, in seconds.
+    #[arg(
+        long,
+        env = "CONCERT_REQUEST_TIMEOUT_SECS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub request_timeout_secs: u64,
+    /// Origins allowed by CORS, comma-separated ("*" for any); none by default.
+    #[arg(
+        long,
+        env = "CONCERT_CORS_ORIGINS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub cors_origins: Vec<String>,
+    /// Test hook: stop a payment right after the debit, as a crash would.
+    #[arg(
+        long,
+        env = "CONCERT_FAULT_STOP_AFTER_DEBIT",
+        hide = true,
+        global = true
+    )]
+    pub fault_stop_after_debit: bool,
+}
+
+impl Config {
+    /// The hold duration.
+    pub fn hold_ttl(&self) -> Duration {
+        Duration::from_secs(self.hold_ttl_secs)
+    }
+
+    /// The active-token duration.
+    pub fn queue_active_ttl(&self) -> Duration {
+        Duration::from_secs(self.queue_active_ttl_secs)
+    }
+
+    /// Settings with every default, for tests and tools.
+    pub fn defaults() -> Self {
+        Cli::parse_from(["concert"]).config
+    }
+}

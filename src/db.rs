@@ -1,0 +1,40 @@
+//! Connecting to PostgreSQL and applying the migrations.
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+
+/// The migrations in `migrations/`, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// A pool to `url`; statements that run longer than 30 s are cancelled.
+pub async fn connect(url: &str, max_connections: u32) -> sqlx::Result<PgPool> {
+    let options: PgConnectOptions = url.parse()?;
+    let options = options.options([("statement_timeout", "30s"), ("lock_timeout", "10s")]);
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await
+}
+
+/// Applies every migration not applied yet.
+pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    MIGRATOR.run(pool).await
+}
+
+/// Whether the database answers and has every migration this binary knows.
+pub async fn migrations_applied(pool: &PgPool) -> sqlx::Result<bool> {
+    let latest = MIGRATOR
+        .iter()
+        .map(|migration| migration.version)
+        .max()
+        .unwrap_or(0);
+    sqlx::query_scalar(
+        "select exists (select 1 from _sqlx_migrations where version = $1 and success)",
+    )
+    .bind(latest)
+    .fetch_one(pool)
+    .await
+}

@@ -1,0 +1,37 @@
+//! `serve --demo`: a sample concert to try the service with.
+
+use chrono::{Duration, Utc};
+
+use crate::aggregates::{ConcertCommand, ConcertDate};
+use crate::commands::{execute, CommandContext};
+use crate::error::ApiError;
+use crate::ids::{ConcertId, DateId};
+use crate::projections::available_dates;
+use crate::state::AppState;
+
+/// Schedules a sample concert (3 dates x 50 seats) when no concert exists yet.
+pub async fn seed_if_empty(app: &AppState) -> Result<Option<ConcertId>, ApiError> {
+    if available_dates::any_concert(&app.pool).await? {
+        return Ok(None);
+    }
+    let concert_id = ConcertId::new();
+    let today = Utc::now();
+    let dates = (1..=3)
+        .map(|week| ConcertDate {
+            date_id: DateId::new(),
+            starts_at: today + Duration::weeks(week),
+            seats: 50,
+            price: 150_000,
+        })
+        .collect();
+    let command = ConcertCommand::ScheduleConcert {
+        title: "Demo Concert".to_string(),
+        dates,
+    };
+    let context = CommandContext {
+        actor: "admin".to_string(),
+        ..CommandContext::scheduler()
+    };
+    execute(&app.concerts, &concert_id.to_string(), command, &context).await?;
+    Ok(Some(concert_id))
+}

@@ -1,0 +1,225 @@
+//! `ApiError`: every way a request can fail, rendered as an RFC 9457
+//! `application/problem+json` body with the `code` clients switch on.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use cqrs_es::AggregateError;
+use serde::Serialize;
+
+use crate::aggregates::{ConcertError, QueueTicketError, SeatError, WalletError};
+
+/// A request that failed, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("the token is missing, unknown or expired")]
+    TokenInvalid,
+    #[error("{0}")]
+    TokenNotActive(&'static str),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("the balance {balance} is below the price {amount}")]
+    InsufficientBalance { balance: i64, amount: i64 },
+    #[error("the seat is held or sold")]
+    SeatUnavailable,
+    #[error("the hold has lapsed")]
+    HoldExpired,
+    #[error("the reservation is already paid")]
+    AlreadyPaid,
+    #[error("the request body is larger than 64 KiB")]
+    PayloadTooLarge,
+    #[error("{0}")]
+    Validation(String),
+    #[error("too many requests")]
+    RateLimited,
+    #[error("the method is not allowed here")]
+    MethodNotAllowed,
+    /// Infrastructure trouble: the database is down or too busy. Safe to retry.
+    #[error("the service is unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or corrupted data; logged in full, reported vaguely.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The problem document (RFC 9457) plus the machine-readable `code`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// A URI reference naming the kind of problem.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// One of the codes of the API's error table.
+    pub code: String,
+}
+
+impl ApiError {
+    /// The HTTP status, the stable code and a short title.
+    pub fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request", "Bad request"),
+            ApiError::TokenInvalid => (StatusCode::UNAUTHORIZED, "token_invalid", "Token invalid"),
+            ApiError::TokenNotActive(_) => (
+                StatusCode::FORBIDDEN,
+                "token_not_active",
+                "Token not active",
+            ),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", "Not found"),
+            ApiError::InsufficientBalance { .. } => (
+                StatusCode::PAYMENT_REQUIRED,
+                "insufficient_balance",
+                "Insufficient balance",
+            ),
+            ApiError::SeatUnavailable => {
+                (StatusCode::CONFLICT, "seat_unavailable", "Seat unavailable")
+            }
+            ApiError::HoldExpired => (StatusCode::CONFLICT, "hold_expired", "Hold expired"),
+            ApiError::AlreadyPaid => (StatusCode::CONFLICT, "already_paid", "Already paid"),
+            ApiError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "Payload too large",
+            ),
+            ApiError::Validation(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                "Validation failed",
+            ),
+            ApiError::RateLimited => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "Rate limited",
+            ),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "Method not allowed",
+            ),
+            ApiError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+            ),
+            ApiError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+            ),
+        }
+    }
+
+    /// The problem document for this error.
+    pub fn problem(&self) -> Problem {
+        let (status, code, title) = self.parts();
+        let detail = match self {
+            ApiError::Unavailable(_) => {
+                "the database is unavailable; retry later, nothing was half-done".to_string()
+            }
+            ApiError::Internal(_) => "an unexpected error occurred; it has been logged".to_string(),
+            other => other.to_string(),
+        };
+        Problem {
+            kind: format!("/problems/{}", code.replace('_', "-")),
+            title: title.to_string(),
+            status: status.as_u16(),
+            detail,
+            code: code.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            ApiError::Unavailable(cause) => {
+                tracing::warn!(%cause, "request failed: database unavailable")
+            }
+            ApiError::Internal(cause) => tracing::error!(%cause, "request failed"),
+            _ => {}
+        }
+        let problem = self.problem();
+        let status =
+            StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (status, axum::Json(problem)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::Decode(_)
+            | sqlx::Error::ColumnDecode { .. }
+            | sqlx::Error::TypeNotFound { .. } => ApiError::Internal(error.to_string()),
+            other => ApiError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+impl<E> From<AggregateError<E>> for ApiError
+where
+    E: std::error::Error + Into<ApiError>,
+{
+    fn from(error: AggregateError<E>) -> Self {
+        match error {
+            AggregateError::UserError(rule) => rule.into(),
+            // Callers retry conflicts where a retry can succeed; one that still
+            // reaches here changed nothing, so the client may simply retry.
+            AggregateError::AggregateConflict => {
+                ApiError::Unavailable("concurrent write; retry".into())
+            }
+            AggregateError::DatabaseConnectionError(cause) => {
+                ApiError::Unavailable(cause.to_string())
+            }
+            AggregateError::DeserializationError(cause) => ApiError::Internal(cause.to_string()),
+            AggregateError::UnexpectedError(cause) => ApiError::Unavailable(cause.to_string()),
+        }
+    }
+}
+
+impl From<ConcertError> for ApiError {
+    fn from(error: ConcertError) -> Self {
+        ApiError::Validation(error.to_string())
+    }
+}
+
+impl From<SeatError> for ApiError {
+    fn from(error: SeatError) -> Self {
+        match error {
+            SeatError::SeatUnavailable | SeatError::AlreadySold { .. } => ApiError::SeatUnavailable,
+            SeatError::HoldLapsed { .. } | SeatError::HoldNotDue { .. } => ApiError::HoldExpired,
+            SeatError::HoldEndsBeforeItStarts => ApiError::Internal(error.to_string()),
+        }
+    }
+}
+
+impl From<WalletError> for ApiError {
+    fn from(error: WalletError) -> Self {
+        match error {
+            WalletError::AmountOutOfRange { .. } | WalletError::BalanceLimitExceeded { .. } => {
+                ApiError::Validation(error.to_string())
+            }
+            WalletError::InsufficientBalance { balance, amount } => {
+                ApiError::InsufficientBalance { balance, amount }
+            }
+            WalletError::AlreadyPaid { .. } => ApiError::AlreadyPaid,
+            WalletError::UnknownPayment { .. } => ApiError::NotFound("payment"),
+        }
+    }
+}
+
+impl From<QueueTicketError> for ApiError {
+    fn from(error: QueueTicketError) -> Self {
+        match error {
+            QueueTicketError::Expired => ApiError::TokenInvalid,
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! `concert events`: the stored history, as readable lines or JSON lines.
+
+use std::io::Write;
+
+use futures::TryStreamExt;
+use sqlx::{PgPool, Row};
+
+/// Prints events in the order they were recorded, optionally only one stream
+/// (`TYPE/ID`) and only after a row number of that order.
+pub async fn print_events(
+    pool: &PgPool,
+    stream: Option<&str>,
+    after: i64,
+    json: bool,
+    out: &mut impl Write,
+) -> Result<u64, Box<dyn std::error::Error>> {
+    let (kind, id) = match stream {
+        Some(stream) => {
+            let (kind, id) = stream
+                .split_once('/')
+                .ok_or("--stream takes TYPE/ID, e.g. Seat/<uuid>")?;
+            (Some(kind.to_string()), Some(id.to_string()))
+        }
+        None => (None, None),
+    };
+    let mut rows = sqlx::query(
+        "select * from (
+           select row_number() over (order by transaction_id, recorded_at, aggregate_type, aggregate_id, sequence) as position,
+                  aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at
+           from events
+           where ($1::text is null or aggregate_type = $1) and ($2::text is null or aggregate_id = $2)
+         ) ordered where position > $3 order by position",
+    )
+    .bind(kind)
+    .bind(id)
+    .bind(after)
+    .fetch(pool);
+    let mut printed = 0;
+    while let Some(row) = rows.try_next().await? {
+        let position: i64 = row.try_get("position")?;
+        let kind: String = row.try_get("aggregate_type")?;
+        let id: String = row.try_get("aggregate_id")?;
+        let sequence: i64 = row.try_get("sequence")?;
+        let event_type: String = row.try_get("event_type")?;
+        let version: String = row.try_get("event_version")?;
+        let payload: serde_json::Value = row.try_get("payload")?;
+        let metadata: serde_json::Value = row.try_get("metadata")?;
+        let recorded_at: chrono::DateTime<chrono::Utc> = row.try_get("recorded_at")?;
+        if json {
+            let line = serde_json::json!({
+                "position": position, "aggregate_type": kind, "aggregate_id": id, "sequence": sequence,
+                "event_type": event_type, "event_version": version, "payload": payload,
+                "metadata": metadata, "recorded_at": recorded_at,
+            });
+            writeln!(out, "{line}")?;
+        } else {
+            let body = payload
+                .as_object()
+                .and_then(|object| object.values().next())
+                .cloned()
+                .unwrap_or(payload);
+            writeln!(
+                out,
+                "{position:>8}  {}  {kind}/{id} #{sequence}  {event_type} v{version}  {body}",
+                recorded_at.to_rfc3339()
+            )?;
+        }
+        printed += 1;
+    }
+    Ok(printed)
+}

@@ -1,0 +1,146 @@
+//! Concerts and their dates, with how many seats of each date are still free.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::{stream_uuid, Projection};
+use crate::aggregates::{Concert, ConcertEvent, Seat, SeatEvent};
+
+/// Writes `concerts` and `concert_dates`.
+pub struct AvailableDates;
+
+/// One concert in the catalog.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ConcertRow {
+    pub concert_id: Uuid,
+    pub title: String,
+}
+
+/// One date of a concert with its free seat count.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DateRow {
+    pub date_id: Uuid,
+    pub concert_id: Uuid,
+    pub starts_at: DateTime<Utc>,
+    pub price: i64,
+    pub total_seats: i32,
+    pub available_seats: i32,
+}
+
+#[async_trait]
+impl Projection<Concert> for AvailableDates {
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        aggregate_id: &str,
+        event: &ConcertEvent,
+    ) -> sqlx::Result<()> {
+        let ConcertEvent::ConcertScheduled { title, dates } = event;
+        let concert_id = stream_uuid(aggregate_id)?;
+        sqlx::query("insert into concerts (concert_id, title, scheduled_at) values ($1, $2, now()) on conflict do nothing")
+            .bind(concert_id)
+            .bind(title)
+            .execute(&mut *conn)
+            .await?;
+        let ids: Vec<Uuid> = dates.iter().map(|date| date.date_id.0).collect();
+        let starts: Vec<DateTime<Utc>> = dates.iter().map(|date| date.starts_at).collect();
+        let prices: Vec<i64> = dates.iter().map(|date| date.price).collect();
+        let seats: Vec<i32> = dates.iter().map(|date| date.seats as i32).collect();
+        sqlx::query(
+            "insert into concert_dates (date_id, concert_id, starts_at, price, total_seats, available_seats)
+             select date_id, $1, starts_at, price, seats, seats
+             from unnest($2::uuid[], $3::timestamptz[], $4::bigint[], $5::integer[]) as d(date_id, starts_at, price, seats)
+             on conflict do nothing",
+        )
+        .bind(concert_id)
+        .bind(ids)
+        .bind(starts)
+        .bind(prices)
+        .bind(seats)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Projection<Seat> for AvailableDates {
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        aggregate_id: &str,
+        event: &SeatEvent,
+    ) -> sqlx::Result<()> {
+        let change = match event {
+            SeatEvent::SeatHeld { .. } => -1,
+            SeatEvent::HoldExpired { .. } | SeatEvent::HoldReleased { .. } => 1,
+            SeatEvent::SeatSold { .. } => return Ok(()),
+        };
+        sqlx::query(
+            "update concert_dates set available_seats = available_seats + $2
+             where date_id = (select date_id from seats where seat_id = $1)",
+        )
+        .bind(stream_uuid(aggregate_id)?)
+        .bind(change)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Every concert, newest first.
+pub async fn list_concerts(pool: &PgPool) -> sqlx::Result<Vec<ConcertRow>> {
+    sqlx::query_as("select concert_id, title from concerts order by scheduled_at desc, concert_id")
+        .fetch_all(pool)
+        .await
+}
+
+/// Whether the concert exists.
+pub async fn concert_exists(pool: &PgPool, concert_id: Uuid) -> sqlx::Result<bool> {
+    sqlx::query_scalar("select exists (select 1 from concerts where concert_id = $1)")
+        .bind(concert_id)
+        .fetch_one(pool)
+        .await
+}
+
+/// Whether any concert exists at all.
+pub async fn any_concert(pool: &PgPool) -> sqlx::Result<bool> {
+    sqlx::query_scalar("select exists (select 1 from concerts)")
+        .fetch_one(pool)
+        .await
+}
+
+/// The dates of a concert that start after `now` and still have a free seat, earliest first.
+pub async fn bookable_dates(
+    pool: &PgPool,
+    concert_id: Uuid,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Vec<DateRow>> {
+    sqlx::query_as(
+        "select date_id, concert_id, starts_at, price, total_seats, available_seats from concert_dates
+         where concert_id = $1 and starts_at > $2 and available_seats > 0
+         order by starts_at, date_id",
+    )
+    .bind(concert_id)
+    .bind(now)
+    .fetch_all(pool)
+    .await
+}
+
+/// One date, if it belongs to the concert.
+pub async fn find_date(
+    pool: &PgPool,
+    concert_id: Uuid,
+    date_id: Uuid,
+) -> sqlx::Result<Option<DateRow>> {
+    sqlx::query_as(
+        "select date_id, concert_id, starts_at, price, total_seats, available_seats from concert_dates
+         where concert_id = $1 and date_id = $2",
+    )
+    .bind(concert_id)
+    .bind(date_id)
+    .fetch_optional(pool)
+    .await
+}

@@ -1,0 +1,177 @@
+//! Projections: read models in PostgreSQL tables, fed by committed events.
+//!
+//! cqrs-es hands events to queries after the commit, so a crash in between
+//! would lose an update. Every stream therefore has an offset row written in
+//! the same transaction as its read-model rows: a repeated event is skipped,
+//! a gap is filled from the events table, and `catch_up` brings everything
+//! up to date at start.
+
+pub mod available_dates;
+pub mod available_seats;
+pub mod balances;
+pub mod payments;
+pub mod queue_tickets;
+pub mod reservations;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cqrs_es::{Aggregate, EventEnvelope, Query};
+use futures::TryStreamExt;
+use sqlx::{PgConnection, PgPool, Row};
+use uuid::Uuid;
+
+/// One read model's reaction to the events of aggregate `A`.
+#[async_trait]
+pub trait Projection<A: Aggregate>: Send + Sync {
+    /// Applies one event to the read model, inside the caller's transaction.
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        aggregate_id: &str,
+        event: &A::Event,
+    ) -> sqlx::Result<()>;
+}
+
+/// Every projection of one aggregate type, applied together and exactly once.
+pub struct Projector<A: Aggregate> {
+    pool: PgPool,
+    projections: Vec<Arc<dyn Projection<A>>>,
+}
+
+impl<A: Aggregate> Projector<A> {
+    /// A projector feeding `projections` from the events of `A`.
+    pub fn new(pool: PgPool, projections: Vec<Arc<dyn Projection<A>>>) -> Self {
+        Self { pool, projections }
+    }
+
+    /// Applies the new events of one stream; earlier events it has not seen yet
+    /// are read from the store first, events already applied are skipped.
+    pub async fn project(
+        &self,
+        aggregate_id: &str,
+        events: &[(i64, A::Event)],
+    ) -> Result<(), ProjectionError> {
+        let mut tx = self.pool.begin().await?;
+        // Creates the offset row or locks it: concurrent projectors of one stream take turns.
+        let applied: i64 = sqlx::query_scalar(
+            "insert into projection_offsets (aggregate_type, aggregate_id, last_sequence) values ($1, $2, 0)
+             on conflict (aggregate_type, aggregate_id)
+             do update set last_sequence = projection_offsets.last_sequence
+             returning last_sequence",
+        )
+        .bind(A::TYPE)
+        .bind(aggregate_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let first_given = events.first().map_or(i64::MAX, |(sequence, _)| *sequence);
+        let mut last = applied;
+        if first_given > applied + 1 {
+            for (sequence, event) in
+                load_stream::<A>(&mut tx, aggregate_id, applied, first_given).await?
+            {
+                self.apply_all(&mut tx, aggregate_id, &event).await?;
+                last = sequence;
+            }
+        }
+        for (sequence, event) in events {
+            if *sequence > last {
+                self.apply_all(&mut tx, aggregate_id, event).await?;
+                last = *sequence;
+            }
+        }
+        if last != applied {
+            sqlx::query("update projection_offsets set last_sequence = $3 where aggregate_type = $1 and aggregate_id = $2")
+                .bind(A::TYPE)
+                .bind(aggregate_id)
+                .bind(last)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn apply_all(
+        &self,
+        conn: &mut PgConnection,
+        aggregate_id: &str,
+        event: &A::Event,
+    ) -> sqlx::Result<()> {
+        for projection in &self.projections {
+            projection.apply(conn, aggregate_id, event).await?;
+        }
+        Ok(())
+    }
+
+    /// Applies every stored event of `A` that the read models have not seen:
+    /// those whose update was lost when a process died after its commit.
+    pub async fn catch_up(&self) -> Result<u64, ProjectionError> {
+        let behind: Vec<String> = sqlx::query_scalar(
+            "select e.aggregate_id from events e
+             left join projection_offsets o on o.aggregate_type = e.aggregate_type and o.aggregate_id = e.aggregate_id
+             where e.aggregate_type = $1 and e.sequence > coalesce(o.last_sequence, 0)
+             group by e.aggregate_id",
+        )
+        .bind(A::TYPE)
+        .fetch_all(&self.pool)
+        .await?;
+        for aggregate_id in &behind {
+            self.project(aggregate_id, &[]).await?;
+        }
+        Ok(behind.len() as u64)
+    }
+}
+
+#[async_trait]
+impl<A: Aggregate> Query<A> for Projector<A> {
+    async fn dispatch(&self, aggregate_id: &str, events: &[EventEnvelope<A>]) {
+        let events: Vec<(i64, A::Event)> = events
+            .iter()
+            .map(|envelope| (envelope.sequence as i64, envelope.payload.clone()))
+            .collect();
+        if let Err(error) = self.project(aggregate_id, &events).await {
+            // The events are committed; the next catch-up applies them.
+            tracing::error!(aggregate_type = A::TYPE, aggregate_id, %error, "projection update failed");
+        }
+    }
+}
+
+/// Reads the events of one stream with `after < sequence < before`, in order.
+async fn load_stream<A: Aggregate>(
+    conn: &mut PgConnection,
+    aggregate_id: &str,
+    after: i64,
+    before: i64,
+) -> Result<Vec<(i64, A::Event)>, ProjectionError> {
+    let mut rows = sqlx::query(
+        "select sequence, payload from events
+         where aggregate_type = $1 and aggregate_id = $2 and sequence > $3 and sequence < $4
+         order by sequence",
+    )
+    .bind(A::TYPE)
+    .bind(aggregate_id)
+    .bind(after)
+    .bind(before)
+    .fetch(conn);
+    let mut events = Vec::new();
+    while let Some(row) = rows.try_next().await? {
+        let payload: serde_json::Value = row.try_get("payload")?;
+        events.push((row.try_get("sequence")?, serde_json::from_value(payload)?));
+    }
+    Ok(events)
+}
+
+/// Parses a stream's id, which is always a UUID in this service.
+pub(crate) fn stream_uuid(aggregate_id: &str) -> sqlx::Result<Uuid> {
+    Uuid::parse_str(aggregate_id).map_err(|error| sqlx::Error::Decode(Box::new(error)))
+}
+
+/// Why a read model could not be updated.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("a stored event does not deserialize: {0}")]
+    Payload(#[from] serde_json::Error),
+}

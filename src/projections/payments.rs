@@ -1,0 +1,111 @@
+//! Payments in flight and done: the durable state of the payment process.
+//! A payment is `debited` once the wallet paid, then `completed` when its seat
+//! is sold or `refunded` when it could not be; a `debited` one left behind by a
+//! crash is finished by the scheduler.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::{stream_uuid, Projection};
+use crate::aggregates::{Seat, SeatEvent, Wallet, WalletEvent};
+
+/// Writes `payments`.
+pub struct Payments;
+
+/// One payment.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PaymentRow {
+    pub payment_id: Uuid,
+    pub user_id: Uuid,
+    pub reservation_id: Uuid,
+    pub seat_id: Uuid,
+    pub amount: i64,
+    pub status: String,
+}
+
+#[async_trait]
+impl Projection<Wallet> for Payments {
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        aggregate_id: &str,
+        event: &WalletEvent,
+    ) -> sqlx::Result<()> {
+        match event {
+            WalletEvent::Paid {
+                payment_id,
+                reservation_id,
+                seat_id,
+                amount,
+                ..
+            } => {
+                // A seat sold before this row existed (replay order) already completed it.
+                sqlx::query(
+                    "insert into payments (payment_id, user_id, reservation_id, seat_id, amount, status)
+                     values ($1, $2, $3, $4, $5, 'debited') on conflict do nothing",
+                )
+                .bind(payment_id.0)
+                .bind(stream_uuid(aggregate_id)?)
+                .bind(reservation_id.0)
+                .bind(seat_id.0)
+                .bind(*amount)
+                .execute(conn)
+                .await?;
+            }
+            WalletEvent::Refunded { payment_id, .. } => {
+                sqlx::query("update payments set status = 'refunded', updated_at = now() where payment_id = $1")
+                    .bind(payment_id.0)
+                    .execute(conn)
+                    .await?;
+            }
+            WalletEvent::Charged { .. } => {}
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Projection<Seat> for Payments {
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        _aggregate_id: &str,
+        event: &SeatEvent,
+    ) -> sqlx::Result<()> {
+        if let SeatEvent::SeatSold { payment_id, .. } = event {
+            sqlx::query("update payments set status = 'completed', updated_at = now() where payment_id = $1")
+                .bind(payment_id.0)
+                .execute(conn)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// One payment by id.
+pub async fn find_payment(pool: &PgPool, payment_id: Uuid) -> sqlx::Result<Option<PaymentRow>> {
+    sqlx::query_as(
+        "select payment_id, user_id, reservation_id, seat_id, amount, status from payments where payment_id = $1",
+    )
+    .bind(payment_id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Payments debited before `before` whose seat was neither sold nor refunded.
+pub async fn unfinished_payments(
+    pool: &PgPool,
+    before: DateTime<Utc>,
+    limit: i64,
+) -> sqlx::Result<Vec<PaymentRow>> {
+    sqlx::query_as(
+        "select payment_id, user_id, reservation_id, seat_id, amount, status from payments
+         where status = 'debited' and debited_at < $1 order by debited_at limit $2",
+    )
+    .bind(before)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}

@@ -1,0 +1,187 @@
+//! Queue tickets with their status, FIFO entry number and admission times.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::{stream_uuid, Projection};
+use crate::aggregates::{QueueTicket, QueueTicketEvent};
+
+/// Writes `queue_tickets`.
+pub struct QueueTickets;
+
+/// One ticket.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TicketRow {
+    pub ticket_id: Uuid,
+    pub concert_id: Uuid,
+    pub user_id: Uuid,
+    pub entry_no: i64,
+    pub status: String,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl TicketRow {
+    /// Active and not past its deadline (the scheduler may not have expired it yet).
+    pub fn is_active_at(&self, now: DateTime<Utc>) -> bool {
+        self.status == "active" && self.expires_at.is_some_and(|until| until > now)
+    }
+
+    /// Waiting, or active and not past its deadline.
+    pub fn is_live_at(&self, now: DateTime<Utc>) -> bool {
+        self.status == "waiting" || self.is_active_at(now)
+    }
+}
+
+#[async_trait]
+impl Projection<QueueTicket> for QueueTickets {
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        aggregate_id: &str,
+        event: &QueueTicketEvent,
+    ) -> sqlx::Result<()> {
+        let ticket_id = stream_uuid(aggregate_id)?;
+        match event {
+            QueueTicketEvent::QueueEntered {
+                concert_id,
+                user_id,
+                entry_no,
+                entered_at,
+            } => {
+                sqlx::query(
+                    "insert into queue_tickets (ticket_id, concert_id, user_id, entry_no, status, entered_at)
+                     values ($1, $2, $3, $4, 'waiting', $5) on conflict do nothing",
+                )
+                .bind(ticket_id)
+                .bind(concert_id.0)
+                .bind(user_id.0)
+                .bind(*entry_no)
+                .bind(*entered_at)
+                .execute(conn)
+                .await?;
+            }
+            QueueTicketEvent::TicketAdmitted {
+                admitted_at,
+                expires_at,
+            } => {
+                sqlx::query(
+                    "update queue_tickets set status = 'active', admitted_at = $2, expires_at = $3 where ticket_id = $1",
+                )
+                .bind(ticket_id)
+                .bind(*admitted_at)
+                .bind(*expires_at)
+                .execute(conn)
+                .await?;
+            }
+            QueueTicketEvent::TicketExpired { expired_at, .. } => {
+                sqlx::query("update queue_tickets set status = 'expired', expired_at = $2 where ticket_id = $1")
+                    .bind(ticket_id)
+                    .bind(*expired_at)
+                    .execute(conn)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+const TICKET_COLUMNS: &str = "ticket_id, concert_id, user_id, entry_no, status, expires_at";
+
+/// One ticket by id.
+pub async fn find_ticket(pool: &PgPool, ticket_id: Uuid) -> sqlx::Result<Option<TicketRow>> {
+    sqlx::query_as(&format!(
+        "select {TICKET_COLUMNS} from queue_tickets where ticket_id = $1"
+    ))
+    .bind(ticket_id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// A user's most recent ticket for a concert, and how many they ever had.
+pub async fn latest_ticket(
+    pool: &PgPool,
+    concert_id: Uuid,
+    user_id: Uuid,
+) -> sqlx::Result<(Option<TicketRow>, i64)> {
+    let tickets: Vec<TicketRow> = sqlx::query_as(&format!(
+        "select {TICKET_COLUMNS} from queue_tickets where concert_id = $1 and user_id = $2 order by entry_no desc"
+    ))
+    .bind(concert_id)
+    .bind(user_id)
+    .fetch_all(pool)
+    .await?;
+    let count = tickets.len() as i64;
+    Ok((tickets.into_iter().next(), count))
+}
+
+/// How many waiting tickets of the concert entered before `entry_no` (index-only count).
+pub async fn waiting_ahead(pool: &PgPool, concert_id: Uuid, entry_no: i64) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "select count(*) from queue_tickets where concert_id = $1 and status = 'waiting' and entry_no < $2",
+    )
+    .bind(concert_id)
+    .bind(entry_no)
+    .fetch_one(pool)
+    .await
+}
+
+/// Tickets of the concert admitted since `since`.
+pub async fn admitted_since(
+    pool: &PgPool,
+    concert_id: Uuid,
+    since: DateTime<Utc>,
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "select count(*) from queue_tickets where concert_id = $1 and admitted_at >= $2",
+    )
+    .bind(concert_id)
+    .bind(since)
+    .fetch_one(pool)
+    .await
+}
+
+/// Concerts that have waiting tickets, with their count of active ones.
+pub async fn concerts_waiting(pool: &PgPool) -> sqlx::Result<Vec<(Uuid, i64)>> {
+    sqlx::query_as(
+        "select w.concert_id,
+                (select count(*) from queue_tickets a where a.concert_id = w.concert_id and a.status = 'active')
+         from (select distinct concert_id from queue_tickets where status = 'waiting') w",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// The `limit` oldest waiting tickets of a concert.
+pub async fn next_waiting(pool: &PgPool, concert_id: Uuid, limit: i64) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "select ticket_id from queue_tickets where concert_id = $1 and status = 'waiting' order by entry_no limit $2",
+    )
+    .bind(concert_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Active tickets whose time ran out.
+pub async fn overdue_active(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "select ticket_id from queue_tickets where status = 'active' and expires_at <= $1 order by expires_at limit $2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Takes the next FIFO entry number.
+pub async fn next_entry_no(pool: &PgPool) -> sqlx::Result<i64> {
+    sqlx::query_scalar("select nextval('queue_entry_no')")
+        .fetch_one(pool)
+        .await
+}

@@ -1,0 +1,181 @@
+//! The scheduler: expires lapsed holds and timed-out tokens, admits waiting
+//! tokens in FIFO order up to the active limit, and finishes payments a crash
+//! cut short. It works from the read models, so after a restart overdue work is
+//! done at once. One instance leads each tick (a transaction-scoped advisory
+//! lock), so several `serve` processes never over-admit; every command it sends
+//! is idempotent besides.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::{stream, StreamExt};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::aggregates::{ExpiryReason, QueueTicketCommand, SeatCommand};
+use crate::booking::payment;
+use crate::commands::{execute, CommandContext};
+use crate::error::ApiError;
+use crate::ids::ReservationId;
+use crate::projections::{payments, queue_tickets, reservations};
+use crate::state::AppState;
+
+/// Advisory lock key of the scheduler's leadership ("concert" in ASCII).
+const LEADER_LOCK: i64 = 0x636f_6e63_6572_74;
+/// Most items of one kind handled per tick.
+const BATCH: i64 = 1000;
+/// Commands sent at once.
+const PARALLEL: usize = 8;
+/// Ticks between sweeps for events whose projection update was lost.
+const CATCH_UP_EVERY: u64 = 120;
+
+/// What one tick did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TickReport {
+    pub leader: bool,
+    pub holds_expired: usize,
+    pub tickets_expired: usize,
+    pub tickets_admitted: usize,
+    pub payments_finished: usize,
+}
+
+/// Runs ticks every `scheduler_interval_ms` until `shutdown` turns true.
+pub async fn run(app: AppState, mut shutdown: watch::Receiver<bool>) {
+    let mut interval = tokio::time::interval(Duration::from_millis(
+        app.config.scheduler_interval_ms.max(10),
+    ));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = shutdown.changed() => break,
+        }
+        if *shutdown.borrow() {
+            break;
+        }
+        if let Err(error) = tick(&app).await {
+            tracing::warn!(%error, "scheduler tick failed");
+        }
+        ticks += 1;
+        if ticks % CATCH_UP_EVERY == 0 {
+            if let Err(error) = app.projectors.catch_up().await {
+                tracing::warn!(%error, "projection catch-up failed");
+            }
+        }
+    }
+    tracing::info!("scheduler stopped");
+}
+
+/// One round of due work, if this instance wins leadership for it.
+pub async fn tick(app: &AppState) -> Result<TickReport, ApiError> {
+    let mut leadership = app.pool.begin().await?;
+    let leader: bool = sqlx::query_scalar("select pg_try_advisory_xact_lock($1)")
+        .bind(LEADER_LOCK)
+        .fetch_one(&mut *leadership)
+        .await?;
+    if !leader {
+        return Ok(TickReport::default());
+    }
+    let context = CommandContext::scheduler();
+    let report = TickReport {
+        leader,
+        holds_expired: expire_holds(app, &context).await?,
+        tickets_expired: expire_tickets(app, &context).await?,
+        tickets_admitted: admit_tickets(app, &context).await?,
+        payments_finished: finish_payments(app, &context).await?,
+    };
+    leadership.commit().await?;
+    metrics::counter!("concert_holds_expired_total").increment(report.holds_expired as u64);
+    Ok(report)
+}
+
+async fn expire_holds(app: &AppState, context: &CommandContext) -> Result<usize, ApiError> {
+    let now = Utc::now();
+    let lapsed = reservations::lapsed_holds(&app.pool, now, BATCH).await?;
+    let commands = lapsed.into_iter().map(|(seat_id, reservation_id)| {
+        (
+            seat_id,
+            SeatCommand::ExpireHold {
+                reservation_id: ReservationId(reservation_id),
+                now,
+            },
+        )
+    });
+    run_all(commands, |(seat_id, command)| async move {
+        execute(&app.seats, &seat_id.to_string(), command, context)
+            .await
+            .map_err(ApiError::from)
+    })
+    .await
+}
+
+async fn expire_tickets(app: &AppState, context: &CommandContext) -> Result<usize, ApiError> {
+    let now = Utc::now();
+    let overdue = queue_tickets::overdue_active(&app.pool, now, BATCH).await?;
+    run_all(overdue, |ticket_id| async move {
+        let command = QueueTicketCommand::Expire {
+            reason: ExpiryReason::Timeout,
+            now,
+        };
+        execute(&app.tickets, &ticket_id.to_string(), command, context)
+            .await
+            .map_err(ApiError::from)
+    })
+    .await
+}
+
+async fn admit_tickets(app: &AppState, context: &CommandContext) -> Result<usize, ApiError> {
+    let limit = i64::from(app.config.queue_active_max);
+    let mut admitted = 0;
+    for (concert_id, active) in queue_tickets::concerts_waiting(&app.pool).await? {
+        let free_slots = (limit - active).min(BATCH);
+        if free_slots <= 0 {
+            continue;
+        }
+        let next = queue_tickets::next_waiting(&app.pool, concert_id, free_slots).await?;
+        let now = Utc::now();
+        let until = now + app.config.queue_active_ttl();
+        admitted += run_all(next, |ticket_id: Uuid| async move {
+            let command = QueueTicketCommand::Admit { now, until };
+            execute(&app.tickets, &ticket_id.to_string(), command, context)
+                .await
+                .map_err(ApiError::from)
+        })
+        .await?;
+    }
+    Ok(admitted)
+}
+
+async fn finish_payments(app: &AppState, context: &CommandContext) -> Result<usize, ApiError> {
+    let before = Utc::now() - Duration::from_secs(app.config.payment_recovery_secs);
+    let unfinished = payments::unfinished_payments(&app.pool, before, BATCH).await?;
+    run_all(unfinished, |payment| async move {
+        payment::finish(app, &payment, None, context)
+            .await
+            .map(|_| ())
+    })
+    .await
+}
+
+/// Runs `step` over `items`, a few at a time; counts the successes and logs failures.
+async fn run_all<T, F, Fut>(items: impl IntoIterator<Item = T>, step: F) -> Result<usize, ApiError>
+where
+    F: Fn(T) -> Fut,
+    Fut: std::future::Future<Output = Result<(), ApiError>>,
+{
+    let outcomes: Vec<Result<(), ApiError>> = stream::iter(items)
+        .map(step)
+        .buffer_unordered(PARALLEL)
+        .collect()
+        .await;
+    let mut done = 0;
+    for outcome in outcomes {
+        match outcome {
+            Ok(()) => done += 1,
+            Err(ApiError::Unavailable(cause)) => return Err(ApiError::Unavailable(cause)),
+            Err(error) => tracing::warn!(%error, "scheduled command refused"),
+        }
+    }
+    Ok(done)
+}

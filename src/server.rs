@@ -1,0 +1,84 @@
+//! Running the service: preparing the database and state, then serving HTTP
+//! with the scheduler beside it until shutdown.
+
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::state::AppState;
+use crate::tokens::TokenSigner;
+
+/// Why the service could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("read models: {0}")]
+    Projection(#[from] crate::projections::ProjectionError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Migrates the database, loads the token secret and brings the read models
+/// up to date with the log.
+pub async fn prepare(pool: PgPool, config: Config) -> Result<AppState, ServeError> {
+    crate::db::migrate(&pool).await?;
+    let tokens = TokenSigner::from_database(&pool).await?;
+    let admin_token = config.admin_token.clone().unwrap_or_else(|| {
+        let generated = hex::encode(rand::random::<[u8; 24]>());
+        tracing::warn!(admin_token = %generated, "CONCERT_ADMIN_TOKEN is unset; generated this admin token for this run");
+        generated
+    });
+    let app = AppState::new(pool, config, admin_token, tokens);
+    let behind = app.projectors.catch_up().await?;
+    if behind > 0 {
+        tracing::info!(streams = behind, "read models caught up with the event log");
+    }
+    Ok(app)
+}
+
+/// Serves HTTP on `listener` and runs the scheduler until `shutdown` turns
+/// true; requests in flight are finished first.
+pub async fn serve(
+    listener: TcpListener,
+    app: AppState,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), ServeError> {
+    let scheduler = tokio::spawn(crate::scheduler::run(app.clone(), shutdown.clone()));
+    let mut stop = shutdown.clone();
+    axum::serve(listener, crate::api::router(app))
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        })
+        .await?;
+    let _ = scheduler.await;
+    Ok(())
+}
+
+/// Turns true on SIGINT or SIGTERM.
+pub fn shutdown_signal() -> watch::Receiver<bool> {
+    let (sender, receiver) = watch::channel(false);
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(error) => {
+                    tracing::error!(%error, "cannot listen for SIGTERM");
+                    let _ = ctrl_c.await;
+                    let _ = sender.send(true);
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("shutting down: finishing requests in flight");
+        let _ = sender.send(true);
+    });
+    receiver
+}
