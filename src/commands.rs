@@ -2,14 +2,19 @@
 //! and a lost optimistic-concurrency race is retried on fresh state.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use cqrs_es::{Aggregate, AggregateError};
 use postgres_es::PostgresCqrs;
+use tokio::sync::Mutex;
 use uuid::Uuid;
 
 /// How often a command that lost a race is retried on the newer state.
-const CONFLICT_ATTEMPTS: u32 = 8;
+const CONFLICT_ATTEMPTS: u32 = 10;
+/// Stripes of the in-process lock that queues commands to one aggregate.
+const STRIPES: usize = 1024;
 
 /// Who issues a command and on behalf of which request; stored on every event.
 #[derive(Debug, Clone)]
@@ -56,6 +61,10 @@ where
     A::Command: Clone + std::fmt::Debug,
 {
     let name = command_name(&command);
+    // Commands to one aggregate from this process take turns instead of racing
+    // to the database and retrying; the store's optimistic lock still settles
+    // races between processes.
+    let _turn = stripe(A::TYPE, aggregate_id).lock().await;
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -66,12 +75,20 @@ where
             .increment(1);
         match outcome {
             Err(AggregateError::AggregateConflict) if attempt < CONFLICT_ATTEMPTS => {
-                let jitter = rand::random::<u64>() % (2 * u64::from(attempt));
+                let jitter = rand::random::<u64>() % (5 * u64::from(attempt));
                 tokio::time::sleep(Duration::from_millis(jitter)).await;
             }
             other => return other,
         }
     }
+}
+
+fn stripe(aggregate_type: &str, aggregate_id: &str) -> &'static Mutex<()> {
+    static LOCKS: OnceLock<Vec<Mutex<()>>> = OnceLock::new();
+    let locks = LOCKS.get_or_init(|| (0..STRIPES).map(|_| Mutex::new(())).collect());
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (aggregate_type, aggregate_id).hash(&mut hasher);
+    &locks[hasher.finish() as usize % STRIPES]
 }
 
 fn outcome_label<E: std::error::Error>(outcome: &Result<(), AggregateError<E>>) -> &'static str {

@@ -1204,7 +1204,13 @@ mod tests {
         let tmp = TempDir::new("restart");
         let data_dir = tmp.0.join(".concert");
 
-        let pg = PrivatePostgres::start(&data_dir).expect("first start");
+        // Started by a thread that ends at once: the server must outlive it
+        // (the parent-death signal is tied to the spawning thread).
+        let dir = data_dir.clone();
+        let pg = thread::spawn(move || PrivatePostgres::start(&dir).expect("first start"))
+            .join()
+            .unwrap();
+        thread::sleep(Duration::from_millis(300));
         let url = pg.database_url();
         assert!(url.contains("/concert?host=/tmp/"), "{url}");
         let pid = pg.server_pid().unwrap();
@@ -1285,6 +1291,20 @@ mod tests {
                 .await
                 .unwrap();
         });
+    }
+
+    #[tokio::test]
+    async fn starts_inside_a_tokio_runtime() {
+        let tmp = TempDir::new("runtime");
+        let pg = PrivatePostgres::start(&tmp.0).expect("start");
+        let mut conn = PgConnection::connect(&pg.database_url()).await.unwrap();
+        let one: i32 = sqlx::query_scalar("select 1")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(one, 1);
+        conn.close().await.unwrap();
+        pg.stop();
     }
 
     const HELPER_ENV: &str = "CONCERT_PRIVATE_PG_HELPER_DIR";

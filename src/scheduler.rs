@@ -21,7 +21,7 @@ use crate::projections::{payments, queue_tickets, reservations};
 use crate::state::AppState;
 
 /// Advisory lock key of the scheduler's leadership ("concert" in ASCII).
-const LEADER_LOCK: i64 = 0x636f_6e63_6572_74;
+const LEADER_LOCK: i64 = 0x0063_6f6e_6365_7274;
 /// Most items of one kind handled per tick.
 const BATCH: i64 = 1000;
 /// Commands sent at once.

@@ -70,7 +70,7 @@ impl DomainEvent for ConcertEvent {
 pub enum ConcertError {
     #[error("the concert is already scheduled")]
     AlreadyScheduled,
-    #[error("the title must have 1 to {max} characters")]
+    #[error("the title must have 1 to {max} printable characters")]
     TitleInvalid { max: usize },
     #[error("a concert has 1 to {max} dates, not {count}")]
     DateCountOutOfRange { count: usize, max: usize },
@@ -129,7 +129,8 @@ impl Concert {
             return Err(ConcertError::AlreadyScheduled);
         }
         let title = title.trim().to_string();
-        if title.is_empty() || title.chars().count() > MAX_TITLE_CHARS {
+        let printable = !title.chars().any(char::is_control);
+        if title.is_empty() || title.chars().count() > MAX_TITLE_CHARS || !printable {
             return Err(ConcertError::TitleInvalid {
                 max: MAX_TITLE_CHARS,
             });
@@ -205,6 +206,16 @@ mod tests {
         ConcertTest::with(())
             .given_no_previous_events()
             .when(schedule("  ", vec![date(50, 1)]))
+            .then_expect_error(ConcertError::TitleInvalid {
+                max: MAX_TITLE_CHARS,
+            });
+    }
+
+    #[test]
+    fn a_title_with_control_characters_is_refused() {
+        ConcertTest::with(())
+            .given_no_previous_events()
+            .when(schedule("Gala\u{0}Night", vec![date(50, 1)]))
             .then_expect_error(ConcertError::TitleInvalid {
                 max: MAX_TITLE_CHARS,
             });

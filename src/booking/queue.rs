@@ -61,9 +61,10 @@ pub async fn enter_queue(
             Err(AggregateError::UserError(QueueTicketError::Expired)) => continue,
             Err(error) => return Err(error.into()),
         };
-        let ticket = queue_tickets::find_ticket(&app.pool, ticket_id.0)
-            .await?
-            .ok_or_else(|| ApiError::Internal(format!("ticket {ticket_id} has no read model")))?;
+        // A concurrent entry may have committed without its read model written yet.
+        let Some(ticket) = projected_ticket(app, ticket_id).await? else {
+            continue;
+        };
         if ticket.is_live_at(Utc::now()) {
             return Ok(Entered { ticket, created });
         }
@@ -71,6 +72,20 @@ pub async fn enter_queue(
     Err(ApiError::Unavailable(
         "the queue changed too often; retry".into(),
     ))
+}
+
+/// The ticket's read model, waiting briefly for a concurrent writer's projection.
+async fn projected_ticket(
+    app: &AppState,
+    ticket_id: TicketId,
+) -> Result<Option<TicketRow>, ApiError> {
+    for _ in 0..50 {
+        if let Some(ticket) = queue_tickets::find_ticket(&app.pool, ticket_id.0).await? {
+            return Ok(Some(ticket));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    Ok(None)
 }
 
 /// A ticket's place: waiting tickets ahead of it, and the wait that the

@@ -1,0 +1,338 @@
+//! `spawn_app`: the real service on a loopback port, on its own fresh database
+//! of a real PostgreSQL (the one in `DATABASE_URL`, or a private server started
+//! once for this test binary), plus request helpers.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use concert::config::Config;
+use concert::private_postgres::PrivatePostgres;
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// The server's URL for database `db`.
+fn url_for(db: &str) -> String {
+    static SERVER: OnceLock<Result<String, String>> = OnceLock::new();
+    let base = SERVER.get_or_init(|| match std::env::var("DATABASE_URL") {
+        Ok(url) => Ok(url),
+        Err(_) => {
+            let dir = std::env::temp_dir().join(format!("concert-tests-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            // The server lives as long as the test process: leaked on purpose,
+            // and stopped by the parent-death signal when the process ends.
+            PrivatePostgres::start(&dir)
+                .map(|server| Box::leak(Box::new(server)).database_url())
+                .map_err(|e| e.to_string())
+        }
+    });
+    let base = base.as_ref().expect("a PostgreSQL server for the tests");
+    let mut url = url::Url::parse(base).expect("a database URL");
+    url.set_path(&format!("/{db}"));
+    url.to_string()
+}
+
+/// A fresh, migrated database for one test.
+pub async fn fresh_database() -> PgPool {
+    let template = template_database().await;
+    let name = format!("test_{}", Uuid::new_v4().simple());
+    let mut admin = PgConnection::connect(&url_for("postgres"))
+        .await
+        .expect("connect to postgres");
+    sqlx::query(&format!("create database {name} template {template}"))
+        .execute(&mut admin)
+        .await
+        .expect("create test database");
+    PgPoolOptions::new()
+        .max_connections(40)
+        .connect(&url_for(&name))
+        .await
+        .expect("connect to test database")
+}
+
+/// A database migrated once per test binary, copied for every test.
+async fn template_database() -> &'static str {
+    static TEMPLATE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    static GUARD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    if let Some(name) = TEMPLATE.get() {
+        return name;
+    }
+    let name = format!("template_{}", std::process::id());
+    // Each test has its own runtime; build the template on a thread of its own.
+    let built = name.clone();
+    std::thread::spawn(move || {
+        let _guard = GUARD
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let mut admin = PgConnection::connect(&url_for("postgres"))
+                    .await
+                    .expect("connect to postgres");
+                let exists: bool = sqlx::query_scalar(
+                    "select exists (select 1 from pg_database where datname = $1)",
+                )
+                .bind(&built)
+                .fetch_one(&mut admin)
+                .await
+                .unwrap();
+                if !exists {
+                    sqlx::query(&format!("create database {built}"))
+                        .execute(&mut admin)
+                        .await
+                        .unwrap();
+                    let pool = PgPool::connect(&url_for(&built)).await.unwrap();
+                    concert::db::migrate(&pool).await.expect("migrations apply");
+                    pool.close().await;
+                }
+            })
+    })
+    .join()
+    .expect("template database");
+    TEMPLATE.get_or_init(|| async { name }).await
+}
+
+/// Settings for a test server: short scheduler interval, known admin token.
+pub fn test_config() -> Config {
+    let mut config = Config::defaults();
+    config.admin_token = Some(ADMIN_TOKEN.to_string());
+    config.scheduler_interval_ms = 50;
+    config.payment_recovery_secs = 1;
+    config
+}
+
+/// A running service.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub pool: PgPool,
+    stop: watch::Sender<bool>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Starts the service with default test settings on a fresh database.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(test_config()).await
+}
+
+/// Starts the service with `config` on a fresh database.
+pub async fn spawn_app_with(config: Config) -> TestApp {
+    spawn_app_on(fresh_database().await, config).await
+}
+
+/// Starts the service with `config` on the given database.
+pub async fn spawn_app_on(pool: PgPool, config: Config) -> TestApp {
+    let app = concert::server::prepare(pool.clone(), config)
+        .await
+        .expect("service prepares");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = watch::channel(false);
+    let server = tokio::spawn(async move {
+        concert::server::serve(listener, app, stopped)
+            .await
+            .expect("service runs");
+    });
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    TestApp {
+        address,
+        client,
+        pool,
+        stop,
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    /// Stops serving (finishing requests in flight) and the scheduler.
+    pub async fn shutdown(mut self) -> PgPool {
+        let _ = self.stop.send(true);
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+        self.pool.clone()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        let mut request = self.client.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Response {
+        let mut request = self.client.post(self.url(path)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    /// Schedules a concert with dates of `seats` seats each, starting next month.
+    pub async fn create_concert(&self, dates: usize, seats: u32, price: i64) -> Concert {
+        let dates: Vec<Value> = (0..dates)
+            .map(|n| {
+                let starts_at = chrono::Utc::now() + chrono::Duration::days(30 + n as i64);
+                json!({"starts_at": starts_at, "seats": seats, "price": price})
+            })
+            .collect();
+        let response = self
+            .post(
+                "/concerts",
+                Some(ADMIN_TOKEN),
+                json!({"title": "Test Concert", "dates": dates}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.unwrap();
+        Concert {
+            concert_id: body["concert_id"].as_str().unwrap().to_string(),
+            date_ids: body["dates"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["date_id"].as_str().unwrap().to_string())
+                .collect(),
+        }
+    }
+
+    /// Enters the queue as `user_id` and returns the answer body.
+    pub async fn enter_queue(&self, user_id: Uuid, concert_id: &str) -> (StatusCode, Value) {
+        let response = self
+            .post(
+                "/queue/tokens",
+                None,
+                json!({"user_id": user_id, "concert_id": concert_id}),
+            )
+            .await;
+        let status = response.status();
+        (status, response.json().await.unwrap())
+    }
+
+    /// Waits until the scheduler admits the token.
+    pub async fn wait_until_active(&self, token: &str) {
+        for _ in 0..200 {
+            let body: Value = self
+                .get("/queue/tokens/current", Some(token))
+                .await
+                .json()
+                .await
+                .unwrap();
+            if body["status"] == "active" {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("token never became active");
+    }
+
+    /// A new user with an active token for the concert.
+    pub async fn active_user(&self, concert_id: &str) -> User {
+        let user_id = Uuid::new_v4();
+        let (_, body) = self.enter_queue(user_id, concert_id).await;
+        let token = body["token"].as_str().expect("a token").to_string();
+        self.wait_until_active(&token).await;
+        User { user_id, token }
+    }
+
+    /// The free seats of a date (first page).
+    pub async fn free_seats(&self, user: &User, concert: &Concert, date: usize) -> Vec<Value> {
+        let path = format!(
+            "/concerts/{}/dates/{}/seats",
+            concert.concert_id, concert.date_ids[date]
+        );
+        let body: Value = self
+            .get(&path, Some(&user.token))
+            .await
+            .json()
+            .await
+            .unwrap();
+        body["seats"].as_array().expect("a seat list").clone()
+    }
+
+    pub async fn hold(&self, user: &User, seat_id: &str) -> Response {
+        self.post(
+            "/reservations",
+            Some(&user.token),
+            json!({"seat_id": seat_id}),
+        )
+        .await
+    }
+
+    pub async fn charge(&self, user_id: Uuid, amount: i64) -> Response {
+        self.post(
+            &format!("/users/{user_id}/balance/charges"),
+            None,
+            json!({"amount": amount}),
+        )
+        .await
+    }
+
+    pub async fn pay(&self, user: &User, reservation_id: &str) -> Response {
+        self.post(
+            "/payments",
+            Some(&user.token),
+            json!({"reservation_id": reservation_id}),
+        )
+        .await
+    }
+
+    pub async fn balance(&self, user_id: Uuid) -> i64 {
+        let body: Value = self
+            .get(&format!("/users/{user_id}/balance"), None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        body["balance"].as_i64().expect("a balance")
+    }
+}
+
+/// A scheduled concert.
+pub struct Concert {
+    pub concert_id: String,
+    pub date_ids: Vec<String>,
+}
+
+/// A user with a queue token.
+#[derive(Clone)]
+pub struct User {
+    pub user_id: Uuid,
+    pub token: String,
+}
+
+/// Reads a problem answer, checking its media type, and returns its code.
+pub async fn problem_code(response: Response) -> (StatusCode, String) {
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string());
+    assert_eq!(
+        content_type.as_deref(),
+        Some("application/problem+json"),
+        "status {status}"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"].as_u64(), Some(status.as_u16() as u64));
+    for field in ["type", "title", "detail", "code"] {
+        assert!(body[field].is_string(), "problem lacks {field}: {body}");
+    }
+    (status, body["code"].as_str().unwrap().to_string())
+}

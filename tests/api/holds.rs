@@ -1,0 +1,147 @@
+//! Holding seats: one holder at a time, and holds that lapse.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{problem_code, spawn_app, spawn_app_with, test_config};
+
+#[tokio::test]
+async fn a_hundred_users_holding_one_seat_at_once_give_exactly_one_hold() {
+    let mut config = test_config();
+    config.queue_active_max = 200;
+    let app = spawn_app_with(config).await;
+    let concert = app.create_concert(1, 10, 1000).await;
+    let users = join_all((0..100).map(|_| app.active_user(&concert.concert_id))).await;
+    let seat_id = app.free_seats(&users[0], &concert, 0).await[0]["seat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let responses = join_all(users.iter().map(|user| app.hold(user, &seat_id))).await;
+
+    let mut won = 0;
+    for response in responses {
+        match response.status() {
+            StatusCode::CREATED => won += 1,
+            _ => assert_eq!(
+                problem_code(response).await,
+                (StatusCode::CONFLICT, "seat_unavailable".to_string())
+            ),
+        }
+    }
+    assert_eq!(won, 1);
+    let events: i64 = sqlx::query_scalar(
+        "select count(*) from events where aggregate_type = 'Seat' and aggregate_id = $1",
+    )
+    .bind(&seat_id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(events, 1, "exactly one SeatHeld was stored");
+}
+
+#[tokio::test]
+async fn holding_a_held_seat_is_a_409_problem() {
+    let app = spawn_app().await;
+    let concert = app.create_concert(1, 3, 1000).await;
+    let (first, second) = (
+        app.active_user(&concert.concert_id).await,
+        app.active_user(&concert.concert_id).await,
+    );
+    let seat_id = app.free_seats(&first, &concert, 0).await[0]["seat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        app.hold(&first, &seat_id).await.status(),
+        StatusCode::CREATED
+    );
+
+    let response = app.hold(&second, &seat_id).await;
+
+    assert_eq!(
+        problem_code(response).await,
+        (StatusCode::CONFLICT, "seat_unavailable".to_string())
+    );
+}
+
+#[tokio::test]
+async fn a_lapsed_hold_frees_the_seat_reads_expired_and_cannot_be_paid() {
+    let mut config = test_config();
+    config.hold_ttl_secs = 1;
+    let app = spawn_app_with(config).await;
+    let concert = app.create_concert(1, 3, 1000).await;
+    let user = app.active_user(&concert.concert_id).await;
+    let seat_id = app.free_seats(&user, &concert, 0).await[0]["seat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let reservation: Value = app.hold(&user, &seat_id).await.json().await.unwrap();
+    let reservation_id = reservation["reservation_id"].as_str().unwrap();
+    assert_eq!(
+        app.charge(user.user_id, 5000).await.status(),
+        StatusCode::OK
+    );
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let read: Value = app
+        .get(
+            &format!("/reservations/{reservation_id}"),
+            Some(&user.token),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read["status"], "expired");
+    let seats = app.free_seats(&user, &concert, 0).await;
+    assert!(
+        seats.iter().any(|seat| seat["seat_id"] == seat_id.as_str()),
+        "the seat is listed again"
+    );
+    let expired: i64 = sqlx::query_scalar(
+        "select count(*) from events where event_type = 'HoldExpired' and aggregate_id = $1",
+    )
+    .bind(&seat_id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(expired, 1, "the scheduler recorded HoldExpired once");
+    let paid = app.pay(&user, reservation_id).await;
+    assert_eq!(
+        problem_code(paid).await,
+        (StatusCode::CONFLICT, "hold_expired".to_string())
+    );
+    assert_eq!(app.balance(user.user_id).await, 5000);
+}
+
+#[tokio::test]
+async fn an_expired_seat_can_be_held_again_by_someone_else() {
+    let mut config = test_config();
+    config.hold_ttl_secs = 1;
+    let app = spawn_app_with(config).await;
+    let concert = app.create_concert(1, 1, 1000).await;
+    let (first, second) = (
+        app.active_user(&concert.concert_id).await,
+        app.active_user(&concert.concert_id).await,
+    );
+    let seat_id = app.free_seats(&first, &concert, 0).await[0]["seat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        app.hold(&first, &seat_id).await.status(),
+        StatusCode::CREATED
+    );
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    assert_eq!(
+        app.hold(&second, &seat_id).await.status(),
+        StatusCode::CREATED
+    );
+}

@@ -1,0 +1,11 @@
+//! HTTP tests against the real service and a real PostgreSQL.
+
+mod bad_input;
+mod booking;
+mod helpers;
+mod holds;
+mod payments;
+mod queue;
+mod recovery;
+mod store;
+mod wallet;

@@ -1,0 +1,137 @@
+//! The waiting queue: tokens, FIFO positions and admission.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use reqwest::StatusCode;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::helpers::{spawn_app, spawn_app_on, spawn_app_with, test_config};
+
+#[tokio::test]
+async fn entering_twice_returns_the_same_live_token() {
+    let app = spawn_app().await;
+    let concert = app.create_concert(1, 5, 1000).await;
+    let user = Uuid::new_v4();
+
+    let (first_status, first) = app.enter_queue(user, &concert.concert_id).await;
+    let (second_status, second) = app.enter_queue(user, &concert.concert_id).await;
+
+    assert_eq!(first_status, StatusCode::CREATED);
+    assert_eq!(second_status, StatusCode::OK);
+    assert_eq!(first["token"], second["token"]);
+    assert_eq!(first["user_id"], user.to_string());
+    assert_eq!(first["concert_id"], concert.concert_id.as_str());
+    let token = first["token"].as_str().unwrap();
+    assert!(
+        token.len() >= 64,
+        "a token carries at least 256 bits of MAC"
+    );
+}
+
+#[tokio::test]
+async fn one_user_entering_a_hundred_times_at_once_gets_one_token() {
+    let app = spawn_app().await;
+    let concert = app.create_concert(1, 5, 1000).await;
+    let user = Uuid::new_v4();
+
+    let answers = join_all((0..100).map(|_| app.enter_queue(user, &concert.concert_id))).await;
+
+    let created = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::CREATED)
+        .count();
+    assert_eq!(created, 1);
+    assert!(answers
+        .iter()
+        .all(|(status, body)| status.is_success() && body["token"] == answers[0].1["token"]));
+    let tickets: i64 =
+        sqlx::query_scalar("select count(*) from events where event_type = 'QueueEntered'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(tickets, 1);
+}
+
+#[tokio::test]
+async fn positions_count_the_waiting_tokens_ahead_in_fifo_order() {
+    let mut config = test_config();
+    config.queue_active_max = 1;
+    let app = spawn_app_with(config).await;
+    let concert = app.create_concert(1, 5, 1000).await;
+    let _admitted = app.active_user(&concert.concert_id).await;
+
+    let mut tokens = Vec::new();
+    for _ in 0..5 {
+        let (_, body) = app.enter_queue(Uuid::new_v4(), &concert.concert_id).await;
+        tokens.push(body["token"].as_str().unwrap().to_string());
+    }
+
+    for (ahead, token) in tokens.iter().enumerate() {
+        let body: Value = app
+            .get("/queue/tokens/current", Some(token))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["status"], "waiting");
+        assert_eq!(body["position"], ahead as i64);
+        assert_eq!(body["expires_at"], Value::Null);
+    }
+}
+
+#[tokio::test]
+async fn active_tokens_time_out_and_the_next_waiting_are_admitted() {
+    let mut config = test_config();
+    config.queue_active_max = 1;
+    config.queue_active_ttl_secs = 1;
+    let app = spawn_app_with(config).await;
+    let concert = app.create_concert(1, 5, 1000).await;
+    let first = app.active_user(&concert.concert_id).await;
+    let (_, second) = app.enter_queue(Uuid::new_v4(), &concert.concert_id).await;
+    let second = second["token"].as_str().unwrap().to_string();
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let first_now: Value = app
+        .get("/queue/tokens/current", Some(&first.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first_now["status"], "expired");
+    app.wait_until_active(&second).await;
+    let second_now: Value = app
+        .get("/queue/tokens/current", Some(&second))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(second_now["position"], 0);
+    assert!(second_now["expires_at"].is_string());
+}
+
+#[tokio::test]
+async fn two_service_instances_on_one_database_never_admit_beyond_the_limit() {
+    let mut config = test_config();
+    config.queue_active_max = 5;
+    config.scheduler_interval_ms = 10;
+    let first = spawn_app_with(config.clone()).await;
+    let second = spawn_app_on(first.pool.clone(), config).await;
+    let concert = first.create_concert(1, 5, 1000).await;
+
+    let entries = (0..40).map(|n| {
+        let app = if n % 2 == 0 { &first } else { &second };
+        app.enter_queue(Uuid::new_v4(), &concert.concert_id)
+    });
+    join_all(entries).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+
+    let admitted: i64 =
+        sqlx::query_scalar("select count(*) from events where event_type = 'TicketAdmitted'")
+            .fetch_one(&first.pool)
+            .await
+            .unwrap();
+    assert_eq!(admitted, 5);
+}

@@ -1,0 +1,119 @@
+//! Wallets: charges, balances, and money under concurrency.
+
+use futures::future::join_all;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::helpers::{spawn_app, User};
+
+#[tokio::test]
+async fn a_user_never_charged_has_a_zero_balance() {
+    let app = spawn_app().await;
+
+    assert_eq!(app.balance(Uuid::new_v4()).await, 0);
+}
+
+#[tokio::test]
+async fn charging_raises_the_balance() {
+    let app = spawn_app().await;
+    let user = Uuid::new_v4();
+
+    let first: Value = app.charge(user, 50_000).await.json().await.unwrap();
+    let second: Value = app.charge(user, 25_000).await.json().await.unwrap();
+
+    assert_eq!(first, json!({"user_id": user, "balance": 50_000}));
+    assert_eq!(second["balance"], 75_000);
+    assert_eq!(app.balance(user).await, 75_000);
+}
+
+#[tokio::test]
+async fn a_retried_charge_with_the_same_idempotency_key_charges_once() {
+    let app = spawn_app().await;
+    let user = Uuid::new_v4();
+    let send = |amount: i64| {
+        app.client
+            .post(app.url(&format!("/users/{user}/balance/charges")))
+            .header("idempotency-key", "charge-1")
+            .json(&json!({"amount": amount}))
+            .send()
+    };
+
+    let first: Value = send(1000).await.unwrap().json().await.unwrap();
+    let retries = join_all((0..10).map(|_| send(1000))).await;
+
+    for retry in retries {
+        let retry = retry.unwrap();
+        assert_eq!(retry.status(), StatusCode::OK);
+        assert_eq!(retry.json::<Value>().await.unwrap(), first);
+    }
+    assert_eq!(app.balance(user).await, 1000);
+}
+
+#[tokio::test]
+async fn concurrent_charges_and_payments_on_one_wallet_leave_the_sum_of_their_events() {
+    let app = spawn_app().await;
+    let user_id = Uuid::new_v4();
+    // A token pays once, so the user holds one seat in each of 25 concerts.
+    let mut reservations = Vec::new();
+    for _ in 0..25 {
+        let concert = app.create_concert(1, 1, 1000).await;
+        let (_, body) = app.enter_queue(user_id, &concert.concert_id).await;
+        let user = User {
+            user_id,
+            token: body["token"].as_str().unwrap().to_string(),
+        };
+        app.wait_until_active(&user.token).await;
+        let seat = app.free_seats(&user, &concert, 0).await[0]["seat_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let held: Value = app.hold(&user, &seat).await.json().await.unwrap();
+        reservations.push((user, held["reservation_id"].as_str().unwrap().to_string()));
+    }
+    app.charge(user_id, 3000).await;
+
+    let charges = join_all((0..25).map(|_| app.charge(user_id, 700)));
+    let payments = join_all(
+        reservations
+            .iter()
+            .map(|(user, reservation)| app.pay(user, reservation)),
+    );
+    let (charges, payments) = tokio::join!(charges, payments);
+
+    assert!(charges.iter().all(|r| r.status() == StatusCode::OK));
+    let paid = payments
+        .iter()
+        .filter(|r| r.status() == StatusCode::CREATED)
+        .count() as i64;
+    for response in &payments {
+        assert!(
+            [StatusCode::CREATED, StatusCode::PAYMENT_REQUIRED].contains(&response.status()),
+            "unexpected {}",
+            response.status()
+        );
+    }
+    assert!(paid >= 3, "the first 3000 won pay for at least three seats");
+    let (charged_sum, paid_sum, refunded_sum): (i64, i64, i64) = sqlx::query_as(
+        "select coalesce(sum((payload->'Charged'->>'amount')::bigint), 0)::bigint,
+                coalesce(sum((payload->'Paid'->>'amount')::bigint), 0)::bigint,
+                coalesce(sum((payload->'Refunded'->>'amount')::bigint), 0)::bigint
+         from events where aggregate_type = 'Wallet' and aggregate_id = $1",
+    )
+    .bind(user_id.to_string())
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let balance = app.balance(user_id).await;
+    assert_eq!(balance, charged_sum - paid_sum + refunded_sum);
+    assert_eq!(balance, 3000 + 25 * 700 - 1000 * paid);
+    let lowest: i64 = sqlx::query_scalar(
+        "select min(coalesce(payload->'Charged'->>'balance', payload->'Paid'->>'balance', payload->'Refunded'->>'balance')::bigint)
+         from events where aggregate_type = 'Wallet' and aggregate_id = $1",
+    )
+    .bind(user_id.to_string())
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(lowest >= 0, "no event shows a negative balance");
+}
