@@ -14,9 +14,8 @@ create table projection_offsets
 -- available_dates
 create table concerts
 (
-    concert_id   uuid primary key,
-    title        text        not null,
-    scheduled_at timestamptz not null
+    concert_id uuid primary key,
+    title      text not null
 );
 
 -- available_dates
@@ -75,8 +74,7 @@ create table payments
     seat_id        uuid        not null,
     amount         bigint      not null,
     status         text        not null check (status in ('debited', 'completed', 'refunded')),
-    debited_at     timestamptz not null default now(),
-    updated_at     timestamptz not null default now()
+    debited_at     timestamptz not null
 );
 create index payments_open on payments (debited_at) where status = 'debited';
 create index payments_by_reservation on payments (reservation_id);

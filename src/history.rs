@@ -5,8 +5,8 @@ use std::io::Write;
 use futures::TryStreamExt;
 use sqlx::{PgPool, Row};
 
-/// Prints events in the order they were recorded, optionally only one stream
-/// (`TYPE/ID`) and only after a row number of that order.
+/// Prints events in commit order, optionally only one stream (`TYPE/ID`) and
+/// only after a position.
 pub async fn print_events(
     pool: &PgPool,
     stream: Option<&str>,
@@ -23,13 +23,12 @@ pub async fn print_events(
         }
         None => (None, None),
     };
+    crate::event_log::assign_positions(pool).await?;
     let mut rows = sqlx::query(
-        "select * from (
-           select row_number() over (order by transaction_id, recorded_at, aggregate_type, aggregate_id, sequence) as position,
-                  aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at
-           from events
-           where ($1::text is null or aggregate_type = $1) and ($2::text is null or aggregate_id = $2)
-         ) ordered where position > $3 order by position",
+        "select position, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at
+         from events
+         where ($1::text is null or aggregate_type = $1) and ($2::text is null or aggregate_id = $2) and position > $3
+         order by position",
     )
     .bind(kind)
     .bind(id)

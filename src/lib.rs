@@ -4,6 +4,8 @@
 pub mod aggregates;
 /// The HTTP API.
 pub mod api;
+/// Checking the whole history.
+pub mod audit;
 /// Booking steps that span several commands.
 pub mod booking;
 /// Sending commands with metadata and conflict retries.
@@ -16,14 +18,20 @@ pub mod db;
 pub mod demo;
 /// `ApiError` and its problem+json response.
 pub mod error;
+/// The event log in global commit order.
+pub mod event_log;
 /// Printing the event history.
 pub mod history;
 /// Typed ids.
 pub mod ids;
 /// A private PostgreSQL server when no DATABASE_URL is given.
 pub mod private_postgres;
+/// Progress bars for long work.
+pub mod progress;
 /// Read models fed by events.
 pub mod projections;
+/// Rebuilding the read models from the log.
+pub mod replay;
 /// The scheduler of expiries, admissions and payment recovery.
 pub mod scheduler;
 /// Preparing and running the service.

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use concert::config::{Cli, Command, Config};
 use concert::private_postgres::PrivatePostgres;
+use concert::progress::Progress;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -82,9 +83,45 @@ async fn run(
             concert::history::print_events(&pool, stream.as_deref(), after, json, &mut out).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Replay | Command::Audit => {
-            eprintln!("concert: this subcommand is not available yet");
-            Ok(ExitCode::from(2))
+        Command::Replay => {
+            concert::db::migrate(&pool).await?;
+            let mut progress = Progress::new("replay");
+            let report =
+                concert::replay::replay(&pool, &mut |done, total| progress.update(done, total))
+                    .await?;
+            progress.finish(report.events);
+            println!(
+                "read models rebuilt from {} events ({} streams caught up during the swap)",
+                report.events, report.caught_up_streams
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit => {
+            concert::db::migrate(&pool).await?;
+            let mut progress = Progress::new("audit");
+            let report =
+                concert::audit::audit(&pool, config.queue_active_max, &mut |done, total| {
+                    progress.update(done, total)
+                })
+                .await?;
+            progress.finish(report.events);
+            for violation in &report.violations {
+                println!("VIOLATION [{}] {}", violation.rule, violation.detail);
+                for event in &violation.events {
+                    println!("    {event}");
+                }
+            }
+            if report.violations.is_empty() {
+                println!("audit passed: {} events, no violation", report.events);
+                Ok(ExitCode::SUCCESS)
+            } else {
+                println!(
+                    "audit failed: {} violations in {} events",
+                    report.violations.len(),
+                    report.events
+                );
+                Ok(ExitCode::from(1))
+            }
         }
     }
 }

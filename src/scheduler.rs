@@ -54,6 +54,9 @@ pub async fn run(app: AppState, mut shutdown: watch::Receiver<bool>) {
         if *shutdown.borrow() {
             break;
         }
+        if let Err(error) = crate::event_log::assign_positions(&app.pool).await {
+            tracing::warn!(%error, "assigning event positions failed");
+        }
         if let Err(error) = tick(&app).await {
             tracing::warn!(%error, "scheduler tick failed");
         }

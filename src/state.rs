@@ -73,6 +73,16 @@ impl Projectors {
     }
 }
 
+impl Projectors {
+    /// `catch_up` inside the caller's transaction.
+    pub async fn catch_up_in(&self, tx: &mut sqlx::PgConnection) -> Result<u64, ProjectionError> {
+        Ok(self.concerts.catch_up_in(tx).await?
+            + self.wallets.catch_up_in(tx).await?
+            + self.seats.catch_up_in(tx).await?
+            + self.tickets.catch_up_in(tx).await?)
+    }
+}
+
 impl AppState {
     /// Wires the frameworks and projectors onto one pool.
     pub fn new(pool: PgPool, config: Config, admin_token: String, tokens: TokenSigner) -> Self {

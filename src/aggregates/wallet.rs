@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use chrono::{DateTime, Utc};
 use cqrs_es::{event_sink::EventSink, Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +43,7 @@ pub enum WalletCommand {
         reservation_id: ReservationId,
         seat_id: SeatId,
         amount: i64,
+        now: DateTime<Utc>,
     },
     /// Gives a payment back in full, when its seat could not be sold.
     Refund { payment_id: PaymentId },
@@ -61,6 +63,7 @@ pub enum WalletEvent {
         seat_id: SeatId,
         amount: i64,
         balance: i64,
+        paid_at: DateTime<Utc>,
     },
     Refunded {
         payment_id: PaymentId,
@@ -122,7 +125,8 @@ impl Aggregate for Wallet {
                 reservation_id,
                 seat_id,
                 amount,
-            } => self.pay(payment_id, reservation_id, seat_id, amount)?,
+                now,
+            } => self.pay(payment_id, reservation_id, seat_id, amount, now)?,
             WalletCommand::Refund { payment_id } => self.refund(payment_id)?,
         };
         if let Some(event) = event {
@@ -201,6 +205,7 @@ impl Wallet {
         reservation_id: ReservationId,
         seat_id: SeatId,
         amount: i64,
+        now: DateTime<Utc>,
     ) -> Result<Option<WalletEvent>, WalletError> {
         if self.payments.contains_key(&payment_id) {
             return Ok(None);
@@ -229,6 +234,7 @@ impl Wallet {
             seat_id,
             amount,
             balance,
+            paid_at: now,
         }))
     }
 
@@ -439,6 +445,7 @@ mod tests {
     const PAYMENT: PaymentId = PaymentId(uuid::Uuid::from_u128(2));
     const RESERVATION: ReservationId = ReservationId(uuid::Uuid::from_u128(3));
     const SEAT: SeatId = SeatId(uuid::Uuid::from_u128(4));
+    const PAID_AT: DateTime<Utc> = DateTime::<Utc>::UNIX_EPOCH;
 
     fn charge(charge_id: ChargeId, amount: i64) -> WalletCommand {
         WalletCommand::Charge { charge_id, amount }
@@ -458,6 +465,7 @@ mod tests {
             reservation_id,
             seat_id: SEAT,
             amount,
+            now: PAID_AT,
         }
     }
 
@@ -473,6 +481,7 @@ mod tests {
             seat_id: SEAT,
             amount,
             balance,
+            paid_at: PAID_AT,
         }
     }
 }

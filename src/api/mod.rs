@@ -1,6 +1,7 @@
 //! The HTTP API: `router()` merges each resource's routes under `/api/v1`, adds
 //! the operational endpoints, and wraps them in the serving layers.
 
+mod audit;
 mod auth;
 mod concerts;
 mod context;
@@ -64,7 +65,8 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(queue::router())
         .merge(reservations::router())
         .merge(wallet::router())
-        .merge(payments::router());
+        .merge(payments::router())
+        .merge(audit::router());
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api)
         .merge(health::router())

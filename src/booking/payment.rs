@@ -49,6 +49,7 @@ pub async fn pay(
         reservation_id: ReservationId(reservation_id),
         seat_id: SeatId(reservation.seat_id),
         amount: reservation.price,
+        now: Utc::now(),
     };
     execute(&app.wallets, &user_id.to_string(), debit, context).await?;
     if app.config.fault_stop_after_debit {

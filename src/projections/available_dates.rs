@@ -39,11 +39,13 @@ impl Projection<Concert> for AvailableDates {
     ) -> sqlx::Result<()> {
         let ConcertEvent::ConcertScheduled { title, dates } = event;
         let concert_id = stream_uuid(aggregate_id)?;
-        sqlx::query("insert into concerts (concert_id, title, scheduled_at) values ($1, $2, now()) on conflict do nothing")
-            .bind(concert_id)
-            .bind(title)
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            "insert into concerts (concert_id, title) values ($1, $2) on conflict do nothing",
+        )
+        .bind(concert_id)
+        .bind(title)
+        .execute(&mut *conn)
+        .await?;
         let ids: Vec<Uuid> = dates.iter().map(|date| date.date_id.0).collect();
         let starts: Vec<DateTime<Utc>> = dates.iter().map(|date| date.starts_at).collect();
         let prices: Vec<i64> = dates.iter().map(|date| date.price).collect();
@@ -90,9 +92,9 @@ impl Projection<Seat> for AvailableDates {
     }
 }
 
-/// Every concert, newest first.
+/// Every concert, newest first (concert ids are time-ordered).
 pub async fn list_concerts(pool: &PgPool) -> sqlx::Result<Vec<ConcertRow>> {
-    sqlx::query_as("select concert_id, title from concerts order by scheduled_at desc, concert_id")
+    sqlx::query_as("select concert_id, title from concerts order by concert_id desc")
         .fetch_all(pool)
         .await
 }

@@ -53,6 +53,18 @@ impl<A: Aggregate> Projector<A> {
         events: &[(i64, A::Event)],
     ) -> Result<(), ProjectionError> {
         let mut tx = self.pool.begin().await?;
+        self.project_in(&mut tx, aggregate_id, events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// `project` inside the caller's transaction.
+    pub async fn project_in(
+        &self,
+        tx: &mut PgConnection,
+        aggregate_id: &str,
+        events: &[(i64, A::Event)],
+    ) -> Result<(), ProjectionError> {
         // Creates the offset row or locks it: concurrent projectors of one stream take turns.
         let applied: i64 = sqlx::query_scalar(
             "insert into projection_offsets (aggregate_type, aggregate_id, last_sequence) values ($1, $2, 0)
@@ -68,15 +80,15 @@ impl<A: Aggregate> Projector<A> {
         let mut last = applied;
         if first_given > applied + 1 {
             for (sequence, event) in
-                load_stream::<A>(&mut tx, aggregate_id, applied, first_given).await?
+                load_stream::<A>(tx, aggregate_id, applied, first_given).await?
             {
-                self.apply_all(&mut tx, aggregate_id, &event).await?;
+                self.apply_all(tx, aggregate_id, &event).await?;
                 last = sequence;
             }
         }
         for (sequence, event) in events {
             if *sequence > last {
-                self.apply_all(&mut tx, aggregate_id, event).await?;
+                self.apply_all(tx, aggregate_id, event).await?;
                 last = *sequence;
             }
         }
@@ -88,11 +100,11 @@ impl<A: Aggregate> Projector<A> {
                 .execute(&mut *tx)
                 .await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 
-    async fn apply_all(
+    /// Applies one event to every projection, without offset bookkeeping.
+    pub async fn apply_all(
         &self,
         conn: &mut PgConnection,
         aggregate_id: &str,
@@ -107,6 +119,28 @@ impl<A: Aggregate> Projector<A> {
     /// Applies every stored event of `A` that the read models have not seen:
     /// those whose update was lost when a process died after its commit.
     pub async fn catch_up(&self) -> Result<u64, ProjectionError> {
+        let mut conn = self.pool.acquire().await?;
+        let behind = self.streams_behind(&mut conn).await?;
+        drop(conn);
+        for aggregate_id in &behind {
+            self.project(aggregate_id, &[]).await?;
+        }
+        Ok(behind.len() as u64)
+    }
+
+    /// `catch_up` inside the caller's transaction.
+    pub async fn catch_up_in(&self, tx: &mut PgConnection) -> Result<u64, ProjectionError> {
+        let behind = self.streams_behind(tx).await?;
+        for aggregate_id in &behind {
+            self.project_in(tx, aggregate_id, &[]).await?;
+        }
+        Ok(behind.len() as u64)
+    }
+
+    async fn streams_behind(
+        &self,
+        conn: &mut PgConnection,
+    ) -> Result<Vec<String>, ProjectionError> {
         let behind: Vec<String> = sqlx::query_scalar(
             "select e.aggregate_id from events e
              left join projection_offsets o on o.aggregate_type = e.aggregate_type and o.aggregate_id = e.aggregate_id
@@ -114,12 +148,9 @@ impl<A: Aggregate> Projector<A> {
              group by e.aggregate_id",
         )
         .bind(A::TYPE)
-        .fetch_all(&self.pool)
+        .fetch_all(conn)
         .await?;
-        for aggregate_id in &behind {
-            self.project(aggregate_id, &[]).await?;
-        }
-        Ok(behind.len() as u64)
+        Ok(behind)
     }
 }
 

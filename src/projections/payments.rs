@@ -39,23 +39,24 @@ impl Projection<Wallet> for Payments {
                 reservation_id,
                 seat_id,
                 amount,
+                paid_at,
                 ..
             } => {
-                // A seat sold before this row existed (replay order) already completed it.
                 sqlx::query(
-                    "insert into payments (payment_id, user_id, reservation_id, seat_id, amount, status)
-                     values ($1, $2, $3, $4, $5, 'debited') on conflict do nothing",
+                    "insert into payments (payment_id, user_id, reservation_id, seat_id, amount, status, debited_at)
+                     values ($1, $2, $3, $4, $5, 'debited', $6) on conflict do nothing",
                 )
                 .bind(payment_id.0)
                 .bind(stream_uuid(aggregate_id)?)
                 .bind(reservation_id.0)
                 .bind(seat_id.0)
                 .bind(*amount)
+                .bind(*paid_at)
                 .execute(conn)
                 .await?;
             }
             WalletEvent::Refunded { payment_id, .. } => {
-                sqlx::query("update payments set status = 'refunded', updated_at = now() where payment_id = $1")
+                sqlx::query("update payments set status = 'refunded' where payment_id = $1")
                     .bind(payment_id.0)
                     .execute(conn)
                     .await?;
@@ -75,7 +76,7 @@ impl Projection<Seat> for Payments {
         event: &SeatEvent,
     ) -> sqlx::Result<()> {
         if let SeatEvent::SeatSold { payment_id, .. } = event {
-            sqlx::query("update payments set status = 'completed', updated_at = now() where payment_id = $1")
+            sqlx::query("update payments set status = 'completed' where payment_id = $1")
                 .bind(payment_id.0)
                 .execute(conn)
                 .await?;

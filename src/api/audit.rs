@@ -1,0 +1,99 @@
+//! `/audit`: the event log in commit order, and one stream's history (admin token).
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::auth::Admin;
+use super::extract::{Path, Query};
+use crate::error::{ApiError, Problem};
+use crate::event_log::{self, LoggedEvent};
+use crate::state::AppState;
+
+/// Default and largest page of events.
+const DEFAULT_PAGE: i64 = 100;
+const MAX_PAGE: i64 = 1000;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_events))
+        .routes(routes!(stream_events))
+}
+
+/// A page of the log.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct EventPage {
+    /// Events after this position (default 0).
+    after: Option<i64>,
+    /// Page size, 1..=1000 (default 100).
+    limit: Option<i64>,
+}
+
+/// Events in commit order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventPageResponse {
+    events: Vec<LoggedEvent>,
+    /// Pass as `after` for the next page.
+    next: i64,
+}
+
+/// Events of one stream.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StreamResponse {
+    events: Vec<LoggedEvent>,
+}
+
+/// Every event in the order it was committed; paging with `after=next` never skips or repeats one.
+#[utoipa::path(get, path = "/audit/events", tag = "audit", params(EventPage), security(("bearer" = [])),
+    responses(
+        (status = 200, body = EventPageResponse),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_events(
+    State(app): State<AppState>,
+    _admin: Admin,
+    Query(page): Query<EventPage>,
+) -> Result<axum::Json<EventPageResponse>, ApiError> {
+    let after = page.after.unwrap_or(0);
+    let limit = page.limit.unwrap_or(DEFAULT_PAGE);
+    if after < 0 || !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::Validation(format!(
+            "after must be 0 or more and limit 1..={MAX_PAGE}"
+        )));
+    }
+    event_log::assign_positions(&app.pool).await?;
+    let events = event_log::page(&app.pool, after, limit).await?;
+    let next = events
+        .last()
+        .and_then(|event| event.position)
+        .unwrap_or(after);
+    Ok(axum::Json(EventPageResponse { events, next }))
+}
+
+/// One aggregate's history, in sequence order.
+#[utoipa::path(get, path = "/audit/streams/{aggregate_type}/{aggregate_id}", tag = "audit",
+    params(("aggregate_type" = String, Path, description = "Concert, Seat, Wallet or QueueTicket"),
+           ("aggregate_id" = String, Path, description = "the aggregate's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = StreamResponse),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn stream_events(
+    State(app): State<AppState>,
+    _admin: Admin,
+    Path((aggregate_type, aggregate_id)): Path<(String, String)>,
+) -> Result<axum::Json<StreamResponse>, ApiError> {
+    event_log::assign_positions(&app.pool).await?;
+    let events = event_log::stream(&app.pool, &aggregate_type, &aggregate_id).await?;
+    if events.is_empty() {
+        return Err(ApiError::NotFound("stream"));
+    }
+    Ok(axum::Json(StreamResponse { events }))
+}

@@ -1,0 +1,126 @@
+//! The event log as auditors read it: one global commit order.
+//!
+//! A bigint sequence would hand out 11 to a transaction that commits before
+//! the one holding 10, and a reader paging past 11 would never see 10. So
+//! positions are assigned afterwards, in batches, only to events whose
+//! transaction id is below the oldest transaction still running
+//! (`pg_snapshot_xmin`): every such transaction has ended, and no later one can
+//! get a smaller id. Positions therefore only ever grow, and a page read with
+//! `after = next` never skips or repeats an event.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgPool, Row};
+
+/// Advisory lock key of the positioner, so one instance assigns at a time.
+const POSITIONER_LOCK: i64 = 0x0070_6f73_6974_696f;
+/// Most events positioned per statement.
+const POSITION_BATCH: i64 = 10_000;
+
+/// One stored event.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct LoggedEvent {
+    pub position: Option<i64>,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: serde_json::Value,
+    pub metadata: serde_json::Value,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// Positions every event whose transaction has certainly ended; returns how many.
+pub async fn assign_positions(pool: &PgPool) -> sqlx::Result<u64> {
+    let mut total = 0;
+    loop {
+        let mut tx = pool.begin().await?;
+        sqlx::query("select pg_advisory_xact_lock($1)")
+            .bind(POSITIONER_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        let assigned = sqlx::query(
+            "with base as (select coalesce(max(position), 0) as last from events),
+             due as (
+               select aggregate_type, aggregate_id, sequence,
+                      row_number() over (order by transaction_id, aggregate_type, aggregate_id, sequence) as n
+               from events
+               where position is null and transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+               order by transaction_id, aggregate_type, aggregate_id, sequence
+               limit $1)
+             update events e set position = base.last + due.n
+             from due, base
+             where e.aggregate_type = due.aggregate_type and e.aggregate_id = due.aggregate_id and e.sequence = due.sequence",
+        )
+        .bind(POSITION_BATCH)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        total += assigned;
+        if assigned < POSITION_BATCH as u64 {
+            return Ok(total);
+        }
+    }
+}
+
+const EVENT_COLUMNS: &str =
+    "position, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at, hash";
+
+/// Up to `limit` positioned events after `after`, in commit order.
+pub async fn page(pool: &PgPool, after: i64, limit: i64) -> sqlx::Result<Vec<LoggedEvent>> {
+    let rows = sqlx::query(&format!(
+        "select {EVENT_COLUMNS} from events where position > $1 order by position limit $2"
+    ))
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(logged_event).collect()
+}
+
+/// One stream's whole history, in sequence order.
+pub async fn stream(
+    pool: &PgPool,
+    aggregate_type: &str,
+    aggregate_id: &str,
+) -> sqlx::Result<Vec<LoggedEvent>> {
+    let rows = sqlx::query(&format!(
+        "select {EVENT_COLUMNS} from events where aggregate_type = $1 and aggregate_id = $2 order by sequence"
+    ))
+    .bind(aggregate_type)
+    .bind(aggregate_id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(logged_event).collect()
+}
+
+/// The highest position handed out so far.
+pub async fn last_position(pool: &PgPool) -> sqlx::Result<i64> {
+    sqlx::query_scalar("select coalesce(max(position), 0) from events")
+        .fetch_one(pool)
+        .await
+}
+
+fn logged_event(row: &sqlx::postgres::PgRow) -> sqlx::Result<LoggedEvent> {
+    let mut metadata: serde_json::Value = row.try_get("metadata")?;
+    let hash: Option<Vec<u8>> = row.try_get("hash")?;
+    if let (Some(object), Some(hash)) = (metadata.as_object_mut(), hash) {
+        object.insert(
+            "hash".to_string(),
+            serde_json::Value::String(hex::encode(hash)),
+        );
+    }
+    Ok(LoggedEvent {
+        position: row.try_get("position")?,
+        aggregate_type: row.try_get("aggregate_type")?,
+        aggregate_id: row.try_get("aggregate_id")?,
+        sequence: row.try_get("sequence")?,
+        event_type: row.try_get("event_type")?,
+        event_version: row.try_get("event_version")?,
+        payload: row.try_get("payload")?,
+        metadata,
+        recorded_at: row.try_get("recorded_at")?,
+    })
+}

@@ -1,0 +1,164 @@
+//! `concert replay`: rebuilds every read model from the event log into fresh
+//! tables, then swaps them in atomically while the service keeps running.
+//!
+//! The rebuild runs in one transaction whose `search_path` puts a private
+//! schema first, so the projections' own SQL writes the fresh tables. Events
+//! committed during the rebuild are applied after the live tables are locked,
+//! just before the swap.
+
+use futures::TryStreamExt;
+use sqlx::{PgPool, Row};
+
+use crate::event_log;
+use crate::projections::ProjectionError;
+use crate::state::Projectors;
+
+/// Every table a projection writes, plus the offsets that go with them.
+pub const READ_MODEL_TABLES: [&str; 8] = [
+    "projection_offsets",
+    "concerts",
+    "concert_dates",
+    "seats",
+    "reservations",
+    "balances",
+    "payments",
+    "queue_tickets",
+];
+
+const BUILD_SCHEMA: &str = "concert_replay";
+
+/// What a replay did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayReport {
+    pub events: u64,
+    pub caught_up_streams: u64,
+}
+
+/// Why a replay failed; the live read models are untouched then.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("projection: {0}")]
+    Projection(#[from] ProjectionError),
+    #[error("a stored event does not deserialize: {0}")]
+    Payload(#[from] serde_json::Error),
+    #[error("unknown aggregate type {0} in the log")]
+    UnknownType(String),
+}
+
+/// Rebuilds the read models; `progress(done, total)` is called as events are applied.
+pub async fn replay(
+    pool: &PgPool,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<ReplayReport, ReplayError> {
+    event_log::assign_positions(pool).await?;
+    let last = event_log::last_position(pool).await?;
+    let total: i64 = sqlx::query_scalar("select count(*) from events where position <= $1")
+        .bind(last)
+        .fetch_one(pool)
+        .await?;
+    let projectors = Projectors::new(pool);
+
+    let mut tx = pool.begin().await?;
+    sqlx::query(&format!("drop schema if exists {BUILD_SCHEMA} cascade"))
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(&format!("create schema {BUILD_SCHEMA}"))
+        .execute(&mut *tx)
+        .await?;
+    for table in READ_MODEL_TABLES {
+        sqlx::query(&format!(
+            "create table {BUILD_SCHEMA}.{table} (like public.{table} including all)"
+        ))
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query(&format!("set local search_path = {BUILD_SCHEMA}, public"))
+        .execute(&mut *tx)
+        .await?;
+
+    // Events stream in on a second connection, in commit order; memory stays flat.
+    let mut reader = pool.acquire().await?;
+    let mut rows = sqlx::query(
+        "select aggregate_type, aggregate_id, payload from events where position <= $1 order by position",
+    )
+    .bind(last)
+    .fetch(&mut *reader);
+    let mut done: u64 = 0;
+    while let Some(row) = rows.try_next().await? {
+        let kind: String = row.try_get("aggregate_type")?;
+        let id: String = row.try_get("aggregate_id")?;
+        let payload: serde_json::Value = row.try_get("payload")?;
+        match kind.as_str() {
+            "Concert" => {
+                projectors
+                    .concerts
+                    .apply_all(&mut tx, &id, &serde_json::from_value(payload)?)
+                    .await?
+            }
+            "Seat" => {
+                projectors
+                    .seats
+                    .apply_all(&mut tx, &id, &serde_json::from_value(payload)?)
+                    .await?
+            }
+            "Wallet" => {
+                projectors
+                    .wallets
+                    .apply_all(&mut tx, &id, &serde_json::from_value(payload)?)
+                    .await?
+            }
+            "QueueTicket" => {
+                projectors
+                    .tickets
+                    .apply_all(&mut tx, &id, &serde_json::from_value(payload)?)
+                    .await?
+            }
+            other => return Err(ReplayError::UnknownType(other.to_string())),
+        }
+        done += 1;
+        if done % 1000 == 0 {
+            progress(done, total as u64);
+        }
+    }
+    drop(rows);
+    drop(reader);
+    progress(done, total as u64);
+    sqlx::query(
+        "insert into projection_offsets (aggregate_type, aggregate_id, last_sequence)
+         select aggregate_type, aggregate_id, max(sequence) from public.events where position <= $1
+         group by aggregate_type, aggregate_id",
+    )
+    .bind(last)
+    .execute(&mut *tx)
+    .await?;
+
+    // Live projections wait from here until the swap commits.
+    let live: Vec<String> = READ_MODEL_TABLES
+        .iter()
+        .map(|table| format!("public.{table}"))
+        .collect();
+    sqlx::query(&format!("lock table {} in exclusive mode", live.join(", ")))
+        .execute(&mut *tx)
+        .await?;
+    let caught_up_streams = projectors.catch_up_in(&mut tx).await?;
+    for table in READ_MODEL_TABLES {
+        sqlx::query(&format!("drop table public.{table}"))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(&format!(
+            "alter table {BUILD_SCHEMA}.{table} set schema public"
+        ))
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query(&format!("drop schema {BUILD_SCHEMA}"))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(ReplayReport {
+        events: done,
+        caught_up_streams,
+    })
+}
