@@ -1,5 +1,6 @@
 //! HTTP tests against the real service and a real PostgreSQL.
 
+mod audit;
 mod bad_input;
 mod booking;
 mod helpers;

@@ -1,0 +1,347 @@
+//! Auditors: the ordered log, its endpoints, replay, and the whole-history audit.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use reqwest::StatusCode;
+use serde_json::Value;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::helpers::{problem_code, spawn_app, spawn_app_with, test_config, TestApp, ADMIN_TOKEN};
+
+/// A small booking history: sales, a refused payment, a lapsed hold, charges.
+async fn booking_history(app: &TestApp) {
+    let concert = app.create_concert(2, 10, 1000).await;
+    for n in 0..4 {
+        let user = app.active_user(&concert.concert_id).await;
+        let seat = app.free_seats(&user, &concert, 0).await[0]["seat_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let held: Value = app.hold(&user, &seat).await.json().await.unwrap();
+        let reservation = held["reservation_id"].as_str().unwrap();
+        if n == 3 {
+            assert_eq!(
+                app.pay(&user, reservation).await.status(),
+                StatusCode::PAYMENT_REQUIRED
+            );
+        }
+        app.charge(user.user_id, 2500).await;
+        if n < 3 {
+            assert_eq!(
+                app.pay(&user, reservation).await.status(),
+                StatusCode::CREATED
+            );
+        }
+    }
+}
+
+async fn audit(pool: &PgPool) -> concert::audit::AuditReport {
+    concert::audit::audit(pool, 100, &mut |_, _| {})
+        .await
+        .expect("the audit runs")
+}
+
+fn names(report: &concert::audit::AuditReport, needle: &str) -> bool {
+    report
+        .violations
+        .iter()
+        .any(|violation| violation.events.iter().any(|event| event.contains(needle)))
+}
+
+#[tokio::test]
+async fn paging_the_log_while_writers_commit_never_skips_or_repeats_an_event() {
+    let app = spawn_app().await;
+    let users: Vec<Uuid> = (0..16).map(|_| Uuid::new_v4()).collect();
+    let writers = async {
+        join_all(users.iter().map(|user| async {
+            for _ in 0..25 {
+                app.charge(*user, 10).await;
+            }
+        }))
+        .await
+    };
+    let reader = async {
+        let mut seen: Vec<(i64, String, i64)> = Vec::new();
+        let mut after = 0;
+        let mut idle_rounds = 0;
+        while idle_rounds < 20 {
+            let page: Value = app
+                .get(
+                    &format!("/audit/events?after={after}&limit=37"),
+                    Some(ADMIN_TOKEN),
+                )
+                .await
+                .json()
+                .await
+                .unwrap();
+            let events = page["events"].as_array().unwrap();
+            for event in events {
+                let id = format!(
+                    "{}/{}",
+                    event["aggregate_type"].as_str().unwrap(),
+                    event["aggregate_id"].as_str().unwrap()
+                );
+                seen.push((
+                    event["position"].as_i64().unwrap(),
+                    id,
+                    event["sequence"].as_i64().unwrap(),
+                ));
+            }
+            idle_rounds = if events.is_empty() {
+                idle_rounds + 1
+            } else {
+                0
+            };
+            after = page["next"].as_i64().unwrap();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        seen
+    };
+    let (_, seen) = tokio::join!(writers, reader);
+
+    let stored: Vec<(i64, String, i64)> = sqlx::query_as(
+        "select position, aggregate_type || '/' || aggregate_id, sequence from events order by position",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(stored.len(), 16 * 25);
+    assert_eq!(
+        seen, stored,
+        "the pages are exactly the final log, in order"
+    );
+    assert!(seen.windows(2).all(|pair| pair[0].0 < pair[1].0));
+}
+
+#[tokio::test]
+async fn the_audit_endpoints_need_the_admin_token_and_serve_one_stream() {
+    let app = spawn_app().await;
+    let user = Uuid::new_v4();
+    app.charge(user, 500).await;
+    app.charge(user, 700).await;
+
+    let anonymous = app.get("/audit/events", None).await;
+    let as_user = app.get("/audit/events", Some("not-the-admin")).await;
+    let bad_limit = app.get("/audit/events?limit=0", Some(ADMIN_TOKEN)).await;
+    let unknown = app
+        .get(
+            &format!("/audit/streams/Wallet/{}", Uuid::new_v4()),
+            Some(ADMIN_TOKEN),
+        )
+        .await;
+    let stream: Value = app
+        .get(&format!("/audit/streams/Wallet/{user}"), Some(ADMIN_TOKEN))
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    assert_eq!(
+        problem_code(anonymous).await,
+        (StatusCode::UNAUTHORIZED, "token_invalid".to_string())
+    );
+    assert_eq!(
+        problem_code(as_user).await,
+        (StatusCode::UNAUTHORIZED, "token_invalid".to_string())
+    );
+    assert_eq!(
+        problem_code(bad_limit).await,
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed".to_string()
+        )
+    );
+    assert_eq!(
+        problem_code(unknown).await,
+        (StatusCode::NOT_FOUND, "not_found".to_string())
+    );
+    let events = stream["events"].as_array().unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[1]["payload"]["Charged"]["balance"], 1200);
+    assert_eq!(events[1]["event_type"], "Charged");
+    assert_eq!(events[1]["event_version"], "1");
+    let metadata = &events[0]["metadata"];
+    assert_eq!(metadata["actor"], format!("user:{user}"));
+    for field in ["correlation_id", "causation_id", "hash", "recorded_at"] {
+        assert!(
+            metadata[field].is_string(),
+            "metadata lacks {field}: {metadata}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_correlation_id_of_a_request_is_on_its_events_and_in_its_answer() {
+    let app = spawn_app().await;
+    let user = Uuid::new_v4();
+
+    let response = app.charge(user, 500).await;
+
+    let correlation = response.headers()["x-correlation-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let stored: String = sqlx::query_scalar(
+        "select metadata->>'correlation_id' from events where aggregate_id = $1",
+    )
+    .bind(user.to_string())
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(stored, correlation);
+}
+
+#[tokio::test]
+async fn the_audit_passes_over_a_booking_history() {
+    let mut config = test_config();
+    config.hold_ttl_secs = 1;
+    let app = spawn_app_with(config).await;
+    booking_history(&app).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let pool = app.shutdown().await;
+
+    let report = audit(&pool).await;
+
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+    let total: i64 = sqlx::query_scalar("select count(*) from events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(report.events, total as u64);
+}
+
+#[tokio::test]
+async fn the_audit_names_an_edited_amount() {
+    let app = spawn_app().await;
+    booking_history(&app).await;
+    let pool = app.shutdown().await;
+    let (id, sequence): (String, i64) = sqlx::query_as(
+        "update events set payload = regexp_replace(payload::text, '\"amount\": ?2500', '\"amount\": 25000')::json
+         where (aggregate_type, aggregate_id, sequence) = (select aggregate_type, aggregate_id, sequence from events
+           where event_type = 'Charged' order by position limit 1)
+         returning aggregate_id, sequence",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+
+    let report = audit(&pool).await;
+
+    assert!(
+        names(&report, &format!("Wallet/{id} seq {sequence} Charged")),
+        "{:#?}",
+        report.violations
+    );
+    assert!(report
+        .violations
+        .iter()
+        .any(|v| v.rule == "hash chain intact"));
+}
+
+#[tokio::test]
+async fn the_audit_names_a_deleted_charge() {
+    let app = spawn_app().await;
+    booking_history(&app).await;
+    let pool = app.shutdown().await;
+    let id: String = sqlx::query_scalar(
+        "delete from events where (aggregate_type, aggregate_id, sequence) = (select aggregate_type, aggregate_id, sequence
+           from events where event_type = 'Charged' order by position limit 1) returning aggregate_id",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+
+    let report = audit(&pool).await;
+
+    assert!(
+        names(&report, &format!("Wallet/{id}")),
+        "{:#?}",
+        report.violations
+    );
+    assert!(report
+        .violations
+        .iter()
+        .any(|v| v.rule == "stream sequences have no gaps"));
+    assert!(report
+        .violations
+        .iter()
+        .any(|v| v.rule == "read models agree with the log"));
+}
+
+#[tokio::test]
+async fn the_audit_names_a_forged_sale() {
+    let app = spawn_app().await;
+    booking_history(&app).await;
+    let pool = app.shutdown().await;
+    let seat: Uuid = sqlx::query_scalar("select seat_id from seats where status = 'free' limit 1")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let forged = serde_json::json!({"SeatSold": {"reservation_id": Uuid::new_v4(), "payment_id": Uuid::new_v4(),
+        "user_id": Uuid::new_v4(), "price": 1000}});
+    sqlx::query(
+        "insert into events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         values ('Seat', $1, 1, 'SeatSold', '1', $2, '{}')",
+    )
+    .bind(seat.to_string())
+    .bind(forged)
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let report = audit(&pool).await;
+
+    assert!(
+        names(&report, &format!("Seat/{seat} seq 1 SeatSold")),
+        "{:#?}",
+        report.violations
+    );
+    assert!(report
+        .violations
+        .iter()
+        .any(|v| v.rule == "a sold seat has one completed payment at its price"));
+}
+
+#[tokio::test]
+async fn a_replay_rebuilds_read_models_identical_to_the_incremental_ones() {
+    let mut config = test_config();
+    config.hold_ttl_secs = 1;
+    let app = spawn_app_with(config).await;
+    booking_history(&app).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = dump_read_models(&app.pool).await;
+
+    let report = concert::replay::replay(&app.pool, &mut |_, _| {})
+        .await
+        .unwrap();
+
+    let after = dump_read_models(&app.pool).await;
+    assert!(report.events > 0);
+    assert_eq!(before.len(), after.len());
+    for ((table, rows_before), (_, rows_after)) in before.iter().zip(&after) {
+        assert!(
+            !rows_before.is_empty() || table == "payments",
+            "{table} has rows to compare"
+        );
+        assert_eq!(rows_before, rows_after, "{table} differs after the replay");
+    }
+    // The service keeps working on the swapped-in tables.
+    let user = Uuid::new_v4();
+    let charged: Value = app.charge(user, 100).await.json().await.unwrap();
+    assert_eq!(charged["balance"], 100);
+}
+
+async fn dump_read_models(pool: &PgPool) -> Vec<(String, Vec<String>)> {
+    let mut dump = Vec::new();
+    for table in concert::replay::READ_MODEL_TABLES {
+        let rows: Vec<String> =
+            sqlx::query_scalar(&format!("select t::text from {table} t order by 1"))
+                .fetch_all(pool)
+                .await
+                .unwrap();
+        dump.push((table.to_string(), rows));
+    }
+    dump
+}
