@@ -8,7 +8,9 @@ use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{problem_code, spawn_app, spawn_app_with, test_config, TestApp, ADMIN_TOKEN};
+use crate::helpers::{
+    eventually, problem_code, spawn_app, spawn_app_with, test_config, TestApp, ADMIN_TOKEN,
+};
 
 /// A small booking history: sales, a refused payment, a lapsed hold, charges.
 async fn booking_history(app: &TestApp) {
@@ -19,22 +21,33 @@ async fn booking_history(app: &TestApp) {
             .as_str()
             .unwrap()
             .to_string();
+        if n < 3 {
+            app.charge(user.user_id, 2500).await;
+        }
         let held: Value = app.hold(&user, &seat).await.json().await.unwrap();
         let reservation = held["reservation_id"].as_str().unwrap();
+        let expected = if n < 3 {
+            StatusCode::CREATED
+        } else {
+            StatusCode::PAYMENT_REQUIRED
+        };
+        assert_eq!(app.pay(&user, reservation).await.status(), expected);
         if n == 3 {
-            assert_eq!(
-                app.pay(&user, reservation).await.status(),
-                StatusCode::PAYMENT_REQUIRED
-            );
-        }
-        app.charge(user.user_id, 2500).await;
-        if n < 3 {
-            assert_eq!(
-                app.pay(&user, reservation).await.status(),
-                StatusCode::CREATED
-            );
+            app.charge(user.user_id, 500).await;
         }
     }
+}
+
+/// Waits until the scheduler has expired the one hold left unpaid.
+async fn until_a_hold_expired(pool: &PgPool) {
+    eventually("the unpaid hold expires", || async {
+        sqlx::query_scalar::<_, i64>("select count(*) from events where event_type = 'HoldExpired'")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+            == 1
+    })
+    .await;
 }
 
 async fn audit(pool: &PgPool) -> concert::audit::AuditReport {
@@ -196,10 +209,10 @@ async fn the_correlation_id_of_a_request_is_on_its_events_and_in_its_answer() {
 #[tokio::test]
 async fn the_audit_passes_over_a_booking_history() {
     let mut config = test_config();
-    config.hold_ttl_secs = 1;
+    config.hold_ttl_secs = 3;
     let app = spawn_app_with(config).await;
     booking_history(&app).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    until_a_hold_expired(&app.pool).await;
     let pool = app.shutdown().await;
 
     let report = audit(&pool).await;
@@ -307,10 +320,10 @@ async fn the_audit_names_a_forged_sale() {
 #[tokio::test]
 async fn a_replay_rebuilds_read_models_identical_to_the_incremental_ones() {
     let mut config = test_config();
-    config.hold_ttl_secs = 1;
+    config.hold_ttl_secs = 3;
     let app = spawn_app_with(config).await;
     booking_history(&app).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    until_a_hold_expired(&app.pool).await;
     let before = dump_read_models(&app.pool).await;
 
     let report = concert::replay::replay(&app.pool, &mut |_, _| {})

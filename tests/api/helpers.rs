@@ -227,7 +227,7 @@ impl TestApp {
 
     /// Waits until the scheduler admits the token.
     pub async fn wait_until_active(&self, token: &str) {
-        for _ in 0..200 {
+        for _ in 0..600 {
             let body: Value = self
                 .get("/queue/tokens/current", Some(token))
                 .await
@@ -335,4 +335,21 @@ pub async fn problem_code(response: Response) -> (StatusCode, String) {
         assert!(body[field].is_string(), "problem lacks {field}: {body}");
     }
     (status, body["code"].as_str().unwrap().to_string())
+}
+
+/// Polls `check` until it returns true, for at most 15 s: the scheduler runs
+/// every 50 ms, but a loaded CI machine may need longer.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while std::time::Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting until {what}");
 }

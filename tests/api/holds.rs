@@ -1,12 +1,10 @@
 //! Holding seats: one holder at a time, and holds that lapse.
 
-use std::time::Duration;
-
 use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{problem_code, spawn_app, spawn_app_with, test_config};
+use crate::helpers::{eventually, problem_code, spawn_app, spawn_app_with, test_config};
 
 #[tokio::test]
 async fn a_hundred_users_holding_one_seat_at_once_give_exactly_one_hold() {
@@ -86,7 +84,11 @@ async fn a_lapsed_hold_frees_the_seat_reads_expired_and_cannot_be_paid() {
         StatusCode::OK
     );
 
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    eventually("the scheduler frees the seat", || async {
+        let seats = app.free_seats(&user, &concert, 0).await;
+        seats.iter().any(|seat| seat["seat_id"] == seat_id.as_str())
+    })
+    .await;
 
     let read: Value = app
         .get(
@@ -138,10 +140,8 @@ async fn an_expired_seat_can_be_held_again_by_someone_else() {
         StatusCode::CREATED
     );
 
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-
-    assert_eq!(
-        app.hold(&second, &seat_id).await.status(),
-        StatusCode::CREATED
-    );
+    eventually("the lapsed seat can be held again", || async {
+        app.hold(&second, &seat_id).await.status() == StatusCode::CREATED
+    })
+    .await;
 }

@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::helpers::{spawn_app, spawn_app_on, spawn_app_with, test_config};
+use crate::helpers::{eventually, spawn_app, spawn_app_on, spawn_app_with, test_config};
 
 #[tokio::test]
 async fn entering_twice_returns_the_same_live_token() {
@@ -85,14 +85,23 @@ async fn positions_count_the_waiting_tokens_ahead_in_fifo_order() {
 async fn active_tokens_time_out_and_the_next_waiting_are_admitted() {
     let mut config = test_config();
     config.queue_active_max = 1;
-    config.queue_active_ttl_secs = 1;
+    config.queue_active_ttl_secs = 2;
     let app = spawn_app_with(config).await;
     let concert = app.create_concert(1, 5, 1000).await;
     let first = app.active_user(&concert.concert_id).await;
     let (_, second) = app.enter_queue(Uuid::new_v4(), &concert.concert_id).await;
     let second = second["token"].as_str().unwrap().to_string();
 
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    eventually("the first token times out", || async {
+        let now: Value = app
+            .get("/queue/tokens/current", Some(&first.token))
+            .await
+            .json()
+            .await
+            .unwrap();
+        now["status"] == "expired"
+    })
+    .await;
 
     let first_now: Value = app
         .get("/queue/tokens/current", Some(&first.token))
@@ -126,7 +135,20 @@ async fn two_service_instances_on_one_database_never_admit_beyond_the_limit() {
         app.enter_queue(Uuid::new_v4(), &concert.concert_id)
     });
     join_all(entries).await;
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let admitted = || async {
+        sqlx::query_scalar::<_, i64>(
+            "select count(*) from events where event_type = 'TicketAdmitted'",
+        )
+        .fetch_one(&first.pool)
+        .await
+        .unwrap()
+    };
+    eventually("five tokens are admitted", || async {
+        admitted().await >= 5
+    })
+    .await;
+    // Both schedulers keep ticking; give them time to over-admit if they could.
+    tokio::time::sleep(Duration::from_millis(500)).await;
 
     let admitted: i64 =
         sqlx::query_scalar("select count(*) from events where event_type = 'TicketAdmitted'")

@@ -24,9 +24,9 @@ async fn payment_cut_after_debit(hold_ttl_secs: u64) -> (sqlx::PgPool, Uuid, Str
         .as_str()
         .unwrap()
         .to_string();
+    app.charge(user.user_id, 5000).await;
     let held: Value = app.hold(&user, &seat_id).await.json().await.unwrap();
     let reservation_id = held["reservation_id"].as_str().unwrap().to_string();
-    app.charge(user.user_id, 5000).await;
 
     let cut = app.pay(&user, &reservation_id).await;
 
@@ -71,12 +71,12 @@ async fn a_payment_cut_after_the_debit_is_completed_on_restart() {
 
 #[tokio::test]
 async fn a_payment_whose_seat_cannot_be_confirmed_is_refunded() {
-    let (pool, user_id, _seat_id, reservation_id) = payment_cut_after_debit(1).await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let (pool, user_id, _seat_id, reservation_id) = payment_cut_after_debit(2).await;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
 
     let app = spawn_app_on(pool, test_config()).await;
     let mut balance = 0;
-    for _ in 0..100 {
+    for _ in 0..300 {
         balance = app.balance(user_id).await;
         if balance == 5000 {
             break;
@@ -121,4 +121,32 @@ async fn events_whose_projection_was_lost_are_applied_on_start() {
     assert_eq!(app.balance(user_id).await, 350);
     let charged: Value = app.charge(user_id, 50).await.json().await.unwrap();
     assert_eq!(charged["balance"], 400);
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_a_503_problem_and_changes_nothing() {
+    let app = spawn_app_with(test_config()).await;
+    let user_id = Uuid::new_v4();
+    app.charge(user_id, 100).await;
+    let options = (*app.pool.connect_options()).clone();
+    app.pool.close().await;
+
+    let balance = app.get(&format!("/users/{user_id}/balance"), None).await;
+    let charge = app.charge(user_id, 100).await;
+
+    assert_eq!(
+        problem_code(balance).await,
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable".to_string())
+    );
+    assert_eq!(
+        problem_code(charge).await,
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable".to_string())
+    );
+    let pool = sqlx::PgPool::connect_with(options).await.unwrap();
+    let balance: i64 = sqlx::query_scalar("select balance from balances where user_id = $1")
+        .bind(user_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(balance, 100);
 }
