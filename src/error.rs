@@ -53,7 +53,29 @@ pub struct Problem {
     pub status: u16,
     pub detail: String,
     /// One of the codes of the API's error table.
+    #[schema(value_type = ProblemCode)]
     pub code: String,
+}
+
+/// The machine-readable problem codes: the error table of the API.
+#[allow(dead_code)] // only describes `Problem::code` in the OpenAPI spec
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum ProblemCode {
+    BadRequest,
+    TokenInvalid,
+    TokenNotActive,
+    NotFound,
+    InsufficientBalance,
+    SeatUnavailable,
+    HoldExpired,
+    AlreadyPaid,
+    PayloadTooLarge,
+    ValidationFailed,
+    RateLimited,
+    MethodNotAllowed,
+    Unavailable,
+    Internal,
 }
 
 impl ApiError {

@@ -24,6 +24,8 @@ pub mod event_log;
 pub mod history;
 /// Typed ids.
 pub mod ids;
+/// Sampling the log, queues and pool into metrics.
+pub mod metrics_sampler;
 /// A private PostgreSQL server when no DATABASE_URL is given.
 pub mod private_postgres;
 /// Progress bars for long work.

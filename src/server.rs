@@ -40,21 +40,33 @@ pub async fn prepare(pool: PgPool, config: Config) -> Result<AppState, ServeErro
     Ok(app)
 }
 
-/// Serves HTTP on `listener` and runs the scheduler until `shutdown` turns
-/// true; requests in flight are finished first.
+/// Serves HTTP on `listener` and runs the scheduler and the metrics sampler
+/// until `shutdown` turns true; requests in flight are finished first.
 pub async fn serve(
     listener: TcpListener,
     app: AppState,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), ServeError> {
     let scheduler = tokio::spawn(crate::scheduler::run(app.clone(), shutdown.clone()));
+    let sampler = tokio::spawn(crate::metrics_sampler::run(
+        app.pool.clone(),
+        shutdown.clone(),
+    ));
     let mut stop = shutdown.clone();
-    axum::serve(listener, crate::api::router(app))
+    let served = axum::serve(listener, crate::api::router(app))
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|stopped| *stopped).await;
         })
-        .await?;
+        .await;
+    // Both stop on the same signal; on a serving error they are stopped here.
+    if served.is_err() {
+        scheduler.abort();
+        sampler.abort();
+    }
     let _ = scheduler.await;
+    let _ = sampler.await;
+    served?;
+    tracing::info!("stopped serving: every request in flight was answered");
     Ok(())
 }
 

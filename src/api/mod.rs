@@ -78,17 +78,17 @@ pub fn router(app: AppState) -> Router {
     let (routes, openapi) = routes();
     let timeout = Duration::from_secs(app.config.request_timeout_secs);
     let cors = cors_layer(&app.config.cors_origins);
-    let mut router = routes
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
+    // Installed now, so that what happens before the first scrape is counted.
+    let _ = crate::telemetry::metrics_handle();
+    // Swagger UI's assets are embedded (`vendored`); its spec validator badge
+    // would call validator.swagger.io, so it is off and the page works offline.
+    let docs = SwaggerUi::new("/docs")
+        .url("/openapi.json", openapi)
+        .config(utoipa_swagger_ui::Config::default().validator_url("none"));
+    routes
+        .merge(docs)
         .fallback(|| async { ApiError::NotFound("route") })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
-    if let Some(handle) = crate::telemetry::metrics_handle() {
-        router = router.route(
-            "/metrics",
-            axum::routing::get(move || std::future::ready(handle.render())),
-        );
-    }
-    router
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(app)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(context::assign_correlation))
@@ -101,7 +101,11 @@ pub fn router(app: AppState) -> Router {
         ))
         .layer(cors)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(TraceLayer::new_for_http().make_span_with(crate::telemetry::request_span))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(crate::telemetry::request_span)
+                .on_response(crate::telemetry::finish_request_span),
+        )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
 

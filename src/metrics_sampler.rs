@@ -1,0 +1,193 @@
+//! The metrics sampler: every few seconds it reads into Prometheus what no
+//! request counts by itself (events appended to the log, how far the read
+//! models lag behind it, queue sizes per concert, database pool use). It runs
+//! beside the server until shutdown and never fails the service: a failed
+//! sample is logged and retried at the next tick.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use cqrs_es::Aggregate;
+use sqlx::{PgPool, Row};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::aggregates::{Concert, QueueTicket, Seat, Wallet};
+
+/// How often the sampler reads the database.
+pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);
+/// Longest one sample may take before it is abandoned until the next tick.
+const SAMPLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The event log's length and how much of it the read models have applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogState {
+    /// Highest position handed out so far.
+    pub position: i64,
+    /// Committed events the read models have not applied yet.
+    pub projection_lag: i64,
+}
+
+/// Reads the log's state in one statement (one snapshot).
+///
+/// Kept cheap enough for every sampler tick and every `/readyz` probe, without
+/// counting the log: positions are handed out gap-free from 1 (see
+/// `event_log::assign_positions`), so the log holds `max(position)` events
+/// plus those not positioned yet (a small partial index). The read models have
+/// applied the sum of the per-stream offsets, one row per stream.
+pub async fn log_state(pool: &PgPool) -> sqlx::Result<LogState> {
+    let row = sqlx::query(
+        "select (select coalesce(max(position), 0) from events) as position,
+                (select count(*) from events where position is null) as unpositioned,
+                (select coalesce(sum(last_sequence), 0) from projection_offsets)::bigint as applied",
+    )
+    .fetch_one(pool)
+    .await?;
+    let position: i64 = row.try_get("position")?;
+    let unpositioned: i64 = row.try_get("unpositioned")?;
+    let applied: i64 = row.try_get("applied")?;
+    Ok(LogState {
+        position,
+        projection_lag: (position + unpositioned - applied).max(0),
+    })
+}
+
+/// Samples every [`SAMPLE_EVERY`] until `shutdown` turns true.
+pub async fn run(pool: PgPool, mut shutdown: watch::Receiver<bool>) {
+    let mut sampler = Sampler::default();
+    let mut interval = tokio::time::interval(SAMPLE_EVERY);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = shutdown.changed() => break,
+        }
+        if *shutdown.borrow() {
+            break;
+        }
+        sampler.sample(&pool).await;
+    }
+    tracing::debug!("metrics sampler stopped");
+}
+
+/// What the sampler remembers between ticks.
+#[derive(Debug, Default)]
+struct Sampler {
+    /// The log position up to which appended events have been counted; unset
+    /// until the first sample, which only takes the baseline.
+    counted_to: Option<i64>,
+    /// Concerts whose queue gauges were set by the last sample.
+    concerts: HashSet<Uuid>,
+    /// Whether the last sample failed, so a database outage logs one warning.
+    failing: bool,
+}
+
+impl Sampler {
+    async fn sample(&mut self, pool: &PgPool) {
+        record_pool(pool);
+        let outcome = tokio::time::timeout(SAMPLE_TIMEOUT, async {
+            self.sample_log(pool).await?;
+            self.sample_queues(pool).await
+        })
+        .await;
+        match outcome {
+            Ok(Ok(())) => {
+                if self.failing {
+                    tracing::info!("metrics sampling works again");
+                }
+                self.failing = false;
+            }
+            Ok(Err(error)) if !self.failing => {
+                tracing::warn!(%error, "metrics sampling failed; retrying every {}s", SAMPLE_EVERY.as_secs());
+                self.failing = true;
+            }
+            Err(_) if !self.failing => {
+                tracing::warn!(
+                    "metrics sampling timed out; retrying every {}s",
+                    SAMPLE_EVERY.as_secs()
+                );
+                self.failing = true;
+            }
+            Ok(Err(_)) | Err(_) => {}
+        }
+    }
+
+    async fn sample_log(&mut self, pool: &PgPool) -> sqlx::Result<()> {
+        let state = log_state(pool).await?;
+        metrics::gauge!("concert_event_log_position").set(state.position as f64);
+        metrics::gauge!("concert_projection_lag_events").set(state.projection_lag as f64);
+        let Some(counted_to) = self.counted_to else {
+            // Every family shows from the start, even before its first event.
+            for aggregate in [Concert::TYPE, Seat::TYPE, Wallet::TYPE, QueueTicket::TYPE] {
+                metrics::counter!("concert_events_appended_total", "aggregate" => aggregate)
+                    .increment(0);
+            }
+            self.counted_to = Some(state.position);
+            return Ok(());
+        };
+        if state.position > counted_to {
+            // A range of the position index: only the events new since the last tick.
+            let rows = sqlx::query(
+                "select aggregate_type, count(*) as appended from events
+                 where position > $1 and position <= $2
+                 group by aggregate_type",
+            )
+            .bind(counted_to)
+            .bind(state.position)
+            .fetch_all(pool)
+            .await?;
+            for row in rows {
+                let aggregate: String = row.try_get("aggregate_type")?;
+                let appended: i64 = row.try_get("appended")?;
+                metrics::counter!("concert_events_appended_total", "aggregate" => aggregate)
+                    .increment(appended.max(0) as u64);
+            }
+            self.counted_to = Some(state.position);
+        }
+        Ok(())
+    }
+
+    async fn sample_queues(&mut self, pool: &PgPool) -> sqlx::Result<()> {
+        // Only live tokens, through the partial indexes on waiting and active.
+        let rows = sqlx::query(
+            "select concert_id,
+                    count(*) filter (where status = 'waiting') as waiting,
+                    count(*) filter (where status = 'active') as active
+             from queue_tickets
+             where status in ('waiting', 'active')
+             group by concert_id",
+        )
+        .fetch_all(pool)
+        .await?;
+        let mut seen = HashSet::with_capacity(rows.len());
+        for row in rows {
+            let concert_id: Uuid = row.try_get("concert_id")?;
+            let waiting: i64 = row.try_get("waiting")?;
+            let active: i64 = row.try_get("active")?;
+            set_queue_gauges(concert_id, waiting, active);
+            seen.insert(concert_id);
+        }
+        // A concert whose queue drained shows zeros once, then is no longer
+        // sampled, so finished concerts cost nothing.
+        for drained in self.concerts.difference(&seen) {
+            set_queue_gauges(*drained, 0, 0);
+        }
+        self.concerts = seen;
+        Ok(())
+    }
+}
+
+fn set_queue_gauges(concert_id: Uuid, waiting: i64, active: i64) {
+    let concert_id = concert_id.to_string();
+    metrics::gauge!("concert_queue_waiting", "concert_id" => concert_id.clone())
+        .set(waiting as f64);
+    metrics::gauge!("concert_queue_active", "concert_id" => concert_id).set(active as f64);
+}
+
+/// Connections of the pool in use and idle; needs no database round trip.
+fn record_pool(pool: &PgPool) {
+    let size = pool.size() as usize;
+    let idle = pool.num_idle().min(size);
+    metrics::gauge!("concert_db_pool_connections", "state" => "in_use").set((size - idle) as f64);
+    metrics::gauge!("concert_db_pool_connections", "state" => "idle").set(idle as f64);
+}

@@ -1,0 +1,490 @@
+//! What operators and client generators rely on: the OpenAPI spec matches the
+//! router and the API's contract, the docs page works offline, metrics, request
+//! ids, health and readiness.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::helpers::{problem_code, spawn_app, TestApp, ADMIN_TOKEN};
+
+/// Every operation of API.md that the spec must describe, and no other.
+/// (`/openapi.json` and `/docs` serve the spec itself and are not in it.)
+const DOCUMENTED: &[(&str, &str)] = &[
+    ("POST", "/api/v1/concerts"),
+    ("GET", "/api/v1/concerts"),
+    ("POST", "/api/v1/queue/tokens"),
+    ("GET", "/api/v1/queue/tokens/current"),
+    ("GET", "/api/v1/concerts/{concert_id}/dates"),
+    ("GET", "/api/v1/concerts/{concert_id}/dates/{date_id}/seats"),
+    ("POST", "/api/v1/reservations"),
+    ("GET", "/api/v1/reservations/{reservation_id}"),
+    ("GET", "/api/v1/users/{user_id}/balance"),
+    ("POST", "/api/v1/users/{user_id}/balance/charges"),
+    ("POST", "/api/v1/payments"),
+    ("GET", "/api/v1/audit/events"),
+    (
+        "GET",
+        "/api/v1/audit/streams/{aggregate_type}/{aggregate_id}",
+    ),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+];
+
+/// The statuses of API.md's error table (429 is optional and not implemented).
+const ERROR_STATUSES: &[&str] = &[
+    "400", "401", "402", "403", "404", "409", "413", "422", "503",
+];
+
+/// The codes of API.md's error table.
+const PROBLEM_CODES: &[&str] = &[
+    "bad_request",
+    "token_invalid",
+    "token_not_active",
+    "not_found",
+    "insufficient_balance",
+    "seat_unavailable",
+    "hold_expired",
+    "already_paid",
+    "payload_too_large",
+    "validation_failed",
+    "unavailable",
+];
+
+async fn spec(app: &TestApp) -> Value {
+    let response = app
+        .client
+        .get(format!("{}/openapi.json", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
+}
+
+/// (method, path, operation) of every operation in the spec.
+fn operations(spec: &Value) -> Vec<(String, String, Value)> {
+    let mut found = Vec::new();
+    for (path, item) in spec["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().unwrap() {
+            found.push((method.to_uppercase(), path.clone(), operation.clone()));
+        }
+    }
+    found
+}
+
+/// A concrete URL path for a templated one.
+fn concrete(path: &str) -> String {
+    path.replace("{aggregate_type}", "Seat")
+        .split('/')
+        .map(|segment| {
+            if segment.starts_with('{') {
+                Uuid::new_v4().to_string()
+            } else {
+                segment.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Whether the router has no route for this method and path: the fallback's
+/// 404 (as opposed to a handler's "concert not found") or a 405.
+async fn unrouted(app: &TestApp, method: &str, path: &str) -> bool {
+    let method = Method::from_bytes(method.as_bytes()).unwrap();
+    let response = app
+        .client
+        .request(method, format!("{}{}", app.address, concrete(path)))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    match response.status() {
+        StatusCode::METHOD_NOT_ALLOWED => true,
+        StatusCode::NOT_FOUND => {
+            let body: Value = response.json().await.unwrap_or_default();
+            body["detail"] == "route not found"
+        }
+        _ => false,
+    }
+}
+
+#[tokio::test]
+async fn the_spec_lists_exactly_the_documented_operations_and_the_router_serves_them() {
+    let app = spawn_app().await;
+    let spec = spec(&app).await;
+
+    let listed: BTreeSet<(String, String)> = operations(&spec)
+        .into_iter()
+        .map(|(method, path, _)| (method, path))
+        .collect();
+    let documented: BTreeSet<(String, String)> = DOCUMENTED
+        .iter()
+        .map(|(method, path)| (method.to_string(), path.to_string()))
+        .collect();
+
+    assert_eq!(spec["openapi"], "3.1.0");
+    assert_eq!(listed, documented);
+    for (method, path) in &listed {
+        assert!(
+            !unrouted(&app, method, path).await,
+            "{method} {path} is in the spec but not routed"
+        );
+    }
+    // Methods the spec does not list for a path are not routed either.
+    for (_, path) in &listed {
+        for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+            if !listed.contains(&(method.to_string(), path.clone())) {
+                assert!(
+                    unrouted(&app, method, path).await,
+                    "{method} {path} is routed but not in the spec"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_documented_error_status_appears_in_the_spec_as_a_problem() {
+    let app = spawn_app().await;
+    let spec = spec(&app).await;
+
+    let mut statuses = BTreeSet::new();
+    for (method, path, operation) in operations(&spec) {
+        let responses = operation["responses"].as_object().expect("responses");
+        let has = |status: &str| responses.contains_key(status);
+        for (status, response) in responses {
+            statuses.insert(status.clone());
+            if status.starts_with('4') || status.starts_with('5') {
+                assert!(
+                    response["content"]["application/problem+json"].is_object(),
+                    "{method} {path} {status} is not a problem document"
+                );
+            }
+        }
+        let op = format!("{method} {path}");
+        if path.starts_with("/api/v1/") {
+            assert!(has("503"), "{op} lacks 503");
+        }
+        if operation["security"].is_array() {
+            assert!(has("401"), "{op} lacks 401");
+        }
+        if operation["requestBody"].is_object() {
+            for status in ["400", "413", "422"] {
+                assert!(has(status), "{op} lacks {status}");
+            }
+        }
+    }
+    for status in ERROR_STATUSES {
+        assert!(
+            statuses.contains(*status),
+            "no operation documents {status}"
+        );
+    }
+    let payment = &spec["paths"]["/api/v1/payments"]["post"]["responses"];
+    for status in ["402", "403", "404", "409"] {
+        assert!(payment[status].is_object(), "POST /payments lacks {status}");
+    }
+    assert!(spec["paths"]["/api/v1/reservations"]["post"]["responses"]["409"].is_object());
+}
+
+/// Every `enum` list anywhere in `value`.
+fn enums(value: &Value, found: &mut Vec<Vec<String>>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::Array(items)) = map.get("enum") {
+                found.push(
+                    items
+                        .iter()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect(),
+                );
+            }
+            map.values().for_each(|v| enums(v, found));
+        }
+        Value::Array(items) => items.iter().for_each(|v| enums(v, found)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn every_documented_problem_code_appears_in_the_spec() {
+    let app = spawn_app().await;
+    let spec = spec(&app).await;
+
+    let mut found = Vec::new();
+    enums(&spec["components"]["schemas"], &mut found);
+
+    let codes = found
+        .iter()
+        .find(|list| list.iter().any(|code| code == "seat_unavailable"))
+        .expect("an enum of problem codes");
+    for code in PROBLEM_CODES {
+        assert!(codes.iter().any(|c| c == code), "{code} is not in the spec");
+    }
+}
+
+/// The values of `attribute="..."` in an HTML page.
+fn attribute_values(html: &str, attribute: &str) -> Vec<String> {
+    let needle = format!("{attribute}=\"");
+    html.match_indices(&needle)
+        .filter_map(|(at, _)| {
+            let rest = &html[at + needle.len()..];
+            rest.find('"').map(|end| rest[..end].to_string())
+        })
+        .collect()
+}
+
+/// Absolute http(s) URLs in a text that point anywhere but `own`.
+fn outside_urls(text: &str, own: &str) -> Vec<String> {
+    text.match_indices("http")
+        .map(|(at, _)| &text[at..])
+        .filter(|rest| rest.starts_with("http://") || rest.starts_with("https://"))
+        .filter(|rest| !rest.starts_with(own))
+        .map(|rest| rest.chars().take(60).collect())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_docs_page_and_its_assets_are_served_by_us() {
+    let app = spawn_app().await;
+    let own = format!("{}/", app.address);
+
+    for entry in ["/docs", "/docs/"] {
+        let response = app
+            .client
+            .get(format!("{}{entry}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{entry}");
+        let page = response.url().clone();
+        assert_eq!(page.path(), "/docs/");
+        let html = response.text().await.unwrap();
+        assert!(html.contains("swagger-ui"), "{html}");
+        assert_eq!(outside_urls(&html, &own), Vec::<String>::new(), "{entry}");
+
+        let mut assets = attribute_values(&html, "src");
+        assets.extend(attribute_values(&html, "href"));
+        assert!(assets.iter().any(|asset| asset.ends_with(".js")), "{html}");
+        for asset in assets {
+            let url = page.join(&asset).unwrap();
+            assert_eq!(url.origin(), page.origin(), "{asset} is not ours");
+            let response = app.client.get(url.clone()).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "{url}");
+            assert!(!response.bytes().await.unwrap().is_empty(), "{url}");
+        }
+    }
+    // The page's configuration: our own spec, and no online validator.
+    let initializer = app
+        .client
+        .get(format!("{}/docs/swagger-initializer.js", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(outside_urls(&initializer, &own), Vec::<String>::new());
+    assert!(
+        initializer.contains("\"url\": \"/openapi.json\""),
+        "{initializer}"
+    );
+    assert!(
+        initializer.contains("\"validatorUrl\": \"none\""),
+        "{initializer}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_expose_every_family_after_a_booking() {
+    let app = spawn_app().await;
+    let concert = app.create_concert(1, 10, 1000).await;
+    let user = app.active_user(&concert.concert_id).await;
+    let seat_id = app.free_seats(&user, &concert, 0).await[0]["seat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let held: Value = app.hold(&user, &seat_id).await.json().await.unwrap();
+    assert_eq!(
+        app.charge(user.user_id, 5000).await.status(),
+        StatusCode::OK
+    );
+    let paid = app
+        .pay(&user, held["reservation_id"].as_str().unwrap())
+        .await;
+    assert_eq!(paid.status(), StatusCode::CREATED);
+    // A second user keeps a live token, so the concert's queue is sampled.
+    app.active_user(&concert.concert_id).await;
+
+    let concert_label = format!("{{concert_id=\"{}\"}}", concert.concert_id);
+    let expected = [
+        "concert_http_requests_total{route=\"/api/v1/payments\",method=\"POST\",status=\"201\"}".to_string(),
+        "concert_http_request_duration_seconds_bucket{route=\"/api/v1/payments\",method=\"POST\",status=\"201\"".into(),
+        "concert_commands_total{aggregate=\"Wallet\",outcome=\"ok\"}".into(),
+        "concert_events_appended_total{aggregate=\"Wallet\"}".into(),
+        "concert_event_log_position ".into(),
+        "concert_projection_lag_events ".into(),
+        format!("concert_queue_waiting{concert_label}"),
+        format!("concert_queue_active{concert_label}"),
+        "concert_holds_expired_total ".into(),
+        "concert_payments_total{outcome=\"completed\"}".into(),
+        "concert_db_pool_connections{state=\"in_use\"}".into(),
+        "concert_db_pool_connections{state=\"idle\"}".into(),
+        "# HELP concert_projection_lag_events ".into(),
+    ];
+    // The sampler reads the database every 5 s.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let response = app
+            .client
+            .get(format!("{}/metrics", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(content_type.starts_with("text/plain"), "{content_type}");
+        let text = response.text().await.unwrap();
+        let missing: Vec<&String> = expected
+            .iter()
+            .filter(|family| !text.contains(family.as_str()))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "missing {missing:?} in\n{text}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_request_id_is_echoed_or_generated_and_a_correlation_id_returned() {
+    let app = spawn_app().await;
+    let url = format!("{}/healthz", app.address);
+
+    let echoed = app
+        .client
+        .get(&url)
+        .header("x-request-id", "client-chosen-42")
+        .send()
+        .await
+        .unwrap();
+    let first = app.client.get(&url).send().await.unwrap();
+    let second = app
+        .client
+        .get(format!("{}/no/such/route", app.address))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(echoed.headers()["x-request-id"], "client-chosen-42");
+    let generated: Vec<&str> = [&first, &second]
+        .iter()
+        .map(|response| response.headers()["x-request-id"].to_str().unwrap())
+        .collect();
+    assert!(
+        generated.iter().all(|id| Uuid::parse_str(id).is_ok()),
+        "{generated:?}"
+    );
+    assert_ne!(generated[0], generated[1]);
+    for response in [&echoed, &first, &second] {
+        let correlation = response.headers()["x-correlation-id"].to_str().unwrap();
+        assert!(Uuid::parse_str(correlation).is_ok(), "{correlation}");
+    }
+}
+
+#[tokio::test]
+async fn health_and_readiness_answer_ok() {
+    let app = spawn_app().await;
+
+    let health = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .send()
+        .await
+        .unwrap();
+    let ready = app
+        .client
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(health.status(), StatusCode::OK);
+    assert_eq!(ready.status(), StatusCode::OK);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
+    for check in ["database", "migrations", "projections"] {
+        assert_eq!(body["checks"][check], "ok", "{body}");
+    }
+    assert!(
+        body["projection_lag_events"].as_i64().unwrap() < 10_000,
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn readiness_fails_when_the_read_models_fall_far_behind() {
+    let app = spawn_app().await;
+    // 10,000 events of a stream no projection follows: never applied.
+    sqlx::query(
+        "insert into events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         select 'Unprojected', 'lagging', n, 'Noted', '1.0', '{}', '{}' from generate_series(1, 10000) n",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
+    let ready = app
+        .client
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["code"], "unavailable");
+    assert_eq!(body["checks"]["database"], "ok");
+    assert_eq!(body["checks"]["projections"], "failed");
+    assert!(
+        body["projection_lag_events"].as_i64().unwrap() >= 10_000,
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn readiness_fails_with_a_problem_document_when_the_database_is_gone() {
+    let app = spawn_app().await;
+    app.pool.close().await;
+
+    let ready = app
+        .client
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .unwrap();
+    let health = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(health.status(), StatusCode::OK);
+    assert_eq!(ready.headers()["content-type"], "application/problem+json");
+    let (status, code) = problem_code(ready).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    );
+}

@@ -1,0 +1,352 @@
+//! Graceful shutdown of the real binary: SIGTERM in the middle of a burst of
+//! charges loses no charge that was answered, the process exits 0, and the
+//! private PostgreSQL it started is gone. Its logs carry the request span and
+//! never the admin token.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fs::{self, File};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+const ADMIN_TOKEN: &str = "shutdown-test-admin-secret";
+const USERS: usize = 8;
+const WORKERS: usize = 16;
+/// Charges answered before SIGTERM is sent, so that it lands mid-burst.
+const ANSWERED_BEFORE_SIGTERM: usize = 60;
+
+/// A `concert serve` process on a data folder under /tmp (short, so the
+/// private server uses a unix socket). On drop the process is killed if still
+/// running (its PostgreSQL follows through the parent-death signal); the folder
+/// stays for inspection unless the test passes.
+struct Service {
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Service {
+    fn start(dir: &Path, address: &str) -> Self {
+        let log = File::create(dir.join("serve.log")).unwrap();
+        let child = concert(dir)
+            .arg("serve")
+            .env("CONCERT_BIND", address)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("the concert binary starts");
+        Service {
+            dir: dir.to_path_buf(),
+            child: Some(child),
+        }
+    }
+
+    fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.as_ref().unwrap().id() as i32)
+    }
+
+    fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.as_mut().unwrap().try_wait().unwrap()
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("serve.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The binary, with the test's data folder and admin token and no DATABASE_URL.
+fn concert(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_concert"));
+    command
+        .env_remove("DATABASE_URL")
+        .env("CONCERT_DATA_DIR", dir)
+        .env("CONCERT_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("CONCERT_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null());
+    command
+}
+
+fn free_address() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+/// Live (not zombie) PostgreSQL processes working for the cluster in `dir`.
+fn postgres_processes(dir: &Path) -> Vec<i32> {
+    let dir = dir.to_string_lossy().to_string();
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if !matches!(comm.trim(), "postgres" | "postmaster") {
+            continue;
+        }
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let zombie = stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cwd = fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_default();
+        // The postmaster names the folder on its command line; its children
+        // rename themselves but keep working in it.
+        let ours = String::from_utf8_lossy(&cmdline).contains(&dir) || cwd.starts_with(&dir);
+        if ours && !zombie {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// What one worker saw: each answer's status and correlation id, and whether
+/// it arrived after SIGTERM was sent (a request in flight at the signal).
+#[derive(Debug)]
+struct Answer {
+    user: Uuid,
+    status: u16,
+    correlation_id: String,
+    in_flight_at_sigterm: bool,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_mid_burst_loses_no_answered_request_and_stops_postgres() {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir = PathBuf::from(format!(
+        "/tmp/concert-shutdown-{}-{nanos}",
+        std::process::id()
+    ));
+    fs::create_dir_all(&dir).unwrap();
+    let address = free_address();
+    let base = format!("http://{address}");
+    let mut service = Service::start(&dir, &address);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+
+    // given: a running service (the first start initialises the cluster)
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        if let Ok(response) = client.get(format!("{base}/healthz")).send().await {
+            if response.status().is_success() {
+                break;
+            }
+        }
+        assert!(
+            service.exited().is_none(),
+            "serve exited early:\n{}",
+            service.log()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "serve never became healthy:\n{}",
+            service.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let audit = client
+        .get(format!("{base}/api/v1/audit/events"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(audit.status(), 200);
+
+    // when: SIGTERM lands in the middle of a burst of charges
+    let users: Vec<Uuid> = (0..USERS).map(|_| Uuid::new_v4()).collect();
+    let answered = Arc::new(AtomicUsize::new(0));
+    let sigterm_sent = Arc::new(AtomicBool::new(false));
+    let exited = Arc::new(AtomicBool::new(false));
+    let answers = Arc::new(Mutex::new(Vec::<Answer>::new()));
+    let mut workers = Vec::new();
+    for worker in 0..WORKERS {
+        let user = users[worker % USERS];
+        let (client, base) = (client.clone(), base.clone());
+        let (answered, sigterm_sent, exited, answers) = (
+            answered.clone(),
+            sigterm_sent.clone(),
+            exited.clone(),
+            answers.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            while !exited.load(Ordering::SeqCst) {
+                let sent = client
+                    .post(format!("{base}/api/v1/users/{user}/balance/charges"))
+                    .json(&json!({"amount": 1}))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(response) => {
+                        let correlation_id = response
+                            .headers()
+                            .get("x-correlation-id")
+                            .map(|value| value.to_str().unwrap().to_string())
+                            .unwrap_or_default();
+                        let status = response.status().as_u16();
+                        // An answer counts once its body has arrived in full.
+                        if response.bytes().await.is_ok() {
+                            answered.fetch_add(1, Ordering::SeqCst);
+                            answers.lock().unwrap().push(Answer {
+                                user,
+                                status,
+                                correlation_id,
+                                in_flight_at_sigterm: sigterm_sent.load(Ordering::SeqCst),
+                            });
+                        }
+                    }
+                    // Refused or cut: no answer, so nothing is owed.
+                    Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                }
+            }
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while answered.load(Ordering::SeqCst) < ANSWERED_BEFORE_SIGTERM {
+        assert!(
+            Instant::now() < deadline,
+            "the burst got no answers:\n{}",
+            service.log()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    kill(service.pid(), Signal::SIGTERM).unwrap();
+    sigterm_sent.store(true, Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        if let Some(status) = service.exited() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve did not stop after SIGTERM:\n{}",
+            service.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    exited.store(true, Ordering::SeqCst);
+    for worker in workers {
+        worker.await.unwrap();
+    }
+
+    // then: a clean exit, PostgreSQL gone, and every answered charge stored
+    let log = service.log();
+    assert_eq!(status.code(), Some(0), "serve exit status {status}:\n{log}");
+    assert_eq!(
+        postgres_processes(&dir),
+        Vec::<i32>::new(),
+        "PostgreSQL outlived serve"
+    );
+    let answers = std::mem::take(&mut *answers.lock().unwrap());
+    let statuses: BTreeSet<u16> = answers.iter().map(|answer| answer.status).collect();
+    assert_eq!(statuses, BTreeSet::from([200]), "every answer is a success");
+    let answered: BTreeSet<&str> = answers.iter().map(|a| a.correlation_id.as_str()).collect();
+    assert_eq!(
+        answered.len(),
+        answers.len(),
+        "one correlation id per request"
+    );
+
+    let events = concert(&dir).args(["events", "--json"]).output().unwrap();
+    assert!(
+        events.status.success(),
+        "{}",
+        String::from_utf8_lossy(&events.stderr)
+    );
+    let mut charged_per_user: HashMap<String, usize> = HashMap::new();
+    let mut charged: BTreeSet<String> = BTreeSet::new();
+    for line in String::from_utf8(events.stdout).unwrap().lines() {
+        let event: Value = serde_json::from_str(line).unwrap();
+        if event["aggregate_type"] == "Wallet" && event["event_type"] == "Charged" {
+            *charged_per_user
+                .entry(event["aggregate_id"].as_str().unwrap().to_string())
+                .or_default() += 1;
+            charged.insert(
+                event["metadata"]["correlation_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            );
+        }
+    }
+    let mut answered_per_user: HashMap<String, usize> = HashMap::new();
+    for answer in &answers {
+        *answered_per_user
+            .entry(answer.user.to_string())
+            .or_default() += 1;
+    }
+    let lost: Vec<&&str> = answered
+        .iter()
+        .filter(|id| !charged.contains(**id))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "answered charges missing from the log: {lost:?}"
+    );
+    assert_eq!(
+        charged.len(),
+        answers.len(),
+        "charges stored without an answer"
+    );
+    assert_eq!(charged_per_user, answered_per_user);
+    assert_eq!(
+        postgres_processes(&dir),
+        Vec::<i32>::new(),
+        "PostgreSQL outlived `concert events`"
+    );
+
+    // The request span made it into the JSON log, without any token.
+    assert!(!log.contains(ADMIN_TOKEN), "the admin token was logged");
+    let request_line = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|line| line["span"]["route"] == "/api/v1/users/{user_id}/balance/charges")
+        .unwrap_or_else(|| panic!("no request line in\n{log}"));
+    let span = &request_line["span"];
+    assert_eq!(span["method"], "POST", "{request_line}");
+    assert_eq!(span["status"], 200, "{request_line}");
+    assert!(span["latency_ms"].is_number(), "{request_line}");
+    assert!(
+        answered.contains(span["correlation_id"].as_str().unwrap()),
+        "{request_line}"
+    );
+    assert!(
+        Uuid::parse_str(span["request_id"].as_str().unwrap()).is_ok(),
+        "{request_line}"
+    );
+    // Requests in flight when the signal came were finished, not dropped.
+    let finished = answers
+        .iter()
+        .filter(|answer| answer.in_flight_at_sigterm)
+        .count();
+    println!(
+        "{} charges answered, {finished} of them after SIGTERM",
+        answers.len()
+    );
+    assert!(finished > 0, "no request in flight at SIGTERM was answered");
+    let _ = fs::remove_dir_all(&dir);
+}
