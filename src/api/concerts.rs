@@ -32,7 +32,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// A concert to schedule.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ScheduleConcertRequest {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     title: String,
+    #[schema(min_items = 1, max_items = 100)]
     dates: Vec<DateRequest>,
 }
 
@@ -40,7 +46,9 @@ pub struct ScheduleConcertRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct DateRequest {
     starts_at: DateTime<Utc>,
+    #[schema(minimum = 1, maximum = 50000)]
     seats: u32,
+    #[schema(minimum = 1, maximum = 1000000000)]
     price: i64,
 }
 
@@ -201,8 +209,10 @@ async fn list_dates(
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct SeatPage {
     /// List seats numbered above this (default 0).
+    #[param(minimum = 0, maximum = 2147483647)]
     after_seat_no: Option<i64>,
     /// Page size, 1..=5000 (default 1000).
+    #[param(minimum = 1, maximum = 5000)]
     limit: Option<i64>,
 }
 

@@ -42,7 +42,7 @@ pub struct PaymentResponse {
 
 /// Pays for a held seat: debits the wallet, sells the seat, spends the queue token (active queue token).
 #[utoipa::path(post, path = "/payments", tag = "payments", request_body = PaymentRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "makes retries safe")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "makes retries safe: 1 to 255 visible ASCII characters", min_length = 1, max_length = 255, pattern = r"^[!-~]+$")),
     security(("bearer" = [])),
     responses(
         (status = 201, body = PaymentResponse),

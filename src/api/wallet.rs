@@ -37,6 +37,7 @@ pub struct BalanceResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ChargeRequest {
     /// Won, 1..=1,000,000,000.
+    #[schema(minimum = 1, maximum = 1000000000)]
     amount: i64,
 }
 
@@ -59,7 +60,7 @@ async fn get_balance(
 /// Adds money to the wallet. With an `Idempotency-Key`, a retry returns the first answer and charges once.
 #[utoipa::path(post, path = "/users/{user_id}/balance/charges", tag = "wallet", request_body = ChargeRequest,
     params(("user_id" = Uuid, Path, description = "the user"),
-           ("Idempotency-Key" = Option<String>, Header, description = "makes retries safe")),
+           ("Idempotency-Key" = Option<String>, Header, description = "makes retries safe: 1 to 255 visible ASCII characters", min_length = 1, max_length = 255, pattern = r"^[!-~]+$")),
     responses(
         (status = 200, body = BalanceResponse),
         (status = 400, body = Problem, content_type = "application/problem+json"),
