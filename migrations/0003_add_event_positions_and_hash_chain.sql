@@ -5,7 +5,8 @@
 -- position never see 11 before 10 commits. See src/event_log.rs.
 alter table events add column position bigint;
 create unique index events_by_position on events (position);
-create index events_unpositioned on events (transaction_id) where position is null;
+-- Walks the events still to position in the order positions are handed out.
+create index events_unpositioned on events (transaction_id, aggregate_type, aggregate_id, sequence) where position is null;
 
 -- Each event carries a SHA-256 chained over the previous event of its stream;
 -- `concert audit` recomputes the chain and names any edited, deleted or

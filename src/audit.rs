@@ -6,12 +6,11 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use futures::TryStreamExt;
 use sha2::{Digest, Sha256};
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 
 use crate::aggregates::{ConcertEvent, QueueTicketEvent, SeatEvent, WalletEvent};
-use crate::event_log;
+use crate::event_log::{self, RawEvent};
 use crate::ids::{PaymentId, ReservationId, SeatId};
 
 /// A broken rule and the events that show it.
@@ -34,27 +33,6 @@ pub struct AuditReport {
 pub enum AuditError {
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
-}
-
-struct Row_ {
-    position: i64,
-    kind: String,
-    id: String,
-    sequence: i64,
-    event_type: String,
-    version: String,
-    payload: String,
-    metadata: String,
-    hash: Option<Vec<u8>>,
-}
-
-impl Row_ {
-    fn label(&self) -> String {
-        format!(
-            "#{} {}/{} seq {} {}",
-            self.position, self.kind, self.id, self.sequence, self.event_type
-        )
-    }
 }
 
 #[derive(Clone)]
@@ -106,32 +84,19 @@ pub async fn audit(
         active_limit: i64::from(active_limit),
         ..Default::default()
     };
-    let mut rows = sqlx::query(
-        "select position, aggregate_type, aggregate_id, sequence, event_type, event_version,
-                payload::text as payload, metadata::text as metadata, hash
-         from events where position is not null order by position",
-    )
-    .fetch(pool);
-    while let Some(row) = rows.try_next().await? {
-        let row = Row_ {
-            position: row.try_get("position")?,
-            kind: row.try_get("aggregate_type")?,
-            id: row.try_get("aggregate_id")?,
-            sequence: row.try_get("sequence")?,
-            event_type: row.try_get("event_type")?,
-            version: row.try_get("event_version")?,
-            payload: row.try_get("payload")?,
-            metadata: row.try_get("metadata")?,
-            hash: row.try_get("hash")?,
-        };
-        auditor.check_log(&row);
-        auditor.check_domain(&row);
-        auditor.report.events += 1;
-        if auditor.report.events % 10_000 == 0 {
-            progress(auditor.report.events, total as u64);
+    let upto = event_log::last_position(pool).await?;
+    let mut after = 0;
+    loop {
+        let batch = event_log::raw_batch(pool, after, upto).await?;
+        let Some(last) = batch.last() else { break };
+        after = last.position;
+        for row in &batch {
+            auditor.check_log(row);
+            auditor.check_domain(row);
         }
+        auditor.report.events += batch.len() as u64;
+        progress(auditor.report.events, total as u64);
     }
-    drop(rows);
     progress(auditor.report.events, total as u64);
     auditor.check_payments();
     auditor.check_read_models(pool).await?;
@@ -147,7 +112,7 @@ impl Auditor {
         });
     }
 
-    fn check_log(&mut self, row: &Row_) {
+    fn check_log(&mut self, row: &RawEvent) {
         if row.position <= self.last_position {
             self.violation(
                 "positions ascend",
@@ -156,7 +121,7 @@ impl Auditor {
             );
         }
         self.last_position = row.position;
-        let key = (row.kind.clone(), row.id.clone());
+        let key = (row.aggregate_type.clone(), row.aggregate_id.clone());
         let (last_sequence, previous_hash) =
             self.streams.get(&key).cloned().unwrap_or((0, Vec::new()));
         if row.sequence != last_sequence + 1 {
@@ -168,7 +133,13 @@ impl Auditor {
         }
         let text = format!(
             "{}/{}/{}/{}/{}/{}/{}",
-            row.kind, row.id, row.sequence, row.event_type, row.version, row.payload, row.metadata
+            row.aggregate_type,
+            row.aggregate_id,
+            row.sequence,
+            row.event_type,
+            row.event_version,
+            row.payload,
+            row.metadata
         );
         let mut hasher = Sha256::new();
         hasher.update(&previous_hash);
@@ -183,20 +154,20 @@ impl Auditor {
             .insert(key, (row.sequence, row.hash.clone().unwrap_or(expected)));
     }
 
-    fn check_domain(&mut self, row: &Row_) {
+    fn check_domain(&mut self, row: &RawEvent) {
         let payload: serde_json::Value = match serde_json::from_str(&row.payload) {
             Ok(payload) => payload,
             Err(error) => {
                 return self.violation("events deserialize", error.to_string(), vec![row.label()])
             }
         };
-        let outcome = match row.kind.as_str() {
+        let outcome = match row.aggregate_type.as_str() {
             "Seat" => serde_json::from_value(payload).map(|event| self.seat(row, event)),
             "Wallet" => serde_json::from_value(payload).map(|event| self.wallet(row, event)),
             "QueueTicket" => serde_json::from_value(payload).map(|event| self.ticket(row, event)),
             "Concert" => serde_json::from_value::<ConcertEvent>(payload).map(|_| ()),
             _ => {
-                let detail = format!("unknown type {}", row.kind);
+                let detail = format!("unknown type {}", row.aggregate_type);
                 self.violation("known aggregate types", detail, vec![row.label()]);
                 Ok(())
             }
@@ -206,12 +177,12 @@ impl Auditor {
         }
     }
 
-    fn seat(&mut self, row: &Row_, event: SeatEvent) {
+    fn seat(&mut self, row: &RawEvent, event: SeatEvent) {
         if let SeatEvent::SeatSold {
             payment_id, price, ..
         } = &event
         {
-            let sale = (row.id.clone(), *price, row.label());
+            let sale = (row.aggregate_id.clone(), *price, row.label());
             if let Some((_, _, earlier)) = self.sales.insert(*payment_id, sale) {
                 let detail = format!("payment {payment_id} sold two seats");
                 self.violation(
@@ -221,7 +192,11 @@ impl Auditor {
                 );
             }
         }
-        let state = self.seats.get(&row.id).cloned().unwrap_or(SeatState::Free);
+        let state = self
+            .seats
+            .get(&row.aggregate_id)
+            .cloned()
+            .unwrap_or(SeatState::Free);
         let next =
             match (&state, event) {
                 (
@@ -291,11 +266,11 @@ impl Auditor {
                     state.clone()
                 }
             };
-        self.seats.insert(row.id.clone(), next);
+        self.seats.insert(row.aggregate_id.clone(), next);
     }
 
-    fn wallet(&mut self, row: &Row_, event: WalletEvent) {
-        let balance = self.wallets.get(&row.id).copied().unwrap_or(0);
+    fn wallet(&mut self, row: &RawEvent, event: WalletEvent) {
+        let balance = self.wallets.get(&row.aggregate_id).copied().unwrap_or(0);
         let (computed, stated) = match event {
             WalletEvent::Charged {
                 amount,
@@ -310,7 +285,7 @@ impl Auditor {
                 ..
             } => {
                 let payment = Payment {
-                    wallet: row.id.clone(),
+                    wallet: row.aggregate_id.clone(),
                     seat: seat_id,
                     amount,
                     refunded: false,
@@ -326,7 +301,7 @@ impl Auditor {
             } => {
                 match self.payments.get_mut(&payment_id) {
                     Some(payment)
-                        if payment.wallet == row.id
+                        if payment.wallet == row.aggregate_id
                             && payment.amount == amount
                             && !payment.refunded =>
                     {
@@ -353,17 +328,17 @@ impl Auditor {
                 vec![row.label()],
             );
         }
-        self.wallets.insert(row.id.clone(), computed);
+        self.wallets.insert(row.aggregate_id.clone(), computed);
     }
 
-    fn ticket(&mut self, row: &Row_, event: QueueTicketEvent) {
+    fn ticket(&mut self, row: &RawEvent, event: QueueTicketEvent) {
         match event {
             QueueTicketEvent::QueueEntered { concert_id, .. } => {
                 self.tickets
-                    .insert(row.id.clone(), (concert_id.to_string(), false));
+                    .insert(row.aggregate_id.clone(), (concert_id.to_string(), false));
             }
             QueueTicketEvent::TicketAdmitted { .. } => {
-                let Some((concert, active)) = self.tickets.get_mut(&row.id) else {
+                let Some((concert, active)) = self.tickets.get_mut(&row.aggregate_id) else {
                     return self.violation(
                         "tickets are entered first",
                         "admission of an unknown ticket".into(),
@@ -384,7 +359,7 @@ impl Auditor {
                 }
             }
             QueueTicketEvent::TicketExpired { .. } => {
-                if let Some((concert, active)) = self.tickets.get_mut(&row.id) {
+                if let Some((concert, active)) = self.tickets.get_mut(&row.aggregate_id) {
                     if *active {
                         *active = false;
                         *self.active.entry(concert.clone()).or_default() -= 1;

@@ -124,3 +124,61 @@ fn logged_event(row: &sqlx::postgres::PgRow) -> sqlx::Result<LoggedEvent> {
         recorded_at: row.try_get("recorded_at")?,
     })
 }
+
+/// One stored event as text, exactly as the hash chain covers it.
+#[derive(Debug, Clone)]
+pub struct RawEvent {
+    pub position: i64,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: String,
+    pub metadata: String,
+    pub hash: Option<Vec<u8>>,
+}
+
+impl RawEvent {
+    /// How reports name this event: position, stream, sequence and type.
+    pub fn label(&self) -> String {
+        let (position, kind, id) = (self.position, &self.aggregate_type, &self.aggregate_id);
+        format!(
+            "#{position} {kind}/{id} seq {} {}",
+            self.sequence, self.event_type
+        )
+    }
+}
+
+/// Rows read per round trip when walking the whole log.
+pub const WALK_BATCH: i64 = 10_000;
+
+/// The next `WALK_BATCH` positioned events after `after` and up to `upto`.
+/// Walking the log by keyset pages keeps memory flat however long it is.
+pub async fn raw_batch(pool: &PgPool, after: i64, upto: i64) -> sqlx::Result<Vec<RawEvent>> {
+    let rows = sqlx::query(
+        "select position, aggregate_type, aggregate_id, sequence, event_type, event_version,
+                payload::text as payload, metadata::text as metadata, hash
+         from events where position > $1 and position <= $2 order by position limit $3",
+    )
+    .bind(after)
+    .bind(upto)
+    .bind(WALK_BATCH)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(RawEvent {
+                position: row.try_get("position")?,
+                aggregate_type: row.try_get("aggregate_type")?,
+                aggregate_id: row.try_get("aggregate_id")?,
+                sequence: row.try_get("sequence")?,
+                event_type: row.try_get("event_type")?,
+                event_version: row.try_get("event_version")?,
+                payload: row.try_get("payload")?,
+                metadata: row.try_get("metadata")?,
+                hash: row.try_get("hash")?,
+            })
+        })
+        .collect()
+}

@@ -6,8 +6,7 @@
 //! committed during the rebuild are applied after the live tables are locked,
 //! just before the swap.
 
-use futures::TryStreamExt;
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 
 use crate::event_log;
 use crate::projections::ProjectionError;
@@ -78,53 +77,46 @@ pub async fn replay(
         .execute(&mut *tx)
         .await?;
 
-    // Events stream in on a second connection, in commit order; memory stays flat.
-    let mut reader = pool.acquire().await?;
-    let mut rows = sqlx::query(
-        "select aggregate_type, aggregate_id, payload from events where position <= $1 order by position",
-    )
-    .bind(last)
-    .fetch(&mut *reader);
+    // Keyset pages of the log, in commit order: memory stays flat.
     let mut done: u64 = 0;
-    while let Some(row) = rows.try_next().await? {
-        let kind: String = row.try_get("aggregate_type")?;
-        let id: String = row.try_get("aggregate_id")?;
-        let payload: serde_json::Value = row.try_get("payload")?;
-        match kind.as_str() {
-            "Concert" => {
-                projectors
-                    .concerts
-                    .apply_all(&mut tx, &id, &serde_json::from_value(payload)?)
-                    .await?
+    let mut after = 0;
+    loop {
+        let batch = event_log::raw_batch(pool, after, last).await?;
+        let Some(page_end) = batch.last() else { break };
+        after = page_end.position;
+        for event in &batch {
+            let (id, payload) = (&event.aggregate_id, &event.payload);
+            match event.aggregate_type.as_str() {
+                "Concert" => {
+                    projectors
+                        .concerts
+                        .apply_all(&mut tx, id, &serde_json::from_str(payload)?)
+                        .await?
+                }
+                "Seat" => {
+                    projectors
+                        .seats
+                        .apply_all(&mut tx, id, &serde_json::from_str(payload)?)
+                        .await?
+                }
+                "Wallet" => {
+                    projectors
+                        .wallets
+                        .apply_all(&mut tx, id, &serde_json::from_str(payload)?)
+                        .await?
+                }
+                "QueueTicket" => {
+                    projectors
+                        .tickets
+                        .apply_all(&mut tx, id, &serde_json::from_str(payload)?)
+                        .await?
+                }
+                other => return Err(ReplayError::UnknownType(other.to_string())),
             }
-            "Seat" => {
-                projectors
-                    .seats
-                    .apply_all(&mut tx, &id, &serde_json::from_value(payload)?)
-                    .await?
-            }
-            "Wallet" => {
-                projectors
-                    .wallets
-                    .apply_all(&mut tx, &id, &serde_json::from_value(payload)?)
-                    .await?
-            }
-            "QueueTicket" => {
-                projectors
-                    .tickets
-                    .apply_all(&mut tx, &id, &serde_json::from_value(payload)?)
-                    .await?
-            }
-            other => return Err(ReplayError::UnknownType(other.to_string())),
         }
-        done += 1;
-        if done % 1000 == 0 {
-            progress(done, total as u64);
-        }
+        done += batch.len() as u64;
+        progress(done, total as u64);
     }
-    drop(rows);
-    drop(reader);
-    progress(done, total as u64);
     sqlx::query(
         "insert into projection_offsets (aggregate_type, aggregate_id, last_sequence)
          select aggregate_type, aggregate_id, max(sequence) from public.events where position <= $1
