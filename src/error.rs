@@ -176,6 +176,15 @@ impl IntoResponse for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(database) = &error {
+            // Class 22, data exception: the input cannot be stored (a NUL byte,
+            // an invalid escape); retrying would not help.
+            if database.code().is_some_and(|code| code.starts_with("22")) {
+                return ApiError::BadRequest(
+                    "the request holds a value the database cannot store".into(),
+                );
+            }
+        }
         match error {
             sqlx::Error::Decode(_)
             | sqlx::Error::ColumnDecode { .. }

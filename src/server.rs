@@ -1,6 +1,9 @@
 //! Running the service: preparing the database and state, then serving HTTP
 //! with the scheduler beside it until shutdown.
 
+use std::future::IntoFuture;
+use std::time::Duration;
+
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -40,6 +43,9 @@ pub async fn prepare(pool: PgPool, config: Config) -> Result<AppState, ServeErro
     Ok(app)
 }
 
+/// Seconds beyond the request timeout that shutdown waits for open connections.
+const GRACE_MARGIN_SECS: u64 = 2;
+
 /// Serves HTTP on `listener` and runs the scheduler and the metrics sampler
 /// until `shutdown` turns true; requests in flight are finished first.
 pub async fn serve(
@@ -52,12 +58,26 @@ pub async fn serve(
         app.pool.clone(),
         shutdown.clone(),
     ));
+    let grace = Duration::from_secs(app.config.request_timeout_secs + GRACE_MARGIN_SECS);
     let mut stop = shutdown.clone();
-    let served = axum::serve(listener, crate::api::router(app))
-        .with_graceful_shutdown(async move {
+    let serving =
+        axum::serve(listener, crate::api::router(app)).with_graceful_shutdown(async move {
             let _ = stop.wait_for(|stopped| *stopped).await;
-        })
-        .await;
+        });
+    // A client that never finishes its request would hold graceful shutdown
+    // open for ever: once every request has had its full timeout, the
+    // remaining connections are closed.
+    let mut signal = shutdown.clone();
+    let served = tokio::select! {
+        served = serving.into_future() => served,
+        _ = async {
+            let _ = signal.wait_for(|stopped| *stopped).await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!(grace_secs = grace.as_secs(), "closing connections still open after the grace period");
+            Ok(())
+        }
+    };
     // Both stop on the same signal; on a serving error they are stopped here.
     if served.is_err() {
         scheduler.abort();

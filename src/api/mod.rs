@@ -21,7 +21,6 @@ use axum::Router;
 use serde_json::Value;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -77,7 +76,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 pub fn router(app: AppState) -> Router {
     let (routes, openapi) = routes();
     let timeout = Duration::from_secs(app.config.request_timeout_secs);
-    let cors = cors_layer(&app.config.cors_origins);
+    let cors = (!app.config.cors_origins.is_empty()).then(|| cors_layer(&app.config.cors_origins));
     // Installed now, so that what happens before the first scrape is counted.
     let _ = crate::telemetry::metrics_handle();
     // Swagger UI's assets are embedded (`vendored`); its spec validator badge
@@ -95,11 +94,10 @@ pub fn router(app: AppState) -> Router {
         .layer(axum::middleware::from_fn(
             crate::telemetry::record_http_metrics,
         ))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            timeout,
-        ))
-        .layer(cors)
+        .layer(axum::middleware::from_fn(move |request, next| {
+            time_limit(timeout, request, next)
+        }))
+        .layer(tower::util::option_layer(cors))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
             TraceLayer::new_for_http()
@@ -109,10 +107,25 @@ pub fn router(app: AppState) -> Router {
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
 
-fn cors_layer(origins: &[String]) -> CorsLayer {
-    if origins.is_empty() {
-        return CorsLayer::new();
+/// Answers `503 unavailable` as a problem document when a request runs longer
+/// than the request timeout; the handler is dropped, and with it any
+/// transaction it had open.
+async fn time_limit(
+    limit: Duration,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Unavailable(format!(
+            "the request took longer than {} s",
+            limit.as_secs()
+        ))
+        .into_response(),
     }
+}
+
+fn cors_layer(origins: &[String]) -> CorsLayer {
     let layer = CorsLayer::new().allow_methods(Any).allow_headers(Any);
     if origins.iter().any(|origin| origin == "*") {
         return layer.allow_origin(Any);

@@ -8,7 +8,7 @@ use crate::commands::{execute, CommandContext};
 use crate::error::ApiError;
 use crate::ids::{DateId, ReservationId, UserId};
 use crate::projections::queue_tickets::TicketRow;
-use crate::projections::{available_seats, reservations, reservations::ReservationRow};
+use crate::projections::{available_seats, reservations::ReservationRow};
 use crate::state::AppState;
 
 /// Holds the seat for the ticket's user until the hold TTL runs out.
@@ -43,9 +43,18 @@ pub async fn hold_seat(
         until,
     };
     execute(&app.seats, &seat_id.to_string(), command, context).await?;
-    reservations::find_reservation(&app.pool, reservation_id.0)
-        .await?
-        .ok_or_else(|| {
-            ApiError::Internal(format!("reservation {reservation_id} has no read model"))
-        })
+    // The answer is what was committed; it does not depend on the projection,
+    // which may have failed after the commit (catch-up applies it later).
+    Ok(ReservationRow {
+        reservation_id: reservation_id.0,
+        seat_id,
+        date_id: seat.date_id,
+        concert_id: Some(seat.concert_id),
+        user_id: ticket.user_id,
+        seat_no: seat.seat_no,
+        price: seat.price,
+        status: "held".to_string(),
+        expires_at: until,
+        payment_id: None,
+    })
 }

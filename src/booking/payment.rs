@@ -57,11 +57,19 @@ pub async fn pay(
             "stopped after the debit (fault injection)".into(),
         ));
     }
-    let payment = payments::find_payment(&app.pool, payment_id.0)
-        .await?
-        .ok_or_else(|| ApiError::Internal(format!("payment {payment_id} has no read model")))?;
+    // What was committed, whether or not its projection got written.
+    let mut payment = PaymentRow {
+        payment_id: payment_id.0,
+        user_id,
+        reservation_id,
+        seat_id: reservation.seat_id,
+        amount: reservation.price,
+        status: "debited".to_string(),
+    };
     if finish(app, &payment, Some(ticket_id), context).await? {
-        receipt(app, payment_id.0).await
+        payment.status = "completed".to_string();
+        let balance = crate::projections::balances::balance_of(&app.pool, user_id).await?;
+        Ok(Receipt { payment, balance })
     } else {
         Err(ApiError::HoldExpired)
     }
