@@ -5,6 +5,7 @@ mod bad_input;
 mod booking;
 mod helpers;
 mod holds;
+mod hostile;
 mod operations;
 mod payments;
 mod queue;

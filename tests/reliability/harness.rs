@@ -1,0 +1,898 @@
+//! Runs the real `concert` binary: each test gets a fresh folder under /tmp
+//! holding the private PostgreSQL (`CONCERT_DATA_DIR`) and the servers' logs,
+//! removed at the end. Also an HTTP client that counts and checks every
+//! answer, the command-line tools (`audit`, `events --json`, `replay`), and
+//! signals for the server and its PostgreSQL.
+
+use std::collections::HashMap;
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use reqwest::Method;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// The admin token every test server uses.
+pub const ADMIN: &str = "reliability-admin-token";
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_concert");
+
+/// Tests of this binary run one at a time: they measure timeouts and each
+/// starts PostgreSQL servers, which two cores cannot do in parallel reliably.
+pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    TURN.lock().await
+}
+
+/// A fresh folder under /tmp for one test, removed on drop.
+pub struct Workdir {
+    pub root: PathBuf,
+}
+
+impl Workdir {
+    pub fn new(tag: &str) -> Self {
+        // Short: the PostgreSQL socket path must stay under 100 bytes.
+        let root = PathBuf::from(format!(
+            "/tmp/crel-{}-{tag}-{}",
+            std::process::id(),
+            &Uuid::new_v4().simple().to_string()[..6]
+        ));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(root.join("logs")).expect("create the test folder");
+        Workdir { root }
+    }
+
+    /// The private PostgreSQL's data folder (`CONCERT_DATA_DIR`).
+    pub fn data(&self) -> PathBuf {
+        self.root.join("d")
+    }
+
+    pub fn log(&self, name: &str) -> PathBuf {
+        self.root.join("logs").join(format!("{name}.log"))
+    }
+
+    /// The URL of the private server while one runs on this folder.
+    pub fn database_url(&self) -> String {
+        database_url(&self.data())
+    }
+}
+
+impl Drop for Workdir {
+    fn drop(&mut self) {
+        // A server still running on the folder was stopped by `Server::drop`;
+        // give its PostgreSQL a moment to finish its fast shutdown.
+        wait_postgres_gone(&self.data(), Duration::from_secs(15));
+        // CONCERT_RELIABILITY_KEEP=1 keeps the folder (data and logs) to look into.
+        if std::env::var_os("CONCERT_RELIABILITY_KEEP").is_some() {
+            eprintln!("kept {}", self.root.display());
+            return;
+        }
+        let _ = fs::remove_dir_all(&self.root);
+    }
+}
+
+/// `postgres://...?host=<data dir>`: the private server's unix socket.
+pub fn database_url(data_dir: &Path) -> String {
+    format!(
+        "postgres://postgres@localhost:5432/concert?host={}",
+        data_dir.display()
+    )
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Settings common to every test server.
+fn base_env(data_dir: &Path, port: u16) -> Vec<(String, String)> {
+    [
+        ("CONCERT_DATA_DIR", data_dir.display().to_string()),
+        ("CONCERT_BIND", format!("127.0.0.1:{port}")),
+        ("CONCERT_ADMIN_TOKEN", ADMIN.to_string()),
+        ("CONCERT_SCHEDULER_INTERVAL_MS", "50".to_string()),
+        ("CONCERT_PAYMENT_RECOVERY_SECS", "1".to_string()),
+        ("CONCERT_LOG_FORMAT", "json".to_string()),
+        (
+            "RUST_LOG",
+            "warn,concert::private_postgres=info".to_string(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// A command for the binary with no inherited `CONCERT_*` or `DATABASE_URL`.
+fn concert_command(env: &[(String, String)]) -> Command {
+    let mut command = Command::new(BIN);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CONCERT_") || key == "DATABASE_URL" || key == "RUST_LOG" {
+            command.env_remove(&key);
+        }
+    }
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.stdin(Stdio::null());
+    command
+}
+
+/// A running `concert serve`.
+pub struct Server {
+    pub name: String,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+    env: Vec<(String, String)>,
+    child: Option<Child>,
+    /// Starts of this server (1 + restarts).
+    pub starts: u32,
+}
+
+impl Server {
+    /// Starts `concert serve` on `work`'s data folder with `extra` settings
+    /// (which override the common ones) and waits until `/readyz` answers 200.
+    pub async fn start(work: &Workdir, name: &str, extra: &[(&str, String)]) -> Server {
+        let port = free_port();
+        let mut env = base_env(&work.data(), port);
+        for (key, value) in extra {
+            env.retain(|(k, _)| k != key);
+            env.push((key.to_string(), value.clone()));
+        }
+        let mut server = Server {
+            name: name.to_string(),
+            port,
+            data_dir: work.data(),
+            log: work.log(name),
+            env,
+            child: None,
+            starts: 0,
+        };
+        server.launch(&[]).await;
+        server
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Whether this server runs its own private PostgreSQL.
+    fn owns_database(&self) -> bool {
+        !self.env.iter().any(|(k, _)| k == "DATABASE_URL")
+    }
+
+    /// Starts the process again on the same port and data (after a kill),
+    /// with `extra` settings for this start only.
+    pub async fn restart(&mut self, extra: &[(&str, String)]) -> Duration {
+        assert!(self.child.is_none(), "restart of a running server");
+        let started = Instant::now();
+        self.launch(extra).await;
+        started.elapsed()
+    }
+
+    async fn launch(&mut self, extra: &[(&str, String)]) {
+        let mut env = self.env.clone();
+        for (key, value) in extra {
+            env.retain(|(k, _)| k != key);
+            env.push((key.to_string(), value.clone()));
+        }
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open the server log");
+        let child = concert_command(&env)
+            .arg("serve")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start concert serve");
+        self.child = Some(child);
+        self.starts += 1;
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Ok(response) = client.get(format!("{}/readyz", self.base())).send().await {
+                if response.status().as_u16() == 200 {
+                    return;
+                }
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                self.child = None;
+                panic!(
+                    "{} exited during start-up ({status}); log:\n{}",
+                    self.name,
+                    tail(&self.log, 40)
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} not ready within 90 s; log:\n{}",
+                self.name,
+                tail(&self.log, 40)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| child.try_wait().ok().flatten().is_none())
+    }
+
+    /// SIGKILL, then waits until the process and (when it owns one) its
+    /// private PostgreSQL are gone, so the next start finds the data free.
+    pub async fn kill9(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let postmaster = self.owns_database().then(|| postmaster_pid(&self.data_dir));
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).expect("SIGKILL");
+        child.wait().expect("reap the killed server");
+        if let Some(Some(pid)) = postmaster {
+            // The parent-death signal asks PostgreSQL for a fast shutdown.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while alive(pid) {
+                assert!(
+                    Instant::now() < deadline,
+                    "PostgreSQL {pid} outlived its killed parent"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+
+    /// SIGTERM (graceful stop), waiting up to 30 s for the exit.
+    pub async fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("a running server");
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("SIGTERM");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                if self.owns_database() {
+                    wait_postgres_gone(&self.data_dir, Duration::from_secs(30));
+                }
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{} did not stop within 30 s of SIGTERM; log:\n{}",
+                    self.name,
+                    tail(&self.log, 40)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if self.owns_database() {
+                // A test that failed while PostgreSQL was stopped must not leave it stopped.
+                signal_postgres(&self.data_dir, Signal::SIGCONT);
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            if std::thread::panicking() {
+                eprintln!("--- end of {} log ---\n{}", self.name, tail(&self.log, 30));
+            }
+        }
+    }
+}
+
+/// The last `lines` lines of a file.
+pub fn tail(path: &Path, lines: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Whether a process is alive (a zombie counts as gone).
+pub fn alive(pid: i32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// The postmaster's pid, from the first line of `pgdata/postmaster.pid`.
+pub fn postmaster_pid(data_dir: &Path) -> Option<i32> {
+    fs::read_to_string(data_dir.join("pgdata/postmaster.pid"))
+        .ok()?
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The postmaster and every process it started (backends, checkpointer, ...).
+pub fn postgres_pids(data_dir: &Path) -> Vec<i32> {
+    let Some(postmaster) = postmaster_pid(data_dir) else {
+        return Vec::new();
+    };
+    let mut pids = vec![postmaster];
+    if let Ok(entries) = fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            let parent = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|ppid| ppid.parse::<i32>().ok());
+            if parent == Some(postmaster) {
+                pids.push(pid);
+            }
+        }
+    }
+    pids
+}
+
+/// Sends `signal` to the whole PostgreSQL server of `data_dir`; returns how many processes.
+pub fn signal_postgres(data_dir: &Path, signal: Signal) -> usize {
+    let pids = postgres_pids(data_dir);
+    // The postmaster last on SIGSTOP (it would start new backends meanwhile),
+    // first on SIGCONT.
+    let ordered: Vec<i32> = if signal == Signal::SIGSTOP {
+        pids.iter().rev().copied().collect()
+    } else {
+        pids.clone()
+    };
+    for pid in &ordered {
+        let _ = kill(Pid::from_raw(*pid), signal);
+    }
+    pids.len()
+}
+
+fn wait_postgres_gone(data_dir: &Path, limit: Duration) {
+    let Some(pid) = postmaster_pid(data_dir) else {
+        return;
+    };
+    let deadline = Instant::now() + limit;
+    while alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs `concert <args>` with the given settings; returns (exit code, stdout, stderr).
+pub async fn cli(env: &[(&str, String)], args: &[&str]) -> (i32, String, String) {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .chain([("RUST_LOG".to_string(), "warn".to_string())])
+        .collect();
+    let mut command: tokio::process::Command = concert_command(&env).into();
+    command.args(args).kill_on_drop(true);
+    let output = tokio::time::timeout(Duration::from_secs(120), command.output())
+        .await
+        .unwrap_or_else(|_| panic!("concert {args:?} took over 120 s"))
+        .expect("run concert");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// `concert audit` on a stopped data folder (it starts the private server itself).
+pub async fn audit(data_dir: &Path, queue_active_max: u32) -> (i32, String) {
+    let (code, out, err) = cli(
+        &[("CONCERT_DATA_DIR", data_dir.display().to_string())],
+        &["audit", "--queue-active-max", &queue_active_max.to_string()],
+    )
+    .await;
+    (code, format!("{out}{err}"))
+}
+
+/// Every event, from `concert events --json` on a stopped data folder.
+pub async fn events(data_dir: &Path) -> Log {
+    let (code, out, err) = cli(
+        &[("CONCERT_DATA_DIR", data_dir.display().to_string())],
+        &["events", "--json"],
+    )
+    .await;
+    assert_eq!(code, 0, "concert events failed: {err}");
+    Log::parse(&out)
+}
+
+/// The event log, as `concert events --json` prints it.
+pub struct Log {
+    pub events: Vec<Value>,
+}
+
+impl Log {
+    pub fn parse(text: &str) -> Log {
+        let events = text
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .map(|line| serde_json::from_str(line).expect("an event as JSON"))
+            .collect();
+        Log { events }
+    }
+
+    /// Events of one type, with their payload body (the value inside the variant).
+    pub fn of_type<'a>(
+        &'a self,
+        event_type: &'a str,
+    ) -> impl Iterator<Item = (&'a Value, &'a Value)> + 'a {
+        self.events
+            .iter()
+            .filter(move |e| e["event_type"] == event_type)
+            .map(move |e| (e, &e["payload"][event_type]))
+    }
+
+    pub fn count(&self, event_type: &str) -> usize {
+        self.of_type(event_type).count()
+    }
+
+    /// The stream id of an event.
+    pub fn id(event: &Value) -> &str {
+        event["aggregate_id"].as_str().unwrap_or_default()
+    }
+
+    /// Sum of charges, minus payments, plus refunds, per wallet.
+    pub fn balances(&self) -> HashMap<String, i64> {
+        let mut balances = HashMap::new();
+        for event in &self.events {
+            let delta = match event["event_type"].as_str() {
+                Some("Charged") => event["payload"]["Charged"]["amount"].as_i64().unwrap(),
+                Some("Paid") => -event["payload"]["Paid"]["amount"].as_i64().unwrap(),
+                Some("Refunded") => event["payload"]["Refunded"]["amount"].as_i64().unwrap(),
+                _ => continue,
+            };
+            *balances.entry(Self::id(event).to_string()).or_insert(0) += delta;
+        }
+        balances
+    }
+
+    /// Checks that hold for every history: a seat is sold at most once, every
+    /// payment id is debited at most once and ends sold xor refunded, each
+    /// hold expires at most once, balances add up and never go negative.
+    /// Returns the violations found.
+    pub fn invariant_violations(&self) -> Vec<String> {
+        let mut violations = Vec::new();
+        let mut sold: HashMap<&str, usize> = HashMap::new();
+        let mut sold_payments: HashMap<String, usize> = HashMap::new();
+        for (event, _) in self.of_type("SeatSold") {
+            *sold.entry(Self::id(event)).or_default() += 1;
+        }
+        for (_, body) in self.of_type("SeatSold") {
+            *sold_payments
+                .entry(body["payment_id"].to_string())
+                .or_default() += 1;
+        }
+        for (seat, times) in &sold {
+            if *times > 1 {
+                violations.push(format!("seat {seat} sold {times} times"));
+            }
+        }
+        let mut paid: HashMap<String, usize> = HashMap::new();
+        for (_, body) in self.of_type("Paid") {
+            *paid.entry(body["payment_id"].to_string()).or_default() += 1;
+        }
+        let mut refunded: HashMap<String, usize> = HashMap::new();
+        for (_, body) in self.of_type("Refunded") {
+            *refunded.entry(body["payment_id"].to_string()).or_default() += 1;
+        }
+        for (payment, times) in &paid {
+            if *times > 1 {
+                violations.push(format!("payment {payment} debited {times} times"));
+            }
+            let sold = sold_payments.get(payment).copied().unwrap_or(0);
+            let back = refunded.get(payment).copied().unwrap_or(0);
+            if sold + back != 1 {
+                violations.push(format!(
+                    "payment {payment}: sold {sold} seats and refunded {back} times (one of them exactly once)"
+                ));
+            }
+        }
+        for payment in sold_payments.keys().chain(refunded.keys()) {
+            if !paid.contains_key(payment) {
+                violations.push(format!(
+                    "payment {payment} sold or refunded but never debited"
+                ));
+            }
+        }
+        let mut expired: HashMap<String, usize> = HashMap::new();
+        for (_, body) in self.of_type("HoldExpired") {
+            *expired
+                .entry(body["reservation_id"].to_string())
+                .or_default() += 1;
+        }
+        for (reservation, times) in expired {
+            if times > 1 {
+                violations.push(format!("hold {reservation} expired {times} times"));
+            }
+        }
+        let mut running: HashMap<&str, i64> = HashMap::new();
+        for event in &self.events {
+            let kind = event["event_type"].as_str().unwrap_or_default();
+            if !matches!(kind, "Charged" | "Paid" | "Refunded") {
+                continue;
+            }
+            let body = &event["payload"][kind];
+            let amount = body["amount"].as_i64().unwrap_or(0);
+            let balance = running.entry(Self::id(event)).or_insert(0);
+            *balance += if kind == "Paid" { -amount } else { amount };
+            if Some(*balance) != body["balance"].as_i64() {
+                violations.push(format!(
+                    "wallet {}: events add up to {balance}, {kind} says {}",
+                    Self::id(event),
+                    body["balance"]
+                ));
+            }
+            if *balance < 0 {
+                violations.push(format!(
+                    "wallet {} went negative: {balance}",
+                    Self::id(event)
+                ));
+            }
+        }
+        violations
+    }
+}
+
+/// How the answers of one test went.
+#[derive(Default)]
+pub struct Stats {
+    pub sent: AtomicU64,
+    pub ok: AtomicU64,
+    pub client_errors: AtomicU64,
+    pub unavailable: AtomicU64,
+    pub server_errors: AtomicU64,
+    pub transport_errors: AtomicU64,
+    /// Answers that break the contract: a 5xx other than 503, or an error without a problem document.
+    pub oddities: Mutex<Vec<String>>,
+}
+
+impl Stats {
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    pub fn summary(&self) -> String {
+        format!(
+            "sent {}, 2xx {}, 4xx {}, 503 {}, other 5xx {}, no answer {}",
+            Self::get(&self.sent),
+            Self::get(&self.ok),
+            Self::get(&self.client_errors),
+            Self::get(&self.unavailable),
+            Self::get(&self.server_errors),
+            Self::get(&self.transport_errors)
+        )
+    }
+
+    pub fn oddities(&self) -> Vec<String> {
+        self.oddities.lock().unwrap().clone()
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "requests_sent": Self::get(&self.sent),
+            "answered_2xx": Self::get(&self.ok),
+            "answered_4xx": Self::get(&self.client_errors),
+            "answered_503": Self::get(&self.unavailable),
+            "answered_other_5xx": Self::get(&self.server_errors),
+            "not_answered": Self::get(&self.transport_errors),
+            "contract_breaches": self.oddities.lock().unwrap().len(),
+        })
+    }
+}
+
+/// One answer.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+    pub raw: String,
+    pub elapsed: Duration,
+    pub is_problem: bool,
+}
+
+impl Answer {
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or_default()
+    }
+
+    pub fn str(&self, field: &str) -> String {
+        self.body[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("answer lacks {field}: {}", self.raw))
+            .to_string()
+    }
+}
+
+/// An HTTP client spreading requests round-robin over the servers it knows,
+/// counting and checking every answer.
+pub struct Api {
+    pub client: reqwest::Client,
+    bases: Vec<String>,
+    next: AtomicUsize,
+    pub stats: Stats,
+}
+
+impl Api {
+    pub fn new(bases: Vec<String>, timeout: Duration) -> Api {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .pool_idle_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        Api {
+            client,
+            bases,
+            next: AtomicUsize::new(0),
+            stats: Stats::default(),
+        }
+    }
+
+    fn base(&self) -> &str {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        &self.bases[n % self.bases.len()]
+    }
+
+    /// Sends one request; `Err` when no answer came (connection refused or
+    /// reset, or the client's timeout).
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Result<Answer, reqwest::Error> {
+        let url = format!("{}{path}", self.base());
+        let mut request = self.client.request(method.clone(), &url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.stats.sent.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let outcome = async {
+            let response = request.send().await?;
+            let status = response.status().as_u16();
+            let content_type = response
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            let raw = response.text().await?;
+            Ok::<_, reqwest::Error>((status, content_type, raw))
+        }
+        .await;
+        let (status, content_type, raw) = match outcome {
+            Ok(answer) => answer,
+            Err(error) => {
+                self.stats.transport_errors.fetch_add(1, Ordering::Relaxed);
+                return Err(error);
+            }
+        };
+        let body: Value = serde_json::from_str(&raw).unwrap_or(Value::Null);
+        let is_problem = content_type.starts_with("application/problem+json")
+            && body["code"].is_string()
+            && body["status"].as_u64() == Some(u64::from(status))
+            && body["type"].is_string()
+            && body["title"].is_string()
+            && body["detail"].is_string();
+        let counter = match status {
+            200..=299 => &self.stats.ok,
+            503 => &self.stats.unavailable,
+            400..=499 => &self.stats.client_errors,
+            _ => &self.stats.server_errors,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let answer = Answer {
+            status,
+            body,
+            raw,
+            elapsed: started.elapsed(),
+            is_problem,
+        };
+        let odd = (status >= 500 && status != 503) || (status >= 400 && !answer.is_problem);
+        if odd {
+            self.stats.oddities.lock().unwrap().push(format!(
+                "{method} {path} -> {status} [{content_type}] {}",
+                answer.raw.chars().take(300).collect::<String>()
+            ));
+        }
+        Ok(answer)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Result<Answer, reqwest::Error> {
+        self.send(Method::GET, path, token, None, &[]).await
+    }
+
+    pub async fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> Result<Answer, reqwest::Error> {
+        self.send(Method::POST, path, token, Some(body), headers)
+            .await
+    }
+
+    /// Sends until an answer other than 503 comes, or `limit` passes (then
+    /// `None`). Only for requests that are safe to repeat.
+    pub async fn retry(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+        limit: Duration,
+    ) -> Option<Answer> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(answer) = self.send(method.clone(), path, token, body, headers).await {
+                if answer.status != 503 {
+                    return Some(answer);
+                }
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until `/readyz` reports read models caught up with the log (the
+    /// scheduler applies updates lost to a failed connection).
+    pub async fn wait_caught_up(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(ready) = self.get("/readyz", None).await {
+                if ready.status == 200
+                    && ready.body["projection_lag_events"].as_i64().unwrap_or(0) == 0
+                {
+                    return;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "read models still behind: {}",
+                    ready.raw
+                );
+            }
+            assert!(Instant::now() < deadline, "/readyz does not answer");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Creates a concert of one date (`seats` seats at `price`) as admin.
+    pub async fn create_concert(&self, seats: u32, price: i64) -> (String, String) {
+        let starts_at = chrono::Utc::now() + chrono::Duration::days(30);
+        let body = json!({"title": "Reliability", "dates": [{"starts_at": starts_at, "seats": seats, "price": price}]});
+        let answer = self
+            .retry(
+                Method::POST,
+                "/api/v1/concerts",
+                Some(ADMIN),
+                Some(&body),
+                &[],
+                Duration::from_secs(30),
+            )
+            .await
+            .expect("the concert is created");
+        assert_eq!(answer.status, 201, "{}", answer.raw);
+        (
+            answer.str("concert_id"),
+            answer.body["dates"][0]["date_id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        )
+    }
+
+    /// Enters the queue (retrying: a repeated entry returns the same ticket).
+    pub async fn enter(&self, user: Uuid, concert_id: &str, limit: Duration) -> Option<Answer> {
+        let body = json!({"user_id": user, "concert_id": concert_id});
+        self.retry(
+            Method::POST,
+            "/api/v1/queue/tokens",
+            None,
+            Some(&body),
+            &[],
+            limit,
+        )
+        .await
+    }
+
+    /// The token's status (`waiting`, `active`, `expired`), polling until it
+    /// is not `waiting` or `limit` passes.
+    pub async fn wait_admitted(&self, token: &str, limit: Duration) -> Option<String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(answer) = self.get("/api/v1/queue/tokens/current", Some(token)).await {
+                if answer.status == 200 && answer.body["status"] != "waiting" {
+                    return Some(answer.str("status"));
+                }
+                if answer.status == 401 {
+                    return Some("invalid".into());
+                }
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Free seats (`seat_id`, `price`) of a date, first page of `limit`.
+    pub async fn free_seats(
+        &self,
+        token: &str,
+        concert_id: &str,
+        date_id: &str,
+        limit: u32,
+    ) -> Option<Vec<(String, i64)>> {
+        let path = format!("/api/v1/concerts/{concert_id}/dates/{date_id}/seats?limit={limit}");
+        let answer = self.get(&path, Some(token)).await.ok()?;
+        if answer.status != 200 {
+            return None;
+        }
+        Some(
+            answer.body["seats"]
+                .as_array()?
+                .iter()
+                .map(|seat| {
+                    (
+                        seat["seat_id"].as_str().unwrap().to_string(),
+                        seat["price"].as_i64().unwrap(),
+                    )
+                })
+                .collect(),
+        )
+    }
+}
+
+/// Keeps a test's figures for RELIABILITY.md: printed, and written to
+/// `<target tmp>/reliability-figures/<test>.json`.
+pub fn report_figures(test: &str, figures: Value) {
+    println!("FIGURES {test}: {figures}");
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("reliability-figures");
+    let _ = fs::create_dir_all(&dir);
+    let _ = fs::write(
+        dir.join(format!("{test}.json")),
+        serde_json::to_string_pretty(&figures).unwrap(),
+    );
+}

@@ -1,0 +1,11 @@
+//! Reliability under faults, crowds and hostile input: tests that run the
+//! real `concert` binary and break things (SIGKILL, a stopped or severed
+//! PostgreSQL, several instances, crowds) and then check the log, the audit
+//! and the read models. Tests run one at a time (see `harness::serial`).
+
+mod crash;
+mod db_faults;
+mod harness;
+mod instances;
+mod scale;
+mod workload;
