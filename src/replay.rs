@@ -13,7 +13,7 @@ use crate::projections::ProjectionError;
 use crate::state::Projectors;
 
 /// Every table a projection writes, plus the offsets that go with them.
-pub const READ_MODEL_TABLES: [&str; 8] = [
+pub const READ_MODEL_TABLES: [&str; 9] = [
     "projection_offsets",
     "concerts",
     "concert_dates",
@@ -22,6 +22,7 @@ pub const READ_MODEL_TABLES: [&str; 8] = [
     "balances",
     "payments",
     "queue_tickets",
+    "queue_progress",
 ];
 
 const BUILD_SCHEMA: &str = "concert_replay";

@@ -37,7 +37,7 @@ pub enum ExpiryReason {
 /// What can be asked of a ticket.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum QueueTicketCommand {
-    /// Joins the queue; `entry_no` comes from a database sequence and orders admission.
+    /// Joins the queue; `entry_no` is the concert's next entry number and orders admission.
     EnterQueue {
         concert_id: ConcertId,
         user_id: UserId,

@@ -47,14 +47,19 @@ pub async fn enter_queue(
             });
         }
         let ticket_id = TicketId::of(concert_id, user_id, generation);
-        let entry_no = queue_tickets::next_entry_no(&app.pool).await?;
+        let entry_no = queue_tickets::next_entry_no(&app.pool, concert_id.0).await?;
         let command = QueueTicketCommand::EnterQueue {
             concert_id,
             user_id,
             entry_no,
             now: Utc::now(),
         };
-        let created = match execute(&app.tickets, &ticket_id.to_string(), command, context).await {
+        let outcome = execute(&app.tickets, &ticket_id.to_string(), command, context).await;
+        if outcome.is_err() {
+            // Best effort: a number lost here only makes later positions one too high.
+            let _ = queue_tickets::release_entry_no(&app.pool, concert_id.0, entry_no).await;
+        }
+        let created = match outcome {
             Ok(()) => true,
             Err(AggregateError::UserError(QueueTicketError::AlreadyEntered)) => false,
             // Our view of the user's tickets was stale: look again.

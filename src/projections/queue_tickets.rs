@@ -66,9 +66,12 @@ impl Projection<QueueTicket> for QueueTickets {
                 admitted_at,
                 expires_at,
             } => {
-                sqlx::query(
-                    "update queue_tickets set status = 'active', admitted_at = $2, expires_at = $3 where ticket_id = $1",
-                )
+                sqlx::query(&format!(
+                    "with prior as (select concert_id, status from queue_tickets where ticket_id = $1),
+                     changed as (update queue_tickets set status = 'active', admitted_at = $2, expires_at = $3
+                                 where ticket_id = $1)
+                     {LEFT_WAITING}"
+                ))
                 .bind(ticket_id)
                 .bind(*admitted_at)
                 .bind(*expires_at)
@@ -76,7 +79,11 @@ impl Projection<QueueTicket> for QueueTickets {
                 .await?;
             }
             QueueTicketEvent::TicketExpired { expired_at, .. } => {
-                sqlx::query("update queue_tickets set status = 'expired', expired_at = $2 where ticket_id = $1")
+                sqlx::query(&format!(
+                    "with prior as (select concert_id, status from queue_tickets where ticket_id = $1),
+                     changed as (update queue_tickets set status = 'expired', expired_at = $2 where ticket_id = $1)
+                     {LEFT_WAITING}"
+                ))
                     .bind(ticket_id)
                     .bind(*expired_at)
                     .execute(conn)
@@ -86,6 +93,11 @@ impl Projection<QueueTicket> for QueueTickets {
         Ok(())
     }
 }
+
+/// Counts a ticket that was waiting (in `prior`) as having left the line.
+const LEFT_WAITING: &str = "insert into queue_progress (concert_id, left_waiting)
+     select concert_id, 1 from prior where status = 'waiting'
+     on conflict (concert_id) do update set left_waiting = queue_progress.left_waiting + 1";
 
 const TICKET_COLUMNS: &str = "ticket_id, concert_id, user_id, entry_no, status, expires_at";
 
@@ -116,10 +128,15 @@ pub async fn latest_ticket(
     Ok((tickets.into_iter().next(), count))
 }
 
-/// How many waiting tickets of the concert entered before `entry_no` (index-only count).
+/// How many waiting tickets of the concert entered before `entry_no`, in
+/// constant time: entry numbers are dense per concert, so it is the numbers
+/// below this one, less the tickets that left the line and the unused numbers.
+/// Admission is FIFO, so the tickets that left were ahead of a waiting one.
 pub async fn waiting_ahead(pool: &PgPool, concert_id: Uuid, entry_no: i64) -> sqlx::Result<i64> {
     sqlx::query_scalar(
-        "select count(*) from queue_tickets where concert_id = $1 and status = 'waiting' and entry_no < $2",
+        "select greatest(0, $2 - 1
+            - coalesce((select left_waiting from queue_progress where concert_id = $1), 0)
+            - (select count(*) from queue_unused_entries where concert_id = $1 and entry_no < $2))::bigint",
     )
     .bind(concert_id)
     .bind(entry_no)
@@ -179,9 +196,25 @@ pub async fn overdue_active(
     .await
 }
 
-/// Takes the next FIFO entry number.
-pub async fn next_entry_no(pool: &PgPool) -> sqlx::Result<i64> {
-    sqlx::query_scalar("select nextval('queue_entry_no')")
-        .fetch_one(pool)
-        .await
+/// Takes the concert's next entry number (1, 2, 3, ...), which orders admission.
+pub async fn next_entry_no(pool: &PgPool, concert_id: Uuid) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "insert into queue_lines (concert_id, issued) values ($1, 1)
+         on conflict (concert_id) do update set issued = queue_lines.issued + 1
+         returning issued",
+    )
+    .bind(concert_id)
+    .fetch_one(pool)
+    .await
+}
+
+/// Records an entry number that was taken but will never be used, so the
+/// positions behind it stay exact.
+pub async fn release_entry_no(pool: &PgPool, concert_id: Uuid, entry_no: i64) -> sqlx::Result<()> {
+    sqlx::query("insert into queue_unused_entries (concert_id, entry_no) values ($1, $2) on conflict do nothing")
+        .bind(concert_id)
+        .bind(entry_no)
+        .execute(pool)
+        .await?;
+    Ok(())
 }

@@ -157,3 +157,39 @@ async fn two_service_instances_on_one_database_never_admit_beyond_the_limit() {
             .unwrap();
     assert_eq!(admitted, 5);
 }
+
+#[tokio::test]
+async fn positions_stay_exact_after_a_crowd_of_duplicate_entries() {
+    let mut config = test_config();
+    config.queue_active_max = 1;
+    let app = spawn_app_with(config).await;
+    let concert = app.create_concert(1, 5, 1000).await;
+    let crowd = Uuid::new_v4();
+    join_all((0..50).map(|_| app.enter_queue(crowd, &concert.concert_id))).await;
+
+    let (_, second) = app.enter_queue(Uuid::new_v4(), &concert.concert_id).await;
+    let (_, third) = app.enter_queue(Uuid::new_v4(), &concert.concert_id).await;
+
+    let third_token = third["token"].as_str().unwrap().to_string();
+    let second_token = second["token"].as_str().unwrap().to_string();
+    let position = |token: String| {
+        let app = &app;
+        async move {
+            let body: Value = app
+                .get("/queue/tokens/current", Some(&token))
+                .await
+                .json()
+                .await
+                .unwrap();
+            (
+                body["status"].as_str().unwrap().to_string(),
+                body["position"].as_i64().unwrap(),
+            )
+        }
+    };
+    eventually("the crowd's one ticket is admitted", || async {
+        position(third_token.clone()).await == ("waiting".to_string(), 1)
+    })
+    .await;
+    assert_eq!(position(second_token).await, ("waiting".to_string(), 0));
+}
