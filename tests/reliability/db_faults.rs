@@ -24,7 +24,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Slack on top of the request timeout for an answer to arrive.
 const SLACK: Duration = Duration::from_millis(1500);
 /// How long PostgreSQL stays frozen.
-const FROZEN: Duration = Duration::from_secs(8);
+const FROZEN: Duration = Duration::from_secs(12);
 
 /// One request of the load and its outcome.
 #[derive(Debug, Clone)]
@@ -181,14 +181,11 @@ async fn a_frozen_database_gives_503_problems_within_the_timeout_and_heals() {
         server_errors.is_empty(),
         "5xx other than 503: {server_errors:#?}"
     );
-    // Answered while frozen (half a second in, so that no answer computed
-    // before the freeze counts): refused, not served.
+    // Sent after the freeze and answered before the thaw: refused, not served.
+    // (A request sent just before may still finish on a loaded machine.)
     let during: Vec<&Sample> = samples
         .iter()
-        .filter(|s| {
-            let answered = s.sent + s.elapsed;
-            answered > frozen_at + Duration::from_millis(500) && answered < thawed_at
-        })
+        .filter(|s| s.sent >= frozen_at && s.sent + s.elapsed < thawed_at)
         .collect();
     assert!(
         during.len() >= 4,

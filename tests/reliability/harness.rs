@@ -362,17 +362,33 @@ pub fn postgres_pids(data_dir: &Path) -> Vec<i32> {
 /// Sends `signal` to the whole PostgreSQL server of `data_dir`; returns how many processes.
 pub fn signal_postgres(data_dir: &Path, signal: Signal) -> usize {
     let pids = postgres_pids(data_dir);
-    // The postmaster last on SIGSTOP (it would start new backends meanwhile),
-    // first on SIGCONT.
-    let ordered: Vec<i32> = if signal == Signal::SIGSTOP {
-        pids.iter().rev().copied().collect()
-    } else {
-        pids.clone()
-    };
-    for pid in &ordered {
-        let _ = kill(Pid::from_raw(*pid), signal);
+    if signal != Signal::SIGSTOP {
+        // The postmaster first on SIGCONT.
+        for pid in &pids {
+            let _ = kill(Pid::from_raw(*pid), signal);
+        }
+        return pids.len();
     }
-    pids.len()
+    // The postmaster first, so it forks no new backend; then every child,
+    // listed again until no new one appears (a fork may have raced the list).
+    if let Some(postmaster) = postmaster_pid(data_dir) {
+        let _ = kill(Pid::from_raw(postmaster), signal);
+    }
+    let mut stopped = std::collections::HashSet::new();
+    loop {
+        let fresh: Vec<i32> = postgres_pids(data_dir)
+            .into_iter()
+            .filter(|pid| !stopped.contains(pid))
+            .collect();
+        if fresh.is_empty() {
+            return stopped.len().max(pids.len());
+        }
+        for pid in fresh {
+            let _ = kill(Pid::from_raw(pid), signal);
+            stopped.insert(pid);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn wait_postgres_gone(data_dir: &Path, limit: Duration) {
