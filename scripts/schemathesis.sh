@@ -21,7 +21,7 @@ fi
 
 cargo build --quiet --bin concert
 CONCERT_DATA_DIR=$DATA_DIR CONCERT_ADMIN_TOKEN=$ADMIN_TOKEN CONCERT_BIND=127.0.0.1:$PORT \
-    ./target/debug/concert serve --demo >"$DATA_DIR/serve.log" 2>&1 &
+    "${CARGO_TARGET_DIR:-target}/debug/concert" serve --demo >"$DATA_DIR/serve.log" 2>&1 &
 SERVER=$!
 cleanup() {
     kill -INT "$SERVER" 2>/dev/null || true
@@ -31,7 +31,7 @@ cleanup() {
 trap cleanup EXIT
 
 # Waits up to a minute for the service to be ready (python3 is there already; curl may not be).
-"$VENV/bin/python" - "$PORT" <<'PY'
+if ! "$VENV/bin/python" - "$PORT" <<'PY'
 import sys, time, urllib.request
 for _ in range(120):
     try:
@@ -41,6 +41,10 @@ for _ in range(120):
         time.sleep(0.5)
 sys.exit("the service did not become ready")
 PY
+then
+    cat "$DATA_DIR/serve.log" >&2
+    exit 1
+fi
 
 # Schema-valid requests the service refuses on purpose (a concert over a
 # million seats in total, integral floats such as 5.0) are not failures: the
