@@ -101,6 +101,26 @@ pub struct Config {
         hide_env_values = true
     )]
     pub admin_token: Option<String>,
+    /// Queue entries allowed per second from one client address; 0 turns the limit off.
+    #[arg(
+        long,
+        env = "CONCERT_QUEUE_ENTRY_RATE_PER_SEC",
+        default_value_t = 0,
+        global = true
+    )]
+    pub queue_entry_rate_per_sec: u32,
+    /// Queue entries one client address may send at once before the rate applies.
+    #[arg(long, env = "CONCERT_QUEUE_ENTRY_BURST", default_value_t = 20, global = true,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub queue_entry_burst: u32,
+    /// Most tokens waiting in one concert's queue; 0 for no limit.
+    #[arg(
+        long,
+        env = "CONCERT_QUEUE_WAITING_MAX",
+        default_value_t = 1_000_000,
+        global = true
+    )]
+    pub queue_waiting_max: u64,
     /// Log line format.
     #[arg(
         long,

@@ -31,8 +31,10 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("{0}")]
     Validation(String),
-    #[error("too many requests")]
+    #[error("too many requests from this address; retry later")]
     RateLimited,
+    #[error("the waiting queue of this concert is full; retry later")]
+    QueueFull,
     #[error("the method is not allowed here")]
     MethodNotAllowed,
     /// Infrastructure trouble: the database is down or too busy. Safe to retry.
@@ -110,7 +112,7 @@ impl ApiError {
                 "validation_failed",
                 "Validation failed",
             ),
-            ApiError::RateLimited => (
+            ApiError::RateLimited | ApiError::QueueFull => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
                 "Rate limited",

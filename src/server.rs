@@ -60,10 +60,11 @@ pub async fn serve(
     ));
     let grace = Duration::from_secs(app.config.request_timeout_secs + GRACE_MARGIN_SECS);
     let mut stop = shutdown.clone();
-    let serving =
-        axum::serve(listener, crate::api::router(app)).with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|stopped| *stopped).await;
-        });
+    let service =
+        crate::api::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let serving = axum::serve(listener, service).with_graceful_shutdown(async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    });
     // A client that never finishes its request would hold graceful shutdown
     // open for ever: once every request has had its full timeout, the
     // remaining connections are closed.

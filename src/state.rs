@@ -6,6 +6,7 @@ use postgres_es::{postgres_cqrs, postgres_snapshot_cqrs, PostgresCqrs};
 use sqlx::PgPool;
 
 use crate::aggregates::{Concert, QueueTicket, Seat, Wallet};
+use crate::api::EntryLimiter;
 use crate::config::Config;
 use crate::projections::{
     available_dates::AvailableDates, available_seats::AvailableSeats, balances::Balances,
@@ -25,6 +26,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub admin_token: Arc<str>,
     pub tokens: TokenSigner,
+    /// Per-address limit on queue entries, when configured.
+    pub entry_limiter: Option<EntryLimiter>,
     pub concerts: Arc<PostgresCqrs<Concert>>,
     pub seats: Arc<PostgresCqrs<Seat>>,
     pub wallets: Arc<PostgresCqrs<Wallet>>,
@@ -111,6 +114,10 @@ impl AppState {
             )),
             projectors: Arc::new(projectors),
             pool,
+            entry_limiter: EntryLimiter::new(
+                config.queue_entry_rate_per_sec,
+                config.queue_entry_burst,
+            ),
             config: Arc::new(config),
             admin_token: admin_token.into(),
             tokens,

@@ -3,6 +3,7 @@
 
 mod audit;
 mod auth;
+mod client;
 mod concerts;
 mod context;
 mod extract;
@@ -26,6 +27,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
+pub use client::EntryLimiter;
 pub use context::CORRELATION_HEADER;
 
 use crate::error::ApiError;

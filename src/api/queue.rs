@@ -9,6 +9,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::auth::QueueToken;
+use super::client::ClientIp;
 use super::context::Correlation;
 use super::extract::Json;
 use crate::booking::queue::{self, enter_queue};
@@ -55,13 +56,18 @@ pub struct TokenResponse {
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 413, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "rate_limited: too many entries from this address, or the queue is full", body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn enter_queue_handler(
     State(app): State<AppState>,
     correlation: Correlation,
+    client: ClientIp,
     Json(body): Json<EnterQueueRequest>,
 ) -> Result<(StatusCode, axum::Json<TokenResponse>), ApiError> {
+    if let Some(limiter) = &app.entry_limiter {
+        limiter.check(&client)?;
+    }
     let context = correlation.as_actor(format!("user:{}", body.user_id));
     let entered = enter_queue(
         &app,

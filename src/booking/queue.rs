@@ -46,6 +46,11 @@ pub async fn enter_queue(
                 created: false,
             });
         }
+        let limit = app.config.queue_waiting_max;
+        if limit > 0 && queue_tickets::waiting_count(&app.pool, concert_id.0).await? >= limit as i64
+        {
+            return Err(ApiError::QueueFull);
+        }
         let ticket_id = TicketId::of(concert_id, user_id, generation);
         let entry_no = queue_tickets::next_entry_no(&app.pool, concert_id.0).await?;
         let command = QueueTicketCommand::EnterQueue {

@@ -196,6 +196,19 @@ pub async fn overdue_active(
     .await
 }
 
+/// How many tickets wait in the concert's queue, in constant time like
+/// `waiting_ahead` (numbers handed out for entries still being written count too).
+pub async fn waiting_count(pool: &PgPool, concert_id: Uuid) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "select greatest(0, coalesce((select issued from queue_lines where concert_id = $1), 0)
+            - coalesce((select left_waiting from queue_progress where concert_id = $1), 0)
+            - (select count(*) from queue_unused_entries where concert_id = $1))::bigint",
+    )
+    .bind(concert_id)
+    .fetch_one(pool)
+    .await
+}
+
 /// Takes the concert's next entry number (1, 2, 3, ...), which orders admission.
 pub async fn next_entry_no(pool: &PgPool, concert_id: Uuid) -> sqlx::Result<i64> {
     sqlx::query_scalar(

@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::helpers::{eventually, spawn_app, spawn_app_on, spawn_app_with, test_config};
+use crate::helpers::{eventually, problem_code, spawn_app, spawn_app_on, spawn_app_with, test_config};
 
 #[tokio::test]
 async fn entering_twice_returns_the_same_live_token() {
@@ -192,4 +192,49 @@ async fn positions_stay_exact_after_a_crowd_of_duplicate_entries() {
     })
     .await;
     assert_eq!(position(second_token).await, ("waiting".to_string(), 0));
+}
+
+#[tokio::test]
+async fn one_address_entering_too_fast_is_rate_limited() {
+    let mut config = test_config();
+    config.queue_entry_rate_per_sec = 1;
+    config.queue_entry_burst = 3;
+    let app = spawn_app_with(config).await;
+    let concert = app.create_concert(1, 5, 1000).await;
+
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let response = app
+            .post("/queue/tokens", None, serde_json::json!({"user_id": Uuid::new_v4(), "concert_id": concert.concert_id}))
+            .await;
+        statuses.push(response.status());
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(problem_code(response).await.1, "rate_limited");
+        }
+    }
+
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::CREATED).count(), 3);
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count(), 2);
+}
+
+#[tokio::test]
+async fn a_full_waiting_queue_refuses_new_entries() {
+    let mut config = test_config();
+    config.queue_active_max = 1;
+    config.queue_waiting_max = 2;
+    let app = spawn_app_with(config).await;
+    let concert = app.create_concert(1, 5, 1000).await;
+    let admitted = app.active_user(&concert.concert_id).await;
+    for _ in 0..2 {
+        let (status, _) = app.enter_queue(Uuid::new_v4(), &concert.concert_id).await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+
+    let refused = app
+        .post("/queue/tokens", None, serde_json::json!({"user_id": Uuid::new_v4(), "concert_id": concert.concert_id}))
+        .await;
+    let again = app.enter_queue(admitted.user_id, &concert.concert_id).await;
+
+    assert_eq!(problem_code(refused).await, (StatusCode::TOO_MANY_REQUESTS, "rate_limited".to_string()));
+    assert_eq!(again.0, StatusCode::OK, "a user already in line still gets their token");
 }
