@@ -7,7 +7,9 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::helpers::{eventually, problem_code, spawn_app, spawn_app_on, spawn_app_with, test_config};
+use crate::helpers::{
+    eventually, problem_code, spawn_app, spawn_app_on, spawn_app_with, test_config,
+};
 
 #[tokio::test]
 async fn entering_twice_returns_the_same_live_token() {
@@ -205,7 +207,11 @@ async fn one_address_entering_too_fast_is_rate_limited() {
     let mut statuses = Vec::new();
     for _ in 0..5 {
         let response = app
-            .post("/queue/tokens", None, serde_json::json!({"user_id": Uuid::new_v4(), "concert_id": concert.concert_id}))
+            .post(
+                "/queue/tokens",
+                None,
+                serde_json::json!({"user_id": Uuid::new_v4(), "concert_id": concert.concert_id}),
+            )
             .await;
         statuses.push(response.status());
         if response.status() == StatusCode::TOO_MANY_REQUESTS {
@@ -213,8 +219,20 @@ async fn one_address_entering_too_fast_is_rate_limited() {
         }
     }
 
-    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::CREATED).count(), 3);
-    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count(), 2);
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::CREATED)
+            .count(),
+        3
+    );
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+            .count(),
+        2
+    );
 }
 
 #[tokio::test]
@@ -231,10 +249,21 @@ async fn a_full_waiting_queue_refuses_new_entries() {
     }
 
     let refused = app
-        .post("/queue/tokens", None, serde_json::json!({"user_id": Uuid::new_v4(), "concert_id": concert.concert_id}))
+        .post(
+            "/queue/tokens",
+            None,
+            serde_json::json!({"user_id": Uuid::new_v4(), "concert_id": concert.concert_id}),
+        )
         .await;
     let again = app.enter_queue(admitted.user_id, &concert.concert_id).await;
 
-    assert_eq!(problem_code(refused).await, (StatusCode::TOO_MANY_REQUESTS, "rate_limited".to_string()));
-    assert_eq!(again.0, StatusCode::OK, "a user already in line still gets their token");
+    assert_eq!(
+        problem_code(refused).await,
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited".to_string())
+    );
+    assert_eq!(
+        again.0,
+        StatusCode::OK,
+        "a user already in line still gets their token"
+    );
 }
