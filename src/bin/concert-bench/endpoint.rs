@@ -1,0 +1,480 @@
+//! `endpoint`: one endpoint in a closed loop (each of C clients sends its next
+//! request as soon as the previous one is answered) for T seconds, after the
+//! setup that endpoint needs.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::api::{Api, Reservation, SeatPage};
+use crate::common::{
+    active_users, for_each, progress, write_json, CpuMeter, CpuUse, MachineTicks, Memory,
+};
+use crate::stats::{print_table, Stats};
+use crate::BoxError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Name {
+    /// POST /queue/tokens, a new user each time.
+    EnterQueue,
+    /// POST /reservations, each client holding fresh seats with its own active token.
+    Hold,
+    /// POST /users/{id}/balance/charges, a new wallet each time.
+    Charge,
+    /// POST /payments of seats held beforehand by funded users.
+    Pay,
+    /// GET /concerts/{id}/dates/{date}/seats with an active token.
+    Seats,
+}
+
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct EndpointArgs {
+    /// Server root, e.g. http://127.0.0.1:8080.
+    #[arg(
+        long,
+        env = "CONCERT_BENCH_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub url: String,
+    /// The server's CONCERT_ADMIN_TOKEN.
+    #[arg(long, env = "CONCERT_ADMIN_TOKEN", hide_env_values = true)]
+    #[serde(skip)]
+    pub admin_token: String,
+    /// The endpoint to drive.
+    #[arg(long, value_enum)]
+    pub name: Name,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Length of the measured loop.
+    #[arg(long, default_value_t = 15)]
+    pub seconds: u64,
+    /// Seats of the concert: for hold, how many can be held (default 100,000,
+    /// in dates of 50,000); for seats, the size of the listed date (default 50).
+    #[arg(long)]
+    pub seats: Option<u32>,
+    /// For hold: spread the seats over this many dates (default: dates of 50,000).
+    #[arg(long)]
+    pub dates: Option<u32>,
+    /// For seats: the page size asked for (default: the API's default, 1000).
+    #[arg(long)]
+    pub limit: Option<u32>,
+    /// For pay: reservations prepared beforehand (default 1,500 per second of the run).
+    #[arg(long)]
+    pub prepared: Option<usize>,
+    /// For pay: send an Idempotency-Key with every payment.
+    #[arg(long)]
+    pub idempotency_key: bool,
+    /// PID of the server, to report its peak RSS (VmHWM).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// The server's database, with the pg_stat_statements extension loaded
+    /// (shared_preload_libraries) and created: prints the statements run per
+    /// request during the loop (the counters are reset after the setup).
+    #[arg(long)]
+    #[serde(skip)]
+    pub profile_database_url: Option<String>,
+    /// Write the results here as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+const PRICE: i64 = 100_000;
+
+pub async fn run(args: EndpointArgs) -> Result<bool, BoxError> {
+    let api = Api::new(&args.url, &args.admin_token, args.concurrency)?;
+    if !api.healthy().await {
+        return Err(format!("no server answers at {}", args.url).into());
+    }
+    let setup_started = Instant::now();
+    let measured = Stats::new();
+    let run = api.with_stats(measured.clone());
+    let c = args.concurrency;
+    let deadline = Duration::from_secs(args.seconds);
+    let profiler = match &args.profile_database_url {
+        Some(url) => Some(crate::profile::Profiler::connect(url).await?),
+        None => None,
+    };
+    let probes = Probes {
+        profiler,
+        meter: args.server_pid.map(CpuMeter::new),
+        start: std::sync::Mutex::new(None),
+    };
+    let profiler_ref = &probes;
+    let elapsed = match args.name {
+        Name::EnterQueue => {
+            let concert = api
+                .create_concert("bench enter-queue", &[(100, PRICE)])
+                .await?;
+            let concert_id = concert.concert_id;
+            eprintln!(
+                "setup done in {:.1} s",
+                setup_started.elapsed().as_secs_f64()
+            );
+            closed_loop(profiler_ref, c, deadline, usize::MAX, move |_| {
+                let api = run.clone();
+                async move {
+                    api.enter_queue(Uuid::new_v4(), concert_id).await?;
+                    Ok(())
+                }
+            })
+            .await
+        }
+        Name::Charge => {
+            eprintln!("no setup needed");
+            closed_loop(profiler_ref, c, deadline, usize::MAX, move |_| {
+                let api = run.clone();
+                async move {
+                    api.charge(Uuid::new_v4(), PRICE).await?;
+                    Ok(())
+                }
+            })
+            .await
+        }
+        Name::Seats => {
+            let seats = args.seats.unwrap_or(50);
+            let concert = api.create_concert("bench seats", &[(seats, PRICE)]).await?;
+            let (concert_id, date_id) = (concert.concert_id, concert.dates[0].date_id);
+            let users = Arc::new(active_users(&api, concert_id, c, c).await?);
+            let limit = args.limit;
+            eprintln!(
+                "setup done in {:.1} s",
+                setup_started.elapsed().as_secs_f64()
+            );
+            closed_loop(profiler_ref, c, deadline, usize::MAX, move |worker| {
+                let api = run.clone();
+                let users = users.clone();
+                async move {
+                    let token = &users[worker].1;
+                    api.seats(token, concert_id, date_id, 0, limit).await?;
+                    Ok(())
+                }
+            })
+            .await
+        }
+        Name::Hold => {
+            let total = args.seats.unwrap_or(100_000);
+            let plan = match args.dates {
+                Some(dates) => vec![(total.div_ceil(dates.max(1)), PRICE); dates.max(1) as usize],
+                None => date_plan(total),
+            };
+            let concert = api.create_concert("bench hold", &plan).await?;
+            let concert_id = concert.concert_id;
+            let users = active_users(&api, concert_id, c, c).await?;
+            // Seats of the dates taken in turn (date 1, date 2, ..., date 1, ...), so
+            // concurrent holds spread over every date.
+            let seats = interleave(list_seats_by_date(&api, &users[0].1, &concert).await?);
+            // Worker w holds seats w, w + C, w + 2C, ...: no two clients want one seat.
+            let per_worker: Vec<Vec<Uuid>> = (0..c)
+                .map(|w| seats.iter().skip(w).step_by(c).copied().collect())
+                .collect();
+            let plan = Arc::new(
+                users
+                    .into_iter()
+                    .zip(per_worker)
+                    .map(|((_, token), seats)| (token, seats, AtomicUsize::new(0)))
+                    .collect::<Vec<_>>(),
+            );
+            eprintln!(
+                "setup done in {:.1} s ({} seats to hold)",
+                setup_started.elapsed().as_secs_f64(),
+                seats.len()
+            );
+            closed_loop(profiler_ref, c, deadline, usize::MAX, move |worker| {
+                let api = run.clone();
+                let plan = plan.clone();
+                async move {
+                    let (token, seats, next) = &plan[worker];
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(seat) = seats.get(i) else {
+                        return Err("out of seats".into());
+                    };
+                    api.hold(token, *seat).await?;
+                    Ok(())
+                }
+            })
+            .await
+        }
+        Name::Pay => {
+            let prepared = args
+                .prepared
+                .unwrap_or(1_500 * args.seconds as usize)
+                .max(c);
+            let work = Arc::new(prepare_payments(&api, prepared, c).await?);
+            eprintln!(
+                "setup done in {:.1} s ({} held reservations)",
+                setup_started.elapsed().as_secs_f64(),
+                work.len()
+            );
+            let next = Arc::new(AtomicUsize::new(0));
+            let idempotency_key = args.idempotency_key;
+            closed_loop(profiler_ref, c, deadline, usize::MAX, move |_| {
+                let api = run.clone();
+                let work = work.clone();
+                let next = next.clone();
+                async move {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((token, reservation)) = work.get(i) else {
+                        return Err("out of prepared reservations".into());
+                    };
+                    let key = idempotency_key.then(|| format!("pay-{reservation}"));
+                    api.pay(token, *reservation, key.as_deref()).await?;
+                    Ok(())
+                }
+            })
+            .await
+        }
+    };
+    let summaries = measured.summaries(Some(elapsed));
+    let requests: u64 = summaries.values().map(|s| s.requests).sum();
+    let (cpu_before, machine_before) = probes
+        .start
+        .lock()
+        .expect("probe lock")
+        .take()
+        .unwrap_or((None, MachineTicks::read()));
+    let machine_busy_percent = MachineTicks::busy_percent(machine_before, MachineTicks::read());
+    let cpu = match (&probes.meter, cpu_before) {
+        (Some(meter), Some(before)) => {
+            Some(CpuUse::between(before, meter.sample(), elapsed, requests))
+        }
+        _ => None,
+    };
+    let profile = match &probes.profiler {
+        Some(profiler) => Some(profiler.report(requests).await?),
+        None => None,
+    };
+    print_table(
+        &format!(
+            "endpoint {:?}, {} clients, {:.1} s",
+            args.name,
+            c,
+            elapsed.as_secs_f64()
+        ),
+        &summaries,
+    );
+    if let Some(cpu) = &cpu {
+        cpu.print();
+    }
+    println!(
+        "machine busy {machine_busy_percent:.0} % of all cores during the loop (every process)"
+    );
+    if let Some(profile) = &profile {
+        profile.print();
+    }
+    let memory = args.server_pid.and_then(Memory::read);
+    if let Some(memory) = &memory {
+        memory.print();
+    }
+    let server_errors = measured.server_errors();
+    if let Some(path) = &args.json {
+        write_json(
+            path,
+            &json!({
+                "command": "endpoint",
+                "args": args,
+                "seconds": elapsed.as_secs_f64(),
+                "endpoints": summaries,
+                "server_errors": server_errors,
+                "server_memory": memory,
+                "profile": profile,
+                "cpu": cpu,
+                "machine_busy_percent": machine_busy_percent,
+            }),
+        )?;
+    }
+    Ok(server_errors == 0)
+}
+
+/// What is measured around the loop besides the requests.
+struct Probes {
+    profiler: Option<crate::profile::Profiler>,
+    meter: Option<CpuMeter>,
+    start: std::sync::Mutex<Option<(Option<crate::common::CpuTimes>, MachineTicks)>>,
+}
+
+/// Dates of at most 50,000 seats adding up to `total`.
+fn date_plan(total: u32) -> Vec<(u32, i64)> {
+    let mut plan = Vec::new();
+    let mut left = total.max(1);
+    while left > 0 {
+        let seats = left.min(50_000);
+        plan.push((seats, PRICE));
+        left -= seats;
+    }
+    plan
+}
+
+/// Every free seat of the concert, through the listing.
+async fn list_all_seats(
+    api: &Api,
+    token: &str,
+    concert: &crate::api::Concert,
+) -> Result<Vec<Uuid>, BoxError> {
+    Ok(list_seats_by_date(api, token, concert)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect())
+}
+
+/// Takes one item of each list in turn until all are used up.
+fn interleave(lists: Vec<Vec<Uuid>>) -> Vec<Uuid> {
+    let longest = lists.iter().map(Vec::len).max().unwrap_or(0);
+    (0..longest)
+        .flat_map(|i| lists.iter().filter_map(move |list| list.get(i).copied()))
+        .collect()
+}
+
+/// Every free seat of the concert by date, through the listing.
+async fn list_seats_by_date(
+    api: &Api,
+    token: &str,
+    concert: &crate::api::Concert,
+) -> Result<Vec<Vec<Uuid>>, BoxError> {
+    let total: u64 = concert.dates.iter().map(|d| u64::from(d.seats)).sum();
+    let bar = progress("list seats", total);
+    let mut by_date = Vec::new();
+    for date in &concert.dates {
+        let mut seats = Vec::new();
+        let mut after = 0i64;
+        loop {
+            let page: SeatPage = api
+                .seats(token, concert.concert_id, date.date_id, after, Some(5_000))
+                .await?
+                .json("seats", &[200])?;
+            bar.inc(page.seats.len() as u64);
+            seats.extend(page.seats.iter().map(|s| s.seat_id));
+            match page.next_after_seat_no {
+                Some(next) => after = i64::from(next),
+                None => break,
+            }
+        }
+        by_date.push(seats);
+    }
+    bar.finish_and_clear();
+    Ok(by_date)
+}
+
+/// `count` funded, admitted users each holding one distinct seat: (token, reservation).
+async fn prepare_payments(
+    api: &Api,
+    count: usize,
+    concurrency: usize,
+) -> Result<Vec<(String, Uuid)>, BoxError> {
+    let concert = api
+        .create_concert("bench pay", &date_plan(count as u32))
+        .await?;
+    let users = active_users(api, concert.concert_id, count, concurrency).await?;
+    let client = api.clone();
+    for_each(
+        "charge",
+        concurrency,
+        users.iter().map(|(u, _)| *u).collect(),
+        move |user| {
+            let api = client.clone();
+            async move {
+                let answer = api.charge(user, PRICE).await?;
+                if answer.status == 200 {
+                    Ok(())
+                } else {
+                    Err::<(), BoxError>(format!("charge: HTTP {}", answer.status).into())
+                }
+            }
+        },
+    )
+    .await
+    .into_iter()
+    .collect::<Result<Vec<_>, _>>()?;
+    let seats = list_all_seats(api, &users[0].1, &concert).await?;
+    let client = api.clone();
+    let holds: Vec<(String, Uuid)> = users
+        .into_iter()
+        .zip(seats)
+        .map(|((_, token), seat)| (token, seat))
+        .collect();
+    for_each("hold", concurrency, holds, move |(token, seat)| {
+        let api = client.clone();
+        async move {
+            let reservation: Reservation = api.hold(&token, seat).await?.json("hold", &[201])?;
+            Ok::<_, BoxError>((token, reservation.reservation_id))
+        }
+    })
+    .await
+    .into_iter()
+    .collect()
+}
+
+/// Runs `step(worker)` on `clients` workers until `duration` passed (or a step
+/// fails, which ends that worker); returns the time from start until the last
+/// worker's last answer.
+async fn closed_loop<F, Fut>(
+    probes: &Probes,
+    clients: usize,
+    duration: Duration,
+    max_steps: usize,
+    step: F,
+) -> Duration
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), BoxError>> + Send + 'static,
+{
+    let step = Arc::new(step);
+    if let Some(profiler) = &probes.profiler {
+        if let Err(error) = profiler.reset().await {
+            eprintln!("profile: cannot reset pg_stat_statements: {error}");
+        }
+    }
+    *probes.start.lock().expect("probe lock") = Some((
+        probes.meter.as_ref().map(CpuMeter::sample),
+        MachineTicks::read(),
+    ));
+    let started = Instant::now();
+    let bar = progress("run", duration.as_secs());
+    let ticker = {
+        let bar = bar.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                bar.inc(1);
+            }
+        })
+    };
+    let steps = Arc::new(AtomicUsize::new(0));
+    let stopped = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for worker in 0..clients {
+        let step = step.clone();
+        let steps = steps.clone();
+        let stopped = stopped.clone();
+        workers.push(tokio::spawn(async move {
+            while started.elapsed() < duration && steps.fetch_add(1, Ordering::Relaxed) < max_steps
+            {
+                if let Err(error) = step(worker).await {
+                    if stopped.fetch_add(1, Ordering::Relaxed) == 0 {
+                        eprintln!("a client stopped early: {error}");
+                    }
+                    break;
+                }
+            }
+        }));
+    }
+    for worker in workers {
+        let _ = worker.await;
+    }
+    let elapsed = started.elapsed();
+    ticker.abort();
+    bar.finish_and_clear();
+    let stopped = stopped.load(Ordering::Relaxed);
+    if stopped > 0 {
+        eprintln!("{stopped} of {clients} clients stopped before the end");
+    }
+    elapsed
+}
