@@ -7,9 +7,10 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use cqrs_es::{Aggregate, AggregateError};
-use postgres_es::PostgresCqrs;
 use tokio::sync::Mutex;
 use uuid::Uuid;
+
+use crate::event_store::Cqrs;
 
 /// How often a command that lost a race is retried on the newer state.
 const CONFLICT_ATTEMPTS: u32 = 10;
@@ -51,7 +52,7 @@ impl CommandContext {
 /// Executes `command` on one aggregate. When another writer committed first,
 /// the command is decided again on the new state (which may now refuse it).
 pub async fn execute<A>(
-    cqrs: &PostgresCqrs<A>,
+    cqrs: &Cqrs<A>,
     aggregate_id: &str,
     command: A::Command,
     context: &CommandContext,

@@ -20,6 +20,8 @@ pub mod demo;
 pub mod error;
 /// The event log in global commit order.
 pub mod event_log;
+/// The event store: appends that write their read models too.
+pub mod event_store;
 /// Printing the event history.
 pub mod history;
 /// Typed ids.

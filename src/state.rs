@@ -2,12 +2,14 @@
 
 use std::sync::Arc;
 
-use postgres_es::{postgres_cqrs, postgres_snapshot_cqrs, PostgresCqrs};
+use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::{Aggregate, CqrsFramework};
 use sqlx::PgPool;
 
 use crate::aggregates::{Concert, QueueTicket, Seat, Wallet};
 use crate::api::EntryLimiter;
 use crate::config::Config;
+use crate::event_store::{Cqrs, ProjectingRepository};
 use crate::projections::{
     available_dates::AvailableDates, available_seats::AvailableSeats, balances::Balances,
     payments::Payments, queue_tickets::QueueTickets, reservations::Reservations, ProjectionError,
@@ -28,10 +30,10 @@ pub struct AppState {
     pub tokens: TokenSigner,
     /// Per-address limit on queue entries, when configured.
     pub entry_limiter: Option<EntryLimiter>,
-    pub concerts: Arc<PostgresCqrs<Concert>>,
-    pub seats: Arc<PostgresCqrs<Seat>>,
-    pub wallets: Arc<PostgresCqrs<Wallet>>,
-    pub tickets: Arc<PostgresCqrs<QueueTicket>>,
+    pub concerts: Arc<Cqrs<Concert>>,
+    pub seats: Arc<Cqrs<Seat>>,
+    pub wallets: Arc<Cqrs<Wallet>>,
+    pub tickets: Arc<Cqrs<QueueTicket>>,
     pub projectors: Arc<Projectors>,
 }
 
@@ -56,7 +58,9 @@ impl Projectors {
             )),
             seats: Arc::new(Projector::new(
                 pool.clone(),
-                vec![seats, dates, Arc::new(Reservations), payments.clone()],
+                // The date's free-seat count is one row that every hold of the
+                // date updates: last, so its lock is held the shortest time.
+                vec![seats, Arc::new(Reservations), payments.clone(), dates],
             )),
             wallets: Arc::new(Projector::new(
                 pool.clone(),
@@ -91,27 +95,14 @@ impl AppState {
     pub fn new(pool: PgPool, config: Config, admin_token: String, tokens: TokenSigner) -> Self {
         let projectors = Projectors::new(&pool);
         Self {
-            concerts: Arc::new(postgres_cqrs(
-                pool.clone(),
-                vec![Box::new(ArcQuery(projectors.concerts.clone()))],
-                (),
+            concerts: Arc::new(framework(&pool, &projectors.concerts, None)),
+            seats: Arc::new(framework(&pool, &projectors.seats, None)),
+            wallets: Arc::new(framework(
+                &pool,
+                &projectors.wallets,
+                Some(WALLET_SNAPSHOT_EVERY),
             )),
-            seats: Arc::new(postgres_cqrs(
-                pool.clone(),
-                vec![Box::new(ArcQuery(projectors.seats.clone()))],
-                (),
-            )),
-            wallets: Arc::new(postgres_snapshot_cqrs(
-                pool.clone(),
-                vec![Box::new(ArcQuery(projectors.wallets.clone()))],
-                WALLET_SNAPSHOT_EVERY,
-                (),
-            )),
-            tickets: Arc::new(postgres_cqrs(
-                pool.clone(),
-                vec![Box::new(ArcQuery(projectors.tickets.clone()))],
-                (),
-            )),
+            tickets: Arc::new(framework(&pool, &projectors.tickets, None)),
             projectors: Arc::new(projectors),
             pool,
             entry_limiter: EntryLimiter::new(
@@ -125,12 +116,17 @@ impl AppState {
     }
 }
 
-/// Lets a shared projector serve as a cqrs-es query.
-struct ArcQuery<A: cqrs_es::Aggregate>(Arc<Projector<A>>);
-
-#[async_trait::async_trait]
-impl<A: cqrs_es::Aggregate> cqrs_es::Query<A> for ArcQuery<A> {
-    async fn dispatch(&self, aggregate_id: &str, events: &[cqrs_es::EventEnvelope<A>]) {
-        self.0.dispatch(aggregate_id, events).await
-    }
+/// cqrs-es for `A` on the event store, writing `projector`'s read models with
+/// every append; with `snapshot_every`, a snapshot is kept every that many events.
+fn framework<A: Aggregate<Services = ()> + 'static>(
+    pool: &PgPool,
+    projector: &Arc<Projector<A>>,
+    snapshot_every: Option<usize>,
+) -> Cqrs<A> {
+    let repository = ProjectingRepository::new(pool.clone(), projector.clone());
+    let store = match snapshot_every {
+        Some(every) => PersistedEventStore::new_snapshot_store(repository, every),
+        None => PersistedEventStore::new_event_store(repository),
+    };
+    CqrsFramework::new(store, vec![], ())
 }

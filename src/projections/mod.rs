@@ -1,10 +1,11 @@
-//! Projections: read models in PostgreSQL tables, fed by committed events.
+//! Projections: read models in PostgreSQL tables, fed by events.
 //!
-//! cqrs-es hands events to queries after the commit, so a crash in between
-//! would lose an update. Every stream therefore has an offset row written in
-//! the same transaction as its read-model rows: a repeated event is skipped,
-//! a gap is filled from the events table, and `catch_up` brings everything
-//! up to date at start.
+//! Every append writes its read models in its own transaction (see
+//! `event_store`). Every stream also has an offset row written with its
+//! read-model rows, so events stored without their read models (by an older
+//! release, or a tool writing to the log) are found and applied by
+//! `catch_up` at start: a repeated event is skipped, a gap is filled from the
+//! events table.
 
 pub mod available_dates;
 pub mod available_seats;
@@ -16,10 +17,13 @@ pub mod reservations;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cqrs_es::{Aggregate, EventEnvelope, Query};
+use cqrs_es::persist::SerializedEvent;
+use cqrs_es::Aggregate;
 use futures::TryStreamExt;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
+
+use crate::event_store::AppendProjector;
 
 /// One read model's reaction to the events of aggregate `A`.
 #[async_trait]
@@ -65,6 +69,12 @@ impl<A: Aggregate> Projector<A> {
         aggregate_id: &str,
         events: &[(i64, A::Event)],
     ) -> Result<(), ProjectionError> {
+        if self.advance_offset(tx, aggregate_id, events).await? {
+            for (_, event) in events {
+                self.apply_all(tx, aggregate_id, event).await?;
+            }
+            return Ok(());
+        }
         // Creates the offset row or locks it: concurrent projectors of one stream take turns.
         let applied: i64 = sqlx::query_scalar(
             "insert into projection_offsets (aggregate_type, aggregate_id, last_sequence) values ($1, $2, 0)
@@ -101,6 +111,44 @@ impl<A: Aggregate> Projector<A> {
                 .await?;
         }
         Ok(())
+    }
+
+    /// The usual case in one statement: when the stream's offset stands just
+    /// before `events` (consecutive, as an append gives them), moves it past
+    /// them and returns true; the caller then applies them all. Otherwise
+    /// changes nothing and returns false.
+    async fn advance_offset(
+        &self,
+        tx: &mut PgConnection,
+        aggregate_id: &str,
+        events: &[(i64, A::Event)],
+    ) -> sqlx::Result<bool> {
+        let (Some((first, _)), Some((last, _))) = (events.first(), events.last()) else {
+            return Ok(false);
+        };
+        // The offset row is locked by either statement until the commit, and a
+        // writer that waited for it checks the condition again on the new row.
+        let query = if *first == 1 {
+            sqlx::query(
+                "insert into projection_offsets (aggregate_type, aggregate_id, last_sequence) values ($1, $2, $3)
+                 on conflict (aggregate_type, aggregate_id) do update set last_sequence = excluded.last_sequence
+                 where projection_offsets.last_sequence = $4",
+            )
+        } else {
+            sqlx::query(
+                "update projection_offsets set last_sequence = $3
+                 where aggregate_type = $1 and aggregate_id = $2 and last_sequence = $4",
+            )
+        };
+        let advanced = query
+            .bind(A::TYPE)
+            .bind(aggregate_id)
+            .bind(*last)
+            .bind(*first - 1)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        Ok(advanced == 1)
     }
 
     /// Applies one event to every projection, without offset bookkeeping.
@@ -155,16 +203,23 @@ impl<A: Aggregate> Projector<A> {
 }
 
 #[async_trait]
-impl<A: Aggregate> Query<A> for Projector<A> {
-    async fn dispatch(&self, aggregate_id: &str, events: &[EventEnvelope<A>]) {
-        let events: Vec<(i64, A::Event)> = events
+impl<A: Aggregate> AppendProjector for Projector<A> {
+    async fn project_appended(
+        &self,
+        tx: &mut PgConnection,
+        events: &[SerializedEvent],
+    ) -> Result<(), ProjectionError> {
+        let Some(first) = events.first() else {
+            return Ok(());
+        };
+        let events = events
             .iter()
-            .map(|envelope| (envelope.sequence as i64, envelope.payload.clone()))
-            .collect();
-        if let Err(error) = self.project(aggregate_id, &events).await {
-            // The events are committed; the next catch-up applies them.
-            tracing::error!(aggregate_type = A::TYPE, aggregate_id, %error, "projection update failed");
-        }
+            .map(|event| {
+                let payload = serde_json::from_value::<A::Event>(event.payload.clone())?;
+                Ok((event.sequence as i64, payload))
+            })
+            .collect::<Result<Vec<_>, serde_json::Error>>()?;
+        self.project_in(tx, &first.aggregate_id, &events).await
     }
 }
 
