@@ -13,10 +13,11 @@ use crate::projections::ProjectionError;
 use crate::state::Projectors;
 
 /// Every table a projection writes, plus the offsets that go with them.
-pub const READ_MODEL_TABLES: [&str; 9] = [
+pub const READ_MODEL_TABLES: [&str; 10] = [
     "projection_offsets",
     "concerts",
     "concert_dates",
+    "concert_date_free_seats",
     "seats",
     "reservations",
     "balances",

@@ -1,4 +1,7 @@
 //! Concerts and their dates, with how many seats of each date are still free.
+//!
+//! A date's free seats are counted in `STRIPES` rows by seat number, so holds
+//! of different seats of one date rarely wait for each other's commit.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -8,8 +11,22 @@ use uuid::Uuid;
 use super::{stream_uuid, Projection};
 use crate::aggregates::{Concert, ConcertEvent, Seat, SeatEvent};
 
-/// Writes `concerts` and `concert_dates`.
+/// Writes `concerts`, `concert_dates` and `concert_date_free_seats`.
 pub struct AvailableDates;
+
+/// Rows a date's free-seat count is spread over (seat `n` counts in stripe `n % STRIPES`).
+const STRIPES: u32 = 16;
+
+/// Seats numbered 1..=`seats` that fall in `stripe`.
+fn seats_in_stripe(seats: u32, stripe: u32) -> u32 {
+    if stripe == 0 {
+        seats / STRIPES
+    } else if stripe <= seats {
+        (seats - stripe) / STRIPES + 1
+    } else {
+        0
+    }
+}
 
 /// One concert in the catalog.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -51,8 +68,8 @@ impl Projection<Concert> for AvailableDates {
         let prices: Vec<i64> = dates.iter().map(|date| date.price).collect();
         let seats: Vec<i32> = dates.iter().map(|date| date.seats as i32).collect();
         sqlx::query(
-            "insert into concert_dates (date_id, concert_id, starts_at, price, total_seats, available_seats)
-             select date_id, $1, starts_at, price, seats, seats
+            "insert into concert_dates (date_id, concert_id, starts_at, price, total_seats)
+             select date_id, $1, starts_at, price, seats
              from unnest($2::uuid[], $3::timestamptz[], $4::bigint[], $5::integer[]) as d(date_id, starts_at, price, seats)
              on conflict do nothing",
         )
@@ -61,6 +78,27 @@ impl Projection<Concert> for AvailableDates {
         .bind(starts)
         .bind(prices)
         .bind(seats)
+        .execute(&mut *conn)
+        .await?;
+        let (mut stripe_dates, mut stripes, mut free) = (Vec::new(), Vec::new(), Vec::new());
+        for date in dates {
+            for stripe in 0..STRIPES {
+                let seats = seats_in_stripe(date.seats, stripe);
+                if seats > 0 {
+                    stripe_dates.push(date.date_id.0);
+                    stripes.push(stripe as i16);
+                    free.push(seats as i32);
+                }
+            }
+        }
+        sqlx::query(
+            "insert into concert_date_free_seats (date_id, stripe, free)
+             select * from unnest($1::uuid[], $2::smallint[], $3::integer[])
+             on conflict do nothing",
+        )
+        .bind(stripe_dates)
+        .bind(stripes)
+        .bind(free)
         .execute(conn)
         .await?;
         Ok(())
@@ -80,10 +118,10 @@ impl Projection<Seat> for AvailableDates {
             SeatEvent::HoldExpired { .. } | SeatEvent::HoldReleased { .. } => 1,
             SeatEvent::SeatSold { .. } => return Ok(()),
         };
-        sqlx::query(
-            "update concert_dates set available_seats = available_seats + $2
-             where date_id = (select date_id from seats where seat_id = $1)",
-        )
+        sqlx::query(&format!(
+            "update concert_date_free_seats set free = free + $2
+             where (date_id, stripe) = (select date_id, seat_no % {STRIPES} from seats where seat_id = $1)"
+        ))
         .bind(stream_uuid(aggregate_id)?)
         .bind(change)
         .execute(conn)
@@ -99,14 +137,6 @@ pub async fn list_concerts(pool: &PgPool) -> sqlx::Result<Vec<ConcertRow>> {
         .await
 }
 
-/// Whether the concert exists.
-pub async fn concert_exists(pool: &PgPool, concert_id: Uuid) -> sqlx::Result<bool> {
-    sqlx::query_scalar("select exists (select 1 from concerts where concert_id = $1)")
-        .bind(concert_id)
-        .fetch_one(pool)
-        .await
-}
-
 /// Whether any concert exists at all.
 pub async fn any_concert(pool: &PgPool) -> sqlx::Result<bool> {
     sqlx::query_scalar("select exists (select 1 from concerts)")
@@ -114,17 +144,21 @@ pub async fn any_concert(pool: &PgPool) -> sqlx::Result<bool> {
         .await
 }
 
+/// A date with the sum of its free-seat stripes.
+const DATE_COLUMNS: &str = "d.date_id, d.concert_id, d.starts_at, d.price, d.total_seats,
+     (select coalesce(sum(f.free), 0)::integer from concert_date_free_seats f where f.date_id = d.date_id) as available_seats";
+
 /// The dates of a concert that start after `now` and still have a free seat, earliest first.
 pub async fn bookable_dates(
     pool: &PgPool,
     concert_id: Uuid,
     now: DateTime<Utc>,
 ) -> sqlx::Result<Vec<DateRow>> {
-    sqlx::query_as(
-        "select date_id, concert_id, starts_at, price, total_seats, available_seats from concert_dates
-         where concert_id = $1 and starts_at > $2 and available_seats > 0
-         order by starts_at, date_id",
-    )
+    sqlx::query_as(&format!(
+        "select * from (select {DATE_COLUMNS} from concert_dates d where d.concert_id = $1 and d.starts_at > $2) dates
+         where available_seats > 0
+         order by starts_at, date_id"
+    ))
     .bind(concert_id)
     .bind(now)
     .fetch_all(pool)
@@ -137,12 +171,30 @@ pub async fn find_date(
     concert_id: Uuid,
     date_id: Uuid,
 ) -> sqlx::Result<Option<DateRow>> {
-    sqlx::query_as(
-        "select date_id, concert_id, starts_at, price, total_seats, available_seats from concert_dates
-         where concert_id = $1 and date_id = $2",
-    )
+    sqlx::query_as(&format!(
+        "select {DATE_COLUMNS} from concert_dates d where d.concert_id = $1 and d.date_id = $2"
+    ))
     .bind(concert_id)
     .bind(date_id)
     .fetch_optional(pool)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stripes_of_a_date_add_up_to_its_seats() {
+        for seats in [1, 2, 15, 16, 17, 50, 50_000] {
+            let counted: u32 = (0..STRIPES)
+                .map(|stripe| seats_in_stripe(seats, stripe))
+                .sum();
+            assert_eq!(counted, seats, "{seats} seats");
+            for stripe in 0..STRIPES {
+                let by_number = (1..=seats).filter(|n| n % STRIPES == stripe).count() as u32;
+                assert_eq!(seats_in_stripe(seats, stripe), by_number);
+            }
+        }
+    }
 }
