@@ -7,7 +7,7 @@ use crate::aggregates::{QueueTicketCommand, QueueTicketError};
 use crate::commands::{execute, CommandContext};
 use crate::error::ApiError;
 use crate::ids::{ConcertId, TicketId, UserId};
-use crate::projections::{available_dates, queue_tickets, queue_tickets::TicketRow};
+use crate::projections::{queue_tickets, queue_tickets::TicketRow};
 use crate::state::AppState;
 
 /// Window over which the admission rate is measured.
@@ -34,24 +34,22 @@ pub async fn enter_queue(
     user_id: UserId,
     context: &CommandContext,
 ) -> Result<Entered, ApiError> {
-    if !available_dates::concert_exists(&app.pool, concert_id.0).await? {
-        return Err(ApiError::NotFound("concert"));
-    }
     for _ in 0..5 {
-        let (latest, generation) =
-            queue_tickets::latest_ticket(&app.pool, concert_id.0, user_id.0).await?;
-        if let Some(ticket) = latest.filter(|ticket| ticket.is_live_at(Utc::now())) {
+        let known = queue_tickets::entry_context(&app.pool, concert_id.0, user_id.0).await?;
+        if !known.concert_exists {
+            return Err(ApiError::NotFound("concert"));
+        }
+        if let Some(ticket) = known.latest.filter(|ticket| ticket.is_live_at(Utc::now())) {
             return Ok(Entered {
                 ticket,
                 created: false,
             });
         }
         let limit = app.config.queue_waiting_max;
-        if limit > 0 && queue_tickets::waiting_count(&app.pool, concert_id.0).await? >= limit as i64
-        {
+        if limit > 0 && known.waiting >= limit as i64 {
             return Err(ApiError::QueueFull);
         }
-        let ticket_id = TicketId::of(concert_id, user_id, generation);
+        let ticket_id = TicketId::of(concert_id, user_id, known.tickets_of_user);
         let entry_no = queue_tickets::next_entry_no(&app.pool, concert_id.0).await?;
         let command = QueueTicketCommand::EnterQueue {
             concert_id,
@@ -64,38 +62,40 @@ pub async fn enter_queue(
             // Best effort: a number lost here only makes later positions one too high.
             let _ = queue_tickets::release_entry_no(&app.pool, concert_id.0, entry_no).await;
         }
-        let created = match outcome {
-            Ok(()) => true,
-            Err(AggregateError::UserError(QueueTicketError::AlreadyEntered)) => false,
+        match outcome {
+            // What was committed, with its read model in the same transaction.
+            Ok(()) => {
+                let ticket = TicketRow {
+                    ticket_id: ticket_id.0,
+                    concert_id: concert_id.0,
+                    user_id: user_id.0,
+                    entry_no,
+                    status: "waiting".to_string(),
+                    expires_at: None,
+                };
+                return Ok(Entered {
+                    ticket,
+                    created: true,
+                });
+            }
+            // A concurrent entry of the same user won: answer with its ticket.
+            Err(AggregateError::UserError(QueueTicketError::AlreadyEntered)) => {
+                let entered = queue_tickets::find_ticket(&app.pool, ticket_id.0).await?;
+                if let Some(ticket) = entered.filter(|ticket| ticket.is_live_at(Utc::now())) {
+                    return Ok(Entered {
+                        ticket,
+                        created: false,
+                    });
+                }
+            }
             // Our view of the user's tickets was stale: look again.
-            Err(AggregateError::UserError(QueueTicketError::Expired)) => continue,
+            Err(AggregateError::UserError(QueueTicketError::Expired)) => {}
             Err(error) => return Err(error.into()),
-        };
-        // A concurrent entry may have committed without its read model written yet.
-        let Some(ticket) = projected_ticket(app, ticket_id).await? else {
-            continue;
-        };
-        if ticket.is_live_at(Utc::now()) {
-            return Ok(Entered { ticket, created });
         }
     }
     Err(ApiError::Unavailable(
         "the queue changed too often; retry".into(),
     ))
-}
-
-/// The ticket's read model, waiting briefly for a concurrent writer's projection.
-async fn projected_ticket(
-    app: &AppState,
-    ticket_id: TicketId,
-) -> Result<Option<TicketRow>, ApiError> {
-    for _ in 0..50 {
-        if let Some(ticket) = queue_tickets::find_ticket(&app.pool, ticket_id.0).await? {
-            return Ok(Some(ticket));
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    Ok(None)
 }
 
 /// A ticket's place: waiting tickets ahead of it, and the wait that the
@@ -107,22 +107,29 @@ pub async fn standing(app: &AppState, ticket: &TicketRow) -> Result<Standing, Ap
             estimated_wait_seconds: 0,
         });
     }
-    let position =
-        queue_tickets::waiting_ahead(&app.pool, ticket.concert_id, ticket.entry_no).await?;
-    let since = Utc::now() - Duration::seconds(RATE_WINDOW_SECS);
-    let admitted = queue_tickets::admitted_since(&app.pool, ticket.concert_id, since).await?;
+    let now = Utc::now();
+    let since = now - Duration::seconds(RATE_WINDOW_SECS);
+    let standing =
+        queue_tickets::standing(&app.pool, ticket.concert_id, ticket.entry_no, since).await?;
+    // The recent admissions span the window, or less when the sample filled up.
+    let span = standing
+        .sample_start
+        .map_or(Duration::seconds(RATE_WINDOW_SECS), |start| now - start);
     Ok(Standing {
-        position,
-        estimated_wait_seconds: estimate_wait(app, position, admitted),
+        position: standing.position,
+        estimated_wait_seconds: estimate_wait(app, standing.position, standing.admitted, span),
     })
 }
 
-/// Seconds until a ticket with `position` tickets ahead is admitted.
-fn estimate_wait(app: &AppState, position: i64, admitted_in_window: i64) -> i64 {
+/// Seconds until a ticket with `position` tickets ahead is admitted, when
+/// `admitted` tickets were admitted over the last `span`.
+fn estimate_wait(app: &AppState, position: i64, admitted: i64, span: Duration) -> i64 {
     let turn = position + 1;
-    if admitted_in_window > 0 {
-        // ceil(turn / (admitted / window))
-        (turn * RATE_WINDOW_SECS + admitted_in_window - 1) / admitted_in_window
+    if admitted > 0 {
+        // ceil(turn / (admitted / span)), in milliseconds of span
+        let span_ms = span.num_milliseconds().max(1);
+        let wait_ms = turn.saturating_mul(span_ms) / admitted;
+        (wait_ms + 999) / 1000
     } else {
         // Nobody admitted lately: at worst every active slot frees when its token times out.
         let slots = i64::from(app.config.queue_active_max);

@@ -67,7 +67,7 @@ impl Projection<QueueTicket> for QueueTickets {
                 expires_at,
             } => {
                 sqlx::query(&format!(
-                    "with prior as (select concert_id, status from queue_tickets where ticket_id = $1),
+                    "with prior as (select concert_id, status, entry_no from queue_tickets where ticket_id = $1),
                      changed as (update queue_tickets set status = 'active', admitted_at = $2, expires_at = $3
                                  where ticket_id = $1)
                      {LEFT_WAITING}"
@@ -80,7 +80,7 @@ impl Projection<QueueTicket> for QueueTickets {
             }
             QueueTicketEvent::TicketExpired { expired_at, .. } => {
                 sqlx::query(&format!(
-                    "with prior as (select concert_id, status from queue_tickets where ticket_id = $1),
+                    "with prior as (select concert_id, status, entry_no from queue_tickets where ticket_id = $1),
                      changed as (update queue_tickets set status = 'expired', expired_at = $2 where ticket_id = $1)
                      {LEFT_WAITING}"
                 ))
@@ -94,10 +94,16 @@ impl Projection<QueueTicket> for QueueTickets {
     }
 }
 
-/// Counts a ticket that was waiting (in `prior`) as having left the line.
-const LEFT_WAITING: &str = "insert into queue_progress (concert_id, left_waiting)
-     select concert_id, 1 from prior where status = 'waiting'
-     on conflict (concert_id) do update set left_waiting = queue_progress.left_waiting + 1";
+/// Counts a ticket that was waiting (in `prior`) as having left the line. The
+/// count is spread over 16 rows by entry number, so admissions
+/// of one concert running side by side do not queue on one row.
+const LEFT_WAITING: &str = "insert into queue_progress (concert_id, stripe, left_waiting)
+     select concert_id, entry_no % 16, 1 from prior where status = 'waiting'
+     on conflict (concert_id, stripe) do update set left_waiting = queue_progress.left_waiting + 1";
+
+/// Tickets of concert `$1` that left the waiting line, all stripes together.
+const LEFT_WAITING_TOTAL: &str =
+    "coalesce((select sum(left_waiting) from queue_progress where concert_id = $1), 0)";
 
 const TICKET_COLUMNS: &str = "ticket_id, concert_id, user_id, entry_no, status, expires_at";
 
@@ -128,32 +134,42 @@ pub async fn latest_ticket(
     Ok((tickets.into_iter().next(), count))
 }
 
-/// How many waiting tickets of the concert entered before `entry_no`, in
-/// constant time: entry numbers are dense per concert, so it is the numbers
-/// below this one, less the tickets that left the line and the unused numbers.
-/// Admission is FIFO, so the tickets that left were ahead of a waiting one.
-pub async fn waiting_ahead(pool: &PgPool, concert_id: Uuid, entry_no: i64) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
-        "select greatest(0, $2 - 1
-            - coalesce((select left_waiting from queue_progress where concert_id = $1), 0)
-            - (select count(*) from queue_unused_entries where concert_id = $1 and entry_no < $2))::bigint",
-    )
-    .bind(concert_id)
-    .bind(entry_no)
-    .fetch_one(pool)
-    .await
+/// Admissions sampled to measure a concert's admission rate.
+const RATE_SAMPLE: i64 = 100;
+
+/// Where a waiting ticket stands, and the concert's recent admissions.
+#[derive(Debug, sqlx::FromRow)]
+pub struct StandingRow {
+    /// Waiting tickets of the concert that entered before this one.
+    pub position: i64,
+    /// Tickets admitted since the window's start, at most `RATE_SAMPLE`.
+    pub admitted: i64,
+    /// When the oldest of them was admitted, once the sample is full.
+    pub sample_start: Option<DateTime<Utc>>,
 }
 
-/// Tickets of the concert admitted since `since`.
-pub async fn admitted_since(
+/// The `StandingRow` of a ticket with `entry_no`, counting admissions since
+/// `since`. Both parts take constant time, however long the queue: entry
+/// numbers are dense per concert, so the position is the numbers below this
+/// one, less the tickets that left the line and the unused numbers (admission
+/// is FIFO, so the tickets that left were ahead of a waiting one); and the rate
+/// is read from the last `RATE_SAMPLE` admissions only.
+pub async fn standing(
     pool: &PgPool,
     concert_id: Uuid,
+    entry_no: i64,
     since: DateTime<Utc>,
-) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
-        "select count(*) from queue_tickets where concert_id = $1 and admitted_at >= $2",
-    )
+) -> sqlx::Result<StandingRow> {
+    sqlx::query_as(&format!(
+        "select greatest(0, $2 - 1 - {LEFT_WAITING_TOTAL}
+            - (select count(*) from queue_unused_entries where concert_id = $1 and entry_no < $2))::bigint as position,
+            (select count(*) from (select 1 from queue_tickets where concert_id = $1 and admitted_at >= $3
+                                   limit {RATE_SAMPLE}) recent) as admitted,
+            (select admitted_at from queue_tickets where concert_id = $1 and admitted_at >= $3
+             order by admitted_at desc offset {RATE_SAMPLE} - 1 limit 1) as sample_start"
+    ))
     .bind(concert_id)
+    .bind(entry_no)
     .bind(since)
     .fetch_one(pool)
     .await
@@ -196,23 +212,79 @@ pub async fn overdue_active(
     .await
 }
 
-/// How many tickets wait in the concert's queue, in constant time like
-/// `waiting_ahead` (numbers handed out for entries still being written count too).
-pub async fn waiting_count(pool: &PgPool, concert_id: Uuid) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
-        "select greatest(0, coalesce((select issued from queue_lines where concert_id = $1), 0)
-            - coalesce((select left_waiting from queue_progress where concert_id = $1), 0)
-            - (select count(*) from queue_unused_entries where concert_id = $1))::bigint",
-    )
+/// What entering a concert's queue needs to know, in one query.
+#[derive(Debug, sqlx::FromRow)]
+struct EntryContextRow {
+    concert_exists: bool,
+    tickets_of_user: i64,
+    waiting: i64,
+    ticket_id: Option<Uuid>,
+    entry_no: Option<i64>,
+    status: Option<String>,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+/// Whether the concert exists, the user's latest ticket for it, how many
+/// tickets the user ever had for it, and how many wait in its queue.
+pub struct EntryContext {
+    pub concert_exists: bool,
+    pub latest: Option<TicketRow>,
+    pub tickets_of_user: i64,
+    pub waiting: i64,
+}
+
+/// The `EntryContext` of a user entering a concert's queue. The waiting count
+/// takes constant time like `standing` (numbers handed out for entries still
+/// being written count too).
+pub async fn entry_context(
+    pool: &PgPool,
+    concert_id: Uuid,
+    user_id: Uuid,
+) -> sqlx::Result<EntryContext> {
+    let row: EntryContextRow = sqlx::query_as(&format!(
+        "select exists (select 1 from concerts where concert_id = $1) as concert_exists,
+            (select count(*) from queue_tickets where concert_id = $1 and user_id = $2) as tickets_of_user,
+            greatest(0, coalesce((select issued from queue_lines where concert_id = $1), 0)
+              - {LEFT_WAITING_TOTAL}
+              - (select count(*) from queue_unused_entries where concert_id = $1))::bigint as waiting,
+            t.ticket_id, t.entry_no, t.status, t.expires_at
+         from (select 1) one
+         left join lateral (select ticket_id, entry_no, status, expires_at from queue_tickets
+                            where concert_id = $1 and user_id = $2 order by entry_no desc limit 1) t on true"
+    ))
     .bind(concert_id)
+    .bind(user_id)
     .fetch_one(pool)
-    .await
+    .await?;
+    let latest = match (row.ticket_id, row.entry_no, row.status) {
+        (Some(ticket_id), Some(entry_no), Some(status)) => Some(TicketRow {
+            ticket_id,
+            concert_id,
+            user_id,
+            entry_no,
+            status,
+            expires_at: row.expires_at,
+        }),
+        _ => None,
+    };
+    Ok(EntryContext {
+        concert_exists: row.concert_exists,
+        latest,
+        tickets_of_user: row.tickets_of_user,
+        waiting: row.waiting,
+    })
 }
 
 /// Takes the concert's next entry number (1, 2, 3, ...), which orders admission.
+///
+/// Every entry of a concert updates this one row, so its commit does not wait
+/// for the WAL flush (the row lock is released at once). That is safe: the
+/// entry's event commits later and durably, which flushes this change too, so
+/// a number lost in a crash was never used and is simply handed out again.
 pub async fn next_entry_no(pool: &PgPool, concert_id: Uuid) -> sqlx::Result<i64> {
     sqlx::query_scalar(
-        "insert into queue_lines (concert_id, issued) values ($1, 1)
+        "with no_flush as materialized (select set_config('synchronous_commit', 'off', true))
+         insert into queue_lines (concert_id, issued) select $1, 1 from no_flush
          on conflict (concert_id) do update set issued = queue_lines.issued + 1
          returning issued",
     )
