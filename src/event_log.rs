@@ -2,11 +2,14 @@
 //!
 //! A bigint sequence would hand out 11 to a transaction that commits before
 //! the one holding 10, and a reader paging past 11 would never see 10. So
-//! positions are assigned afterwards, in batches, only to events whose
-//! transaction id is below the oldest transaction still running
-//! (`pg_snapshot_xmin`): every such transaction has ended, and no later one can
-//! get a smaller id. Positions therefore only ever grow, and a page read with
-//! `after = next` never skips or repeats an event.
+//! positions are assigned afterwards, in batches, to committed events only, by
+//! one positioner at a time (an advisory lock): each batch takes the numbers
+//! right above the last batch's and becomes visible all at once when it
+//! commits. The positions a reader can see are therefore always 1..=n without
+//! a hole, they only ever grow, and a page read with `after = next` never skips
+//! or repeats an event. (Migration 0003 also waited for every older
+//! transaction to end, `pg_snapshot_xmin`; that is not needed for this, and a
+//! long transaction anywhere on the server held the whole log back.)
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -46,7 +49,7 @@ pub async fn assign_positions(pool: &PgPool) -> sqlx::Result<u64> {
                select aggregate_type, aggregate_id, sequence,
                       row_number() over (order by transaction_id, aggregate_type, aggregate_id, sequence) as n
                from events
-               where position is null and transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+               where position is null
                order by transaction_id, aggregate_type, aggregate_id, sequence
                limit $1)
              update events e set position = base.last + due.n
