@@ -267,11 +267,11 @@ async fn list_free_seats(
     if ticket.concert_id != concert_id {
         return Err(ApiError::TokenNotActive("the token is for another concert"));
     }
-    available_dates::find_date(&app.pool, concert_id, date_id)
-        .await?
-        .ok_or(ApiError::NotFound("date"))?;
     // One row more than asked tells whether another page exists.
-    let mut rows = available_seats::free_seats(&app.pool, date_id, after as i32, limit + 1).await?;
+    let mut rows =
+        available_seats::free_seats(&app.pool, concert_id, date_id, after as i32, limit + 1)
+            .await?
+            .ok_or(ApiError::NotFound("date"))?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next_after_seat_no = if more {

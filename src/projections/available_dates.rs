@@ -165,21 +165,6 @@ pub async fn bookable_dates(
     .await
 }
 
-/// One date, if it belongs to the concert.
-pub async fn find_date(
-    pool: &PgPool,
-    concert_id: Uuid,
-    date_id: Uuid,
-) -> sqlx::Result<Option<DateRow>> {
-    sqlx::query_as(&format!(
-        "select {DATE_COLUMNS} from concert_dates d where d.concert_id = $1 and d.date_id = $2"
-    ))
-    .bind(concert_id)
-    .bind(date_id)
-    .fetch_optional(pool)
-    .await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,7 @@ pub struct AvailableSeats;
 const INSERT_BATCH: u32 = 50_000;
 
 /// A free seat as listed to users.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct FreeSeatRow {
     pub seat_id: Uuid,
     pub seat_no: i32,
@@ -90,23 +90,45 @@ impl Projection<Seat> for AvailableSeats {
     }
 }
 
-/// Up to `limit` free seats of a date numbered above `after_seat_no`, by number.
+/// Up to `limit` free seats numbered above `after_seat_no` of a date of the
+/// concert, by number; `None` when the concert has no such date. One query.
 pub async fn free_seats(
     pool: &PgPool,
+    concert_id: Uuid,
     date_id: Uuid,
     after_seat_no: i32,
     limit: i64,
-) -> sqlx::Result<Vec<FreeSeatRow>> {
-    sqlx::query_as(
-        "select seat_id, seat_no, price from seats
-         where date_id = $1 and seat_no > $2 and status = 'free'
-         order by seat_no limit $3",
+) -> sqlx::Result<Option<Vec<FreeSeatRow>>> {
+    // The date joined with its page: no row for an unknown date, one row of
+    // nulls for a date without a free seat in the page.
+    let rows: Vec<(Option<Uuid>, Option<i32>, Option<i64>)> = sqlx::query_as(
+        "select s.seat_id, s.seat_no, s.price from concert_dates d
+         left join lateral (select seat_id, seat_no, price from seats
+                            where date_id = d.date_id and seat_no > $3 and status = 'free'
+                            order by seat_no limit $4) s on true
+         where d.concert_id = $1 and d.date_id = $2",
     )
+    .bind(concert_id)
     .bind(date_id)
     .bind(after_seat_no)
     .bind(limit)
     .fetch_all(pool)
-    .await
+    .await?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let seats = rows
+        .into_iter()
+        .filter_map(|row| match row {
+            (Some(seat_id), Some(seat_no), Some(price)) => Some(FreeSeatRow {
+                seat_id,
+                seat_no,
+                price,
+            }),
+            _ => None,
+        })
+        .collect();
+    Ok(Some(seats))
 }
 
 /// One seat with its date's concert.
