@@ -26,8 +26,6 @@ const LEADER_LOCK: i64 = 0x0063_6f6e_6365_7274;
 const BATCH: i64 = 1000;
 /// Commands sent at once.
 const PARALLEL: usize = 8;
-/// Ticks between sweeps for events whose projection update was lost.
-const CATCH_UP_EVERY: u64 = 120;
 
 /// What one tick did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +43,6 @@ pub async fn run(app: AppState, mut shutdown: watch::Receiver<bool>) {
         app.config.scheduler_interval_ms.max(10),
     ));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut ticks: u64 = 0;
     loop {
         tokio::select! {
             _ = interval.tick() => {}
@@ -59,12 +56,6 @@ pub async fn run(app: AppState, mut shutdown: watch::Receiver<bool>) {
         }
         if let Err(error) = tick(&app).await {
             tracing::warn!(%error, "scheduler tick failed");
-        }
-        ticks += 1;
-        if ticks % CATCH_UP_EVERY == 0 {
-            if let Err(error) = app.projectors.catch_up().await {
-                tracing::warn!(%error, "projection catch-up failed");
-            }
         }
     }
     tracing::info!("scheduler stopped");
