@@ -130,11 +130,11 @@ pub struct Config {
         global = true
     )]
     pub log_format: LogFormat,
-    /// Largest number of database connections.
+    /// Largest number of database connections (default: four per CPU core).
     #[arg(
         long,
         env = "CONCERT_DB_MAX_CONNECTIONS",
-        default_value_t = 32,
+        default_value_t = default_pool_size(),
         global = true
     )]
     pub db_max_connections: u32,
@@ -195,4 +195,12 @@ impl Config {
     pub fn defaults() -> Self {
         Cli::parse_from(["concert"]).config
     }
+}
+
+/// Four connections per CPU core. PostgreSQL shares the cores with the
+/// service, and more backends than that only take turns: on two cores, 8
+/// connections answered a third more seat listings than 32 (BENCHMARKS.md).
+fn default_pool_size() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
+    (4 * cores).clamp(8, 64)
 }
