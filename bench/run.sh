@@ -10,8 +10,9 @@
 #
 # Settings (environment): BIN (folder holding concert and concert-bench:
 # no build then), OUT, DATA (private PostgreSQL's folder, wiped
-# first), PORT, CONCURRENCY (64), SECONDS_PER_RUN (15), STEPS (flash ceiling
-# endpoints ceiling), FLASH ("2000:500 20000:5000", users:seats pairs), QUIET_PERCENT
+# first), PORT, CONCURRENCY (64), SECONDS_PER_RUN (15), STEPS (flash audit
+# ceiling endpoints ceiling history million), FLASH ("2000:500 20000:5000",
+# users:seats pairs), MILLION_WALLETS and MILLION_PER_WALLET (10000 x 100), QUIET_PERCENT
 # (wait before each run until the machine is less busy than this, 20; 100
 # disables the wait).
 set -euo pipefail
@@ -22,7 +23,7 @@ DATA=${DATA:-/tmp/bench-data}
 PORT=${PORT:-18181}
 CONCURRENCY=${CONCURRENCY:-64}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-15}
-STEPS=${STEPS:-flash ceiling endpoints ceiling}
+STEPS=${STEPS:-flash audit ceiling endpoints ceiling history million}
 FLASH=${FLASH:-2000:500 20000:5000}
 QUIET_PERCENT=${QUIET_PERCENT:-20}
 ADMIN=bench
@@ -66,7 +67,7 @@ wait_quiet() {
 SERVER_PID=
 start_server() {
   CONCERT_DATA_DIR=$DATA CONCERT_ADMIN_TOKEN=$ADMIN CONCERT_BIND=127.0.0.1:$PORT \
-  CONCERT_QUEUE_ACTIVE_MAX=100000 CONCERT_SCHEDULER_INTERVAL_MS=50 \
+  CONCERT_QUEUE_ACTIVE_MAX=${ACTIVE_MAX:-100000} CONCERT_SCHEDULER_INTERVAL_MS=50 \
   CONCERT_HOLD_TTL_SECS=3600 CONCERT_QUEUE_ACTIVE_TTL_SECS=3600 CONCERT_LOG_FORMAT=json \
     "$BIN/concert" serve >>"$OUT/server.log" 2>&1 &
   SERVER_PID=$!
@@ -130,6 +131,42 @@ for step in $STEPS; do
           --json "$OUT/endpoint-$name.json" | tee "$OUT/endpoint-$name.txt"
       done
       echo "after endpoints: $(rss)" | tee -a "$OUT/rss.txt"
+      ;;
+    audit)
+      # `concert audit` over everything the runs above wrote (flash sales included).
+      wait_quiet
+      /usr/bin/time -v env DATABASE_URL="$DATABASE_URL" "$BIN/concert" audit --queue-active-max 100000 \
+        >"$OUT/audit-service.txt" 2>"$OUT/audit-service.time" && echo "audit of the service's log: passed" \
+        || { echo "audit of the service's log FAILED (see $OUT/audit-service.txt)"; exit 1; }
+      grep -E "Maximum resident|Elapsed" "$OUT/audit-service.time"
+      ;;
+    million)
+      # Replay and audit of a synthetic log of MILLION_WALLETS x MILLION_PER_WALLET
+      # charges (bench/million_events.sql) in a database of its own.
+      million_url=${DATABASE_URL/\/concert\?//concert_million?}
+      psql "$DATABASE_URL" -qc "drop database if exists concert_million" -c "create database concert_million"
+      DATABASE_URL=$million_url "$BIN/concert" migrate
+      psql "$million_url" -q -v wallets="${MILLION_WALLETS:-10000}" -v per_wallet="${MILLION_PER_WALLET:-100}" \
+        -f bench/million_events.sql
+      psql "$million_url" -Atc "select count(*) || ' events in the log' from events" | tee "$OUT/million.txt"
+      for tool in replay audit; do
+        wait_quiet
+        /usr/bin/time -v env DATABASE_URL="$million_url" "$BIN/concert" $tool \
+          >"$OUT/million-$tool.out" 2>"$OUT/million-$tool.err" || { echo "concert $tool failed"; tail "$OUT/million-$tool.err"; exit 1; }
+        { echo "concert $tool:"; grep -E "events in|events/s" "$OUT/million-$tool.err" | tail -1;
+          grep -E "Maximum resident|Elapsed" "$OUT/million-$tool.err"; } | tee -a "$OUT/million.txt"
+      done
+      psql "$DATABASE_URL" -qc "drop database concert_million"
+      ;;
+    history)
+      # A wallet with 10,000 events against a fresh one; a queue with 100,000
+      # waiting against one with 100 (needs a server that admits no one).
+      stop_server
+      ACTIVE_MAX=1 start_server
+      wait_quiet
+      "$BIN/concert-bench" history --url "$URL" --admin-token $ADMIN --json "$OUT/history.json" | tee "$OUT/history.txt"
+      stop_server
+      start_server
       ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
   esac
