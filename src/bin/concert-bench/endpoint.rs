@@ -66,7 +66,7 @@ pub struct EndpointArgs {
     /// For seats: the page size asked for (default: the API's default, 1000).
     #[arg(long)]
     pub limit: Option<u32>,
-    /// For pay: reservations prepared beforehand (default 1,500 per second of the run).
+    /// For pay: reservations prepared beforehand (default 600 per second of the run).
     #[arg(long)]
     pub prepared: Option<usize>,
     /// For pay: send an Idempotency-Key with every payment.
@@ -205,7 +205,7 @@ pub async fn run(args: EndpointArgs) -> Result<bool, BoxError> {
         Name::Pay => {
             let prepared = args
                 .prepared
-                .unwrap_or(1_500 * args.seconds as usize)
+                .unwrap_or(600 * args.seconds as usize)
                 .max(c);
             let work = Arc::new(prepare_payments(&api, prepared, c).await?);
             eprintln!(
