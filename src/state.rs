@@ -52,15 +52,10 @@ impl Projectors {
         let seats = Arc::new(AvailableSeats);
         let payments = Arc::new(Payments);
         Self {
-            concerts: Arc::new(Projector::new(
-                pool.clone(),
-                vec![dates.clone(), seats.clone()],
-            )),
+            concerts: Arc::new(Projector::new(pool.clone(), vec![dates, seats.clone()])),
             seats: Arc::new(Projector::new(
                 pool.clone(),
-                // The date's free-seat count is one row that every hold of the
-                // date updates: last, so its lock is held the shortest time.
-                vec![seats, Arc::new(Reservations), payments.clone(), dates],
+                vec![seats, Arc::new(Reservations), payments.clone()],
             )),
             wallets: Arc::new(Projector::new(
                 pool.clone(),

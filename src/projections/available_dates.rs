@@ -1,7 +1,5 @@
-//! Concerts and their dates, with how many seats of each date are still free.
-//!
-//! A date's free seats are counted in `STRIPES` rows by seat number, so holds
-//! of different seats of one date rarely wait for each other's commit.
+//! Concerts and their dates, with how many seats of each date are still free
+//! (counted by `available_seats`).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -9,24 +7,10 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::{stream_uuid, Projection};
-use crate::aggregates::{Concert, ConcertEvent, Seat, SeatEvent};
+use crate::aggregates::{Concert, ConcertEvent};
 
-/// Writes `concerts`, `concert_dates` and `concert_date_free_seats`.
+/// Writes `concerts` and `concert_dates`.
 pub struct AvailableDates;
-
-/// Rows a date's free-seat count is spread over (seat `n` counts in stripe `n % STRIPES`).
-const STRIPES: u32 = 16;
-
-/// Seats numbered 1..=`seats` that fall in `stripe`.
-fn seats_in_stripe(seats: u32, stripe: u32) -> u32 {
-    if stripe == 0 {
-        seats / STRIPES
-    } else if stripe <= seats {
-        (seats - stripe) / STRIPES + 1
-    } else {
-        0
-    }
-}
 
 /// One concert in the catalog.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -78,52 +62,6 @@ impl Projection<Concert> for AvailableDates {
         .bind(starts)
         .bind(prices)
         .bind(seats)
-        .execute(&mut *conn)
-        .await?;
-        let (mut stripe_dates, mut stripes, mut free) = (Vec::new(), Vec::new(), Vec::new());
-        for date in dates {
-            for stripe in 0..STRIPES {
-                let seats = seats_in_stripe(date.seats, stripe);
-                if seats > 0 {
-                    stripe_dates.push(date.date_id.0);
-                    stripes.push(stripe as i16);
-                    free.push(seats as i32);
-                }
-            }
-        }
-        sqlx::query(
-            "insert into concert_date_free_seats (date_id, stripe, free)
-             select * from unnest($1::uuid[], $2::smallint[], $3::integer[])
-             on conflict do nothing",
-        )
-        .bind(stripe_dates)
-        .bind(stripes)
-        .bind(free)
-        .execute(conn)
-        .await?;
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl Projection<Seat> for AvailableDates {
-    async fn apply(
-        &self,
-        conn: &mut PgConnection,
-        aggregate_id: &str,
-        event: &SeatEvent,
-    ) -> sqlx::Result<()> {
-        let change = match event {
-            SeatEvent::SeatHeld { .. } => -1,
-            SeatEvent::HoldExpired { .. } | SeatEvent::HoldReleased { .. } => 1,
-            SeatEvent::SeatSold { .. } => return Ok(()),
-        };
-        sqlx::query(&format!(
-            "update concert_date_free_seats set free = free + $2
-             where (date_id, stripe) = (select date_id, seat_no % {STRIPES} from seats where seat_id = $1)"
-        ))
-        .bind(stream_uuid(aggregate_id)?)
-        .bind(change)
         .execute(conn)
         .await?;
         Ok(())
@@ -163,23 +101,4 @@ pub async fn bookable_dates(
     .bind(now)
     .fetch_all(pool)
     .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_stripes_of_a_date_add_up_to_its_seats() {
-        for seats in [1, 2, 15, 16, 17, 50, 50_000] {
-            let counted: u32 = (0..STRIPES)
-                .map(|stripe| seats_in_stripe(seats, stripe))
-                .sum();
-            assert_eq!(counted, seats, "{seats} seats");
-            for stripe in 0..STRIPES {
-                let by_number = (1..=seats).filter(|n| n % STRIPES == stripe).count() as u32;
-                assert_eq!(seats_in_stripe(seats, stripe), by_number);
-            }
-        }
-    }
 }

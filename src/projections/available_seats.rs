@@ -8,8 +8,24 @@ use super::{stream_uuid, Projection};
 use crate::aggregates::{Concert, ConcertEvent, Seat, SeatEvent};
 use crate::ids::SeatId;
 
-/// Writes `seats`.
+/// Writes `seats` and `concert_date_free_seats`.
 pub struct AvailableSeats;
+
+/// Rows a date's free-seat count is spread over (seat `n` counts in stripe
+/// `n % STRIPES`), so holds of different seats of one date rarely wait for
+/// each other's commit.
+const STRIPES: u32 = 16;
+
+/// Seats numbered 1..=`seats` that fall in `stripe`.
+fn seats_in_stripe(seats: u32, stripe: u32) -> u32 {
+    if stripe == 0 {
+        seats / STRIPES
+    } else if stripe <= seats {
+        (seats - stripe) / STRIPES + 1
+    } else {
+        0
+    }
+}
 
 /// Seats are inserted in batches of this many rows: one statement each.
 const INSERT_BATCH: u32 = 50_000;
@@ -64,6 +80,27 @@ impl Projection<Concert> for AvailableSeats {
                 first = last + 1;
             }
         }
+        let (mut stripe_dates, mut stripes, mut free) = (Vec::new(), Vec::new(), Vec::new());
+        for date in dates {
+            for stripe in 0..STRIPES {
+                let seats = seats_in_stripe(date.seats, stripe);
+                if seats > 0 {
+                    stripe_dates.push(date.date_id.0);
+                    stripes.push(stripe as i16);
+                    free.push(seats as i32);
+                }
+            }
+        }
+        sqlx::query(
+            "insert into concert_date_free_seats (date_id, stripe, free)
+             select * from unnest($1::uuid[], $2::smallint[], $3::integer[])
+             on conflict do nothing",
+        )
+        .bind(stripe_dates)
+        .bind(stripes)
+        .bind(free)
+        .execute(conn)
+        .await?;
         Ok(())
     }
 }
@@ -76,16 +113,22 @@ impl Projection<Seat> for AvailableSeats {
         aggregate_id: &str,
         event: &SeatEvent,
     ) -> sqlx::Result<()> {
-        let status = match event {
-            SeatEvent::SeatHeld { .. } => "held",
-            SeatEvent::HoldExpired { .. } | SeatEvent::HoldReleased { .. } => "free",
-            SeatEvent::SeatSold { .. } => "sold",
+        let (status, change) = match event {
+            SeatEvent::SeatHeld { .. } => ("held", -1),
+            SeatEvent::HoldExpired { .. } | SeatEvent::HoldReleased { .. } => ("free", 1),
+            SeatEvent::SeatSold { .. } => ("sold", 0),
         };
-        sqlx::query("update seats set status = $2 where seat_id = $1")
-            .bind(stream_uuid(aggregate_id)?)
-            .bind(status)
-            .execute(conn)
-            .await?;
+        // The seat and its stripe of the date's count in one statement.
+        sqlx::query(&format!(
+            "with seat as (update seats set status = $2 where seat_id = $1 returning date_id, seat_no)
+             update concert_date_free_seats f set free = f.free + $3 from seat
+             where $3 <> 0 and f.date_id = seat.date_id and f.stripe = seat.seat_no % {STRIPES}"
+        ))
+        .bind(stream_uuid(aggregate_id)?)
+        .bind(status)
+        .bind(change)
+        .execute(conn)
+        .await?;
         Ok(())
     }
 }
@@ -141,4 +184,23 @@ pub async fn find_seat(pool: &PgPool, seat_id: Uuid) -> sqlx::Result<Option<Seat
     .bind(seat_id)
     .fetch_optional(pool)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stripes_of_a_date_add_up_to_its_seats() {
+        for seats in [1, 2, 15, 16, 17, 50, 50_000] {
+            let counted: u32 = (0..STRIPES)
+                .map(|stripe| seats_in_stripe(seats, stripe))
+                .sum();
+            assert_eq!(counted, seats, "{seats} seats");
+            for stripe in 0..STRIPES {
+                let by_number = (1..=seats).filter(|n| n % STRIPES == stripe).count() as u32;
+                assert_eq!(seats_in_stripe(seats, stripe), by_number);
+            }
+        }
+    }
 }

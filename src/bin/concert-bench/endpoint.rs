@@ -203,10 +203,7 @@ pub async fn run(args: EndpointArgs) -> Result<bool, BoxError> {
             .await
         }
         Name::Pay => {
-            let prepared = args
-                .prepared
-                .unwrap_or(600 * args.seconds as usize)
-                .max(c);
+            let prepared = args.prepared.unwrap_or(600 * args.seconds as usize).max(c);
             let work = Arc::new(prepare_payments(&api, prepared, c).await?);
             eprintln!(
                 "setup done in {:.1} s ({} held reservations)",
