@@ -2,7 +2,7 @@
 -- each, and concurrent commands queued on its lock until their commit. Each is
 -- now spread over sixteen rows (stripes) and read as their sum.
 
--- available_dates: a date's free seats, by seat number (seat_no % 16).
+-- available_seats: a date's free seats, by seat number (seat_no % 16).
 create table concert_date_free_seats
 (
     date_id uuid     not null,
