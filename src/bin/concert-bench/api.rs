@@ -5,8 +5,9 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use clap::Args;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -126,6 +127,33 @@ pub struct LoggedEvent {
 pub struct EventPage {
     pub events: Vec<LoggedEvent>,
     pub next: i64,
+}
+
+/// Where the server under load is, as every scenario takes it.
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct ServerArgs {
+    /// Server root, e.g. http://127.0.0.1:8080.
+    #[arg(
+        long,
+        env = "CONCERT_BENCH_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub url: String,
+    /// The server's CONCERT_ADMIN_TOKEN.
+    #[arg(long, env = "CONCERT_ADMIN_TOKEN", hide_env_values = true)]
+    #[serde(skip)]
+    pub admin_token: String,
+}
+
+impl ServerArgs {
+    /// A client for `concurrency` clients of this server, once it answers.
+    pub async fn connect(&self, concurrency: usize) -> Result<Api, BoxError> {
+        let api = Api::new(&self.url, &self.admin_token, concurrency)?;
+        if !api.healthy().await {
+            return Err(format!("no server answers at {}", self.url).into());
+        }
+        Ok(api)
+    }
 }
 
 /// The API of one server.

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::api::{Api, Reservation, SeatPage};
+use crate::api::{Api, Reservation, SeatPage, ServerArgs};
 use crate::common::{
     active_users, for_each, progress, write_json, CpuMeter, CpuUse, MachineTicks, Memory,
 };
@@ -36,17 +36,9 @@ pub enum Name {
 
 #[derive(Debug, Clone, Args, Serialize)]
 pub struct EndpointArgs {
-    /// Server root, e.g. http://127.0.0.1:8080.
-    #[arg(
-        long,
-        env = "CONCERT_BENCH_URL",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    pub url: String,
-    /// The server's CONCERT_ADMIN_TOKEN.
-    #[arg(long, env = "CONCERT_ADMIN_TOKEN", hide_env_values = true)]
-    #[serde(skip)]
-    pub admin_token: String,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub server: ServerArgs,
     /// The endpoint to drive.
     #[arg(long, value_enum)]
     pub name: Name,
@@ -89,10 +81,7 @@ pub struct EndpointArgs {
 const PRICE: i64 = 100_000;
 
 pub async fn run(args: EndpointArgs) -> Result<bool, BoxError> {
-    let api = Api::new(&args.url, &args.admin_token, args.concurrency)?;
-    if !api.healthy().await {
-        return Err(format!("no server answers at {}", args.url).into());
-    }
+    let api = args.server.connect(args.concurrency).await?;
     let setup_started = Instant::now();
     let measured = Stats::new();
     let run = api.with_stats(measured.clone());

@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::api::{Api, BookableDate, Payment, Reservation, SeatPage};
+use crate::api::{Api, BookableDate, Payment, Reservation, SeatPage, ServerArgs};
 use crate::common::{
     enter, for_each, wait_active, write_json, CpuMeter, CpuUse, MachineTicks, Memory,
 };
@@ -30,17 +30,9 @@ const MAX_ROUNDS: usize = 200;
 
 #[derive(Debug, Clone, Args, Serialize)]
 pub struct FlashSaleArgs {
-    /// Server root, e.g. http://127.0.0.1:8080.
-    #[arg(
-        long,
-        env = "CONCERT_BENCH_URL",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    pub url: String,
-    /// The server's CONCERT_ADMIN_TOKEN.
-    #[arg(long, env = "CONCERT_ADMIN_TOKEN", hide_env_values = true)]
-    #[serde(skip)]
-    pub admin_token: String,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub server: ServerArgs,
     /// Users who want a seat.
     #[arg(long, default_value_t = 2_000)]
     pub users: usize,
@@ -95,10 +87,7 @@ struct Phase {
 }
 
 pub async fn run(args: FlashSaleArgs) -> Result<bool, BoxError> {
-    let api = Api::new(&args.url, &args.admin_token, args.concurrency)?;
-    if !api.healthy().await {
-        return Err(format!("no server answers at {}", args.url).into());
-    }
+    let api = args.server.connect(args.concurrency).await?;
     let mut phases: BTreeMap<&str, Phase> = BTreeMap::new();
     let audit_start = if args.no_audit_log {
         None

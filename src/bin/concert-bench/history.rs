@@ -12,23 +12,15 @@ use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::api::{Api, Token};
+use crate::api::{Api, ServerArgs, Token};
 use crate::common::{enter, for_each, write_json};
 use crate::BoxError;
 
 #[derive(Debug, Clone, Args, Serialize)]
 pub struct HistoryArgs {
-    /// Server root, e.g. http://127.0.0.1:8080.
-    #[arg(
-        long,
-        env = "CONCERT_BENCH_URL",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    pub url: String,
-    /// The server's CONCERT_ADMIN_TOKEN.
-    #[arg(long, env = "CONCERT_ADMIN_TOKEN", hide_env_values = true)]
-    #[serde(skip)]
-    pub admin_token: String,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub server: ServerArgs,
     /// Past events of the long wallet (0 skips the wallet part).
     #[arg(long, default_value_t = 10_000)]
     pub wallet_events: usize,
@@ -86,10 +78,7 @@ where
 }
 
 pub async fn run(args: HistoryArgs) -> Result<bool, BoxError> {
-    let api = Api::new(&args.url, &args.admin_token, args.concurrency)?;
-    if !api.healthy().await {
-        return Err(format!("no server answers at {}", args.url).into());
-    }
+    let api = args.server.connect(args.concurrency).await?;
     let mut results = Vec::new();
     let mut ratios = serde_json::Map::new();
 
@@ -135,19 +124,14 @@ pub async fn run(args: HistoryArgs) -> Result<bool, BoxError> {
             .create_concert("bench history", &[(10, 100_000)])
             .await?
             .concert_id;
-        let client = api.clone();
-        for_each(
+        fill_queue(
+            &api,
             "short queue",
             args.concurrency,
-            (0..args.short_waiting + 1).collect(),
-            move |_| {
-                let api = client.clone();
-                async move { enter(&api, Uuid::new_v4(), concert).await.map(|_| ()) }
-            },
+            concert,
+            args.short_waiting + 1,
         )
-        .await
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()?;
+        .await?;
         let short = enter(&api, Uuid::new_v4(), concert).await?;
         if short.status != "waiting" {
             println!(
@@ -160,19 +144,8 @@ pub async fn run(args: HistoryArgs) -> Result<bool, BoxError> {
                 async move { position(&api, &token).await }
             })
             .await?;
-            let client = api.clone();
-            for_each(
-                "long queue",
-                args.concurrency,
-                (0..args.waiting.saturating_sub(args.short_waiting)).collect(),
-                move |_| {
-                    let api = client.clone();
-                    async move { enter(&api, Uuid::new_v4(), concert).await.map(|_| ()) }
-                },
-            )
-            .await
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()?;
+            let more = args.waiting.saturating_sub(args.short_waiting);
+            fill_queue(&api, "long queue", args.concurrency, concert, more).await?;
             let long = enter(&api, Uuid::new_v4(), concert).await?;
             let long_latencies = timed(args.samples, |_| {
                 let api = api.clone();
@@ -217,6 +190,24 @@ pub async fn run(args: HistoryArgs) -> Result<bool, BoxError> {
         )?;
     }
     Ok(true)
+}
+
+/// Enters `users` new users into the queue of `concert`, `concurrency` at once.
+async fn fill_queue(
+    api: &Api,
+    label: &str,
+    concurrency: usize,
+    concert: Uuid,
+    users: usize,
+) -> Result<(), BoxError> {
+    let client = api.clone();
+    for_each(label, concurrency, (0..users).collect(), move |_| {
+        let api = client.clone();
+        async move { enter(&api, Uuid::new_v4(), concert).await.map(|_| ()) }
+    })
+    .await
+    .into_iter()
+    .collect()
 }
 
 async fn charged(api: &Api, user: Uuid) -> Result<(), BoxError> {
