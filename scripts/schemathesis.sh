@@ -3,7 +3,7 @@
 # no request may get a server error or a response that breaks the spec.
 #
 #   scripts/schemathesis.sh            # builds the debug binary, starts it on a private PostgreSQL
-#   MAX_EXAMPLES=200 scripts/schemathesis.sh
+#   MAX_EXAMPLES=200 MAX_TIME=300 scripts/schemathesis.sh   # longer: MAX_TIME bounds the whole run, in seconds
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +20,9 @@ if [[ ! -x $VENV/bin/schemathesis ]]; then
 fi
 
 cargo build --quiet --bin concert
+# Every queue token the hooks ask for is admitted at once.
 CONCERT_DATA_DIR=$DATA_DIR CONCERT_ADMIN_TOKEN=$ADMIN_TOKEN CONCERT_BIND=127.0.0.1:$PORT \
+    CONCERT_QUEUE_ACTIVE_MAX=100000 CONCERT_SCHEDULER_INTERVAL_MS=50 \
     "${CARGO_TARGET_DIR:-target}/debug/concert" serve --demo >"$DATA_DIR/serve.log" 2>&1 &
 SERVER=$!
 cleanup() {
@@ -46,11 +48,15 @@ then
     exit 1
 fi
 
+# The hooks give admin operations the admin token and the others a live queue
+# token (scripts/schemathesis_hooks.py).
 # Schema-valid requests the service refuses on purpose (a concert over a
 # million seats in total, integral floats such as 5.0) are not failures: the
 # positive-data-acceptance check is left out.
-"$VENV/bin/schemathesis" run "http://127.0.0.1:$PORT/openapi.json" \
-    --header "Authorization: Bearer $ADMIN_TOKEN" \
+CONCERT_URL=http://127.0.0.1:$PORT CONCERT_ADMIN_TOKEN=$ADMIN_TOKEN \
+    SCHEMATHESIS_HOOKS=scripts/schemathesis_hooks.py \
+    "$VENV/bin/schemathesis" --config-file scripts/schemathesis.toml run "http://127.0.0.1:$PORT/openapi.json" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
     --max-examples "$MAX_EXAMPLES" \
+    --max-time "${MAX_TIME:-60}" \
     --seed 1

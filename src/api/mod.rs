@@ -8,6 +8,7 @@ mod concerts;
 mod context;
 mod extract;
 mod health;
+mod links;
 mod payments;
 mod queue;
 mod reservations;
@@ -74,6 +75,14 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
+/// The spec as served at `/openapi.json`: utoipa's document plus the links
+/// between operations.
+pub fn openapi_document(openapi: &utoipa::openapi::OpenApi) -> Value {
+    let mut document = serde_json::to_value(openapi).expect("an OpenAPI document is JSON");
+    links::add_links(&mut document);
+    document
+}
+
 /// The whole service: routes, docs, metrics and the serving layers.
 pub fn router(app: AppState) -> Router {
     let (routes, openapi) = routes();
@@ -84,7 +93,7 @@ pub fn router(app: AppState) -> Router {
     // Swagger UI's assets are embedded (`vendored`); its spec validator badge
     // would call validator.swagger.io, so it is off and the page works offline.
     let docs = SwaggerUi::new("/docs")
-        .url("/openapi.json", openapi)
+        .external_url_unchecked("/openapi.json", openapi_document(&openapi))
         .config(utoipa_swagger_ui::Config::default().validator_url("none"));
     routes
         .merge(docs)

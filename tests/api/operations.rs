@@ -149,6 +149,78 @@ async fn the_spec_lists_exactly_the_documented_operations_and_the_router_serves_
     }
 }
 
+/// Every link names an operation of the spec and only parameters it takes, and
+/// together they lead from a concert to a payment.
+#[tokio::test]
+async fn the_spec_links_each_answer_to_the_requests_its_ids_feed() {
+    let app = spawn_app().await;
+    let spec = spec(&app).await;
+    let by_id: std::collections::BTreeMap<String, Value> = operations(&spec)
+        .into_iter()
+        .map(|(_, _, operation)| {
+            (
+                operation["operationId"].as_str().unwrap().to_string(),
+                operation,
+            )
+        })
+        .collect();
+
+    let mut edges = BTreeSet::new();
+    for (_, _, operation) in operations(&spec) {
+        let from = operation["operationId"].as_str().unwrap().to_string();
+        for response in operation["responses"].as_object().unwrap().values() {
+            let Some(links) = response["links"].as_object() else {
+                continue;
+            };
+            for (name, link) in links {
+                let to = link["operationId"].as_str().unwrap();
+                let target = by_id
+                    .get(to)
+                    .unwrap_or_else(|| panic!("link {name} of {from} names no operation: {to}"));
+                let accepted: BTreeSet<&str> = target["parameters"]
+                    .as_array()
+                    .map(|parameters| {
+                        parameters
+                            .iter()
+                            .filter_map(|p| p["name"].as_str())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for parameter in link["parameters"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, _)| k)
+                {
+                    assert!(
+                        accepted.contains(parameter.as_str()),
+                        "link {name} of {from} sets {parameter}, which {to} does not take"
+                    );
+                }
+                if !link["requestBody"].is_null() {
+                    assert!(
+                        !target["requestBody"].is_null(),
+                        "link {name} of {from} gives {to} a body it does not take"
+                    );
+                }
+                edges.insert((from.clone(), to.to_string()));
+            }
+        }
+    }
+    for (from, to) in [
+        ("list_concerts", "list_dates"),
+        ("list_dates", "list_free_seats"),
+        ("list_free_seats", "hold_seat"),
+        ("hold_seat", "get_reservation"),
+        ("hold_seat", "pay"),
+        ("list_events", "stream_events"),
+    ] {
+        assert!(
+            edges.contains(&(from.to_string(), to.to_string())),
+            "no link from {from} to {to}"
+        );
+    }
+}
 #[tokio::test]
 async fn every_documented_error_status_appears_in_the_spec_as_a_problem() {
     let app = spawn_app().await;
