@@ -5,7 +5,7 @@
 # ceiling again (minutes apart), and stops the server. Results (JSON and the printed tables)
 # go to $OUT.
 #
-#   bench/run.sh                       # everything, ~15 minutes plus the build
+#   bench/run.sh                       # everything, about 35 minutes plus the build
 #   STEPS="ceiling endpoints" bench/run.sh
 #
 # Settings (environment): BIN (folder holding concert and concert-bench:
