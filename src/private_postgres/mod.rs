@@ -1,0 +1,603 @@
+//! A private PostgreSQL server under a data folder, for when no DATABASE_URL is given.
+//!
+//! [`PrivatePostgres::start`] finds the PostgreSQL server binaries, initialises a
+//! cluster in `<data_dir>/pgdata` the first time (reusing it afterwards), starts
+//! `postgres` as a child process of ours, waits until it accepts connections and
+//! makes sure the `concert` database exists.
+//!
+//! The server lives exactly as long as we do:
+//! * [`PrivatePostgres::stop`] (or dropping the value) asks for a fast shutdown
+//!   (SIGINT) and waits for the server to exit;
+//! * if our process dies without that (even by SIGKILL), the kernel sends the
+//!   server SIGINT through the parent-death signal (Linux `PR_SET_PDEATHSIG`).
+//!   That signal fires when the *thread* that spawned the child ends, so the
+//!   server is spawned by a dedicated thread that waits for it and ends only
+//!   after the server has exited.
+//!
+//! PostgreSQL refuses to run as root: when we are root, `initdb` and `postgres`
+//! run as the `postgres` system user (or `nobody`), and the data folder is
+//! handed to that user.
+//!
+//! Clients connect through a unix socket in the data folder (only the socket's
+//! owner and root may use it) when its path is short enough, else through TCP
+//! on a free loopback port. Authentication is `trust`: see the caveat on TCP in
+//! [`PrivatePostgres::url_for`].
+
+use std::fmt;
+use std::fs::File;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use sqlx::postgres::PgConnectOptions;
+
+mod binaries;
+mod cluster;
+mod connect;
+mod endpoint;
+mod error;
+mod process;
+mod run_as;
+
+use binaries::{read_cluster_version, Binaries};
+use cluster::{clear_stale_lock, init_cluster, log_header, log_tail};
+use connect::{await_ready, ensure_database, run_blocking, Readiness};
+use endpoint::{free_loopback_port, percent_encode, socket_endpoint, Endpoint};
+pub use error::PrivatePostgresError;
+use error::{io_err, Result};
+use process::{die_with_parent, ServerProcess};
+use run_as::{chown_tree_if_foreign, open_log, prepare_data_dir, RunAs};
+
+/// The database the service uses.
+const DATABASE: &str = "concert";
+/// The cluster's superuser (`initdb -U`).
+const SUPERUSER: &str = "postgres";
+/// Port number when serving on a unix socket only (the socket dir is private,
+/// so the usual number cannot clash with anything).
+const SOCKET_PORT: u16 = 5432;
+/// Unix socket paths must stay below this many bytes (the kernel's limit is 107).
+const MAX_SOCKET_PATH: usize = 100;
+/// How long the server may take to accept connections.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a fast shutdown may take before we escalate.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long to wait after SIGQUIT, then after SIGKILL.
+const KILL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many free loopback ports to try when another process grabs ours.
+const TCP_ATTEMPTS: usize = 5;
+/// How many lines of postgres.log to quote in errors.
+const LOG_TAIL_LINES: usize = 40;
+/// Server settings for a booking service on a small box. Durability stays on.
+const SERVER_SETTINGS: &[(&str, &str)] = &[
+    ("max_connections", "200"),
+    ("shared_buffers", "256MB"),
+    ("fsync", "on"),
+    ("synchronous_commit", "on"),
+    ("full_page_writes", "on"),
+    // trust authentication: only the socket's owner (and root) may connect.
+    ("unix_socket_permissions", "0700"),
+];
+
+/// A running private PostgreSQL server; stopped by [`PrivatePostgres::stop`] or on drop.
+pub struct PrivatePostgres {
+    data_dir: PathBuf,
+    pgdata: PathBuf,
+    log_path: PathBuf,
+    endpoint: Endpoint,
+    server: Option<ServerProcess>,
+}
+
+impl fmt::Debug for PrivatePostgres {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrivatePostgres")
+            .field("data_dir", &self.data_dir)
+            .field("url", &self.database_url())
+            .field("pid", &self.server.as_ref().map(|s| s.pid.as_raw()))
+            .finish()
+    }
+}
+
+impl PrivatePostgres {
+    /// Initialises (first time) and starts a server whose data lives under `data_dir` (e.g. ./.concert -> ./.concert/pgdata), waits until it accepts connections, and makes sure database `concert` exists.
+    pub fn start(data_dir: &Path) -> Result<Self, PrivatePostgresError> {
+        let run_as = RunAs::decide()?;
+        let data_dir = prepare_data_dir(data_dir, &run_as)?;
+        let pgdata = data_dir.join("pgdata");
+        let log_path = data_dir.join("postgres.log");
+
+        let cluster_version = read_cluster_version(&pgdata)?;
+        let binaries = Binaries::choose(&pgdata, cluster_version.as_deref())?;
+        tracing::debug!(postgres = %binaries.postgres.display(), version = ?binaries.version, "found PostgreSQL binaries");
+
+        let mut log = open_log(&log_path, &run_as)?;
+        if cluster_version.is_none() {
+            init_cluster(&data_dir, &pgdata, &binaries, &run_as, &mut log)?;
+        } else if run_as.switch {
+            chown_tree_if_foreign(&pgdata, &run_as)?;
+        }
+
+        let socket_endpoint = socket_endpoint(&data_dir);
+        if let Some(Endpoint::Socket { dir, port }) = &socket_endpoint {
+            clear_stale_lock(&dir.join(format!(".s.PGSQL.{port}.lock")), &pgdata)?;
+        }
+        clear_stale_lock(&pgdata.join("postmaster.pid"), &pgdata)?;
+
+        let mut pg = PrivatePostgres {
+            data_dir,
+            pgdata,
+            log_path,
+            endpoint: Endpoint::Tcp { port: 0 },
+            server: None,
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            pg.endpoint = match &socket_endpoint {
+                Some(endpoint) => endpoint.clone(),
+                None => Endpoint::Tcp {
+                    port: free_loopback_port()?,
+                },
+            };
+            let log_start = log_header(&mut log, &pg, &binaries)?;
+            let server = pg.spawn_server(&binaries, &run_as, &log)?;
+            let shared = Arc::clone(&server.shared);
+            pg.server = Some(server);
+            let admin = pg.connect_options("postgres")?;
+            match run_blocking(await_ready(admin, shared))? {
+                Readiness::Ready => break,
+                Readiness::Exited(status) => {
+                    pg.shutdown(); // reaps the thread
+                    let tail = log_tail(&pg.log_path, log_start);
+                    let port_taken = tail.contains("could not bind")
+                        || tail.contains("could not create any TCP/IP sockets");
+                    if matches!(pg.endpoint, Endpoint::Tcp { .. })
+                        && port_taken
+                        && attempt < TCP_ATTEMPTS
+                    {
+                        tracing::debug!("loopback port taken meanwhile; trying another");
+                        continue;
+                    }
+                    return Err(PrivatePostgresError::Exited {
+                        status,
+                        log: pg.log_path.clone(),
+                        tail,
+                    });
+                }
+                Readiness::TimedOut(last_error) => {
+                    let tail = log_tail(&pg.log_path, log_start);
+                    return Err(PrivatePostgresError::NotReady {
+                        secs: READY_TIMEOUT.as_secs(),
+                        last_error,
+                        log: pg.log_path.clone(),
+                        tail,
+                    }); // dropping `pg` stops the server
+                }
+            }
+        }
+
+        let admin = pg.connect_options("postgres")?;
+        let app = pg.connect_options(DATABASE)?;
+        run_blocking(ensure_database(admin, app))?.map_err(PrivatePostgresError::Database)?;
+        tracing::info!(
+            pgdata = %pg.pgdata.display(),
+            url = %pg.database_url(),
+            pid = pg.server.as_ref().map(|s| s.pid.as_raw()),
+            "private PostgreSQL server is ready"
+        );
+        Ok(pg)
+    }
+
+    /// A sqlx-compatible URL for database `db` on this server (unix socket dir via `?host=/abs/dir` when the socket path is short enough (<100 bytes), else `postgres://postgres@127.0.0.1:PORT/db`).
+    ///
+    /// Authentication is `trust`. Over the unix socket only its owner and root
+    /// can connect; over TCP any local user could, so the TCP fallback is only
+    /// meant for single-user machines (containers, CI, a developer's box).
+    pub fn url_for(&self, db: &str) -> String {
+        let db = percent_encode(db.as_bytes());
+        match &self.endpoint {
+            Endpoint::Socket { dir, port } => format!(
+                "postgres://{SUPERUSER}@localhost:{port}/{db}?host={}",
+                percent_encode(dir.as_os_str().as_bytes())
+            ),
+            Endpoint::Tcp { port } => format!("postgres://{SUPERUSER}@127.0.0.1:{port}/{db}"),
+        }
+    }
+
+    /// URL of the `concert` database.
+    pub fn database_url(&self) -> String {
+        self.url_for(DATABASE)
+    }
+
+    /// Stops the server cleanly (fast shutdown, SIGINT) and waits for it to exit.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn connect_options(&self, db: &str) -> Result<PgConnectOptions> {
+        self.url_for(db)
+            .parse()
+            .map_err(|e: sqlx::Error| PrivatePostgresError::Io {
+                context: format!("bad connection URL {}", self.url_for(db)),
+                source: io::Error::new(io::ErrorKind::InvalidInput, e.to_string()),
+            })
+    }
+
+    fn spawn_server(
+        &self,
+        binaries: &Binaries,
+        run_as: &RunAs,
+        log: &File,
+    ) -> Result<ServerProcess> {
+        let mut cmd = Command::new(&binaries.postgres);
+        cmd.arg("-D").arg(&self.pgdata);
+        match &self.endpoint {
+            Endpoint::Socket { dir, port } => {
+                cmd.arg("-p").arg(port.to_string());
+                cmd.arg("-k").arg(dir);
+                cmd.arg("-c").arg("listen_addresses=");
+            }
+            Endpoint::Tcp { port } => {
+                cmd.arg("-p").arg(port.to_string());
+                cmd.arg("-c").arg("listen_addresses=127.0.0.1");
+                cmd.arg("-c").arg("unix_socket_directories=");
+            }
+        }
+        for (name, value) in SERVER_SETTINGS {
+            cmd.arg("-c").arg(format!("{name}={value}"));
+        }
+        let out = log
+            .try_clone()
+            .map_err(io_err("duplicating the log file handle"))?;
+        let err = log
+            .try_clone()
+            .map_err(io_err("duplicating the log file handle"))?;
+        cmd.current_dir(&self.pgdata)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            // Its own process group: a Ctrl-C in our terminal is ours to handle
+            // (we then stop the server), not the server's.
+            .process_group(0);
+        run_as.apply(&mut cmd);
+        die_with_parent(&mut cmd, Signal::SIGINT);
+        ServerProcess::spawn(cmd)
+            .map_err(io_err(format!("starting {}", binaries.postgres.display())))
+    }
+
+    fn shutdown(&mut self) {
+        let Some(server) = self.server.take() else {
+            return;
+        };
+        if server.exit_status().is_none() {
+            tracing::info!(
+                pid = server.pid.as_raw(),
+                "stopping private PostgreSQL server"
+            );
+            server.signal(Signal::SIGINT);
+            if !server.wait_exit(STOP_TIMEOUT) {
+                tracing::warn!(
+                    pid = server.pid.as_raw(),
+                    "PostgreSQL ignored fast shutdown; sending SIGQUIT"
+                );
+                server.signal(Signal::SIGQUIT);
+                if !server.wait_exit(KILL_TIMEOUT) {
+                    tracing::warn!(
+                        pid = server.pid.as_raw(),
+                        "PostgreSQL ignored SIGQUIT; killing it"
+                    );
+                    server.signal(Signal::SIGKILL);
+                    if !server.wait_exit(KILL_TIMEOUT) {
+                        tracing::error!(
+                            pid = server.pid.as_raw(),
+                            "PostgreSQL did not exit after SIGKILL"
+                        );
+                        return; // leave its thread be rather than hang
+                    }
+                }
+            }
+        }
+        server.join();
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+#[cfg(test)]
+impl PrivatePostgres {
+    fn server_pid(&self) -> Option<i32> {
+        self.server.as_ref().map(|s| s.pid.as_raw())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::binaries::parse_major_version;
+    use super::*;
+    use sqlx::{Connection, Executor, PgConnection};
+    use std::fs;
+    use std::thread;
+    use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+    /// A fresh folder under /tmp, removed afterwards.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(tag: &str) -> Self {
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos();
+            let dir = PathBuf::from(format!(
+                "/tmp/concert-pg-{tag}-{}-{nanos}",
+                std::process::id()
+            ));
+            fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(fut)
+    }
+
+    fn alive(pid: i32) -> bool {
+        // A zombie (not reaped by a container's init) counts as gone.
+        match fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => !stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+            Err(_) => false,
+        }
+    }
+
+    fn uid_of(pid: i32) -> u32 {
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn restart_keeps_data() {
+        let tmp = TempDir::new("restart");
+        let data_dir = tmp.0.join(".concert");
+
+        // Started by a thread that ends at once: the server must outlive it
+        // (the parent-death signal is tied to the spawning thread).
+        let dir = data_dir.clone();
+        let pg = thread::spawn(move || PrivatePostgres::start(&dir).expect("first start"))
+            .join()
+            .unwrap();
+        thread::sleep(Duration::from_millis(300));
+        let url = pg.database_url();
+        assert!(url.contains("/concert?host=/tmp/"), "{url}");
+        let pid = pg.server_pid().unwrap();
+        if nix::unistd::geteuid().is_root() {
+            assert_ne!(uid_of(pid), 0, "the server must not run as root");
+        }
+        block_on(async {
+            let mut conn = PgConnection::connect(&url).await.unwrap();
+            conn.execute("create table seats (id int primary key, holder text not null)")
+                .await
+                .unwrap();
+            conn.execute("insert into seats values (7, 'alice')")
+                .await
+                .unwrap();
+            conn.close().await.unwrap();
+        });
+        pg.stop();
+        assert!(!alive(pid), "stop() waits for the server to exit");
+        assert!(
+            !data_dir.join("pgdata/postmaster.pid").exists(),
+            "clean shutdown"
+        );
+
+        let pg = PrivatePostgres::start(&data_dir).expect("second start");
+        let holder: String = block_on(async {
+            let mut conn = PgConnection::connect(&pg.database_url()).await.unwrap();
+            sqlx::query_scalar("select holder from seats where id = 7")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap()
+        });
+        assert_eq!(holder, "alice");
+        let pid = pg.server_pid().unwrap();
+        drop(pg);
+        assert!(!alive(pid), "drop stops the server");
+        let log = fs::read_to_string(data_dir.join("postgres.log")).unwrap();
+        assert!(
+            log.contains("database system is ready to accept connections"),
+            "{log}"
+        );
+    }
+
+    #[test]
+    fn long_data_dir_falls_back_to_tcp() {
+        let tmp = TempDir::new("tcp");
+        let data_dir = tmp.0.join("x".repeat(100));
+        let pg = PrivatePostgres::start(&data_dir).expect("start");
+        let url = pg.database_url();
+        assert!(url.starts_with("postgres://postgres@127.0.0.1:"), "{url}");
+        assert!(url.ends_with("/concert"), "{url}");
+        let db: String = block_on(async {
+            let mut conn = PgConnection::connect(&url).await.unwrap();
+            sqlx::query_scalar("select current_database()::text")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap()
+        });
+        assert_eq!(db, "concert");
+        pg.stop();
+    }
+
+    #[test]
+    fn second_server_on_same_data_dir_is_refused() {
+        let tmp = TempDir::new("twice");
+        let pg = PrivatePostgres::start(&tmp.0).expect("start");
+        match PrivatePostgres::start(&tmp.0) {
+            Err(PrivatePostgresError::AlreadyRunning { pid, .. }) => {
+                assert_eq!(Some(pid), pg.server_pid())
+            }
+            other => panic!("expected AlreadyRunning, got {other:?}"),
+        }
+        // The first server is unharmed.
+        block_on(async {
+            PgConnection::connect(&pg.database_url())
+                .await
+                .unwrap()
+                .close()
+                .await
+                .unwrap();
+        });
+    }
+
+    #[tokio::test]
+    async fn starts_inside_a_tokio_runtime() {
+        let tmp = TempDir::new("runtime");
+        let pg = PrivatePostgres::start(&tmp.0).expect("start");
+        let mut conn = PgConnection::connect(&pg.database_url()).await.unwrap();
+        let one: i32 = sqlx::query_scalar("select 1")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(one, 1);
+        conn.close().await.unwrap();
+        pg.stop();
+    }
+
+    const HELPER_ENV: &str = "CONCERT_PRIVATE_PG_HELPER_DIR";
+
+    /// Not a test by itself: the child process of `server_dies_with_its_parent`.
+    #[test]
+    fn parent_death_helper() {
+        let Some(dir) = std::env::var_os(HELPER_ENV) else {
+            return;
+        };
+        let dir = PathBuf::from(dir);
+        let pg = PrivatePostgres::start(&dir.join("data")).expect("start");
+        fs::write(dir.join("pid.tmp"), pg.server_pid().unwrap().to_string()).unwrap();
+        fs::rename(dir.join("pid.tmp"), dir.join("pid")).unwrap();
+        thread::sleep(Duration::from_secs(120)); // to be SIGKILLed meanwhile
+    }
+
+    #[test]
+    fn server_dies_with_its_parent() {
+        let tmp = TempDir::new("orphan");
+        let test_name = format!(
+            "{}::parent_death_helper",
+            module_path!().split_once("::").unwrap().1
+        );
+        let mut helper = Command::new(std::env::current_exe().unwrap())
+            .args([
+                test_name.as_str(),
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(HELPER_ENV, &tmp.0)
+            .stdin(Stdio::null())
+            .stdout(File::create(tmp.0.join("helper.out")).unwrap())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let pid = loop {
+            if let Ok(pid) = fs::read_to_string(tmp.0.join("pid")) {
+                break pid.parse::<i32>().unwrap();
+            }
+            if let Some(status) = helper.try_wait().unwrap() {
+                panic!("helper exited early ({status})");
+            }
+            assert!(Instant::now() < deadline, "helper did not start a server");
+            thread::sleep(Duration::from_millis(50));
+        };
+        assert!(alive(pid));
+        if nix::unistd::geteuid().is_root() {
+            assert_ne!(uid_of(pid), 0, "the server must not run as root");
+        }
+
+        helper.kill().unwrap(); // SIGKILL: no destructors run
+        helper.wait().unwrap();
+
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while alive(pid) {
+            assert!(
+                Instant::now() < deadline,
+                "postgres {pid} outlived its parent"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+        let pgdata = tmp.0.join("data/pgdata");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while pgdata.join("postmaster.pid").exists() {
+            assert!(
+                Instant::now() < deadline,
+                "postmaster.pid left behind: no clean shutdown"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+        let log = fs::read_to_string(tmp.0.join("data/postgres.log")).unwrap();
+        assert!(log.contains("received fast shutdown request"), "{log}");
+    }
+
+    #[test]
+    fn urls() {
+        let mut pg = PrivatePostgres {
+            data_dir: PathBuf::from("/srv/my app"),
+            pgdata: PathBuf::from("/srv/my app/pgdata"),
+            log_path: PathBuf::from("/srv/my app/postgres.log"),
+            endpoint: Endpoint::Socket {
+                dir: PathBuf::from("/srv/my app+x"),
+                port: 5432,
+            },
+            server: None,
+        };
+        assert_eq!(
+            pg.database_url(),
+            "postgres://postgres@localhost:5432/concert?host=/srv/my%20app%2Bx"
+        );
+        let opts: PgConnectOptions = pg.database_url().parse().unwrap();
+        assert_eq!(opts.get_socket(), Some(&PathBuf::from("/srv/my app+x")));
+        assert_eq!(opts.get_database(), Some("concert"));
+        pg.endpoint = Endpoint::Tcp { port: 40123 };
+        assert_eq!(
+            pg.url_for("other"),
+            "postgres://postgres@127.0.0.1:40123/other"
+        );
+        assert!(socket_endpoint(Path::new("/tmp/short")).is_some());
+        assert!(socket_endpoint(&Path::new("/tmp").join("y".repeat(90))).is_none());
+        assert!(socket_endpoint(Path::new("/tmp/a,b")).is_none());
+    }
+
+    #[test]
+    fn versions() {
+        let v = |s: &str| parse_major_version(s);
+        assert_eq!(
+            v("postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)\n").as_deref(),
+            Some("15")
+        );
+        assert_eq!(v("postgres (PostgreSQL) 17beta1").as_deref(), Some("17"));
+        assert_eq!(v("postgres (PostgreSQL) 9.6.24").as_deref(), Some("9.6"));
+        assert_eq!(v("nonsense"), None);
+        let message = PrivatePostgresError::NoBinaries.to_string();
+        assert!(!message.contains('\n') && message.contains("apt-get install postgresql"));
+    }
+}

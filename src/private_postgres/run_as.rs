@@ -1,0 +1,150 @@
+//! Whom initdb and postgres run as, and the folders and files they own.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use nix::unistd::{Gid, Uid, User};
+
+use super::error::{io_err, PrivatePostgresError, Result};
+
+/// Whom initdb and postgres run as.
+pub(super) struct RunAs {
+    pub(super) uid: Uid,
+    pub(super) gid: Gid,
+    pub(super) name: String,
+    /// Whether we are root and must switch to `uid`/`gid`.
+    pub(super) switch: bool,
+}
+
+impl RunAs {
+    pub(super) fn decide() -> Result<Self> {
+        let euid = nix::unistd::geteuid();
+        if !euid.is_root() {
+            let name = User::from_uid(euid)
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+                .unwrap_or_else(|| euid.to_string());
+            return Ok(RunAs {
+                uid: euid,
+                gid: nix::unistd::getegid(),
+                name,
+                switch: false,
+            });
+        }
+        let user = ["postgres", "nobody"]
+            .into_iter()
+            .find_map(|name| User::from_name(name).ok().flatten())
+            .filter(|u| !u.uid.is_root())
+            .ok_or(PrivatePostgresError::NoUser)?;
+        Ok(RunAs {
+            uid: user.uid,
+            gid: user.gid,
+            name: user.name,
+            switch: true,
+        })
+    }
+
+    pub(super) fn apply(&self, cmd: &mut Command) {
+        if self.switch {
+            // std also drops root's supplementary groups (setgroups(0)).
+            cmd.uid(self.uid.as_raw()).gid(self.gid.as_raw());
+        }
+    }
+
+    pub(super) fn chown(&self, path: &Path) -> Result<()> {
+        std::os::unix::fs::lchown(path, Some(self.uid.as_raw()), Some(self.gid.as_raw())).map_err(
+            io_err(format!("handing {} to user {}", path.display(), self.name)),
+        )
+    }
+
+    /// Whether this user may enter a folder with this metadata.
+    pub(super) fn can_enter(&self, meta: &fs::Metadata) -> bool {
+        let mode = meta.mode();
+        if meta.uid() == self.uid.as_raw() {
+            mode & 0o100 != 0
+        } else if meta.gid() == self.gid.as_raw() {
+            mode & 0o010 != 0
+        } else {
+            mode & 0o001 != 0
+        }
+    }
+}
+
+/// Creates the data folder (mode 0700 if new), returns its canonical path, and
+/// when we are root, hands it to the server's user and checks that user can reach it.
+pub(super) fn prepare_data_dir(data_dir: &Path, run_as: &RunAs) -> Result<PathBuf> {
+    let abs = std::path::absolute(data_dir)
+        .map_err(io_err(format!("resolving {}", data_dir.display())))?;
+    if !abs.is_dir() {
+        if let Some(parent) = abs.parent() {
+            fs::create_dir_all(parent).map_err(io_err(format!("creating {}", parent.display())))?;
+        }
+        match fs::DirBuilder::new().mode(0o700).create(&abs) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && abs.is_dir() => {}
+            Err(e) => return Err(io_err(format!("creating {}", abs.display()))(e)),
+        }
+    }
+    let dir = fs::canonicalize(&abs).map_err(io_err(format!("resolving {}", abs.display())))?;
+    if run_as.switch {
+        for ancestor in dir.ancestors().skip(1) {
+            let meta = fs::metadata(ancestor)
+                .map_err(io_err(format!("inspecting {}", ancestor.display())))?;
+            if !run_as.can_enter(&meta) {
+                return Err(PrivatePostgresError::Untraversable {
+                    dir: ancestor.to_path_buf(),
+                    mode: meta.mode() & 0o7777,
+                    user: run_as.name.clone(),
+                    data_dir: dir,
+                });
+            }
+        }
+        let meta = fs::metadata(&dir).map_err(io_err(format!("inspecting {}", dir.display())))?;
+        if meta.uid() != run_as.uid.as_raw() {
+            run_as.chown(&dir)?;
+        }
+    }
+    Ok(dir)
+}
+
+/// Hands `path` and everything under it to the server's user, if `path` isn't theirs yet.
+pub(super) fn chown_tree_if_foreign(path: &Path, run_as: &RunAs) -> Result<()> {
+    let meta =
+        fs::symlink_metadata(path).map_err(io_err(format!("inspecting {}", path.display())))?;
+    if meta.uid() != run_as.uid.as_raw() {
+        tracing::info!(path = %path.display(), user = %run_as.name, "handing the cluster to the server's user");
+        chown_tree(path, run_as)?;
+    }
+    Ok(())
+}
+
+pub(super) fn chown_tree(path: &Path, run_as: &RunAs) -> Result<()> {
+    run_as.chown(path)?;
+    let meta =
+        fs::symlink_metadata(path).map_err(io_err(format!("inspecting {}", path.display())))?;
+    if meta.is_dir() {
+        let entries = fs::read_dir(path).map_err(io_err(format!("listing {}", path.display())))?;
+        for entry in entries {
+            let entry = entry.map_err(io_err(format!("listing {}", path.display())))?;
+            chown_tree(&entry.path(), run_as)?;
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn open_log(path: &Path, run_as: &RunAs) -> Result<File> {
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(io_err(format!("opening {}", path.display())))?;
+    if run_as.switch {
+        run_as.chown(path)?;
+    }
+    Ok(file)
+}
