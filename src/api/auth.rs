@@ -7,10 +7,14 @@ use axum::http::request::Parts;
 use chrono::Utc;
 use subtle::ConstantTimeEq;
 
-use crate::booking::queue;
 use crate::error::ApiError;
-use crate::projections::queue_tickets::TicketRow;
+use crate::ids::TicketId;
+use crate::projections::queue_tickets::{self, TicketRow};
 use crate::state::AppState;
+
+/// The ticket id of a genuine queue token (its signature checks), not yet
+/// looked up: for routes that read the ticket together with their own data.
+pub struct VerifiedToken(pub TicketId);
 
 /// The ticket of a genuine queue token, whatever its status.
 pub struct QueueToken(pub TicketRow);
@@ -27,7 +31,7 @@ fn bearer(parts: &Parts) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-impl FromRequestParts<AppState> for QueueToken {
+impl FromRequestParts<AppState> for VerifiedToken {
     type Rejection = ApiError;
 
     async fn from_request_parts(
@@ -35,7 +39,20 @@ impl FromRequestParts<AppState> for QueueToken {
         app: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts).ok_or(ApiError::TokenInvalid)?;
-        let ticket = queue::ticket_of_token(app, token)
+        let ticket_id = app.tokens.verify(token).ok_or(ApiError::TokenInvalid)?;
+        Ok(VerifiedToken(ticket_id))
+    }
+}
+
+impl FromRequestParts<AppState> for QueueToken {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let VerifiedToken(ticket_id) = VerifiedToken::from_request_parts(parts, app).await?;
+        let ticket = queue_tickets::find_ticket(&app.pool, ticket_id.0)
             .await?
             .ok_or(ApiError::TokenInvalid)?;
         Ok(QueueToken(ticket))

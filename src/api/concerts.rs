@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::auth::{ActiveToken, Admin};
+use super::auth::{require_active, ActiveToken, Admin, VerifiedToken};
 use super::context::Correlation;
 use super::extract::{Json, Path, Query};
 use crate::aggregates::{ConcertCommand, ConcertDate};
@@ -250,7 +250,7 @@ async fn list_free_seats(
     State(app): State<AppState>,
     Path((concert_id, date_id)): Path<(Uuid, Uuid)>,
     Query(page): Query<SeatPage>,
-    ActiveToken(ticket): ActiveToken,
+    VerifiedToken(ticket_id): VerifiedToken,
 ) -> Result<axum::Json<SeatListResponse>, ApiError> {
     let limit = page.limit.unwrap_or(DEFAULT_SEAT_PAGE);
     if !(1..=MAX_SEAT_PAGE).contains(&limit) {
@@ -264,14 +264,24 @@ async fn list_free_seats(
             "after_seat_no must be 0 or more".into(),
         ));
     }
-    if ticket.concert_id != concert_id {
+    // The token's ticket comes with the page, in one query; it is checked as
+    // the ActiveToken extractor would. One row more than asked tells whether
+    // another page exists.
+    let listing = available_seats::free_seats_for_ticket(
+        &app.pool,
+        ticket_id.0,
+        concert_id,
+        date_id,
+        after as i32,
+        limit + 1,
+    )
+    .await?
+    .ok_or(ApiError::TokenInvalid)?;
+    require_active(&listing.ticket)?;
+    if listing.ticket.concert_id != concert_id {
         return Err(ApiError::TokenNotActive("the token is for another concert"));
     }
-    // One row more than asked tells whether another page exists.
-    let mut rows =
-        available_seats::free_seats(&app.pool, concert_id, date_id, after as i32, limit + 1)
-            .await?
-            .ok_or(ApiError::NotFound("date"))?;
+    let mut rows = listing.seats.ok_or(ApiError::NotFound("date"))?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next_after_seat_no = if more {

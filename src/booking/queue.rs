@@ -138,14 +138,6 @@ fn estimate_wait(app: &AppState, position: i64, admitted: i64, span: Duration) -
     }
 }
 
-/// The ticket a verified token names, if it exists.
-pub async fn ticket_of_token(app: &AppState, token: &str) -> Result<Option<TicketRow>, ApiError> {
-    let Some(ticket_id) = app.tokens.verify(token) else {
-        return Ok(None);
-    };
-    Ok(queue_tickets::find_ticket(&app.pool, ticket_id.0).await?)
-}
-
 /// When an active ticket lapses.
 pub fn expires_at(ticket: &TicketRow) -> Option<DateTime<Utc>> {
     (ticket.status == "active")

@@ -1,9 +1,11 @@
 //! Every seat of every date with its status; the free ones are listed by number.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use super::queue_tickets::TicketRow;
 use super::{stream_uuid, Projection};
 use crate::aggregates::{Concert, ConcertEvent, Seat, SeatEvent};
 use crate::ids::SeatId;
@@ -133,45 +135,86 @@ impl Projection<Seat> for AvailableSeats {
     }
 }
 
-/// Up to `limit` free seats numbered above `after_seat_no` of a date of the
-/// concert, by number; `None` when the concert has no such date. One query.
-pub async fn free_seats(
+/// A page of free seats together with the ticket that asks for it.
+#[derive(Debug)]
+pub struct TicketSeatPage {
+    /// The ticket of the caller's token.
+    pub ticket: TicketRow,
+    /// The free seats after the given number; `None` when the date is not one
+    /// of the concert's, or when the ticket is not active for that concert
+    /// (the page is then not read).
+    pub seats: Option<Vec<FreeSeatRow>>,
+}
+
+/// The ticket `ticket_id` and, if it is active for `concert_id`, up to `limit`
+/// free seats of `date_id` numbered above `after_seat_no`: one round trip for
+/// what a seat listing needs. `None` when there is no such ticket.
+pub async fn free_seats_for_ticket(
     pool: &PgPool,
+    ticket_id: Uuid,
     concert_id: Uuid,
     date_id: Uuid,
     after_seat_no: i32,
     limit: i64,
-) -> sqlx::Result<Option<Vec<FreeSeatRow>>> {
-    // The date joined with its page: no row for an unknown date, one row of
-    // nulls for a date without a free seat in the page.
-    let rows: Vec<(Option<Uuid>, Option<i32>, Option<i64>)> = sqlx::query_as(
-        "select s.seat_id, s.seat_no, s.price from concert_dates d
+) -> sqlx::Result<Option<TicketSeatPage>> {
+    // One row per seat of the page, each with the ticket; one row with null
+    // seat columns when the page is empty or not read; none without a ticket.
+    type Row = (
+        Uuid,
+        Uuid,
+        Uuid,
+        i64,
+        String,
+        Option<DateTime<Utc>>,
+        bool,
+        Option<Uuid>,
+        Option<i32>,
+        Option<i64>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "select t.ticket_id, t.concert_id, t.user_id, t.entry_no, t.status, t.expires_at,
+                d.date_id is not null, s.seat_id, s.seat_no, s.price
+         from queue_tickets t
+         left join concert_dates d
+                on d.concert_id = $2 and d.date_id = $3
+               and t.concert_id = $2 and t.status = 'active'
          left join lateral (select seat_id, seat_no, price from seats
-                            where date_id = d.date_id and seat_no > $3 and status = 'free'
-                            order by seat_no limit $4) s on true
-         where d.concert_id = $1 and d.date_id = $2",
+                            where date_id = d.date_id and seat_no > $4 and status = 'free'
+                            order by seat_no limit $5) s on true
+         where t.ticket_id = $1",
     )
+    .bind(ticket_id)
     .bind(concert_id)
     .bind(date_id)
     .bind(after_seat_no)
     .bind(limit)
     .fetch_all(pool)
     .await?;
-    if rows.is_empty() {
+    let Some(first) = rows.first() else {
         return Ok(None);
-    }
-    let seats = rows
-        .into_iter()
-        .filter_map(|row| match row {
-            (Some(seat_id), Some(seat_no), Some(price)) => Some(FreeSeatRow {
-                seat_id,
-                seat_no,
-                price,
-            }),
-            _ => None,
-        })
-        .collect();
-    Ok(Some(seats))
+    };
+    let ticket = TicketRow {
+        ticket_id: first.0,
+        concert_id: first.1,
+        user_id: first.2,
+        entry_no: first.3,
+        status: first.4.clone(),
+        expires_at: first.5,
+    };
+    let date_read = first.6;
+    let seats = date_read.then(|| {
+        rows.iter()
+            .filter_map(|row| match (row.7, row.8, row.9) {
+                (Some(seat_id), Some(seat_no), Some(price)) => Some(FreeSeatRow {
+                    seat_id,
+                    seat_no,
+                    price,
+                }),
+                _ => None,
+            })
+            .collect()
+    });
+    Ok(Some(TicketSeatPage { ticket, seats }))
 }
 
 /// One seat with its date's concert.
