@@ -11,7 +11,8 @@
 # Settings (environment): BIN (folder holding concert and concert-bench:
 # no build then), OUT, DATA (private PostgreSQL's folder, wiped
 # first), PORT, CONCURRENCY (64), SECONDS_PER_RUN (15), STEPS (flash audit
-# ceiling endpoints ceiling history million), FLASH ("2000:500 20000:5000",
+# ceiling endpoints ceiling history million), ENDPOINTS (enter-queue charge
+# hold pay seats), FLASH ("2000:500 20000:5000",
 # users:seats pairs), MILLION_WALLETS and MILLION_PER_WALLET (10000 x 100), QUIET_PERCENT
 # (wait before each run until the machine is less busy than this, 20; 100
 # disables the wait).
@@ -25,6 +26,7 @@ CONCURRENCY=${CONCURRENCY:-64}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-15}
 STEPS=${STEPS:-flash audit ceiling endpoints ceiling history million}
 FLASH=${FLASH:-2000:500 20000:5000}
+ENDPOINTS=${ENDPOINTS:-enter-queue charge hold pay seats}
 QUIET_PERCENT=${QUIET_PERCENT:-20}
 ADMIN=bench
 URL=http://127.0.0.1:$PORT
@@ -124,7 +126,7 @@ for step in $STEPS; do
         | tee "$OUT/ceiling-$((n + 1)).txt"
       ;;
     endpoints)
-      for name in enter-queue charge hold pay seats; do
+      for name in $ENDPOINTS; do
         wait_quiet
         "$BIN/concert-bench" endpoint --url "$URL" --admin-token $ADMIN --name $name \
           --concurrency "$CONCURRENCY" --seconds "$SECONDS_PER_RUN" --server-pid "$SERVER_PID" \
