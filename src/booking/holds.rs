@@ -1,26 +1,25 @@
 //! Holding a seat for the user of an active queue token.
 
 use chrono::Utc;
-use uuid::Uuid;
 
 use crate::aggregates::SeatCommand;
 use crate::commands::{execute, CommandContext};
 use crate::error::ApiError;
 use crate::ids::{DateId, ReservationId, UserId};
+use crate::projections::available_seats::SeatRow;
 use crate::projections::queue_tickets::TicketRow;
-use crate::projections::{available_seats, reservations::ReservationRow};
+use crate::projections::reservations::ReservationRow;
 use crate::state::AppState;
 
-/// Holds the seat for the ticket's user until the hold TTL runs out.
+/// Holds the seat (as read with the ticket) for the ticket's user until the
+/// hold TTL runs out.
 pub async fn hold_seat(
     app: &AppState,
     ticket: &TicketRow,
-    seat_id: Uuid,
+    seat: SeatRow,
     context: &CommandContext,
 ) -> Result<ReservationRow, ApiError> {
-    let seat = available_seats::find_seat(&app.pool, seat_id)
-        .await?
-        .ok_or(ApiError::NotFound("seat"))?;
+    let seat_id = seat.seat_id;
     if seat.concert_id != ticket.concert_id {
         return Err(ApiError::TokenNotActive("the token is for another concert"));
     }

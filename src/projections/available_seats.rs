@@ -1,7 +1,6 @@
 //! Every seat of every date with its status; the free ones are listed by number.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -159,21 +158,18 @@ pub async fn free_seats_for_ticket(
 ) -> sqlx::Result<Option<TicketSeatPage>> {
     // One row per seat of the page, each with the ticket; one row with null
     // seat columns when the page is empty or not read; none without a ticket.
-    type Row = (
-        Uuid,
-        Uuid,
-        Uuid,
-        i64,
-        String,
-        Option<DateTime<Utc>>,
-        bool,
-        Option<Uuid>,
-        Option<i32>,
-        Option<i64>,
-    );
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        ticket: TicketRow,
+        date_read: bool,
+        seat_id: Option<Uuid>,
+        seat_no: Option<i32>,
+        price: Option<i64>,
+    }
     let rows: Vec<Row> = sqlx::query_as(
         "select t.ticket_id, t.concert_id, t.user_id, t.entry_no, t.status, t.expires_at,
-                d.date_id is not null, s.seat_id, s.seat_no, s.price
+                d.date_id is not null as date_read, s.seat_id, s.seat_no, s.price
          from queue_tickets t
          left join concert_dates d
                 on d.concert_id = $2 and d.date_id = $3
@@ -193,18 +189,10 @@ pub async fn free_seats_for_ticket(
     let Some(first) = rows.first() else {
         return Ok(None);
     };
-    let ticket = TicketRow {
-        ticket_id: first.0,
-        concert_id: first.1,
-        user_id: first.2,
-        entry_no: first.3,
-        status: first.4.clone(),
-        expires_at: first.5,
-    };
-    let date_read = first.6;
-    let seats = date_read.then(|| {
+    let ticket = first.ticket.clone();
+    let seats = first.date_read.then(|| {
         rows.iter()
-            .filter_map(|row| match (row.7, row.8, row.9) {
+            .filter_map(|row| match (row.seat_id, row.seat_no, row.price) {
                 (Some(seat_id), Some(seat_no), Some(price)) => Some(FreeSeatRow {
                     seat_id,
                     seat_no,
@@ -217,16 +205,66 @@ pub async fn free_seats_for_ticket(
     Ok(Some(TicketSeatPage { ticket, seats }))
 }
 
-/// One seat with its date's concert.
-pub async fn find_seat(pool: &PgPool, seat_id: Uuid) -> sqlx::Result<Option<SeatRow>> {
-    sqlx::query_as(
-        "select s.seat_id, s.date_id, d.concert_id, s.seat_no, s.price, s.status
-         from seats s join concert_dates d on d.date_id = s.date_id
-         where s.seat_id = $1",
+/// The ticket `ticket_id` and the seat `seat_id` with its date's concert, in
+/// one query, for a hold. `None` when there is no such ticket; the seat is
+/// `None` when there is no such seat.
+pub async fn seat_for_ticket(
+    pool: &PgPool,
+    ticket_id: Uuid,
+    seat_id: Uuid,
+) -> sqlx::Result<Option<(TicketRow, Option<SeatRow>)>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        ticket: TicketRow,
+        seat_id: Option<Uuid>,
+        date_id: Option<Uuid>,
+        seat_concert_id: Option<Uuid>,
+        seat_no: Option<i32>,
+        price: Option<i64>,
+        seat_status: Option<String>,
+    }
+    let row: Option<Row> = sqlx::query_as(
+        "select t.ticket_id, t.concert_id, t.user_id, t.entry_no, t.status, t.expires_at,
+                s.seat_id, s.date_id, d.concert_id as seat_concert_id, s.seat_no, s.price,
+                s.status as seat_status
+         from queue_tickets t
+         left join seats s on s.seat_id = $2
+         left join concert_dates d on d.date_id = s.date_id
+         where t.ticket_id = $1",
     )
+    .bind(ticket_id)
     .bind(seat_id)
     .fetch_optional(pool)
-    .await
+    .await?;
+    Ok(row.map(|row| {
+        let seat = match (
+            row.seat_id,
+            row.date_id,
+            row.seat_concert_id,
+            row.seat_no,
+            row.price,
+            row.seat_status,
+        ) {
+            (
+                Some(seat_id),
+                Some(date_id),
+                Some(concert_id),
+                Some(seat_no),
+                Some(price),
+                Some(status),
+            ) => Some(SeatRow {
+                seat_id,
+                date_id,
+                concert_id,
+                seat_no,
+                price,
+                status,
+            }),
+            _ => None,
+        };
+        (row.ticket, seat)
+    }))
 }
 
 #[cfg(test)]
