@@ -192,13 +192,12 @@ pub async fn free_seats_for_ticket(
     let ticket = first.ticket.clone();
     let seats = first.date_read.then(|| {
         rows.iter()
-            .filter_map(|row| match (row.seat_id, row.seat_no, row.price) {
-                (Some(seat_id), Some(seat_no), Some(price)) => Some(FreeSeatRow {
-                    seat_id,
-                    seat_no,
-                    price,
-                }),
-                _ => None,
+            .filter_map(|row| {
+                Some(FreeSeatRow {
+                    seat_id: row.seat_id?,
+                    seat_no: row.seat_no?,
+                    price: row.price?,
+                })
             })
             .collect()
     });
@@ -238,31 +237,17 @@ pub async fn seat_for_ticket(
     .fetch_optional(pool)
     .await?;
     Ok(row.map(|row| {
-        let seat = match (
-            row.seat_id,
-            row.date_id,
-            row.seat_concert_id,
-            row.seat_no,
-            row.price,
-            row.seat_status,
-        ) {
-            (
-                Some(seat_id),
-                Some(date_id),
-                Some(concert_id),
-                Some(seat_no),
-                Some(price),
-                Some(status),
-            ) => Some(SeatRow {
-                seat_id,
-                date_id,
-                concert_id,
-                seat_no,
-                price,
-                status,
-            }),
-            _ => None,
-        };
+        // Every seat column is set when the seat exists, none when it does not.
+        let seat = (|| {
+            Some(SeatRow {
+                seat_id: row.seat_id?,
+                date_id: row.date_id?,
+                concert_id: row.seat_concert_id?,
+                seat_no: row.seat_no?,
+                price: row.price?,
+                status: row.seat_status?,
+            })
+        })();
         (row.ticket, seat)
     }))
 }
