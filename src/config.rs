@@ -48,6 +48,16 @@ pub enum Command {
     Replay,
     /// Checks the invariants over the whole history; exits non-zero on a violation.
     Audit,
+    /// Prints a user token for USER_ID, signed with the service's own key
+    /// (not available when CONCERT_AUTH_JWKS_FILE names an identity provider).
+    UserToken {
+        /// The user the token names.
+        user_id: uuid::Uuid,
+        /// How long the token is valid, in seconds.
+        #[arg(long, default_value_t = crate::identity::DEFAULT_TTL_SECS,
+              value_parser = clap::value_parser!(u64).range(60..=86_400))]
+        ttl_secs: u64,
+    },
 }
 
 /// Log line format.
@@ -101,7 +111,19 @@ pub struct Config {
         hide_env_values = true
     )]
     pub admin_token: Option<String>,
-    /// Queue entries allowed per second from one client address; 0 turns the limit off.
+    /// JWKS file of the identity provider whose user tokens are trusted (RS256,
+    /// ES256, EdDSA keys by kid; read again when it changes). Unset: the
+    /// service is its own issuer, with a signing key kept in the database.
+    #[arg(long, env = "CONCERT_AUTH_JWKS_FILE", global = true)]
+    pub auth_jwks_file: Option<PathBuf>,
+    /// `iss` every user token must carry (and the `iss` of tokens the service mints).
+    #[arg(long, env = "CONCERT_AUTH_ISSUER", global = true)]
+    pub auth_issuer: Option<String>,
+    /// `aud` every user token must name (and the `aud` of tokens the service mints).
+    #[arg(long, env = "CONCERT_AUTH_AUDIENCE", global = true)]
+    pub auth_audience: Option<String>,
+    /// Queue entries allowed per second from one client address, and from one
+    /// user; 0 turns the limit off.
     #[arg(
         long,
         env = "CONCERT_QUEUE_ENTRY_RATE_PER_SEC",
@@ -109,7 +131,7 @@ pub struct Config {
         global = true
     )]
     pub queue_entry_rate_per_sec: u32,
-    /// Queue entries one client address may send at once before the rate applies.
+    /// Queue entries one client address (or user) may send at once before the rate applies.
     #[arg(long, env = "CONCERT_QUEUE_ENTRY_BURST", default_value_t = 20, global = true,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub queue_entry_burst: u32,
@@ -189,6 +211,15 @@ impl Config {
     /// The active-token duration.
     pub fn queue_active_ttl(&self) -> Duration {
         Duration::from_secs(self.queue_active_ttl_secs)
+    }
+
+    /// Where user tokens come from.
+    pub fn identity(&self) -> crate::identity::IdentitySettings {
+        crate::identity::IdentitySettings {
+            jwks_file: self.auth_jwks_file.clone(),
+            issuer: self.auth_issuer.clone(),
+            audience: self.auth_audience.clone(),
+        }
     }
 
     /// Settings with every default, for tests and tools.

@@ -38,3 +38,18 @@ pub async fn migrations_applied(pool: &PgPool) -> sqlx::Result<bool> {
     .fetch_one(pool)
     .await
 }
+
+/// The server secret called `name`, created on first use, so every instance
+/// on one database signs and verifies with the same one.
+pub async fn server_secret(pool: &PgPool, name: &str) -> sqlx::Result<Vec<u8>> {
+    let fresh: [u8; 32] = rand::random();
+    sqlx::query("insert into server_secrets (name, secret) values ($1, $2) on conflict do nothing")
+        .bind(name)
+        .bind(fresh.to_vec())
+        .execute(pool)
+        .await?;
+    sqlx::query_scalar("select secret from server_secrets where name = $1")
+        .bind(name)
+        .fetch_one(pool)
+        .await
+}

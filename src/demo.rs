@@ -5,7 +5,8 @@ use chrono::{Duration, Utc};
 use crate::aggregates::{ConcertCommand, ConcertDate};
 use crate::commands::{execute, CommandContext};
 use crate::error::ApiError;
-use crate::ids::{ConcertId, DateId};
+use crate::identity::MintedToken;
+use crate::ids::{ConcertId, DateId, UserId};
 use crate::projections::available_dates;
 use crate::state::AppState;
 
@@ -34,4 +35,18 @@ pub async fn seed_if_empty(app: &AppState) -> Result<Option<ConcertId>, ApiError
     };
     execute(&app.concerts, &concert_id.to_string(), command, &context).await?;
     Ok(Some(concert_id))
+}
+
+/// The sample user of the demo: the same id on every start.
+pub fn sample_user() -> UserId {
+    UserId(uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_URL,
+        b"concert:demo-user",
+    ))
+}
+
+/// A day-long user token for the sample user, when the service mints tokens.
+pub fn sample_user_token(app: &AppState) -> Option<MintedToken> {
+    app.users
+        .mint(sample_user(), std::time::Duration::from_secs(86_400))
 }

@@ -17,6 +17,9 @@ pub enum ApiError {
     TokenInvalid,
     #[error("{0}")]
     TokenNotActive(&'static str),
+    /// A genuine user token naming another user than the request.
+    #[error("{0}")]
+    Forbidden(&'static str),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("the balance {balance} is below the price {amount}")]
@@ -31,7 +34,7 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("{0}")]
     Validation(String),
-    #[error("too many requests from this address; retry later")]
+    #[error("too many queue entries from this address or user; retry later")]
     RateLimited,
     #[error("the waiting queue of this concert is full; retry later")]
     QueueFull,
@@ -67,6 +70,7 @@ pub enum ProblemCode {
     BadRequest,
     TokenInvalid,
     TokenNotActive,
+    Forbidden,
     NotFound,
     InsufficientBalance,
     SeatUnavailable,
@@ -91,6 +95,7 @@ impl ApiError {
                 "token_not_active",
                 "Token not active",
             ),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", "Not found"),
             ApiError::InsufficientBalance { .. } => (
                 StatusCode::PAYMENT_REQUIRED,

@@ -24,6 +24,8 @@ pub mod event_log;
 pub mod event_store;
 /// Printing the event history.
 pub mod history;
+/// User tokens: who the caller is.
+pub mod identity;
 /// Typed ids.
 pub mod ids;
 /// Sampling the log, queues and pool into metrics.

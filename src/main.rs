@@ -63,6 +63,17 @@ async fn run(
                 if let Some(concert_id) = concert::demo::seed_if_empty(&app).await? {
                     tracing::info!(%concert_id, "demo concert scheduled: POST /api/v1/queue/tokens with this concert_id to start");
                 }
+                match concert::demo::sample_user_token(&app) {
+                    Some(minted) => tracing::info!(
+                        user_id = %minted.user_id,
+                        user_token = %minted.token,
+                        expires_at = %minted.expires_at,
+                        "demo user signed in: send this user token as Authorization: Bearer"
+                    ),
+                    None => tracing::info!(
+                        "user tokens come from the identity provider (CONCERT_AUTH_JWKS_FILE)"
+                    ),
+                }
             }
             let listener = tokio::net::TcpListener::bind(bind).await?;
             tracing::info!(address = %listener.local_addr()?, "serving; API docs at /docs");
@@ -94,6 +105,21 @@ async fn run(
                 "read models rebuilt from {} events ({} streams caught up during the swap)",
                 report.events, report.caught_up_streams
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::UserToken { user_id, ttl_secs } => {
+            concert::db::migrate(&pool).await?;
+            let users =
+                concert::identity::UserTokens::from_settings(&config.identity(), &pool).await?;
+            let minted = users
+                .mint(
+                    concert::ids::UserId(user_id),
+                    std::time::Duration::from_secs(ttl_secs),
+                )
+                .ok_or(
+                    "CONCERT_AUTH_JWKS_FILE is set: user tokens come from the identity provider",
+                )?;
+            println!("{}", minted.token);
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit => {

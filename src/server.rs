@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::identity::UserTokens;
 use crate::state::AppState;
 use crate::tokens::TokenSigner;
 
@@ -23,19 +24,22 @@ pub enum ServeError {
     Projection(#[from] crate::projections::ProjectionError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("user tokens: {0}")]
+    Identity(#[from] crate::identity::IdentityError),
 }
 
-/// Migrates the database, loads the token secret and brings the read models
+/// Migrates the database, loads the token secrets and brings the read models
 /// up to date with the log.
 pub async fn prepare(pool: PgPool, config: Config) -> Result<AppState, ServeError> {
     crate::db::migrate(&pool).await?;
     let tokens = TokenSigner::from_database(&pool).await?;
+    let users = UserTokens::from_settings(&config.identity(), &pool).await?;
     let admin_token = config.admin_token.clone().unwrap_or_else(|| {
         let generated = hex::encode(rand::random::<[u8; 24]>());
         tracing::warn!(admin_token = %generated, "CONCERT_ADMIN_TOKEN is unset; generated this admin token for this run");
         generated
     });
-    let app = AppState::new(pool, config, admin_token, tokens);
+    let app = AppState::new(pool, config, admin_token, tokens, users);
     let behind = app.projectors.catch_up().await?;
     if behind > 0 {
         tracing::info!(streams = behind, "read models caught up with the event log");

@@ -10,6 +10,7 @@ use crate::aggregates::{Concert, QueueTicket, Seat, Wallet};
 use crate::api::EntryLimiter;
 use crate::config::Config;
 use crate::event_store::{Cqrs, ProjectingRepository};
+use crate::identity::UserTokens;
 use crate::projections::{
     available_dates::AvailableDates, available_seats::AvailableSeats, balances::Balances,
     payments::Payments, queue_tickets::QueueTickets, reservations::Reservations, ProjectionError,
@@ -27,8 +28,11 @@ pub struct AppState {
     pub pool: PgPool,
     pub config: Arc<Config>,
     pub admin_token: Arc<str>,
+    /// Queue tokens.
     pub tokens: TokenSigner,
-    /// Per-address limit on queue entries, when configured.
+    /// User tokens: who the caller is.
+    pub users: UserTokens,
+    /// Per-address and per-user limit on queue entries, when configured.
     pub entry_limiter: Option<EntryLimiter>,
     pub concerts: Arc<Cqrs<Concert>>,
     pub seats: Arc<Cqrs<Seat>>,
@@ -87,7 +91,13 @@ impl Projectors {
 
 impl AppState {
     /// Wires the frameworks and projectors onto one pool.
-    pub fn new(pool: PgPool, config: Config, admin_token: String, tokens: TokenSigner) -> Self {
+    pub fn new(
+        pool: PgPool,
+        config: Config,
+        admin_token: String,
+        tokens: TokenSigner,
+        users: UserTokens,
+    ) -> Self {
         let projectors = Projectors::new(&pool);
         Self {
             concerts: Arc::new(framework(&pool, &projectors.concerts, None)),
@@ -107,6 +117,7 @@ impl AppState {
             config: Arc::new(config),
             admin_token: admin_token.into(),
             tokens,
+            users,
         }
     }
 }

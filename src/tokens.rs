@@ -32,16 +32,9 @@ impl TokenSigner {
     /// Loads the database's token secret, creating it on first use, so every
     /// instance on one database accepts the same tokens.
     pub async fn from_database(pool: &PgPool) -> sqlx::Result<Self> {
-        let fresh: [u8; 32] = rand::random();
-        sqlx::query("insert into server_secrets (name, secret) values ('queue_tokens', $1) on conflict do nothing")
-            .bind(fresh.to_vec())
-            .execute(pool)
-            .await?;
-        let secret: Vec<u8> =
-            sqlx::query_scalar("select secret from server_secrets where name = 'queue_tokens'")
-                .fetch_one(pool)
-                .await?;
-        Ok(Self::new(secret))
+        Ok(Self::new(
+            crate::db::server_secret(pool, "queue_tokens").await?,
+        ))
     }
 
     /// The token of a ticket.

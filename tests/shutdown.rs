@@ -1,7 +1,7 @@
 //! Graceful shutdown of the real binary: SIGTERM in the middle of a burst of
 //! charges loses no charge that was answered, the process exits 0, and the
 //! private PostgreSQL it started is gone. Its logs carry the request span and
-//! never the admin token.
+//! never the admin token or a user token.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::{self, File};
@@ -120,6 +120,21 @@ fn postgres_processes(dir: &Path) -> Vec<i32> {
     found
 }
 
+/// A user token for `user`, minted with the admin token.
+async fn user_token(client: &reqwest::Client, base: &str, user: Uuid) -> String {
+    let response = client
+        .post(format!("{base}/api/v1/users/{user}/tokens"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"ttl_secs": 3600}))
+        .send()
+        .await
+        .expect("the user token is minted");
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.expect("a JSON body");
+    assert_eq!(status, 201, "minting a user token: {body}");
+    body["token"].as_str().expect("a token").to_string()
+}
+
 /// What one worker saw: each answer's status and correlation id, and whether
 /// it arrived after SIGTERM was sent (a request in flight at the signal).
 #[derive(Debug)]
@@ -177,8 +192,14 @@ async fn sigterm_mid_burst_loses_no_answered_request_and_stops_postgres() {
         .unwrap();
     assert_eq!(audit.status(), 200);
 
-    // when: SIGTERM lands in the middle of a burst of charges
+    // and: users signed in (a user token each, minted with the admin token)
     let users: Vec<Uuid> = (0..USERS).map(|_| Uuid::new_v4()).collect();
+    let mut user_tokens: HashMap<Uuid, String> = HashMap::new();
+    for user in &users {
+        user_tokens.insert(*user, user_token(&client, &base, *user).await);
+    }
+
+    // when: SIGTERM lands in the middle of a burst of charges
     let answered = Arc::new(AtomicUsize::new(0));
     let sigterm_sent = Arc::new(AtomicBool::new(false));
     let exited = Arc::new(AtomicBool::new(false));
@@ -186,6 +207,7 @@ async fn sigterm_mid_burst_loses_no_answered_request_and_stops_postgres() {
     let mut workers = Vec::new();
     for worker in 0..WORKERS {
         let user = users[worker % USERS];
+        let user_token = user_tokens[&user].clone();
         let (client, base) = (client.clone(), base.clone());
         let (answered, sigterm_sent, exited, answers) = (
             answered.clone(),
@@ -197,6 +219,7 @@ async fn sigterm_mid_burst_loses_no_answered_request_and_stops_postgres() {
             while !exited.load(Ordering::SeqCst) {
                 let sent = client
                     .post(format!("{base}/api/v1/users/{user}/balance/charges"))
+                    .bearer_auth(&user_token)
                     .json(&json!({"amount": 1}))
                     .send()
                     .await;
@@ -321,6 +344,12 @@ async fn sigterm_mid_burst_loses_no_answered_request_and_stops_postgres() {
 
     // The request span made it into the JSON log, without any token.
     assert!(!log.contains(ADMIN_TOKEN), "the admin token was logged");
+    assert!(
+        !user_tokens
+            .values()
+            .any(|token| log.contains(token.as_str())),
+        "a user token was logged"
+    );
     let request_line = log
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())

@@ -47,7 +47,7 @@ pub struct StreamResponse {
 }
 
 /// Every event in the order it was committed; paging with `after=next` never skips or repeats one.
-#[utoipa::path(get, path = "/audit/events", tag = "audit", params(EventPage), security(("bearer" = [])),
+#[utoipa::path(get, path = "/audit/events", tag = "audit", params(EventPage), security(("admin_token" = [])),
     responses(
         (status = 200, body = EventPageResponse),
         (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -80,7 +80,7 @@ async fn list_events(
 #[utoipa::path(get, path = "/audit/streams/{aggregate_type}/{aggregate_id}", tag = "audit",
     params(("aggregate_type" = String, Path, description = "Concert, Seat, Wallet or QueueTicket"),
            ("aggregate_id" = String, Path, description = "the aggregate's id")),
-    security(("bearer" = [])),
+    security(("admin_token" = [])),
     responses(
         (status = 200, body = StreamResponse),
         (status = 401, body = Problem, content_type = "application/problem+json"),

@@ -1,5 +1,6 @@
-//! Who is calling: a queue token (any status, or active only) or the admin token,
-//! all sent as `Authorization: Bearer`.
+//! Who is calling: a user token (a JWT naming the user), a queue token (any
+//! status, or active only) or the admin token, all sent as
+//! `Authorization: Bearer`. A credential of the wrong kind is as good as none.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -7,8 +8,9 @@ use axum::http::request::Parts;
 use chrono::Utc;
 use subtle::ConstantTimeEq;
 
+use super::extract::Path;
 use crate::error::ApiError;
-use crate::ids::TicketId;
+use crate::ids::{TicketId, UserId};
 use crate::projections::queue_tickets::{self, TicketRow};
 use crate::state::AppState;
 
@@ -24,6 +26,13 @@ pub struct ActiveToken(pub TicketRow);
 
 /// A request carrying the admin token.
 pub struct Admin;
+
+/// The user a genuine, current user token names.
+pub struct SignedIn(pub UserId);
+
+/// The user of a `/users/{user_id}/…` path, signed in with their own token:
+/// a malformed path is 400, a missing or bad token 401, another user's 403.
+pub struct PathUser(pub UserId);
 
 fn bearer(parts: &Parts) -> Option<&str> {
     let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
@@ -98,5 +107,48 @@ impl FromRequestParts<AppState> for Admin {
         } else {
             Err(ApiError::TokenInvalid)
         }
+    }
+}
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts).ok_or(ApiError::TokenInvalid)?;
+        match app.users.verify(token) {
+            Ok(user_id) => Ok(SignedIn(user_id)),
+            Err(reason) => {
+                tracing::debug!(%reason, "user token refused");
+                Err(ApiError::TokenInvalid)
+            }
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for PathUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Path(user_id) = Path::<uuid::Uuid>::from_request_parts(parts, app).await?;
+        let SignedIn(caller) = SignedIn::from_request_parts(parts, app).await?;
+        require_same_user(caller, UserId(user_id))?;
+        Ok(PathUser(caller))
+    }
+}
+
+/// Refuses a request whose user token names another user than the one it acts for.
+pub fn require_same_user(caller: UserId, named: UserId) -> Result<(), ApiError> {
+    if caller == named {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "the user token names another user than the request",
+        ))
     }
 }

@@ -71,7 +71,7 @@ pub struct ScheduledDate {
 
 /// Schedules a concert with its dates (admin token).
 #[utoipa::path(post, path = "/concerts", tag = "concerts", request_body = ScheduleConcertRequest,
-    security(("bearer" = [])),
+    security(("admin_token" = [])),
     responses(
         (status = 201, body = ConcertResponse),
         (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -174,7 +174,7 @@ pub struct BookableDate {
 /// Lists the concert's dates still ahead with a free seat, earliest first (active queue token).
 #[utoipa::path(get, path = "/concerts/{concert_id}/dates", tag = "concerts",
     params(("concert_id" = Uuid, Path, description = "the concert")),
-    security(("bearer" = [])),
+    security(("queue_token" = [])),
     responses(
         (status = 200, body = DateListResponse),
         (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -236,7 +236,7 @@ pub struct FreeSeat {
 #[utoipa::path(get, path = "/concerts/{concert_id}/dates/{date_id}/seats", tag = "concerts",
     params(("concert_id" = Uuid, Path, description = "the concert"),
            ("date_id" = Uuid, Path, description = "the date"), SeatPage),
-    security(("bearer" = [])),
+    security(("queue_token" = [])),
     responses(
         (status = 200, body = SeatListResponse),
         (status = 400, body = Problem, content_type = "application/problem+json"),

@@ -12,6 +12,7 @@ mod links;
 mod payments;
 mod queue;
 mod reservations;
+mod users;
 mod wallet;
 
 use std::time::Duration;
@@ -50,12 +51,38 @@ struct ApiDoc;
 struct BearerAuth;
 
 impl utoipa::Modify for BearerAuth {
+    /// The three credentials, all sent as `Authorization: Bearer`; each
+    /// operation names the one it takes.
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         let components = openapi.components.get_or_insert_with(Default::default);
+        let bearer = |format: &str, description: &str| {
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format(format)
+                    .description(Some(description))
+                    .build(),
+            )
+        };
         components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            "user_token",
+            bearer(
+                "JWT",
+                "Who the caller is: a JWT whose `sub` is the user's id, from the identity \
+                 provider or, without one, `POST /api/v1/users/{user_id}/tokens` (admin).",
+            ),
+        );
+        components.add_security_scheme(
+            "queue_token",
+            bearer(
+                "queue token",
+                "The `token` of `POST /api/v1/queue/tokens`: a place in one concert's queue.",
+            ),
+        );
+        components.add_security_scheme(
+            "admin_token",
+            bearer("admin token", "The value of `CONCERT_ADMIN_TOKEN`."),
         );
     }
 }
@@ -66,6 +93,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(concerts::router())
         .merge(queue::router())
         .merge(reservations::router())
+        .merge(users::router())
         .merge(wallet::router())
         .merge(payments::router())
         .merge(audit::router());
@@ -92,9 +120,14 @@ pub fn router(app: AppState) -> Router {
     let _ = crate::telemetry::metrics_handle();
     // Swagger UI's assets are embedded (`vendored`); its spec validator badge
     // would call validator.swagger.io, so it is off and the page works offline.
+    // "Authorize" takes a user, queue or admin token, kept across reloads.
     let docs = SwaggerUi::new("/docs")
         .external_url_unchecked("/openapi.json", openapi_document(&openapi))
-        .config(utoipa_swagger_ui::Config::default().validator_url("none"));
+        .config(
+            utoipa_swagger_ui::Config::default()
+                .validator_url("none")
+                .persist_authorization(true),
+        );
     routes
         .merge(docs)
         .fallback(|| async { ApiError::NotFound("route") })

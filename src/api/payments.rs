@@ -43,7 +43,7 @@ pub struct PaymentResponse {
 /// Pays for a held seat: debits the wallet, sells the seat, spends the queue token (active queue token).
 #[utoipa::path(post, path = "/payments", tag = "payments", request_body = PaymentRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "makes retries safe: 1 to 255 visible ASCII characters", min_length = 1, max_length = 255, pattern = r"^[!-~]+$")),
-    security(("bearer" = [])),
+    security(("queue_token" = [])),
     responses(
         (status = 201, body = PaymentResponse),
         (status = 400, body = Problem, content_type = "application/problem+json"),

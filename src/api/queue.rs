@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::auth::QueueToken;
+use super::auth::{require_same_user, QueueToken, SignedIn};
 use super::client::ClientIp;
 use super::context::Correlation;
 use super::extract::Json;
@@ -24,11 +24,13 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(current_token))
 }
 
-/// Who wants to queue for which concert.
+/// Which concert to queue for; the user is the one the user token names.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct EnterQueueRequest {
-    user_id: Uuid,
     concert_id: Uuid,
+    /// Optional; when sent, it must be the user the token names.
+    #[serde(default)]
+    user_id: Option<Uuid>,
 }
 
 /// A queue token and where it stands.
@@ -47,35 +49,36 @@ pub struct TokenResponse {
     expires_at: Option<DateTime<Utc>>,
 }
 
-/// Enters the queue, or returns the user's live token for the concert.
+/// Enters the queue as the signed-in user, or returns that user's live token for the concert.
 #[utoipa::path(post, path = "/queue/tokens", tag = "queue", operation_id = "enter_queue", request_body = EnterQueueRequest,
+    security(("user_token" = [])),
     responses(
         (status = 201, description = "a new token", body = TokenResponse),
         (status = 200, description = "the user's token that is still live", body = TokenResponse),
         (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "forbidden: the body names another user than the token", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 413, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "rate_limited: too many entries from this address, or the queue is full", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "rate_limited: too many entries from this address or user, or the queue is full", body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn enter_queue_handler(
     State(app): State<AppState>,
     correlation: Correlation,
     client: ClientIp,
+    SignedIn(user_id): SignedIn,
     Json(body): Json<EnterQueueRequest>,
 ) -> Result<(StatusCode, axum::Json<TokenResponse>), ApiError> {
-    if let Some(limiter) = &app.entry_limiter {
-        limiter.check(&client)?;
+    if let Some(named) = body.user_id {
+        require_same_user(user_id, UserId(named))?;
     }
-    let context = correlation.as_actor(format!("user:{}", body.user_id));
-    let entered = enter_queue(
-        &app,
-        ConcertId(body.concert_id),
-        UserId(body.user_id),
-        &context,
-    )
-    .await?;
+    if let Some(limiter) = &app.entry_limiter {
+        limiter.check(&client, user_id)?;
+    }
+    let context = correlation.as_actor(format!("user:{user_id}"));
+    let entered = enter_queue(&app, ConcertId(body.concert_id), user_id, &context).await?;
     let status = if entered.created {
         StatusCode::CREATED
     } else {
@@ -88,7 +91,7 @@ async fn enter_queue_handler(
 }
 
 /// The caller's token and where it stands now.
-#[utoipa::path(get, path = "/queue/tokens/current", tag = "queue", security(("bearer" = [])),
+#[utoipa::path(get, path = "/queue/tokens/current", tag = "queue", security(("queue_token" = [])),
     responses(
         (status = 200, body = TokenResponse),
         (status = 401, body = Problem, content_type = "application/problem+json"),

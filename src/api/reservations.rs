@@ -64,7 +64,7 @@ impl From<ReservationRow> for ReservationResponse {
 
 /// Holds a seat for the token's user (active queue token).
 #[utoipa::path(post, path = "/reservations", tag = "reservations", request_body = HoldSeatRequest,
-    security(("bearer" = [])),
+    security(("queue_token" = [])),
     responses(
         (status = 201, body = ReservationResponse),
         (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -97,7 +97,7 @@ async fn hold_seat(
 /// A reservation of the token's user (queue token of the holder).
 #[utoipa::path(get, path = "/reservations/{reservation_id}", tag = "reservations",
     params(("reservation_id" = Uuid, Path, description = "the reservation")),
-    security(("bearer" = [])),
+    security(("queue_token" = [])),
     responses(
         (status = 200, body = ReservationResponse),
         (status = 400, body = Problem, content_type = "application/problem+json"),

@@ -1,4 +1,5 @@
-//! `/users/{user_id}/balance`: reading and charging a wallet.
+//! `/users/{user_id}/balance`: reading and charging a wallet, each only by
+//! its own user.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -8,8 +9,9 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
+use super::auth::PathUser;
 use super::context::Correlation;
-use super::extract::{Json, Path};
+use super::extract::Json;
 use super::idempotency_key;
 use crate::aggregates::WalletCommand;
 use crate::booking::idempotency;
@@ -42,35 +44,39 @@ pub struct ChargeRequest {
 }
 
 /// The user's balance (0 for a user never charged).
-#[utoipa::path(get, path = "/users/{user_id}/balance", tag = "wallet",
+#[utoipa::path(get, path = "/users/{user_id}/balance", tag = "wallet", security(("user_token" = [])),
     params(("user_id" = Uuid, Path, description = "the user")),
     responses(
         (status = 200, body = BalanceResponse),
         (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "forbidden: the token names another user", body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn get_balance(
     State(app): State<AppState>,
-    Path(user_id): Path<Uuid>,
+    PathUser(UserId(user_id)): PathUser,
 ) -> Result<axum::Json<BalanceResponse>, ApiError> {
     let balance = balances::balance_of(&app.pool, user_id).await?;
     Ok(axum::Json(BalanceResponse { user_id, balance }))
 }
 
 /// Adds money to the wallet. With an `Idempotency-Key`, a retry returns the first answer and charges once.
-#[utoipa::path(post, path = "/users/{user_id}/balance/charges", tag = "wallet", request_body = ChargeRequest,
+#[utoipa::path(post, path = "/users/{user_id}/balance/charges", tag = "wallet", request_body = ChargeRequest, security(("user_token" = [])),
     params(("user_id" = Uuid, Path, description = "the user"),
            ("Idempotency-Key" = Option<String>, Header, description = "makes retries safe: 1 to 255 visible ASCII characters", min_length = 1, max_length = 255, pattern = r"^[!-~]+$")),
     responses(
         (status = 200, body = BalanceResponse),
         (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "forbidden: the token names another user", body = Problem, content_type = "application/problem+json"),
         (status = 413, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn charge_balance(
     State(app): State<AppState>,
-    Path(user_id): Path<Uuid>,
+    PathUser(UserId(user_id)): PathUser,
     headers: HeaderMap,
     correlation: Correlation,
     Json(body): Json<ChargeRequest>,

@@ -137,6 +137,8 @@ async fn the_audit_endpoints_need_the_admin_token_and_serve_one_stream() {
 
     let anonymous = app.get("/audit/events", None).await;
     let as_user = app.get("/audit/events", Some("not-the-admin")).await;
+    let user_token = app.user_token(user).await;
+    let as_signed_in_user = app.get("/audit/events", Some(&user_token)).await;
     let bad_limit = app.get("/audit/events?limit=0", Some(ADMIN_TOKEN)).await;
     let unknown = app
         .get(
@@ -157,6 +159,10 @@ async fn the_audit_endpoints_need_the_admin_token_and_serve_one_stream() {
     );
     assert_eq!(
         problem_code(as_user).await,
+        (StatusCode::UNAUTHORIZED, "token_invalid".to_string())
+    );
+    assert_eq!(
+        problem_code(as_signed_in_user).await,
         (StatusCode::UNAUTHORIZED, "token_invalid".to_string())
     );
     assert_eq!(

@@ -31,14 +31,14 @@ async fn post_raw(
 }
 
 /// Posts `body` as JSON with chunked transfer encoding over a plain
-/// connection; returns the status and the whole answer.
-async fn post_chunked(app: &TestApp, path: &str, body: &[u8]) -> (u16, String) {
+/// connection, signed in with `token`; returns the status and the whole answer.
+async fn post_chunked(app: &TestApp, path: &str, token: &str, body: &[u8]) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let host = app.address.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect");
     let head = format!(
         "POST /api/v1{path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n\
-         transfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+         authorization: Bearer {token}\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
     );
     stream.write_all(head.as_bytes()).await.unwrap();
     for chunk in body.chunks(4096) {
@@ -124,9 +124,10 @@ fn date(seats: Value, price: Value) -> Value {
 async fn malformed_json_is_a_bad_request_and_charges_nothing() {
     let app = spawn_app().await;
     let user_id = charged_user(&app, 1_000).await;
+    let token = app.user_token(user_id).await;
     let path = format!("/users/{user_id}/balance/charges");
     for body in [r#"{"amount": "#, "{", "", "amount=10", r#"{"amount": 10,}"#] {
-        let response = post_raw(&app, &path, None, "application/json", body).await;
+        let response = post_raw(&app, &path, Some(&token), "application/json", body).await;
         assert_problem(response, StatusCode::BAD_REQUEST, "bad_request").await;
     }
     assert_eq!(app.balance(user_id).await, 1_000);
@@ -136,13 +137,15 @@ async fn malformed_json_is_a_bad_request_and_charges_nothing() {
 async fn a_body_that_is_not_declared_as_json_is_a_bad_request() {
     let app = spawn_app().await;
     let user_id = charged_user(&app, 1_000).await;
+    let token = app.user_token(user_id).await;
     let path = format!("/users/{user_id}/balance/charges");
-    let response = post_raw(&app, &path, None, "text/plain", r#"{"amount": 10}"#).await;
+    let response = post_raw(&app, &path, Some(&token), "text/plain", r#"{"amount": 10}"#).await;
     assert_problem(response, StatusCode::BAD_REQUEST, "bad_request").await;
     // No content type at all.
     let response = app
         .client
         .post(app.url(&path))
+        .bearer_auth(&token)
         .body(r#"{"amount": 10}"#)
         .send()
         .await
@@ -155,6 +158,7 @@ async fn a_body_that_is_not_declared_as_json_is_a_bad_request() {
 async fn well_formed_json_of_the_wrong_type_fails_validation() {
     let app = spawn_app().await;
     let user_id = charged_user(&app, 1_000).await;
+    let token = app.user_token(user_id).await;
     let path = format!("/users/{user_id}/balance/charges");
     for body in [
         json!({"amount": "ten"}),
@@ -166,7 +170,7 @@ async fn well_formed_json_of_the_wrong_type_fails_validation() {
         json!("amount"),
         json!(null),
     ] {
-        let response = app.post(&path, None, body.clone()).await;
+        let response = app.post(&path, Some(&token), body.clone()).await;
         let (status, code) = problem_code(response).await;
         assert_eq!(
             (status, code.as_str()),
@@ -181,10 +185,11 @@ async fn well_formed_json_of_the_wrong_type_fails_validation() {
 async fn missing_fields_fail_validation() {
     let app = spawn_app().await;
     let user_id = charged_user(&app, 1_000).await;
+    let token = app.user_token(user_id).await;
     let response = app
         .post(
             &format!("/users/{user_id}/balance/charges"),
-            None,
+            Some(&token),
             json!({}),
         )
         .await;
@@ -196,8 +201,9 @@ async fn missing_fields_fail_validation() {
     .await;
     assert_eq!(app.balance(user_id).await, 1_000);
 
+    // The user is signed in and names themselves: only the concert is missing.
     let response = app
-        .post("/queue/tokens", None, json!({"user_id": Uuid::new_v4()}))
+        .post("/queue/tokens", Some(&token), json!({"user_id": user_id}))
         .await;
     assert_problem(
         response,
@@ -226,10 +232,11 @@ async fn a_bad_uuid_in_a_json_body_fails_validation() {
     let app = spawn_app().await;
     let concert = app.create_concert(1, 5, 10_000).await;
     let user = app.active_user(&concert.concert_id).await;
+    let user_token = app.user_token(user.user_id).await;
     let response = app
         .post(
             "/queue/tokens",
-            None,
+            Some(&user_token),
             json!({"user_id": "me", "concert_id": concert.concert_id}),
         )
         .await;
@@ -261,13 +268,17 @@ async fn a_bad_uuid_in_a_path_is_a_bad_request() {
     let app = spawn_app().await;
     let concert = app.create_concert(1, 5, 10_000).await;
     let user = app.active_user(&concert.concert_id).await;
+    let user_token = app.user_token(user.user_id).await;
 
-    let response = app.get("/users/not-a-uuid/balance", None).await;
-    assert_problem(response, StatusCode::BAD_REQUEST, "bad_request").await;
-    let response = app
-        .post("/users/12345/balance/charges", None, json!({"amount": 10}))
-        .await;
-    assert_problem(response, StatusCode::BAD_REQUEST, "bad_request").await;
+    // The path is checked before the token: 400 with or without one.
+    for token in [None, Some(user_token.as_str())] {
+        let response = app.get("/users/not-a-uuid/balance", token).await;
+        assert_problem(response, StatusCode::BAD_REQUEST, "bad_request").await;
+        let response = app
+            .post("/users/12345/balance/charges", token, json!({"amount": 10}))
+            .await;
+        assert_problem(response, StatusCode::BAD_REQUEST, "bad_request").await;
+    }
     let response = app.get("/concerts/nope/dates", Some(&user.token)).await;
     assert_problem(response, StatusCode::BAD_REQUEST, "bad_request").await;
     let path = format!("/concerts/{}/dates/nope/seats", concert.concert_id);
@@ -283,10 +294,15 @@ async fn a_bad_uuid_in_a_path_is_a_bad_request() {
 async fn a_body_above_64_kib_is_too_large_and_charges_nothing() {
     let app = spawn_app().await;
     let user_id = charged_user(&app, 1_000).await;
+    let token = app.user_token(user_id).await;
     let path = format!("/users/{user_id}/balance/charges");
     let padding = "x".repeat(70 * 1024);
     let response = app
-        .post(&path, None, json!({"amount": 10, "padding": padding}))
+        .post(
+            &path,
+            Some(&token),
+            json!({"amount": 10, "padding": padding}),
+        )
         .await;
     assert_problem(response, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
     // Just over the limit, sent chunked, without a length to refuse it by.
@@ -294,7 +310,7 @@ async fn a_body_above_64_kib_is_too_large_and_charges_nothing() {
         r#"{{"amount": 10, "padding": "{}"}}"#,
         "y".repeat(64 * 1024)
     );
-    let (status, answer) = post_chunked(&app, &path, body.as_bytes()).await;
+    let (status, answer) = post_chunked(&app, &path, &token, body.as_bytes()).await;
     assert_eq!(status, 413, "{answer}");
     assert!(answer.contains(r#""code":"payload_too_large""#), "{answer}");
     assert_eq!(app.balance(user_id).await, 1_000);
@@ -304,7 +320,7 @@ async fn a_body_above_64_kib_is_too_large_and_charges_nothing() {
         r#"{{"amount": 10, "padding": "{}"}}"#,
         "z".repeat(60 * 1024)
     );
-    let response = post_raw(&app, &path, None, "application/json", body).await;
+    let response = post_raw(&app, &path, Some(&token), "application/json", body).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(app.balance(user_id).await, 1_010);
 }
@@ -370,6 +386,7 @@ async fn charges_outside_one_to_a_billion_fail_validation_and_leave_the_balance(
 async fn fractional_and_huge_numbers_are_not_money() {
     let app = spawn_app().await;
     let user_id = charged_user(&app, 1_000).await;
+    let token = app.user_token(user_id).await;
     let path = format!("/users/{user_id}/balance/charges");
     for body in [
         r#"{"amount": 1e30}"#,
@@ -380,7 +397,7 @@ async fn fractional_and_huge_numbers_are_not_money() {
         r#"{"amount": 100000000000000000000000000000000}"#,
         r#"{"amount": -9223372036854775809}"#,
     ] {
-        let response = post_raw(&app, &path, None, "application/json", body).await;
+        let response = post_raw(&app, &path, Some(&token), "application/json", body).await;
         let (status, code) = problem_code(response).await;
         assert_eq!(
             (status, code.as_str()),
@@ -417,11 +434,13 @@ async fn a_charge_above_a_trillion_won_in_the_wallet_fails_validation() {
 async fn a_malformed_idempotency_key_is_a_bad_request_and_charges_nothing() {
     let app = spawn_app().await;
     let user_id = charged_user(&app, 1_000).await;
+    let token = app.user_token(user_id).await;
     let path = format!("/users/{user_id}/balance/charges");
     for key in [String::new(), "has spaces".to_string(), "k".repeat(256)] {
         let response = app
             .client
             .post(app.url(&path))
+            .bearer_auth(&token)
             .header("idempotency-key", key.as_str())
             .json(&json!({"amount": 10}))
             .send()
@@ -480,11 +499,13 @@ async fn sql_metacharacters_are_stored_verbatim_and_harmless() {
 
     // An idempotency key made of SQL is just a key: the retry charges once.
     let user_id = Uuid::new_v4();
+    let token = app.user_token(user_id).await;
     let path = format!("/users/{user_id}/balance/charges");
     for _ in 0..2 {
         let response = app
             .client
             .post(app.url(&path))
+            .bearer_auth(&token)
             .header("idempotency-key", "';drop_table_events;--")
             .json(&json!({"amount": 10}))
             .send()
@@ -565,9 +586,37 @@ async fn a_request_without_a_token_is_unauthorized() {
         )
         .await;
     assert_problem(response, StatusCode::UNAUTHORIZED, "token_invalid").await;
+    let stranger = Uuid::new_v4();
+    let response = app
+        .post(
+            "/queue/tokens",
+            None,
+            json!({"user_id": stranger, "concert_id": concert.concert_id}),
+        )
+        .await;
+    assert_problem(response, StatusCode::UNAUTHORIZED, "token_invalid").await;
+    let response = app
+        .get(&format!("/users/{}/balance", user.user_id), None)
+        .await;
+    assert_problem(response, StatusCode::UNAUTHORIZED, "token_invalid").await;
+    let response = app
+        .post(
+            &format!("/users/{}/balance/charges", user.user_id),
+            None,
+            json!({"amount": 10}),
+        )
+        .await;
+    assert_problem(response, StatusCode::UNAUTHORIZED, "token_invalid").await;
 
     assert_eq!(free_seat_count(&app, &user, &concert, 0).await, 5);
     assert_eq!(catalog(&app).await.len(), 1);
+    assert_eq!(app.balance(user.user_id).await, 0);
+    let entered: i64 =
+        sqlx::query_scalar("select count(*) from events where event_type = 'QueueEntered'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(entered, 1, "only the active user entered the queue");
 }
 
 #[tokio::test]

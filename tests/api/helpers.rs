@@ -2,7 +2,8 @@
 //! of a real PostgreSQL (the one in `DATABASE_URL`, or a private server started
 //! once for this test binary), plus request helpers.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use concert::config::Config;
@@ -35,6 +36,15 @@ fn url_for(db: &str) -> String {
     let mut url = url::Url::parse(base).expect("a database URL");
     url.set_path(&format!("/{db}"));
     url.to_string()
+}
+
+/// The URL of the database `pool` connects to, for the binary's commands.
+pub fn database_url_of(pool: &PgPool) -> String {
+    url_for(
+        pool.connect_options()
+            .get_database()
+            .expect("a test database name"),
+    )
 }
 
 /// A fresh, migrated database for one test.
@@ -114,6 +124,8 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub pool: PgPool,
+    /// User tokens minted so far, by user.
+    user_tokens: Mutex<HashMap<Uuid, String>>,
     stop: watch::Sender<bool>,
     server: Option<tokio::task::JoinHandle<()>>,
 }
@@ -149,6 +161,7 @@ pub async fn spawn_app_on(pool: PgPool, config: Config) -> TestApp {
         address,
         client,
         pool,
+        user_tokens: Mutex::default(),
         stop,
         server: Some(server),
     }
@@ -212,13 +225,37 @@ impl TestApp {
         }
     }
 
-    /// Enters the queue as `user_id` and returns the answer body.
+    /// A user token for `user_id`, minted by the service (admin route) on first use.
+    pub async fn user_token(&self, user_id: Uuid) -> String {
+        if let Some(token) = self.user_tokens.lock().unwrap().get(&user_id) {
+            return token.clone();
+        }
+        let response = self
+            .post(
+                &format!("/users/{user_id}/tokens"),
+                Some(ADMIN_TOKEN),
+                json!({}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.unwrap();
+        let token = body["token"].as_str().expect("a user token").to_string();
+        self.user_tokens
+            .lock()
+            .unwrap()
+            .insert(user_id, token.clone());
+        token
+    }
+
+    /// Enters the queue as `user_id`, signed in with their own token, and
+    /// returns the answer body.
     pub async fn enter_queue(&self, user_id: Uuid, concert_id: &str) -> (StatusCode, Value) {
+        let token = self.user_token(user_id).await;
         let response = self
             .post(
                 "/queue/tokens",
-                None,
-                json!({"user_id": user_id, "concert_id": concert_id}),
+                Some(&token),
+                json!({"concert_id": concert_id}),
             )
             .await;
         let status = response.status();
@@ -275,10 +312,12 @@ impl TestApp {
         .await
     }
 
+    /// Charges `user_id`'s wallet, signed in as that user.
     pub async fn charge(&self, user_id: Uuid, amount: i64) -> Response {
+        let token = self.user_token(user_id).await;
         self.post(
             &format!("/users/{user_id}/balance/charges"),
-            None,
+            Some(&token),
             json!({"amount": amount}),
         )
         .await
@@ -293,9 +332,11 @@ impl TestApp {
         .await
     }
 
+    /// `user_id`'s balance, read as that user.
     pub async fn balance(&self, user_id: Uuid) -> i64 {
+        let token = self.user_token(user_id).await;
         let body: Value = self
-            .get(&format!("/users/{user_id}/balance"), None)
+            .get(&format!("/users/{user_id}/balance"), Some(&token))
             .await
             .json()
             .await

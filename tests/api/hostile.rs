@@ -26,6 +26,7 @@ const CODES: &[&str] = &[
     "bad_request",
     "token_invalid",
     "token_not_active",
+    "forbidden",
     "not_found",
     "insufficient_balance",
     "seat_unavailable",
@@ -97,19 +98,20 @@ const NASTY_SEGMENTS: &[&str] = &[
     "{{concert_id}}",
 ];
 
-/// A user and their queue token.
+/// A user, their queue token and their user token.
 #[derive(Debug, Clone)]
 struct Who {
     user_id: Uuid,
     token: String,
+    user_token: String,
 }
 
-impl From<User> for Who {
-    fn from(user: User) -> Self {
-        Who {
-            user_id: user.user_id,
-            token: user.token,
-        }
+/// `user`, signed in: with the user token the service mints for them.
+async fn who(app: &TestApp, user: User) -> Who {
+    Who {
+        user_token: app.user_token(user.user_id).await,
+        user_id: user.user_id,
+        token: user.token,
     }
 }
 
@@ -140,6 +142,12 @@ enum Tok {
     Visitor,
     Waiting,
     Expired,
+    /// The holder's user token.
+    HolderUser,
+    /// The visitor's user token.
+    VisitorUser,
+    /// The holder's user token with its signature changed.
+    TamperedUser,
     Admin,
     /// Right shape, never issued.
     Forged,
@@ -160,6 +168,16 @@ impl Tok {
             Tok::Visitor => bearer(&fx.visitor.token),
             Tok::Waiting => bearer(&fx.waiting.token),
             Tok::Expired => bearer(&fx.expired.token),
+            Tok::HolderUser => bearer(&fx.holder.user_token),
+            Tok::VisitorUser => bearer(&fx.visitor.user_token),
+            Tok::TamperedUser => {
+                // A character of the signature changed (not the last one, whose
+                // low bits may be base64url padding).
+                let mut chars: Vec<char> = fx.holder.user_token.chars().collect();
+                let at = chars.len() - 5;
+                chars[at] = if chars[at] == 'A' { 'B' } else { 'A' };
+                bearer(&chars.into_iter().collect::<String>())
+            }
             Tok::Admin => bearer(ADMIN_TOKEN),
             Tok::Forged => bearer(&format!(
                 "{}.{}{}",
@@ -301,6 +319,7 @@ fn path(fx: &Fixture) -> impl Strategy<Value = String> {
         "/api/v1/reservations/{a}",
         "/api/v1/users/{a}/balance",
         "/api/v1/users/{a}/balance/charges",
+        "/api/v1/users/{a}/tokens",
         "/api/v1/payments",
         "/api/v1/audit/events",
         "/api/v1/audit/streams/{t}/{a}",
@@ -346,6 +365,9 @@ fn token() -> impl Strategy<Value = Tok> {
         2 => Just(Tok::Visitor),
         2 => Just(Tok::Waiting),
         2 => Just(Tok::Expired),
+        2 => Just(Tok::HolderUser),
+        2 => Just(Tok::VisitorUser),
+        1 => Just(Tok::TamperedUser),
         2 => Just(Tok::Admin),
         1 => Just(Tok::Forged),
         1 => Just(Tok::Tampered),
@@ -391,7 +413,8 @@ fn body_template(fx: &Fixture) -> Vec<(&'static str, Vec<(&'static str, String)>
         (
             "{\"user_id\": @user_id, \"concert_id\": @concert_id}",
             vec![
-                ("user_id", format!("\"{}\"", Uuid::new_v4())),
+                // The visitor's own id: the body of their user token's entry.
+                ("user_id", format!("\"{}\"", fx.visitor.user_id)),
                 ("concert_id", format!("\"{}\"", fx.concert_a)),
             ],
         ),
@@ -411,6 +434,10 @@ fn body_template(fx: &Fixture) -> Vec<(&'static str, Vec<(&'static str, String)>
                 ("seats", "2".to_string()),
                 ("price", "100".to_string()),
             ],
+        ),
+        (
+            "{\"ttl_secs\": @ttl_secs}",
+            vec![("ttl_secs", "3600".to_string())],
         ),
     ]
 }
@@ -561,7 +588,12 @@ fn targeted_case(fx: &Fixture) -> impl Strategy<Value = Case> {
     let routes: Vec<(&'static str, String, Option<usize>, Tok)> = vec![
         ("GET", "/api/v1/concerts".into(), None, Tok::None),
         ("POST", "/api/v1/concerts".into(), Some(4), Tok::Admin),
-        ("POST", "/api/v1/queue/tokens".into(), Some(1), Tok::None),
+        (
+            "POST",
+            "/api/v1/queue/tokens".into(),
+            Some(1),
+            Tok::VisitorUser,
+        ),
         (
             "GET",
             "/api/v1/queue/tokens/current".into(),
@@ -582,17 +614,25 @@ fn targeted_case(fx: &Fixture) -> impl Strategy<Value = Case> {
             None,
             Tok::Holder,
         ),
+        // The visitor's wallet, not the holder's: a charged holder could pay
+        // and spend the token (see `id`).
         (
             "GET",
-            format!("/api/v1/users/{}/balance", Uuid::new_v4()),
+            format!("/api/v1/users/{}/balance", fx.visitor.user_id),
             None,
-            Tok::None,
+            Tok::VisitorUser,
         ),
         (
             "POST",
-            format!("/api/v1/users/{}/balance/charges", Uuid::new_v4()),
+            format!("/api/v1/users/{}/balance/charges", fx.visitor.user_id),
             Some(0),
-            Tok::None,
+            Tok::VisitorUser,
+        ),
+        (
+            "POST",
+            format!("/api/v1/users/{}/tokens", fx.visitor.user_id),
+            Some(5),
+            Tok::Admin,
         ),
         ("POST", "/api/v1/payments".into(), Some(3), Tok::Holder),
         ("GET", "/api/v1/audit/events".into(), None, Tok::Admin),
@@ -792,8 +832,38 @@ fn may_succeed(fx: &Fixture, case: &Case) -> bool {
     let token = &case.token;
     let is_admin = matches!(token, Tok::Admin);
     let active = matches!(token, Tok::Holder | Tok::Visitor);
+    // The user a genuine user token names.
+    let signed_in = match token {
+        Tok::HolderUser => Some(fx.holder.user_id),
+        Tok::VisitorUser => Some(fx.visitor.user_id),
+        _ => None,
+    };
     if path.starts_with("/api/v1/audit") || (path == "/api/v1/concerts" && case.method == "POST") {
         return is_admin;
+    }
+    if segments.len() == 6 && segments[3] == "users" && segments[5] == "tokens" {
+        return is_admin;
+    }
+    // A wallet: only with the user token of the user in the path.
+    if segments.len() >= 6 && segments[3] == "users" {
+        return signed_in.is_some_and(|user| Uuid::parse_str(segments[4]).ok() == Some(user));
+    }
+    // Entering the queue: with any genuine user token, for its own user only.
+    if path == "/api/v1/queue/tokens" {
+        let Some(user) = signed_in else {
+            return false;
+        };
+        let named = case
+            .body
+            .as_ref()
+            .and_then(|body| serde_json::from_slice::<Value>(body).ok())
+            .map(|body| body["user_id"].clone())
+            .unwrap_or(Value::Null);
+        return match named {
+            Value::Null => true,
+            Value::String(named) => Uuid::parse_str(&named).ok() == Some(user),
+            _ => false,
+        };
     }
     if path == "/api/v1/queue/tokens/current" {
         return matches!(
@@ -843,7 +913,7 @@ async fn fixture(app: &TestApp) -> Fixture {
     let waiting_id = Uuid::new_v4();
     let (_, entered) = app.enter_queue(waiting_id, &concert_a.concert_id).await;
     assert_eq!(entered["status"], "waiting");
-    let waiting = Who {
+    let waiting = User {
         user_id: waiting_id,
         token: entered["token"].as_str().unwrap().to_string(),
     };
@@ -853,11 +923,11 @@ async fn fixture(app: &TestApp) -> Fixture {
         seat_a: seat(2),
         concert_b: concert_b.concert_id,
         date_b: concert_b.date_ids[0].clone(),
-        holder: holder.into(),
+        holder: who(app, holder).await,
         reservation,
-        visitor: visitor.into(),
-        waiting,
-        expired: expired.into(),
+        visitor: who(app, visitor).await,
+        waiting: who(app, waiting).await,
+        expired: who(app, expired).await,
     }
 }
 
@@ -962,18 +1032,22 @@ async fn every_field_survives_sql_metacharacters_and_huge_numbers() {
             }
         }
     };
-    // Every body field of every endpoint, with the right token for it.
+    // Every body field of every endpoint, with the right token for it: a
+    // stranger's wallet is charged with their own user token.
+    let stranger = Uuid::new_v4();
+    let stranger_token = Tok::Raw(app.user_token(stranger).await);
     let endpoints = [
-        ("/api/v1/users/{u}/balance/charges", Tok::None, 0),
-        ("/api/v1/queue/tokens", Tok::None, 1),
+        ("/api/v1/users/{u}/balance/charges", stranger_token, 0),
+        ("/api/v1/queue/tokens", Tok::VisitorUser, 1),
         ("/api/v1/reservations", Tok::Holder, 2),
         ("/api/v1/payments", Tok::Holder, 3),
         ("/api/v1/concerts", Tok::Admin, 4),
+        ("/api/v1/users/{u}/tokens", Tok::Admin, 5),
     ];
     let templates = body_template(&fx);
     for (path, token, template) in &endpoints {
         let (text, fields) = &templates[*template];
-        let path = path.replace("{u}", &Uuid::new_v4().to_string());
+        let path = path.replace("{u}", &stranger.to_string());
         for field in 0..fields.len() {
             for nasty in NASTY_JSON {
                 let mut replacements = vec![None; fields.len()];
@@ -996,6 +1070,7 @@ async fn every_field_survives_sql_metacharacters_and_huge_numbers() {
     let paths = [
         "/api/v1/users/@/balance",
         "/api/v1/users/@/balance/charges",
+        "/api/v1/users/@/tokens",
         "/api/v1/reservations/@",
         "/api/v1/concerts/@/dates",
         "/api/v1/concerts/{c}/dates/@/seats",
@@ -1018,8 +1093,18 @@ async fn every_field_survives_sql_metacharacters_and_huge_numbers() {
                 .replace("{d}", &fx.date_a)
                 .replace("{u}", &fx.holder.user_id.to_string())
                 .replace('@', &percent_encode(nasty));
+            // A wallet's right token is the user token of the user the path
+            // names, when it names one; else the holder's, refused with 403.
+            let wallet_token = match Uuid::parse_str(nasty) {
+                Ok(user) => Tok::Raw(app.user_token(user).await),
+                Err(_) => Tok::HolderUser,
+            };
             let (method, token, body) = if template.ends_with("charges") {
-                ("POST", Tok::None, Some(b"{\"amount\": 5}".to_vec()))
+                ("POST", wallet_token, Some(b"{\"amount\": 5}".to_vec()))
+            } else if template.ends_with("balance") {
+                ("GET", wallet_token, None)
+            } else if template.ends_with("tokens") {
+                ("POST", Tok::Admin, Some(b"{}".to_vec()))
             } else if template.contains("audit") {
                 ("GET", Tok::Admin, None)
             } else {
@@ -1043,7 +1128,7 @@ async fn every_field_survives_sql_metacharacters_and_huge_numbers() {
         let case = Case {
             method: "POST".into(),
             path: charges.clone(),
-            token: Tok::None,
+            token: Tok::HolderUser,
             content_type: Some("application/json".into()),
             idempotency_key: Some(nasty.as_bytes().to_vec()),
             extra_headers: Vec::new(),
@@ -1120,6 +1205,10 @@ async fn each_wrong_token_is_refused_with_its_code_on_every_guarded_route() {
         (Tok::Expired, 401, "token_invalid"),
         (Tok::Waiting, 403, "token_not_active"),
         (Tok::Visitor, 403, "token_not_active"),
+        // A user token says who the caller is, not their place in a queue.
+        (Tok::HolderUser, 401, "token_invalid"),
+        (Tok::VisitorUser, 401, "token_invalid"),
+        (Tok::TamperedUser, 401, "token_invalid"),
     ];
     let mut tried = 0;
     let mut wrong = Vec::new();
@@ -1159,18 +1248,24 @@ async fn each_wrong_token_is_refused_with_its_code_on_every_guarded_route() {
             }
         }
     }
-    // The admin routes refuse every queue token, and the admin token is no queue token.
+    // The admin routes refuse every queue token and every user token, and the
+    // admin token is no queue token.
+    let mint = format!("/api/v1/users/{}/tokens", fx.holder.user_id);
     for token in [
         Tok::Holder,
         Tok::Visitor,
         Tok::Waiting,
         Tok::Expired,
+        Tok::HolderUser,
+        Tok::VisitorUser,
+        Tok::TamperedUser,
         Tok::Forged,
         Tok::None,
     ] {
         for (method, path) in [
             ("GET", "/api/v1/audit/events"),
             ("POST", "/api/v1/concerts"),
+            ("POST", mint.as_str()),
         ] {
             let case = Case {
                 method: method.into(),
@@ -1191,12 +1286,80 @@ async fn each_wrong_token_is_refused_with_its_code_on_every_guarded_route() {
             }
         }
     }
+    // The user-token routes of the holder refuse every other credential: no
+    // token, a queue or admin token, a spoiled user token (401), and another
+    // user's genuine user token (403).
+    let entered = || async {
+        sqlx::query_scalar::<_, i64>(
+            "select count(*) from events where event_type = 'QueueEntered'",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+    };
+    let (holder_balance, entered_before) = (app.balance(fx.holder.user_id).await, entered().await);
+    let holder = fx.holder.user_id;
+    let user_routes: Vec<(&str, String, Option<Value>)> = vec![
+        (
+            "POST",
+            "/api/v1/queue/tokens".into(),
+            Some(json!({"user_id": holder, "concert_id": fx.concert_b})),
+        ),
+        ("GET", format!("/api/v1/users/{holder}/balance"), None),
+        (
+            "POST",
+            format!("/api/v1/users/{holder}/balance/charges"),
+            Some(json!({"amount": 1000})),
+        ),
+    ];
+    for (token, status, code) in [
+        (Tok::None, 401, "token_invalid"),
+        (Tok::Forged, 401, "token_invalid"),
+        (Tok::Tampered, 401, "token_invalid"),
+        (Tok::TamperedUser, 401, "token_invalid"),
+        (Tok::Admin, 401, "token_invalid"),
+        (Tok::Holder, 401, "token_invalid"),
+        (Tok::Visitor, 401, "token_invalid"),
+        (Tok::Waiting, 401, "token_invalid"),
+        (Tok::Expired, 401, "token_invalid"),
+        (Tok::VisitorUser, 403, "forbidden"),
+    ] {
+        for (method, path, body) in &user_routes {
+            let case = Case {
+                method: method.to_string(),
+                path: path.clone(),
+                token: token.clone(),
+                content_type: Some("application/json".into()),
+                idempotency_key: None,
+                extra_headers: Vec::new(),
+                body: body.as_ref().map(|b| b.to_string().into_bytes()),
+            };
+            let reply = send(&client, &app.address, &fx, &case).await.unwrap();
+            tried += 1;
+            let code_got = serde_json::from_str::<Value>(&reply.body).unwrap_or_default()["code"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            if (reply.status, code_got.as_str()) != (status, code) || check_problem(&reply).is_err()
+            {
+                wrong.push(format!(
+                    "{token:?} {method} {path}: expected {:?}, got {} {}",
+                    (status, code),
+                    reply.status,
+                    reply.body
+                ));
+            }
+        }
+    }
     assert!(
         wrong.is_empty(),
         "{} of {tried} wrong: {wrong:#?}",
         wrong.len()
     );
     println!("FIGURES hostile_tokens: {tried} requests");
+    // Nobody entered a queue or touched the holder's wallet.
+    assert_eq!(entered().await, entered_before);
+    assert_eq!(app.balance(fx.holder.user_id).await, holder_balance);
     // Nothing moved: the seat is free, the reservation unpaid.
     let seats: Value = app
         .get(
@@ -1248,6 +1411,7 @@ async fn slow_clients_do_not_starve_the_others() {
     let app = spawn_app_with(config).await;
     let address = app.address.trim_start_matches("http://").to_string();
     let user = Uuid::new_v4();
+    let token = app.user_token(user).await;
     let stop = Instant::now() + Duration::from_secs(5);
     // Forty clients sending their headers a byte every 100 ms, forever.
     let head = format!(
@@ -1268,11 +1432,13 @@ async fn slow_clients_do_not_starve_the_others() {
     // timeout answers them.
     let slow_bodies: Vec<_> = (0..10)
         .map(|_| {
-            let address = address.clone();
+            let (address, token) = (address.clone(), token.clone());
             tokio::spawn(async move {
                 let mut stream = TcpStream::connect(&address).await.unwrap();
+                // Signed in, so that the body is what the server waits for.
                 let head = format!(
                     "POST /api/v1/users/{user}/balance/charges HTTP/1.1\r\nhost: x\r\n\
+                     authorization: Bearer {token}\r\n\
                      content-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"amount\": "
                 );
                 stream.write_all(head.as_bytes()).await.unwrap();
@@ -1306,10 +1472,15 @@ async fn slow_clients_do_not_starve_the_others() {
     let mut slowest = Duration::ZERO;
     let mut served = 0;
     while Instant::now() < stop - Duration::from_millis(500) {
+        // A fresh user each time, signed in before the clock starts.
+        let fresh = Uuid::new_v4();
+        app.user_token(fresh).await;
         let started = Instant::now();
-        let response = app.charge(Uuid::new_v4(), 10).await;
+        let response = app.charge(fresh, 10).await;
         assert_eq!(response.status(), 200);
-        let response = app.get(&format!("/users/{user}/balance"), None).await;
+        let response = app
+            .get(&format!("/users/{user}/balance"), Some(&token))
+            .await;
         assert_eq!(response.status(), 200);
         slowest = slowest.max(started.elapsed());
         served += 2;

@@ -6,6 +6,8 @@ mod booking;
 mod helpers;
 mod holds;
 mod hostile;
+mod identity;
+mod identity_jwks;
 mod operations;
 mod payments;
 mod queue;

@@ -204,13 +204,20 @@ async fn one_address_entering_too_fast_is_rate_limited() {
     let app = spawn_app_with(config).await;
     let concert = app.create_concert(1, 5, 1000).await;
 
-    let mut statuses = Vec::new();
+    // Signed in before the clock starts: only the entries count against the limit.
+    let mut users = Vec::new();
     for _ in 0..5 {
+        let user_id = Uuid::new_v4();
+        users.push((user_id, app.user_token(user_id).await));
+    }
+
+    let mut statuses = Vec::new();
+    for (user_id, token) in &users {
         let response = app
             .post(
                 "/queue/tokens",
-                None,
-                serde_json::json!({"user_id": Uuid::new_v4(), "concert_id": concert.concert_id}),
+                Some(token),
+                serde_json::json!({"user_id": user_id, "concert_id": concert.concert_id}),
             )
             .await;
         statuses.push(response.status());
@@ -248,11 +255,13 @@ async fn a_full_waiting_queue_refuses_new_entries() {
         assert_eq!(status, StatusCode::CREATED);
     }
 
+    let newcomer = Uuid::new_v4();
+    let newcomer_token = app.user_token(newcomer).await;
     let refused = app
         .post(
             "/queue/tokens",
-            None,
-            serde_json::json!({"user_id": Uuid::new_v4(), "concert_id": concert.concert_id}),
+            Some(&newcomer_token),
+            serde_json::json!({"user_id": newcomer, "concert_id": concert.concert_id}),
         )
         .await;
     let again = app.enter_queue(admitted.user_id, &concert.concert_id).await;

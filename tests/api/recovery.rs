@@ -128,10 +128,13 @@ async fn an_unreachable_database_is_a_503_problem_and_changes_nothing() {
     let app = spawn_app_with(test_config()).await;
     let user_id = Uuid::new_v4();
     app.charge(user_id, 100).await;
+    let token = app.user_token(user_id).await;
     let options = (*app.pool.connect_options()).clone();
     app.pool.close().await;
 
-    let balance = app.get(&format!("/users/{user_id}/balance"), None).await;
+    let balance = app
+        .get(&format!("/users/{user_id}/balance"), Some(&token))
+        .await;
     let charge = app.charge(user_id, 100).await;
 
     assert_eq!(

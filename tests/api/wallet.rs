@@ -31,9 +31,11 @@ async fn charging_raises_the_balance() {
 async fn a_retried_charge_with_the_same_idempotency_key_charges_once() {
     let app = spawn_app().await;
     let user = Uuid::new_v4();
+    let token = app.user_token(user).await;
     let send = |amount: i64| {
         app.client
             .post(app.url(&format!("/users/{user}/balance/charges")))
+            .bearer_auth(&token)
             .header("idempotency-key", "charge-1")
             .json(&json!({"amount": amount}))
             .send()

@@ -54,6 +54,10 @@ async fn a_frozen_database_gives_503_problems_within_the_timeout_and_heals() {
     let api = Arc::new(Api::new(vec![server.base()], Duration::from_secs(20)));
     let (concert_id, _) = api.create_concert(100, 1000).await;
     let users: Arc<Vec<Uuid>> = Arc::new((0..20).map(|_| Uuid::new_v4()).collect());
+    // The wallets' owners sign in before the load (minting needs no database).
+    for user in users.iter() {
+        api.user_token(*user).await;
+    }
     let samples = Arc::new(Mutex::new(Vec::<Sample>::new()));
     // Keyed charges and their answers: (user, key, amount, status).
     let charges = Arc::new(Mutex::new(Vec::<(Uuid, String, i64, Option<u16>)>::new()));
@@ -79,6 +83,12 @@ async fn a_frozen_database_gives_503_problems_within_the_timeout_and_heals() {
                             rng.gen_range(1..1000),
                         )
                     };
+                    // A queue entry is by a new user, who signs in first: minting
+                    // (no database) is not part of the sample.
+                    let newcomer = Uuid::new_v4();
+                    let user_token = api
+                        .user_token(if pick == 3 { newcomer } else { user })
+                        .await;
                     let sent = Instant::now();
                     let (what, outcome) = match pick {
                         0 | 1 => {
@@ -86,7 +96,7 @@ async fn a_frozen_database_gives_503_problems_within_the_timeout_and_heals() {
                             let outcome = api
                                 .post(
                                     &format!("/api/v1/users/{user}/balance/charges"),
-                                    None,
+                                    Some(&user_token),
                                     &json!({"amount": amount}),
                                     &[("idempotency-key", &key)],
                                 )
@@ -97,15 +107,15 @@ async fn a_frozen_database_gives_503_problems_within_the_timeout_and_heals() {
                         }
                         2 => (
                             "balance",
-                            api.get(&format!("/api/v1/users/{user}/balance"), None)
+                            api.get(&format!("/api/v1/users/{user}/balance"), Some(&user_token))
                                 .await,
                         ),
                         _ => (
                             "queue",
                             api.post(
                                 "/api/v1/queue/tokens",
-                                None,
-                                &json!({"user_id": Uuid::new_v4(), "concert_id": concert_id}),
+                                Some(&user_token),
+                                &json!({"concert_id": concert_id}),
                                 &[],
                             )
                             .await,
@@ -259,7 +269,7 @@ async fn a_frozen_database_gives_503_problems_within_the_timeout_and_heals() {
             api.retry(
                 Method::POST,
                 &path,
-                None,
+                Some(&api.user_token(*user).await),
                 Some(&json!({"amount": amount})),
                 &[("idempotency-key", key)],
                 RETRY,
@@ -276,7 +286,10 @@ async fn a_frozen_database_gives_503_problems_within_the_timeout_and_heals() {
     api.wait_caught_up(Duration::from_secs(12)).await;
     for (user, total) in &expected {
         let answer = api
-            .get(&format!("/api/v1/users/{user}/balance"), None)
+            .get(
+                &format!("/api/v1/users/{user}/balance"),
+                Some(&api.user_token(*user).await),
+            )
             .await
             .unwrap();
         assert_eq!(answer.body["balance"], *total, "balance of {user}");
@@ -393,6 +406,7 @@ async fn severed_database_connections_mid_load_are_503_at_worst_and_heal() {
     // Healed by itself: a whole booking succeeds at once.
     let api = &shared.api;
     let user = Uuid::new_v4();
+    let user_token = api.user_token(user).await;
     let healed = Instant::now();
     let entered = api.enter(user, &shared.concert_id, RETRY).await.unwrap();
     let token = entered.str("token");
@@ -403,7 +417,7 @@ async fn severed_database_connections_mid_load_are_503_at_worst_and_heal() {
     let charged = api
         .post(
             &format!("/api/v1/users/{user}/balance/charges"),
-            None,
+            Some(&user_token),
             &json!({"amount": 5000}),
             &[],
         )

@@ -1,8 +1,9 @@
 //! Runs the real `concert` binary: each test gets a fresh folder under /tmp
 //! holding the private PostgreSQL (`CONCERT_DATA_DIR`) and the servers' logs,
 //! removed at the end. Also an HTTP client that counts and checks every
-//! answer, the command-line tools (`audit`, `events --json`, `replay`), and
-//! signals for the server and its PostgreSQL.
+//! answer and signs users in (a user token per user, minted once with the
+//! admin token), the command-line tools (`audit`, `events --json`,
+//! `replay`), and signals for the server and its PostgreSQL.
 
 use std::collections::HashMap;
 use std::fs;
@@ -649,13 +650,18 @@ impl Answer {
     }
 }
 
+/// How long a minted user token lives: longer than any test.
+const USER_TOKEN_TTL_SECS: u64 = 3600;
+
 /// An HTTP client spreading requests round-robin over the servers it knows,
-/// counting and checking every answer.
+/// counting and checking every answer, and keeping each user's token.
 pub struct Api {
     pub client: reqwest::Client,
     bases: Vec<String>,
     next: AtomicUsize,
     pub stats: Stats,
+    /// User tokens minted so far, by user (see `user_token`).
+    user_tokens: Mutex<HashMap<Uuid, String>>,
 }
 
 impl Api {
@@ -670,6 +676,66 @@ impl Api {
             bases,
             next: AtomicUsize::new(0),
             stats: Stats::default(),
+            user_tokens: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The user token of `user` (`Authorization: Bearer` for entering the
+    /// queue and for that user's wallet): minted on first use with the admin
+    /// token (`POST /api/v1/users/{user}/tokens`) and kept, so later calls
+    /// send no request. The signing key lives in the database and is shared
+    /// by every instance, so a token outlives restarts and works on each.
+    ///
+    /// Minting is signing in, not part of the workload a test measures: its
+    /// requests are not counted in `stats`. It is retried through 503s and
+    /// lost connections (a restart) for 30 s; any other answer fails the test.
+    /// Mint before a race on one user, so that the race does not mint.
+    pub async fn user_token(&self, user: Uuid) -> String {
+        if let Some(token) = self.user_tokens.lock().unwrap().get(&user) {
+            return token.clone();
+        }
+        let token = self.mint_user_token(user).await;
+        // Two first calls at once may both mint; either token is good.
+        self.user_tokens
+            .lock()
+            .unwrap()
+            .entry(user)
+            .or_insert(token)
+            .clone()
+    }
+
+    async fn mint_user_token(&self, user: Uuid) -> String {
+        let path = format!("/api/v1/users/{user}/tokens");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let sent = self
+                .client
+                .post(format!("{}{path}", self.base()))
+                .bearer_auth(ADMIN)
+                .json(&json!({"ttl_secs": USER_TOKEN_TTL_SECS}))
+                .send()
+                .await;
+            if let Ok(response) = sent {
+                let status = response.status().as_u16();
+                let raw = response.text().await.unwrap_or_default();
+                match status {
+                    201 => {
+                        let body: Value = serde_json::from_str(&raw).unwrap_or(Value::Null);
+                        assert_eq!(body["user_id"], user.to_string(), "{raw}");
+                        return body["token"]
+                            .as_str()
+                            .unwrap_or_else(|| panic!("no token in {raw}"))
+                            .to_string();
+                    }
+                    503 => {}
+                    _ => panic!("POST {path} answered {status}: {raw}"),
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no user token for {user} within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
@@ -839,13 +905,15 @@ impl Api {
         )
     }
 
-    /// Enters the queue (retrying: a repeated entry returns the same ticket).
+    /// Enters the queue as `user`, signed in with their user token (retrying:
+    /// a repeated entry returns the same ticket).
     pub async fn enter(&self, user: Uuid, concert_id: &str, limit: Duration) -> Option<Answer> {
-        let body = json!({"user_id": user, "concert_id": concert_id});
+        let token = self.user_token(user).await;
+        let body = json!({"concert_id": concert_id});
         self.retry(
             Method::POST,
             "/api/v1/queue/tokens",
-            None,
+            Some(&token),
             Some(&body),
             &[],
             limit,

@@ -213,11 +213,12 @@ async fn shopper(shared: Arc<Shared>) -> &'static str {
         return "walked away from a hold";
     }
     let key = format!("charge-{}", hold.reservation_id);
+    let user_token = api.user_token(user).await;
     let charged = api
         .retry(
             Method::POST,
             &format!("/api/v1/users/{user}/balance/charges"),
-            None,
+            Some(&user_token),
             Some(&json!({"amount": PRICE})),
             &[("idempotency-key", &key)],
             RETRY,

@@ -129,15 +129,17 @@ async fn a_thousand_at_once_on_one_seat_one_wallet_and_one_queue_place() {
         );
     }
 
-    // 3. One user enters the queue 100 times at once: one ticket.
+    // 3. One user enters the queue 100 times at once: one ticket. The user
+    // signs in once, before the race.
     let eager = Uuid::new_v4();
+    let eager_token: &str = &api.user_token(eager).await;
     let concert = &concert_id;
     let entries = join_all((0..100).map(|_| async move {
         api_ref
             .post(
                 "/api/v1/queue/tokens",
-                None,
-                &json!({"user_id": eager, "concert_id": concert}),
+                Some(eager_token),
+                &json!({"concert_id": concert}),
                 &[],
             )
             .await
@@ -260,9 +262,16 @@ async fn wallet_race(
         assert_eq!(held.status, 201, "{}", held.raw);
         reservations.push(held.str("reservation_id"));
     }
+    // The payer signed in to enter the queue: the race sends that token and mints none.
+    let user_token: &str = &api.user_token(*payer).await;
     let charge_path = format!("/api/v1/users/{payer}/balance/charges");
     let opening = api
-        .post(&charge_path, None, &json!({"amount": 2 * PRICE}), &[])
+        .post(
+            &charge_path,
+            Some(user_token),
+            &json!({"amount": 2 * PRICE}),
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!(opening.status, 200, "{}", opening.raw);
@@ -270,8 +279,13 @@ async fn wallet_race(
     let started = Instant::now();
     let charge_path = &charge_path;
     let charging = join_all(amounts.iter().map(|amount| async move {
-        api.post(charge_path, None, &json!({"amount": amount}), &[])
-            .await
+        api.post(
+            charge_path,
+            Some(user_token),
+            &json!({"amount": amount}),
+            &[],
+        )
+        .await
     }));
     let paying = join_all(reservations.iter().map(|reservation| async move {
         api.post(
@@ -312,7 +326,7 @@ async fn wallet_race(
         }
     }
     let balance = api
-        .get(&format!("/api/v1/users/{payer}/balance"), None)
+        .get(&format!("/api/v1/users/{payer}/balance"), Some(user_token))
         .await
         .unwrap()
         .body["balance"]

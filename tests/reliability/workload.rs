@@ -1,6 +1,7 @@
-//! The booking workload of the fault tests: workers that queue, charge, hold
-//! and pay as new users over and over, retrying what is safe to retry, and a
-//! journal of every command that was answered 2xx, checked against the log.
+//! The booking workload of the fault tests: workers that sign in, queue,
+//! charge, hold and pay as new users over and over, retrying what is safe to
+//! retry, and a journal of every command that was answered 2xx, checked
+//! against the log.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -59,7 +60,7 @@ pub struct Shared {
     pub faulty: AtomicBool,
 }
 
-/// One booking worker: queue, wait, charge, hold, pay (or let the hold lapse),
+/// One booking worker: sign in, queue, wait, charge, hold, pay (or let the hold lapse),
 /// over and over with new users, riding out crashes and outages.
 pub async fn worker(n: u64, shared: Arc<Shared>) {
     let mut rng = StdRng::seed_from_u64(rand::random::<u64>() ^ n);
@@ -93,6 +94,8 @@ async fn cycle(shared: &Shared, rng: &mut StdRng) {
     }
 
     // A keyed charge, retried with its key until answered: charged once.
+    // The user signed in to enter the queue; the same token pays into the wallet.
+    let user_token = api.user_token(user).await;
     let key = format!("charge-{}", Uuid::new_v4().simple());
     let amount = shared.price + rng.gen_range(1..shared.price);
     let path = format!("/api/v1/users/{user}/balance/charges");
@@ -100,7 +103,7 @@ async fn cycle(shared: &Shared, rng: &mut StdRng) {
         .retry(
             Method::POST,
             &path,
-            None,
+            Some(&user_token),
             Some(&json!({"amount": amount})),
             &[("idempotency-key", &key)],
             RETRY,
@@ -118,7 +121,10 @@ async fn cycle(shared: &Shared, rng: &mut StdRng) {
     }
     // A charge without a key is sent once: when its answer is lost, it may or may not count.
     let small = rng.gen_range(1..100);
-    if let Ok(answer) = api.post(&path, None, &json!({"amount": small}), &[]).await {
+    if let Ok(answer) = api
+        .post(&path, Some(&user_token), &json!({"amount": small}), &[])
+        .await
+    {
         if answer.status == 200 {
             shared
                 .journal

@@ -1,7 +1,16 @@
-//! A thin client of the concert REST API (version 1) over one keep-alive
-//! reqwest client. Every call is timed into the current `Stats` under its
-//! endpoint name; the caller decides what an answer's status means.
+//! A thin client of the concert REST API (version 1, revision 2) over one
+//! keep-alive reqwest client. Every call is timed into the current `Stats`
+//! under its endpoint name; the caller decides what an answer's status means.
+//!
+//! Users sign in with a user token that the client mints with the admin token
+//! (`POST /users/{user}/tokens`, timed as `sign-in`) the first time it acts
+//! for a user, and keeps for every clone of the client; entering the queue,
+//! charging and reading a balance send it. A scenario that times one of those
+//! calls signs its users in during its setup (`sign_in`), so the timed phase
+//! mints nothing.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -115,6 +124,14 @@ struct Balance {
     balance: i64,
 }
 
+#[derive(Debug, Deserialize)]
+struct UserToken {
+    token: String,
+}
+
+/// Life of a minted user token: a day, longer than any run.
+const USER_TOKEN_TTL_SECS: u64 = 86_400;
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct LoggedEvent {
     pub aggregate_type: String,
@@ -163,6 +180,8 @@ pub struct Api {
     base: String,
     admin_token: String,
     pub stats: Stats,
+    /// User tokens minted so far, by user; shared by every clone.
+    user_tokens: Arc<Mutex<HashMap<Uuid, String>>>,
 }
 
 impl Api {
@@ -180,6 +199,7 @@ impl Api {
             base: format!("{}/api/v1", url.trim_end_matches('/')),
             admin_token: admin_token.to_string(),
             stats: Stats::new(),
+            user_tokens: Arc::default(),
         })
     }
 
@@ -253,21 +273,51 @@ impl Api {
             .json("create concert", &[201])
     }
 
-    /// `POST /users/{user}/balance/charges`.
+    /// The user token of `user`: the one kept from an earlier call, or one
+    /// minted now with the admin token (`POST /users/{user}/tokens`, timed as
+    /// `sign-in`) and kept for every clone of this client.
+    pub async fn user_token(&self, user: Uuid) -> Result<String, BoxError> {
+        if let Some(token) = self.user_tokens.lock().expect("token lock").get(&user) {
+            return Ok(token.clone());
+        }
+        let request = self
+            .client
+            .post(format!("{}/users/{user}/tokens", self.base))
+            .bearer_auth(&self.admin_token)
+            .json(&json!({ "ttl_secs": USER_TOKEN_TTL_SECS }));
+        let minted: UserToken = self
+            .send("sign-in", request)
+            .await?
+            .json("sign in", &[201])?;
+        // Two first calls at once may both mint; either token is good.
+        Ok(self
+            .user_tokens
+            .lock()
+            .expect("token lock")
+            .entry(user)
+            .or_insert(minted.token)
+            .clone())
+    }
+
+    /// `POST /users/{user}/balance/charges` with the user's token.
     pub async fn charge(&self, user: Uuid, amount: i64) -> Result<Answer, BoxError> {
+        let token = self.user_token(user).await?;
         let request = self
             .client
             .post(format!("{}/users/{user}/balance/charges", self.base))
+            .bearer_auth(token)
             .json(&json!({ "amount": amount }));
         self.send("charge", request).await
     }
 
-    /// `POST /queue/tokens`.
+    /// `POST /queue/tokens` with the user's token.
     pub async fn enter_queue(&self, user: Uuid, concert: Uuid) -> Result<Answer, BoxError> {
+        let token = self.user_token(user).await?;
         let request = self
             .client
             .post(format!("{}/queue/tokens", self.base))
-            .json(&json!({ "user_id": user, "concert_id": concert }));
+            .bearer_auth(token)
+            .json(&json!({ "concert_id": concert }));
         self.send("enter-queue", request).await
     }
 
@@ -347,11 +397,13 @@ impl Api {
         self.send("reservation", request).await
     }
 
-    /// `GET /users/{user}/balance`.
+    /// `GET /users/{user}/balance` with the user's token.
     pub async fn balance(&self, user: Uuid) -> Result<i64, BoxError> {
+        let token = self.user_token(user).await?;
         let request = self
             .client
-            .get(format!("{}/users/{user}/balance", self.base));
+            .get(format!("{}/users/{user}/balance", self.base))
+            .bearer_auth(token);
         let balance: Balance = self
             .send("balance", request)
             .await?

@@ -1,6 +1,6 @@
 //! Pieces shared by the scenarios: a bounded-concurrency worker pool with a
-//! progress bar, waiting for a queue token's admission, and reading the
-//! server's memory from /proc.
+//! progress bar, signing users in, waiting for a queue token's admission, and
+//! reading the server's memory from /proc.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -84,7 +84,23 @@ where
         .collect()
 }
 
-/// Enters `user` into the concert's queue; returns the token.
+/// Signs `users` in, `concurrency` at once: mints each one's user token with
+/// the admin token and keeps it in `api` (and every clone of it). Part of a
+/// scenario's setup, so that a timed phase that enters the queue, charges or
+/// reads a balance mints nothing.
+pub async fn sign_in(api: &Api, users: &[Uuid], concurrency: usize) -> Result<(), BoxError> {
+    let client = api.clone();
+    for_each("sign in", concurrency, users.to_vec(), move |user| {
+        let api = client.clone();
+        async move { api.user_token(user).await.map(|_| ()) }
+    })
+    .await
+    .into_iter()
+    .collect()
+}
+
+/// Enters `user` into the concert's queue (signing them in first if they
+/// are not yet); returns the token.
 pub async fn enter(api: &Api, user: Uuid, concert: Uuid) -> Result<Token, BoxError> {
     api.enter_queue(user, concert)
         .await?
@@ -117,8 +133,8 @@ pub async fn wait_active(
     }
 }
 
-/// Enters `count` fresh users into the queue and waits until all are active;
-/// returns (user, token) pairs.
+/// Signs `count` fresh users in, enters them into the queue and waits until
+/// all are active; returns (user, queue token) pairs.
 pub async fn active_users(
     api: &Api,
     concert: Uuid,
@@ -126,6 +142,7 @@ pub async fn active_users(
     concurrency: usize,
 ) -> Result<Vec<(Uuid, String)>, BoxError> {
     let users: Vec<Uuid> = (0..count).map(|_| Uuid::new_v4()).collect();
+    sign_in(api, &users, concurrency).await?;
     let client = api.clone();
     let tokens = for_each("enter queue", concurrency, users, move |user| {
         let api = client.clone();

@@ -1,6 +1,7 @@
 //! `endpoint`: one endpoint in a closed loop (each of C clients sends its next
 //! request as soon as the previous one is answered) for T seconds, after the
-//! setup that endpoint needs.
+//! setup that endpoint needs. Users are signed in (their user tokens minted)
+//! during the setup, so the loop times only the endpoint.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,7 +15,7 @@ use uuid::Uuid;
 
 use crate::api::{Api, Reservation, SeatPage, ServerArgs};
 use crate::common::{
-    active_users, for_each, progress, write_json, CpuMeter, CpuUse, MachineTicks, Memory,
+    active_users, for_each, progress, sign_in, write_json, CpuMeter, CpuUse, MachineTicks, Memory,
 };
 use crate::stats::{print_table, Stats};
 use crate::BoxError;
@@ -22,11 +23,11 @@ use crate::BoxError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Name {
-    /// POST /queue/tokens, a new user each time.
+    /// POST /queue/tokens, a new user (signed in beforehand) each time.
     EnterQueue,
     /// POST /reservations, each client holding fresh seats with its own active token.
     Hold,
-    /// POST /users/{id}/balance/charges, a new wallet each time.
+    /// POST /users/{id}/balance/charges, a new wallet (its user signed in beforehand) each time.
     Charge,
     /// POST /payments of seats held beforehand by funded users.
     Pay,
@@ -58,7 +59,10 @@ pub struct EndpointArgs {
     /// For seats: the page size asked for (default: the API's default, 1000).
     #[arg(long)]
     pub limit: Option<u32>,
-    /// For pay: reservations prepared beforehand (default 600 per second of the run).
+    /// Work prepared beforehand: for pay, held reservations (default 600 per
+    /// second of the run); for enter-queue and charge, signed-in users, one a
+    /// request (default 2,000 per second of the run). A client stops when
+    /// they run out.
     #[arg(long)]
     pub prepared: Option<usize>,
     /// For pay: send an Idempotency-Key with every payment.
@@ -79,6 +83,9 @@ pub struct EndpointArgs {
 }
 
 const PRICE: i64 = 100_000;
+/// Signed-in users prepared per second of the run for enter-queue and charge:
+/// about twice the best rate either endpoint reached on the benchmark machine.
+const USERS_PER_SECOND: usize = 2_000;
 
 pub async fn run(args: EndpointArgs) -> Result<bool, BoxError> {
     let api = args.server.connect(args.concurrency).await?;
@@ -97,31 +104,57 @@ pub async fn run(args: EndpointArgs) -> Result<bool, BoxError> {
         start: std::sync::Mutex::new(None),
     };
     let profiler_ref = &probes;
+    let signed_in_users = || {
+        args.prepared
+            .unwrap_or(USERS_PER_SECOND * args.seconds as usize)
+            .max(c)
+    };
     let elapsed = match args.name {
         Name::EnterQueue => {
             let concert = api
                 .create_concert("bench enter-queue", &[(100, PRICE)])
                 .await?;
             let concert_id = concert.concert_id;
+            // New users, signed in here: the loop sends only their queue entries.
+            let users = Arc::new(fresh_signed_in_users(&api, signed_in_users(), c).await?);
             eprintln!(
-                "setup done in {:.1} s",
-                setup_started.elapsed().as_secs_f64()
+                "setup done in {:.1} s ({} users signed in)",
+                setup_started.elapsed().as_secs_f64(),
+                users.len()
             );
+            let next = Arc::new(AtomicUsize::new(0));
             closed_loop(profiler_ref, c, deadline, usize::MAX, move |_| {
                 let api = run.clone();
+                let users = users.clone();
+                let next = next.clone();
                 async move {
-                    api.enter_queue(Uuid::new_v4(), concert_id).await?;
+                    let Some(user) = users.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                        return Err("out of signed-in users (raise --prepared)".into());
+                    };
+                    api.enter_queue(*user, concert_id).await?;
                     Ok(())
                 }
             })
             .await
         }
         Name::Charge => {
-            eprintln!("no setup needed");
+            // New wallets whose users are signed in here: the loop sends only charges.
+            let users = Arc::new(fresh_signed_in_users(&api, signed_in_users(), c).await?);
+            eprintln!(
+                "setup done in {:.1} s ({} users signed in)",
+                setup_started.elapsed().as_secs_f64(),
+                users.len()
+            );
+            let next = Arc::new(AtomicUsize::new(0));
             closed_loop(profiler_ref, c, deadline, usize::MAX, move |_| {
                 let api = run.clone();
+                let users = users.clone();
+                let next = next.clone();
                 async move {
-                    api.charge(Uuid::new_v4(), PRICE).await?;
+                    let Some(user) = users.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                        return Err("out of signed-in users (raise --prepared)".into());
+                    };
+                    api.charge(*user, PRICE).await?;
                     Ok(())
                 }
             })
@@ -284,6 +317,17 @@ struct Probes {
     profiler: Option<crate::profile::Profiler>,
     meter: Option<CpuMeter>,
     start: std::sync::Mutex<Option<(Option<crate::common::CpuTimes>, MachineTicks)>>,
+}
+
+/// `count` new users, signed in `concurrency` at once (their tokens kept in `api`).
+async fn fresh_signed_in_users(
+    api: &Api,
+    count: usize,
+    concurrency: usize,
+) -> Result<Vec<Uuid>, BoxError> {
+    let users: Vec<Uuid> = (0..count).map(|_| Uuid::new_v4()).collect();
+    sign_in(api, &users, concurrency).await?;
+    Ok(users)
 }
 
 /// Dates of at most 50,000 seats adding up to `total`.

@@ -13,7 +13,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::api::{Api, ServerArgs, Token};
-use crate::common::{enter, for_each, write_json};
+use crate::common::{enter, for_each, sign_in, write_json};
 use crate::BoxError;
 
 #[derive(Debug, Clone, Args, Serialize)]
@@ -83,14 +83,18 @@ pub async fn run(args: HistoryArgs) -> Result<bool, BoxError> {
     let mut ratios = serde_json::Map::new();
 
     if args.wallet_events > 0 {
+        // Every wallet's user signs in before the timing: a timed charge mints nothing.
         let fresh_users: Vec<Uuid> = (0..args.samples).map(|_| Uuid::new_v4()).collect();
+        let long = Uuid::new_v4();
+        let mut signing_in = fresh_users.clone();
+        signing_in.push(long);
+        sign_in(&api, &signing_in, args.concurrency).await?;
         let fresh = timed(args.samples, |i| {
             let api = api.clone();
             let user = fresh_users[i];
             async move { charged(&api, user).await }
         })
         .await?;
-        let long = Uuid::new_v4();
         let client = api.clone();
         for_each(
             "wallet history",
@@ -192,7 +196,8 @@ pub async fn run(args: HistoryArgs) -> Result<bool, BoxError> {
     Ok(true)
 }
 
-/// Enters `users` new users into the queue of `concert`, `concurrency` at once.
+/// Enters `users` new users (each signing in first) into the queue of
+/// `concert`, `concurrency` at once.
 async fn fill_queue(
     api: &Api,
     label: &str,

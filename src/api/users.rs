@@ -1,0 +1,88 @@
+//! `/users/{user_id}/tokens`: user tokens minted by the service (admin), for
+//! operators and tests when no identity provider is configured.
+
+use std::time::Duration;
+
+use axum::extract::{FromRequest, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::auth::Admin;
+use super::extract::{Json, Path};
+use crate::error::{ApiError, Problem};
+use crate::identity::{DEFAULT_TTL_SECS, TTL_RANGE_SECS};
+use crate::ids::UserId;
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(mint_user_token))
+}
+
+/// How long the token is valid; the body may be left out.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct MintRequest {
+    /// Seconds, 60..=86,400; 3,600 when left out.
+    #[schema(minimum = 60, maximum = 86400)]
+    ttl_secs: Option<u64>,
+}
+
+/// A user token.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserTokenResponse {
+    /// Send as `Authorization: Bearer <token>`.
+    token: String,
+    user_id: Uuid,
+    expires_at: DateTime<Utc>,
+}
+
+/// Mints a user token signed by the service's own key (admin token). With an identity provider configured, `404 not_found`.
+#[utoipa::path(post, path = "/users/{user_id}/tokens", tag = "users", request_body(content = Option<MintRequest>),
+    params(("user_id" = Uuid, Path, description = "the user the token names")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 201, body = UserTokenResponse),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: an identity provider issues the tokens", body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn mint_user_token(
+    State(app): State<AppState>,
+    Path(user_id): Path<Uuid>,
+    _admin: Admin,
+    request: Request,
+) -> Result<(StatusCode, axum::Json<UserTokenResponse>), ApiError> {
+    let body = if request.headers().contains_key(CONTENT_TYPE) {
+        Json::<MintRequest>::from_request(request, &app).await?.0
+    } else {
+        MintRequest::default()
+    };
+    let ttl_secs = body.ttl_secs.unwrap_or(DEFAULT_TTL_SECS);
+    if !TTL_RANGE_SECS.contains(&ttl_secs) {
+        return Err(ApiError::Validation(format!(
+            "ttl_secs must be between {} and {}",
+            TTL_RANGE_SECS.start(),
+            TTL_RANGE_SECS.end()
+        )));
+    }
+    let minted = app
+        .users
+        .mint(UserId(user_id), Duration::from_secs(ttl_secs))
+        .ok_or(ApiError::NotFound(
+            "minting (user tokens come from the identity provider)",
+        ))?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(UserTokenResponse {
+            token: minted.token,
+            user_id,
+            expires_at: minted.expires_at,
+        }),
+    ))
+}

@@ -1,0 +1,203 @@
+//! The identity provider's public keys, from a JWKS file (RFC 7517) that is
+//! read again when it changes, so keys rotate without a restart.
+//!
+//! Each key verifies only with the algorithm of its type (RSA: RS256, P-256:
+//! ES256, Ed25519: EdDSA), never the one a token's header asks for, so
+//! neither `alg: none` nor an HMAC signed with a public key gets through.
+//! Symmetric and unsupported keys in the file are left out.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+
+use super::{validation, Claims, IdentityError, IdentitySettings, TokenRefused};
+
+/// How long a read of the file is trusted before its metadata is looked at
+/// again; a token naming an unknown key looks at once.
+const RECHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// Verifies user tokens against the keys of a JWKS file.
+#[derive(Clone)]
+pub struct JwksFile(Arc<Inner>);
+
+struct Inner {
+    path: PathBuf,
+    issuer: Option<String>,
+    audience: Option<String>,
+    loaded: RwLock<Loaded>,
+}
+
+/// The keys of one read of the file, by `kid`.
+struct Loaded {
+    keys: HashMap<String, TrustedKey>,
+    version: Option<FileVersion>,
+    checked_at: Instant,
+}
+
+struct TrustedKey {
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+/// What tells one content of the file from another without reading it.
+#[derive(Debug, Clone, PartialEq)]
+struct FileVersion {
+    modified: SystemTime,
+    len: u64,
+    inode: u64,
+}
+
+impl std::fmt::Debug for JwksFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "JwksFile({})", self.0.path.display())
+    }
+}
+
+impl JwksFile {
+    /// Reads the file now: a missing or unreadable file stops the start.
+    pub fn open(path: PathBuf, settings: &IdentitySettings) -> Result<Self, IdentityError> {
+        let inner = Inner {
+            issuer: settings.issuer.clone(),
+            audience: settings.audience.clone(),
+            loaded: RwLock::new(Loaded {
+                keys: HashMap::new(),
+                version: None,
+                checked_at: Instant::now(),
+            }),
+            path,
+        };
+        let (keys, version) = inner.read().map_err(|reason| IdentityError::Jwks {
+            path: inner.path.clone(),
+            reason,
+        })?;
+        tracing::info!(path = %inner.path.display(), keys = keys.len(), "user tokens verified against the JWKS file");
+        *inner.loaded.write().expect("not poisoned") = Loaded {
+            keys,
+            version: Some(version),
+            checked_at: Instant::now(),
+        };
+        Ok(Self(Arc::new(inner)))
+    }
+
+    /// The claims of a token signed by one of the file's keys, if it is current.
+    pub fn verify(&self, token: &str) -> Result<Claims, TokenRefused> {
+        let header = jsonwebtoken::decode_header(token)?;
+        let kid = header.kid.ok_or(TokenRefused::UnknownKey)?;
+        let verify = |loaded: &Loaded| {
+            loaded.keys.get(&kid).map(|key| {
+                jsonwebtoken::decode::<Claims>(token, &key.decoding, &key.validation)
+                    .map(|data| data.claims)
+                    .map_err(TokenRefused::from)
+            })
+        };
+        self.0.refresh(false);
+        if let Some(verdict) = verify(&self.0.loaded.read().expect("not poisoned")) {
+            return verdict;
+        }
+        // A key the provider has just added: look at the file before refusing.
+        self.0.refresh(true);
+        let loaded = self.0.loaded.read().expect("not poisoned");
+        verify(&loaded).unwrap_or(Err(TokenRefused::UnknownKey))
+    }
+}
+
+impl Inner {
+    /// Reads the file again when it has changed since the last read; a file
+    /// that cannot be read or parsed keeps the keys already known.
+    fn refresh(&self, now: bool) {
+        {
+            let loaded = self.loaded.read().expect("not poisoned");
+            if !now && loaded.checked_at.elapsed() < RECHECK_EVERY {
+                return;
+            }
+            if version_of(&self.path).ok() == loaded.version {
+                drop(loaded);
+                self.loaded.write().expect("not poisoned").checked_at = Instant::now();
+                return;
+            }
+        }
+        let mut loaded = self.loaded.write().expect("not poisoned");
+        loaded.checked_at = Instant::now();
+        match self.read() {
+            Ok((keys, version)) => {
+                tracing::info!(path = %self.path.display(), keys = keys.len(), "JWKS file read again");
+                loaded.keys = keys;
+                loaded.version = Some(version);
+            }
+            Err(reason) => {
+                tracing::warn!(path = %self.path.display(), %reason, "JWKS file unreadable; keeping the keys known");
+            }
+        }
+    }
+
+    fn read(&self) -> Result<(HashMap<String, TrustedKey>, FileVersion), String> {
+        let version = version_of(&self.path).map_err(|e| e.to_string())?;
+        let text = std::fs::read_to_string(&self.path).map_err(|e| e.to_string())?;
+        let document: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        let entries = document["keys"].as_array().ok_or("no \"keys\" array")?;
+        let mut keys = HashMap::new();
+        for entry in entries {
+            match self.trusted_key(entry) {
+                Ok((kid, key)) => {
+                    keys.insert(kid, key);
+                }
+                Err(reason) => {
+                    tracing::warn!(path = %self.path.display(), %reason, "JWKS key left out");
+                }
+            }
+        }
+        Ok((keys, version))
+    }
+
+    fn trusted_key(&self, entry: &serde_json::Value) -> Result<(String, TrustedKey), String> {
+        let jwk: Jwk = serde_json::from_value(entry.clone()).map_err(|e| e.to_string())?;
+        let kid = jwk.common.key_id.clone().ok_or("a key without kid")?;
+        if jwk.common.public_key_use == Some(PublicKeyUse::Encryption) {
+            return Err(format!("{kid}: an encryption key"));
+        }
+        let algorithm =
+            algorithm_of(&jwk).ok_or(format!("{kid}: not an RS256, ES256 or EdDSA key"))?;
+        let decoding = DecodingKey::from_jwk(&jwk).map_err(|e| format!("{kid}: {e}"))?;
+        let validation = validation(algorithm, self.issuer.as_deref(), self.audience.as_deref());
+        Ok((
+            kid,
+            TrustedKey {
+                decoding,
+                validation,
+            },
+        ))
+    }
+}
+
+/// The one algorithm a key verifies with, from its type; a declared `alg`
+/// that disagrees leaves the key out.
+fn algorithm_of(jwk: &Jwk) -> Option<Algorithm> {
+    let (algorithm, declared) = match &jwk.algorithm {
+        AlgorithmParameters::RSA(_) => (Algorithm::RS256, KeyAlgorithm::RS256),
+        AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {
+            (Algorithm::ES256, KeyAlgorithm::ES256)
+        }
+        AlgorithmParameters::OctetKeyPair(okp) if okp.curve == EllipticCurve::Ed25519 => {
+            (Algorithm::EdDSA, KeyAlgorithm::EdDSA)
+        }
+        _ => return None,
+    };
+    match jwk.common.key_algorithm {
+        Some(named) if named != declared => None,
+        _ => Some(algorithm),
+    }
+}
+
+fn version_of(path: &std::path::Path) -> std::io::Result<FileVersion> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::metadata(path)?;
+    Ok(FileVersion {
+        modified: metadata.modified()?,
+        len: metadata.len(),
+        inode: metadata.ino(),
+    })
+}

@@ -1,0 +1,151 @@
+//! User tokens: who the caller is. A JWT (RFC 7519) whose `sub` is the user's
+//! id, verified either against the identity provider's JWKS file or, when none
+//! is configured, against the service's own signing key, which also mints them.
+
+mod jwks;
+mod own_issuer;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use jsonwebtoken::{Algorithm, Validation};
+use serde::Deserialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+pub use jwks::JwksFile;
+pub use own_issuer::OwnIssuer;
+
+use crate::ids::UserId;
+
+/// Clock skew forgiven on `exp` and `nbf`, in seconds.
+pub const LEEWAY_SECS: u64 = 60;
+/// Shortest and longest lifetime of a minted token, in seconds.
+pub const TTL_RANGE_SECS: std::ops::RangeInclusive<u64> = 60..=86_400;
+/// Lifetime of a minted token when none is asked for, in seconds.
+pub const DEFAULT_TTL_SECS: u64 = 3_600;
+
+/// Where user tokens come from.
+#[derive(Debug, Clone, Default)]
+pub struct IdentitySettings {
+    /// The identity provider's public keys; unset makes the service its own issuer.
+    pub jwks_file: Option<PathBuf>,
+    /// `iss` every token must carry, when set.
+    pub issuer: Option<String>,
+    /// `aud` every token must name, when set.
+    pub audience: Option<String>,
+}
+
+/// Why a user token was refused. Every case is `401 token_invalid` to the
+/// caller; the cause is for logs and tests.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum TokenRefused {
+    #[error("not a JWT signed by a trusted key: {0}")]
+    Invalid(String),
+    #[error("no trusted key has the token's kid")]
+    UnknownKey,
+    #[error("the subject is not a user id")]
+    BadSubject,
+}
+
+impl From<jsonwebtoken::errors::Error> for TokenRefused {
+    fn from(error: jsonwebtoken::errors::Error) -> Self {
+        TokenRefused::Invalid(error.to_string())
+    }
+}
+
+/// The claims this service reads (`iss` and `aud` are checked by the
+/// validation); `exp` is required, `nbf` honoured.
+#[derive(Debug, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub exp: i64,
+    #[serde(default)]
+    pub nbf: Option<i64>,
+}
+
+/// A token the service minted.
+#[derive(Debug, Clone)]
+pub struct MintedToken {
+    pub token: String,
+    pub user_id: UserId,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Verifies user tokens, and mints them when the service is its own issuer.
+#[derive(Clone, Debug)]
+pub enum UserTokens {
+    /// The service's own HS256 key, kept in the database.
+    Own(OwnIssuer),
+    /// The public keys of the identity provider the deployment trusts.
+    Jwks(JwksFile),
+}
+
+impl UserTokens {
+    /// The verifier the settings ask for: the JWKS file (read now, so a bad
+    /// file stops the start) or the database's signing key.
+    pub async fn from_settings(
+        settings: &IdentitySettings,
+        pool: &PgPool,
+    ) -> Result<Self, IdentityError> {
+        match &settings.jwks_file {
+            Some(path) => Ok(UserTokens::Jwks(JwksFile::open(path.clone(), settings)?)),
+            None => Ok(UserTokens::Own(
+                OwnIssuer::from_database(pool, settings).await?,
+            )),
+        }
+    }
+
+    /// The user a genuine, current token names.
+    pub fn verify(&self, token: &str) -> Result<UserId, TokenRefused> {
+        let claims = match self {
+            UserTokens::Own(issuer) => issuer.verify(token)?,
+            UserTokens::Jwks(keys) => keys.verify(token)?,
+        };
+        Uuid::try_parse(&claims.sub)
+            .map(UserId)
+            .map_err(|_| TokenRefused::BadSubject)
+    }
+
+    /// Mints a token for `user_id`; `None` when an identity provider issues them.
+    pub fn mint(&self, user_id: UserId, ttl: Duration) -> Option<MintedToken> {
+        match self {
+            UserTokens::Own(issuer) => Some(issuer.mint(user_id, ttl)),
+            UserTokens::Jwks(_) => None,
+        }
+    }
+}
+
+/// Why the identity settings cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("JWKS file {path}: {reason}")]
+    Jwks { path: PathBuf, reason: String },
+}
+
+/// The checks every user token passes, for a key of algorithm `algorithm`:
+/// `exp` and `sub` required, `nbf` honoured, 60 s of leeway, and `iss`/`aud`
+/// when the settings name them.
+fn validation(algorithm: Algorithm, issuer: Option<&str>, audience: Option<&str>) -> Validation {
+    let mut validation = Validation::new(algorithm);
+    validation.leeway = LEEWAY_SECS;
+    validation.validate_nbf = true;
+    let mut required = vec!["exp", "sub"];
+    if let Some(issuer) = issuer {
+        validation.set_issuer(&[issuer]);
+        required.push("iss");
+    }
+    match audience {
+        Some(audience) => {
+            validation.set_audience(&[audience]);
+            required.push("aud");
+        }
+        // With no audience configured, whatever `aud` a token names is not ours to judge.
+        None => validation.validate_aud = false,
+    }
+    validation.set_required_spec_claims(&required);
+    validation
+}
