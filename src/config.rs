@@ -48,6 +48,17 @@ pub enum Command {
     Replay,
     /// Checks the invariants over the whole history; exits non-zero on a violation.
     Audit,
+    /// Writes a consistent copy of the whole store to FILE (pg_dump custom
+    /// format) while the service may keep running.
+    Backup {
+        /// Where the copy goes (written as FILE.partial, renamed when complete).
+        file: PathBuf,
+    },
+    /// Restores a copy made by `concert backup` into an empty store.
+    Restore {
+        /// The copy to restore.
+        file: PathBuf,
+    },
     /// Prints a user token for USER_ID, signed with the service's own key
     /// (not available when CONCERT_AUTH_JWKS_FILE names an identity provider).
     UserToken {

@@ -6,6 +6,8 @@ pub mod aggregates;
 pub mod api;
 /// Checking the whole history.
 pub mod audit;
+/// Copying the store out and back: `concert backup` and `concert restore`.
+pub mod backup;
 /// Booking steps that span several commands.
 pub mod booking;
 /// Sending commands with metadata and conflict retries.

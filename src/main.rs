@@ -1,59 +1,130 @@
 //! The `concert` binary: reads the command line, provides a database (a
-//! private one when `DATABASE_URL` is unset) and runs the subcommand.
+//! private one when `DATABASE_URL` is unset, supervised while serving) and
+//! runs the subcommand.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use concert::config::{Cli, Command, Config};
-use concert::private_postgres::PrivatePostgres;
+use concert::private_postgres::{supervise, PrivatePostgres, Supervised};
 use concert::progress::Progress;
+use tokio::sync::watch;
+
+/// The database a command runs against, and who looks after it.
+enum Database {
+    /// Someone else's (`DATABASE_URL`).
+    External(String),
+    /// Our private server, for a one-off command (or another `concert`'s, attached).
+    Private(PrivatePostgres),
+    /// Our private server while serving: restarted when it dies.
+    Supervised(Supervised),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     concert::telemetry::init_logging(cli.config.log_format);
+    let command = cli.command.unwrap_or(Command::Serve { demo: false });
     // The private server starts before the async runtime: its start-up is blocking.
-    let private = match &cli.config.database_url {
-        Some(_) => None,
-        None => match PrivatePostgres::start(&cli.config.data_dir) {
-            Ok(server) => Some(server),
-            Err(error) => {
-                eprintln!("concert: {error}");
-                return ExitCode::FAILURE;
+    let database = match &cli.config.database_url {
+        Some(url) => Database::External(url.clone()),
+        None if matches!(command, Command::Serve { .. }) => {
+            match PrivatePostgres::start(&cli.config.data_dir) {
+                Ok(server) => Database::Supervised(supervise(server)),
+                Err(error) => return fail(error),
             }
+        }
+        // Tools reach the server of a `concert serve` running on the same folder.
+        None => match PrivatePostgres::attach_or_start(&cli.config.data_dir) {
+            Ok(server) => Database::Private(server),
+            Err(error) => return fail(error),
         },
     };
-    let url = match (&cli.config.database_url, &private) {
-        (Some(url), _) => url.clone(),
-        (None, Some(server)) => server.database_url(),
-        (None, None) => unreachable!("a private server was started above"),
+    let (url, gave_up) = match &database {
+        Database::External(url) => (url.clone(), None),
+        Database::Private(server) => (server.database_url(), None),
+        Database::Supervised(supervised) => (supervised.database_url(), Some(supervised.gave_up())),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    let outcome = runtime.block_on(run(
-        cli.command.unwrap_or(Command::Serve { demo: false }),
-        cli.config,
-        url,
-    ));
+    let outcome = runtime.block_on(run(command, cli.config, url, gave_up));
     drop(runtime);
-    if let Some(server) = private {
-        server.stop();
+    let stopped = match database {
+        Database::External(_) => Ok(()),
+        Database::Private(server) => {
+            server.stop();
+            Ok(())
+        }
+        Database::Supervised(supervised) => supervised.stop(),
+    };
+    if let Err(gave_up) = stopped {
+        return fail(gave_up);
     }
     match outcome {
         Ok(code) => code,
-        Err(error) => {
-            eprintln!("concert: {error}");
-            ExitCode::FAILURE
-        }
+        Err(error) => fail(error),
     }
+}
+
+fn fail(error: impl std::fmt::Display) -> ExitCode {
+    eprintln!("concert: {error}");
+    ExitCode::FAILURE
+}
+
+/// SIGINT or SIGTERM, or the supervisor giving up on the private server.
+fn stop_signal(gave_up: Option<watch::Receiver<bool>>) -> watch::Receiver<bool> {
+    let mut signal = concert::server::shutdown_signal();
+    let Some(mut gave_up) = gave_up else {
+        return signal;
+    };
+    let (sender, receiver) = watch::channel(false);
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = signal.wait_for(|stopped| *stopped) => {}
+            _ = gave_up.wait_for(|gave_up| *gave_up) => {
+                tracing::error!("stopping: the private PostgreSQL server cannot be brought back");
+            }
+        }
+        let _ = sender.send(true);
+    });
+    receiver
 }
 
 async fn run(
     command: Command,
     config: Config,
     url: String,
+    gave_up: Option<watch::Receiver<bool>>,
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    // These two manage their own connections (a snapshot; an empty store).
+    match &command {
+        Command::Backup { file } => {
+            let report = concert::backup::backup(&url, file).await?;
+            println!(
+                "backup written to {}: {} bytes ({:.1} MiB) in {:.1} s",
+                report.file.display(),
+                report.bytes,
+                report.bytes as f64 / (1024.0 * 1024.0),
+                report.seconds
+            );
+            println!(
+                "last log position: {} ({} more events committed without a position yet; positioned on restore)",
+                report.last_position, report.unpositioned
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Restore { file } => {
+            let report = concert::backup::restore(&url, file).await?;
+            println!(
+                "restored {} events in {:.1} s; last log position: {} ({} positioned now)",
+                report.events, report.seconds, report.last_position, report.positioned
+            );
+            println!("check it with `concert audit`");
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
     let pool = concert::db::connect(&url, config.db_max_connections).await?;
     match command {
         Command::Serve { demo } => {
@@ -77,7 +148,7 @@ async fn run(
             }
             let listener = tokio::net::TcpListener::bind(bind).await?;
             tracing::info!(address = %listener.local_addr()?, "serving; API docs at /docs");
-            concert::server::serve(listener, app, concert::server::shutdown_signal()).await?;
+            concert::server::serve(listener, app, stop_signal(gave_up)).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {
@@ -149,5 +220,6 @@ async fn run(
                 Ok(ExitCode::from(1))
             }
         }
+        Command::Backup { .. } | Command::Restore { .. } => unreachable!("handled above"),
     }
 }

@@ -87,6 +87,14 @@ fn describe_metrics() {
         "Seat holds expired by the scheduler"
     );
     describe_counter!("concert_payments_total", "Payments, by outcome");
+    describe_counter!(
+        "concert_private_postgres_restarts_total",
+        "Restarts of the private PostgreSQL server after it died"
+    );
+    describe_gauge!(
+        "concert_private_postgres_up",
+        "1 while the private PostgreSQL server runs, 0 while it is restarted"
+    );
     describe_gauge!(
         "concert_db_pool_connections",
         "Database pool connections, by state (in_use, idle)"

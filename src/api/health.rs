@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::error::Problem;
+use crate::private_postgres::ServerHealth;
 use crate::state::AppState;
 
 /// Most committed events the read models may still have to apply while the
@@ -48,6 +49,9 @@ pub enum CheckStatus {
 /// Each readiness check, in the order they run.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 pub struct ReadinessChecks {
+    /// The private PostgreSQL server runs (absent with `DATABASE_URL`: not ours to watch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    private_server: Option<CheckStatus>,
     /// The database answers.
     database: CheckStatus,
     /// Every migration this binary knows is applied.
@@ -56,12 +60,39 @@ pub struct ReadinessChecks {
     projections: CheckStatus,
 }
 
+/// The supervised private PostgreSQL server, when `concert` runs one.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PrivateServerReport {
+    /// `up`, or `restarting` while it is down.
+    state: String,
+    /// Restarts since the service started.
+    restarts: u64,
+    /// Why it died last, if it ever did.
+    last_cause: Option<String>,
+    /// Seconds it has been down, while it is.
+    down_secs: Option<f64>,
+}
+
+impl PrivateServerReport {
+    fn current() -> Option<Self> {
+        let health = ServerHealth::current()?;
+        Some(Self {
+            state: if health.up { "up" } else { "restarting" }.into(),
+            restarts: health.restarts,
+            last_cause: health.last_cause,
+            down_secs: health.down_since.map(|at| at.elapsed().as_secs_f64()),
+        })
+    }
+}
+
 /// The instance is ready for traffic.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReadinessResponse {
     /// `ok`.
     status: String,
     checks: ReadinessChecks,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    private_server: Option<PrivateServerReport>,
     /// Committed events the read models have not applied yet.
     projection_lag_events: i64,
 }
@@ -72,6 +103,8 @@ pub struct NotReadyProblem {
     #[serde(flatten)]
     problem: Problem,
     checks: ReadinessChecks,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    private_server: Option<PrivateServerReport>,
     /// Committed events the read models have not applied yet, when known.
     projection_lag_events: Option<i64>,
 }
@@ -92,12 +125,30 @@ async fn healthz() -> axum::Json<HealthResponse> {
         (status = 503, description = "not ready; `checks` names the failed check",
             body = NotReadyProblem, content_type = "application/problem+json")))]
 async fn readyz(State(app): State<AppState>) -> Response {
-    let (checks, lag) = tokio::time::timeout(READY_TIMEOUT, check_readiness(&app))
+    let private_server = PrivateServerReport::current();
+    if private_server
+        .as_ref()
+        .is_some_and(|server| server.state != "up")
+    {
+        // No need to wait for the pool's timeout: the server is known to be down.
+        return not_ready(
+            ReadinessChecks {
+                private_server: Some(CheckStatus::Failed),
+                database: CheckStatus::Skipped,
+                migrations: CheckStatus::Skipped,
+                projections: CheckStatus::Skipped,
+            },
+            None,
+            private_server,
+        );
+    }
+    let (mut checks, lag) = tokio::time::timeout(READY_TIMEOUT, check_readiness(&app))
         .await
         .unwrap_or_else(|_| {
             tracing::warn!("readiness: the database did not answer in time");
             (
                 ReadinessChecks {
+                    private_server: None,
                     database: CheckStatus::Failed,
                     migrations: CheckStatus::Skipped,
                     projections: CheckStatus::Skipped,
@@ -105,20 +156,23 @@ async fn readyz(State(app): State<AppState>) -> Response {
                 None,
             )
         });
+    checks.private_server = private_server.as_ref().map(|_| CheckStatus::Ok);
     match lag {
         Some(lag) if checks.projections == CheckStatus::Ok => axum::Json(ReadinessResponse {
             status: "ok".into(),
             checks,
+            private_server,
             projection_lag_events: lag,
         })
         .into_response(),
-        _ => not_ready(checks, lag),
+        _ => not_ready(checks, lag, private_server),
     }
 }
 
 /// Runs the checks in order; a failed one skips those that depend on it.
 async fn check_readiness(app: &AppState) -> (ReadinessChecks, Option<i64>) {
     let mut checks = ReadinessChecks {
+        private_server: None,
         database: CheckStatus::Failed,
         migrations: CheckStatus::Skipped,
         projections: CheckStatus::Skipped,
@@ -158,8 +212,16 @@ async fn check_readiness(app: &AppState) -> (ReadinessChecks, Option<i64>) {
     }
 }
 
-fn not_ready(checks: ReadinessChecks, lag: Option<i64>) -> Response {
+fn not_ready(
+    checks: ReadinessChecks,
+    lag: Option<i64>,
+    private_server: Option<PrivateServerReport>,
+) -> Response {
     let failed: Vec<&str> = [
+        (
+            "private_server",
+            checks.private_server.unwrap_or(CheckStatus::Ok),
+        ),
         ("database", checks.database),
         ("migrations", checks.migrations),
         ("projections", checks.projections),
@@ -178,6 +240,7 @@ fn not_ready(checks: ReadinessChecks, lag: Option<i64>) -> Response {
     let body = NotReadyProblem {
         problem,
         checks,
+        private_server,
         projection_lag_events: lag,
     };
     let mut response = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();

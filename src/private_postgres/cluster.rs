@@ -14,10 +14,16 @@ use super::binaries::Binaries;
 use super::error::{io_err, PrivatePostgresError, Result};
 use super::process::die_with_parent;
 use super::run_as::RunAs;
-use super::{PrivatePostgres, LOG_TAIL_LINES, SUPERUSER};
+use super::{LOG_TAIL_LINES, SUPERUSER};
 
 /// Writes a header for this start to the log; returns the offset where it starts.
-pub(super) fn log_header(log: &mut File, pg: &PrivatePostgres, binaries: &Binaries) -> Result<u64> {
+pub(super) fn log_header(
+    log: &mut File,
+    pgdata: &Path,
+    log_path: &Path,
+    binaries: &Binaries,
+    url: &str,
+) -> Result<u64> {
     let start = log
         .seek(SeekFrom::End(0))
         .map_err(io_err("seeking the log"))?;
@@ -26,10 +32,10 @@ pub(super) fn log_header(log: &mut File, pg: &PrivatePostgres, binaries: &Binari
         "---- {} concert: starting {} on {} ({}) ----",
         chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         binaries.postgres.display(),
-        pg.pgdata.display(),
-        pg.database_url(),
+        pgdata.display(),
+        url,
     )
-    .map_err(io_err(format!("writing {}", pg.log_path.display())))?;
+    .map_err(io_err(format!("writing {}", log_path.display())))?;
     Ok(start)
 }
 

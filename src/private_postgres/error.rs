@@ -105,6 +105,29 @@ pub enum PrivatePostgresError {
         /// The log's last lines from this start.
         tail: String,
     },
+    /// The disk holding the data folder is full.
+    #[error(
+        "the disk holding {} is full ({} MiB free): {detail}; free some space and start again",
+        .path.display(), .free / (1024 * 1024)
+    )]
+    DiskFull {
+        /// The data folder.
+        path: PathBuf,
+        /// Bytes still free.
+        free: u64,
+        /// What failed for lack of space.
+        detail: String,
+    },
+    /// A parent `concert` owns the server but it is not up within the wait.
+    #[error("the private PostgreSQL server of {} (owned by concert pid {owner}) did not come up within {secs} s", .path.display())]
+    NotAttached {
+        /// The data folder.
+        path: PathBuf,
+        /// The owning `concert` process.
+        owner: i32,
+        /// How long we waited.
+        secs: u64,
+    },
     /// The server runs, but creating or reaching the `concert` database failed.
     #[error("could not set up database `{DATABASE}`: {0}")]
     Database(#[source] sqlx::Error),

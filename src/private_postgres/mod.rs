@@ -24,34 +24,40 @@
 //! [`PrivatePostgres::url_for`].
 
 use std::fmt;
-use std::fs::File;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use sqlx::postgres::PgConnectOptions;
 
+mod attach;
 mod binaries;
 mod cluster;
 mod connect;
+mod disk;
 mod endpoint;
 mod error;
+mod launch;
+mod leftovers;
+mod owner;
 mod process;
 mod run_as;
+mod supervisor;
+mod tools;
 
 use binaries::{read_cluster_version, Binaries};
-use cluster::{clear_stale_lock, init_cluster, log_header, log_tail};
-use connect::{await_ready, ensure_database, run_blocking, Readiness};
+use cluster::{clear_stale_lock, init_cluster};
+use connect::{ensure_database, run_blocking};
 use endpoint::{free_loopback_port, percent_encode, socket_endpoint, Endpoint};
 pub use error::PrivatePostgresError;
-use error::{io_err, Result};
-use process::{die_with_parent, ServerProcess};
+use error::Result;
+use launch::Launcher;
+use process::ServerProcess;
 use run_as::{chown_tree_if_foreign, open_log, prepare_data_dir, RunAs};
+pub use supervisor::{supervise, GaveUp, ServerHealth, Supervised};
+pub use tools::server_tool;
 
 /// The database the service uses.
 const DATABASE: &str = "concert";
@@ -90,6 +96,8 @@ pub struct PrivatePostgres {
     log_path: PathBuf,
     endpoint: Endpoint,
     server: Option<ServerProcess>,
+    /// What (re)starts the server; `None` when attached to another `concert`'s server.
+    launcher: Option<Launcher>,
 }
 
 impl fmt::Debug for PrivatePostgres {
@@ -104,9 +112,29 @@ impl fmt::Debug for PrivatePostgres {
 
 impl PrivatePostgres {
     /// Initialises (first time) and starts a server whose data lives under `data_dir` (e.g. ./.concert -> ./.concert/pgdata), waits until it accepts connections, and makes sure database `concert` exists.
+    ///
+    /// A server left running by a `concert` that died is stopped first; one
+    /// that a live `concert` (or anyone else) runs is refused.
     pub fn start(data_dir: &Path) -> Result<Self, PrivatePostgresError> {
         let run_as = RunAs::decide()?;
         let data_dir = prepare_data_dir(data_dir, &run_as)?;
+        disk::ensure_room(&data_dir)?;
+        Self::start_prepared(data_dir, run_as)
+    }
+
+    /// For tools (`audit`, `backup`, ...): the server of the live `concert`
+    /// that owns `data_dir` when there is one (left running when we are
+    /// done), else a server of our own as [`PrivatePostgres::start`] gives.
+    pub fn attach_or_start(data_dir: &Path) -> Result<Self, PrivatePostgresError> {
+        if let Ok(dir) = std::fs::canonicalize(data_dir) {
+            if let Some(owner) = owner::read(&dir).filter(|o| o.alive() && !o.is_me()) {
+                return attach::attach(dir, owner.pid);
+            }
+        }
+        Self::start(data_dir)
+    }
+
+    fn start_prepared(data_dir: PathBuf, run_as: RunAs) -> Result<Self> {
         let pgdata = data_dir.join("pgdata");
         let log_path = data_dir.join("postgres.log");
 
@@ -116,16 +144,20 @@ impl PrivatePostgres {
 
         let mut log = open_log(&log_path, &run_as)?;
         if cluster_version.is_none() {
-            init_cluster(&data_dir, &pgdata, &binaries, &run_as, &mut log)?;
+            init_cluster(&data_dir, &pgdata, &binaries, &run_as, &mut log)
+                .map_err(|e| disk::explain(e, &data_dir))?;
         } else if run_as.switch {
             chown_tree_if_foreign(&pgdata, &run_as)?;
         }
 
+        leftovers::take_over(&data_dir, &pgdata)?;
         let socket_endpoint = socket_endpoint(&data_dir);
         if let Some(Endpoint::Socket { dir, port }) = &socket_endpoint {
             clear_stale_lock(&dir.join(format!(".s.PGSQL.{port}.lock")), &pgdata)?;
         }
         clear_stale_lock(&pgdata.join("postmaster.pid"), &pgdata)?;
+        // Claimed before the server starts, so a tool never takes it for an orphan.
+        owner::claim(&data_dir)?;
 
         let mut pg = PrivatePostgres {
             data_dir,
@@ -133,6 +165,11 @@ impl PrivatePostgres {
             log_path,
             endpoint: Endpoint::Tcp { port: 0 },
             server: None,
+            launcher: Some(Launcher {
+                binaries,
+                run_as,
+                log,
+            }),
         };
         let mut attempt = 0;
         loop {
@@ -143,40 +180,17 @@ impl PrivatePostgres {
                     port: free_loopback_port()?,
                 },
             };
-            let log_start = log_header(&mut log, &pg, &binaries)?;
-            let server = pg.spawn_server(&binaries, &run_as, &log)?;
-            let shared = Arc::clone(&server.shared);
-            pg.server = Some(server);
-            let admin = pg.connect_options("postgres")?;
-            match run_blocking(await_ready(admin, shared))? {
-                Readiness::Ready => break,
-                Readiness::Exited(status) => {
-                    pg.shutdown(); // reaps the thread
-                    let tail = log_tail(&pg.log_path, log_start);
-                    let port_taken = tail.contains("could not bind")
-                        || tail.contains("could not create any TCP/IP sockets");
+            match pg.launch() {
+                Ok(()) => break,
+                Err(PrivatePostgresError::Exited { tail, .. })
                     if matches!(pg.endpoint, Endpoint::Tcp { .. })
-                        && port_taken
-                        && attempt < TCP_ATTEMPTS
-                    {
-                        tracing::debug!("loopback port taken meanwhile; trying another");
-                        continue;
-                    }
-                    return Err(PrivatePostgresError::Exited {
-                        status,
-                        log: pg.log_path.clone(),
-                        tail,
-                    });
+                        && (tail.contains("could not bind")
+                            || tail.contains("could not create any TCP/IP sockets"))
+                        && attempt < TCP_ATTEMPTS =>
+                {
+                    tracing::debug!("loopback port taken meanwhile; trying another");
                 }
-                Readiness::TimedOut(last_error) => {
-                    let tail = log_tail(&pg.log_path, log_start);
-                    return Err(PrivatePostgresError::NotReady {
-                        secs: READY_TIMEOUT.as_secs(),
-                        last_error,
-                        log: pg.log_path.clone(),
-                        tail,
-                    }); // dropping `pg` stops the server
-                }
+                Err(e) => return Err(disk::explain(e, &pg.data_dir)),
             }
         }
 
@@ -227,49 +241,16 @@ impl PrivatePostgres {
             })
     }
 
-    fn spawn_server(
-        &self,
-        binaries: &Binaries,
-        run_as: &RunAs,
-        log: &File,
-    ) -> Result<ServerProcess> {
-        let mut cmd = Command::new(&binaries.postgres);
-        cmd.arg("-D").arg(&self.pgdata);
-        match &self.endpoint {
-            Endpoint::Socket { dir, port } => {
-                cmd.arg("-p").arg(port.to_string());
-                cmd.arg("-k").arg(dir);
-                cmd.arg("-c").arg("listen_addresses=");
-            }
-            Endpoint::Tcp { port } => {
-                cmd.arg("-p").arg(port.to_string());
-                cmd.arg("-c").arg("listen_addresses=127.0.0.1");
-                cmd.arg("-c").arg("unix_socket_directories=");
-            }
+    /// Stops the server if it runs, then gives up ownership of the data folder.
+    fn shutdown(&mut self) {
+        self.stop_server();
+        if self.launcher.is_some() {
+            owner::release(&self.data_dir);
         }
-        for (name, value) in SERVER_SETTINGS {
-            cmd.arg("-c").arg(format!("{name}={value}"));
-        }
-        let out = log
-            .try_clone()
-            .map_err(io_err("duplicating the log file handle"))?;
-        let err = log
-            .try_clone()
-            .map_err(io_err("duplicating the log file handle"))?;
-        cmd.current_dir(&self.pgdata)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            // Its own process group: a Ctrl-C in our terminal is ours to handle
-            // (we then stop the server), not the server's.
-            .process_group(0);
-        run_as.apply(&mut cmd);
-        die_with_parent(&mut cmd, Signal::SIGINT);
-        ServerProcess::spawn(cmd)
-            .map_err(io_err(format!("starting {}", binaries.postgres.display())))
     }
 
-    fn shutdown(&mut self) {
+    /// Stops the server (fast shutdown, escalating) and reaps its thread.
+    fn stop_server(&mut self) {
         let Some(server) = self.server.take() else {
             return;
         };
@@ -303,18 +284,16 @@ impl PrivatePostgres {
         }
         server.join();
     }
+
+    /// The data folder.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
 }
 
 impl Drop for PrivatePostgres {
     fn drop(&mut self) {
         self.shutdown();
-    }
-}
-
-#[cfg(test)]
-impl PrivatePostgres {
-    fn server_pid(&self) -> Option<i32> {
-        self.server.as_ref().map(|s| s.pid.as_raw())
     }
 }
 
@@ -569,6 +548,7 @@ mod tests {
                 port: 5432,
             },
             server: None,
+            launcher: None,
         };
         assert_eq!(
             pg.database_url(),

@@ -1,0 +1,149 @@
+//! `concert backup <file>`: `pg_dump --format=custom` of the whole database,
+//! streamed through us into `<file>.partial` and renamed when complete.
+//!
+//! The dump reads one snapshot that we export from a repeatable-read
+//! transaction kept open until pg_dump is done (`pg_export_snapshot` and
+//! `pg_dump --snapshot`), so the last log position we report is read in the
+//! very snapshot the file holds. Events committed but not yet positioned in
+//! that snapshot are in the file too; they get the next positions when the
+//! copy is restored, and are reported beside the position.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use sqlx::{Connection, PgConnection, Row};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::meter::Meter;
+use super::{io_err, last_lines, BackupError};
+use crate::private_postgres::server_tool;
+
+/// What a finished backup holds.
+#[derive(Debug, Clone)]
+pub struct BackupReport {
+    /// The file written.
+    pub file: PathBuf,
+    /// Its size.
+    pub bytes: u64,
+    /// The highest log position in the copy.
+    pub last_position: i64,
+    /// Events in the copy committed but not yet positioned (positioned at restore).
+    pub unpositioned: i64,
+    /// Seconds it took.
+    pub seconds: f64,
+}
+
+/// Writes a consistent copy of the database at `url` to `file`.
+pub async fn backup(url: &str, file: &Path) -> Result<BackupReport, BackupError> {
+    let pg_dump = server_tool("pg_dump").ok_or(BackupError::NoTool("pg_dump"))?;
+    let mut meter = Meter::new("backup");
+    let mut snapshot_holder = PgConnection::connect(url).await?;
+    sqlx::query("begin isolation level repeatable read read only")
+        .execute(&mut snapshot_holder)
+        .await?;
+    let snapshot: String = sqlx::query_scalar("select pg_export_snapshot()")
+        .fetch_one(&mut snapshot_holder)
+        .await?;
+    let row = sqlx::query(
+        "select coalesce(max(position), 0) as last, count(*) filter (where position is null) as unpositioned from events",
+    )
+    .fetch_one(&mut snapshot_holder)
+    .await?;
+    let last_position: i64 = row.try_get("last")?;
+    let unpositioned: i64 = row.try_get("unpositioned")?;
+
+    let partial = partial_path(file);
+    let written = dump(&pg_dump, url, &snapshot, &partial, &mut meter).await;
+    // The snapshot only had to live as long as pg_dump read it.
+    let _ = sqlx::query("rollback").execute(&mut snapshot_holder).await;
+    let _ = snapshot_holder.close().await;
+    meter.finish();
+    let bytes = match written {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            let _ = tokio::fs::remove_file(&partial).await;
+            return Err(error);
+        }
+    };
+    tokio::fs::rename(&partial, file)
+        .await
+        .map_err(io_err(format!(
+            "renaming {} to {}",
+            partial.display(),
+            file.display()
+        )))?;
+    Ok(BackupReport {
+        file: file.to_path_buf(),
+        bytes,
+        last_position,
+        unpositioned,
+        seconds: meter.elapsed(),
+    })
+}
+
+/// `<file>.partial`: where the dump goes until it is complete.
+fn partial_path(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".partial");
+    PathBuf::from(name)
+}
+
+/// Runs pg_dump on `snapshot`, copying its output to `path`; returns the bytes written.
+async fn dump(
+    pg_dump: &Path,
+    url: &str,
+    snapshot: &str,
+    path: &Path,
+    meter: &mut Meter,
+) -> Result<u64, BackupError> {
+    let mut out = tokio::fs::File::create(path)
+        .await
+        .map_err(io_err(format!("creating {}", path.display())))?;
+    let mut child = tokio::process::Command::new(pg_dump)
+        .arg("--format=custom")
+        .arg(format!("--snapshot={snapshot}"))
+        .arg("--no-password")
+        .arg(format!("--dbname={url}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(io_err(format!("running {}", pg_dump.display())))?;
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let errors = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text).await;
+        text
+    });
+    let mut buffer = vec![0u8; 256 * 1024];
+    let mut bytes = 0u64;
+    loop {
+        let n = stdout
+            .read(&mut buffer)
+            .await
+            .map_err(io_err("reading pg_dump's output"))?;
+        if n == 0 {
+            break;
+        }
+        out.write_all(&buffer[..n])
+            .await
+            .map_err(io_err(format!("writing {}", path.display())))?;
+        bytes += n as u64;
+        meter.bytes(bytes);
+    }
+    let status = child.wait().await.map_err(io_err("waiting for pg_dump"))?;
+    let stderr = errors.await.unwrap_or_default();
+    if !status.success() {
+        return Err(BackupError::DumpFailed {
+            status: status.to_string(),
+            stderr: last_lines(&stderr, 20),
+        });
+    }
+    // On disk before the rename makes it the backup.
+    out.sync_all()
+        .await
+        .map_err(io_err(format!("syncing {}", path.display())))?;
+    Ok(bytes)
+}

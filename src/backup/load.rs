@@ -1,0 +1,169 @@
+//! `concert restore <file>`: checks that the file is a concert backup and
+//! that the store is empty and unused, then `pg_restore`s it in one
+//! transaction (a cut-short or corrupt file rolls back: nothing changes),
+//! applies any newer migrations and positions the events the backup held
+//! without a position yet.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use sqlx::{Connection, PgConnection};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use super::meter::Meter;
+use super::{io_err, last_lines, BackupError};
+use crate::private_postgres::server_tool;
+
+/// What a finished restore brought back.
+#[derive(Debug, Clone)]
+pub struct RestoreReport {
+    /// Events in the store.
+    pub events: i64,
+    /// The highest log position (every event has one after a restore).
+    pub last_position: i64,
+    /// Events the backup held without a position, positioned now.
+    pub positioned: u64,
+    /// Seconds it took.
+    pub seconds: f64,
+}
+
+/// Restores `file` into the empty database at `url`.
+pub async fn restore(url: &str, file: &Path) -> Result<RestoreReport, BackupError> {
+    let pg_restore = server_tool("pg_restore").ok_or(BackupError::NoTool("pg_restore"))?;
+    let mut meter = Meter::new("restore");
+    let items = list(&pg_restore, file).await?;
+    let mut conn = PgConnection::connect(url).await?;
+    ensure_empty(&mut conn).await?;
+    conn.close().await?;
+
+    let mut child = tokio::process::Command::new(&pg_restore)
+        .args([
+            "--single-transaction",
+            "--exit-on-error",
+            "--clean",
+            "--if-exists",
+        ])
+        // Objects belong to whoever restores: the copy may come from another server.
+        .args([
+            "--no-owner",
+            "--no-privileges",
+            "--verbose",
+            "--no-password",
+        ])
+        .arg(format!("--dbname={url}"))
+        .arg(file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(io_err(format!("running {}", pg_restore.display())))?;
+    let mut lines = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
+    let mut output = String::new();
+    let mut done = 0;
+    while let Some(line) = lines
+        .next_line()
+        .await
+        .map_err(io_err("reading pg_restore's output"))?
+    {
+        if line.contains("processing item") || line.contains("creating ") {
+            done += 1;
+            meter.step(done.min(items), items, "archive items");
+        }
+        output.push_str(&line);
+        output.push('\n');
+    }
+    let status = child
+        .wait()
+        .await
+        .map_err(io_err("waiting for pg_restore"))?;
+    meter.finish();
+    if !status.success() {
+        let errors: String = output
+            .lines()
+            .filter(|line| {
+                !line.contains("pg_restore: processing")
+                    && !line.contains("pg_restore: creating")
+                    && !line.contains("pg_restore: dropping")
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        return Err(BackupError::RestoreFailed {
+            status: status.to_string(),
+            stderr: last_lines(&errors, 20),
+        });
+    }
+
+    let pool = crate::db::connect(url, 1).await?;
+    crate::db::migrate(&pool)
+        .await
+        .map_err(|e| BackupError::Database(sqlx::Error::Migrate(Box::new(e))))?;
+    let positioned = crate::event_log::assign_positions(&pool).await?;
+    let events: i64 = sqlx::query_scalar("select count(*) from events")
+        .fetch_one(&pool)
+        .await?;
+    let last_position = crate::event_log::last_position(&pool).await?;
+    pool.close().await;
+    Ok(RestoreReport {
+        events,
+        last_position,
+        positioned,
+        seconds: meter.elapsed(),
+    })
+}
+
+/// The archive's table of contents: how many items it has; refuses a file
+/// pg_restore cannot read, or an archive without an event log.
+async fn list(pg_restore: &Path, file: &Path) -> Result<usize, BackupError> {
+    if let Err(error) = tokio::fs::metadata(file).await {
+        return Err(io_err(format!("reading {}", file.display()))(error));
+    }
+    let output = tokio::process::Command::new(pg_restore)
+        .arg("--list")
+        .arg(file)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(io_err(format!("running {}", pg_restore.display())))?;
+    if !output.status.success() {
+        return Err(BackupError::Unreadable {
+            file: file.to_path_buf(),
+            detail: last_lines(&String::from_utf8_lossy(&output.stderr), 5),
+        });
+    }
+    let toc = String::from_utf8_lossy(&output.stdout);
+    if !toc
+        .lines()
+        .any(|line| line.contains(" TABLE DATA public events "))
+    {
+        return Err(BackupError::NotAConcertBackup(file.to_path_buf()));
+    }
+    Ok(toc.lines().filter(|line| !line.starts_with(';')).count())
+}
+
+/// Refuses a store that has events, or that other sessions use (a running
+/// service would write into the copy while it is restored).
+async fn ensure_empty(conn: &mut PgConnection) -> Result<(), BackupError> {
+    let has_log: bool = sqlx::query_scalar("select to_regclass('public.events') is not null")
+        .fetch_one(&mut *conn)
+        .await?;
+    if has_log {
+        let events: i64 = sqlx::query_scalar("select count(*) from events")
+            .fetch_one(&mut *conn)
+            .await?;
+        if events > 0 {
+            return Err(BackupError::StoreNotEmpty { events });
+        }
+    }
+    let others: i64 = sqlx::query_scalar(
+        "select count(*) from pg_stat_activity
+         where datname = current_database() and backend_type = 'client backend'
+           and pid <> pg_backend_pid()",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if others > 0 {
+        return Err(BackupError::InUse(others));
+    }
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! `concert backup` and `concert restore`: a consistent copy of the whole
+//! store, made by PostgreSQL's own `pg_dump` (custom format) while the
+//! service runs, and brought back by `pg_restore` into an empty store in one
+//! transaction, so a failed restore changes nothing.
+
+mod dump;
+mod load;
+mod meter;
+
+use std::path::PathBuf;
+
+pub use dump::{backup, BackupReport};
+pub use load::{restore, RestoreReport};
+
+/// Why a backup or a restore failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// The PostgreSQL client tool is not installed.
+    #[error("{0} not found on PATH or under /usr/lib/postgresql/*/bin; install it with `apt-get install postgresql-client`")]
+    NoTool(&'static str),
+    /// The database could not be read or written.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Reading or writing a file, or running a tool, failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What we were doing.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `pg_dump` failed.
+    #[error("pg_dump failed ({status}); no backup was written:\n{stderr}")]
+    DumpFailed {
+        /// How it exited.
+        status: String,
+        /// What it printed.
+        stderr: String,
+    },
+    /// The file is not a `pg_dump` archive, or one cut short.
+    #[error("{} is not a readable backup (pg_restore cannot read it); nothing was changed:\n{detail}", .file.display())]
+    Unreadable {
+        /// The file.
+        file: PathBuf,
+        /// What pg_restore said.
+        detail: String,
+    },
+    /// The archive is not of a concert store.
+    #[error("{} is a PostgreSQL archive but not of a concert store (it has no event log); nothing was changed", .0.display())]
+    NotAConcertBackup(PathBuf),
+    /// The store already has events.
+    #[error("refusing to restore: the store already holds {events} events; restore only into an empty store (a fresh CONCERT_DATA_DIR or an empty database)")]
+    StoreNotEmpty {
+        /// Events in the store.
+        events: i64,
+    },
+    /// Other sessions use the database.
+    #[error("refusing to restore: {0} other sessions are connected to the database; stop the service first")]
+    InUse(i64),
+    /// `pg_restore` failed; its transaction was rolled back.
+    #[error(
+        "the restore failed and was rolled back, the store is unchanged ({status}):\n{stderr}"
+    )]
+    RestoreFailed {
+        /// How it exited.
+        status: String,
+        /// What it printed (last lines).
+        stderr: String,
+    },
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BackupError {
+    let context = context.into();
+    move |source| BackupError::Io { context, source }
+}
+
+/// The last `n` lines of a tool's output.
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}

@@ -1,0 +1,63 @@
+//! Reaching the server of another, live `concert` on the same data folder
+//! (a tool such as `concert backup` next to `concert serve`): its endpoint is
+//! in `postmaster.pid`, and while its supervisor restarts it we wait.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::connect::{await_ready, run_blocking, Readiness};
+use super::endpoint::Endpoint;
+use super::error::{PrivatePostgresError, Result};
+use super::leftovers::postmaster_of;
+use super::process::Shared;
+use super::{PrivatePostgres, READY_TIMEOUT};
+
+/// A handle on the server `owner` runs for `data_dir`; stopping it leaves the server running.
+pub(super) fn attach(data_dir: PathBuf, owner: i32) -> Result<PrivatePostgres> {
+    let pgdata = data_dir.join("pgdata");
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        if let Some(endpoint) = postmaster_of(&pgdata).and_then(|_| read_endpoint(&pgdata)) {
+            let pg = PrivatePostgres {
+                log_path: data_dir.join("postgres.log"),
+                data_dir: data_dir.clone(),
+                pgdata: pgdata.clone(),
+                endpoint,
+                server: None,
+                launcher: None,
+            };
+            let admin = pg.connect_options("postgres")?;
+            if let Readiness::Ready = run_blocking(await_ready(admin, Arc::new(Shared::default())))?
+            {
+                tracing::debug!(url = %pg.database_url(), owner, "attached to the private server of a running concert");
+                return Ok(pg);
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(PrivatePostgresError::NotAttached {
+                path: data_dir,
+                owner,
+                secs: READY_TIMEOUT.as_secs(),
+            });
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The endpoint a running server wrote to `postmaster.pid`: line 4 the port,
+/// line 5 the socket folder (empty when it serves on TCP only).
+fn read_endpoint(pgdata: &Path) -> Option<Endpoint> {
+    let text = fs::read_to_string(pgdata.join("postmaster.pid")).ok()?;
+    let lines: Vec<&str> = text.lines().collect();
+    let port: u16 = lines.get(3)?.trim().parse().ok()?;
+    match lines.get(4).map(|line| line.trim()) {
+        Some(dir) if !dir.is_empty() => Some(Endpoint::Socket {
+            dir: PathBuf::from(dir),
+            port,
+        }),
+        _ => Some(Endpoint::Tcp { port }),
+    }
+}
