@@ -165,6 +165,24 @@ mod tests {
     }
 
     #[test]
+    fn time_claims_of_the_wrong_type_are_refused_not_skipped() {
+        // A string `nbf` or `exp` must not read as an absent one.
+        let now = Utc::now().timestamp();
+        let sub = UserId::new().to_string();
+        for claims in [
+            serde_json::json!({"sub": sub, "iss": "concert", "exp": now + 3600, "nbf": (now + 600).to_string()}),
+            serde_json::json!({"sub": sub, "iss": "concert", "exp": (now + 3600).to_string()}),
+        ] {
+            assert!(
+                issuer(7)
+                    .verify(&sign(claims.clone(), Algorithm::HS256, &[7; 32]))
+                    .is_err(),
+                "{claims}"
+            );
+        }
+    }
+
+    #[test]
     fn a_token_without_exp_or_of_another_algorithm_or_issuer_is_refused() {
         let sub = UserId::new().to_string();
         let exp = Utc::now().timestamp() + 3600;
