@@ -464,12 +464,15 @@ mod tests {
 
     const HELPER_ENV: &str = "CONCERT_PRIVATE_PG_HELPER_DIR";
 
-    /// Not a test by itself: the child process of `server_dies_with_its_parent`.
+    /// Not a test by itself: the child process of `server_dies_with_its_parent`,
+    /// which runs it with `--ignored`. To run it by hand (it starts a server
+    /// and waits two minutes to be killed):
+    /// `CONCERT_PRIVATE_PG_HELPER_DIR=<dir> cargo test --lib -- --ignored --exact private_postgres::tests::parent_death_helper`
     #[test]
+    #[ignore = "the child process of server_dies_with_its_parent"]
     fn parent_death_helper() {
-        let Some(dir) = std::env::var_os(HELPER_ENV) else {
-            return;
-        };
+        let dir = std::env::var_os(HELPER_ENV)
+            .expect("CONCERT_PRIVATE_PG_HELPER_DIR names a scratch directory");
         let dir = PathBuf::from(dir);
         let pg = PrivatePostgres::start(&dir.join("data")).expect("start");
         fs::write(dir.join("pid.tmp"), pg.server_pid().unwrap().to_string()).unwrap();
@@ -487,6 +490,7 @@ mod tests {
         let mut helper = Command::new(std::env::current_exe().unwrap())
             .args([
                 test_name.as_str(),
+                "--ignored",
                 "--exact",
                 "--nocapture",
                 "--test-threads=1",
