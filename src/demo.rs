@@ -3,15 +3,15 @@
 use chrono::{Duration, Utc};
 
 use crate::aggregates::{ConcertCommand, ConcertDate};
+use crate::booking::BookingError;
 use crate::commands::{execute, CommandContext};
-use crate::error::ApiError;
 use crate::identity::MintedToken;
 use crate::ids::{ConcertId, DateId, UserId};
 use crate::projections::available_dates;
 use crate::state::AppState;
 
 /// Schedules a sample concert (3 dates x 50 seats) when no concert exists yet.
-pub async fn seed_if_empty(app: &AppState) -> Result<Option<ConcertId>, ApiError> {
+pub async fn seed_if_empty(app: &AppState) -> Result<Option<ConcertId>, BookingError> {
     if available_dates::any_concert(&app.pool).await? {
         return Ok(None);
     }

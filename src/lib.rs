@@ -18,8 +18,6 @@ pub mod config;
 pub mod db;
 /// The sample concert of `serve --demo`.
 pub mod demo;
-/// `ApiError` and its problem+json response.
-pub mod error;
 /// The event log in global commit order.
 pub mod event_log;
 /// The event store: appends that write their read models too.

@@ -9,7 +9,7 @@
 use sqlx::PgPool;
 
 use crate::event_log;
-use crate::projections::ProjectionError;
+use crate::event_store::ProjectionError;
 use crate::state::Projectors;
 
 /// Every table a projection writes, plus the offsets that go with them.

@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use crate::aggregates::{ExpiryReason, QueueTicketCommand, SeatCommand};
 use crate::booking::payment;
+use crate::booking::BookingError;
 use crate::commands::{execute, CommandContext};
-use crate::error::ApiError;
 use crate::ids::ReservationId;
 use crate::projections::{payments, queue_tickets, reservations};
 use crate::state::AppState;
@@ -62,7 +62,7 @@ pub async fn run(app: AppState, mut shutdown: watch::Receiver<bool>) {
 }
 
 /// One round of due work, if this instance wins leadership for it.
-pub async fn tick(app: &AppState) -> Result<TickReport, ApiError> {
+pub async fn tick(app: &AppState) -> Result<TickReport, BookingError> {
     let mut leadership = app.pool.begin().await?;
     let leader: bool = sqlx::query_scalar("select pg_try_advisory_xact_lock($1)")
         .bind(LEADER_LOCK)
@@ -84,7 +84,7 @@ pub async fn tick(app: &AppState) -> Result<TickReport, ApiError> {
     Ok(report)
 }
 
-async fn expire_holds(app: &AppState, context: &CommandContext) -> Result<usize, ApiError> {
+async fn expire_holds(app: &AppState, context: &CommandContext) -> Result<usize, BookingError> {
     let now = Utc::now();
     let lapsed = reservations::lapsed_holds(&app.pool, now, BATCH).await?;
     let commands = lapsed.into_iter().map(|(seat_id, reservation_id)| {
@@ -99,12 +99,12 @@ async fn expire_holds(app: &AppState, context: &CommandContext) -> Result<usize,
     run_all(commands, |(seat_id, command)| async move {
         execute(&app.seats, &seat_id.to_string(), command, context)
             .await
-            .map_err(ApiError::from)
+            .map_err(BookingError::from)
     })
     .await
 }
 
-async fn expire_tickets(app: &AppState, context: &CommandContext) -> Result<usize, ApiError> {
+async fn expire_tickets(app: &AppState, context: &CommandContext) -> Result<usize, BookingError> {
     let now = Utc::now();
     let overdue = queue_tickets::overdue_active(&app.pool, now, BATCH).await?;
     run_all(overdue, |ticket_id| async move {
@@ -114,12 +114,12 @@ async fn expire_tickets(app: &AppState, context: &CommandContext) -> Result<usiz
         };
         execute(&app.tickets, &ticket_id.to_string(), command, context)
             .await
-            .map_err(ApiError::from)
+            .map_err(BookingError::from)
     })
     .await
 }
 
-async fn admit_tickets(app: &AppState, context: &CommandContext) -> Result<usize, ApiError> {
+async fn admit_tickets(app: &AppState, context: &CommandContext) -> Result<usize, BookingError> {
     let limit = i64::from(app.config.queue_active_max);
     let mut admitted = 0;
     for (concert_id, active) in queue_tickets::concerts_waiting(&app.pool).await? {
@@ -134,14 +134,14 @@ async fn admit_tickets(app: &AppState, context: &CommandContext) -> Result<usize
             let command = QueueTicketCommand::Admit { now, until };
             execute(&app.tickets, &ticket_id.to_string(), command, context)
                 .await
-                .map_err(ApiError::from)
+                .map_err(BookingError::from)
         })
         .await?;
     }
     Ok(admitted)
 }
 
-async fn finish_payments(app: &AppState, context: &CommandContext) -> Result<usize, ApiError> {
+async fn finish_payments(app: &AppState, context: &CommandContext) -> Result<usize, BookingError> {
     let before = Utc::now() - Duration::from_secs(app.config.payment_recovery_secs);
     let unfinished = payments::unfinished_payments(&app.pool, before, BATCH).await?;
     run_all(unfinished, |payment| async move {
@@ -153,12 +153,15 @@ async fn finish_payments(app: &AppState, context: &CommandContext) -> Result<usi
 }
 
 /// Runs `step` over `items`, a few at a time; counts the successes and logs failures.
-async fn run_all<T, F, Fut>(items: impl IntoIterator<Item = T>, step: F) -> Result<usize, ApiError>
+async fn run_all<T, F, Fut>(
+    items: impl IntoIterator<Item = T>,
+    step: F,
+) -> Result<usize, BookingError>
 where
     F: Fn(T) -> Fut,
-    Fut: std::future::Future<Output = Result<(), ApiError>>,
+    Fut: std::future::Future<Output = Result<(), BookingError>>,
 {
-    let outcomes: Vec<Result<(), ApiError>> = stream::iter(items)
+    let outcomes: Vec<Result<(), BookingError>> = stream::iter(items)
         .map(step)
         .buffer_unordered(PARALLEL)
         .collect()
@@ -167,7 +170,8 @@ where
     for outcome in outcomes {
         match outcome {
             Ok(()) => done += 1,
-            Err(ApiError::Unavailable(cause)) => return Err(ApiError::Unavailable(cause)),
+            // The store is down: the rest of this tick would fail the same way.
+            Err(error) if error.is_transient() => return Err(error),
             Err(error) => tracing::warn!(%error, "scheduled command refused"),
         }
     }

@@ -21,7 +21,7 @@ pub enum ServeError {
     #[error("migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("read models: {0}")]
-    Projection(#[from] crate::projections::ProjectionError),
+    Projection(#[from] crate::event_store::ProjectionError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("user tokens: {0}")]

@@ -7,14 +7,12 @@ use cqrs_es::{Aggregate, CqrsFramework};
 use sqlx::PgPool;
 
 use crate::aggregates::{Concert, QueueTicket, Seat, Wallet};
-use crate::api::EntryLimiter;
 use crate::config::Config;
-use crate::event_store::{Cqrs, ProjectingRepository};
+use crate::event_store::{Cqrs, ProjectingRepository, ProjectionError, Projector};
 use crate::identity::UserTokens;
 use crate::projections::{
     available_dates::AvailableDates, available_seats::AvailableSeats, balances::Balances,
-    payments::Payments, queue_tickets::QueueTickets, reservations::Reservations, ProjectionError,
-    Projector,
+    payments::Payments, queue_tickets::QueueTickets, reservations::Reservations,
 };
 use crate::tokens::TokenSigner;
 
@@ -32,8 +30,6 @@ pub struct AppState {
     pub tokens: TokenSigner,
     /// User tokens: who the caller is.
     pub users: UserTokens,
-    /// Per-address and per-user limit on queue entries, when configured.
-    pub entry_limiter: Option<EntryLimiter>,
     pub concerts: Arc<Cqrs<Concert>>,
     pub seats: Arc<Cqrs<Seat>>,
     pub wallets: Arc<Cqrs<Wallet>>,
@@ -110,10 +106,6 @@ impl AppState {
             tickets: Arc::new(framework(&pool, &projectors.tickets, None)),
             projectors: Arc::new(projectors),
             pool,
-            entry_limiter: EntryLimiter::new(
-                config.queue_entry_rate_per_sec,
-                config.queue_entry_burst,
-            ),
             config: Arc::new(config),
             admin_token: admin_token.into(),
             tokens,

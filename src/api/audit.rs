@@ -6,8 +6,8 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::auth::Admin;
+use super::error::{ApiError, Problem};
 use super::extract::{Path, Query};
-use crate::error::{ApiError, Problem};
 use crate::event_log::{self, LoggedEvent};
 use crate::state::AppState;
 

@@ -8,10 +8,10 @@ use axum::http::request::Parts;
 use chrono::Utc;
 use subtle::ConstantTimeEq;
 
+use super::error::ApiError;
 use super::extract::Path;
-use crate::error::ApiError;
 use crate::ids::{TicketId, UserId};
-use crate::projections::queue_tickets::{self, TicketRow};
+use crate::projections::queue_tickets::{self, TicketRow, TicketStatus};
 use crate::state::AppState;
 
 /// The ticket id of a genuine queue token (its signature checks), not yet
@@ -83,14 +83,12 @@ impl FromRequestParts<AppState> for ActiveToken {
 
 /// Refuses a ticket that is not active now: 403 while waiting, 401 once expired.
 pub fn require_active(ticket: &TicketRow) -> Result<(), ApiError> {
-    if ticket.is_active_at(Utc::now()) {
-        Ok(())
-    } else if ticket.status == "waiting" {
-        Err(ApiError::TokenNotActive(
+    match ticket.status_at(Utc::now()) {
+        TicketStatus::Active => Ok(()),
+        TicketStatus::Waiting => Err(ApiError::TokenNotActive(
             "the token is still waiting in the queue",
-        ))
-    } else {
-        Err(ApiError::TokenInvalid)
+        )),
+        TicketStatus::Expired => Err(ApiError::TokenInvalid),
     }
 }
 

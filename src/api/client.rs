@@ -8,7 +8,7 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::error::ApiError;
+use super::error::ApiError;
 use crate::ids::UserId;
 
 /// Above this many tracked addresses (or users), idle ones are forgotten.

@@ -10,10 +10,10 @@ use uuid::Uuid;
 
 use super::auth::{require_active, ActiveToken, Admin, VerifiedToken};
 use super::context::Correlation;
+use super::error::{ApiError, Problem};
 use super::extract::{Json, Path, Query};
 use crate::aggregates::{ConcertCommand, ConcertDate};
 use crate::commands::execute;
-use crate::error::{ApiError, Problem};
 use crate::ids::{ConcertId, DateId};
 use crate::projections::{available_dates, available_seats};
 use crate::state::AppState;

@@ -4,7 +4,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::StatusCode;
 
-use crate::error::ApiError;
+use super::error::ApiError;
 
 /// A JSON body; malformed JSON is 400, well-formed JSON of the wrong shape is 422.
 #[derive(FromRequest)]

@@ -9,7 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::error::Problem;
+use super::error::Problem;
 use crate::private_postgres::ServerHealth;
 use crate::state::AppState;
 
@@ -268,7 +268,7 @@ async fn metrics() -> Response {
         )
             .into_response(),
         // Another recorder took the process's slot; nothing of ours to show.
-        None => crate::error::ApiError::Internal("no metrics recorder is installed".into())
+        None => super::error::ApiError::Internal("no metrics recorder is installed".into())
             .into_response(),
     }
 }

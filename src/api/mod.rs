@@ -6,9 +6,11 @@ mod auth;
 mod client;
 mod concerts;
 mod context;
+pub mod error;
 mod extract;
 mod health;
 mod links;
+mod middleware;
 mod payments;
 mod queue;
 mod reservations;
@@ -20,6 +22,7 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Router;
 use serde_json::Value;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
@@ -29,11 +32,11 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
-pub use client::EntryLimiter;
 pub use context::CORRELATION_HEADER;
 
-use crate::error::ApiError;
 use crate::state::AppState;
+use client::EntryLimiter;
+use error::ApiError;
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -44,7 +47,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[openapi(
     info(title = "concert", description = "Event-sourced concert seat booking"),
     modifiers(&BearerAuth),
-    components(schemas(crate::error::Problem))
+    components(schemas(error::Problem))
 )]
 struct ApiDoc;
 
@@ -116,6 +119,10 @@ pub fn router(app: AppState) -> Router {
     let (routes, openapi) = routes();
     let timeout = Duration::from_secs(app.config.request_timeout_secs);
     let cors = (!app.config.cors_origins.is_empty()).then(|| cors_layer(&app.config.cors_origins));
+    let entry_limiter = EntryLimiter::new(
+        app.config.queue_entry_rate_per_sec,
+        app.config.queue_entry_burst,
+    );
     // Installed now, so that what happens before the first scrape is counted.
     let _ = crate::telemetry::metrics_handle();
     // Swagger UI's assets are embedded (`vendored`); its spec validator badge
@@ -133,11 +140,10 @@ pub fn router(app: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(app)
+        .layer(Extension(entry_limiter))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(context::assign_correlation))
-        .layer(axum::middleware::from_fn(
-            crate::telemetry::record_http_metrics,
-        ))
+        .layer(axum::middleware::from_fn(middleware::record_http_metrics))
         .layer(axum::middleware::from_fn(move |request, next| {
             time_limit(timeout, request, next)
         }))
@@ -145,8 +151,8 @@ pub fn router(app: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(crate::telemetry::request_span)
-                .on_response(crate::telemetry::finish_request_span),
+                .make_span_with(middleware::request_span)
+                .on_response(middleware::finish_request_span),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }

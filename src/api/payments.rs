@@ -10,10 +10,10 @@ use uuid::Uuid;
 
 use super::auth::{require_active, QueueToken};
 use super::context::Correlation;
+use super::error::{ApiError, Problem};
 use super::extract::Json;
 use super::idempotency_key;
 use crate::booking::{idempotency, payment};
-use crate::error::{ApiError, Problem};
 use crate::ids::{idempotent_id, PaymentId, UserId};
 use crate::state::AppState;
 

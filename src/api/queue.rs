@@ -2,6 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::Extension;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -9,11 +10,11 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::auth::{require_same_user, QueueToken, SignedIn};
-use super::client::ClientIp;
+use super::client::{ClientIp, EntryLimiter};
 use super::context::Correlation;
+use super::error::{ApiError, Problem};
 use super::extract::Json;
 use crate::booking::queue::{self, enter_queue};
-use crate::error::{ApiError, Problem};
 use crate::ids::{ConcertId, TicketId, UserId};
 use crate::projections::queue_tickets::TicketRow;
 use crate::state::AppState;
@@ -69,12 +70,13 @@ async fn enter_queue_handler(
     correlation: Correlation,
     client: ClientIp,
     SignedIn(user_id): SignedIn,
+    Extension(limiter): Extension<Option<EntryLimiter>>,
     Json(body): Json<EnterQueueRequest>,
 ) -> Result<(StatusCode, axum::Json<TokenResponse>), ApiError> {
     if let Some(named) = body.user_id {
         require_same_user(user_id, UserId(named))?;
     }
-    if let Some(limiter) = &app.entry_limiter {
+    if let Some(limiter) = &limiter {
         limiter.check(&client, user_id)?;
     }
     let context = correlation.as_actor(format!("user:{user_id}"));
@@ -106,12 +108,7 @@ async fn current_token(
 
 async fn token_response(app: &AppState, ticket: TicketRow) -> Result<TokenResponse, ApiError> {
     let standing = queue::standing(app, &ticket).await?;
-    // An active ticket past its deadline is expired, whether or not the scheduler has recorded it yet.
-    let status = if ticket.status == "active" && !ticket.is_active_at(Utc::now()) {
-        "expired"
-    } else {
-        &ticket.status
-    };
+    let status = ticket.status_at(Utc::now()).as_str();
     Ok(TokenResponse {
         token: app.tokens.issue(TicketId(ticket.ticket_id)),
         user_id: ticket.user_id,

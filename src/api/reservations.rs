@@ -10,9 +10,9 @@ use uuid::Uuid;
 
 use super::auth::{require_active, QueueToken, VerifiedToken};
 use super::context::Correlation;
+use super::error::{ApiError, Problem};
 use super::extract::{Json, Path};
 use crate::booking::holds;
-use crate::error::{ApiError, Problem};
 use crate::projections::available_seats;
 use crate::projections::reservations::{self, ReservationRow};
 use crate::state::AppState;
@@ -44,12 +44,7 @@ pub struct ReservationResponse {
 
 impl From<ReservationRow> for ReservationResponse {
     fn from(row: ReservationRow) -> Self {
-        // A hold past its deadline is expired even before the scheduler records it.
-        let status = if row.status == "held" && row.expires_at <= Utc::now() {
-            "expired".to_string()
-        } else {
-            row.status
-        };
+        let status = row.status_at(Utc::now()).as_str().to_string();
         Self {
             reservation_id: row.reservation_id,
             seat_id: row.seat_id,

@@ -13,8 +13,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::auth::Admin;
+use super::error::{ApiError, Problem};
 use super::extract::{Json, Path};
-use crate::error::{ApiError, Problem};
 use crate::identity::{DEFAULT_TTL_SECS, TTL_RANGE_SECS};
 use crate::ids::UserId;
 use crate::state::AppState;

@@ -11,12 +11,12 @@ use uuid::Uuid;
 
 use super::auth::PathUser;
 use super::context::Correlation;
+use super::error::{ApiError, Problem};
 use super::extract::Json;
 use super::idempotency_key;
 use crate::aggregates::WalletCommand;
 use crate::booking::idempotency;
 use crate::commands::execute;
-use crate::error::{ApiError, Problem};
 use crate::ids::{idempotent_id, ChargeId, UserId};
 use crate::projections::balances;
 use crate::state::AppState;

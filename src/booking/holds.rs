@@ -2,9 +2,9 @@
 
 use chrono::Utc;
 
+use super::BookingError;
 use crate::aggregates::SeatCommand;
 use crate::commands::{execute, CommandContext};
-use crate::error::ApiError;
 use crate::ids::{DateId, ReservationId, UserId};
 use crate::projections::available_seats::SeatRow;
 use crate::projections::queue_tickets::TicketRow;
@@ -18,16 +18,18 @@ pub async fn hold_seat(
     ticket: &TicketRow,
     seat: SeatRow,
     context: &CommandContext,
-) -> Result<ReservationRow, ApiError> {
+) -> Result<ReservationRow, BookingError> {
     let seat_id = seat.seat_id;
     if seat.concert_id != ticket.concert_id {
-        return Err(ApiError::TokenNotActive("the token is for another concert"));
+        return Err(BookingError::TicketNotActive(
+            "the token is for another concert",
+        ));
     }
     // Most of a crowd pressing "hold" on one seat is turned away here, without
     // loading the seat's stream. A stale "free" still goes to the aggregate,
     // which has the last word.
     if seat.status != "free" {
-        return Err(ApiError::SeatUnavailable);
+        return Err(BookingError::SeatUnavailable);
     }
     let reservation_id = ReservationId::new();
     let now = Utc::now();

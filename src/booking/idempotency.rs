@@ -5,16 +5,16 @@ use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use super::BookingError;
 
 /// Longest accepted key.
 const MAX_KEY_LEN: usize = 255;
 
 /// Checks a client's key: 1 to 255 visible ASCII characters.
-pub fn validate_key(key: &str) -> Result<(), ApiError> {
+pub fn validate_key(key: &str) -> Result<(), BookingError> {
     if key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|byte| byte.is_ascii_graphic())
     {
-        return Err(ApiError::BadRequest(
+        return Err(BookingError::Malformed(
             "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
         ));
     }

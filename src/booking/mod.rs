@@ -2,7 +2,10 @@
 //! command: entering the queue, holding a seat, paying, and replaying answers
 //! to retried requests.
 
+mod error;
 pub mod holds;
 pub mod idempotency;
 pub mod payment;
 pub mod queue;
+
+pub use error::BookingError;

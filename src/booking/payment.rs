@@ -7,12 +7,13 @@ use chrono::Utc;
 use cqrs_es::AggregateError;
 use uuid::Uuid;
 
+use super::BookingError;
 use crate::aggregates::{ExpiryReason, QueueTicketCommand, SeatCommand, SeatError, WalletCommand};
 use crate::commands::{execute, CommandContext};
-use crate::error::ApiError;
 use crate::ids::{PaymentId, ReservationId, SeatId};
 use crate::projections::payments::{self, PaymentRow};
-use crate::projections::{queue_tickets, reservations};
+use crate::projections::queue_tickets;
+use crate::projections::reservations::{self, ReservationStatus};
 use crate::state::AppState;
 
 /// A finished payment.
@@ -30,19 +31,18 @@ pub async fn pay(
     reservation_id: Uuid,
     payment_id: PaymentId,
     context: &CommandContext,
-) -> Result<Receipt, ApiError> {
+) -> Result<Receipt, BookingError> {
     let reservation = reservations::find_reservation(&app.pool, reservation_id)
         .await?
         .filter(|reservation| reservation.user_id == user_id)
-        .ok_or(ApiError::NotFound("reservation"))?;
-    match reservation.status.as_str() {
-        "confirmed" if reservation.payment_id == Some(payment_id.0) => {
+        .ok_or(BookingError::NotFound("reservation"))?;
+    match reservation.status_at(Utc::now()) {
+        ReservationStatus::Confirmed if reservation.payment_id == Some(payment_id.0) => {
             return receipt(app, payment_id.0).await
         }
-        "confirmed" => return Err(ApiError::AlreadyPaid),
-        "expired" => return Err(ApiError::HoldExpired),
-        _ if reservation.expires_at <= Utc::now() => return Err(ApiError::HoldExpired),
-        _ => {}
+        ReservationStatus::Confirmed => return Err(BookingError::AlreadyPaid),
+        ReservationStatus::Expired => return Err(BookingError::HoldExpired),
+        ReservationStatus::Held => {}
     }
     let debit = WalletCommand::Pay {
         payment_id,
@@ -53,7 +53,7 @@ pub async fn pay(
     };
     execute(&app.wallets, &user_id.to_string(), debit, context).await?;
     if app.config.fault_stop_after_debit {
-        return Err(ApiError::Unavailable(
+        return Err(BookingError::Unavailable(
             "stopped after the debit (fault injection)".into(),
         ));
     }
@@ -71,7 +71,7 @@ pub async fn pay(
         let balance = crate::projections::balances::balance_of(&app.pool, user_id).await?;
         Ok(Receipt { payment, balance })
     } else {
-        Err(ApiError::HoldExpired)
+        Err(BookingError::HoldExpired)
     }
 }
 
@@ -82,7 +82,7 @@ pub async fn finish(
     payment: &PaymentRow,
     ticket_id: Option<Uuid>,
     context: &CommandContext,
-) -> Result<bool, ApiError> {
+) -> Result<bool, BookingError> {
     let confirm = SeatCommand::ConfirmSeat {
         reservation_id: ReservationId(payment.reservation_id),
         payment_id: PaymentId(payment.payment_id),
@@ -116,7 +116,7 @@ async fn spend_ticket(
     payment: &PaymentRow,
     ticket_id: Option<Uuid>,
     context: &CommandContext,
-) -> Result<(), ApiError> {
+) -> Result<(), BookingError> {
     metrics::counter!("concert_payments_total", "outcome" => "completed").increment(1);
     let ticket_id = match ticket_id {
         Some(ticket_id) => Some(ticket_id),
@@ -144,10 +144,10 @@ async fn spend_ticket(
     Ok(())
 }
 
-async fn receipt(app: &AppState, payment_id: Uuid) -> Result<Receipt, ApiError> {
+async fn receipt(app: &AppState, payment_id: Uuid) -> Result<Receipt, BookingError> {
     let payment = payments::find_payment(&app.pool, payment_id)
         .await?
-        .ok_or(ApiError::NotFound("payment"))?;
+        .ok_or(BookingError::NotFound("payment"))?;
     let balance = crate::projections::balances::balance_of(&app.pool, payment.user_id).await?;
     Ok(Receipt { payment, balance })
 }

@@ -3,9 +3,9 @@
 use chrono::{DateTime, Duration, Utc};
 use cqrs_es::AggregateError;
 
+use super::BookingError;
 use crate::aggregates::{QueueTicketCommand, QueueTicketError};
 use crate::commands::{execute, CommandContext};
-use crate::error::ApiError;
 use crate::ids::{ConcertId, TicketId, UserId};
 use crate::projections::{queue_tickets, queue_tickets::TicketRow};
 use crate::state::AppState;
@@ -33,11 +33,11 @@ pub async fn enter_queue(
     concert_id: ConcertId,
     user_id: UserId,
     context: &CommandContext,
-) -> Result<Entered, ApiError> {
+) -> Result<Entered, BookingError> {
     for _ in 0..5 {
         let known = queue_tickets::entry_context(&app.pool, concert_id.0, user_id.0).await?;
         if !known.concert_exists {
-            return Err(ApiError::NotFound("concert"));
+            return Err(BookingError::NotFound("concert"));
         }
         if let Some(ticket) = known.latest.filter(|ticket| ticket.is_live_at(Utc::now())) {
             return Ok(Entered {
@@ -47,7 +47,7 @@ pub async fn enter_queue(
         }
         let limit = app.config.queue_waiting_max;
         if limit > 0 && known.waiting >= limit as i64 {
-            return Err(ApiError::QueueFull);
+            return Err(BookingError::QueueFull);
         }
         let ticket_id = TicketId::of(concert_id, user_id, known.tickets_of_user);
         let entry_no = queue_tickets::next_entry_no(&app.pool, concert_id.0).await?;
@@ -93,14 +93,14 @@ pub async fn enter_queue(
             Err(error) => return Err(error.into()),
         }
     }
-    Err(ApiError::Unavailable(
+    Err(BookingError::Unavailable(
         "the queue changed too often; retry".into(),
     ))
 }
 
 /// A ticket's place: waiting tickets ahead of it, and the wait that the
 /// recent admission rate predicts.
-pub async fn standing(app: &AppState, ticket: &TicketRow) -> Result<Standing, ApiError> {
+pub async fn standing(app: &AppState, ticket: &TicketRow) -> Result<Standing, BookingError> {
     if ticket.status != "waiting" {
         return Ok(Standing {
             position: 0,

@@ -22,15 +22,45 @@ pub struct TicketRow {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// Where a ticket stands at a moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TicketStatus {
+    Waiting,
+    Active,
+    Expired,
+}
+
+impl TicketStatus {
+    /// The name clients see.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TicketStatus::Waiting => "waiting",
+            TicketStatus::Active => "active",
+            TicketStatus::Expired => "expired",
+        }
+    }
+}
+
 impl TicketRow {
-    /// Active and not past its deadline (the scheduler may not have expired it yet).
+    /// The ticket's status at `now`. The one place of the rule that an active
+    /// ticket past its deadline is expired, whether or not the scheduler has
+    /// recorded it yet.
+    pub fn status_at(&self, now: DateTime<Utc>) -> TicketStatus {
+        match self.status.as_str() {
+            "waiting" => TicketStatus::Waiting,
+            "active" if self.expires_at.is_some_and(|until| until > now) => TicketStatus::Active,
+            _ => TicketStatus::Expired,
+        }
+    }
+
+    /// Active and not past its deadline.
     pub fn is_active_at(&self, now: DateTime<Utc>) -> bool {
-        self.status == "active" && self.expires_at.is_some_and(|until| until > now)
+        self.status_at(now) == TicketStatus::Active
     }
 
     /// Waiting, or active and not past its deadline.
     pub fn is_live_at(&self, now: DateTime<Utc>) -> bool {
-        self.status == "waiting" || self.is_active_at(now)
+        self.status_at(now) != TicketStatus::Expired
     }
 }
 
@@ -302,4 +332,41 @@ pub async fn release_entry_no(pool: &PgPool, concert_id: Uuid, entry_no: i64) ->
         .execute(pool)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+
+    use super::*;
+
+    fn ticket(status: &str, expires_in: Option<i64>, now: DateTime<Utc>) -> TicketRow {
+        TicketRow {
+            ticket_id: Uuid::nil(),
+            concert_id: Uuid::nil(),
+            user_id: Uuid::nil(),
+            entry_no: 1,
+            status: status.to_string(),
+            expires_at: expires_in.map(|seconds| now + Duration::seconds(seconds)),
+        }
+    }
+
+    #[test]
+    fn an_active_ticket_past_its_deadline_is_expired_before_the_scheduler_says_so() {
+        let now = Utc::now();
+        let cases = [
+            ("waiting", None, TicketStatus::Waiting),
+            ("active", Some(60), TicketStatus::Active),
+            ("active", Some(0), TicketStatus::Expired),
+            ("active", Some(-1), TicketStatus::Expired),
+            ("active", None, TicketStatus::Expired),
+            ("expired", Some(60), TicketStatus::Expired),
+        ];
+        for (status, expires_in, expected) in cases {
+            let row = ticket(status, expires_in, now);
+            assert_eq!(row.status_at(now), expected, "{status} {expires_in:?}");
+            assert_eq!(row.is_active_at(now), expected == TicketStatus::Active);
+            assert_eq!(row.is_live_at(now), expected != TicketStatus::Expired);
+        }
+    }
 }

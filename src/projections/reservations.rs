@@ -26,6 +26,37 @@ pub struct ReservationRow {
     pub payment_id: Option<Uuid>,
 }
 
+/// Where a reservation stands at a moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReservationStatus {
+    Held,
+    Expired,
+    Confirmed,
+}
+
+impl ReservationStatus {
+    /// The name clients see.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReservationStatus::Held => "held",
+            ReservationStatus::Expired => "expired",
+            ReservationStatus::Confirmed => "confirmed",
+        }
+    }
+}
+
+impl ReservationRow {
+    /// The reservation's status at `now`. The one place of the rule that a
+    /// hold past its deadline is expired, even before the scheduler records it.
+    pub fn status_at(&self, now: DateTime<Utc>) -> ReservationStatus {
+        match self.status.as_str() {
+            "confirmed" => ReservationStatus::Confirmed,
+            "held" if self.expires_at > now => ReservationStatus::Held,
+            _ => ReservationStatus::Expired,
+        }
+    }
+}
+
 #[async_trait]
 impl Projection<Seat> for Reservations {
     async fn apply(
@@ -112,4 +143,38 @@ pub async fn lapsed_holds(
     .bind(limit)
     .fetch_all(pool)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_hold_past_its_deadline_is_expired_before_the_scheduler_says_so() {
+        let now = Utc::now();
+        let cases = [
+            ("held", 60, ReservationStatus::Held),
+            ("held", 0, ReservationStatus::Expired),
+            ("held", -60, ReservationStatus::Expired),
+            ("expired", 60, ReservationStatus::Expired),
+            ("confirmed", -60, ReservationStatus::Confirmed),
+        ];
+        for (status, expires_in, expected) in cases {
+            let row = ReservationRow {
+                reservation_id: Uuid::nil(),
+                seat_id: Uuid::nil(),
+                date_id: Uuid::nil(),
+                concert_id: None,
+                user_id: Uuid::nil(),
+                seat_no: 1,
+                price: 1,
+                status: status.to_string(),
+                expires_at: now + Duration::seconds(expires_in),
+                payment_id: None,
+            };
+            assert_eq!(row.status_at(now), expected, "{status} {expires_in}");
+        }
+    }
 }

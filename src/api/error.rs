@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use cqrs_es::AggregateError;
 use serde::Serialize;
 
-use crate::aggregates::{ConcertError, QueueTicketError, SeatError, WalletError};
+use crate::booking::BookingError;
 
 /// A request that failed, and why.
 #[derive(Debug, thiserror::Error)]
@@ -181,83 +181,40 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<sqlx::Error> for ApiError {
-    fn from(error: sqlx::Error) -> Self {
-        if let sqlx::Error::Database(database) = &error {
-            // Class 22, data exception: the input cannot be stored (a NUL byte,
-            // an invalid escape); retrying would not help.
-            if database.code().is_some_and(|code| code.starts_with("22")) {
-                return ApiError::BadRequest(
-                    "the request holds a value the database cannot store".into(),
-                );
-            }
-        }
+impl From<BookingError> for ApiError {
+    fn from(error: BookingError) -> Self {
         match error {
-            sqlx::Error::Decode(_)
-            | sqlx::Error::ColumnDecode { .. }
-            | sqlx::Error::TypeNotFound { .. } => ApiError::Internal(error.to_string()),
-            other => ApiError::Unavailable(other.to_string()),
-        }
-    }
-}
-
-impl<E> From<AggregateError<E>> for ApiError
-where
-    E: std::error::Error + Into<ApiError>,
-{
-    fn from(error: AggregateError<E>) -> Self {
-        match error {
-            AggregateError::UserError(rule) => rule.into(),
-            // Callers retry conflicts where a retry can succeed; one that still
-            // reaches here changed nothing, so the client may simply retry.
-            AggregateError::AggregateConflict => {
-                ApiError::Unavailable("concurrent write; retry".into())
-            }
-            AggregateError::DatabaseConnectionError(cause) => {
-                ApiError::Unavailable(cause.to_string())
-            }
-            AggregateError::DeserializationError(cause) => ApiError::Internal(cause.to_string()),
-            AggregateError::UnexpectedError(cause) => ApiError::Unavailable(cause.to_string()),
-        }
-    }
-}
-
-impl From<ConcertError> for ApiError {
-    fn from(error: ConcertError) -> Self {
-        ApiError::Validation(error.to_string())
-    }
-}
-
-impl From<SeatError> for ApiError {
-    fn from(error: SeatError) -> Self {
-        match error {
-            SeatError::SeatUnavailable | SeatError::AlreadySold { .. } => ApiError::SeatUnavailable,
-            SeatError::HoldLapsed { .. } | SeatError::HoldNotDue { .. } => ApiError::HoldExpired,
-            SeatError::HoldEndsBeforeItStarts => ApiError::Internal(error.to_string()),
-        }
-    }
-}
-
-impl From<WalletError> for ApiError {
-    fn from(error: WalletError) -> Self {
-        match error {
-            WalletError::AmountOutOfRange { .. } | WalletError::BalanceLimitExceeded { .. } => {
-                ApiError::Validation(error.to_string())
-            }
-            WalletError::InsufficientBalance { balance, amount } => {
+            BookingError::OutOfRange(detail) => ApiError::Validation(detail),
+            BookingError::Malformed(detail) => ApiError::BadRequest(detail),
+            BookingError::NotFound(what) => ApiError::NotFound(what),
+            BookingError::TicketNotActive(why) => ApiError::TokenNotActive(why),
+            BookingError::TicketExpired => ApiError::TokenInvalid,
+            BookingError::InsufficientBalance { balance, amount } => {
                 ApiError::InsufficientBalance { balance, amount }
             }
-            WalletError::AlreadyPaid { .. } => ApiError::AlreadyPaid,
-            WalletError::UnknownPayment { .. } => ApiError::NotFound("payment"),
+            BookingError::SeatUnavailable => ApiError::SeatUnavailable,
+            BookingError::HoldExpired => ApiError::HoldExpired,
+            BookingError::AlreadyPaid => ApiError::AlreadyPaid,
+            BookingError::QueueFull => ApiError::QueueFull,
+            BookingError::Unavailable(cause) => ApiError::Unavailable(cause),
+            BookingError::Internal(cause) => ApiError::Internal(cause),
         }
     }
 }
 
-impl From<QueueTicketError> for ApiError {
-    fn from(error: QueueTicketError) -> Self {
-        match error {
-            QueueTicketError::Expired => ApiError::TokenInvalid,
-            other => ApiError::Internal(other.to_string()),
-        }
+/// Read-model queries in handlers fail as booking steps do.
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        BookingError::from(error).into()
+    }
+}
+
+/// Commands sent by handlers fail as booking steps do.
+impl<E> From<AggregateError<E>> for ApiError
+where
+    E: std::error::Error + Into<BookingError>,
+{
+    fn from(error: AggregateError<E>) -> Self {
+        BookingError::from(error).into()
     }
 }

@@ -20,7 +20,9 @@ use postgres_es::PostgresEventRepository;
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 
-use crate::projections::ProjectionError;
+mod projector;
+
+pub use projector::{ProjectionError, Projector};
 
 /// The command side of one aggregate type: cqrs-es on this store.
 pub type Cqrs<A> = CqrsFramework<A, PersistedEventStore<ProjectingRepository, A>>;

@@ -1,0 +1,67 @@
+//! The HTTP side of logs and metrics: one span and one log line per request,
+//! and request counts and latencies by route, method and status.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::field::Empty;
+use tracing::Span;
+
+/// The span of one request. It never records headers, so tokens and the admin
+/// secret stay out of the logs; `status`, `latency_ms` and `correlation_id`
+/// are filled in by [`finish_request_span`].
+pub fn request_span(request: &Request) -> Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |path| path.as_str());
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        route,
+        request_id,
+        status = Empty,
+        latency_ms = Empty,
+        correlation_id = Empty,
+    )
+}
+
+/// Completes the request span with the answer and logs one line for the request.
+/// The correlation id is the one the events of this request carry (read back
+/// from the `x-correlation-id` response header).
+pub fn finish_request_span<B>(response: &axum::http::Response<B>, latency: Duration, span: &Span) {
+    span.record("status", response.status().as_u16());
+    span.record("latency_ms", latency.as_secs_f64() * 1000.0);
+    if let Some(correlation) = response
+        .headers()
+        .get(super::CORRELATION_HEADER)
+        .and_then(|value| value.to_str().ok())
+    {
+        span.record("correlation_id", correlation);
+    }
+    tracing::info!(target: "concert::request", "request finished");
+}
+
+/// Counts requests and records their latency by route, method and status.
+pub async fn record_http_metrics(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched".to_string(), |path| path.as_str().to_string());
+    let method = request.method().to_string();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    let labels = [("route", route), ("method", method), ("status", status)];
+    metrics::counter!("concert_http_requests_total", &labels).increment(1);
+    metrics::histogram!("concert_http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    response
+}

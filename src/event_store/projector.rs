@@ -1,0 +1,238 @@
+//! Projectors: every read model of one aggregate type, applied together and
+//! exactly once. An append applies its events in its own transaction (see
+//! `ProjectingRepository`); every stream also has an offset row written with
+//! its read-model rows, so events stored without their read models (by an
+//! older release, or a tool writing to the log) are found and applied by
+//! `catch_up` at start: a repeated event is skipped, a gap is filled from the
+//! events table.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cqrs_es::persist::SerializedEvent;
+use cqrs_es::Aggregate;
+use futures::TryStreamExt;
+use sqlx::{PgConnection, PgPool, Row};
+
+use super::AppendProjector;
+use crate::projections::Projection;
+
+/// Every projection of one aggregate type, applied together and exactly once.
+pub struct Projector<A: Aggregate> {
+    pool: PgPool,
+    projections: Vec<Arc<dyn Projection<A>>>,
+}
+
+impl<A: Aggregate> Projector<A> {
+    /// A projector feeding `projections` from the events of `A`.
+    pub fn new(pool: PgPool, projections: Vec<Arc<dyn Projection<A>>>) -> Self {
+        Self { pool, projections }
+    }
+
+    /// Applies the new events of one stream; earlier events it has not seen yet
+    /// are read from the store first, events already applied are skipped.
+    pub async fn project(
+        &self,
+        aggregate_id: &str,
+        events: &[(i64, A::Event)],
+    ) -> Result<(), ProjectionError> {
+        let mut tx = self.pool.begin().await?;
+        self.project_in(&mut tx, aggregate_id, events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// `project` inside the caller's transaction.
+    pub async fn project_in(
+        &self,
+        tx: &mut PgConnection,
+        aggregate_id: &str,
+        events: &[(i64, A::Event)],
+    ) -> Result<(), ProjectionError> {
+        if self.advance_offset(tx, aggregate_id, events).await? {
+            for (_, event) in events {
+                self.apply_all(tx, aggregate_id, event).await?;
+            }
+            return Ok(());
+        }
+        // Creates the offset row or locks it: concurrent projectors of one stream take turns.
+        let applied: i64 = sqlx::query_scalar(
+            "insert into projection_offsets (aggregate_type, aggregate_id, last_sequence) values ($1, $2, 0)
+             on conflict (aggregate_type, aggregate_id)
+             do update set last_sequence = projection_offsets.last_sequence
+             returning last_sequence",
+        )
+        .bind(A::TYPE)
+        .bind(aggregate_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let first_given = events.first().map_or(i64::MAX, |(sequence, _)| *sequence);
+        let mut last = applied;
+        if first_given > applied + 1 {
+            for (sequence, event) in
+                load_stream::<A>(tx, aggregate_id, applied, first_given).await?
+            {
+                self.apply_all(tx, aggregate_id, &event).await?;
+                last = sequence;
+            }
+        }
+        for (sequence, event) in events {
+            if *sequence > last {
+                self.apply_all(tx, aggregate_id, event).await?;
+                last = *sequence;
+            }
+        }
+        if last != applied {
+            sqlx::query("update projection_offsets set last_sequence = $3 where aggregate_type = $1 and aggregate_id = $2")
+                .bind(A::TYPE)
+                .bind(aggregate_id)
+                .bind(last)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The usual case in one statement: when the stream's offset stands just
+    /// before `events` (consecutive, as an append gives them), moves it past
+    /// them and returns true; the caller then applies them all. Otherwise
+    /// changes nothing and returns false.
+    async fn advance_offset(
+        &self,
+        tx: &mut PgConnection,
+        aggregate_id: &str,
+        events: &[(i64, A::Event)],
+    ) -> sqlx::Result<bool> {
+        let (Some((first, _)), Some((last, _))) = (events.first(), events.last()) else {
+            return Ok(false);
+        };
+        // The offset row is locked by either statement until the commit, and a
+        // writer that waited for it checks the condition again on the new row.
+        let query = if *first == 1 {
+            sqlx::query(
+                "insert into projection_offsets (aggregate_type, aggregate_id, last_sequence) values ($1, $2, $3)
+                 on conflict (aggregate_type, aggregate_id) do update set last_sequence = excluded.last_sequence
+                 where projection_offsets.last_sequence = $4",
+            )
+        } else {
+            sqlx::query(
+                "update projection_offsets set last_sequence = $3
+                 where aggregate_type = $1 and aggregate_id = $2 and last_sequence = $4",
+            )
+        };
+        let advanced = query
+            .bind(A::TYPE)
+            .bind(aggregate_id)
+            .bind(*last)
+            .bind(*first - 1)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        Ok(advanced == 1)
+    }
+
+    /// Applies one event to every projection, without offset bookkeeping.
+    pub async fn apply_all(
+        &self,
+        conn: &mut PgConnection,
+        aggregate_id: &str,
+        event: &A::Event,
+    ) -> sqlx::Result<()> {
+        for projection in &self.projections {
+            projection.apply(conn, aggregate_id, event).await?;
+        }
+        Ok(())
+    }
+
+    /// Applies every stored event of `A` that the read models have not seen:
+    /// those whose update was lost when a process died after its commit.
+    pub async fn catch_up(&self) -> Result<u64, ProjectionError> {
+        let mut conn = self.pool.acquire().await?;
+        let behind = self.streams_behind(&mut conn).await?;
+        drop(conn);
+        for aggregate_id in &behind {
+            self.project(aggregate_id, &[]).await?;
+        }
+        Ok(behind.len() as u64)
+    }
+
+    /// `catch_up` inside the caller's transaction.
+    pub async fn catch_up_in(&self, tx: &mut PgConnection) -> Result<u64, ProjectionError> {
+        let behind = self.streams_behind(tx).await?;
+        for aggregate_id in &behind {
+            self.project_in(tx, aggregate_id, &[]).await?;
+        }
+        Ok(behind.len() as u64)
+    }
+
+    async fn streams_behind(
+        &self,
+        conn: &mut PgConnection,
+    ) -> Result<Vec<String>, ProjectionError> {
+        let behind: Vec<String> = sqlx::query_scalar(
+            "select e.aggregate_id from events e
+             left join projection_offsets o on o.aggregate_type = e.aggregate_type and o.aggregate_id = e.aggregate_id
+             where e.aggregate_type = $1 and e.sequence > coalesce(o.last_sequence, 0)
+             group by e.aggregate_id",
+        )
+        .bind(A::TYPE)
+        .fetch_all(conn)
+        .await?;
+        Ok(behind)
+    }
+}
+
+#[async_trait]
+impl<A: Aggregate> AppendProjector for Projector<A> {
+    async fn project_appended(
+        &self,
+        tx: &mut PgConnection,
+        events: &[SerializedEvent],
+    ) -> Result<(), ProjectionError> {
+        let Some(first) = events.first() else {
+            return Ok(());
+        };
+        let events = events
+            .iter()
+            .map(|event| {
+                let payload = serde_json::from_value::<A::Event>(event.payload.clone())?;
+                Ok((event.sequence as i64, payload))
+            })
+            .collect::<Result<Vec<_>, serde_json::Error>>()?;
+        self.project_in(tx, &first.aggregate_id, &events).await
+    }
+}
+
+/// Reads the events of one stream with `after < sequence < before`, in order.
+async fn load_stream<A: Aggregate>(
+    conn: &mut PgConnection,
+    aggregate_id: &str,
+    after: i64,
+    before: i64,
+) -> Result<Vec<(i64, A::Event)>, ProjectionError> {
+    let mut rows = sqlx::query(
+        "select sequence, payload from events
+         where aggregate_type = $1 and aggregate_id = $2 and sequence > $3 and sequence < $4
+         order by sequence",
+    )
+    .bind(A::TYPE)
+    .bind(aggregate_id)
+    .bind(after)
+    .bind(before)
+    .fetch(conn);
+    let mut events = Vec::new();
+    while let Some(row) = rows.try_next().await? {
+        let payload: serde_json::Value = row.try_get("payload")?;
+        events.push((row.try_get("sequence")?, serde_json::from_value(payload)?));
+    }
+    Ok(events)
+}
+
+/// Why a read model could not be updated.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("a stored event does not deserialize: {0}")]
+    Payload(#[from] serde_json::Error),
+}
