@@ -1,0 +1,193 @@
+//! The log itself: positions ascend, each stream's sequences run 1, 2, 3…
+//! without a gap, and each row's hash chains over its stream's previous one,
+//! as the insert trigger of `migrations/0003` computed it.
+
+use std::collections::HashMap;
+
+use sha2::{Digest, Sha256};
+
+use crate::event_log::RawEvent;
+
+use super::Violation;
+
+/// Positions, sequences and hashes seen so far.
+#[derive(Debug, Default)]
+pub(super) struct LogChain {
+    last_position: i64,
+    streams: HashMap<StreamKey, StreamTip>,
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct StreamKey {
+    aggregate_type: String,
+    aggregate_id: String,
+}
+
+/// The end of one stream: its last sequence and the hash the next event chains from.
+#[derive(Debug, Default)]
+struct StreamTip {
+    sequence: i64,
+    hash: Vec<u8>,
+}
+
+impl LogChain {
+    /// Checks one row against the rows before it.
+    pub(super) fn apply(&mut self, row: &RawEvent, found: &mut Vec<Violation>) {
+        if row.position <= self.last_position {
+            found.push(Violation::new(
+                "positions ascend",
+                format!("position {} after {}", row.position, self.last_position),
+                vec![row.label()],
+            ));
+        }
+        self.last_position = row.position;
+        let key = StreamKey {
+            aggregate_type: row.aggregate_type.clone(),
+            aggregate_id: row.aggregate_id.clone(),
+        };
+        let tip = self.streams.entry(key).or_default();
+        if row.sequence != tip.sequence + 1 {
+            let detail = format!(
+                "sequence {} follows {}: events are missing or reordered",
+                row.sequence, tip.sequence
+            );
+            found.push(Violation::new(
+                "stream sequences have no gaps",
+                detail,
+                vec![row.label()],
+            ));
+        }
+        let expected = chained_hash(&tip.hash, row);
+        if row.hash.as_deref() != Some(expected.as_slice()) {
+            let detail = "the stored hash does not match the event and its predecessor: edited, deleted or reordered";
+            found.push(Violation::new(
+                "hash chain intact",
+                detail,
+                vec![row.label()],
+            ));
+        }
+        // Continue the chain from the stored hash, so one edit is reported once.
+        *tip = StreamTip {
+            sequence: row.sequence,
+            hash: row.hash.clone().unwrap_or(expected),
+        };
+    }
+}
+
+/// SHA-256 of the stream's previous hash and the row's fields joined by `/`.
+fn chained_hash(previous: &[u8], row: &RawEvent) -> Vec<u8> {
+    let text = format!(
+        "{}/{}/{}/{}/{}/{}/{}",
+        row.aggregate_type,
+        row.aggregate_id,
+        row.sequence,
+        row.event_type,
+        row.event_version,
+        row.payload,
+        row.metadata
+    );
+    let mut hasher = Sha256::new();
+    hasher.update(previous);
+    hasher.update(text.as_bytes());
+    hasher.finalize().to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::fixtures::{row, rules};
+
+    #[test]
+    fn a_sound_log_has_no_violation() {
+        let log = chain(vec![
+            event(1, "Wallet/a", 1, "5"),
+            event(2, "Wallet/b", 1, "7"),
+            event(3, "Wallet/a", 2, "6"),
+        ]);
+
+        assert!(check(&log).is_empty());
+    }
+
+    #[test]
+    fn a_position_that_does_not_ascend_is_named() {
+        let log = chain(vec![
+            event(2, "Wallet/a", 1, "5"),
+            event(2, "Wallet/b", 1, "7"),
+        ]);
+
+        let found = check(&log);
+
+        assert_eq!(rules(&found), ["positions ascend"]);
+        assert_eq!(found[0].detail, "position 2 after 2");
+    }
+
+    #[test]
+    fn a_missing_sequence_is_named() {
+        let mut log = chain(vec![
+            event(1, "Wallet/a", 1, "5"),
+            event(2, "Wallet/a", 2, "6"),
+            event(3, "Wallet/a", 3, "7"),
+        ]);
+        log.remove(1);
+
+        let found = check(&log);
+
+        // The hash of 3 chains over the deleted 2, so the chain breaks there too.
+        assert_eq!(
+            rules(&found),
+            ["stream sequences have no gaps", "hash chain intact"]
+        );
+        assert_eq!(
+            found[0].detail,
+            "sequence 3 follows 1: events are missing or reordered"
+        );
+        assert_eq!(found[0].events, ["#3 Wallet/a seq 3 Charged"]);
+    }
+
+    #[test]
+    fn an_edited_payload_breaks_the_chain_once() {
+        let mut log = chain(vec![
+            event(1, "Wallet/a", 1, "5"),
+            event(2, "Wallet/a", 2, "6"),
+            event(3, "Wallet/a", 3, "7"),
+        ]);
+        log[1].payload = "600".to_string();
+
+        let found = check(&log);
+
+        assert_eq!(rules(&found), ["hash chain intact"]);
+        assert_eq!(found[0].events, ["#2 Wallet/a seq 2 Charged"]);
+    }
+
+    #[test]
+    fn a_row_without_a_hash_breaks_the_chain() {
+        let mut log = chain(vec![event(1, "Wallet/a", 1, "5")]);
+        log[0].hash = None;
+
+        assert_eq!(rules(&check(&log)), ["hash chain intact"]);
+    }
+
+    fn event(position: i64, stream: &str, sequence: i64, payload: &str) -> RawEvent {
+        row(position, stream, sequence, "Charged", payload)
+    }
+
+    /// Gives each row the hash the insert trigger would have stored.
+    fn chain(mut rows: Vec<RawEvent>) -> Vec<RawEvent> {
+        let mut tips: HashMap<String, Vec<u8>> = HashMap::new();
+        for row in &mut rows {
+            let tip = tips.entry(row.aggregate_id.clone()).or_default();
+            *tip = chained_hash(tip, row);
+            row.hash = Some(tip.clone());
+        }
+        rows
+    }
+
+    fn check(rows: &[RawEvent]) -> Vec<Violation> {
+        let mut chain = LogChain::default();
+        let mut found = Vec::new();
+        for row in rows {
+            chain.apply(row, &mut found);
+        }
+        found
+    }
+}

@@ -1,0 +1,138 @@
+//! `concert audit`: reads the whole log once, in commit order, and passes each
+//! event through a set of checks, each a fold over the events it cares about:
+//! the log itself (positions, sequences, hash chain), seats, wallets, payments
+//! and the queue; then compares the read models with what the log says. Memory
+//! grows with the number of aggregates, not events.
+
+mod decode;
+mod log_chain;
+mod payments;
+mod queue;
+mod read_models;
+mod seats;
+mod wallets;
+
+#[cfg(test)]
+mod fixtures;
+
+use sqlx::PgPool;
+
+use crate::event_log::{self, RawEvent};
+use decode::Decoded;
+use log_chain::LogChain;
+use payments::PaymentCheck;
+use queue::QueueCheck;
+use seats::SeatCheck;
+use wallets::WalletCheck;
+
+/// A broken rule and the events that show it.
+#[derive(Debug, Clone)]
+pub struct Violation {
+    pub rule: &'static str,
+    pub detail: String,
+    pub events: Vec<String>,
+}
+
+impl Violation {
+    fn new(rule: &'static str, detail: impl Into<String>, events: Vec<String>) -> Self {
+        Self {
+            rule,
+            detail: detail.into(),
+            events,
+        }
+    }
+}
+
+/// The outcome of an audit.
+#[derive(Debug, Default)]
+pub struct AuditReport {
+    pub events: u64,
+    pub violations: Vec<Violation>,
+}
+
+/// Why the audit could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Audits the whole log; `active_limit` is the queue's active-token limit.
+pub async fn audit(
+    pool: &PgPool,
+    active_limit: u32,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<AuditReport, AuditError> {
+    event_log::assign_positions(pool).await?;
+    let total: i64 = sqlx::query_scalar("select count(*) from events")
+        .fetch_one(pool)
+        .await?;
+    let mut checks = Checks::new(active_limit);
+    let mut events = 0;
+    let upto = event_log::last_position(pool).await?;
+    let mut after = 0;
+    loop {
+        let batch = event_log::raw_batch(pool, after, upto).await?;
+        let Some(last) = batch.last() else { break };
+        after = last.position;
+        for row in &batch {
+            checks.apply(row);
+        }
+        events += batch.len() as u64;
+        progress(events, total as u64);
+    }
+    progress(events, total as u64);
+    let violations = checks.finish(pool).await?;
+    Ok(AuditReport { events, violations })
+}
+
+/// Every check, and the violations in the order the log shows them.
+struct Checks {
+    log: LogChain,
+    seats: SeatCheck,
+    wallets: WalletCheck,
+    payments: PaymentCheck,
+    queue: QueueCheck,
+    found: Vec<Violation>,
+}
+
+impl Checks {
+    fn new(active_limit: u32) -> Self {
+        Self {
+            log: LogChain::default(),
+            seats: SeatCheck::default(),
+            wallets: WalletCheck::default(),
+            payments: PaymentCheck::default(),
+            queue: QueueCheck::new(active_limit),
+            found: Vec::new(),
+        }
+    }
+
+    fn apply(&mut self, row: &RawEvent) {
+        let found = &mut self.found;
+        self.log.apply(row, found);
+        // Payments first: a sale or refund is matched before the seat or the
+        // balance it changes, so a row's violations read in that order.
+        match decode::decode(row) {
+            Ok(Decoded::Seat(event)) => {
+                self.payments.apply_seat(row, &event, found);
+                self.seats.apply(row, event, found);
+            }
+            Ok(Decoded::Wallet(event)) => {
+                self.payments.apply_wallet(row, &event, found);
+                self.wallets.apply(row, event, found);
+            }
+            Ok(Decoded::QueueTicket(event)) => self.queue.apply(row, event, found),
+            Ok(Decoded::Concert) => {}
+            Err(violation) => found.push(violation),
+        }
+    }
+
+    /// The rules that need the whole log, then the read models against it.
+    async fn finish(mut self, pool: &PgPool) -> Result<Vec<Violation>, AuditError> {
+        self.payments.finish(&mut self.found);
+        let rows = read_models::ReadModelRows::load(pool).await?;
+        rows.compare(&self.wallets, &self.seats, &mut self.found);
+        Ok(self.found)
+    }
+}

@@ -1,0 +1,200 @@
+//! The queue: a ticket is entered before it is admitted, and no concert ever
+//! has more active tickets than the active limit.
+
+use std::collections::HashMap;
+
+use crate::aggregates::QueueTicketEvent;
+use crate::event_log::RawEvent;
+use crate::ids::ConcertId;
+
+use super::Violation;
+
+/// Tickets by ticket id, and the active count of each concert.
+#[derive(Debug)]
+pub(super) struct QueueCheck {
+    active_limit: i64,
+    tickets: HashMap<String, Ticket>,
+    active: HashMap<ConcertId, i64>,
+}
+
+/// One ticket: the concert it queues for and whether it is active.
+#[derive(Debug)]
+struct Ticket {
+    concert: ConcertId,
+    active: bool,
+}
+
+impl QueueCheck {
+    /// A check of `active_limit`, the queue's active-token limit.
+    pub(super) fn new(active_limit: u32) -> Self {
+        Self {
+            active_limit: i64::from(active_limit),
+            tickets: HashMap::new(),
+            active: HashMap::new(),
+        }
+    }
+
+    /// Moves the ticket of `row` on by `event`, counting admissions per concert.
+    pub(super) fn apply(
+        &mut self,
+        row: &RawEvent,
+        event: QueueTicketEvent,
+        found: &mut Vec<Violation>,
+    ) {
+        match event {
+            QueueTicketEvent::QueueEntered { concert_id, .. } => {
+                let ticket = Ticket {
+                    concert: concert_id,
+                    active: false,
+                };
+                self.tickets.insert(row.aggregate_id.clone(), ticket);
+            }
+            QueueTicketEvent::TicketAdmitted { .. } => {
+                let Some(ticket) = self.tickets.get_mut(&row.aggregate_id) else {
+                    return found.push(Violation::new(
+                        "tickets are entered first",
+                        "admission of an unknown ticket",
+                        vec![row.label()],
+                    ));
+                };
+                ticket.active = true;
+                let count = self.active.entry(ticket.concert).or_default();
+                *count += 1;
+                if *count > self.active_limit {
+                    let detail =
+                        format!("{count} active tokens, the limit is {}", self.active_limit);
+                    found.push(Violation::new(
+                        "admissions stay within the active limit",
+                        detail,
+                        vec![row.label()],
+                    ));
+                }
+            }
+            QueueTicketEvent::TicketExpired { .. } => {
+                if let Some(ticket) = self.tickets.get_mut(&row.aggregate_id) {
+                    if ticket.active {
+                        ticket.active = false;
+                        *self.active.entry(ticket.concert).or_default() -= 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregates::ExpiryReason;
+    use crate::audit::fixtures::{logged, rules};
+    use crate::ids::UserId;
+    use chrono::{DateTime, Utc};
+    use cqrs_es::DomainEvent;
+
+    #[test]
+    fn admissions_within_the_limit_have_no_violation() {
+        let found = run(
+            1,
+            vec![
+                entered("a", CONCERT),
+                admitted("a"),
+                entered("b", CONCERT),
+                expired("a"),
+                admitted("b"),
+                entered("c", OTHER_CONCERT),
+                admitted("c"),
+            ],
+        );
+
+        assert!(found.is_empty(), "{found:?}");
+    }
+
+    #[test]
+    fn an_admission_of_a_ticket_never_entered_is_named() {
+        let found = run(1, vec![admitted("a")]);
+
+        assert_eq!(rules(&found), ["tickets are entered first"]);
+        assert_eq!(found[0].events, ["#1 QueueTicket/a seq 1 TicketAdmitted"]);
+    }
+
+    #[test]
+    fn an_admission_past_the_active_limit_is_named() {
+        let found = run(
+            1,
+            vec![
+                entered("a", CONCERT),
+                entered("b", CONCERT),
+                admitted("a"),
+                admitted("b"),
+            ],
+        );
+
+        assert_eq!(rules(&found), ["admissions stay within the active limit"]);
+        assert_eq!(found[0].detail, "2 active tokens, the limit is 1");
+    }
+
+    #[test]
+    fn expiring_a_waiting_ticket_frees_no_place() {
+        let found = run(
+            1,
+            vec![
+                entered("a", CONCERT),
+                entered("b", CONCERT),
+                admitted("a"),
+                expired("b"),
+                entered("c", CONCERT),
+                admitted("c"),
+            ],
+        );
+
+        assert_eq!(rules(&found), ["admissions stay within the active limit"]);
+    }
+
+    /// An event of the ticket `QueueTicket/<ticket>`.
+    struct TicketEvent {
+        ticket: &'static str,
+        event: QueueTicketEvent,
+    }
+
+    /// Feeds the events one position each.
+    fn run(active_limit: u32, events: Vec<TicketEvent>) -> Vec<Violation> {
+        let mut check = QueueCheck::new(active_limit);
+        let mut found = Vec::new();
+        for (position, TicketEvent { ticket, event }) in (1..).zip(events) {
+            let stream = format!("QueueTicket/{ticket}");
+            let row = logged(position, &stream, &event.event_type());
+            check.apply(&row, event, &mut found);
+        }
+        found
+    }
+
+    const CONCERT: ConcertId = ConcertId(uuid::Uuid::from_u128(1));
+    const OTHER_CONCERT: ConcertId = ConcertId(uuid::Uuid::from_u128(2));
+    const AT: DateTime<Utc> = DateTime::<Utc>::UNIX_EPOCH;
+
+    fn entered(ticket: &'static str, concert_id: ConcertId) -> TicketEvent {
+        let event = QueueTicketEvent::QueueEntered {
+            concert_id,
+            user_id: UserId(uuid::Uuid::from_u128(3)),
+            entry_no: 1,
+            entered_at: AT,
+        };
+        TicketEvent { ticket, event }
+    }
+
+    fn admitted(ticket: &'static str) -> TicketEvent {
+        let event = QueueTicketEvent::TicketAdmitted {
+            admitted_at: AT,
+            expires_at: AT,
+        };
+        TicketEvent { ticket, event }
+    }
+
+    fn expired(ticket: &'static str) -> TicketEvent {
+        let event = QueueTicketEvent::TicketExpired {
+            reason: ExpiryReason::Timeout,
+            expired_at: AT,
+        };
+        TicketEvent { ticket, event }
+    }
+}

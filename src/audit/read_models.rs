@@ -1,0 +1,235 @@
+//! Read models against the log: every wallet's balance row says what its
+//! events add up to, and the seats listed as held or sold are exactly those
+//! the log leaves held or sold.
+
+use std::collections::HashSet;
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::seats::SeatCheck;
+use super::wallets::WalletCheck;
+use super::Violation;
+
+const AGREE: &str = "read models agree with the log";
+
+/// The read-model rows the audit compares.
+#[derive(Debug, Default)]
+pub(super) struct ReadModelRows {
+    balances: Vec<BalanceRow>,
+    taken_seats: Vec<SeatRow>,
+}
+
+/// One row of `balances`.
+#[derive(Debug, sqlx::FromRow)]
+struct BalanceRow {
+    user_id: Uuid,
+    balance: i64,
+}
+
+/// One row of `seats` that is not free.
+#[derive(Debug, sqlx::FromRow)]
+struct SeatRow {
+    seat_id: Uuid,
+    status: String,
+}
+
+impl ReadModelRows {
+    /// Every balance, and every seat not listed as free.
+    pub(super) async fn load(pool: &PgPool) -> sqlx::Result<Self> {
+        let balances = sqlx::query_as("select user_id, balance from balances")
+            .fetch_all(pool)
+            .await?;
+        let taken_seats =
+            sqlx::query_as("select seat_id, status from seats where status <> 'free'")
+                .fetch_all(pool)
+                .await?;
+        Ok(Self {
+            balances,
+            taken_seats,
+        })
+    }
+
+    /// Names each row that disagrees with the log, and each wallet or taken
+    /// seat of the log that has no row.
+    pub(super) fn compare(
+        &self,
+        wallets: &WalletCheck,
+        seats: &SeatCheck,
+        found: &mut Vec<Violation>,
+    ) {
+        let mut listed = HashSet::new();
+        for BalanceRow { user_id, balance } in &self.balances {
+            let expected = wallets.balance(&user_id.to_string());
+            if expected != *balance {
+                found.push(Violation::new(
+                    AGREE,
+                    format!("balances says {balance} for {user_id}, the log says {expected}"),
+                    vec![format!("Wallet/{user_id}")],
+                ));
+            }
+            listed.insert(user_id.to_string());
+        }
+        for wallet in wallets.wallets().filter(|wallet| !listed.contains(*wallet)) {
+            found.push(Violation::new(
+                AGREE,
+                format!("no balance row for {wallet}"),
+                vec![format!("Wallet/{wallet}")],
+            ));
+        }
+        let mut listed = HashSet::new();
+        for SeatRow { seat_id, status } in &self.taken_seats {
+            let expected = seats.status(&seat_id.to_string());
+            if expected != status {
+                found.push(Violation::new(
+                    AGREE,
+                    format!("seats says {status} for {seat_id}, the log says {expected}"),
+                    vec![format!("Seat/{seat_id}")],
+                ));
+            }
+            listed.insert(seat_id.to_string());
+        }
+        for seat in seats.taken().filter(|seat| !listed.contains(*seat)) {
+            found.push(Violation::new(
+                AGREE,
+                format!("seat {seat} is listed as free"),
+                vec![format!("Seat/{seat}")],
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregates::{SeatEvent, WalletEvent};
+    use crate::audit::fixtures::logged;
+    use crate::ids::{ChargeId, DateId, ReservationId, UserId};
+    use chrono::{DateTime, Utc};
+
+    #[test]
+    fn read_models_that_agree_have_no_violation() {
+        let (wallets, seats) = log();
+        let rows = ReadModelRows {
+            balances: vec![balance(WALLET, 500)],
+            taken_seats: vec![seat(SEAT, "held")],
+        };
+
+        assert!(compare(&rows, &wallets, &seats).is_empty());
+    }
+
+    #[test]
+    fn a_balance_row_that_disagrees_is_named() {
+        let (wallets, seats) = log();
+        let rows = ReadModelRows {
+            balances: vec![balance(WALLET, 400)],
+            taken_seats: vec![seat(SEAT, "held")],
+        };
+
+        let found = compare(&rows, &wallets, &seats);
+
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].rule, "read models agree with the log");
+        assert_eq!(
+            found[0].detail,
+            format!("balances says 400 for {WALLET}, the log says 500")
+        );
+        assert_eq!(found[0].events, [format!("Wallet/{WALLET}")]);
+    }
+
+    #[test]
+    fn a_wallet_without_a_balance_row_is_named() {
+        let (wallets, seats) = log();
+        let rows = ReadModelRows {
+            balances: vec![],
+            taken_seats: vec![seat(SEAT, "held")],
+        };
+
+        let found = compare(&rows, &wallets, &seats);
+
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].detail, format!("no balance row for {WALLET}"));
+    }
+
+    #[test]
+    fn a_seat_row_that_disagrees_is_named() {
+        let (wallets, seats) = log();
+        let other = Uuid::from_u128(9);
+        let rows = ReadModelRows {
+            balances: vec![balance(WALLET, 500)],
+            taken_seats: vec![seat(SEAT, "sold"), seat(other, "held")],
+        };
+
+        let found = compare(&rows, &wallets, &seats);
+
+        let details: Vec<_> = found.iter().map(|v| v.detail.clone()).collect();
+        assert_eq!(
+            details,
+            [
+                format!("seats says sold for {SEAT}, the log says held"),
+                format!("seats says held for {other}, the log says free"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_taken_seat_listed_as_free_is_named() {
+        let (wallets, seats) = log();
+        let rows = ReadModelRows {
+            balances: vec![balance(WALLET, 500)],
+            taken_seats: vec![],
+        };
+
+        let found = compare(&rows, &wallets, &seats);
+
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].detail, format!("seat {SEAT} is listed as free"));
+        assert_eq!(found[0].events, [format!("Seat/{SEAT}")]);
+    }
+
+    const WALLET: Uuid = Uuid::from_u128(1);
+    const SEAT: Uuid = Uuid::from_u128(2);
+
+    /// A log of one wallet charged 500 and one seat held.
+    fn log() -> (WalletCheck, SeatCheck) {
+        let mut ignored = Vec::new();
+        let mut wallets = WalletCheck::default();
+        let charged = WalletEvent::Charged {
+            charge_id: ChargeId(Uuid::from_u128(3)),
+            amount: 500,
+            balance: 500,
+        };
+        let row = logged(1, &format!("Wallet/{WALLET}"), "Charged");
+        wallets.apply(&row, charged, &mut ignored);
+        let mut seats = SeatCheck::default();
+        let held = SeatEvent::SeatHeld {
+            reservation_id: ReservationId(Uuid::from_u128(4)),
+            user_id: UserId(WALLET),
+            date_id: DateId(Uuid::from_u128(5)),
+            seat_no: 1,
+            price: 100,
+            held_at: DateTime::<Utc>::UNIX_EPOCH,
+            until: DateTime::<Utc>::UNIX_EPOCH,
+        };
+        let row = logged(2, &format!("Seat/{SEAT}"), "SeatHeld");
+        seats.apply(&row, held, &mut ignored);
+        (wallets, seats)
+    }
+
+    fn compare(rows: &ReadModelRows, wallets: &WalletCheck, seats: &SeatCheck) -> Vec<Violation> {
+        let mut found = Vec::new();
+        rows.compare(wallets, seats, &mut found);
+        found
+    }
+
+    fn balance(user_id: Uuid, balance: i64) -> BalanceRow {
+        BalanceRow { user_id, balance }
+    }
+
+    fn seat(seat_id: Uuid, status: &str) -> SeatRow {
+        SeatRow {
+            seat_id,
+            status: status.to_string(),
+        }
+    }
+}
