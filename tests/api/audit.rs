@@ -9,7 +9,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::helpers::{
-    eventually, problem_code, spawn_app, spawn_app_with, test_config, TestApp, ADMIN_TOKEN,
+    assert_problem, eventually, spawn_app, spawn_app_with, test_config, TestApp, ADMIN_TOKEN,
 };
 
 /// A small booking history: sales, a refused payment, a lapsed hold, charges.
@@ -153,29 +153,16 @@ async fn the_audit_endpoints_need_the_admin_token_and_serve_one_stream() {
         .await
         .unwrap();
 
-    assert_eq!(
-        problem_code(anonymous).await,
-        (StatusCode::UNAUTHORIZED, "token_invalid".to_string())
-    );
-    assert_eq!(
-        problem_code(as_user).await,
-        (StatusCode::UNAUTHORIZED, "token_invalid".to_string())
-    );
-    assert_eq!(
-        problem_code(as_signed_in_user).await,
-        (StatusCode::UNAUTHORIZED, "token_invalid".to_string())
-    );
-    assert_eq!(
-        problem_code(bad_limit).await,
-        (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed".to_string()
-        )
-    );
-    assert_eq!(
-        problem_code(unknown).await,
-        (StatusCode::NOT_FOUND, "not_found".to_string())
-    );
+    assert_problem(anonymous, StatusCode::UNAUTHORIZED, "token_invalid").await;
+    assert_problem(as_user, StatusCode::UNAUTHORIZED, "token_invalid").await;
+    assert_problem(as_signed_in_user, StatusCode::UNAUTHORIZED, "token_invalid").await;
+    assert_problem(
+        bad_limit,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_problem(unknown, StatusCode::NOT_FOUND, "not_found").await;
     let events = stream["events"].as_array().unwrap();
     assert_eq!(events.len(), 2);
     assert_eq!(events[1]["payload"]["Charged"]["balance"], 1200);

@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::helpers::{
-    problem_code, spawn_app, spawn_app_with, test_config, Concert, TestApp, User, ADMIN_TOKEN,
+    assert_problem, assert_problem_for, spawn_app, spawn_app_with, test_config, Concert, TestApp,
+    User, ADMIN_TOKEN,
 };
 
 /// Posts `body` as-is with the given content type.
@@ -64,12 +65,6 @@ async fn post_chunked(app: &TestApp, path: &str, token: &str, body: &[u8]) -> (u
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     (status, answer)
-}
-
-/// Asserts that `response` is the problem `code` with `status`.
-async fn assert_problem(response: Response, status: StatusCode, code: &str) {
-    let (got_status, got_code) = problem_code(response).await;
-    assert_eq!((got_status, got_code.as_str()), (status, code));
 }
 
 /// A user id whose wallet holds `amount`.
@@ -171,12 +166,13 @@ async fn well_formed_json_of_the_wrong_type_fails_validation() {
         json!(null),
     ] {
         let response = app.post(&path, Some(&token), body.clone()).await;
-        let (status, code) = problem_code(response).await;
-        assert_eq!(
-            (status, code.as_str()),
-            (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
-            "body {body}"
-        );
+        assert_problem_for(
+            format!("body {body}"),
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
     }
     assert_eq!(app.balance(user_id).await, 1_000);
 }
@@ -372,12 +368,13 @@ async fn charges_outside_one_to_a_billion_fail_validation_and_leave_the_balance(
     let user_id = charged_user(&app, 1_000).await;
     for amount in [0, -1, -1_000, 1_000_000_001, i64::MAX, i64::MIN] {
         let response = app.charge(user_id, amount).await;
-        let (status, code) = problem_code(response).await;
-        assert_eq!(
-            (status, code.as_str()),
-            (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
-            "amount {amount}"
-        );
+        assert_problem_for(
+            format!("amount {amount}"),
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
     }
     assert_eq!(app.balance(user_id).await, 1_000);
 }
@@ -398,12 +395,13 @@ async fn fractional_and_huge_numbers_are_not_money() {
         r#"{"amount": -9223372036854775809}"#,
     ] {
         let response = post_raw(&app, &path, Some(&token), "application/json", body).await;
-        let (status, code) = problem_code(response).await;
-        assert_eq!(
-            (status, code.as_str()),
-            (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
-            "body {body}"
-        );
+        assert_problem_for(
+            format!("body {body}"),
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
     }
     assert_eq!(app.balance(user_id).await, 1_000);
 }
@@ -446,12 +444,13 @@ async fn a_malformed_idempotency_key_is_a_bad_request_and_charges_nothing() {
             .send()
             .await
             .unwrap();
-        let (status, code) = problem_code(response).await;
-        assert_eq!(
-            (status, code.as_str()),
-            (StatusCode::BAD_REQUEST, "bad_request"),
-            "key {key:?}"
-        );
+        assert_problem_for(
+            format!("key {key:?}"),
+            response,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        )
+        .await;
     }
     assert_eq!(app.balance(user_id).await, 1_000);
 }
@@ -669,12 +668,13 @@ async fn a_garbage_token_is_unauthorized() {
         &"f".repeat(10_000),
     ] {
         let response = app.get("/queue/tokens/current", Some(token)).await;
-        assert_eq!(
-            response.status(),
+        assert_problem_for(
+            format!("token {token:?}"),
+            response,
             StatusCode::UNAUTHORIZED,
-            "token {token:?}"
-        );
-        assert_problem(response, StatusCode::UNAUTHORIZED, "token_invalid").await;
+            "token_invalid",
+        )
+        .await;
     }
     // Not a bearer token at all.
     for header in ["Basic dXNlcjpwYXNz", "Bearer", user.token.as_str()] {
@@ -685,12 +685,13 @@ async fn a_garbage_token_is_unauthorized() {
             .send()
             .await
             .unwrap();
-        let (status, code) = problem_code(response).await;
-        assert_eq!(
-            (status, code.as_str()),
-            (StatusCode::UNAUTHORIZED, "token_invalid"),
-            "header {header:?}"
-        );
+        assert_problem_for(
+            format!("header {header:?}"),
+            response,
+            StatusCode::UNAUTHORIZED,
+            "token_invalid",
+        )
+        .await;
     }
 }
 
@@ -826,12 +827,13 @@ async fn a_wrong_admin_token_is_unauthorized() {
     for token in &wrong {
         let body = json!({"title": "Nope", "dates": [date(json!(5), json!(1))]});
         let response = app.post("/concerts", Some(token), body).await;
-        let (status, code) = problem_code(response).await;
-        assert_eq!(
-            (status, code.as_str()),
-            (StatusCode::UNAUTHORIZED, "token_invalid"),
-            "token {token:?}"
-        );
+        assert_problem_for(
+            format!("token {token:?}"),
+            response,
+            StatusCode::UNAUTHORIZED,
+            "token_invalid",
+        )
+        .await;
     }
     assert!(catalog(&app).await.is_empty());
 }
@@ -975,12 +977,13 @@ async fn a_seat_page_limit_outside_one_to_5000_fails_validation() {
         "after_seat_no=99999999999",
     ] {
         let response = app.get(&format!("{path}?{query}"), Some(&user.token)).await;
-        let (status, code) = problem_code(response).await;
-        assert_eq!(
-            (status, code.as_str()),
-            (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
-            "query {query}"
-        );
+        assert_problem_for(
+            format!("query {query}"),
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
     }
     for query in ["limit=5000", "limit=1", "after_seat_no=0"] {
         let response = app.get(&format!("{path}?{query}"), Some(&user.token)).await;
@@ -1001,12 +1004,13 @@ async fn an_unparsable_seat_page_is_a_bad_request() {
         "limit=99999999999999999999",
     ] {
         let response = app.get(&format!("{path}?{query}"), Some(&user.token)).await;
-        let (status, code) = problem_code(response).await;
-        assert_eq!(
-            (status, code.as_str()),
-            (StatusCode::BAD_REQUEST, "bad_request"),
-            "query {query}"
-        );
+        assert_problem_for(
+            format!("query {query}"),
+            response,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        )
+        .await;
     }
 }
 
@@ -1159,12 +1163,13 @@ async fn concerts_outside_the_limits_fail_validation_and_are_not_stored() {
     ];
     for (case, body) in cases {
         let response = app.post("/concerts", Some(ADMIN_TOKEN), body).await;
-        let (status, code) = problem_code(response).await;
-        assert_eq!(
-            (status, code.as_str()),
-            (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
-            "{case}"
-        );
+        assert_problem_for(
+            case,
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
     }
     assert!(catalog(&app).await.is_empty());
 

@@ -4,7 +4,7 @@ use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{eventually, problem_code, spawn_app, spawn_app_with, test_config};
+use crate::helpers::{assert_problem, eventually, spawn_app, spawn_app_with, test_config};
 
 #[tokio::test]
 async fn a_hundred_users_holding_one_seat_at_once_give_exactly_one_hold() {
@@ -24,10 +24,7 @@ async fn a_hundred_users_holding_one_seat_at_once_give_exactly_one_hold() {
     for response in responses {
         match response.status() {
             StatusCode::CREATED => won += 1,
-            _ => assert_eq!(
-                problem_code(response).await,
-                (StatusCode::CONFLICT, "seat_unavailable".to_string())
-            ),
+            _ => assert_problem(response, StatusCode::CONFLICT, "seat_unavailable").await,
         }
     }
     assert_eq!(won, 1);
@@ -60,10 +57,7 @@ async fn holding_a_held_seat_is_a_409_problem() {
 
     let response = app.hold(&second, &seat_id).await;
 
-    assert_eq!(
-        problem_code(response).await,
-        (StatusCode::CONFLICT, "seat_unavailable".to_string())
-    );
+    assert_problem(response, StatusCode::CONFLICT, "seat_unavailable").await;
 }
 
 #[tokio::test]
@@ -114,10 +108,7 @@ async fn a_lapsed_hold_frees_the_seat_reads_expired_and_cannot_be_paid() {
     .unwrap();
     assert_eq!(expired, 1, "the scheduler recorded HoldExpired once");
     let paid = app.pay(&user, reservation_id).await;
-    assert_eq!(
-        problem_code(paid).await,
-        (StatusCode::CONFLICT, "hold_expired".to_string())
-    );
+    assert_problem(paid, StatusCode::CONFLICT, "hold_expired").await;
     assert_eq!(app.balance(user.user_id).await, 5000);
 }
 

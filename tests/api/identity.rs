@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::helpers::{
-    database_url_of, eventually, problem_code, spawn_app, spawn_app_with, test_config, TestApp,
-    ADMIN_TOKEN,
+    assert_problem, assert_problem_for, database_url_of, eventually, problem_code, spawn_app,
+    spawn_app_with, test_config, TestApp, ADMIN_TOKEN,
 };
 
 /// The service's own signing key, read from its database as an insider
@@ -298,23 +298,14 @@ async fn a_stranger_who_knows_a_users_id_cannot_act_as_that_user() {
     // Revision 1's attack: the victim's id in the body, with no token or the stranger's own.
     let body = json!({"user_id": victim, "concert_id": concert.concert_id});
     let anonymous = app.post("/queue/tokens", None, body.clone()).await;
-    assert_eq!(
-        problem_code(anonymous).await,
-        (StatusCode::UNAUTHORIZED, "token_invalid".into())
-    );
+    assert_problem(anonymous, StatusCode::UNAUTHORIZED, "token_invalid").await;
     let as_stranger = app.post("/queue/tokens", Some(&stranger_token), body).await;
-    assert_eq!(
-        problem_code(as_stranger).await,
-        (StatusCode::FORBIDDEN, "forbidden".into())
-    );
+    assert_problem(as_stranger, StatusCode::FORBIDDEN, "forbidden").await;
     // The wallet: neither read nor charged.
     let read = app
         .get(&format!("/users/{victim}/balance"), Some(&stranger_token))
         .await;
-    assert_eq!(
-        problem_code(read).await,
-        (StatusCode::FORBIDDEN, "forbidden".into())
-    );
+    assert_problem(read, StatusCode::FORBIDDEN, "forbidden").await;
     let charge = app
         .post(
             &format!("/users/{victim}/balance/charges"),
@@ -322,10 +313,7 @@ async fn a_stranger_who_knows_a_users_id_cannot_act_as_that_user() {
             json!({"amount": 1}),
         )
         .await;
-    assert_eq!(
-        problem_code(charge).await,
-        (StatusCode::FORBIDDEN, "forbidden".into())
-    );
+    assert_problem(charge, StatusCode::FORBIDDEN, "forbidden").await;
     assert_eq!(log_fingerprint(&app).await, before, "the log changed");
     assert_eq!(app.balance(victim).await, 50_000);
     let victims_tickets: i64 = sqlx::query_scalar(
@@ -384,11 +372,13 @@ async fn minting_checks_its_admin_token_and_ttl_and_the_token_lives_as_asked() {
         let response = app
             .post(&path, Some(ADMIN_TOKEN), json!({"ttl_secs": ttl}))
             .await;
-        assert_eq!(
-            problem_code(response).await,
-            (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed".into()),
-            "ttl {ttl}"
-        );
+        assert_problem_for(
+            format!("ttl {ttl}"),
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
     }
     let response = app
         .post(&path, Some(ADMIN_TOKEN), json!({"ttl_secs": 120}))
@@ -424,10 +414,7 @@ async fn minting_checks_its_admin_token_and_ttl_and_the_token_lives_as_asked() {
     let bad_path = app
         .post("/users/nope/tokens", Some(ADMIN_TOKEN), json!({}))
         .await;
-    assert_eq!(
-        problem_code(bad_path).await,
-        (StatusCode::BAD_REQUEST, "bad_request".into())
-    );
+    assert_problem(bad_path, StatusCode::BAD_REQUEST, "bad_request").await;
 }
 
 #[tokio::test]
@@ -441,10 +428,7 @@ async fn a_token_within_the_leeway_is_accepted_and_the_subject_must_be_a_user_id
     let mut not_a_user = claims(user, 3600);
     not_a_user["sub"] = json!("admin");
     let refused = app.get(&path, Some(&sign(&not_a_user, &key))).await;
-    assert_eq!(
-        problem_code(refused).await,
-        (StatusCode::UNAUTHORIZED, "token_invalid".into())
-    );
+    assert_problem(refused, StatusCode::UNAUTHORIZED, "token_invalid").await;
     let mut no_exp = claims(user, 3600);
     no_exp.as_object_mut().unwrap().remove("exp");
     let refused = app.get(&path, Some(&sign(&no_exp, &key))).await;

@@ -10,7 +10,9 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::helpers::{eventually, problem_code, spawn_app_with, test_config, TestApp, ADMIN_TOKEN};
+use crate::helpers::{
+    assert_problem, eventually, problem_code, spawn_app_with, test_config, TestApp, ADMIN_TOKEN,
+};
 
 const ISSUER: &str = "https://id.example.test";
 const AUDIENCE: &str = "concert-api";
@@ -220,10 +222,7 @@ async fn rs256_es256_and_eddsa_keys_sign_users_in_and_tokens_are_checked() {
             json!({}),
         )
         .await;
-    assert_eq!(
-        problem_code(minting).await,
-        (StatusCode::NOT_FOUND, "not_found".into())
-    );
+    assert_problem(minting, StatusCode::NOT_FOUND, "not_found").await;
 }
 
 /// The classic key-confusion forgery: HS256 keyed with the RSA public key.
@@ -301,8 +300,5 @@ async fn queue_entry_with_a_provider_token_gets_the_users_own_queue_token() {
             json!({"concert_id": concert.concert_id, "user_id": Uuid::new_v4()}),
         )
         .await;
-    assert_eq!(
-        problem_code(forbidden).await,
-        (StatusCode::FORBIDDEN, "forbidden".into())
-    );
+    assert_problem(forbidden, StatusCode::FORBIDDEN, "forbidden").await;
 }

@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{problem_code, spawn_app, Concert, TestApp, User};
+use crate::helpers::{assert_problem, spawn_app, Concert, TestApp, User};
 
 async fn held_seat(app: &TestApp, concert: &Concert, user: &User, index: usize) -> String {
     let seat_id = app.free_seats(user, concert, 0).await[index]["seat_id"]
@@ -24,13 +24,12 @@ async fn paying_with_too_little_balance_is_refused_and_changes_nothing() {
 
     let response = app.pay(&user, &reservation_id).await;
 
-    assert_eq!(
-        problem_code(response).await,
-        (
-            StatusCode::PAYMENT_REQUIRED,
-            "insufficient_balance".to_string()
-        )
-    );
+    assert_problem(
+        response,
+        StatusCode::PAYMENT_REQUIRED,
+        "insufficient_balance",
+    )
+    .await;
     assert_eq!(app.balance(user.user_id).await, 100_000);
     let read: Value = app
         .get(
@@ -72,10 +71,7 @@ async fn a_reservation_is_paid_once() {
 
     let response = app.pay(&again, &reservation_id).await;
 
-    assert_eq!(
-        problem_code(response).await,
-        (StatusCode::CONFLICT, "already_paid".to_string())
-    );
+    assert_problem(response, StatusCode::CONFLICT, "already_paid").await;
     assert_eq!(app.balance(user.user_id).await, 9_000);
 }
 
@@ -98,14 +94,8 @@ async fn another_users_reservation_is_not_found() {
         )
         .await;
 
-    assert_eq!(
-        problem_code(paid).await,
-        (StatusCode::NOT_FOUND, "not_found".to_string())
-    );
-    assert_eq!(
-        problem_code(read).await,
-        (StatusCode::NOT_FOUND, "not_found".to_string())
-    );
+    assert_problem(paid, StatusCode::NOT_FOUND, "not_found").await;
+    assert_problem(read, StatusCode::NOT_FOUND, "not_found").await;
     assert_eq!(app.balance(other.user_id).await, 10_000);
 }
 

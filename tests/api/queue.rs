@@ -8,7 +8,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::helpers::{
-    eventually, problem_code, spawn_app, spawn_app_on, spawn_app_with, test_config,
+    assert_problem, eventually, spawn_app, spawn_app_on, spawn_app_with, test_config,
 };
 
 #[tokio::test]
@@ -222,7 +222,7 @@ async fn one_address_entering_too_fast_is_rate_limited() {
             .await;
         statuses.push(response.status());
         if response.status() == StatusCode::TOO_MANY_REQUESTS {
-            assert_eq!(problem_code(response).await.1, "rate_limited");
+            assert_problem(response, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
         }
     }
 
@@ -266,10 +266,7 @@ async fn a_full_waiting_queue_refuses_new_entries() {
         .await;
     let again = app.enter_queue(admitted.user_id, &concert.concert_id).await;
 
-    assert_eq!(
-        problem_code(refused).await,
-        (StatusCode::TOO_MANY_REQUESTS, "rate_limited".to_string())
-    );
+    assert_problem(refused, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
     assert_eq!(
         again.0,
         StatusCode::OK,

@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::helpers::{problem_code, spawn_app_on, spawn_app_with, test_config};
+use crate::helpers::{assert_problem, spawn_app_on, spawn_app_with, test_config};
 
 /// Holds a seat and pays with a service that stops right after the debit.
 async fn payment_cut_after_debit(hold_ttl_secs: u64) -> (sqlx::PgPool, Uuid, String, String) {
@@ -30,10 +30,7 @@ async fn payment_cut_after_debit(hold_ttl_secs: u64) -> (sqlx::PgPool, Uuid, Str
 
     let cut = app.pay(&user, &reservation_id).await;
 
-    assert_eq!(
-        problem_code(cut).await,
-        (StatusCode::SERVICE_UNAVAILABLE, "unavailable".to_string())
-    );
+    assert_problem(cut, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
     assert_eq!(app.balance(user.user_id).await, 4000, "the debit happened");
     (app.shutdown().await, user.user_id, seat_id, reservation_id)
 }
@@ -137,14 +134,8 @@ async fn an_unreachable_database_is_a_503_problem_and_changes_nothing() {
         .await;
     let charge = app.charge(user_id, 100).await;
 
-    assert_eq!(
-        problem_code(balance).await,
-        (StatusCode::SERVICE_UNAVAILABLE, "unavailable".to_string())
-    );
-    assert_eq!(
-        problem_code(charge).await,
-        (StatusCode::SERVICE_UNAVAILABLE, "unavailable".to_string())
-    );
+    assert_problem(balance, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
+    assert_problem(charge, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
     let pool = sqlx::PgPool::connect_with(options).await.unwrap();
     let balance: i64 = sqlx::query_scalar("select balance from balances where user_id = $1")
         .bind(user_id)
