@@ -9,6 +9,7 @@ mod context;
 pub mod error;
 mod extract;
 mod health;
+mod idempotent;
 mod links;
 mod middleware;
 mod payments;
@@ -20,7 +21,7 @@ mod wallet;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderMap, HeaderName, StatusCode};
+use axum::http::HeaderName;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use axum::Router;
@@ -185,22 +186,4 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
         .filter_map(|origin| origin.parse().ok())
         .collect::<Vec<_>>();
     layer.allow_origin(AllowOrigin::list(origins))
-}
-
-/// The `Idempotency-Key` header, if sent and well-formed.
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    let key = value
-        .to_str()
-        .map_err(|_| ApiError::BadRequest("Idempotency-Key must be ASCII".into()))?;
-    crate::booking::idempotency::validate_key(key)?;
-    Ok(Some(key.to_string()))
-}
-
-/// Replays a stored answer.
-fn stored_response((status, body): (u16, Value)) -> Response {
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-    (status, axum::Json(body)).into_response()
 }

@@ -12,9 +12,10 @@ use super::auth::{require_active, QueueToken};
 use super::context::Correlation;
 use super::error::{ApiError, Problem};
 use super::extract::Json;
-use super::idempotency_key;
-use crate::booking::{idempotency, payment};
-use crate::ids::{idempotent_id, PaymentId, UserId};
+use super::idempotent::Idempotent;
+use crate::booking::idempotency::Operation;
+use crate::booking::payment;
+use crate::ids::{PaymentId, ReservationId, TicketId, UserId};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -64,24 +65,19 @@ async fn pay(
     Json(body): Json<PaymentRequest>,
 ) -> Result<Response, ApiError> {
     let user_id = ticket.user_id;
-    let key = idempotency_key(&headers)?;
-    if let Some(key) = &key {
-        if let Some(answer) = idempotency::stored_answer(&app.pool, user_id, "pay", key).await? {
-            return Ok(super::stored_response(answer));
-        }
+    let request = Idempotent::from_headers(&headers, UserId(user_id), Operation::Pay)?;
+    if let Some(answer) = request.earlier_answer(&app.pool).await? {
+        return Ok(answer);
     }
     // Checked after the stored answer: paying spends the token, and a retry must still get its receipt.
     require_active(&ticket)?;
-    let payment_id = match &key {
-        Some(key) => PaymentId(idempotent_id(UserId(user_id), "pay", key)),
-        None => PaymentId::new(),
-    };
+    let payment_id = PaymentId(request.command_id());
     let context = correlation.as_actor(format!("user:{user_id}"));
     let receipt = payment::pay(
         &app,
-        user_id,
-        ticket.ticket_id,
-        body.reservation_id,
+        UserId(user_id),
+        TicketId(ticket.ticket_id),
+        ReservationId(body.reservation_id),
         payment_id,
         &context,
     )
@@ -94,11 +90,7 @@ async fn pay(
         balance: receipt.balance,
         status: "completed".to_string(),
     };
-    let body =
-        serde_json::to_value(&answer).map_err(|error| ApiError::Internal(error.to_string()))?;
-    let answer = match key {
-        Some(key) => idempotency::keep_answer(&app.pool, user_id, "pay", &key, (201, body)).await?,
-        None => (StatusCode::CREATED.as_u16(), body),
-    };
-    Ok(super::stored_response(answer))
+    request
+        .answer(&app.pool, StatusCode::CREATED, &answer)
+        .await
 }

@@ -3,7 +3,7 @@
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -13,11 +13,11 @@ use super::auth::PathUser;
 use super::context::Correlation;
 use super::error::{ApiError, Problem};
 use super::extract::Json;
-use super::idempotency_key;
+use super::idempotent::Idempotent;
 use crate::aggregates::WalletCommand;
-use crate::booking::idempotency;
+use crate::booking::idempotency::Operation;
 use crate::commands::execute;
-use crate::ids::{idempotent_id, ChargeId, UserId};
+use crate::ids::{ChargeId, UserId};
 use crate::projections::balances;
 use crate::state::AppState;
 
@@ -81,18 +81,12 @@ async fn charge_balance(
     correlation: Correlation,
     Json(body): Json<ChargeRequest>,
 ) -> Result<Response, ApiError> {
-    let key = idempotency_key(&headers)?;
-    if let Some(key) = &key {
-        if let Some(answer) = idempotency::stored_answer(&app.pool, user_id, "charge", key).await? {
-            return Ok(super::stored_response(answer));
-        }
+    let request = Idempotent::from_headers(&headers, UserId(user_id), Operation::Charge)?;
+    if let Some(answer) = request.earlier_answer(&app.pool).await? {
+        return Ok(answer);
     }
-    let charge_id = match &key {
-        Some(key) => ChargeId(idempotent_id(UserId(user_id), "charge", key)),
-        None => ChargeId::new(),
-    };
     let command = WalletCommand::Charge {
-        charge_id,
+        charge_id: ChargeId(request.command_id()),
         amount: body.amount,
     };
     execute(
@@ -104,14 +98,5 @@ async fn charge_balance(
     .await?;
     let balance = balances::balance_of(&app.pool, user_id).await?;
     let answer = BalanceResponse { user_id, balance };
-    match key {
-        Some(key) => {
-            let body = serde_json::to_value(&answer)
-                .map_err(|error| ApiError::Internal(error.to_string()))?;
-            let kept =
-                idempotency::keep_answer(&app.pool, user_id, "charge", &key, (200, body)).await?;
-            Ok(super::stored_response(kept))
-        }
-        None => Ok((StatusCode::OK, axum::Json(answer)).into_response()),
-    }
+    request.answer(&app.pool, StatusCode::OK, &answer).await
 }

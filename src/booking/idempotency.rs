@@ -6,6 +6,30 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::BookingError;
+use crate::ids::{idempotent_id, UserId};
+
+/// What a key is for: keys are scoped per user and operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Charge,
+    Pay,
+}
+
+impl Operation {
+    /// The name stored with the key and hashed into the command's id.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Charge => "charge",
+            Operation::Pay => "pay",
+        }
+    }
+}
+
+/// The id of the command a keyed request sends: the same for every retry, so
+/// the aggregate sees a retry as the command it already handled.
+pub fn command_id(user_id: UserId, operation: Operation, key: &str) -> Uuid {
+    idempotent_id(user_id, operation.as_str(), key)
+}
 
 /// Longest accepted key.
 const MAX_KEY_LEN: usize = 255;
@@ -24,14 +48,14 @@ pub fn validate_key(key: &str) -> Result<(), BookingError> {
 /// The answer stored for this key, if any.
 pub async fn stored_answer(
     pool: &PgPool,
-    user_id: Uuid,
-    operation: &str,
+    user_id: UserId,
+    operation: Operation,
     key: &str,
 ) -> sqlx::Result<Option<(u16, Value)>> {
     let row: Option<(i16, Value)> =
         sqlx::query_as("select status, body from idempotency_keys where user_id = $1 and operation = $2 and key = $3")
-            .bind(user_id)
-            .bind(operation)
+            .bind(user_id.0)
+            .bind(operation.as_str())
             .bind(key)
             .fetch_optional(pool)
             .await?;
@@ -42,8 +66,8 @@ pub async fn stored_answer(
 /// returns whichever answer is kept.
 pub async fn keep_answer(
     pool: &PgPool,
-    user_id: Uuid,
-    operation: &str,
+    user_id: UserId,
+    operation: Operation,
     key: &str,
     answer: (u16, Value),
 ) -> sqlx::Result<(u16, Value)> {
@@ -51,8 +75,8 @@ pub async fn keep_answer(
         "insert into idempotency_keys (user_id, operation, key, status, body) values ($1, $2, $3, $4, $5)
          on conflict do nothing",
     )
-    .bind(user_id)
-    .bind(operation)
+    .bind(user_id.0)
+    .bind(operation.as_str())
     .bind(key)
     .bind(answer.0 as i16)
     .bind(&answer.1)

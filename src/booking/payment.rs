@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::BookingError;
 use crate::aggregates::{ExpiryReason, QueueTicketCommand, SeatCommand, SeatError, WalletCommand};
 use crate::commands::{execute, CommandContext};
-use crate::ids::{PaymentId, ReservationId, SeatId};
+use crate::ids::{PaymentId, ReservationId, SeatId, TicketId, UserId};
 use crate::projections::payments::{self, PaymentRow};
 use crate::projections::queue_tickets;
 use crate::projections::reservations::{self, ReservationStatus};
@@ -26,15 +26,15 @@ pub struct Receipt {
 /// `Idempotency-Key` on retries). `ticket_id` is the token that is spent.
 pub async fn pay(
     app: &AppState,
-    user_id: Uuid,
-    ticket_id: Uuid,
-    reservation_id: Uuid,
+    user_id: UserId,
+    ticket_id: TicketId,
+    reservation_id: ReservationId,
     payment_id: PaymentId,
     context: &CommandContext,
 ) -> Result<Receipt, BookingError> {
-    let reservation = reservations::find_reservation(&app.pool, reservation_id)
+    let reservation = reservations::find_reservation(&app.pool, reservation_id.0)
         .await?
-        .filter(|reservation| reservation.user_id == user_id)
+        .filter(|reservation| reservation.user_id == user_id.0)
         .ok_or(BookingError::NotFound("reservation"))?;
     match reservation.status_at(Utc::now()) {
         ReservationStatus::Confirmed if reservation.payment_id == Some(payment_id.0) => {
@@ -46,7 +46,7 @@ pub async fn pay(
     }
     let debit = WalletCommand::Pay {
         payment_id,
-        reservation_id: ReservationId(reservation_id),
+        reservation_id,
         seat_id: SeatId(reservation.seat_id),
         amount: reservation.price,
         now: Utc::now(),
@@ -60,15 +60,15 @@ pub async fn pay(
     // What was committed, whether or not its projection got written.
     let mut payment = PaymentRow {
         payment_id: payment_id.0,
-        user_id,
-        reservation_id,
+        user_id: user_id.0,
+        reservation_id: reservation_id.0,
         seat_id: reservation.seat_id,
         amount: reservation.price,
         status: "debited".to_string(),
     };
     if finish(app, &payment, Some(ticket_id), context).await? {
         payment.status = "completed".to_string();
-        let balance = crate::projections::balances::balance_of(&app.pool, user_id).await?;
+        let balance = crate::projections::balances::balance_of(&app.pool, user_id.0).await?;
         Ok(Receipt { payment, balance })
     } else {
         Err(BookingError::HoldExpired)
@@ -80,7 +80,7 @@ pub async fn pay(
 pub async fn finish(
     app: &AppState,
     payment: &PaymentRow,
-    ticket_id: Option<Uuid>,
+    ticket_id: Option<TicketId>,
     context: &CommandContext,
 ) -> Result<bool, BookingError> {
     let confirm = SeatCommand::ConfirmSeat {
@@ -114,7 +114,7 @@ pub async fn finish(
 async fn spend_ticket(
     app: &AppState,
     payment: &PaymentRow,
-    ticket_id: Option<Uuid>,
+    ticket_id: Option<TicketId>,
     context: &CommandContext,
 ) -> Result<(), BookingError> {
     metrics::counter!("concert_payments_total", "outcome" => "completed").increment(1);
@@ -129,7 +129,7 @@ async fn spend_ticket(
                     .await?
                     .0
                     .filter(|ticket| ticket.status != "expired")
-                    .map(|ticket| ticket.ticket_id)
+                    .map(|ticket| TicketId(ticket.ticket_id))
             }
             None => None,
         },
