@@ -1,0 +1,152 @@
+//! Bodies that are not what an endpoint takes: not JSON, not declared as
+//! JSON, JSON of the wrong type, missing fields, ids that are not UUIDs.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use super::{catalog, charged_user, free_seat_count, post_raw};
+use crate::helpers::{assert_problem, assert_problem_for, spawn_app, ADMIN_TOKEN};
+
+#[tokio::test]
+async fn malformed_json_is_a_bad_request_and_charges_nothing() {
+    let app = spawn_app().await;
+    let user_id = charged_user(&app, 1_000).await;
+    let token = app.user_token(user_id).await;
+    let path = format!("/users/{user_id}/balance/charges");
+    for body in [r#"{"amount": "#, "{", "", "amount=10", r#"{"amount": 10,}"#] {
+        let response = post_raw(&app, &path, Some(&token), "application/json", body).await;
+        assert_problem(response, StatusCode::BAD_REQUEST, "bad_request").await;
+    }
+    assert_eq!(app.balance(user_id).await, 1_000);
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_declared_as_json_is_a_bad_request() {
+    let app = spawn_app().await;
+    let user_id = charged_user(&app, 1_000).await;
+    let token = app.user_token(user_id).await;
+    let path = format!("/users/{user_id}/balance/charges");
+    let response = post_raw(&app, &path, Some(&token), "text/plain", r#"{"amount": 10}"#).await;
+    assert_problem(response, StatusCode::BAD_REQUEST, "bad_request").await;
+    // No content type at all.
+    let response = app
+        .client
+        .post(app.url(&path))
+        .bearer_auth(&token)
+        .body(r#"{"amount": 10}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, StatusCode::BAD_REQUEST, "bad_request").await;
+    assert_eq!(app.balance(user_id).await, 1_000);
+}
+
+#[tokio::test]
+async fn well_formed_json_of_the_wrong_type_fails_validation() {
+    let app = spawn_app().await;
+    let user_id = charged_user(&app, 1_000).await;
+    let token = app.user_token(user_id).await;
+    let path = format!("/users/{user_id}/balance/charges");
+    for body in [
+        json!({"amount": "ten"}),
+        json!({"amount": null}),
+        json!({"amount": true}),
+        json!({"amount": [10]}),
+        json!({"amount": {"won": 10}}),
+        json!([{"amount": 10}]),
+        json!("amount"),
+        json!(null),
+    ] {
+        let response = app.post(&path, Some(&token), body.clone()).await;
+        assert_problem_for(
+            format!("body {body}"),
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+    }
+    assert_eq!(app.balance(user_id).await, 1_000);
+}
+
+#[tokio::test]
+async fn missing_fields_fail_validation() {
+    let app = spawn_app().await;
+    let user_id = charged_user(&app, 1_000).await;
+    let token = app.user_token(user_id).await;
+    let response = app
+        .post(
+            &format!("/users/{user_id}/balance/charges"),
+            Some(&token),
+            json!({}),
+        )
+        .await;
+    assert_problem(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(app.balance(user_id).await, 1_000);
+
+    // The user is signed in and names themselves: only the concert is missing.
+    let response = app
+        .post("/queue/tokens", Some(&token), json!({"user_id": user_id}))
+        .await;
+    assert_problem(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    let response = app
+        .post(
+            "/concerts",
+            Some(ADMIN_TOKEN),
+            json!({"title": "No dates field"}),
+        )
+        .await;
+    assert_problem(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert!(catalog(&app).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_bad_uuid_in_a_json_body_fails_validation() {
+    let app = spawn_app().await;
+    let concert = app.create_concert(1, 5, 10_000).await;
+    let user = app.active_user(&concert.concert_id).await;
+    let user_token = app.user_token(user.user_id).await;
+    let response = app
+        .post(
+            "/queue/tokens",
+            Some(&user_token),
+            json!({"user_id": "me", "concert_id": concert.concert_id}),
+        )
+        .await;
+    assert_problem(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    let response = app.hold(&user, "seat-1").await;
+    assert_problem(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    let response = app.pay(&user, "not-a-reservation").await;
+    assert_problem(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(free_seat_count(&app, &user, &concert, 0).await, 5);
+}

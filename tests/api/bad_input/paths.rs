@@ -1,0 +1,72 @@
+//! Paths that are not ids or not routes, and a route asked with the wrong method.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{assert_problem, spawn_app};
+
+#[tokio::test]
+async fn a_bad_uuid_in_a_path_is_a_bad_request() {
+    let app = spawn_app().await;
+    let concert = app.create_concert(1, 5, 10_000).await;
+    let user = app.active_user(&concert.concert_id).await;
+    let user_token = app.user_token(user.user_id).await;
+
+    // The path is checked before the token: 400 with or without one.
+    for token in [None, Some(user_token.as_str())] {
+        let response = app.get("/users/not-a-uuid/balance", token).await;
+        assert_problem(response, StatusCode::BAD_REQUEST, "bad_request").await;
+        let response = app
+            .post("/users/12345/balance/charges", token, json!({"amount": 10}))
+            .await;
+        assert_problem(response, StatusCode::BAD_REQUEST, "bad_request").await;
+    }
+    let response = app.get("/concerts/nope/dates", Some(&user.token)).await;
+    assert_problem(response, StatusCode::BAD_REQUEST, "bad_request").await;
+    let path = format!("/concerts/{}/dates/nope/seats", concert.concert_id);
+    let response = app.get(&path, Some(&user.token)).await;
+    assert_problem(response, StatusCode::BAD_REQUEST, "bad_request").await;
+    let response = app
+        .get("/reservations/'%20or%201=1", Some(&user.token))
+        .await;
+    assert_problem(response, StatusCode::BAD_REQUEST, "bad_request").await;
+}
+
+#[tokio::test]
+async fn an_unknown_route_is_not_found() {
+    let app = spawn_app().await;
+    for path in [
+        "/nothing-here",
+        "/concerts/extra/segments/here/too",
+        "/users",
+    ] {
+        let response = app.get(path, None).await;
+        assert_problem(response, StatusCode::NOT_FOUND, "not_found").await;
+    }
+    let response = app
+        .client
+        .get(format!("{}/nowhere", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, StatusCode::NOT_FOUND, "not_found").await;
+    let response = app.post("/no/such/route", None, json!({})).await;
+    assert_problem(response, StatusCode::NOT_FOUND, "not_found").await;
+}
+
+#[tokio::test]
+async fn a_known_route_with_the_wrong_method_is_a_problem_not_a_crash() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .delete(app.url("/concerts"))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(
+        response,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    )
+    .await;
+}

@@ -1,0 +1,159 @@
+//! Sizes and limits: a body above 64 KiB, however it is sent, and a concert
+//! outside the limits on dates, seats, prices and titles.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use super::{catalog, charged_user, date, post_raw};
+use crate::helpers::{assert_problem, assert_problem_for, spawn_app, TestApp, ADMIN_TOKEN};
+
+/// Posts `body` as JSON with chunked transfer encoding over a plain
+/// connection, signed in with `token`; returns the status and the whole answer.
+async fn post_chunked(app: &TestApp, path: &str, token: &str, body: &[u8]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = app.address.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect");
+    let head = format!(
+        "POST /api/v1{path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n\
+         authorization: Bearer {token}\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    for chunk in body.chunks(4096) {
+        let sent = async {
+            stream
+                .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                .await?;
+            stream.write_all(chunk).await?;
+            stream.write_all(b"\r\n").await
+        };
+        // The server may answer and stop reading before the whole body is sent.
+        if sent.await.is_err() {
+            break;
+        }
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer).to_string();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, answer)
+}
+
+#[tokio::test]
+async fn a_body_above_64_kib_is_too_large_and_charges_nothing() {
+    let app = spawn_app().await;
+    let user_id = charged_user(&app, 1_000).await;
+    let token = app.user_token(user_id).await;
+    let path = format!("/users/{user_id}/balance/charges");
+    let padding = "x".repeat(70 * 1024);
+    let response = app
+        .post(
+            &path,
+            Some(&token),
+            json!({"amount": 10, "padding": padding}),
+        )
+        .await;
+    assert_problem(response, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+    // Just over the limit, sent chunked, without a length to refuse it by.
+    let body = format!(
+        r#"{{"amount": 10, "padding": "{}"}}"#,
+        "y".repeat(64 * 1024)
+    );
+    let (status, answer) = post_chunked(&app, &path, &token, body.as_bytes()).await;
+    assert_eq!(status, 413, "{answer}");
+    assert!(answer.contains(r#""code":"payload_too_large""#), "{answer}");
+    assert_eq!(app.balance(user_id).await, 1_000);
+
+    // A request just under the limit is served.
+    let body = format!(
+        r#"{{"amount": 10, "padding": "{}"}}"#,
+        "z".repeat(60 * 1024)
+    );
+    let response = post_raw(&app, &path, Some(&token), "application/json", body).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(app.balance(user_id).await, 1_010);
+}
+
+#[tokio::test]
+async fn concerts_outside_the_limits_fail_validation_and_are_not_stored() {
+    let app = spawn_app().await;
+    let many_dates: Vec<Value> = (0..101)
+        .map(|n| json!({"starts_at": chrono::Utc::now() + chrono::Duration::days(30 + n), "seats": 1, "price": 1_000}))
+        .collect();
+    let too_many_seats: Vec<Value> = (0..21)
+        .map(|n| json!({"starts_at": chrono::Utc::now() + chrono::Duration::days(30 + n), "seats": 50_000, "price": 1_000}))
+        .collect();
+    let cases = [
+        ("no dates", json!({"title": "T", "dates": []})),
+        ("101 dates", json!({"title": "T", "dates": many_dates})),
+        (
+            "0 seats",
+            json!({"title": "T", "dates": [date(json!(0), json!(1_000))]}),
+        ),
+        (
+            "50001 seats",
+            json!({"title": "T", "dates": [date(json!(50_001), json!(1_000))]}),
+        ),
+        (
+            "negative seats",
+            json!({"title": "T", "dates": [date(json!(-1), json!(1_000))]}),
+        ),
+        (
+            "over a million seats",
+            json!({"title": "T", "dates": too_many_seats}),
+        ),
+        (
+            "price 0",
+            json!({"title": "T", "dates": [date(json!(10), json!(0))]}),
+        ),
+        (
+            "negative price",
+            json!({"title": "T", "dates": [date(json!(10), json!(-5))]}),
+        ),
+        (
+            "price above 10^9",
+            json!({"title": "T", "dates": [date(json!(10), json!(1_000_000_001))]}),
+        ),
+        (
+            "fractional price",
+            json!({"title": "T", "dates": [date(json!(10), json!(1000.5))]}),
+        ),
+        (
+            "empty title",
+            json!({"title": "", "dates": [date(json!(10), json!(1_000))]}),
+        ),
+        (
+            "blank title",
+            json!({"title": "   ", "dates": [date(json!(10), json!(1_000))]}),
+        ),
+        (
+            "bad start",
+            json!({"title": "T", "dates": [{"starts_at": "christmas", "seats": 10, "price": 1_000}]}),
+        ),
+        (
+            "dates not a list",
+            json!({"title": "T", "dates": {"seats": 10}}),
+        ),
+    ];
+    for (case, body) in cases {
+        let response = app.post("/concerts", Some(ADMIN_TOKEN), body).await;
+        assert_problem_for(
+            case,
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+    }
+    assert!(catalog(&app).await.is_empty());
+
+    // The limits themselves are allowed.
+    let body = json!({"title": "Edge", "dates": [date(json!(1), json!(1)), {"starts_at": chrono::Utc::now() + chrono::Duration::days(40), "seats": 2, "price": 1_000_000_000}]});
+    let response = app.post("/concerts", Some(ADMIN_TOKEN), body).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(catalog(&app).await.len(), 1);
+}
