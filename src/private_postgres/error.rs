@@ -51,6 +51,22 @@ pub enum PrivatePostgresError {
         /// The data folder asked for.
         data_dir: PathBuf,
     },
+    /// The cluster folder belongs to another user, or has the wrong permissions.
+    #[error(
+        "PostgreSQL runs as user {user} and cannot use {}: it belongs to uid {uid} with permissions {mode:03o} \
+         (it must be {user}'s, mode 0700); fix it with `chown -R {user} {} && chmod 700 {}`",
+        .path.display(), .path.display(), .path.display()
+    )]
+    WrongOwner {
+        /// The cluster folder.
+        path: PathBuf,
+        /// Its owner.
+        uid: u32,
+        /// Its permission bits.
+        mode: u32,
+        /// The user PostgreSQL runs as.
+        user: String,
+    },
     /// `pgdata` exists and holds something other than a cluster.
     #[error("{} exists but is not a PostgreSQL cluster (no PG_VERSION); move it away", .0.display())]
     NotACluster(PathBuf),

@@ -17,7 +17,7 @@ use super::endpoint::Endpoint;
 use super::error::{io_err, PrivatePostgresError, Result};
 use super::leftovers;
 use super::process::{die_with_parent, ServerProcess};
-use super::run_as::RunAs;
+use super::run_as::{check_cluster_access, RunAs};
 use super::{PrivatePostgres, READY_TIMEOUT, SERVER_SETTINGS};
 
 /// How long backends of a killed postmaster get to notice its death and exit
@@ -88,6 +88,9 @@ impl PrivatePostgres {
         }
         clear_stale_lock(&self.pgdata.join("postmaster.pid"), &self.pgdata)?;
         super::disk::ensure_room(&self.data_dir)?;
+        if let Some(launcher) = &self.launcher {
+            check_cluster_access(&self.pgdata, &launcher.run_as)?;
+        }
         self.launch()
             .map_err(|e| super::disk::explain(e, &self.data_dir))
     }

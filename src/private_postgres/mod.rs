@@ -55,7 +55,7 @@ pub use error::PrivatePostgresError;
 use error::Result;
 use launch::Launcher;
 use process::ServerProcess;
-use run_as::{chown_tree_if_foreign, open_log, prepare_data_dir, RunAs};
+use run_as::{check_cluster_access, chown_tree_if_foreign, open_log, prepare_data_dir, RunAs};
 pub use supervisor::{supervise, GaveUp, ServerHealth, Supervised};
 pub use tools::server_tool;
 
@@ -150,6 +150,7 @@ impl PrivatePostgres {
             chown_tree_if_foreign(&pgdata, &run_as)?;
         }
 
+        check_cluster_access(&pgdata, &run_as)?;
         leftovers::take_over(&data_dir, &pgdata)?;
         let socket_endpoint = socket_endpoint(&data_dir);
         if let Some(Endpoint::Socket { dir, port }) = &socket_endpoint {
@@ -302,7 +303,8 @@ mod tests {
     use super::binaries::parse_major_version;
     use super::*;
     use sqlx::{Connection, Executor, PgConnection};
-    use std::fs;
+    use std::fs::{self, File};
+    use std::process::{Command, Stdio};
     use std::thread;
     use std::time::{Instant, SystemTime, UNIX_EPOCH};
 

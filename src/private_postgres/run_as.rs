@@ -112,6 +112,23 @@ pub(super) fn prepare_data_dir(data_dir: &Path, run_as: &RunAs) -> Result<PathBu
     Ok(dir)
 }
 
+/// Refuses a cluster folder the server's user cannot use: PostgreSQL wants
+/// it owned by that user with mode 0700 or 0750, and otherwise fails with a
+/// bare "Permission denied" (or never gets as far as its log).
+pub(super) fn check_cluster_access(pgdata: &Path, run_as: &RunAs) -> Result<()> {
+    let meta = fs::metadata(pgdata).map_err(io_err(format!("inspecting {}", pgdata.display())))?;
+    let mode = meta.mode() & 0o7777;
+    if meta.uid() != run_as.uid.as_raw() || !matches!(mode, 0o700 | 0o750) {
+        return Err(PrivatePostgresError::WrongOwner {
+            path: pgdata.to_path_buf(),
+            uid: meta.uid(),
+            mode,
+            user: run_as.name.clone(),
+        });
+    }
+    Ok(())
+}
+
 /// Hands `path` and everything under it to the server's user, if `path` isn't theirs yet.
 pub(super) fn chown_tree_if_foreign(path: &Path, run_as: &RunAs) -> Result<()> {
     let meta =

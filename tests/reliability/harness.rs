@@ -231,6 +231,13 @@ impl Server {
         }
     }
 
+    /// The exit status once the process has ended by itself (it is then forgotten).
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().ok()??;
+        self.child = None;
+        Some(status)
+    }
+
     /// Whether the process is still running.
     pub fn running(&mut self) -> bool {
         self.child
