@@ -5,6 +5,9 @@ pub mod queue_ticket;
 pub mod seat;
 pub mod wallet;
 
+#[cfg(test)]
+mod stored;
+
 pub use concert::{Concert, ConcertCommand, ConcertDate, ConcertError, ConcertEvent};
 pub use queue_ticket::{
     ExpiryReason, QueueTicket, QueueTicketCommand, QueueTicketError, QueueTicketEvent,

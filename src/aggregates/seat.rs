@@ -300,6 +300,7 @@ impl Seat {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aggregates::stored::load;
     use chrono::Duration;
     use cqrs_es::test::TestFramework;
 
@@ -500,19 +501,58 @@ mod tests {
     }
 
     #[test]
-    fn stored_events_still_load() {
-        for event in [
-            held(ReservationId::new(), 0),
-            sold(ReservationId::new(), PAYMENT),
-        ] {
-            let json = serde_json::to_value(&event).unwrap();
-            assert_eq!(serde_json::from_value::<SeatEvent>(json).unwrap(), event);
-        }
+    fn a_stored_seat_held_still_loads() {
+        let payload = r#"{"SeatHeld":{"reservation_id":"00000000-0000-0000-0000-000000000004","user_id":"00000000-0000-0000-0000-000000000001","date_id":"00000000-0000-0000-0000-000000000002","seat_no":7,"price":150000,"held_at":"2024-10-04T00:00:00Z","until":"2024-10-04T00:05:00Z"}}"#;
+
+        let event: SeatEvent = load("SeatHeld", "1", payload);
+
+        assert_eq!(event, held(RESERVATION, 0));
+    }
+
+    #[test]
+    fn a_stored_hold_expired_still_loads() {
+        let payload = r#"{"HoldExpired":{"reservation_id":"00000000-0000-0000-0000-000000000004","expired_at":"2024-10-04T00:05:00.250Z"}}"#;
+
+        let event: SeatEvent = load("HoldExpired", "1", payload);
+
+        let expired_at = at(300) + Duration::milliseconds(250);
+        assert_eq!(
+            event,
+            SeatEvent::HoldExpired {
+                reservation_id: RESERVATION,
+                expired_at
+            }
+        );
+    }
+
+    #[test]
+    fn a_stored_hold_released_still_loads() {
+        let payload =
+            r#"{"HoldReleased":{"reservation_id":"00000000-0000-0000-0000-000000000004"}}"#;
+
+        let event: SeatEvent = load("HoldReleased", "1", payload);
+
+        assert_eq!(
+            event,
+            SeatEvent::HoldReleased {
+                reservation_id: RESERVATION
+            }
+        );
+    }
+
+    #[test]
+    fn a_stored_seat_sold_still_loads() {
+        let payload = r#"{"SeatSold":{"reservation_id":"00000000-0000-0000-0000-000000000004","payment_id":"00000000-0000-0000-0000-000000000003","user_id":"00000000-0000-0000-0000-000000000001","price":150000}}"#;
+
+        let event: SeatEvent = load("SeatSold", "1", payload);
+
+        assert_eq!(event, sold(RESERVATION, PAYMENT));
     }
 
     const USER: UserId = UserId(uuid::Uuid::from_u128(1));
     const DATE: DateId = DateId(uuid::Uuid::from_u128(2));
     const PAYMENT: PaymentId = PaymentId(uuid::Uuid::from_u128(3));
+    const RESERVATION: ReservationId = ReservationId(uuid::Uuid::from_u128(4));
     const PRICE: i64 = 150_000;
 
     fn at(seconds: i64) -> DateTime<Utc> {

@@ -266,6 +266,7 @@ fn check_amount(amount: i64) -> Result<(), WalletError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aggregates::stored::load;
     use cqrs_es::test::TestFramework;
 
     type WalletTest = TestFramework<Wallet>;
@@ -431,10 +432,37 @@ mod tests {
     }
 
     #[test]
-    fn stored_events_still_load() {
-        let stored = r#"{"Charged":{"charge_id":"00000000-0000-0000-0000-000000000001","amount":5,"balance":5}}"#;
-        let event: WalletEvent = serde_json::from_str(stored).unwrap();
+    fn a_stored_charge_still_loads() {
+        let payload = r#"{"Charged":{"charge_id":"00000000-0000-0000-0000-000000000001","amount":5,"balance":5}}"#;
+
+        let event: WalletEvent = load("Charged", "1", payload);
+
         assert_eq!(event, charged(CHARGE, 5, 5));
+    }
+
+    #[test]
+    fn a_stored_payment_still_loads() {
+        let payload = r#"{"Paid":{"payment_id":"00000000-0000-0000-0000-000000000002","reservation_id":"00000000-0000-0000-0000-000000000003","seat_id":"00000000-0000-0000-0000-000000000004","amount":150000,"balance":50000,"paid_at":"1970-01-01T00:00:00Z"}}"#;
+
+        let event: WalletEvent = load("Paid", "1", payload);
+
+        assert_eq!(event, paid(PAYMENT, RESERVATION, 150_000, 50_000));
+    }
+
+    #[test]
+    fn a_stored_refund_still_loads() {
+        let payload = r#"{"Refunded":{"payment_id":"00000000-0000-0000-0000-000000000002","amount":150000,"balance":200000}}"#;
+
+        let event: WalletEvent = load("Refunded", "1", payload);
+
+        assert_eq!(
+            event,
+            WalletEvent::Refunded {
+                payment_id: PAYMENT,
+                amount: 150_000,
+                balance: 200_000
+            }
+        );
     }
 
     const CHARGE: ChargeId = ChargeId(uuid::Uuid::from_u128(1));
