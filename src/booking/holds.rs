@@ -28,7 +28,7 @@ pub async fn hold_seat(
     // Most of a crowd pressing "hold" on one seat is turned away here, without
     // loading the seat's stream. A stale "free" still goes to the aggregate,
     // which has the last word.
-    if seat.status != "free" {
+    if !seat.is_free() {
         return Err(BookingError::SeatUnavailable);
     }
     let reservation_id = ReservationId::new();

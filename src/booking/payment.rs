@@ -12,7 +12,7 @@ use crate::aggregates::{ExpiryReason, QueueTicketCommand, SeatCommand, SeatError
 use crate::commands::{execute, CommandContext};
 use crate::ids::{PaymentId, ReservationId, SeatId, TicketId, UserId};
 use crate::projections::payments::{self, PaymentRow};
-use crate::projections::queue_tickets;
+use crate::projections::queue_tickets::{self, TicketStatus};
 use crate::projections::reservations::{self, ReservationStatus};
 use crate::state::AppState;
 
@@ -128,7 +128,7 @@ async fn spend_ticket(
                 queue_tickets::latest_ticket(&app.pool, concert_id, payment.user_id)
                     .await?
                     .0
-                    .filter(|ticket| ticket.status != "expired")
+                    .filter(|ticket| ticket.recorded_status() != TicketStatus::Expired)
                     .map(|ticket| TicketId(ticket.ticket_id))
             }
             None => None,

@@ -7,7 +7,7 @@ use super::BookingError;
 use crate::aggregates::{QueueTicketCommand, QueueTicketError};
 use crate::commands::{execute, CommandContext};
 use crate::ids::{ConcertId, TicketId, UserId};
-use crate::projections::{queue_tickets, queue_tickets::TicketRow};
+use crate::projections::queue_tickets::{self, TicketRow, TicketStatus};
 use crate::state::AppState;
 
 /// Window over which the admission rate is measured.
@@ -101,7 +101,7 @@ pub async fn enter_queue(
 /// A ticket's place: waiting tickets ahead of it, and the wait that the
 /// recent admission rate predicts.
 pub async fn standing(app: &AppState, ticket: &TicketRow) -> Result<Standing, BookingError> {
-    if ticket.status != "waiting" {
+    if ticket.recorded_status() != TicketStatus::Waiting {
         return Ok(Standing {
             position: 0,
             estimated_wait_seconds: 0,
@@ -140,7 +140,7 @@ fn estimate_wait(app: &AppState, position: i64, admitted: i64, span: Duration) -
 
 /// When an active ticket lapses.
 pub fn expires_at(ticket: &TicketRow) -> Option<DateTime<Utc>> {
-    (ticket.status == "active")
+    (ticket.recorded_status() == TicketStatus::Active)
         .then_some(ticket.expires_at)
         .flatten()
 }

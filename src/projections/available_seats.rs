@@ -50,6 +50,13 @@ pub struct SeatRow {
     pub status: String,
 }
 
+impl SeatRow {
+    /// Neither held nor sold, as the read model last recorded.
+    pub fn is_free(&self) -> bool {
+        self.status == "free"
+    }
+}
+
 #[async_trait]
 impl Projection<Concert> for AvailableSeats {
     async fn apply(

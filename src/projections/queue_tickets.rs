@@ -46,9 +46,19 @@ impl TicketRow {
     /// ticket past its deadline is expired, whether or not the scheduler has
     /// recorded it yet.
     pub fn status_at(&self, now: DateTime<Utc>) -> TicketStatus {
+        match self.recorded_status() {
+            TicketStatus::Active if !self.expires_at.is_some_and(|until| until > now) => {
+                TicketStatus::Expired
+            }
+            recorded => recorded,
+        }
+    }
+
+    /// The status the log has recorded so far, whatever the time.
+    pub fn recorded_status(&self) -> TicketStatus {
         match self.status.as_str() {
             "waiting" => TicketStatus::Waiting,
-            "active" if self.expires_at.is_some_and(|until| until > now) => TicketStatus::Active,
+            "active" => TicketStatus::Active,
             _ => TicketStatus::Expired,
         }
     }
