@@ -1,0 +1,182 @@
+//! Slow clients (slowloris): headers and bodies trickled a byte at a time must
+//! not starve the others, nor hold up a graceful stop.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use uuid::Uuid;
+
+use crate::helpers::{spawn_app_with, test_config};
+
+/// Opens a connection and sends `head` one byte every `pause`, until `stop`.
+async fn trickle(address: String, head: Vec<u8>, pause: Duration, stop: Instant) -> bool {
+    let Ok(mut stream) = TcpStream::connect(&address).await else {
+        return false;
+    };
+    for byte in head.iter().cycle() {
+        if Instant::now() > stop {
+            return true; // still open: the server did not cut it off
+        }
+        if stream.write_all(&[*byte]).await.is_err() {
+            return false;
+        }
+        tokio::time::sleep(pause).await;
+    }
+    true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_do_not_starve_the_others() {
+    let mut config = test_config();
+    config.request_timeout_secs = 2;
+    let app = spawn_app_with(config).await;
+    let address = app.address.trim_start_matches("http://").to_string();
+    let user = Uuid::new_v4();
+    let token = app.user_token(user).await;
+    let stop = Instant::now() + Duration::from_secs(5);
+    // Forty clients sending their headers a byte every 100 ms, forever.
+    let head = format!(
+        "POST /api/v1/users/{user}/balance/charges HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nx-pad: "
+    )
+    .into_bytes();
+    let slow_heads: Vec<_> = (0..40)
+        .map(|_| {
+            tokio::spawn(trickle(
+                address.clone(),
+                head.clone(),
+                Duration::from_millis(100),
+                stop,
+            ))
+        })
+        .collect();
+    // Ten clients with whole headers and a body that trickles: the request
+    // timeout answers them.
+    let slow_bodies: Vec<_> = (0..10)
+        .map(|_| {
+            let (address, token) = (address.clone(), token.clone());
+            tokio::spawn(async move {
+                let mut stream = TcpStream::connect(&address).await.unwrap();
+                // Signed in, so that the body is what the server waits for.
+                let head = format!(
+                    "POST /api/v1/users/{user}/balance/charges HTTP/1.1\r\nhost: x\r\n\
+                     authorization: Bearer {token}\r\n\
+                     content-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"amount\": "
+                );
+                stream.write_all(head.as_bytes()).await.unwrap();
+                let started = Instant::now();
+                let mut answer = Vec::new();
+                let mut buffer = [0u8; 1024];
+                loop {
+                    tokio::select! {
+                        read = stream.read(&mut buffer) => match read {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                answer.extend_from_slice(&buffer[..n]);
+                                if answer.windows(4).any(|w| w == b"\r\n\r\n") { break; }
+                            }
+                        },
+                        _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                            if started.elapsed() > Duration::from_secs(8) { break; }
+                            let _ = stream.write_all(b"1").await;
+                        }
+                    }
+                }
+                (
+                    started.elapsed(),
+                    String::from_utf8_lossy(&answer).to_string(),
+                )
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Meanwhile a normal client is served promptly.
+    let mut slowest = Duration::ZERO;
+    let mut served = 0;
+    while Instant::now() < stop - Duration::from_millis(500) {
+        // A fresh user each time, signed in before the clock starts.
+        let fresh = Uuid::new_v4();
+        app.user_token(fresh).await;
+        let started = Instant::now();
+        let response = app.charge(fresh, 10).await;
+        assert_eq!(response.status(), 200);
+        let response = app
+            .get(&format!("/users/{user}/balance"), Some(&token))
+            .await;
+        assert_eq!(response.status(), 200);
+        slowest = slowest.max(started.elapsed());
+        served += 2;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(served >= 20, "only {served} requests served");
+    assert!(
+        slowest < Duration::from_secs(1),
+        "a request took {slowest:?}"
+    );
+    let mut still_open = 0;
+    for task in slow_heads {
+        if task.await.unwrap() {
+            still_open += 1;
+        }
+    }
+    let mut answers = Vec::new();
+    for task in slow_bodies {
+        answers.push(task.await.unwrap());
+    }
+    println!(
+        "FIGURES hostile_slowloris: {served} normal requests, slowest {slowest:?}; \
+         {still_open} of 40 header tricklers still connected after 5 s"
+    );
+    // A graceful stop is not held up by a client that never finishes its headers.
+    let lingering = tokio::spawn(trickle(
+        address.clone(),
+        head.clone(),
+        Duration::from_millis(100),
+        Instant::now() + Duration::from_secs(20),
+    ));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stopping = Instant::now();
+    let stopped = tokio::time::timeout(Duration::from_secs(10), app.shutdown()).await;
+    let stop_took = stopping.elapsed();
+    lingering.abort();
+    println!(
+        "FIGURES hostile_slowloris_shutdown: stopped {} after {stop_took:?}",
+        stopped.is_ok()
+    );
+    // The request timeout (2 s) answers a body that never finishes.
+    for (took, answer) in &answers {
+        assert!(
+            *took < Duration::from_secs(4),
+            "a trickled body held its request for {took:?}: {answer:?}"
+        );
+        let status_line = answer.lines().next().unwrap_or_default();
+        assert!(
+            status_line.contains(" 408 ")
+                || status_line.contains(" 503 ")
+                || status_line.contains(" 400 "),
+            "{answer:?}"
+        );
+    }
+    // Its answer is a problem document like every other error.
+    let bare: Vec<&String> = answers
+        .iter()
+        .map(|(_, answer)| answer)
+        .filter(|answer| {
+            !answer
+                .to_ascii_lowercase()
+                .contains("content-type: application/problem+json")
+        })
+        .collect();
+    assert!(
+        bare.is_empty(),
+        "{} of {} timed-out requests were answered without a problem document: {:?}",
+        bare.len(),
+        answers.len(),
+        bare.first()
+    );
+    assert!(
+        stopped.is_ok(),
+        "a graceful stop waited {stop_took:?} for a client that never finishes its headers \
+         (no header read timeout)"
+    );
+}
