@@ -3,9 +3,12 @@
 //! PostgreSQL, several instances, crowds) and then check the log, the audit
 //! and the read models. Tests run one at a time (see `harness::serial`).
 
+mod backup;
 mod crash;
 mod db_faults;
+mod disk;
 mod harness;
 mod instances;
 mod scale;
+mod supervision;
 mod workload;

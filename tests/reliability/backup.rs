@@ -1,0 +1,271 @@
+//! `concert backup` while a booking workload runs, and `concert restore`:
+//! the copy restores into a fresh folder, passes the audit, and holds exactly
+//! the log up to the position the backup reported (plus the events committed
+//! just before its snapshot, which it reports too). A store with events is
+//! refused, and a corrupt or cut-short file changes nothing.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use sqlx::PgPool;
+
+use crate::harness::{self, Api, Log, Server, Workdir};
+use crate::workload::{worker, Journal, Shared};
+
+const WORKERS: usize = 6;
+const HOLD_TTL_SECS: u64 = 3;
+const ACTIVE_MAX: u32 = 1000;
+const PRICE: i64 = 1000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_during_a_workload_restores_to_the_position_it_reports() {
+    let _turn = harness::serial().await;
+    let started = Instant::now();
+    let work = Workdir::new("backup");
+    let settings = [
+        ("CONCERT_HOLD_TTL_SECS", HOLD_TTL_SECS.to_string()),
+        ("CONCERT_QUEUE_ACTIVE_MAX", ACTIVE_MAX.to_string()),
+    ];
+    let mut server = Server::start(&work, "backup", &settings).await;
+    let api = Api::new(vec![server.base()], Duration::from_secs(20));
+    let (concert_id, date_id) = api.create_concert(3000, PRICE).await;
+    let shared = Arc::new(Shared {
+        price: PRICE,
+        api,
+        journal: Mutex::new(Journal::default()),
+        concert_id,
+        date_id,
+        stop: AtomicBool::new(false),
+        faulty: AtomicBool::new(false),
+    });
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|n| tokio::spawn(worker(n as u64, shared.clone())))
+        .collect();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    // The backup attaches to the running service's private server.
+    let file = work.root.join("store.dump");
+    let backup_started = Instant::now();
+    let (code, out, err) =
+        harness::cli(&data_env(&work.data()), &["backup", path_str(&file)]).await;
+    let backup_seconds = backup_started.elapsed().as_secs_f64();
+    assert_eq!(code, 0, "concert backup failed: {out}{err}");
+    let (position, unpositioned) = reported_position(&out);
+    let bytes = std::fs::metadata(&file).expect("the backup file").len();
+    assert!(out.contains(&format!("{bytes} bytes")), "{out}");
+    println!("{out}");
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    shared.stop.store(true, Ordering::SeqCst);
+    for worker in workers {
+        worker.await.expect("a worker panicked");
+    }
+    let status = server.terminate().await;
+    assert!(status.success(), "the server stopped with {status}");
+    let original = harness::events(&work.data()).await;
+
+    let fresh = work.root.join("r");
+    let restore_started = Instant::now();
+    let (code, out, err) = harness::cli(&data_env(&fresh), &["restore", path_str(&file)]).await;
+    let restore_seconds = restore_started.elapsed().as_secs_f64();
+    assert_eq!(code, 0, "concert restore failed: {out}{err}");
+    println!("{out}");
+    let (code, audit) = harness::audit(&fresh, ACTIVE_MAX).await;
+    assert_eq!(code, 0, "concert audit of the copy failed:\n{audit}");
+    let restored = harness::events(&fresh).await;
+
+    // The copy holds the log up to `position`, plus the `unpositioned` events
+    // committed before the snapshot: the same events, byte for byte.
+    let by_key: HashMap<String, &Value> = original.events.iter().map(|e| (key(e), e)).collect();
+    let mut beyond = 0;
+    for event in &restored.events {
+        let theirs = by_key
+            .get(&key(event))
+            .unwrap_or_else(|| panic!("the copy has an event the log never had: {event}"));
+        assert_eq!(
+            without_position(event),
+            without_position(theirs),
+            "the event differs"
+        );
+        let at = event["position"].as_i64().unwrap();
+        if at <= position {
+            assert_eq!(
+                theirs["position"], event["position"],
+                "positions up to {position} are kept"
+            );
+        } else {
+            beyond += 1;
+        }
+    }
+    let expected = original
+        .events
+        .iter()
+        .filter(|e| e["position"].as_i64().unwrap() <= position)
+        .count();
+    assert_eq!(restored.events.len(), expected + unpositioned as usize);
+    assert_eq!(beyond, unpositioned as usize);
+    assert!(
+        original.events.len() > restored.events.len(),
+        "the workload went on after the backup"
+    );
+
+    // Balances and seats of the copy are those of the events it holds.
+    let (balances, seats) = read_models(&fresh).await;
+    assert_eq!(balances, restored.balances(), "balances of the copy");
+    let expected_seats = seat_states(&restored);
+    for (seat, status) in &seats {
+        let wanted = expected_seats.get(seat).map_or("free", String::as_str);
+        assert_eq!(status, wanted, "seat {seat} of the copy");
+    }
+    harness::report_figures(
+        "backup_restore",
+        json!({
+            "backup_bytes": bytes,
+            "backup_seconds": backup_seconds,
+            "restore_seconds": restore_seconds,
+            "reported_position": position,
+            "committed_unpositioned_in_snapshot": unpositioned,
+            "events_in_copy": restored.events.len(),
+            "events_in_log_at_the_end": original.events.len(),
+            "wallets_compared": balances.len(),
+            "seats_compared": seats.len(),
+            "seconds": started.elapsed().as_secs_f64(),
+        }),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_refuses_a_store_with_events_and_a_bad_file_changes_nothing() {
+    let _turn = harness::serial().await;
+    let work = Workdir::new("refuse");
+    let mut server = Server::start(&work, "refuse", &[]).await;
+    let api = Api::new(vec![server.base()], Duration::from_secs(20));
+    api.create_concert(20, PRICE).await;
+    let file = work.root.join("store.dump");
+    let (code, out, err) =
+        harness::cli(&data_env(&work.data()), &["backup", path_str(&file)]).await;
+    assert_eq!(code, 0, "concert backup failed: {out}{err}");
+    server.terminate().await;
+    let before = harness::events(&work.data()).await.events.len();
+
+    let (code, _, err) = harness::cli(&data_env(&work.data()), &["restore", path_str(&file)]).await;
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("refusing to restore: the store already holds"),
+        "{err}"
+    );
+    assert_eq!(harness::events(&work.data()).await.events.len(), before);
+
+    let fresh = work.root.join("r");
+    let whole = std::fs::read(&file).unwrap();
+    let garbage = work.root.join("garbage.dump");
+    std::fs::write(&garbage, b"PGDMP but not really a backup").unwrap();
+    let (code, _, err) = harness::cli(&data_env(&fresh), &["restore", path_str(&garbage)]).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("is not a readable backup"), "{err}");
+    // Cut early, pg_restore cannot read the table of contents; cut late, the
+    // restore fails mid-data and its single transaction rolls back.
+    for keep in [whole.len() / 2, whole.len() - 200] {
+        let cut = work.root.join(format!("cut-{keep}.dump"));
+        std::fs::write(&cut, &whole[..keep]).unwrap();
+        let (code, _, err) = harness::cli(&data_env(&fresh), &["restore", path_str(&cut)]).await;
+        assert_ne!(code, 0);
+        assert!(
+            err.contains("rolled back, the store is unchanged")
+                || err.contains("is not a readable backup"),
+            "{err}"
+        );
+        println!("file cut to {keep} of {} bytes: {err}", whole.len());
+    }
+
+    // Nothing changed: the fresh store is still empty and takes the whole file.
+    let (code, out, err) = harness::cli(&data_env(&fresh), &["restore", path_str(&file)]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(harness::events(&fresh).await.events.len(), before);
+    let (code, audit) = harness::audit(&fresh, 100).await;
+    assert_eq!(code, 0, "{audit}");
+}
+
+fn data_env(data_dir: &Path) -> Vec<(&'static str, String)> {
+    vec![("CONCERT_DATA_DIR", data_dir.display().to_string())]
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("a UTF-8 path")
+}
+
+/// (position, unpositioned) from "last log position: P (U more events ...".
+fn reported_position(out: &str) -> (i64, i64) {
+    let rest = out
+        .split_once("last log position: ")
+        .unwrap_or_else(|| panic!("no position reported: {out}"))
+        .1;
+    let mut words = rest.split_whitespace();
+    let position = words.next().unwrap().parse().unwrap();
+    let unpositioned = words
+        .next()
+        .unwrap()
+        .trim_start_matches('(')
+        .parse()
+        .unwrap();
+    (position, unpositioned)
+}
+
+fn key(event: &Value) -> String {
+    format!(
+        "{}/{}/{}",
+        event["aggregate_type"], event["aggregate_id"], event["sequence"]
+    )
+}
+
+fn without_position(event: &Value) -> Value {
+    let mut event = event.clone();
+    event.as_object_mut().unwrap().remove("position");
+    event
+}
+
+/// Each seat's status by its events: held, free again, or sold.
+fn seat_states(log: &Log) -> HashMap<String, String> {
+    let mut states = HashMap::new();
+    for event in &log.events {
+        let status = match event["event_type"].as_str() {
+            Some("SeatHeld") => "held",
+            Some("HoldExpired" | "HoldReleased") => "free",
+            Some("SeatSold") => "sold",
+            _ => continue,
+        };
+        states.insert(Log::id(event).to_string(), status.to_string());
+    }
+    states
+}
+
+/// The copy's balances and seat statuses, read from its read models.
+async fn read_models(data_dir: &Path) -> (HashMap<String, i64>, Vec<(String, String)>) {
+    let data = data_dir.to_path_buf();
+    let server = tokio::task::spawn_blocking(move || {
+        concert::private_postgres::PrivatePostgres::start(&data).expect("start PostgreSQL")
+    })
+    .await
+    .unwrap();
+    let pool = PgPool::connect(&server.database_url())
+        .await
+        .expect("connect");
+    let balances: Vec<(String, i64)> =
+        sqlx::query_as("select user_id::text, balance from balances")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let seats: Vec<(String, String)> = sqlx::query_as("select seat_id::text, status from seats")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    tokio::task::spawn_blocking(move || server.stop())
+        .await
+        .unwrap();
+    (balances.into_iter().collect(), seats)
+}
