@@ -98,6 +98,13 @@ impl TestApp {
         request.send().await.expect("request sent")
     }
 
+    /// GETs `path` at the root of the service, outside `/api/v1` (health,
+    /// readiness, metrics, the spec and docs).
+    pub async fn get_root(&self, path: &str) -> Response {
+        let url = format!("{}{path}", self.address);
+        self.client.get(url).send().await.expect("request sent")
+    }
+
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Response {
         let mut request = self.client.post(self.url(path)).json(&body);
         if let Some(token) = token {

@@ -43,12 +43,7 @@ async fn an_unknown_route_is_not_found() {
         let response = app.get(path, None).await;
         assert_problem(response, StatusCode::NOT_FOUND, "not_found").await;
     }
-    let response = app
-        .client
-        .get(format!("{}/nowhere", app.address))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get_root("/nowhere").await;
     assert_problem(response, StatusCode::NOT_FOUND, "not_found").await;
     let response = app.post("/no/such/route", None, json!({})).await;
     assert_problem(response, StatusCode::NOT_FOUND, "not_found").await;

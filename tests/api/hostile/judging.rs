@@ -130,12 +130,7 @@ pub(super) fn may_succeed(fx: &Fixture, case: &Case) -> bool {
 
 /// The service still answers, the log is whole and the audit finds nothing.
 pub(super) async fn still_sound(app: &TestApp) {
-    let ready = app
-        .client
-        .get(format!("{}/readyz", app.address))
-        .send()
-        .await
-        .unwrap();
+    let ready = app.get_root("/readyz").await;
     assert_eq!(ready.status(), 200, "not ready after the fuzzing");
     let report =
         concert::audit::audit(&app.pool, hostile_config().queue_active_max, &mut |_, _| {})

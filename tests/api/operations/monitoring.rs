@@ -1,0 +1,158 @@
+//! What operators watch: metrics, request and correlation ids, health and
+//! readiness.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::helpers::{assert_problem, spawn_app};
+
+#[tokio::test]
+async fn metrics_expose_every_family_after_a_booking() {
+    let app = spawn_app().await;
+    let concert = app.create_concert(1, 10, 1000).await;
+    let user = app.active_user(&concert.concert_id).await;
+    let seat_id = app.free_seats(&user, &concert, 0).await[0]["seat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let held: Value = app.hold(&user, &seat_id).await.json().await.unwrap();
+    assert_eq!(
+        app.charge(user.user_id, 5000).await.status(),
+        StatusCode::OK
+    );
+    let paid = app
+        .pay(&user, held["reservation_id"].as_str().unwrap())
+        .await;
+    assert_eq!(paid.status(), StatusCode::CREATED);
+    // A second user keeps a live token, so the concert's queue is sampled.
+    app.active_user(&concert.concert_id).await;
+
+    let concert_label = format!("{{concert_id=\"{}\"}}", concert.concert_id);
+    let expected = [
+        "concert_http_requests_total{route=\"/api/v1/payments\",method=\"POST\",status=\"201\"}".to_string(),
+        "concert_http_request_duration_seconds_bucket{route=\"/api/v1/payments\",method=\"POST\",status=\"201\"".into(),
+        "concert_commands_total{aggregate=\"Wallet\",outcome=\"ok\"}".into(),
+        "concert_events_appended_total{aggregate=\"Wallet\"}".into(),
+        "concert_event_log_position ".into(),
+        "concert_projection_lag_events ".into(),
+        format!("concert_queue_waiting{concert_label}"),
+        format!("concert_queue_active{concert_label}"),
+        "concert_holds_expired_total ".into(),
+        "concert_payments_total{outcome=\"completed\"}".into(),
+        "concert_db_pool_connections{state=\"in_use\"}".into(),
+        "concert_db_pool_connections{state=\"idle\"}".into(),
+        "# HELP concert_projection_lag_events ".into(),
+    ];
+    // The sampler reads the database every 5 s.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let response = app.get_root("/metrics").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(content_type.starts_with("text/plain"), "{content_type}");
+        let text = response.text().await.unwrap();
+        let missing: Vec<&String> = expected
+            .iter()
+            .filter(|family| !text.contains(family.as_str()))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "missing {missing:?} in\n{text}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_request_id_is_echoed_or_generated_and_a_correlation_id_returned() {
+    let app = spawn_app().await;
+    let url = format!("{}/healthz", app.address);
+
+    let echoed = app
+        .client
+        .get(&url)
+        .header("x-request-id", "client-chosen-42")
+        .send()
+        .await
+        .unwrap();
+    let first = app.client.get(&url).send().await.unwrap();
+    let second = app.get_root("/no/such/route").await;
+
+    assert_eq!(echoed.headers()["x-request-id"], "client-chosen-42");
+    let generated: Vec<&str> = [&first, &second]
+        .iter()
+        .map(|response| response.headers()["x-request-id"].to_str().unwrap())
+        .collect();
+    assert!(
+        generated.iter().all(|id| Uuid::parse_str(id).is_ok()),
+        "{generated:?}"
+    );
+    assert_ne!(generated[0], generated[1]);
+    for response in [&echoed, &first, &second] {
+        let correlation = response.headers()["x-correlation-id"].to_str().unwrap();
+        assert!(Uuid::parse_str(correlation).is_ok(), "{correlation}");
+    }
+}
+
+#[tokio::test]
+async fn health_and_readiness_answer_ok() {
+    let app = spawn_app().await;
+
+    let health = app.get_root("/healthz").await;
+    let ready = app.get_root("/readyz").await;
+
+    assert_eq!(health.status(), StatusCode::OK);
+    assert_eq!(ready.status(), StatusCode::OK);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
+    for check in ["database", "migrations", "projections"] {
+        assert_eq!(body["checks"][check], "ok", "{body}");
+    }
+    assert!(
+        body["projection_lag_events"].as_i64().unwrap() < 10_000,
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn readiness_fails_when_the_read_models_fall_far_behind() {
+    let app = spawn_app().await;
+    // 10,000 events of a stream no projection follows: never applied.
+    sqlx::query(
+        "insert into events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         select 'Unprojected', 'lagging', n, 'Noted', '1.0', '{}', '{}' from generate_series(1, 10000) n",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
+    let ready = app.get_root("/readyz").await;
+
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["code"], "unavailable");
+    assert_eq!(body["checks"]["database"], "ok");
+    assert_eq!(body["checks"]["projections"], "failed");
+    assert!(
+        body["projection_lag_events"].as_i64().unwrap() >= 10_000,
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn readiness_fails_with_a_problem_document_when_the_database_is_gone() {
+    let app = spawn_app().await;
+    app.pool.close().await;
+
+    let ready = app.get_root("/readyz").await;
+    let health = app.get_root("/healthz").await;
+
+    assert_eq!(health.status(), StatusCode::OK);
+    assert_problem(ready, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
+}
