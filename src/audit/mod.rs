@@ -28,8 +28,12 @@ use wallets::WalletCheck;
 /// A broken rule and the events that show it.
 #[derive(Debug, Clone)]
 pub struct Violation {
+    /// The rule, as `concert audit` prints it, e.g. `hash chain intact`.
     pub rule: &'static str,
+    /// What the log shows against it.
     pub detail: String,
+    /// The events that show it, as labelled by `RawEvent::label`, or the
+    /// stream (`Wallet/<id>`) of a read-model row.
     pub events: Vec<String>,
 }
 
@@ -46,7 +50,10 @@ impl Violation {
 /// The outcome of an audit.
 #[derive(Debug, Default)]
 pub struct AuditReport {
+    /// How many events were read.
     pub events: u64,
+    /// Every violation, in the order the log shows them; the end-of-log
+    /// payment rules and the read models come last.
     pub violations: Vec<Violation>,
 }
 
@@ -134,5 +141,44 @@ impl Checks {
         let rows = read_models::ReadModelRows::load(pool).await?;
         rows.compare(&self.wallets, &self.seats, &mut self.found);
         Ok(self.found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fixtures::{row, rules};
+
+    #[test]
+    fn a_row_is_checked_as_log_entry_then_payment_then_balance() {
+        let refund = r#"{"Refunded":{"payment_id":"00000000-0000-0000-0000-000000000001","amount":100,"balance":0}}"#;
+        let mut checks = Checks::new(1);
+
+        checks.apply(&row(1, "Wallet/w", 1, "Refunded", refund));
+
+        assert_eq!(
+            rules(&checks.found),
+            [
+                "hash chain intact",
+                "refunds return a payment once",
+                "balances add up"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unreadable_row_is_still_checked_as_a_log_entry() {
+        let mut checks = Checks::new(1);
+
+        checks.apply(&row(1, "Seat/s", 2, "SeatHeld", "{broken"));
+
+        assert_eq!(
+            rules(&checks.found),
+            [
+                "stream sequences have no gaps",
+                "hash chain intact",
+                "events deserialize"
+            ]
+        );
     }
 }

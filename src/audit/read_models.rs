@@ -14,7 +14,7 @@ use super::Violation;
 const AGREE: &str = "read models agree with the log";
 
 /// The read-model rows the audit compares.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct ReadModelRows {
     balances: Vec<BalanceRow>,
     taken_seats: Vec<SeatRow>,
