@@ -17,10 +17,7 @@ async fn booking_history(app: &TestApp) {
     let concert = app.create_concert(2, 10, 1000).await;
     for n in 0..4 {
         let user = app.active_user(&concert.concert_id).await;
-        let seat = app.free_seats(&user, &concert, 0).await[0]["seat_id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let seat = app.first_free_seat(&user, &concert).await;
         if n < 3 {
             app.charge(user.user_id, 2500).await;
         }

@@ -219,6 +219,12 @@ impl TestApp {
         body["seats"].as_array().expect("a seat list").clone()
     }
 
+    /// The id of the first free seat of the concert's first date.
+    pub async fn first_free_seat(&self, user: &User, concert: &Concert) -> String {
+        let seats = self.free_seats(user, concert, 0).await;
+        seats[0]["seat_id"].as_str().expect("a seat id").to_string()
+    }
+
     pub async fn hold(&self, user: &User, seat_id: &str) -> Response {
         self.post(
             "/reservations",

@@ -13,10 +13,7 @@ async fn a_hundred_users_holding_one_seat_at_once_give_exactly_one_hold() {
     let app = spawn_app_with(config).await;
     let concert = app.create_concert(1, 10, 1000).await;
     let users = join_all((0..100).map(|_| app.active_user(&concert.concert_id))).await;
-    let seat_id = app.free_seats(&users[0], &concert, 0).await[0]["seat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let seat_id = app.first_free_seat(&users[0], &concert).await;
 
     let responses = join_all(users.iter().map(|user| app.hold(user, &seat_id))).await;
 
@@ -46,10 +43,7 @@ async fn holding_a_held_seat_is_a_409_problem() {
         app.active_user(&concert.concert_id).await,
         app.active_user(&concert.concert_id).await,
     );
-    let seat_id = app.free_seats(&first, &concert, 0).await[0]["seat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let seat_id = app.first_free_seat(&first, &concert).await;
     assert_eq!(
         app.hold(&first, &seat_id).await.status(),
         StatusCode::CREATED
@@ -67,10 +61,7 @@ async fn a_lapsed_hold_frees_the_seat_reads_expired_and_cannot_be_paid() {
     let app = spawn_app_with(config).await;
     let concert = app.create_concert(1, 3, 1000).await;
     let user = app.active_user(&concert.concert_id).await;
-    let seat_id = app.free_seats(&user, &concert, 0).await[0]["seat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let seat_id = app.first_free_seat(&user, &concert).await;
     let reservation: Value = app.hold(&user, &seat_id).await.json().await.unwrap();
     let reservation_id = reservation["reservation_id"].as_str().unwrap();
     assert_eq!(
@@ -122,10 +113,7 @@ async fn an_expired_seat_can_be_held_again_by_someone_else() {
         app.active_user(&concert.concert_id).await,
         app.active_user(&concert.concert_id).await,
     );
-    let seat_id = app.free_seats(&first, &concert, 0).await[0]["seat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let seat_id = app.first_free_seat(&first, &concert).await;
     assert_eq!(
         app.hold(&first, &seat_id).await.status(),
         StatusCode::CREATED

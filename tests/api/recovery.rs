@@ -20,10 +20,7 @@ async fn payment_cut_after_debit(hold_ttl_secs: u64) -> (sqlx::PgPool, Uuid, Str
     let app = spawn_app_with(config).await;
     let concert = app.create_concert(1, 3, 1000).await;
     let user = app.active_user(&concert.concert_id).await;
-    let seat_id = app.free_seats(&user, &concert, 0).await[0]["seat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let seat_id = app.first_free_seat(&user, &concert).await;
     app.charge(user.user_id, 5000).await;
     let held: Value = app.hold(&user, &seat_id).await.json().await.unwrap();
     let reservation_id = held["reservation_id"].as_str().unwrap().to_string();

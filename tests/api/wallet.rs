@@ -66,10 +66,7 @@ async fn concurrent_charges_and_payments_on_one_wallet_leave_the_sum_of_their_ev
             token: body["token"].as_str().unwrap().to_string(),
         };
         app.wait_until_active(&user.token).await;
-        let seat = app.free_seats(&user, &concert, 0).await[0]["seat_id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let seat = app.first_free_seat(&user, &concert).await;
         let held: Value = app.hold(&user, &seat).await.json().await.unwrap();
         reservations.push((user, held["reservation_id"].as_str().unwrap().to_string()));
     }

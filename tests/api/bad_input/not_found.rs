@@ -62,10 +62,7 @@ async fn an_unknown_reservation_is_not_found_and_paying_for_it_debits_nothing() 
     let response = app.pay(&user, &unknown).await;
     assert_problem(response, StatusCode::NOT_FOUND, "not_found").await;
     // A seat id is not a reservation id.
-    let seat_id = app.free_seats(&user, &concert, 0).await[0]["seat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let seat_id = app.first_free_seat(&user, &concert).await;
     let response = app.pay(&user, &seat_id).await;
     assert_problem(response, StatusCode::NOT_FOUND, "not_found").await;
 
@@ -88,10 +85,7 @@ async fn another_users_reservation_is_not_found_for_reading_or_paying() {
     let other = app.active_user(&concert.concert_id).await;
     let response = app.charge(other.user_id, 50_000).await;
     assert_eq!(response.status(), StatusCode::OK);
-    let seat_id = app.free_seats(&holder, &concert, 0).await[0]["seat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let seat_id = app.first_free_seat(&holder, &concert).await;
     let response = app.hold(&holder, &seat_id).await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let reservation: Value = response.json().await.unwrap();

@@ -23,10 +23,7 @@ async fn a_request_without_a_token_is_unauthorized() {
     let app = spawn_app().await;
     let concert = app.create_concert(1, 5, 10_000).await;
     let user = app.active_user(&concert.concert_id).await;
-    let seat_id = app.free_seats(&user, &concert, 0).await[0]["seat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let seat_id = app.first_free_seat(&user, &concert).await;
 
     let response = app.get("/queue/tokens/current", None).await;
     assert_problem(response, StatusCode::UNAUTHORIZED, "token_invalid").await;
@@ -92,10 +89,7 @@ async fn a_forged_token_of_the_right_shape_is_unauthorized() {
     let app = spawn_app().await;
     let concert = app.create_concert(1, 5, 10_000).await;
     let user = app.active_user(&concert.concert_id).await;
-    let seat_id = app.free_seats(&user, &concert, 0).await[0]["seat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let seat_id = app.first_free_seat(&user, &concert).await;
 
     let forged = forged_token();
     assert_eq!(forged.len(), user.token.len());
@@ -179,10 +173,7 @@ async fn a_waiting_token_is_not_active_for_dates_seats_holds_or_payments() {
         user_id: waiting_user,
         token: body["token"].as_str().unwrap().to_string(),
     };
-    let seat_id = app.free_seats(&first, &concert, 0).await[0]["seat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let seat_id = app.first_free_seat(&first, &concert).await;
     let response = app.charge(waiting_user, 100_000).await;
     assert_eq!(response.status(), StatusCode::OK);
 
@@ -215,10 +206,7 @@ async fn a_token_of_another_concert_is_not_active_here() {
     let elsewhere = app.create_concert(1, 5, 10_000).await;
     let local = app.active_user(&here.concert_id).await;
     let visitor = app.active_user(&elsewhere.concert_id).await;
-    let seat_id = app.free_seats(&local, &here, 0).await[0]["seat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let seat_id = app.first_free_seat(&local, &here).await;
 
     let response = app.get(&dates_path(&here), Some(&visitor.token)).await;
     assert_problem(response, StatusCode::FORBIDDEN, "token_not_active").await;
@@ -243,10 +231,7 @@ async fn the_admin_token_is_not_a_queue_token() {
     let app = spawn_app().await;
     let concert = app.create_concert(1, 5, 10_000).await;
     let user = app.active_user(&concert.concert_id).await;
-    let seat_id = app.free_seats(&user, &concert, 0).await[0]["seat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let seat_id = app.first_free_seat(&user, &concert).await;
 
     let response = app.get("/queue/tokens/current", Some(ADMIN_TOKEN)).await;
     assert_problem(response, StatusCode::UNAUTHORIZED, "token_invalid").await;

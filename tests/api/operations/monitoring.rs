@@ -14,10 +14,7 @@ async fn metrics_expose_every_family_after_a_booking() {
     let app = spawn_app().await;
     let concert = app.create_concert(1, 10, 1000).await;
     let user = app.active_user(&concert.concert_id).await;
-    let seat_id = app.free_seats(&user, &concert, 0).await[0]["seat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let seat_id = app.first_free_seat(&user, &concert).await;
     let held: Value = app.hold(&user, &seat_id).await.json().await.unwrap();
     assert_eq!(
         app.charge(user.user_id, 5000).await.status(),
