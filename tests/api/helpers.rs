@@ -1,6 +1,7 @@
 //! `spawn_app`: the real service on a loopback port, on its own fresh database
 //! of a real PostgreSQL (the one in `DATABASE_URL`, or a private server started
-//! once for this test binary), plus request helpers.
+//! once for this test binary), plus request helpers and `assert_problem`, the
+//! check that a request got the problem document it should.
 
 mod database;
 
@@ -17,6 +18,7 @@ use uuid::Uuid;
 
 pub use database::{database_url_of, fresh_database};
 
+/// The admin token every test server is configured with.
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
 /// Settings for a test server: short scheduler interval, known admin token.

@@ -52,6 +52,7 @@ async fn free_seat_count(app: &TestApp, user: &User, concert: &Concert, date: us
     app.free_seats(user, concert, date).await.len()
 }
 
+/// The seats path of a concert's date.
 fn seats_path(concert: &Concert, date: usize) -> String {
     format!(
         "/concerts/{}/dates/{}/seats",
@@ -59,6 +60,7 @@ fn seats_path(concert: &Concert, date: usize) -> String {
     )
 }
 
+/// The dates path of a concert.
 fn dates_path(concert: &Concert) -> String {
     format!("/concerts/{}/dates", concert.concert_id)
 }
@@ -71,6 +73,7 @@ async fn catalog(app: &TestApp) -> Vec<Value> {
     body["concerts"].as_array().expect("a concert list").clone()
 }
 
+/// One date of a concert-creation body, a month from now.
 fn date(seats: Value, price: Value) -> Value {
     let starts_at = chrono::Utc::now() + chrono::Duration::days(30);
     json!({"starts_at": starts_at, "seats": seats, "price": price})

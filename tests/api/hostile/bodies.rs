@@ -117,6 +117,7 @@ pub(super) fn fill(
     text
 }
 
+/// A body: templated, mutated, random JSON, random bytes, oversized, or none.
 pub(super) fn body(fx: &Fixture) -> impl Strategy<Value = Option<Vec<u8>>> {
     let templates = body_template(fx);
     let nasty = prop_oneof![

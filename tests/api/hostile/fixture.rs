@@ -148,6 +148,7 @@ pub(super) async fn fixture(app: &TestApp) -> Fixture {
     }
 }
 
+/// Test settings with two active places per concert, so that a user waits.
 pub(super) fn hostile_config() -> concert::config::Config {
     let mut config = test_config();
     config.queue_active_max = 2;

@@ -30,6 +30,7 @@ pub(super) const NASTY_SEGMENTS: &[&str] = &[
     "{{concert_id}}",
 ];
 
+/// `segment` with every byte but unreserved ones percent-encoded.
 pub(super) fn percent_encode(segment: &str) -> String {
     segment
         .bytes()
@@ -186,6 +187,7 @@ fn header_bytes() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
+/// A request put together at random: method, path, token, headers and body.
 pub(super) fn case(fx: &Fixture) -> impl Strategy<Value = Case> {
     let method = prop_oneof![
         6 => Just("GET"),

@@ -71,6 +71,7 @@ pub(super) struct Reply {
     pub(super) body: String,
 }
 
+/// Sends `case`; `None` when the client cannot build its request.
 pub(super) async fn send(
     client: &reqwest::Client,
     app: &str,
