@@ -77,15 +77,12 @@ async fn paging_the_log_while_writers_commit_never_skips_or_repeats_an_event() {
         let mut after = 0;
         let mut idle_rounds = 0;
         while idle_rounds < 20 {
-            let page: Value = app
-                .get(
+            let page = app
+                .get_json(
                     &format!("/audit/events?after={after}&limit=37"),
                     Some(ADMIN_TOKEN),
                 )
-                .await
-                .json()
-                .await
-                .unwrap();
+                .await;
             let events = page["events"].as_array().unwrap();
             for event in events {
                 let id = format!(
@@ -143,12 +140,9 @@ async fn the_audit_endpoints_need_the_admin_token_and_serve_one_stream() {
             Some(ADMIN_TOKEN),
         )
         .await;
-    let stream: Value = app
-        .get(&format!("/audit/streams/Wallet/{user}"), Some(ADMIN_TOKEN))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let stream = app
+        .get_json(&format!("/audit/streams/Wallet/{user}"), Some(ADMIN_TOKEN))
+        .await;
 
     assert_problem(anonymous, StatusCode::UNAUTHORIZED, "token_invalid").await;
     assert_problem(as_user, StatusCode::UNAUTHORIZED, "token_invalid").await;

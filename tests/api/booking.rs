@@ -24,15 +24,12 @@ async fn a_user_queues_holds_pays_and_hands_the_place_to_the_next_in_line() {
     let second_token = second["token"].as_str().unwrap().to_string();
 
     // when: the first one books
-    let dates: Value = app
-        .get(
+    let dates = app
+        .get_json(
             &format!("/concerts/{}/dates", concert.concert_id),
             Some(&first.token),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(dates["dates"].as_array().unwrap().len(), 2);
     assert_eq!(dates["dates"][0]["available_seats"], 10);
     let seats = app.free_seats(&first, &concert, 0).await;
@@ -63,19 +60,11 @@ async fn a_user_queues_holds_pays_and_hands_the_place_to_the_next_in_line() {
         "/reservations/{}",
         reservation["reservation_id"].as_str().unwrap()
     );
-    let confirmed: Value = app
-        .get(&path, Some(&first.token))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let confirmed = app.get_json(&path, Some(&first.token)).await;
     assert_eq!(confirmed["status"], "confirmed");
-    let token: Value = app
-        .get("/queue/tokens/current", Some(&first.token))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let token = app
+        .get_json("/queue/tokens/current", Some(&first.token))
+        .await;
     assert_eq!(token["status"], "expired");
     assert_eq!(
         app.get(
@@ -87,15 +76,12 @@ async fn a_user_queues_holds_pays_and_hands_the_place_to_the_next_in_line() {
         401
     );
     app.wait_until_active(&second_token).await;
-    let dates: Value = app
-        .get(
+    let dates = app
+        .get_json(
             &format!("/concerts/{}/dates", concert.concert_id),
             Some(&second_token),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(dates["dates"][0]["available_seats"], 9);
 }
 
@@ -104,7 +90,7 @@ async fn the_catalog_lists_scheduled_concerts_publicly() {
     let app = spawn_app_with(test_config()).await;
     let concert = app.create_concert(1, 5, 1000).await;
 
-    let body: Value = app.get("/concerts", None).await.json().await.unwrap();
+    let body = app.get_json("/concerts", None).await;
 
     let listed = body["concerts"].as_array().unwrap();
     assert_eq!(listed.len(), 1);
@@ -129,12 +115,7 @@ async fn a_stadium_date_of_fifty_thousand_seats_is_created_in_one_request() {
         "/concerts/{}/dates/{}/seats?after_seat_no=49990&limit=100",
         concert.concert_id, concert.date_ids[0]
     );
-    let page: Value = app
-        .get(&path, Some(&user.token))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let page = app.get_json(&path, Some(&user.token)).await;
     assert_eq!(page["seats"].as_array().unwrap().len(), 10);
     assert_eq!(page["seats"][9]["seat_no"], 50_000);
     assert_eq!(page["next_after_seat_no"], Value::Null);
@@ -158,23 +139,15 @@ async fn dates_in_the_past_or_sold_out_are_not_bookable() {
     let concert_id = created["concert_id"].as_str().unwrap();
     let user = app.active_user(concert_id).await;
 
-    let dates: Value = app
-        .get(&format!("/concerts/{concert_id}/dates"), Some(&user.token))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let dates = app
+        .get_json(&format!("/concerts/{concert_id}/dates"), Some(&user.token))
+        .await;
     assert_eq!(dates["dates"].as_array().unwrap().len(), 1);
     let seat_path = format!(
         "/concerts/{concert_id}/dates/{}/seats",
         created["dates"][1]["date_id"].as_str().unwrap()
     );
-    let seats: Value = app
-        .get(&seat_path, Some(&user.token))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let seats = app.get_json(&seat_path, Some(&user.token)).await;
     assert_eq!(
         app.hold(&user, seats["seats"][0]["seat_id"].as_str().unwrap())
             .await
@@ -182,11 +155,8 @@ async fn dates_in_the_past_or_sold_out_are_not_bookable() {
         201
     );
 
-    let dates: Value = app
-        .get(&format!("/concerts/{concert_id}/dates"), Some(&user.token))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let dates = app
+        .get_json(&format!("/concerts/{concert_id}/dates"), Some(&user.token))
+        .await;
     assert_eq!(dates["dates"].as_array().unwrap().len(), 0);
 }

@@ -100,6 +100,11 @@ impl TestApp {
         request.send().await.expect("request sent")
     }
 
+    /// GETs `path` and reads its JSON body, whatever the status.
+    pub async fn get_json(&self, path: &str, token: Option<&str>) -> Value {
+        self.get(path, token).await.json().await.unwrap()
+    }
+
     /// GETs `path` at the root of the service, outside `/api/v1` (health,
     /// readiness, metrics, the spec and docs).
     pub async fn get_root(&self, path: &str) -> Response {
@@ -183,12 +188,7 @@ impl TestApp {
     /// Waits until the scheduler admits the token.
     pub async fn wait_until_active(&self, token: &str) {
         for _ in 0..600 {
-            let body: Value = self
-                .get("/queue/tokens/current", Some(token))
-                .await
-                .json()
-                .await
-                .unwrap();
+            let body: Value = self.get_json("/queue/tokens/current", Some(token)).await;
             if body["status"] == "active" {
                 return;
             }
@@ -212,12 +212,7 @@ impl TestApp {
             "/concerts/{}/dates/{}/seats",
             concert.concert_id, concert.date_ids[date]
         );
-        let body: Value = self
-            .get(&path, Some(&user.token))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let body: Value = self.get_json(&path, Some(&user.token)).await;
         body["seats"].as_array().expect("a seat list").clone()
     }
 
@@ -260,11 +255,8 @@ impl TestApp {
     pub async fn balance(&self, user_id: Uuid) -> i64 {
         let token = self.user_token(user_id).await;
         let body: Value = self
-            .get(&format!("/users/{user_id}/balance"), Some(&token))
-            .await
-            .json()
-            .await
-            .unwrap();
+            .get_json(&format!("/users/{user_id}/balance"), Some(&token))
+            .await;
         body["balance"].as_i64().expect("a balance")
     }
 }

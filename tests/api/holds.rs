@@ -75,15 +75,12 @@ async fn a_lapsed_hold_frees_the_seat_reads_expired_and_cannot_be_paid() {
     })
     .await;
 
-    let read: Value = app
-        .get(
+    let read = app
+        .get_json(
             &format!("/reservations/{reservation_id}"),
             Some(&user.token),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(read["status"], "expired");
     let seats = app.free_seats(&user, &concert, 0).await;
     assert!(

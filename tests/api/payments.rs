@@ -31,22 +31,16 @@ async fn paying_with_too_little_balance_is_refused_and_changes_nothing() {
     )
     .await;
     assert_eq!(app.balance(user.user_id).await, 100_000);
-    let read: Value = app
-        .get(
+    let read = app
+        .get_json(
             &format!("/reservations/{reservation_id}"),
             Some(&user.token),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(read["status"], "held");
-    let token: Value = app
-        .get("/queue/tokens/current", Some(&user.token))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let token = app
+        .get_json("/queue/tokens/current", Some(&user.token))
+        .await;
     assert_eq!(token["status"], "active");
 }
 

@@ -71,12 +71,7 @@ async fn positions_count_the_waiting_tokens_ahead_in_fifo_order() {
     }
 
     for (ahead, token) in tokens.iter().enumerate() {
-        let body: Value = app
-            .get("/queue/tokens/current", Some(token))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let body = app.get_json("/queue/tokens/current", Some(token)).await;
         assert_eq!(body["status"], "waiting");
         assert_eq!(body["position"], ahead as i64);
         assert_eq!(body["expires_at"], Value::Null);
@@ -95,30 +90,19 @@ async fn active_tokens_time_out_and_the_next_waiting_are_admitted() {
     let second = second["token"].as_str().unwrap().to_string();
 
     eventually("the first token times out", || async {
-        let now: Value = app
-            .get("/queue/tokens/current", Some(&first.token))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let now = app
+            .get_json("/queue/tokens/current", Some(&first.token))
+            .await;
         now["status"] == "expired"
     })
     .await;
 
-    let first_now: Value = app
-        .get("/queue/tokens/current", Some(&first.token))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let first_now = app
+        .get_json("/queue/tokens/current", Some(&first.token))
+        .await;
     assert_eq!(first_now["status"], "expired");
     app.wait_until_active(&second).await;
-    let second_now: Value = app
-        .get("/queue/tokens/current", Some(&second))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let second_now = app.get_json("/queue/tokens/current", Some(&second)).await;
     assert_eq!(second_now["position"], 0);
     assert!(second_now["expires_at"].is_string());
 }
@@ -177,12 +161,7 @@ async fn positions_stay_exact_after_a_crowd_of_duplicate_entries() {
     let position = |token: String| {
         let app = &app;
         async move {
-            let body: Value = app
-                .get("/queue/tokens/current", Some(&token))
-                .await
-                .json()
-                .await
-                .unwrap();
+            let body = app.get_json("/queue/tokens/current", Some(&token)).await;
             (
                 body["status"].as_str().unwrap().to_string(),
                 body["position"].as_i64().unwrap(),

@@ -68,12 +68,9 @@ async fn an_unknown_reservation_is_not_found_and_paying_for_it_debits_nothing() 
 
     assert_eq!(app.balance(user.user_id).await, 50_000);
     assert_eq!(free_seat_count(&app, &user, &concert, 0).await, 5);
-    let body: Value = app
-        .get("/queue/tokens/current", Some(&user.token))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body = app
+        .get_json("/queue/tokens/current", Some(&user.token))
+        .await;
     assert_eq!(body["status"], "active");
 }
 
@@ -103,12 +100,9 @@ async fn another_users_reservation_is_not_found_for_reading_or_paying() {
 
     // Nothing moved: the other user kept their money and token, the holder their hold.
     assert_eq!(app.balance(other.user_id).await, 50_000);
-    let body: Value = app
-        .get("/queue/tokens/current", Some(&other.token))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body = app
+        .get_json("/queue/tokens/current", Some(&other.token))
+        .await;
     assert_eq!(body["status"], "active");
     let response = app
         .get(

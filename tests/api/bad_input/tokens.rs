@@ -2,7 +2,7 @@
 //! queue token belongs, and queue or wrong tokens where the admin token belongs.
 
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::json;
 use uuid::Uuid;
 
 use super::{catalog, date, dates_path, free_seat_count, seats_path};
@@ -190,12 +190,9 @@ async fn a_waiting_token_is_not_active_for_dates_seats_holds_or_payments() {
 
     assert_eq!(free_seat_count(&app, &first, &concert, 0).await, 5);
     assert_eq!(app.balance(waiting_user).await, 100_000);
-    let body: Value = app
-        .get("/queue/tokens/current", Some(&waiting.token))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body = app
+        .get_json("/queue/tokens/current", Some(&waiting.token))
+        .await;
     assert_eq!(body["status"], "waiting");
 }
 

@@ -183,28 +183,22 @@ async fn each_wrong_token_is_refused_with_its_code_on_every_guarded_route() {
     assert_eq!(entered().await, entered_before);
     assert_eq!(app.balance(fx.holder.user_id).await, holder_balance);
     // Nothing moved: the seat is free, the reservation unpaid.
-    let seats: Value = app
-        .get(
+    let seats = app
+        .get_json(
             &format!("/concerts/{}/dates/{}/seats", fx.concert_a, fx.date_a),
             Some(&fx.holder.token),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert!(seats["seats"]
         .as_array()
         .unwrap()
         .iter()
         .any(|s| s["seat_id"] == fx.seat_a.as_str()));
-    let reservation: Value = app
-        .get(
+    let reservation = app
+        .get_json(
             &format!("/reservations/{}", fx.reservation),
             Some(&fx.holder.token),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(reservation["status"], "held");
 }
