@@ -47,7 +47,7 @@ impl TicketRow {
     /// recorded it yet.
     pub fn status_at(&self, now: DateTime<Utc>) -> TicketStatus {
         match self.recorded_status() {
-            TicketStatus::Active if !self.expires_at.is_some_and(|until| until > now) => {
+            TicketStatus::Active if self.expires_at.is_none_or(|until| until <= now) => {
                 TicketStatus::Expired
             }
             recorded => recorded,
