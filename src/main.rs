@@ -115,10 +115,14 @@ async fn run(
             return Ok(ExitCode::SUCCESS);
         }
         Command::Restore { file } => {
-            let report = concert::backup::restore(&url, file).await?;
+            let report = concert::backup::restore(&url, file, &config).await?;
             println!(
                 "restored {} events in {:.1} s; last log position: {} ({} positioned now)",
                 report.events, report.seconds, report.last_position, report.positioned
+            );
+            println!(
+                "{} payments the copy caught half-way were finished or refunded",
+                report.payments_settled
             );
             println!("check it with `concert audit`");
             return Ok(ExitCode::SUCCESS);

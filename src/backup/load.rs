@@ -12,6 +12,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::meter::Meter;
 use super::{io_err, last_lines, BackupError};
+use crate::config::Config;
 use crate::private_postgres::server_tool;
 
 /// What a finished restore brought back.
@@ -23,12 +24,19 @@ pub struct RestoreReport {
     pub last_position: i64,
     /// Events the backup held without a position, positioned now.
     pub positioned: u64,
+    /// Payments the copy caught half-way, finished or refunded now.
+    pub payments_settled: usize,
     /// Seconds it took.
     pub seconds: f64,
 }
 
-/// Restores `file` into the empty database at `url`.
-pub async fn restore(url: &str, file: &Path) -> Result<RestoreReport, BackupError> {
+/// Restores `file` into the empty database at `url`; `config` drives the
+/// payment recovery that runs afterwards.
+pub async fn restore(
+    url: &str,
+    file: &Path,
+    config: &Config,
+) -> Result<RestoreReport, BackupError> {
     let pg_restore = server_tool("pg_restore").ok_or(BackupError::NoTool("pg_restore"))?;
     let mut meter = Meter::new("restore");
     let items = list(&pg_restore, file).await?;
@@ -94,11 +102,12 @@ pub async fn restore(url: &str, file: &Path) -> Result<RestoreReport, BackupErro
         });
     }
 
-    let pool = crate::db::connect(url, 1).await?;
+    let pool = crate::db::connect(url, 2).await?;
     crate::db::migrate(&pool)
         .await
         .map_err(|e| BackupError::Database(sqlx::Error::Migrate(Box::new(e))))?;
     let positioned = crate::event_log::assign_positions(&pool).await?;
+    let payments_settled = super::settle::settle_payments(pool.clone(), config).await?;
     let events: i64 = sqlx::query_scalar("select count(*) from events")
         .fetch_one(&pool)
         .await?;
@@ -108,6 +117,7 @@ pub async fn restore(url: &str, file: &Path) -> Result<RestoreReport, BackupErro
         events,
         last_position,
         positioned,
+        payments_settled,
         seconds: meter.elapsed(),
     })
 }

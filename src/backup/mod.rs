@@ -6,6 +6,7 @@
 mod dump;
 mod load;
 mod meter;
+mod settle;
 
 use std::path::PathBuf;
 
@@ -58,6 +59,9 @@ pub enum BackupError {
     /// Other sessions use the database.
     #[error("refusing to restore: {0} other sessions are connected to the database; stop the service first")]
     InUse(i64),
+    /// Finishing the payments the copy caught half-way failed.
+    #[error("the copy is restored, but finishing the payments it caught half-way failed: {0}; `concert serve` retries them")]
+    Settle(String),
     /// `pg_restore` failed; its transaction was rolled back.
     #[error(
         "the restore failed and was rolled back, the store is unchanged ({status}):\n{stderr}"
