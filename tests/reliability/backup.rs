@@ -79,10 +79,19 @@ async fn a_backup_during_a_workload_restores_to_the_position_it_reports() {
     let restored = harness::events(&fresh).await;
 
     // The copy holds the log up to `position`, plus the `unpositioned` events
-    // committed before the snapshot: the same events, byte for byte.
+    // committed before the snapshot: the same events, byte for byte. After
+    // them come the events of payments the copy caught half-way, which the
+    // restore finished or refunded as the scheduler would.
+    let settled = settled_payments(&out);
     let by_key: HashMap<String, &Value> = original.events.iter().map(|e| (key(e), e)).collect();
-    let mut beyond = 0;
+    let (mut beyond, mut settling) = (0, 0);
     for event in &restored.events {
+        let at = event["position"].as_i64().unwrap();
+        if at > position + unpositioned {
+            assert_eq!(event["metadata"]["actor"], "scheduler", "{event}");
+            settling += 1;
+            continue;
+        }
         let theirs = by_key
             .get(&key(event))
             .unwrap_or_else(|| panic!("the copy has an event the log never had: {event}"));
@@ -91,7 +100,6 @@ async fn a_backup_during_a_workload_restores_to_the_position_it_reports() {
             without_position(theirs),
             "the event differs"
         );
-        let at = event["position"].as_i64().unwrap();
         if at <= position {
             assert_eq!(
                 theirs["position"], event["position"],
@@ -106,10 +114,14 @@ async fn a_backup_during_a_workload_restores_to_the_position_it_reports() {
         .iter()
         .filter(|e| e["position"].as_i64().unwrap() <= position)
         .count();
-    assert_eq!(restored.events.len(), expected + unpositioned as usize);
+    assert_eq!(
+        restored.events.len(),
+        expected + unpositioned as usize + settling
+    );
     assert_eq!(beyond, unpositioned as usize);
+    assert_eq!(settling > 0, settled > 0, "{out}");
     assert!(
-        original.events.len() > restored.events.len(),
+        original.events.len() > expected + unpositioned as usize,
         "the workload went on after the backup"
     );
 
@@ -129,12 +141,72 @@ async fn a_backup_during_a_workload_restores_to_the_position_it_reports() {
             "restore_seconds": restore_seconds,
             "reported_position": position,
             "committed_unpositioned_in_snapshot": unpositioned,
+            "payments_caught_half_way_and_settled": settled,
             "events_in_copy": restored.events.len(),
             "events_in_log_at_the_end": original.events.len(),
             "wallets_compared": balances.len(),
             "seats_compared": seats.len(),
             "seconds": started.elapsed().as_secs_f64(),
         }),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payments_a_backup_caught_half_way_are_settled_by_the_restore() {
+    let _turn = harness::serial().await;
+    let work = Workdir::new("halfway");
+    // Every payment stops after its debit and nothing recovers it: the backup
+    // catches them half-way for certain.
+    let settings = [
+        ("CONCERT_QUEUE_ACTIVE_MAX", ACTIVE_MAX.to_string()),
+        ("CONCERT_FAULT_STOP_AFTER_DEBIT", "true".to_string()),
+        ("CONCERT_PAYMENT_RECOVERY_SECS", "600".to_string()),
+    ];
+    let mut server = Server::start(&work, "halfway", &settings).await;
+    let api = Api::new(vec![server.base()], Duration::from_secs(20));
+    let (concert_id, date_id) = api.create_concert(500, PRICE).await;
+    let shared = Arc::new(Shared {
+        price: PRICE,
+        api,
+        journal: Mutex::new(Journal::default()),
+        concert_id,
+        date_id,
+        stop: AtomicBool::new(false),
+        faulty: AtomicBool::new(true),
+    });
+    let workers: Vec<_> = (0..2)
+        .map(|n| tokio::spawn(worker(n as u64, shared.clone())))
+        .collect();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    shared.stop.store(true, Ordering::SeqCst);
+    for worker in workers {
+        worker.await.expect("a worker panicked");
+    }
+    let cut = shared.journal.lock().unwrap().cut.len();
+    assert!(cut > 0, "no payment was cut after its debit");
+    let file = work.root.join("store.dump");
+    let (code, out, err) =
+        harness::cli(&data_env(&work.data()), &["backup", path_str(&file)]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    server.terminate().await;
+
+    let fresh = work.root.join("r");
+    let (code, out, err) = harness::cli(&data_env(&fresh), &["restore", path_str(&file)]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let settled = settled_payments(&out);
+    assert!(
+        settled >= cut,
+        "{cut} payments cut, {settled} settled: {out}"
+    );
+    let (code, audit) = harness::audit(&fresh, ACTIVE_MAX).await;
+    assert_eq!(code, 0, "concert audit of the copy failed:\n{audit}");
+    let copy = harness::events(&fresh).await;
+    let violations = copy.invariant_violations();
+    assert!(violations.is_empty(), "{violations:#?}");
+    println!(
+        "{cut} payments cut after their debit; the restore settled {settled}: {} sold, {} refunded",
+        copy.count("SeatSold"),
+        copy.count("Refunded")
     );
 }
 
@@ -213,6 +285,14 @@ fn reported_position(out: &str) -> (i64, i64) {
         .parse()
         .unwrap();
     (position, unpositioned)
+}
+
+/// N from "N payments the copy caught half-way ...".
+fn settled_payments(out: &str) -> usize {
+    out.lines()
+        .find(|line| line.contains("payments the copy caught half-way"))
+        .and_then(|line| line.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no settled payments reported: {out}"))
 }
 
 fn key(event: &Value) -> String {
