@@ -8,11 +8,11 @@ use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use concert_client::{Client, QueueToken};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::api::{Api, Token};
 use crate::BoxError;
 
 /// A progress bar on a terminal's stderr, hidden elsewhere.
@@ -88,11 +88,16 @@ where
 /// the admin token and keeps it in `api` (and every clone of it). Part of a
 /// scenario's setup, so that a timed phase that enters the queue, charges or
 /// reads a balance mints nothing.
-pub async fn sign_in(api: &Api, users: &[Uuid], concurrency: usize) -> Result<(), BoxError> {
+pub async fn sign_in(api: &Client, users: &[Uuid], concurrency: usize) -> Result<(), BoxError> {
     let client = api.clone();
     for_each("sign in", concurrency, users.to_vec(), move |user| {
         let api = client.clone();
-        async move { api.user_token(user).await.map(|_| ()) }
+        async move {
+            api.user_token(user)
+                .await
+                .map(|_| ())
+                .map_err(BoxError::from)
+        }
     })
     .await
     .into_iter()
@@ -101,23 +106,24 @@ pub async fn sign_in(api: &Api, users: &[Uuid], concurrency: usize) -> Result<()
 
 /// Enters `user` into the concert's queue (signing them in first if they
 /// are not yet); returns the token.
-pub async fn enter(api: &Api, user: Uuid, concert: Uuid) -> Result<Token, BoxError> {
-    api.enter_queue(user, concert)
+pub async fn enter(api: &Client, user: Uuid, concert: Uuid) -> Result<QueueToken, BoxError> {
+    Ok(api
+        .enter_queue(user, concert)
         .await?
-        .json("enter queue", &[200, 201])
+        .json("enter queue", &[200, 201])?)
 }
 
 /// Polls the token every `poll` until it is active; fails when it expired or
 /// `timeout` passed.
 pub async fn wait_active(
-    api: &Api,
+    api: &Client,
     token: &str,
     poll: Duration,
     timeout: Duration,
 ) -> Result<(), BoxError> {
     let deadline = Instant::now() + timeout;
     loop {
-        let current: Token = api
+        let current: QueueToken = api
             .current_token(token)
             .await?
             .json("queue status", &[200])?;
@@ -136,7 +142,7 @@ pub async fn wait_active(
 /// Signs `count` fresh users in, enters them into the queue and waits until
 /// all are active; returns (user, queue token) pairs.
 pub async fn active_users(
-    api: &Api,
+    api: &Client,
     concert: Uuid,
     count: usize,
     concurrency: usize,

@@ -8,11 +8,12 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
+use concert_client::{Client, QueueToken};
 use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::api::{Api, ServerArgs, Token};
+use crate::api::{charge, create_concert, ServerArgs};
 use crate::common::{enter, for_each, sign_in, write_json};
 use crate::BoxError;
 
@@ -92,7 +93,7 @@ pub async fn run(args: HistoryArgs) -> Result<bool, BoxError> {
         let fresh = timed(args.samples, |i| {
             let api = api.clone();
             let user = fresh_users[i];
-            async move { charged(&api, user).await }
+            async move { charge(&api, user, 1).await }
         })
         .await?;
         let client = api.clone();
@@ -102,7 +103,7 @@ pub async fn run(args: HistoryArgs) -> Result<bool, BoxError> {
             (0..args.wallet_events).collect(),
             move |_| {
                 let api = client.clone();
-                async move { charged(&api, long).await }
+                async move { charge(&api, long, 1).await }
             },
         )
         .await
@@ -110,7 +111,7 @@ pub async fn run(args: HistoryArgs) -> Result<bool, BoxError> {
         .collect::<Result<Vec<_>, _>>()?;
         let old = timed(args.samples, |_| {
             let api = api.clone();
-            async move { charged(&api, long).await }
+            async move { charge(&api, long, 1).await }
         })
         .await?;
         let fresh = case("charge, fresh wallet", fresh);
@@ -124,8 +125,7 @@ pub async fn run(args: HistoryArgs) -> Result<bool, BoxError> {
     }
 
     if args.waiting > 0 {
-        let concert = api
-            .create_concert("bench history", &[(10, 100_000)])
+        let concert = create_concert(&api, "bench history", &[(10, 100_000)])
             .await?
             .concert_id;
         fill_queue(
@@ -199,7 +199,7 @@ pub async fn run(args: HistoryArgs) -> Result<bool, BoxError> {
 /// Enters `users` new users (each signing in first) into the queue of
 /// `concert`, `concurrency` at once.
 async fn fill_queue(
-    api: &Api,
+    api: &Client,
     label: &str,
     concurrency: usize,
     concert: Uuid,
@@ -215,17 +215,8 @@ async fn fill_queue(
     .collect()
 }
 
-async fn charged(api: &Api, user: Uuid) -> Result<(), BoxError> {
-    let answer = api.charge(user, 1).await?;
-    if answer.status == 200 {
-        Ok(())
-    } else {
-        Err(format!("charge: HTTP {}", answer.status).into())
-    }
-}
-
-async fn position(api: &Api, token: &str) -> Result<(), BoxError> {
-    let _: Token = api
+async fn position(api: &Client, token: &str) -> Result<(), BoxError> {
+    let _: QueueToken = api
         .current_token(token)
         .await?
         .json("queue status", &[200])?;

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use concert_client::{Call, Observer};
 use serde::Serialize;
 
 /// What one endpoint saw.
@@ -30,13 +31,10 @@ impl Stats {
         Self::default()
     }
 
-    /// Records one answered request.
-    pub fn record(&self, endpoint: &'static str, started: Instant, status: u16) {
-        let ended = Instant::now();
-        let micros = ended
-            .duration_since(started)
-            .as_micros()
-            .min(u128::from(u32::MAX)) as u32;
+    /// Records one answered request that took `elapsed`, ending now.
+    pub fn record(&self, endpoint: &'static str, elapsed: Duration, status: u16) {
+        let (started, ended) = span_ending_now(elapsed);
+        let micros = elapsed.as_micros().min(u128::from(u32::MAX)) as u32;
         let mut inner = self.inner.lock().expect("stats lock");
         let samples = inner.entry(endpoint).or_default();
         samples.latencies_us.push(micros);
@@ -46,8 +44,8 @@ impl Stats {
     }
 
     /// Records a request that got no HTTP answer (connection refused, timeout...).
-    pub fn record_transport_error(&self, endpoint: &'static str, started: Instant) {
-        let ended = Instant::now();
+    pub fn record_transport_error(&self, endpoint: &'static str, elapsed: Duration) {
+        let (started, ended) = span_ending_now(elapsed);
         let mut inner = self.inner.lock().expect("stats lock");
         let samples = inner.entry(endpoint).or_default();
         samples.transport_errors += 1;
@@ -82,6 +80,22 @@ impl Stats {
             .map(|(name, samples)| (name.to_string(), summarise(samples, window)))
             .collect()
     }
+}
+
+/// Every call of a client observed by these stats is timed into them.
+impl Observer for Stats {
+    fn observe(&self, call: &Call<'_>) {
+        match call.status() {
+            Some(status) => self.record(call.endpoint, call.elapsed, status),
+            None => self.record_transport_error(call.endpoint, call.elapsed),
+        }
+    }
+}
+
+/// (start, end) of a span of `elapsed` that ends now.
+fn span_ending_now(elapsed: Duration) -> (Instant, Instant) {
+    let ended = Instant::now();
+    (ended.checked_sub(elapsed).unwrap_or(ended), ended)
 }
 
 /// Latency figures, in milliseconds.

@@ -1,24 +1,31 @@
 //! `endpoint`: one endpoint in a closed loop (each of C clients sends its next
 //! request as soon as the previous one is answered) for T seconds, after the
 //! setup that endpoint needs. Users are signed in (their user tokens minted)
-//! during the setup, so the loop times only the endpoint.
+//! during the setup, so the loop times only the endpoint. Each endpoint's
+//! setup is in `prepare`, the loop and its probes in `closed_loop`.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
+use concert_client::{Answer, Client};
 use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::api::{Api, Reservation, SeatPage, ServerArgs};
-use crate::common::{
-    active_users, for_each, progress, sign_in, write_json, CpuMeter, CpuUse, MachineTicks, Memory,
-};
+use crate::api::{create_concert, ServerArgs};
+use crate::common::{active_users, write_json, CpuMeter, CpuUse, MachineTicks, Memory};
 use crate::stats::{print_table, Stats};
 use crate::BoxError;
+
+use closed_loop::{closed_loop, Probes};
+use prepare::{date_plan, interleave, list_seats_by_date, prepare_payments, SignedInUsers};
+
+mod closed_loop;
+mod prepare;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -91,7 +98,7 @@ pub async fn run(args: EndpointArgs) -> Result<bool, BoxError> {
     let api = args.server.connect(args.concurrency).await?;
     let setup_started = Instant::now();
     let measured = Stats::new();
-    let run = api.with_stats(measured.clone());
+    let run = api.with_observer(measured.clone());
     let c = args.concurrency;
     let deadline = Duration::from_secs(args.seconds);
     let profiler = match &args.profile_database_url {
@@ -104,65 +111,23 @@ pub async fn run(args: EndpointArgs) -> Result<bool, BoxError> {
         start: std::sync::Mutex::new(None),
     };
     let profiler_ref = &probes;
-    let signed_in_users = || {
-        args.prepared
-            .unwrap_or(USERS_PER_SECOND * args.seconds as usize)
-            .max(c)
-    };
     let elapsed = match args.name {
         Name::EnterQueue => {
-            let concert = api
-                .create_concert("bench enter-queue", &[(100, PRICE)])
-                .await?;
+            let concert = create_concert(&api, "bench enter-queue", &[(100, PRICE)]).await?;
             let concert_id = concert.concert_id;
             // New users, signed in here: the loop sends only their queue entries.
-            let users = Arc::new(fresh_signed_in_users(&api, signed_in_users(), c).await?);
-            eprintln!(
-                "setup done in {:.1} s ({} users signed in)",
-                setup_started.elapsed().as_secs_f64(),
-                users.len()
-            );
-            let next = Arc::new(AtomicUsize::new(0));
-            closed_loop(profiler_ref, c, deadline, usize::MAX, move |_| {
-                let api = run.clone();
-                let users = users.clone();
-                let next = next.clone();
-                async move {
-                    let Some(user) = users.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                        return Err("out of signed-in users (raise --prepared)".into());
-                    };
-                    api.enter_queue(*user, concert_id).await?;
-                    Ok(())
-                }
-            })
-            .await
+            let step =
+                move |api: Client, user| async move { api.enter_queue(user, concert_id).await };
+            new_user_each_request(&api, run, profiler_ref, &args, setup_started, step).await?
         }
         Name::Charge => {
             // New wallets whose users are signed in here: the loop sends only charges.
-            let users = Arc::new(fresh_signed_in_users(&api, signed_in_users(), c).await?);
-            eprintln!(
-                "setup done in {:.1} s ({} users signed in)",
-                setup_started.elapsed().as_secs_f64(),
-                users.len()
-            );
-            let next = Arc::new(AtomicUsize::new(0));
-            closed_loop(profiler_ref, c, deadline, usize::MAX, move |_| {
-                let api = run.clone();
-                let users = users.clone();
-                let next = next.clone();
-                async move {
-                    let Some(user) = users.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                        return Err("out of signed-in users (raise --prepared)".into());
-                    };
-                    api.charge(*user, PRICE).await?;
-                    Ok(())
-                }
-            })
-            .await
+            let step = |api: Client, user| async move { api.charge(user, PRICE, None).await };
+            new_user_each_request(&api, run, profiler_ref, &args, setup_started, step).await?
         }
         Name::Seats => {
             let seats = args.seats.unwrap_or(50);
-            let concert = api.create_concert("bench seats", &[(seats, PRICE)]).await?;
+            let concert = create_concert(&api, "bench seats", &[(seats, PRICE)]).await?;
             let (concert_id, date_id) = (concert.concert_id, concert.dates[0].date_id);
             let users = Arc::new(active_users(&api, concert_id, c, c).await?);
             let limit = args.limit;
@@ -187,7 +152,7 @@ pub async fn run(args: EndpointArgs) -> Result<bool, BoxError> {
                 Some(dates) => vec![(total.div_ceil(dates.max(1)), PRICE); dates.max(1) as usize],
                 None => date_plan(total),
             };
-            let concert = api.create_concert("bench hold", &plan).await?;
+            let concert = create_concert(&api, "bench hold", &plan).await?;
             let concert_id = concert.concert_id;
             let users = active_users(&api, concert_id, c, c).await?;
             // Seats of the dates taken in turn (date 1, date 2, ..., date 1, ...), so
@@ -312,199 +277,40 @@ pub async fn run(args: EndpointArgs) -> Result<bool, BoxError> {
     Ok(server_errors == 0)
 }
 
-/// What is measured around the loop besides the requests.
-struct Probes {
-    profiler: Option<crate::profile::Profiler>,
-    meter: Option<CpuMeter>,
-    start: std::sync::Mutex<Option<(Option<crate::common::CpuTimes>, MachineTicks)>>,
-}
-
-/// `count` new users, signed in `concurrency` at once (their tokens kept in `api`).
-async fn fresh_signed_in_users(
-    api: &Api,
-    count: usize,
-    concurrency: usize,
-) -> Result<Vec<Uuid>, BoxError> {
-    let users: Vec<Uuid> = (0..count).map(|_| Uuid::new_v4()).collect();
-    sign_in(api, &users, concurrency).await?;
-    Ok(users)
-}
-
-/// Dates of at most 50,000 seats adding up to `total`.
-fn date_plan(total: u32) -> Vec<(u32, i64)> {
-    let mut plan = Vec::new();
-    let mut left = total.max(1);
-    while left > 0 {
-        let seats = left.min(50_000);
-        plan.push((seats, PRICE));
-        left -= seats;
-    }
-    plan
-}
-
-/// Every free seat of the concert, through the listing.
-async fn list_all_seats(
-    api: &Api,
-    token: &str,
-    concert: &crate::api::Concert,
-) -> Result<Vec<Uuid>, BoxError> {
-    Ok(list_seats_by_date(api, token, concert)
-        .await?
-        .into_iter()
-        .flatten()
-        .collect())
-}
-
-/// Takes one item of each list in turn until all are used up.
-fn interleave(lists: Vec<Vec<Uuid>>) -> Vec<Uuid> {
-    let longest = lists.iter().map(Vec::len).max().unwrap_or(0);
-    (0..longest)
-        .flat_map(|i| lists.iter().filter_map(move |list| list.get(i).copied()))
-        .collect()
-}
-
-/// Every free seat of the concert by date, through the listing.
-async fn list_seats_by_date(
-    api: &Api,
-    token: &str,
-    concert: &crate::api::Concert,
-) -> Result<Vec<Vec<Uuid>>, BoxError> {
-    let total: u64 = concert.dates.iter().map(|d| u64::from(d.seats)).sum();
-    let bar = progress("list seats", total);
-    let mut by_date = Vec::new();
-    for date in &concert.dates {
-        let mut seats = Vec::new();
-        let mut after = 0i64;
-        loop {
-            let page: SeatPage = api
-                .seats(token, concert.concert_id, date.date_id, after, Some(5_000))
-                .await?
-                .json("seats", &[200])?;
-            bar.inc(page.seats.len() as u64);
-            seats.extend(page.seats.iter().map(|s| s.seat_id));
-            match page.next_after_seat_no {
-                Some(next) => after = i64::from(next),
-                None => break,
-            }
-        }
-        by_date.push(seats);
-    }
-    bar.finish_and_clear();
-    Ok(by_date)
-}
-
-/// `count` funded, admitted users each holding one distinct seat: (token, reservation).
-async fn prepare_payments(
-    api: &Api,
-    count: usize,
-    concurrency: usize,
-) -> Result<Vec<(String, Uuid)>, BoxError> {
-    let concert = api
-        .create_concert("bench pay", &date_plan(count as u32))
-        .await?;
-    let users = active_users(api, concert.concert_id, count, concurrency).await?;
-    let client = api.clone();
-    for_each(
-        "charge",
-        concurrency,
-        users.iter().map(|(u, _)| *u).collect(),
-        move |user| {
-            let api = client.clone();
-            async move {
-                let answer = api.charge(user, PRICE).await?;
-                if answer.status == 200 {
-                    Ok(())
-                } else {
-                    Err::<(), BoxError>(format!("charge: HTTP {}", answer.status).into())
-                }
-            }
-        },
-    )
-    .await
-    .into_iter()
-    .collect::<Result<Vec<_>, _>>()?;
-    let seats = list_all_seats(api, &users[0].1, &concert).await?;
-    let client = api.clone();
-    let holds: Vec<(String, Uuid)> = users
-        .into_iter()
-        .zip(seats)
-        .map(|((_, token), seat)| (token, seat))
-        .collect();
-    for_each("hold", concurrency, holds, move |(token, seat)| {
-        let api = client.clone();
+/// Prepares the signed-in users of an endpoint that wants a new one each
+/// request (`--prepared`, else 2,000 a second of the run), then runs the loop
+/// with `step(client, user)`.
+async fn new_user_each_request<F, Fut>(
+    api: &Client,
+    run: Client,
+    probes: &Probes,
+    args: &EndpointArgs,
+    setup_started: Instant,
+    step: F,
+) -> Result<Duration, BoxError>
+where
+    F: Fn(Client, Uuid) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Answer, concert_client::Error>> + Send + 'static,
+{
+    let c = args.concurrency;
+    let count = args
+        .prepared
+        .unwrap_or(USERS_PER_SECOND * args.seconds as usize)
+        .max(c);
+    let users = Arc::new(SignedInUsers::prepare(api, count, c).await?);
+    eprintln!(
+        "setup done in {:.1} s ({} users signed in)",
+        setup_started.elapsed().as_secs_f64(),
+        users.len()
+    );
+    let step = Arc::new(step);
+    let deadline = Duration::from_secs(args.seconds);
+    Ok(closed_loop(probes, c, deadline, usize::MAX, move |_| {
+        let (api, user, step) = (run.clone(), users.next(), step.clone());
         async move {
-            let reservation: Reservation = api.hold(&token, seat).await?.json("hold", &[201])?;
-            Ok::<_, BoxError>((token, reservation.reservation_id))
+            step(api, user?).await?;
+            Ok(())
         }
     })
-    .await
-    .into_iter()
-    .collect()
-}
-
-/// Runs `step(worker)` on `clients` workers until `duration` passed (or a step
-/// fails, which ends that worker); returns the time from start until the last
-/// worker's last answer.
-async fn closed_loop<F, Fut>(
-    probes: &Probes,
-    clients: usize,
-    duration: Duration,
-    max_steps: usize,
-    step: F,
-) -> Duration
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<(), BoxError>> + Send + 'static,
-{
-    let step = Arc::new(step);
-    if let Some(profiler) = &probes.profiler {
-        if let Err(error) = profiler.reset().await {
-            eprintln!("profile: cannot reset pg_stat_statements: {error}");
-        }
-    }
-    *probes.start.lock().expect("probe lock") = Some((
-        probes.meter.as_ref().map(CpuMeter::sample),
-        MachineTicks::read(),
-    ));
-    let started = Instant::now();
-    let bar = progress("run", duration.as_secs());
-    let ticker = {
-        let bar = bar.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                bar.inc(1);
-            }
-        })
-    };
-    let steps = Arc::new(AtomicUsize::new(0));
-    let stopped = Arc::new(AtomicUsize::new(0));
-    let mut workers = Vec::new();
-    for worker in 0..clients {
-        let step = step.clone();
-        let steps = steps.clone();
-        let stopped = stopped.clone();
-        workers.push(tokio::spawn(async move {
-            while started.elapsed() < duration && steps.fetch_add(1, Ordering::Relaxed) < max_steps
-            {
-                if let Err(error) = step(worker).await {
-                    if stopped.fetch_add(1, Ordering::Relaxed) == 0 {
-                        eprintln!("a client stopped early: {error}");
-                    }
-                    break;
-                }
-            }
-        }));
-    }
-    for worker in workers {
-        let _ = worker.await;
-    }
-    let elapsed = started.elapsed();
-    ticker.abort();
-    bar.finish_and_clear();
-    let stopped = stopped.load(Ordering::Relaxed);
-    if stopped > 0 {
-        eprintln!("{stopped} of {clients} clients stopped before the end");
-    }
-    elapsed
+    .await)
 }
