@@ -28,6 +28,8 @@ pub mod history;
 pub mod identity;
 /// Typed ids.
 pub mod ids;
+/// Live updates: the feed behind the Server-Sent Event streams.
+pub mod live;
 /// Sampling the log, queues and pool into metrics.
 pub mod metrics_sampler;
 /// A private PostgreSQL server when no DATABASE_URL is given.

@@ -133,7 +133,8 @@ async fn run(
     match command {
         Command::Serve { demo } => {
             let bind = config.bind;
-            let app = concert::server::prepare(pool, config).await?;
+            let mut app = concert::server::prepare(pool, config).await?;
+            app.demo = demo;
             if demo {
                 if let Some(concert_id) = concert::demo::seed_if_empty(&app).await? {
                     tracing::info!(%concert_id, "demo concert scheduled: POST /api/v1/queue/tokens with this concert_id to start");

@@ -58,6 +58,11 @@ pub async fn serve(
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), ServeError> {
     let scheduler = tokio::spawn(crate::scheduler::run(app.clone(), shutdown.clone()));
+    let feed = tokio::spawn(crate::live::follow(
+        app.pool.clone(),
+        app.live.clone(),
+        shutdown.clone(),
+    ));
     let sampler = tokio::spawn(crate::metrics_sampler::run(
         app.pool.clone(),
         shutdown.clone(),
@@ -87,9 +92,11 @@ pub async fn serve(
     if served.is_err() {
         scheduler.abort();
         sampler.abort();
+        feed.abort();
     }
     let _ = scheduler.await;
     let _ = sampler.await;
+    let _ = feed.await;
     served?;
     tracing::info!("stopped serving: every request in flight was answered");
     Ok(())

@@ -35,6 +35,10 @@ pub struct AppState {
     pub wallets: Arc<Cqrs<Wallet>>,
     pub tickets: Arc<Cqrs<QueueTicket>>,
     pub projectors: Arc<Projectors>,
+    /// This instance's live feed: what the Server-Sent Event streams watch.
+    pub live: crate::live::Feed,
+    /// `serve --demo`: the booking page may mint tokens for new sample users.
+    pub demo: bool,
 }
 
 /// The projectors of each aggregate type, also used to catch up at start.
@@ -105,6 +109,8 @@ impl AppState {
             )),
             tickets: Arc::new(framework(&pool, &projectors.tickets, None)),
             projectors: Arc::new(projectors),
+            live: crate::live::Feed::new(),
+            demo: false,
             pool,
             config: Arc::new(config),
             admin_token: admin_token.into(),

@@ -11,7 +11,9 @@ mod extract;
 mod health;
 mod idempotent;
 mod links;
+mod live;
 mod middleware;
+mod pages;
 mod payments;
 mod queue;
 mod reservations;
@@ -137,6 +139,8 @@ pub fn router(app: AppState) -> Router {
                 .persist_authorization(true),
         );
     routes
+        .merge(live::router())
+        .merge(pages::router())
         .merge(docs)
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

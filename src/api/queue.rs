@@ -106,7 +106,10 @@ async fn current_token(
     Ok(axum::Json(token_response(&app, ticket).await?))
 }
 
-async fn token_response(app: &AppState, ticket: TicketRow) -> Result<TokenResponse, ApiError> {
+pub(super) async fn token_response(
+    app: &AppState,
+    ticket: TicketRow,
+) -> Result<TokenResponse, ApiError> {
     let standing = queue::standing(app, &ticket).await?;
     let status = ticket.status_at(Utc::now()).as_str();
     Ok(TokenResponse {

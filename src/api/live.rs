@@ -1,0 +1,270 @@
+//! The Server-Sent Event routes: a queue token's standing and a date's seat
+//! map, pushed from this instance's live feed (`crate::live`). They take the
+//! same tokens as the JSON routes, in `Authorization: Bearer` (the pages read
+//! them with `fetch` streams, which can send it). They are not in the OpenAPI
+//! document: a stream that never ends is no operation to fuzz.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use chrono::{DateTime, Utc};
+use futures::{Stream, StreamExt};
+use tokio::sync::{broadcast, watch};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::auth::{ActiveToken, QueueToken};
+use super::error::ApiError;
+use super::extract::Path;
+use super::queue::token_response;
+use crate::live::seat_map::{DateMap, MapError, SeatBatch, Start};
+use crate::live::standing::Watch;
+use crate::projections::queue_tickets::{self, TicketStatus};
+use crate::state::AppState;
+
+/// API.md: a comment at least every 15 s keeps proxies from closing a stream.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// Moves of the line are sent at most this often to one stream.
+const LINE_COALESCE: Duration = Duration::from_secs(1);
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/queue/tokens/current/events", get(standing_events))
+        .route(
+            "/api/v1/concerts/{concert_id}/dates/{date_id}/seats/events",
+            get(seat_events),
+        )
+}
+
+fn sse<S>(stream: S) -> impl IntoResponse
+where
+    S: Stream<Item = Result<Event, Infallible>> + Send + 'static,
+{
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+}
+
+/// The `Last-Event-ID` a reconnecting client sends, when it is a position.
+fn last_event_id(headers: &HeaderMap) -> Option<i64> {
+    headers
+        .get("last-event-id")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The tokio instant of a wall-clock deadline.
+fn instant_of(at: DateTime<Utc>) -> Instant {
+    let left = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+    Instant::now() + left
+}
+
+/// `event: snapshot`, then `event: seats` for every hold, expiry and sale of
+/// the date, until the token lapses or the service stops.
+async fn seat_events(
+    State(app): State<AppState>,
+    Path((concert_id, date_id)): Path<(Uuid, Uuid)>,
+    ActiveToken(ticket): ActiveToken,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    if ticket.concert_id != concert_id {
+        return Err(ApiError::TokenNotActive("the token is for another concert"));
+    }
+    let feed = app.live.clone();
+    let subscription = feed
+        .seat_maps()
+        .subscribe(
+            &app.pool,
+            date_id,
+            || feed.position(),
+            last_event_id(&headers),
+        )
+        .await
+        .map_err(|error| match error {
+            MapError::UnknownDate => ApiError::NotFound("date"),
+            MapError::Database(error) => error.into(),
+        })?;
+    if subscription.info.concert_id != concert_id {
+        return Err(ApiError::NotFound("date"));
+    }
+    let stream = SeatStream {
+        pending: start_events(subscription.start),
+        receiver: subscription.receiver,
+        map: subscription.map,
+        feed: feed.clone(),
+        closed: feed.closed(),
+        // An active ticket always has a deadline; without one, the stream
+        // ends with the service.
+        deadline: ticket.expires_at.map(instant_of),
+    };
+    Ok(sse(futures::stream::unfold(stream, SeatStream::next)))
+}
+
+fn start_events(start: Start) -> VecDeque<Event> {
+    match start {
+        Start::Snapshot { position, data } => VecDeque::from([Event::default()
+            .event("snapshot")
+            .id(position.to_string())
+            .data(data)]),
+        Start::Replay(batches) => batches.iter().map(|batch| seats_event(batch)).collect(),
+    }
+}
+
+fn seats_event(batch: &SeatBatch) -> Event {
+    Event::default()
+        .event("seats")
+        .id(batch.position.to_string())
+        .data(&batch.data)
+}
+
+/// One subscriber's place in a date's changes.
+struct SeatStream {
+    pending: VecDeque<Event>,
+    receiver: broadcast::Receiver<Arc<SeatBatch>>,
+    map: Arc<DateMap>,
+    feed: crate::live::Feed,
+    closed: watch::Receiver<bool>,
+    deadline: Option<Instant>,
+}
+
+impl SeatStream {
+    async fn next(mut self) -> Option<(Result<Event, Infallible>, Self)> {
+        if let Some(event) = self.pending.pop_front() {
+            return Some((Ok(event), self));
+        }
+        let deadline = self.deadline;
+        let lapsed = async move {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let event = tokio::select! {
+            _ = self.closed.wait_for(|closed| *closed) => return None,
+            _ = lapsed => return None,
+            received = self.receiver.recv() => match received {
+                Ok(batch) => seats_event(&batch),
+                // Too far behind to catch up change by change: start afresh.
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    let subscription = self.map.subscribe(self.feed.position(), None);
+                    self.receiver = subscription.receiver;
+                    self.pending = start_events(subscription.start);
+                    self.pending.pop_front()?
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            },
+        };
+        Some((Ok(event), self))
+    }
+}
+
+/// `event: standing` at once and whenever the token's status, position or
+/// expiry changes; ends once the token has expired.
+async fn standing_events(
+    State(app): State<AppState>,
+    QueueToken(ticket): QueueToken,
+) -> Result<impl IntoResponse, ApiError> {
+    let watch = app
+        .live
+        .standings()
+        .watch(ticket.ticket_id, ticket.concert_id);
+    let mut stream = StandingStream {
+        closed: app.live.closed(),
+        ticket_id: ticket.ticket_id,
+        app,
+        watch,
+        last_sent: None,
+        deadline: None,
+        next_line_read: Instant::now(),
+        done: false,
+    };
+    // The first standing is read before answering, so a failure is a problem document.
+    let first = stream.read().await?;
+    let stream = futures::stream::once(async { Ok(first) })
+        .chain(futures::stream::unfold(stream, StandingStream::next));
+    Ok(sse(stream))
+}
+
+/// One token's watcher.
+struct StandingStream {
+    app: AppState,
+    ticket_id: Uuid,
+    watch: Watch,
+    closed: watch::Receiver<bool>,
+    /// The data last sent, so that nothing unchanged is sent again.
+    last_sent: Option<String>,
+    /// When an active token lapses.
+    deadline: Option<Instant>,
+    next_line_read: Instant,
+    done: bool,
+}
+
+impl StandingStream {
+    /// Reads the token's standing now, and remembers it as sent.
+    async fn read(&mut self) -> Result<Event, ApiError> {
+        let ticket = queue_tickets::find_ticket(&self.app.pool, self.ticket_id)
+            .await?
+            .ok_or(ApiError::TokenInvalid)?;
+        let status = ticket.status_at(Utc::now());
+        self.done = status == TicketStatus::Expired;
+        self.deadline = ticket.expires_at.map(instant_of);
+        let body = token_response(&self.app, ticket).await?;
+        let data = serde_json::to_string(&body).map_err(|error| {
+            ApiError::Unavailable(format!("cannot serialize the standing: {error}"))
+        })?;
+        self.last_sent = Some(data.clone());
+        Ok(Event::default()
+            .event("standing")
+            .id(self.app.live.position().to_string())
+            .data(data))
+    }
+
+    async fn next(mut self) -> Option<(Result<Event, Infallible>, Self)> {
+        loop {
+            if self.done {
+                return None;
+            }
+            let deadline = self.deadline;
+            let lapsed = async move {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let line_read = self.next_line_read;
+            let (closed, ticket, line) = (
+                &mut self.closed,
+                &mut self.watch.ticket,
+                &mut self.watch.line,
+            );
+            tokio::select! {
+                _ = closed.wait_for(|closed| *closed) => return None,
+                _ = lapsed => {}
+                changed = ticket.changed() => changed.ok()?,
+                changed = async {
+                    let changed = line.changed().await;
+                    tokio::time::sleep_until(line_read).await;
+                    changed
+                } => {
+                    changed.ok()?;
+                    self.next_line_read = Instant::now() + LINE_COALESCE;
+                }
+            }
+            let before = self.last_sent.clone();
+            // A failed read ends the stream; the client reconnects.
+            let event = self.read().await.ok()?;
+            if self.last_sent != before {
+                return Some((Ok(event), self));
+            }
+        }
+    }
+}

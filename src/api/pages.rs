@@ -1,0 +1,145 @@
+//! The web pages: the booking page at `/` and the auditors' page at
+//! `/audit`, with their scripts and style sheet compiled into the binary
+//! (`web/`), so they work without internet access. A strict
+//! Content-Security-Policy keeps them from loading anything from elsewhere.
+//! With `serve --demo`, the booking page signs in as a new sample user
+//! through `POST /api/v1/demo/user-tokens`; the auditors' page reads the
+//! audit's result from `GET /api/v1/audit/report` (admin).
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::auth::Admin;
+use super::error::ApiError;
+use crate::ids::UserId;
+use crate::state::AppState;
+
+/// How long a sample user's token lives.
+const SAMPLE_TOKEN_TTL: Duration = Duration::from_secs(3600);
+
+/// Nothing but this origin: scripts, styles, fetches and images.
+const POLICY: &str = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+
+/// Each embedded file: its path, content type and text.
+const ASSETS: [(&str, &str, &str); 6] = [
+    ("/", HTML, include_str!("../../web/index.html")),
+    ("/audit", HTML, include_str!("../../web/audit.html")),
+    ("/assets/app.js", JS, include_str!("../../web/app.js")),
+    ("/assets/audit.js", JS, include_str!("../../web/audit.js")),
+    ("/assets/common.js", JS, include_str!("../../web/common.js")),
+    (
+        "/assets/style.css",
+        "text/css; charset=utf-8",
+        include_str!("../../web/style.css"),
+    ),
+];
+const HTML: &str = "text/html; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+
+pub fn router() -> Router<AppState> {
+    let mut router = Router::new();
+    for (path, content_type, body) in ASSETS {
+        router = router.route(path, get(move || page(content_type, body)));
+    }
+    router
+        .route("/api/v1/demo/user-tokens", post(mint_sample_user))
+        .route("/api/v1/audit/report", get(audit_report))
+}
+
+async fn page(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(POLICY),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// A user token for a new sample user.
+#[derive(Debug, Serialize)]
+struct SampleUserResponse {
+    token: String,
+    user_id: Uuid,
+    expires_at: DateTime<Utc>,
+}
+
+/// Only with `serve --demo` and the service as its own issuer: a token for a
+/// fresh random user, who owns nothing yet. Otherwise `404 not_found`.
+async fn mint_sample_user(State(app): State<AppState>) -> Result<Response, ApiError> {
+    if !app.demo {
+        return Err(ApiError::NotFound("route"));
+    }
+    let minted = app
+        .users
+        .mint(UserId(Uuid::new_v4()), SAMPLE_TOKEN_TTL)
+        .ok_or(ApiError::NotFound("route"))?;
+    let body = SampleUserResponse {
+        token: minted.token,
+        user_id: minted.user_id.0,
+        expires_at: minted.expires_at,
+    };
+    Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+}
+
+/// The audit's result, as `concert audit` prints it.
+#[derive(Debug, Serialize)]
+struct AuditReportResponse {
+    events: u64,
+    violations: Vec<ViolationResponse>,
+}
+
+/// A broken rule and the events that show it.
+#[derive(Debug, Serialize)]
+struct ViolationResponse {
+    rule: &'static str,
+    detail: String,
+    events: Vec<String>,
+}
+
+/// Runs the whole audit now (admin token): it reads the entire log once.
+async fn audit_report(
+    State(app): State<AppState>,
+    _admin: Admin,
+) -> Result<axum::Json<AuditReportResponse>, ApiError> {
+    crate::event_log::assign_positions(&app.pool).await?;
+    // The audit's progress callback is not `Send`, so it runs on a thread
+    // of its own rather than in this request's task.
+    let (pool, limit) = (app.pool.clone(), app.config.queue_active_max);
+    let handle = tokio::runtime::Handle::current();
+    let report = tokio::task::spawn_blocking(move || {
+        handle.block_on(crate::audit::audit(&pool, limit, &mut |_, _| {}))
+    })
+    .await
+    .map_err(|error| ApiError::Unavailable(format!("the audit stopped: {error}")))?
+    .map_err(|crate::audit::AuditError::Database(error)| ApiError::from(error))?;
+    Ok(axum::Json(AuditReportResponse {
+        events: report.events,
+        violations: report
+            .violations
+            .into_iter()
+            .map(|violation| ViolationResponse {
+                rule: violation.rule,
+                detail: violation.detail,
+                events: violation.events,
+            })
+            .collect(),
+    }))
+}

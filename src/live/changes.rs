@@ -1,0 +1,142 @@
+//! What the feed reads from the log: each positioned event reduced to what a
+//! live stream shows (a seat's new status with its date and number, or a
+//! ticket that moved), in one query per read, whatever the subscribers.
+
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// A seat's status as the seat map shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SeatStatus {
+    Free,
+    Held,
+    Sold,
+}
+
+impl SeatStatus {
+    /// The seat map's character: F, H or S.
+    pub fn letter(self) -> u8 {
+        match self {
+            SeatStatus::Free => b'F',
+            SeatStatus::Held => b'H',
+            SeatStatus::Sold => b'S',
+        }
+    }
+
+    /// The status a seat event leaves the seat in.
+    fn after(event_type: &str) -> Option<Self> {
+        match event_type {
+            "SeatHeld" => Some(SeatStatus::Held),
+            "HoldExpired" | "HoldReleased" => Some(SeatStatus::Free),
+            "SeatSold" => Some(SeatStatus::Sold),
+            _ => None,
+        }
+    }
+}
+
+/// One positioned event, as the live streams see it.
+#[derive(Debug, Clone)]
+pub struct LogChange {
+    pub position: i64,
+    pub kind: ChangeKind,
+}
+
+/// What an event changed for live streams.
+#[derive(Debug, Clone)]
+pub enum ChangeKind {
+    /// A seat of a date took a new status.
+    Seat {
+        date_id: Uuid,
+        seat_id: Uuid,
+        seat_no: i32,
+        status: SeatStatus,
+    },
+    /// A queue ticket was entered, admitted or expired.
+    Ticket {
+        ticket_id: Uuid,
+        concert_id: Uuid,
+        entered: bool,
+    },
+    /// Nothing a stream shows (concerts, wallets).
+    Other,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    position: i64,
+    event_type: String,
+    seat_id: Option<Uuid>,
+    date_id: Option<Uuid>,
+    seat_no: Option<i32>,
+    ticket_id: Option<Uuid>,
+    concert_id: Option<Uuid>,
+}
+
+/// Up to `limit` positioned events after `after`, with each seat's date and
+/// number and each ticket's concert read from the read models alongside.
+pub async fn read(pool: &PgPool, after: i64, limit: i64) -> sqlx::Result<Vec<LogChange>> {
+    let rows: Vec<Row> = sqlx::query_as(
+        "select e.position, e.event_type, s.seat_id, s.date_id, s.seat_no, t.ticket_id, t.concert_id
+         from events e
+         left join seats s on e.aggregate_type = 'Seat'
+               and s.seat_id = (case when e.aggregate_type = 'Seat' then e.aggregate_id::uuid end)
+         left join queue_tickets t on e.aggregate_type = 'QueueTicket'
+               and t.ticket_id = (case when e.aggregate_type = 'QueueTicket' then e.aggregate_id::uuid end)
+         where e.position > $1
+         order by e.position
+         limit $2",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(change).collect())
+}
+
+fn change(row: Row) -> LogChange {
+    let kind = match (
+        row.seat_id,
+        row.date_id,
+        row.seat_no,
+        row.ticket_id,
+        row.concert_id,
+    ) {
+        (Some(seat_id), Some(date_id), Some(seat_no), _, _) => {
+            match SeatStatus::after(&row.event_type) {
+                Some(status) => ChangeKind::Seat {
+                    date_id,
+                    seat_id,
+                    seat_no,
+                    status,
+                },
+                None => ChangeKind::Other,
+            }
+        }
+        (_, _, _, Some(ticket_id), Some(concert_id)) => ChangeKind::Ticket {
+            ticket_id,
+            concert_id,
+            entered: row.event_type == "QueueEntered",
+        },
+        _ => ChangeKind::Other,
+    };
+    LogChange {
+        position: row.position,
+        kind,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_seat_event_leaves_its_status() {
+        assert_eq!(SeatStatus::after("SeatHeld"), Some(SeatStatus::Held));
+        assert_eq!(SeatStatus::after("HoldExpired"), Some(SeatStatus::Free));
+        assert_eq!(SeatStatus::after("HoldReleased"), Some(SeatStatus::Free));
+        assert_eq!(SeatStatus::after("SeatSold"), Some(SeatStatus::Sold));
+        assert_eq!(SeatStatus::after("Charged"), None);
+    }
+}

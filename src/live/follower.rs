@@ -1,0 +1,104 @@
+//! The feed's task: wait for a commit anywhere (a NOTIFY on a dedicated
+//! connection, or a short fallback timer for a notification lost while the
+//! listener reconnected), position what is new, read it once and publish it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::PgListener;
+use sqlx::PgPool;
+use tokio::sync::{watch, Notify};
+
+use super::{changes, Feed};
+use crate::event_log;
+
+/// The channel migration 0006 notifies on every insert into `events`.
+const CHANNEL: &str = "concert_events";
+/// Longest wait between two reads when no notification comes.
+const FALLBACK: Duration = Duration::from_secs(1);
+/// Least time between two reads: commits arriving meanwhile are read
+/// together, so the feed's cost to the database stays bounded under load
+/// (at most 40 reads a second per instance) for at most this much latency.
+const SETTLE: Duration = Duration::from_millis(25);
+/// Most events read per query.
+const READ_BATCH: i64 = 5_000;
+
+/// Follows the log into `feed` until `shutdown` turns true, then closes the
+/// feed so every live stream ends.
+pub async fn follow(pool: PgPool, feed: Feed, mut shutdown: watch::Receiver<bool>) {
+    let woken = Arc::new(Notify::new());
+    let listener = tokio::spawn(listen(pool.clone(), woken.clone()));
+    // Streams start from the read models, so the feed starts at the log's end.
+    let mut after = loop {
+        match event_log::last_position(&pool).await {
+            Ok(position) => break Some(position),
+            Err(error) => tracing::warn!(%error, "live feed: reading the log's end failed"),
+        }
+        tokio::select! {
+            _ = shutdown.wait_for(|stopped| *stopped) => break None,
+            _ = tokio::time::sleep(FALLBACK) => {}
+        }
+    };
+    if let Some(start) = after {
+        feed.start_at(start);
+    }
+    while let Some(position) = after.as_mut() {
+        tokio::select! {
+            _ = shutdown.wait_for(|stopped| *stopped) => break,
+            _ = woken.notified() => {}
+            _ = tokio::time::sleep(FALLBACK) => {}
+        }
+        if let Err(error) = catch_up(&pool, &feed, position).await {
+            tracing::warn!(%error, "live feed: reading new events failed");
+        }
+        feed.standings().sweep();
+        tokio::time::sleep(SETTLE).await;
+    }
+    listener.abort();
+    feed.close();
+    tracing::info!("live feed stopped");
+}
+
+/// Positions committed events and publishes every one after `position`.
+async fn catch_up(pool: &PgPool, feed: &Feed, position: &mut i64) -> sqlx::Result<()> {
+    event_log::assign_positions(pool).await?;
+    loop {
+        let read = changes::read(pool, *position, READ_BATCH).await?;
+        let Some(last) = read.last() else {
+            return Ok(());
+        };
+        *position = last.position;
+        feed.publish(&read);
+        if (read.len() as i64) < READ_BATCH {
+            return Ok(());
+        }
+    }
+}
+
+/// Wakes the follower on each notification; reconnects (after a pause) when
+/// the connection is lost. Runs until aborted.
+async fn listen(pool: PgPool, woken: Arc<Notify>) {
+    loop {
+        match PgListener::connect_with(&pool).await {
+            Ok(mut listener) => {
+                if let Err(error) = listener.listen(CHANNEL).await {
+                    tracing::warn!(%error, "live feed: LISTEN failed");
+                } else {
+                    // A reconnect may have missed notifications: read anyway.
+                    woken.notify_one();
+                    loop {
+                        match listener.recv().await {
+                            Ok(_) => woken.notify_one(),
+                            Err(error) => {
+                                tracing::warn!(%error, "live feed: listener connection lost");
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "live feed: cannot connect the listener"),
+        }
+        tokio::time::sleep(FALLBACK).await;
+    }
+}

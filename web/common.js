@@ -1,0 +1,111 @@
+// Shared by both pages: JSON requests with a bearer token, problem
+// documents turned into readable messages, and Server-Sent Events read from
+// a fetch() stream (EventSource cannot send an Authorization header).
+"use strict";
+
+const api = "/api/v1";
+
+// A refused request: the problem document's code and a sentence for people.
+class Refusal extends Error {
+  constructor(status, problem) {
+    super(problem.detail || problem.title || `request failed (${status})`);
+    this.status = status;
+    this.code = problem.code || "error";
+  }
+}
+
+const friendly = {
+  token_invalid: "Your sign-in or queue token is no longer valid. Sign in or enter the queue again.",
+  token_not_active: "You are not admitted yet: wait for your turn in the queue.",
+  forbidden: "That belongs to another user.",
+  not_found: "Not found (it may have been removed, or is not yours).",
+  seat_unavailable: "Someone else took that seat a moment ago. Pick another one.",
+  hold_expired: "Your hold ran out before the payment. Hold a seat again.",
+  already_paid: "This reservation is already paid.",
+  insufficient_balance: "Your balance is too low for this seat: charge your wallet first.",
+  validation_failed: "That value is out of range.",
+  rate_limited: "Too many requests: wait a moment and try again.",
+  unavailable: "The service is busy or unavailable: try again in a moment.",
+};
+
+function explain(error) {
+  if (error instanceof Refusal) {
+    const known = friendly[error.code];
+    return known ? `${known} (${error.code})` : `${error.message} (${error.code})`;
+  }
+  return `The service cannot be reached: ${error.message}`;
+}
+
+async function request(method, path, token, body, headers = {}) {
+  const init = { method, headers: { ...headers } };
+  if (token) init.headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(api + path, init);
+  const text = await response.text();
+  const data = text ? JSON.parse(text) : {};
+  if (!response.ok) throw new Refusal(response.status, data);
+  return data;
+}
+
+// Follows an event stream until `signal` aborts or `more()` says to stop,
+// reconnecting with Last-Event-ID after a dropped connection.
+async function follow(path, token, onEvent, { signal, onRefusal, more = () => true }) {
+  let lastId = null;
+  while (!signal.aborted && more()) {
+    try {
+      const headers = { Authorization: `Bearer ${token}`, Accept: "text/event-stream" };
+      if (lastId !== null) headers["Last-Event-ID"] = lastId;
+      const response = await fetch(api + path, { headers, signal });
+      if (!response.ok) {
+        const problem = await response.json().catch(() => ({}));
+        onRefusal(new Refusal(response.status, problem));
+        return;
+      }
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          let type = "message";
+          let data = "";
+          for (const line of block.split("\n")) {
+            if (line.startsWith("event:")) type = line.slice(6).trim();
+            else if (line.startsWith("id:")) lastId = line.slice(3).trim();
+            else if (line.startsWith("data:")) data += line.slice(5).trimStart();
+          }
+          if (data) onEvent(type, JSON.parse(data));
+        }
+      }
+    } catch (error) {
+      if (signal.aborted) return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+}
+
+function $(id) {
+  return document.getElementById(id);
+}
+
+function show(id, visible) {
+  $(id).hidden = !visible;
+}
+
+function say(id, text, kind = "info") {
+  const element = $(id);
+  element.textContent = text;
+  element.dataset.kind = kind;
+  element.hidden = !text;
+}
+
+function won(amount) {
+  return `₩${Number(amount).toLocaleString("en-US")}`;
+}
