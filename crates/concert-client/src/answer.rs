@@ -15,9 +15,11 @@ const EXCERPT_BYTES: usize = 300;
 /// An HTTP answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
+    /// The HTTP status code.
     pub status: u16,
     /// The `Content-Type` header, empty when absent.
     pub content_type: String,
+    /// The whole body, as sent.
     pub body: Vec<u8>,
 }
 

@@ -28,6 +28,7 @@ impl Call<'_> {
 
 /// Told of every call a client makes.
 pub trait Observer: Send + Sync {
+    /// Called once the call is over, on the task that made it: keep it quick.
     fn observe(&self, call: &Call<'_>);
 }
 
