@@ -1,10 +1,12 @@
-//! The check of the audit log: where the log ended before the sale, and that
+//! The checks of the audit log: where the log ended before the sale; that
 //! after it at most one `SeatSold` was logged per seat of this concert, as
-//! many as seats were sold.
+//! many as seats were sold; and that the sale's events pass the audit's own
+//! rules (`concert::audit::check_history`: seats, wallets, payments, queue).
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use concert::event_log::RawEvent;
 use concert_client::{Client, Concert};
 
 use super::Check;
@@ -12,6 +14,7 @@ use crate::api::audit_events;
 use crate::BoxError;
 
 const NAME: &str = "no seat sold twice (audit log)";
+const RULES: &str = "the sale's events pass the audit's rules";
 
 /// The last position of the audit log now (0 when empty); `None` when the
 /// server has no audit API.
@@ -56,37 +59,75 @@ pub(super) async fn check(
     concert: &Concert,
     expected_sold: usize,
     sold: usize,
-) -> Check {
+) -> Vec<Check> {
     let dates: HashSet<String> = concert
         .dates
         .iter()
         .map(|d| d.date_id.to_string())
         .collect();
     match scan_sales(api, start, &dates, expected_sold).await {
-        Ok((sold_events, seats_sold_twice)) => Check {
-            name: NAME,
-            passed: seats_sold_twice == 0 && sold_events == sold,
-            detail: format!(
-                "{sold_events} SeatSold events for this concert, {seats_sold_twice} seats sold more than once"
+        Ok(scan) => vec![
+            Check {
+                name: NAME,
+                passed: scan.seats_sold_twice == 0 && scan.sold_events == sold,
+                detail: format!(
+                    "{} SeatSold events for this concert, {} seats sold more than once",
+                    scan.sold_events, scan.seats_sold_twice
+                ),
+            },
+            judge_with_audit_rules(scan.history),
+        ],
+        Err(error) => [NAME, RULES]
+            .into_iter()
+            .map(|name| Check {
+                name,
+                passed: false,
+                detail: format!("could not read the log: {error}"),
+            })
+            .collect(),
+    }
+}
+
+/// The audit's rules over the streams that began during the sale (every
+/// concert, seat, wallet and ticket of it is new); streams that began before
+/// are left out, since their start is not in the slice.
+fn judge_with_audit_rules(history: Vec<RawEvent>) -> Check {
+    let events = history.len();
+    let violations = concert::audit::check_history(history, u32::MAX);
+    Check {
+        name: RULES,
+        passed: violations.is_empty(),
+        detail: match violations.first() {
+            None => format!("{events} events of streams begun in the sale, no violation"),
+            Some(first) => format!(
+                "{} violations in {events} events; first: [{}] {}",
+                violations.len(),
+                first.rule,
+                first.detail
             ),
-        },
-        Err(error) => Check {
-            name: NAME,
-            passed: false,
-            detail: format!("could not read the log: {error}"),
         },
     }
 }
 
+/// What the log shows after the sale's start.
+struct Scan {
+    sold_events: usize,
+    seats_sold_twice: usize,
+    /// The events of streams whose first event is in the slice.
+    history: Vec<RawEvent>,
+}
+
 /// Reads the log after `start` until it holds at least `expected` SeatSold
 /// events of the concert's dates (positions are handed out a little after
-/// commit) or stops growing; returns (SeatSold events, seats sold twice).
+/// commit) or stops growing.
 async fn scan_sales(
     api: &Client,
     start: i64,
     dates: &HashSet<String>,
     expected: usize,
-) -> Result<(usize, usize), BoxError> {
+) -> Result<Scan, BoxError> {
+    let mut history = Vec::new();
+    let mut begun: HashSet<(String, String)> = HashSet::new();
     let mut ours: HashSet<String> = HashSet::new();
     let mut sales: HashMap<String, usize> = HashMap::new();
     let mut after = start;
@@ -98,8 +139,11 @@ async fn scan_sales(
         if page.events.is_empty() {
             let sold: usize = sales.values().sum();
             if sold >= expected || idle_rounds >= 20 {
-                let twice = sales.values().filter(|n| **n > 1).count();
-                return Ok((sold, twice));
+                return Ok(Scan {
+                    sold_events: sold,
+                    seats_sold_twice: sales.values().filter(|n| **n > 1).count(),
+                    history,
+                });
             }
             idle_rounds += 1;
             tokio::time::sleep(Duration::from_millis(250)).await;
@@ -107,6 +151,20 @@ async fn scan_sales(
         }
         idle_rounds = 0;
         for event in &page.events {
+            let stream = (event.aggregate_type.clone(), event.aggregate_id.clone());
+            if event.sequence == 1 {
+                begun.insert(stream.clone());
+            }
+            if begun.contains(&stream) {
+                history.push(RawEvent::from_logged(
+                    event.position.unwrap_or_default(),
+                    &event.aggregate_type,
+                    &event.aggregate_id,
+                    event.sequence,
+                    &event.event_type,
+                    &event.payload,
+                ));
+            }
             if event.aggregate_type != "Seat" {
                 continue;
             }

@@ -137,8 +137,8 @@ pub async fn run(args: FlashSaleArgs) -> Result<bool, BoxError> {
     };
     let (mut checks, sold) = bookings.check(&check_api, args.concurrency).await?;
     if let Some(start) = audit_start {
-        let check = audit_log::check(&check_api, start, &on_sale.concert, expected_sold, sold);
-        checks.push(check.await);
+        let log_checks = audit_log::check(&check_api, start, &on_sale.concert, expected_sold, sold);
+        checks.extend(log_checks.await);
     }
     let all_stats = [
         &sign_in_stats,
