@@ -61,3 +61,27 @@ fn read_endpoint(pgdata: &Path) -> Option<Endpoint> {
         _ => Some(Endpoint::Tcp { port }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_endpoint_is_read_from_postmaster_pid() {
+        let dir = std::env::temp_dir().join(format!("concert-attach-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let pid_file = "4242\n/x/pgdata\n1700000000\n5432\n/x\n\n  1234  5678\nready   \n";
+        fs::write(dir.join("postmaster.pid"), pid_file).unwrap();
+        assert_eq!(
+            read_endpoint(&dir),
+            Some(Endpoint::Socket {
+                dir: PathBuf::from("/x"),
+                port: 5432
+            })
+        );
+        let tcp_only = "4242\n/x/pgdata\n1700000000\n40123\n\n127.0.0.1\n";
+        fs::write(dir.join("postmaster.pid"), tcp_only).unwrap();
+        assert_eq!(read_endpoint(&dir), Some(Endpoint::Tcp { port: 40123 }));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

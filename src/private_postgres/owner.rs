@@ -91,3 +91,27 @@ pub(super) fn start_time(pid: i32) -> Option<u64> {
     }
     fields.get(19)?.parse().ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_owner_file_names_this_process_until_released() {
+        let dir = std::env::temp_dir().join(format!("concert-owner-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        assert_eq!(read(&dir), None);
+        claim(&dir).unwrap();
+        let owner = read(&dir).expect("an owner");
+        assert!(owner.is_me() && owner.alive());
+        // The same pid with another start time is another process (pid reuse).
+        let reused = Owner {
+            started: owner.started + 1,
+            ..owner
+        };
+        assert!(!reused.alive());
+        release(&dir);
+        assert_eq!(read(&dir), None);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

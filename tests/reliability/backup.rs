@@ -217,9 +217,10 @@ async fn restore_refuses_a_store_with_events_and_a_bad_file_changes_nothing() {
     let mut server = Server::start(&work, "refuse", &[]).await;
     let api = Api::new(vec![server.base()], Duration::from_secs(20));
     api.create_concert(20, PRICE).await;
+    // This one through DATABASE_URL: a database that is not concert's own.
     let file = work.root.join("store.dump");
-    let (code, out, err) =
-        harness::cli(&data_env(&work.data()), &["backup", path_str(&file)]).await;
+    let url = [("DATABASE_URL", work.database_url())];
+    let (code, out, err) = harness::cli(&url, &["backup", path_str(&file)]).await;
     assert_eq!(code, 0, "concert backup failed: {out}{err}");
     server.terminate().await;
     let before = harness::events(&work.data()).await.events.len();

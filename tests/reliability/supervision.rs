@@ -243,6 +243,17 @@ async fn the_service_exits_non_zero_when_its_database_cannot_come_back() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    // The same folder at the next start: a clear error at once, not a hang.
+    let (code, _, err) = harness::cli(
+        &[("CONCERT_DATA_DIR", work.data().display().to_string())],
+        &["audit"],
+    )
+    .await;
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("cannot use") && err.contains("chmod 700"),
+        "{err}"
+    );
     set_mode(&pgdata, 0o700);
     let log_text = std::fs::read_to_string(&server.log).unwrap_or_default();
     println!("gave up after {:?} with {status}", killed.elapsed());
