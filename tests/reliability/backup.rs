@@ -125,8 +125,9 @@ async fn a_backup_during_a_workload_restores_to_the_position_it_reports() {
         "the workload went on after the backup"
     );
 
-    // Balances and seats of the copy are those of the events it holds.
-    let (balances, seats) = read_models(&fresh).await;
+    // Balances and seats of the copy are those of the events it holds, and
+    // its read models are what a replay of its log builds.
+    let (balances, seats, replayed_rows) = read_models(&fresh).await;
     assert_eq!(balances, restored.balances(), "balances of the copy");
     let expected_seats = seat_states(&restored);
     for (seat, status) in &seats {
@@ -146,6 +147,7 @@ async fn a_backup_during_a_workload_restores_to_the_position_it_reports() {
             "events_in_log_at_the_end": original.events.len(),
             "wallets_compared": balances.len(),
             "seats_compared": seats.len(),
+            "read_model_rows_equal_to_a_replay": replayed_rows,
             "seconds": started.elapsed().as_secs_f64(),
         }),
     );
@@ -324,17 +326,18 @@ fn seat_states(log: &Log) -> HashMap<String, String> {
     states
 }
 
-/// The copy's balances and seat statuses, read from its read models.
-async fn read_models(data_dir: &Path) -> (HashMap<String, i64>, Vec<(String, String)>) {
+/// The copy's balances and seat statuses, read from its read models; checks
+/// that `concert replay` rebuilds every read-model row the same and returns
+/// how many rows it compared.
+async fn read_models(data_dir: &Path) -> (HashMap<String, i64>, Vec<(String, String)>, usize) {
     let data = data_dir.to_path_buf();
     let server = tokio::task::spawn_blocking(move || {
         concert::private_postgres::PrivatePostgres::start(&data).expect("start PostgreSQL")
     })
     .await
     .unwrap();
-    let pool = PgPool::connect(&server.database_url())
-        .await
-        .expect("connect");
+    let url = server.database_url();
+    let pool = PgPool::connect(&url).await.expect("connect");
     let balances: Vec<(String, i64)> =
         sqlx::query_as("select user_id::text, balance from balances")
             .fetch_all(&pool)
@@ -344,9 +347,32 @@ async fn read_models(data_dir: &Path) -> (HashMap<String, i64>, Vec<(String, Str
         .fetch_all(&pool)
         .await
         .unwrap();
+    let restored = read_model_rows(&pool).await;
+    let (code, out, err) = harness::cli(&[("DATABASE_URL", url)], &["replay"]).await;
+    assert_eq!(code, 0, "concert replay failed: {out}{err}");
+    let replayed = read_model_rows(&pool).await;
     pool.close().await;
     tokio::task::spawn_blocking(move || server.stop())
         .await
         .unwrap();
-    (balances.into_iter().collect(), seats)
+    let mut rows = 0;
+    for ((table, before), (_, after)) in restored.iter().zip(&replayed) {
+        assert_eq!(before, after, "{table} of the copy differs from a replay");
+        rows += before.len();
+    }
+    (balances.into_iter().collect(), seats, rows)
+}
+
+/// Every row of every read model, as text, table by table.
+async fn read_model_rows(pool: &PgPool) -> Vec<(String, Vec<String>)> {
+    let mut rows = Vec::new();
+    for table in concert::replay::READ_MODEL_TABLES {
+        let text: Vec<String> =
+            sqlx::query_scalar(&format!("select t::text from {table} t order by 1"))
+                .fetch_all(pool)
+                .await
+                .unwrap();
+        rows.push((table.to_string(), text));
+    }
+    rows
 }
