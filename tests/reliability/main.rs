@@ -1,7 +1,8 @@
 //! Reliability under faults, crowds and hostile input: tests that run the
-//! real `concert` binary and break things (SIGKILL, a stopped or severed
-//! PostgreSQL, several instances, crowds) and then check the log, the audit
-//! and the read models. Tests run one at a time (see `harness::serial`).
+//! real `concert` binary and break things (SIGKILL of the service and of its
+//! PostgreSQL, a stopped or severed PostgreSQL, a full disk, several
+//! instances, crowds), copy the store out and back (backup, restore), and
+//! then check the log, the audit and the read models. Tests run one at a time (see `harness::serial`).
 
 mod backup;
 mod crash;
