@@ -32,8 +32,9 @@ pub mod ids;
 pub mod live;
 /// Sampling the log, queues and pool into metrics.
 pub mod metrics_sampler;
-/// A private PostgreSQL server when no DATABASE_URL is given.
-pub mod private_postgres;
+/// A private PostgreSQL server when no DATABASE_URL is given (the
+/// `concert-private-postgres` crate of the workspace).
+pub use concert_private_postgres as private_postgres;
 /// Progress bars for long work.
 pub mod progress;
 /// Read models fed by events.

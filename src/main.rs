@@ -28,6 +28,8 @@ fn main() -> ExitCode {
     let database = match &cli.config.database_url {
         Some(url) => Database::External(url.clone()),
         None if matches!(command, Command::Serve { .. }) => {
+            // The supervisor counts restarts: the metrics recorder comes first.
+            let _ = concert::telemetry::metrics_handle();
             match PrivatePostgres::start(&cli.config.data_dir) {
                 Ok(server) => Database::Supervised(supervise(server)),
                 Err(error) => return fail(error),

@@ -109,8 +109,7 @@ pub fn supervise(server: PrivatePostgres) -> Supervised {
     let url = server.database_url();
     let stop = Arc::new(AtomicBool::new(false));
     let (gave_up_tx, gave_up) = watch::channel(false);
-    // The recorder must exist before the first count, or the count is lost.
-    let _ = crate::telemetry::metrics_handle();
+    // The caller installs the metrics recorder first, or these counts are lost.
     metrics::counter!("concert_private_postgres_restarts_total").absolute(0);
     metrics::gauge!("concert_private_postgres_up").set(1.0);
     ServerHealth::set(|health| health.up = true);
