@@ -1,0 +1,145 @@
+//! concert-sse-bench: 10,000 Server-Sent Event subscribers on one date while
+//! holds run at full speed. Measures the hold throughput without and then
+//! with the subscribers (same run, same date), the push latency from a
+//! hold's answer to its change reaching a subscriber (p50/p99 over a sample
+//! of subscribers), and the server's memory per subscriber (its RSS, from
+//! /proc, before and after they connect).
+//!
+//! Runs against a service started separately (see BENCHMARKS.md).
+
+mod api;
+mod subscribers;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+
+#[derive(Parser)]
+struct Args {
+    /// The service's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Its admin token.
+    #[arg(long, env = "CONCERT_ADMIN_TOKEN")]
+    admin_token: String,
+    /// The server's process id, to read its memory from /proc.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Subscribers on the date.
+    #[arg(long, default_value_t = 10_000)]
+    subscribers: usize,
+    /// One subscriber in this many records every push's latency.
+    #[arg(long, default_value_t = 50)]
+    sample_every: usize,
+    /// Holds sent at once.
+    #[arg(long, default_value_t = 32)]
+    holders: usize,
+    /// Seconds of holds in each phase.
+    #[arg(long, default_value_t = 15)]
+    seconds: u64,
+}
+
+/// When each seat's hold was answered, in µs since the start (0: not yet).
+pub struct HoldTimes {
+    start: Instant,
+    answered: Vec<AtomicU64>,
+}
+
+impl HoldTimes {
+    fn micros(&self) -> u64 {
+        self.start.elapsed().as_micros() as u64
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let api = api::Api::new(&args.url, &args.admin_token);
+    let seats = 50_000;
+    let date = api.concert(seats).await;
+    let tokens = api.active_tokens(&date, args.holders).await;
+    let times = Arc::new(HoldTimes {
+        start: Instant::now(),
+        answered: (0..=seats).map(|_| AtomicU64::new(0)).collect(),
+    });
+    let next_seat = Arc::new(AtomicUsize::new(1));
+    let phase = Duration::from_secs(args.seconds);
+
+    let alone = holds(&api, &date, &tokens, &times, &next_seat, phase).await;
+    println!("holds without subscribers: {alone:.0}/s");
+
+    let rss_before = args.server_pid.and_then(rss_kib);
+    let subscribers = subscribers::open(
+        &args.url,
+        &date,
+        &tokens[0],
+        args.subscribers,
+        args.sample_every,
+        times.clone(),
+    )
+    .await;
+    let rss_after = args.server_pid.and_then(rss_kib);
+    if let (Some(before), Some(after)) = (rss_before, rss_after) {
+        let per = (after.saturating_sub(before)) as f64 / args.subscribers as f64;
+        println!(
+            "server RSS {before} KiB -> {after} KiB with {} subscribers: {per:.1} KiB each",
+            args.subscribers
+        );
+    }
+
+    let with = holds(&api, &date, &tokens, &times, &next_seat, phase).await;
+    println!(
+        "holds with {} subscribers: {with:.0}/s ({:+.1} %)",
+        args.subscribers,
+        (with / alone - 1.0) * 100.0
+    );
+    // The last pushes of the phase are let in before the count.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    subscribers.report(next_seat.load(Ordering::Relaxed) - 1);
+}
+
+/// Holds free seats one after another with every token at once for `phase`:
+/// the holds per second.
+async fn holds(
+    api: &api::Api,
+    date: &api::Date,
+    tokens: &[String],
+    times: &Arc<HoldTimes>,
+    next_seat: &Arc<AtomicUsize>,
+    phase: Duration,
+) -> f64 {
+    let started = Instant::now();
+    let done = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = tokens
+        .iter()
+        .map(|token| {
+            let (api, date, token) = (api.clone(), date.clone(), token.clone());
+            let (times, next_seat, done) = (times.clone(), next_seat.clone(), done.clone());
+            tokio::spawn(async move {
+                while started.elapsed() < phase {
+                    let seat_no = next_seat.fetch_add(1, Ordering::Relaxed);
+                    if seat_no >= times.answered.len() {
+                        break;
+                    }
+                    if api.hold(&date, &token, seat_no as u32).await {
+                        times.answered[seat_no].store(times.micros(), Ordering::Release);
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        let _ = worker.await;
+    }
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// The resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}

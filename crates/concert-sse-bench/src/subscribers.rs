@@ -1,0 +1,192 @@
+//! The subscribers: plain HTTP/1.1 connections reading the date's event
+//! stream (a client library per connection would cost the load generator
+//! more than the server). One in `sample_every` parses what it gets and
+//! records each hold's push latency; the others only read.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::api::Date;
+use crate::HoldTimes;
+
+/// What the subscribers saw.
+pub struct Subscribers {
+    count: usize,
+    ready: Arc<AtomicUsize>,
+    bytes: Arc<AtomicU64>,
+    /// Push latencies of the sampled subscribers, µs.
+    latencies: Arc<Mutex<Vec<u64>>>,
+    /// Pushes that arrived before the hold's own answer (counted as 0).
+    early: Arc<AtomicUsize>,
+    sampled: usize,
+}
+
+/// Opens `count` subscriptions and waits until each has its snapshot.
+pub async fn open(
+    url: &str,
+    date: &Date,
+    token: &str,
+    count: usize,
+    sample_every: usize,
+    times: Arc<HoldTimes>,
+) -> Subscribers {
+    let address = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let request = format!(
+        "GET /api/v1/concerts/{}/dates/{}/seats/events HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n",
+        date.concert_id, date.date_id
+    );
+    let subscribers = Subscribers {
+        count,
+        ready: Arc::default(),
+        bytes: Arc::default(),
+        latencies: Arc::default(),
+        early: Arc::default(),
+        sampled: count.div_ceil(sample_every),
+    };
+    let started = Instant::now();
+    for index in 0..count {
+        let sampled = index % sample_every == 0;
+        let ready = subscribers.ready.clone();
+        let subscription = subscribe(
+            address.clone(),
+            request.clone(),
+            sampled.then(|| times.clone()),
+            ready.clone(),
+            subscribers.bytes.clone(),
+            subscribers.latencies.clone(),
+            subscribers.early.clone(),
+        );
+        tokio::spawn(async move {
+            // A stream that had its snapshot and then ended is counted out.
+            if subscription.await {
+                ready.fetch_sub(1, Ordering::Relaxed);
+            }
+        });
+        // Connect in waves, so the listen backlog never overflows.
+        if index % 200 == 199 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    while subscribers.ready.load(Ordering::Relaxed) < count {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "subscribers never all connected"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "{count} subscribers connected, each with its snapshot, in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    subscribers
+}
+
+async fn subscribe(
+    address: String,
+    request: String,
+    times: Option<Arc<HoldTimes>>,
+    ready: Arc<AtomicUsize>,
+    bytes: Arc<AtomicU64>,
+    latencies: Arc<Mutex<Vec<u64>>>,
+    early: Arc<AtomicUsize>,
+) -> bool {
+    let Ok(mut stream) = TcpStream::connect(&address).await else {
+        eprintln!("a subscriber could not connect");
+        return false;
+    };
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return false;
+    }
+    let mut buffer = vec![0u8; 8192];
+    let mut text = String::new();
+    let mut snapshot = false;
+    loop {
+        let Ok(read) = stream.read(&mut buffer).await else {
+            return snapshot;
+        };
+        if read == 0 {
+            return snapshot;
+        }
+        bytes.fetch_add(read as u64, Ordering::Relaxed);
+        if snapshot && times.is_none() {
+            continue;
+        }
+        text.push_str(&String::from_utf8_lossy(&buffer[..read]));
+        if !snapshot {
+            if text.contains("event: snapshot") && text.contains("\n\n") {
+                snapshot = true;
+                ready.fetch_add(1, Ordering::Relaxed);
+                text.clear();
+            }
+            continue;
+        }
+        let Some(times) = &times else { continue };
+        let now = times.micros();
+        // Whole events only; the rest waits for the next read.
+        let Some(end) = text.rfind("\n\n") else {
+            continue;
+        };
+        let mut found = Vec::new();
+        for part in text[..end].split("\"seat_no\":").skip(1) {
+            let digits: String = part.chars().take_while(char::is_ascii_digit).collect();
+            if part[digits.len()..].starts_with(",\"status\":\"held\"") {
+                if let Ok(seat_no) = digits.parse::<usize>() {
+                    found.push(seat_no);
+                }
+            }
+        }
+        text.drain(..end + 2);
+        let mut latencies = latencies.lock().unwrap();
+        for seat_no in found {
+            match times
+                .answered
+                .get(seat_no)
+                .map(|at| at.load(Ordering::Acquire))
+            {
+                Some(answered) if answered > 0 && answered <= now => latencies.push(now - answered),
+                _ => {
+                    early.fetch_add(1, Ordering::Relaxed);
+                    latencies.push(0);
+                }
+            }
+        }
+    }
+}
+
+impl Subscribers {
+    /// Prints the push latencies and how much each sampled subscriber got.
+    pub fn report(&self, holds: usize) {
+        let mut latencies = self.latencies.lock().unwrap().clone();
+        latencies.sort_unstable();
+        let at = |quantile: f64| {
+            latencies
+                .get(
+                    ((latencies.len() as f64 * quantile) as usize)
+                        .min(latencies.len().saturating_sub(1)),
+                )
+                .map_or(0.0, |micros| *micros as f64 / 1000.0)
+        };
+        println!(
+            "push latency from a hold's answer to a subscriber (ms), {} pushes to {} sampled subscribers: p50 {:.1}, p99 {:.1}, max {:.1} ({} arrived before the answer, counted as 0)",
+            latencies.len(),
+            self.sampled,
+            at(0.5),
+            at(0.99),
+            latencies.last().map_or(0.0, |micros| *micros as f64 / 1000.0),
+            self.early.load(Ordering::Relaxed),
+        );
+        println!(
+            "{} subscribers still connected of {}; {:.1} MiB pushed in all; {holds} seats held in the run",
+            self.ready.load(Ordering::Relaxed),
+            self.count,
+            self.bytes.load(Ordering::Relaxed) as f64 / 1048576.0,
+        );
+    }
+}
