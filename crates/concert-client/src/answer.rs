@@ -19,6 +19,9 @@ pub struct Answer {
     pub status: u16,
     /// The `Content-Type` header, empty when absent.
     pub content_type: String,
+    /// The `X-Correlation-Id` header, empty when absent: the id that every
+    /// event written by this request carries in its metadata.
+    pub correlation_id: String,
     /// The whole body, as sent.
     pub body: Vec<u8>,
 }
@@ -88,6 +91,7 @@ mod tests {
         Answer {
             status,
             content_type: content_type.to_string(),
+            correlation_id: String::new(),
             body: body.as_bytes().to_vec(),
         }
     }

@@ -115,14 +115,25 @@ impl Client {
 
     /// The URL of `path` under `/api/v1` on the server whose turn it is.
     pub(crate) fn url(&self, path: &str) -> String {
+        self.root_url(&format!("/api/v1{path}"))
+    }
+
+    /// The URL of `path` from the root (probes such as `/readyz` live
+    /// outside `/api/v1`) on the server whose turn it is.
+    pub(crate) fn root_url(&self, path: &str) -> String {
         let roots = &self.shared.roots;
         let turn = self.shared.turn.fetch_add(1, Ordering::Relaxed);
-        format!("{}/api/v1{path}", roots[turn % roots.len()])
+        format!("{}{path}", roots[turn % roots.len()])
     }
 
     /// A request of `path` under `/api/v1`, on the next server.
     pub(crate) fn request(&self, method: Method, path: &str) -> RequestBuilder {
         self.shared.http.request(method, self.url(path))
+    }
+
+    /// A request of `path` from the root, on the next server.
+    pub(crate) fn request_from_root(&self, method: Method, path: &str) -> RequestBuilder {
+        self.shared.http.request(method, self.root_url(path))
     }
 
     /// A request of `path` sent as the admin.
@@ -155,10 +166,17 @@ impl Client {
                 .and_then(|value| value.to_str().ok())
                 .unwrap_or_default()
                 .to_string();
+            let correlation_id = response
+                .headers()
+                .get("x-correlation-id")
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
             let body = response.bytes().await?.to_vec();
             Ok::<_, reqwest::Error>(Answer {
                 status,
                 content_type,
+                correlation_id,
                 body,
             })
         }

@@ -26,6 +26,9 @@ impl Request {
     }
 }
 
+/// The `x-correlation-id` of every answer.
+pub const CORRELATION_ID: &str = "fake-correlation-id";
+
 /// Status, content type and body of an answer.
 type Reply = (u16, &'static str, String);
 
@@ -50,7 +53,7 @@ impl FakeServer {
                 let (status, content_type, body) = reply(&request);
                 seen.lock().expect("requests lock").push(request);
                 let head = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nx-correlation-id: {CORRELATION_ID}\r\nconnection: close\r\n\r\n",
                     body.len()
                 );
                 let _ = stream.write_all(head.as_bytes());

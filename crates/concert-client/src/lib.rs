@@ -15,6 +15,7 @@ mod audit;
 mod client;
 mod concerts;
 mod error;
+mod health;
 mod observer;
 mod payments;
 mod queue;
