@@ -4,7 +4,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::helpers::{spawn_app_with, test_config};
+use crate::helpers::{json_of, spawn_app_with, test_config};
 
 #[tokio::test]
 async fn a_user_queues_holds_pays_and_hands_the_place_to_the_next_in_line() {
@@ -36,13 +36,13 @@ async fn a_user_queues_holds_pays_and_hands_the_place_to_the_next_in_line() {
     assert_eq!(seats.len(), 10);
     let seat_id = seats[3]["seat_id"].as_str().unwrap();
     let held = app.hold(&first, seat_id).await;
-    assert_eq!(held.status(), StatusCode::CREATED);
-    let reservation: Value = held.json().await.unwrap();
+    assert_eq!(held.status, StatusCode::CREATED);
+    let reservation: Value = json_of(&held);
     assert_eq!(reservation["status"], "held");
     assert_eq!(reservation["seat_no"], 4);
     assert_eq!(app.free_seats(&first, &concert, 0).await.len(), 9);
     assert_eq!(
-        app.charge(first.user_id, 200_000).await.status(),
+        app.charge(first.user_id, 200_000).await.status,
         StatusCode::OK
     );
     let paid = app
@@ -50,8 +50,8 @@ async fn a_user_queues_holds_pays_and_hands_the_place_to_the_next_in_line() {
         .await;
 
     // then: the seat is sold, the money taken, the token spent, the next admitted
-    assert_eq!(paid.status(), StatusCode::CREATED);
-    let payment: Value = paid.json().await.unwrap();
+    assert_eq!(paid.status, StatusCode::CREATED);
+    let payment: Value = json_of(&paid);
     assert_eq!(payment["status"], "completed");
     assert_eq!(payment["amount"], 150_000);
     assert_eq!(payment["balance"], 50_000);
@@ -151,7 +151,7 @@ async fn dates_in_the_past_or_sold_out_are_not_bookable() {
     assert_eq!(
         app.hold(&user, seats["seats"][0]["seat_id"].as_str().unwrap())
             .await
-            .status(),
+            .status,
         201
     );
 

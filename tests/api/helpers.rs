@@ -1,17 +1,20 @@
 //! `spawn_app`: the real service on a loopback port, on its own fresh database
 //! of a real PostgreSQL (the one in `DATABASE_URL`, or a private server started
 //! once for this test binary), plus request helpers and `assert_problem`, the
-//! check that a request got the problem document it should.
+//! check that a request got the problem document it should. The typed helpers
+//! (`create_concert`, `hold`, `pay`...) go through `concert-client`, the one
+//! typed client of the API; the raw ones (`get`, `post`...) build any request,
+//! malformed or hostile ones included, with reqwest.
 
 mod database;
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::future::Future;
 use std::time::Duration;
 
 use concert::config::Config;
+use concert_client::{Answer, NewConcert, NewDate, Options};
 use reqwest::{Response, StatusCode};
-use serde_json::{json, Value};
+use serde_json::Value;
 use sqlx::PgPool;
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -33,10 +36,11 @@ pub fn test_config() -> Config {
 /// A running service.
 pub struct TestApp {
     pub address: String,
+    /// The raw client, for requests a typed client cannot build.
     pub client: reqwest::Client,
+    /// The typed client, signed in as the admin; it keeps the user tokens it mints.
+    pub api: concert_client::Client,
     pub pool: PgPool,
-    /// User tokens minted so far, by user.
-    user_tokens: Mutex<HashMap<Uuid, String>>,
     stop: watch::Sender<bool>,
     server: Option<tokio::task::JoinHandle<()>>,
 }
@@ -68,11 +72,19 @@ pub async fn spawn_app_on(pool: PgPool, config: Config) -> TestApp {
         .timeout(Duration::from_secs(60))
         .build()
         .unwrap();
+    let options = Options {
+        // Up to a hundred users act at once in a test.
+        connections: 100,
+        // The service's default, which the tests' tokens always had.
+        user_token_ttl_secs: 3_600,
+        ..Options::default()
+    };
+    let api = concert_client::Client::new(&[&address], ADMIN_TOKEN, options).unwrap();
     TestApp {
         address,
         client,
+        api,
         pool,
-        user_tokens: Mutex::default(),
         stop,
         server: Some(server),
     }
@@ -122,74 +134,54 @@ impl TestApp {
 
     /// Schedules a concert with dates of `seats` seats each, starting next month.
     pub async fn create_concert(&self, dates: usize, seats: u32, price: i64) -> Concert {
-        let dates: Vec<Value> = (0..dates)
-            .map(|n| {
-                let starts_at = chrono::Utc::now() + chrono::Duration::days(30 + n as i64);
-                json!({"starts_at": starts_at, "seats": seats, "price": price})
+        let dates = (0..dates)
+            .map(|n| NewDate {
+                starts_at: chrono::Utc::now() + chrono::Duration::days(30 + n as i64),
+                seats,
+                price,
             })
             .collect();
-        let response = self
-            .post(
-                "/concerts",
-                Some(ADMIN_TOKEN),
-                json!({"title": "Test Concert", "dates": dates}),
-            )
-            .await;
-        assert_eq!(response.status(), StatusCode::CREATED);
-        let body: Value = response.json().await.unwrap();
+        let concert = NewConcert {
+            title: "Test Concert".to_string(),
+            dates,
+        };
+        let answer = self.api.create_concert(&concert).await.expect("answered");
+        assert_eq!(answer.status, StatusCode::CREATED);
+        let scheduled: concert_client::Concert =
+            answer.json("create concert", &[201]).expect("a concert");
         Concert {
-            concert_id: body["concert_id"].as_str().unwrap().to_string(),
-            date_ids: body["dates"]
-                .as_array()
-                .unwrap()
+            concert_id: scheduled.concert_id.to_string(),
+            date_ids: scheduled
+                .dates
                 .iter()
-                .map(|d| d["date_id"].as_str().unwrap().to_string())
+                .map(|date| date.date_id.to_string())
                 .collect(),
         }
     }
 
-    /// A user token for `user_id`, minted by the service (admin route) on first use.
+    /// A user token for `user_id`, minted by the service (admin route) on
+    /// first use and kept by the client.
     pub async fn user_token(&self, user_id: Uuid) -> String {
-        if let Some(token) = self.user_tokens.lock().unwrap().get(&user_id) {
-            return token.clone();
-        }
-        let response = self
-            .post(
-                &format!("/users/{user_id}/tokens"),
-                Some(ADMIN_TOKEN),
-                json!({}),
-            )
-            .await;
-        assert_eq!(response.status(), StatusCode::CREATED);
-        let body: Value = response.json().await.unwrap();
-        let token = body["token"].as_str().expect("a user token").to_string();
-        self.user_tokens
-            .lock()
-            .unwrap()
-            .insert(user_id, token.clone());
-        token
+        self.api.user_token(user_id).await.expect("a user token")
     }
 
     /// Enters the queue as `user_id`, signed in with their own token, and
     /// returns the answer body.
     pub async fn enter_queue(&self, user_id: Uuid, concert_id: &str) -> (StatusCode, Value) {
-        let token = self.user_token(user_id).await;
-        let response = self
-            .post(
-                "/queue/tokens",
-                Some(&token),
-                json!({"concert_id": concert_id}),
-            )
-            .await;
-        let status = response.status();
-        (status, response.json().await.unwrap())
+        let answer = self
+            .api
+            .enter_queue(user_id, uuid(concert_id))
+            .await
+            .expect("answered");
+        let status = StatusCode::from_u16(answer.status).expect("a status");
+        (status, json_of(&answer))
     }
 
     /// Waits until the scheduler admits the token.
     pub async fn wait_until_active(&self, token: &str) {
         for _ in 0..600 {
-            let body: Value = self.get_json("/queue/tokens/current", Some(token)).await;
-            if body["status"] == "active" {
+            let answer = self.api.current_token(token).await.expect("answered");
+            if json_of(&answer)["status"] == "active" {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
@@ -208,12 +200,16 @@ impl TestApp {
 
     /// The free seats of a date (first page).
     pub async fn free_seats(&self, user: &User, concert: &Concert, date: usize) -> Vec<Value> {
-        let path = format!(
-            "/concerts/{}/dates/{}/seats",
-            concert.concert_id, concert.date_ids[date]
-        );
-        let body: Value = self.get_json(&path, Some(&user.token)).await;
-        body["seats"].as_array().expect("a seat list").clone()
+        let (concert, date) = (uuid(&concert.concert_id), uuid(&concert.date_ids[date]));
+        let answer = self
+            .api
+            .seats(&user.token, concert, date, 0, None)
+            .await
+            .expect("answered");
+        json_of(&answer)["seats"]
+            .as_array()
+            .expect("a seat list")
+            .clone()
     }
 
     /// The id of the first free seat of the concert's first date.
@@ -222,43 +218,47 @@ impl TestApp {
         seats[0]["seat_id"].as_str().expect("a seat id").to_string()
     }
 
-    pub async fn hold(&self, user: &User, seat_id: &str) -> Response {
-        self.post(
-            "/reservations",
-            Some(&user.token),
-            json!({"seat_id": seat_id}),
-        )
-        .await
+    /// Holds `seat_id` (a UUID; a malformed id is a raw `post`) with the
+    /// user's queue token.
+    pub async fn hold(&self, user: &User, seat_id: &str) -> Answer {
+        self.api
+            .hold(&user.token, uuid(seat_id))
+            .await
+            .expect("answered")
     }
 
     /// Charges `user_id`'s wallet, signed in as that user.
-    pub async fn charge(&self, user_id: Uuid, amount: i64) -> Response {
-        let token = self.user_token(user_id).await;
-        self.post(
-            &format!("/users/{user_id}/balance/charges"),
-            Some(&token),
-            json!({"amount": amount}),
-        )
-        .await
+    pub async fn charge(&self, user_id: Uuid, amount: i64) -> Answer {
+        self.api
+            .charge(user_id, amount, None)
+            .await
+            .expect("answered")
     }
 
-    pub async fn pay(&self, user: &User, reservation_id: &str) -> Response {
-        self.post(
-            "/payments",
-            Some(&user.token),
-            json!({"reservation_id": reservation_id}),
-        )
-        .await
+    /// Pays `reservation_id` (a UUID; a malformed id is a raw `post`) with
+    /// the user's queue token.
+    pub async fn pay(&self, user: &User, reservation_id: &str) -> Answer {
+        self.api
+            .pay(&user.token, uuid(reservation_id), None)
+            .await
+            .expect("answered")
     }
 
     /// `user_id`'s balance, read as that user.
     pub async fn balance(&self, user_id: Uuid) -> i64 {
-        let token = self.user_token(user_id).await;
-        let body: Value = self
-            .get_json(&format!("/users/{user_id}/balance"), Some(&token))
-            .await;
-        body["balance"].as_i64().expect("a balance")
+        let answer = self.api.balance(user_id).await.expect("answered");
+        json_of(&answer)["balance"].as_i64().expect("a balance")
     }
+}
+
+/// An id the typed helpers take as text, as tests read it from bodies.
+fn uuid(id: &str) -> Uuid {
+    id.parse().expect("a UUID")
+}
+
+/// The answer's body as JSON, whatever its status.
+pub fn json_of(answer: &Answer) -> Value {
+    serde_json::from_slice(&answer.body).expect("a JSON body")
 }
 
 /// A scheduled concert.
@@ -274,19 +274,40 @@ pub struct User {
     pub token: String,
 }
 
+/// An answer a test judges: a raw `reqwest::Response` or the typed client's `Answer`.
+pub trait Reply {
+    /// Status, `Content-Type` (if any) and body.
+    fn parts(self) -> impl Future<Output = (StatusCode, Option<String>, Vec<u8>)>;
+}
+
+impl Reply for Response {
+    async fn parts(self) -> (StatusCode, Option<String>, Vec<u8>) {
+        let status = self.status();
+        let content_type = self
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string());
+        (status, content_type, self.bytes().await.unwrap().to_vec())
+    }
+}
+
+impl Reply for Answer {
+    async fn parts(self) -> (StatusCode, Option<String>, Vec<u8>) {
+        let status = StatusCode::from_u16(self.status).expect("a status");
+        let content_type = Some(self.content_type).filter(|t| !t.is_empty());
+        (status, content_type, self.body)
+    }
+}
+
 /// Reads a problem answer, checking its media type, and returns its code.
-pub async fn problem_code(response: Response) -> (StatusCode, String) {
-    let status = response.status();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_string());
+pub async fn problem_code(response: impl Reply) -> (StatusCode, String) {
+    let (status, content_type, body) = response.parts().await;
     assert_eq!(
         content_type.as_deref(),
         Some("application/problem+json"),
         "status {status}"
     );
-    let body: Value = response.json().await.unwrap();
+    let body: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(body["status"].as_u64(), Some(status.as_u16() as u64));
     for field in ["type", "title", "detail", "code"] {
         assert!(body[field].is_string(), "problem lacks {field}: {body}");
@@ -295,14 +316,14 @@ pub async fn problem_code(response: Response) -> (StatusCode, String) {
 }
 
 /// Asserts that `response` is a problem document with `status` and `code`.
-pub async fn assert_problem(response: Response, status: StatusCode, code: &str) {
+pub async fn assert_problem(response: impl Reply, status: StatusCode, code: &str) {
     assert_problem_for("", response, status, code).await;
 }
 
 /// [`assert_problem`] for one of several cases, named in the failure message.
 pub async fn assert_problem_for(
     case: impl std::fmt::Display,
-    response: Response,
+    response: impl Reply,
     status: StatusCode,
     code: &str,
 ) {

@@ -4,7 +4,7 @@ use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{assert_problem, eventually, spawn_app, spawn_app_with, test_config};
+use crate::helpers::{assert_problem, eventually, json_of, spawn_app, spawn_app_with, test_config};
 
 #[tokio::test]
 async fn a_hundred_users_holding_one_seat_at_once_give_exactly_one_hold() {
@@ -19,9 +19,10 @@ async fn a_hundred_users_holding_one_seat_at_once_give_exactly_one_hold() {
 
     let mut won = 0;
     for response in responses {
-        match response.status() {
-            StatusCode::CREATED => won += 1,
-            _ => assert_problem(response, StatusCode::CONFLICT, "seat_unavailable").await,
+        if response.status == StatusCode::CREATED {
+            won += 1;
+        } else {
+            assert_problem(response, StatusCode::CONFLICT, "seat_unavailable").await;
         }
     }
     assert_eq!(won, 1);
@@ -44,10 +45,7 @@ async fn holding_a_held_seat_is_a_409_problem() {
         app.active_user(&concert.concert_id).await,
     );
     let seat_id = app.first_free_seat(&first, &concert).await;
-    assert_eq!(
-        app.hold(&first, &seat_id).await.status(),
-        StatusCode::CREATED
-    );
+    assert_eq!(app.hold(&first, &seat_id).await.status, StatusCode::CREATED);
 
     let response = app.hold(&second, &seat_id).await;
 
@@ -62,12 +60,9 @@ async fn a_lapsed_hold_frees_the_seat_reads_expired_and_cannot_be_paid() {
     let concert = app.create_concert(1, 3, 1000).await;
     let user = app.active_user(&concert.concert_id).await;
     let seat_id = app.first_free_seat(&user, &concert).await;
-    let reservation: Value = app.hold(&user, &seat_id).await.json().await.unwrap();
+    let reservation: Value = json_of(&app.hold(&user, &seat_id).await);
     let reservation_id = reservation["reservation_id"].as_str().unwrap();
-    assert_eq!(
-        app.charge(user.user_id, 5000).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.charge(user.user_id, 5000).await.status, StatusCode::OK);
 
     eventually("the scheduler frees the seat", || async {
         let seats = app.free_seats(&user, &concert, 0).await;
@@ -111,13 +106,10 @@ async fn an_expired_seat_can_be_held_again_by_someone_else() {
         app.active_user(&concert.concert_id).await,
     );
     let seat_id = app.first_free_seat(&first, &concert).await;
-    assert_eq!(
-        app.hold(&first, &seat_id).await.status(),
-        StatusCode::CREATED
-    );
+    assert_eq!(app.hold(&first, &seat_id).await.status, StatusCode::CREATED);
 
     eventually("the lapsed seat can be held again", || async {
-        app.hold(&second, &seat_id).await.status() == StatusCode::CREATED
+        app.hold(&second, &seat_id).await.status == StatusCode::CREATED
     })
     .await;
 }

@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::helpers::{
-    assert_problem, assert_problem_for, database_url_of, eventually, problem_code, spawn_app,
-    spawn_app_with, test_config, TestApp, ADMIN_TOKEN,
+    assert_problem, assert_problem_for, database_url_of, eventually, json_of, problem_code,
+    spawn_app, spawn_app_with, test_config, TestApp, ADMIN_TOKEN,
 };
 
 /// The service's own signing key, read from its database as an insider
@@ -117,14 +117,12 @@ async fn every_route_refuses_every_wrong_credential_and_the_log_is_unchanged() {
     let concert = app.create_concert(1, 10, 1000).await;
     let victim = app.active_user(&concert.concert_id).await;
     let seats = app.free_seats(&victim, &concert, 0).await;
-    let held: Value = app
-        .hold(&victim, seats[0]["seat_id"].as_str().unwrap())
-        .await
-        .json()
-        .await
-        .unwrap();
+    let held: Value = json_of(
+        &app.hold(&victim, seats[0]["seat_id"].as_str().unwrap())
+            .await,
+    );
     let reservation = held["reservation_id"].as_str().unwrap().to_string();
-    assert_eq!(app.charge(victim.user_id, 50_000).await.status(), 200);
+    assert_eq!(app.charge(victim.user_id, 50_000).await.status, 200);
     let stranger = Uuid::new_v4();
     let stranger_token = app.user_token(stranger).await;
     let victim_user_token = app.user_token(victim.user_id).await;
@@ -290,7 +288,7 @@ async fn a_stranger_who_knows_a_users_id_cannot_act_as_that_user() {
     let app = spawn_app().await;
     let concert = app.create_concert(1, 5, 1000).await;
     let victim = Uuid::new_v4();
-    assert_eq!(app.charge(victim, 50_000).await.status(), 200);
+    assert_eq!(app.charge(victim, 50_000).await.status, 200);
     let stranger = Uuid::new_v4();
     let stranger_token = app.user_token(stranger).await;
     let before = log_fingerprint(&app).await;

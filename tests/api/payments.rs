@@ -3,14 +3,14 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{assert_problem, spawn_app, Concert, TestApp, User};
+use crate::helpers::{assert_problem, json_of, spawn_app, Concert, TestApp, User};
 
 async fn held_seat(app: &TestApp, concert: &Concert, user: &User, index: usize) -> String {
     let seat_id = app.free_seats(user, concert, 0).await[index]["seat_id"]
         .as_str()
         .unwrap()
         .to_string();
-    let reservation: Value = app.hold(user, &seat_id).await.json().await.unwrap();
+    let reservation: Value = json_of(&app.hold(user, &seat_id).await);
     reservation["reservation_id"].as_str().unwrap().to_string()
 }
 
@@ -52,7 +52,7 @@ async fn a_reservation_is_paid_once() {
     let reservation_id = held_seat(&app, &concert, &user, 0).await;
     app.charge(user.user_id, 10_000).await;
     assert_eq!(
-        app.pay(&user, &reservation_id).await.status(),
+        app.pay(&user, &reservation_id).await.status,
         StatusCode::CREATED
     );
     // The token is spent by paying; a new one lets the user try again.

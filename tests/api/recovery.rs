@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::helpers::{assert_problem, spawn_app_on, spawn_app_with, test_config};
+use crate::helpers::{assert_problem, json_of, spawn_app_on, spawn_app_with, test_config};
 
 /// Holds a seat and pays with a service that stops right after the debit.
 async fn payment_cut_after_debit(hold_ttl_secs: u64) -> (sqlx::PgPool, Uuid, String, String) {
@@ -22,7 +22,7 @@ async fn payment_cut_after_debit(hold_ttl_secs: u64) -> (sqlx::PgPool, Uuid, Str
     let user = app.active_user(&concert.concert_id).await;
     let seat_id = app.first_free_seat(&user, &concert).await;
     app.charge(user.user_id, 5000).await;
-    let held: Value = app.hold(&user, &seat_id).await.json().await.unwrap();
+    let held: Value = json_of(&app.hold(&user, &seat_id).await);
     let reservation_id = held["reservation_id"].as_str().unwrap().to_string();
 
     let cut = app.pay(&user, &reservation_id).await;
@@ -113,7 +113,7 @@ async fn events_whose_projection_was_lost_are_applied_on_start() {
     let app = spawn_app_on(pool, test_config()).await;
 
     assert_eq!(app.balance(user_id).await, 350);
-    let charged: Value = app.charge(user_id, 50).await.json().await.unwrap();
+    let charged: Value = json_of(&app.charge(user_id, 50).await);
     assert_eq!(charged["balance"], 400);
 }
 

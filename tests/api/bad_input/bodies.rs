@@ -134,14 +134,27 @@ async fn a_bad_uuid_in_a_json_body_fails_validation() {
         "validation_failed",
     )
     .await;
-    let response = app.hold(&user, "seat-1").await;
+    // Ids that are not UUIDs: requests the typed client cannot build.
+    let response = app
+        .post(
+            "/reservations",
+            Some(&user.token),
+            json!({"seat_id": "seat-1"}),
+        )
+        .await;
     assert_problem(
         response,
         StatusCode::UNPROCESSABLE_ENTITY,
         "validation_failed",
     )
     .await;
-    let response = app.pay(&user, "not-a-reservation").await;
+    let response = app
+        .post(
+            "/payments",
+            Some(&user.token),
+            json!({"reservation_id": "not-a-reservation"}),
+        )
+        .await;
     assert_problem(
         response,
         StatusCode::UNPROCESSABLE_ENTITY,

@@ -42,7 +42,7 @@ async fn post_raw(
 async fn charged_user(app: &TestApp, amount: i64) -> Uuid {
     let user_id = Uuid::new_v4();
     let response = app.charge(user_id, amount).await;
-    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.status, StatusCode::OK);
     assert_eq!(app.balance(user_id).await, amount);
     user_id
 }

@@ -5,7 +5,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::free_seat_count;
-use crate::helpers::{assert_problem, spawn_app};
+use crate::helpers::{assert_problem, json_of, spawn_app};
 
 #[tokio::test]
 async fn queueing_for_an_unknown_concert_is_not_found() {
@@ -52,7 +52,7 @@ async fn an_unknown_reservation_is_not_found_and_paying_for_it_debits_nothing() 
     let concert = app.create_concert(1, 5, 10_000).await;
     let user = app.active_user(&concert.concert_id).await;
     let response = app.charge(user.user_id, 50_000).await;
-    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.status, StatusCode::OK);
 
     let unknown = Uuid::new_v4().to_string();
     let response = app
@@ -81,11 +81,11 @@ async fn another_users_reservation_is_not_found_for_reading_or_paying() {
     let holder = app.active_user(&concert.concert_id).await;
     let other = app.active_user(&concert.concert_id).await;
     let response = app.charge(other.user_id, 50_000).await;
-    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.status, StatusCode::OK);
     let seat_id = app.first_free_seat(&holder, &concert).await;
     let response = app.hold(&holder, &seat_id).await;
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let reservation: Value = response.json().await.unwrap();
+    assert_eq!(response.status, StatusCode::CREATED);
+    let reservation: Value = json_of(&response);
     let reservation_id = reservation["reservation_id"].as_str().unwrap().to_string();
 
     let response = app

@@ -175,7 +175,7 @@ async fn a_waiting_token_is_not_active_for_dates_seats_holds_or_payments() {
     };
     let seat_id = app.first_free_seat(&first, &concert).await;
     let response = app.charge(waiting_user, 100_000).await;
-    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.status, StatusCode::OK);
 
     let response = app.get(&dates_path(&concert), Some(&waiting.token)).await;
     assert_problem(response, StatusCode::FORBIDDEN, "token_not_active").await;

@@ -5,7 +5,7 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::helpers::{test_config, TestApp, User, ADMIN_TOKEN};
+use crate::helpers::{json_of, test_config, TestApp, User, ADMIN_TOKEN};
 
 /// A user, their queue token and their user token.
 #[derive(Debug, Clone)]
@@ -114,17 +114,17 @@ pub(super) async fn fixture(app: &TestApp) -> Fixture {
     let holder = app.active_user(&concert_a.concert_id).await;
     let seats = app.free_seats(&holder, &concert_a, 0).await;
     let seat = |n: usize| seats[n]["seat_id"].as_str().unwrap().to_string();
-    let held: Value = app.hold(&holder, &seat(0)).await.json().await.unwrap();
+    let held: Value = json_of(&app.hold(&holder, &seat(0)).await);
     let reservation = held["reservation_id"].as_str().unwrap().to_string();
     let visitor = app.active_user(&concert_b.concert_id).await;
     // Spent: holds, pays, and its token expires (freeing its place).
     let expired = app.active_user(&concert_a.concert_id).await;
-    let sold: Value = app.hold(&expired, &seat(1)).await.json().await.unwrap();
+    let sold: Value = json_of(&app.hold(&expired, &seat(1)).await);
     app.charge(expired.user_id, 1000).await;
     let paid = app
         .pay(&expired, sold["reservation_id"].as_str().unwrap())
         .await;
-    assert_eq!(paid.status(), 201);
+    assert_eq!(paid.status, 201);
     // The active limit is 2: a third user after the holder and a filler waits.
     let _filler = app.active_user(&concert_a.concert_id).await;
     let waiting_id = Uuid::new_v4();

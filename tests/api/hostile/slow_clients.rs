@@ -99,7 +99,7 @@ async fn slow_clients_do_not_starve_the_others() {
         app.user_token(fresh).await;
         let started = Instant::now();
         let response = app.charge(fresh, 10).await;
-        assert_eq!(response.status(), 200);
+        assert_eq!(response.status, 200);
         let response = app
             .get(&format!("/users/{user}/balance"), Some(&token))
             .await;

@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::helpers::{assert_problem, spawn_app};
+use crate::helpers::{assert_problem, json_of, spawn_app};
 
 #[tokio::test]
 async fn metrics_expose_every_family_after_a_booking() {
@@ -15,15 +15,12 @@ async fn metrics_expose_every_family_after_a_booking() {
     let concert = app.create_concert(1, 10, 1000).await;
     let user = app.active_user(&concert.concert_id).await;
     let seat_id = app.first_free_seat(&user, &concert).await;
-    let held: Value = app.hold(&user, &seat_id).await.json().await.unwrap();
-    assert_eq!(
-        app.charge(user.user_id, 5000).await.status(),
-        StatusCode::OK
-    );
+    let held: Value = json_of(&app.hold(&user, &seat_id).await);
+    assert_eq!(app.charge(user.user_id, 5000).await.status, StatusCode::OK);
     let paid = app
         .pay(&user, held["reservation_id"].as_str().unwrap())
         .await;
-    assert_eq!(paid.status(), StatusCode::CREATED);
+    assert_eq!(paid.status, StatusCode::CREATED);
     // A second user keeps a live token, so the concert's queue is sampled.
     app.active_user(&concert.concert_id).await;
 
