@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -175,20 +175,9 @@ async fn the_correlation_id_of_a_request_is_on_its_events_and_in_its_answer() {
     let app = spawn_app().await;
     let user = Uuid::new_v4();
 
-    // Raw: the typed client's answer does not carry the headers.
-    let token = app.user_token(user).await;
-    let response = app
-        .post(
-            &format!("/users/{user}/balance/charges"),
-            Some(&token),
-            json!({"amount": 500}),
-        )
-        .await;
+    let answer = app.charge(user, 500).await;
 
-    let correlation = response.headers()["x-correlation-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let correlation = answer.correlation_id;
     let stored: String = sqlx::query_scalar(
         "select metadata->>'correlation_id' from events where aggregate_id = $1",
     )
