@@ -160,18 +160,16 @@ impl Client {
         let outcome = async {
             let response = request.send().await?;
             let status = response.status().as_u16();
-            let content_type = response
-                .headers()
-                .get(reqwest::header::CONTENT_TYPE)
-                .and_then(|value| value.to_str().ok())
-                .unwrap_or_default()
-                .to_string();
-            let correlation_id = response
-                .headers()
-                .get("x-correlation-id")
-                .and_then(|value| value.to_str().ok())
-                .unwrap_or_default()
-                .to_string();
+            let header = |name: &str| {
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let content_type = header("content-type");
+            let correlation_id = header("x-correlation-id");
             let body = response.bytes().await?.to_vec();
             Ok::<_, reqwest::Error>(Answer {
                 status,
