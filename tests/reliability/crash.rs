@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use reqwest::Method;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
@@ -95,17 +94,21 @@ async fn sigkill_at_random_moments_loses_no_answered_command() {
             "the hold {} is still due",
             hold.reservation_id
         );
-        let path = format!("/api/v1/reservations/{}", hold.reservation_id);
         let answer = shared
             .api
-            .retry(Method::GET, &path, Some(&hold.token), None, &[], RETRY)
+            .retry(RETRY, || {
+                shared
+                    .api
+                    .client
+                    .reservation(&hold.token, hold.reservation_id)
+            })
             .await
             .expect("the reservation is readable");
-        match (answer.status, answer.body["status"].as_str()) {
+        match (answer.status, harness::body(&answer)["status"].as_str()) {
             (200, Some("expired" | "confirmed")) => {}
             // The token was spent by a payment whose answer was lost: the log decides below.
             (401, _) => {}
-            _ => still_held.push(format!("{} -> {}", hold.reservation_id, answer.raw)),
+            _ => still_held.push(format!("{} -> {}", hold.reservation_id, answer.text())),
         }
     }
     assert!(

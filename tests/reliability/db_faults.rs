@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use concert::ids::{idempotent_id, UserId};
+use concert_client::{Balance, QueueToken, Reservation};
 use nix::sys::signal::Signal;
 use rand::Rng;
-use reqwest::Method;
 use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
@@ -71,7 +71,7 @@ async fn a_frozen_database_gives_503_problems_within_the_timeout_and_heals() {
                 samples.clone(),
                 charges.clone(),
                 stop.clone(),
-                concert_id.clone(),
+                concert_id,
             );
             tokio::spawn(async move {
                 while !stop.load(Ordering::SeqCst) {
@@ -86,50 +86,29 @@ async fn a_frozen_database_gives_503_problems_within_the_timeout_and_heals() {
                     // A queue entry is by a new user, who signs in first: minting
                     // (no database) is not part of the sample.
                     let newcomer = Uuid::new_v4();
-                    let user_token = api
-                        .user_token(if pick == 3 { newcomer } else { user })
+                    api.user_token(if pick == 3 { newcomer } else { user })
                         .await;
                     let sent = Instant::now();
                     let (what, outcome) = match pick {
                         0 | 1 => {
                             let key = Uuid::new_v4().to_string();
-                            let outcome = api
-                                .post(
-                                    &format!("/api/v1/users/{user}/balance/charges"),
-                                    Some(&user_token),
-                                    &json!({"amount": amount}),
-                                    &[("idempotency-key", &key)],
-                                )
-                                .await;
+                            let outcome = api.client.charge(user, amount, Some(&key)).await;
                             let status = outcome.as_ref().ok().map(|a| a.status);
                             charges.lock().unwrap().push((user, key, amount, status));
                             ("charge", outcome)
                         }
-                        2 => (
-                            "balance",
-                            api.get(&format!("/api/v1/users/{user}/balance"), Some(&user_token))
-                                .await,
-                        ),
-                        _ => (
-                            "queue",
-                            api.post(
-                                "/api/v1/queue/tokens",
-                                Some(&user_token),
-                                &json!({"concert_id": concert_id}),
-                                &[],
-                            )
-                            .await,
-                        ),
+                        2 => ("balance", api.client.balance(user).await),
+                        _ => ("queue", api.client.enter_queue(newcomer, concert_id).await),
                     };
                     let sample = match outcome {
                         Ok(answer) => Sample {
                             what,
                             sent,
-                            elapsed: answer.elapsed,
+                            elapsed: sent.elapsed(),
                             status: Some(answer.status),
-                            problem: answer.is_problem,
-                            code: answer.code().to_string(),
-                            raw: answer.raw.chars().take(200).collect(),
+                            problem: answer.is_problem(),
+                            code: answer.code().unwrap_or_default(),
+                            raw: answer.text().chars().take(200).collect(),
                         },
                         Err(error) => Sample {
                             what,
@@ -156,8 +135,8 @@ async fn a_frozen_database_gives_503_problems_within_the_timeout_and_heals() {
     );
     let frozen_at = Instant::now();
     // The readiness probe says so too, within its own 3 s budget.
-    let ready = api.get("/readyz", None).await.expect("readyz answers");
-    let ready_while_frozen = (ready.status, ready.elapsed);
+    let ready = api.client.readiness().await.expect("readyz answers");
+    let ready_while_frozen = (ready.status, frozen_at.elapsed());
     tokio::time::sleep(FROZEN.saturating_sub(frozen_at.elapsed())).await;
     harness::signal_postgres(&work.data(), Signal::SIGCONT);
     let thawed_at = Instant::now();
@@ -265,18 +244,11 @@ async fn a_frozen_database_gives_503_problems_within_the_timeout_and_heals() {
         let settled = if *status == Some(200) {
             200
         } else {
-            let path = format!("/api/v1/users/{user}/balance/charges");
-            api.retry(
-                Method::POST,
-                &path,
-                Some(&api.user_token(*user).await),
-                Some(&json!({"amount": amount})),
-                &[("idempotency-key", key)],
-                RETRY,
-            )
-            .await
-            .expect("the retried charge is answered")
-            .status
+            api.user_token(*user).await;
+            api.retry(RETRY, || api.client.charge(*user, *amount, Some(key)))
+                .await
+                .expect("the retried charge is answered")
+                .status
         };
         assert_eq!(settled, 200, "charge {key} of {user}");
         *expected.entry(*user).or_default() += amount;
@@ -285,14 +257,10 @@ async fn a_frozen_database_gives_503_problems_within_the_timeout_and_heals() {
     // scheduler's catch-up.
     api.wait_caught_up(Duration::from_secs(12)).await;
     for (user, total) in &expected {
-        let answer = api
-            .get(
-                &format!("/api/v1/users/{user}/balance"),
-                Some(&api.user_token(*user).await),
-            )
-            .await
-            .unwrap();
-        assert_eq!(answer.body["balance"], *total, "balance of {user}");
+        api.user_token(*user).await;
+        let answer = api.client.balance(*user).await.unwrap();
+        let balance: Balance = answer.json("balance", &[200]).unwrap();
+        assert_eq!(balance.balance, *total, "balance of {user}");
     }
 
     let status = server.terminate().await;
@@ -406,61 +374,41 @@ async fn severed_database_connections_mid_load_are_503_at_worst_and_heal() {
     // Healed by itself: a whole booking succeeds at once.
     let api = &shared.api;
     let user = Uuid::new_v4();
-    let user_token = api.user_token(user).await;
+    api.user_token(user).await;
     let healed = Instant::now();
-    let entered = api.enter(user, &shared.concert_id, RETRY).await.unwrap();
-    let token = entered.str("token");
+    let entered = api.enter(user, shared.concert_id, RETRY).await.unwrap();
+    let QueueToken { token, .. } = entered.json("queue entry", &[200, 201]).unwrap();
     assert_eq!(
         api.wait_admitted(&token, RETRY).await.as_deref(),
         Some("active")
     );
-    let charged = api
-        .post(
-            &format!("/api/v1/users/{user}/balance/charges"),
-            Some(&user_token),
-            &json!({"amount": 5000}),
-            &[],
-        )
-        .await
-        .unwrap();
-    assert_eq!(charged.status, 200, "{}", charged.raw);
+    let charged = api.client.charge(user, 5000, None).await.unwrap();
+    assert_eq!(charged.status, 200, "{}", charged.text());
     let seats = api
-        .free_seats(&token, &shared.concert_id, &shared.date_id, 10)
+        .free_seats(&token, shared.concert_id, shared.date_id, 10)
         .await
         .unwrap();
-    let held = api
-        .post(
-            "/api/v1/reservations",
-            Some(&token),
-            &json!({"seat_id": seats[0].0}),
-            &[],
-        )
-        .await
-        .unwrap();
-    assert_eq!(held.status, 201, "{}", held.raw);
+    let held = api.client.hold(&token, seats[0].seat_id).await.unwrap();
+    let reservation: Reservation = held.json("hold", &[201]).unwrap();
     let paid = api
-        .post(
-            "/api/v1/payments",
-            Some(&token),
-            &json!({"reservation_id": held.str("reservation_id")}),
-            &[],
-        )
+        .client
+        .pay(&token, reservation.reservation_id, None)
         .await
         .unwrap();
-    assert_eq!(paid.status, 201, "{}", paid.raw);
+    assert_eq!(paid.status, 201, "{}", paid.text());
     let heal_ms = healed.elapsed().as_millis();
 
     // Read models lost with a severed connection are caught up by the scheduler.
     let deadline = Instant::now() + Duration::from_secs(12);
     loop {
-        let ready = api.get("/readyz", None).await.unwrap();
-        if ready.status == 200 && ready.body["projection_lag_events"].as_i64().unwrap_or(0) == 0 {
+        let ready = api.client.readiness().await.unwrap();
+        if ready.status == 200 && harness::projection_lag(&ready) == 0 {
             break;
         }
         assert!(
             Instant::now() < deadline,
             "read models still behind: {}",
-            ready.raw
+            ready.text()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

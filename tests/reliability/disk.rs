@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use uuid::Uuid;
 
 use crate::harness::{self, Api, Server, Workdir};
@@ -44,23 +43,17 @@ async fn a_full_disk_is_a_clear_error_not_a_hang() {
     let mut server = Server::start(&work, "disk", &[]).await;
     let api = Api::new(vec![server.base()], Duration::from_secs(20));
     let user = Uuid::new_v4();
-    let token = api.user_token(user).await;
-    let charge = format!("/api/v1/users/{user}/balance/charges");
+    api.user_token(user).await;
     let filler = work.data().join("filler");
     fill(&filler);
     let mut refused = 0;
     for _ in 0..20 {
-        let answer = api
-            .post(&charge, Some(&token), &json!({"amount": 100}), &[])
-            .await
-            .expect("an answer");
-        assert!(
-            answer.elapsed < Duration::from_secs(6),
-            "{:?}",
-            answer.elapsed
-        );
+        let sent = Instant::now();
+        let answer = api.client.charge(user, 100, None).await.expect("an answer");
+        let elapsed = sent.elapsed();
+        assert!(elapsed < Duration::from_secs(6), "{elapsed:?}");
         if answer.status == 503 {
-            assert!(answer.is_problem, "{}", answer.raw);
+            assert!(answer.is_problem(), "{}", answer.text());
             refused += 1;
         }
     }
@@ -68,14 +61,11 @@ async fn a_full_disk_is_a_clear_error_not_a_hang() {
     std::fs::remove_file(&filler).unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let answer = api
-            .post(&charge, Some(&token), &json!({"amount": 100}), &[])
-            .await
-            .expect("an answer");
+        let answer = api.client.charge(user, 100, None).await.expect("an answer");
         if answer.status == 200 {
             break;
         }
-        assert!(Instant::now() < deadline, "not healed: {}", answer.raw);
+        assert!(Instant::now() < deadline, "not healed: {}", answer.text());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let log = std::fs::read_to_string(&server.log).unwrap_or_default();

@@ -1,23 +1,27 @@
 //! Runs the real `concert` binary: each test gets a fresh folder under /tmp
 //! holding the private PostgreSQL (`CONCERT_DATA_DIR`) and the servers' logs,
-//! removed at the end. Also an HTTP client that counts and checks every
-//! answer and signs users in (a user token per user, minted once with the
-//! admin token), the command-line tools (`audit`, `events --json`,
-//! `replay`), and signals for the server and its PostgreSQL.
+//! removed at the end. Also the API's typed client (`concert-client`) with
+//! every answer counted and checked, users signed in through restarts and
+//! the retries the tests need; the command-line tools (`audit`,
+//! `events --json`, `replay`), and signals for the server and its PostgreSQL.
 
 use std::collections::HashMap;
 use std::fs;
+use std::future::Future;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use concert::event_log::RawEvent;
+use concert_client::{
+    Answer, Call, Client, Concert, Error as ClientError, FreeSeat, NewConcert, NewDate, Options,
+    QueueToken, SeatPage,
+};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use reqwest::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -203,14 +207,15 @@ impl Server {
             .expect("start concert serve");
         self.child = Some(child);
         self.starts += 1;
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()
-            .unwrap();
+        let options = Options {
+            timeout: Duration::from_secs(2),
+            ..Options::default()
+        };
+        let client = Client::new(&[self.base()], ADMIN, options).expect("a client");
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
-            if let Ok(response) = client.get(format!("{}/readyz", self.base())).send().await {
-                if response.status().as_u16() == 200 {
+            if let Ok(ready) = client.readiness().await {
+                if ready.status == 200 {
                     return;
                 }
             }
@@ -550,6 +555,32 @@ impl Stats {
         counter.load(Ordering::Relaxed)
     }
 
+    /// Counts one call the client made and keeps it if it broke the contract.
+    fn count(&self, call: &Call<'_>) {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        let Ok(answer) = call.outcome else {
+            self.transport_errors.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let status = answer.status;
+        let counter = match status {
+            200..=299 => &self.ok,
+            503 => &self.unavailable,
+            400..=499 => &self.client_errors,
+            _ => &self.server_errors,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let odd = (status >= 500 && status != 503) || (status >= 400 && !answer.is_problem());
+        if odd {
+            self.oddities.lock().unwrap().push(format!(
+                "{} -> {status} [{}] {}",
+                call.endpoint,
+                answer.content_type,
+                answer.text().chars().take(300).collect::<String>()
+            ));
+        }
+    }
+
     pub fn summary(&self) -> String {
         format!(
             "sent {}, 2xx {}, 4xx {}, 503 {}, other 5xx {}, no answer {}",
@@ -579,109 +610,57 @@ impl Stats {
     }
 }
 
-/// One answer.
-#[derive(Debug, Clone)]
-pub struct Answer {
-    pub status: u16,
-    pub body: Value,
-    pub raw: String,
-    pub elapsed: Duration,
-    pub is_problem: bool,
-}
-
-impl Answer {
-    pub fn code(&self) -> &str {
-        self.body["code"].as_str().unwrap_or_default()
-    }
-
-    pub fn str(&self, field: &str) -> String {
-        self.body[field]
-            .as_str()
-            .unwrap_or_else(|| panic!("answer lacks {field}: {}", self.raw))
-            .to_string()
-    }
-}
-
 /// How long a minted user token lives: longer than any test.
 const USER_TOKEN_TTL_SECS: u64 = 3600;
 
-/// An HTTP client spreading requests round-robin over the servers it knows,
-/// counting and checking every answer, and keeping each user's token.
+/// The typed client of the API over the test's servers (round-robin), whose
+/// every call but signing in is counted and checked in `stats`, with what
+/// the tests add on top: signing in through restarts, retrying what is safe
+/// to repeat, and waiting for admission or for the read models.
 pub struct Api {
-    pub client: reqwest::Client,
-    bases: Vec<String>,
-    next: AtomicUsize,
-    pub stats: Stats,
-    /// User tokens minted so far, by user (see `user_token`).
-    user_tokens: Mutex<HashMap<Uuid, String>>,
+    pub client: Client,
+    pub stats: Arc<Stats>,
 }
 
 impl Api {
     pub fn new(bases: Vec<String>, timeout: Duration) -> Api {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .pool_idle_timeout(Duration::from_secs(5))
-            .build()
-            .unwrap();
-        Api {
-            client,
-            bases,
-            next: AtomicUsize::new(0),
-            stats: Stats::default(),
-            user_tokens: Mutex::new(HashMap::new()),
-        }
+        let options = Options {
+            // Room for the largest crowd of concurrent callers (1,000).
+            connections: 1024,
+            timeout,
+            idle_timeout: Duration::from_secs(5),
+            user_token_ttl_secs: USER_TOKEN_TTL_SECS,
+        };
+        let stats = Arc::new(Stats::default());
+        let counted = stats.clone();
+        let client = Client::new(&bases, ADMIN, options)
+            .expect("a client of the test servers")
+            .with_observer(move |call: &Call<'_>| {
+                // Signing in is not part of the workload a test measures.
+                if call.endpoint != "sign-in" {
+                    counted.count(call);
+                }
+            });
+        Api { client, stats }
     }
 
     /// The user token of `user` (`Authorization: Bearer` for entering the
     /// queue and for that user's wallet): minted on first use with the admin
-    /// token (`POST /api/v1/users/{user}/tokens`) and kept, so later calls
-    /// send no request. The signing key lives in the database and is shared
-    /// by every instance, so a token outlives restarts and works on each.
+    /// token and kept by the client, so later calls send no request. The
+    /// signing key lives in the database and is shared by every instance, so
+    /// a token outlives restarts and works on each.
     ///
-    /// Minting is signing in, not part of the workload a test measures: its
-    /// requests are not counted in `stats`. It is retried through 503s and
-    /// lost connections (a restart) for 30 s; any other answer fails the test.
-    /// Mint before a race on one user, so that the race does not mint.
+    /// Minting is retried through 503s and lost connections (a restart) for
+    /// 30 s; any other answer fails the test. Mint before a race on one user,
+    /// so that the race does not mint.
     pub async fn user_token(&self, user: Uuid) -> String {
-        if let Some(token) = self.user_tokens.lock().unwrap().get(&user) {
-            return token.clone();
-        }
-        let token = self.mint_user_token(user).await;
-        // Two first calls at once may both mint; either token is good.
-        self.user_tokens
-            .lock()
-            .unwrap()
-            .entry(user)
-            .or_insert(token)
-            .clone()
-    }
-
-    async fn mint_user_token(&self, user: Uuid) -> String {
-        let path = format!("/api/v1/users/{user}/tokens");
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let sent = self
-                .client
-                .post(format!("{}{path}", self.base()))
-                .bearer_auth(ADMIN)
-                .json(&json!({"ttl_secs": USER_TOKEN_TTL_SECS}))
-                .send()
-                .await;
-            if let Ok(response) = sent {
-                let status = response.status().as_u16();
-                let raw = response.text().await.unwrap_or_default();
-                match status {
-                    201 => {
-                        let body: Value = serde_json::from_str(&raw).unwrap_or(Value::Null);
-                        assert_eq!(body["user_id"], user.to_string(), "{raw}");
-                        return body["token"]
-                            .as_str()
-                            .unwrap_or_else(|| panic!("no token in {raw}"))
-                            .to_string();
-                    }
-                    503 => {}
-                    _ => panic!("POST {path} answered {status}: {raw}"),
-                }
+            match self.client.user_token(user).await {
+                Ok(token) => return token,
+                Err(ClientError::Transport { .. }) => {}
+                Err(error) if error.status() == Some(503) => {}
+                Err(error) => panic!("no user token for {user}: {error}"),
             }
             assert!(
                 Instant::now() < deadline,
@@ -691,114 +670,16 @@ impl Api {
         }
     }
 
-    fn base(&self) -> &str {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        &self.bases[n % self.bases.len()]
-    }
-
-    /// Sends one request; `Err` when no answer came (connection refused or
-    /// reset, or the client's timeout).
-    pub async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<&Value>,
-        headers: &[(&str, &str)],
-    ) -> Result<Answer, reqwest::Error> {
-        let url = format!("{}{path}", self.base());
-        let mut request = self.client.request(method.clone(), &url);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        self.stats.sent.fetch_add(1, Ordering::Relaxed);
-        let started = Instant::now();
-        let outcome = async {
-            let response = request.send().await?;
-            let status = response.status().as_u16();
-            let content_type = response
-                .headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_string();
-            let raw = response.text().await?;
-            Ok::<_, reqwest::Error>((status, content_type, raw))
-        }
-        .await;
-        let (status, content_type, raw) = match outcome {
-            Ok(answer) => answer,
-            Err(error) => {
-                self.stats.transport_errors.fetch_add(1, Ordering::Relaxed);
-                return Err(error);
-            }
-        };
-        let body: Value = serde_json::from_str(&raw).unwrap_or(Value::Null);
-        let is_problem = content_type.starts_with("application/problem+json")
-            && body["code"].is_string()
-            && body["status"].as_u64() == Some(u64::from(status))
-            && body["type"].is_string()
-            && body["title"].is_string()
-            && body["detail"].is_string();
-        let counter = match status {
-            200..=299 => &self.stats.ok,
-            503 => &self.stats.unavailable,
-            400..=499 => &self.stats.client_errors,
-            _ => &self.stats.server_errors,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        let answer = Answer {
-            status,
-            body,
-            raw,
-            elapsed: started.elapsed(),
-            is_problem,
-        };
-        let odd = (status >= 500 && status != 503) || (status >= 400 && !answer.is_problem);
-        if odd {
-            self.stats.oddities.lock().unwrap().push(format!(
-                "{method} {path} -> {status} [{content_type}] {}",
-                answer.raw.chars().take(300).collect::<String>()
-            ));
-        }
-        Ok(answer)
-    }
-
-    pub async fn get(&self, path: &str, token: Option<&str>) -> Result<Answer, reqwest::Error> {
-        self.send(Method::GET, path, token, None, &[]).await
-    }
-
-    pub async fn post(
-        &self,
-        path: &str,
-        token: Option<&str>,
-        body: &Value,
-        headers: &[(&str, &str)],
-    ) -> Result<Answer, reqwest::Error> {
-        self.send(Method::POST, path, token, Some(body), headers)
-            .await
-    }
-
-    /// Sends until an answer other than 503 comes, or `limit` passes (then
-    /// `None`). Only for requests that are safe to repeat.
-    pub async fn retry(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<&Value>,
-        headers: &[(&str, &str)],
-        limit: Duration,
-    ) -> Option<Answer> {
+    /// Makes `call` until an answer other than 503 comes, or `limit` passes
+    /// (then `None`). Only for calls that are safe to repeat.
+    pub async fn retry<F, Fut>(&self, limit: Duration, mut call: F) -> Option<Answer>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Answer, ClientError>>,
+    {
         let deadline = Instant::now() + limit;
         loop {
-            if let Ok(answer) = self.send(method.clone(), path, token, body, headers).await {
+            if let Ok(answer) = call().await {
                 if answer.status != 503 {
                     return Some(answer);
                 }
@@ -815,16 +696,14 @@ impl Api {
     pub async fn wait_caught_up(&self, limit: Duration) {
         let deadline = Instant::now() + limit;
         loop {
-            if let Ok(ready) = self.get("/readyz", None).await {
-                if ready.status == 200
-                    && ready.body["projection_lag_events"].as_i64().unwrap_or(0) == 0
-                {
+            if let Ok(ready) = self.client.readiness().await {
+                if ready.status == 200 && projection_lag(&ready) == 0 {
                     return;
                 }
                 assert!(
                     Instant::now() < deadline,
                     "read models still behind: {}",
-                    ready.raw
+                    ready.text()
                 );
             }
             assert!(Instant::now() < deadline, "/readyz does not answer");
@@ -832,45 +711,34 @@ impl Api {
         }
     }
 
-    /// Creates a concert of one date (`seats` seats at `price`) as admin.
-    pub async fn create_concert(&self, seats: u32, price: i64) -> (String, String) {
-        let starts_at = chrono::Utc::now() + chrono::Duration::days(30);
-        let body = json!({"title": "Reliability", "dates": [{"starts_at": starts_at, "seats": seats, "price": price}]});
-        let answer = self
-            .retry(
-                Method::POST,
-                "/api/v1/concerts",
-                Some(ADMIN),
-                Some(&body),
-                &[],
-                Duration::from_secs(30),
-            )
+    /// Creates a concert of one date (`seats` seats at `price`) as admin;
+    /// returns its id and the date's.
+    pub async fn create_concert(&self, seats: u32, price: i64) -> (Uuid, Uuid) {
+        let concert = NewConcert {
+            title: "Reliability".into(),
+            dates: vec![NewDate {
+                starts_at: chrono::Utc::now() + chrono::Duration::days(30),
+                seats,
+                price,
+            }],
+        };
+        let created: Concert = self
+            .retry(Duration::from_secs(30), || {
+                self.client.create_concert(&concert)
+            })
             .await
-            .expect("the concert is created");
-        assert_eq!(answer.status, 201, "{}", answer.raw);
-        (
-            answer.str("concert_id"),
-            answer.body["dates"][0]["date_id"]
-                .as_str()
-                .unwrap()
-                .to_string(),
-        )
+            .expect("the concert is created")
+            .json("create concert", &[201])
+            .unwrap();
+        (created.concert_id, created.dates[0].date_id)
     }
 
     /// Enters the queue as `user`, signed in with their user token (retrying:
     /// a repeated entry returns the same ticket).
-    pub async fn enter(&self, user: Uuid, concert_id: &str, limit: Duration) -> Option<Answer> {
-        let token = self.user_token(user).await;
-        let body = json!({"concert_id": concert_id});
-        self.retry(
-            Method::POST,
-            "/api/v1/queue/tokens",
-            Some(&token),
-            Some(&body),
-            &[],
-            limit,
-        )
-        .await
+    pub async fn enter(&self, user: Uuid, concert: Uuid, limit: Duration) -> Option<Answer> {
+        self.user_token(user).await;
+        self.retry(limit, || self.client.enter_queue(user, concert))
+            .await
     }
 
     /// The token's status (`waiting`, `active`, `expired`), polling until it
@@ -878,9 +746,11 @@ impl Api {
     pub async fn wait_admitted(&self, token: &str, limit: Duration) -> Option<String> {
         let deadline = Instant::now() + limit;
         loop {
-            if let Ok(answer) = self.get("/api/v1/queue/tokens/current", Some(token)).await {
-                if answer.status == 200 && answer.body["status"] != "waiting" {
-                    return Some(answer.str("status"));
+            if let Ok(answer) = self.client.current_token(token).await {
+                if let Ok(ticket) = answer.json::<QueueToken>("queue status", &[200]) {
+                    if ticket.status != "waiting" {
+                        return Some(ticket.status);
+                    }
                 }
                 if answer.status == 401 {
                     return Some("invalid".into());
@@ -893,32 +763,36 @@ impl Api {
         }
     }
 
-    /// Free seats (`seat_id`, `price`) of a date, first page of `limit`.
+    /// Free seats of a date, first page of `limit`.
     pub async fn free_seats(
         &self,
         token: &str,
-        concert_id: &str,
-        date_id: &str,
+        concert: Uuid,
+        date: Uuid,
         limit: u32,
-    ) -> Option<Vec<(String, i64)>> {
-        let path = format!("/api/v1/concerts/{concert_id}/dates/{date_id}/seats?limit={limit}");
-        let answer = self.get(&path, Some(token)).await.ok()?;
+    ) -> Option<Vec<FreeSeat>> {
+        let answer = self
+            .client
+            .seats(token, concert, date, 0, Some(limit))
+            .await
+            .ok()?;
         if answer.status != 200 {
             return None;
         }
-        Some(
-            answer.body["seats"]
-                .as_array()?
-                .iter()
-                .map(|seat| {
-                    (
-                        seat["seat_id"].as_str().unwrap().to_string(),
-                        seat["price"].as_i64().unwrap(),
-                    )
-                })
-                .collect(),
-        )
+        let page: SeatPage = answer.json("free seats", &[200]).ok()?;
+        Some(page.seats)
     }
+}
+
+/// `projection_lag_events` of a `/readyz` answer (0 when absent).
+pub fn projection_lag(ready: &Answer) -> i64 {
+    body(ready)["projection_lag_events"].as_i64().unwrap_or(0)
+}
+
+/// The body of an answer as JSON (`null` when it is not JSON), for the
+/// fields no response type of the client names.
+pub fn body(answer: &Answer) -> Value {
+    serde_json::from_slice(&answer.body).unwrap_or(Value::Null)
 }
 
 /// Keeps a test's figures for RELIABILITY.md: printed, and written to

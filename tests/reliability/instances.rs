@@ -9,10 +9,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use concert_client::{Payment, QueueToken, Reservation};
 use futures::future::join_all;
 use rand::Rng;
-use reqwest::Method;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -142,11 +141,10 @@ async fn three_instances_on_one_database_keep_the_flash_sale_invariants() {
 async fn shopper(shared: Arc<Shared>) -> &'static str {
     let api = &shared.api;
     let user = Uuid::new_v4();
-    let Some(entered) = api.enter(user, &shared.concert_id, RETRY).await else {
+    let Some(entered) = api.enter(user, shared.concert_id, RETRY).await else {
         return "queue entry failed";
     };
-    assert!(matches!(entered.status, 200 | 201), "{}", entered.raw);
-    let token = entered.str("token");
+    let QueueToken { token, .. } = entered.json("queue entry", &[200, 201]).unwrap();
     let ticket = Uuid::parse_str(token.split('.').next().unwrap()).unwrap();
     shared
         .journal
@@ -166,7 +164,7 @@ async fn shopper(shared: Arc<Shared>) -> &'static str {
     let mut hold = None;
     for _ in 0..4 {
         let Some(seats) = api
-            .free_seats(&token, &shared.concert_id, &shared.date_id, 100)
+            .free_seats(&token, shared.concert_id, shared.date_id, 100)
             .await
         else {
             return "token lapsed";
@@ -174,29 +172,19 @@ async fn shopper(shared: Arc<Shared>) -> &'static str {
         if seats.is_empty() {
             return "sold out";
         }
-        let seat_id = seats[rand::thread_rng().gen_range(0..seats.len())]
-            .0
-            .clone();
-        let Ok(answer) = api
-            .post(
-                "/api/v1/reservations",
-                Some(&token),
-                &json!({"seat_id": seat_id}),
-                &[],
-            )
-            .await
-        else {
+        let seat_id = seats[rand::thread_rng().gen_range(0..seats.len())].seat_id;
+        let Ok(answer) = api.client.hold(&token, seat_id).await else {
             continue;
         };
         match answer.status {
             201 => {
-                let until: DateTime<Utc> = answer.str("expires_at").parse().unwrap();
+                let reservation: Reservation = answer.json("hold", &[201]).unwrap();
                 let held = Hold {
-                    reservation_id: answer.str("reservation_id"),
+                    reservation_id: reservation.reservation_id,
                     seat_id,
                     user,
                     token: token.clone(),
-                    until,
+                    until: reservation.expires_at,
                 };
                 shared.journal.lock().unwrap().holds.push(held.clone());
                 hold = Some(held);
@@ -213,19 +201,12 @@ async fn shopper(shared: Arc<Shared>) -> &'static str {
         return "walked away from a hold";
     }
     let key = format!("charge-{}", hold.reservation_id);
-    let user_token = api.user_token(user).await;
+    api.user_token(user).await;
     let charged = api
-        .retry(
-            Method::POST,
-            &format!("/api/v1/users/{user}/balance/charges"),
-            Some(&user_token),
-            Some(&json!({"amount": PRICE})),
-            &[("idempotency-key", &key)],
-            RETRY,
-        )
+        .retry(RETRY, || api.client.charge(user, PRICE, Some(&key)))
         .await
         .expect("the charge is answered");
-    assert_eq!(charged.status, 200, "{}", charged.raw);
+    assert_eq!(charged.status, 200, "{}", charged.text());
     shared
         .journal
         .lock()
@@ -234,29 +215,25 @@ async fn shopper(shared: Arc<Shared>) -> &'static str {
         .push((user, key, PRICE));
     let key = format!("pay-{}", hold.reservation_id);
     let paid = api
-        .retry(
-            Method::POST,
-            "/api/v1/payments",
-            Some(&token),
-            Some(&json!({"reservation_id": hold.reservation_id})),
-            &[("idempotency-key", &key)],
-            RETRY,
-        )
+        .retry(RETRY, || {
+            api.client.pay(&token, hold.reservation_id, Some(&key))
+        })
         .await
         .expect("the payment is answered");
     match paid.status {
         201 => {
+            let payment: Payment = paid.json("pay", &[201]).unwrap();
             shared.journal.lock().unwrap().payments.push((
-                paid.str("payment_id"),
-                hold.reservation_id,
-                hold.seat_id,
+                payment.payment_id.to_string(),
+                hold.reservation_id.to_string(),
+                hold.seat_id.to_string(),
                 user,
-                paid.body["amount"].as_i64().unwrap(),
+                payment.amount,
             ));
             "bought a seat"
         }
         401 | 409 => "too slow to pay",
-        _ => panic!("payment answered {}", paid.raw),
+        _ => panic!("payment answered {}", paid.text()),
     }
 }
 

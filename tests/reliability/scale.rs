@@ -7,6 +7,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use concert_client::{Balance, FreeSeat, Payment, QueueToken, Reservation};
 use futures::future::join_all;
 use futures::{stream, StreamExt};
 use serde_json::json;
@@ -37,10 +38,11 @@ async fn a_thousand_at_once_on_one_seat_one_wallet_and_one_queue_place() {
         .map(|_| async {
             let user = Uuid::new_v4();
             let entered = api
-                .enter(user, &concert_id, Duration::from_secs(30))
+                .enter(user, concert_id, Duration::from_secs(30))
                 .await
                 .expect("queue entry");
-            (user, entered.str("token"))
+            let QueueToken { token, .. } = entered.json("queue entry", &[200, 201]).unwrap();
+            (user, token)
         })
         .buffer_unordered(64)
         .collect()
@@ -58,30 +60,25 @@ async fn a_thousand_at_once_on_one_seat_one_wallet_and_one_queue_place() {
     );
     let setup = started.elapsed();
     let seats = api
-        .free_seats(&users[0].1, &concert_id, &date_id, 50)
+        .free_seats(&users[0].1, concert_id, date_id, 50)
         .await
         .unwrap();
 
     // 1. A thousand holds on one seat at once.
-    let target = seats[0].0.clone();
+    let target = seats[0].seat_id;
     let hold_started = Instant::now();
-    let (api_ref, seat) = (&api, &target);
-    let holds = join_all(users.iter().map(|(_, token)| async move {
-        api_ref
-            .post(
-                "/api/v1/reservations",
-                Some(token),
-                &json!({"seat_id": seat}),
-                &[],
-            )
-            .await
-    }))
+    let api_ref = &api;
+    let holds = join_all(
+        users
+            .iter()
+            .map(|(_, token)| async move { api_ref.client.hold(token, target).await }),
+    )
     .await;
     let hold_time = hold_started.elapsed();
     let mut hold_statuses: HashMap<String, usize> = HashMap::new();
     for answer in &holds {
         let key = match answer {
-            Ok(answer) => format!("{} {}", answer.status, answer.code())
+            Ok(answer) => format!("{} {}", answer.status, answer.code().unwrap_or_default())
                 .trim()
                 .to_string(),
             Err(error) => format!("no answer: {error}"),
@@ -132,18 +129,10 @@ async fn a_thousand_at_once_on_one_seat_one_wallet_and_one_queue_place() {
     // 3. One user enters the queue 100 times at once: one ticket. The user
     // signs in once, before the race.
     let eager = Uuid::new_v4();
-    let eager_token: &str = &api.user_token(eager).await;
-    let concert = &concert_id;
-    let entries = join_all((0..100).map(|_| async move {
-        api_ref
-            .post(
-                "/api/v1/queue/tokens",
-                Some(eager_token),
-                &json!({"concert_id": concert}),
-                &[],
-            )
-            .await
-    }))
+    api.user_token(eager).await;
+    let entries = join_all(
+        (0..100).map(|_| async move { api_ref.client.enter_queue(eager, concert_id).await }),
+    )
     .await;
     let mut entry_statuses: HashMap<u16, usize> = HashMap::new();
     let mut tokens = HashSet::new();
@@ -151,7 +140,8 @@ async fn a_thousand_at_once_on_one_seat_one_wallet_and_one_queue_place() {
         let answer = answer.as_ref().expect("a queue answer");
         *entry_statuses.entry(answer.status).or_default() += 1;
         if matches!(answer.status, 200 | 201) {
-            tokens.insert(answer.str("token"));
+            let ticket: QueueToken = answer.json("queue entry", &[200, 201]).unwrap();
+            tokens.insert(ticket.token);
         }
     }
     assert_eq!(
@@ -173,7 +163,7 @@ async fn a_thousand_at_once_on_one_seat_one_wallet_and_one_queue_place() {
     let mut violations = log.invariant_violations();
     let held = log
         .of_type("SeatHeld")
-        .filter(|(event, _)| Log::id(event) == target)
+        .filter(|(event, _)| Log::id(event) == target.to_string())
         .count();
     if held != 1 {
         violations.push(format!("{held} SeatHeld events for the contested seat"));
@@ -244,58 +234,33 @@ struct WalletRace {
 async fn wallet_race(
     api: &Api,
     user: &(Uuid, String),
-    seats: &[(String, i64)],
+    seats: &[FreeSeat],
     charges: usize,
 ) -> WalletRace {
     let (payer, token) = user;
+    let payer = *payer;
     let mut reservations = Vec::new();
-    for (seat_id, _) in seats {
-        let held = api
-            .post(
-                "/api/v1/reservations",
-                Some(token),
-                &json!({"seat_id": seat_id}),
-                &[],
-            )
-            .await
-            .unwrap();
-        assert_eq!(held.status, 201, "{}", held.raw);
-        reservations.push(held.str("reservation_id"));
+    for seat in seats {
+        let held = api.client.hold(token, seat.seat_id).await.unwrap();
+        let reservation: Reservation = held.json("hold", &[201]).unwrap();
+        reservations.push(reservation.reservation_id);
     }
     // The payer signed in to enter the queue: the race sends that token and mints none.
-    let user_token: &str = &api.user_token(*payer).await;
-    let charge_path = format!("/api/v1/users/{payer}/balance/charges");
-    let opening = api
-        .post(
-            &charge_path,
-            Some(user_token),
-            &json!({"amount": 2 * PRICE}),
-            &[],
-        )
-        .await
-        .unwrap();
-    assert_eq!(opening.status, 200, "{}", opening.raw);
+    api.user_token(payer).await;
+    let opening = api.client.charge(payer, 2 * PRICE, None).await.unwrap();
+    assert_eq!(opening.status, 200, "{}", opening.text());
     let amounts: Vec<i64> = (0..charges as i64).map(|n| n % 7 + 1).collect();
     let started = Instant::now();
-    let charge_path = &charge_path;
-    let charging = join_all(amounts.iter().map(|amount| async move {
-        api.post(
-            charge_path,
-            Some(user_token),
-            &json!({"amount": amount}),
-            &[],
-        )
-        .await
-    }));
-    let paying = join_all(reservations.iter().map(|reservation| async move {
-        api.post(
-            "/api/v1/payments",
-            Some(token),
-            &json!({"reservation_id": reservation}),
-            &[],
-        )
-        .await
-    }));
+    let charging = join_all(
+        amounts
+            .iter()
+            .map(|amount| async move { api.client.charge(payer, *amount, None).await }),
+    );
+    let paying = join_all(
+        reservations
+            .iter()
+            .map(|reservation| async move { api.client.pay(token, *reservation, None).await }),
+    );
     let (charged_answers, paid_answers) = tokio::join!(charging, paying);
     let seconds = started.elapsed().as_secs_f64();
     let mut charge_statuses: HashMap<u16, usize> = HashMap::new();
@@ -313,27 +278,28 @@ async fn wallet_race(
         let answer = answer.as_ref().expect("a payment answer");
         *payments
             .entry(
-                format!("{} {}", answer.status, answer.code())
+                format!("{} {}", answer.status, answer.code().unwrap_or_default())
                     .trim()
                     .to_string(),
             )
             .or_default() += 1;
         match answer.status {
-            201 => paid += answer.body["amount"].as_i64().unwrap(),
+            201 => paid += answer.json::<Payment>("pay", &[201]).unwrap().amount,
             // Too little money, or the token was spent by an earlier payment.
             401..=403 | 409 => {}
-            _ => panic!("payment answered {}", answer.raw),
+            _ => panic!("payment answered {}", answer.text()),
         }
     }
     let balance = api
-        .get(&format!("/api/v1/users/{payer}/balance"), Some(user_token))
+        .client
+        .balance(payer)
         .await
         .unwrap()
-        .body["balance"]
-        .as_i64()
-        .unwrap();
+        .json::<Balance>("balance", &[200])
+        .unwrap()
+        .balance;
     WalletRace {
-        user: *payer,
+        user: payer,
         charged,
         paid,
         balance,

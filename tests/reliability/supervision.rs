@@ -57,14 +57,15 @@ async fn sigkill_of_the_private_postmaster_heals_without_help_three_times() {
         let mut saw_restarting = false;
         loop {
             assert!(server.running(), "concert serve exited after the kill");
-            if let Ok(ready) = shared.api.get("/readyz", None).await {
+            if let Ok(ready) = shared.api.client.readiness().await {
                 if ready.status == 200 && harness::postmaster_pid(&work.data()) != Some(postmaster)
                 {
                     break;
                 }
                 if ready.status == 503 {
-                    assert!(ready.is_problem, "{}", ready.raw);
-                    saw_restarting |= ready.body["private_server"]["state"] == "restarting";
+                    assert!(ready.is_problem(), "{}", ready.text());
+                    saw_restarting |=
+                        harness::body(&ready)["private_server"]["state"] == "restarting";
                 }
             }
             assert!(
@@ -86,24 +87,23 @@ async fn sigkill_of_the_private_postmaster_heals_without_help_three_times() {
     // Holds lapse and payments cut by a kill are finished or refunded by the scheduler.
     tokio::time::sleep(Duration::from_secs(HOLD_TTL_SECS + 2)).await;
     shared.api.wait_caught_up(Duration::from_secs(30)).await;
-    let metrics = shared.api.get("/metrics", None).await.expect("metrics");
+    let metrics = shared.api.client.metrics().await.expect("metrics");
+    let metrics = metrics.text();
     assert!(
-        metrics
-            .raw
-            .contains(&format!("concert_private_postgres_restarts_total {KILLS}")),
+        metrics.contains(&format!("concert_private_postgres_restarts_total {KILLS}")),
         "restarts not counted: {}",
         metrics
-            .raw
             .lines()
             .filter(|l| l.contains("private_postgres"))
             .collect::<Vec<_>>()
             .join("\n")
     );
-    let ready = shared.api.get("/readyz", None).await.expect("readyz");
+    let ready = shared.api.client.readiness().await.expect("readyz");
     assert_eq!(
-        ready.body["private_server"]["restarts"], KILLS as u64,
+        harness::body(&ready)["private_server"]["restarts"],
+        KILLS as u64,
         "{}",
-        ready.raw
+        ready.text()
     );
     let log_text = std::fs::read_to_string(&server.log).unwrap_or_default();
     assert_eq!(
@@ -178,11 +178,11 @@ async fn a_server_left_running_by_a_killed_concert_is_stopped_at_the_next_start(
     let restart = server.restart(&[]).await;
     assert!(!harness::alive(orphan), "the orphan postmaster was stopped");
     assert_ne!(harness::postmaster_pid(&work.data()), Some(orphan));
-    let concerts = api.get("/api/v1/concerts", None).await.expect("concerts");
+    let concerts = api.client.concerts().await.expect("concerts");
     assert!(
-        concerts.raw.contains(&concert_id),
+        concerts.text().contains(&concert_id.to_string()),
         "the data survived: {}",
-        concerts.raw
+        concerts.text()
     );
     let log_text = std::fs::read_to_string(&server.log).unwrap_or_default();
     assert!(

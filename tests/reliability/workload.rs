@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use concert::ids::{idempotent_id, UserId};
+use concert_client::{Payment, QueueToken, Reservation};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::harness::{Api, Log};
@@ -41,8 +41,8 @@ pub struct Journal {
 /// A hold answered 201.
 #[derive(Clone)]
 pub struct Hold {
-    pub reservation_id: String,
-    pub seat_id: String,
+    pub reservation_id: Uuid,
+    pub seat_id: Uuid,
     pub user: Uuid,
     pub token: String,
     pub until: DateTime<Utc>,
@@ -53,8 +53,8 @@ pub struct Shared {
     pub price: i64,
     pub api: Api,
     pub journal: Mutex<Journal>,
-    pub concert_id: String,
-    pub date_id: String,
+    pub concert_id: Uuid,
+    pub date_id: Uuid,
     pub stop: AtomicBool,
     /// True while the server runs with the stop-after-debit fault.
     pub faulty: AtomicBool,
@@ -72,13 +72,13 @@ pub async fn worker(n: u64, shared: Arc<Shared>) {
 async fn cycle(shared: &Shared, rng: &mut StdRng) {
     let api = &shared.api;
     let user = Uuid::new_v4();
-    let Some(entered) = api.enter(user, &shared.concert_id, RETRY).await else {
+    let Some(entered) = api.enter(user, shared.concert_id, RETRY).await else {
         return;
     };
     if !matches!(entered.status, 200 | 201) {
         return;
     }
-    let token = entered.str("token");
+    let QueueToken { token, .. } = entered.json("queue entry", &[200, 201]).unwrap();
     // The token is `<ticket id>.<signature>`; the ticket's stream id is the hyphenated UUID.
     let ticket_id = Uuid::parse_str(token.split('.').next().unwrap_or_default())
         .map(|id| id.to_string())
@@ -95,19 +95,10 @@ async fn cycle(shared: &Shared, rng: &mut StdRng) {
 
     // A keyed charge, retried with its key until answered: charged once.
     // The user signed in to enter the queue; the same token pays into the wallet.
-    let user_token = api.user_token(user).await;
     let key = format!("charge-{}", Uuid::new_v4().simple());
     let amount = shared.price + rng.gen_range(1..shared.price);
-    let path = format!("/api/v1/users/{user}/balance/charges");
     let charged = api
-        .retry(
-            Method::POST,
-            &path,
-            Some(&user_token),
-            Some(&json!({"amount": amount})),
-            &[("idempotency-key", &key)],
-            RETRY,
-        )
+        .retry(RETRY, || api.client.charge(user, amount, Some(&key)))
         .await;
     if let Some(answer) = charged {
         if answer.status == 200 {
@@ -121,10 +112,7 @@ async fn cycle(shared: &Shared, rng: &mut StdRng) {
     }
     // A charge without a key is sent once: when its answer is lost, it may or may not count.
     let small = rng.gen_range(1..100);
-    if let Ok(answer) = api
-        .post(&path, Some(&user_token), &json!({"amount": small}), &[])
-        .await
-    {
+    if let Ok(answer) = api.client.charge(user, small, None).await {
         if answer.status == 200 {
             shared
                 .journal
@@ -136,7 +124,7 @@ async fn cycle(shared: &Shared, rng: &mut StdRng) {
     }
 
     let Some(seats) = api
-        .free_seats(&token, &shared.concert_id, &shared.date_id, 200)
+        .free_seats(&token, shared.concert_id, shared.date_id, 200)
         .await
     else {
         return;
@@ -146,26 +134,18 @@ async fn cycle(shared: &Shared, rng: &mut StdRng) {
         if seats.is_empty() {
             return;
         }
-        let (seat_id, _) = &seats[rng.gen_range(0..seats.len())];
-        let Ok(answer) = api
-            .post(
-                "/api/v1/reservations",
-                Some(&token),
-                &json!({"seat_id": seat_id}),
-                &[],
-            )
-            .await
-        else {
+        let seat_id = seats[rng.gen_range(0..seats.len())].seat_id;
+        let Ok(answer) = api.client.hold(&token, seat_id).await else {
             return;
         };
         if answer.status == 201 {
-            let until: DateTime<Utc> = answer.str("expires_at").parse().unwrap();
+            let reservation: Reservation = answer.json("hold", &[201]).unwrap();
             let held = Hold {
-                reservation_id: answer.str("reservation_id"),
-                seat_id: seat_id.clone(),
+                reservation_id: reservation.reservation_id,
+                seat_id,
                 user,
                 token: token.clone(),
-                until,
+                until: reservation.expires_at,
             };
             shared.journal.lock().unwrap().holds.push(held.clone());
             hold = Some(held);
@@ -180,29 +160,24 @@ async fn cycle(shared: &Shared, rng: &mut StdRng) {
     // Pays with a key; a lost answer is retried with the same key.
     let key = format!("pay-{}", hold.reservation_id);
     let payment_id = idempotent_id(UserId(user), "pay", &key).to_string();
-    let body = json!({"reservation_id": hold.reservation_id});
     let deadline = Instant::now() + RETRY;
     let mut retried_after_cut = false;
     loop {
         let faulty = shared.faulty.load(Ordering::SeqCst);
         match api
-            .post(
-                "/api/v1/payments",
-                Some(&token),
-                &body,
-                &[("idempotency-key", &key)],
-            )
+            .client
+            .pay(&token, hold.reservation_id, Some(&key))
             .await
         {
             Ok(answer) if answer.status == 201 => {
-                assert_eq!(answer.str("payment_id"), payment_id);
-                let amount = answer.body["amount"].as_i64().unwrap();
+                let payment: Payment = answer.json("pay", &[201]).unwrap();
+                assert_eq!(payment.payment_id.to_string(), payment_id);
                 shared.journal.lock().unwrap().payments.push((
                     payment_id,
-                    hold.reservation_id,
-                    hold.seat_id,
+                    hold.reservation_id.to_string(),
+                    hold.seat_id.to_string(),
                     user,
-                    amount,
+                    payment.amount,
                 ));
                 return;
             }
@@ -215,7 +190,7 @@ async fn cycle(shared: &Shared, rng: &mut StdRng) {
                         .lock()
                         .unwrap()
                         .cut
-                        .push((payment_id.clone(), hold.reservation_id.clone()));
+                        .push((payment_id.clone(), hold.reservation_id.to_string()));
                     // A retry with the same key must not debit again.
                     retried_after_cut = true;
                     continue;
@@ -296,9 +271,10 @@ pub fn check_answered_commands(journal: &Journal, log: &Log) -> Vec<String> {
         })
         .collect();
     for hold in &journal.holds {
-        match held.get(&hold.reservation_id) {
+        match held.get(&hold.reservation_id.to_string()) {
             Some((seat, body))
-                if *seat == hold.seat_id && body["user_id"] == hold.user.to_string() => {}
+                if *seat == hold.seat_id.to_string()
+                    && body["user_id"] == hold.user.to_string() => {}
             other => missing.push(format!(
                 "hold {} of seat {}: {other:?}",
                 hold.reservation_id, hold.seat_id
