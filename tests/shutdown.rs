@@ -12,9 +12,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use concert_client::{Client, Options};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use serde_json::{json, Value};
+use serde_json::Value;
 use uuid::Uuid;
 
 const ADMIN_TOKEN: &str = "shutdown-test-admin-secret";
@@ -120,21 +121,6 @@ fn postgres_processes(dir: &Path) -> Vec<i32> {
     found
 }
 
-/// A user token for `user`, minted with the admin token.
-async fn user_token(client: &reqwest::Client, base: &str, user: Uuid) -> String {
-    let response = client
-        .post(format!("{base}/api/v1/users/{user}/tokens"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"ttl_secs": 3600}))
-        .send()
-        .await
-        .expect("the user token is minted");
-    let status = response.status().as_u16();
-    let body: Value = response.json().await.expect("a JSON body");
-    assert_eq!(status, 201, "minting a user token: {body}");
-    body["token"].as_str().expect("a token").to_string()
-}
-
 /// What one worker saw: each answer's status and correlation id, and whether
 /// it arrived after SIGTERM was sent (a request in flight at the signal).
 #[derive(Debug)]
@@ -159,18 +145,19 @@ async fn sigterm_mid_burst_loses_no_answered_request_and_stops_postgres() {
     let address = free_address();
     let base = format!("http://{address}");
     let mut service = Service::start(&dir, &address);
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap();
+    let options = Options {
+        connections: WORKERS,
+        timeout: Duration::from_secs(60),
+        user_token_ttl_secs: 3600,
+        ..Options::default()
+    };
+    let client = Client::new(&[&base], ADMIN_TOKEN, options).unwrap();
 
     // given: a running service (the first start initialises the cluster)
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
-        if let Ok(response) = client.get(format!("{base}/healthz")).send().await {
-            if response.status().is_success() {
-                break;
-            }
+        if client.healthy().await {
+            break;
         }
         assert!(
             service.exited().is_none(),
@@ -184,19 +171,18 @@ async fn sigterm_mid_burst_loses_no_answered_request_and_stops_postgres() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let audit = client
-        .get(format!("{base}/api/v1/audit/events"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(audit.status(), 200);
+    let audit = client.audit_events(0, 100).await.unwrap();
+    assert_eq!(audit.status, 200);
 
     // and: users signed in (a user token each, minted with the admin token)
     let users: Vec<Uuid> = (0..USERS).map(|_| Uuid::new_v4()).collect();
     let mut user_tokens: HashMap<Uuid, String> = HashMap::new();
     for user in &users {
-        user_tokens.insert(*user, user_token(&client, &base, *user).await);
+        let token = client
+            .user_token(*user)
+            .await
+            .expect("the user token is minted");
+        user_tokens.insert(*user, token);
     }
 
     // when: SIGTERM lands in the middle of a burst of charges
@@ -207,8 +193,7 @@ async fn sigterm_mid_burst_loses_no_answered_request_and_stops_postgres() {
     let mut workers = Vec::new();
     for worker in 0..WORKERS {
         let user = users[worker % USERS];
-        let user_token = user_tokens[&user].clone();
-        let (client, base) = (client.clone(), base.clone());
+        let client = client.clone();
         let (answered, sigterm_sent, exited, answers) = (
             answered.clone(),
             sigterm_sent.clone(),
@@ -217,30 +202,17 @@ async fn sigterm_mid_burst_loses_no_answered_request_and_stops_postgres() {
         );
         workers.push(tokio::spawn(async move {
             while !exited.load(Ordering::SeqCst) {
-                let sent = client
-                    .post(format!("{base}/api/v1/users/{user}/balance/charges"))
-                    .bearer_auth(&user_token)
-                    .json(&json!({"amount": 1}))
-                    .send()
-                    .await;
-                match sent {
-                    Ok(response) => {
-                        let correlation_id = response
-                            .headers()
-                            .get("x-correlation-id")
-                            .map(|value| value.to_str().unwrap().to_string())
-                            .unwrap_or_default();
-                        let status = response.status().as_u16();
-                        // An answer counts once its body has arrived in full.
-                        if response.bytes().await.is_ok() {
-                            answered.fetch_add(1, Ordering::SeqCst);
-                            answers.lock().unwrap().push(Answer {
-                                user,
-                                status,
-                                correlation_id,
-                                in_flight_at_sigterm: sigterm_sent.load(Ordering::SeqCst),
-                            });
-                        }
+                // The user token was minted above: a charge sends it and mints none.
+                match client.charge(user, 1, None).await {
+                    // An answer: its body arrived in full (the client reads it all).
+                    Ok(answer) => {
+                        answered.fetch_add(1, Ordering::SeqCst);
+                        answers.lock().unwrap().push(Answer {
+                            user,
+                            status: answer.status,
+                            correlation_id: answer.correlation_id,
+                            in_flight_at_sigterm: sigterm_sent.load(Ordering::SeqCst),
+                        });
                     }
                     // Refused or cut: no answer, so nothing is owed.
                     Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
