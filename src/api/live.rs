@@ -9,8 +9,9 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{header, HeaderMap};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -96,8 +97,11 @@ async fn seat_events(
     if subscription.info.concert_id != concert_id {
         return Err(ApiError::NotFound("date"));
     }
+    let mut keep_alive = tokio::time::interval_at(Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
+    keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stream = SeatStream {
-        pending: start_events(subscription.start),
+        pending: start_frames(subscription.start),
+        keep_alive,
         receiver: subscription.receiver,
         map: subscription.map,
         feed: feed.clone(),
@@ -106,40 +110,42 @@ async fn seat_events(
         // ends with the service.
         deadline: ticket.expires_at.map(instant_of),
     };
-    Ok(sse(futures::stream::unfold(stream, SeatStream::next)))
+    // The frames are encoded once per batch by the feed, so the body is
+    // written as they are rather than through `Sse`, which encodes per client.
+    let body = Body::from_stream(futures::stream::unfold(stream, SeatStream::next));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    ))
 }
 
-fn start_events(start: Start) -> VecDeque<Event> {
+fn start_frames(start: Start) -> VecDeque<Bytes> {
     match start {
-        Start::Snapshot { position, data } => VecDeque::from([Event::default()
-            .event("snapshot")
-            .id(position.to_string())
-            .data(data)]),
-        Start::Replay(batches) => batches.iter().map(|batch| seats_event(batch)).collect(),
+        Start::Snapshot(frame) => VecDeque::from([frame]),
+        Start::Replay(batches) => batches.iter().map(|batch| batch.frame.clone()).collect(),
     }
-}
-
-fn seats_event(batch: &SeatBatch) -> Event {
-    Event::default()
-        .event("seats")
-        .id(batch.position.to_string())
-        .data(&batch.data)
 }
 
 /// One subscriber's place in a date's changes.
 struct SeatStream {
-    pending: VecDeque<Event>,
+    pending: VecDeque<Bytes>,
     receiver: broadcast::Receiver<Arc<SeatBatch>>,
     map: Arc<DateMap>,
     feed: crate::live::Feed,
     closed: watch::Receiver<bool>,
     deadline: Option<Instant>,
+    /// Ticks every `KEEP_ALIVE` whatever is sent: a timer that is never
+    /// reset costs less per pushed batch than one reset by each.
+    keep_alive: tokio::time::Interval,
 }
 
 impl SeatStream {
-    async fn next(mut self) -> Option<(Result<Event, Infallible>, Self)> {
-        if let Some(event) = self.pending.pop_front() {
-            return Some((Ok(event), self));
+    async fn next(mut self) -> Option<(Result<Bytes, Infallible>, Self)> {
+        if let Some(frame) = self.pending.pop_front() {
+            return Some((Ok(frame), self));
         }
         let deadline = self.deadline;
         let lapsed = async move {
@@ -148,22 +154,23 @@ impl SeatStream {
                 None => std::future::pending().await,
             }
         };
-        let event = tokio::select! {
+        let frame = tokio::select! {
             _ = self.closed.wait_for(|closed| *closed) => return None,
             _ = lapsed => return None,
+            _ = self.keep_alive.tick() => Bytes::from_static(b":\n\n"),
             received = self.receiver.recv() => match received {
-                Ok(batch) => seats_event(&batch),
+                Ok(batch) => batch.frame.clone(),
                 // Too far behind to catch up change by change: start afresh.
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     let subscription = self.map.subscribe(self.feed.position(), None);
                     self.receiver = subscription.receiver;
-                    self.pending = start_events(subscription.start);
+                    self.pending = start_frames(subscription.start);
                     self.pending.pop_front()?
                 }
                 Err(broadcast::error::RecvError::Closed) => return None,
             },
         };
-        Some((Ok(event), self))
+        Some((Ok(frame), self))
     }
 }
 

@@ -7,6 +7,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
+use axum::body::Bytes;
 use serde::Serialize;
 use sqlx::PgPool;
 use tokio::sync::{broadcast, OnceCell};
@@ -33,8 +34,14 @@ pub struct SeatChange {
 pub struct SeatBatch {
     /// The position of the last event it includes.
     pub position: i64,
-    /// `{"changes": [...]}`, serialized once for every subscriber.
-    pub data: String,
+    /// The whole Server-Sent Event, `data: {"changes": [...]}`, encoded once:
+    /// each subscriber's share of a batch is a reference count and a write.
+    pub frame: Bytes,
+}
+
+/// One Server-Sent Event as sent on the wire (the data is one JSON line).
+fn frame(event: &str, position: i64, data: &str) -> Bytes {
+    Bytes::from(format!("event: {event}\nid: {position}\ndata: {data}\n\n"))
 }
 
 /// A date's concert and size, known once its map is loaded.
@@ -46,8 +53,8 @@ pub struct DateInfo {
 
 /// What a new subscriber is sent first.
 pub enum Start {
-    /// `event: snapshot` with this id and data.
-    Snapshot { position: i64, data: String },
+    /// `event: snapshot`, encoded.
+    Snapshot(Bytes),
     /// The batches after the client's `Last-Event-ID`.
     Replay(Vec<Arc<SeatBatch>>),
 }
@@ -207,7 +214,10 @@ impl DateMap {
 
     fn apply(&self, position: i64, seats: Vec<SeatChange>) {
         let data = serde_json::json!({ "changes": seats }).to_string();
-        let batch = Arc::new(SeatBatch { position, data });
+        let batch = Arc::new(SeatBatch {
+            position,
+            frame: frame("seats", position, &data),
+        });
         let mut state = lock(&self.state);
         for change in &seats {
             if state.loaded {
@@ -240,15 +250,14 @@ impl DateMap {
                     .cloned()
                     .collect(),
             ),
-            _ => Start::Snapshot {
-                position,
-                data: serde_json::json!({
+            _ => {
+                let data = serde_json::json!({
                     "date_id": self.date_id,
                     "total_seats": info.total_seats,
                     "seats": String::from_utf8_lossy(&state.seats),
-                })
-                .to_string(),
-            },
+                });
+                Start::Snapshot(frame("snapshot", position, &data.to_string()))
+            }
         };
         Subscription {
             info,
@@ -297,7 +306,7 @@ mod tests {
 
     fn snapshot_of(subscription: Subscription) -> String {
         match subscription.start {
-            Start::Snapshot { data, .. } => data,
+            Start::Snapshot(frame) => String::from_utf8(frame.to_vec()).unwrap(),
             Start::Replay(_) => panic!("expected a snapshot"),
         }
     }
@@ -314,7 +323,9 @@ mod tests {
 
         let batch = receiver.try_recv().unwrap();
         assert_eq!(batch.position, 7);
-        assert!(batch.data.contains(r#""status":"held""#));
+        let text = std::str::from_utf8(&batch.frame).unwrap();
+        assert!(text.starts_with("event: seats\nid: 7\ndata: {"));
+        assert!(text.contains(r#""status":"held""#));
         assert!(snapshot_of(map.subscribe(7, None)).contains(r#""seats":"FHFS""#));
     }
 
