@@ -52,6 +52,7 @@ pub async fn follow(pool: PgPool, feed: Feed, mut shutdown: watch::Receiver<bool
             tracing::warn!(%error, "live feed: reading new events failed");
         }
         feed.standings().sweep();
+        feed.seat_maps().sweep();
         tokio::time::sleep(SETTLE).await;
     }
     listener.abort();

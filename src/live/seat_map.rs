@@ -6,6 +6,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use serde::Serialize;
@@ -20,6 +21,10 @@ use super::lock;
 const REMEMBERED: usize = 256;
 /// Batches a subscriber may fall behind before it is sent a new snapshot.
 const BACKLOG: usize = 1024;
+/// How long a date's map is kept once nobody watches it: long enough for a
+/// reconnect to resume with `Last-Event-ID`, short enough that dates nobody
+/// watches cost no memory.
+const KEEP_UNWATCHED: Duration = Duration::from_secs(60);
 
 /// One seat's new status, as `event: seats` lists it.
 #[derive(Debug, Clone, Serialize)]
@@ -91,6 +96,8 @@ struct MapState {
     remembered: VecDeque<Arc<SeatBatch>>,
     /// Every batch after this position is in `remembered`.
     floor: i64,
+    /// Since when nobody has watched the map (as the sweeps saw it).
+    unwatched_since: Option<Instant>,
 }
 
 /// Why a date's map could not be had.
@@ -113,21 +120,33 @@ impl SeatMaps {
         position: impl Fn() -> i64,
         last_event_id: Option<i64>,
     ) -> Result<Subscription, MapError> {
-        let map = lock(&self.maps)
-            .entry(date_id)
-            .or_insert_with(|| Arc::new(DateMap::new(date_id)))
-            .clone();
-        let loaded = map
-            .info
-            .get_or_try_init(|| map.load(pool, position()))
-            .await;
-        match loaded {
-            Ok(_) => Ok(map.subscribe(position(), last_event_id)),
-            Err(error) => {
-                // Forget a date that does not exist (or failed to load), so
-                // that made-up ids take no memory and a failure is retried.
-                lock(&self.maps).remove(&date_id);
-                Err(error)
+        loop {
+            let map = lock(&self.maps)
+                .entry(date_id)
+                .or_insert_with(|| Arc::new(DateMap::new(date_id)))
+                .clone();
+            let loaded = map
+                .info
+                .get_or_try_init(|| map.load(pool, position()))
+                .await;
+            let mut maps = lock(&self.maps);
+            let current = maps
+                .get(&date_id)
+                .is_some_and(|held| Arc::ptr_eq(held, &map));
+            match loaded {
+                // Under the registry's lock, so a sweep cannot forget the map
+                // between this check and the subscription.
+                Ok(_) if current => return Ok(map.subscribe(position(), last_event_id)),
+                // Swept meanwhile: the feed no longer updates it. Again.
+                Ok(_) => continue,
+                Err(error) => {
+                    // Forget a date that does not exist (or failed to load),
+                    // so that made-up ids take no memory and a failure is retried.
+                    if current {
+                        maps.remove(&date_id);
+                    }
+                    return Err(error);
+                }
             }
         }
     }
@@ -171,6 +190,20 @@ impl SeatMaps {
         let maps = lock(&self.maps);
         let subscribers = maps.values().map(|map| map.sender.receiver_count()).sum();
         (maps.len(), subscribers)
+    }
+
+    /// Forgets the loaded maps nobody has watched for `KEEP_UNWATCHED`.
+    pub(super) fn sweep(&self) {
+        let now = Instant::now();
+        lock(&self.maps).retain(|_, map| {
+            let mut state = lock(&map.state);
+            if !state.loaded || map.sender.receiver_count() > 0 {
+                state.unwatched_since = None;
+                return true;
+            }
+            let since = *state.unwatched_since.get_or_insert(now);
+            now.duration_since(since) < KEEP_UNWATCHED
+        });
     }
 }
 
@@ -351,6 +384,23 @@ mod tests {
 
         snapshot_of(map.subscribe(300, Some(2)));
         snapshot_of(map.subscribe(300, Some(301)));
+    }
+
+    #[test]
+    fn a_map_nobody_watches_is_forgotten_after_a_while() {
+        let maps = SeatMaps::default();
+        let map = loaded_map("FF");
+        lock(&maps.maps).insert(Uuid::nil(), map.clone());
+        let receiver = map.subscribe(0, None).receiver;
+
+        maps.sweep();
+        assert_eq!(maps.watched(), (1, 1));
+        drop(receiver);
+        maps.sweep();
+        assert_eq!(maps.watched(), (1, 0), "kept for a reconnect");
+        lock(&map.state).unwatched_since = Some(Instant::now() - KEEP_UNWATCHED);
+        maps.sweep();
+        assert_eq!(maps.watched(), (0, 0));
     }
 
     #[test]
