@@ -6,15 +6,14 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
 use crate::harness::{self, Api, Log, Server, Workdir};
-use crate::workload::{worker, Journal, Shared};
+use crate::workload::{start_workers, Shared};
 
 const WORKERS: usize = 6;
 const HOLD_TTL_SECS: u64 = 3;
@@ -32,19 +31,8 @@ async fn a_backup_during_a_workload_restores_to_the_position_it_reports() {
     ];
     let mut server = Server::start(&work, "backup", &settings).await;
     let api = Api::new(vec![server.base()], Duration::from_secs(20));
-    let (concert_id, date_id) = api.create_concert(3000, PRICE).await;
-    let shared = Arc::new(Shared {
-        price: PRICE,
-        api,
-        journal: Mutex::new(Journal::default()),
-        concert_id,
-        date_id,
-        stop: AtomicBool::new(false),
-        faulty: AtomicBool::new(false),
-    });
-    let workers: Vec<_> = (0..WORKERS)
-        .map(|n| tokio::spawn(worker(n as u64, shared.clone())))
-        .collect();
+    let shared = Shared::on_new_concert(api, 3000, PRICE, false).await;
+    let workers = start_workers(&shared, WORKERS);
     tokio::time::sleep(Duration::from_secs(4)).await;
 
     // The backup attaches to the running service's private server.
@@ -166,19 +154,8 @@ async fn payments_a_backup_caught_half_way_are_settled_by_the_restore() {
     ];
     let mut server = Server::start(&work, "halfway", &settings).await;
     let api = Api::new(vec![server.base()], Duration::from_secs(20));
-    let (concert_id, date_id) = api.create_concert(500, PRICE).await;
-    let shared = Arc::new(Shared {
-        price: PRICE,
-        api,
-        journal: Mutex::new(Journal::default()),
-        concert_id,
-        date_id,
-        stop: AtomicBool::new(false),
-        faulty: AtomicBool::new(true),
-    });
-    let workers: Vec<_> = (0..2)
-        .map(|n| tokio::spawn(worker(n as u64, shared.clone())))
-        .collect();
+    let shared = Shared::on_new_concert(api, 500, PRICE, true).await;
+    let workers = start_workers(&shared, 2);
     tokio::time::sleep(Duration::from_secs(3)).await;
     shared.stop.store(true, Ordering::SeqCst);
     for worker in workers {

@@ -5,8 +5,7 @@
 //! passes and the read models equal a fresh replay.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -16,7 +15,7 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 
 use crate::harness::{self, Api, Log, Server, Workdir};
-use crate::workload::{check_answered_commands, unended_holds, worker, Journal, Shared, RETRY};
+use crate::workload::{check_answered_commands, start_workers, unended_holds, Shared, RETRY};
 
 const WORKERS: usize = 6;
 const KILLS: usize = 4;
@@ -35,19 +34,8 @@ async fn sigkill_at_random_moments_loses_no_answered_command() {
     ];
     let mut server = Server::start(&work, "crash", &settings).await;
     let api = Api::new(vec![server.base()], Duration::from_secs(20));
-    let (concert_id, date_id) = api.create_concert(3000, PRICE).await;
-    let shared = Arc::new(Shared {
-        price: PRICE,
-        api,
-        journal: Mutex::new(Journal::default()),
-        concert_id,
-        date_id,
-        stop: AtomicBool::new(false),
-        faulty: AtomicBool::new(false),
-    });
-    let workers: Vec<_> = (0..WORKERS)
-        .map(|n| tokio::spawn(worker(n as u64, shared.clone())))
-        .collect();
+    let shared = Shared::on_new_concert(api, 3000, PRICE, false).await;
+    let workers = start_workers(&shared, WORKERS);
 
     let seed: u64 = rand::random();
     println!("crash test seed {seed}");

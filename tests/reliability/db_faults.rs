@@ -17,7 +17,7 @@ use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
 
 use crate::harness::{self, Api, Server, Workdir};
-use crate::workload::{check_answered_commands, unended_holds, worker, Journal, Shared, RETRY};
+use crate::workload::{check_answered_commands, start_workers, unended_holds, Shared, RETRY};
 
 /// `CONCERT_REQUEST_TIMEOUT_SECS` of these tests; the pool's acquire timeout is 5 s too.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -316,19 +316,8 @@ async fn severed_database_connections_mid_load_are_503_at_worst_and_heal() {
     ];
     let mut server = Server::start(&work, "sever", &settings).await;
     let api = Api::new(vec![server.base()], Duration::from_secs(20));
-    let (concert_id, date_id) = api.create_concert(3000, 1000).await;
-    let shared = Arc::new(Shared {
-        price: 1000,
-        api,
-        journal: Mutex::new(Journal::default()),
-        concert_id,
-        date_id,
-        stop: AtomicBool::new(false),
-        faulty: AtomicBool::new(false),
-    });
-    let workers: Vec<_> = (0..4)
-        .map(|n| tokio::spawn(worker(n, shared.clone())))
-        .collect();
+    let shared = Shared::on_new_concert(api, 3000, 1000, false).await;
+    let workers = start_workers(&shared, 4);
 
     let killer = PgPoolOptions::new()
         .max_connections(1)

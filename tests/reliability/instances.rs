@@ -5,8 +5,7 @@
 //! more than 10 at a time.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use concert_client::{Payment, QueueToken, Reservation};
@@ -16,7 +15,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::harness::{self, Api, Log, Server, Workdir};
-use crate::workload::{check_answered_commands, unended_holds, Hold, Journal, Shared, RETRY};
+use crate::workload::{check_answered_commands, unended_holds, Hold, Shared, RETRY};
 
 const USERS: usize = 60;
 const SEATS: u32 = 20;
@@ -42,16 +41,7 @@ async fn three_instances_on_one_database_keep_the_flash_sale_invariants() {
         vec![first.base(), second.base(), third.base()],
         Duration::from_secs(30),
     );
-    let (concert_id, date_id) = api.create_concert(SEATS, PRICE).await;
-    let shared = Arc::new(Shared {
-        price: PRICE,
-        api,
-        journal: Mutex::new(Journal::default()),
-        concert_id,
-        date_id,
-        stop: AtomicBool::new(false),
-        faulty: AtomicBool::new(false),
-    });
+    let shared = Shared::on_new_concert(api, SEATS, PRICE, false).await;
 
     let outcomes = join_all((0..USERS).map(|_| shopper(shared.clone()))).await;
     let mut tally: HashMap<&str, usize> = HashMap::new();

@@ -4,8 +4,7 @@
 //! brought back. The service heals by itself, loses no answered command and
 //! leaves no payment half-done; or, when it cannot heal, exits non-zero.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
@@ -13,7 +12,7 @@ use nix::unistd::Pid;
 use serde_json::json;
 
 use crate::harness::{self, Api, Server, Workdir};
-use crate::workload::{check_answered_commands, unended_holds, worker, Journal, Shared};
+use crate::workload::{check_answered_commands, start_workers, unended_holds, Shared};
 
 const WORKERS: usize = 6;
 const KILLS: usize = 3;
@@ -34,19 +33,8 @@ async fn sigkill_of_the_private_postmaster_heals_without_help_three_times() {
     ];
     let mut server = Server::start(&work, "pgkill", &settings).await;
     let api = Api::new(vec![server.base()], Duration::from_secs(20));
-    let (concert_id, date_id) = api.create_concert(3000, PRICE).await;
-    let shared = Arc::new(Shared {
-        price: PRICE,
-        api,
-        journal: Mutex::new(Journal::default()),
-        concert_id,
-        date_id,
-        stop: AtomicBool::new(false),
-        faulty: AtomicBool::new(false),
-    });
-    let workers: Vec<_> = (0..WORKERS)
-        .map(|n| tokio::spawn(worker(n as u64, shared.clone())))
-        .collect();
+    let shared = Shared::on_new_concert(api, 3000, PRICE, false).await;
+    let workers = start_workers(&shared, WORKERS);
 
     let mut heals = Vec::new();
     for _ in 0..KILLS {

@@ -60,6 +60,30 @@ pub struct Shared {
     pub faulty: AtomicBool,
 }
 
+impl Shared {
+    /// Schedules a concert of `seats` seats at `price` through `api` for the
+    /// workers to book; `faulty` when the server stops payments after the debit.
+    pub async fn on_new_concert(api: Api, seats: u32, price: i64, faulty: bool) -> Arc<Shared> {
+        let (concert_id, date_id) = api.create_concert(seats, price).await;
+        Arc::new(Shared {
+            price,
+            api,
+            journal: Mutex::new(Journal::default()),
+            concert_id,
+            date_id,
+            stop: AtomicBool::new(false),
+            faulty: AtomicBool::new(faulty),
+        })
+    }
+}
+
+/// Starts `count` booking workers on `shared`.
+pub fn start_workers(shared: &Arc<Shared>, count: usize) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..count)
+        .map(|n| tokio::spawn(worker(n as u64, shared.clone())))
+        .collect()
+}
+
 /// One booking worker: sign in, queue, wait, charge, hold, pay (or let the hold lapse),
 /// over and over with new users, riding out crashes and outages.
 pub async fn worker(n: u64, shared: Arc<Shared>) {
