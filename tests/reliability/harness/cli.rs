@@ -1,0 +1,66 @@
+//! The binary's command-line tools (`audit`, `events --json`, `backup`,
+//! `restore`, `replay`, ...) run as a test runs them, with no inherited
+//! settings.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use super::log::Log;
+use super::BIN;
+
+/// A command for the binary with no inherited `CONCERT_*` or `DATABASE_URL`.
+pub(super) fn concert_command(env: &[(String, String)]) -> Command {
+    let mut command = Command::new(BIN);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CONCERT_") || key == "DATABASE_URL" || key == "RUST_LOG" {
+            command.env_remove(&key);
+        }
+    }
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.stdin(Stdio::null());
+    command
+}
+
+/// Runs `concert <args>` with the given settings; returns (exit code, stdout, stderr).
+pub async fn cli(env: &[(&str, String)], args: &[&str]) -> (i32, String, String) {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .chain([("RUST_LOG".to_string(), "warn".to_string())])
+        .collect();
+    let mut command: tokio::process::Command = concert_command(&env).into();
+    command.args(args).kill_on_drop(true);
+    let output = tokio::time::timeout(Duration::from_secs(120), command.output())
+        .await
+        .unwrap_or_else(|_| panic!("concert {args:?} took over 120 s"))
+        .expect("run concert");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// `concert audit` on a stopped data folder (it starts the private server itself).
+pub async fn audit(data_dir: &Path, queue_active_max: u32) -> (i32, String) {
+    let (code, out, err) = cli(
+        &[("CONCERT_DATA_DIR", data_dir.display().to_string())],
+        &["audit", "--queue-active-max", &queue_active_max.to_string()],
+    )
+    .await;
+    (code, format!("{out}{err}"))
+}
+
+/// Every event, from `concert events --json` on a stopped data folder.
+pub async fn events(data_dir: &Path) -> Log {
+    let (code, out, err) = cli(
+        &[("CONCERT_DATA_DIR", data_dir.display().to_string())],
+        &["events", "--json"],
+    )
+    .await;
+    assert_eq!(code, 0, "concert events failed: {err}");
+    Log::parse(&out)
+}
