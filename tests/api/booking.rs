@@ -34,8 +34,8 @@ async fn a_user_queues_holds_pays_and_hands_the_place_to_the_next_in_line() {
     assert_eq!(dates["dates"][0]["available_seats"], 10);
     let seats = app.free_seats(&first, &concert, 0).await;
     assert_eq!(seats.len(), 10);
-    let seat_id = seats[3]["seat_id"].as_str().unwrap();
-    let held = app.hold(&first, seat_id).await;
+    let seat_id = seats[3].seat_id.to_string();
+    let held = app.hold(&first, &seat_id).await;
     assert_eq!(held.status, StatusCode::CREATED);
     let reservation: Value = json_of(&held);
     assert_eq!(reservation["status"], "held");

@@ -12,7 +12,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use concert::config::Config;
-use concert_client::{Answer, NewConcert, NewDate, Options};
+use concert_client::{Answer, FreeSeat, NewConcert, NewDate, Options, SeatPage};
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
 use sqlx::PgPool;
@@ -199,23 +199,21 @@ impl TestApp {
     }
 
     /// The free seats of a date (first page).
-    pub async fn free_seats(&self, user: &User, concert: &Concert, date: usize) -> Vec<Value> {
+    pub async fn free_seats(&self, user: &User, concert: &Concert, date: usize) -> Vec<FreeSeat> {
         let (concert, date) = (uuid(&concert.concert_id), uuid(&concert.date_ids[date]));
         let answer = self
             .api
             .seats(&user.token, concert, date, 0, None)
             .await
             .expect("answered");
-        json_of(&answer)["seats"]
-            .as_array()
-            .expect("a seat list")
-            .clone()
+        let page: SeatPage = answer.json("free seats", &[200]).expect("a seat list");
+        page.seats
     }
 
     /// The id of the first free seat of the concert's first date.
     pub async fn first_free_seat(&self, user: &User, concert: &Concert) -> String {
         let seats = self.free_seats(user, concert, 0).await;
-        seats[0]["seat_id"].as_str().expect("a seat id").to_string()
+        seats[0].seat_id.to_string()
     }
 
     /// Holds `seat_id` (a UUID; a malformed id is a raw `post`) with the

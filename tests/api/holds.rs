@@ -66,7 +66,7 @@ async fn a_lapsed_hold_frees_the_seat_reads_expired_and_cannot_be_paid() {
 
     eventually("the scheduler frees the seat", || async {
         let seats = app.free_seats(&user, &concert, 0).await;
-        seats.iter().any(|seat| seat["seat_id"] == seat_id.as_str())
+        seats.iter().any(|seat| seat.seat_id.to_string() == seat_id)
     })
     .await;
 
@@ -79,7 +79,7 @@ async fn a_lapsed_hold_frees_the_seat_reads_expired_and_cannot_be_paid() {
     assert_eq!(read["status"], "expired");
     let seats = app.free_seats(&user, &concert, 0).await;
     assert!(
-        seats.iter().any(|seat| seat["seat_id"] == seat_id.as_str()),
+        seats.iter().any(|seat| seat.seat_id.to_string() == seat_id),
         "the seat is listed again"
     );
     let expired: i64 = sqlx::query_scalar(

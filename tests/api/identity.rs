@@ -117,10 +117,7 @@ async fn every_route_refuses_every_wrong_credential_and_the_log_is_unchanged() {
     let concert = app.create_concert(1, 10, 1000).await;
     let victim = app.active_user(&concert.concert_id).await;
     let seats = app.free_seats(&victim, &concert, 0).await;
-    let held: Value = json_of(
-        &app.hold(&victim, seats[0]["seat_id"].as_str().unwrap())
-            .await,
-    );
+    let held: Value = json_of(&app.hold(&victim, &seats[0].seat_id.to_string()).await);
     let reservation = held["reservation_id"].as_str().unwrap().to_string();
     assert_eq!(app.charge(victim.user_id, 50_000).await.status, 200);
     let stranger = Uuid::new_v4();
@@ -165,7 +162,7 @@ async fn every_route_refuses_every_wrong_credential_and_the_log_is_unchanged() {
         route(
             "POST",
             "/reservations".into(),
-            Some(json!({"seat_id": seats[1]["seat_id"]})),
+            Some(json!({"seat_id": seats[1].seat_id})),
             Needs::Queue,
         ),
         route(

@@ -6,9 +6,8 @@ use serde_json::Value;
 use crate::helpers::{assert_problem, json_of, spawn_app, Concert, TestApp, User};
 
 async fn held_seat(app: &TestApp, concert: &Concert, user: &User, index: usize) -> String {
-    let seat_id = app.free_seats(user, concert, 0).await[index]["seat_id"]
-        .as_str()
-        .unwrap()
+    let seat_id = app.free_seats(user, concert, 0).await[index]
+        .seat_id
         .to_string();
     let reservation: Value = json_of(&app.hold(user, &seat_id).await);
     reservation["reservation_id"].as_str().unwrap().to_string()

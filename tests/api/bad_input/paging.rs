@@ -129,8 +129,8 @@ async fn paging_skips_held_seats_without_losing_free_ones() {
     let user = app.active_user(&concert.concert_id).await;
     let seats = app.free_seats(&user, &concert, 0).await;
     for seat_no in [1, 10, 11, 25] {
-        let seat = seats.iter().find(|s| s["seat_no"] == seat_no).unwrap();
-        let response = app.hold(&user, seat["seat_id"].as_str().unwrap()).await;
+        let seat = seats.iter().find(|s| s.seat_no == seat_no).unwrap();
+        let response = app.hold(&user, &seat.seat_id.to_string()).await;
         assert_eq!(response.status, StatusCode::CREATED);
     }
     let pages = walk_seats(&app, &user, &concert, 10).await;

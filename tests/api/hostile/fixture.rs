@@ -113,7 +113,7 @@ pub(super) async fn fixture(app: &TestApp) -> Fixture {
     let concert_b = app.create_concert(1, 5, 1000).await;
     let holder = app.active_user(&concert_a.concert_id).await;
     let seats = app.free_seats(&holder, &concert_a, 0).await;
-    let seat = |n: usize| seats[n]["seat_id"].as_str().unwrap().to_string();
+    let seat = |n: usize| seats[n].seat_id.to_string();
     let held: Value = json_of(&app.hold(&holder, &seat(0)).await);
     let reservation = held["reservation_id"].as_str().unwrap().to_string();
     let visitor = app.active_user(&concert_b.concert_id).await;
