@@ -6,12 +6,12 @@
 #   MAX_EXAMPLES=200 MAX_TIME=300 scripts/schemathesis.sh   # longer: MAX_TIME bounds the whole run, in seconds
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/serve.sh
+. scripts/lib/serve.sh
 
 MAX_EXAMPLES=${MAX_EXAMPLES:-40}
 VENV=${SCHEMATHESIS_VENV:-${TMPDIR:-/tmp}/concert-schemathesis-venv}
 PORT=${PORT:-18395}
-DATA_DIR=$(mktemp -d "${TMPDIR:-/tmp}/concert-schemathesis.XXXXXX")
-chmod 755 "$DATA_DIR"
 ADMIN_TOKEN=schemathesis-admin
 
 if [[ ! -x $VENV/bin/schemathesis ]]; then
@@ -19,34 +19,8 @@ if [[ ! -x $VENV/bin/schemathesis ]]; then
     "$VENV/bin/pip" install --quiet 'schemathesis>=4,<5'
 fi
 
-cargo build --quiet --bin concert
 # Every queue token the hooks ask for is admitted at once.
-CONCERT_DATA_DIR=$DATA_DIR CONCERT_ADMIN_TOKEN=$ADMIN_TOKEN CONCERT_BIND=127.0.0.1:$PORT \
-    CONCERT_QUEUE_ACTIVE_MAX=100000 CONCERT_SCHEDULER_INTERVAL_MS=50 \
-    "${CARGO_TARGET_DIR:-target}/debug/concert" serve --demo >"$DATA_DIR/serve.log" 2>&1 &
-SERVER=$!
-cleanup() {
-    kill -INT "$SERVER" 2>/dev/null || true
-    wait "$SERVER" 2>/dev/null || true
-    rm -rf "$DATA_DIR"
-}
-trap cleanup EXIT
-
-# Waits up to a minute for the service to be ready (python3 is there already; curl may not be).
-if ! "$VENV/bin/python" - "$PORT" <<'PY'
-import sys, time, urllib.request
-for _ in range(120):
-    try:
-        urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/readyz", timeout=2)
-        sys.exit(0)
-    except Exception:
-        time.sleep(0.5)
-sys.exit("the service did not become ready")
-PY
-then
-    cat "$DATA_DIR/serve.log" >&2
-    exit 1
-fi
+serve_demo schemathesis "$PORT" "$ADMIN_TOKEN"
 
 # The hooks give admin operations the admin token and the others a live queue
 # token (scripts/schemathesis_hooks.py).
