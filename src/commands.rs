@@ -1,21 +1,13 @@
-//! Sending a command: who sent it and why travel with it as event metadata,
-//! and a lost optimistic-concurrency race is retried on fresh state.
+//! Sending a command: who sent it and why travel with it as event metadata.
+//! The pipeline decides it together with the other commands waiting, and a
+//! lost optimistic-concurrency race is decided again there on fresh state.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
-use std::sync::OnceLock;
-use std::time::Duration;
 
-use cqrs_es::{Aggregate, AggregateError};
-use tokio::sync::Mutex;
+use cqrs_es::AggregateError;
 use uuid::Uuid;
 
-use crate::event_store::Cqrs;
-
-/// How often a command that lost a race is retried on the newer state.
-const CONFLICT_ATTEMPTS: u32 = 10;
-/// Stripes of the in-process lock that queues commands to one aggregate.
-const STRIPES: usize = 1024;
+use crate::event_store::{Pipeline, Pipelined};
 
 /// Who issues a command and on behalf of which request; stored on every event.
 #[derive(Debug, Clone)]
@@ -49,51 +41,25 @@ impl CommandContext {
     }
 }
 
-/// Executes `command` on one aggregate. When another writer committed first,
-/// the command is decided again on the new state (which may now refuse it).
+/// Executes `command` on one aggregate and answers once it is stored (or
+/// refused). When another writer committed first, the command is decided
+/// again on the new state (which may now refuse it).
 pub async fn execute<A>(
-    cqrs: &Cqrs<A>,
+    pipeline: &Pipeline<A>,
     aggregate_id: &str,
     command: A::Command,
     context: &CommandContext,
 ) -> Result<(), AggregateError<A::Error>>
 where
-    A: Aggregate,
+    A: Pipelined,
     // `as_ref` gives the variant name (`HoldSeat`), recorded as the event's `command`.
-    A::Command: Clone + AsRef<str>,
+    A::Command: AsRef<str>,
 {
-    // Commands to one aggregate from this process take turns instead of racing
-    // to the database and retrying; the store's optimistic lock still settles
-    // races between processes.
-    let _turn = stripe(A::TYPE, aggregate_id).lock().await;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let outcome = cqrs
-            .execute_with_metadata(
-                aggregate_id,
-                command.clone(),
-                context.metadata(command.as_ref()),
-            )
-            .await;
-        metrics::counter!("concert_commands_total", "aggregate" => A::TYPE, "outcome" => outcome_label(&outcome))
-            .increment(1);
-        match outcome {
-            Err(AggregateError::AggregateConflict) if attempt < CONFLICT_ATTEMPTS => {
-                let jitter = rand::random::<u64>() % (5 * u64::from(attempt));
-                tokio::time::sleep(Duration::from_millis(jitter)).await;
-            }
-            other => return other,
-        }
-    }
-}
-
-fn stripe(aggregate_type: &str, aggregate_id: &str) -> &'static Mutex<()> {
-    static LOCKS: OnceLock<Vec<Mutex<()>>> = OnceLock::new();
-    let locks = LOCKS.get_or_init(|| (0..STRIPES).map(|_| Mutex::new(())).collect());
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    (aggregate_type, aggregate_id).hash(&mut hasher);
-    &locks[hasher.finish() as usize % STRIPES]
+    let metadata = context.metadata(command.as_ref());
+    let outcome = pipeline.execute(aggregate_id, command, metadata).await;
+    metrics::counter!("concert_commands_total", "aggregate" => A::TYPE, "outcome" => outcome_label(&outcome))
+        .increment(1);
+    outcome
 }
 
 fn outcome_label<E: std::error::Error>(outcome: &Result<(), AggregateError<E>>) -> &'static str {

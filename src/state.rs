@@ -2,13 +2,11 @@
 
 use std::sync::Arc;
 
-use cqrs_es::persist::PersistedEventStore;
-use cqrs_es::{Aggregate, CqrsFramework};
 use sqlx::PgPool;
 
 use crate::aggregates::{Concert, QueueTicket, Seat, Wallet};
 use crate::config::Config;
-use crate::event_store::{Cqrs, ProjectingRepository, ProjectionError, Projector};
+use crate::event_store::{Pipeline, Pipelined, ProjectionError, Projector};
 use crate::identity::UserTokens;
 use crate::projections::{
     available_dates::AvailableDates, available_seats::AvailableSeats, balances::Balances,
@@ -19,7 +17,7 @@ use crate::tokens::TokenSigner;
 /// Wallets keep a snapshot every this many events, so a long history loads fast.
 const WALLET_SNAPSHOT_EVERY: usize = 100;
 
-/// The command side (one cqrs framework per aggregate), the read side (the
+/// The command side (one pipeline per aggregate type), the read side (the
 /// pool the projections' tables are read through) and the settings.
 #[derive(Clone)]
 pub struct AppState {
@@ -30,10 +28,10 @@ pub struct AppState {
     pub tokens: TokenSigner,
     /// User tokens: who the caller is.
     pub users: UserTokens,
-    pub concerts: Arc<Cqrs<Concert>>,
-    pub seats: Arc<Cqrs<Seat>>,
-    pub wallets: Arc<Cqrs<Wallet>>,
-    pub tickets: Arc<Cqrs<QueueTicket>>,
+    pub concerts: Arc<Pipeline<Concert>>,
+    pub seats: Arc<Pipeline<Seat>>,
+    pub wallets: Arc<Pipeline<Wallet>>,
+    pub tickets: Arc<Pipeline<QueueTicket>>,
     pub projectors: Arc<Projectors>,
     /// This instance's live feed: what the Server-Sent Event streams watch.
     pub live: crate::live::Feed,
@@ -90,7 +88,8 @@ impl Projectors {
 }
 
 impl AppState {
-    /// Wires the frameworks and projectors onto one pool.
+    /// Wires the pipelines and projectors onto one pool; starts the
+    /// pipelines' workers, so it runs inside the Tokio runtime.
     pub fn new(
         pool: PgPool,
         config: Config,
@@ -100,14 +99,14 @@ impl AppState {
     ) -> Self {
         let projectors = Projectors::new(&pool);
         Self {
-            concerts: Arc::new(framework(&pool, &projectors.concerts, None)),
-            seats: Arc::new(framework(&pool, &projectors.seats, None)),
-            wallets: Arc::new(framework(
+            concerts: Arc::new(pipeline(&pool, &projectors.concerts, None)),
+            seats: Arc::new(pipeline(&pool, &projectors.seats, None)),
+            wallets: Arc::new(pipeline(
                 &pool,
                 &projectors.wallets,
                 Some(WALLET_SNAPSHOT_EVERY),
             )),
-            tickets: Arc::new(framework(&pool, &projectors.tickets, None)),
+            tickets: Arc::new(pipeline(&pool, &projectors.tickets, None)),
             projectors: Arc::new(projectors),
             live: crate::live::Feed::new(),
             demo: false,
@@ -120,17 +119,13 @@ impl AppState {
     }
 }
 
-/// cqrs-es for `A` on the event store, writing `projector`'s read models with
-/// every append; with `snapshot_every`, a snapshot is kept every that many events.
-fn framework<A: Aggregate<Services = ()> + 'static>(
+/// The pipeline of `A` on the event store, writing `projector`'s read models
+/// with every commit; with `snapshot_every`, a snapshot is kept every that
+/// many events.
+fn pipeline<A: Pipelined>(
     pool: &PgPool,
     projector: &Arc<Projector<A>>,
     snapshot_every: Option<usize>,
-) -> Cqrs<A> {
-    let repository = ProjectingRepository::new(pool.clone(), projector.clone());
-    let store = match snapshot_every {
-        Some(every) => PersistedEventStore::new_snapshot_store(repository, every),
-        None => PersistedEventStore::new_event_store(repository),
-    };
-    CqrsFramework::new(store, vec![], ())
+) -> Pipeline<A> {
+    Pipeline::start(pool.clone(), projector.clone(), snapshot_every)
 }

@@ -1,20 +1,18 @@
 //! Projectors: every read model of one aggregate type, applied together and
-//! exactly once. An append applies its events in its own transaction (see
-//! `ProjectingRepository`); every stream also has an offset row written with
+//! exactly once. A batch of commands applies its events in its own
+//! transaction (see `pipeline`); every stream also has an offset row written with
 //! its read-model rows, so events stored without their read models (by an
 //! older release, or a tool writing to the log) are found and applied by
 //! `catch_up` at start: a repeated event is skipped, a gap is filled from the
 //! events table.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use cqrs_es::persist::SerializedEvent;
 use cqrs_es::Aggregate;
 use futures::TryStreamExt;
 use sqlx::{PgConnection, PgPool, Row};
 
-use super::AppendProjector;
 use crate::projections::Projection;
 
 /// Every projection of one aggregate type, applied together and exactly once.
@@ -131,6 +129,92 @@ impl<A: Aggregate> Projector<A> {
         Ok(advanced == 1)
     }
 
+    /// `project_in` for the streams of one batch, inside its transaction: the
+    /// offsets of every stream move in two statements, and each projection
+    /// applies the whole batch at once. A stream whose offset does not stand
+    /// just before its events (a gap left by a crash) goes the long way.
+    pub async fn project_batch(
+        &self,
+        tx: &mut PgConnection,
+        streams: &[StreamEvents<A>],
+    ) -> Result<(), ProjectionError> {
+        let advanced = self.advance_offsets(tx, streams).await?;
+        let (fast, slow): (Vec<_>, Vec<_>) = streams
+            .iter()
+            .partition(|stream| advanced.contains(&stream.aggregate_id));
+        let events: Vec<(&str, &A::Event)> = fast
+            .iter()
+            .flat_map(|stream| {
+                stream
+                    .events
+                    .iter()
+                    .map(|(_, event)| (stream.aggregate_id.as_str(), event))
+            })
+            .collect();
+        if !events.is_empty() {
+            for projection in &self.projections {
+                projection.apply_batch(tx, &events).await?;
+            }
+        }
+        for stream in slow {
+            self.project_in(tx, &stream.aggregate_id, &stream.events)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// `advance_offset` for many streams: the ids of those moved on.
+    async fn advance_offsets(
+        &self,
+        tx: &mut PgConnection,
+        streams: &[StreamEvents<A>],
+    ) -> sqlx::Result<HashSet<String>> {
+        let (mut ids, mut firsts, mut lasts) = (Vec::new(), Vec::new(), Vec::new());
+        for stream in streams {
+            if let (Some((first, _)), Some((last, _))) =
+                (stream.events.first(), stream.events.last())
+            {
+                ids.push(stream.aggregate_id.as_str());
+                firsts.push(*first);
+                lasts.push(*last);
+            }
+        }
+        // Existing offsets move on where they stand just before the batch;
+        // new streams get their row. Rows are locked until the commit.
+        let mut advanced: HashSet<String> = sqlx::query_scalar(
+            "update projection_offsets o set last_sequence = u.last
+             from unnest($2::text[], $3::bigint[], $4::bigint[]) as u(id, first, last)
+             where o.aggregate_type = $1 and o.aggregate_id = u.id and u.first > 1
+               and o.last_sequence = u.first - 1
+             returning o.aggregate_id",
+        )
+        .bind(A::TYPE)
+        .bind(&ids)
+        .bind(&firsts)
+        .bind(&lasts)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        if firsts.contains(&1) {
+            let created: Vec<String> = sqlx::query_scalar(
+                "insert into projection_offsets (aggregate_type, aggregate_id, last_sequence)
+                 select $1, u.id, u.last from unnest($2::text[], $3::bigint[], $4::bigint[]) as u(id, first, last)
+                 where u.first = 1
+                 on conflict (aggregate_type, aggregate_id) do nothing
+                 returning aggregate_id",
+            )
+            .bind(A::TYPE)
+            .bind(&ids)
+            .bind(&firsts)
+            .bind(&lasts)
+            .fetch_all(&mut *tx)
+            .await?;
+            advanced.extend(created);
+        }
+        Ok(advanced)
+    }
+
     /// Applies one event to every projection, without offset bookkeeping.
     pub async fn apply_all(
         &self,
@@ -182,25 +266,10 @@ impl<A: Aggregate> Projector<A> {
     }
 }
 
-#[async_trait]
-impl<A: Aggregate> AppendProjector for Projector<A> {
-    async fn project_appended(
-        &self,
-        tx: &mut PgConnection,
-        events: &[SerializedEvent],
-    ) -> Result<(), ProjectionError> {
-        let Some(first) = events.first() else {
-            return Ok(());
-        };
-        let events = events
-            .iter()
-            .map(|event| {
-                let payload = serde_json::from_value::<A::Event>(event.payload.clone())?;
-                Ok((event.sequence as i64, payload))
-            })
-            .collect::<Result<Vec<_>, serde_json::Error>>()?;
-        self.project_in(tx, &first.aggregate_id, &events).await
-    }
+/// The new events of one stream, with their sequence numbers.
+pub struct StreamEvents<A: Aggregate> {
+    pub aggregate_id: String,
+    pub events: Vec<(i64, A::Event)>,
 }
 
 /// Reads the events of one stream with `after < sequence < before`, in order.

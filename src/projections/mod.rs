@@ -24,6 +24,21 @@ pub trait Projection<A: Aggregate>: Send + Sync {
         aggregate_id: &str,
         event: &A::Event,
     ) -> sqlx::Result<()>;
+
+    /// Applies the events of a batch of commands, in order: one stream's
+    /// events in sequence, streams one after another. Read models on the hot
+    /// path answer with a few set-based statements for the whole batch; the
+    /// others apply one event at a time.
+    async fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[(&str, &A::Event)],
+    ) -> sqlx::Result<()> {
+        for (aggregate_id, event) in events {
+            self.apply(conn, aggregate_id, event).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Parses a stream's id, which is always a UUID in this service.

@@ -1,0 +1,101 @@
+//! Deciding the commands of one stream in a batch: each on the state the one
+//! before it left, with the aggregate's own `handle`.
+
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, AggregateError};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use super::load::Loaded;
+
+/// What a command's sender is told.
+pub type Outcome<A> = Result<(), AggregateError<<A as Aggregate>::Error>>;
+
+/// A decided command with its verdict: accepted, or refused by a rule.
+pub type Verdict<A> = (Job<A>, Result<(), <A as Aggregate>::Error>);
+
+/// A command waiting in the pipeline.
+pub struct Job<A: Aggregate> {
+    pub aggregate_id: String,
+    pub command: A::Command,
+    /// Stored with each of its events.
+    pub metadata: Value,
+    /// Batches this command has been decided in whose append it lost.
+    pub lost_races: u32,
+    pub answer: oneshot::Sender<Outcome<A>>,
+}
+
+/// One stream's part of a batch, decided and not yet stored.
+pub struct Decided<A: Aggregate> {
+    pub aggregate_id: String,
+    /// The sequence the stream was loaded at; new events follow it.
+    pub loaded_sequence: usize,
+    /// The counter of the stream's stored snapshot, if it has one.
+    pub snapshot: Option<usize>,
+    /// The state after every accepted command of the batch.
+    pub aggregate: A,
+    /// The new events with their metadata, in order.
+    pub events: Vec<(A::Event, Value)>,
+    /// Each decided command with its verdict, in the order they came.
+    pub verdicts: Vec<Verdict<A>>,
+    /// Commands left for the next batch: a refused command changed the state
+    /// before refusing, so the state here is no longer the log's.
+    pub deferred: Vec<Job<A>>,
+}
+
+impl<A: Aggregate> Decided<A> {
+    /// Whether `aggregate` is the state after exactly `events`.
+    pub fn state_is_exact(&self) -> bool {
+        self.deferred.is_empty()
+    }
+
+    /// The sequence of the last new event.
+    pub fn last_sequence(&self) -> usize {
+        self.loaded_sequence + self.events.len()
+    }
+}
+
+/// Decides `jobs`, all for one stream, in order on `loaded`.
+pub async fn decide<A>(
+    aggregate_id: String,
+    loaded: Loaded<A>,
+    jobs: Vec<Job<A>>,
+    services: &A::Services,
+) -> Decided<A>
+where
+    A: Aggregate,
+    A::Command: Clone,
+{
+    let mut decided = Decided {
+        aggregate_id,
+        loaded_sequence: loaded.sequence,
+        snapshot: loaded.snapshot,
+        aggregate: loaded.aggregate,
+        events: Vec::new(),
+        verdicts: Vec::with_capacity(jobs.len()),
+        deferred: Vec::new(),
+    };
+    let mut jobs = jobs.into_iter();
+    while let Some(job) = jobs.next() {
+        let sink = EventSink::default();
+        let verdict = decided
+            .aggregate
+            .handle(job.command.clone(), services, &sink)
+            .await;
+        let events = sink.collect().await;
+        let changed_then_refused = verdict.is_err() && !events.is_empty();
+        if verdict.is_ok() {
+            decided.events.extend(
+                events
+                    .into_iter()
+                    .map(|event| (event, job.metadata.clone())),
+            );
+        }
+        decided.verdicts.push((job, verdict));
+        if changed_then_refused {
+            decided.deferred.extend(jobs);
+            break;
+        }
+    }
+    decided
+}

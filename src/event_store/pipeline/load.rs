@@ -1,0 +1,98 @@
+//! Loading every aggregate of a batch in one query: each stream's snapshot,
+//! if it has one, and the events after it.
+
+use std::collections::HashMap;
+
+use cqrs_es::Aggregate;
+use futures::TryStreamExt;
+use serde_json::Value;
+use sqlx::{PgConnection, Row};
+
+use crate::event_store::ProjectionError;
+
+/// One aggregate as the store has it.
+pub struct Loaded<A: Aggregate> {
+    pub aggregate: A,
+    /// The last event applied (0 for a stream with none).
+    pub sequence: usize,
+    /// The counter of the stream's stored snapshot, if it has one.
+    pub snapshot: Option<usize>,
+}
+
+impl<A: Aggregate> Default for Loaded<A> {
+    fn default() -> Self {
+        Self {
+            aggregate: A::default(),
+            sequence: 0,
+            snapshot: None,
+        }
+    }
+}
+
+/// Every stream of `ids`, built from its snapshot and the events after it;
+/// a stream with nothing stored is the default aggregate.
+pub async fn load_streams<A: Aggregate>(
+    conn: &mut PgConnection,
+    ids: &[&str],
+) -> Result<HashMap<String, Loaded<A>>, ProjectionError> {
+    // Snapshot rows sort before the events of their stream.
+    let mut rows = sqlx::query(
+        "select s.aggregate_id, s.last_sequence as sequence, s.current_snapshot, s.payload
+         from snapshots s
+         where s.aggregate_type = $1 and s.aggregate_id = any($2)
+         union all
+         select e.aggregate_id, e.sequence, null, e.payload
+         from events e
+         left join snapshots s on s.aggregate_type = e.aggregate_type and s.aggregate_id = e.aggregate_id
+         where e.aggregate_type = $1 and e.aggregate_id = any($2)
+           and e.sequence > coalesce(s.last_sequence, 0)
+         order by 1, 3 nulls last, 2",
+    )
+    .bind(A::TYPE)
+    .bind(ids)
+    .fetch(&mut *conn);
+    let mut streams: HashMap<String, Loaded<A>> = HashMap::with_capacity(ids.len());
+    let mut unreadable_snapshots = Vec::new();
+    while let Some(row) = rows.try_next().await? {
+        let aggregate_id: String = row.try_get("aggregate_id")?;
+        let sequence: i64 = row.try_get("sequence")?;
+        let payload: Value = row.try_get("payload")?;
+        let stream = streams.entry(aggregate_id.clone()).or_default();
+        match row.try_get::<Option<i64>, _>("current_snapshot")? {
+            Some(counter) => match serde_json::from_value::<A>(payload) {
+                Ok(aggregate) => {
+                    stream.aggregate = aggregate;
+                    stream.sequence = sequence as usize;
+                    stream.snapshot = Some(counter as usize);
+                }
+                // The aggregate's shape changed since: rebuilt from every event.
+                Err(_) => unreadable_snapshots.push((aggregate_id, counter as usize)),
+            },
+            None => {
+                stream.aggregate.apply(serde_json::from_value(payload)?);
+                stream.sequence = sequence as usize;
+            }
+        }
+    }
+    drop(rows);
+    for (aggregate_id, counter) in unreadable_snapshots {
+        let mut stream = Loaded::<A> {
+            snapshot: Some(counter),
+            ..Loaded::default()
+        };
+        let events: Vec<(i64, Value)> = sqlx::query_as(
+            "select sequence, payload from events
+             where aggregate_type = $1 and aggregate_id = $2 order by sequence",
+        )
+        .bind(A::TYPE)
+        .bind(&aggregate_id)
+        .fetch_all(&mut *conn)
+        .await?;
+        for (sequence, payload) in events {
+            stream.aggregate.apply(serde_json::from_value(payload)?);
+            stream.sequence = sequence as usize;
+        }
+        streams.insert(aggregate_id, stream);
+    }
+    Ok(streams)
+}

@@ -1,0 +1,254 @@
+//! The command pipeline: commands waiting for the database are decided and
+//! committed together.
+//!
+//! Each aggregate type has one worker. While it commits a batch, the next
+//! one gathers in its queue (no timer: a lone command on an idle service goes
+//! at once). A batch loads all its aggregates in one query, decides every
+//! command with the aggregate's own `handle` (commands to one stream in turn,
+//! each on the state the one before it left), and stores every event, the
+//! snapshots due and every read-model change in one transaction with a few
+//! set-based statements. A stream another writer appended to first is taken
+//! out of the batch and its commands are decided again on the new state; the
+//! rest of the batch still commits.
+
+mod append;
+mod decide;
+mod load;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cqrs_es::{Aggregate, AggregateError};
+use serde_json::Value;
+use sqlx::{Connection, PgPool};
+use tokio::sync::{mpsc, oneshot};
+
+use self::append::{append, AppendError};
+use self::decide::{decide, Decided, Job, Outcome, Verdict};
+use self::load::load_streams;
+use crate::event_store::Projector;
+
+/// How many times a command is decided again after losing a race to another
+/// writer before its sender is told of the conflict.
+const LOST_RACES_ALLOWED: u32 = 10;
+/// The most commands one batch takes; the rest wait for the next.
+const MAX_BATCH: usize = 1024;
+
+/// An aggregate whose commands can wait in a pipeline's queue and worker.
+pub trait Pipelined:
+    Aggregate<Services = (), Command: Clone + Send + Sync, Error: Send + Sync> + 'static
+{
+}
+
+impl<A> Pipelined for A where
+    A: Aggregate<Services = (), Command: Clone + Send + Sync, Error: Send + Sync> + 'static
+{
+}
+
+/// The write side of one aggregate type.
+pub struct Pipeline<A: Aggregate> {
+    jobs: mpsc::UnboundedSender<Job<A>>,
+}
+
+impl<A: Pipelined> Pipeline<A> {
+    /// A pipeline storing through `pool`, with `projector`'s read models in
+    /// every commit and, with `snapshot_every`, a snapshot every that many
+    /// events. Its worker runs until the pipeline is dropped.
+    pub fn start(
+        pool: PgPool,
+        projector: Arc<Projector<A>>,
+        snapshot_every: Option<usize>,
+    ) -> Self {
+        let (jobs, queue) = mpsc::unbounded_channel();
+        let worker = Worker {
+            pool,
+            projector,
+            snapshot_every,
+        };
+        tokio::spawn(worker.run(queue));
+        Self { jobs }
+    }
+
+    /// Decides and stores `command` on the stream `aggregate_id`, with
+    /// `metadata` on each of its events; answers once it is committed.
+    pub async fn execute(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: HashMap<String, String>,
+    ) -> Outcome<A> {
+        let (answer, answered) = oneshot::channel();
+        let job = Job {
+            aggregate_id: aggregate_id.to_string(),
+            command,
+            metadata: Value::Object(
+                metadata
+                    .into_iter()
+                    .map(|(key, value)| (key, Value::String(value)))
+                    .collect(),
+            ),
+            lost_races: 0,
+            answer,
+        };
+        if self.jobs.send(job).is_err() {
+            return Err(failure("the command pipeline has stopped"));
+        }
+        answered
+            .await
+            .unwrap_or_else(|_| Err(failure("the command pipeline has stopped")))
+    }
+}
+
+struct Worker<A: Aggregate> {
+    pool: PgPool,
+    projector: Arc<Projector<A>>,
+    snapshot_every: Option<usize>,
+}
+
+impl<A: Pipelined> Worker<A> {
+    async fn run(self, mut queue: mpsc::UnboundedReceiver<Job<A>>) {
+        // Commands carried over from the last batch go first, in their order.
+        let mut carried: Vec<Job<A>> = Vec::new();
+        loop {
+            if carried.is_empty() {
+                match queue.recv().await {
+                    Some(job) => carried.push(job),
+                    None => return,
+                }
+            }
+            let mut batch = std::mem::take(&mut carried);
+            while batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            carried = self.run_batch(batch).await;
+        }
+    }
+
+    /// Decides and stores one batch; returns the commands to decide again.
+    async fn run_batch(&self, jobs: Vec<Job<A>>) -> Vec<Job<A>> {
+        metrics::histogram!("concert_pipeline_batch_size", "aggregate" => A::TYPE)
+            .record(jobs.len() as f64);
+        let streams = by_stream(jobs);
+        let mut conn = match self.pool.acquire().await {
+            Ok(conn) => conn,
+            Err(error) => {
+                fail_all(streams.into_iter().flat_map(|(_, jobs)| jobs), &error);
+                return Vec::new();
+            }
+        };
+        let ids: Vec<&str> = streams.iter().map(|(id, _)| id.as_str()).collect();
+        let mut loaded = match load_streams::<A>(&mut conn, &ids).await {
+            Ok(loaded) => loaded,
+            Err(error) => {
+                fail_all(streams.into_iter().flat_map(|(_, jobs)| jobs), &error);
+                return Vec::new();
+            }
+        };
+        let mut carried = Vec::new();
+        let mut writing = Vec::new();
+        for (aggregate_id, jobs) in streams {
+            let state = loaded.remove(&aggregate_id).unwrap_or_default();
+            let mut decided = decide(aggregate_id, state, jobs, &()).await;
+            if decided.events.is_empty() {
+                // Nothing to store: every verdict stands on the stored state.
+                answer_all(decided.verdicts);
+                carried.append(&mut decided.deferred);
+            } else {
+                writing.push(decided);
+            }
+        }
+        if writing.is_empty() {
+            return carried;
+        }
+        let outcome = self.commit(&mut conn, &writing).await;
+        if outcome.is_err() {
+            // The connection may be left mid-transaction; do not reuse it.
+            let _ = conn.detach().close().await;
+        }
+        for decided in writing {
+            match &outcome {
+                Ok(lost) if lost.contains(&decided.aggregate_id) => {
+                    metrics::counter!("concert_pipeline_lost_races_total", "aggregate" => A::TYPE)
+                        .increment(1);
+                    decide_again(decided, &mut carried);
+                }
+                Ok(_) => {
+                    answer_all(decided.verdicts);
+                    carried.extend(decided.deferred);
+                }
+                Err(error) if error.is_race() => decide_again(decided, &mut carried),
+                Err(error) => fail_all(
+                    decided
+                        .verdicts
+                        .into_iter()
+                        .map(|(job, _)| job)
+                        .chain(decided.deferred),
+                    error,
+                ),
+            }
+        }
+        carried
+    }
+
+    async fn commit(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        writing: &[Decided<A>],
+    ) -> Result<std::collections::HashSet<String>, AppendError> {
+        let mut tx = conn.begin().await?;
+        let lost = append(&mut tx, writing, &self.projector, self.snapshot_every).await?;
+        tx.commit().await?;
+        Ok(lost)
+    }
+}
+
+/// The jobs grouped by stream, streams in the order of their first command.
+fn by_stream<A: Aggregate>(jobs: Vec<Job<A>>) -> Vec<(String, Vec<Job<A>>)> {
+    let mut index: HashMap<String, usize> = HashMap::with_capacity(jobs.len());
+    let mut streams: Vec<(String, Vec<Job<A>>)> = Vec::new();
+    for job in jobs {
+        match index.get(&job.aggregate_id) {
+            Some(&at) => streams[at].1.push(job),
+            None => {
+                index.insert(job.aggregate_id.clone(), streams.len());
+                streams.push((job.aggregate_id.clone(), vec![job]));
+            }
+        }
+    }
+    streams
+}
+
+/// A stream lost the race: its commands, in order, go to the next batch.
+fn decide_again<A: Aggregate>(decided: Decided<A>, carried: &mut Vec<Job<A>>) {
+    for (mut job, _) in decided.verdicts {
+        job.lost_races += 1;
+        if job.lost_races >= LOST_RACES_ALLOWED {
+            let _ = job.answer.send(Err(AggregateError::AggregateConflict));
+        } else {
+            carried.push(job);
+        }
+    }
+    carried.extend(decided.deferred);
+}
+
+fn answer_all<A: Aggregate>(verdicts: Vec<Verdict<A>>) {
+    for (job, verdict) in verdicts {
+        // A sender that stopped waiting (its request timed out) is not an error.
+        let _ = job.answer.send(verdict.map_err(AggregateError::UserError));
+    }
+}
+
+fn fail_all<A: Aggregate>(jobs: impl IntoIterator<Item = Job<A>>, cause: &dyn std::fmt::Display) {
+    let message = cause.to_string();
+    for job in jobs {
+        let _ = job.answer.send(Err(failure(&message)));
+    }
+}
+
+/// A failure of the store, as cqrs-es reports one.
+fn failure<E: std::error::Error>(message: &str) -> AggregateError<E> {
+    AggregateError::DatabaseConnectionError(message.to_string().into())
+}
