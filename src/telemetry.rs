@@ -36,8 +36,17 @@ pub fn metrics_handle() -> Option<PrometheusHandle> {
             let buckets = [
                 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
             ];
+            // Commands per batch of the pipeline: powers of two up to its cap.
+            let batch_sizes = [
+                1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+            ];
             let handle = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".to_string()), &buckets)
+                .ok()?
+                .set_buckets_for_metric(
+                    Matcher::Full("concert_pipeline_batch_size".to_string()),
+                    &batch_sizes,
+                )
                 .ok()?
                 .install_recorder()
                 .ok()?;
@@ -62,6 +71,15 @@ fn describe_metrics() {
     describe_counter!(
         "concert_commands_total",
         "Commands handled, by aggregate and outcome (ok, rejected, conflict, error)"
+    );
+    describe_histogram!(
+        "concert_pipeline_batch_size",
+        Unit::Count,
+        "Commands decided and committed together in one batch, by aggregate"
+    );
+    describe_counter!(
+        "concert_pipeline_lost_races_total",
+        "Streams of a batch another writer appended to first (their commands are decided again)"
     );
     describe_counter!(
         "concert_events_appended_total",

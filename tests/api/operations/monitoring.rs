@@ -30,6 +30,8 @@ async fn metrics_expose_every_family_after_a_booking() {
         "concert_http_request_duration_seconds_bucket{route=\"/api/v1/payments\",method=\"POST\",status=\"201\"".into(),
         "concert_commands_total{aggregate=\"Wallet\",outcome=\"ok\"}".into(),
         "concert_events_appended_total{aggregate=\"Wallet\"}".into(),
+        "concert_pipeline_batch_size_bucket{aggregate=\"Seat\",le=\"1\"}".into(),
+        "concert_pipeline_batch_size_count{aggregate=\"Wallet\"}".into(),
         "concert_event_log_position ".into(),
         "concert_projection_lag_events ".into(),
         format!("concert_queue_waiting{concert_label}"),
