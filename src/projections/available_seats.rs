@@ -121,11 +121,7 @@ impl Projection<Seat> for AvailableSeats {
         aggregate_id: &str,
         event: &SeatEvent,
     ) -> sqlx::Result<()> {
-        let (status, change) = match event {
-            SeatEvent::SeatHeld { .. } => ("held", -1),
-            SeatEvent::HoldExpired { .. } | SeatEvent::HoldReleased { .. } => ("free", 1),
-            SeatEvent::SeatSold { .. } => ("sold", 0),
-        };
+        let (status, change) = seat_change(event);
         // The seat and its stripe of the date's count in one statement.
         sqlx::query(&format!(
             "with seat as (update seats set status = $2 where seat_id = $1 returning date_id, seat_no)
@@ -138,6 +134,63 @@ impl Projection<Seat> for AvailableSeats {
         .execute(conn)
         .await?;
         Ok(())
+    }
+
+    /// Every seat of the batch and the stripes of their dates in one
+    /// statement: a seat's last status, and each stripe moved by the sum of
+    /// its seats' changes (a stripe row is updated once per statement).
+    async fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[(&str, &SeatEvent)],
+    ) -> sqlx::Result<()> {
+        let mut seats: Vec<(&str, &'static str, i32)> = Vec::with_capacity(events.len());
+        let mut index = std::collections::HashMap::with_capacity(events.len());
+        for (aggregate_id, event) in events {
+            let (status, change) = seat_change(event);
+            match index.get(aggregate_id) {
+                Some(&at) => {
+                    let seat: &mut (&str, &str, i32) = &mut seats[at];
+                    seat.1 = status;
+                    seat.2 += change;
+                }
+                None => {
+                    index.insert(*aggregate_id, seats.len());
+                    seats.push((aggregate_id, status, change));
+                }
+            }
+        }
+        let ids = seats
+            .iter()
+            .map(|(seat, ..)| stream_uuid(seat))
+            .collect::<sqlx::Result<Vec<Uuid>>>()?;
+        let statuses: Vec<&str> = seats.iter().map(|(_, status, _)| *status).collect();
+        let changes: Vec<i32> = seats.iter().map(|(.., change)| *change).collect();
+        sqlx::query(&format!(
+            "with seat as (
+                 update seats s set status = c.status
+                 from unnest($1::uuid[], $2::text[], $3::integer[]) as c(seat_id, status, change)
+                 where s.seat_id = c.seat_id
+                 returning s.date_id, s.seat_no % {STRIPES} as stripe, c.change)
+             update concert_date_free_seats f set free = f.free + d.change
+             from (select date_id, stripe, sum(change)::integer as change from seat group by date_id, stripe) d
+             where d.change <> 0 and f.date_id = d.date_id and f.stripe = d.stripe"
+        ))
+        .bind(ids)
+        .bind(statuses)
+        .bind(changes)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+}
+
+/// A seat event's status for the seat and its change to the free count.
+fn seat_change(event: &SeatEvent) -> (&'static str, i32) {
+    match event {
+        SeatEvent::SeatHeld { .. } => ("held", -1),
+        SeatEvent::HoldExpired { .. } | SeatEvent::HoldReleased { .. } => ("free", 1),
+        SeatEvent::SeatSold { .. } => ("sold", 0),
     }
 }
 

@@ -1,5 +1,7 @@
 //! Wallet balances, copied from the balance every wallet event carries.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -18,19 +20,51 @@ impl Projection<Wallet> for Balances {
         aggregate_id: &str,
         event: &WalletEvent,
     ) -> sqlx::Result<()> {
-        let (WalletEvent::Charged { balance, .. }
-        | WalletEvent::Paid { balance, .. }
-        | WalletEvent::Refunded { balance, .. }) = event;
         sqlx::query(
             "insert into balances (user_id, balance) values ($1, $2)
              on conflict (user_id) do update set balance = excluded.balance",
         )
         .bind(stream_uuid(aggregate_id)?)
-        .bind(*balance)
+        .bind(balance_after(event))
         .execute(conn)
         .await?;
         Ok(())
     }
+
+    /// Each wallet's last balance of the batch, all in one statement.
+    async fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[(&str, &WalletEvent)],
+    ) -> sqlx::Result<()> {
+        let mut last: HashMap<&str, i64> = HashMap::with_capacity(events.len());
+        for (aggregate_id, event) in events {
+            last.insert(aggregate_id, balance_after(event));
+        }
+        let (mut users, mut balances) = (Vec::new(), Vec::new());
+        for (aggregate_id, balance) in last {
+            users.push(stream_uuid(aggregate_id)?);
+            balances.push(balance);
+        }
+        sqlx::query(
+            "insert into balances (user_id, balance)
+             select * from unnest($1::uuid[], $2::bigint[])
+             on conflict (user_id) do update set balance = excluded.balance",
+        )
+        .bind(users)
+        .bind(balances)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+}
+
+/// The balance every wallet event carries.
+fn balance_after(event: &WalletEvent) -> i64 {
+    let (WalletEvent::Charged { balance, .. }
+    | WalletEvent::Paid { balance, .. }
+    | WalletEvent::Refunded { balance, .. }) = event;
+    *balance
 }
 
 /// A user's balance; 0 for a user never charged.

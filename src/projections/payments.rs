@@ -65,6 +65,59 @@ impl Projection<Wallet> for Payments {
         }
         Ok(())
     }
+
+    /// The debits of the batch in one statement, then its refunds (rare)
+    /// one at a time, so a payment debited and refunded in one batch ends
+    /// refunded.
+    async fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[(&str, &WalletEvent)],
+    ) -> sqlx::Result<()> {
+        let (mut payments, mut users, mut reservations, mut seats, mut amounts, mut paid) =
+            (vec![], vec![], vec![], vec![], vec![], vec![]);
+        for (aggregate_id, event) in events {
+            if let WalletEvent::Paid {
+                payment_id,
+                reservation_id,
+                seat_id,
+                amount,
+                paid_at,
+                ..
+            } = event
+            {
+                payments.push(payment_id.0);
+                users.push(stream_uuid(aggregate_id)?);
+                reservations.push(reservation_id.0);
+                seats.push(seat_id.0);
+                amounts.push(*amount);
+                paid.push(*paid_at);
+            }
+        }
+        if !payments.is_empty() {
+            sqlx::query(
+                "insert into payments (payment_id, user_id, reservation_id, seat_id, amount, status, debited_at)
+                 select p.payment_id, p.user_id, p.reservation_id, p.seat_id, p.amount, 'debited', p.debited_at
+                 from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::bigint[], $6::timestamptz[])
+                      as p(payment_id, user_id, reservation_id, seat_id, amount, debited_at)
+                 on conflict do nothing",
+            )
+            .bind(payments)
+            .bind(users)
+            .bind(reservations)
+            .bind(seats)
+            .bind(amounts)
+            .bind(paid)
+            .execute(&mut *conn)
+            .await?;
+        }
+        for (aggregate_id, event) in events {
+            if matches!(event, WalletEvent::Refunded { .. }) {
+                Projection::<Wallet>::apply(self, conn, aggregate_id, event).await?;
+            }
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -78,6 +131,28 @@ impl Projection<Seat> for Payments {
         if let SeatEvent::SeatSold { payment_id, .. } = event {
             sqlx::query("update payments set status = 'completed' where payment_id = $1")
                 .bind(payment_id.0)
+                .execute(conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Every sale of the batch completes its payment in one statement.
+    async fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[(&str, &SeatEvent)],
+    ) -> sqlx::Result<()> {
+        let sold: Vec<Uuid> = events
+            .iter()
+            .filter_map(|(_, event)| match event {
+                SeatEvent::SeatSold { payment_id, .. } => Some(payment_id.0),
+                _ => None,
+            })
+            .collect();
+        if !sold.is_empty() {
+            sqlx::query("update payments set status = 'completed' where payment_id = any($1)")
+                .bind(sold)
                 .execute(conn)
                 .await?;
         }

@@ -132,6 +132,54 @@ impl Projection<QueueTicket> for QueueTickets {
         }
         Ok(())
     }
+
+    /// The entries of the batch in one statement, then its admissions and
+    /// expiries in order (a ticket entered in the batch exists before either).
+    async fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[(&str, &QueueTicketEvent)],
+    ) -> sqlx::Result<()> {
+        let (mut tickets, mut concerts, mut users, mut entries, mut entered) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        for (aggregate_id, event) in events {
+            if let QueueTicketEvent::QueueEntered {
+                concert_id,
+                user_id,
+                entry_no,
+                entered_at,
+            } = event
+            {
+                tickets.push(stream_uuid(aggregate_id)?);
+                concerts.push(concert_id.0);
+                users.push(user_id.0);
+                entries.push(*entry_no);
+                entered.push(*entered_at);
+            }
+        }
+        if !tickets.is_empty() {
+            sqlx::query(
+                "insert into queue_tickets (ticket_id, concert_id, user_id, entry_no, status, entered_at)
+                 select t.ticket_id, t.concert_id, t.user_id, t.entry_no, 'waiting', t.entered_at
+                 from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::timestamptz[])
+                      as t(ticket_id, concert_id, user_id, entry_no, entered_at)
+                 on conflict do nothing",
+            )
+            .bind(tickets)
+            .bind(concerts)
+            .bind(users)
+            .bind(entries)
+            .bind(entered)
+            .execute(&mut *conn)
+            .await?;
+        }
+        for (aggregate_id, event) in events {
+            if !matches!(event, QueueTicketEvent::QueueEntered { .. }) {
+                self.apply(conn, aggregate_id, event).await?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Counts a ticket that was waiting (in `prior`) as having left the line. The

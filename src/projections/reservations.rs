@@ -113,6 +113,125 @@ impl Projection<Seat> for Reservations {
         }
         Ok(())
     }
+
+    /// New holds, lapsed or released holds and sales of the batch in one
+    /// statement. Its parts do not see one another's rows, so a batch that
+    /// changes one reservation twice goes one event at a time.
+    async fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[(&str, &SeatEvent)],
+    ) -> sqlx::Result<()> {
+        let mut batch = ReservationChanges::default();
+        for (aggregate_id, event) in events {
+            if !batch.add(aggregate_id, event)? {
+                for (aggregate_id, event) in events {
+                    self.apply(conn, aggregate_id, event).await?;
+                }
+                return Ok(());
+            }
+        }
+        sqlx::query(
+            "with held as (
+                 insert into reservations
+                   (reservation_id, seat_id, date_id, concert_id, user_id, seat_no, price, status, held_at, expires_at)
+                 select h.reservation_id, h.seat_id, h.date_id,
+                        (select concert_id from concert_dates d where d.date_id = h.date_id),
+                        h.user_id, h.seat_no, h.price, 'held', h.held_at, h.expires_at
+                 from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::integer[], $6::bigint[],
+                             $7::timestamptz[], $8::timestamptz[])
+                      as h(reservation_id, seat_id, date_id, user_id, seat_no, price, held_at, expires_at)
+                 on conflict do nothing),
+             lapsed as (
+                 update reservations set status = 'expired'
+                 where reservation_id = any($9) and status = 'held'),
+             sold as (
+                 update reservations r set status = 'confirmed', payment_id = s.payment_id
+                 from unnest($10::uuid[], $11::uuid[]) as s(reservation_id, payment_id)
+                 where r.reservation_id = s.reservation_id)
+             select 1",
+        )
+        .bind(&batch.held.reservation_ids)
+        .bind(&batch.held.seat_ids)
+        .bind(&batch.held.date_ids)
+        .bind(&batch.held.user_ids)
+        .bind(&batch.held.seat_nos)
+        .bind(&batch.held.prices)
+        .bind(&batch.held.held_at)
+        .bind(&batch.held.expires_at)
+        .bind(&batch.lapsed)
+        .bind(&batch.sold_reservations)
+        .bind(&batch.sold_payments)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+}
+
+/// The reservation changes of a batch, as columns.
+#[derive(Default)]
+struct ReservationChanges {
+    held: HeldColumns,
+    lapsed: Vec<Uuid>,
+    sold_reservations: Vec<Uuid>,
+    sold_payments: Vec<Uuid>,
+    seen: std::collections::HashSet<Uuid>,
+}
+
+#[derive(Default)]
+struct HeldColumns {
+    reservation_ids: Vec<Uuid>,
+    seat_ids: Vec<Uuid>,
+    date_ids: Vec<Uuid>,
+    user_ids: Vec<Uuid>,
+    seat_nos: Vec<i32>,
+    prices: Vec<i64>,
+    held_at: Vec<DateTime<Utc>>,
+    expires_at: Vec<DateTime<Utc>>,
+}
+
+impl ReservationChanges {
+    /// Adds one event; false when its reservation already changed in the batch.
+    fn add(&mut self, aggregate_id: &str, event: &SeatEvent) -> sqlx::Result<bool> {
+        let reservation_id = match event {
+            SeatEvent::SeatHeld { reservation_id, .. }
+            | SeatEvent::HoldExpired { reservation_id, .. }
+            | SeatEvent::HoldReleased { reservation_id }
+            | SeatEvent::SeatSold { reservation_id, .. } => reservation_id.0,
+        };
+        if !self.seen.insert(reservation_id) {
+            return Ok(false);
+        }
+        match event {
+            SeatEvent::SeatHeld {
+                user_id,
+                date_id,
+                seat_no,
+                price,
+                held_at,
+                until,
+                ..
+            } => {
+                let held = &mut self.held;
+                held.reservation_ids.push(reservation_id);
+                held.seat_ids.push(stream_uuid(aggregate_id)?);
+                held.date_ids.push(date_id.0);
+                held.user_ids.push(user_id.0);
+                held.seat_nos.push(*seat_no as i32);
+                held.prices.push(*price);
+                held.held_at.push(*held_at);
+                held.expires_at.push(*until);
+            }
+            SeatEvent::HoldExpired { .. } | SeatEvent::HoldReleased { .. } => {
+                self.lapsed.push(reservation_id)
+            }
+            SeatEvent::SeatSold { payment_id, .. } => {
+                self.sold_reservations.push(reservation_id);
+                self.sold_payments.push(payment_id.0);
+            }
+        }
+        Ok(true)
+    }
 }
 
 /// One reservation by id.
