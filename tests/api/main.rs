@@ -10,6 +10,7 @@ mod identity;
 mod identity_jwks;
 mod operations;
 mod payments;
+mod pipeline;
 mod queue;
 mod recovery;
 mod store;

@@ -1,0 +1,279 @@
+//! The command pipeline under races: commands that share a batch, a stream
+//! another writer appended to while a batch was deciding, a batch whose
+//! connection is cut, and two instances whose batches touch the same seats.
+
+use std::time::Duration;
+
+use concert::aggregates::SeatEvent;
+use concert::state::Projectors;
+use concert_client::FreeSeat;
+use futures::future::join_all;
+use serde_json::json;
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::helpers::{spawn_app, spawn_app_on, test_config, Concert, TestApp, User};
+
+/// Long enough for requests sent to reach the pipeline and wait there.
+const SETTLE: Duration = Duration::from_millis(400);
+
+#[tokio::test]
+async fn holds_racing_for_a_few_seats_share_batches_and_each_seat_goes_once() {
+    let app = spawn_app().await;
+    let concert = app.create_concert(1, 10, 1_000).await;
+    let users = active_users(&app, &concert, 40).await;
+    let seats = app.free_seats(&users[0], &concert, 0).await;
+
+    // Four users press "hold" on each of the ten seats at once.
+    let answers = join_all(
+        users
+            .iter()
+            .enumerate()
+            .map(|(n, user)| hold(&app, user, &seats[n % 10])),
+    )
+    .await;
+
+    for (seat_index, seat) in seats.iter().enumerate() {
+        let on_seat: Vec<u16> = answers
+            .iter()
+            .enumerate()
+            .filter(|(n, _)| n % 10 == seat_index)
+            .map(|(_, status)| *status)
+            .collect();
+        let won = on_seat.iter().filter(|status| **status == 201).count();
+        let refused = on_seat.iter().filter(|status| **status == 409).count();
+        assert_eq!((won, refused), (1, 3), "seat {}", seat.seat_no);
+    }
+    assert_eq!(stored_events(&app.pool, "Seat").await, 10);
+    let metrics = app.get_root("/metrics").await.text().await.unwrap();
+    assert!(
+        largest_batch_seen(&metrics, "Seat") > 1.0,
+        "no two holds shared a batch:\n{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_stream_another_writer_appended_to_is_decided_again_and_the_rest_of_its_batch_commits() {
+    let app = spawn_app().await;
+    let concert = app.create_concert(1, 10, 1_000).await;
+    let users = active_users(&app, &concert, 4).await;
+    let seats = app.free_seats(&users[0], &concert, 0).await;
+    let (w, x, y, z) = (&seats[0], &seats[1], &seats[2], &seats[3]);
+    let lost_before = lost_races(&app).await;
+    // Another writer holds W and X in two transactions it has not committed yet.
+    let first = another_writer_holds(&app.pool, &concert, w).await;
+    let second = another_writer_holds(&app.pool, &concert, x).await;
+
+    // W's batch waits for the first writer; X, Y and Z gather behind it.
+    // When W loses, it is decided again together with X, Y and Z, and that
+    // batch then waits for the second writer, on X.
+    let holds_xyz = async {
+        tokio::time::sleep(SETTLE).await;
+        join_all(
+            [(&users[1], x), (&users[2], y), (&users[3], z)]
+                .map(|(user, seat)| hold(&app, user, seat)),
+        )
+        .await
+    };
+    let writers = async {
+        tokio::time::sleep(2 * SETTLE).await;
+        first.commit().await.unwrap();
+        tokio::time::sleep(SETTLE).await;
+        second.commit().await.unwrap();
+    };
+    let (hold_w, holds_xyz, ()) = tokio::join!(hold(&app, &users[0], w), holds_xyz, writers);
+
+    assert_eq!(hold_w, 409, "W went to the other writer");
+    assert_eq!(holds_xyz, [409, 201, 201]);
+    // Other tests of this process count too: at least W's and X's races.
+    assert!(lost_races(&app).await - lost_before >= 2.0);
+    // The other writer's two holds and ours of Y and Z, nothing else.
+    assert_eq!(stored_events(&app.pool, "Seat").await, 4);
+    let held_by_us: i64 = sqlx::query_scalar(
+        "select count(*) from reservations where status = 'held' and user_id = any($1)",
+    )
+    .bind(users.iter().map(|user| user.user_id).collect::<Vec<_>>())
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(held_by_us, 2);
+}
+
+#[tokio::test]
+async fn a_batch_whose_connection_is_cut_fails_as_a_whole_and_the_next_one_commits() {
+    let app = spawn_app().await;
+    let concert = app.create_concert(1, 10, 1_000).await;
+    let users = active_users(&app, &concert, 3).await;
+    let seats = app.free_seats(&users[0], &concert, 0).await;
+    let (w, a, b) = (&seats[0], &seats[1], &seats[2]);
+    let first = another_writer_holds(&app.pool, &concert, w).await;
+    let second = another_writer_holds(&app.pool, &concert, a).await;
+
+    // As above: W's batch waits for the first writer, A and B gather behind
+    // it, and their batch (with W decided again) then waits for the second,
+    // until its connection is cut.
+    let holds_ab = async {
+        tokio::time::sleep(SETTLE).await;
+        join_all([hold(&app, &users[1], a), hold(&app, &users[2], b)]).await
+    };
+    let writers = async {
+        tokio::time::sleep(2 * SETTLE).await;
+        first.commit().await.unwrap();
+        tokio::time::sleep(SETTLE).await;
+        let cut: i64 = sqlx::query_scalar(
+            "select count(*) from (select pg_terminate_backend(pid) from pg_stat_activity
+              where datname = current_database() and pid <> pg_backend_pid()
+                and wait_event_type = 'Lock' and query like 'insert into events%') cut",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        second.rollback().await.unwrap();
+        cut
+    };
+    let (hold_w, holds_ab, cut) = tokio::join!(hold(&app, &users[0], w), holds_ab, writers);
+
+    assert_eq!(cut, 1, "one batch was waiting");
+    // W had nothing to store and was answered; each command of the cut batch
+    // is told the store failed, and none of it was stored.
+    assert_eq!(hold_w, 409);
+    assert_eq!(holds_ab, [503, 503]);
+    assert_eq!(
+        stored_events(&app.pool, "Seat").await,
+        1,
+        "only the first writer's hold"
+    );
+    // The pipeline goes on with a new connection.
+    assert_eq!(hold(&app, &users[1], a).await, 201);
+    assert_eq!(hold(&app, &users[2], b).await, 201);
+}
+
+#[tokio::test]
+async fn two_instances_whose_batches_touch_the_same_seats_sell_each_seat_once() {
+    let first = spawn_app().await;
+    let second = spawn_app_on(first.pool.clone(), test_config()).await;
+    let concert = first.create_concert(1, 20, 1_000).await;
+    let users = active_users(&first, &concert, 80).await;
+    let seats = first.free_seats(&users[0], &concert, 0).await;
+
+    // Each seat is pressed by four users, two through each instance.
+    let answers = join_all(users.iter().enumerate().map(|(n, user)| {
+        let instance = if n % 2 == 0 { &first } else { &second };
+        hold(instance, user, &seats[(n / 2) % 20])
+    }))
+    .await;
+
+    let won: Vec<usize> = (0..20)
+        .map(|seat| {
+            answers
+                .iter()
+                .enumerate()
+                .filter(|(n, status)| (n / 2) % 20 == seat && **status == 201)
+                .count()
+        })
+        .collect();
+    assert_eq!(won, vec![1; 20]);
+    let unexpected: Vec<u16> = answers
+        .iter()
+        .copied()
+        .filter(|status| ![201, 409].contains(status))
+        .collect();
+    assert!(unexpected.is_empty(), "{unexpected:?}");
+    assert_eq!(stored_events(&first.pool, "Seat").await, 20);
+    let report = concert::audit::audit(&first.pool, 100, &mut |_, _| {})
+        .await
+        .expect("the audit runs");
+    assert!(report.violations.is_empty(), "{:?}", report.violations);
+}
+
+async fn active_users(app: &TestApp, concert: &Concert, count: usize) -> Vec<User> {
+    join_all((0..count).map(|_| app.active_user(&concert.concert_id))).await
+}
+
+async fn hold(app: &TestApp, user: &User, seat: &FreeSeat) -> u16 {
+    app.hold(user, &seat.seat_id.to_string()).await.status
+}
+
+/// A hold of `seat` by someone else, stored with its read models in a
+/// transaction left open: what another instance's batch looks like while
+/// it commits.
+async fn another_writer_holds(
+    pool: &PgPool,
+    concert: &Concert,
+    seat: &FreeSeat,
+) -> Transaction<'static, Postgres> {
+    let now = chrono::Utc::now();
+    let payload = json!({"SeatHeld": {
+        "reservation_id": Uuid::now_v7(),
+        "user_id": Uuid::new_v4(),
+        "date_id": concert.date_ids[0],
+        "seat_no": seat.seat_no,
+        "price": seat.price,
+        "held_at": now,
+        "until": now + chrono::Duration::minutes(5),
+    }});
+    let event: SeatEvent = serde_json::from_value(payload.clone()).unwrap();
+    let metadata = json!({"actor": "another-writer", "command": "HoldSeat"});
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query(
+        "insert into events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         values ('Seat', $1, 1, 'SeatHeld', '1', $2, $3)",
+    )
+    .bind(seat.seat_id.to_string())
+    .bind(&payload)
+    .bind(&metadata)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    Projectors::new(pool)
+        .seats
+        .project_in(&mut tx, &seat.seat_id.to_string(), &[(1, event)])
+        .await
+        .unwrap();
+    tx
+}
+
+async fn stored_events(pool: &PgPool, aggregate_type: &str) -> i64 {
+    sqlx::query_scalar("select count(*) from events where aggregate_type = $1")
+        .bind(aggregate_type)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn lost_races(app: &TestApp) -> f64 {
+    let metrics = app.get_root("/metrics").await.text().await.unwrap();
+    metric(
+        &metrics,
+        "concert_pipeline_lost_races_total{aggregate=\"Seat\"}",
+    )
+    .unwrap_or(0.0)
+}
+
+/// The value of one exported series, if present.
+fn metric(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+}
+
+/// The smallest bucket bound that holds every batch of `aggregate`: a batch
+/// larger than the bound below it was seen.
+fn largest_batch_seen(metrics: &str, aggregate: &str) -> f64 {
+    let count = metric(
+        metrics,
+        &format!("concert_pipeline_batch_size_count{{aggregate=\"{aggregate}\"}}"),
+    )
+    .unwrap_or(0.0);
+    [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
+        .into_iter()
+        .find(|bound| {
+            metric(
+                metrics,
+                &format!(
+                    "concert_pipeline_batch_size_bucket{{aggregate=\"{aggregate}\",le=\"{bound}\"}}"
+                ),
+            ) == Some(count)
+        })
+        .map_or(f64::INFINITY, f64::from)
+}
