@@ -16,6 +16,8 @@ use crate::helpers::{spawn_app, spawn_app_on, test_config, Concert, TestApp, Use
 
 /// Long enough for requests sent to reach the pipeline and wait there.
 const SETTLE: Duration = Duration::from_millis(400);
+/// Batches of one aggregate type that run at once.
+const SLOTS: usize = concert::event_store::BATCHES_IN_FLIGHT;
 
 #[tokio::test]
 async fn holds_racing_for_a_few_seats_share_batches_and_each_seat_goes_once() {
@@ -56,39 +58,47 @@ async fn holds_racing_for_a_few_seats_share_batches_and_each_seat_goes_once() {
 async fn a_stream_another_writer_appended_to_is_decided_again_and_the_rest_of_its_batch_commits() {
     let app = spawn_app().await;
     let concert = app.create_concert(1, 10, 1_000).await;
-    let users = active_users(&app, &concert, 4).await;
+    let users = active_users(&app, &concert, SLOTS + 3).await;
     let seats = app.free_seats(&users[0], &concert, 0).await;
-    let (w, x, y, z) = (&seats[0], &seats[1], &seats[2], &seats[3]);
+    let (x, y, z) = (&seats[SLOTS], &seats[SLOTS + 1], &seats[SLOTS + 2]);
     let lost_before = lost_races(&app).await;
-    // Another writer holds W and X in two transactions it has not committed yet.
-    let first = another_writer_holds(&app.pool, &concert, w).await;
+    let blockers = occupy_every_slot(&app, &concert, &seats[..SLOTS]).await;
+    // Another writer holds X in a transaction it has not committed yet.
     let second = another_writer_holds(&app.pool, &concert, x).await;
 
-    // W's batch waits for the first writer; X, Y and Z gather behind it.
-    // When W loses, it is decided again together with X, Y and Z, and that
-    // batch then waits for the second writer, on X.
+    // X, Y and Z gather while every slot waits for the first writers; when
+    // those commit, their holds lose and are decided again together with X,
+    // Y and Z, and that batch then waits for the second writer, on X.
     let holds_xyz = async {
-        tokio::time::sleep(SETTLE).await;
+        tokio::time::sleep(SETTLE * SLOTS as u32).await;
         join_all(
-            [(&users[1], x), (&users[2], y), (&users[3], z)]
-                .map(|(user, seat)| hold(&app, user, seat)),
+            [
+                (&users[SLOTS], x),
+                (&users[SLOTS + 1], y),
+                (&users[SLOTS + 2], z),
+            ]
+            .map(|(user, seat)| hold(&app, user, seat)),
         )
         .await
     };
     let writers = async {
-        tokio::time::sleep(2 * SETTLE).await;
-        first.commit().await.unwrap();
+        tokio::time::sleep(SETTLE * (SLOTS as u32 + 1)).await;
+        blockers.commit().await;
         tokio::time::sleep(SETTLE).await;
         second.commit().await.unwrap();
     };
-    let (hold_w, holds_xyz, ()) = tokio::join!(hold(&app, &users[0], w), holds_xyz, writers);
+    let (blocked, holds_xyz, ()) = tokio::join!(
+        hold_each(&app, &users[..SLOTS], &seats[..SLOTS]),
+        holds_xyz,
+        writers
+    );
 
-    assert_eq!(hold_w, 409, "W went to the other writer");
+    assert_eq!(blocked, [409; SLOTS], "the first writers got their seats");
     assert_eq!(holds_xyz, [409, 201, 201]);
-    // Other tests of this process count too: at least W's and X's races.
-    assert!(lost_races(&app).await - lost_before >= 2.0);
-    // The other writer's two holds and ours of Y and Z, nothing else.
-    assert_eq!(stored_events(&app.pool, "Seat").await, 4);
+    // Other tests of this process count too: at least the blocked holds' and X's races.
+    assert!(lost_races(&app).await - lost_before >= SLOTS as f64 + 1.0);
+    // The other writers' holds and ours of Y and Z, nothing else.
+    assert_eq!(stored_events(&app.pool, "Seat").await, SLOTS as i64 + 3);
     let held_by_us: i64 = sqlx::query_scalar(
         "select count(*) from reservations where status = 'held' and user_id = any($1)",
     )
@@ -103,22 +113,26 @@ async fn a_stream_another_writer_appended_to_is_decided_again_and_the_rest_of_it
 async fn a_batch_whose_connection_is_cut_fails_as_a_whole_and_the_next_one_commits() {
     let app = spawn_app().await;
     let concert = app.create_concert(1, 10, 1_000).await;
-    let users = active_users(&app, &concert, 3).await;
+    let users = active_users(&app, &concert, SLOTS + 2).await;
     let seats = app.free_seats(&users[0], &concert, 0).await;
-    let (w, a, b) = (&seats[0], &seats[1], &seats[2]);
-    let first = another_writer_holds(&app.pool, &concert, w).await;
+    let (a, b) = (&seats[SLOTS], &seats[SLOTS + 1]);
+    let blockers = occupy_every_slot(&app, &concert, &seats[..SLOTS]).await;
     let second = another_writer_holds(&app.pool, &concert, a).await;
 
-    // As above: W's batch waits for the first writer, A and B gather behind
-    // it, and their batch (with W decided again) then waits for the second,
-    // until its connection is cut.
+    // As above: A and B gather while every slot is busy, and their batch
+    // (with a lost hold decided again) waits for the second writer, until
+    // its connection is cut.
     let holds_ab = async {
-        tokio::time::sleep(SETTLE).await;
-        join_all([hold(&app, &users[1], a), hold(&app, &users[2], b)]).await
+        tokio::time::sleep(SETTLE * SLOTS as u32).await;
+        join_all([
+            hold(&app, &users[SLOTS], a),
+            hold(&app, &users[SLOTS + 1], b),
+        ])
+        .await
     };
     let writers = async {
-        tokio::time::sleep(2 * SETTLE).await;
-        first.commit().await.unwrap();
+        tokio::time::sleep(SETTLE * (SLOTS as u32 + 1)).await;
+        blockers.commit().await;
         tokio::time::sleep(SETTLE).await;
         let cut: i64 = sqlx::query_scalar(
             "select count(*) from (select pg_terminate_backend(pid) from pg_stat_activity
@@ -131,21 +145,25 @@ async fn a_batch_whose_connection_is_cut_fails_as_a_whole_and_the_next_one_commi
         second.rollback().await.unwrap();
         cut
     };
-    let (hold_w, holds_ab, cut) = tokio::join!(hold(&app, &users[0], w), holds_ab, writers);
+    let (blocked, holds_ab, cut) = tokio::join!(
+        hold_each(&app, &users[..SLOTS], &seats[..SLOTS]),
+        holds_ab,
+        writers
+    );
 
     assert_eq!(cut, 1, "one batch was waiting");
-    // W had nothing to store and was answered; each command of the cut batch
-    // is told the store failed, and none of it was stored.
-    assert_eq!(hold_w, 409);
+    // The lost holds had nothing to store and were answered; each command of
+    // the cut batch is told the store failed, and none of it was stored.
+    assert_eq!(blocked, [409; SLOTS]);
     assert_eq!(holds_ab, [503, 503]);
     assert_eq!(
         stored_events(&app.pool, "Seat").await,
-        1,
-        "only the first writer's hold"
+        SLOTS as i64,
+        "only the first writers' holds"
     );
     // The pipeline goes on with a new connection.
-    assert_eq!(hold(&app, &users[1], a).await, 201);
-    assert_eq!(hold(&app, &users[2], b).await, 201);
+    assert_eq!(hold(&app, &users[SLOTS], a).await, 201);
+    assert_eq!(hold(&app, &users[SLOTS + 1], b).await, 201);
 }
 
 #[tokio::test]
@@ -188,6 +206,42 @@ async fn two_instances_whose_batches_touch_the_same_seats_sell_each_seat_once() 
 
 async fn active_users(app: &TestApp, concert: &Concert, count: usize) -> Vec<User> {
     join_all((0..count).map(|_| app.active_user(&concert.concert_id))).await
+}
+
+/// Uncommitted holds of `seats` by other writers (one transaction each).
+struct Blockers(Vec<Transaction<'static, Postgres>>);
+
+impl Blockers {
+    async fn commit(self) {
+        for writer in self.0 {
+            writer.commit().await.unwrap();
+        }
+    }
+}
+
+/// Other writers' uncommitted holds of `seats`, one per batch slot: our
+/// holds of the same seats (`hold_each`) then fill every slot and wait.
+async fn occupy_every_slot(app: &TestApp, concert: &Concert, seats: &[FreeSeat]) -> Blockers {
+    let mut writers = Vec::new();
+    for seat in seats {
+        writers.push(another_writer_holds(&app.pool, concert, seat).await);
+    }
+    Blockers(writers)
+}
+
+/// Each user holds their seat, SETTLE apart, so each hold is a batch alone.
+async fn hold_each(app: &TestApp, users: &[User], seats: &[FreeSeat]) -> Vec<u16> {
+    join_all(
+        users
+            .iter()
+            .zip(seats)
+            .enumerate()
+            .map(|(n, (user, seat))| async move {
+                tokio::time::sleep(SETTLE * n as u32).await;
+                hold(app, user, seat).await
+            }),
+    )
+    .await
 }
 
 async fn hold(app: &TestApp, user: &User, seat: &FreeSeat) -> u16 {

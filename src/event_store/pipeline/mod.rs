@@ -1,9 +1,9 @@
 //! The command pipeline: commands waiting for the database are decided and
 //! committed together.
 //!
-//! Each aggregate type has one worker. While it commits a batch, the next
-//! one gathers in its queue (no timer: a lone command on an idle service goes
-//! at once). A batch loads all its aggregates in one query, decides every
+//! Each aggregate type has one queue. While a batch commits, the next one
+//! gathers (no timer: a lone command on an idle service goes at once); a
+//! second batch may run beside it on other streams (`dispatch`). A batch loads all its aggregates in one query, decides every
 //! command with the aggregate's own `handle` (commands to one stream in turn,
 //! each on the state the one before it left), and stores every event, the
 //! snapshots due and every read-model change in one transaction with a few
@@ -13,6 +13,7 @@
 
 mod append;
 mod decide;
+mod dispatch;
 mod load;
 
 use std::collections::HashMap;
@@ -23,6 +24,8 @@ use serde_json::Value;
 use sqlx::{Connection, PgPool};
 use tokio::sync::{mpsc, oneshot};
 
+pub use self::dispatch::BATCHES_IN_FLIGHT;
+
 use self::append::{append, AppendError};
 use self::decide::{decide, Decided, Job, Outcome, Verdict};
 use self::load::load_streams;
@@ -32,7 +35,7 @@ use crate::event_store::Projector;
 /// writer before its sender is told of the conflict.
 const LOST_RACES_ALLOWED: u32 = 10;
 /// The most commands one batch takes; the rest wait for the next.
-const MAX_BATCH: usize = 1024;
+pub(super) const MAX_BATCH: usize = 1024;
 
 /// An aggregate whose commands can wait in a pipeline's queue and worker.
 pub trait Pipelined:
@@ -65,7 +68,7 @@ impl<A: Pipelined> Pipeline<A> {
             projector,
             snapshot_every,
         };
-        tokio::spawn(worker.run(queue));
+        tokio::spawn(dispatch::dispatch(Arc::new(worker), queue));
         Self { jobs }
     }
 
@@ -106,27 +109,6 @@ struct Worker<A: Aggregate> {
 }
 
 impl<A: Pipelined> Worker<A> {
-    async fn run(self, mut queue: mpsc::UnboundedReceiver<Job<A>>) {
-        // Commands carried over from the last batch go first, in their order.
-        let mut carried: Vec<Job<A>> = Vec::new();
-        loop {
-            if carried.is_empty() {
-                match queue.recv().await {
-                    Some(job) => carried.push(job),
-                    None => return,
-                }
-            }
-            let mut batch = std::mem::take(&mut carried);
-            while batch.len() < MAX_BATCH {
-                match queue.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
-            }
-            carried = self.run_batch(batch).await;
-        }
-    }
-
     /// Decides and stores one batch; returns the commands to decide again.
     async fn run_batch(&self, jobs: Vec<Job<A>>) -> Vec<Job<A>> {
         metrics::histogram!("concert_pipeline_batch_size", "aggregate" => A::TYPE)
