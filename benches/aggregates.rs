@@ -17,6 +17,7 @@ use concert::aggregates::{
 use concert::ids::{
     ChargeId, ConcertId, DateId, PaymentId, ReservationId, SeatId, TicketId, UserId,
 };
+use concert::money::Won;
 use concert::tokens::TokenSigner;
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
@@ -58,7 +59,7 @@ fn held(reservation_id: ReservationId) -> SeatEvent {
         user_id: UserId::new(),
         date_id: DateId::new(),
         seat_no: 1234,
-        price: 150_000,
+        price: Won(150_000),
         held_at: at(0),
         until: at(300),
     }
@@ -67,8 +68,8 @@ fn held(reservation_id: ReservationId) -> SeatEvent {
 fn charged(amount: i64, balance: i64) -> WalletEvent {
     WalletEvent::Charged {
         charge_id: ChargeId::new(),
-        amount,
-        balance,
+        amount: Won(amount),
+        balance: Won(balance),
     }
 }
 
@@ -77,8 +78,8 @@ fn paid(balance: i64) -> WalletEvent {
         payment_id: PaymentId::new(),
         reservation_id: ReservationId::new(),
         seat_id: SeatId::new(),
-        amount: 100,
-        balance,
+        amount: Won(100),
+        balance: Won(balance),
         paid_at: at(0),
     }
 }

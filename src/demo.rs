@@ -7,6 +7,7 @@ use crate::booking::BookingError;
 use crate::commands::{execute, CommandContext};
 use crate::identity::MintedToken;
 use crate::ids::{ConcertId, DateId, UserId};
+use crate::money::Won;
 use crate::projections::available_dates;
 use crate::state::AppState;
 
@@ -22,7 +23,7 @@ pub async fn seed_if_empty(app: &AppState) -> Result<Option<ConcertId>, BookingE
             date_id: DateId::new(),
             starts_at: today + Duration::weeks(week),
             seats: 50,
-            price: 150_000,
+            price: Won(150_000),
         })
         .collect();
     let command = ConcertCommand::ScheduleConcert {

@@ -32,6 +32,8 @@ pub mod ids;
 pub mod live;
 /// Sampling the log, queues and pool into metrics.
 pub mod metrics_sampler;
+/// Money in won, with checked sums.
+pub mod money;
 /// A private PostgreSQL server when no DATABASE_URL is given (the
 /// `concert-private-postgres` crate of the workspace).
 pub use concert_private_postgres as private_postgres;

@@ -6,6 +6,7 @@ use cqrs_es::{event_sink::EventSink, Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::DateId;
+use crate::money::Won;
 
 /// Most dates one concert may have.
 pub const MAX_DATES: usize = 100;
@@ -14,7 +15,7 @@ pub const MAX_SEATS_PER_DATE: u32 = 50_000;
 /// Most seats one concert may have across its dates.
 pub const MAX_SEATS_PER_CONCERT: u64 = 1_000_000;
 /// Highest price of one seat, in won.
-pub const MAX_PRICE: i64 = 1_000_000_000;
+pub const MAX_PRICE: Won = Won(1_000_000_000);
 /// Longest title, in characters.
 pub const MAX_TITLE_CHARS: usize = 200;
 
@@ -30,7 +31,7 @@ pub struct ConcertDate {
     pub date_id: DateId,
     pub starts_at: DateTime<Utc>,
     pub seats: u32,
-    pub price: i64,
+    pub price: Won,
 }
 
 /// What can be asked of a concert.
@@ -84,8 +85,8 @@ pub enum ConcertError {
     #[error("date {date_id} costs {price}; a price is 1 to {max}")]
     PriceOutOfRange {
         date_id: DateId,
-        price: i64,
-        max: i64,
+        price: Won,
+        max: Won,
     },
     #[error("date {date_id} appears twice")]
     DuplicateDate { date_id: DateId },
@@ -149,7 +150,7 @@ impl Concert {
                     max: MAX_SEATS_PER_DATE,
                 });
             }
-            if !(1..=MAX_PRICE).contains(&date.price) {
+            if !(Won(1)..=MAX_PRICE).contains(&date.price) {
                 return Err(ConcertError::PriceOutOfRange {
                     date_id: date.date_id,
                     price: date.price,
@@ -269,14 +270,14 @@ mod tests {
 
     #[test]
     fn a_price_is_one_to_a_billion_won() {
-        for price in [0, -5, MAX_PRICE + 1] {
+        for price in [0, -5, MAX_PRICE.0 + 1] {
             let bad = date(10, price);
             ConcertTest::with(())
                 .given_no_previous_events()
                 .when(schedule("Gala", vec![bad.clone()]))
                 .then_expect_error(ConcertError::PriceOutOfRange {
                     date_id: bad.date_id,
-                    price,
+                    price: Won(price),
                     max: MAX_PRICE,
                 });
         }
@@ -303,7 +304,7 @@ mod tests {
             date_id: DateId("0190a5b0-0000-7000-8000-000000000001".parse().unwrap()),
             starts_at: "2026-12-24T19:00:00Z".parse().unwrap(),
             seats: 50,
-            price: 150_000,
+            price: Won(150_000),
         };
         assert_eq!(event, scheduled("Gala", vec![date]));
     }
@@ -314,7 +315,7 @@ mod tests {
             date_id: DateId::new(),
             starts_at,
             seats,
-            price,
+            price: Won(price),
         }
     }
 

@@ -6,6 +6,7 @@ use cqrs_es::{event_sink::EventSink, Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{DateId, PaymentId, ReservationId, UserId};
+use crate::money::Won;
 
 /// A seat and who, if anyone, has it.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -20,7 +21,7 @@ enum SeatState {
     Held {
         reservation_id: ReservationId,
         user_id: UserId,
-        price: i64,
+        price: Won,
         until: DateTime<Utc>,
     },
     Sold {
@@ -39,6 +40,7 @@ pub enum SeatCommand {
         user_id: UserId,
         date_id: DateId,
         seat_no: u32,
+        /// In won; the decision and its event carry it as `Won`.
         price: i64,
         now: DateTime<Utc>,
         until: DateTime<Utc>,
@@ -66,7 +68,7 @@ pub enum SeatEvent {
         user_id: UserId,
         date_id: DateId,
         seat_no: u32,
-        price: i64,
+        price: Won,
         held_at: DateTime<Utc>,
         until: DateTime<Utc>,
     },
@@ -81,7 +83,7 @@ pub enum SeatEvent {
         reservation_id: ReservationId,
         payment_id: PaymentId,
         user_id: UserId,
-        price: i64,
+        price: Won,
     },
 }
 
@@ -136,7 +138,15 @@ impl Aggregate for Seat {
                 price,
                 now,
                 until,
-            } => self.hold(reservation_id, user_id, date_id, seat_no, price, now, until)?,
+            } => self.hold(
+                reservation_id,
+                user_id,
+                date_id,
+                seat_no,
+                Won(price),
+                now,
+                until,
+            )?,
             SeatCommand::ExpireHold {
                 reservation_id,
                 now,
@@ -189,7 +199,7 @@ impl Seat {
         user_id: UserId,
         date_id: DateId,
         seat_no: u32,
-        price: i64,
+        price: Won,
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<SeatEvent>, SeatError> {
@@ -354,7 +364,7 @@ mod tests {
             user_id: USER,
             date_id: DATE,
             seat_no: 7,
-            price: PRICE,
+            price: PRICE.0,
             now: at(10),
             until: at(10),
         };
@@ -553,7 +563,7 @@ mod tests {
     const DATE: DateId = DateId(uuid::Uuid::from_u128(2));
     const PAYMENT: PaymentId = PaymentId(uuid::Uuid::from_u128(3));
     const RESERVATION: ReservationId = ReservationId(uuid::Uuid::from_u128(4));
-    const PRICE: i64 = 150_000;
+    const PRICE: Won = Won(150_000);
 
     fn at(seconds: i64) -> DateTime<Utc> {
         DateTime::<Utc>::UNIX_EPOCH + Duration::days(20_000) + Duration::seconds(seconds)
@@ -565,7 +575,7 @@ mod tests {
             user_id: USER,
             date_id: DATE,
             seat_no: 7,
-            price: PRICE,
+            price: PRICE.0,
             now: at(now),
             until: at(now + 300),
         }

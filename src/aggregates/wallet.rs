@@ -9,18 +9,19 @@ use cqrs_es::{event_sink::EventSink, Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ChargeId, PaymentId, ReservationId, SeatId};
+use crate::money::Won;
 
 /// Largest single charge or payment, in won.
-pub const MAX_AMOUNT: i64 = 1_000_000_000;
+pub const MAX_AMOUNT: Won = Won(1_000_000_000);
 /// Largest balance a wallet may hold, in won.
-pub const MAX_BALANCE: i64 = 1_000_000_000_000;
+pub const MAX_BALANCE: Won = Won(1_000_000_000_000);
 /// How many recent charge ids a wallet remembers to recognise retries.
 const REMEMBERED_CHARGES: usize = 1_000;
 
 /// A wallet and the payments taken from it.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Wallet {
-    balance: i64,
+    balance: Won,
     payments: HashMap<PaymentId, TakenPayment>,
     recent_charges: VecDeque<ChargeId>,
 }
@@ -28,7 +29,7 @@ pub struct Wallet {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct TakenPayment {
     reservation_id: ReservationId,
-    amount: i64,
+    amount: Won,
     refunded: bool,
 }
 
@@ -36,6 +37,8 @@ struct TakenPayment {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::AsRefStr)]
 pub enum WalletCommand {
     /// Adds money. A charge id seen recently is a retry and changes nothing.
+    /// `amount` is in won, as on the `Pay` command; the decision and its
+    /// event carry it as `Won`.
     Charge { charge_id: ChargeId, amount: i64 },
     /// Takes the price of a held seat. A payment id already taken changes nothing.
     Pay {
@@ -54,21 +57,21 @@ pub enum WalletCommand {
 pub enum WalletEvent {
     Charged {
         charge_id: ChargeId,
-        amount: i64,
-        balance: i64,
+        amount: Won,
+        balance: Won,
     },
     Paid {
         payment_id: PaymentId,
         reservation_id: ReservationId,
         seat_id: SeatId,
-        amount: i64,
-        balance: i64,
+        amount: Won,
+        balance: Won,
         paid_at: DateTime<Utc>,
     },
     Refunded {
         payment_id: PaymentId,
-        amount: i64,
-        balance: i64,
+        amount: Won,
+        balance: Won,
     },
 }
 
@@ -87,11 +90,11 @@ impl DomainEvent for WalletEvent {
 #[derive(Debug, PartialEq, thiserror::Error)]
 pub enum WalletError {
     #[error("amount {amount} is outside 1..={max}")]
-    AmountOutOfRange { amount: i64, max: i64 },
+    AmountOutOfRange { amount: Won, max: Won },
     #[error("a balance of {balance} plus {amount} would pass the limit of {max}")]
-    BalanceLimitExceeded { balance: i64, amount: i64, max: i64 },
+    BalanceLimitExceeded { balance: Won, amount: Won, max: Won },
     #[error("balance {balance} is below the price {amount}")]
-    InsufficientBalance { balance: i64, amount: i64 },
+    InsufficientBalance { balance: Won, amount: Won },
     #[error("reservation {reservation_id} is already paid by payment {payment_id}")]
     AlreadyPaid {
         reservation_id: ReservationId,
@@ -115,14 +118,14 @@ impl Aggregate for Wallet {
         sink: &EventSink<Self>,
     ) -> Result<(), Self::Error> {
         let event = match command {
-            WalletCommand::Charge { charge_id, amount } => self.charge(charge_id, amount)?,
+            WalletCommand::Charge { charge_id, amount } => self.charge(charge_id, Won(amount))?,
             WalletCommand::Pay {
                 payment_id,
                 reservation_id,
                 seat_id,
                 amount,
                 now,
-            } => self.pay(payment_id, reservation_id, seat_id, amount, now)?,
+            } => self.pay(payment_id, reservation_id, seat_id, Won(amount), now)?,
             WalletCommand::Refund { payment_id } => self.refund(payment_id)?,
         };
         if let Some(event) = event {
@@ -174,7 +177,7 @@ impl Aggregate for Wallet {
 }
 
 impl Wallet {
-    fn charge(&self, charge_id: ChargeId, amount: i64) -> Result<Option<WalletEvent>, WalletError> {
+    fn charge(&self, charge_id: ChargeId, amount: Won) -> Result<Option<WalletEvent>, WalletError> {
         if self.recent_charges.contains(&charge_id) {
             return Ok(None);
         }
@@ -200,7 +203,7 @@ impl Wallet {
         payment_id: PaymentId,
         reservation_id: ReservationId,
         seat_id: SeatId,
-        amount: i64,
+        amount: Won,
         now: DateTime<Utc>,
     ) -> Result<Option<WalletEvent>, WalletError> {
         if self.payments.contains_key(&payment_id) {
@@ -217,13 +220,14 @@ impl Wallet {
             });
         }
         check_amount(amount)?;
-        if amount > self.balance {
-            return Err(WalletError::InsufficientBalance {
+        let balance = self
+            .balance
+            .checked_sub(amount)
+            .filter(|balance| *balance >= Won::ZERO)
+            .ok_or(WalletError::InsufficientBalance {
                 balance: self.balance,
                 amount,
-            });
-        }
-        let balance = self.balance - amount;
+            })?;
         Ok(Some(WalletEvent::Paid {
             payment_id,
             reservation_id,
@@ -242,18 +246,25 @@ impl Wallet {
         if payment.refunded {
             return Ok(None);
         }
-        // Cannot pass the limit: the amount was in this balance when it was paid.
-        let balance = self.balance + payment.amount;
+        // Not held to MAX_BALANCE: the money was this wallet's before it was
+        // paid. Overflow is out of reach, but would be refused, not wrapped.
+        let amount = payment.amount;
+        let overflow = WalletError::BalanceLimitExceeded {
+            balance: self.balance,
+            amount,
+            max: Won(i64::MAX),
+        };
+        let balance = self.balance.checked_add(amount).ok_or(overflow)?;
         Ok(Some(WalletEvent::Refunded {
             payment_id,
-            amount: payment.amount,
+            amount,
             balance,
         }))
     }
 }
 
-fn check_amount(amount: i64) -> Result<(), WalletError> {
-    if (1..=MAX_AMOUNT).contains(&amount) {
+fn check_amount(amount: Won) -> Result<(), WalletError> {
+    if (Won(1)..=MAX_AMOUNT).contains(&amount) {
         Ok(())
     } else {
         Err(WalletError::AmountOutOfRange {
@@ -281,12 +292,12 @@ mod tests {
 
     #[test]
     fn a_charge_is_one_to_a_billion_won() {
-        for amount in [0, -1, i64::MIN, MAX_AMOUNT + 1, i64::MAX] {
+        for amount in [0, -1, i64::MIN, MAX_AMOUNT.0 + 1, i64::MAX] {
             WalletTest::with(())
                 .given_no_previous_events()
                 .when(charge(ChargeId::new(), amount))
                 .then_expect_error(WalletError::AmountOutOfRange {
-                    amount,
+                    amount: Won(amount),
                     max: MAX_AMOUNT,
                 });
         }
@@ -295,11 +306,11 @@ mod tests {
     #[test]
     fn the_balance_stays_at_most_a_trillion_won() {
         WalletTest::with(())
-            .given(vec![charged(CHARGE, MAX_AMOUNT, MAX_BALANCE)])
+            .given(vec![charged(CHARGE, MAX_AMOUNT.0, MAX_BALANCE.0)])
             .when(charge(ChargeId::new(), 1))
             .then_expect_error(WalletError::BalanceLimitExceeded {
                 balance: MAX_BALANCE,
-                amount: 1,
+                amount: Won(1),
                 max: MAX_BALANCE,
             });
     }
@@ -326,8 +337,8 @@ mod tests {
             .given(vec![charged(CHARGE, 100, 100)])
             .when(pay(PAYMENT, RESERVATION, 150))
             .then_expect_error(WalletError::InsufficientBalance {
-                balance: 100,
-                amount: 150,
+                balance: Won(100),
+                amount: Won(150),
             });
     }
 
@@ -337,7 +348,7 @@ mod tests {
             .given(vec![charged(CHARGE, 100, 100)])
             .when(pay(PAYMENT, RESERVATION, -5))
             .then_expect_error(WalletError::AmountOutOfRange {
-                amount: -5,
+                amount: Won(-5),
                 max: MAX_AMOUNT,
             });
     }
@@ -377,11 +388,7 @@ mod tests {
             .when(WalletCommand::Refund {
                 payment_id: PAYMENT,
             })
-            .then_expect_events(vec![WalletEvent::Refunded {
-                payment_id: PAYMENT,
-                amount: 100,
-                balance: 300,
-            }]);
+            .then_expect_events(vec![refunded(PAYMENT, 100, 300)]);
     }
 
     #[test]
@@ -390,11 +397,7 @@ mod tests {
             .given(vec![
                 charged(CHARGE, 300, 300),
                 paid(PAYMENT, RESERVATION, 100, 200),
-                WalletEvent::Refunded {
-                    payment_id: PAYMENT,
-                    amount: 100,
-                    balance: 300,
-                },
+                refunded(PAYMENT, 100, 300),
             ])
             .when(WalletCommand::Refund {
                 payment_id: PAYMENT,
@@ -421,11 +424,7 @@ mod tests {
             .given(vec![
                 charged(CHARGE, 300, 300),
                 paid(PAYMENT, RESERVATION, 100, 200),
-                WalletEvent::Refunded {
-                    payment_id: PAYMENT,
-                    amount: 100,
-                    balance: 300,
-                },
+                refunded(PAYMENT, 100, 300),
             ])
             .when(pay(again, RESERVATION, 100))
             .then_expect_events(vec![paid(again, RESERVATION, 100, 200)]);
@@ -455,14 +454,7 @@ mod tests {
 
         let event: WalletEvent = load("Refunded", "1", payload);
 
-        assert_eq!(
-            event,
-            WalletEvent::Refunded {
-                payment_id: PAYMENT,
-                amount: 150_000,
-                balance: 200_000
-            }
-        );
+        assert_eq!(event, refunded(PAYMENT, 150_000, 200_000));
     }
 
     const CHARGE: ChargeId = ChargeId(uuid::Uuid::from_u128(1));
@@ -478,8 +470,8 @@ mod tests {
     fn charged(charge_id: ChargeId, amount: i64, balance: i64) -> WalletEvent {
         WalletEvent::Charged {
             charge_id,
-            amount,
-            balance,
+            amount: Won(amount),
+            balance: Won(balance),
         }
     }
 
@@ -503,9 +495,17 @@ mod tests {
             payment_id,
             reservation_id,
             seat_id: SEAT,
-            amount,
-            balance,
+            amount: Won(amount),
+            balance: Won(balance),
             paid_at: PAID_AT,
+        }
+    }
+
+    fn refunded(payment_id: PaymentId, amount: i64, balance: i64) -> WalletEvent {
+        WalletEvent::Refunded {
+            payment_id,
+            amount: Won(amount),
+            balance: Won(balance),
         }
     }
 }

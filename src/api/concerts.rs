@@ -15,6 +15,7 @@ use super::extract::{Json, Path, Query};
 use crate::aggregates::{ConcertCommand, ConcertDate};
 use crate::commands::execute;
 use crate::ids::{ConcertId, DateId};
+use crate::money::Won;
 use crate::projections::{available_dates, available_seats};
 use crate::state::AppState;
 
@@ -48,8 +49,8 @@ pub struct DateRequest {
     starts_at: DateTime<Utc>,
     #[schema(minimum = 1, maximum = 50000)]
     seats: u32,
-    #[schema(minimum = 1, maximum = 1000000000)]
-    price: i64,
+    #[schema(value_type = i64, minimum = 1, maximum = 1000000000)]
+    price: Won,
 }
 
 /// A scheduled concert.
@@ -66,7 +67,8 @@ pub struct ScheduledDate {
     date_id: Uuid,
     starts_at: DateTime<Utc>,
     seats: u32,
-    price: i64,
+    #[schema(value_type = i64)]
+    price: Won,
 }
 
 /// Schedules a concert with its dates (admin token).
@@ -166,7 +168,8 @@ pub struct DateListResponse {
 pub struct BookableDate {
     date_id: Uuid,
     starts_at: DateTime<Utc>,
-    price: i64,
+    #[schema(value_type = i64)]
+    price: Won,
     total_seats: i32,
     available_seats: i32,
 }
@@ -229,7 +232,8 @@ pub struct SeatListResponse {
 pub struct FreeSeat {
     seat_id: Uuid,
     seat_no: i32,
-    price: i64,
+    #[schema(value_type = i64)]
+    price: Won,
 }
 
 /// Lists the free seats of a date by number (active queue token).

@@ -7,6 +7,7 @@ use cqrs_es::AggregateError;
 use serde::Serialize;
 
 use crate::booking::BookingError;
+use crate::money::Won;
 
 /// A request that failed, and why.
 #[derive(Debug, thiserror::Error)]
@@ -23,7 +24,7 @@ pub enum ApiError {
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("the balance {balance} is below the price {amount}")]
-    InsufficientBalance { balance: i64, amount: i64 },
+    InsufficientBalance { balance: Won, amount: Won },
     #[error("the seat is held or sold")]
     SeatUnavailable,
     #[error("the hold has lapsed")]

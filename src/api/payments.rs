@@ -16,6 +16,7 @@ use super::idempotent::Idempotent;
 use crate::booking::idempotency::Operation;
 use crate::booking::payment;
 use crate::ids::{PaymentId, ReservationId, TicketId, UserId};
+use crate::money::Won;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -34,9 +35,11 @@ pub struct PaymentResponse {
     payment_id: Uuid,
     reservation_id: Uuid,
     seat_id: Uuid,
-    amount: i64,
+    #[schema(value_type = i64)]
+    amount: Won,
     /// The balance after the payment.
-    balance: i64,
+    #[schema(value_type = i64)]
+    balance: Won,
     /// `completed`.
     status: String,
 }

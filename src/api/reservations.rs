@@ -13,6 +13,7 @@ use super::context::Correlation;
 use super::error::{ApiError, Problem};
 use super::extract::{Json, Path};
 use crate::booking::holds;
+use crate::money::Won;
 use crate::projections::available_seats;
 use crate::projections::reservations::{self, ReservationRow};
 use crate::state::AppState;
@@ -36,7 +37,8 @@ pub struct ReservationResponse {
     seat_id: Uuid,
     date_id: Uuid,
     seat_no: i32,
-    price: i64,
+    #[schema(value_type = i64)]
+    price: Won,
     /// `held`, `expired` or `confirmed`.
     status: String,
     expires_at: DateTime<Utc>,

@@ -18,6 +18,7 @@ use crate::aggregates::WalletCommand;
 use crate::booking::idempotency::Operation;
 use crate::commands::execute;
 use crate::ids::{ChargeId, UserId};
+use crate::money::Won;
 use crate::projections::balances;
 use crate::state::AppState;
 
@@ -32,15 +33,16 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct BalanceResponse {
     user_id: Uuid,
     /// Won.
-    balance: i64,
+    #[schema(value_type = i64)]
+    balance: Won,
 }
 
 /// Money to add.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ChargeRequest {
     /// Won, 1..=1,000,000,000.
-    #[schema(minimum = 1, maximum = 1000000000)]
-    amount: i64,
+    #[schema(value_type = i64, minimum = 1, maximum = 1000000000)]
+    amount: Won,
 }
 
 /// The user's balance (0 for a user never charged).
@@ -87,7 +89,7 @@ async fn charge_balance(
     }
     let command = WalletCommand::Charge {
         charge_id: ChargeId(request.command_id()),
-        amount: body.amount,
+        amount: body.amount.0,
     };
     execute(
         &app.wallets,

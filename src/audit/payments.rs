@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use crate::aggregates::{SeatEvent, WalletEvent};
 use crate::event_log::RawEvent;
 use crate::ids::{PaymentId, SeatId};
+use crate::money::Won;
 
 use super::Violation;
 
@@ -23,7 +24,7 @@ pub(super) struct PaymentCheck {
 #[derive(Debug)]
 struct Sale {
     seat: String,
-    price: i64,
+    price: Won,
     at: String,
 }
 
@@ -32,7 +33,7 @@ struct Sale {
 struct Payment {
     wallet: String,
     seat: SeatId,
-    amount: i64,
+    amount: Won,
     refunded: bool,
     at: String,
 }
@@ -319,8 +320,8 @@ mod tests {
             payment_id,
             reservation_id: RESERVATION,
             seat_id,
-            amount,
-            balance: 0,
+            amount: Won(amount),
+            balance: Won::ZERO,
             paid_at: DateTime::<Utc>::UNIX_EPOCH,
         })
     }
@@ -328,16 +329,16 @@ mod tests {
     fn refunded(payment_id: PaymentId, amount: i64) -> Logged {
         Logged::Wallet(WalletEvent::Refunded {
             payment_id,
-            amount,
-            balance: amount,
+            amount: Won(amount),
+            balance: Won(amount),
         })
     }
 
     fn charged() -> Logged {
         Logged::Wallet(WalletEvent::Charged {
             charge_id: ChargeId(uuid::Uuid::from_u128(9)),
-            amount: 5,
-            balance: 5,
+            amount: Won(5),
+            balance: Won(5),
         })
     }
 
@@ -346,7 +347,7 @@ mod tests {
             reservation_id: RESERVATION,
             payment_id,
             user_id: UserId(uuid::Uuid::from_u128(6)),
-            price,
+            price: Won(price),
         };
         Logged::Seat { seat, event }
     }

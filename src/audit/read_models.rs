@@ -105,6 +105,7 @@ mod tests {
     use crate::aggregates::{SeatEvent, WalletEvent};
     use crate::audit::fixtures::logged;
     use crate::ids::{ChargeId, DateId, ReservationId, UserId};
+    use crate::money::Won;
     use chrono::{DateTime, Utc};
 
     #[test]
@@ -196,8 +197,8 @@ mod tests {
         let mut wallets = WalletCheck::default();
         let charged = WalletEvent::Charged {
             charge_id: ChargeId(Uuid::from_u128(3)),
-            amount: 500,
-            balance: 500,
+            amount: Won(500),
+            balance: Won(500),
         };
         let row = logged(1, &format!("Wallet/{WALLET}"), "Charged");
         wallets.apply(&row, charged, &mut ignored);
@@ -207,7 +208,7 @@ mod tests {
             user_id: UserId(WALLET),
             date_id: DateId(Uuid::from_u128(5)),
             seat_no: 1,
-            price: 100,
+            price: Won(100),
             held_at: DateTime::<Utc>::UNIX_EPOCH,
             until: DateTime::<Utc>::UNIX_EPOCH,
         };

@@ -134,6 +134,7 @@ mod tests {
     use super::*;
     use crate::audit::fixtures::{logged, rules};
     use crate::ids::{DateId, PaymentId, UserId};
+    use crate::money::Won;
     use chrono::Duration;
     use cqrs_es::DomainEvent;
 
@@ -231,7 +232,7 @@ mod tests {
             user_id: UserId(uuid::Uuid::from_u128(7)),
             date_id: DateId(uuid::Uuid::from_u128(8)),
             seat_no: 1,
-            price: 100,
+            price: Won(100),
             held_at: at(now),
             until: at(now + 300),
         }
@@ -249,7 +250,7 @@ mod tests {
             reservation_id,
             payment_id: PaymentId(uuid::Uuid::from_u128(9)),
             user_id: UserId(uuid::Uuid::from_u128(7)),
-            price: 100,
+            price: Won(100),
         }
     }
 }

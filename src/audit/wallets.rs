@@ -23,17 +23,17 @@ impl WalletCheck {
                 amount,
                 balance: stated,
                 ..
-            } => (balance + amount, stated),
+            } => (balance + amount.0, stated.0),
             WalletEvent::Paid {
                 amount,
                 balance: stated,
                 ..
-            } => (balance - amount, stated),
+            } => (balance - amount.0, stated.0),
             WalletEvent::Refunded {
                 amount,
                 balance: stated,
                 ..
-            } => (balance + amount, stated),
+            } => (balance + amount.0, stated.0),
         };
         if computed != stated {
             let detail =
@@ -66,6 +66,7 @@ mod tests {
     use super::*;
     use crate::audit::fixtures::{logged, rules};
     use crate::ids::{ChargeId, PaymentId, ReservationId, SeatId};
+    use crate::money::Won;
     use chrono::{DateTime, Utc};
     use cqrs_es::DomainEvent;
 
@@ -121,8 +122,8 @@ mod tests {
     fn charged(amount: i64, balance: i64) -> WalletEvent {
         WalletEvent::Charged {
             charge_id: ChargeId(uuid::Uuid::from_u128(2)),
-            amount,
-            balance,
+            amount: Won(amount),
+            balance: Won(balance),
         }
     }
 
@@ -131,8 +132,8 @@ mod tests {
             payment_id: PAYMENT,
             reservation_id: ReservationId(uuid::Uuid::from_u128(3)),
             seat_id: SeatId(uuid::Uuid::from_u128(4)),
-            amount,
-            balance,
+            amount: Won(amount),
+            balance: Won(balance),
             paid_at: DateTime::<Utc>::UNIX_EPOCH,
         }
     }
@@ -140,8 +141,8 @@ mod tests {
     fn refunded(amount: i64, balance: i64) -> WalletEvent {
         WalletEvent::Refunded {
             payment_id: PAYMENT,
-            amount,
-            balance,
+            amount: Won(amount),
+            balance: Won(balance),
         }
     }
 }

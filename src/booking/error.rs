@@ -5,6 +5,7 @@
 use cqrs_es::AggregateError;
 
 use crate::aggregates::{ConcertError, QueueTicketError, SeatError, WalletError};
+use crate::money::Won;
 
 /// A booking step that did not happen, and why.
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +25,7 @@ pub enum BookingError {
     #[error("the queue token has expired")]
     TicketExpired,
     #[error("the balance {balance} is below the price {amount}")]
-    InsufficientBalance { balance: i64, amount: i64 },
+    InsufficientBalance { balance: Won, amount: Won },
     #[error("the seat is held or sold")]
     SeatUnavailable,
     #[error("the hold has lapsed")]

@@ -11,6 +11,7 @@ use super::BookingError;
 use crate::aggregates::{ExpiryReason, QueueTicketCommand, SeatCommand, SeatError, WalletCommand};
 use crate::commands::{execute, CommandContext};
 use crate::ids::{PaymentId, ReservationId, SeatId, TicketId, UserId};
+use crate::money::Won;
 use crate::projections::payments::{self, PaymentRow};
 use crate::projections::queue_tickets::{self, TicketStatus};
 use crate::projections::reservations::{self, ReservationStatus};
@@ -19,7 +20,7 @@ use crate::state::AppState;
 /// A finished payment.
 pub struct Receipt {
     pub payment: PaymentRow,
-    pub balance: i64,
+    pub balance: Won,
 }
 
 /// Pays for the user's reservation with `payment_id` (derived from an
@@ -48,7 +49,7 @@ pub async fn pay(
         payment_id,
         reservation_id,
         seat_id: SeatId(reservation.seat_id),
-        amount: reservation.price,
+        amount: reservation.price.0,
         now: Utc::now(),
     };
     execute(&app.wallets, &user_id.to_string(), debit, context).await?;

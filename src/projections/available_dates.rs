@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::{stream_uuid, Projection};
 use crate::aggregates::{Concert, ConcertEvent};
+use crate::money::Won;
 
 /// Writes `concerts` and `concert_dates`.
 pub struct AvailableDates;
@@ -25,7 +26,7 @@ pub struct DateRow {
     pub date_id: Uuid,
     pub concert_id: Uuid,
     pub starts_at: DateTime<Utc>,
-    pub price: i64,
+    pub price: Won,
     pub total_seats: i32,
     pub available_seats: i32,
 }
@@ -49,7 +50,7 @@ impl Projection<Concert> for AvailableDates {
         .await?;
         let ids: Vec<Uuid> = dates.iter().map(|date| date.date_id.0).collect();
         let starts: Vec<DateTime<Utc>> = dates.iter().map(|date| date.starts_at).collect();
-        let prices: Vec<i64> = dates.iter().map(|date| date.price).collect();
+        let prices: Vec<Won> = dates.iter().map(|date| date.price).collect();
         let seats: Vec<i32> = dates.iter().map(|date| date.seats as i32).collect();
         sqlx::query(
             "insert into concert_dates (date_id, concert_id, starts_at, price, total_seats)

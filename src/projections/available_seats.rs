@@ -8,6 +8,7 @@ use super::queue_tickets::TicketRow;
 use super::{stream_uuid, Projection};
 use crate::aggregates::{Concert, ConcertEvent, Seat, SeatEvent};
 use crate::ids::SeatId;
+use crate::money::Won;
 
 /// Writes `seats` and `concert_date_free_seats`.
 pub struct AvailableSeats;
@@ -36,7 +37,7 @@ const INSERT_BATCH: u32 = 50_000;
 pub struct FreeSeatRow {
     pub seat_id: Uuid,
     pub seat_no: i32,
-    pub price: i64,
+    pub price: Won,
 }
 
 /// A seat with where it is and what it costs.
@@ -46,7 +47,7 @@ pub struct SeatRow {
     pub date_id: Uuid,
     pub concert_id: Uuid,
     pub seat_no: i32,
-    pub price: i64,
+    pub price: Won,
     pub status: String,
 }
 
@@ -225,7 +226,7 @@ pub async fn free_seats_for_ticket(
         date_read: bool,
         seat_id: Option<Uuid>,
         seat_no: Option<i32>,
-        price: Option<i64>,
+        price: Option<Won>,
     }
     let rows: Vec<Row> = sqlx::query_as(
         "select t.ticket_id, t.concert_id, t.user_id, t.entry_no, t.status, t.expires_at,
@@ -280,7 +281,7 @@ pub async fn seat_for_ticket(
         date_id: Option<Uuid>,
         seat_concert_id: Option<Uuid>,
         seat_no: Option<i32>,
-        price: Option<i64>,
+        price: Option<Won>,
         seat_status: Option<String>,
     }
     let row: Option<Row> = sqlx::query_as(

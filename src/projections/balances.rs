@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::{stream_uuid, Projection};
 use crate::aggregates::{Wallet, WalletEvent};
+use crate::money::Won;
 
 /// Writes `balances`.
 pub struct Balances;
@@ -37,7 +38,7 @@ impl Projection<Wallet> for Balances {
         conn: &mut PgConnection,
         events: &[(&str, &WalletEvent)],
     ) -> sqlx::Result<()> {
-        let mut last: HashMap<&str, i64> = HashMap::with_capacity(events.len());
+        let mut last: HashMap<&str, Won> = HashMap::with_capacity(events.len());
         for (aggregate_id, event) in events {
             last.insert(aggregate_id, balance_after(event));
         }
@@ -60,7 +61,7 @@ impl Projection<Wallet> for Balances {
 }
 
 /// The balance every wallet event carries.
-fn balance_after(event: &WalletEvent) -> i64 {
+fn balance_after(event: &WalletEvent) -> Won {
     let (WalletEvent::Charged { balance, .. }
     | WalletEvent::Paid { balance, .. }
     | WalletEvent::Refunded { balance, .. }) = event;
@@ -68,11 +69,11 @@ fn balance_after(event: &WalletEvent) -> i64 {
 }
 
 /// A user's balance; 0 for a user never charged.
-pub async fn balance_of(pool: &PgPool, user_id: Uuid) -> sqlx::Result<i64> {
-    let balance: Option<i64> =
+pub async fn balance_of(pool: &PgPool, user_id: Uuid) -> sqlx::Result<Won> {
+    let balance: Option<Won> =
         sqlx::query_scalar("select balance from balances where user_id = $1")
             .bind(user_id)
             .fetch_optional(pool)
             .await?;
-    Ok(balance.unwrap_or(0))
+    Ok(balance.unwrap_or(Won::ZERO))
 }

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::{stream_uuid, Projection};
 use crate::aggregates::{Seat, SeatEvent, Wallet, WalletEvent};
+use crate::money::Won;
 
 /// Writes `payments`.
 pub struct Payments;
@@ -21,7 +22,7 @@ pub struct PaymentRow {
     pub user_id: Uuid,
     pub reservation_id: Uuid,
     pub seat_id: Uuid,
-    pub amount: i64,
+    pub amount: Won,
     pub status: String,
 }
 

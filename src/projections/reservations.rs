@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::{stream_uuid, Projection};
 use crate::aggregates::{Seat, SeatEvent};
+use crate::money::Won;
 
 /// Writes `reservations`.
 pub struct Reservations;
@@ -20,7 +21,7 @@ pub struct ReservationRow {
     pub concert_id: Option<Uuid>,
     pub user_id: Uuid,
     pub seat_no: i32,
-    pub price: i64,
+    pub price: Won,
     pub status: String,
     pub expires_at: DateTime<Utc>,
     pub payment_id: Option<Uuid>,
@@ -185,7 +186,7 @@ struct HeldColumns {
     date_ids: Vec<Uuid>,
     user_ids: Vec<Uuid>,
     seat_nos: Vec<i32>,
-    prices: Vec<i64>,
+    prices: Vec<Won>,
     held_at: Vec<DateTime<Utc>>,
     expires_at: Vec<DateTime<Utc>>,
 }
@@ -288,7 +289,7 @@ mod tests {
                 concert_id: None,
                 user_id: Uuid::nil(),
                 seat_no: 1,
-                price: 1,
+                price: Won(1),
                 status: status.to_string(),
                 expires_at: now + Duration::seconds(expires_in),
                 payment_id: None,
