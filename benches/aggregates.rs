@@ -47,7 +47,7 @@ fn hold(reservation_id: ReservationId) -> SeatCommand {
         user_id: UserId::new(),
         date_id: DateId::new(),
         seat_no: 1234,
-        price: 150_000,
+        price: Won(150_000),
         now: at(0),
         until: at(300),
     }
@@ -161,7 +161,7 @@ fn wallet(c: &mut Criterion) {
                     Wallet::default(),
                     WalletCommand::Charge {
                         charge_id: ChargeId::new(),
-                        amount: 100_000,
+                        amount: Won(100_000),
                     },
                 )
             },
@@ -183,7 +183,7 @@ fn wallet(c: &mut Criterion) {
                     serde_json::from_value::<Wallet>(remembering_json.clone()).unwrap(),
                     WalletCommand::Charge {
                         charge_id: ChargeId::new(),
-                        amount: 100_000,
+                        amount: Won(100_000),
                     },
                 )
             },
@@ -200,7 +200,7 @@ fn wallet(c: &mut Criterion) {
                     payment_id: PaymentId::new(),
                     reservation_id: ReservationId::new(),
                     seat_id: SeatId::new(),
-                    amount: 150_000,
+                    amount: Won(150_000),
                     now: at(0),
                 };
                 (wallet, command)
@@ -224,7 +224,7 @@ fn wallet(c: &mut Criterion) {
                     payment_id: PaymentId::new(),
                     reservation_id: ReservationId::new(),
                     seat_id: SeatId::new(),
-                    amount: 100,
+                    amount: Won(100),
                     now: at(0),
                 };
                 (wallet, command)

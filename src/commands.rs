@@ -78,6 +78,7 @@ mod tests {
         ConcertCommand, ExpiryReason, QueueTicketCommand, SeatCommand, WalletCommand,
     };
     use crate::ids::{ChargeId, ConcertId, DateId, PaymentId, ReservationId, SeatId, UserId};
+    use crate::money::Won;
     use chrono::{DateTime, Utc};
 
     #[test]
@@ -105,7 +106,7 @@ mod tests {
                 user_id: UserId::new(),
                 date_id: DateId::new(),
                 seat_no: 1,
-                price: 1,
+                price: Won(1),
                 now,
                 until: now,
             }),
@@ -121,13 +122,13 @@ mod tests {
             }),
             name(WalletCommand::Charge {
                 charge_id: ChargeId::new(),
-                amount: 1,
+                amount: Won(1),
             }),
             name(WalletCommand::Pay {
                 payment_id,
                 reservation_id,
                 seat_id: SeatId::new(),
-                amount: 1,
+                amount: Won(1),
                 now,
             }),
             name(WalletCommand::Refund { payment_id }),

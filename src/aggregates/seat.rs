@@ -41,7 +41,7 @@ pub enum SeatCommand {
         date_id: DateId,
         seat_no: u32,
         /// In won; the decision and its event carry it as `Won`.
-        price: i64,
+        price: Won,
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     },
@@ -138,15 +138,7 @@ impl Aggregate for Seat {
                 price,
                 now,
                 until,
-            } => self.hold(
-                reservation_id,
-                user_id,
-                date_id,
-                seat_no,
-                Won(price),
-                now,
-                until,
-            )?,
+            } => self.hold(reservation_id, user_id, date_id, seat_no, price, now, until)?,
             SeatCommand::ExpireHold {
                 reservation_id,
                 now,
@@ -364,7 +356,7 @@ mod tests {
             user_id: USER,
             date_id: DATE,
             seat_no: 7,
-            price: PRICE.0,
+            price: PRICE,
             now: at(10),
             until: at(10),
         };
@@ -575,7 +567,7 @@ mod tests {
             user_id: USER,
             date_id: DATE,
             seat_no: 7,
-            price: PRICE.0,
+            price: PRICE,
             now: at(now),
             until: at(now + 300),
         }

@@ -39,13 +39,13 @@ pub enum WalletCommand {
     /// Adds money. A charge id seen recently is a retry and changes nothing.
     /// `amount` is in won, as on the `Pay` command; the decision and its
     /// event carry it as `Won`.
-    Charge { charge_id: ChargeId, amount: i64 },
+    Charge { charge_id: ChargeId, amount: Won },
     /// Takes the price of a held seat. A payment id already taken changes nothing.
     Pay {
         payment_id: PaymentId,
         reservation_id: ReservationId,
         seat_id: SeatId,
-        amount: i64,
+        amount: Won,
         now: DateTime<Utc>,
     },
     /// Gives a payment back in full, when its seat could not be sold.
@@ -118,14 +118,14 @@ impl Aggregate for Wallet {
         sink: &EventSink<Self>,
     ) -> Result<(), Self::Error> {
         let event = match command {
-            WalletCommand::Charge { charge_id, amount } => self.charge(charge_id, Won(amount))?,
+            WalletCommand::Charge { charge_id, amount } => self.charge(charge_id, amount)?,
             WalletCommand::Pay {
                 payment_id,
                 reservation_id,
                 seat_id,
                 amount,
                 now,
-            } => self.pay(payment_id, reservation_id, seat_id, Won(amount), now)?,
+            } => self.pay(payment_id, reservation_id, seat_id, amount, now)?,
             WalletCommand::Refund { payment_id } => self.refund(payment_id)?,
         };
         if let Some(event) = event {
@@ -464,7 +464,10 @@ mod tests {
     const PAID_AT: DateTime<Utc> = DateTime::<Utc>::UNIX_EPOCH;
 
     fn charge(charge_id: ChargeId, amount: i64) -> WalletCommand {
-        WalletCommand::Charge { charge_id, amount }
+        WalletCommand::Charge {
+            charge_id,
+            amount: Won(amount),
+        }
     }
 
     fn charged(charge_id: ChargeId, amount: i64, balance: i64) -> WalletEvent {
@@ -480,7 +483,7 @@ mod tests {
             payment_id,
             reservation_id,
             seat_id: SEAT,
-            amount,
+            amount: Won(amount),
             now: PAID_AT,
         }
     }

@@ -89,7 +89,7 @@ async fn charge_balance(
     }
     let command = WalletCommand::Charge {
         charge_id: ChargeId(request.command_id()),
-        amount: body.amount.0,
+        amount: body.amount,
     };
     execute(
         &app.wallets,

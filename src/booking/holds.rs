@@ -39,7 +39,7 @@ pub async fn hold_seat(
         user_id: UserId(ticket.user_id),
         date_id: DateId(seat.date_id),
         seat_no: seat.seat_no as u32,
-        price: seat.price.0,
+        price: seat.price,
         now,
         until,
     };

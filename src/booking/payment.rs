@@ -49,7 +49,7 @@ pub async fn pay(
         payment_id,
         reservation_id,
         seat_id: SeatId(reservation.seat_id),
-        amount: reservation.price.0,
+        amount: reservation.price,
         now: Utc::now(),
     };
     execute(&app.wallets, &user_id.to_string(), debit, context).await?;

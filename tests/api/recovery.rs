@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use concert::aggregates::{Wallet, WalletCommand};
 use concert::ids::ChargeId;
+use concert::money::Won;
 use reqwest::StatusCode;
 use serde_json::Value;
 use uuid::Uuid;
@@ -105,7 +106,7 @@ async fn events_whose_projection_was_lost_are_applied_on_start() {
     for amount in [100, 250] {
         let charge = WalletCommand::Charge {
             charge_id: ChargeId::new(),
-            amount,
+            amount: Won(amount),
         };
         bare.execute(&user_id.to_string(), charge).await.unwrap();
     }

@@ -2,6 +2,7 @@
 
 use concert::aggregates::{Seat, SeatCommand, SeatEvent};
 use concert::ids::{DateId, ReservationId, SeatId, UserId};
+use concert::money::Won;
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::AggregateError;
 use cqrs_es::EventStore;
@@ -16,7 +17,7 @@ fn hold(reservation_id: ReservationId) -> SeatCommand {
         user_id: UserId::new(),
         date_id: DateId::new(),
         seat_no: 1,
-        price: 1000,
+        price: Won(1000),
         now,
         until: now + chrono::Duration::minutes(5),
     }
