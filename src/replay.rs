@@ -26,6 +26,21 @@ pub const READ_MODEL_TABLES: [&str; 10] = [
     "queue_progress",
 ];
 
+/// Every row of every read model as text, table by table in
+/// `READ_MODEL_TABLES` order: two dumps are equal when the read models are,
+/// which is how a rebuild is checked against the incremental read models.
+pub async fn dump_read_models(pool: &PgPool) -> sqlx::Result<Vec<(String, Vec<String>)>> {
+    let mut dump = Vec::with_capacity(READ_MODEL_TABLES.len());
+    for table in READ_MODEL_TABLES {
+        let rows: Vec<String> =
+            sqlx::query_scalar(&format!("select t::text from {table} t order by 1"))
+                .fetch_all(pool)
+                .await?;
+        dump.push((table.to_string(), rows));
+    }
+    Ok(dump)
+}
+
 const BUILD_SCHEMA: &str = "concert_replay";
 
 /// What a replay did.

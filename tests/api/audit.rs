@@ -306,13 +306,13 @@ async fn a_replay_rebuilds_read_models_identical_to_the_incremental_ones() {
     let app = spawn_app_with(config).await;
     booking_history(&app).await;
     until_a_hold_expired(&app.pool).await;
-    let before = dump_read_models(&app.pool).await;
+    let before = concert::replay::dump_read_models(&app.pool).await.unwrap();
 
     let report = concert::replay::replay(&app.pool, &mut |_, _| {})
         .await
         .unwrap();
 
-    let after = dump_read_models(&app.pool).await;
+    let after = concert::replay::dump_read_models(&app.pool).await.unwrap();
     assert!(report.events > 0);
     assert_eq!(before.len(), after.len());
     for ((table, rows_before), (_, rows_after)) in before.iter().zip(&after) {
@@ -326,17 +326,4 @@ async fn a_replay_rebuilds_read_models_identical_to_the_incremental_ones() {
     let user = Uuid::new_v4();
     let charged: Value = json_of(&app.charge(user, 100).await);
     assert_eq!(charged["balance"], 100);
-}
-
-async fn dump_read_models(pool: &PgPool) -> Vec<(String, Vec<String>)> {
-    let mut dump = Vec::new();
-    for table in concert::replay::READ_MODEL_TABLES {
-        let rows: Vec<String> =
-            sqlx::query_scalar(&format!("select t::text from {table} t order by 1"))
-                .fetch_all(pool)
-                .await
-                .unwrap();
-        dump.push((table.to_string(), rows));
-    }
-    dump
 }

@@ -110,6 +110,50 @@ async fn a_stream_another_writer_appended_to_is_decided_again_and_the_rest_of_it
 }
 
 #[tokio::test]
+async fn a_batch_stored_with_set_based_statements_leaves_the_read_models_a_replay_rebuilds() {
+    let app = spawn_app().await;
+    let concert = app.create_concert(1, 20, 1_000).await;
+    let users = active_users(&app, &concert, SLOTS + 10).await;
+    let seats = app.free_seats(&users[0], &concert, 0).await;
+    let blockers = occupy_every_slot(&app, &concert, &seats[..SLOTS]).await;
+
+    // Ten holds gather while every slot waits, then go as one batch: large
+    // enough for the set-based statements rather than one event at a time.
+    let gathered = async {
+        tokio::time::sleep(SETTLE * SLOTS as u32).await;
+        join_all(
+            users[SLOTS..]
+                .iter()
+                .zip(&seats[SLOTS..SLOTS + 10])
+                .map(|(user, seat)| hold(&app, user, seat)),
+        )
+        .await
+    };
+    let writers = async {
+        tokio::time::sleep(SETTLE * (SLOTS as u32 + 1)).await;
+        blockers.commit().await;
+    };
+    let (blocked, gathered, ()) = tokio::join!(
+        hold_each(&app, &users[..SLOTS], &seats[..SLOTS]),
+        gathered,
+        writers
+    );
+    assert_eq!(blocked, [409; SLOTS]);
+    assert_eq!(gathered, [201; 10]);
+    let metrics = app.get_root("/metrics").await.text().await.unwrap();
+    assert!(largest_batch_seen(&metrics, "Seat") >= 8.0, "{metrics}");
+
+    let before = concert::replay::dump_read_models(&app.pool).await.unwrap();
+    concert::replay::replay(&app.pool, &mut |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        before,
+        concert::replay::dump_read_models(&app.pool).await.unwrap()
+    );
+}
+
+#[tokio::test]
 async fn a_batch_whose_connection_is_cut_fails_as_a_whole_and_the_next_one_commits() {
     let app = spawn_app().await;
     let concert = app.create_concert(1, 10, 1_000).await;

@@ -324,10 +324,10 @@ async fn read_models(data_dir: &Path) -> (HashMap<String, i64>, Vec<(String, Str
         .fetch_all(&pool)
         .await
         .unwrap();
-    let restored = read_model_rows(&pool).await;
+    let restored = concert::replay::dump_read_models(&pool).await.unwrap();
     let (code, out, err) = harness::cli(&[("DATABASE_URL", url)], &["replay"]).await;
     assert_eq!(code, 0, "concert replay failed: {out}{err}");
-    let replayed = read_model_rows(&pool).await;
+    let replayed = concert::replay::dump_read_models(&pool).await.unwrap();
     pool.close().await;
     tokio::task::spawn_blocking(move || server.stop())
         .await
@@ -338,18 +338,4 @@ async fn read_models(data_dir: &Path) -> (HashMap<String, i64>, Vec<(String, Str
         rows += before.len();
     }
     (balances.into_iter().collect(), seats, rows)
-}
-
-/// Every row of every read model, as text, table by table.
-async fn read_model_rows(pool: &PgPool) -> Vec<(String, Vec<String>)> {
-    let mut rows = Vec::new();
-    for table in concert::replay::READ_MODEL_TABLES {
-        let text: Vec<String> =
-            sqlx::query_scalar(&format!("select t::text from {table} t order by 1"))
-                .fetch_all(pool)
-                .await
-                .unwrap();
-        rows.push((table.to_string(), text));
-    }
-    rows
 }

@@ -218,10 +218,10 @@ async fn replay_matches_read_models(work: &Workdir) -> usize {
     .unwrap();
     let url = server.database_url();
     let pool = PgPool::connect(&url).await.expect("connect");
-    let before = dump_read_models(&pool).await;
+    let before = concert::replay::dump_read_models(&pool).await.unwrap();
     let (code, out, err) = harness::cli(&[("DATABASE_URL", url.clone())], &["replay"]).await;
     assert_eq!(code, 0, "concert replay failed: {out}{err}");
-    let after = dump_read_models(&pool).await;
+    let after = concert::replay::dump_read_models(&pool).await.unwrap();
     pool.close().await;
     tokio::task::spawn_blocking(move || server.stop())
         .await
@@ -235,17 +235,4 @@ async fn replay_matches_read_models(work: &Workdir) -> usize {
         rows += rows_before.len();
     }
     rows
-}
-
-async fn dump_read_models(pool: &PgPool) -> Vec<(String, Vec<String>)> {
-    let mut dump = Vec::new();
-    for table in concert::replay::READ_MODEL_TABLES {
-        let rows: Vec<String> =
-            sqlx::query_scalar(&format!("select t::text from {table} t order by 1"))
-                .fetch_all(pool)
-                .await
-                .unwrap();
-        dump.push((table.to_string(), rows));
-    }
-    dump
 }

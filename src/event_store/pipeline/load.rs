@@ -29,28 +29,44 @@ impl<A: Aggregate> Default for Loaded<A> {
     }
 }
 
+/// The snapshots of the streams picked by `$streams` (the type is `$1`) and
+/// the events after them; snapshot rows sort before their stream's events.
+/// The snapshot's sequence is a subquery, not a join: a simpler plan to start.
+macro_rules! load_query {
+    ($streams:literal) => {
+        concat!(
+            "select s.aggregate_id, s.last_sequence as sequence, s.current_snapshot, s.payload
+             from snapshots s
+             where s.aggregate_type = $1 and s.aggregate_id ", $streams, "
+             union all
+             select e.aggregate_id, e.sequence, null, e.payload
+             from events e
+             where e.aggregate_type = $1 and e.aggregate_id ", $streams, "
+               and e.sequence > coalesce((select s.last_sequence from snapshots s
+                                          where s.aggregate_type = $1 and s.aggregate_id = e.aggregate_id), 0)
+             order by 1, 3 nulls last, 2"
+        )
+    };
+}
+
+/// One stream: PostgreSQL keeps one generic plan for it, while an array
+/// parameter is planned again on every call (about 0.2 ms, as much as the
+/// rest of a lone command's load).
+const LOAD_ONE: &str = load_query!("= $2");
+/// The streams of a batch.
+const LOAD_MANY: &str = load_query!("= any($2)");
+
 /// Every stream of `ids`, built from its snapshot and the events after it;
 /// a stream with nothing stored is the default aggregate.
 pub async fn load_streams<A: Aggregate>(
     conn: &mut PgConnection,
     ids: &[&str],
 ) -> Result<HashMap<String, Loaded<A>>, ProjectionError> {
-    // Snapshot rows sort before the events of their stream.
-    let mut rows = sqlx::query(
-        "select s.aggregate_id, s.last_sequence as sequence, s.current_snapshot, s.payload
-         from snapshots s
-         where s.aggregate_type = $1 and s.aggregate_id = any($2)
-         union all
-         select e.aggregate_id, e.sequence, null, e.payload
-         from events e
-         left join snapshots s on s.aggregate_type = e.aggregate_type and s.aggregate_id = e.aggregate_id
-         where e.aggregate_type = $1 and e.aggregate_id = any($2)
-           and e.sequence > coalesce(s.last_sequence, 0)
-         order by 1, 3 nulls last, 2",
-    )
-    .bind(A::TYPE)
-    .bind(ids)
-    .fetch(&mut *conn);
+    let query = match ids {
+        [id] => sqlx::query(LOAD_ONE).bind(A::TYPE).bind(*id),
+        _ => sqlx::query(LOAD_MANY).bind(A::TYPE).bind(ids),
+    };
+    let mut rows = query.fetch(&mut *conn);
     let mut streams: HashMap<String, Loaded<A>> = HashMap::with_capacity(ids.len());
     let mut unreadable_snapshots = Vec::new();
     while let Some(row) = rows.try_next().await? {
