@@ -15,13 +15,6 @@ use sqlx::{PgConnection, PgPool, Row};
 
 use crate::projections::Projection;
 
-/// Batches with fewer events than this apply them one at a time. The
-/// set-based statements are planned afresh on every call (PostgreSQL keeps
-/// no generic plan for data-modifying CTEs over arrays): about 0.3 ms each,
-/// as much as three of the one-event statements whose plans stay cached.
-/// An idle service's lone command so costs no more than before batching.
-const SET_BASED_FROM: usize = 4;
-
 /// Every projection of one aggregate type, applied together and exactly once.
 pub struct Projector<A: Aggregate> {
     pool: PgPool,
@@ -138,7 +131,7 @@ impl<A: Aggregate> Projector<A> {
 
     /// `project_in` for the streams of one batch, inside its transaction: the
     /// offsets of every stream move in two statements, and each projection
-    /// applies the whole batch at once (a small batch, one event at a time).
+    /// applies the whole batch at once (a lone event with `apply`).
     /// A stream whose offset does not stand just before its events (a gap
     /// left by a crash) goes the long way.
     pub async fn project_batch(
@@ -171,13 +164,11 @@ impl<A: Aggregate> Projector<A> {
                     .map(|(_, event)| (stream.aggregate_id.as_str(), event))
             })
             .collect();
-        if events.len() >= SET_BASED_FROM {
+        if let [(aggregate_id, event)] = events[..] {
+            self.apply_all(tx, aggregate_id, event).await?;
+        } else if !events.is_empty() {
             for projection in &self.projections {
                 projection.apply_batch(tx, &events).await?;
-            }
-        } else {
-            for (aggregate_id, event) in events {
-                self.apply_all(tx, aggregate_id, event).await?;
             }
         }
         for stream in slow {

@@ -139,7 +139,10 @@ impl Projection<Seat> for AvailableSeats {
 
     /// Every seat of the batch and the stripes of their dates in one
     /// statement: a seat's last status, and each stripe moved by the sum of
-    /// its seats' changes (a stripe row is updated once per statement).
+    /// its seats' changes (a stripe row is updated once per statement). The
+    /// stripes are locked in (date, stripe) order first: two batches that
+    /// commit side by side and share stripes would otherwise deadlock, and
+    /// PostgreSQL takes a second (`deadlock_timeout`) to break that.
     async fn apply_batch(
         &self,
         conn: &mut PgConnection,
@@ -172,10 +175,18 @@ impl Projection<Seat> for AvailableSeats {
                  update seats s set status = c.status
                  from unnest($1::uuid[], $2::text[], $3::integer[]) as c(seat_id, status, change)
                  where s.seat_id = c.seat_id
-                 returning s.date_id, s.seat_no % {STRIPES} as stripe, c.change)
-             update concert_date_free_seats f set free = f.free + d.change
-             from (select date_id, stripe, sum(change)::integer as change from seat group by date_id, stripe) d
-             where d.change <> 0 and f.date_id = d.date_id and f.stripe = d.stripe"
+                 returning s.date_id, s.seat_no % {STRIPES} as stripe, c.change),
+             change as (
+                 select date_id, stripe, sum(change)::integer as change from seat
+                 group by date_id, stripe having sum(change) <> 0),
+             locked as (
+                 select f.date_id, f.stripe, c.change from concert_date_free_seats f
+                 join change c on f.date_id = c.date_id and f.stripe = c.stripe
+                 order by f.date_id, f.stripe
+                 for update of f)
+             update concert_date_free_seats f set free = f.free + l.change
+             from locked l
+             where f.date_id = l.date_id and f.stripe = l.stripe"
         ))
         .bind(ids)
         .bind(statuses)

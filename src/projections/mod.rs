@@ -25,20 +25,37 @@ pub trait Projection<A: Aggregate>: Send + Sync {
         event: &A::Event,
     ) -> sqlx::Result<()>;
 
-    /// Applies the events of a batch of commands, in order: one stream's
-    /// events in sequence, streams one after another. Read models on the hot
-    /// path answer with a few set-based statements for the whole batch; the
-    /// others apply one event at a time.
+    /// Applies the events of a batch of commands (more than one event), in
+    /// order: one stream's events in sequence, streams one after another.
+    /// Read models on the hot path answer with a few set-based statements for
+    /// a large batch; the others apply one event at a time. Rows that streams
+    /// share (a date's free-seat stripes) must be locked in one order, since
+    /// two batches of one aggregate type commit side by side.
     async fn apply_batch(
         &self,
         conn: &mut PgConnection,
         events: &[(&str, &A::Event)],
     ) -> sqlx::Result<()> {
-        for (aggregate_id, event) in events {
-            self.apply(conn, aggregate_id, event).await?;
-        }
-        Ok(())
+        apply_each(self, conn, events).await
     }
+}
+
+/// Batches with fewer events than this are cheaper one event at a time. The
+/// set-based statements are planned afresh on every call (PostgreSQL keeps
+/// no generic plan for data-modifying CTEs over arrays): about 0.3 ms each,
+/// as much as three of the one-event statements whose plans stay cached.
+pub(crate) const SET_BASED_FROM: usize = 4;
+
+/// Applies `events` with `projection.apply`, one after another.
+pub(crate) async fn apply_each<A: Aggregate, P: Projection<A> + ?Sized>(
+    projection: &P,
+    conn: &mut PgConnection,
+    events: &[(&str, &A::Event)],
+) -> sqlx::Result<()> {
+    for (aggregate_id, event) in events {
+        projection.apply(conn, aggregate_id, event).await?;
+    }
+    Ok(())
 }
 
 /// Parses a stream's id, which is always a UUID in this service.
