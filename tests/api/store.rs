@@ -1,6 +1,11 @@
-//! The event store itself: round trips and optimistic concurrency.
+//! The event store itself: round trips, optimistic concurrency, and the
+//! command pipeline writing the same streams postgres-es reads.
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use concert::aggregates::{Seat, SeatCommand, SeatEvent};
+use concert::event_store::{Pipeline, Projector};
 use concert::ids::{DateId, ReservationId, SeatId, UserId};
 use concert::money::Won;
 use cqrs_es::persist::PersistedEventStore;
@@ -81,4 +86,53 @@ async fn two_concurrent_holds_on_one_seat_commit_exactly_one() {
         .await
         .unwrap();
     assert_eq!(stored, 1);
+}
+
+#[tokio::test]
+async fn the_pipeline_and_postgres_es_read_each_others_streams() {
+    let pool = fresh_database().await;
+    let projector = Arc::new(Projector::new(pool.clone(), vec![]));
+    let pipeline = Pipeline::<Seat>::start(pool.clone(), projector, None);
+    let cqrs = postgres_es::postgres_cqrs::<Seat>(pool.clone(), vec![], ());
+    let seat_id = SeatId::new().to_string();
+    let first = ReservationId::new();
+
+    // The pipeline writes; postgres-es loads those events and appends after them.
+    pipeline
+        .execute(&seat_id, hold(first), HashMap::new())
+        .await
+        .unwrap();
+    pipeline
+        .execute(
+            &seat_id,
+            SeatCommand::ReleaseHold {
+                reservation_id: first,
+            },
+            HashMap::new(),
+        )
+        .await
+        .unwrap();
+    cqrs.execute(&seat_id, hold(ReservationId::new()))
+        .await
+        .unwrap();
+
+    // The pipeline decides on postgres-es's event: the seat is held again.
+    let refused = pipeline
+        .execute(&seat_id, hold(ReservationId::new()), HashMap::new())
+        .await;
+    assert!(
+        matches!(refused, Err(AggregateError::UserError(_))),
+        "{refused:?}"
+    );
+    let store = PersistedEventStore::<PostgresEventRepository, Seat>::new_event_store(
+        PostgresEventRepository::new(pool),
+    );
+    let sequences: Vec<usize> = store
+        .load_events(&seat_id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|event| event.sequence)
+        .collect();
+    assert_eq!(sequences, [1, 2, 3]);
 }
