@@ -13,7 +13,7 @@ use cqrs_es::Aggregate;
 use futures::TryStreamExt;
 use sqlx::{PgConnection, PgPool, Row};
 
-use crate::projections::Projection;
+use crate::projections::{apply_each, Projection};
 
 /// Every projection of one aggregate type, applied together and exactly once.
 pub struct Projector<A: Aggregate> {
@@ -131,7 +131,7 @@ impl<A: Aggregate> Projector<A> {
 
     /// `project_in` for the streams of one batch, inside its transaction: the
     /// offsets of every stream move in two statements, and each projection
-    /// applies the whole batch at once (a lone event with `apply`).
+    /// applies the whole batch at once (a small batch with `apply`).
     /// A stream whose offset does not stand just before its events (a gap
     /// left by a crash) goes the long way.
     pub async fn project_batch(
@@ -139,19 +139,7 @@ impl<A: Aggregate> Projector<A> {
         tx: &mut PgConnection,
         streams: &[StreamEvents<A>],
     ) -> Result<(), ProjectionError> {
-        let advanced = match streams {
-            [stream] => {
-                let mut advanced = HashSet::new();
-                if self
-                    .advance_offset(tx, &stream.aggregate_id, &stream.events)
-                    .await?
-                {
-                    advanced.insert(stream.aggregate_id.clone());
-                }
-                advanced
-            }
-            _ => self.advance_offsets(tx, streams).await?,
-        };
+        let advanced = self.advance_offsets(tx, streams).await?;
         let (fast, slow): (Vec<_>, Vec<_>) = streams
             .iter()
             .partition(|stream| advanced.contains(&stream.aggregate_id));
@@ -164,11 +152,13 @@ impl<A: Aggregate> Projector<A> {
                     .map(|(_, event)| (stream.aggregate_id.as_str(), event))
             })
             .collect();
-        if let [(aggregate_id, event)] = events[..] {
-            self.apply_all(tx, aggregate_id, event).await?;
-        } else if !events.is_empty() {
+        if !events.is_empty() {
             for projection in &self.projections {
-                projection.apply_batch(tx, &events).await?;
+                if events.len() < projection.set_based_from() {
+                    apply_each(projection.as_ref(), tx, &events).await?;
+                } else {
+                    projection.apply_batch(tx, &events).await?;
+                }
             }
         }
         for stream in slow {
@@ -178,12 +168,21 @@ impl<A: Aggregate> Projector<A> {
         Ok(())
     }
 
-    /// `advance_offset` for many streams: the ids of those moved on.
+    /// `advance_offset` for many streams: the ids of those moved on. A lone
+    /// stream takes the one-stream statements, whose plans stay cached.
     async fn advance_offsets(
         &self,
         tx: &mut PgConnection,
         streams: &[StreamEvents<A>],
     ) -> sqlx::Result<HashSet<String>> {
+        if let [stream] = streams {
+            let advanced = self
+                .advance_offset(tx, &stream.aggregate_id, &stream.events)
+                .await?;
+            return Ok(HashSet::from_iter(
+                advanced.then(|| stream.aggregate_id.clone()),
+            ));
+        }
         let (mut ids, mut firsts, mut lasts) = (Vec::new(), Vec::new(), Vec::new());
         for stream in streams {
             if let (Some((first, _)), Some((last, _))) =

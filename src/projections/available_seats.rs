@@ -195,6 +195,12 @@ impl Projection<Seat> for AvailableSeats {
         .await?;
         Ok(())
     }
+
+    /// Every batch of more than one event, however small: its stripes must
+    /// be locked in order, which one statement per event cannot do.
+    fn set_based_from(&self) -> usize {
+        2
+    }
 }
 
 /// A seat event's status for the seat and its change to the free count.

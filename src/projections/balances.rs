@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::{apply_each, stream_uuid, Projection, SET_BASED_FROM};
+use super::{stream_uuid, Projection};
 use crate::aggregates::{Wallet, WalletEvent};
 use crate::money::Won;
 
@@ -38,9 +38,6 @@ impl Projection<Wallet> for Balances {
         conn: &mut PgConnection,
         events: &[(&str, &WalletEvent)],
     ) -> sqlx::Result<()> {
-        if events.len() < SET_BASED_FROM {
-            return apply_each(self, conn, events).await;
-        }
         let mut last: HashMap<&str, Won> = HashMap::with_capacity(events.len());
         for (aggregate_id, event) in events {
             last.insert(aggregate_id, balance_after(event));

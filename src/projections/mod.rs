@@ -38,16 +38,23 @@ pub trait Projection<A: Aggregate>: Send + Sync {
     ) -> sqlx::Result<()> {
         apply_each(self, conn, events).await
     }
+
+    /// The fewest events for which the projector calls `apply_batch`; a
+    /// smaller batch goes through `apply`, one event at a time.
+    fn set_based_from(&self) -> usize {
+        SET_BASED_FROM
+    }
 }
 
-/// Batches with fewer events than this are cheaper one event at a time. The
+/// Batches with fewer events than this are cheaper one event at a time (unless
+/// the read model has shared rows to lock in order). The
 /// set-based statements are planned afresh on every call (PostgreSQL keeps
 /// no generic plan for data-modifying CTEs over arrays): about 0.3 ms each,
 /// as much as three of the one-event statements whose plans stay cached.
-pub(crate) const SET_BASED_FROM: usize = 4;
+const SET_BASED_FROM: usize = 4;
 
 /// Applies `events` with `projection.apply`, one after another.
-pub(crate) async fn apply_each<A: Aggregate, P: Projection<A> + ?Sized>(
+pub async fn apply_each<A: Aggregate, P: Projection<A> + ?Sized>(
     projection: &P,
     conn: &mut PgConnection,
     events: &[(&str, &A::Event)],

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::{apply_each, stream_uuid, Projection, SET_BASED_FROM};
+use super::{stream_uuid, Projection};
 use crate::aggregates::{Seat, SeatEvent, Wallet, WalletEvent};
 use crate::money::Won;
 
@@ -75,9 +75,6 @@ impl Projection<Wallet> for Payments {
         conn: &mut PgConnection,
         events: &[(&str, &WalletEvent)],
     ) -> sqlx::Result<()> {
-        if events.len() < SET_BASED_FROM {
-            return apply_each::<Wallet, _>(self, conn, events).await;
-        }
         let (mut payments, mut users, mut reservations, mut seats, mut amounts, mut paid) =
             (vec![], vec![], vec![], vec![], vec![], vec![]);
         for (aggregate_id, event) in events {
@@ -147,9 +144,6 @@ impl Projection<Seat> for Payments {
         conn: &mut PgConnection,
         events: &[(&str, &SeatEvent)],
     ) -> sqlx::Result<()> {
-        if events.len() < SET_BASED_FROM {
-            return apply_each::<Seat, _>(self, conn, events).await;
-        }
         let sold: Vec<Uuid> = events
             .iter()
             .filter_map(|(_, event)| match event {

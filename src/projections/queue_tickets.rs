@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::{apply_each, stream_uuid, Projection, SET_BASED_FROM};
+use super::{stream_uuid, Projection};
 use crate::aggregates::{QueueTicket, QueueTicketEvent};
 
 /// Writes `queue_tickets`.
@@ -140,9 +140,6 @@ impl Projection<QueueTicket> for QueueTickets {
         conn: &mut PgConnection,
         events: &[(&str, &QueueTicketEvent)],
     ) -> sqlx::Result<()> {
-        if events.len() < SET_BASED_FROM {
-            return apply_each(self, conn, events).await;
-        }
         let (mut tickets, mut concerts, mut users, mut entries, mut entered) =
             (vec![], vec![], vec![], vec![], vec![]);
         for (aggregate_id, event) in events {

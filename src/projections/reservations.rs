@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::{apply_each, stream_uuid, Projection, SET_BASED_FROM};
+use super::{stream_uuid, Projection};
 use crate::aggregates::{Seat, SeatEvent};
 use crate::money::Won;
 
@@ -123,9 +123,6 @@ impl Projection<Seat> for Reservations {
         conn: &mut PgConnection,
         events: &[(&str, &SeatEvent)],
     ) -> sqlx::Result<()> {
-        if events.len() < SET_BASED_FROM {
-            return apply_each(self, conn, events).await;
-        }
         let mut batch = ReservationChanges::default();
         for (aggregate_id, event) in events {
             if !batch.add(aggregate_id, event)? {
