@@ -6,8 +6,9 @@ use sqlx::PgPool;
 
 use crate::aggregates::{Concert, QueueTicket, Seat, Wallet};
 use crate::config::Config;
-use crate::event_store::{Pipeline, Pipelined, ProjectionError, Projector};
+use crate::event_store::{AfterCommit, Pipeline, Pipelined, ProjectionError, Projector};
 use crate::identity::UserTokens;
+use crate::live::Feed;
 use crate::projections::{
     available_dates::AvailableDates, available_seats::AvailableSeats, balances::Balances,
     payments::Payments, queue_tickets::QueueTickets, reservations::Reservations,
@@ -34,7 +35,7 @@ pub struct AppState {
     pub tickets: Arc<Pipeline<QueueTicket>>,
     pub projectors: Arc<Projectors>,
     /// This instance's live feed: what the Server-Sent Event streams watch.
-    pub live: crate::live::Feed,
+    pub live: Feed,
     /// `serve --demo`: the booking page may mint tokens for new sample users.
     pub demo: bool,
 }
@@ -98,17 +99,28 @@ impl AppState {
         users: UserTokens,
     ) -> Self {
         let projectors = Projectors::new(&pool);
+        let live = Feed::new();
+        // The feed's memory answers seat listings; it learns of this
+        // instance's own seat and ticket commits before they are answered.
+        let seats_seen: Arc<dyn AfterCommit<Seat>> = Arc::new(live.clone());
+        let tickets_seen: Arc<dyn AfterCommit<QueueTicket>> = Arc::new(live.clone());
         Self {
-            concerts: Arc::new(pipeline(&pool, &projectors.concerts, None)),
-            seats: Arc::new(pipeline(&pool, &projectors.seats, None)),
+            concerts: Arc::new(pipeline(&pool, &projectors.concerts, None, None)),
+            seats: Arc::new(pipeline(&pool, &projectors.seats, None, Some(seats_seen))),
             wallets: Arc::new(pipeline(
                 &pool,
                 &projectors.wallets,
                 Some(WALLET_SNAPSHOT_EVERY),
+                None,
             )),
-            tickets: Arc::new(pipeline(&pool, &projectors.tickets, None)),
+            tickets: Arc::new(pipeline(
+                &pool,
+                &projectors.tickets,
+                None,
+                Some(tickets_seen),
+            )),
             projectors: Arc::new(projectors),
-            live: crate::live::Feed::new(),
+            live,
             demo: false,
             pool,
             config: Arc::new(config),
@@ -121,11 +133,17 @@ impl AppState {
 
 /// The pipeline of `A` on the event store, writing `projector`'s read models
 /// with every commit; with `snapshot_every`, a snapshot is kept every that
-/// many events.
+/// many events; `after_commit` is told of every event stored.
 fn pipeline<A: Pipelined>(
     pool: &PgPool,
     projector: &Arc<Projector<A>>,
     snapshot_every: Option<usize>,
+    after_commit: Option<Arc<dyn AfterCommit<A>>>,
 ) -> Pipeline<A> {
-    Pipeline::start(pool.clone(), projector.clone(), snapshot_every)
+    Pipeline::start(
+        pool.clone(),
+        projector.clone(),
+        snapshot_every,
+        after_commit,
+    )
 }

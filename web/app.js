@@ -119,10 +119,13 @@ function pickDate(date) {
   state.seatStream?.abort();
   const controller = new AbortController();
   state.seatStream = controller;
-  const path = `/concerts/${state.concertId}/dates/${date.date_id}/seats/events`;
+  // Compact changes: "2H,17S" (seat number and letter) instead of JSON objects.
+  const path = `/concerts/${state.concertId}/dates/${date.date_id}/seats/events?changes=compact`;
   follow(path, state.queueToken, (type, data) => {
     if (type === "snapshot") drawSeats(data.seats);
-    if (type === "seats") for (const change of data.changes) setSeat(change.seat_no, change.status);
+    if (type === "seat-changes") {
+      for (const change of data.split(",")) setSeat(Number(change.slice(0, -1)), letters[change.slice(-1)]);
+    }
   }, { signal: controller.signal, onRefusal: refuse });
 }
 

@@ -15,7 +15,10 @@ use super::extract::{Json, Path, Query};
 use crate::aggregates::{ConcertCommand, ConcertDate};
 use crate::commands::execute;
 use crate::ids::{ConcertId, DateId};
+use crate::live::seat_map::MapError;
 use crate::money::Won;
+use crate::projections::available_seats::TicketSeatPage;
+use crate::projections::queue_tickets::TicketStatus;
 use crate::projections::{available_dates, available_seats};
 use crate::state::AppState;
 
@@ -268,19 +271,18 @@ async fn list_free_seats(
             "after_seat_no must be 0 or more".into(),
         ));
     }
-    // The token's ticket comes with the page, in one query; it is checked as
-    // the ActiveToken extractor would. One row more than asked tells whether
+    // The token's ticket comes with the page; it is checked as the
+    // ActiveToken extractor would. One row more than asked tells whether
     // another page exists.
-    let listing = available_seats::free_seats_for_ticket(
-        &app.pool,
+    let listing = free_seat_page(
+        &app,
         ticket_id.0,
         concert_id,
         date_id,
         after as i32,
         limit + 1,
     )
-    .await?
-    .ok_or(ApiError::TokenInvalid)?;
+    .await?;
     require_active(&listing.ticket)?;
     if listing.ticket.concert_id != concert_id {
         return Err(ApiError::TokenNotActive("the token is for another concert"));
@@ -305,4 +307,58 @@ async fn list_free_seats(
         seats,
         next_after_seat_no,
     }))
+}
+
+/// The caller's ticket and a page of free seats: from the live feed's memory
+/// while the feed is current (no query once the date and the ticket are
+/// known), otherwise in one query from the read models. The page is read only
+/// for a ticket active for the concert, and is `None` for a date not of it.
+async fn free_seat_page(
+    app: &AppState,
+    ticket_id: Uuid,
+    concert_id: Uuid,
+    date_id: Uuid,
+    after_seat_no: i32,
+    limit: i64,
+) -> Result<TicketSeatPage, ApiError> {
+    let feed = &app.live;
+    if !feed.is_current() {
+        metrics::counter!("concert_seat_listings_total", "source" => "database").increment(1);
+        return available_seats::free_seats_for_ticket(
+            &app.pool,
+            ticket_id,
+            concert_id,
+            date_id,
+            after_seat_no,
+            limit,
+        )
+        .await?
+        .ok_or(ApiError::TokenInvalid);
+    }
+    metrics::counter!("concert_seat_listings_total", "source" => "memory").increment(1);
+    let ticket = feed
+        .tickets()
+        .get(&app.pool, ticket_id)
+        .await?
+        .ok_or(ApiError::TokenInvalid)?;
+    let usable =
+        ticket.concert_id == concert_id && ticket.status_at(Utc::now()) == TicketStatus::Active;
+    let seats = if usable {
+        let position = || feed.position();
+        let page = feed.seat_maps().free_seats(
+            &app.pool,
+            date_id,
+            position,
+            after_seat_no,
+            limit as usize,
+        );
+        match page.await {
+            Ok((date, seats)) if date.concert_id == concert_id => Some(seats),
+            Ok(_) | Err(MapError::UnknownDate) => None,
+            Err(MapError::Database(error)) => return Err(error.into()),
+        }
+    } else {
+        None
+    };
+    Ok(TicketSeatPage { ticket, seats })
 }

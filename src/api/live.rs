@@ -16,15 +16,17 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
+use bytes::BytesMut;
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
+use serde::Deserialize;
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::auth::{ActiveToken, QueueToken};
 use super::error::ApiError;
-use super::extract::Path;
+use super::extract::{Path, Query};
 use super::queue::token_response;
 use crate::live::seat_map::{DateMap, MapError, SeatBatch, Start};
 use crate::live::standing::Watch;
@@ -35,6 +37,8 @@ use crate::state::AppState;
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Moves of the line are sent at most this often to one stream.
 const LINE_COALESCE: Duration = Duration::from_secs(1);
+/// Most batches a subscriber that fell behind is sent in one write.
+const COALESCE_MOST: usize = 64;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -69,11 +73,30 @@ fn instant_of(at: DateTime<Utc>) -> Instant {
     Instant::now() + left
 }
 
-/// `event: snapshot`, then `event: seats` for every hold, expiry and sale of
-/// the date, until the token lapses or the service stops.
+/// How a seat stream sends changes.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ChangeFormat {
+    /// `event: seats` as the contract says (the default).
+    #[default]
+    Full,
+    /// `event: seat-changes`, `data: "2H,17S"`: a change in about 4 bytes.
+    Compact,
+}
+
+#[derive(Debug, Deserialize)]
+struct SeatStreamQuery {
+    #[serde(default)]
+    changes: ChangeFormat,
+}
+
+/// `event: snapshot`, then `event: seats` (or, with `?changes=compact`,
+/// `event: seat-changes`) for every hold, expiry and sale of the date, until
+/// the token lapses or the service stops.
 async fn seat_events(
     State(app): State<AppState>,
     Path((concert_id, date_id)): Path<(Uuid, Uuid)>,
+    Query(query): Query<SeatStreamQuery>,
     ActiveToken(ticket): ActiveToken,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -100,7 +123,8 @@ async fn seat_events(
     let mut keep_alive = tokio::time::interval_at(Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
     keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stream = SeatStream {
-        pending: start_frames(subscription.start),
+        format: query.changes,
+        pending: start_frames(subscription.start, query.changes),
         keep_alive,
         receiver: subscription.receiver,
         map: subscription.map,
@@ -122,15 +146,26 @@ async fn seat_events(
     ))
 }
 
-fn start_frames(start: Start) -> VecDeque<Bytes> {
+fn start_frames(start: Start, format: ChangeFormat) -> VecDeque<Bytes> {
     match start {
         Start::Snapshot(frame) => VecDeque::from([frame]),
-        Start::Replay(batches) => batches.iter().map(|batch| batch.frame.clone()).collect(),
+        Start::Replay(batches) => batches
+            .iter()
+            .map(|batch| frame_of(batch, format))
+            .collect(),
+    }
+}
+
+fn frame_of(batch: &SeatBatch, format: ChangeFormat) -> Bytes {
+    match format {
+        ChangeFormat::Full => batch.frame.clone(),
+        ChangeFormat::Compact => batch.compact.clone(),
     }
 }
 
 /// One subscriber's place in a date's changes.
 struct SeatStream {
+    format: ChangeFormat,
     pending: VecDeque<Bytes>,
     receiver: broadcast::Receiver<Arc<SeatBatch>>,
     map: Arc<DateMap>,
@@ -154,23 +189,50 @@ impl SeatStream {
                 None => std::future::pending().await,
             }
         };
-        let frame = tokio::select! {
+        let received = tokio::select! {
             _ = self.closed.wait_for(|closed| *closed) => return None,
             _ = lapsed => return None,
-            _ = self.keep_alive.tick() => Bytes::from_static(b":\n\n"),
-            received = self.receiver.recv() => match received {
-                Ok(batch) => batch.frame.clone(),
-                // Too far behind to catch up change by change: start afresh.
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    let subscription = self.map.subscribe(self.feed.position(), None);
-                    self.receiver = subscription.receiver;
-                    self.pending = start_frames(subscription.start);
-                    self.pending.pop_front()?
-                }
-                Err(broadcast::error::RecvError::Closed) => return None,
-            },
+            _ = self.keep_alive.tick() => None,
+            received = self.receiver.recv() => Some(received),
+        };
+        let frame = match received {
+            None => return Some((Ok(Bytes::from_static(b":\n\n")), self)),
+            Some(Ok(batch)) => self.with_waiting(frame_of(&batch, self.format))?,
+            // Too far behind to catch up change by change: start afresh.
+            Some(Err(broadcast::error::RecvError::Lagged(_))) => self.start_afresh()?,
+            Some(Err(broadcast::error::RecvError::Closed)) => return None,
         };
         Some((Ok(frame), self))
+    }
+
+    /// `first` and every batch already waiting behind it, in one write: a
+    /// subscriber that fell behind catches up in one system call, not one
+    /// per batch.
+    fn with_waiting(&mut self, first: Bytes) -> Option<Bytes> {
+        let mut frames = vec![first];
+        while frames.len() < COALESCE_MOST {
+            match self.receiver.try_recv() {
+                Ok(batch) => frames.push(frame_of(&batch, self.format)),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => return self.start_afresh(),
+                Err(_) => break,
+            }
+        }
+        if frames.len() == 1 {
+            return frames.pop();
+        }
+        let mut joined = BytesMut::with_capacity(frames.iter().map(Bytes::len).sum());
+        for frame in frames {
+            joined.extend_from_slice(&frame);
+        }
+        Some(joined.freeze())
+    }
+
+    /// A new snapshot and a new receiver, for a subscriber whose backlog overflowed.
+    fn start_afresh(&mut self) -> Option<Bytes> {
+        let subscription = self.map.subscribe(self.feed.position(), None);
+        self.receiver = subscription.receiver;
+        self.pending = start_frames(subscription.start, self.format);
+        self.pending.pop_front()
     }
 }
 

@@ -11,5 +11,5 @@
 mod pipeline;
 mod projector;
 
-pub use pipeline::{Pipeline, Pipelined, BATCHES_IN_FLIGHT};
+pub use pipeline::{AfterCommit, Pipeline, Pipelined, BATCHES_IN_FLIGHT};
 pub use projector::{ProjectionError, Projector, StreamEvents};

@@ -26,7 +26,7 @@ impl SeatStatus {
     }
 
     /// The status a seat event leaves the seat in.
-    fn after(event_type: &str) -> Option<Self> {
+    pub(super) fn after(event_type: &str) -> Option<Self> {
         match event_type {
             "SeatHeld" => Some(SeatStatus::Held),
             "HoldExpired" | "HoldReleased" => Some(SeatStatus::Free),
@@ -51,6 +51,8 @@ pub enum ChangeKind {
         date_id: Uuid,
         seat_id: Uuid,
         seat_no: i32,
+        /// The event's sequence in the seat's stream.
+        sequence: i64,
         status: SeatStatus,
     },
     /// A queue ticket was entered, admitted or expired.
@@ -66,6 +68,7 @@ pub enum ChangeKind {
 #[derive(sqlx::FromRow)]
 struct Row {
     position: i64,
+    sequence: i64,
     event_type: String,
     seat_id: Option<Uuid>,
     date_id: Option<Uuid>,
@@ -78,7 +81,7 @@ struct Row {
 /// number and each ticket's concert read from the read models alongside.
 pub async fn read(pool: &PgPool, after: i64, limit: i64) -> sqlx::Result<Vec<LogChange>> {
     let rows: Vec<Row> = sqlx::query_as(
-        "select e.position, e.event_type, s.seat_id, s.date_id, s.seat_no, t.ticket_id, t.concert_id
+        "select e.position, e.sequence, e.event_type, s.seat_id, s.date_id, s.seat_no, t.ticket_id, t.concert_id
          from events e
          left join seats s on e.aggregate_type = 'Seat'
                and s.seat_id = (case when e.aggregate_type = 'Seat' then e.aggregate_id::uuid end)
@@ -109,6 +112,7 @@ fn change(row: Row) -> LogChange {
                     date_id,
                     seat_id,
                     seat_no,
+                    sequence: row.sequence,
                     status,
                 },
                 None => ChangeKind::Other,

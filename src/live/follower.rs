@@ -3,7 +3,7 @@
 //! listener reconnected), position what is new, read it once and publish it.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
@@ -28,7 +28,9 @@ const READ_BATCH: i64 = 5_000;
 pub async fn follow(pool: PgPool, feed: Feed, mut shutdown: watch::Receiver<bool>) {
     let woken = Arc::new(Notify::new());
     let listener = tokio::spawn(listen(pool.clone(), woken.clone()));
-    // Streams start from the read models, so the feed starts at the log's end.
+    // Streams start from the read models, so the feed starts at the log's end;
+    // nothing is in memory yet, so it is current from then on.
+    let began = Instant::now();
     let mut after = loop {
         match event_log::last_position(&pool).await {
             Ok(position) => break Some(position),
@@ -41,6 +43,7 @@ pub async fn follow(pool: PgPool, feed: Feed, mut shutdown: watch::Receiver<bool
     };
     if let Some(start) = after {
         feed.start_at(start);
+        feed.caught_up(began);
     }
     while let Some(position) = after.as_mut() {
         tokio::select! {
@@ -62,15 +65,17 @@ pub async fn follow(pool: PgPool, feed: Feed, mut shutdown: watch::Receiver<bool
 
 /// Positions committed events and publishes every one after `position`.
 async fn catch_up(pool: &PgPool, feed: &Feed, position: &mut i64) -> sqlx::Result<()> {
+    // Every event committed before this moment is positioned below, and read.
+    let began = Instant::now();
     event_log::assign_positions(pool).await?;
     loop {
         let read = changes::read(pool, *position, READ_BATCH).await?;
-        let Some(last) = read.last() else {
-            return Ok(());
-        };
-        *position = last.position;
-        feed.publish(&read);
+        if let Some(last) = read.last() {
+            *position = last.position;
+            feed.publish(&read);
+        }
         if (read.len() as i64) < READ_BATCH {
+            feed.caught_up(began);
             return Ok(());
         }
     }

@@ -5,19 +5,32 @@
 //! dates someone watches (`seat_map`) and the tickets' watchers (`standing`)
 //! are kept current from that one read, so a subscriber costs the database
 //! nothing per event, and 10,000 on a date cost it what one does.
+//!
+//! The same maps, and the queue tickets (`tickets`), answer the seat listing
+//! without a query while the feed is current (`is_current`): this instance's
+//! own commits reach them before their commands are answered (`own_commits`),
+//! the other instances' within the feed's lag.
 
 mod changes;
 mod follower;
+mod own_commits;
 pub mod seat_map;
 pub mod standing;
+pub mod tickets;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
 pub use changes::{LogChange, SeatStatus};
 pub use follower::follow;
+
+/// The feed is current while its last complete read of the log began at most
+/// this long ago (it reads at least once a second; see `follower`). Past it,
+/// the listing asks the database.
+const CURRENT_WITHIN: Duration = Duration::from_secs(2);
 
 /// This instance's feed: shared by the follower task and every stream.
 #[derive(Clone)]
@@ -32,6 +45,10 @@ struct Inner {
     closed: watch::Sender<bool>,
     seat_maps: seat_map::SeatMaps,
     standings: standing::Standings,
+    tickets: tickets::Tickets,
+    /// When the last complete read of the log began: every commit before it
+    /// has been published.
+    caught_up: Mutex<Option<Instant>>,
 }
 
 impl Default for Feed {
@@ -49,6 +66,8 @@ impl Feed {
                 closed: watch::Sender::new(false),
                 seat_maps: seat_map::SeatMaps::default(),
                 standings: standing::Standings::default(),
+                tickets: tickets::Tickets::default(),
+                caught_up: Mutex::new(None),
             }),
         }
     }
@@ -68,6 +87,17 @@ impl Feed {
         &self.inner.seat_maps
     }
 
+    /// Queue tickets as the seat listing checks them.
+    pub fn tickets(&self) -> &tickets::Tickets {
+        &self.inner.tickets
+    }
+
+    /// Whether the feed has published every commit made more than
+    /// `CURRENT_WITHIN` ago: what may be answered from its memory.
+    pub fn is_current(&self) -> bool {
+        lock(&self.inner.caught_up).is_some_and(|began| began.elapsed() <= CURRENT_WITHIN)
+    }
+
     /// The watchers of queue tickets and of their concerts' queues.
     pub fn standings(&self) -> &standing::Standings {
         &self.inner.standings
@@ -80,7 +110,17 @@ impl Feed {
         let Some(last) = changes.last() else { return };
         self.inner.seat_maps.apply(changes);
         self.inner.standings.apply(changes);
+        for change in changes {
+            if let changes::ChangeKind::Ticket { ticket_id, .. } = change.kind {
+                self.inner.tickets.forget(ticket_id);
+            }
+        }
         self.inner.position.store(last.position, Ordering::Release);
+    }
+
+    /// A read of the log that began at `began` has been published.
+    fn caught_up(&self, began: Instant) {
+        *lock(&self.inner.caught_up) = Some(began);
     }
 
     fn start_at(&self, position: i64) {
@@ -97,4 +137,21 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_feed_is_current_only_after_a_recent_complete_read() {
+        let feed = Feed::new();
+        assert!(!feed.is_current(), "a feed that never read the log");
+
+        feed.caught_up(Instant::now());
+        assert!(feed.is_current());
+
+        feed.caught_up(Instant::now() - CURRENT_WITHIN - Duration::from_millis(1));
+        assert!(!feed.is_current(), "a read begun too long ago");
+    }
 }

@@ -92,7 +92,7 @@ async fn two_concurrent_holds_on_one_seat_commit_exactly_one() {
 async fn the_pipeline_and_postgres_es_read_each_others_streams() {
     let pool = fresh_database().await;
     let projector = Arc::new(Projector::new(pool.clone(), vec![]));
-    let pipeline = Pipeline::<Seat>::start(pool.clone(), projector, None);
+    let pipeline = Pipeline::<Seat>::start(pool.clone(), projector, None, None);
     let cqrs = postgres_es::postgres_cqrs::<Seat>(pool.clone(), vec![], ());
     let seat_id = SeatId::new().to_string();
     let first = ReservationId::new();

@@ -48,6 +48,14 @@ impl<A> Pipelined for A where
 {
 }
 
+/// Told of each new event once its batch has committed, before any command
+/// of the batch is answered: a copy kept in memory can then show a client
+/// its own write at once.
+pub trait AfterCommit<A: Aggregate>: Send + Sync {
+    /// `event` was stored in `aggregate_id` at `sequence`.
+    fn committed(&self, aggregate_id: &str, sequence: usize, event: &A::Event);
+}
+
 /// The write side of one aggregate type.
 pub struct Pipeline<A: Aggregate> {
     jobs: mpsc::UnboundedSender<Job<A>>,
@@ -56,17 +64,20 @@ pub struct Pipeline<A: Aggregate> {
 impl<A: Pipelined> Pipeline<A> {
     /// A pipeline storing through `pool`, with `projector`'s read models in
     /// every commit and, with `snapshot_every`, a snapshot every that many
-    /// events. Its worker runs until the pipeline is dropped.
+    /// events, and `after_commit` told of each event stored. Its worker runs
+    /// until the pipeline is dropped.
     pub fn start(
         pool: PgPool,
         projector: Arc<Projector<A>>,
         snapshot_every: Option<usize>,
+        after_commit: Option<Arc<dyn AfterCommit<A>>>,
     ) -> Self {
         let (jobs, queue) = mpsc::unbounded_channel();
         let worker = Worker {
             pool,
             projector,
             snapshot_every,
+            after_commit,
         };
         tokio::spawn(dispatch::dispatch(Arc::new(worker), queue));
         Self { jobs }
@@ -106,6 +117,7 @@ struct Worker<A: Aggregate> {
     pool: PgPool,
     projector: Arc<Projector<A>>,
     snapshot_every: Option<usize>,
+    after_commit: Option<Arc<dyn AfterCommit<A>>>,
 }
 
 impl<A: Pipelined> Worker<A> {
@@ -158,6 +170,12 @@ impl<A: Pipelined> Worker<A> {
                     decide_again(decided, &mut carried);
                 }
                 Ok(_) => {
+                    if let Some(after_commit) = &self.after_commit {
+                        for (at, (event, _)) in decided.events.iter().enumerate() {
+                            let sequence = decided.loaded_sequence + 1 + at;
+                            after_commit.committed(&decided.aggregate_id, sequence, event);
+                        }
+                    }
                     answer_all(decided.verdicts);
                     carried.extend(decided.deferred);
                 }

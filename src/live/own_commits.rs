@@ -1,0 +1,35 @@
+//! This instance's own commits, applied to the feed's memory before their
+//! commands are answered: a client that held, paid or released a seat lists
+//! the date as it left it, and a token spent by a payment is refused at once.
+
+use uuid::Uuid;
+
+use super::changes::SeatStatus;
+use super::Feed;
+use crate::aggregates::{QueueTicket, QueueTicketEvent, Seat, SeatEvent};
+use crate::event_store::AfterCommit;
+
+impl AfterCommit<Seat> for Feed {
+    fn committed(&self, aggregate_id: &str, sequence: usize, event: &SeatEvent) {
+        let Ok(seat_id) = Uuid::parse_str(aggregate_id) else {
+            return;
+        };
+        let Some(status) = SeatStatus::after(event.as_ref()) else {
+            return;
+        };
+        let date_id = match event {
+            SeatEvent::SeatHeld { date_id, .. } => Some(date_id.0),
+            _ => None,
+        };
+        self.seat_maps()
+            .committed(date_id, seat_id, sequence as i64, status);
+    }
+}
+
+impl AfterCommit<QueueTicket> for Feed {
+    fn committed(&self, aggregate_id: &str, _: usize, _: &QueueTicketEvent) {
+        if let Ok(ticket_id) = Uuid::parse_str(aggregate_id) {
+            self.tickets().forget(ticket_id);
+        }
+    }
+}

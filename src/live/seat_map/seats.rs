@@ -1,0 +1,133 @@
+//! One date's seats as the feed keeps them: per seat number a letter (F, H,
+//! S), the seat's id and price, and the sequence of the change the letter
+//! shows. The same change may arrive twice and out of order (this instance's
+//! own commit at once, then the log's copy, after older changes of other
+//! instances), so a change older than what a seat shows is skipped.
+
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
+use super::super::changes::SeatStatus;
+use crate::money::Won;
+use crate::projections::available_seats::FreeSeatRow;
+
+#[derive(Debug, Default)]
+pub struct Seats {
+    letters: Vec<u8>,
+    ids: Vec<Uuid>,
+    prices: Vec<Won>,
+    /// The seat stream's sequence behind each letter; 0 as read from the
+    /// read model, which any later change overrides.
+    versions: Vec<u32>,
+    index: HashMap<Uuid, usize>,
+}
+
+impl Seats {
+    /// Seats numbered from 1 in the order given.
+    pub fn new(ids: Vec<Uuid>, prices: Vec<Won>, letters: Vec<u8>) -> Self {
+        let index = ids.iter().enumerate().map(|(at, id)| (*id, at)).collect();
+        Self {
+            versions: vec![0; letters.len()],
+            letters,
+            ids,
+            prices,
+            index,
+        }
+    }
+
+    /// One letter per seat number from 1.
+    pub fn letters(&self) -> &[u8] {
+        &self.letters
+    }
+
+    /// Whether the date has a seat `seat_id`.
+    pub fn contains(&self, seat_id: Uuid) -> bool {
+        self.index.contains_key(&seat_id)
+    }
+
+    /// Shows `status` for `seat_id` unless the seat shows a later change.
+    pub fn set(&mut self, seat_id: Uuid, sequence: i64, status: SeatStatus) {
+        let Some(&at) = self.index.get(&seat_id) else {
+            return;
+        };
+        let sequence = u32::try_from(sequence).unwrap_or(u32::MAX);
+        if sequence > self.versions[at] {
+            self.versions[at] = sequence;
+            self.letters[at] = status.letter();
+        }
+    }
+
+    /// Up to `limit` free seats numbered above `after_seat_no`, by number.
+    pub fn free_after(&self, after_seat_no: i32, limit: usize) -> Vec<FreeSeatRow> {
+        let from = usize::try_from(after_seat_no).unwrap_or(0);
+        self.letters
+            .iter()
+            .enumerate()
+            .skip(from)
+            .filter(|(_, letter)| **letter == SeatStatus::Free.letter())
+            .take(limit)
+            .map(|(at, _)| FreeSeatRow {
+                seat_id: self.ids[at],
+                seat_no: at as i32 + 1,
+                price: self.prices[at],
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seats(letters: &str) -> (Seats, Vec<Uuid>) {
+        let ids: Vec<Uuid> = letters.chars().map(|_| Uuid::new_v4()).collect();
+        let prices = (1..=letters.len() as i64).map(Won).collect();
+        let table = Seats::new(ids.clone(), prices, letters.as_bytes().to_vec());
+        (table, ids)
+    }
+
+    #[test]
+    fn a_change_older_than_what_a_seat_shows_is_skipped() {
+        let (mut table, ids) = seats("FF");
+
+        table.set(ids[0], 5, SeatStatus::Held);
+        table.set(ids[0], 4, SeatStatus::Free);
+        assert_eq!(table.letters(), b"HF");
+        table.set(ids[0], 5, SeatStatus::Held);
+        table.set(ids[0], 6, SeatStatus::Sold);
+        assert_eq!(table.letters(), b"SF");
+    }
+
+    #[test]
+    fn any_change_overrides_the_letter_read_from_the_read_model() {
+        let (mut table, ids) = seats("H");
+
+        table.set(ids[0], 1, SeatStatus::Free);
+
+        assert_eq!(table.letters(), b"F");
+    }
+
+    #[test]
+    fn the_free_seats_after_a_number_come_by_number_up_to_the_limit() {
+        let (table, ids) = seats("FHFSFF");
+
+        let page = table.free_after(1, 2);
+
+        let numbers: Vec<i32> = page.iter().map(|seat| seat.seat_no).collect();
+        assert_eq!(numbers, vec![3, 5]);
+        assert_eq!(page[0].seat_id, ids[2]);
+        assert_eq!(page[1].price, Won(5));
+        assert!(table.free_after(6, 10).is_empty());
+    }
+
+    #[test]
+    fn a_seat_of_another_date_changes_nothing() {
+        let (mut table, _) = seats("F");
+
+        table.set(Uuid::new_v4(), 9, SeatStatus::Sold);
+
+        assert_eq!(table.letters(), b"F");
+        assert!(!table.contains(Uuid::new_v4()));
+    }
+}

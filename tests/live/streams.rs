@@ -1,0 +1,262 @@
+//! The Server-Sent Event streams and the pages.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::harness::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seat_stream_sends_a_snapshot_then_each_hold_and_sale() {
+    let pool = fresh_database().await;
+    let service = start(&pool, config()).await;
+    let (concert_id, date_id) = service.concert(5).await;
+    let token = service.active_token(&concert_id).await;
+    let mut events = service
+        .subscribe(&seats_path(&concert_id, &date_id), &token, None)
+        .await;
+
+    let snapshot = events.next().await.unwrap();
+    assert_eq!(snapshot.event, "snapshot");
+    assert_eq!(snapshot.data["seats"], "FFFFF");
+    assert_eq!(snapshot.data["total_seats"], 5);
+    let reservation = service.hold(&token, &concert_id, &date_id, 2).await;
+    assert_eq!(events.next_changes().await, vec![(2, "held".to_string())]);
+    service.pay(&token, &reservation).await;
+    assert_eq!(events.next_changes().await, vec![(2, "sold".to_string())]);
+
+    let again = service
+        .subscribe(
+            &seats_path(&concert_id, &date_id),
+            &service.active_token(&concert_id).await,
+            None,
+        )
+        .await
+        .next()
+        .await
+        .unwrap();
+    assert_eq!(again.data["seats"], "FSFFF");
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_compact_format_sends_each_change_as_its_number_and_letter() {
+    let pool = fresh_database().await;
+    let service = start(&pool, config()).await;
+    let (concert_id, date_id) = service.concert(3).await;
+    let token = service.active_token(&concert_id).await;
+    let path = format!("{}?changes=compact", seats_path(&concert_id, &date_id));
+    let mut events = service.subscribe(&path, &token, None).await;
+    let snapshot = events.next().await.unwrap();
+    assert_eq!(snapshot.data["seats"], "FFF");
+
+    service.hold(&token, &concert_id, &date_id, 3).await;
+    let change = events.next().await.unwrap();
+    assert_eq!(
+        (change.event.as_str(), &change.data),
+        ("seat-changes", &json!("3H"))
+    );
+
+    // A reconnect in the compact format replays in it.
+    let mut resumed = service.subscribe(&path, &token, Some(&snapshot.id)).await;
+    let replayed = resumed.next().await.unwrap();
+    assert_eq!(
+        (replayed.event.as_str(), replayed.id),
+        ("seat-changes", change.id)
+    );
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_through_one_instance_reaches_a_subscriber_of_another() {
+    let pool = fresh_database().await;
+    let first = start(&pool, config()).await;
+    let second = start(&pool, config()).await;
+    let (concert_id, date_id) = first.concert(3).await;
+    let watcher = first.active_token(&concert_id).await;
+    let holder = first.active_token(&concert_id).await;
+    let mut events = second
+        .subscribe(&seats_path(&concert_id, &date_id), &watcher, None)
+        .await;
+    assert_eq!(events.next().await.unwrap().data["seats"], "FFF");
+
+    first.hold(&holder, &concert_id, &date_id, 3).await;
+
+    assert_eq!(events.next_changes().await, vec![(3, "held".to_string())]);
+    first.stop().await;
+    second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_event_id_after_a_missed_hold_replays_it() {
+    let pool = fresh_database().await;
+    let service = start(&pool, config()).await;
+    let (concert_id, date_id) = service.concert(4).await;
+    let token = service.active_token(&concert_id).await;
+    let path = seats_path(&concert_id, &date_id);
+    let snapshot = service
+        .subscribe(&path, &token, None)
+        .await
+        .next()
+        .await
+        .unwrap();
+    assert_eq!(snapshot.event, "snapshot");
+
+    // The stream is closed; a hold is made meanwhile.
+    service.hold(&token, &concert_id, &date_id, 1).await;
+    let mut resumed = service.subscribe(&path, &token, Some(&snapshot.id)).await;
+
+    let missed = resumed.next().await.unwrap();
+    assert_eq!(
+        missed.event, "seats",
+        "a replay, not a new snapshot: {missed:?}"
+    );
+    assert_eq!(missed.data["changes"][0]["seat_no"], 1);
+    assert_eq!(missed.data["changes"][0]["status"], "held");
+    assert!(missed.id.parse::<i64>().unwrap() > snapshot.id.parse::<i64>().unwrap());
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_expired_by_the_scheduler_reaches_subscribers() {
+    let pool = fresh_database().await;
+    let mut settings = config();
+    settings.hold_ttl_secs = 1;
+    let service = start(&pool, settings).await;
+    let (concert_id, date_id) = service.concert(2).await;
+    let token = service.active_token(&concert_id).await;
+    let mut events = service
+        .subscribe(&seats_path(&concert_id, &date_id), &token, None)
+        .await;
+    events.next().await.unwrap();
+
+    service.hold(&token, &concert_id, &date_id, 2).await;
+
+    assert_eq!(events.next_changes().await, vec![(2, "held".to_string())]);
+    assert_eq!(events.next_changes().await, vec![(2, "free".to_string())]);
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standing_stream_follows_the_token_from_waiting_to_active() {
+    let pool = fresh_database().await;
+    let mut settings = config();
+    settings.queue_active_max = 1;
+    settings.queue_active_ttl_secs = 2;
+    let service = start(&pool, settings).await;
+    let (concert_id, _) = service.concert(2).await;
+    let first = service.active_token(&concert_id).await;
+    let (_, _, second) = service.queued_user(&concert_id).await;
+    let mut events = service
+        .subscribe("/queue/tokens/current/events", &second, None)
+        .await;
+
+    let waiting = events.next().await.unwrap();
+    assert_eq!(waiting.event, "standing");
+    assert_eq!(waiting.data["status"], "waiting");
+    assert_eq!(waiting.data["position"], 0);
+    assert_eq!(waiting.data["token"], second.as_str());
+
+    // The first token times out after 2 s; the second is admitted then (a
+    // new estimate of the wait may come first).
+    let mut active = events.next().await.unwrap();
+    while active.data["status"] == "waiting" {
+        active = events.next().await.unwrap();
+    }
+    assert_eq!(active.data["status"], "active", "{active:?}");
+    assert!(active.data["expires_at"].is_string());
+    drop(first);
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_streams_end_cleanly_when_the_service_stops() {
+    let pool = fresh_database().await;
+    let service = start(&pool, config()).await;
+    let (concert_id, date_id) = service.concert(2).await;
+    let token = service.active_token(&concert_id).await;
+    let mut seats = service
+        .subscribe(&seats_path(&concert_id, &date_id), &token, None)
+        .await;
+    let mut standing = service
+        .subscribe("/queue/tokens/current/events", &token, None)
+        .await;
+    seats.next().await.unwrap();
+    standing.next().await.unwrap();
+
+    let stopping = tokio::spawn(service.stop());
+
+    assert!(seats.next().await.is_none(), "the seat stream ends");
+    assert!(standing.next().await.is_none(), "the standing stream ends");
+    tokio::time::timeout(Duration::from_secs(5), stopping)
+        .await
+        .expect("shutdown is not held up by open streams")
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pages_come_from_the_binary_and_sample_users_only_with_demo() {
+    let pool = fresh_database().await;
+    let service = start(&pool, config()).await;
+
+    for (path, kind) in [
+        ("/", "text/html"),
+        ("/audit", "text/html"),
+        ("/assets/app.js", "text/javascript"),
+        ("/assets/audit.js", "text/javascript"),
+        ("/assets/common.js", "text/javascript"),
+        ("/assets/style.css", "text/css"),
+    ] {
+        let response = service
+            .client
+            .get(format!("{}{path}", service.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let headers = response.headers();
+        assert!(
+            headers["content-type"].to_str().unwrap().starts_with(kind),
+            "{path}"
+        );
+        assert!(headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .starts_with("default-src 'self'"));
+        let body = response.text().await.unwrap();
+        assert!(
+            !body.contains("http://") && !body.contains("https://"),
+            "{path} names no other origin"
+        );
+    }
+    let sample = service
+        .client
+        .post(format!("{}/api/v1/demo/user-tokens", service.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sample.status(), 404, "sample users need serve --demo");
+    let report = service
+        .client
+        .get(format!("{}/api/v1/audit/report", service.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        report.status(),
+        401,
+        "the audit report needs the admin token"
+    );
+    let report: Value = service
+        .client
+        .get(format!("{}/api/v1/audit/report", service.base))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["violations"], json!([]));
+    service.stop().await;
+}
