@@ -2,7 +2,9 @@
 //! date's seat stream sends a snapshot then every hold, expiry and sale; a
 //! change committed through one instance reaches a subscriber of another;
 //! `Last-Event-ID` replays a missed hold; the standing stream follows an
-//! admission; and streams end cleanly when the service stops.
+//! admission; streams end cleanly when the service stops; and the seat
+//! listing, answered from the feed's memory, shows a client its own writes at
+//! once and another instance's within the feed's lag.
 
 mod harness;
 mod listing;

@@ -8,6 +8,7 @@
 //! Runs against a service started separately (see BENCHMARKS.md).
 
 mod api;
+mod cpu;
 mod subscribers;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -39,6 +40,9 @@ struct Args {
     /// Seconds of holds in each phase.
     #[arg(long, default_value_t = 15)]
     seconds: u64,
+    /// Subscribe with `?changes=compact` (`event: seat-changes`).
+    #[arg(long)]
+    compact: bool,
 }
 
 /// When each seat's hold was answered, in µs since the start (0: not yet).
@@ -67,8 +71,13 @@ async fn main() {
     let next_seat = Arc::new(AtomicUsize::new(1));
     let phase = Duration::from_secs(args.seconds);
 
+    let before = cpu::Sample::now(args.server_pid);
     let alone = holds(&api, &date, &tokens, &times, &next_seat, phase).await;
     println!("holds without subscribers: {alone:.0}/s");
+    println!(
+        "  {}",
+        before.report_until(&cpu::Sample::now(args.server_pid))
+    );
 
     let rss_before = args.server_pid.and_then(rss_kib);
     let subscribers = subscribers::open(
@@ -78,6 +87,7 @@ async fn main() {
         args.subscribers,
         args.sample_every,
         times.clone(),
+        args.compact,
     )
     .await;
     let rss_after = args.server_pid.and_then(rss_kib);
@@ -89,11 +99,16 @@ async fn main() {
         );
     }
 
+    let before = cpu::Sample::now(args.server_pid);
     let with = holds(&api, &date, &tokens, &times, &next_seat, phase).await;
     println!(
         "holds with {} subscribers: {with:.0}/s ({:+.1} %)",
         args.subscribers,
         (with / alone - 1.0) * 100.0
+    );
+    println!(
+        "  {}",
+        before.report_until(&cpu::Sample::now(args.server_pid))
     );
     // The last pushes of the phase are let in before the count.
     tokio::time::sleep(Duration::from_secs(2)).await;

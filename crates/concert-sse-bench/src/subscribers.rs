@@ -33,13 +33,15 @@ pub async fn open(
     count: usize,
     sample_every: usize,
     times: Arc<HoldTimes>,
+    compact: bool,
 ) -> Subscribers {
     let address = url
         .trim_start_matches("http://")
         .trim_end_matches('/')
         .to_string();
+    let query = if compact { "?changes=compact" } else { "" };
     let request = format!(
-        "GET /api/v1/concerts/{}/dates/{}/seats/events HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n",
+        "GET /api/v1/concerts/{}/dates/{}/seats/events{query} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n",
         date.concert_id, date.date_id
     );
     let subscribers = Subscribers {
@@ -104,6 +106,8 @@ async fn subscribe(
     if stream.write_all(request.as_bytes()).await.is_err() {
         return false;
     }
+    // The request says which format comes back.
+    let compact = request.contains("?changes=compact");
     let mut buffer = vec![0u8; 8192];
     let mut text = String::new();
     let mut snapshot = false;
@@ -133,15 +137,11 @@ async fn subscribe(
         let Some(end) = text.rfind("\n\n") else {
             continue;
         };
-        let mut found = Vec::new();
-        for part in text[..end].split("\"seat_no\":").skip(1) {
-            let digits: String = part.chars().take_while(char::is_ascii_digit).collect();
-            if part[digits.len()..].starts_with(",\"status\":\"held\"") {
-                if let Ok(seat_no) = digits.parse::<usize>() {
-                    found.push(seat_no);
-                }
-            }
-        }
+        let found = if compact {
+            held_in_compact(&text[..end])
+        } else {
+            held_in_full(&text[..end])
+        };
         text.drain(..end + 2);
         let mut latencies = latencies.lock().unwrap();
         for seat_no in found {
@@ -188,5 +188,42 @@ impl Subscribers {
             self.count,
             self.bytes.load(Ordering::Relaxed) as f64 / 1048576.0,
         );
+    }
+}
+
+/// The seats held in `event: seats` frames (`"seat_no":17,"status":"held"`).
+fn held_in_full(text: &str) -> Vec<usize> {
+    let mut found = Vec::new();
+    for part in text.split("\"seat_no\":").skip(1) {
+        let digits: String = part.chars().take_while(char::is_ascii_digit).collect();
+        if part[digits.len()..].starts_with(",\"status\":\"held\"") {
+            if let Ok(seat_no) = digits.parse::<usize>() {
+                found.push(seat_no);
+            }
+        }
+    }
+    found
+}
+
+/// The seats held in `event: seat-changes` frames (`data: "17H,18S"`).
+fn held_in_compact(text: &str) -> Vec<usize> {
+    text.lines()
+        .filter_map(|line| line.strip_prefix("data: \""))
+        .flat_map(|data| data.trim_end_matches('"').split(','))
+        .filter_map(|change| change.strip_suffix('H')?.parse().ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_formats_give_the_held_seats() {
+        let full = "event: seats\nid: 9\ndata: {\"changes\":[{\"seat_id\":\"x\",\"seat_no\":17,\"status\":\"held\"},{\"seat_id\":\"y\",\"seat_no\":18,\"status\":\"sold\"}]}";
+        let compact = "event: seat-changes\nid: 9\ndata: \"17H,18S\"\n\nevent: seat-changes\nid: 10\ndata: \"4H\"";
+
+        assert_eq!(held_in_full(full), vec![17]);
+        assert_eq!(held_in_compact(compact), vec![17, 4]);
     }
 }
