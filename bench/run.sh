@@ -12,7 +12,7 @@
 # no build then), OUT, DATA (private PostgreSQL's folder, wiped
 # first), PORT, CONCURRENCY (64), SECONDS_PER_RUN (15), STEPS (flash audit
 # ceiling endpoints ceiling history million), ENDPOINTS (enter-queue charge
-# hold pay seats), FLASH ("2000:500 20000:5000",
+# hold pay seats dates), FLASH ("2000:500 20000:5000",
 # users:seats pairs), MILLION_WALLETS and MILLION_PER_WALLET (10000 x 100), QUIET_PERCENT
 # (wait before each run until the machine is less busy than this, 20; 100
 # disables the wait).
@@ -26,7 +26,7 @@ CONCURRENCY=${CONCURRENCY:-64}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-15}
 STEPS=${STEPS:-flash audit ceiling endpoints ceiling history million}
 FLASH=${FLASH:-2000:500 20000:5000}
-ENDPOINTS=${ENDPOINTS:-enter-queue charge hold pay seats}
+ENDPOINTS=${ENDPOINTS:-enter-queue charge hold pay seats dates}
 QUIET_PERCENT=${QUIET_PERCENT:-20}
 ADMIN=bench
 URL=http://127.0.0.1:$PORT

@@ -82,6 +82,19 @@ fn describe_metrics() {
         "Streams of a batch another writer appended to first (their commands are decided again)"
     );
     describe_counter!(
+        "concert_listings_total",
+        "Date and seat listings answered, by listing (dates, seats) and source (memory: the live feed; database: the read models)"
+    );
+    describe_histogram!(
+        "concert_live_feed_read_seconds",
+        Unit::Seconds,
+        "Time the live feed takes to position, read and fan out what was committed since its last read"
+    );
+    describe_gauge!(
+        "concert_live_seat_subscribers",
+        "Open seat-map streams on this instance"
+    );
+    describe_counter!(
         "concert_events_appended_total",
         "Events appended to the log since this process started, by aggregate type"
     );

@@ -8,18 +8,16 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::auth::{require_active, ActiveToken, Admin, VerifiedToken};
+use super::auth::{require_active, Admin, VerifiedToken};
 use super::context::Correlation;
 use super::error::{ApiError, Problem};
 use super::extract::{Json, Path, Query};
+use super::listing_source;
 use crate::aggregates::{ConcertCommand, ConcertDate};
 use crate::commands::execute;
 use crate::ids::{ConcertId, DateId};
-use crate::live::seat_map::MapError;
 use crate::money::Won;
-use crate::projections::available_seats::TicketSeatPage;
-use crate::projections::queue_tickets::TicketStatus;
-use crate::projections::{available_dates, available_seats};
+use crate::projections::available_dates;
 use crate::state::AppState;
 
 /// Default and largest page of free seats.
@@ -192,12 +190,14 @@ pub struct BookableDate {
 async fn list_dates(
     State(app): State<AppState>,
     Path(concert_id): Path<Uuid>,
-    ActiveToken(ticket): ActiveToken,
+    VerifiedToken(ticket_id): VerifiedToken,
 ) -> Result<axum::Json<DateListResponse>, ApiError> {
+    let ticket = listing_source::ticket(&app, ticket_id.0).await?;
+    require_active(&ticket)?;
     if ticket.concert_id != concert_id {
         return Err(ApiError::TokenNotActive("the token is for another concert"));
     }
-    let dates = available_dates::bookable_dates(&app.pool, concert_id, Utc::now())
+    let dates = listing_source::bookable_dates(&app, concert_id)
         .await?
         .into_iter()
         .map(|row| BookableDate {
@@ -274,7 +274,7 @@ async fn list_free_seats(
     // The token's ticket comes with the page; it is checked as the
     // ActiveToken extractor would. One row more than asked tells whether
     // another page exists.
-    let listing = free_seat_page(
+    let listing = listing_source::free_seat_page(
         &app,
         ticket_id.0,
         concert_id,
@@ -307,58 +307,4 @@ async fn list_free_seats(
         seats,
         next_after_seat_no,
     }))
-}
-
-/// The caller's ticket and a page of free seats: from the live feed's memory
-/// while the feed is current (no query once the date and the ticket are
-/// known), otherwise in one query from the read models. The page is read only
-/// for a ticket active for the concert, and is `None` for a date not of it.
-async fn free_seat_page(
-    app: &AppState,
-    ticket_id: Uuid,
-    concert_id: Uuid,
-    date_id: Uuid,
-    after_seat_no: i32,
-    limit: i64,
-) -> Result<TicketSeatPage, ApiError> {
-    let feed = &app.live;
-    if !feed.is_current() {
-        metrics::counter!("concert_seat_listings_total", "source" => "database").increment(1);
-        return available_seats::free_seats_for_ticket(
-            &app.pool,
-            ticket_id,
-            concert_id,
-            date_id,
-            after_seat_no,
-            limit,
-        )
-        .await?
-        .ok_or(ApiError::TokenInvalid);
-    }
-    metrics::counter!("concert_seat_listings_total", "source" => "memory").increment(1);
-    let ticket = feed
-        .tickets()
-        .get(&app.pool, ticket_id)
-        .await?
-        .ok_or(ApiError::TokenInvalid)?;
-    let usable =
-        ticket.concert_id == concert_id && ticket.status_at(Utc::now()) == TicketStatus::Active;
-    let seats = if usable {
-        let position = || feed.position();
-        let page = feed.seat_maps().free_seats(
-            &app.pool,
-            date_id,
-            position,
-            after_seat_no,
-            limit as usize,
-        );
-        match page.await {
-            Ok((date, seats)) if date.concert_id == concert_id => Some(seats),
-            Ok(_) | Err(MapError::UnknownDate) => None,
-            Err(MapError::Database(error)) => return Err(error.into()),
-        }
-    } else {
-        None
-    };
-    Ok(TicketSeatPage { ticket, seats })
 }

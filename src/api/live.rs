@@ -28,7 +28,7 @@ use super::auth::{ActiveToken, QueueToken};
 use super::error::ApiError;
 use super::extract::{Path, Query};
 use super::queue::token_response;
-use crate::live::seat_map::{DateMap, MapError, SeatBatch, Start};
+use crate::live::seat_map::{DateMap, SeatBatch, Start};
 use crate::live::standing::Watch;
 use crate::projections::queue_tickets::{self, TicketStatus};
 use crate::state::AppState;
@@ -112,11 +112,7 @@ async fn seat_events(
             || feed.position(),
             last_event_id(&headers),
         )
-        .await
-        .map_err(|error| match error {
-            MapError::UnknownDate => ApiError::NotFound("date"),
-            MapError::Database(error) => error.into(),
-        })?;
+        .await?;
     if subscription.info.concert_id != concert_id {
         return Err(ApiError::NotFound("date"));
     }

@@ -11,6 +11,7 @@ mod extract;
 mod health;
 mod idempotent;
 mod links;
+mod listing_source;
 mod live;
 mod middleware;
 mod pages;

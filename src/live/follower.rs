@@ -51,11 +51,16 @@ pub async fn follow(pool: PgPool, feed: Feed, mut shutdown: watch::Receiver<bool
             _ = woken.notified() => {}
             _ = tokio::time::sleep(FALLBACK) => {}
         }
-        if let Err(error) = catch_up(&pool, &feed, position).await {
-            tracing::warn!(%error, "live feed: reading new events failed");
+        let reading = Instant::now();
+        match catch_up(&pool, &feed, position).await {
+            Ok(()) => metrics::histogram!("concert_live_feed_read_seconds")
+                .record(reading.elapsed().as_secs_f64()),
+            Err(error) => tracing::warn!(%error, "live feed: reading new events failed"),
         }
         feed.standings().sweep();
         feed.seat_maps().sweep();
+        let (_, subscribers) = feed.seat_maps().watched();
+        metrics::gauge!("concert_live_seat_subscribers").set(subscribers as f64);
         tokio::time::sleep(SETTLE).await;
     }
     listener.abort();

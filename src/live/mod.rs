@@ -6,12 +6,14 @@
 //! are kept current from that one read, so a subscriber costs the database
 //! nothing per event, and 10,000 on a date cost it what one does.
 //!
-//! The same maps, and the queue tickets (`tickets`), answer the seat listing
-//! without a query while the feed is current (`is_current`): this instance's
+//! The same maps, the queue tickets (`tickets`) and the concerts' dates
+//! (`dates`) answer the seat and date listings without a query while the
+//! feed is current (`is_current`): this instance's
 //! own commits reach them before their commands are answered (`own_commits`),
 //! the other instances' within the feed's lag.
 
 mod changes;
+mod dates;
 mod follower;
 mod own_commits;
 pub mod seat_map;
@@ -21,6 +23,12 @@ pub mod tickets;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::projections::available_dates::DateRow;
 
 use tokio::sync::watch;
 
@@ -46,6 +54,7 @@ struct Inner {
     seat_maps: seat_map::SeatMaps,
     standings: standing::Standings,
     tickets: tickets::Tickets,
+    dates: dates::ConcertDates,
     /// When the last complete read of the log began: every commit before it
     /// has been published.
     caught_up: Mutex<Option<Instant>>,
@@ -67,6 +76,7 @@ impl Feed {
                 seat_maps: seat_map::SeatMaps::default(),
                 standings: standing::Standings::default(),
                 tickets: tickets::Tickets::default(),
+                dates: dates::ConcertDates::default(),
                 caught_up: Mutex::new(None),
             }),
         }
@@ -90,6 +100,38 @@ impl Feed {
     /// Queue tickets as the seat listing checks them.
     pub fn tickets(&self) -> &tickets::Tickets {
         &self.inner.tickets
+    }
+
+    /// The concert's dates that start after `now` and have a free seat,
+    /// earliest first, each with its free seats counted from its seat map
+    /// (loaded first if nobody looks at it yet).
+    pub async fn bookable_dates(
+        &self,
+        pool: &PgPool,
+        concert_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<DateRow>, seat_map::MapError> {
+        let dates = self.inner.dates.of(pool, concert_id).await?;
+        let mut bookable = Vec::new();
+        for date in dates.iter().filter(|date| date.starts_at > now) {
+            let position = || self.position();
+            let free = match self
+                .seat_maps()
+                .free_count(pool, date.date_id, position)
+                .await
+            {
+                Ok(free) => free,
+                Err(seat_map::MapError::UnknownDate) => continue,
+                Err(error) => return Err(error),
+            };
+            if free > 0 {
+                bookable.push(DateRow {
+                    available_seats: free as i32,
+                    ..date.clone()
+                });
+            }
+        }
+        Ok(bookable)
     }
 
     /// Whether the feed has published every commit made more than

@@ -142,3 +142,40 @@ async fn another_instances_hold_and_payment_reach_its_listing() {
     first.stop().await;
     second.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dates_listing_counts_each_hold_at_once() {
+    let pool = fresh_database().await;
+    let service = start(&pool, config()).await;
+    let (concert_id, date_id) = service.concert(2).await;
+    let token = service.active_token(&concert_id).await;
+    let path = format!("/concerts/{concert_id}/dates");
+    let available = |dates: &Value| -> Vec<(String, i64)> {
+        dates["dates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|date| {
+                let id = date["date_id"].as_str().unwrap().to_string();
+                (id, date["available_seats"].as_i64().unwrap())
+            })
+            .collect()
+    };
+    assert_eq!(
+        available(&service.send("GET", &path, &token, None).await),
+        vec![(date_id.clone(), 2)]
+    );
+
+    service.hold(&token, &concert_id, &date_id, 1).await;
+    assert_eq!(
+        available(&service.send("GET", &path, &token, None).await),
+        vec![(date_id.clone(), 1)]
+    );
+    service.hold(&token, &concert_id, &date_id, 2).await;
+    assert_eq!(
+        available(&service.send("GET", &path, &token, None).await),
+        vec![],
+        "a date without a free seat is not bookable"
+    );
+    service.stop().await;
+}

@@ -167,6 +167,18 @@ impl SeatMaps {
         .await
     }
 
+    /// How many seats of `date_id` are free, from the map (loaded first if
+    /// need be).
+    pub async fn free_count(
+        &self,
+        pool: &PgPool,
+        date_id: Uuid,
+        position: impl Fn() -> i64,
+    ) -> Result<usize, MapError> {
+        self.with_map(pool, date_id, &position, |map| map.free_count())
+            .await
+    }
+
     /// Runs `then` on `date_id`'s loaded map, under the registry's lock so
     /// that a sweep cannot forget the map between the load and `then`.
     async fn with_map<T>(
@@ -347,6 +359,13 @@ impl DateMap {
             concert_id,
             total_seats,
         })
+    }
+
+    /// The number of free seats, which counts as a look at the map.
+    fn free_count(&self) -> usize {
+        let mut state = lock(&self.state);
+        state.unwatched_since = None;
+        state.seats.free_count()
     }
 
     /// Free seats from the map, which counts as looked at.

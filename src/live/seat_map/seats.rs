@@ -21,6 +21,8 @@ pub struct Seats {
     /// read model, which any later change overrides.
     versions: Vec<u32>,
     index: HashMap<Uuid, usize>,
+    /// How many letters are F.
+    free: usize,
 }
 
 impl Seats {
@@ -28,6 +30,10 @@ impl Seats {
     pub fn new(ids: Vec<Uuid>, prices: Vec<Won>, letters: Vec<u8>) -> Self {
         let index = ids.iter().enumerate().map(|(at, id)| (*id, at)).collect();
         Self {
+            free: letters
+                .iter()
+                .filter(|letter| **letter == SeatStatus::Free.letter())
+                .count(),
             versions: vec![0; letters.len()],
             letters,
             ids,
@@ -53,9 +59,21 @@ impl Seats {
         };
         let sequence = u32::try_from(sequence).unwrap_or(u32::MAX);
         if sequence > self.versions[at] {
+            let free = SeatStatus::Free.letter();
+            let (was, is) = (self.letters[at], status.letter());
+            if was == free && is != free {
+                self.free -= 1;
+            } else if was != free && is == free {
+                self.free += 1;
+            }
             self.versions[at] = sequence;
-            self.letters[at] = status.letter();
+            self.letters[at] = is;
         }
+    }
+
+    /// How many seats are free.
+    pub fn free_count(&self) -> usize {
+        self.free
     }
 
     /// Up to `limit` free seats numbered above `after_seat_no`, by number.
@@ -97,6 +115,14 @@ mod tests {
         table.set(ids[0], 5, SeatStatus::Held);
         table.set(ids[0], 6, SeatStatus::Sold);
         assert_eq!(table.letters(), b"SF");
+        assert_eq!(table.free_count(), 1);
+        table.set(ids[0], 7, SeatStatus::Free);
+        table.set(ids[1], 1, SeatStatus::Free);
+        assert_eq!(
+            table.free_count(),
+            2,
+            "a free seat set free again counts once"
+        );
     }
 
     #[test]

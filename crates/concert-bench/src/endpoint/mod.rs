@@ -40,6 +40,8 @@ pub enum Name {
     Pay,
     /// GET /concerts/{id}/dates/{date}/seats with an active token.
     Seats,
+    /// GET /concerts/{id}/dates with an active token.
+    Dates,
 }
 
 #[derive(Debug, Clone, Args, Serialize)]
@@ -60,7 +62,9 @@ pub struct EndpointArgs {
     /// in dates of 50,000); for seats, the size of the listed date (default 50).
     #[arg(long)]
     pub seats: Option<u32>,
-    /// For hold: spread the seats over this many dates (default: dates of 50,000).
+    /// For hold: spread the seats over this many dates (default: dates of
+    /// 50,000); for dates, how many the concert has (default 4, each of
+    /// `seats`, default 50).
     #[arg(long)]
     pub dates: Option<u32>,
     /// For seats: the page size asked for (default: the API's default, 1000).
@@ -141,6 +145,25 @@ pub async fn run(args: EndpointArgs) -> Result<bool, BoxError> {
                 async move {
                     let token = &users[worker].1;
                     api.seats(token, concert_id, date_id, 0, limit).await?;
+                    Ok(())
+                }
+            })
+            .await
+        }
+        Name::Dates => {
+            let sizes = vec![(args.seats.unwrap_or(50), PRICE); args.dates.unwrap_or(4) as usize];
+            let concert = create_concert(&api, "bench dates", &sizes).await?;
+            let concert_id = concert.concert_id;
+            let users = Arc::new(active_users(&api, concert_id, c, c).await?);
+            eprintln!(
+                "setup done in {:.1} s",
+                setup_started.elapsed().as_secs_f64()
+            );
+            closed_loop(profiler_ref, c, deadline, usize::MAX, move |worker| {
+                let api = run.clone();
+                let users = users.clone();
+                async move {
+                    api.dates(&users[worker].1, concert_id).await?;
                     Ok(())
                 }
             })

@@ -1,0 +1,103 @@
+//! Where the listings are read from: the live feed's memory while the feed is
+//! current (no query once the concert, the date and the ticket are known),
+//! otherwise the read models. README.md, "The listings from memory", says
+//! how the memory stays correct with several instances.
+
+use chrono::Utc;
+use uuid::Uuid;
+
+use super::error::ApiError;
+use crate::live::seat_map::MapError;
+use crate::projections::available_dates::{self, DateRow};
+use crate::projections::available_seats::{self, TicketSeatPage};
+use crate::projections::queue_tickets::{self, TicketRow, TicketStatus};
+use crate::state::AppState;
+
+impl From<MapError> for ApiError {
+    fn from(error: MapError) -> Self {
+        match error {
+            MapError::UnknownDate => ApiError::NotFound("date"),
+            MapError::Database(error) => error.into(),
+        }
+    }
+}
+
+/// Counts which source answered a listing.
+fn count(listing: &'static str, memory: bool) {
+    let source = if memory { "memory" } else { "database" };
+    metrics::counter!("concert_listings_total", "listing" => listing, "source" => source)
+        .increment(1);
+}
+
+/// The ticket of a genuine queue token (not yet checked for being active).
+pub async fn ticket(app: &AppState, ticket_id: Uuid) -> Result<TicketRow, ApiError> {
+    let ticket = if app.live.is_current() {
+        app.live.tickets().get(&app.pool, ticket_id).await?
+    } else {
+        queue_tickets::find_ticket(&app.pool, ticket_id).await?
+    };
+    ticket.ok_or(ApiError::TokenInvalid)
+}
+
+/// The concert's dates that start later and still have a free seat.
+pub async fn bookable_dates(app: &AppState, concert_id: Uuid) -> Result<Vec<DateRow>, ApiError> {
+    let memory = app.live.is_current();
+    count("dates", memory);
+    if memory {
+        Ok(app
+            .live
+            .bookable_dates(&app.pool, concert_id, Utc::now())
+            .await?)
+    } else {
+        Ok(available_dates::bookable_dates(&app.pool, concert_id, Utc::now()).await?)
+    }
+}
+
+/// The caller's ticket and a page of free seats. The page is read only for a
+/// ticket active for the concert, and is `None` for a date not of it.
+pub async fn free_seat_page(
+    app: &AppState,
+    ticket_id: Uuid,
+    concert_id: Uuid,
+    date_id: Uuid,
+    after_seat_no: i32,
+    limit: i64,
+) -> Result<TicketSeatPage, ApiError> {
+    let feed = &app.live;
+    let memory = feed.is_current();
+    count("seats", memory);
+    if !memory {
+        // One query for both.
+        return available_seats::free_seats_for_ticket(
+            &app.pool,
+            ticket_id,
+            concert_id,
+            date_id,
+            after_seat_no,
+            limit,
+        )
+        .await?
+        .ok_or(ApiError::TokenInvalid);
+    }
+    let ticket = ticket(app, ticket_id).await?;
+    let usable =
+        ticket.concert_id == concert_id && ticket.status_at(Utc::now()) == TicketStatus::Active;
+    let seats = if usable {
+        let position = || feed.position();
+        let page = feed.seat_maps().free_seats(
+            &app.pool,
+            date_id,
+            position,
+            after_seat_no,
+            limit as usize,
+        );
+        match page.await {
+            Ok((date, seats)) if date.concert_id == concert_id => Some(seats),
+            Ok(_) | Err(MapError::UnknownDate) => None,
+            Err(error) => return Err(error.into()),
+        }
+    } else {
+        None
+    };
+    Ok(TicketSeatPage { ticket, seats })
+}
