@@ -129,12 +129,17 @@ pub async fn run(args: EndpointArgs) -> Result<bool, BoxError> {
             let step = |api: Client, user| async move { api.charge(user, PRICE, None).await };
             new_user_each_request(&api, run, profiler_ref, &args, setup_started, step).await?
         }
-        Name::Seats => {
-            let seats = args.seats.unwrap_or(50);
-            let concert = create_concert(&api, "bench seats", &[(seats, PRICE)]).await?;
+        Name::Seats | Name::Dates => {
+            // Seats lists the first date's page; dates lists every date.
+            let dates = match args.name {
+                Name::Seats => 1,
+                _ => args.dates.unwrap_or(4) as usize,
+            };
+            let sizes = vec![(args.seats.unwrap_or(50), PRICE); dates];
+            let concert = create_concert(&api, "bench listings", &sizes).await?;
             let (concert_id, date_id) = (concert.concert_id, concert.dates[0].date_id);
             let users = Arc::new(active_users(&api, concert_id, c, c).await?);
-            let limit = args.limit;
+            let (name, limit) = (args.name, args.limit);
             eprintln!(
                 "setup done in {:.1} s",
                 setup_started.elapsed().as_secs_f64()
@@ -144,26 +149,10 @@ pub async fn run(args: EndpointArgs) -> Result<bool, BoxError> {
                 let users = users.clone();
                 async move {
                     let token = &users[worker].1;
-                    api.seats(token, concert_id, date_id, 0, limit).await?;
-                    Ok(())
-                }
-            })
-            .await
-        }
-        Name::Dates => {
-            let sizes = vec![(args.seats.unwrap_or(50), PRICE); args.dates.unwrap_or(4) as usize];
-            let concert = create_concert(&api, "bench dates", &sizes).await?;
-            let concert_id = concert.concert_id;
-            let users = Arc::new(active_users(&api, concert_id, c, c).await?);
-            eprintln!(
-                "setup done in {:.1} s",
-                setup_started.elapsed().as_secs_f64()
-            );
-            closed_loop(profiler_ref, c, deadline, usize::MAX, move |worker| {
-                let api = run.clone();
-                let users = users.clone();
-                async move {
-                    api.dates(&users[worker].1, concert_id).await?;
+                    match name {
+                        Name::Seats => api.seats(token, concert_id, date_id, 0, limit).await?,
+                        _ => api.dates(token, concert_id).await?,
+                    };
                     Ok(())
                 }
             })
