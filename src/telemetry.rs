@@ -85,6 +85,10 @@ fn describe_metrics() {
         "concert_listings_total",
         "Date and seat listings answered, by listing (dates, seats) and source (memory: the live feed; database: the read models)"
     );
+    describe_counter!(
+        "concert_holds_refused_from_memory_total",
+        "Holds of a seat the live feed's memory shows as taken, refused without a query"
+    );
     describe_histogram!(
         "concert_live_feed_read_seconds",
         Unit::Seconds,

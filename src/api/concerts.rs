@@ -12,7 +12,7 @@ use super::auth::{require_active, Admin, VerifiedToken};
 use super::context::Correlation;
 use super::error::{ApiError, Problem};
 use super::extract::{Json, Path, Query};
-use super::listing_source;
+use super::read_source;
 use crate::aggregates::{ConcertCommand, ConcertDate};
 use crate::commands::execute;
 use crate::ids::{ConcertId, DateId};
@@ -192,12 +192,12 @@ async fn list_dates(
     Path(concert_id): Path<Uuid>,
     VerifiedToken(ticket_id): VerifiedToken,
 ) -> Result<axum::Json<DateListResponse>, ApiError> {
-    let ticket = listing_source::ticket(&app, ticket_id.0).await?;
+    let ticket = read_source::ticket(&app, ticket_id.0).await?;
     require_active(&ticket)?;
     if ticket.concert_id != concert_id {
         return Err(ApiError::TokenNotActive("the token is for another concert"));
     }
-    let dates = listing_source::bookable_dates(&app, concert_id)
+    let dates = read_source::bookable_dates(&app, concert_id)
         .await?
         .into_iter()
         .map(|row| BookableDate {
@@ -274,7 +274,7 @@ async fn list_free_seats(
     // The token's ticket comes with the page; it is checked as the
     // ActiveToken extractor would. One row more than asked tells whether
     // another page exists.
-    let listing = listing_source::free_seat_page(
+    let listing = read_source::free_seat_page(
         &app,
         ticket_id.0,
         concert_id,

@@ -12,6 +12,7 @@ use super::auth::{require_active, QueueToken, VerifiedToken};
 use super::context::Correlation;
 use super::error::{ApiError, Problem};
 use super::extract::{Json, Path};
+use super::read_source;
 use crate::booking::holds;
 use crate::money::Won;
 use crate::projections::available_seats;
@@ -79,6 +80,11 @@ async fn hold_seat(
     correlation: Correlation,
     Json(body): Json<HoldSeatRequest>,
 ) -> Result<(StatusCode, axum::Json<ReservationResponse>), ApiError> {
+    // Most of a crowd pressing "hold" on a taken seat is turned away here.
+    if let Some(refusal) = read_source::hold_refused_from_memory(&app, ticket_id.0, body.seat_id) {
+        metrics::counter!("concert_holds_refused_from_memory_total").increment(1);
+        return Err(refusal);
+    }
     // The token's ticket comes with the seat, in one query; it is checked as
     // the ActiveToken extractor would.
     let (ticket, seat) = available_seats::seat_for_ticket(&app.pool, ticket_id.0, body.seat_id)

@@ -61,6 +61,11 @@ impl Tickets {
         Ok(row)
     }
 
+    /// The ticket `ticket_id` if it is in memory; nothing is read.
+    pub fn peek(&self, ticket_id: Uuid) -> Option<TicketRow> {
+        lock(self.shard(ticket_id)).rows.get(&ticket_id).cloned()
+    }
+
     /// The ticket changed: the next `get` reads it again.
     pub fn forget(&self, ticket_id: Uuid) {
         let mut shard = lock(self.shard(ticket_id));
@@ -91,8 +96,10 @@ mod tests {
         };
         lock(tickets.shard(id)).rows.insert(id, row);
 
+        assert_eq!(tickets.peek(id).map(|row| row.ticket_id), Some(id));
         tickets.forget(id);
 
+        assert!(tickets.peek(id).is_none());
         let shard = lock(tickets.shard(id));
         assert!(shard.rows.is_empty());
         assert_eq!(shard.forgotten, 1);

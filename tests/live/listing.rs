@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::harness::*;
 
@@ -22,6 +22,20 @@ impl Instance {
             .client
             .get(format!("{}/api/v1{path}", self.base))
             .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+
+    /// POST `path` with `token` and `body`: the status and the body.
+    async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}/api/v1{path}", self.base))
+            .bearer_auth(token)
+            .json(&body)
             .send()
             .await
             .unwrap();
@@ -178,4 +192,59 @@ async fn the_dates_listing_counts_each_hold_at_once() {
         "a date without a free seat is not bookable"
     );
     service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_of_a_seat_memory_shows_taken_is_refused_and_a_freed_one_is_not() {
+    let pool = fresh_database().await;
+    let mut settings = config();
+    settings.hold_ttl_secs = 1;
+    let service = start(&pool, settings).await;
+    let (concert_id, date_id) = service.concert(2).await;
+    let first = service.active_token(&concert_id).await;
+    let second = service.active_token(&concert_id).await;
+    // Both tickets and the date are in memory once each has listed.
+    let listing = listing_path(&concert_id, &date_id);
+    for token in [&first, &second] {
+        assert_eq!(service.get(&listing, token).await.0, 200);
+    }
+    let reservation = service.hold(&first, &concert_id, &date_id, 1).await;
+    let refused_before = refused_from_memory(&service).await;
+
+    let seat = json!({"seat_id": reservation["seat_id"]});
+    let (status, problem) = service.post("/reservations", &second, seat.clone()).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (409, Some("seat_unavailable"))
+    );
+    assert!(refused_from_memory(&service).await > refused_before);
+
+    // Once the scheduler has expired the hold, memory shows the seat free.
+    let started = Instant::now();
+    loop {
+        let (status, body) = service.post("/reservations", &second, seat.clone()).await;
+        if status == 201 {
+            break;
+        }
+        assert_eq!(status, 409, "{body}");
+        assert!(started.elapsed() < OTHER_INSTANCE_WAIT, "never free again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    service.stop().await;
+}
+
+/// The instance's count of holds refused from memory.
+async fn refused_from_memory(service: &Instance) -> f64 {
+    let text = service
+        .client
+        .get(format!("{}/metrics", service.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix("concert_holds_refused_from_memory_total "))
+        .map_or(0.0, |value| value.trim().parse().unwrap())
 }

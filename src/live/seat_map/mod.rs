@@ -217,6 +217,17 @@ impl SeatMaps {
         }
     }
 
+    /// Whether `seat_id` shows as held or sold in a loaded map, with its
+    /// date; `None` when no loaded map has the seat (nothing is loaded for this).
+    pub fn taken(&self, seat_id: Uuid) -> Option<(DateInfo, bool)> {
+        let maps: Vec<Arc<DateMap>> = lock(&self.maps).values().cloned().collect();
+        maps.iter().find_map(|map| {
+            let info = *map.info.get()?;
+            let letter = lock(&map.state).seats.letter_of(seat_id)?;
+            Some((info, letter != SeatStatus::Free.letter()))
+        })
+    }
+
     /// This instance's own commit of a seat change, applied before the
     /// command is answered so that its sender lists what it just did. The
     /// log's copy follows through the feed and changes nothing then. `date_id`

@@ -52,6 +52,11 @@ impl Seats {
         self.index.contains_key(&seat_id)
     }
 
+    /// The letter `seat_id` shows, if the date has that seat.
+    pub fn letter_of(&self, seat_id: Uuid) -> Option<u8> {
+        self.index.get(&seat_id).map(|&at| self.letters[at])
+    }
+
     /// Shows `status` for `seat_id` unless the seat shows a later change.
     pub fn set(&mut self, seat_id: Uuid, sequence: i64, status: SeatStatus) {
         let Some(&at) = self.index.get(&seat_id) else {
@@ -155,5 +160,6 @@ mod tests {
 
         assert_eq!(table.letters(), b"F");
         assert!(!table.contains(Uuid::new_v4()));
+        assert_eq!(table.letter_of(Uuid::new_v4()), None);
     }
 }

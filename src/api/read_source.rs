@@ -1,7 +1,9 @@
-//! Where the listings are read from: the live feed's memory while the feed is
-//! current (no query once the concert, the date and the ticket are known),
-//! otherwise the read models. README.md, "The listings from memory", says
-//! how the memory stays correct with several instances.
+//! What a request reads from the live feed's memory rather than the
+//! database: the listings while the feed is current (no query once the
+//! concert, the date and the ticket are known; otherwise the read models),
+//! and the refusal of a hold of a seat the memory shows as taken. README.md,
+//! "The listings from memory", says how the memory stays correct with several
+//! instances.
 
 use chrono::Utc;
 use uuid::Uuid;
@@ -100,4 +102,26 @@ pub async fn free_seat_page(
         None
     };
     Ok(TicketSeatPage { ticket, seats })
+}
+
+/// A hold the feed's memory already refuses, without a query: the token's
+/// ticket is in memory and active, and the seat, of a date in memory and of
+/// the ticket's concert, shows as held or sold — what the read model would
+/// say too, as of the feed's last read. Anything else (`None`) goes the
+/// usual way, and the seat's aggregate has the last word on a hold.
+pub fn hold_refused_from_memory(
+    app: &AppState,
+    ticket_id: Uuid,
+    seat_id: Uuid,
+) -> Option<ApiError> {
+    let feed = &app.live;
+    if !feed.is_current() {
+        return None;
+    }
+    let ticket = feed.tickets().peek(ticket_id)?;
+    if ticket.status_at(Utc::now()) != TicketStatus::Active {
+        return None;
+    }
+    let (date, taken) = feed.seat_maps().taken(seat_id)?;
+    (taken && date.concert_id == ticket.concert_id).then_some(ApiError::SeatUnavailable)
 }
