@@ -52,6 +52,23 @@ pub async fn execute<A>(
 ) -> Result<(), AggregateError<A::Error>>
 where
     A: Pipelined,
+    A::Command: AsRef<str>,
+{
+    execute_for_events(pipeline, aggregate_id, command, context)
+        .await
+        .map(drop)
+}
+
+/// `execute`, answering with the events the command stored (none when it
+/// changed nothing): what the state became, without reading it back.
+pub async fn execute_for_events<A>(
+    pipeline: &Pipeline<A>,
+    aggregate_id: &str,
+    command: A::Command,
+    context: &CommandContext,
+) -> Result<Vec<A::Event>, AggregateError<A::Error>>
+where
+    A: Pipelined,
     // `as_ref` gives the variant name (`HoldSeat`), recorded as the event's `command`.
     A::Command: AsRef<str>,
 {
@@ -62,9 +79,9 @@ where
     outcome
 }
 
-fn outcome_label<E: std::error::Error>(outcome: &Result<(), AggregateError<E>>) -> &'static str {
+fn outcome_label<T, E: std::error::Error>(outcome: &Result<T, AggregateError<E>>) -> &'static str {
     match outcome {
-        Ok(()) => "ok",
+        Ok(_) => "ok",
         Err(AggregateError::UserError(_)) => "rejected",
         Err(AggregateError::AggregateConflict) => "conflict",
         Err(_) => "error",

@@ -14,9 +14,9 @@ use super::context::Correlation;
 use super::error::{ApiError, Problem};
 use super::extract::Json;
 use super::idempotent::Idempotent;
-use crate::aggregates::WalletCommand;
+use crate::aggregates::{WalletCommand, WalletEvent};
 use crate::booking::idempotency::Operation;
-use crate::commands::execute;
+use crate::commands::execute_for_events;
 use crate::ids::{ChargeId, UserId};
 use crate::money::Won;
 use crate::projections::balances;
@@ -91,14 +91,23 @@ async fn charge_balance(
         charge_id: ChargeId(request.command_id()),
         amount: body.amount,
     };
-    execute(
+    let stored = execute_for_events(
         &app.wallets,
         &user_id.to_string(),
         command,
         &correlation.as_actor(format!("user:{user_id}")),
     )
     .await?;
-    let balance = balances::balance_of(&app.pool, user_id).await?;
+    // The balance the charge left, as its event states it; a charge already
+    // made (same id) stored nothing, and the balance is read.
+    let charged = stored.iter().find_map(|event| match event {
+        WalletEvent::Charged { balance, .. } => Some(*balance),
+        _ => None,
+    });
+    let balance = match charged {
+        Some(balance) => balance,
+        None => balances::balance_of(&app.pool, user_id).await?,
+    };
     let answer = BalanceResponse { user_id, balance };
     request.answer(&app.pool, StatusCode::OK, &answer).await
 }

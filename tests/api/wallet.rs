@@ -28,6 +28,32 @@ async fn charging_raises_the_balance() {
 }
 
 #[tokio::test]
+async fn concurrent_charges_each_answer_the_balance_they_left() {
+    let app = spawn_app().await;
+    let user = Uuid::new_v4();
+    app.user_token(user).await;
+
+    // Amounts 1, 2, 4, ...: each running balance says which charges it includes.
+    let answers = join_all((0..12).map(|bit| app.charge(user, 1 << bit))).await;
+
+    let mut balances: Vec<i64> = answers
+        .iter()
+        .map(|answer| json_of(answer)["balance"].as_i64().unwrap())
+        .collect();
+    for (bit, balance) in balances.iter().enumerate() {
+        assert_ne!(balance & (1 << bit), 0, "{balance} leaves out its own charge");
+    }
+    balances.sort_unstable();
+    for pair in balances.windows(2) {
+        // Each later balance includes every charge of an earlier one.
+        assert_eq!(pair[0] & pair[1], pair[0], "balances {balances:?}");
+        assert!(pair[0] < pair[1], "two charges answered one balance: {balances:?}");
+    }
+    assert_eq!(balances.last(), Some(&4095));
+    assert_eq!(app.balance(user).await, 4095);
+}
+
+#[tokio::test]
 async fn a_retried_charge_with_the_same_idempotency_key_charges_once() {
     let app = spawn_app().await;
     let user = Uuid::new_v4();

@@ -8,11 +8,15 @@ use tokio::sync::oneshot;
 
 use super::load::Loaded;
 
-/// What a command's sender is told.
-pub type Outcome<A> = Result<(), AggregateError<<A as Aggregate>::Error>>;
+/// What a command's sender is told: the events it stored, or why not.
+pub type Outcome<A> = Result<Vec<<A as Aggregate>::Event>, AggregateError<<A as Aggregate>::Error>>;
 
-/// A decided command with its verdict: accepted, or refused by a rule.
-pub type Verdict<A> = (Job<A>, Result<(), <A as Aggregate>::Error>);
+/// A decided command with its verdict: accepted with its events, or refused
+/// by a rule.
+pub type Verdict<A> = (
+    Job<A>,
+    Result<Vec<<A as Aggregate>::Event>, <A as Aggregate>::Error>,
+);
 
 /// A command waiting in the pipeline.
 pub struct Job<A: Aggregate> {
@@ -84,13 +88,14 @@ where
             .await;
         let events = sink.collect().await;
         let changed_then_refused = verdict.is_err() && !events.is_empty();
-        if verdict.is_ok() {
+        let verdict = verdict.map(|()| {
             decided.events.extend(
                 events
-                    .into_iter()
-                    .map(|event| (event, job.metadata.clone())),
+                    .iter()
+                    .map(|event| (event.clone(), job.metadata.clone())),
             );
-        }
+            events
+        });
         decided.verdicts.push((job, verdict));
         if changed_then_refused {
             decided.deferred.extend(jobs);
