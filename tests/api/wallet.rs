@@ -41,13 +41,20 @@ async fn concurrent_charges_each_answer_the_balance_they_left() {
         .map(|answer| json_of(answer)["balance"].as_i64().unwrap())
         .collect();
     for (bit, balance) in balances.iter().enumerate() {
-        assert_ne!(balance & (1 << bit), 0, "{balance} leaves out its own charge");
+        assert_ne!(
+            balance & (1 << bit),
+            0,
+            "{balance} leaves out its own charge"
+        );
     }
     balances.sort_unstable();
     for pair in balances.windows(2) {
         // Each later balance includes every charge of an earlier one.
         assert_eq!(pair[0] & pair[1], pair[0], "balances {balances:?}");
-        assert!(pair[0] < pair[1], "two charges answered one balance: {balances:?}");
+        assert!(
+            pair[0] < pair[1],
+            "two charges answered one balance: {balances:?}"
+        );
     }
     assert_eq!(balances.last(), Some(&4095));
     assert_eq!(app.balance(user).await, 4095);
