@@ -198,26 +198,36 @@ async fn the_dates_listing_counts_each_hold_at_once() {
 async fn a_hold_of_a_seat_memory_shows_taken_is_refused_and_a_freed_one_is_not() {
     let pool = fresh_database().await;
     let mut settings = config();
-    settings.hold_ttl_secs = 1;
+    settings.hold_ttl_secs = 3;
     let service = start(&pool, settings).await;
     let (concert_id, date_id) = service.concert(2).await;
     let first = service.active_token(&concert_id).await;
     let second = service.active_token(&concert_id).await;
-    // Both tickets and the date are in memory once each has listed.
     let listing = listing_path(&concert_id, &date_id);
-    for token in [&first, &second] {
-        assert_eq!(service.get(&listing, token).await.0, 200);
-    }
+    assert_eq!(service.get(&listing, &first).await.0, 200);
     let reservation = service.hold(&first, &concert_id, &date_id, 1).await;
     let refused_before = refused_from_memory(&service).await;
 
+    // A listing puts the second ticket in memory; the feed's later copy of
+    // its admission may forget it once more, so the pair is tried again.
     let seat = json!({"seat_id": reservation["seat_id"]});
-    let (status, problem) = service.post("/reservations", &second, seat.clone()).await;
-    assert_eq!(
-        (status, problem["code"].as_str()),
-        (409, Some("seat_unavailable"))
-    );
-    assert!(refused_from_memory(&service).await > refused_before);
+    let started = Instant::now();
+    loop {
+        assert_eq!(service.get(&listing, &second).await.0, 200);
+        let (status, problem) = service.post("/reservations", &second, seat.clone()).await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (409, Some("seat_unavailable"))
+        );
+        if refused_from_memory(&service).await > refused_before {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "never refused from memory"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // Once the scheduler has expired the hold, memory shows the seat free.
     let started = Instant::now();
@@ -227,7 +237,10 @@ async fn a_hold_of_a_seat_memory_shows_taken_is_refused_and_a_freed_one_is_not()
             break;
         }
         assert_eq!(status, 409, "{body}");
-        assert!(started.elapsed() < OTHER_INSTANCE_WAIT, "never free again");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never free again"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     service.stop().await;
