@@ -7,6 +7,7 @@ use cqrs_es::AggregateError;
 use serde::Serialize;
 
 use crate::booking::BookingError;
+use crate::live::seat_map::MapError;
 use crate::money::Won;
 
 /// A request that failed, and why.
@@ -204,6 +205,17 @@ impl From<BookingError> for ApiError {
 }
 
 /// Read-model queries in handlers fail as booking steps do.
+/// A date's seat map that could not be had: the date does not exist (404),
+/// or the database failed.
+impl From<MapError> for ApiError {
+    fn from(error: MapError) -> Self {
+        match error {
+            MapError::UnknownDate => ApiError::NotFound("date"),
+            MapError::Database(error) => error.into(),
+        }
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
         BookingError::from(error).into()

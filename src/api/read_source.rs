@@ -15,15 +15,6 @@ use crate::projections::available_seats::{self, TicketSeatPage};
 use crate::projections::queue_tickets::{self, TicketRow, TicketStatus};
 use crate::state::AppState;
 
-impl From<MapError> for ApiError {
-    fn from(error: MapError) -> Self {
-        match error {
-            MapError::UnknownDate => ApiError::NotFound("date"),
-            MapError::Database(error) => error.into(),
-        }
-    }
-}
-
 /// Counts which source answered a listing.
 fn count(listing: &'static str, memory: bool) {
     let source = if memory { "memory" } else { "database" };

@@ -8,9 +8,9 @@
 //!
 //! The same maps, the queue tickets (`tickets`) and the concerts' dates
 //! (`dates`) answer the seat and date listings without a query while the
-//! feed is current (`is_current`): this instance's
-//! own commits reach them before their commands are answered (`own_commits`),
-//! the other instances' within the feed's lag.
+//! feed is current (`is_current`): this instance's own commits reach them
+//! before their commands are answered (`own_commits`), the other instances'
+//! within the feed's lag.
 
 mod changes;
 mod dates;
@@ -26,11 +26,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::projections::available_dates::DateRow;
-
-use tokio::sync::watch;
 
 pub use changes::{LogChange, SeatStatus};
 pub use follower::follow;
@@ -97,7 +96,7 @@ impl Feed {
         &self.inner.seat_maps
     }
 
-    /// Queue tickets as the seat listing checks them.
+    /// Queue tickets as the listings check them.
     pub fn tickets(&self) -> &tickets::Tickets {
         &self.inner.tickets
     }
