@@ -1,10 +1,11 @@
 //! The seat maps of the dates someone watches or lists, kept in memory: built
 //! from the read model once per date (one query), then kept current from the
 //! feed and from this instance's own commits (`seats`). Each change is
-//! serialized once and shared by every subscriber of the date; the last few
-//! batches are kept so that a reconnect with `Last-Event-ID` gets what it
-//! missed instead of a new snapshot.
+//! serialized once (`frames`) and shared by every subscriber of the date; the
+//! last few batches are kept so that a reconnect with `Last-Event-ID` gets
+//! what it missed instead of a new snapshot.
 
+mod frames;
 mod seats;
 
 use std::collections::{HashMap, VecDeque};
@@ -12,15 +13,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use serde::Serialize;
 use sqlx::PgPool;
 use tokio::sync::{broadcast, OnceCell};
 use uuid::Uuid;
 
+pub use self::frames::{SeatBatch, SeatChange};
 use self::seats::Seats;
 use super::changes::{ChangeKind, LogChange, SeatStatus};
 use super::lock;
-use crate::money::Won;
 use crate::projections::available_seats::FreeSeatRow;
 
 /// Batches of changes remembered per date for `Last-Event-ID`.
@@ -31,42 +31,6 @@ const BACKLOG: usize = 1024;
 /// enough for a reconnect to resume with `Last-Event-ID`, short enough that
 /// dates nobody looks at cost no memory.
 const KEEP_UNWATCHED: Duration = Duration::from_secs(60);
-
-/// One seat's new status, as `event: seats` lists it.
-#[derive(Debug, Clone, Serialize)]
-pub struct SeatChange {
-    pub seat_id: Uuid,
-    pub seat_no: i32,
-    pub status: SeatStatus,
-}
-
-/// The changes of one date in one read of the log, as one Server-Sent Event
-/// in each format, encoded once: each subscriber's share of a batch is a
-/// reference count and a write.
-#[derive(Debug)]
-pub struct SeatBatch {
-    /// The position of the last event it includes.
-    pub position: i64,
-    /// `event: seats`, `data: {"changes": [{"seat_id", "seat_no", "status"}]}`.
-    pub frame: Bytes,
-    /// `event: seat-changes`, `data: "2H,17S"`: each seat's number and
-    /// letter, for clients that opt in — about 4 bytes a change instead of 75.
-    pub compact: Bytes,
-}
-
-/// The compact data of a batch: a JSON string of `<seat_no><letter>` joined by commas.
-fn compact_data(changes: &[(SeatChange, i64)]) -> String {
-    let parts: Vec<String> = changes
-        .iter()
-        .map(|(seat, _)| format!("{}{}", seat.seat_no, seat.status.letter() as char))
-        .collect();
-    format!("\"{}\"", parts.join(","))
-}
-
-/// One Server-Sent Event as sent on the wire (the data is one JSON line).
-fn frame(event: &str, position: i64, data: &str) -> Bytes {
-    Bytes::from(format!("event: {event}\nid: {position}\ndata: {data}\n\n"))
-}
 
 /// A date's concert and size, known once its map is loaded.
 #[derive(Debug, Clone, Copy)]
@@ -326,36 +290,11 @@ impl DateMap {
         }
     }
 
-    /// Reads the date's seats from the read model: one row, one array a column.
+    /// Reads the date's seats from the read model (one query).
     async fn load(&self, pool: &PgPool, floor: i64) -> Result<DateInfo, MapError> {
-        type Row = (
-            Uuid,
-            i32,
-            Option<String>,
-            Option<Vec<Uuid>>,
-            Option<Vec<i64>>,
-        );
-        let row: Option<Row> = sqlx::query_as(
-            "select d.concert_id, d.total_seats, s.letters, s.ids, s.prices
-             from concert_dates d
-             left join lateral (
-                 select string_agg(case status when 'free' then 'F' when 'held' then 'H' else 'S' end,
-                                   '' order by seat_no) as letters,
-                        array_agg(seat_id order by seat_no) as ids,
-                        array_agg(price order by seat_no) as prices
-                 from seats where date_id = d.date_id) s on true
-             where d.date_id = $1",
-        )
-        .bind(self.date_id)
-        .fetch_optional(pool)
-        .await?;
-        let (concert_id, total_seats, letters, ids, prices) = row.ok_or(MapError::UnknownDate)?;
-        let prices = prices.unwrap_or_default().into_iter().map(Won).collect();
-        let seats = Seats::new(
-            ids.unwrap_or_default(),
-            prices,
-            letters.unwrap_or_default().into_bytes(),
-        );
+        let (info, seats) = Seats::read(pool, self.date_id)
+            .await?
+            .ok_or(MapError::UnknownDate)?;
         let mut state = lock(&self.state);
         state.seats = seats;
         // The read may already show some of these; applying them again in
@@ -366,10 +305,7 @@ impl DateMap {
         state.floor = floor;
         state.snapshot = None;
         state.loaded = true;
-        Ok(DateInfo {
-            concert_id,
-            total_seats,
-        })
+        Ok(info)
     }
 
     /// The number of free seats, which counts as a look at the map.
@@ -387,13 +323,7 @@ impl DateMap {
     }
 
     fn apply(&self, position: i64, changes: Vec<(SeatChange, i64)>) {
-        let seats: Vec<&SeatChange> = changes.iter().map(|(seat, _)| seat).collect();
-        let data = serde_json::json!({ "changes": seats }).to_string();
-        let batch = Arc::new(SeatBatch {
-            position,
-            frame: frame("seats", position, &data),
-            compact: frame("seat-changes", position, &compact_data(&changes)),
-        });
+        let batch = Arc::new(SeatBatch::encode(position, &changes));
         let mut state = lock(&self.state);
         state.snapshot = None;
         for (seat, sequence) in &changes {
@@ -430,12 +360,12 @@ impl DateMap {
             _ => match &state.snapshot {
                 Some((at, snapshot)) if *at == position => Start::Snapshot(snapshot.clone()),
                 _ => {
-                    let data = serde_json::json!({
-                        "date_id": self.date_id,
-                        "total_seats": info.total_seats,
-                        "seats": String::from_utf8_lossy(state.seats.letters()),
-                    });
-                    let snapshot = frame("snapshot", position, &data.to_string());
+                    let snapshot = frames::snapshot(
+                        self.date_id,
+                        info.total_seats,
+                        state.seats.letters(),
+                        position,
+                    );
                     state.snapshot = Some((position, snapshot.clone()));
                     Start::Snapshot(snapshot)
                 }
@@ -453,6 +383,7 @@ impl DateMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::money::Won;
 
     fn loaded_map(seats: &str) -> Arc<DateMap> {
         let map = Arc::new(DateMap::new(Uuid::nil()));

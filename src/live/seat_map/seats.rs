@@ -1,4 +1,4 @@
-//! One date's seats as the feed keeps them: per seat number a letter (F, H,
+//! One date's seats as the feed keeps them, read once from the read model: per seat number a letter (F, H,
 //! S), the seat's id and price, and the sequence of the change the letter
 //! shows. The same change may arrive twice and out of order (this instance's
 //! own commit at once, then the log's copy, after older changes of other
@@ -6,9 +6,11 @@
 
 use std::collections::HashMap;
 
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::super::changes::SeatStatus;
+use super::DateInfo;
 use crate::money::Won;
 use crate::projections::available_seats::FreeSeatRow;
 
@@ -40,6 +42,41 @@ impl Seats {
             prices,
             index,
         }
+    }
+
+    /// The date's concert and size and its seats, from the read model in one
+    /// query; `None` when there is no such date.
+    pub async fn read(pool: &PgPool, date_id: Uuid) -> sqlx::Result<Option<(DateInfo, Self)>> {
+        type Row = (
+            Uuid,
+            i32,
+            Option<String>,
+            Option<Vec<Uuid>>,
+            Option<Vec<i64>>,
+        );
+        let row: Option<Row> = sqlx::query_as(
+            "select d.concert_id, d.total_seats, s.letters, s.ids, s.prices
+             from concert_dates d
+             left join lateral (
+                 select string_agg(case status when 'free' then 'F' when 'held' then 'H' else 'S' end,
+                                   '' order by seat_no) as letters,
+                        array_agg(seat_id order by seat_no) as ids,
+                        array_agg(price order by seat_no) as prices
+                 from seats where date_id = d.date_id) s on true
+             where d.date_id = $1",
+        )
+        .bind(date_id)
+        .fetch_optional(pool)
+        .await?;
+        Ok(row.map(|(concert_id, total_seats, letters, ids, prices)| {
+            let info = DateInfo {
+                concert_id,
+                total_seats,
+            };
+            let prices = prices.unwrap_or_default().into_iter().map(Won).collect();
+            let letters = letters.unwrap_or_default().into_bytes();
+            (info, Self::new(ids.unwrap_or_default(), prices, letters))
+        }))
     }
 
     /// One letter per seat number from 1.
