@@ -59,6 +59,8 @@ pub enum ChangeKind {
     Ticket {
         ticket_id: Uuid,
         concert_id: Uuid,
+        /// The event's sequence in the ticket's stream.
+        sequence: i64,
         entered: bool,
     },
     /// Nothing a stream shows (concerts, wallets).
@@ -121,6 +123,7 @@ fn change(row: Row) -> LogChange {
         (_, _, _, Some(ticket_id), Some(concert_id)) => ChangeKind::Ticket {
             ticket_id,
             concert_id,
+            sequence: row.sequence,
             entered: row.event_type == "QueueEntered",
         },
         _ => ChangeKind::Other,

@@ -152,8 +152,13 @@ impl Feed {
         self.inner.seat_maps.apply(changes);
         self.inner.standings.apply(changes);
         for change in changes {
-            if let changes::ChangeKind::Ticket { ticket_id, .. } = change.kind {
-                self.inner.tickets.forget(ticket_id);
+            if let changes::ChangeKind::Ticket {
+                ticket_id,
+                sequence,
+                ..
+            } = change.kind
+            {
+                self.inner.tickets.forget(ticket_id, sequence);
             }
         }
         self.inner.position.store(last.position, Ordering::Release);

@@ -27,9 +27,9 @@ impl AfterCommit<Seat> for Feed {
 }
 
 impl AfterCommit<QueueTicket> for Feed {
-    fn committed(&self, aggregate_id: &str, _: usize, _: &QueueTicketEvent) {
+    fn committed(&self, aggregate_id: &str, sequence: usize, _: &QueueTicketEvent) {
         if let Ok(ticket_id) = Uuid::parse_str(aggregate_id) {
-            self.tickets().forget(ticket_id);
+            self.tickets().forget(ticket_id, sequence as i64);
         }
     }
 }

@@ -44,6 +44,7 @@ impl Standings {
                 ticket_id,
                 concert_id,
                 entered,
+                ..
             } = change.kind
             {
                 if let Some(sender) = tickets.get(&ticket_id) {

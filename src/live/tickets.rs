@@ -1,6 +1,8 @@
-//! Queue tickets as the seat listing checks them, kept in memory: each read
-//! once from the read model, then forgotten as soon as the ticket changes —
-//! at once for this instance's own commits, through the feed for the others'.
+//! Queue tickets as the listings check them, kept in memory: each read once
+//! from the read model, then forgotten as soon as the ticket changes — at
+//! once for this instance's own commits, through the feed for the others'.
+//! The feed's later copy of a change already forgotten is known by its
+//! sequence and forgets nothing again.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -24,6 +26,9 @@ pub struct Tickets {
 #[derive(Default)]
 struct Shard {
     rows: HashMap<Uuid, TicketRow>,
+    /// The sequence of the last change forgotten, per ticket: a row read
+    /// after it shows that change already.
+    changed_at: HashMap<Uuid, i64>,
     /// Counts the tickets forgotten: a read that overlapped one of them
     /// may be older than the change, so it is not kept.
     forgotten: u64,
@@ -66,9 +71,19 @@ impl Tickets {
         lock(self.shard(ticket_id)).rows.get(&ticket_id).cloned()
     }
 
-    /// The ticket changed: the next `get` reads it again.
-    pub fn forget(&self, ticket_id: Uuid) {
+    /// The ticket changed (its stream's event `sequence`): the next `get`
+    /// reads it again, unless this change was already forgotten.
+    pub fn forget(&self, ticket_id: Uuid, sequence: i64) {
         let mut shard = lock(self.shard(ticket_id));
+        let known = shard.changed_at.get(&ticket_id).copied().unwrap_or(0);
+        if sequence <= known {
+            return;
+        }
+        if shard.changed_at.len() >= MOST_PER_SHARD {
+            // A change seen again is then only forgotten once more.
+            shard.changed_at.clear();
+        }
+        shard.changed_at.insert(ticket_id, sequence);
         shard.rows.remove(&ticket_id);
         shard.forgotten += 1;
     }
@@ -82,26 +97,44 @@ impl Tickets {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_forgotten_ticket_is_gone_and_marks_its_shard() {
-        let tickets = Tickets::default();
-        let id = Uuid::new_v4();
-        let row = TicketRow {
-            ticket_id: id,
+    fn row(ticket_id: Uuid) -> TicketRow {
+        TicketRow {
+            ticket_id,
             concert_id: Uuid::nil(),
             user_id: Uuid::nil(),
             entry_no: 1,
             status: "active".into(),
             expires_at: None,
-        };
-        lock(tickets.shard(id)).rows.insert(id, row);
+        }
+    }
+
+    #[test]
+    fn a_forgotten_ticket_is_gone_and_marks_its_shard() {
+        let tickets = Tickets::default();
+        let id = Uuid::new_v4();
+        lock(tickets.shard(id)).rows.insert(id, row(id));
 
         assert_eq!(tickets.peek(id).map(|row| row.ticket_id), Some(id));
-        tickets.forget(id);
+        tickets.forget(id, 3);
 
         assert!(tickets.peek(id).is_none());
         let shard = lock(tickets.shard(id));
         assert!(shard.rows.is_empty());
         assert_eq!(shard.forgotten, 1);
+    }
+
+    #[test]
+    fn the_feeds_copy_of_a_change_already_forgotten_keeps_the_row_read_after_it() {
+        let tickets = Tickets::default();
+        let id = Uuid::new_v4();
+        tickets.forget(id, 3);
+        lock(tickets.shard(id)).rows.insert(id, row(id));
+
+        tickets.forget(id, 2);
+        tickets.forget(id, 3);
+        assert!(tickets.peek(id).is_some(), "older or the same change");
+
+        tickets.forget(id, 4);
+        assert!(tickets.peek(id).is_none(), "a newer change");
     }
 }
