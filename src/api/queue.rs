@@ -14,7 +14,7 @@ use super::client::{ClientIp, EntryLimiter};
 use super::context::Correlation;
 use super::error::{ApiError, Problem};
 use super::extract::Json;
-use crate::booking::queue::{self, enter_queue};
+use crate::booking::queue::{self, enter_queue, Standing};
 use crate::ids::{ConcertId, TicketId, UserId};
 use crate::projections::queue_tickets::TicketRow;
 use crate::state::AppState;
@@ -86,10 +86,8 @@ async fn enter_queue_handler(
     } else {
         StatusCode::OK
     };
-    Ok((
-        status,
-        axum::Json(token_response(&app, entered.ticket).await?),
-    ))
+    let body = token_body(&app, entered.ticket, entered.standing);
+    Ok((status, axum::Json(body)))
 }
 
 /// The caller's token and where it stands now.
@@ -111,8 +109,12 @@ pub(super) async fn token_response(
     ticket: TicketRow,
 ) -> Result<TokenResponse, ApiError> {
     let standing = queue::standing(app, &ticket).await?;
+    Ok(token_body(app, ticket, standing))
+}
+
+fn token_body(app: &AppState, ticket: TicketRow, standing: Standing) -> TokenResponse {
     let status = ticket.status_at(Utc::now()).as_str();
-    Ok(TokenResponse {
+    TokenResponse {
         token: app.tokens.issue(TicketId(ticket.ticket_id)),
         user_id: ticket.user_id,
         concert_id: ticket.concert_id,
@@ -120,5 +122,5 @@ pub(super) async fn token_response(
         position: standing.position,
         estimated_wait_seconds: standing.estimated_wait_seconds,
         expires_at: queue::expires_at(&ticket),
-    })
+    }
 }

@@ -7,7 +7,8 @@ use super::BookingError;
 use crate::aggregates::{QueueTicketCommand, QueueTicketError};
 use crate::commands::{execute, CommandContext};
 use crate::ids::{ConcertId, TicketId, UserId};
-use crate::projections::queue_tickets::{self, TicketRow, TicketStatus};
+use crate::projections::queue_entries;
+use crate::projections::queue_tickets::{self, StandingRow, TicketRow, TicketStatus};
 use crate::state::AppState;
 
 /// Window over which the admission rate is measured.
@@ -17,6 +18,7 @@ const RATE_WINDOW_SECS: i64 = 60;
 pub struct Entered {
     pub ticket: TicketRow,
     pub created: bool,
+    pub standing: Standing,
 }
 
 /// Where a ticket stands.
@@ -34,23 +36,30 @@ pub async fn enter_queue(
     user_id: UserId,
     context: &CommandContext,
 ) -> Result<Entered, BookingError> {
+    let waiting_max = i64::try_from(app.config.queue_waiting_max).unwrap_or(i64::MAX);
     for _ in 0..5 {
-        let known = queue_tickets::entry_context(&app.pool, concert_id.0, user_id.0).await?;
-        if !known.concert_exists {
+        let now = Utc::now();
+        let since = rate_window_start(now);
+        let plan =
+            queue_entries::plan_entry(&app.pool, concert_id.0, user_id.0, now, since, waiting_max)
+                .await?;
+        if !plan.concert_exists {
             return Err(BookingError::NotFound("concert"));
         }
-        if let Some(ticket) = known.latest.filter(|ticket| ticket.is_live_at(Utc::now())) {
+        let standing_row = plan.standing;
+        if let Some(ticket) = plan.latest.filter(|ticket| ticket.is_live_at(now)) {
+            let standing = standing_from(app, &ticket, standing_row, now);
             return Ok(Entered {
                 ticket,
                 created: false,
+                standing,
             });
         }
-        let limit = app.config.queue_waiting_max;
-        if limit > 0 && known.waiting >= limit as i64 {
+        // The plan took a number unless the line was full.
+        let Some(entry_no) = plan.entry_no else {
             return Err(BookingError::QueueFull);
-        }
-        let ticket_id = TicketId::of(concert_id, user_id, known.tickets_of_user);
-        let entry_no = queue_tickets::next_entry_no(&app.pool, concert_id.0).await?;
+        };
+        let ticket_id = TicketId::of(concert_id, user_id, plan.tickets_of_user);
         let command = QueueTicketCommand::EnterQueue {
             concert_id,
             user_id,
@@ -60,10 +69,11 @@ pub async fn enter_queue(
         let outcome = execute(&app.tickets, &ticket_id.to_string(), command, context).await;
         if outcome.is_err() {
             // Best effort: a number lost here only makes later positions one too high.
-            let _ = queue_tickets::release_entry_no(&app.pool, concert_id.0, entry_no).await;
+            let _ = queue_entries::release_entry_no(&app.pool, concert_id.0, entry_no).await;
         }
         match outcome {
-            // What was committed, with its read model in the same transaction.
+            // What was committed, with its read model in the same transaction;
+            // where it stands was read when its number was taken.
             Ok(()) => {
                 let ticket = TicketRow {
                     ticket_id: ticket_id.0,
@@ -73,18 +83,22 @@ pub async fn enter_queue(
                     status: "waiting".to_string(),
                     expires_at: None,
                 };
+                let standing = standing_from(app, &ticket, standing_row, now);
                 return Ok(Entered {
                     ticket,
                     created: true,
+                    standing,
                 });
             }
             // A concurrent entry of the same user won: answer with its ticket.
             Err(AggregateError::UserError(QueueTicketError::AlreadyEntered)) => {
                 let entered = queue_tickets::find_ticket(&app.pool, ticket_id.0).await?;
                 if let Some(ticket) = entered.filter(|ticket| ticket.is_live_at(Utc::now())) {
+                    let standing = standing(app, &ticket).await?;
                     return Ok(Entered {
                         ticket,
                         created: false,
+                        standing,
                     });
                 }
             }
@@ -108,17 +122,42 @@ pub async fn standing(app: &AppState, ticket: &TicketRow) -> Result<Standing, Bo
         });
     }
     let now = Utc::now();
-    let since = now - Duration::seconds(RATE_WINDOW_SECS);
-    let standing =
-        queue_tickets::standing(&app.pool, ticket.concert_id, ticket.entry_no, since).await?;
+    let row = queue_tickets::standing(
+        &app.pool,
+        ticket.concert_id,
+        ticket.entry_no,
+        rate_window_start(now),
+    )
+    .await?;
+    Ok(standing_from(app, ticket, row, now))
+}
+
+/// The start of the window over which the admission rate is measured.
+fn rate_window_start(now: DateTime<Utc>) -> DateTime<Utc> {
+    now - Duration::seconds(RATE_WINDOW_SECS)
+}
+
+/// A ticket's place from its `StandingRow` read at `now`.
+fn standing_from(
+    app: &AppState,
+    ticket: &TicketRow,
+    row: StandingRow,
+    now: DateTime<Utc>,
+) -> Standing {
+    if ticket.recorded_status() != TicketStatus::Waiting {
+        return Standing {
+            position: 0,
+            estimated_wait_seconds: 0,
+        };
+    }
     // The recent admissions span the window, or less when the sample filled up.
-    let span = standing
+    let span = row
         .sample_start
         .map_or(Duration::seconds(RATE_WINDOW_SECS), |start| now - start);
-    Ok(Standing {
-        position: standing.position,
-        estimated_wait_seconds: estimate_wait(app, standing.position, standing.admitted, span),
-    })
+    Standing {
+        position: row.position,
+        estimated_wait_seconds: estimate_wait(app, row.position, row.admitted, span),
+    }
 }
 
 /// Seconds until a ticket with `position` tickets ahead is admitted, when

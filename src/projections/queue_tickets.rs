@@ -190,10 +190,11 @@ const LEFT_WAITING: &str = "insert into queue_progress (concert_id, stripe, left
      on conflict (concert_id, stripe) do update set left_waiting = queue_progress.left_waiting + 1";
 
 /// Tickets of concert `$1` that left the waiting line, all stripes together.
-const LEFT_WAITING_TOTAL: &str =
+pub(super) const LEFT_WAITING_TOTAL: &str =
     "coalesce((select sum(left_waiting) from queue_progress where concert_id = $1), 0)";
 
-const TICKET_COLUMNS: &str = "ticket_id, concert_id, user_id, entry_no, status, expires_at";
+pub(super) const TICKET_COLUMNS: &str =
+    "ticket_id, concert_id, user_id, entry_no, status, expires_at";
 
 /// One ticket by id.
 pub async fn find_ticket(pool: &PgPool, ticket_id: Uuid) -> sqlx::Result<Option<TicketRow>> {
@@ -236,6 +237,19 @@ pub struct StandingRow {
     pub sample_start: Option<DateTime<Utc>>,
 }
 
+/// The columns of a `StandingRow` for concert `$1`, for the ticket numbered
+/// `entry_no` and the admissions since `since` (SQL expressions).
+pub(super) fn standing_columns(entry_no: &str, since: &str) -> String {
+    format!(
+        "greatest(0, {entry_no} - 1 - {LEFT_WAITING_TOTAL}
+            - (select count(*) from queue_unused_entries where concert_id = $1 and entry_no < {entry_no}))::bigint as position,
+         (select count(*) from (select 1 from queue_tickets where concert_id = $1 and admitted_at >= {since}
+                                limit {RATE_SAMPLE}) recent) as admitted,
+         (select admitted_at from queue_tickets where concert_id = $1 and admitted_at >= {since}
+          order by admitted_at desc offset {RATE_SAMPLE} - 1 limit 1) as sample_start"
+    )
+}
+
 /// The `StandingRow` of a ticket with `entry_no`, counting admissions since
 /// `since`. Both parts take constant time, however long the queue: entry
 /// numbers are dense per concert, so the position is the numbers below this
@@ -248,19 +262,12 @@ pub async fn standing(
     entry_no: i64,
     since: DateTime<Utc>,
 ) -> sqlx::Result<StandingRow> {
-    sqlx::query_as(&format!(
-        "select greatest(0, $2 - 1 - {LEFT_WAITING_TOTAL}
-            - (select count(*) from queue_unused_entries where concert_id = $1 and entry_no < $2))::bigint as position,
-            (select count(*) from (select 1 from queue_tickets where concert_id = $1 and admitted_at >= $3
-                                   limit {RATE_SAMPLE}) recent) as admitted,
-            (select admitted_at from queue_tickets where concert_id = $1 and admitted_at >= $3
-             order by admitted_at desc offset {RATE_SAMPLE} - 1 limit 1) as sample_start"
-    ))
-    .bind(concert_id)
-    .bind(entry_no)
-    .bind(since)
-    .fetch_one(pool)
-    .await
+    sqlx::query_as(&format!("select {}", standing_columns("$2", "$3")))
+        .bind(concert_id)
+        .bind(entry_no)
+        .bind(since)
+        .fetch_one(pool)
+        .await
 }
 
 /// Concerts that have waiting tickets, with their count of active ones.
@@ -298,98 +305,6 @@ pub async fn overdue_active(
     .bind(limit)
     .fetch_all(pool)
     .await
-}
-
-/// What entering a concert's queue needs to know, in one query.
-#[derive(Debug, sqlx::FromRow)]
-struct EntryContextRow {
-    concert_exists: bool,
-    tickets_of_user: i64,
-    waiting: i64,
-    ticket_id: Option<Uuid>,
-    entry_no: Option<i64>,
-    status: Option<String>,
-    expires_at: Option<DateTime<Utc>>,
-}
-
-/// Whether the concert exists, the user's latest ticket for it, how many
-/// tickets the user ever had for it, and how many wait in its queue.
-pub struct EntryContext {
-    pub concert_exists: bool,
-    pub latest: Option<TicketRow>,
-    pub tickets_of_user: i64,
-    pub waiting: i64,
-}
-
-/// The `EntryContext` of a user entering a concert's queue. The waiting count
-/// takes constant time like `standing` (numbers handed out for entries still
-/// being written count too).
-pub async fn entry_context(
-    pool: &PgPool,
-    concert_id: Uuid,
-    user_id: Uuid,
-) -> sqlx::Result<EntryContext> {
-    let row: EntryContextRow = sqlx::query_as(&format!(
-        "select exists (select 1 from concerts where concert_id = $1) as concert_exists,
-            (select count(*) from queue_tickets where concert_id = $1 and user_id = $2) as tickets_of_user,
-            greatest(0, coalesce((select issued from queue_lines where concert_id = $1), 0)
-              - {LEFT_WAITING_TOTAL}
-              - (select count(*) from queue_unused_entries where concert_id = $1))::bigint as waiting,
-            t.ticket_id, t.entry_no, t.status, t.expires_at
-         from (select 1) one
-         left join lateral (select ticket_id, entry_no, status, expires_at from queue_tickets
-                            where concert_id = $1 and user_id = $2 order by entry_no desc limit 1) t on true"
-    ))
-    .bind(concert_id)
-    .bind(user_id)
-    .fetch_one(pool)
-    .await?;
-    let latest = match (row.ticket_id, row.entry_no, row.status) {
-        (Some(ticket_id), Some(entry_no), Some(status)) => Some(TicketRow {
-            ticket_id,
-            concert_id,
-            user_id,
-            entry_no,
-            status,
-            expires_at: row.expires_at,
-        }),
-        _ => None,
-    };
-    Ok(EntryContext {
-        concert_exists: row.concert_exists,
-        latest,
-        tickets_of_user: row.tickets_of_user,
-        waiting: row.waiting,
-    })
-}
-
-/// Takes the concert's next entry number (1, 2, 3, ...), which orders admission.
-///
-/// Every entry of a concert updates this one row, so its commit does not wait
-/// for the WAL flush (the row lock is released at once). That is safe: the
-/// entry's event commits later and durably, which flushes this change too, so
-/// a number lost in a crash was never used and is simply handed out again.
-pub async fn next_entry_no(pool: &PgPool, concert_id: Uuid) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
-        "with no_flush as materialized (select set_config('synchronous_commit', 'off', true))
-         insert into queue_lines (concert_id, issued) select $1, 1 from no_flush
-         on conflict (concert_id) do update set issued = queue_lines.issued + 1
-         returning issued",
-    )
-    .bind(concert_id)
-    .fetch_one(pool)
-    .await
-}
-
-/// Records an entry number that was taken but will never be used, so the
-/// positions behind it stay exact.
-pub async fn release_entry_no(pool: &PgPool, concert_id: Uuid, entry_no: i64) -> sqlx::Result<()> {
-    sqlx::query("insert into queue_unused_entries (concert_id, entry_no) values ($1, $2) on conflict do nothing")
-        .bind(concert_id)
-        .bind(entry_no)
-        .execute(pool)
-        .await?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -65,8 +65,14 @@ async fn positions_count_the_waiting_tokens_ahead_in_fifo_order() {
     let _admitted = app.active_user(&concert.concert_id).await;
 
     let mut tokens = Vec::new();
-    for _ in 0..5 {
-        let (_, body) = app.enter_queue(Uuid::new_v4(), &concert.concert_id).await;
+    for ahead in 0..5 {
+        let user = Uuid::new_v4();
+        let (status, body) = app.enter_queue(user, &concert.concert_id).await;
+        assert_eq!(status, StatusCode::CREATED);
+        assert_eq!(body["position"], ahead, "the entry's own answer");
+        let (again, same) = app.enter_queue(user, &concert.concert_id).await;
+        assert_eq!(again, StatusCode::OK);
+        assert_eq!(same["position"], ahead, "entering again");
         tokens.push(body["token"].as_str().unwrap().to_string());
     }
 
