@@ -8,10 +8,13 @@ use cqrs_es::AggregateError;
 use uuid::Uuid;
 
 use super::BookingError;
-use crate::aggregates::{ExpiryReason, QueueTicketCommand, SeatCommand, SeatError, WalletCommand};
-use crate::commands::{execute, CommandContext};
+use crate::aggregates::{
+    ExpiryReason, QueueTicketCommand, SeatCommand, SeatError, WalletCommand, WalletEvent,
+};
+use crate::commands::{execute, execute_for_events, CommandContext};
 use crate::ids::{PaymentId, ReservationId, SeatId, TicketId, UserId};
 use crate::money::Won;
+use crate::projections::balances;
 use crate::projections::payments::{self, PaymentRow};
 use crate::projections::queue_tickets::{self, TicketStatus};
 use crate::projections::reservations::{self, ReservationStatus};
@@ -52,7 +55,13 @@ pub async fn pay(
         amount: reservation.price,
         now: Utc::now(),
     };
-    execute(&app.wallets, &user_id.to_string(), debit, context).await?;
+    let debited = execute_for_events(&app.wallets, &user_id.to_string(), debit, context).await?;
+    // The balance the debit left, as its event states it; nothing is stored
+    // when this payment had already been debited (a retry), so it is read then.
+    let balance_after_debit = debited.iter().find_map(|event| match event {
+        WalletEvent::Paid { balance, .. } => Some(*balance),
+        _ => None,
+    });
     if app.config.fault_stop_after_debit {
         return Err(BookingError::Unavailable(
             "stopped after the debit (fault injection)".into(),
@@ -69,7 +78,10 @@ pub async fn pay(
     };
     if finish(app, &payment, Some(ticket_id), context).await? {
         payment.status = "completed".to_string();
-        let balance = crate::projections::balances::balance_of(&app.pool, user_id.0).await?;
+        let balance = match balance_after_debit {
+            Some(balance) => balance,
+            None => balances::balance_of(&app.pool, user_id.0).await?,
+        };
         Ok(Receipt { payment, balance })
     } else {
         Err(BookingError::HoldExpired)
@@ -149,6 +161,6 @@ async fn receipt(app: &AppState, payment_id: Uuid) -> Result<Receipt, BookingErr
     let payment = payments::find_payment(&app.pool, payment_id)
         .await?
         .ok_or(BookingError::NotFound("payment"))?;
-    let balance = crate::projections::balances::balance_of(&app.pool, payment.user_id).await?;
+    let balance = balances::balance_of(&app.pool, payment.user_id).await?;
     Ok(Receipt { payment, balance })
 }
