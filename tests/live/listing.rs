@@ -4,20 +4,20 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::harness::*;
 
 /// How long another instance's commit may take to show in a listing.
 const OTHER_INSTANCE_WAIT: Duration = Duration::from_secs(5);
 
-fn listing_path(concert_id: &str, date_id: &str) -> String {
+pub(super) fn listing_path(concert_id: &str, date_id: &str) -> String {
     format!("/concerts/{concert_id}/dates/{date_id}/seats")
 }
 
 impl Instance {
     /// GET `path` with `token`: the status and the body.
-    async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+    pub(super) async fn get(&self, path: &str, token: &str) -> (u16, Value) {
         let response = self
             .client
             .get(format!("{}/api/v1{path}", self.base))
@@ -30,7 +30,7 @@ impl Instance {
     }
 
     /// POST `path` with `token` and `body`: the status and the body.
-    async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+    pub(super) async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
         let response = self
             .client
             .post(format!("{}/api/v1{path}", self.base))
@@ -44,7 +44,12 @@ impl Instance {
     }
 
     /// The numbers of the date's free seats.
-    async fn free_seat_numbers(&self, token: &str, concert_id: &str, date_id: &str) -> Vec<u64> {
+    pub(super) async fn free_seat_numbers(
+        &self,
+        token: &str,
+        concert_id: &str,
+        date_id: &str,
+    ) -> Vec<u64> {
         let (status, page) = self.get(&listing_path(concert_id, date_id), token).await;
         assert_eq!(status, 200, "{page}");
         page["seats"]
@@ -192,72 +197,4 @@ async fn the_dates_listing_counts_each_hold_at_once() {
         "a date without a free seat is not bookable"
     );
     service.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hold_of_a_seat_memory_shows_taken_is_refused_and_a_freed_one_is_not() {
-    let pool = fresh_database().await;
-    let mut settings = config();
-    settings.hold_ttl_secs = 3;
-    let service = start(&pool, settings).await;
-    let (concert_id, date_id) = service.concert(2).await;
-    let first = service.active_token(&concert_id).await;
-    let second = service.active_token(&concert_id).await;
-    let listing = listing_path(&concert_id, &date_id);
-    assert_eq!(service.get(&listing, &first).await.0, 200);
-    let reservation = service.hold(&first, &concert_id, &date_id, 1).await;
-    let refused_before = refused_from_memory(&service).await;
-
-    // A listing puts the second ticket in memory; the feed's later copy of
-    // its admission may forget it once more, so the pair is tried again.
-    let seat = json!({"seat_id": reservation["seat_id"]});
-    let started = Instant::now();
-    loop {
-        assert_eq!(service.get(&listing, &second).await.0, 200);
-        let (status, problem) = service.post("/reservations", &second, seat.clone()).await;
-        assert_eq!(
-            (status, problem["code"].as_str()),
-            (409, Some("seat_unavailable"))
-        );
-        if refused_from_memory(&service).await > refused_before {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "never refused from memory"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-
-    // Once the scheduler has expired the hold, memory shows the seat free.
-    let started = Instant::now();
-    loop {
-        let (status, body) = service.post("/reservations", &second, seat.clone()).await;
-        if status == 201 {
-            break;
-        }
-        assert_eq!(status, 409, "{body}");
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "never free again"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    service.stop().await;
-}
-
-/// The instance's count of holds refused from memory.
-async fn refused_from_memory(service: &Instance) -> f64 {
-    let text = service
-        .client
-        .get(format!("{}/metrics", service.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix("concert_holds_refused_from_memory_total "))
-        .map_or(0.0, |value| value.trim().parse().unwrap())
 }
