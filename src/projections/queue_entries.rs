@@ -6,7 +6,9 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::queue_tickets::{standing_columns, StandingRow, TicketRow, LEFT_WAITING_TOTAL};
+use super::queue_tickets::{
+    position_column, rate_columns, StandingRow, TicketRow, LEFT_WAITING_TOTAL,
+};
 
 /// What one user's entry into one concert's queue found, and the number it
 /// took.
@@ -47,6 +49,8 @@ struct EntryPlanRow {
 ///
 /// The number is taken by an update of the concert's one counter row, whose
 /// commit does not wait for the WAL flush (the row lock is released at once).
+/// Every entry of a concert takes that lock in turn, so the admission rate
+/// (the slowest part) is read before it, and only the position after.
 /// That is safe: the entry's event commits later and durably, which flushes
 /// this change too, so a number lost in a crash was never used and is simply
 /// handed out again.
@@ -67,7 +71,8 @@ pub async fn plan_entry(
                 greatest(0, coalesce((select issued from queue_lines where concert_id = $1), 0)
                   - {LEFT_WAITING_TOTAL}
                   - (select count(*) from queue_unused_entries where concert_id = $1))::bigint as waiting,
-                exists (select 1 from latest where status = 'waiting' or (status = 'active' and expires_at > $3)) as live),
+                exists (select 1 from latest where status = 'waiting' or (status = 'active' and expires_at > $3)) as live,
+                {rates}),
          no_flush as materialized (
             select set_config('synchronous_commit', 'off', true) from known
             where concert_exists and not live and ($5 = 0 or waiting < $5)),
@@ -79,9 +84,10 @@ pub async fn plan_entry(
          select k.concert_exists, k.tickets_of_user, k.waiting,
             l.ticket_id, l.entry_no as latest_entry_no, l.status, l.expires_at,
             (select issued from taken) as new_entry_no,
-            {}
+            {position}, k.admitted, k.sample_start
          from known k cross join placed p left join latest l on true",
-        standing_columns("p.entry_no", "$4")
+        rates = rate_columns("$4"),
+        position = position_column("p.entry_no"),
     ))
     .bind(concert_id)
     .bind(user_id)

@@ -240,10 +240,22 @@ pub struct StandingRow {
 /// The columns of a `StandingRow` for concert `$1`, for the ticket numbered
 /// `entry_no` and the admissions since `since` (SQL expressions).
 pub(super) fn standing_columns(entry_no: &str, since: &str) -> String {
+    format!("{}, {}", position_column(entry_no), rate_columns(since))
+}
+
+/// The `position` column: waiting tickets ahead of number `entry_no`.
+pub(super) fn position_column(entry_no: &str) -> String {
     format!(
         "greatest(0, {entry_no} - 1 - {LEFT_WAITING_TOTAL}
-            - (select count(*) from queue_unused_entries where concert_id = $1 and entry_no < {entry_no}))::bigint as position,
-         (select count(*) from (select 1 from queue_tickets where concert_id = $1 and admitted_at >= {since}
+            - (select count(*) from queue_unused_entries where concert_id = $1 and entry_no < {entry_no}))::bigint as position"
+    )
+}
+
+/// The `admitted` and `sample_start` columns: the concert's admissions since
+/// `since`, at most `RATE_SAMPLE` of them.
+pub(super) fn rate_columns(since: &str) -> String {
+    format!(
+        "(select count(*) from (select 1 from queue_tickets where concert_id = $1 and admitted_at >= {since}
                                 limit {RATE_SAMPLE}) recent) as admitted,
          (select admitted_at from queue_tickets where concert_id = $1 and admitted_at >= {since}
           order by admitted_at desc offset {RATE_SAMPLE} - 1 limit 1) as sample_start"
