@@ -18,9 +18,6 @@ pub struct EntryPlan {
     pub latest: Option<TicketRow>,
     /// How many tickets the user ever had for the concert.
     pub tickets_of_user: i64,
-    /// Tickets waiting in the concert's line, numbers taken for entries still
-    /// being written included.
-    pub waiting: i64,
     /// The concert's next entry number, taken only when the concert exists,
     /// the latest ticket is not live at the moment asked about and the line
     /// has room: the new ticket's place in the FIFO order.
@@ -33,7 +30,6 @@ pub struct EntryPlan {
 struct EntryPlanRow {
     concert_exists: bool,
     tickets_of_user: i64,
-    waiting: i64,
     ticket_id: Option<Uuid>,
     latest_entry_no: Option<i64>,
     status: Option<String>,
@@ -45,15 +41,19 @@ struct EntryPlanRow {
 
 /// Reads what an entry needs and takes the concert's next entry number when
 /// the user has no ticket live at `now` and fewer than `waiting_max` wait (0:
-/// no limit). `since` starts the window of the admission rate.
+/// no limit; numbers taken for entries still being written count as
+/// waiting). `since` starts the window of the admission rate.
+///
+/// "Live" is `TicketRow::is_live_at`'s rule: waiting, or active and not past
+/// its deadline.
 ///
 /// The number is taken by an update of the concert's one counter row, whose
 /// commit does not wait for the WAL flush (the row lock is released at once).
-/// Every entry of a concert takes that lock in turn, so the admission rate
-/// (the slowest part) is read before it, and only the position after.
 /// That is safe: the entry's event commits later and durably, which flushes
 /// this change too, so a number lost in a crash was never used and is simply
-/// handed out again.
+/// handed out again. Every entry of a concert takes that lock in turn, so the
+/// admission rate (the slowest part) is read before it, and only the position
+/// after.
 pub async fn plan_entry(
     pool: &PgPool,
     concert_id: Uuid,
@@ -81,7 +81,7 @@ pub async fn plan_entry(
             on conflict (concert_id) do update set issued = queue_lines.issued + 1
             returning issued),
          placed as (select coalesce((select issued from taken), (select entry_no from latest), 1) as entry_no)
-         select k.concert_exists, k.tickets_of_user, k.waiting,
+         select k.concert_exists, k.tickets_of_user,
             l.ticket_id, l.entry_no as latest_entry_no, l.status, l.expires_at,
             (select issued from taken) as new_entry_no,
             {position}, k.admitted, k.sample_start
@@ -111,7 +111,6 @@ pub async fn plan_entry(
         concert_exists: row.concert_exists,
         latest,
         tickets_of_user: row.tickets_of_user,
-        waiting: row.waiting,
         entry_no: row.new_entry_no,
         standing: row.standing,
     })

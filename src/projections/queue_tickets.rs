@@ -193,8 +193,7 @@ const LEFT_WAITING: &str = "insert into queue_progress (concert_id, stripe, left
 pub(super) const LEFT_WAITING_TOTAL: &str =
     "coalesce((select sum(left_waiting) from queue_progress where concert_id = $1), 0)";
 
-pub(super) const TICKET_COLUMNS: &str =
-    "ticket_id, concert_id, user_id, entry_no, status, expires_at";
+const TICKET_COLUMNS: &str = "ticket_id, concert_id, user_id, entry_no, status, expires_at";
 
 /// One ticket by id.
 pub async fn find_ticket(pool: &PgPool, ticket_id: Uuid) -> sqlx::Result<Option<TicketRow>> {
