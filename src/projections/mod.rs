@@ -52,7 +52,7 @@ pub trait Projection<A: Aggregate>: Send + Sync {
 /// set-based statements are planned afresh on every call (PostgreSQL keeps
 /// no generic plan for data-modifying CTEs over arrays): about 0.3 ms each,
 /// as much as three of the one-event statements whose plans stay cached.
-const SET_BASED_FROM: usize = 4;
+pub(super) const SET_BASED_FROM: usize = 4;
 
 /// Applies `events` with `projection.apply`, one after another.
 pub async fn apply_each<A: Aggregate, P: Projection<A> + ?Sized>(

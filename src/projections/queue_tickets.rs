@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::{stream_uuid, Projection};
+use super::{stream_uuid, Projection, SET_BASED_FROM};
 use crate::aggregates::{QueueTicket, QueueTicketEvent};
 
 /// Writes `queue_tickets`.
@@ -133,45 +133,41 @@ impl Projection<QueueTicket> for QueueTickets {
         Ok(())
     }
 
-    /// The entries of the batch in one statement, then its admissions and
-    /// expiries in order (a ticket entered in the batch exists before either).
+    /// The entries of the batch in one statement (one at a time when they are
+    /// few), then its admissions and expiries in order (a ticket entered in
+    /// the batch exists before either). Admissions and expiries move the
+    /// concerts' `queue_progress` stripes; those are locked in (concert,
+    /// stripe) order first, since two batches committing side by side would
+    /// otherwise deadlock, and PostgreSQL takes a second
+    /// (`deadlock_timeout`) to break that.
     async fn apply_batch(
         &self,
         conn: &mut PgConnection,
         events: &[(&str, &QueueTicketEvent)],
     ) -> sqlx::Result<()> {
-        let (mut tickets, mut concerts, mut users, mut entries, mut entered) =
-            (vec![], vec![], vec![], vec![], vec![]);
-        for (aggregate_id, event) in events {
-            if let QueueTicketEvent::QueueEntered {
-                concert_id,
-                user_id,
-                entry_no,
-                entered_at,
-            } = event
-            {
-                tickets.push(stream_uuid(aggregate_id)?);
-                concerts.push(concert_id.0);
-                users.push(user_id.0);
-                entries.push(*entry_no);
-                entered.push(*entered_at);
+        let entered_count = events
+            .iter()
+            .filter(|(_, event)| matches!(event, QueueTicketEvent::QueueEntered { .. }))
+            .count();
+        if entered_count < SET_BASED_FROM {
+            for (aggregate_id, event) in events {
+                if matches!(event, QueueTicketEvent::QueueEntered { .. }) {
+                    self.apply(conn, aggregate_id, event).await?;
+                }
             }
+        } else {
+            insert_entries(conn, events).await?;
         }
-        if !tickets.is_empty() {
-            sqlx::query(
-                "insert into queue_tickets (ticket_id, concert_id, user_id, entry_no, status, entered_at)
-                 select t.ticket_id, t.concert_id, t.user_id, t.entry_no, 'waiting', t.entered_at
-                 from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::timestamptz[])
-                      as t(ticket_id, concert_id, user_id, entry_no, entered_at)
-                 on conflict do nothing",
-            )
-            .bind(tickets)
-            .bind(concerts)
-            .bind(users)
-            .bind(entries)
-            .bind(entered)
-            .execute(&mut *conn)
-            .await?;
+        let moved = events
+            .iter()
+            .filter(|(_, event)| !matches!(event, QueueTicketEvent::QueueEntered { .. }))
+            .map(|(aggregate_id, _)| stream_uuid(aggregate_id))
+            .collect::<sqlx::Result<Vec<Uuid>>>()?;
+        if moved.len() > 1 {
+            sqlx::query(LOCK_STRIPES)
+                .bind(moved)
+                .execute(&mut *conn)
+                .await?;
         }
         for (aggregate_id, event) in events {
             if !matches!(event, QueueTicketEvent::QueueEntered { .. }) {
@@ -180,10 +176,66 @@ impl Projection<QueueTicket> for QueueTickets {
         }
         Ok(())
     }
+
+    /// Every batch of more than one event, however small: its stripes must
+    /// be locked in order, which one statement per event cannot do.
+    fn set_based_from(&self) -> usize {
+        2
+    }
 }
 
+/// The entries of a batch in one statement.
+async fn insert_entries(
+    conn: &mut PgConnection,
+    events: &[(&str, &QueueTicketEvent)],
+) -> sqlx::Result<()> {
+    let (mut tickets, mut concerts, mut users, mut entries, mut entered) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    for (aggregate_id, event) in events {
+        if let QueueTicketEvent::QueueEntered {
+            concert_id,
+            user_id,
+            entry_no,
+            entered_at,
+        } = event
+        {
+            tickets.push(stream_uuid(aggregate_id)?);
+            concerts.push(concert_id.0);
+            users.push(user_id.0);
+            entries.push(*entry_no);
+            entered.push(*entered_at);
+        }
+    }
+    if !tickets.is_empty() {
+        sqlx::query(
+            "insert into queue_tickets (ticket_id, concert_id, user_id, entry_no, status, entered_at)
+             select t.ticket_id, t.concert_id, t.user_id, t.entry_no, 'waiting', t.entered_at
+             from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::timestamptz[])
+                  as t(ticket_id, concert_id, user_id, entry_no, entered_at)
+             on conflict do nothing",
+        )
+        .bind(tickets)
+        .bind(concerts)
+        .bind(users)
+        .bind(entries)
+        .bind(entered)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Locks the `queue_progress` stripes of the concerts of tickets `$1` in
+/// (concert, stripe) order. A stripe not yet written is created by the first
+/// ticket to leave it, unordered; that can happen only 16 times a concert,
+/// and creating rows here would make the read model differ from a rebuild.
+const LOCK_STRIPES: &str = "select 1 from queue_progress
+     where concert_id in (select concert_id from queue_tickets where ticket_id = any($1))
+     order by concert_id, stripe
+     for update";
+
 /// Counts a ticket that was waiting (in `prior`) as having left the line. The
-/// count is spread over 16 rows by entry number, so admissions
+/// count is spread over 16 rows by entry number (`LOCK_STRIPES` knows them), so admissions
 /// of one concert running side by side do not queue on one row.
 const LEFT_WAITING: &str = "insert into queue_progress (concert_id, stripe, left_waiting)
      select concert_id, entry_no % 16, 1 from prior where status = 'waiting'
