@@ -75,6 +75,17 @@ pub enum WalletEvent {
     },
 }
 
+impl WalletEvent {
+    /// The wallet's balance once this event happened.
+    pub fn balance(&self) -> Won {
+        match self {
+            WalletEvent::Charged { balance, .. }
+            | WalletEvent::Paid { balance, .. }
+            | WalletEvent::Refunded { balance, .. } => *balance,
+        }
+    }
+}
+
 impl DomainEvent for WalletEvent {
     fn event_type(&self) -> String {
         // The variant name, as every stored event has it (pinned by the tests).

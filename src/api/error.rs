@@ -204,7 +204,6 @@ impl From<BookingError> for ApiError {
     }
 }
 
-/// Read-model queries in handlers fail as booking steps do.
 /// A date's seat map that could not be had: the date does not exist (404),
 /// or the database failed.
 impl From<MapError> for ApiError {
@@ -216,6 +215,7 @@ impl From<MapError> for ApiError {
     }
 }
 
+/// Read-model queries in handlers fail as booking steps do.
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
         BookingError::from(error).into()

@@ -100,11 +100,7 @@ async fn charge_balance(
     .await?;
     // The balance the charge left, as its event states it; a charge already
     // made (same id) stored nothing, and the balance is read.
-    let charged = stored.iter().find_map(|event| match event {
-        WalletEvent::Charged { balance, .. } => Some(*balance),
-        _ => None,
-    });
-    let balance = match charged {
+    let balance = match stored.last().map(WalletEvent::balance) {
         Some(balance) => balance,
         None => balances::balance_of(&app.pool, user_id).await?,
     };

@@ -58,10 +58,7 @@ pub async fn pay(
     let debited = execute_for_events(&app.wallets, &user_id.to_string(), debit, context).await?;
     // The balance the debit left, as its event states it; nothing is stored
     // when this payment had already been debited (a retry), so it is read then.
-    let balance_after_debit = debited.iter().find_map(|event| match event {
-        WalletEvent::Paid { balance, .. } => Some(*balance),
-        _ => None,
-    });
+    let balance_after_debit = debited.last().map(WalletEvent::balance);
     if app.config.fault_stop_after_debit {
         return Err(BookingError::Unavailable(
             "stopped after the debit (fault injection)".into(),

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::{stream_uuid, Projection, SET_BASED_FROM};
+use super::{apply_each, stream_uuid, Projection, SET_BASED_FROM};
 use crate::aggregates::{QueueTicket, QueueTicketEvent};
 
 /// Writes `queue_tickets`.
@@ -145,35 +145,26 @@ impl Projection<QueueTicket> for QueueTickets {
         conn: &mut PgConnection,
         events: &[(&str, &QueueTicketEvent)],
     ) -> sqlx::Result<()> {
-        let entered_count = events
+        let (entries, moves): (Vec<_>, Vec<_>) = events
             .iter()
-            .filter(|(_, event)| matches!(event, QueueTicketEvent::QueueEntered { .. }))
-            .count();
-        if entered_count < SET_BASED_FROM {
-            for (aggregate_id, event) in events {
-                if matches!(event, QueueTicketEvent::QueueEntered { .. }) {
-                    self.apply(conn, aggregate_id, event).await?;
-                }
-            }
+            .copied()
+            .partition(|(_, event)| matches!(event, QueueTicketEvent::QueueEntered { .. }));
+        if entries.len() < SET_BASED_FROM {
+            apply_each(self, conn, &entries).await?;
         } else {
-            insert_entries(conn, events).await?;
+            insert_entries(conn, &entries).await?;
         }
-        let moved = events
-            .iter()
-            .filter(|(_, event)| !matches!(event, QueueTicketEvent::QueueEntered { .. }))
-            .map(|(aggregate_id, _)| stream_uuid(aggregate_id))
-            .collect::<sqlx::Result<Vec<Uuid>>>()?;
-        if moved.len() > 1 {
+        if moves.len() > 1 {
+            let moved = moves
+                .iter()
+                .map(|(aggregate_id, _)| stream_uuid(aggregate_id))
+                .collect::<sqlx::Result<Vec<Uuid>>>()?;
             sqlx::query(LOCK_STRIPES)
                 .bind(moved)
                 .execute(&mut *conn)
                 .await?;
         }
-        for (aggregate_id, event) in events {
-            if !matches!(event, QueueTicketEvent::QueueEntered { .. }) {
-                self.apply(conn, aggregate_id, event).await?;
-            }
-        }
+        apply_each(self, conn, &moves).await?;
         Ok(())
     }
 
@@ -184,7 +175,7 @@ impl Projection<QueueTicket> for QueueTickets {
     }
 }
 
-/// The entries of a batch in one statement.
+/// The `QueueEntered` events of a batch in one statement.
 async fn insert_entries(
     conn: &mut PgConnection,
     events: &[(&str, &QueueTicketEvent)],
