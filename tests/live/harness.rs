@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use concert::config::Config;
-use concert::private_postgres::PrivatePostgres;
+use concert::private_postgres::start_scratch;
 use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::watch;
@@ -21,12 +21,7 @@ pub fn url_for(db: &str) -> String {
     static SERVER: OnceLock<String> = OnceLock::new();
     let base = SERVER.get_or_init(|| match std::env::var("DATABASE_URL") {
         Ok(url) => url,
-        Err(_) => {
-            let dir = std::env::temp_dir().join(format!("concert-live-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            let server = PrivatePostgres::start(&dir).expect("a private PostgreSQL");
-            Box::leak(Box::new(server)).database_url()
-        }
+        Err(_) => start_scratch("concert-live").expect("a private PostgreSQL"),
     });
     let mut url = url::Url::parse(base).expect("a database URL");
     url.set_path(&format!("/{db}"));

@@ -44,6 +44,7 @@ mod leftovers;
 mod owner;
 mod process;
 mod run_as;
+mod scratch;
 mod supervisor;
 mod tools;
 
@@ -56,6 +57,7 @@ use error::Result;
 use launch::Launcher;
 use process::ServerProcess;
 use run_as::{check_cluster_access, chown_tree_if_foreign, open_log, prepare_data_dir, RunAs};
+pub use scratch::start_scratch;
 pub use supervisor::{supervise, GaveUp, ServerHealth, Supervised};
 pub use tools::server_tool;
 

@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use concert::private_postgres::PrivatePostgres;
+use concert::private_postgres::start_scratch;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
@@ -14,15 +14,8 @@ fn url_for(db: &str) -> String {
     static SERVER: OnceLock<Result<String, String>> = OnceLock::new();
     let base = SERVER.get_or_init(|| match std::env::var("DATABASE_URL") {
         Ok(url) => Ok(url),
-        Err(_) => {
-            let dir = std::env::temp_dir().join(format!("concert-tests-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            // The server lives as long as the test process: leaked on purpose,
-            // and stopped by the parent-death signal when the process ends.
-            PrivatePostgres::start(&dir)
-                .map(|server| Box::leak(Box::new(server)).database_url())
-                .map_err(|e| e.to_string())
-        }
+        // Lives as long as the test process; stopped and removed at its exit.
+        Err(_) => start_scratch("concert-tests").map_err(|e| e.to_string()),
     });
     let base = base.as_ref().expect("a PostgreSQL server for the tests");
     let mut url = url::Url::parse(base).expect("a database URL");
