@@ -8,7 +8,7 @@
 //! that leaves a folder the next start of the same prefix removes.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Mutex, Once};
 
 use super::error::Result;
@@ -31,7 +31,8 @@ pub fn start_scratch(prefix: &str) -> Result<String> {
     let server = PrivatePostgres::start(&dir)?;
     let url = server.database_url();
     AT_EXIT.call_once(|| {
-        // SAFETY: registers a plain function; it runs once, at exit.
+        // SAFETY: atexit only stores the pointer to a plain `extern "C" fn()`,
+        // called once by `exit`; a panic in it would abort, not unwind.
         if unsafe { nix::libc::atexit(stop_scratch_servers) } != 0 {
             tracing::warn!("could not register the scratch servers' clean-up at exit");
         }
@@ -83,11 +84,7 @@ fn is_abandoned(dir: &Path, pid: i32) -> bool {
         // Not claimed yet (or never): the process the name gives decides.
         None => start_time(pid).is_some(),
     };
-    !owner_alive && cluster_pids(&pgdata(dir)).is_empty()
-}
-
-fn pgdata(dir: &Path) -> PathBuf {
-    dir.join("pgdata")
+    !owner_alive && cluster_pids(&dir.join("pgdata")).is_empty()
 }
 
 #[cfg(test)]
