@@ -27,6 +27,14 @@ pub struct Standing {
     pub estimated_wait_seconds: i64,
 }
 
+impl Standing {
+    /// A ticket no longer (or never) in the waiting line.
+    const NOT_WAITING: Standing = Standing {
+        position: 0,
+        estimated_wait_seconds: 0,
+    };
+}
+
 /// Puts the user in the concert's queue, or returns their live ticket.
 /// Concurrent entries of one user derive the same ticket id, so only one of them
 /// records `QueueEntered`; the others find it and return it.
@@ -116,10 +124,7 @@ pub async fn enter_queue(
 /// recent admission rate predicts.
 pub async fn standing(app: &AppState, ticket: &TicketRow) -> Result<Standing, BookingError> {
     if ticket.recorded_status() != TicketStatus::Waiting {
-        return Ok(Standing {
-            position: 0,
-            estimated_wait_seconds: 0,
-        });
+        return Ok(Standing::NOT_WAITING);
     }
     let now = Utc::now();
     let row = queue_tickets::standing(
@@ -145,10 +150,7 @@ fn standing_from(
     now: DateTime<Utc>,
 ) -> Standing {
     if ticket.recorded_status() != TicketStatus::Waiting {
-        return Standing {
-            position: 0,
-            estimated_wait_seconds: 0,
-        };
+        return Standing::NOT_WAITING;
     }
     // The recent admissions span the window, or less when the sample filled up.
     let span = row

@@ -279,12 +279,6 @@ pub struct StandingRow {
     pub sample_start: Option<DateTime<Utc>>,
 }
 
-/// The columns of a `StandingRow` for concert `$1`, for the ticket numbered
-/// `entry_no` and the admissions since `since` (SQL expressions).
-pub(super) fn standing_columns(entry_no: &str, since: &str) -> String {
-    format!("{}, {}", position_column(entry_no), rate_columns(since))
-}
-
 /// The `position` column: waiting tickets ahead of number `entry_no`.
 pub(super) fn position_column(entry_no: &str) -> String {
     format!(
@@ -316,12 +310,16 @@ pub async fn standing(
     entry_no: i64,
     since: DateTime<Utc>,
 ) -> sqlx::Result<StandingRow> {
-    sqlx::query_as(&format!("select {}", standing_columns("$2", "$3")))
-        .bind(concert_id)
-        .bind(entry_no)
-        .bind(since)
-        .fetch_one(pool)
-        .await
+    sqlx::query_as(&format!(
+        "select {}, {}",
+        position_column("$2"),
+        rate_columns("$3")
+    ))
+    .bind(concert_id)
+    .bind(entry_no)
+    .bind(since)
+    .fetch_one(pool)
+    .await
 }
 
 /// Concerts that have waiting tickets, with their count of active ones.

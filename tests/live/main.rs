@@ -4,8 +4,9 @@
 //! `Last-Event-ID` replays a missed hold; the standing stream follows an
 //! admission; streams end cleanly when the service stops; and the seat
 //! listing, answered from the feed's memory, shows a client its own writes at
-//! once and another instance's within the feed's lag; a hold read from memory
-//! is still decided by the seat's aggregate.
+//! once and another instance's within the feed's lag; holds beside that
+//! memory: a spent token holds nothing more, a seat another instance just
+//! held is refused, a seat memory shows taken is refused without a query.
 
 mod harness;
 mod holds;
