@@ -50,6 +50,9 @@ pub fn config() -> Config {
 pub struct Instance {
     pub base: String,
     pub client: reqwest::Client,
+    /// Opens a connection for each stream, as a browser's `EventSource`
+    /// usually does: the server answers those without hyper.
+    streams: reqwest::Client,
     stop: watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
 }
@@ -69,6 +72,10 @@ pub async fn start(pool: &PgPool, config: Config) -> Instance {
     Instance {
         base,
         client: reqwest::Client::new(),
+        streams: reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap(),
         stop,
         server,
     }
@@ -170,7 +177,7 @@ impl Instance {
 
     pub async fn subscribe(&self, path: &str, token: &str, last_event_id: Option<&str>) -> Events {
         let mut request = self
-            .client
+            .streams
             .get(format!("{}/api/v1{path}", self.base))
             .bearer_auth(token);
         if let Some(id) = last_event_id {

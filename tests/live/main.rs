@@ -6,8 +6,11 @@
 //! listing, answered from the feed's memory, shows a client its own writes at
 //! once and another instance's within the feed's lag; holds beside that
 //! memory: a spent token holds nothing more, a seat another instance just
-//! held is refused, a seat memory shows taken is refused without a query.
+//! held is refused, a seat memory shows taken is refused without a query;
+//! and streams as raw HTTP/1.1, on a connection of their own or after
+//! another request on a kept-alive one.
 
+mod connections;
 mod harness;
 mod holds;
 mod listing;

@@ -1,7 +1,9 @@
 //! Running the service: preparing the database and state, then serving HTTP
 //! with the scheduler beside it until shutdown.
 
-use std::future::IntoFuture;
+mod connections;
+mod event_streams;
+
 use std::time::Duration;
 
 use sqlx::PgPool;
@@ -68,36 +70,24 @@ pub async fn serve(
         shutdown.clone(),
     ));
     let grace = Duration::from_secs(app.config.request_timeout_secs + GRACE_MARGIN_SECS);
-    let mut stop = shutdown.clone();
-    let service =
-        crate::api::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let serving = axum::serve(listener, service).with_graceful_shutdown(async move {
-        let _ = stop.wait_for(|stopped| *stopped).await;
-    });
+    let connections = connections::accept(listener, crate::api::router(app), shutdown.clone());
     // A client that never finishes its request would hold graceful shutdown
     // open for ever: once every request has had its full timeout, the
     // remaining connections are closed.
     let mut signal = shutdown.clone();
-    let served = tokio::select! {
-        served = serving.into_future() => served,
+    tokio::select! {
+        _ = async { connections.await.close().await } => {}
         _ = async {
             let _ = signal.wait_for(|stopped| *stopped).await;
             tokio::time::sleep(grace).await;
         } => {
             tracing::warn!(grace_secs = grace.as_secs(), "closing connections still open after the grace period");
-            Ok(())
         }
     };
-    // Both stop on the same signal; on a serving error they are stopped here.
-    if served.is_err() {
-        scheduler.abort();
-        sampler.abort();
-        feed.abort();
-    }
+    // The scheduler, the feed and the sampler stop on the same signal.
     let _ = scheduler.await;
     let _ = sampler.await;
     let _ = feed.await;
-    served?;
     tracing::info!("stopped serving: every request in flight was answered");
     Ok(())
 }

@@ -1,0 +1,118 @@
+//! Accepting TCP connections and serving HTTP/1.1 and HTTP/2 on each with
+//! hyper, as `axum::serve` does, except for connections that open with an
+//! event-stream request (`event_streams`).
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::Request;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+
+use super::event_streams;
+
+/// Serves `router` on every connection `listener` accepts until `stop` turns
+/// true; returns the connections still open, to be closed gracefully.
+pub async fn accept(
+    listener: TcpListener,
+    router: Router,
+    mut stop: watch::Receiver<bool>,
+) -> Connections {
+    let builder = Arc::new(Builder::new(TokioExecutor::new()));
+    let connections = Connections {
+        hyper: GracefulShutdown::new(),
+        tasks: TaskTracker::new(),
+    };
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.wait_for(|stopped| *stopped) => break,
+        };
+        let (stream, remote) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                pause_after(error).await;
+                continue;
+            }
+        };
+        let (router, builder) = (router.clone(), builder.clone());
+        let (watcher, mut stop) = (connections.hyper.watcher(), stop.clone());
+        connections.tasks.spawn(async move {
+            let opening = tokio::select! {
+                opening = event_streams::opening(&stream) => opening,
+                // Nothing asked yet: closed, as hyper closes an idle connection.
+                _ = stop.wait_for(|stopped| *stopped) => return,
+            };
+            match opening {
+                Some(opening) => event_streams::serve(stream, opening.from(remote), router).await,
+                None => serve_with_hyper(stream, remote, router, &builder, watcher).await,
+            }
+        });
+    }
+    connections
+}
+
+/// The connections being served.
+pub struct Connections {
+    hyper: GracefulShutdown,
+    tasks: TaskTracker,
+}
+
+impl Connections {
+    /// Waits until every connection has answered its request in flight and
+    /// closed: hyper's once their responses are written, the event streams
+    /// once their streams end, which they do when the service stops.
+    pub async fn close(self) {
+        self.tasks.close();
+        self.hyper.shutdown().await;
+        self.tasks.wait().await;
+    }
+}
+
+async fn serve_with_hyper(
+    stream: TcpStream,
+    remote: SocketAddr,
+    router: Router,
+    builder: &Builder<TokioExecutor>,
+    watcher: Watcher,
+) {
+    let service = router.map_request(move |request: Request<Incoming>| {
+        let mut request = request.map(Body::new);
+        request.extensions_mut().insert(ConnectInfo(remote));
+        request
+    });
+    let connection = builder
+        .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
+    if let Err(error) = watcher.watch(connection).await {
+        tracing::trace!(%error, "connection ended with an error");
+    }
+}
+
+/// A client that gave up before its connection was accepted is no fault of
+/// the listener's; anything else (most likely out of file descriptors) is
+/// logged and accepting pauses a second, as `axum::serve` does, so that
+/// closing connections can free some.
+async fn pause_after(error: io::Error) {
+    if matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(%error, "cannot accept a connection");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
