@@ -27,10 +27,11 @@ use uuid::Uuid;
 use super::auth::{ActiveToken, QueueToken};
 use super::error::ApiError;
 use super::extract::{Path, Query};
-use super::queue::token_response;
+use super::queue::token_body;
+use crate::booking::queue::{self, Standing};
 use crate::live::seat_map::{DateMap, SeatBatch, Start};
 use crate::live::standing::Watch;
-use crate::projections::queue_tickets::{self, TicketStatus};
+use crate::projections::queue_tickets::{self, TicketRow, TicketStatus};
 use crate::state::AppState;
 
 /// API.md: a comment at least every 15 s keeps proxies from closing a stream.
@@ -245,6 +246,7 @@ async fn standing_events(
     let mut stream = StandingStream {
         closed: app.live.closed(),
         ticket_id: ticket.ticket_id,
+        ticket: None,
         app,
         watch,
         last_sent: None,
@@ -253,7 +255,7 @@ async fn standing_events(
         done: false,
     };
     // The first standing is read before answering, so a failure is a problem document.
-    let first = stream.read().await?;
+    let first = stream.read(true).await?;
     let stream = futures::stream::once(async { Ok(first) })
         .chain(futures::stream::unfold(stream, StandingStream::next));
     Ok(sse(stream))
@@ -263,6 +265,8 @@ async fn standing_events(
 struct StandingStream {
     app: AppState,
     ticket_id: Uuid,
+    /// The ticket as last read: a move of the line leaves it as it was.
+    ticket: Option<TicketRow>,
     watch: Watch,
     closed: watch::Receiver<bool>,
     /// The data last sent, so that nothing unchanged is sent again.
@@ -274,15 +278,33 @@ struct StandingStream {
 }
 
 impl StandingStream {
-    /// Reads the token's standing now, and remembers it as sent.
-    async fn read(&mut self) -> Result<Event, ApiError> {
-        let ticket = queue_tickets::find_ticket(&self.app.pool, self.ticket_id)
-            .await?
-            .ok_or(ApiError::TokenInvalid)?;
+    /// The token's standing now, remembered as sent; the ticket is read
+    /// again when it changed, the line shared with the concert's other
+    /// watchers.
+    async fn read(&mut self, ticket_changed: bool) -> Result<Event, ApiError> {
+        let ticket = match self.ticket.take() {
+            Some(ticket) if !ticket_changed => ticket,
+            _ => queue_tickets::find_ticket(&self.app.pool, self.ticket_id)
+                .await?
+                .ok_or(ApiError::TokenInvalid)?,
+        };
         let status = ticket.status_at(Utc::now());
         self.done = status == TicketStatus::Expired;
         self.deadline = ticket.expires_at.map(instant_of);
-        let body = token_response(&self.app, ticket).await?;
+        let standing = if ticket.recorded_status() == TicketStatus::Waiting {
+            let (app, concert_id) = (&self.app, ticket.concert_id);
+            let moved_at = *self.watch.line.borrow();
+            let line = app
+                .live
+                .standings()
+                .line(concert_id, moved_at, || queue::read_line(app, concert_id))
+                .await?;
+            queue::standing_in_line(app, &ticket, &line.row, line.read_at)
+        } else {
+            Standing::NOT_WAITING
+        };
+        let body = token_body(&self.app, ticket.clone(), standing);
+        self.ticket = Some(ticket);
         let data = serde_json::to_string(&body).map_err(|error| {
             ApiError::Unavailable(format!("cannot serialize the standing: {error}"))
         })?;
@@ -311,10 +333,13 @@ impl StandingStream {
                 &mut self.watch.ticket,
                 &mut self.watch.line,
             );
-            tokio::select! {
+            let ticket_changed = tokio::select! {
                 _ = closed.wait_for(|closed| *closed) => return None,
-                _ = lapsed => {}
-                changed = ticket.changed() => changed.ok()?,
+                _ = lapsed => true,
+                changed = ticket.changed() => {
+                    changed.ok()?;
+                    true
+                }
                 changed = async {
                     let changed = line.changed().await;
                     tokio::time::sleep_until(line_read).await;
@@ -322,11 +347,12 @@ impl StandingStream {
                 } => {
                     changed.ok()?;
                     self.next_line_read = Instant::now() + LINE_COALESCE;
+                    false
                 }
-            }
+            };
             let before = self.last_sent.clone();
             // A failed read ends the stream; the client reconnects.
-            let event = self.read().await.ok()?;
+            let event = self.read(ticket_changed).await.ok()?;
             if self.last_sent != before {
                 return Some((Ok(event), self));
             }

@@ -104,15 +104,12 @@ async fn current_token(
     Ok(axum::Json(token_response(&app, ticket).await?))
 }
 
-pub(super) async fn token_response(
-    app: &AppState,
-    ticket: TicketRow,
-) -> Result<TokenResponse, ApiError> {
+async fn token_response(app: &AppState, ticket: TicketRow) -> Result<TokenResponse, ApiError> {
     let standing = queue::standing(app, &ticket).await?;
     Ok(token_body(app, ticket, standing))
 }
 
-fn token_body(app: &AppState, ticket: TicketRow, standing: Standing) -> TokenResponse {
+pub(super) fn token_body(app: &AppState, ticket: TicketRow, standing: Standing) -> TokenResponse {
     let status = ticket.status_at(Utc::now()).as_str();
     TokenResponse {
         token: app.tokens.issue(TicketId(ticket.ticket_id)),

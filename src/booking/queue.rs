@@ -2,12 +2,14 @@
 
 use chrono::{DateTime, Duration, Utc};
 use cqrs_es::AggregateError;
+use uuid::Uuid;
 
 use super::BookingError;
 use crate::aggregates::{QueueTicketCommand, QueueTicketError};
 use crate::commands::{execute, CommandContext};
 use crate::ids::{ConcertId, TicketId, UserId};
 use crate::projections::queue_entries;
+use crate::projections::queue_line::{self, LineRow};
 use crate::projections::queue_tickets::{self, StandingRow, TicketRow, TicketStatus};
 use crate::state::AppState;
 
@@ -29,7 +31,7 @@ pub struct Standing {
 
 impl Standing {
     /// A ticket no longer (or never) in the waiting line.
-    const NOT_WAITING: Standing = Standing {
+    pub const NOT_WAITING: Standing = Standing {
         position: 0,
         estimated_wait_seconds: 0,
     };
@@ -135,6 +137,27 @@ pub async fn standing(app: &AppState, ticket: &TicketRow) -> Result<Standing, Bo
     )
     .await?;
     Ok(standing_from(app, ticket, row, now))
+}
+
+/// The line of `concert_id` now, and when it was read: what every waiting
+/// ticket of the concert shares of its standing.
+pub async fn read_line(
+    app: &AppState,
+    concert_id: Uuid,
+) -> Result<(LineRow, DateTime<Utc>), BookingError> {
+    let now = Utc::now();
+    let line = queue_line::line(&app.pool, concert_id, rate_window_start(now)).await?;
+    Ok((line, now))
+}
+
+/// A ticket's place in `line`, read at `read_at`.
+pub fn standing_in_line(
+    app: &AppState,
+    ticket: &TicketRow,
+    line: &LineRow,
+    read_at: DateTime<Utc>,
+) -> Standing {
+    standing_from(app, ticket, line.standing_of(ticket.entry_no), read_at)
 }
 
 /// The start of the window over which the admission rate is measured.

@@ -1,22 +1,39 @@
 //! Who watches which queue ticket: a watch per ticket (its own admission or
 //! expiry) and per concert (the line moved: someone ahead left it). The feed
-//! bumps them with the log position; a stream that wakes reads its standing
-//! again, at most once a second for moves of the line.
+//! bumps them with the log position; a stream that wakes works its standing
+//! out again, at most once a second for moves of the line, from the
+//! concert's line as last read (`Standings::line`): one read of the line per
+//! move, however many watch it.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
 
+use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::changes::{ChangeKind, LogChange};
 use super::lock;
+use crate::projections::queue_line::LineRow;
 
 /// The watches of tickets and concerts that someone follows.
 #[derive(Default)]
 pub struct Standings {
     tickets: Mutex<HashMap<Uuid, watch::Sender<i64>>>,
     concerts: Mutex<HashMap<Uuid, watch::Sender<i64>>>,
+    /// The last read of each watched concert's line; its lock is held while
+    /// one watcher reads it, so the others wait for that read.
+    lines: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<Option<Line>>>>>,
+}
+
+/// A concert's line as read once for all its watchers.
+#[derive(Clone)]
+pub struct Line {
+    /// The move of the line (the line watch's value) that it shows, or later.
+    moved_at: i64,
+    pub row: Arc<LineRow>,
+    pub read_at: DateTime<Utc>,
 }
 
 /// What a standing stream waits on.
@@ -34,6 +51,34 @@ impl Standings {
             ticket: subscribe(&self.tickets, ticket_id),
             line: subscribe(&self.concerts, concert_id),
         }
+    }
+
+    /// The line of `concert_id` showing its move `moved_at` (a value of the
+    /// line watch) or a later one: the last read when it is that recent, or
+    /// else a new one by `read`, which the watchers that ask meanwhile share.
+    pub async fn line<E, Read>(
+        &self,
+        concert_id: Uuid,
+        moved_at: i64,
+        read: impl FnOnce() -> Read,
+    ) -> Result<Line, E>
+    where
+        Read: Future<Output = Result<(LineRow, DateTime<Utc>), E>>,
+    {
+        let slot = lock(&self.lines).entry(concert_id).or_default().clone();
+        let mut last = slot.lock().await;
+        if let Some(line) = last.as_ref().filter(|line| line.moved_at >= moved_at) {
+            return Ok(line.clone());
+        }
+        // The read starts after the move was published, so it shows it.
+        let (row, read_at) = read().await?;
+        let line = Line {
+            moved_at,
+            row: Arc::new(row),
+            read_at,
+        };
+        *last = Some(line.clone());
+        Ok(line)
     }
 
     pub(super) fn apply(&self, changes: &[LogChange]) {
@@ -63,7 +108,9 @@ impl Standings {
     /// Forgets the watches nobody holds any more.
     pub(super) fn sweep(&self) {
         lock(&self.tickets).retain(|_, sender| sender.receiver_count() > 0);
-        lock(&self.concerts).retain(|_, sender| sender.receiver_count() > 0);
+        let mut concerts = lock(&self.concerts);
+        concerts.retain(|_, sender| sender.receiver_count() > 0);
+        lock(&self.lines).retain(|concert_id, _| concerts.contains_key(concert_id));
     }
 }
 
@@ -72,4 +119,63 @@ fn subscribe(watches: &Mutex<HashMap<Uuid, watch::Sender<i64>>>, id: Uuid) -> wa
         .entry(id)
         .or_insert_with(|| watch::Sender::new(0))
         .subscribe()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+
+    fn line_with(left_waiting: i64) -> LineRow {
+        LineRow {
+            left_waiting,
+            unused_entries: Vec::new(),
+            admitted: 0,
+            sample_start: None,
+        }
+    }
+
+    /// Asks for the line as of `moved_at`, counting the reads it takes.
+    async fn ask(standings: &Standings, reads: &AtomicUsize, moved_at: i64) -> Line {
+        let concert_id = Uuid::nil();
+        standings
+            .line(concert_id, moved_at, || async {
+                let read = reads.fetch_add(1, Ordering::SeqCst) as i64;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Ok::<_, ()>((line_with(read), Utc::now()))
+            })
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn watchers_of_one_move_share_one_read_and_a_later_move_reads_again() {
+        let standings = Standings::default();
+        let reads = AtomicUsize::new(0);
+        let lines = futures::future::join_all((0..100).map(|_| ask(&standings, &reads, 5))).await;
+        assert_eq!(reads.load(Ordering::SeqCst), 1);
+        assert!(lines.iter().all(|line| line.row.left_waiting == 0));
+
+        // A watcher still at an earlier move takes the newer read.
+        assert_eq!(ask(&standings, &reads, 3).await.row.left_waiting, 0);
+        assert_eq!(reads.load(Ordering::SeqCst), 1);
+        assert_eq!(ask(&standings, &reads, 6).await.row.left_waiting, 1);
+        assert_eq!(reads.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_failed_read_is_not_kept() {
+        let standings = Standings::default();
+        let failed = standings
+            .line(Uuid::nil(), 1, || async {
+                Err::<(LineRow, DateTime<Utc>), _>("down")
+            })
+            .await;
+        assert_eq!(failed.err(), Some("down"));
+        let reads = AtomicUsize::new(0);
+        ask(&standings, &reads, 1).await;
+        assert_eq!(reads.load(Ordering::SeqCst), 1);
+    }
 }

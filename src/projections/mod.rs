@@ -7,6 +7,7 @@ pub mod available_seats;
 pub mod balances;
 pub mod payments;
 pub mod queue_entries;
+pub mod queue_line;
 pub mod queue_tickets;
 pub mod reservations;
 

@@ -7,11 +7,13 @@
 //! once and another instance's within the feed's lag; holds beside that
 //! memory: a spent token holds nothing more, a seat another instance just
 //! held is refused, a seat memory shows taken is refused without a query;
-//! and streams as raw HTTP/1.1, on a connection of their own or after
-//! another request on a kept-alive one.
+//! streams as raw HTTP/1.1, on a connection of their own or after another
+//! request on a kept-alive one; and a waiting room whose tokens move up
+//! together when the line moves.
 
 mod connections;
 mod harness;
 mod holds;
 mod listing;
 mod streams;
+mod waiting_room;
