@@ -64,23 +64,28 @@ impl Api {
         }
     }
 
+    /// The queue token of a new user who entered the concert's line.
+    pub async fn queue_token(&self, date: &Date) -> String {
+        let user_id = Uuid::new_v4();
+        let minted = self
+            .post(&format!("/users/{user_id}/tokens"), &self.admin, json!({}))
+            .await;
+        let user_token = minted["token"].as_str().unwrap();
+        let entered = self
+            .post(
+                "/queue/tokens",
+                user_token,
+                json!({"concert_id": date.concert_id}),
+            )
+            .await;
+        entered["token"].as_str().unwrap().to_string()
+    }
+
     /// `count` queue tokens of new users, once all are active.
     pub async fn active_tokens(&self, date: &Date, count: usize) -> Vec<String> {
         let mut tokens = Vec::new();
         for _ in 0..count {
-            let user_id = Uuid::new_v4();
-            let minted = self
-                .post(&format!("/users/{user_id}/tokens"), &self.admin, json!({}))
-                .await;
-            let user_token = minted["token"].as_str().unwrap();
-            let entered = self
-                .post(
-                    "/queue/tokens",
-                    user_token,
-                    json!({"concert_id": date.concert_id}),
-                )
-                .await;
-            tokens.push(entered["token"].as_str().unwrap().to_string());
+            tokens.push(self.queue_token(date).await);
         }
         for token in &tokens {
             for _ in 0..400 {

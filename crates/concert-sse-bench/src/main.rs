@@ -5,11 +5,15 @@
 //! of subscribers), and the server's memory per subscriber (its RSS, from
 //! /proc, before and after they connect).
 //!
+//! With `--waiting-room N`, N users wait in a concert's line instead, each
+//! watching its standing stream (`waiting_room`).
+//!
 //! Runs against a service started separately (see BENCHMARKS.md).
 
 mod api;
 mod cpu;
 mod subscribers;
+mod waiting_room;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -43,6 +47,13 @@ struct Args {
     /// Subscribe with `?changes=compact` (`event: seat-changes`).
     #[arg(long)]
     compact: bool,
+    /// Instead of the seat map: this many users wait in a concert's line,
+    /// each watching its standing stream, for `--seconds` (`waiting_room`).
+    #[arg(long)]
+    waiting_room: Option<usize>,
+    /// With `--waiting-room`: the service's database, to read what it did.
+    #[arg(long)]
+    database_url: Option<String>,
 }
 
 /// When each seat's hold was answered, in µs since the start (0: not yet).
@@ -61,6 +72,10 @@ impl HoldTimes {
 async fn main() {
     let args = Args::parse();
     let api = api::Api::new(&args.url, &args.admin_token);
+    if let Some(watchers) = args.waiting_room {
+        let database = args.database_url.as_deref();
+        return waiting_room::run(&api, &args.url, watchers, args.seconds, database).await;
+    }
     let seats = 50_000;
     let date = api.concert(seats).await;
     let tokens = api.active_tokens(&date, args.holders).await;
