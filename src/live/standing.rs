@@ -17,6 +17,10 @@ use super::changes::{ChangeKind, LogChange};
 use super::lock;
 use crate::projections::queue_line::LineRow;
 
+/// How long a read of a line serves its watchers when the line does not
+/// move: the admission rate behind the estimated wait slides with time.
+const LINE_FRESH: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
+
 /// The watches of tickets and concerts that someone follows.
 #[derive(Default)]
 pub struct Standings {
@@ -54,8 +58,9 @@ impl Standings {
     }
 
     /// The line of `concert_id` showing its move `moved_at` (a value of the
-    /// line watch) or a later one: the last read when it is that recent, or
-    /// else a new one by `read`, which the watchers that ask meanwhile share.
+    /// line watch) or a later one: the last read when it is that recent and
+    /// younger than `LINE_FRESH`, or else a new one by `read`, which the
+    /// watchers that ask meanwhile share.
     pub async fn line<E, Read>(
         &self,
         concert_id: Uuid,
@@ -67,7 +72,11 @@ impl Standings {
     {
         let slot = lock(&self.lines).entry(concert_id).or_default().clone();
         let mut last = slot.lock().await;
-        if let Some(line) = last.as_ref().filter(|line| line.moved_at >= moved_at) {
+        let fresh_since = Utc::now() - LINE_FRESH;
+        if let Some(line) = last
+            .as_ref()
+            .filter(|line| line.moved_at >= moved_at && line.read_at > fresh_since)
+        {
             return Ok(line.clone());
         }
         // The read starts after the move was published, so it shows it.
@@ -163,6 +172,22 @@ mod tests {
         assert_eq!(reads.load(Ordering::SeqCst), 1);
         assert_eq!(ask(&standings, &reads, 6).await.row.left_waiting, 1);
         assert_eq!(reads.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_read_older_than_a_second_is_not_shared() {
+        let standings = Standings::default();
+        let old = Utc::now() - chrono::TimeDelta::seconds(2);
+        let stale = standings
+            .line(Uuid::nil(), 1, || async {
+                Ok::<_, ()>((line_with(7), old))
+            })
+            .await
+            .unwrap();
+        assert_eq!(stale.row.left_waiting, 7);
+        let reads = AtomicUsize::new(0);
+        assert_eq!(ask(&standings, &reads, 1).await.row.left_waiting, 0);
+        assert_eq!(reads.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
