@@ -167,6 +167,18 @@ async fn holds(
     done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
+/// Waits until `counter` reaches `count`; gives up five minutes after `started`.
+async fn until_all(counter: &AtomicUsize, count: usize, started: Instant) {
+    while counter.load(Ordering::Relaxed) < count {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "only {} of {count} streams started in five minutes",
+            counter.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The resident memory of a process, in KiB.
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

@@ -76,13 +76,7 @@ pub async fn open(
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
-    while subscribers.ready.load(Ordering::Relaxed) < count {
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "subscribers never all connected"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    crate::until_all(&subscribers.ready, count, started).await;
     println!(
         "{count} subscribers connected, each with its snapshot, in {:.1} s",
         started.elapsed().as_secs_f64()

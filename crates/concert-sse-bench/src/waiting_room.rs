@@ -44,13 +44,7 @@ pub async fn run(api: &Api, url: &str, watchers: usize, seconds: u64, database: 
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
-    while watched.load(Ordering::Relaxed) < watchers {
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "the watchers never all had their first standing"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    crate::until_all(&watched, watchers, started).await;
     println!(
         "{watchers} watchers had their first standing in {:.1} s",
         started.elapsed().as_secs_f64()
