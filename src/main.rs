@@ -155,7 +155,7 @@ async fn run(
             }
             let listener = tokio::net::TcpListener::bind(bind).await?;
             tracing::info!(address = %listener.local_addr()?, "serving; API docs at /docs");
-            concert::server::serve(listener, app, stop_signal(gave_up)).await?;
+            concert::server::serve(listener, app, stop_signal(gave_up)).await;
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {

@@ -28,7 +28,7 @@ use super::auth::{ActiveToken, QueueToken};
 use super::error::ApiError;
 use super::extract::{Path, Query};
 use super::queue::token_body;
-use crate::booking::queue::{self, Standing};
+use crate::booking::queue;
 use crate::live::seat_map::{DateMap, SeatBatch, Start};
 use crate::live::standing::Watch;
 use crate::projections::queue_tickets::{self, TicketRow, TicketStatus};
@@ -291,18 +291,8 @@ impl StandingStream {
         let status = ticket.status_at(Utc::now());
         self.done = status == TicketStatus::Expired;
         self.deadline = ticket.expires_at.map(instant_of);
-        let standing = if ticket.recorded_status() == TicketStatus::Waiting {
-            let (app, concert_id) = (&self.app, ticket.concert_id);
-            let moved_at = *self.watch.line.borrow();
-            let line = app
-                .live
-                .standings()
-                .line(concert_id, moved_at, || queue::read_line(app, concert_id))
-                .await?;
-            queue::standing_in_line(app, &ticket, &line.row, line.read_at)
-        } else {
-            Standing::NOT_WAITING
-        };
+        let moved_at = *self.watch.line.borrow();
+        let standing = queue::watched_standing(&self.app, &ticket, moved_at).await?;
         let body = token_body(&self.app, ticket.clone(), standing);
         self.ticket = Some(ticket);
         let data = serde_json::to_string(&body).map_err(|error| {

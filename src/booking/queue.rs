@@ -2,14 +2,13 @@
 
 use chrono::{DateTime, Duration, Utc};
 use cqrs_es::AggregateError;
-use uuid::Uuid;
 
 use super::BookingError;
 use crate::aggregates::{QueueTicketCommand, QueueTicketError};
 use crate::commands::{execute, CommandContext};
 use crate::ids::{ConcertId, TicketId, UserId};
 use crate::projections::queue_entries;
-use crate::projections::queue_line::{self, LineRow};
+use crate::projections::queue_line;
 use crate::projections::queue_tickets::{self, StandingRow, TicketRow, TicketStatus};
 use crate::state::AppState;
 
@@ -31,7 +30,7 @@ pub struct Standing {
 
 impl Standing {
     /// A ticket no longer (or never) in the waiting line.
-    pub const NOT_WAITING: Standing = Standing {
+    const NOT_WAITING: Standing = Standing {
         position: 0,
         estimated_wait_seconds: 0,
     };
@@ -139,25 +138,30 @@ pub async fn standing(app: &AppState, ticket: &TicketRow) -> Result<Standing, Bo
     Ok(standing_from(app, ticket, row, now))
 }
 
-/// The line of `concert_id` now, and when it was read: what every waiting
-/// ticket of the concert shares of its standing.
-pub async fn read_line(
-    app: &AppState,
-    concert_id: Uuid,
-) -> Result<(LineRow, DateTime<Utc>), BookingError> {
-    let now = Utc::now();
-    let line = queue_line::line(&app.pool, concert_id, rate_window_start(now)).await?;
-    Ok((line, now))
-}
-
-/// A ticket's place in `line`, read at `read_at`.
-pub fn standing_in_line(
+/// A ticket's place as `standing` finds it, worked out from its concert's
+/// line as this instance last read it for every watcher of the concert
+/// (`live::standing::Standings::line`), when that read shows the line's move
+/// `moved_at` or a later one.
+pub async fn watched_standing(
     app: &AppState,
     ticket: &TicketRow,
-    line: &LineRow,
-    read_at: DateTime<Utc>,
-) -> Standing {
-    standing_from(app, ticket, line.standing_of(ticket.entry_no), read_at)
+    moved_at: i64,
+) -> Result<Standing, BookingError> {
+    if ticket.recorded_status() != TicketStatus::Waiting {
+        return Ok(Standing::NOT_WAITING);
+    }
+    let concert_id = ticket.concert_id;
+    let line = app
+        .live
+        .standings()
+        .line(concert_id, moved_at, || async {
+            let now = Utc::now();
+            let row = queue_line::line(&app.pool, concert_id, rate_window_start(now)).await?;
+            Ok::<_, BookingError>((row, now))
+        })
+        .await?;
+    let row = line.row.standing_of(ticket.entry_no);
+    Ok(standing_from(app, ticket, row, line.read_at))
 }
 
 /// The start of the window over which the admission rate is measured.

@@ -56,7 +56,9 @@ pub async fn accept(
                 _ = stop.wait_for(|stopped| *stopped) => return,
             };
             match opening {
-                Some(opening) => event_streams::serve(stream, opening.from(remote), router).await,
+                Some(opening) => {
+                    event_streams::serve(stream, opening.sent_by(remote), router).await
+                }
                 None => serve_with_hyper(stream, remote, router, &builder, watcher).await,
             }
         });

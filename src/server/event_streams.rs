@@ -87,7 +87,7 @@ fn parse(bytes: &[u8]) -> Option<Opening> {
 
 impl Opening {
     /// The request as sent by `remote`, for `ConnectInfo`.
-    pub fn from(mut self, remote: SocketAddr) -> Self {
+    pub fn sent_by(mut self, remote: SocketAddr) -> Self {
         self.request.extensions_mut().insert(ConnectInfo(remote));
         self
     }

@@ -24,8 +24,6 @@ pub enum ServeError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("read models: {0}")]
     Projection(#[from] crate::event_store::ProjectionError),
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
     #[error("user tokens: {0}")]
     Identity(#[from] crate::identity::IdentityError),
 }
@@ -54,11 +52,7 @@ const GRACE_MARGIN_SECS: u64 = 2;
 
 /// Serves HTTP on `listener` and runs the scheduler and the metrics sampler
 /// until `shutdown` turns true; requests in flight are finished first.
-pub async fn serve(
-    listener: TcpListener,
-    app: AppState,
-    shutdown: watch::Receiver<bool>,
-) -> Result<(), ServeError> {
+pub async fn serve(listener: TcpListener, app: AppState, shutdown: watch::Receiver<bool>) {
     let scheduler = tokio::spawn(crate::scheduler::run(app.clone(), shutdown.clone()));
     let feed = tokio::spawn(crate::live::follow(
         app.pool.clone(),
@@ -89,7 +83,6 @@ pub async fn serve(
     let _ = sampler.await;
     let _ = feed.await;
     tracing::info!("stopped serving: every request in flight was answered");
-    Ok(())
 }
 
 /// Turns true on SIGINT or SIGTERM.

@@ -64,9 +64,7 @@ pub async fn spawn_app_on(pool: PgPool, config: Config) -> TestApp {
     let address = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = watch::channel(false);
     let server = tokio::spawn(async move {
-        concert::server::serve(listener, app, stopped)
-            .await
-            .expect("service runs");
+        concert::server::serve(listener, app, stopped).await;
     });
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))

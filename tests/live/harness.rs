@@ -65,9 +65,7 @@ pub async fn start(pool: &PgPool, config: Config) -> Instance {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = watch::channel(false);
     let server = tokio::spawn(async move {
-        concert::server::serve(listener, app, stopped)
-            .await
-            .unwrap();
+        concert::server::serve(listener, app, stopped).await;
     });
     Instance {
         base,
