@@ -7,7 +7,10 @@ use std::collections::HashMap;
 use cqrs_es::AggregateError;
 use uuid::Uuid;
 
-use crate::event_store::{Pipeline, Pipelined};
+use crate::aggregates::{QueueTicketCommand, SeatCommand, WalletCommand};
+use crate::event_store::{
+    PaymentOutcome, PaymentPipeline, PaymentSteps, Pipeline, Pipelined, Step,
+};
 
 /// Who issues a command and on behalf of which request; stored on every event.
 #[derive(Debug, Clone)]
@@ -77,6 +80,37 @@ where
     metrics::counter!("concert_commands_total", "aggregate" => A::TYPE, "outcome" => outcome_label(&outcome))
         .increment(1);
     outcome
+}
+
+/// Executes the commands of one payment together: the wallet's `debit`, the
+/// seat's `sale` and, when given, the ticket's `spend`, each as (stream,
+/// command). Every one is stored or none is; answers with their events.
+pub async fn execute_payment(
+    pipeline: &PaymentPipeline,
+    debit: (String, WalletCommand),
+    sale: (String, SeatCommand),
+    spend: Option<(String, QueueTicketCommand)>,
+    context: &CommandContext,
+) -> PaymentOutcome {
+    let steps = PaymentSteps {
+        debit: context.step(debit),
+        sale: context.step(sale),
+        spend: spend.map(|spend| context.step(spend)),
+    };
+    let outcome = pipeline.execute(steps).await;
+    metrics::counter!("concert_commands_total", "aggregate" => "Payment", "outcome" => outcome_label(&outcome))
+        .increment(1);
+    outcome
+}
+
+impl CommandContext {
+    fn step<C: AsRef<str>>(&self, (aggregate_id, command): (String, C)) -> Step<C> {
+        Step {
+            metadata: self.metadata(command.as_ref()),
+            aggregate_id,
+            command,
+        }
+    }
 }
 
 fn outcome_label<T, E: std::error::Error>(outcome: &Result<T, AggregateError<E>>) -> &'static str {

@@ -6,7 +6,10 @@ use sqlx::PgPool;
 
 use crate::aggregates::{Concert, QueueTicket, Seat, Wallet};
 use crate::config::Config;
-use crate::event_store::{AfterCommit, Pipeline, Pipelined, ProjectionError, Projector};
+use crate::event_store::{
+    AfterCommit, Lane, PaymentLanes, PaymentPipeline, Pipeline, Pipelined, ProjectionError,
+    Projector,
+};
 use crate::identity::UserTokens;
 use crate::live::Feed;
 use crate::projections::{
@@ -33,6 +36,8 @@ pub struct AppState {
     pub seats: Arc<Pipeline<Seat>>,
     pub wallets: Arc<Pipeline<Wallet>>,
     pub tickets: Arc<Pipeline<QueueTicket>>,
+    /// Payments: a wallet's debit, a seat's sale and a ticket's expiry together.
+    pub payments: Arc<PaymentPipeline>,
     pub projectors: Arc<Projectors>,
     /// This instance's live feed: what the Server-Sent Event streams watch.
     pub live: Feed,
@@ -104,6 +109,11 @@ impl AppState {
         // instance's own seat and ticket commits before they are answered.
         let seats_seen: Arc<dyn AfterCommit<Seat>> = Arc::new(live.clone());
         let tickets_seen: Arc<dyn AfterCommit<QueueTicket>> = Arc::new(live.clone());
+        let payment_lanes = PaymentLanes {
+            wallets: lane(&projectors.wallets, Some(WALLET_SNAPSHOT_EVERY), None),
+            seats: lane(&projectors.seats, None, Some(seats_seen.clone())),
+            tickets: lane(&projectors.tickets, None, Some(tickets_seen.clone())),
+        };
         Self {
             concerts: Arc::new(pipeline(&pool, &projectors.concerts, None, None)),
             seats: Arc::new(pipeline(&pool, &projectors.seats, None, Some(seats_seen))),
@@ -119,6 +129,7 @@ impl AppState {
                 None,
                 Some(tickets_seen),
             )),
+            payments: Arc::new(PaymentPipeline::start(pool.clone(), payment_lanes)),
             projectors: Arc::new(projectors),
             live,
             demo: false,
@@ -140,10 +151,19 @@ fn pipeline<A: Pipelined>(
     snapshot_every: Option<usize>,
     after_commit: Option<Arc<dyn AfterCommit<A>>>,
 ) -> Pipeline<A> {
-    Pipeline::start(
-        pool.clone(),
-        projector.clone(),
+    Pipeline::start(pool.clone(), lane(projector, snapshot_every, after_commit))
+}
+
+/// How `A`'s events are stored: `projector`'s read models, a snapshot every
+/// `snapshot_every` events, `after_commit` told of each.
+fn lane<A: Pipelined>(
+    projector: &Arc<Projector<A>>,
+    snapshot_every: Option<usize>,
+    after_commit: Option<Arc<dyn AfterCommit<A>>>,
+) -> Lane<A> {
+    Lane {
+        projector: projector.clone(),
         snapshot_every,
         after_commit,
-    )
+    }
 }

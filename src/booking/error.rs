@@ -5,6 +5,7 @@
 use cqrs_es::AggregateError;
 
 use crate::aggregates::{ConcertError, QueueTicketError, SeatError, WalletError};
+use crate::event_store::PaymentRefused;
 use crate::money::Won;
 
 /// A booking step that did not happen, and why.
@@ -133,6 +134,16 @@ impl From<QueueTicketError> for BookingError {
         match error {
             QueueTicketError::Expired => BookingError::TicketExpired,
             other => BookingError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<PaymentRefused> for BookingError {
+    fn from(error: PaymentRefused) -> Self {
+        match error {
+            PaymentRefused::Wallet(error) => error.into(),
+            PaymentRefused::Seat(error) => error.into(),
+            PaymentRefused::Ticket(error) => error.into(),
         }
     }
 }

@@ -1,17 +1,18 @@
 //! Paying for a held seat, across three aggregates: the wallet is debited, the
-//! seat is sold, the queue ticket expires. Every step is idempotent, and the
-//! `payments` read model records how far each payment got, so a payment cut
-//! short by a crash is finished (or refunded) by the scheduler.
+//! seat is sold, the queue ticket expires, all three in one commit of the
+//! payment pipeline (or none, when a rule refuses one). Payments that an
+//! older release or a crash left debited but unsold (the `payments` read
+//! model records how far each got) are finished or refunded by the
+//! scheduler, one step at a time.
 
 use chrono::Utc;
 use cqrs_es::AggregateError;
 use uuid::Uuid;
 
 use super::BookingError;
-use crate::aggregates::{
-    ExpiryReason, QueueTicketCommand, SeatCommand, SeatError, WalletCommand, WalletEvent,
-};
-use crate::commands::{execute, execute_for_events, CommandContext};
+use crate::aggregates::{ExpiryReason, QueueTicketCommand, SeatCommand, SeatError, WalletCommand};
+use crate::commands::{execute, execute_payment, CommandContext};
+use crate::event_store::PaymentRefused;
 use crate::ids::{PaymentId, ReservationId, SeatId, TicketId, UserId};
 use crate::money::Won;
 use crate::projections::balances;
@@ -55,16 +56,6 @@ pub async fn pay(
         amount: reservation.price,
         now: Utc::now(),
     };
-    let debited = execute_for_events(&app.wallets, &user_id.to_string(), debit, context).await?;
-    // The balance the debit left, as its event states it; nothing is stored
-    // when this payment had already been debited (a retry), so it is read then.
-    let balance_after_debit = debited.last().map(WalletEvent::balance);
-    if app.config.fault_stop_after_debit {
-        return Err(BookingError::Unavailable(
-            "stopped after the debit (fault injection)".into(),
-        ));
-    }
-    // What was committed, whether or not its projection got written.
     let mut payment = PaymentRow {
         payment_id: payment_id.0,
         user_id: user_id.0,
@@ -73,16 +64,52 @@ pub async fn pay(
         amount: reservation.price,
         status: "debited".to_string(),
     };
-    if finish(app, &payment, Some(ticket_id), context).await? {
-        payment.status = "completed".to_string();
-        let balance = match balance_after_debit {
-            Some(balance) => balance,
-            None => balances::balance_of(&app.pool, user_id.0).await?,
-        };
-        Ok(Receipt { payment, balance })
-    } else {
-        Err(BookingError::HoldExpired)
+    if app.config.fault_stop_after_debit {
+        execute(&app.wallets, &user_id.to_string(), debit, context).await?;
+        return Err(BookingError::Unavailable(
+            "stopped after the debit (fault injection)".into(),
+        ));
     }
+    let sale = SeatCommand::ConfirmSeat {
+        reservation_id,
+        payment_id,
+        now: Utc::now(),
+    };
+    let spend = QueueTicketCommand::Expire {
+        reason: ExpiryReason::Paid,
+        now: Utc::now(),
+    };
+    let paid = execute_payment(
+        &app.payments,
+        (user_id.to_string(), debit),
+        (reservation.seat_id.to_string(), sale),
+        Some((ticket_id.to_string(), spend)),
+        context,
+    )
+    .await
+    .map_err(|error| match error {
+        AggregateError::UserError(PaymentRefused::Seat(lapsed)) if hold_lapsed(&lapsed) => {
+            BookingError::HoldExpired
+        }
+        other => other.into(),
+    })?;
+    metrics::counter!("concert_payments_total", "outcome" => "completed").increment(1);
+    payment.status = "completed".to_string();
+    // The balance the debit left, as its event states it; nothing is stored
+    // when this payment had already been debited (a retry), so it is read then.
+    let balance = match paid.debit.last() {
+        Some(debited) => debited.balance(),
+        None => balances::balance_of(&app.pool, user_id.0).await?,
+    };
+    Ok(Receipt { payment, balance })
+}
+
+/// The seat's refusals that mean the hold is over: lapsed, sold, or due to lapse.
+fn hold_lapsed(error: &SeatError) -> bool {
+    matches!(
+        error,
+        SeatError::HoldLapsed { .. } | SeatError::AlreadySold { .. } | SeatError::HoldNotDue { .. }
+    )
 }
 
 /// Takes a debited payment to its end: sells the seat and spends the ticket, or,
@@ -103,11 +130,7 @@ pub async fn finish(
             spend_ticket(app, payment, ticket_id, context).await?;
             Ok(true)
         }
-        Err(AggregateError::UserError(
-            SeatError::HoldLapsed { .. }
-            | SeatError::AlreadySold { .. }
-            | SeatError::HoldNotDue { .. },
-        )) => {
+        Err(AggregateError::UserError(lapsed)) if hold_lapsed(&lapsed) => {
             let refund = WalletCommand::Refund {
                 payment_id: PaymentId(payment.payment_id),
             };

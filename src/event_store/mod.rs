@@ -11,5 +11,8 @@
 mod pipeline;
 mod projector;
 
-pub use pipeline::{AfterCommit, Pipeline, Pipelined, BATCHES_IN_FLIGHT};
+pub use pipeline::{
+    AfterCommit, Lane, Paid, PaymentLanes, PaymentOutcome, PaymentPipeline, PaymentRefused,
+    PaymentSteps, Pipeline, Pipelined, Step, BATCHES_IN_FLIGHT,
+};
 pub use projector::{ProjectionError, Projector, StreamEvents};

@@ -2,6 +2,12 @@
 //! A payment is `debited` once the wallet paid, then `completed` when its seat
 //! is sold or `refunded` when it could not be; a `debited` one left behind by a
 //! crash is finished by the scheduler.
+//!
+//! A payment's debit and sale usually share a commit, and the log orders the
+//! events of one commit by aggregate type, the sale first: a debit whose
+//! sale is already applied (its reservation confirmed with this payment)
+//! comes in `completed`, so a replay in log order ends where the live read
+//! model does.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -45,7 +51,8 @@ impl Projection<Wallet> for Payments {
             } => {
                 sqlx::query(
                     "insert into payments (payment_id, user_id, reservation_id, seat_id, amount, status, debited_at)
-                     values ($1, $2, $3, $4, $5, 'debited', $6) on conflict do nothing",
+                     values ($1, $2, $3, $4, $5, case when exists (select 1 from reservations r where r.reservation_id = $3 and r.payment_id = $1)
+                             then 'completed' else 'debited' end, $6) on conflict do nothing",
                 )
                 .bind(payment_id.0)
                 .bind(stream_uuid(aggregate_id)?)
@@ -98,7 +105,10 @@ impl Projection<Wallet> for Payments {
         if !payments.is_empty() {
             sqlx::query(
                 "insert into payments (payment_id, user_id, reservation_id, seat_id, amount, status, debited_at)
-                 select p.payment_id, p.user_id, p.reservation_id, p.seat_id, p.amount, 'debited', p.debited_at
+                 select p.payment_id, p.user_id, p.reservation_id, p.seat_id, p.amount,
+                        case when exists (select 1 from reservations r
+                                         where r.reservation_id = p.reservation_id and r.payment_id = p.payment_id)
+                             then 'completed' else 'debited' end, p.debited_at
                  from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::bigint[], $6::timestamptz[])
                       as p(payment_id, user_id, reservation_id, seat_id, amount, debited_at)
                  on conflict do nothing",

@@ -343,3 +343,31 @@ where
     }
     panic!("timed out waiting until {what}");
 }
+
+/// The value of one exported series, if present.
+pub fn metric(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+}
+
+/// The smallest bucket bound that holds every batch of `aggregate`: a batch
+/// larger than the bound below it was seen.
+pub fn largest_batch_seen(metrics: &str, aggregate: &str) -> f64 {
+    let count = metric(
+        metrics,
+        &format!("concert_pipeline_batch_size_count{{aggregate=\"{aggregate}\"}}"),
+    )
+    .unwrap_or(0.0);
+    [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
+        .into_iter()
+        .find(|bound| {
+            metric(
+                metrics,
+                &format!(
+                    "concert_pipeline_batch_size_bucket{{aggregate=\"{aggregate}\",le=\"{bound}\"}}"
+                ),
+            ) == Some(count)
+        })
+        .map_or(f64::INFINITY, f64::from)
+}

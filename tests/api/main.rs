@@ -9,6 +9,7 @@ mod hostile;
 mod identity;
 mod identity_jwks;
 mod operations;
+mod payment_pipeline;
 mod payments;
 mod pipeline;
 mod queue;

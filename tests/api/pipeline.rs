@@ -12,7 +12,9 @@ use serde_json::json;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::helpers::{spawn_app, spawn_app_on, test_config, Concert, TestApp, User};
+use crate::helpers::{
+    largest_batch_seen, metric, spawn_app, spawn_app_on, test_config, Concert, TestApp, User,
+};
 
 /// Long enough for requests sent to reach the pipeline and wait there.
 const SETTLE: Duration = Duration::from_millis(400);
@@ -346,32 +348,4 @@ async fn lost_races(app: &TestApp) -> f64 {
         "concert_pipeline_lost_races_total{aggregate=\"Seat\"}",
     )
     .unwrap_or(0.0)
-}
-
-/// The value of one exported series, if present.
-fn metric(metrics: &str, series: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
-}
-
-/// The smallest bucket bound that holds every batch of `aggregate`: a batch
-/// larger than the bound below it was seen.
-fn largest_batch_seen(metrics: &str, aggregate: &str) -> f64 {
-    let count = metric(
-        metrics,
-        &format!("concert_pipeline_batch_size_count{{aggregate=\"{aggregate}\"}}"),
-    )
-    .unwrap_or(0.0);
-    [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
-        .into_iter()
-        .find(|bound| {
-            metric(
-                metrics,
-                &format!(
-                    "concert_pipeline_batch_size_bucket{{aggregate=\"{aggregate}\",le=\"{bound}\"}}"
-                ),
-            ) == Some(count)
-        })
-        .map_or(f64::INFINITY, f64::from)
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use concert::aggregates::{Seat, SeatCommand, SeatEvent};
-use concert::event_store::{Pipeline, Projector};
+use concert::event_store::{Lane, Pipeline, Projector};
 use concert::ids::{DateId, ReservationId, SeatId, UserId};
 use concert::money::Won;
 use cqrs_es::persist::PersistedEventStore;
@@ -92,7 +92,12 @@ async fn two_concurrent_holds_on_one_seat_commit_exactly_one() {
 async fn the_pipeline_and_postgres_es_read_each_others_streams() {
     let pool = fresh_database().await;
     let projector = Arc::new(Projector::new(pool.clone(), vec![]));
-    let pipeline = Pipeline::<Seat>::start(pool.clone(), projector, None, None);
+    let lane = Lane {
+        projector,
+        snapshot_every: None,
+        after_commit: None,
+    };
+    let pipeline = Pipeline::<Seat>::start(pool.clone(), lane);
     let cqrs = postgres_es::postgres_cqrs::<Seat>(pool.clone(), vec![], ());
     let seat_id = SeatId::new().to_string();
     let first = ReservationId::new();

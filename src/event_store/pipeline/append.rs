@@ -16,43 +16,74 @@ use crate::event_store::{ProjectionError, Projector, StreamEvents};
 /// returns the ids of the streams that lost the race and were not stored.
 pub async fn append<A: Aggregate>(
     tx: &mut PgConnection,
-    streams: &[Decided<A>],
+    streams: &[&Decided<A>],
     projector: &Projector<A>,
     snapshot_every: Option<usize>,
 ) -> Result<HashSet<String>, AppendError> {
     let mut lost = insert_events(tx, streams).await?;
-    if let Some(every) = snapshot_every {
-        for stream in streams {
-            if !lost.contains(&stream.aggregate_id)
-                && snapshot_due(stream, every)
-                && !store_snapshot(tx, stream).await?
-            {
-                delete_events(tx, A::TYPE, std::slice::from_ref(stream)).await?;
-                lost.insert(stream.aggregate_id.clone());
-            }
-        }
-    }
-    let stored: Vec<StreamEvents<A>> = streams
+    let inserted: Vec<&Decided<A>> = without(streams, &lost);
+    lost.extend(store_snapshots(tx, &inserted, snapshot_every).await?);
+    project(tx, &without(streams, &lost), projector).await?;
+    Ok(lost)
+}
+
+/// The streams not named in `lost`.
+pub fn without<'a, A: Aggregate>(
+    streams: &[&'a Decided<A>],
+    lost: &HashSet<String>,
+) -> Vec<&'a Decided<A>> {
+    streams
         .iter()
         .filter(|stream| !lost.contains(&stream.aggregate_id))
-        .map(|stream| StreamEvents {
-            aggregate_id: stream.aggregate_id.clone(),
-            events: (stream.loaded_sequence as i64 + 1..)
-                .zip(stream.events.iter().map(|(event, _)| event.clone()))
-                .collect(),
-        })
-        .collect();
-    projector.project_batch(tx, &stored).await?;
+        .copied()
+        .collect()
+}
+
+/// Writes the snapshots due, with `snapshot_every`; a stream whose snapshot
+/// another writer moved on first has its new events taken out again and is
+/// returned.
+pub async fn store_snapshots<A: Aggregate>(
+    tx: &mut PgConnection,
+    streams: &[&Decided<A>],
+    snapshot_every: Option<usize>,
+) -> Result<HashSet<String>, AppendError> {
+    let mut lost = HashSet::new();
+    let Some(every) = snapshot_every else {
+        return Ok(lost);
+    };
+    for stream in streams {
+        if snapshot_due(stream, every) && !store_snapshot(tx, stream).await? {
+            delete_events(tx, std::slice::from_ref(stream)).await?;
+            lost.insert(stream.aggregate_id.clone());
+        }
+    }
     Ok(lost)
+}
+
+/// Applies the new events of `streams` to every read model of `projector`.
+pub async fn project<A: Aggregate>(
+    tx: &mut PgConnection,
+    streams: &[&Decided<A>],
+    projector: &Projector<A>,
+) -> Result<(), AppendError> {
+    if streams.is_empty() {
+        return Ok(());
+    }
+    let stored: Vec<StreamEvents<A>> = streams.iter().map(|stream| stream.stored()).collect();
+    projector.project_batch(tx, &stored).await?;
+    Ok(())
 }
 
 /// Inserts every event of the batch; a key another writer holds is skipped,
 /// and the events of a stream with any such key are taken out again.
-async fn insert_events<A: Aggregate>(
+pub async fn insert_events<A: Aggregate>(
     tx: &mut PgConnection,
-    streams: &[Decided<A>],
+    streams: &[&Decided<A>],
 ) -> sqlx::Result<HashSet<String>> {
     let count = streams.iter().map(|stream| stream.events.len()).sum();
+    if count == 0 {
+        return Ok(HashSet::new());
+    }
     let mut ids = Vec::with_capacity(count);
     let mut sequences = Vec::with_capacity(count);
     let mut types = Vec::with_capacity(count);
@@ -95,6 +126,7 @@ async fn insert_events<A: Aggregate>(
     let inserted: HashSet<(String, i64)> = inserted.into_iter().collect();
     let losers: Vec<&Decided<A>> = streams
         .iter()
+        .copied()
         .filter(|stream| {
             (stream.loaded_sequence as i64 + 1..=stream.last_sequence() as i64)
                 .any(|sequence| !inserted.contains(&(stream.aggregate_id.clone(), sequence)))
@@ -118,10 +150,9 @@ async fn insert_events<A: Aggregate>(
 }
 
 /// Takes the new events of `streams` out of the log again.
-async fn delete_events<A: Aggregate>(
+pub async fn delete_events<A: Aggregate>(
     tx: &mut PgConnection,
-    aggregate_type: &str,
-    streams: &[Decided<A>],
+    streams: &[&Decided<A>],
 ) -> sqlx::Result<()> {
     let (mut ids, mut sequences) = (Vec::new(), Vec::new());
     for stream in streams {
@@ -130,7 +161,7 @@ async fn delete_events<A: Aggregate>(
             sequences.push(sequence);
         }
     }
-    delete_rows(tx, aggregate_type, &ids, &sequences).await
+    delete_rows(tx, A::TYPE, &ids, &sequences).await
 }
 
 async fn delete_rows(
@@ -139,6 +170,9 @@ async fn delete_rows(
     ids: &[&str],
     sequences: &[i64],
 ) -> sqlx::Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
     sqlx::query(
         "delete from events e using unnest($2::text[], $3::bigint[]) as d(aggregate_id, sequence)
          where e.aggregate_type = $1 and e.aggregate_id = d.aggregate_id and e.sequence = d.sequence",
@@ -201,6 +235,9 @@ pub enum AppendError {
     Database(#[from] sqlx::Error),
     #[error("read models: {0}")]
     Projection(ProjectionError),
+    /// Another writer moved a stream on while the batch was being stored.
+    #[error("another writer stored on a stream of the batch first")]
+    Raced,
 }
 
 impl From<ProjectionError> for AppendError {
@@ -217,7 +254,12 @@ impl AppendError {
     /// between two writers, a serialization failure): nothing was stored and
     /// every command of the batch can simply be decided again.
     pub fn is_race(&self) -> bool {
-        matches!(self, AppendError::Database(sqlx::Error::Database(database))
-            if matches!(database.code().as_deref(), Some("40P01" | "40001")))
+        match self {
+            AppendError::Raced => true,
+            AppendError::Database(sqlx::Error::Database(database)) => {
+                matches!(database.code().as_deref(), Some("40P01" | "40001"))
+            }
+            _ => false,
+        }
     }
 }

@@ -6,7 +6,10 @@ use cqrs_es::{Aggregate, AggregateError};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+use super::dispatch::Queued;
 use super::load::Loaded;
+use super::Pipelined;
+use crate::event_store::StreamEvents;
 
 /// What a command's sender is told: the events it stored, or why not.
 pub type Outcome<A> = Result<Vec<<A as Aggregate>::Event>, AggregateError<<A as Aggregate>::Error>>;
@@ -27,6 +30,14 @@ pub struct Job<A: Aggregate> {
     /// Batches this command has been decided in whose append it lost.
     pub lost_races: u32,
     pub answer: oneshot::Sender<Outcome<A>>,
+}
+
+impl<A: Pipelined> Queued for Job<A> {
+    const SHARE_A_BATCH: bool = true;
+
+    fn streams(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.aggregate_id.as_str())
+    }
 }
 
 /// One stream's part of a batch, decided and not yet stored.
@@ -56,6 +67,16 @@ impl<A: Aggregate> Decided<A> {
     /// The sequence of the last new event.
     pub fn last_sequence(&self) -> usize {
         self.loaded_sequence + self.events.len()
+    }
+
+    /// The new events with their sequence numbers, as the read models take them.
+    pub fn stored(&self) -> StreamEvents<A> {
+        StreamEvents {
+            aggregate_id: self.aggregate_id.clone(),
+            events: (self.loaded_sequence as i64 + 1..)
+                .zip(self.events.iter().map(|(event, _)| event.clone()))
+                .collect(),
+        }
     }
 }
 
@@ -103,4 +124,29 @@ where
         }
     }
     decided
+}
+
+/// Decides `command` alone on `loaded`: its events, or the rule that refused it.
+pub async fn decide_alone<A: Pipelined>(
+    aggregate_id: String,
+    loaded: Loaded<A>,
+    command: A::Command,
+    metadata: &Value,
+) -> Result<Decided<A>, A::Error> {
+    let mut aggregate = loaded.aggregate;
+    let sink = EventSink::default();
+    aggregate.handle(command, &(), &sink).await?;
+    let events = sink.collect().await;
+    Ok(Decided {
+        aggregate_id,
+        loaded_sequence: loaded.sequence,
+        snapshot: loaded.snapshot,
+        aggregate,
+        events: events
+            .into_iter()
+            .map(|event| (event, metadata.clone()))
+            .collect(),
+        verdicts: Vec::new(),
+        deferred: Vec::new(),
+    })
 }

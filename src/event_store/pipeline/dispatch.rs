@@ -3,32 +3,48 @@
 //! most one running batch, and its commands keep their order.
 
 use std::collections::{HashSet, VecDeque};
+use std::future::Future;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::decide::Job;
-use super::{Pipelined, Worker, MAX_BATCH};
+use super::MAX_BATCH;
 
-/// Batches of one aggregate type running at once.
+/// Batches of one pipeline running at once.
 pub const BATCHES_IN_FLIGHT: usize = 2;
 
+/// A command waiting for a batch, by the streams it writes.
+pub trait Queued: Send + 'static {
+    /// Whether two commands on one stream may share a batch (they are then
+    /// decided in turn); otherwise the second waits for the next batch.
+    const SHARE_A_BATCH: bool;
+
+    /// The streams it writes, each named uniquely across aggregate types.
+    fn streams(&self) -> impl Iterator<Item = &str>;
+}
+
+/// What decides and stores a batch.
+pub trait Batches<J>: Send + Sync + 'static {
+    /// Decides and stores `jobs`; returns the commands to decide again.
+    fn run_batch(&self, jobs: Vec<J>) -> impl Future<Output = Vec<J>> + Send;
+}
+
 /// A finished batch: its streams, free again, and the commands to decide again.
-struct Finished<A: Pipelined> {
+struct Finished<J> {
     streams: Vec<String>,
-    carried: Vec<Job<A>>,
+    carried: Vec<J>,
 }
 
 /// Feeds `worker` batches from `queue` until the queue closes and the last
 /// batch has finished.
-pub async fn dispatch<A: Pipelined>(
-    worker: Arc<Worker<A>>,
-    mut queue: mpsc::UnboundedReceiver<Job<A>>,
+pub async fn dispatch<J: Queued, W: Batches<J>>(
+    worker: Arc<W>,
+    mut queue: mpsc::UnboundedReceiver<J>,
 ) {
-    let (finish, mut finished) = mpsc::unbounded_channel::<Finished<A>>();
+    let (finish, mut finished) = mpsc::unbounded_channel::<Finished<J>>();
     // Commands not yet in a batch, oldest first: carried over from a lost
     // race, or waiting for their stream's running batch.
-    let mut waiting: VecDeque<Job<A>> = VecDeque::new();
+    let mut waiting: VecDeque<J> = VecDeque::new();
     let mut in_flight: HashSet<String> = HashSet::new();
     let mut running = 0;
     let mut open = true;
@@ -65,7 +81,7 @@ pub async fn dispatch<A: Pipelined>(
         }
         let streams: Vec<String> = batch
             .iter()
-            .map(|job| job.aggregate_id.clone())
+            .flat_map(|job| job.streams().map(str::to_string))
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
@@ -79,35 +95,38 @@ pub async fn dispatch<A: Pipelined>(
     }
 }
 
-/// The next batch: waiting commands whose stream is free, then new ones;
-/// a command whose stream is running (or has an older command waiting) waits.
-fn gather<A: Pipelined>(
-    waiting: &mut VecDeque<Job<A>>,
-    queue: &mut mpsc::UnboundedReceiver<Job<A>>,
+/// The next batch: waiting commands whose streams are free, then new ones;
+/// a command with a stream that is running (or has an older command
+/// waiting, or, unless they share batches, is in this batch) waits.
+fn gather<J: Queued>(
+    waiting: &mut VecDeque<J>,
+    queue: &mut mpsc::UnboundedReceiver<J>,
     in_flight: &HashSet<String>,
-) -> Vec<Job<A>> {
+) -> Vec<J> {
     let mut batch = Vec::new();
+    let mut taken: HashSet<String> = HashSet::new();
     let mut held_back: HashSet<String> = HashSet::new();
     let mut still_waiting = VecDeque::with_capacity(waiting.len());
-    for job in waiting.drain(..) {
-        if batch.len() < MAX_BATCH
-            && !in_flight.contains(&job.aggregate_id)
-            && !held_back.contains(&job.aggregate_id)
-        {
+    let mut place = |job: J, batch: &mut Vec<J>| {
+        let free = job.streams().all(|stream| {
+            !in_flight.contains(stream)
+                && !held_back.contains(stream)
+                && (J::SHARE_A_BATCH || !taken.contains(stream))
+        });
+        if free && batch.len() < MAX_BATCH {
+            taken.extend(job.streams().map(str::to_string));
             batch.push(job);
         } else {
-            held_back.insert(job.aggregate_id.clone());
+            held_back.extend(job.streams().map(str::to_string));
             still_waiting.push_back(job);
         }
+    };
+    for job in waiting.drain(..) {
+        place(job, &mut batch);
     }
     while batch.len() < MAX_BATCH {
         let Ok(job) = queue.try_recv() else { break };
-        if in_flight.contains(&job.aggregate_id) || held_back.contains(&job.aggregate_id) {
-            held_back.insert(job.aggregate_id.clone());
-            still_waiting.push_back(job);
-        } else {
-            batch.push(job);
-        }
+        place(job, &mut batch);
     }
     *waiting = still_waiting;
     batch
@@ -115,11 +134,7 @@ fn gather<A: Pipelined>(
 
 /// A batch finished: its streams are free, and its carried commands go
 /// ahead of every newer command (none of their streams' can be older).
-fn release<A: Pipelined>(
-    in_flight: &mut HashSet<String>,
-    waiting: &mut VecDeque<Job<A>>,
-    done: Finished<A>,
-) {
+fn release<J>(in_flight: &mut HashSet<String>, waiting: &mut VecDeque<J>, done: Finished<J>) {
     for stream in &done.streams {
         in_flight.remove(stream);
     }
@@ -133,6 +148,7 @@ mod tests {
     use serde_json::Value;
     use tokio::sync::oneshot;
 
+    use super::super::decide::Job;
     use super::*;
     use crate::aggregates::{Seat, SeatCommand};
     use crate::ids::ReservationId;
@@ -184,5 +200,42 @@ mod tests {
         let order: Vec<_> = waiting.iter().map(|j| j.command.clone()).collect();
         assert_eq!(order[..2], carried[..]);
         assert_eq!(waiting.len(), 3);
+    }
+
+    /// A command writing several streams, none shared within a batch.
+    struct Joint(Vec<String>);
+
+    impl Queued for Joint {
+        const SHARE_A_BATCH: bool = false;
+
+        fn streams(&self) -> impl Iterator<Item = &str> {
+            self.0.iter().map(String::as_str)
+        }
+    }
+
+    fn joint(streams: &[&str]) -> Joint {
+        Joint(streams.iter().map(|stream| stream.to_string()).collect())
+    }
+
+    #[test]
+    fn commands_that_do_not_share_batches_wait_for_any_stream_taken() {
+        let (send, mut queue) = mpsc::unbounded_channel();
+        let mut waiting = VecDeque::new();
+        for streams in [
+            &["w1", "s1"][..],
+            &["w2", "s1"],
+            &["w1", "s3"],
+            &["w4", "s4"],
+            &["w5", "r"],
+        ] {
+            send.send(joint(streams)).unwrap();
+        }
+        let in_flight = HashSet::from(["r".to_string()]);
+
+        let batch = gather(&mut waiting, &mut queue, &in_flight);
+
+        let firsts = |jobs: &[Joint]| jobs.iter().map(|job| job.0[0].clone()).collect::<Vec<_>>();
+        assert_eq!(firsts(&batch), ["w1", "w4"]);
+        assert_eq!(firsts(waiting.make_contiguous()), ["w2", "w1", "w5"]);
     }
 }

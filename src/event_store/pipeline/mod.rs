@@ -15,6 +15,7 @@ mod append;
 mod decide;
 mod dispatch;
 mod load;
+mod payments;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,6 +26,9 @@ use sqlx::{Connection, PgPool};
 use tokio::sync::{mpsc, oneshot};
 
 pub use self::dispatch::BATCHES_IN_FLIGHT;
+pub use self::payments::{
+    Paid, PaymentLanes, PaymentOutcome, PaymentPipeline, PaymentRefused, PaymentSteps, Step,
+};
 
 use self::append::{append, AppendError};
 use self::decide::{decide, Decided, Job, Outcome, Verdict};
@@ -56,30 +60,40 @@ pub trait AfterCommit<A: Aggregate>: Send + Sync {
     fn committed(&self, aggregate_id: &str, sequence: usize, event: &A::Event);
 }
 
+/// How the events of one aggregate type are stored beside them: its read
+/// models, its snapshots, and who is told of them after the commit.
+pub struct Lane<A: Aggregate> {
+    /// Every read model, written in each commit.
+    pub projector: Arc<Projector<A>>,
+    /// A snapshot every this many events of a stream.
+    pub snapshot_every: Option<usize>,
+    /// Told of each event stored.
+    pub after_commit: Option<Arc<dyn AfterCommit<A>>>,
+}
+
+impl<A: Aggregate> Lane<A> {
+    /// Tells `after_commit` of the events of `decided`, now committed.
+    fn committed(&self, decided: &Decided<A>) {
+        if let Some(after_commit) = &self.after_commit {
+            for (at, (event, _)) in decided.events.iter().enumerate() {
+                let sequence = decided.loaded_sequence + 1 + at;
+                after_commit.committed(&decided.aggregate_id, sequence, event);
+            }
+        }
+    }
+}
+
 /// The write side of one aggregate type.
 pub struct Pipeline<A: Aggregate> {
     jobs: mpsc::UnboundedSender<Job<A>>,
 }
 
 impl<A: Pipelined> Pipeline<A> {
-    /// A pipeline storing through `pool`, with `projector`'s read models in
-    /// every commit and, with `snapshot_every`, a snapshot every that many
-    /// events, and `after_commit` told of each event stored. Its worker runs
+    /// A pipeline storing through `pool` as `lane` says. Its worker runs
     /// until the pipeline is dropped.
-    pub fn start(
-        pool: PgPool,
-        projector: Arc<Projector<A>>,
-        snapshot_every: Option<usize>,
-        after_commit: Option<Arc<dyn AfterCommit<A>>>,
-    ) -> Self {
+    pub fn start(pool: PgPool, lane: Lane<A>) -> Self {
         let (jobs, queue) = mpsc::unbounded_channel();
-        let worker = Worker {
-            pool,
-            projector,
-            snapshot_every,
-            after_commit,
-        };
-        tokio::spawn(dispatch::dispatch(Arc::new(worker), queue));
+        tokio::spawn(dispatch::dispatch(Arc::new(Worker { pool, lane }), queue));
         Self { jobs }
     }
 
@@ -95,12 +109,7 @@ impl<A: Pipelined> Pipeline<A> {
         let job = Job {
             aggregate_id: aggregate_id.to_string(),
             command,
-            metadata: Value::Object(
-                metadata
-                    .into_iter()
-                    .map(|(key, value)| (key, Value::String(value)))
-                    .collect(),
-            ),
+            metadata: metadata_value(metadata),
             lost_races: 0,
             answer,
         };
@@ -113,15 +122,22 @@ impl<A: Pipelined> Pipeline<A> {
     }
 }
 
-struct Worker<A: Aggregate> {
-    pool: PgPool,
-    projector: Arc<Projector<A>>,
-    snapshot_every: Option<usize>,
-    after_commit: Option<Arc<dyn AfterCommit<A>>>,
+/// Metadata as stored with an event: a JSON object of strings.
+fn metadata_value(metadata: HashMap<String, String>) -> Value {
+    Value::Object(
+        metadata
+            .into_iter()
+            .map(|(key, value)| (key, Value::String(value)))
+            .collect(),
+    )
 }
 
-impl<A: Pipelined> Worker<A> {
-    /// Decides and stores one batch; returns the commands to decide again.
+struct Worker<A: Aggregate> {
+    pool: PgPool,
+    lane: Lane<A>,
+}
+
+impl<A: Pipelined> dispatch::Batches<Job<A>> for Worker<A> {
     async fn run_batch(&self, jobs: Vec<Job<A>>) -> Vec<Job<A>> {
         metrics::histogram!("concert_pipeline_batch_size", "aggregate" => A::TYPE)
             .record(jobs.len() as f64);
@@ -170,12 +186,7 @@ impl<A: Pipelined> Worker<A> {
                     decide_again(decided, &mut carried);
                 }
                 Ok(_) => {
-                    if let Some(after_commit) = &self.after_commit {
-                        for (at, (event, _)) in decided.events.iter().enumerate() {
-                            let sequence = decided.loaded_sequence + 1 + at;
-                            after_commit.committed(&decided.aggregate_id, sequence, event);
-                        }
-                    }
+                    self.lane.committed(&decided);
                     answer_all(decided.verdicts);
                     carried.extend(decided.deferred);
                 }
@@ -192,14 +203,23 @@ impl<A: Pipelined> Worker<A> {
         }
         carried
     }
+}
 
+impl<A: Pipelined> Worker<A> {
     async fn commit(
         &self,
         conn: &mut sqlx::PgConnection,
         writing: &[Decided<A>],
     ) -> Result<std::collections::HashSet<String>, AppendError> {
         let mut tx = conn.begin().await?;
-        let lost = append(&mut tx, writing, &self.projector, self.snapshot_every).await?;
+        let streams: Vec<&Decided<A>> = writing.iter().collect();
+        let lost = append(
+            &mut tx,
+            &streams,
+            &self.lane.projector,
+            self.lane.snapshot_every,
+        )
+        .await?;
         tx.commit().await?;
         Ok(lost)
     }
