@@ -1,5 +1,7 @@
 //! Queue tickets with their status, FIFO entry number and admission times.
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
@@ -134,12 +136,11 @@ impl Projection<QueueTicket> for QueueTickets {
     }
 
     /// The entries of the batch in one statement (one at a time when they are
-    /// few), then its admissions and expiries in order (a ticket entered in
-    /// the batch exists before either). Admissions and expiries move the
-    /// concerts' `queue_progress` stripes; those are locked in (concert,
-    /// stripe) order first, since two batches committing side by side would
-    /// otherwise deadlock, and PostgreSQL takes a second
-    /// (`deadlock_timeout`) to break that.
+    /// few), then its admissions and expiries (a ticket entered in the batch
+    /// exists before either) in one more. Admissions and expiries move the
+    /// concerts' `queue_progress` stripes, taken in (concert, stripe) order,
+    /// since two batches committing side by side would otherwise deadlock,
+    /// and PostgreSQL takes a second (`deadlock_timeout`) to break that.
     async fn apply_batch(
         &self,
         conn: &mut PgConnection,
@@ -154,18 +155,22 @@ impl Projection<QueueTicket> for QueueTickets {
         } else {
             insert_entries(conn, &entries).await?;
         }
-        if moves.len() > 1 {
-            let moved = moves
-                .iter()
-                .map(|(aggregate_id, _)| stream_uuid(aggregate_id))
-                .collect::<sqlx::Result<Vec<Uuid>>>()?;
-            sqlx::query(LOCK_STRIPES)
-                .bind(moved)
-                .execute(&mut *conn)
-                .await?;
+        if moves.len() < 2 {
+            return apply_each(self, conn, &moves).await;
         }
-        apply_each(self, conn, &moves).await?;
-        Ok(())
+        let moved = moves
+            .iter()
+            .map(|(aggregate_id, _)| stream_uuid(aggregate_id))
+            .collect::<sqlx::Result<Vec<Uuid>>>()?;
+        if moved.iter().collect::<HashSet<_>>().len() == moved.len() {
+            return apply_moves(conn, &moves).await;
+        }
+        // A ticket moved twice in one batch: one statement cannot update a row twice.
+        sqlx::query(LOCK_STRIPES)
+            .bind(moved)
+            .execute(&mut *conn)
+            .await?;
+        apply_each(self, conn, &moves).await
     }
 
     /// Every batch of more than one event, however small: its stripes must
@@ -213,6 +218,57 @@ async fn insert_entries(
         .execute(&mut *conn)
         .await?;
     }
+    Ok(())
+}
+
+/// The admissions and expiries of a batch, one per ticket, in one statement:
+/// each ticket's row, and each stripe moved once by the count of its tickets
+/// that left the waiting line, the stripes taken in (concert, stripe) order.
+/// A ticket that was not waiting (an active one expiring) moves no stripe, so
+/// batches of payments do not wait for each other's stripes.
+async fn apply_moves(
+    conn: &mut PgConnection,
+    moves: &[(&str, &QueueTicketEvent)],
+) -> sqlx::Result<()> {
+    let (mut tickets, mut statuses, mut at, mut until) = (vec![], vec![], vec![], vec![]);
+    for (aggregate_id, event) in moves {
+        let (status, when, expires_at) = match event {
+            QueueTicketEvent::TicketAdmitted {
+                admitted_at,
+                expires_at,
+            } => ("active", *admitted_at, Some(*expires_at)),
+            QueueTicketEvent::TicketExpired { expired_at, .. } => ("expired", *expired_at, None),
+            QueueTicketEvent::QueueEntered { .. } => continue,
+        };
+        tickets.push(stream_uuid(aggregate_id)?);
+        statuses.push(status);
+        at.push(when);
+        until.push(expires_at);
+    }
+    sqlx::query(
+        "with m as (
+             select * from unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[])
+                 as m(ticket_id, status, at, expires_at)),
+         prior as (
+             select t.concert_id, t.status, t.entry_no from queue_tickets t join m using (ticket_id)),
+         changed as (
+             update queue_tickets t set status = m.status,
+                 admitted_at = case when m.status = 'active' then m.at else t.admitted_at end,
+                 expires_at = case when m.status = 'active' then m.expires_at else t.expires_at end,
+                 expired_at = case when m.status = 'expired' then m.at else t.expired_at end
+             from m where t.ticket_id = m.ticket_id)
+         insert into queue_progress (concert_id, stripe, left_waiting)
+         select concert_id, entry_no % 16, count(*) from prior where status = 'waiting'
+         group by 1, 2 order by 1, 2
+         on conflict (concert_id, stripe)
+         do update set left_waiting = queue_progress.left_waiting + excluded.left_waiting",
+    )
+    .bind(tickets)
+    .bind(statuses)
+    .bind(at)
+    .bind(until)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

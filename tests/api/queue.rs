@@ -8,7 +8,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::helpers::{
-    assert_problem, eventually, spawn_app, spawn_app_on, spawn_app_with, test_config,
+    assert_problem, eventually, largest_batch_seen, spawn_app, spawn_app_on, spawn_app_with,
+    test_config,
 };
 
 #[tokio::test]
@@ -256,5 +257,58 @@ async fn a_full_waiting_queue_refuses_new_entries() {
         again.0,
         StatusCode::OK,
         "a user already in line still gets their token"
+    );
+}
+
+#[tokio::test]
+async fn a_crowd_admitted_and_timed_out_in_batches_leaves_the_line_a_replay_rebuilds() {
+    let mut config = test_config();
+    config.queue_active_max = 8;
+    config.queue_active_ttl_secs = 1;
+    let app = spawn_app_with(config).await;
+    let concert = app.create_concert(1, 5, 1000).await;
+
+    // Forty enter at once; the scheduler admits eight at a time and times
+    // them out together, so its batches carry many admissions and expiries.
+    let tokens: Vec<String> = join_all((0..40).map(|_| async {
+        let (_, token) = app.enter_queue(Uuid::new_v4(), &concert.concert_id).await;
+        token["token"].as_str().unwrap().to_string()
+    }))
+    .await;
+    eventually("every token was admitted", || async {
+        let left: i64 =
+            sqlx::query_scalar("select count(*) from queue_tickets where status <> 'waiting'")
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
+        left == 40
+    })
+    .await;
+
+    // Each stripe counts the tickets of its entry numbers that left the line.
+    let (left_by_stripes, left_by_tickets): (i64, i64) = sqlx::query_as(
+        "select (select coalesce(sum(left_waiting), 0)::bigint from queue_progress),
+                (select count(*) from queue_tickets where status <> 'waiting')",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(left_by_stripes, left_by_tickets);
+    let last = app
+        .get_json("/queue/tokens/current", Some(&tokens[39]))
+        .await;
+    assert_eq!(last["position"], 0);
+    let metrics = app.get_root("/metrics").await.text().await.unwrap();
+    assert!(
+        largest_batch_seen(&metrics, "QueueTicket") >= 4.0,
+        "admissions did not share batches:\n{metrics}"
+    );
+    let before = concert::replay::dump_read_models(&app.pool).await.unwrap();
+    concert::replay::replay(&app.pool, &mut |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        before,
+        concert::replay::dump_read_models(&app.pool).await.unwrap()
     );
 }
