@@ -15,7 +15,8 @@
 # hold pay seats dates), FLASH ("2000:500 20000:5000",
 # users:seats pairs), MILLION_WALLETS and MILLION_PER_WALLET (10000 x 100), QUIET_PERCENT
 # (wait before each run until the machine is less busy than this, 20; 100
-# disables the wait).
+# disables the wait), PREPARED (work prepared per endpoint, concert-bench's
+# --prepared).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -130,7 +131,7 @@ for step in $STEPS; do
         wait_quiet
         "$BIN/concert-bench" endpoint --url "$URL" --admin-token $ADMIN --name $name \
           --concurrency "$CONCURRENCY" --seconds "$SECONDS_PER_RUN" --server-pid "$SERVER_PID" \
-          --json "$OUT/endpoint-$name.json" | tee "$OUT/endpoint-$name.txt"
+          ${PREPARED:+--prepared "$PREPARED"} --json "$OUT/endpoint-$name.json" | tee "$OUT/endpoint-$name.txt"
       done
       echo "after endpoints: $(rss)" | tee -a "$OUT/rss.txt"
       ;;

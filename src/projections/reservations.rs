@@ -144,8 +144,11 @@ impl Projection<Seat> for Reservations {
                       as h(reservation_id, seat_id, date_id, user_id, seat_no, price, held_at, expires_at)
                  on conflict do nothing),
              lapsed as (
+                 -- Run only when there are lapses: on statistics older than
+                 -- a fast-growing table, the planner would walk every held
+                 -- reservation here even for none.
                  update reservations set status = 'expired'
-                 where reservation_id = any($9) and status = 'held'),
+                 where cardinality($9::uuid[]) > 0 and reservation_id = any($9) and status = 'held'),
              sold as (
                  update reservations r set status = 'confirmed', payment_id = s.payment_id
                  from unnest($10::uuid[], $11::uuid[]) as s(reservation_id, payment_id)
