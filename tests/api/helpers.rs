@@ -371,3 +371,24 @@ pub fn largest_batch_seen(metrics: &str, aggregate: &str) -> f64 {
         })
         .map_or(f64::INFINITY, f64::from)
 }
+
+/// Streams of `aggregate` whose batch lost a race and were decided again, as `/metrics` counts them.
+pub async fn lost_races(app: &TestApp, aggregate: &str) -> f64 {
+    let metrics = app.get_root("/metrics").await.text().await.unwrap();
+    metric(
+        &metrics,
+        &format!("concert_pipeline_lost_races_total{{aggregate=\"{aggregate}\"}}"),
+    )
+    .unwrap_or(0.0)
+}
+
+/// A replay of the log ends where the live read models are.
+pub async fn assert_replay_rebuilds_the_read_models(pool: &PgPool) {
+    let before = concert::replay::dump_read_models(pool).await.unwrap();
+    concert::replay::replay(pool, &mut |_, _| {}).await.unwrap();
+    assert_eq!(
+        before,
+        concert::replay::dump_read_models(pool).await.unwrap(),
+        "a replay of the log ends where the live read models are"
+    );
+}

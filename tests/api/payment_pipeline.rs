@@ -25,7 +25,8 @@ use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::helpers::{
-    fresh_database, json_of, largest_batch_seen, metric, spawn_app, Concert, TestApp, User,
+    assert_replay_rebuilds_the_read_models, fresh_database, json_of, largest_batch_seen,
+    lost_races, spawn_app, Concert, TestApp, User,
 };
 
 /// Long enough for requests sent to reach the pipeline and wait there.
@@ -148,7 +149,7 @@ async fn a_payment_that_lost_a_race_on_its_wallet_is_decided_again_and_the_rest_
     let app = &app;
     let (blocked, rest) = buyers.split_at(SLOTS);
     let (a, b, c) = (&rest[0], &rest[1], &rest[2]);
-    let lost_before = lost_payment_races(app).await;
+    let lost_before = lost_races(app, "Payment").await;
     // Other writers charge the first buyers' wallets and A's, uncommitted.
     let mut blockers = Vec::new();
     for buyer in blocked {
@@ -181,7 +182,7 @@ async fn a_payment_that_lost_a_race_on_its_wallet_is_decided_again_and_the_rest_
     assert_eq!(one_by_one, [201; SLOTS]);
     assert_eq!(together, [201; 3]);
     // Other tests of this process count too: at least the first payments' and A's races.
-    assert!(lost_payment_races(app).await - lost_before >= SLOTS as f64 + 1.0);
+    assert!(lost_races(app, "Payment").await - lost_before >= SLOTS as f64 + 1.0);
     let metrics = app.get_root("/metrics").await.text().await.unwrap();
     assert!(largest_batch_seen(&metrics, "Payment") >= 3.0, "{metrics}");
     for buyer in blocked.iter().chain([a]) {
@@ -210,17 +211,6 @@ async fn a_payment_that_lost_a_race_on_its_wallet_is_decided_again_and_the_rest_
         SLOTS as i64 + 3
     );
     assert_replay_rebuilds_the_read_models(&app.pool).await;
-}
-
-/// A replay of the log ends where the live read models are.
-async fn assert_replay_rebuilds_the_read_models(pool: &PgPool) {
-    let before = concert::replay::dump_read_models(pool).await.unwrap();
-    concert::replay::replay(pool, &mut |_, _| {}).await.unwrap();
-    assert_eq!(
-        before,
-        concert::replay::dump_read_models(pool).await.unwrap(),
-        "a replay in log order (a commit's sale before its debit) ends where the live read models are"
-    );
 }
 
 /// Users who each hold a seat of their own and have `CHARGED` to spend.
@@ -374,13 +364,4 @@ async fn count_events(pool: &PgPool, event_type: &str) -> i64 {
         .fetch_one(pool)
         .await
         .unwrap()
-}
-
-async fn lost_payment_races(app: &TestApp) -> f64 {
-    let metrics = app.get_root("/metrics").await.text().await.unwrap();
-    metric(
-        &metrics,
-        "concert_pipeline_lost_races_total{aggregate=\"Payment\"}",
-    )
-    .unwrap_or(0.0)
 }

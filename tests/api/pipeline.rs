@@ -13,7 +13,8 @@ use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::helpers::{
-    largest_batch_seen, metric, spawn_app, spawn_app_on, test_config, Concert, TestApp, User,
+    assert_replay_rebuilds_the_read_models, largest_batch_seen, lost_races, spawn_app,
+    spawn_app_on, test_config, Concert, TestApp, User,
 };
 
 /// Long enough for requests sent to reach the pipeline and wait there.
@@ -63,7 +64,7 @@ async fn a_stream_another_writer_appended_to_is_decided_again_and_the_rest_of_it
     let users = active_users(&app, &concert, SLOTS + 3).await;
     let seats = app.free_seats(&users[0], &concert, 0).await;
     let (x, y, z) = (&seats[SLOTS], &seats[SLOTS + 1], &seats[SLOTS + 2]);
-    let lost_before = lost_races(&app).await;
+    let lost_before = lost_races(&app, "Seat").await;
     let blockers = occupy_every_slot(&app, &concert, &seats[..SLOTS]).await;
     // Another writer holds X in a transaction it has not committed yet.
     let second = another_writer_holds(&app.pool, &concert, x).await;
@@ -98,7 +99,7 @@ async fn a_stream_another_writer_appended_to_is_decided_again_and_the_rest_of_it
     assert_eq!(blocked, [409; SLOTS], "the first writers got their seats");
     assert_eq!(holds_xyz, [409, 201, 201]);
     // Other tests of this process count too: at least the blocked holds' and X's races.
-    assert!(lost_races(&app).await - lost_before >= SLOTS as f64 + 1.0);
+    assert!(lost_races(&app, "Seat").await - lost_before >= SLOTS as f64 + 1.0);
     // The other writers' holds and ours of Y and Z, nothing else.
     assert_eq!(stored_events(&app.pool, "Seat").await, SLOTS as i64 + 3);
     let held_by_us: i64 = sqlx::query_scalar(
@@ -145,14 +146,7 @@ async fn a_batch_stored_with_set_based_statements_leaves_the_read_models_a_repla
     let metrics = app.get_root("/metrics").await.text().await.unwrap();
     assert!(largest_batch_seen(&metrics, "Seat") >= 8.0, "{metrics}");
 
-    let before = concert::replay::dump_read_models(&app.pool).await.unwrap();
-    concert::replay::replay(&app.pool, &mut |_, _| {})
-        .await
-        .unwrap();
-    assert_eq!(
-        before,
-        concert::replay::dump_read_models(&app.pool).await.unwrap()
-    );
+    assert_replay_rebuilds_the_read_models(&app.pool).await;
 }
 
 #[tokio::test]
@@ -339,13 +333,4 @@ async fn stored_events(pool: &PgPool, aggregate_type: &str) -> i64 {
         .fetch_one(pool)
         .await
         .unwrap()
-}
-
-async fn lost_races(app: &TestApp) -> f64 {
-    let metrics = app.get_root("/metrics").await.text().await.unwrap();
-    metric(
-        &metrics,
-        "concert_pipeline_lost_races_total{aggregate=\"Seat\"}",
-    )
-    .unwrap_or(0.0)
 }
