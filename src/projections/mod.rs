@@ -8,6 +8,7 @@ pub mod balances;
 pub mod payments;
 pub mod queue_entries;
 pub mod queue_line;
+mod queue_ticket_batches;
 pub mod queue_tickets;
 pub mod reservations;
 

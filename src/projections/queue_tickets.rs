@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use super::queue_ticket_batches::{apply_moves, insert_entries};
 use super::{apply_each, stream_uuid, Projection, SET_BASED_FROM};
 use crate::aggregates::{QueueTicket, QueueTicketEvent};
 
@@ -178,98 +179,6 @@ impl Projection<QueueTicket> for QueueTickets {
     fn set_based_from(&self) -> usize {
         2
     }
-}
-
-/// The `QueueEntered` events of a batch in one statement.
-async fn insert_entries(
-    conn: &mut PgConnection,
-    events: &[(&str, &QueueTicketEvent)],
-) -> sqlx::Result<()> {
-    let (mut tickets, mut concerts, mut users, mut entries, mut entered) =
-        (vec![], vec![], vec![], vec![], vec![]);
-    for (aggregate_id, event) in events {
-        if let QueueTicketEvent::QueueEntered {
-            concert_id,
-            user_id,
-            entry_no,
-            entered_at,
-        } = event
-        {
-            tickets.push(stream_uuid(aggregate_id)?);
-            concerts.push(concert_id.0);
-            users.push(user_id.0);
-            entries.push(*entry_no);
-            entered.push(*entered_at);
-        }
-    }
-    if !tickets.is_empty() {
-        sqlx::query(
-            "insert into queue_tickets (ticket_id, concert_id, user_id, entry_no, status, entered_at)
-             select t.ticket_id, t.concert_id, t.user_id, t.entry_no, 'waiting', t.entered_at
-             from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::timestamptz[])
-                  as t(ticket_id, concert_id, user_id, entry_no, entered_at)
-             on conflict do nothing",
-        )
-        .bind(tickets)
-        .bind(concerts)
-        .bind(users)
-        .bind(entries)
-        .bind(entered)
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
-}
-
-/// The admissions and expiries of a batch, one per ticket, in one statement:
-/// each ticket's row, and each stripe moved once by the count of its tickets
-/// that left the waiting line, the stripes taken in (concert, stripe) order.
-/// A ticket that was not waiting (an active one expiring) moves no stripe, so
-/// batches of payments do not wait for each other's stripes.
-async fn apply_moves(
-    conn: &mut PgConnection,
-    moves: &[(&str, &QueueTicketEvent)],
-) -> sqlx::Result<()> {
-    let (mut tickets, mut statuses, mut at, mut until) = (vec![], vec![], vec![], vec![]);
-    for (aggregate_id, event) in moves {
-        let (status, when, expires_at) = match event {
-            QueueTicketEvent::TicketAdmitted {
-                admitted_at,
-                expires_at,
-            } => ("active", *admitted_at, Some(*expires_at)),
-            QueueTicketEvent::TicketExpired { expired_at, .. } => ("expired", *expired_at, None),
-            QueueTicketEvent::QueueEntered { .. } => continue,
-        };
-        tickets.push(stream_uuid(aggregate_id)?);
-        statuses.push(status);
-        at.push(when);
-        until.push(expires_at);
-    }
-    sqlx::query(
-        "with m as (
-             select * from unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[])
-                 as m(ticket_id, status, at, expires_at)),
-         prior as (
-             select t.concert_id, t.status, t.entry_no from queue_tickets t join m using (ticket_id)),
-         changed as (
-             update queue_tickets t set status = m.status,
-                 admitted_at = case when m.status = 'active' then m.at else t.admitted_at end,
-                 expires_at = case when m.status = 'active' then m.expires_at else t.expires_at end,
-                 expired_at = case when m.status = 'expired' then m.at else t.expired_at end
-             from m where t.ticket_id = m.ticket_id)
-         insert into queue_progress (concert_id, stripe, left_waiting)
-         select concert_id, entry_no % 16, count(*) from prior where status = 'waiting'
-         group by 1, 2 order by 1, 2
-         on conflict (concert_id, stripe)
-         do update set left_waiting = queue_progress.left_waiting + excluded.left_waiting",
-    )
-    .bind(tickets)
-    .bind(statuses)
-    .bind(at)
-    .bind(until)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// Locks the `queue_progress` stripes of the concerts of tickets `$1` in

@@ -9,18 +9,19 @@
 //! admission) fails only the payments on it, which are decided again; the
 //! rest of the batch still commits.
 
-use std::collections::{HashMap, HashSet};
+mod decide;
+mod store;
+
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use cqrs_es::AggregateError;
 use serde_json::Value;
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{Connection, PgPool};
 use tokio::sync::{mpsc, oneshot};
 
-use super::append::{delete_events, insert_events, project, store_snapshots, without, AppendError};
-use super::decide::{decide_alone, Decided};
+use self::decide::{decide_all, Accepted};
 use super::dispatch::{self, Batches, Queued};
-use super::load::{load_streams, Loaded};
 use super::{failure, metadata_value, Lane, Pipelined, LOST_RACES_ALLOWED};
 use crate::aggregates::{
     QueueTicket, QueueTicketCommand, QueueTicketError, QueueTicketEvent, Seat, SeatCommand,
@@ -153,40 +154,6 @@ impl Queued for PaymentJob {
     }
 }
 
-/// A payment whose every step was accepted, not yet stored.
-struct Accepted {
-    job: PaymentJob,
-    debit: Decided<Wallet>,
-    sale: Decided<Seat>,
-    spend: Option<Decided<QueueTicket>>,
-}
-
-impl Accepted {
-    fn writes(&self) -> bool {
-        !self.debit.events.is_empty()
-            || !self.sale.events.is_empty()
-            || self
-                .spend
-                .as_ref()
-                .is_some_and(|spend| !spend.events.is_empty())
-    }
-
-    fn paid(&self) -> Paid {
-        fn events<A: Pipelined>(decided: &Decided<A>) -> Vec<A::Event> {
-            decided
-                .events
-                .iter()
-                .map(|(event, _)| event.clone())
-                .collect()
-        }
-        Paid {
-            debit: events(&self.debit),
-            sale: events(&self.sale),
-            spend: self.spend.as_ref().map(events).unwrap_or_default(),
-        }
-    }
-}
-
 struct PaymentWorker {
     pool: PgPool,
     lanes: PaymentLanes,
@@ -246,165 +213,6 @@ impl Batches<PaymentJob> for PaymentWorker {
         }
         carried
     }
-}
-
-impl PaymentWorker {
-    /// Stores the accepted payments; returns the indexes of those that lost
-    /// a race on any of their streams and were not stored.
-    async fn commit(
-        &self,
-        conn: &mut PgConnection,
-        payments: &[Accepted],
-    ) -> Result<HashSet<usize>, AppendError> {
-        let all = Writes::of(payments.iter());
-        let mut tx = conn.begin().await?;
-        let lost_debits = insert_events(&mut tx, &all.debits).await?;
-        let lost_sales = insert_events(&mut tx, &all.sales).await?;
-        let lost_spends = insert_events(&mut tx, &all.spends).await?;
-        let (losers, winners): (Vec<_>, Vec<_>) =
-            payments
-                .iter()
-                .enumerate()
-                .partition(|(_, p): &(usize, &Accepted)| {
-                    lost_debits.contains(&p.debit.aggregate_id)
-                        || lost_sales.contains(&p.sale.aggregate_id)
-                        || p.spend
-                            .as_ref()
-                            .is_some_and(|spend| lost_spends.contains(&spend.aggregate_id))
-                });
-        // A payment that lost on one stream takes its other streams' events out again.
-        let undo = Writes::of(losers.iter().map(|(_, p)| *p));
-        delete_events(&mut tx, &without(&undo.debits, &lost_debits)).await?;
-        delete_events(&mut tx, &without(&undo.sales, &lost_sales)).await?;
-        delete_events(&mut tx, &without(&undo.spends, &lost_spends)).await?;
-        let stored = Writes::of(winners.iter().map(|(_, p)| *p));
-        // Only wallets keep snapshots here; a snapshot moved on by another
-        // writer means that writer appended too, so the whole batch goes again.
-        let snapshots_every = self.lanes.wallets.snapshot_every;
-        if !store_snapshots(&mut tx, &stored.debits, snapshots_every)
-            .await?
-            .is_empty()
-        {
-            return Err(AppendError::Raced);
-        }
-        project(&mut tx, &stored.debits, &self.lanes.wallets.projector).await?;
-        project(&mut tx, &stored.sales, &self.lanes.seats.projector).await?;
-        project(&mut tx, &stored.spends, &self.lanes.tickets.projector).await?;
-        tx.commit().await?;
-        Ok(losers.into_iter().map(|(at, _)| at).collect())
-    }
-}
-
-/// Loads every stream of `jobs` (a query per aggregate type) and decides
-/// each payment's steps in turn; a refused payment is answered at once.
-async fn decide_all(
-    conn: &mut PgConnection,
-    jobs: Vec<PaymentJob>,
-) -> Result<Vec<Accepted>, (Vec<PaymentJob>, crate::event_store::ProjectionError)> {
-    let wallet_ids: Vec<&str> = jobs.iter().map(|j| j.debit.aggregate_id.as_str()).collect();
-    let seat_ids: Vec<&str> = jobs.iter().map(|j| j.sale.aggregate_id.as_str()).collect();
-    let ticket_ids: Vec<&str> = jobs
-        .iter()
-        .filter_map(|j| j.spend.as_ref().map(|spend| spend.aggregate_id.as_str()))
-        .collect();
-    let loaded = async {
-        let wallets = load_streams::<Wallet>(conn, &wallet_ids).await?;
-        let seats = load_streams::<Seat>(conn, &seat_ids).await?;
-        let tickets = match ticket_ids.is_empty() {
-            true => HashMap::new(),
-            false => load_streams::<QueueTicket>(conn, &ticket_ids).await?,
-        };
-        Ok((wallets, seats, tickets))
-    }
-    .await;
-    let (mut wallets, mut seats, mut tickets) = match loaded {
-        Ok(loaded) => loaded,
-        Err(error) => return Err((jobs, error)),
-    };
-    let mut accepted = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        match decide_payment(&job, &mut wallets, &mut seats, &mut tickets).await {
-            Ok((debit, sale, spend)) => accepted.push(Accepted {
-                job,
-                debit,
-                sale,
-                spend,
-            }),
-            Err(refused) => {
-                let _ = job.answer.send(Err(AggregateError::UserError(refused)));
-            }
-        }
-    }
-    Ok(accepted)
-}
-
-/// The streams with new events of some payments, by aggregate type.
-struct Writes<'a> {
-    debits: Vec<&'a Decided<Wallet>>,
-    sales: Vec<&'a Decided<Seat>>,
-    spends: Vec<&'a Decided<QueueTicket>>,
-}
-
-impl<'a> Writes<'a> {
-    fn of(payments: impl Iterator<Item = &'a Accepted>) -> Self {
-        let mut writes = Writes {
-            debits: Vec::new(),
-            sales: Vec::new(),
-            spends: Vec::new(),
-        };
-        for payment in payments {
-            if !payment.debit.events.is_empty() {
-                writes.debits.push(&payment.debit);
-            }
-            if !payment.sale.events.is_empty() {
-                writes.sales.push(&payment.sale);
-            }
-            if let Some(spend) = payment.spend.as_ref().filter(|s| !s.events.is_empty()) {
-                writes.spends.push(spend);
-            }
-        }
-        writes
-    }
-}
-
-type DecidedPayment = (Decided<Wallet>, Decided<Seat>, Option<Decided<QueueTicket>>);
-
-/// The debit, then the sale, then the ticket's expiry, each on its stream as loaded.
-async fn decide_payment(
-    job: &PaymentJob,
-    wallets: &mut HashMap<String, Loaded<Wallet>>,
-    seats: &mut HashMap<String, Loaded<Seat>>,
-    tickets: &mut HashMap<String, Loaded<QueueTicket>>,
-) -> Result<DecidedPayment, PaymentRefused> {
-    let debit = decide_step(&job.debit, wallets)
-        .await
-        .map_err(PaymentRefused::Wallet)?;
-    let sale = decide_step(&job.sale, seats)
-        .await
-        .map_err(PaymentRefused::Seat)?;
-    let spend = match &job.spend {
-        Some(spend) => Some(
-            decide_step(spend, tickets)
-                .await
-                .map_err(PaymentRefused::Ticket)?,
-        ),
-        None => None,
-    };
-    Ok((debit, sale, spend))
-}
-
-async fn decide_step<A: Pipelined>(
-    step: &Command<A::Command>,
-    loaded: &mut HashMap<String, Loaded<A>>,
-) -> Result<Decided<A>, A::Error> {
-    let state = loaded.remove(&step.aggregate_id).unwrap_or_default();
-    decide_alone(
-        step.aggregate_id.clone(),
-        state,
-        step.command.clone(),
-        &step.metadata,
-    )
-    .await
 }
 
 /// The payment lost a race on one of its streams: it goes to the next batch.
