@@ -392,3 +392,30 @@ pub async fn assert_replay_rebuilds_the_read_models(pool: &PgPool) {
         "a replay of the log ends where the live read models are"
     );
 }
+
+/// Stores one event row in `tx` as another writer would (another instance,
+/// a tool): `payload` is `{"<event type>": {...}}`, and `command` is recorded.
+pub async fn store_as_another_writer(
+    tx: &mut sqlx::PgConnection,
+    (aggregate_type, aggregate_id, sequence): (&str, &str, i64),
+    payload: &Value,
+    command: &str,
+) {
+    let event_type = payload
+        .as_object()
+        .and_then(|event| event.keys().next())
+        .expect("a tagged event");
+    sqlx::query(
+        "insert into events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         values ($1, $2, $3, $4, '1', $5, $6)",
+    )
+    .bind(aggregate_type)
+    .bind(aggregate_id)
+    .bind(sequence)
+    .bind(event_type)
+    .bind(payload)
+    .bind(serde_json::json!({"actor": "another-writer", "command": command}))
+    .execute(tx)
+    .await
+    .unwrap();
+}

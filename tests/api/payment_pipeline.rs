@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use crate::helpers::{
     assert_replay_rebuilds_the_read_models, fresh_database, json_of, largest_batch_seen,
-    lost_races, spawn_app, Concert, TestApp, User,
+    lost_races, spawn_app, store_as_another_writer, Concert, TestApp, User,
 };
 
 /// Long enough for requests sent to reach the pipeline and wait there.
@@ -254,18 +254,8 @@ async fn another_writer_charges(pool: &PgPool, user: &User) -> Transaction<'stat
         "balance": CHARGED + OTHER_CHARGE,
     }});
     let event: WalletEvent = serde_json::from_value(payload.clone()).unwrap();
-    let metadata = json!({"actor": "another-writer", "command": "Charge"});
     let mut tx = pool.begin().await.unwrap();
-    sqlx::query(
-        "insert into events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-         values ('Wallet', $1, 2, 'Charged', '1', $2, $3)",
-    )
-    .bind(&wallet)
-    .bind(&payload)
-    .bind(&metadata)
-    .execute(&mut *tx)
-    .await
-    .unwrap();
+    store_as_another_writer(&mut tx, ("Wallet", &wallet, 2), &payload, "Charge").await;
     Projectors::new(pool)
         .wallets
         .project_in(&mut tx, &wallet, &[(2, event)])

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::helpers::{
     assert_replay_rebuilds_the_read_models, largest_batch_seen, lost_races, spawn_app,
-    spawn_app_on, test_config, Concert, TestApp, User,
+    spawn_app_on, store_as_another_writer, test_config, Concert, TestApp, User,
 };
 
 /// Long enough for requests sent to reach the pipeline and wait there.
@@ -307,21 +307,12 @@ async fn another_writer_holds(
         "until": now + chrono::Duration::minutes(5),
     }});
     let event: SeatEvent = serde_json::from_value(payload.clone()).unwrap();
-    let metadata = json!({"actor": "another-writer", "command": "HoldSeat"});
+    let seat_id = seat.seat_id.to_string();
     let mut tx = pool.begin().await.unwrap();
-    sqlx::query(
-        "insert into events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-         values ('Seat', $1, 1, 'SeatHeld', '1', $2, $3)",
-    )
-    .bind(seat.seat_id.to_string())
-    .bind(&payload)
-    .bind(&metadata)
-    .execute(&mut *tx)
-    .await
-    .unwrap();
+    store_as_another_writer(&mut tx, ("Seat", &seat_id, 1), &payload, "HoldSeat").await;
     Projectors::new(pool)
         .seats
-        .project_in(&mut tx, &seat.seat_id.to_string(), &[(1, event)])
+        .project_in(&mut tx, &seat_id, &[(1, event)])
         .await
         .unwrap();
     tx
