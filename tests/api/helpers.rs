@@ -419,3 +419,16 @@ pub async fn store_as_another_writer(
     .await
     .unwrap();
 }
+
+/// Commits that stored `event_type` events in this test's database, against
+/// how many such events: fewer commits than events means batches were shared
+/// here (the batch-size metric also counts other tests of the process).
+pub async fn commits_and_events(pool: &PgPool, event_type: &str) -> (i64, i64) {
+    sqlx::query_as(
+        "select count(distinct transaction_id), count(*) from events where event_type = $1",
+    )
+    .bind(event_type)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}

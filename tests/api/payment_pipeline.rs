@@ -25,8 +25,8 @@ use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::helpers::{
-    assert_replay_rebuilds_the_read_models, fresh_database, json_of, largest_batch_seen,
-    lost_races, spawn_app, store_as_another_writer, Concert, TestApp, User,
+    assert_replay_rebuilds_the_read_models, commits_and_events, fresh_database, json_of,
+    largest_batch_seen, lost_races, spawn_app, store_as_another_writer, Concert, TestApp, User,
 };
 
 /// Long enough for requests sent to reach the pipeline and wait there.
@@ -112,6 +112,8 @@ async fn racing_payments_share_batches_and_each_is_one_commit_a_replay_rebuilds(
         largest_batch_seen(&metrics, "Payment") > 1.0,
         "no two payments shared a batch:\n{metrics}"
     );
+    let (commits, sales) = commits_and_events(&app.pool, "SeatSold").await;
+    assert!(commits < sales, "{sales} sales in {commits} commits");
     // Each sale's debit and ticket expiry were stored in the sale's own commit.
     let sales_with_their_debit_and_expiry: i64 = sqlx::query_scalar(
         "select count(*) from events s

@@ -8,8 +8,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::helpers::{
-    assert_problem, assert_replay_rebuilds_the_read_models, eventually, largest_batch_seen,
-    spawn_app, spawn_app_on, spawn_app_with, test_config,
+    assert_problem, assert_replay_rebuilds_the_read_models, commits_and_events, eventually,
+    largest_batch_seen, spawn_app, spawn_app_on, spawn_app_with, test_config,
 };
 
 #[tokio::test]
@@ -302,6 +302,11 @@ async fn a_crowd_admitted_and_timed_out_in_batches_leaves_the_line_a_replay_rebu
     assert!(
         largest_batch_seen(&metrics, "QueueTicket") >= 4.0,
         "admissions did not share batches:\n{metrics}"
+    );
+    let (commits, admissions) = commits_and_events(&app.pool, "TicketAdmitted").await;
+    assert!(
+        commits < admissions,
+        "{admissions} admissions in {commits} commits"
     );
     assert_replay_rebuilds_the_read_models(&app.pool).await;
 }
