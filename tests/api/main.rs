@@ -12,6 +12,7 @@ mod operations;
 mod payment_pipeline;
 mod payments;
 mod pipeline;
+mod projector;
 mod queue;
 mod recovery;
 mod store;
