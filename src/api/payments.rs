@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::auth::{require_active, QueueToken};
+use super::auth::{require_active, VerifiedToken};
 use super::context::Correlation;
 use super::error::{ApiError, Problem};
 use super::extract::Json;
@@ -17,6 +17,7 @@ use crate::booking::idempotency::Operation;
 use crate::booking::payment;
 use crate::ids::{PaymentId, ReservationId, TicketId, UserId};
 use crate::money::Won;
+use crate::projections::reservations;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -63,10 +64,16 @@ pub struct PaymentResponse {
 async fn pay(
     State(app): State<AppState>,
     headers: HeaderMap,
-    QueueToken(ticket): QueueToken,
+    VerifiedToken(ticket_id): VerifiedToken,
     correlation: Correlation,
     Json(body): Json<PaymentRequest>,
 ) -> Result<Response, ApiError> {
+    // The token's ticket comes with the reservation, in one query; each is
+    // checked in the order the QueueToken extractor and the booking would.
+    let (ticket, reservation) =
+        reservations::reservation_for_ticket(&app.pool, ticket_id.0, body.reservation_id)
+            .await?
+            .ok_or(ApiError::TokenInvalid)?;
     let user_id = ticket.user_id;
     let request = Idempotent::from_headers(&headers, UserId(user_id), Operation::Pay)?;
     if let Some(answer) = request.earlier_answer(&app.pool).await? {
@@ -81,6 +88,7 @@ async fn pay(
         UserId(user_id),
         TicketId(ticket.ticket_id),
         ReservationId(body.reservation_id),
+        reservation,
         payment_id,
         &context,
     )

@@ -18,7 +18,7 @@ use crate::money::Won;
 use crate::projections::balances;
 use crate::projections::payments::{self, PaymentRow};
 use crate::projections::queue_tickets::{self, TicketStatus};
-use crate::projections::reservations::{self, ReservationStatus};
+use crate::projections::reservations::{self, ReservationRow, ReservationStatus};
 use crate::state::AppState;
 
 /// A finished payment.
@@ -27,18 +27,19 @@ pub struct Receipt {
     pub balance: Won,
 }
 
-/// Pays for the user's reservation with `payment_id` (derived from an
-/// `Idempotency-Key` on retries). `ticket_id` is the token that is spent.
+/// Pays for the user's reservation (as read with the token's ticket, `None`
+/// when there is none) with `payment_id` (derived from an `Idempotency-Key`
+/// on retries). `ticket_id` is the token that is spent.
 pub async fn pay(
     app: &AppState,
     user_id: UserId,
     ticket_id: TicketId,
     reservation_id: ReservationId,
+    reservation: Option<ReservationRow>,
     payment_id: PaymentId,
     context: &CommandContext,
 ) -> Result<Receipt, BookingError> {
-    let reservation = reservations::find_reservation(&app.pool, reservation_id.0)
-        .await?
+    let reservation = reservation
         .filter(|reservation| reservation.user_id == user_id.0)
         .ok_or(BookingError::NotFound("reservation"))?;
     match reservation.status_at(Utc::now()) {

@@ -117,3 +117,32 @@ async fn a_retried_payment_with_the_same_idempotency_key_pays_once() {
     assert_eq!((retry_status, retry_body), (first_status, first_body));
     assert_eq!(app.balance(user.user_id).await, 9_000);
 }
+
+#[tokio::test]
+async fn a_genuine_token_of_a_ticket_not_stored_cannot_pay() {
+    let app = spawn_app().await;
+    let concert = app.create_concert(1, 5, 1000).await;
+    let user = app.active_user(&concert.concert_id).await;
+    let reservation_id = held_seat(&app, &concert, &user, 0).await;
+    app.charge(user.user_id, 10_000).await;
+    // Signed with this database's secret, for a ticket that never entered a line.
+    let signer = concert::tokens::TokenSigner::from_database(&app.pool)
+        .await
+        .unwrap();
+    let stranger = User {
+        user_id: user.user_id,
+        token: signer.issue(concert::ids::TicketId(uuid::Uuid::new_v4())),
+    };
+
+    let response = app.pay(&stranger, &reservation_id).await;
+
+    assert_problem(response, StatusCode::UNAUTHORIZED, "token_invalid").await;
+    assert_eq!(app.balance(user.user_id).await, 10_000);
+    let read = app
+        .get_json(
+            &format!("/reservations/{reservation_id}"),
+            Some(&user.token),
+        )
+        .await;
+    assert_eq!(read["status"], "held");
+}
