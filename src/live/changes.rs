@@ -81,17 +81,23 @@ struct Row {
 
 /// Up to `limit` positioned events after `after`, with each seat's date and
 /// number and each ticket's concert read from the read models alongside.
+/// Each event's seat or ticket is its own key lookup (the `limit`s keep the
+/// planner from joining to whole tables, which it did when it expected more
+/// events than a read finds: 2–7 ms a read under load instead of ~1).
 pub async fn read(pool: &PgPool, after: i64, limit: i64) -> sqlx::Result<Vec<LogChange>> {
     let rows: Vec<Row> = sqlx::query_as(
         "select e.position, e.sequence, e.event_type, s.seat_id, s.date_id, s.seat_no, t.ticket_id, t.concert_id
-         from events e
-         left join seats s on e.aggregate_type = 'Seat'
-               and s.seat_id = (case when e.aggregate_type = 'Seat' then e.aggregate_id::uuid end)
-         left join queue_tickets t on e.aggregate_type = 'QueueTicket'
-               and t.ticket_id = (case when e.aggregate_type = 'QueueTicket' then e.aggregate_id::uuid end)
-         where e.position > $1
-         order by e.position
-         limit $2",
+         from (select position, sequence, event_type, aggregate_type, aggregate_id from events
+               where position > $1 order by position limit $2) e
+         left join lateral (select seat_id, date_id, seat_no from seats
+               where e.aggregate_type = 'Seat'
+                 and seat_id = (case when e.aggregate_type = 'Seat' then e.aggregate_id::uuid end)
+               limit 1) s on true
+         left join lateral (select ticket_id, concert_id from queue_tickets
+               where e.aggregate_type = 'QueueTicket'
+                 and ticket_id = (case when e.aggregate_type = 'QueueTicket' then e.aggregate_id::uuid end)
+               limit 1) t on true
+         order by e.position",
     )
     .bind(after)
     .bind(limit)
