@@ -5,10 +5,10 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use super::queue_tickets::TicketRow;
 use super::{stream_uuid, Projection};
 use crate::aggregates::{Seat, SeatEvent};
 use crate::money::Won;
-use crate::projections::queue_tickets::TicketRow;
 
 /// Writes `reservations`.
 pub struct Reservations;
