@@ -13,6 +13,17 @@ async fn held_seat(app: &TestApp, concert: &Concert, user: &User, index: usize) 
     reservation["reservation_id"].as_str().unwrap().to_string()
 }
 
+/// The status the holder reads back for a reservation.
+async fn reservation_status(app: &TestApp, user: &User, reservation_id: &str) -> String {
+    let read = app
+        .get_json(
+            &format!("/reservations/{reservation_id}"),
+            Some(&user.token),
+        )
+        .await;
+    read["status"].as_str().unwrap().to_string()
+}
+
 #[tokio::test]
 async fn paying_with_too_little_balance_is_refused_and_changes_nothing() {
     let app = spawn_app().await;
@@ -30,13 +41,10 @@ async fn paying_with_too_little_balance_is_refused_and_changes_nothing() {
     )
     .await;
     assert_eq!(app.balance(user.user_id).await, 100_000);
-    let read = app
-        .get_json(
-            &format!("/reservations/{reservation_id}"),
-            Some(&user.token),
-        )
-        .await;
-    assert_eq!(read["status"], "held");
+    assert_eq!(
+        reservation_status(&app, &user, &reservation_id).await,
+        "held"
+    );
     let token = app
         .get_json("/queue/tokens/current", Some(&user.token))
         .await;
@@ -138,11 +146,8 @@ async fn a_genuine_token_of_a_ticket_not_stored_cannot_pay() {
 
     assert_problem(response, StatusCode::UNAUTHORIZED, "token_invalid").await;
     assert_eq!(app.balance(user.user_id).await, 10_000);
-    let read = app
-        .get_json(
-            &format!("/reservations/{reservation_id}"),
-            Some(&user.token),
-        )
-        .await;
-    assert_eq!(read["status"], "held");
+    assert_eq!(
+        reservation_status(&app, &user, &reservation_id).await,
+        "held"
+    );
 }
