@@ -139,7 +139,7 @@ async fn a_genuine_token_of_a_ticket_not_stored_cannot_pay() {
         .unwrap();
     let stranger = User {
         user_id: user.user_id,
-        token: signer.issue(concert::ids::TicketId(uuid::Uuid::new_v4())),
+        token: signer.issue(concert::ids::TicketId::new()),
     };
 
     let response = app.pay(&stranger, &reservation_id).await;

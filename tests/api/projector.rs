@@ -6,6 +6,7 @@ use concert::aggregates::WalletEvent;
 use concert::event_store::StreamEvents;
 use concert::ids::{ChargeId, PaymentId, ReservationId, SeatId};
 use concert::money::Won;
+use concert::projections::balances;
 use concert::state::Projectors;
 use serde_json::json;
 use sqlx::PgPool;
@@ -65,22 +66,34 @@ async fn a_batch_moves_each_streams_offset_and_applies_the_events_it_had_missed_
     tx.commit().await.unwrap();
     store_payment_without_read_models(&pool, &unprojected, 1).await;
     store_payment_without_read_models(&pool, &behind, 2).await;
-    let batch = [
-        (new.clone(), 1),
-        (current.clone(), 2),
-        (unprojected.clone(), 2),
-        (behind.clone(), 3),
-    ]
-    .map(|(aggregate_id, sequence)| StreamEvents {
-        aggregate_id,
-        events: vec![(sequence, charged(5, 5))],
-    });
+    // Each event states the balance after it: a repeat that was applied
+    // again would leave the repeat's balance in the read model.
+    let batch = |balance| {
+        [
+            (new.clone(), 1),
+            (current.clone(), 2),
+            (unprojected.clone(), 2),
+            (behind.clone(), 3),
+        ]
+        .map(|(aggregate_id, sequence)| StreamEvents {
+            aggregate_id,
+            events: vec![(sequence, charged(5, balance))],
+        })
+    };
 
-    for _ in 0..2 {
+    for balance in [5, 999] {
         // The second time, every event is one the read models have seen.
         let mut tx = pool.begin().await.unwrap();
-        wallets.project_batch(&mut tx, &batch).await.unwrap();
+        wallets
+            .project_batch(&mut tx, &batch(balance))
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
+
+        for wallet in [&new, &current, &unprojected, &behind] {
+            let stated = balances::balance_of(&pool, wallet.parse().unwrap()).await;
+            assert_eq!(stated.unwrap(), Won(5), "the balance of {wallet}");
+        }
 
         assert_eq!(offsets_and_payments(&pool, &new).await, (Some(1), 0));
         assert_eq!(offsets_and_payments(&pool, &current).await, (Some(2), 0));
