@@ -8,6 +8,8 @@ pub mod api;
 pub mod audit;
 /// Copying the store out and back: `concert backup` and `concert restore`.
 pub mod backup;
+/// Gathering work that waits for the database into batches.
+pub mod batching;
 /// Booking steps that span several commands.
 pub mod booking;
 /// Sending commands with metadata and conflict retries.

@@ -13,8 +13,13 @@ use crate::event_store::{
 use crate::identity::UserTokens;
 use crate::live::Feed;
 use crate::projections::{
-    available_dates::AvailableDates, available_seats::AvailableSeats, balances::Balances,
-    payments::Payments, queue_tickets::QueueTickets, reservations::Reservations,
+    available_dates::AvailableDates,
+    available_seats::AvailableSeats,
+    balances::Balances,
+    entry_plans::EntryPlans,
+    payments::Payments,
+    queue_tickets::{QueueTickets, RATE_WINDOW_SECS},
+    reservations::Reservations,
 };
 use crate::tokens::TokenSigner;
 
@@ -38,6 +43,8 @@ pub struct AppState {
     pub tickets: Arc<Pipeline<QueueTicket>>,
     /// Payments: a wallet's debit, a seat's sale and a ticket's expiry together.
     pub payments: Arc<PaymentPipeline>,
+    /// Entries into queues, numbered together.
+    pub entries: Arc<EntryPlans>,
     pub projectors: Arc<Projectors>,
     /// This instance's live feed: what the Server-Sent Event streams watch.
     pub live: Feed,
@@ -130,6 +137,11 @@ impl AppState {
                 Some(tickets_seen),
             )),
             payments: Arc::new(PaymentPipeline::start(pool.clone(), payment_lanes)),
+            entries: Arc::new(EntryPlans::start(
+                pool.clone(),
+                i64::try_from(config.queue_waiting_max).unwrap_or(i64::MAX),
+                chrono::Duration::seconds(RATE_WINDOW_SECS),
+            )),
             projectors: Arc::new(projectors),
             live,
             demo: false,

@@ -9,11 +9,10 @@ use crate::commands::{execute, CommandContext};
 use crate::ids::{ConcertId, TicketId, UserId};
 use crate::projections::queue_entries;
 use crate::projections::queue_line;
-use crate::projections::queue_tickets::{self, StandingRow, TicketRow, TicketStatus};
+use crate::projections::queue_tickets::{
+    self, StandingRow, TicketRow, TicketStatus, RATE_WINDOW_SECS,
+};
 use crate::state::AppState;
-
-/// Window over which the admission rate is measured.
-const RATE_WINDOW_SECS: i64 = 60;
 
 /// A ticket and whether this request created it.
 pub struct Entered {
@@ -45,13 +44,9 @@ pub async fn enter_queue(
     user_id: UserId,
     context: &CommandContext,
 ) -> Result<Entered, BookingError> {
-    let waiting_max = i64::try_from(app.config.queue_waiting_max).unwrap_or(i64::MAX);
     for _ in 0..5 {
-        let now = Utc::now();
-        let since = rate_window_start(now);
-        let plan =
-            queue_entries::plan_entry(&app.pool, concert_id.0, user_id.0, now, since, waiting_max)
-                .await?;
+        let plan = app.entries.plan(concert_id.0, user_id.0).await?;
+        let now = plan.planned_at;
         if !plan.concert_exists {
             return Err(BookingError::NotFound("concert"));
         }

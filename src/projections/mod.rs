@@ -5,6 +5,7 @@
 pub mod available_dates;
 pub mod available_seats;
 pub mod balances;
+pub mod entry_plans;
 pub mod payments;
 pub mod queue_entries;
 pub mod queue_line;

@@ -1,6 +1,7 @@
 //! What entering a concert's queue reads and takes from the queue's read
-//! model: in one statement, since every round trip to PostgreSQL is most of
-//! an entry's cost under load.
+//! model: in one statement for every entry waiting at the moment, since every
+//! round trip to PostgreSQL is most of an entry's cost under load, and every
+//! entry of a concert takes its counter's lock.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
@@ -24,6 +25,8 @@ pub struct EntryPlan {
     pub entry_no: Option<i64>,
     /// Where the new entry stands, or else the latest ticket.
     pub standing: StandingRow,
+    /// The moment the plan was read at: "live" and the rate are as of then.
+    pub planned_at: DateTime<Utc>,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -39,63 +42,87 @@ struct EntryPlanRow {
     standing: StandingRow,
 }
 
-/// Reads what an entry needs and takes the concert's next entry number when
-/// the user has no ticket live at `now` and fewer than `waiting_max` wait (0:
-/// no limit; numbers taken for entries still being written count as
-/// waiting). `since` starts the window of the admission rate.
+/// Plans the entries of `users` into one concert's queue, in their order, in
+/// one statement: each reads the user's tickets and, when the user has no
+/// ticket live at `now` and the line has room, takes the concert's next entry
+/// number. The line has room for an entry while fewer than `waiting_max`
+/// wait ahead of it (0: no limit; numbers taken for entries still being
+/// written count as waiting). `since` starts the window of the admission
+/// rate. A user named twice takes two numbers, as two separate entries would.
 ///
 /// "Live" is `TicketRow::is_live_at`'s rule: waiting, or active and not past
 /// its deadline.
 ///
-/// The number is taken by an update of the concert's one counter row, whose
+/// The numbers are taken by one update of the concert's one counter row, so
+/// its lock is taken once for all of `users` rather than once each. That
 /// commit does not wait for the WAL flush (the row lock is released at once).
-/// That is safe: the entry's event commits later and durably, which flushes
-/// this change too, so a number lost in a crash was never used and is simply
-/// handed out again. Every entry of a concert takes that lock in turn, so the
-/// admission rate (the slowest part) is read before it, and only the position
-/// after.
-pub async fn plan_entry(
+/// That is safe: each entry's event commits later and durably, which flushes
+/// this change too, so numbers lost in a crash were never used and are simply
+/// handed out again. The admission rate (the slowest part) is read before the
+/// lock, and only the positions after.
+pub async fn plan_entries(
     pool: &PgPool,
     concert_id: Uuid,
-    user_id: Uuid,
+    users: &[Uuid],
     now: DateTime<Utc>,
     since: DateTime<Utc>,
     waiting_max: i64,
-) -> sqlx::Result<EntryPlan> {
-    let row: EntryPlanRow = sqlx::query_as(&format!(
-        "with latest as (select ticket_id, entry_no, status, expires_at from queue_tickets
-                         where concert_id = $1 and user_id = $2 order by entry_no desc limit 1),
+) -> sqlx::Result<Vec<EntryPlan>> {
+    let rows: Vec<EntryPlanRow> = sqlx::query_as(&format!(
+        "with asked as (select user_id, ord from unnest($2::uuid[]) with ordinality as a(user_id, ord)),
+         latest as (
+            select a.ord, l.ticket_id, l.entry_no, l.status, l.expires_at,
+                (select count(*) from queue_tickets t where t.concert_id = $1 and t.user_id = a.user_id) as tickets_of_user,
+                coalesce(l.status = 'waiting' or (l.status = 'active' and l.expires_at > $3), false) as live
+            from asked a left join lateral (
+                select ticket_id, entry_no, status, expires_at from queue_tickets
+                where concert_id = $1 and user_id = a.user_id order by entry_no desc limit 1) l on true),
          known as (
             select exists (select 1 from concerts where concert_id = $1) as concert_exists,
-                (select count(*) from queue_tickets where concert_id = $1 and user_id = $2) as tickets_of_user,
                 greatest(0, coalesce((select issued from queue_lines where concert_id = $1), 0)
                   - {LEFT_WAITING_TOTAL}
                   - (select count(*) from queue_unused_entries where concert_id = $1))::bigint as waiting,
-                exists (select 1 from latest where status = 'waiting' or (status = 'active' and expires_at > $3)) as live,
                 {rates}),
+         wanting as (
+            select l.ord, row_number() over (order by l.ord) as nth
+            from latest l cross join known k where k.concert_exists and not l.live),
+         granted as (
+            select w.ord, w.nth from wanting w cross join known k where $5 = 0 or k.waiting + w.nth <= $5),
          no_flush as materialized (
-            select set_config('synchronous_commit', 'off', true) from known
-            where concert_exists and not live and ($5 = 0 or waiting < $5)),
+            select set_config('synchronous_commit', 'off', true) where exists (select 1 from granted)),
          taken as (
-            insert into queue_lines (concert_id, issued) select $1, 1 from no_flush
-            on conflict (concert_id) do update set issued = queue_lines.issued + 1
+            insert into queue_lines (concert_id, issued) select $1, (select count(*) from granted) from no_flush
+            on conflict (concert_id) do update set issued = queue_lines.issued + excluded.issued
             returning issued),
-         placed as (select coalesce((select issued from taken), (select entry_no from latest), 1) as entry_no)
-         select k.concert_exists, k.tickets_of_user,
+         numbered as (
+            select g.ord, t.issued - (select count(*) from granted) + g.nth as entry_no
+            from granted g cross join taken t),
+         placed as (
+            select l.ord, n.entry_no as new_entry_no, coalesce(n.entry_no, l.entry_no, 1) as entry_no
+            from latest l left join numbered n on n.ord = l.ord)
+         select k.concert_exists, l.tickets_of_user,
             l.ticket_id, l.entry_no as latest_entry_no, l.status, l.expires_at,
-            (select issued from taken) as new_entry_no,
-            {position}, k.admitted, k.sample_start
-         from known k cross join placed p left join latest l on true",
+            p.new_entry_no, {position}, k.admitted, k.sample_start
+         from latest l join placed p on p.ord = l.ord cross join known k
+         order by l.ord",
         rates = rate_columns("$4"),
         position = position_column("p.entry_no"),
     ))
     .bind(concert_id)
-    .bind(user_id)
+    .bind(users)
     .bind(now)
     .bind(since)
     .bind(waiting_max)
-    .fetch_one(pool)
+    .fetch_all(pool)
     .await?;
+    Ok(rows
+        .into_iter()
+        .zip(users)
+        .map(|(row, &user_id)| entry_plan(row, concert_id, user_id, now))
+        .collect())
+}
+
+fn entry_plan(row: EntryPlanRow, concert_id: Uuid, user_id: Uuid, now: DateTime<Utc>) -> EntryPlan {
     let latest = match (row.ticket_id, row.latest_entry_no, row.status) {
         (Some(ticket_id), Some(entry_no), Some(status)) => Some(TicketRow {
             ticket_id,
@@ -107,13 +134,14 @@ pub async fn plan_entry(
         }),
         _ => None,
     };
-    Ok(EntryPlan {
+    EntryPlan {
         concert_exists: row.concert_exists,
         latest,
         tickets_of_user: row.tickets_of_user,
         entry_no: row.new_entry_no,
         standing: row.standing,
-    })
+        planned_at: now,
+    }
 }
 
 /// Records an entry number that was taken but will never be used, so the

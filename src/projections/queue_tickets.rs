@@ -232,6 +232,8 @@ pub async fn latest_ticket(
 
 /// Admissions sampled to measure a concert's admission rate.
 const RATE_SAMPLE: i64 = 100;
+/// Seconds over which the admission rate is measured.
+pub const RATE_WINDOW_SECS: i64 = 60;
 
 /// Where a waiting ticket stands, and the concert's recent admissions.
 #[derive(Debug, sqlx::FromRow)]

@@ -354,19 +354,27 @@ pub fn metric(metrics: &str, series: &str) -> Option<f64> {
 /// The smallest bucket bound that holds every batch of `aggregate`: a batch
 /// larger than the bound below it was seen.
 pub fn largest_batch_seen(metrics: &str, aggregate: &str) -> f64 {
-    let count = metric(
+    largest_bucket(
         metrics,
-        &format!("concert_pipeline_batch_size_count{{aggregate=\"{aggregate}\"}}"),
+        "concert_pipeline_batch_size",
+        &format!("aggregate=\"{aggregate}\","),
     )
-    .unwrap_or(0.0);
+}
+
+/// The smallest bound of the histogram `family` (its series with `labels`,
+/// each followed by a comma) that holds every value it recorded.
+pub fn largest_bucket(metrics: &str, family: &str, labels: &str) -> f64 {
+    let count_series = match labels.strip_suffix(',') {
+        Some(labels) => format!("{family}_count{{{labels}}}"),
+        None => format!("{family}_count"),
+    };
+    let count = metric(metrics, &count_series).unwrap_or(0.0);
     [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
         .into_iter()
         .find(|bound| {
             metric(
                 metrics,
-                &format!(
-                    "concert_pipeline_batch_size_bucket{{aggregate=\"{aggregate}\",le=\"{bound}\"}}"
-                ),
+                &format!("{family}_bucket{{{labels}le=\"{bound}\"}}"),
             ) == Some(count)
         })
         .map_or(f64::INFINITY, f64::from)

@@ -14,6 +14,7 @@ mod payments;
 mod pipeline;
 mod projector;
 mod queue;
+mod queue_entries;
 mod recovery;
 mod store;
 mod wallet;

@@ -6,9 +6,9 @@ use cqrs_es::{Aggregate, AggregateError};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use super::dispatch::Queued;
 use super::load::Loaded;
 use super::Pipelined;
+use crate::batching::Queued;
 use crate::event_store::StreamEvents;
 
 /// What a command's sender is told: the events it stored, or why not.

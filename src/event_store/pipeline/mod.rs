@@ -3,7 +3,7 @@
 //!
 //! Each aggregate type has one queue. While a batch commits, the next one
 //! gathers (no timer: a lone command on an idle service goes at once); a
-//! second batch may run beside it on other streams (`dispatch`). A batch loads all its aggregates in one query, decides every
+//! second batch may run beside it on other streams (`crate::batching`). A batch loads all its aggregates in one query, decides every
 //! command with the aggregate's own `handle` (commands to one stream in turn,
 //! each on the state the one before it left), and stores every event, the
 //! snapshots due and every read-model change in one transaction with a few
@@ -13,7 +13,6 @@
 
 mod append;
 mod decide;
-mod dispatch;
 mod load;
 mod payments;
 
@@ -25,21 +24,20 @@ use serde_json::Value;
 use sqlx::{Connection, PgPool};
 use tokio::sync::{mpsc, oneshot};
 
-pub use self::dispatch::BATCHES_IN_FLIGHT;
 pub use self::payments::{
     Paid, PaymentLanes, PaymentOutcome, PaymentPipeline, PaymentRefused, PaymentSteps, Step,
 };
+pub use crate::batching::BATCHES_IN_FLIGHT;
 
 use self::append::{append, AppendError};
 use self::decide::{decide, Decided, Job, Outcome, Verdict};
 use self::load::load_streams;
+use crate::batching;
 use crate::event_store::Projector;
 
 /// How many times a command is decided again after losing a race to another
 /// writer before its sender is told of the conflict.
 const LOST_RACES_ALLOWED: u32 = 10;
-/// The most commands one batch takes; the rest wait for the next.
-pub(super) const MAX_BATCH: usize = 1024;
 
 /// An aggregate whose commands can wait in a pipeline's queue and worker.
 pub trait Pipelined:
@@ -93,7 +91,7 @@ impl<A: Pipelined> Pipeline<A> {
     /// until the pipeline is dropped.
     pub fn start(pool: PgPool, lane: Lane<A>) -> Self {
         let (jobs, queue) = mpsc::unbounded_channel();
-        tokio::spawn(dispatch::dispatch(Arc::new(Worker { pool, lane }), queue));
+        tokio::spawn(batching::dispatch(Arc::new(Worker { pool, lane }), queue));
         Self { jobs }
     }
 
@@ -137,7 +135,7 @@ struct Worker<A: Aggregate> {
     lane: Lane<A>,
 }
 
-impl<A: Pipelined> dispatch::Batches<Job<A>> for Worker<A> {
+impl<A: Pipelined> batching::Batches<Job<A>> for Worker<A> {
     async fn run_batch(&self, jobs: Vec<Job<A>>) -> Vec<Job<A>> {
         metrics::histogram!("concert_pipeline_batch_size", "aggregate" => A::TYPE)
             .record(jobs.len() as f64);

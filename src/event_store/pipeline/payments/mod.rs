@@ -21,12 +21,12 @@ use sqlx::{Connection, PgPool};
 use tokio::sync::{mpsc, oneshot};
 
 use self::decide::{decide_all, Accepted};
-use super::dispatch::{self, Batches, Queued};
 use super::{failure, metadata_value, Lane, Pipelined, LOST_RACES_ALLOWED};
 use crate::aggregates::{
     QueueTicket, QueueTicketCommand, QueueTicketError, QueueTicketEvent, Seat, SeatCommand,
     SeatError, SeatEvent, Wallet, WalletCommand, WalletError, WalletEvent,
 };
+use crate::batching::{self, Batches, Queued};
 
 /// One command of a payment: the stream, the command, the metadata stored
 /// with its events.
@@ -83,7 +83,7 @@ impl PaymentPipeline {
     pub fn start(pool: PgPool, lanes: PaymentLanes) -> Self {
         let (jobs, queue) = mpsc::unbounded_channel();
         let worker = PaymentWorker { pool, lanes };
-        tokio::spawn(dispatch::dispatch(Arc::new(worker), queue));
+        tokio::spawn(batching::dispatch(Arc::new(worker), queue));
         Self { jobs }
     }
 

@@ -1,6 +1,8 @@
-//! Forming batches: a few run at once, so one batch's commit (its flush to
-//! disk) overlaps the next one's load and decisions, but a stream is in at
-//! most one running batch, and its commands keep their order.
+//! Forming batches of work waiting for the database: a few run at once, so
+//! one batch's commit (its flush to disk) overlaps the next one's load and
+//! decisions, but a stream is in at most one running batch, and its work
+//! keeps its order. The command pipelines and the queue's entry numbering
+//! batch this way.
 
 use std::collections::{HashSet, VecDeque};
 use std::future::Future;
@@ -8,10 +10,10 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::MAX_BATCH;
-
 /// Batches of one pipeline running at once.
 pub const BATCHES_IN_FLIGHT: usize = 2;
+/// The most jobs one batch takes; the rest wait for the next.
+pub const MAX_BATCH: usize = 1024;
 
 /// A command waiting for a batch, by the streams it writes.
 pub trait Queued: Send + 'static {
@@ -145,36 +147,29 @@ fn release<J>(in_flight: &mut HashSet<String>, waiting: &mut VecDeque<J>, done: 
 
 #[cfg(test)]
 mod tests {
-    use serde_json::Value;
-    use tokio::sync::oneshot;
-
-    use super::super::decide::Job;
     use super::*;
-    use crate::aggregates::{Seat, SeatCommand};
-    use crate::ids::ReservationId;
 
-    fn job(stream: &str) -> Job<Seat> {
-        Job {
-            aggregate_id: stream.to_string(),
-            command: SeatCommand::ReleaseHold {
-                reservation_id: ReservationId::new(),
-            },
-            metadata: Value::Null,
-            lost_races: 0,
-            answer: oneshot::channel().0,
+    /// A job on one stream, which may share a batch with others of its stream.
+    struct Single(&'static str, u32);
+
+    impl Queued for Single {
+        const SHARE_A_BATCH: bool = true;
+
+        fn streams(&self) -> impl Iterator<Item = &str> {
+            std::iter::once(self.0)
         }
     }
 
-    fn streams(jobs: &[Job<Seat>]) -> Vec<&str> {
-        jobs.iter().map(|job| job.aggregate_id.as_str()).collect()
+    fn streams(jobs: &[Single]) -> Vec<&str> {
+        jobs.iter().map(|job| job.0).collect()
     }
 
     #[test]
     fn a_running_stream_waits_and_so_do_its_newer_commands() {
         let (send, mut queue) = mpsc::unbounded_channel();
-        let mut waiting = VecDeque::from([job("a"), job("b")]);
+        let mut waiting = VecDeque::from([Single("a", 0), Single("b", 0)]);
         for stream in ["b", "c", "a", "d"] {
-            send.send(job(stream)).unwrap();
+            send.send(Single(stream, 0)).unwrap();
         }
         let in_flight = HashSet::from(["a".to_string()]);
 
@@ -186,20 +181,18 @@ mod tests {
 
     #[test]
     fn carried_commands_go_ahead_of_newer_ones_when_their_batch_ends() {
-        let mut waiting = VecDeque::from([job("a")]);
+        let mut waiting = VecDeque::from([Single("a", 3)]);
         let mut in_flight = HashSet::from(["a".to_string()]);
         let done = Finished {
             streams: vec!["a".to_string()],
-            carried: vec![job("a"), job("a")],
+            carried: vec![Single("a", 1), Single("a", 2)],
         };
-        let carried: Vec<_> = done.carried.iter().map(|j| j.command.clone()).collect();
 
         release(&mut in_flight, &mut waiting, done);
 
         assert!(in_flight.is_empty());
-        let order: Vec<_> = waiting.iter().map(|j| j.command.clone()).collect();
-        assert_eq!(order[..2], carried[..]);
-        assert_eq!(waiting.len(), 3);
+        let order: Vec<u32> = waiting.iter().map(|job| job.1).collect();
+        assert_eq!(order, [1, 2, 3]);
     }
 
     /// A command writing several streams, none shared within a batch.

@@ -1,0 +1,153 @@
+//! Entries planned together: a crowd entering at once shares plan statements
+//! (one lock of the concert's entry counter a batch), and still gets dense
+//! entry numbers, exact positions and an exactly full line.
+
+use chrono::{Duration, Utc};
+use concert::projections::queue_entries::plan_entries;
+use futures::future::join_all;
+use reqwest::StatusCode;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::helpers::{largest_bucket, spawn_app_with, test_config, TestApp};
+
+/// The entry numbers of a concert's tickets, in order.
+async fn entry_numbers(pool: &PgPool, concert_id: &str) -> Vec<i64> {
+    sqlx::query_scalar(
+        "select entry_no from queue_tickets where concert_id = $1::uuid order by entry_no",
+    )
+    .bind(concert_id)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+/// The last entry number a concert's line handed out.
+async fn issued(pool: &PgPool, concert_id: &str) -> i64 {
+    sqlx::query_scalar("select issued from queue_lines where concert_id = $1::uuid")
+        .bind(concert_id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// New users, each already signed in, so their entries can start together.
+async fn signed_in_users(app: &TestApp, count: usize) -> Vec<Uuid> {
+    let mut users = Vec::new();
+    for _ in 0..count {
+        let user_id = Uuid::new_v4();
+        app.user_token(user_id).await;
+        users.push(user_id);
+    }
+    users
+}
+
+#[tokio::test]
+async fn a_crowd_entering_at_once_shares_batches_and_is_numbered_densely() {
+    let mut config = test_config();
+    config.queue_active_max = 1;
+    let app = spawn_app_with(config).await;
+    let concert = app.create_concert(1, 5, 1000).await;
+    app.active_user(&concert.concert_id).await;
+    let crowd = signed_in_users(&app, 200).await;
+
+    let answers = join_all(
+        crowd
+            .iter()
+            .map(|user_id| app.enter_queue(*user_id, &concert.concert_id)),
+    )
+    .await;
+
+    let mut positions = Vec::new();
+    for (status, body) in &answers {
+        assert_eq!(*status, StatusCode::CREATED, "{body}");
+        positions.push(body["position"].as_i64().unwrap());
+    }
+    positions.sort_unstable();
+    assert_eq!(positions, (0..200).collect::<Vec<i64>>());
+    assert_eq!(
+        entry_numbers(&app.pool, &concert.concert_id).await,
+        (1..=201).collect::<Vec<i64>>()
+    );
+    let metrics = app.get_root("/metrics").await.text().await.unwrap();
+    assert!(
+        largest_bucket(&metrics, "concert_queue_entry_batch_size", "") > 1.0,
+        "entries waiting together share a plan statement"
+    );
+}
+
+#[tokio::test]
+async fn a_crowd_racing_for_the_last_places_fills_the_line_exactly() {
+    let mut config = test_config();
+    config.queue_active_max = 1;
+    config.queue_waiting_max = 10;
+    let app = spawn_app_with(config).await;
+    let concert = app.create_concert(1, 5, 1000).await;
+    app.active_user(&concert.concert_id).await;
+    let crowd = signed_in_users(&app, 60).await;
+
+    let answers = join_all(
+        crowd
+            .iter()
+            .map(|user_id| app.enter_queue(*user_id, &concert.concert_id)),
+    )
+    .await;
+
+    let entered = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::CREATED)
+        .count();
+    assert_eq!(entered, 10);
+    for (status, body) in answers.iter().filter(|(s, _)| *s != StatusCode::CREATED) {
+        assert_eq!(*status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+        assert_eq!(body["code"], "rate_limited");
+    }
+    assert_eq!(
+        entry_numbers(&app.pool, &concert.concert_id).await,
+        (1..=11).collect::<Vec<i64>>()
+    );
+    // The refused took no number: the counter stands at the last entry.
+    assert_eq!(issued(&app.pool, &concert.concert_id).await, 11);
+}
+
+#[tokio::test]
+async fn one_plan_numbers_new_entries_in_order_skips_live_tickets_and_stops_at_the_limit() {
+    let mut config = test_config();
+    config.queue_active_max = 1;
+    let app = spawn_app_with(config).await;
+    let concert = app.create_concert(1, 5, 1000).await;
+    app.active_user(&concert.concert_id).await; // entry 1, admitted
+    let in_line = Uuid::new_v4();
+    let (status, _) = app.enter_queue(in_line, &concert.concert_id).await; // entry 2, waiting
+    assert_eq!(status, StatusCode::CREATED);
+    let (twice, late, later) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let concert_id: Uuid = concert.concert_id.parse().unwrap();
+    let now = Utc::now();
+
+    // One waits; a limit of three leaves room for two more.
+    let plans = plan_entries(
+        &app.pool,
+        concert_id,
+        &[in_line, twice, twice, late, later],
+        now,
+        now - Duration::seconds(60),
+        3,
+    )
+    .await
+    .unwrap();
+
+    let numbers: Vec<Option<i64>> = plans.iter().map(|plan| plan.entry_no).collect();
+    assert_eq!(numbers, [None, Some(3), Some(4), None, None]);
+    assert_eq!(plans[0].latest.as_ref().map(|t| t.entry_no), Some(2));
+    let positions: Vec<i64> = plans.iter().map(|plan| plan.standing.position).collect();
+    assert_eq!(positions[..3], [0, 1, 2]);
+    assert!(plans.iter().all(|plan| plan.concert_exists));
+    assert_eq!(issued(&app.pool, &concert.concert_id).await, 4);
+
+    // An unknown concert takes nothing.
+    let unknown = plan_entries(&app.pool, Uuid::new_v4(), &[late], now, now, 0)
+        .await
+        .unwrap();
+    assert!(!unknown[0].concert_exists);
+    assert_eq!(unknown[0].entry_no, None);
+}
