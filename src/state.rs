@@ -138,7 +138,7 @@ impl AppState {
             )),
             payments: Arc::new(PaymentPipeline::start(pool.clone(), payment_lanes)),
             entries: Arc::new(EntryPlans::start(
-                pool.clone(),
+                &pool,
                 i64::try_from(config.queue_waiting_max).unwrap_or(i64::MAX),
                 chrono::Duration::seconds(RATE_WINDOW_SECS),
             )),

@@ -36,17 +36,14 @@ pub fn metrics_handle() -> Option<PrometheusHandle> {
             let buckets = [
                 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
             ];
-            // Commands per batch of the pipeline: powers of two up to its cap.
+            // Jobs per batch (commands, queue entries): powers of two up to the cap.
             let batch_sizes = [
                 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
             ];
             let handle = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".to_string()), &buckets)
                 .ok()?
-                .set_buckets_for_metric(
-                    Matcher::Full("concert_pipeline_batch_size".to_string()),
-                    &batch_sizes,
-                )
+                .set_buckets_for_metric(Matcher::Suffix("_batch_size".to_string()), &batch_sizes)
                 .ok()?
                 .install_recorder()
                 .ok()?;
@@ -76,6 +73,11 @@ fn describe_metrics() {
         "concert_pipeline_batch_size",
         Unit::Count,
         "Commands decided and committed together in one batch, by aggregate"
+    );
+    describe_histogram!(
+        "concert_queue_entry_batch_size",
+        Unit::Count,
+        "Queue entries planned (numbered) together in one statement"
     );
     describe_counter!(
         "concert_pipeline_lost_races_total",

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::queue_entries::{plan_entries, EntryPlan};
-use crate::batching::{self, Batches, Queued};
+use crate::batching::{self, Batches, Queued, BATCHES_IN_FLIGHT};
 
 /// Plans entries into queues, a batch per concert at a time.
 pub struct EntryPlans {
@@ -20,10 +20,27 @@ pub struct EntryPlans {
 }
 
 impl EntryPlans {
-    /// Plans through `pool`: a line takes entries while fewer than
-    /// `waiting_max` wait (0: no limit), and the admission rate is measured
-    /// over the last `rate_window`. Its worker runs until it is dropped.
-    pub fn start(pool: PgPool, waiting_max: i64, rate_window: Duration) -> Self {
+    /// Plans on the database of `pool`: a line takes entries while fewer
+    /// than `waiting_max` wait (0: no limit), and the admission rate is
+    /// measured over the last `rate_window`. Its worker runs until it is
+    /// dropped.
+    ///
+    /// The planner has connections of its own (one per batch in flight) that
+    /// keep one generic plan of its statement. With PostgreSQL's default
+    /// choice, a statement over an array of users is planned anew for each
+    /// call whenever batches are small (a plan for one user looks cheaper
+    /// than one for any number), and planning it takes twice as long as
+    /// running it: 0.57 ms against 0.27 ms, measured for a lone entry.
+    pub fn start(pool: &PgPool, waiting_max: i64, rate_window: Duration) -> Self {
+        let options = (*pool.connect_options())
+            .clone()
+            .options([("plan_cache_mode", "force_generic_plan")]);
+        let pool = pool
+            .options()
+            .clone()
+            .max_connections(BATCHES_IN_FLIGHT as u32)
+            .min_connections(0)
+            .connect_lazy_with(options);
         let (jobs, queue) = mpsc::unbounded_channel();
         let planner = Planner {
             pool,
