@@ -11,7 +11,7 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use super::queue_entries::{plan_entries, EntryPlan};
+use super::queue_entries::{plan_entries, release_entry_no, EntryPlan};
 use crate::batching::{self, Batches, Queued, BATCHES_IN_FLIGHT};
 
 /// Plans entries into queues, a batch per concert at a time.
@@ -110,7 +110,9 @@ impl Batches<PlanJob> for Planner {
             match planned {
                 Ok(plans) => {
                     for (job, plan) in jobs.into_iter().zip(plans) {
-                        let _ = job.answer.send(Ok(plan));
+                        if let Err(Ok(unanswered)) = job.answer.send(Ok(plan)) {
+                            self.release(concert_id, unanswered).await;
+                        }
                     }
                 }
                 // Nothing was taken (the statement is one transaction); the
@@ -124,6 +126,17 @@ impl Batches<PlanJob> for Planner {
             }
         }
         Vec::new()
+    }
+}
+
+impl Planner {
+    /// A plan whose entry gave up waiting (its request timed out): the
+    /// number it took is recorded as unused, so the positions behind it stay
+    /// exact. Best effort, as when an entry's command fails.
+    async fn release(&self, concert_id: Uuid, plan: EntryPlan) {
+        if let Some(entry_no) = plan.entry_no {
+            let _ = release_entry_no(&self.pool, concert_id, entry_no).await;
+        }
     }
 }
 

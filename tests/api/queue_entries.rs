@@ -3,13 +3,14 @@
 //! entry numbers, exact positions and an exactly full line.
 
 use chrono::{Duration, Utc};
+use concert::projections::entry_plans::EntryPlans;
 use concert::projections::queue_entries::plan_entries;
 use futures::future::join_all;
 use reqwest::StatusCode;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{largest_bucket, spawn_app_with, test_config, TestApp};
+use crate::helpers::{eventually, largest_bucket, spawn_app_with, test_config, TestApp};
 
 /// The entry numbers of a concert's tickets, in order.
 async fn entry_numbers(pool: &PgPool, concert_id: &str) -> Vec<i64> {
@@ -150,4 +151,44 @@ async fn one_plan_numbers_new_entries_in_order_skips_live_tickets_and_stops_at_t
         .unwrap();
     assert!(!unknown[0].concert_exists);
     assert_eq!(unknown[0].entry_no, None);
+}
+
+#[tokio::test]
+async fn an_entry_that_stops_waiting_for_its_plan_gives_its_number_back() {
+    let mut config = test_config();
+    config.queue_active_max = 1;
+    let app = spawn_app_with(config).await;
+    let concert = app.create_concert(1, 5, 1000).await;
+    app.active_user(&concert.concert_id).await; // entry 1, admitted
+    let concert_id: Uuid = concert.concert_id.parse().unwrap();
+    let planner = EntryPlans::start(&app.pool, 0, Duration::seconds(60));
+
+    // Sent, then dropped at once: the plan is answered to nobody.
+    let gave_up = tokio::time::timeout(
+        std::time::Duration::ZERO,
+        planner.plan(concert_id, Uuid::new_v4()),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the plan was still running");
+
+    eventually("the unanswered number is recorded as unused", || async {
+        unused_numbers(&app.pool, concert_id).await == [2]
+    })
+    .await;
+    assert_eq!(issued(&app.pool, &concert.concert_id).await, 2);
+    // The next entry stands first in line: the lost number is not counted.
+    let (status, body) = app.enter_queue(Uuid::new_v4(), &concert.concert_id).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(body["position"], 0);
+}
+
+/// Entry numbers of a concert taken but never used.
+async fn unused_numbers(pool: &PgPool, concert_id: Uuid) -> Vec<i64> {
+    sqlx::query_scalar(
+        "select entry_no from queue_unused_entries where concert_id = $1 order by entry_no",
+    )
+    .bind(concert_id)
+    .fetch_all(pool)
+    .await
+    .unwrap()
 }
