@@ -7,10 +7,11 @@ use concert::projections::entry_plans::EntryPlans;
 use concert::projections::queue_entries::plan_entries;
 use futures::future::join_all;
 use reqwest::StatusCode;
+use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{eventually, largest_bucket, spawn_app_with, test_config, TestApp};
+use crate::helpers::{eventually, largest_bucket, spawn_app_with, test_config, Concert, TestApp};
 
 /// The entry numbers of a concert's tickets, in order.
 async fn entry_numbers(pool: &PgPool, concert_id: &str) -> Vec<i64> {
@@ -43,21 +44,38 @@ async fn signed_in_users(app: &TestApp, count: usize) -> Vec<Uuid> {
     users
 }
 
-#[tokio::test]
-async fn a_crowd_entering_at_once_shares_batches_and_is_numbered_densely() {
+/// A service whose concert admits one ticket at a time (the first, already
+/// admitted) and lets at most `waiting_max` wait (0: no limit).
+async fn line_with_one_admitted(waiting_max: u64) -> (TestApp, Concert) {
     let mut config = test_config();
     config.queue_active_max = 1;
+    config.queue_waiting_max = waiting_max;
     let app = spawn_app_with(config).await;
     let concert = app.create_concert(1, 5, 1000).await;
     app.active_user(&concert.concert_id).await;
-    let crowd = signed_in_users(&app, 200).await;
+    (app, concert)
+}
 
-    let answers = join_all(
+/// Every user of `crowd` enters the concert's queue at once.
+async fn enter_together(
+    app: &TestApp,
+    crowd: &[Uuid],
+    concert: &Concert,
+) -> Vec<(StatusCode, Value)> {
+    join_all(
         crowd
             .iter()
             .map(|user_id| app.enter_queue(*user_id, &concert.concert_id)),
     )
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn a_crowd_entering_at_once_shares_batches_and_is_numbered_densely() {
+    let (app, concert) = line_with_one_admitted(0).await;
+    let crowd = signed_in_users(&app, 200).await;
+
+    let answers = enter_together(&app, &crowd, &concert).await;
 
     let mut positions = Vec::new();
     for (status, body) in &answers {
@@ -79,20 +97,10 @@ async fn a_crowd_entering_at_once_shares_batches_and_is_numbered_densely() {
 
 #[tokio::test]
 async fn a_crowd_racing_for_the_last_places_fills_the_line_exactly() {
-    let mut config = test_config();
-    config.queue_active_max = 1;
-    config.queue_waiting_max = 10;
-    let app = spawn_app_with(config).await;
-    let concert = app.create_concert(1, 5, 1000).await;
-    app.active_user(&concert.concert_id).await;
+    let (app, concert) = line_with_one_admitted(10).await;
     let crowd = signed_in_users(&app, 60).await;
 
-    let answers = join_all(
-        crowd
-            .iter()
-            .map(|user_id| app.enter_queue(*user_id, &concert.concert_id)),
-    )
-    .await;
+    let answers = enter_together(&app, &crowd, &concert).await;
 
     let entered = answers
         .iter()
@@ -113,11 +121,7 @@ async fn a_crowd_racing_for_the_last_places_fills_the_line_exactly() {
 
 #[tokio::test]
 async fn one_plan_numbers_new_entries_in_order_skips_live_tickets_and_stops_at_the_limit() {
-    let mut config = test_config();
-    config.queue_active_max = 1;
-    let app = spawn_app_with(config).await;
-    let concert = app.create_concert(1, 5, 1000).await;
-    app.active_user(&concert.concert_id).await; // entry 1, admitted
+    let (app, concert) = line_with_one_admitted(0).await; // entry 1, admitted
     let in_line = Uuid::new_v4();
     let (status, _) = app.enter_queue(in_line, &concert.concert_id).await; // entry 2, waiting
     assert_eq!(status, StatusCode::CREATED);
@@ -155,11 +159,7 @@ async fn one_plan_numbers_new_entries_in_order_skips_live_tickets_and_stops_at_t
 
 #[tokio::test]
 async fn an_entry_that_stops_waiting_for_its_plan_gives_its_number_back() {
-    let mut config = test_config();
-    config.queue_active_max = 1;
-    let app = spawn_app_with(config).await;
-    let concert = app.create_concert(1, 5, 1000).await;
-    app.active_user(&concert.concert_id).await; // entry 1, admitted
+    let (app, concert) = line_with_one_admitted(0).await; // entry 1, admitted
     let concert_id: Uuid = concert.concert_id.parse().unwrap();
     let planner = EntryPlans::start(&app.pool, 0, Duration::seconds(60));
 
