@@ -115,8 +115,11 @@ impl Batches<PlanJob> for Planner {
                         }
                     }
                 }
-                // Nothing was taken (the statement is one transaction); the
-                // error is not `Clone`, so each entry gets its message.
+                // The statement is one transaction: it took all its numbers
+                // or none (unless its answer was lost after the commit, when
+                // they are lost as any dying request's number is). The error
+                // is not `Clone`: each entry gets its message, which the
+                // booking layer answers as the store being unavailable (503).
                 Err(error) => {
                     let message = error.to_string();
                     for job in jobs {

@@ -122,6 +122,7 @@ pub async fn plan_entries(
         .collect())
 }
 
+/// `user_id`'s plan from its row of the statement.
 fn entry_plan(row: EntryPlanRow, concert_id: Uuid, user_id: Uuid, now: DateTime<Utc>) -> EntryPlan {
     let latest = match (row.ticket_id, row.latest_entry_no, row.status) {
         (Some(ticket_id), Some(entry_no), Some(status)) => Some(TicketRow {

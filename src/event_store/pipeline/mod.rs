@@ -3,7 +3,8 @@
 //!
 //! Each aggregate type has one queue. While a batch commits, the next one
 //! gathers (no timer: a lone command on an idle service goes at once); a
-//! second batch may run beside it on other streams (`crate::batching`). A batch loads all its aggregates in one query, decides every
+//! second batch may run beside it on other streams (`crate::batching`). A
+//! batch loads all its aggregates in one query, decides every
 //! command with the aggregate's own `handle` (commands to one stream in turn,
 //! each on the state the one before it left), and stores every event, the
 //! snapshots due and every read-model change in one transaction with a few
