@@ -7,8 +7,8 @@ use sqlx::PgPool;
 use crate::aggregates::{Concert, QueueTicket, Seat, Wallet};
 use crate::config::Config;
 use crate::event_store::{
-    AfterCommit, Lane, PaymentLanes, PaymentPipeline, Pipeline, Pipelined, ProjectionError,
-    Projector,
+    AfterCommit, CommitSignal, Lane, PaymentLanes, PaymentPipeline, Pipeline, Pipelined,
+    ProjectionError, Projector,
 };
 use crate::identity::UserTokens;
 use crate::live::Feed;
@@ -116,25 +116,44 @@ impl AppState {
         // instance's own seat and ticket commits before they are answered.
         let seats_seen: Arc<dyn AfterCommit<Seat>> = Arc::new(live.clone());
         let tickets_seen: Arc<dyn AfterCommit<QueueTicket>> = Arc::new(live.clone());
+        // Every instance's feed (this one's too) learns of each commit.
+        let signal = CommitSignal::start(pool.clone());
         let payment_lanes = PaymentLanes {
-            wallets: lane(&projectors.wallets, Some(WALLET_SNAPSHOT_EVERY), None),
-            seats: lane(&projectors.seats, None, Some(seats_seen.clone())),
-            tickets: lane(&projectors.tickets, None, Some(tickets_seen.clone())),
-        };
-        Self {
-            concerts: Arc::new(pipeline(&pool, &projectors.concerts, None, None)),
-            seats: Arc::new(pipeline(&pool, &projectors.seats, None, Some(seats_seen))),
-            wallets: Arc::new(pipeline(
-                &pool,
+            wallets: lane(
                 &projectors.wallets,
                 Some(WALLET_SNAPSHOT_EVERY),
                 None,
+                &signal,
+            ),
+            seats: lane(&projectors.seats, None, Some(seats_seen.clone()), &signal),
+            tickets: lane(
+                &projectors.tickets,
+                None,
+                Some(tickets_seen.clone()),
+                &signal,
+            ),
+        };
+        Self {
+            concerts: Arc::new(pipeline(
+                &pool,
+                lane(&projectors.concerts, None, None, &signal),
+            )),
+            seats: Arc::new(pipeline(
+                &pool,
+                lane(&projectors.seats, None, Some(seats_seen), &signal),
+            )),
+            wallets: Arc::new(pipeline(
+                &pool,
+                lane(
+                    &projectors.wallets,
+                    Some(WALLET_SNAPSHOT_EVERY),
+                    None,
+                    &signal,
+                ),
             )),
             tickets: Arc::new(pipeline(
                 &pool,
-                &projectors.tickets,
-                None,
-                Some(tickets_seen),
+                lane(&projectors.tickets, None, Some(tickets_seen), &signal),
             )),
             payments: Arc::new(PaymentPipeline::start(pool.clone(), payment_lanes)),
             entries: Arc::new(EntryPlans::start(
@@ -154,28 +173,24 @@ impl AppState {
     }
 }
 
-/// The pipeline of `A` on the event store, writing `projector`'s read models
-/// with every commit; with `snapshot_every`, a snapshot is kept every that
-/// many events; `after_commit` is told of every event stored.
-fn pipeline<A: Pipelined>(
-    pool: &PgPool,
-    projector: &Arc<Projector<A>>,
-    snapshot_every: Option<usize>,
-    after_commit: Option<Arc<dyn AfterCommit<A>>>,
-) -> Pipeline<A> {
-    Pipeline::start(pool.clone(), lane(projector, snapshot_every, after_commit))
+/// The pipeline of `A` on the event store, storing as `lane` says.
+fn pipeline<A: Pipelined>(pool: &PgPool, lane: Lane<A>) -> Pipeline<A> {
+    Pipeline::start(pool.clone(), lane)
 }
 
 /// How `A`'s events are stored: `projector`'s read models, a snapshot every
-/// `snapshot_every` events, `after_commit` told of each.
+/// `snapshot_every` events, `after_commit` told of each, `signal` raised
+/// after each commit.
 fn lane<A: Pipelined>(
     projector: &Arc<Projector<A>>,
     snapshot_every: Option<usize>,
     after_commit: Option<Arc<dyn AfterCommit<A>>>,
+    signal: &CommitSignal,
 ) -> Lane<A> {
     Lane {
         projector: projector.clone(),
         snapshot_every,
         after_commit,
+        signal: Some(signal.clone()),
     }
 }

@@ -8,9 +8,11 @@
 //! behind its log, so a command's answer is visible to every later query, and
 //! a racing append still loses on the events table's key (the optimistic lock).
 
+mod commit_signal;
 mod pipeline;
 mod projector;
 
+pub use commit_signal::{CommitSignal, COMMITS_CHANNEL};
 pub use pipeline::{
     AfterCommit, Lane, Paid, PaymentLanes, PaymentOutcome, PaymentPipeline, PaymentRefused,
     PaymentSteps, Pipeline, Pipelined, Step, BATCHES_IN_FLIGHT,

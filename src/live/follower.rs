@@ -11,9 +11,8 @@ use tokio::sync::{watch, Notify};
 
 use super::{changes, Feed};
 use crate::event_log;
+use crate::event_store::COMMITS_CHANNEL;
 
-/// The channel migration 0006 notifies on every insert into `events`.
-const CHANNEL: &str = "concert_events";
 /// Longest wait between two reads when no notification comes.
 const FALLBACK: Duration = Duration::from_secs(1);
 /// Least time between two reads: commits arriving meanwhile are read
@@ -92,7 +91,7 @@ async fn listen(pool: PgPool, woken: Arc<Notify>) {
     loop {
         match PgListener::connect_with(&pool).await {
             Ok(mut listener) => {
-                if let Err(error) = listener.listen(CHANNEL).await {
+                if let Err(error) = listener.listen(COMMITS_CHANNEL).await {
                     tracing::warn!(%error, "live feed: LISTEN failed");
                 } else {
                     // A reconnect may have missed notifications: read anyway.

@@ -273,6 +273,7 @@ fn pipelines(pool: &PgPool) -> (PaymentPipeline, Pipeline<Seat>, Pipeline<Wallet
             projector: Arc::new(Projector::new(pool.clone(), vec![])),
             snapshot_every: None,
             after_commit: None,
+            signal: None,
         }
     }
     let lanes = PaymentLanes {

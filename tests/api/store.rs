@@ -3,17 +3,19 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use concert::aggregates::{Seat, SeatCommand, SeatEvent};
-use concert::event_store::{Lane, Pipeline, Projector};
+use concert::event_store::{Lane, Pipeline, Projector, COMMITS_CHANNEL};
 use concert::ids::{DateId, ReservationId, SeatId, UserId};
 use concert::money::Won;
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::AggregateError;
 use cqrs_es::EventStore;
 use postgres_es::PostgresEventRepository;
+use sqlx::postgres::PgListener;
 
-use crate::helpers::fresh_database;
+use crate::helpers::{fresh_database, spawn_app, store_as_another_writer};
 
 fn hold(reservation_id: ReservationId) -> SeatCommand {
     let now = chrono::Utc::now();
@@ -96,6 +98,7 @@ async fn the_pipeline_and_postgres_es_read_each_others_streams() {
         projector,
         snapshot_every: None,
         after_commit: None,
+        signal: None,
     };
     let pipeline = Pipeline::<Seat>::start(pool.clone(), lane);
     let cqrs = postgres_es::postgres_cqrs::<Seat>(pool.clone(), vec![], ());
@@ -140,4 +143,33 @@ async fn the_pipeline_and_postgres_es_read_each_others_streams() {
         .map(|event| event.sequence)
         .collect();
     assert_eq!(sequences, [1, 2, 3]);
+}
+
+#[tokio::test]
+async fn a_commit_wakes_the_listeners_after_it_and_an_outside_append_does_not() {
+    let app = spawn_app().await;
+    let mut listener = PgListener::connect_with(&app.pool).await.unwrap();
+    listener.listen(COMMITS_CHANNEL).await.unwrap();
+    let user = uuid::Uuid::new_v4();
+
+    assert_eq!(app.charge(user, 500).await.status, 200);
+
+    let woken = tokio::time::timeout(Duration::from_secs(5), listener.recv()).await;
+    assert!(
+        matches!(woken, Ok(Ok(_))),
+        "the service notifies after its commit"
+    );
+    // Nothing else is committing: whatever the charge raised has arrived.
+    while tokio::time::timeout(Duration::from_millis(300), listener.recv())
+        .await
+        .is_ok()
+    {}
+    // The append itself sends nothing (its commit would hold the
+    // database-wide notification lock until flushed).
+    let mut tx = app.pool.begin().await.unwrap();
+    let payload = serde_json::json!({"Charged": {"amount": 1, "balance": 1}});
+    store_as_another_writer(&mut tx, ("Wallet", "outside", 1), &payload, "Charge").await;
+    tx.commit().await.unwrap();
+    let quiet = tokio::time::timeout(Duration::from_millis(500), listener.recv()).await;
+    assert!(quiet.is_err(), "an append outside the service notified");
 }

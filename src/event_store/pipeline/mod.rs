@@ -34,7 +34,7 @@ use self::append::{append, AppendError};
 use self::decide::{decide, Decided, Job, Outcome, Verdict};
 use self::load::load_streams;
 use crate::batching;
-use crate::event_store::Projector;
+use crate::event_store::{CommitSignal, Projector};
 
 /// How many times a command is decided again after losing a race to another
 /// writer before its sender is told of the conflict.
@@ -68,11 +68,17 @@ pub struct Lane<A: Aggregate> {
     pub snapshot_every: Option<usize>,
     /// Told of each event stored.
     pub after_commit: Option<Arc<dyn AfterCommit<A>>>,
+    /// Raised after each commit that stored events, for every instance's feed.
+    pub signal: Option<CommitSignal>,
 }
 
 impl<A: Aggregate> Lane<A> {
-    /// Tells `after_commit` of the events of `decided`, now committed.
+    /// Raises the commit signal and tells `after_commit` of the events of
+    /// `decided`, now committed.
     fn committed(&self, decided: &Decided<A>) {
+        if let Some(signal) = &self.signal {
+            signal.raise();
+        }
         if let Some(after_commit) = &self.after_commit {
             for (at, (event, _)) in decided.events.iter().enumerate() {
                 let sequence = decided.loaded_sequence + 1 + at;
