@@ -134,16 +134,16 @@ impl AppState {
             ),
         };
         Self {
-            concerts: Arc::new(pipeline(
-                &pool,
+            concerts: Arc::new(Pipeline::start(
+                pool.clone(),
                 lane(&projectors.concerts, None, None, &signal),
             )),
-            seats: Arc::new(pipeline(
-                &pool,
+            seats: Arc::new(Pipeline::start(
+                pool.clone(),
                 lane(&projectors.seats, None, Some(seats_seen), &signal),
             )),
-            wallets: Arc::new(pipeline(
-                &pool,
+            wallets: Arc::new(Pipeline::start(
+                pool.clone(),
                 lane(
                     &projectors.wallets,
                     Some(WALLET_SNAPSHOT_EVERY),
@@ -151,8 +151,8 @@ impl AppState {
                     &signal,
                 ),
             )),
-            tickets: Arc::new(pipeline(
-                &pool,
+            tickets: Arc::new(Pipeline::start(
+                pool.clone(),
                 lane(&projectors.tickets, None, Some(tickets_seen), &signal),
             )),
             payments: Arc::new(PaymentPipeline::start(pool.clone(), payment_lanes)),
@@ -171,11 +171,6 @@ impl AppState {
             users,
         }
     }
-}
-
-/// The pipeline of `A` on the event store, storing as `lane` says.
-fn pipeline<A: Pipelined>(pool: &PgPool, lane: Lane<A>) -> Pipeline<A> {
-    Pipeline::start(pool.clone(), lane)
 }
 
 /// How `A`'s events are stored: `projector`'s read models, a snapshot every
