@@ -19,6 +19,23 @@ pub async fn connect(url: &str, max_connections: u32) -> sqlx::Result<PgPool> {
         .await
 }
 
+/// A pool of up to `connections` to the database of `pool`, opened on first
+/// use, that keeps one generic plan of each statement. With PostgreSQL's
+/// default choice, a statement over array parameters is planned anew on every
+/// call whenever its arrays are small (a plan for one element looks cheaper
+/// than one for any number), and planning such a statement can take longer
+/// than running it: 0.57 ms against 0.27 ms, measured for a lone queue entry.
+pub fn generic_plan_pool(pool: &PgPool, connections: u32) -> PgPool {
+    let options = (*pool.connect_options())
+        .clone()
+        .options([("plan_cache_mode", "force_generic_plan")]);
+    pool.options()
+        .clone()
+        .max_connections(connections)
+        .min_connections(0)
+        .connect_lazy_with(options)
+}
+
 /// Applies every migration not applied yet.
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     MIGRATOR.run(pool).await

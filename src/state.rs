@@ -16,7 +16,9 @@ use crate::projections::{
     available_dates::AvailableDates,
     available_seats::AvailableSeats,
     balances::Balances,
+    command_reads::{ReservationsForTickets, SeatsForTickets},
     entry_plans::EntryPlans,
+    gathered_reads::GatheredReads,
     payments::Payments,
     queue_tickets::{QueueTickets, RATE_WINDOW_SECS},
     reservations::Reservations,
@@ -45,6 +47,10 @@ pub struct AppState {
     pub payments: Arc<PaymentPipeline>,
     /// Entries into queues, numbered together.
     pub entries: Arc<EntryPlans>,
+    /// What holds read before their command, gathered.
+    pub hold_reads: Arc<GatheredReads<SeatsForTickets>>,
+    /// What payments read before their command, gathered.
+    pub payment_reads: Arc<GatheredReads<ReservationsForTickets>>,
     pub projectors: Arc<Projectors>,
     /// This instance's live feed: what the Server-Sent Event streams watch.
     pub live: Feed,
@@ -161,6 +167,8 @@ impl AppState {
                 i64::try_from(config.queue_waiting_max).unwrap_or(i64::MAX),
                 chrono::Duration::seconds(RATE_WINDOW_SECS),
             )),
+            hold_reads: Arc::new(GatheredReads::start(&pool, SeatsForTickets)),
+            payment_reads: Arc::new(GatheredReads::start(&pool, ReservationsForTickets)),
             projectors: Arc::new(projectors),
             live,
             demo: false,

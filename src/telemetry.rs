@@ -79,6 +79,16 @@ fn describe_metrics() {
         Unit::Count,
         "Queue entries planned (numbered) together in one statement"
     );
+    describe_histogram!(
+        "concert_hold_read_batch_size",
+        Unit::Count,
+        "Holds whose ticket and seat were read together in one query"
+    );
+    describe_histogram!(
+        "concert_payment_read_batch_size",
+        Unit::Count,
+        "Payments whose ticket and reservation were read together in one query"
+    );
     describe_counter!(
         "concert_pipeline_lost_races_total",
         "Streams of a batch another writer appended to first (their commands are decided again)"

@@ -17,7 +17,6 @@ use crate::booking::idempotency::Operation;
 use crate::booking::payment;
 use crate::ids::{PaymentId, ReservationId, TicketId, UserId};
 use crate::money::Won;
-use crate::projections::reservations;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -68,12 +67,14 @@ async fn pay(
     correlation: Correlation,
     Json(body): Json<PaymentRequest>,
 ) -> Result<Response, ApiError> {
-    // The token's ticket comes with the reservation, in one query; each is
-    // checked in the order the QueueToken extractor and the booking would.
-    let (ticket, reservation) =
-        reservations::reservation_for_ticket(&app.pool, ticket_id.0, body.reservation_id)
-            .await?
-            .ok_or(ApiError::TokenInvalid)?;
+    // The token's ticket comes with the reservation, in one query shared
+    // with the payments that arrive meanwhile; each is checked in the order
+    // the QueueToken extractor and the booking would.
+    let (ticket, reservation) = app
+        .payment_reads
+        .read((ticket_id.0, body.reservation_id))
+        .await?
+        .ok_or(ApiError::TokenInvalid)?;
     let user_id = ticket.user_id;
     let request = Idempotent::from_headers(&headers, UserId(user_id), Operation::Pay)?;
     if let Some(answer) = request.earlier_answer(&app.pool).await? {

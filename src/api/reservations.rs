@@ -15,7 +15,6 @@ use super::extract::{Json, Path};
 use super::read_source;
 use crate::booking::holds;
 use crate::money::Won;
-use crate::projections::available_seats;
 use crate::projections::reservations::{self, ReservationRow};
 use crate::state::AppState;
 
@@ -85,9 +84,12 @@ async fn hold_seat(
         metrics::counter!("concert_holds_refused_from_memory_total").increment(1);
         return Err(refusal);
     }
-    // The token's ticket comes with the seat, in one query; it is checked as
-    // the ActiveToken extractor would.
-    let (ticket, seat) = available_seats::seat_for_ticket(&app.pool, ticket_id.0, body.seat_id)
+    // The token's ticket comes with the seat, in one query shared with the
+    // holds that arrive meanwhile; it is checked as the ActiveToken
+    // extractor would.
+    let (ticket, seat) = app
+        .hold_reads
+        .read((ticket_id.0, body.seat_id))
         .await?
         .ok_or(ApiError::TokenInvalid)?;
     require_active(&ticket)?;

@@ -282,54 +282,6 @@ pub async fn free_seats_for_ticket(
     Ok(Some(TicketSeatPage { ticket, seats }))
 }
 
-/// The ticket `ticket_id` and the seat `seat_id` with its date's concert, in
-/// one query, for a hold. `None` when there is no such ticket; the seat is
-/// `None` when there is no such seat.
-pub async fn seat_for_ticket(
-    pool: &PgPool,
-    ticket_id: Uuid,
-    seat_id: Uuid,
-) -> sqlx::Result<Option<(TicketRow, Option<SeatRow>)>> {
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        #[sqlx(flatten)]
-        ticket: TicketRow,
-        seat_id: Option<Uuid>,
-        date_id: Option<Uuid>,
-        seat_concert_id: Option<Uuid>,
-        seat_no: Option<i32>,
-        price: Option<Won>,
-        seat_status: Option<String>,
-    }
-    let row: Option<Row> = sqlx::query_as(
-        "select t.ticket_id, t.concert_id, t.user_id, t.entry_no, t.status, t.expires_at,
-                s.seat_id, s.date_id, d.concert_id as seat_concert_id, s.seat_no, s.price,
-                s.status as seat_status
-         from queue_tickets t
-         left join seats s on s.seat_id = $2
-         left join concert_dates d on d.date_id = s.date_id
-         where t.ticket_id = $1",
-    )
-    .bind(ticket_id)
-    .bind(seat_id)
-    .fetch_optional(pool)
-    .await?;
-    Ok(row.map(|row| {
-        // Every seat column is set when the seat exists, none when it does not.
-        let seat = (|| {
-            Some(SeatRow {
-                seat_id: row.seat_id?,
-                date_id: row.date_id?,
-                concert_id: row.seat_concert_id?,
-                seat_no: row.seat_no?,
-                price: row.price?,
-                status: row.seat_status?,
-            })
-        })();
-        (row.ticket, seat)
-    }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,9 @@
 pub mod available_dates;
 pub mod available_seats;
 pub mod balances;
+pub mod command_reads;
 pub mod entry_plans;
+pub mod gathered_reads;
 pub mod payments;
 pub mod queue_entries;
 pub mod queue_line;

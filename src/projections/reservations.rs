@@ -5,7 +5,6 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::queue_tickets::TicketRow;
 use super::{stream_uuid, Projection};
 use crate::aggregates::{Seat, SeatEvent};
 use crate::money::Won;
@@ -251,61 +250,6 @@ pub async fn find_reservation(
     .bind(reservation_id)
     .fetch_optional(pool)
     .await
-}
-
-/// The ticket of a queue token with one reservation (`None` when there is no
-/// such reservation), in one query; `None` when there is no such ticket.
-pub async fn reservation_for_ticket(
-    pool: &PgPool,
-    ticket_id: Uuid,
-    reservation_id: Uuid,
-) -> sqlx::Result<Option<(TicketRow, Option<ReservationRow>)>> {
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        #[sqlx(flatten)]
-        ticket: TicketRow,
-        reservation_id: Option<Uuid>,
-        seat_id: Option<Uuid>,
-        date_id: Option<Uuid>,
-        reservation_concert_id: Option<Uuid>,
-        reservation_user_id: Option<Uuid>,
-        seat_no: Option<i32>,
-        price: Option<Won>,
-        reservation_status: Option<String>,
-        reservation_expires_at: Option<DateTime<Utc>>,
-        payment_id: Option<Uuid>,
-    }
-    let row: Option<Row> = sqlx::query_as(
-        "select t.ticket_id, t.concert_id, t.user_id, t.entry_no, t.status, t.expires_at,
-                r.reservation_id, r.seat_id, r.date_id, r.concert_id as reservation_concert_id,
-                r.user_id as reservation_user_id, r.seat_no, r.price,
-                r.status as reservation_status, r.expires_at as reservation_expires_at, r.payment_id
-         from queue_tickets t
-         left join reservations r on r.reservation_id = $2
-         where t.ticket_id = $1",
-    )
-    .bind(ticket_id)
-    .bind(reservation_id)
-    .fetch_optional(pool)
-    .await?;
-    Ok(row.map(|row| {
-        // Every column but the two nullable ones is set when the reservation exists.
-        let reservation = (|| {
-            Some(ReservationRow {
-                reservation_id: row.reservation_id?,
-                seat_id: row.seat_id?,
-                date_id: row.date_id?,
-                concert_id: row.reservation_concert_id,
-                user_id: row.reservation_user_id?,
-                seat_no: row.seat_no?,
-                price: row.price?,
-                status: row.reservation_status?,
-                expires_at: row.reservation_expires_at?,
-                payment_id: row.payment_id,
-            })
-        })();
-        (row.ticket, reservation)
-    }))
 }
 
 /// Holds whose deadline has passed, oldest first: (seat, reservation).
