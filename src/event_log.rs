@@ -18,7 +18,7 @@ use sqlx::{PgPool, Row};
 /// Advisory lock key of the positioner, so one instance assigns at a time.
 const POSITIONER_LOCK: i64 = 0x0070_6f73_6974_696f;
 /// Most events positioned per statement.
-const POSITION_BATCH: i64 = 10_000;
+pub const POSITION_BATCH: i64 = 10_000;
 
 /// One stored event.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -38,34 +38,49 @@ pub struct LoggedEvent {
 pub async fn assign_positions(pool: &PgPool) -> sqlx::Result<u64> {
     let mut total = 0;
     loop {
-        let mut tx = pool.begin().await?;
-        sqlx::query("select pg_advisory_xact_lock($1)")
-            .bind(POSITIONER_LOCK)
-            .execute(&mut *tx)
-            .await?;
-        let assigned = sqlx::query(
-            "with base as (select coalesce(max(position), 0) as last from events),
-             due as (
-               select aggregate_type, aggregate_id, sequence,
-                      row_number() over (order by transaction_id, aggregate_type, aggregate_id, sequence) as n
-               from events
-               where position is null
-               order by transaction_id, aggregate_type, aggregate_id, sequence
-               limit $1)
-             update events e set position = base.last + due.n
-             from due, base
-             where e.aggregate_type = due.aggregate_type and e.aggregate_id = due.aggregate_id and e.sequence = due.sequence",
-        )
-        .bind(POSITION_BATCH)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        tx.commit().await?;
+        let assigned: Vec<(i64,)> = position_next(pool, "select count(*) from positioned").await?;
+        let assigned = assigned.first().map_or(0, |(count,)| *count as u64);
         total += assigned;
         if assigned < POSITION_BATCH as u64 {
             return Ok(total);
         }
     }
+}
+
+/// Positions the next committed events (at most `POSITION_BATCH`) and
+/// returns what `select` reads from the rows it positioned, once they are
+/// committed: `select` is a query over `positioned` (`position`,
+/// `aggregate_type`, `aggregate_id`, `sequence`, `event_type`).
+pub async fn position_next<R>(pool: &PgPool, select: &str) -> sqlx::Result<Vec<R>>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    let mut tx = pool.begin().await?;
+    sqlx::query("select pg_advisory_xact_lock($1)")
+        .bind(POSITIONER_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    let rows = sqlx::query_as(&format!(
+        "with base as (select coalesce(max(position), 0) as last from events),
+         due as (
+           select aggregate_type, aggregate_id, sequence,
+                  row_number() over (order by transaction_id, aggregate_type, aggregate_id, sequence) as n
+           from events
+           where position is null
+           order by transaction_id, aggregate_type, aggregate_id, sequence
+           limit $1),
+         positioned as (
+           update events e set position = base.last + due.n
+           from due, base
+           where e.aggregate_type = due.aggregate_type and e.aggregate_id = due.aggregate_id and e.sequence = due.sequence
+           returning e.position, e.aggregate_type, e.aggregate_id, e.sequence, e.event_type)
+         {select}"
+    ))
+    .bind(POSITION_BATCH)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(rows)
 }
 
 const EVENT_COLUMNS: &str =

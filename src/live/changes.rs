@@ -6,6 +6,8 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::event_log;
+
 /// A seat's status as the seat map shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -79,29 +81,56 @@ struct Row {
     concert_id: Option<Uuid>,
 }
 
-/// Up to `limit` positioned events after `after`, with each seat's date and
-/// number and each ticket's concert read from the read models alongside.
-/// Each event's seat or ticket is its own key lookup (the `limit`s keep the
-/// planner from hashing the whole tables, which it did when it expected more
-/// events than a read finds: 7 ms a read under 64 holding clients).
-pub async fn read(pool: &PgPool, after: i64, limit: i64) -> sqlx::Result<Vec<LogChange>> {
-    let rows: Vec<Row> = sqlx::query_as(
-        "select e.position, e.sequence, e.event_type, s.seat_id, s.date_id, s.seat_no, t.ticket_id, t.concert_id
+/// Each event `e`'s seat with its date and number, or its ticket with its
+/// concert, from the read models. Each is its own key lookup (the `limit`s
+/// keep the planner from hashing the whole tables, which it did when it
+/// expected more events than a read finds: 7 ms a read under 64 holding
+/// clients).
+const SEAT_AND_TICKET: &str = "
+    left join lateral (select seat_id, date_id, seat_no from seats
+          where e.aggregate_type = 'Seat'
+            and seat_id = (case when e.aggregate_type = 'Seat' then e.aggregate_id::uuid end)
+          limit 1) s on true
+    left join lateral (select ticket_id, concert_id from queue_tickets
+          where e.aggregate_type = 'QueueTicket'
+            and ticket_id = (case when e.aggregate_type = 'QueueTicket' then e.aggregate_id::uuid end)
+          limit 1) t on true
+    order by e.position";
+
+/// What a row of a read shows.
+const COLUMNS: &str =
+    "e.position, e.sequence, e.event_type, s.seat_id, s.date_id, s.seat_no, t.ticket_id, t.concert_id";
+
+/// Up to `limit` positioned events after `after` and up to `upto`.
+pub async fn read(
+    pool: &PgPool,
+    after: i64,
+    upto: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<LogChange>> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "select {COLUMNS}
          from (select position, sequence, event_type, aggregate_type, aggregate_id from events
-               where position > $1 order by position limit $2) e
-         left join lateral (select seat_id, date_id, seat_no from seats
-               where e.aggregate_type = 'Seat'
-                 and seat_id = (case when e.aggregate_type = 'Seat' then e.aggregate_id::uuid end)
-               limit 1) s on true
-         left join lateral (select ticket_id, concert_id from queue_tickets
-               where e.aggregate_type = 'QueueTicket'
-                 and ticket_id = (case when e.aggregate_type = 'QueueTicket' then e.aggregate_id::uuid end)
-               limit 1) t on true
-         order by e.position",
-    )
+               where position > $1 and position <= $2 order by position limit $3) e
+         {SEAT_AND_TICKET}"
+    ))
     .bind(after)
+    .bind(upto)
     .bind(limit)
     .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(change).collect())
+}
+
+/// Positions the next committed events (see `event_log::position_next`) and
+/// returns them, so the events this instance positions need no read of
+/// their own: at most `event_log::POSITION_BATCH`, in order. Events that
+/// another instance positioned are below the first returned.
+pub async fn position_and_read(pool: &PgPool) -> sqlx::Result<Vec<LogChange>> {
+    let rows: Vec<Row> = event_log::position_next(
+        pool,
+        &format!("select {COLUMNS} from positioned e {SEAT_AND_TICKET}"),
+    )
     .await?;
     Ok(rows.into_iter().map(change).collect())
 }

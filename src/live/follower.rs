@@ -1,6 +1,7 @@
 //! The feed's task: wait for a commit anywhere (a NOTIFY on a dedicated
 //! connection, or a short fallback timer for a notification lost while the
-//! listener reconnected), position what is new, read it once and publish it.
+//! listener reconnected), position what is new, have it back from that
+//! statement (reading only what others positioned) and publish it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -68,21 +69,43 @@ pub async fn follow(pool: PgPool, feed: Feed, mut shutdown: watch::Receiver<bool
 }
 
 /// Positions committed events and publishes every one after `position`.
+/// What this instance positions comes back from the positioning statement
+/// itself; only what other instances positioned is read from the log.
 async fn catch_up(pool: &PgPool, feed: &Feed, position: &mut i64) -> sqlx::Result<()> {
     // Every event committed before this moment is positioned below, and read.
     let began = Instant::now();
-    event_log::assign_positions(pool).await?;
     loop {
-        let read = changes::read(pool, *position, READ_BATCH).await?;
+        let positioned = changes::position_and_read(pool).await?;
+        // Everything below the first one positioned here was positioned by
+        // another instance (or by an earlier statement of this one).
+        let others_upto = positioned
+            .first()
+            .map_or(i64::MAX, |first| first.position - 1);
+        read_upto(pool, feed, position, others_upto).await?;
+        if let Some(last) = positioned.last() {
+            *position = last.position;
+            feed.publish(&positioned);
+        }
+        if (positioned.len() as i64) < event_log::POSITION_BATCH {
+            feed.caught_up(began);
+            return Ok(());
+        }
+    }
+}
+
+/// Reads and publishes the positioned events after `position` and up to `upto`.
+async fn read_upto(pool: &PgPool, feed: &Feed, position: &mut i64, upto: i64) -> sqlx::Result<()> {
+    while *position < upto {
+        let read = changes::read(pool, *position, upto, READ_BATCH).await?;
         if let Some(last) = read.last() {
             *position = last.position;
             feed.publish(&read);
         }
         if (read.len() as i64) < READ_BATCH {
-            feed.caught_up(began);
             return Ok(());
         }
     }
+    Ok(())
 }
 
 /// Wakes the follower on each notification; reconnects (after a pause) when

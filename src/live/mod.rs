@@ -1,10 +1,12 @@
 //! Live updates: one feed per instance follows the event log and fans what
 //! changed out to the Server-Sent Event streams from memory. The feed wakes
-//! on a PostgreSQL notification from any instance's commit (migration 0006),
-//! positions what is new and reads it once (`follower`); the seat maps of the
-//! dates someone watches (`seat_map`) and the tickets' watchers (`standing`)
-//! are kept current from that one read, so a subscriber costs the database
-//! nothing per event, and 10,000 on a date cost it what one does.
+//! on a PostgreSQL notification from any instance's commit
+//! (`event_store::commit_signal`), positions what is new and has it back from
+//! that statement, reading from the log only what another instance
+//! positioned (`follower`); the seat maps of the dates someone watches
+//! (`seat_map`) and the tickets' watchers (`standing`) are kept current from
+//! what it publishes, so a subscriber costs the database nothing per event,
+//! and 10,000 on a date cost it what one does.
 //!
 //! The same maps, the queue tickets (`tickets`) and the concerts' dates
 //! (`dates`) answer the seat and date listings without a query while the

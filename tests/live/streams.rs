@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use sqlx::PgPool;
+use uuid::Uuid;
 
 use super::harness::*;
 
@@ -85,6 +87,88 @@ async fn a_hold_through_one_instance_reaches_a_subscriber_of_another() {
     assert_eq!(events.next_changes().await, vec![(3, "held".to_string())]);
     first.stop().await;
     second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_positioned_elsewhere_and_by_the_feed_reach_a_subscriber_in_log_order() {
+    let pool = fresh_database().await;
+    let service = start(&pool, config()).await;
+    let (concert_id, date_id) = service.concert(3).await;
+    let token = service.active_token(&concert_id).await;
+    let mut events = service
+        .subscribe(&seats_path(&concert_id, &date_id), &token, None)
+        .await;
+    assert_eq!(events.next().await.unwrap().data["seats"], "FFF");
+
+    // Seat 1 is held by another writer, and its event is positioned outside
+    // the feed (as an auditor's read of the log does); seat 2 through the
+    // service, whose feed positions it and has it back from that statement.
+    let outside = seat_held_by_another_writer(&pool, &date_id, 1).await;
+    concert::event_log::assign_positions(&pool).await.unwrap();
+    let reservation = service.hold(&token, &concert_id, &date_id, 2).await;
+
+    let mut pushed = Vec::new();
+    while pushed.len() < 2 {
+        let event = events.next().await.expect("an event");
+        for change in event.data["changes"].as_array().unwrap() {
+            pushed.push((event.id.clone(), change["seat_no"].as_u64().unwrap()));
+        }
+    }
+    let held = reservation["seat_id"].as_str().unwrap();
+    let (first, second) = (
+        log_position(&pool, &outside).await,
+        log_position(&pool, held).await,
+    );
+    assert!(first < second);
+    assert_eq!(
+        pushed,
+        [(first.to_string(), 1), (second.to_string(), 2)],
+        "each change once, in log order, its id its position"
+    );
+    service.stop().await;
+}
+
+/// Stores a `SeatHeld` of seat `seat_no` of the date as another program
+/// would (no notification, no read model); returns the seat's id.
+async fn seat_held_by_another_writer(pool: &PgPool, date_id: &str, seat_no: u32) -> String {
+    let seat_id: Uuid =
+        sqlx::query_scalar("select seat_id from seats where date_id = $1::uuid and seat_no = $2")
+            .bind(date_id)
+            .bind(seat_no as i32)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    let now = chrono::Utc::now();
+    let payload = json!({"SeatHeld": {
+        "reservation_id": Uuid::now_v7(),
+        "user_id": Uuid::new_v4(),
+        "date_id": date_id,
+        "seat_no": seat_no,
+        "price": 1000,
+        "held_at": now,
+        "until": now + chrono::Duration::minutes(5),
+    }});
+    sqlx::query(
+        "insert into events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         values ('Seat', $1, 1, 'SeatHeld', '1', $2, '{}')",
+    )
+    .bind(seat_id.to_string())
+    .bind(payload)
+    .execute(pool)
+    .await
+    .unwrap();
+    seat_id.to_string()
+}
+
+/// The log position of a seat's first event.
+async fn log_position(pool: &PgPool, seat_id: &str) -> i64 {
+    sqlx::query_scalar(
+        "select position from events where aggregate_type = 'Seat' and aggregate_id = $1 and sequence = 1",
+    )
+    .bind(seat_id)
+    .fetch_one(pool)
+    .await
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
