@@ -12,7 +12,7 @@
 # no build then), OUT, DATA (private PostgreSQL's folder, wiped
 # first), PORT, CONCURRENCY (64), SECONDS_PER_RUN (15), STEPS (flash audit
 # ceiling endpoints ceiling history million), ENDPOINTS (enter-queue charge
-# hold pay seats dates), FLASH ("2000:500 20000:5000",
+# hold pay seats dates; also healthz, the HTTP floor), FLASH ("2000:500 20000:5000",
 # users:seats pairs), MILLION_WALLETS and MILLION_PER_WALLET (10000 x 100), QUIET_PERCENT
 # (wait before each run until the machine is less busy than this, 20; 100
 # disables the wait), PREPARED (work prepared per endpoint, concert-bench's

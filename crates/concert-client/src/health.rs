@@ -1,4 +1,4 @@
-//! The probes outside `/api/v1`: readiness (`/readyz`) and the Prometheus
+//! The probes outside `/api/v1`: liveness (`/healthz`), readiness (`/readyz`) and the Prometheus
 //! metrics (`/metrics`). Unlike `Client::healthy`, these are calls like the
 //! others: one server in turn, told to the observer, so that a test reading
 //! them during a fault counts their answers too.
@@ -10,6 +10,13 @@ use crate::client::Client;
 use crate::error::Error;
 
 impl Client {
+    /// `GET /healthz`, endpoint `healthz`: 200 while the process is up. It
+    /// touches no database, so its rate is the floor under every other call.
+    pub async fn liveness(&self) -> Result<Answer, Error> {
+        let request = self.request_from_root(Method::GET, "/healthz");
+        self.send("healthz", request).await
+    }
+
     /// `GET /readyz`, endpoint `ready`: 200 when the server can serve
     /// (`projection_lag_events` says how far the read models trail the log),
     /// a 503 problem when not.

@@ -42,6 +42,9 @@ pub enum Name {
     Seats,
     /// GET /concerts/{id}/dates with an active token.
     Dates,
+    /// GET /healthz: a request without database work, through the same
+    /// layers, answered by the same server; the HTTP floor under the others.
+    Healthz,
 }
 
 #[derive(Debug, Clone, Args, Serialize)]
@@ -128,6 +131,17 @@ pub async fn run(args: EndpointArgs) -> Result<bool, BoxError> {
             // New wallets whose users are signed in here: the loop sends only charges.
             let step = |api: Client, user| async move { api.charge(user, PRICE, None).await };
             new_user_each_request(&api, run, profiler_ref, &args, setup_started, step).await?
+        }
+        Name::Healthz => {
+            eprintln!("setup done in 0.0 s");
+            closed_loop(profiler_ref, c, deadline, usize::MAX, move |_| {
+                let api = run.clone();
+                async move {
+                    api.liveness().await?;
+                    Ok(())
+                }
+            })
+            .await
         }
         Name::Seats | Name::Dates => {
             // Seats lists the first date's page; dates lists every date.
