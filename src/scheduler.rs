@@ -41,6 +41,8 @@ pub struct TickReport {
 }
 
 /// Runs ticks every `scheduler_interval_ms` until `shutdown` turns true.
+/// (Events are positioned by the live feed, after each commit and at least
+/// once a second, and by every read of the log for auditors.)
 pub async fn run(app: AppState, mut shutdown: watch::Receiver<bool>) {
     let mut interval = tokio::time::interval(Duration::from_millis(
         app.config.scheduler_interval_ms.max(10),
@@ -53,9 +55,6 @@ pub async fn run(app: AppState, mut shutdown: watch::Receiver<bool>) {
         }
         if *shutdown.borrow() {
             break;
-        }
-        if let Err(error) = crate::event_log::assign_positions(&app.pool).await {
-            tracing::warn!(%error, "assigning event positions failed");
         }
         if let Err(error) = tick(&app).await {
             tracing::warn!(%error, "scheduler tick failed");
