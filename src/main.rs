@@ -136,7 +136,7 @@ async fn run(
         Command::Serve { demo } => {
             let bind = config.bind;
             let mut app = concert::server::prepare(pool, config).await?;
-            app.demo = demo;
+            app.set_demo(demo);
             if demo {
                 if let Some(concert_id) = concert::demo::seed_if_empty(&app).await? {
                     tracing::info!(%concert_id, "demo concert scheduled: POST /api/v1/queue/tokens with this concert_id to start");
