@@ -109,6 +109,14 @@ async fn a_crowd_paying_at_once_shares_reads_and_each_pays_its_own_hold() {
         .await
         .unwrap();
     assert_eq!(sold, 30);
+    // Paid together, so the read model confirms them in set-based statements.
+    let confirmed: i64 = sqlx::query_scalar(
+        "select count(*) from reservations where status = 'confirmed' and payment_id is not null",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(confirmed, 30);
     assert!(
         largest_read_batch(&app, "concert_payment_read_batch_size").await > 1.0,
         "payments waiting together share a read"
