@@ -3,7 +3,7 @@
 //! reservation, or learns that one of them does not exist.
 
 use concert::projections::command_reads::{ReservationsForTickets, SeatsForTickets};
-use concert::projections::gathered_reads::KeyedRead;
+use concert::projections::gathered_reads::{GatheredReads, KeyedRead};
 use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -210,4 +210,46 @@ async fn one_read_of_many_keys_answers_each_key_in_its_place() {
             Some((first, Some((held, owner)))),
         ]
     );
+}
+
+/// `SeatsForTickets`, telling how many keys each query it ran was given.
+struct CountingReads(std::sync::Arc<std::sync::Mutex<Vec<usize>>>);
+
+impl KeyedRead for CountingReads {
+    type Key = (Uuid, Uuid);
+    type Found = <SeatsForTickets as KeyedRead>::Found;
+    const BATCH_SIZE_METRIC: &'static str = "test_counting_read_batch_size";
+
+    async fn read_many(
+        &self,
+        pool: &PgPool,
+        keys: &[(Uuid, Uuid)],
+    ) -> sqlx::Result<Vec<Option<Self::Found>>> {
+        self.0.lock().unwrap().push(keys.len());
+        SeatsForTickets.read_many(pool, keys).await
+    }
+}
+
+#[tokio::test]
+async fn reads_sent_together_go_in_one_query_and_each_gets_its_own_answer() {
+    let (app, _concert, crowd, seats) = crowd_with_seats(2).await;
+    let tickets = [
+        ticket_of(&app.pool, &crowd[0]).await,
+        ticket_of(&app.pool, &crowd[1]).await,
+    ];
+    let batches = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let reads = GatheredReads::start(&app.pool, CountingReads(batches.clone()));
+    // 40 keys, each ticket with each seat in turn, sent before any is answered.
+    let keys: Vec<(Uuid, Uuid)> = (0..40)
+        .map(|n| (tickets[n % 2], seats[n % 4].parse().unwrap()))
+        .collect();
+
+    let answers = join_all(keys.iter().map(|key| reads.read(*key))).await;
+
+    for (answer, (ticket_id, seat_id)) in answers.into_iter().zip(&keys) {
+        let (ticket, seat) = answer.unwrap().expect("the ticket");
+        assert_eq!(ticket.ticket_id, *ticket_id);
+        assert_eq!(seat.expect("the seat").seat_id, *seat_id);
+    }
+    assert_eq!(*batches.lock().unwrap(), [40], "one query for all forty");
 }
