@@ -41,6 +41,8 @@ pub mod money;
 pub use concert_private_postgres as private_postgres;
 /// Progress bars for long work.
 pub mod progress;
+/// How far the read models are behind the event log.
+pub mod projection_lag;
 /// Read models fed by events.
 pub mod projections;
 /// Rebuilding the read models from the log.

@@ -5,6 +5,7 @@
 //! sample is logged and retried at the next tick.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use cqrs_es::Aggregate;
@@ -13,47 +14,15 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::aggregates::{Concert, QueueTicket, Seat, Wallet};
+use crate::projection_lag::ProjectionLag;
 
 /// How often the sampler reads the database.
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 /// Longest one sample may take before it is abandoned until the next tick.
 const SAMPLE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The event log's length and how much of it the read models have applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LogState {
-    /// Highest position handed out so far.
-    pub position: i64,
-    /// Committed events the read models have not applied yet.
-    pub projection_lag: i64,
-}
-
-/// Reads the log's state in one statement (one snapshot).
-///
-/// Kept cheap enough for every sampler tick and every `/readyz` probe, without
-/// counting the log: positions are handed out gap-free from 1 (see
-/// `event_log::assign_positions`), so the log holds `max(position)` events
-/// plus those not positioned yet (a small partial index). The read models have
-/// applied the sum of the per-stream offsets, one row per stream.
-pub async fn log_state(pool: &PgPool) -> sqlx::Result<LogState> {
-    let row = sqlx::query(
-        "select (select coalesce(max(position), 0) from events) as position,
-                (select count(*) from events where position is null) as unpositioned,
-                (select coalesce(sum(last_sequence), 0) from projection_offsets)::bigint as applied",
-    )
-    .fetch_one(pool)
-    .await?;
-    let position: i64 = row.try_get("position")?;
-    let unpositioned: i64 = row.try_get("unpositioned")?;
-    let applied: i64 = row.try_get("applied")?;
-    Ok(LogState {
-        position,
-        projection_lag: (position + unpositioned - applied).max(0),
-    })
-}
-
 /// Samples every [`SAMPLE_EVERY`] until `shutdown` turns true.
-pub async fn run(pool: PgPool, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(pool: PgPool, lag: Arc<ProjectionLag>, mut shutdown: watch::Receiver<bool>) {
     let mut sampler = Sampler::default();
     let mut interval = tokio::time::interval(SAMPLE_EVERY);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -65,7 +34,7 @@ pub async fn run(pool: PgPool, mut shutdown: watch::Receiver<bool>) {
         if *shutdown.borrow() {
             break;
         }
-        sampler.sample(&pool).await;
+        sampler.sample(&pool, &lag).await;
     }
     tracing::debug!("metrics sampler stopped");
 }
@@ -83,10 +52,10 @@ struct Sampler {
 }
 
 impl Sampler {
-    async fn sample(&mut self, pool: &PgPool) {
+    async fn sample(&mut self, pool: &PgPool, lag: &ProjectionLag) {
         record_pool(pool);
         let outcome = tokio::time::timeout(SAMPLE_TIMEOUT, async {
-            self.sample_log(pool).await?;
+            self.sample_log(pool, lag).await?;
             self.sample_queues(pool).await
         })
         .await;
@@ -112,8 +81,8 @@ impl Sampler {
         }
     }
 
-    async fn sample_log(&mut self, pool: &PgPool) -> sqlx::Result<()> {
-        let state = log_state(pool).await?;
+    async fn sample_log(&mut self, pool: &PgPool, lag: &ProjectionLag) -> sqlx::Result<()> {
+        let state = lag.state(pool).await?;
         metrics::gauge!("concert_event_log_position").set(state.position as f64);
         metrics::gauge!("concert_projection_lag_events").set(state.projection_lag as f64);
         let Some(counted_to) = self.counted_to else {

@@ -12,6 +12,7 @@ use crate::event_store::{
 };
 use crate::identity::UserTokens;
 use crate::live::Feed;
+use crate::projection_lag::ProjectionLag;
 use crate::projections::{
     available_dates::AvailableDates,
     available_seats::AvailableSeats,
@@ -71,6 +72,8 @@ pub struct Shared {
     pub live: Feed,
     /// `serve --demo`: the booking page may mint tokens for new sample users.
     pub demo: bool,
+    /// How far the read models are behind the log (`/readyz`, `/metrics`).
+    pub projection_lag: Arc<ProjectionLag>,
 }
 
 /// The projectors of each aggregate type, also used to catch up at start.
@@ -187,6 +190,7 @@ impl AppState {
             projectors: Arc::new(projectors),
             live,
             demo: false,
+            projection_lag: Arc::default(),
             pool,
             config: Arc::new(config),
             admin_token: admin_token.into(),

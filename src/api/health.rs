@@ -191,7 +191,7 @@ async fn check_readiness(app: &AppState) -> (ReadinessChecks, Option<i64>) {
     if checks.migrations != CheckStatus::Ok {
         return (checks, None);
     }
-    match crate::metrics_sampler::log_state(&app.pool).await {
+    match app.projection_lag.state(&app.pool).await {
         Ok(state) => {
             checks.projections = if state.projection_lag < MAX_PROJECTION_LAG {
                 CheckStatus::Ok

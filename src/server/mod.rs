@@ -44,6 +44,8 @@ pub async fn prepare(pool: PgPool, config: Config) -> Result<AppState, ServeErro
     if behind > 0 {
         tracing::info!(streams = behind, "read models caught up with the event log");
     }
+    // The lag's first look reads the whole log: here, not in the first probe.
+    app.projection_lag.state(&app.pool).await?;
     Ok(app)
 }
 
@@ -61,6 +63,7 @@ pub async fn serve(listener: TcpListener, app: AppState, shutdown: watch::Receiv
     ));
     let sampler = tokio::spawn(crate::metrics_sampler::run(
         app.pool.clone(),
+        app.projection_lag.clone(),
         shutdown.clone(),
     ));
     let grace = Duration::from_secs(app.config.request_timeout_secs + GRACE_MARGIN_SECS);

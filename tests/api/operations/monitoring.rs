@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::helpers::{assert_problem, json_of, spawn_app};
+use crate::helpers::{assert_problem, json_of, spawn_app, spawn_app_on, test_config};
 
 #[tokio::test]
 async fn metrics_expose_every_family_after_a_booking() {
@@ -139,6 +139,59 @@ async fn readiness_fails_when_the_read_models_fall_far_behind() {
         body["projection_lag_events"].as_i64().unwrap() >= 10_000,
         "{body}"
     );
+}
+
+/// `projection_lag_events` of a `/readyz` answer that must be 200.
+async fn ready_lag(app: &crate::helpers::TestApp) -> i64 {
+    let ready = app.get_root("/readyz").await;
+    assert_eq!(ready.status(), StatusCode::OK);
+    let body: Value = ready.json().await.unwrap();
+    body["projection_lag_events"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn the_lag_counts_events_positioned_after_a_look_until_their_stream_is_applied() {
+    let app = spawn_app().await;
+    let stream = Uuid::new_v4().to_string();
+    assert_eq!(ready_lag(&app).await, 0, "nothing is behind at first");
+    // Three events no projection follows, positioned after the first look:
+    // the next look finds them in the range positioned since.
+    sqlx::query(
+        "insert into events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         select 'Unprojected', $1, n, 'Noted', '1.0', '{}', '{}' from generate_series(1, 3) n",
+    )
+    .bind(&stream)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    concert::event_log::assign_positions(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(ready_lag(&app).await, 3);
+    assert_eq!(
+        ready_lag(&app).await,
+        3,
+        "a stream found behind stays counted"
+    );
+    // A restarted service's first look reads the whole log.
+    let pool = app.shutdown().await;
+    let app = spawn_app_on(pool, test_config()).await;
+    assert_eq!(ready_lag(&app).await, 3, "after a restart");
+
+    // Applying two of them (the offset moves) leaves one behind, then none.
+    for (applied, lag) in [(2, 1), (3, 0)] {
+        sqlx::query(
+            "insert into projection_offsets (aggregate_type, aggregate_id, last_sequence)
+             values ('Unprojected', $1, $2)
+             on conflict (aggregate_type, aggregate_id) do update set last_sequence = excluded.last_sequence",
+        )
+        .bind(&stream)
+        .bind(applied)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+        assert_eq!(ready_lag(&app).await, lag, "offset at {applied}");
+    }
 }
 
 #[tokio::test]
