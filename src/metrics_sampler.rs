@@ -42,9 +42,8 @@ pub async fn run(pool: PgPool, lag: Arc<ProjectionLag>, mut shutdown: watch::Rec
 /// What the sampler remembers between ticks.
 #[derive(Debug, Default)]
 struct Sampler {
-    /// The log position up to which appended events have been counted; unset
-    /// until the first sample, which only takes the baseline.
-    counted_to: Option<i64>,
+    /// Whether the appended-events counter of each aggregate type was shown.
+    families_shown: bool,
     /// Concerts whose queue gauges were set by the last sample.
     concerts: HashSet<Uuid>,
     /// Whether the last sample failed, so a database outage logs one warning.
@@ -82,37 +81,18 @@ impl Sampler {
     }
 
     async fn sample_log(&mut self, pool: &PgPool, lag: &ProjectionLag) -> sqlx::Result<()> {
-        let state = lag.state(pool).await?;
-        metrics::gauge!("concert_event_log_position").set(state.position as f64);
-        metrics::gauge!("concert_projection_lag_events").set(state.projection_lag as f64);
-        let Some(counted_to) = self.counted_to else {
+        if !self.families_shown {
             // Every family shows from the start, even before its first event.
             for aggregate in [Concert::TYPE, Seat::TYPE, Wallet::TYPE, QueueTicket::TYPE] {
                 metrics::counter!("concert_events_appended_total", "aggregate" => aggregate)
                     .increment(0);
             }
-            self.counted_to = Some(state.position);
-            return Ok(());
-        };
-        if state.position > counted_to {
-            // A range of the position index: only the events new since the last tick.
-            let rows = sqlx::query(
-                "select aggregate_type, count(*) as appended from events
-                 where position > $1 and position <= $2
-                 group by aggregate_type",
-            )
-            .bind(counted_to)
-            .bind(state.position)
-            .fetch_all(pool)
-            .await?;
-            for row in rows {
-                let aggregate: String = row.try_get("aggregate_type")?;
-                let appended: i64 = row.try_get("appended")?;
-                metrics::counter!("concert_events_appended_total", "aggregate" => aggregate)
-                    .increment(appended.max(0) as u64);
-            }
-            self.counted_to = Some(state.position);
+            self.families_shown = true;
         }
+        // Also counts the events appended since the last look.
+        let state = lag.state(pool).await?;
+        metrics::gauge!("concert_event_log_position").set(state.position as f64);
+        metrics::gauge!("concert_projection_lag_events").set(state.projection_lag as f64);
         Ok(())
     }
 

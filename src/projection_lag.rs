@@ -1,6 +1,7 @@
 //! How far the read models are behind the event log, without reading all of
 //! it: only what was positioned since the last look, the events not yet
-//! positioned, and the few streams already found behind.
+//! positioned, and the few streams already found behind. The same read of
+//! what is new counts the events appended (`concert_events_appended_total`).
 //!
 //! Every command stores its read models in the transaction of its events, so
 //! events the read models have not applied are rare (a tool writing to the
@@ -52,8 +53,15 @@ impl ProjectionLag {
             .await?;
         let from = seen.checked_to.unwrap_or(0);
         if position > from {
-            let newly_behind = streams_behind_in(pool, from, position).await?;
-            seen.behind.extend(newly_behind);
+            let new = positioned_in(pool, from, position).await?;
+            // The first look takes the baseline: the counter starts with the process.
+            if seen.checked_to.is_some() {
+                for (aggregate, appended) in new.appended {
+                    metrics::counter!("concert_events_appended_total", "aggregate" => aggregate)
+                        .increment(appended.max(0) as u64);
+                }
+            }
+            seen.behind.extend(new.behind);
             seen.checked_to = Some(position);
         }
         let checked_to = seen.checked_to.unwrap_or(0);
@@ -67,20 +75,46 @@ impl ProjectionLag {
     }
 }
 
-/// Streams with an event positioned in `(after, upto]` that their offset has
-/// not reached.
-async fn streams_behind_in(pool: &PgPool, after: i64, upto: i64) -> sqlx::Result<Vec<Stream>> {
-    sqlx::query_as(
-        "select distinct e.aggregate_type, e.aggregate_id from events e
-         left join projection_offsets o
-                on o.aggregate_type = e.aggregate_type and o.aggregate_id = e.aggregate_id
-         where e.position > $1 and e.position <= $2
-           and e.sequence > coalesce(o.last_sequence, 0)",
+/// What a range of positions holds: events per aggregate type, and the
+/// streams whose offset has not reached their events there.
+struct Positioned {
+    appended: Vec<(String, i64)>,
+    behind: Vec<Stream>,
+}
+
+/// Reads the events positioned in `(after, upto]`.
+async fn positioned_in(pool: &PgPool, after: i64, upto: i64) -> sqlx::Result<Positioned> {
+    let rows = sqlx::query(
+        "with new as (
+             select e.aggregate_type, e.aggregate_id,
+                    e.sequence > coalesce(o.last_sequence, 0) as behind
+             from events e
+             left join projection_offsets o
+                    on o.aggregate_type = e.aggregate_type and o.aggregate_id = e.aggregate_id
+             where e.position > $1 and e.position <= $2)
+         select aggregate_type, count(*) as appended,
+                coalesce(array_agg(distinct aggregate_id) filter (where behind), '{}') as behind
+         from new group by aggregate_type",
     )
     .bind(after)
     .bind(upto)
     .fetch_all(pool)
-    .await
+    .await?;
+    let mut positioned = Positioned {
+        appended: Vec::with_capacity(rows.len()),
+        behind: Vec::new(),
+    };
+    for row in rows {
+        let aggregate: String = row.try_get("aggregate_type")?;
+        let behind: Vec<String> = row.try_get("behind")?;
+        positioned
+            .behind
+            .extend(behind.into_iter().map(|id| (aggregate.clone(), id)));
+        positioned
+            .appended
+            .push((aggregate, row.try_get("appended")?));
+    }
+    Ok(positioned)
 }
 
 /// Of `behind`, the streams still behind and how many of their events
