@@ -42,6 +42,8 @@ async function signIn(token) {
     const { concerts } = await request("GET", "/concerts");
     const select = $("concert");
     select.replaceChildren(...concerts.map((concert) => new Option(concert.title, concert.concert_id)));
+    // Until the list is there, there is no concert to queue for.
+    $("enter-queue").disabled = !concerts.length;
     if (!concerts.length) say("message", "No concert is scheduled yet.", "info");
   } catch (error) {
     refuse(error);
