@@ -23,6 +23,10 @@ const SAMPLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Samples every [`SAMPLE_EVERY`] until `shutdown` turns true.
 pub async fn run(pool: PgPool, lag: Arc<ProjectionLag>, mut shutdown: watch::Receiver<bool>) {
+    // Every family shows from the start, even before its first event.
+    for aggregate in [Concert::TYPE, Seat::TYPE, Wallet::TYPE, QueueTicket::TYPE] {
+        metrics::counter!("concert_events_appended_total", "aggregate" => aggregate).increment(0);
+    }
     let mut sampler = Sampler::default();
     let mut interval = tokio::time::interval(SAMPLE_EVERY);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -42,8 +46,6 @@ pub async fn run(pool: PgPool, lag: Arc<ProjectionLag>, mut shutdown: watch::Rec
 /// What the sampler remembers between ticks.
 #[derive(Debug, Default)]
 struct Sampler {
-    /// Whether the appended-events counter of each aggregate type was shown.
-    families_shown: bool,
     /// Concerts whose queue gauges were set by the last sample.
     concerts: HashSet<Uuid>,
     /// Whether the last sample failed, so a database outage logs one warning.
@@ -80,15 +82,7 @@ impl Sampler {
         }
     }
 
-    async fn sample_log(&mut self, pool: &PgPool, lag: &ProjectionLag) -> sqlx::Result<()> {
-        if !self.families_shown {
-            // Every family shows from the start, even before its first event.
-            for aggregate in [Concert::TYPE, Seat::TYPE, Wallet::TYPE, QueueTicket::TYPE] {
-                metrics::counter!("concert_events_appended_total", "aggregate" => aggregate)
-                    .increment(0);
-            }
-            self.families_shown = true;
-        }
+    async fn sample_log(&self, pool: &PgPool, lag: &ProjectionLag) -> sqlx::Result<()> {
         // Also counts the events appended since the last look.
         let state = lag.state(pool).await?;
         metrics::gauge!("concert_event_log_position").set(state.position as f64);

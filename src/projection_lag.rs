@@ -14,6 +14,8 @@ use std::collections::BTreeSet;
 use sqlx::{PgPool, Row};
 use tokio::sync::Mutex;
 
+use crate::event_log;
+
 /// The event log's length and how much of it the read models have applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogState {
@@ -48,9 +50,7 @@ impl ProjectionLag {
     /// events positioned since, the unpositioned ones and the streams behind.
     pub async fn state(&self, pool: &PgPool) -> sqlx::Result<LogState> {
         let mut seen = self.seen.lock().await;
-        let position: i64 = sqlx::query_scalar("select coalesce(max(position), 0) from events")
-            .fetch_one(pool)
-            .await?;
+        let position = event_log::last_position(pool).await?;
         let from = seen.checked_to.unwrap_or(0);
         if position > from {
             let new = positioned_in(pool, from, position).await?;

@@ -194,7 +194,7 @@ async fn unused_numbers(pool: &PgPool, concert_id: Uuid) -> Vec<i64> {
 }
 
 #[tokio::test]
-async fn the_pools_of_keyed_lookups_never_plan_a_whole_table_scan() {
+async fn the_generic_plan_pool_connects_without_sequential_scans() {
     let app = spawn_app_with(test_config()).await;
     let pool = concert::db::generic_plan_pool(&app.pool, 1);
 
