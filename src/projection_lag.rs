@@ -54,7 +54,8 @@ impl ProjectionLag {
         let from = seen.checked_to.unwrap_or(0);
         if position > from {
             let new = positioned_in(pool, from, position).await?;
-            // The first look takes the baseline: the counter starts with the process.
+            // The first look that finds events takes the baseline; what is
+            // appended after it is counted.
             if seen.checked_to.is_some() {
                 for (aggregate, appended) in new.appended {
                     metrics::counter!("concert_events_appended_total", "aggregate" => aggregate)
