@@ -158,7 +158,7 @@ pub fn router(app: AppState) -> Router {
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(middleware::request_span)
-                .on_response(middleware::finish_request_span),
+                .on_response(middleware::log_request_finished),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
