@@ -80,9 +80,26 @@ async fn pay(
     if let Some(answer) = request.earlier_answer(&app.pool).await? {
         return Ok(answer);
     }
-    // Checked after the stored answer: paying spends the token, and a retry must still get its receipt.
-    require_active(&ticket)?;
     let payment_id = PaymentId(request.command_id());
+    // Checked after the stored answer: paying spends the token, and a retry
+    // must still get its receipt, also one that arrives after the payment
+    // committed but before its answer was kept.
+    let paid_by_this_request = reservation.as_ref().is_some_and(|reservation| {
+        reservation.user_id == user_id && reservation.payment_id == Some(payment_id.0)
+    });
+    if !paid_by_this_request {
+        require_active(&ticket)?;
+    }
+    if let Some(reservation) = &reservation {
+        // The token spent must be the one that let the seat be held.
+        if reservation.user_id == user_id
+            && reservation
+                .concert_id
+                .is_some_and(|concert| concert != ticket.concert_id)
+        {
+            return Err(ApiError::TokenNotActive("the token is for another concert"));
+        }
+    }
     let context = correlation.as_actor(format!("user:{user_id}"));
     let receipt = payment::pay(
         &app,

@@ -151,3 +151,113 @@ async fn a_genuine_token_of_a_ticket_not_stored_cannot_pay() {
         "held"
     );
 }
+
+#[tokio::test]
+async fn a_token_of_another_concert_cannot_pay_and_spends_nothing() {
+    let app = spawn_app().await;
+    let (here, elsewhere) = (
+        app.create_concert(1, 5, 1000).await,
+        app.create_concert(1, 5, 1000).await,
+    );
+    let user = app.active_user(&here.concert_id).await;
+    let (_, other) = app.enter_queue(user.user_id, &elsewhere.concert_id).await;
+    let other = User {
+        user_id: user.user_id,
+        token: other["token"].as_str().unwrap().to_string(),
+    };
+    app.wait_until_active(&other.token).await;
+    let reservation_id = held_seat(&app, &here, &user, 0).await;
+    app.charge(user.user_id, 10_000).await;
+
+    let response = app.pay(&other, &reservation_id).await;
+
+    assert_problem(response, StatusCode::FORBIDDEN, "token_not_active").await;
+    assert_eq!(app.balance(user.user_id).await, 10_000);
+    assert_eq!(
+        reservation_status(&app, &user, &reservation_id).await,
+        "held"
+    );
+    for token in [&user.token, &other.token] {
+        let standing = app.get_json("/queue/tokens/current", Some(token)).await;
+        assert_eq!(standing["status"], "active", "{standing}");
+    }
+}
+
+#[tokio::test]
+async fn a_retry_after_the_payment_committed_but_before_its_answer_was_kept_gets_the_receipt() {
+    let app = spawn_app().await;
+    let concert = app.create_concert(1, 5, 1000).await;
+    let user = app.active_user(&concert.concert_id).await;
+    let reservation_id: uuid::Uuid = held_seat(&app, &concert, &user, 0).await.parse().unwrap();
+    app.charge(user.user_id, 10_000).await;
+    let first = app
+        .api
+        .pay(&user.token, reservation_id, Some("kept-late"))
+        .await
+        .unwrap();
+    assert_eq!(first.status, 201);
+    // The moment between the commit (which spent the token) and keeping the
+    // answer, as a retry racing the first request sees it.
+    sqlx::query("delete from idempotency_keys where user_id = $1")
+        .bind(user.user_id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    let retry = app
+        .api
+        .pay(&user.token, reservation_id, Some("kept-late"))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        retry.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&retry.body)
+    );
+    let (first, retry) = (json_of(&first), json_of(&retry));
+    for field in [
+        "payment_id",
+        "reservation_id",
+        "seat_id",
+        "amount",
+        "balance",
+        "status",
+    ] {
+        assert_eq!(first[field], retry[field], "{field}");
+    }
+    assert_eq!(app.balance(user.user_id).await, 9_000);
+}
+
+#[tokio::test]
+async fn retries_racing_the_first_payment_all_get_its_receipt() {
+    let app = spawn_app().await;
+    let concert = app.create_concert(1, 5, 1000).await;
+    let user = app.active_user(&concert.concert_id).await;
+    let reservation_id: uuid::Uuid = held_seat(&app, &concert, &user, 0).await.parse().unwrap();
+    app.charge(user.user_id, 10_000).await;
+
+    let answers = futures::future::join_all(
+        (0..8).map(|_| app.api.pay(&user.token, reservation_id, Some("raced"))),
+    )
+    .await;
+
+    let bodies: Vec<Value> = answers
+        .iter()
+        .map(|answer| {
+            let answer = answer.as_ref().unwrap();
+            assert_eq!(
+                answer.status,
+                201,
+                "{}",
+                String::from_utf8_lossy(&answer.body)
+            );
+            json_of(answer)
+        })
+        .collect();
+    assert!(bodies
+        .iter()
+        .all(|body| body["payment_id"] == bodies[0]["payment_id"]));
+    assert_eq!(app.balance(user.user_id).await, 9_000);
+}
