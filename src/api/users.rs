@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Request, State};
-use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -58,10 +58,20 @@ async fn mint_user_token(
     _admin: Admin,
     request: Request,
 ) -> Result<(StatusCode, axum::Json<UserTokenResponse>), ApiError> {
-    let body = if request.headers().contains_key(CONTENT_TYPE) {
-        Json::<MintRequest>::from_request(request, &app).await?.0
-    } else {
+    // The body may be left out; one that is sent is held to the rules of
+    // every JSON body (content type, size, shape).
+    let headers = request.headers().clone();
+    let body = Bytes::from_request(request, &app)
+        .await
+        .map_err(|rejection| {
+            ApiError::from(axum::extract::rejection::JsonRejection::from(rejection))
+        })?;
+    let body = if body.is_empty() {
         MintRequest::default()
+    } else {
+        let mut request = Request::new(Body::from(body));
+        *request.headers_mut() = headers;
+        Json::<MintRequest>::from_request(request, &app).await?.0
     };
     let ttl_secs = body.ttl_secs.unwrap_or(DEFAULT_TTL_SECS);
     if !TTL_RANGE_SECS.contains(&ttl_secs) {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
@@ -62,7 +62,8 @@ impl OwnIssuer {
 
     /// A token for `user_id`, valid for `ttl` from now.
     pub fn mint(&self, user_id: UserId, ttl: Duration) -> MintedToken {
-        let now = Utc::now();
+        // Whole seconds, as the claims carry them: `expires_at` is `exp`.
+        let now = Utc::now().trunc_subsecs(0);
         let expires_at = now + ttl;
         let mut claims = serde_json::json!({
             "sub": user_id.to_string(),

@@ -413,6 +413,52 @@ async fn minting_checks_its_admin_token_and_ttl_and_the_token_lives_as_asked() {
 }
 
 #[tokio::test]
+async fn a_minting_body_is_held_to_the_rules_of_every_body_and_expires_at_is_the_exp_claim() {
+    let app = spawn_app().await;
+    let path = format!("/users/{}/tokens", Uuid::new_v4());
+    let send = |body: Vec<u8>| {
+        app.client
+            .post(app.url(&path))
+            .bearer_auth(ADMIN_TOKEN)
+            .body(body)
+            .send()
+    };
+
+    let untyped = send(br#"{"ttl_secs": 5}"#.to_vec()).await.unwrap();
+    let oversized = send(vec![b' '; 70 * 1024]).await.unwrap();
+    let minted: Value = app
+        .post(&path, Some(ADMIN_TOKEN), json!({"ttl_secs": 600}))
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    assert_problem(untyped, StatusCode::BAD_REQUEST, "bad_request").await;
+    assert_problem(
+        oversized,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    )
+    .await;
+    let token = minted["token"].as_str().unwrap();
+    let claims = token.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(claims)
+            .unwrap(),
+    )
+    .unwrap();
+    let expires_at: chrono::DateTime<chrono::Utc> =
+        minted["expires_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        Some(expires_at.timestamp()),
+        claims["exp"].as_i64(),
+        "{minted}"
+    );
+    assert_eq!(expires_at.timestamp_subsec_nanos(), 0, "{minted}");
+}
+
+#[tokio::test]
 async fn a_token_within_the_leeway_is_accepted_and_the_subject_must_be_a_user_id() {
     let app = spawn_app().await;
     let user = Uuid::new_v4();
