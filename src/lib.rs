@@ -12,6 +12,8 @@ pub mod backup;
 pub mod batching;
 /// Booking steps that span several commands.
 pub mod booking;
+/// The present, to the precision the database keeps.
+pub mod clock;
 /// Sending commands with metadata and conflict retries.
 pub mod commands;
 /// The command line and settings.

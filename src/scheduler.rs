@@ -130,7 +130,7 @@ async fn admit_tickets(app: &AppState, context: &CommandContext) -> Result<usize
             continue;
         }
         let next = queue_tickets::next_waiting(&app.pool, concert_id, free_slots).await?;
-        let now = Utc::now();
+        let now = crate::clock::now();
         let until = now + app.config.queue_active_ttl();
         admitted += run_all(next, |ticket_id: Uuid| async move {
             let command = QueueTicketCommand::Admit { now, until };

@@ -4,10 +4,11 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
 
 use super::auth::Admin;
 use super::error::{ApiError, Problem};
-use super::extract::{Path, Query};
+use super::extract::{blank_as_default, Path, Query};
 use crate::event_log::{self, LoggedEvent};
 use crate::state::AppState;
 
@@ -24,11 +25,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// A page of the log.
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct EventPage {
-    /// Events after this position (default 0).
-    #[param(minimum = 0)]
+    /// Events after this position (default 0; empty means the default).
+    #[param(minimum = 0, value_type = Option<i64>)]
+    #[serde(default, deserialize_with = "blank_as_default")]
     after: Option<i64>,
-    /// Page size, 1..=1000 (default 100).
-    #[param(minimum = 1, maximum = 1000)]
+    /// Page size, 1..=1000 (default 100; empty means the default).
+    #[param(minimum = 1, maximum = 1000, value_type = Option<i64>)]
+    #[serde(default, deserialize_with = "blank_as_default")]
     limit: Option<i64>,
 }
 
@@ -79,10 +82,11 @@ async fn list_events(
 /// One aggregate's history, in sequence order.
 #[utoipa::path(get, path = "/audit/streams/{aggregate_type}/{aggregate_id}", tag = "audit",
     params(("aggregate_type" = String, Path, description = "Concert, Seat, Wallet or QueueTicket"),
-           ("aggregate_id" = String, Path, description = "the aggregate's id")),
+           ("aggregate_id" = Uuid, Path, description = "the aggregate's id")),
     security(("admin_token" = [])),
     responses(
         (status = 200, body = StreamResponse),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json"),
@@ -90,9 +94,11 @@ async fn list_events(
 async fn stream_events(
     State(app): State<AppState>,
     _admin: Admin,
-    Path((aggregate_type, aggregate_id)): Path<(String, String)>,
+    Path((aggregate_type, aggregate_id)): Path<(String, Uuid)>,
 ) -> Result<axum::Json<StreamResponse>, ApiError> {
     event_log::assign_positions(&app.pool).await?;
+    // Every aggregate's id is a UUID, stored in its hyphenated lower-case form.
+    let aggregate_id = aggregate_id.to_string();
     let events = event_log::stream(&app.pool, &aggregate_type, &aggregate_id).await?;
     if events.is_empty() {
         return Err(ApiError::NotFound("stream"));

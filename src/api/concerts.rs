@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::auth::{require_active, Admin, VerifiedToken};
 use super::context::Correlation;
 use super::error::{ApiError, Problem};
-use super::extract::{Json, Path, Query};
+use super::extract::{blank_as_default, Json, Path, Query};
 use super::read_source;
 use crate::aggregates::{ConcertCommand, ConcertDate};
 use crate::commands::execute;
@@ -90,12 +90,23 @@ async fn schedule_concert(
     Json(body): Json<ScheduleConcertRequest>,
 ) -> Result<(StatusCode, axum::Json<ConcertResponse>), ApiError> {
     let concert_id = ConcertId::new();
+    // A leap second (`…:60Z`) is refused: JavaScript and most clients cannot
+    // read it back. Sub-seconds are kept to the microsecond, as the database keeps them.
+    if body
+        .dates
+        .iter()
+        .any(|date| date.starts_at.nanosecond() >= 1_000_000_000)
+    {
+        return Err(ApiError::Validation(
+            "starts_at may not be a leap second".into(),
+        ));
+    }
     let dates: Vec<ConcertDate> = body
         .dates
         .iter()
         .map(|date| ConcertDate {
             date_id: DateId::new(),
-            starts_at: date.starts_at,
+            starts_at: date.starts_at.trunc_subsecs(6),
             seats: date.seats,
             price: date.price,
         })
@@ -214,11 +225,13 @@ async fn list_dates(
 /// A page of free seats.
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct SeatPage {
-    /// List seats numbered above this (default 0).
-    #[param(minimum = 0, maximum = 2147483647)]
+    /// List seats numbered above this (default 0; empty means the default).
+    #[param(minimum = 0, value_type = Option<i64>)]
+    #[serde(default, deserialize_with = "blank_as_default")]
     after_seat_no: Option<i64>,
-    /// Page size, 1..=5000 (default 1000).
-    #[param(minimum = 1, maximum = 5000)]
+    /// Page size, 1..=5000 (default 1000; empty means the default).
+    #[param(minimum = 1, maximum = 5000, value_type = Option<i64>)]
+    #[serde(default, deserialize_with = "blank_as_default")]
     limit: Option<i64>,
 }
 
@@ -266,11 +279,13 @@ async fn list_free_seats(
         )));
     }
     let after = page.after_seat_no.unwrap_or(0);
-    if !(0..=i64::from(i32::MAX)).contains(&after) {
+    if after < 0 {
         return Err(ApiError::Validation(
             "after_seat_no must be 0 or more".into(),
         ));
     }
+    // No seat is numbered above i32::MAX: a larger start is an empty page.
+    let after = after.min(i64::from(i32::MAX));
     // The token's ticket comes with the page; it is checked as the
     // ActiveToken extractor would. One row more than asked tells whether
     // another page exists.

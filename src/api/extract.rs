@@ -21,6 +21,22 @@ pub struct Path<T>(pub T);
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct Query<T>(pub T);
 
+/// A whole number in a query string where an empty value (`?limit=`) means
+/// the default, as a left-out one does.
+pub fn blank_as_default<'de, D>(deserializer: D) -> Result<Option<i64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let text: Option<String> = serde::Deserialize::deserialize(deserializer)?;
+    match text.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(number) => number
+            .parse()
+            .map(Some)
+            .map_err(|error| serde::de::Error::custom(format!("{number:?}: {error}"))),
+    }
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         match rejection {

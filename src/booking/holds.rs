@@ -1,7 +1,5 @@
 //! Holding a seat for the user of an active queue token.
 
-use chrono::Utc;
-
 use super::BookingError;
 use crate::aggregates::SeatCommand;
 use crate::commands::{execute, CommandContext};
@@ -32,7 +30,7 @@ pub async fn hold_seat(
         return Err(BookingError::SeatUnavailable);
     }
     let reservation_id = ReservationId::new();
-    let now = Utc::now();
+    let now = crate::clock::now();
     let until = now + app.config.hold_ttl();
     let command = SeatCommand::HoldSeat {
         reservation_id,

@@ -68,7 +68,7 @@ pub async fn enter_queue(
             concert_id,
             user_id,
             entry_no,
-            now: Utc::now(),
+            now: crate::clock::now(),
         };
         let outcome = execute(&app.tickets, &ticket_id.to_string(), command, context).await;
         if outcome.is_err() {

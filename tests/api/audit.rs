@@ -171,6 +171,30 @@ async fn the_audit_endpoints_need_the_admin_token_and_serve_one_stream() {
 }
 
 #[tokio::test]
+async fn a_stream_is_named_by_its_uuid_in_any_spelling_and_a_bad_one_is_a_bad_request() {
+    let app = spawn_app().await;
+    let user = Uuid::new_v4();
+    app.charge(user, 500).await;
+
+    let upper = app
+        .get_json(
+            &format!("/audit/streams/Wallet/{}", user.to_string().to_uppercase()),
+            Some(ADMIN_TOKEN),
+        )
+        .await;
+    let not_a_uuid = app
+        .get("/audit/streams/Wallet/not-a-uuid", Some(ADMIN_TOKEN))
+        .await;
+    let blank_paging = app
+        .get_json("/audit/events?after=&limit=", Some(ADMIN_TOKEN))
+        .await;
+
+    assert_eq!(upper["events"].as_array().map(Vec::len), Some(1), "{upper}");
+    assert_problem(not_a_uuid, StatusCode::BAD_REQUEST, "bad_request").await;
+    assert!(!blank_paging["events"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn the_correlation_id_of_a_request_is_on_its_events_and_in_its_answer() {
     let app = spawn_app().await;
     let user = Uuid::new_v4();

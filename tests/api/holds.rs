@@ -53,6 +53,24 @@ async fn holding_a_held_seat_is_a_409_problem() {
 }
 
 #[tokio::test]
+async fn a_hold_reads_back_exactly_as_it_was_answered() {
+    let app = spawn_app().await;
+    let concert = app.create_concert(1, 3, 1000).await;
+    let user = app.active_user(&concert.concert_id).await;
+    let seat_id = app.first_free_seat(&user, &concert).await;
+    let held = json_of(&app.hold(&user, &seat_id).await);
+
+    let read = app
+        .get_json(
+            &format!("/reservations/{}", held["reservation_id"].as_str().unwrap()),
+            Some(&user.token),
+        )
+        .await;
+
+    assert_eq!(read, held);
+}
+
+#[tokio::test]
 async fn a_lapsed_hold_frees_the_seat_reads_expired_and_cannot_be_paid() {
     let mut config = test_config();
     config.hold_ttl_secs = 1;

@@ -13,13 +13,7 @@ async fn a_seat_page_limit_outside_one_to_5000_fails_validation() {
     let concert = app.create_concert(1, 5, 10_000).await;
     let user = app.active_user(&concert.concert_id).await;
     let path = seats_path(&concert, 0);
-    for query in [
-        "limit=0",
-        "limit=5001",
-        "limit=-1",
-        "after_seat_no=-1",
-        "after_seat_no=99999999999",
-    ] {
+    for query in ["limit=0", "limit=5001", "limit=-1", "after_seat_no=-1"] {
         let response = app.get(&format!("{path}?{query}"), Some(&user.token)).await;
         assert_problem_for(
             format!("query {query}"),
@@ -33,6 +27,31 @@ async fn a_seat_page_limit_outside_one_to_5000_fails_validation() {
         let response = app.get(&format!("{path}?{query}"), Some(&user.token)).await;
         assert_eq!(response.status(), StatusCode::OK, "query {query}");
     }
+}
+
+#[tokio::test]
+async fn a_start_beyond_every_seat_is_an_empty_last_page_and_blank_values_mean_the_defaults() {
+    let app = spawn_app().await;
+    let concert = app.create_concert(1, 5, 10_000).await;
+    let user = app.active_user(&concert.concert_id).await;
+    let path = seats_path(&concert, 0);
+    for query in ["after_seat_no=3000000000", "after_seat_no=99999999999"] {
+        let page = app
+            .get_json(&format!("{path}?{query}"), Some(&user.token))
+            .await;
+        assert_eq!(
+            page,
+            json!({"seats": [], "next_after_seat_no": null}),
+            "{query}"
+        );
+    }
+    // The contract's own template, `?after_seat_no=&limit=`, is the first page.
+    let blank = app
+        .get_json(&format!("{path}?after_seat_no=&limit="), Some(&user.token))
+        .await;
+    let plain = app.get_json(&path, Some(&user.token)).await;
+    assert_eq!(blank["seats"].as_array().map(Vec::len), Some(5), "{blank}");
+    assert_eq!(blank, plain);
 }
 
 #[tokio::test]

@@ -138,6 +138,10 @@ async fn concerts_outside_the_limits_fail_validation_and_are_not_stored() {
             "dates not a list",
             json!({"title": "T", "dates": {"seats": 10}}),
         ),
+        (
+            "a leap second",
+            json!({"title": "T", "dates": [{"starts_at": "2030-06-30T23:59:60Z", "seats": 10, "price": 1_000}]}),
+        ),
     ];
     for (case, body) in cases {
         let response = app.post("/concerts", Some(ADMIN_TOKEN), body).await;
