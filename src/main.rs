@@ -69,6 +69,12 @@ fn main() -> ExitCode {
     }
 }
 
+fn is_broken_pipe(error: &(dyn std::error::Error + 'static)) -> bool {
+    error
+        .downcast_ref::<std::io::Error>()
+        .is_some_and(|error| error.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
 fn fail(error: impl std::fmt::Display) -> ExitCode {
     eprintln!("concert: {error}");
     ExitCode::FAILURE
@@ -169,8 +175,14 @@ async fn run(
             json,
         } => {
             let mut out = std::io::stdout().lock();
-            concert::history::print_events(&pool, stream.as_deref(), after, json, &mut out).await?;
-            Ok(ExitCode::SUCCESS)
+            match concert::history::print_events(&pool, stream.as_deref(), after, json, &mut out)
+                .await
+            {
+                Ok(_) => Ok(ExitCode::SUCCESS),
+                // The reader stopped reading (`concert events | head`): done, as for any Unix tool.
+                Err(error) if is_broken_pipe(error.as_ref()) => Ok(ExitCode::SUCCESS),
+                Err(error) => Err(error),
+            }
         }
         Command::Replay => {
             concert::db::migrate(&pool).await?;

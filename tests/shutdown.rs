@@ -272,6 +272,21 @@ async fn sigterm_mid_burst_loses_no_answered_request_and_stops_postgres() {
         "{}",
         String::from_utf8_lossy(&events.stderr)
     );
+    // A reader that stops reading (`concert events | head`) ends it cleanly.
+    let mut stopped_reading = concert(&dir)
+        .arg("events")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(stopped_reading.stdout.take());
+    let stopped_reading = stopped_reading.wait_with_output().unwrap();
+    assert!(
+        stopped_reading.status.success(),
+        "{:?}: {}",
+        stopped_reading.status,
+        String::from_utf8_lossy(&stopped_reading.stderr)
+    );
     let mut charged_per_user: HashMap<String, usize> = HashMap::new();
     let mut charged: BTreeSet<String> = BTreeSet::new();
     for line in String::from_utf8(events.stdout).unwrap().lines() {

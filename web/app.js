@@ -206,7 +206,7 @@ async function charge(event) {
   say("message", "");
   try {
     const amount = Number($("amount").value);
-    const { balance } = await request("POST", `/users/${state.userId}/balance/charges`, state.userToken, { amount }, { "Idempotency-Key": crypto.randomUUID() });
+    const { balance } = await request("POST", `/users/${state.userId}/balance/charges`, state.userToken, { amount }, { "Idempotency-Key": idempotencyKey() });
     $("balance").textContent = won(balance);
     say("message", `Charged ${won(amount)}.`, "ok");
   } catch (error) {
@@ -217,7 +217,7 @@ async function charge(event) {
 async function pay() {
   say("message", "");
   try {
-    const payment = await request("POST", "/payments", state.queueToken, { reservation_id: state.reservation.reservation_id }, { "Idempotency-Key": crypto.randomUUID() });
+    const payment = await request("POST", "/payments", state.queueToken, { reservation_id: state.reservation.reservation_id }, { "Idempotency-Key": idempotencyKey() });
     state.paid = true;
     clearInterval(state.countdown);
     show("hold", false);

@@ -109,3 +109,15 @@ function say(id, text, kind = "info") {
 function won(amount) {
   return `₩${Number(amount).toLocaleString("en-US")}`;
 }
+
+// A fresh Idempotency-Key. crypto.randomUUID exists only in secure contexts
+// (HTTPS or localhost); a page opened over plain HTTP from another address
+// builds the same version-4 UUID from crypto.getRandomValues.
+function idempotencyKey() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}

@@ -124,9 +124,10 @@ impl ApiError {
                 "rate_limited",
                 "Rate limited",
             ),
+            // The contract's codes have no row of their own for 405.
             ApiError::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
+                "bad_request",
                 "Method not allowed",
             ),
             ApiError::Unavailable(_) => (

@@ -89,6 +89,14 @@ with sync_playwright() as playwright:
     expect(alice.locator("#message")).to_contain_text("balance is too low")
     shot(alice, "alice-4-refused")
 
+    # Alice's page, as if opened over plain HTTP from another address (no
+    # crypto.randomUUID outside a secure context), still builds version-4
+    # keys for the charge and the payment below.
+    alice.evaluate('Object.defineProperty(crypto, "randomUUID", { value: undefined })')
+    key = alice.evaluate("idempotencyKey()")
+    if not re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", key):
+        problems.append(f"alice: an Idempotency-Key without crypto.randomUUID is {key!r}")
+
     # Alice charges her wallet and pays; Bob sees the seat sold.
     alice.fill("#amount", "150000")
     alice.click("#charge-form button")

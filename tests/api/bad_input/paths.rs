@@ -50,7 +50,7 @@ async fn an_unknown_route_is_not_found() {
 }
 
 #[tokio::test]
-async fn a_known_route_with_the_wrong_method_is_a_problem_not_a_crash() {
+async fn a_known_route_with_the_wrong_method_is_a_problem_with_a_code_of_the_contract() {
     let app = spawn_app().await;
     let response = app
         .client
@@ -58,10 +58,5 @@ async fn a_known_route_with_the_wrong_method_is_a_problem_not_a_crash() {
         .send()
         .await
         .unwrap();
-    assert_problem(
-        response,
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-    )
-    .await;
+    assert_problem(response, StatusCode::METHOD_NOT_ALLOWED, "bad_request").await;
 }

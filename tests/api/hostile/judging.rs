@@ -22,7 +22,6 @@ const CODES: &[&str] = &[
     "payload_too_large",
     "validation_failed",
     "rate_limited",
-    "method_not_allowed",
 ];
 
 /// Checks the answer: no 5xx, errors are problem documents with a known code.
