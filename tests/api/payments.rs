@@ -3,6 +3,8 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
+use uuid::Uuid;
+
 use crate::helpers::{assert_problem, json_of, spawn_app, Concert, TestApp, User};
 
 async fn held_seat(app: &TestApp, concert: &Concert, user: &User, index: usize) -> String {
@@ -11,6 +13,16 @@ async fn held_seat(app: &TestApp, concert: &Concert, user: &User, index: usize) 
         .to_string();
     let reservation: Value = json_of(&app.hold(user, &seat_id).await);
     reservation["reservation_id"].as_str().unwrap().to_string()
+}
+
+/// A user of a new concert (seats at 1,000) holding its first seat, with
+/// 10,000 in the wallet: where most payments here start.
+async fn ready_to_pay(app: &TestApp) -> (User, Uuid) {
+    let concert = app.create_concert(1, 5, 1000).await;
+    let user = app.active_user(&concert.concert_id).await;
+    let reservation_id = held_seat(app, &concert, &user, 0).await;
+    app.charge(user.user_id, 10_000).await;
+    (user, reservation_id.parse().unwrap())
 }
 
 /// The status the holder reads back for a reservation.
@@ -103,10 +115,7 @@ async fn another_users_reservation_is_not_found() {
 #[tokio::test]
 async fn a_retried_payment_with_the_same_idempotency_key_pays_once() {
     let app = spawn_app().await;
-    let concert = app.create_concert(1, 5, 1000).await;
-    let user = app.active_user(&concert.concert_id).await;
-    let reservation_id = held_seat(&app, &concert, &user, 0).await;
-    app.charge(user.user_id, 10_000).await;
+    let (user, reservation_id) = ready_to_pay(&app).await;
     let send = || {
         app.client
             .post(app.url("/payments"))
@@ -129,10 +138,7 @@ async fn a_retried_payment_with_the_same_idempotency_key_pays_once() {
 #[tokio::test]
 async fn a_genuine_token_of_a_ticket_not_stored_cannot_pay() {
     let app = spawn_app().await;
-    let concert = app.create_concert(1, 5, 1000).await;
-    let user = app.active_user(&concert.concert_id).await;
-    let reservation_id = held_seat(&app, &concert, &user, 0).await;
-    app.charge(user.user_id, 10_000).await;
+    let (user, reservation_id) = ready_to_pay(&app).await;
     // Signed with this database's secret, for a ticket that never entered a line.
     let signer = concert::tokens::TokenSigner::from_database(&app.pool)
         .await
@@ -142,12 +148,12 @@ async fn a_genuine_token_of_a_ticket_not_stored_cannot_pay() {
         token: signer.issue(concert::ids::TicketId::new()),
     };
 
-    let response = app.pay(&stranger, &reservation_id).await;
+    let response = app.pay(&stranger, &reservation_id.to_string()).await;
 
     assert_problem(response, StatusCode::UNAUTHORIZED, "token_invalid").await;
     assert_eq!(app.balance(user.user_id).await, 10_000);
     assert_eq!(
-        reservation_status(&app, &user, &reservation_id).await,
+        reservation_status(&app, &user, &reservation_id.to_string()).await,
         "held"
     );
 }
@@ -186,10 +192,7 @@ async fn a_token_of_another_concert_cannot_pay_and_spends_nothing() {
 #[tokio::test]
 async fn a_retry_after_the_payment_committed_but_before_its_answer_was_kept_gets_the_receipt() {
     let app = spawn_app().await;
-    let concert = app.create_concert(1, 5, 1000).await;
-    let user = app.active_user(&concert.concert_id).await;
-    let reservation_id: uuid::Uuid = held_seat(&app, &concert, &user, 0).await.parse().unwrap();
-    app.charge(user.user_id, 10_000).await;
+    let (user, reservation_id) = ready_to_pay(&app).await;
     let first = app
         .api
         .pay(&user.token, reservation_id, Some("kept-late"))
@@ -233,10 +236,7 @@ async fn a_retry_after_the_payment_committed_but_before_its_answer_was_kept_gets
 #[tokio::test]
 async fn retries_racing_the_first_payment_all_get_its_receipt() {
     let app = spawn_app().await;
-    let concert = app.create_concert(1, 5, 1000).await;
-    let user = app.active_user(&concert.concert_id).await;
-    let reservation_id: uuid::Uuid = held_seat(&app, &concert, &user, 0).await.parse().unwrap();
-    app.charge(user.user_id, 10_000).await;
+    let (user, reservation_id) = ready_to_pay(&app).await;
 
     let answers = futures::future::join_all(
         (0..8).map(|_| app.api.pay(&user.token, reservation_id, Some("raced"))),
