@@ -40,7 +40,8 @@ pub enum WalletCommand {
     /// `amount` is in won, as on the `Pay` command; the decision and its
     /// event carry it as `Won`.
     Charge { charge_id: ChargeId, amount: Won },
-    /// Takes the price of a held seat. A payment id already taken changes nothing.
+    /// Takes the price of a held seat. A payment id already taken for this
+    /// reservation is a retry and changes nothing; for another, it is refused.
     Pay {
         payment_id: PaymentId,
         reservation_id: ReservationId,
@@ -113,6 +114,12 @@ pub enum WalletError {
     },
     #[error("no payment {payment_id} was taken from this wallet")]
     UnknownPayment { payment_id: PaymentId },
+    #[error("payment {payment_id} already paid reservation {paid}, not {reservation_id}")]
+    PaymentIdTaken {
+        payment_id: PaymentId,
+        paid: ReservationId,
+        reservation_id: ReservationId,
+    },
 }
 
 impl Aggregate for Wallet {
@@ -217,7 +224,16 @@ impl Wallet {
         amount: Won,
         now: DateTime<Utc>,
     ) -> Result<Option<WalletEvent>, WalletError> {
-        if self.payments.contains_key(&payment_id) {
+        if let Some(taken) = self.payments.get(&payment_id) {
+            // One Idempotency-Key sent for two reservations at once derives
+            // one payment id: the second must not pass as paid by the first.
+            if taken.reservation_id != reservation_id {
+                return Err(WalletError::PaymentIdTaken {
+                    payment_id,
+                    paid: taken.reservation_id,
+                    reservation_id,
+                });
+            }
             return Ok(None);
         }
         let open = self
@@ -361,6 +377,22 @@ mod tests {
             .then_expect_error(WalletError::AmountOutOfRange {
                 amount: Won(-5),
                 max: MAX_AMOUNT,
+            });
+    }
+
+    #[test]
+    fn a_payment_id_taken_for_another_reservation_is_refused() {
+        let other = ReservationId(uuid::Uuid::from_u128(5));
+        WalletTest::with(())
+            .given(vec![
+                charged(CHARGE, 300, 300),
+                paid(PAYMENT, RESERVATION, 100, 200),
+            ])
+            .when(pay(PAYMENT, other, 100))
+            .then_expect_error(WalletError::PaymentIdTaken {
+                payment_id: PAYMENT,
+                paid: RESERVATION,
+                reservation_id: other,
             });
     }
 

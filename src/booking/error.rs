@@ -117,9 +117,9 @@ impl From<SeatError> for BookingError {
 impl From<WalletError> for BookingError {
     fn from(error: WalletError) -> Self {
         match error {
-            WalletError::AmountOutOfRange { .. } | WalletError::BalanceLimitExceeded { .. } => {
-                BookingError::OutOfRange(error.to_string())
-            }
+            WalletError::AmountOutOfRange { .. }
+            | WalletError::BalanceLimitExceeded { .. }
+            | WalletError::PaymentIdTaken { .. } => BookingError::OutOfRange(error.to_string()),
             WalletError::InsufficientBalance { balance, amount } => {
                 BookingError::InsufficientBalance { balance, amount }
             }

@@ -261,3 +261,38 @@ async fn retries_racing_the_first_payment_all_get_its_receipt() {
         .all(|body| body["payment_id"] == bodies[0]["payment_id"]));
     assert_eq!(app.balance(user.user_id).await, 9_000);
 }
+
+#[tokio::test]
+async fn one_key_sent_for_two_reservations_at_once_never_sells_a_seat_unpaid() {
+    let app = spawn_app().await;
+    let concert = app.create_concert(1, 40, 1000).await;
+    for round in 0..8 {
+        let user = app.active_user(&concert.concert_id).await;
+        let first: Uuid = held_seat(&app, &concert, &user, 0).await.parse().unwrap();
+        let second: Uuid = held_seat(&app, &concert, &user, 0).await.parse().unwrap();
+        app.charge(user.user_id, 10_000).await;
+        let key = format!("one-key-{round}");
+
+        let (a, b) = tokio::join!(
+            app.api.pay(&user.token, first, Some(&key)),
+            app.api.pay(&user.token, second, Some(&key)),
+        );
+
+        let mut sold = 0;
+        for reservation in [first, second] {
+            if reservation_status(&app, &user, &reservation.to_string()).await == "confirmed" {
+                sold += 1;
+            }
+        }
+        let (a, b) = (a.unwrap().status, b.unwrap().status);
+        assert!(
+            sold <= 1,
+            "round {round}: {sold} seats sold, answers {a} {b}"
+        );
+        assert_eq!(
+            app.balance(user.user_id).await,
+            10_000 - 1000 * sold,
+            "round {round}: answers {a} {b}"
+        );
+    }
+}
