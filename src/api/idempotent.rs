@@ -5,12 +5,12 @@
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::Value;
+use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::error::ApiError;
-use crate::booking::idempotency::{self, Operation};
+use crate::booking::idempotency::{self, KeptAnswer, Operation};
 use crate::ids::UserId;
 
 /// One request of `operation` by `user`, with its key if it sent one.
@@ -18,14 +18,19 @@ pub struct Idempotent {
     user: UserId,
     operation: Operation,
     key: Option<String>,
+    /// SHA-256 of what the request asks, to tell a retry from another request.
+    request_hash: [u8; 32],
 }
 
 impl Idempotent {
     /// Reads the `Idempotency-Key` header; a malformed one is `400`.
+    /// `request` is what the request asks, in a form that is equal for
+    /// retries and different for another request (an amount, a reservation).
     pub fn from_headers(
         headers: &HeaderMap,
         user: UserId,
         operation: Operation,
+        request: &str,
     ) -> Result<Self, ApiError> {
         let key = match headers.get("idempotency-key") {
             None => None,
@@ -41,6 +46,7 @@ impl Idempotent {
             user,
             operation,
             key,
+            request_hash: Sha256::digest(request.as_bytes()).into(),
         })
     }
 
@@ -50,7 +56,7 @@ impl Idempotent {
             return Ok(None);
         };
         let answer = idempotency::stored_answer(pool, self.user, self.operation, key).await?;
-        Ok(answer.map(replay))
+        answer.map(|kept| self.replay(kept)).transpose()
     }
 
     /// The id of the command this request sends: from the key, or fresh.
@@ -69,7 +75,7 @@ impl Idempotent {
         status: StatusCode,
         body: &T,
     ) -> Result<Response, ApiError> {
-        let Some(key) = self.key else {
+        let Some(key) = &self.key else {
             return Ok((status, axum::Json(body)).into_response());
         };
         let body =
@@ -78,15 +84,26 @@ impl Idempotent {
             pool,
             self.user,
             self.operation,
-            &key,
+            key,
+            &self.request_hash,
             (status.as_u16(), body),
         )
         .await?;
-        Ok(replay(kept))
+        self.replay(kept)
     }
-}
 
-fn replay((status, body): (u16, Value)) -> Response {
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-    (status, axum::Json(body)).into_response()
+    /// The kept answer, if it answered this request; a key reused for another
+    /// request is refused (`422`), as the IETF's Idempotency-Key draft says.
+    fn replay(&self, kept: KeptAnswer) -> Result<Response, ApiError> {
+        if kept
+            .request_hash
+            .is_some_and(|hash| hash != self.request_hash)
+        {
+            return Err(ApiError::Validation(
+                "this Idempotency-Key was used for a different request".into(),
+            ));
+        }
+        let status = StatusCode::from_u16(kept.status).unwrap_or(StatusCode::OK);
+        Ok((status, axum::Json(kept.body)).into_response())
+    }
 }

@@ -76,7 +76,12 @@ async fn pay(
         .await?
         .ok_or(ApiError::TokenInvalid)?;
     let user_id = ticket.user_id;
-    let request = Idempotent::from_headers(&headers, UserId(user_id), Operation::Pay)?;
+    let request = Idempotent::from_headers(
+        &headers,
+        UserId(user_id),
+        Operation::Pay,
+        &body.reservation_id.to_string(),
+    )?;
     if let Some(answer) = request.earlier_answer(&app.pool).await? {
         return Ok(answer);
     }

@@ -83,7 +83,12 @@ async fn charge_balance(
     correlation: Correlation,
     Json(body): Json<ChargeRequest>,
 ) -> Result<Response, ApiError> {
-    let request = Idempotent::from_headers(&headers, UserId(user_id), Operation::Charge)?;
+    let request = Idempotent::from_headers(
+        &headers,
+        UserId(user_id),
+        Operation::Charge,
+        &body.amount.to_string(),
+    )?;
     if let Some(answer) = request.earlier_answer(&app.pool).await? {
         return Ok(answer);
     }

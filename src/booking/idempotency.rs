@@ -45,34 +45,51 @@ pub fn validate_key(key: &str) -> Result<(), BookingError> {
     Ok(())
 }
 
+/// An answer kept for a key, with the fingerprint of the request it answered
+/// (none for answers kept before fingerprints were).
+pub struct KeptAnswer {
+    pub status: u16,
+    pub body: Value,
+    pub request_hash: Option<Vec<u8>>,
+}
+
 /// The answer stored for this key, if any.
 pub async fn stored_answer(
     pool: &PgPool,
     user_id: UserId,
     operation: Operation,
     key: &str,
-) -> sqlx::Result<Option<(u16, Value)>> {
-    let row: Option<(i16, Value)> =
-        sqlx::query_as("select status, body from idempotency_keys where user_id = $1 and operation = $2 and key = $3")
-            .bind(user_id.0)
-            .bind(operation.as_str())
-            .bind(key)
-            .fetch_optional(pool)
-            .await?;
-    Ok(row.map(|(status, body)| (status as u16, body)))
+) -> sqlx::Result<Option<KeptAnswer>> {
+    let row: Option<(i16, Value, Option<Vec<u8>>)> = sqlx::query_as(
+        "select status, body, request_hash from idempotency_keys
+         where user_id = $1 and operation = $2 and key = $3",
+    )
+    .bind(user_id.0)
+    .bind(operation.as_str())
+    .bind(key)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(status, body, request_hash)| KeptAnswer {
+        status: status as u16,
+        body,
+        request_hash,
+    }))
 }
 
-/// Keeps `answer` for the key unless a concurrent retry stored one first, and
-/// returns whichever answer is kept.
+/// Keeps `answer` to the request fingerprinted `request_hash` for the key
+/// unless a concurrent retry stored one first, and returns whichever answer
+/// is kept.
 pub async fn keep_answer(
     pool: &PgPool,
     user_id: UserId,
     operation: Operation,
     key: &str,
+    request_hash: &[u8],
     answer: (u16, Value),
-) -> sqlx::Result<(u16, Value)> {
+) -> sqlx::Result<KeptAnswer> {
     sqlx::query(
-        "insert into idempotency_keys (user_id, operation, key, status, body) values ($1, $2, $3, $4, $5)
+        "insert into idempotency_keys (user_id, operation, key, status, body, request_hash)
+         values ($1, $2, $3, $4, $5, $6)
          on conflict do nothing",
     )
     .bind(user_id.0)
@@ -80,9 +97,14 @@ pub async fn keep_answer(
     .bind(key)
     .bind(answer.0 as i16)
     .bind(&answer.1)
+    .bind(request_hash)
     .execute(pool)
     .await?;
     Ok(stored_answer(pool, user_id, operation, key)
         .await?
-        .unwrap_or(answer))
+        .unwrap_or(KeptAnswer {
+            status: answer.0,
+            body: answer.1,
+            request_hash: Some(request_hash.to_vec()),
+        }))
 }

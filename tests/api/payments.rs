@@ -263,6 +263,35 @@ async fn retries_racing_the_first_payment_all_get_its_receipt() {
 }
 
 #[tokio::test]
+async fn a_key_reused_for_another_reservation_is_refused_and_pays_nothing() {
+    let app = spawn_app().await;
+    let concert = app.create_concert(1, 5, 1000).await;
+    let user = app.active_user(&concert.concert_id).await;
+    let first_seat: Uuid = held_seat(&app, &concert, &user, 0).await.parse().unwrap();
+    let second_seat: Uuid = held_seat(&app, &concert, &user, 0).await.parse().unwrap();
+    app.charge(user.user_id, 10_000).await;
+    let paid = app
+        .api
+        .pay(&user.token, first_seat, Some("reused"))
+        .await
+        .unwrap();
+    assert_eq!(paid.status, 201);
+
+    let other = app
+        .api
+        .pay(&user.token, second_seat, Some("reused"))
+        .await
+        .unwrap();
+
+    assert_problem(other, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert_eq!(app.balance(user.user_id).await, 9_000);
+    assert_eq!(
+        reservation_status(&app, &user, &second_seat.to_string()).await,
+        "held"
+    );
+}
+
+#[tokio::test]
 async fn one_key_sent_for_two_reservations_at_once_never_sells_a_seat_unpaid() {
     let app = spawn_app().await;
     let concert = app.create_concert(1, 40, 1000).await;

@@ -5,7 +5,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::helpers::{json_of, spawn_app, User};
+use crate::helpers::{assert_problem, json_of, spawn_app, User};
 
 #[tokio::test]
 async fn a_user_never_charged_has_a_zero_balance() {
@@ -82,6 +82,22 @@ async fn a_retried_charge_with_the_same_idempotency_key_charges_once() {
         assert_eq!(retry.status(), StatusCode::OK);
         assert_eq!(retry.json::<Value>().await.unwrap(), first);
     }
+    assert_eq!(app.balance(user).await, 1000);
+}
+
+#[tokio::test]
+async fn a_key_reused_for_another_amount_is_refused_and_charges_nothing() {
+    let app = spawn_app().await;
+    let user = Uuid::new_v4();
+    let first = app.api.charge(user, 1000, Some("reused")).await.unwrap();
+    assert_eq!(first.status, 200);
+
+    let other = app.api.charge(user, 7, Some("reused")).await.unwrap();
+    let retry = app.api.charge(user, 1000, Some("reused")).await.unwrap();
+
+    assert_problem(other, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert_eq!(retry.status, 200);
+    assert_eq!(json_of(&retry), json_of(&first));
     assert_eq!(app.balance(user).await, 1000);
 }
 
