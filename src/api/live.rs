@@ -12,7 +12,7 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::{Event, Sse};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
@@ -34,8 +34,13 @@ use crate::live::standing::Watch;
 use crate::projections::queue_tickets::{self, TicketRow, TicketStatus};
 use crate::state::AppState;
 
-/// API.md: a comment at least every 15 s keeps proxies from closing a stream.
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// API.md: a comment at least every 15 s keeps proxies from closing a
+/// stream; every 10 s, whatever else is sent, leaves a margin for slow writes.
+const KEEP_ALIVE: Duration = Duration::from_secs(10);
+/// How long a standing stream waits, after its token lapsed, for the
+/// scheduler to record the expiry, so that its last event carries the
+/// position of `TicketExpired`.
+const EXPIRY_GRACE: Duration = Duration::from_secs(3);
 /// Moves of the line are sent at most this often to one stream.
 const LINE_COALESCE: Duration = Duration::from_secs(1);
 /// Most batches a subscriber that fell behind is sent in one write.
@@ -54,7 +59,16 @@ fn sse<S>(stream: S) -> impl IntoResponse
 where
     S: Stream<Item = Result<Event, Infallible>> + Send + 'static,
 {
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+    Sse::new(stream)
+}
+
+/// A timer that ticks every `KEEP_ALIVE` from now, whatever is sent: one
+/// reset by each event costs more per event, and leaves a comment line
+/// further apart than the contract allows.
+fn keep_alive_timer() -> tokio::time::Interval {
+    let mut timer = tokio::time::interval_at(Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    timer
 }
 
 /// The `Last-Event-ID` a reconnecting client sends, when it is a position.
@@ -117,12 +131,10 @@ async fn seat_events(
     if subscription.info.concert_id != concert_id {
         return Err(ApiError::NotFound("date"));
     }
-    let mut keep_alive = tokio::time::interval_at(Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
-    keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stream = SeatStream {
         format: query.changes,
         pending: start_frames(subscription.start, query.changes),
-        keep_alive,
+        keep_alive: keep_alive_timer(),
         receiver: subscription.receiver,
         map: subscription.map,
         feed: feed.clone(),
@@ -252,6 +264,7 @@ async fn standing_events(
         last_sent: None,
         deadline: None,
         next_line_read: Instant::now(),
+        keep_alive: keep_alive_timer(),
         done: false,
     };
     // The first standing is read before answering, so a failure is a problem document.
@@ -274,7 +287,17 @@ struct StandingStream {
     /// When an active token lapses.
     deadline: Option<Instant>,
     next_line_read: Instant,
+    keep_alive: tokio::time::Interval,
     done: bool,
+}
+
+/// What woke a standing stream.
+enum Wake {
+    /// The ticket changed, or its deadline passed.
+    Ticket,
+    /// Someone ahead in the line left it.
+    Line,
+    KeepAlive,
 }
 
 impl StandingStream {
@@ -288,9 +311,15 @@ impl StandingStream {
                 .await?
                 .ok_or(ApiError::TokenInvalid)?,
         };
-        let status = ticket.status_at(Utc::now());
-        self.done = status == TicketStatus::Expired;
+        let lapsed = ticket.status_at(Utc::now()) == TicketStatus::Expired;
         self.deadline = ticket.expires_at.map(instant_of);
+        // The stream ends with the recorded expiry, or, should the scheduler
+        // not record it in time, a grace after the deadline.
+        self.done = ticket.recorded_status() == TicketStatus::Expired
+            || (lapsed
+                && self
+                    .deadline
+                    .is_some_and(|deadline| Instant::now() >= deadline + EXPIRY_GRACE));
         let moved_at = *self.watch.line.borrow();
         let standing = queue::watched_standing(&self.app, &ticket, moved_at).await?;
         let body = token_body(&self.app, ticket.clone(), standing);
@@ -299,9 +328,17 @@ impl StandingStream {
             ApiError::Unavailable(format!("cannot serialize the standing: {error}"))
         })?;
         self.last_sent = Some(data.clone());
+        // The feed bumps a watch before it moves its own position past the
+        // change: the watch's value is the change's position.
+        let position = self
+            .app
+            .live
+            .position()
+            .max(*self.watch.ticket.borrow())
+            .max(*self.watch.line.borrow());
         Ok(Event::default()
             .event("standing")
-            .id(self.app.live.position().to_string())
+            .id(position.to_string())
             .data(data))
     }
 
@@ -310,25 +347,34 @@ impl StandingStream {
             if self.done {
                 return None;
             }
-            let deadline = self.deadline;
+            // At the deadline, and again after the grace (the stream then ends).
+            let wake_at = self.deadline.map(|deadline| {
+                if Instant::now() < deadline {
+                    deadline
+                } else {
+                    deadline + EXPIRY_GRACE
+                }
+            });
             let lapsed = async move {
-                match deadline {
+                match wake_at {
                     Some(at) => tokio::time::sleep_until(at).await,
                     None => std::future::pending().await,
                 }
             };
             let line_read = self.next_line_read;
-            let (closed, ticket, line) = (
+            let (closed, ticket, line, keep_alive) = (
                 &mut self.closed,
                 &mut self.watch.ticket,
                 &mut self.watch.line,
+                &mut self.keep_alive,
             );
-            let ticket_changed = tokio::select! {
+            let wake = tokio::select! {
                 _ = closed.wait_for(|closed| *closed) => return None,
-                _ = lapsed => true,
+                _ = keep_alive.tick() => Wake::KeepAlive,
+                _ = lapsed => Wake::Ticket,
                 changed = ticket.changed() => {
                     changed.ok()?;
-                    true
+                    Wake::Ticket
                 }
                 changed = async {
                     let changed = line.changed().await;
@@ -337,13 +383,21 @@ impl StandingStream {
                 } => {
                     changed.ok()?;
                     self.next_line_read = Instant::now() + LINE_COALESCE;
-                    false
+                    Wake::Line
                 }
+            };
+            let ticket_changed = match wake {
+                Wake::KeepAlive => return Some((Ok(Event::default().comment("")), self)),
+                Wake::Ticket => true,
+                Wake::Line => false,
             };
             let before = self.last_sent.clone();
             // A failed read ends the stream; the client reconnects.
             let event = self.read(ticket_changed).await.ok()?;
-            if self.last_sent != before {
+            // A change of the ticket itself is sent even when the standing
+            // already showed it (read ahead of the feed, or from the clock
+            // before the expiry was recorded): its id then covers the event.
+            if ticket_changed || self.last_sent != before {
                 return Some((Ok(event), self));
             }
         }

@@ -201,9 +201,10 @@ fn estimate_wait(app: &AppState, position: i64, admitted: i64, span: Duration) -
     }
 }
 
-/// When an active ticket lapses.
+/// When an active ticket lapses; none while it waits or once it lapsed,
+/// whether or not the scheduler has recorded the expiry yet.
 pub fn expires_at(ticket: &TicketRow) -> Option<DateTime<Utc>> {
-    (ticket.recorded_status() == TicketStatus::Active)
+    (ticket.status_at(Utc::now()) == TicketStatus::Active)
         .then_some(ticket.expires_at)
         .flatten()
 }

@@ -344,3 +344,47 @@ async fn the_pages_come_from_the_binary_and_sample_users_only_with_demo() {
     assert_eq!(report["violations"], json!([]));
     service.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lapsed_token_s_stream_ends_on_its_recorded_expiry_with_that_event_s_position() {
+    let pool = fresh_database().await;
+    let mut settings = config();
+    settings.queue_active_ttl_secs = 2;
+    let service = start(&pool, settings).await;
+    let (concert_id, _) = service.concert(2).await;
+    let token = service.active_token(&concert_id).await;
+    let mut standing = service
+        .subscribe("/queue/tokens/current/events", &token, None)
+        .await;
+
+    let mut last = standing.next().await.unwrap();
+    while let Some(event) = standing.next().await {
+        last = event;
+    }
+
+    // The last standing is what the token's own query says, and its id
+    // covers every event of the ticket, the scheduler's expiry included.
+    assert_eq!(last.data["status"], "expired", "{last:?}");
+    let own = service
+        .send("GET", "/queue/tokens/current", &token, None)
+        .await;
+    assert_eq!(last.data, own);
+    let ticket_id = token.split('.').next().unwrap();
+    let history = service
+        .send(
+            "GET",
+            &format!("/audit/streams/QueueTicket/{ticket_id}"),
+            ADMIN,
+            None,
+        )
+        .await;
+    let events = history["events"].as_array().unwrap();
+    assert_eq!(events.last().unwrap()["event_type"], "TicketExpired");
+    let expired_at = events.last().unwrap()["position"].as_i64().unwrap();
+    assert!(
+        last.id.parse::<i64>().unwrap() >= expired_at,
+        "id {} before TicketExpired at {expired_at}",
+        last.id
+    );
+    service.stop().await;
+}
