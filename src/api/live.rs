@@ -107,7 +107,7 @@ struct SeatStreamQuery {
 
 /// `event: snapshot`, then `event: seats` (or, with `?changes=compact`,
 /// `event: seat-changes`) for every hold, expiry and sale of the date, until
-/// the token lapses or the service stops.
+/// the token lapses or is spent, or the service stops.
 async fn seat_events(
     State(app): State<AppState>,
     Path((concert_id, date_id)): Path<(Uuid, Uuid)>,
@@ -132,6 +132,11 @@ async fn seat_events(
         return Err(ApiError::NotFound("date"));
     }
     let stream = SeatStream {
+        // An active ticket's next change is its expiry (it lapsed, or paid).
+        ticket_changed: app.live.standings().watch_ticket(ticket.ticket_id),
+        ticket_id: ticket.ticket_id,
+        pool: app.pool.clone(),
+        ending: false,
         format: query.changes,
         pending: start_frames(subscription.start, query.changes),
         keep_alive: keep_alive_timer(),
@@ -174,6 +179,12 @@ fn frame_of(batch: &SeatBatch, format: ChangeFormat) -> Bytes {
 
 /// One subscriber's place in a date's changes.
 struct SeatStream {
+    /// Bumped when the stream's ticket changes: once it is no longer
+    /// active, the stream ends after what the feed published with it.
+    ticket_changed: watch::Receiver<i64>,
+    ticket_id: Uuid,
+    pool: sqlx::PgPool,
+    ending: bool,
     format: ChangeFormat,
     pending: VecDeque<Bytes>,
     receiver: broadcast::Receiver<Arc<SeatBatch>>,
@@ -186,32 +197,73 @@ struct SeatStream {
     keep_alive: tokio::time::Interval,
 }
 
+/// What a seat stream's wait ended with.
+enum Wait {
+    Received(Result<Arc<SeatBatch>, broadcast::error::RecvError>),
+    TicketChanged,
+    KeepAlive,
+}
+
 impl SeatStream {
     async fn next(mut self) -> Option<(Result<Bytes, Infallible>, Self)> {
-        if let Some(frame) = self.pending.pop_front() {
+        loop {
+            if let Some(frame) = self.pending.pop_front() {
+                return Some((Ok(frame), self));
+            }
+            if self.ending {
+                return None;
+            }
+            let deadline = self.deadline;
+            let lapsed = async move {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let received = tokio::select! {
+                _ = self.closed.wait_for(|closed| *closed) => return None,
+                _ = lapsed => return None,
+                changed = self.ticket_changed.changed() => {
+                    changed.ok()?;
+                    Wait::TicketChanged
+                }
+                _ = self.keep_alive.tick() => Wait::KeepAlive,
+                received = self.receiver.recv() => Wait::Received(received),
+            };
+            let received = match received {
+                Wait::KeepAlive => None,
+                Wait::Received(received) => Some(received),
+                // Its admission, published by the feed after the stream began, changes nothing.
+                Wait::TicketChanged if self.ticket_still_active().await => continue,
+                Wait::TicketChanged => {
+                    // The feed broadcasts seat changes before it bumps tickets:
+                    // a payer's own sale is already waiting here.
+                    self.ending = true;
+                    match self.receiver.try_recv() {
+                        Ok(batch) => Some(Ok(batch)),
+                        Err(_) => return None,
+                    }
+                }
+            };
+            let frame = match received {
+                None => return Some((Ok(Bytes::from_static(b":\n\n")), self)),
+                Some(Ok(batch)) => self.with_waiting(frame_of(&batch, self.format))?,
+                // Too far behind to catch up change by change: start afresh.
+                Some(Err(broadcast::error::RecvError::Lagged(_))) => self.start_afresh()?,
+                Some(Err(broadcast::error::RecvError::Closed)) => return None,
+            };
             return Some((Ok(frame), self));
         }
-        let deadline = self.deadline;
-        let lapsed = async move {
-            match deadline {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
-        let received = tokio::select! {
-            _ = self.closed.wait_for(|closed| *closed) => return None,
-            _ = lapsed => return None,
-            _ = self.keep_alive.tick() => None,
-            received = self.receiver.recv() => Some(received),
-        };
-        let frame = match received {
-            None => return Some((Ok(Bytes::from_static(b":\n\n")), self)),
-            Some(Ok(batch)) => self.with_waiting(frame_of(&batch, self.format))?,
-            // Too far behind to catch up change by change: start afresh.
-            Some(Err(broadcast::error::RecvError::Lagged(_))) => self.start_afresh()?,
-            Some(Err(broadcast::error::RecvError::Closed)) => return None,
-        };
-        Some((Ok(frame), self))
+    }
+
+    /// Whether the stream's ticket is still active, as stored; a failed
+    /// read keeps the stream (its deadline still ends it).
+    async fn ticket_still_active(&self) -> bool {
+        match queue_tickets::find_ticket(&self.pool, self.ticket_id).await {
+            Ok(Some(ticket)) => ticket.status_at(Utc::now()) == TicketStatus::Active,
+            Ok(None) => false,
+            Err(_) => true,
+        }
     }
 
     /// `first` and every batch already waiting behind it, in one write: a

@@ -57,6 +57,12 @@ impl Standings {
         }
     }
 
+    /// Starts watching `ticket_id` alone: bumped with the position of each
+    /// change of the ticket.
+    pub fn watch_ticket(&self, ticket_id: Uuid) -> watch::Receiver<i64> {
+        subscribe(&self.tickets, ticket_id)
+    }
+
     /// The line of `concert_id` showing its move `moved_at` (a value of the
     /// line watch) or a later one: the last read when it is that recent and
     /// younger than `LINE_FRESH`, or else a new one by `read`, which the
