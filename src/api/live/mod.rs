@@ -1,0 +1,68 @@
+//! The Server-Sent Event routes: a queue token's standing and a date's seat
+//! map, pushed from this instance's live feed (`crate::live`). They take the
+//! same tokens as the JSON routes, in `Authorization: Bearer` (the pages read
+//! them with `fetch` streams, which can send it). They are not in the OpenAPI
+//! document: a stream that never ends is no operation to fuzz.
+
+mod seats;
+mod standing;
+
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use axum::routing::get;
+use axum::Router;
+use chrono::{DateTime, Utc};
+use tokio::time::Instant;
+
+use crate::state::AppState;
+
+/// API.md: a comment at least every 15 s keeps proxies from closing a
+/// stream; every 10 s, whatever else is sent, leaves a margin for slow writes.
+const KEEP_ALIVE: Duration = Duration::from_secs(10);
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v1/queue/tokens/current/events",
+            get(standing::standing_events),
+        )
+        .route(
+            "/api/v1/concerts/{concert_id}/dates/{date_id}/seats/events",
+            get(seats::seat_events),
+        )
+}
+
+/// A timer that ticks every `KEEP_ALIVE` from now, whatever is sent: one
+/// reset by each event costs more per event, and leaves a comment line
+/// further apart than the contract allows.
+fn keep_alive_timer() -> tokio::time::Interval {
+    let mut timer = tokio::time::interval_at(Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    timer
+}
+
+/// The `Last-Event-ID` a reconnecting client sends, when it is a position.
+fn last_event_id(headers: &HeaderMap) -> Option<i64> {
+    headers
+        .get("last-event-id")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The tokio instant of a wall-clock deadline.
+fn instant_of(at: DateTime<Utc>) -> Instant {
+    let left = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+    Instant::now() + left
+}
+
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until_if(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

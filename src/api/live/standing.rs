@@ -1,0 +1,184 @@
+//! A queue token's standing, sent again whenever it changes, until the
+//! token has expired.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::sse::{Event, Sse};
+use axum::response::IntoResponse;
+use chrono::Utc;
+use futures::StreamExt;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::{instant_of, keep_alive_timer, sleep_until_if};
+use crate::api::auth::QueueToken;
+use crate::api::error::ApiError;
+use crate::api::queue::token_body;
+use crate::booking::queue;
+use crate::live::standing::Watch;
+use crate::projections::queue_tickets::{self, TicketRow, TicketStatus};
+use crate::state::AppState;
+
+/// How long a standing stream waits, after its token lapsed, for the
+/// scheduler to record the expiry, so that its last event carries the
+/// position of `TicketExpired`.
+const EXPIRY_GRACE: Duration = Duration::from_secs(3);
+/// Moves of the line are sent at most this often to one stream.
+const LINE_COALESCE: Duration = Duration::from_secs(1);
+
+/// `event: standing` at once and whenever the token's status, position or
+/// expiry changes; ends once the token has expired.
+pub(super) async fn standing_events(
+    State(app): State<AppState>,
+    QueueToken(ticket): QueueToken,
+) -> Result<impl IntoResponse, ApiError> {
+    let watch = app
+        .live
+        .standings()
+        .watch(ticket.ticket_id, ticket.concert_id);
+    let mut stream = StandingStream {
+        closed: app.live.closed(),
+        ticket_id: ticket.ticket_id,
+        ticket: None,
+        app,
+        watch,
+        last_sent: None,
+        deadline: None,
+        next_line_read: Instant::now(),
+        keep_alive: keep_alive_timer(),
+        done: false,
+    };
+    // The first standing is read before answering, so a failure is a problem document.
+    let first = stream.read(true).await?;
+    let stream = futures::stream::once(async { Ok(first) })
+        .chain(futures::stream::unfold(stream, StandingStream::next));
+    Ok(Sse::new(stream))
+}
+
+/// One token's watcher.
+struct StandingStream {
+    app: AppState,
+    ticket_id: Uuid,
+    /// The ticket as last read: a move of the line leaves it as it was.
+    ticket: Option<TicketRow>,
+    watch: Watch,
+    closed: watch::Receiver<bool>,
+    /// The data last sent, so that nothing unchanged is sent again.
+    last_sent: Option<String>,
+    /// When an active token lapses.
+    deadline: Option<Instant>,
+    next_line_read: Instant,
+    keep_alive: tokio::time::Interval,
+    done: bool,
+}
+
+/// What woke a standing stream.
+enum Wake {
+    /// The ticket changed, or its deadline passed.
+    Ticket,
+    /// Someone ahead in the line left it.
+    Line,
+    KeepAlive,
+}
+
+impl StandingStream {
+    /// The token's standing now, remembered as sent; the ticket is read
+    /// again when it changed, the line shared with the concert's other
+    /// watchers.
+    async fn read(&mut self, ticket_changed: bool) -> Result<Event, ApiError> {
+        let ticket = match self.ticket.take() {
+            Some(ticket) if !ticket_changed => ticket,
+            _ => queue_tickets::find_ticket(&self.app.pool, self.ticket_id)
+                .await?
+                .ok_or(ApiError::TokenInvalid)?,
+        };
+        let lapsed = ticket.status_at(Utc::now()) == TicketStatus::Expired;
+        self.deadline = ticket.expires_at.map(instant_of);
+        // The stream ends with the recorded expiry, or, should the scheduler
+        // not record it in time, a grace after the deadline.
+        self.done = ticket.recorded_status() == TicketStatus::Expired
+            || (lapsed
+                && self
+                    .deadline
+                    .is_some_and(|deadline| Instant::now() >= deadline + EXPIRY_GRACE));
+        let moved_at = *self.watch.line.borrow();
+        let standing = queue::watched_standing(&self.app, &ticket, moved_at).await?;
+        let body = token_body(&self.app, ticket.clone(), standing);
+        self.ticket = Some(ticket);
+        let data = serde_json::to_string(&body).map_err(|error| {
+            ApiError::Unavailable(format!("cannot serialize the standing: {error}"))
+        })?;
+        self.last_sent = Some(data.clone());
+        // The feed bumps a watch before it moves its own position past the
+        // change: the watch's value is the change's position.
+        let position = self
+            .app
+            .live
+            .position()
+            .max(*self.watch.ticket.borrow())
+            .max(*self.watch.line.borrow());
+        Ok(Event::default()
+            .event("standing")
+            .id(position.to_string())
+            .data(data))
+    }
+
+    async fn next(mut self) -> Option<(Result<Event, Infallible>, Self)> {
+        loop {
+            if self.done {
+                return None;
+            }
+            // At the deadline, and again after the grace (the stream then ends).
+            let wake_at = self.deadline.map(|deadline| {
+                if Instant::now() < deadline {
+                    deadline
+                } else {
+                    deadline + EXPIRY_GRACE
+                }
+            });
+            let lapsed = sleep_until_if(wake_at);
+            let line_read = self.next_line_read;
+            let (closed, ticket, line, keep_alive) = (
+                &mut self.closed,
+                &mut self.watch.ticket,
+                &mut self.watch.line,
+                &mut self.keep_alive,
+            );
+            let wake = tokio::select! {
+                _ = closed.wait_for(|closed| *closed) => return None,
+                _ = keep_alive.tick() => Wake::KeepAlive,
+                _ = lapsed => Wake::Ticket,
+                changed = ticket.changed() => {
+                    changed.ok()?;
+                    Wake::Ticket
+                }
+                changed = async {
+                    let changed = line.changed().await;
+                    tokio::time::sleep_until(line_read).await;
+                    changed
+                } => {
+                    changed.ok()?;
+                    self.next_line_read = Instant::now() + LINE_COALESCE;
+                    Wake::Line
+                }
+            };
+            let ticket_changed = match wake {
+                Wake::KeepAlive => return Some((Ok(Event::default().comment("")), self)),
+                Wake::Ticket => true,
+                Wake::Line => false,
+            };
+            let before = self.last_sent.clone();
+            // A failed read ends the stream; the client reconnects.
+            let event = self.read(ticket_changed).await.ok()?;
+            // A change of the ticket itself is sent even when the standing
+            // already showed it (read ahead of the feed, or from the clock
+            // before the expiry was recorded): its id then covers the event.
+            if ticket_changed || self.last_sent != before {
+                return Some((Ok(event), self));
+            }
+        }
+    }
+}
