@@ -89,21 +89,20 @@ async fn pay(
     // Checked after the stored answer: paying spends the token, and a retry
     // must still get its receipt, also one that arrives after the payment
     // committed but before its answer was kept.
-    let paid_by_this_request = reservation.as_ref().is_some_and(|reservation| {
-        reservation.user_id == user_id && reservation.payment_id == Some(payment_id.0)
-    });
+    let own = reservation
+        .as_ref()
+        .filter(|reservation| reservation.user_id == user_id);
+    let paid_by_this_request =
+        own.is_some_and(|reservation| reservation.payment_id == Some(payment_id.0));
     if !paid_by_this_request {
         require_active(&ticket)?;
     }
-    if let Some(reservation) = &reservation {
-        // The token spent must be the one that let the seat be held.
-        if reservation.user_id == user_id
-            && reservation
-                .concert_id
-                .is_some_and(|concert| concert != ticket.concert_id)
-        {
-            return Err(ApiError::TokenNotActive("the token is for another concert"));
-        }
+    // The token spent must be the one that let the seat be held.
+    if own
+        .and_then(|reservation| reservation.concert_id)
+        .is_some_and(|concert| concert != ticket.concert_id)
+    {
+        return Err(ApiError::TokenNotActive("the token is for another concert"));
     }
     let context = correlation.as_actor(format!("user:{user_id}"));
     let receipt = payment::pay(

@@ -171,7 +171,7 @@ async fn the_audit_endpoints_need_the_admin_token_and_serve_one_stream() {
 }
 
 #[tokio::test]
-async fn a_stream_is_named_by_its_uuid_in_any_spelling_and_a_bad_one_is_a_bad_request() {
+async fn a_stream_is_named_by_its_uuid_in_upper_case_too_and_a_bad_one_is_a_bad_request() {
     let app = spawn_app().await;
     let user = Uuid::new_v4();
     app.charge(user, 500).await;
