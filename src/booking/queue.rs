@@ -174,30 +174,63 @@ fn standing_from(
     if ticket.recorded_status() != TicketStatus::Waiting {
         return Standing::NOT_WAITING;
     }
-    // The recent admissions span the window, or less when the sample filled up.
-    let span = row
-        .sample_start
-        .map_or(Duration::seconds(RATE_WINDOW_SECS), |start| now - start);
+    let pace = AdmissionPace::of(app, &row, now);
     Standing {
         position: row.position,
-        estimated_wait_seconds: estimate_wait(app, row.position, row.admitted, span),
+        estimated_wait_seconds: pace.wait_for(row.position),
     }
 }
 
-/// Seconds until a ticket with `position` tickets ahead is admitted, when
-/// `admitted` tickets were admitted over the last `span`.
-fn estimate_wait(app: &AppState, position: i64, admitted: i64, span: Duration) -> i64 {
-    let turn = position + 1;
-    if admitted > 0 {
-        // ceil(turn / (admitted / span)), in milliseconds of span
-        let span_ms = span.num_milliseconds().max(1);
-        let wait_ms = turn.saturating_mul(span_ms) / admitted;
-        (wait_ms + 999) / 1000
-    } else {
-        // Nobody admitted lately: at worst every active slot frees when its token times out.
-        let slots = i64::from(app.config.queue_active_max);
-        let rounds = (turn + slots - 1) / slots;
-        rounds.saturating_mul(app.config.queue_active_ttl_secs as i64)
+/// How fast a concert's waiting line moves, as far as a wait estimate needs.
+#[derive(Debug, Clone, Copy)]
+struct AdmissionPace {
+    /// Tickets admitted over `span`.
+    admitted: i64,
+    span: Duration,
+    /// Active slots taken now, and how many there are.
+    active: i64,
+    slots: i64,
+    /// How long an admitted token stays active.
+    active_ttl_secs: i64,
+    /// How often the scheduler admits.
+    round_ms: i64,
+}
+
+impl AdmissionPace {
+    fn of(app: &AppState, row: &StandingRow, now: DateTime<Utc>) -> AdmissionPace {
+        AdmissionPace {
+            admitted: row.admitted,
+            // The recent admissions span the window, or less when the sample filled up.
+            span: row
+                .sample_start
+                .map_or(Duration::seconds(RATE_WINDOW_SECS), |start| now - start),
+            active: row.active,
+            slots: i64::from(app.config.queue_active_max),
+            active_ttl_secs: i64::try_from(app.config.queue_active_ttl_secs).unwrap_or(i64::MAX),
+            round_ms: i64::try_from(app.config.scheduler_interval_ms).unwrap_or(i64::MAX),
+        }
+    }
+
+    /// Seconds until a ticket with `position` tickets ahead is admitted.
+    fn wait_for(&self, position: i64) -> i64 {
+        let turn = position.saturating_add(1);
+        let free = (self.slots - self.active).max(0);
+        // The scheduler's next round admits as many as there are free slots.
+        let next_round = (self.round_ms.saturating_add(999) / 1000).max(1);
+        if turn <= free {
+            return next_round;
+        }
+        let later = turn - free;
+        if self.admitted > 0 {
+            // ceil(later / (admitted / span)), in milliseconds of span
+            let span_ms = self.span.num_milliseconds().max(1);
+            let wait_ms = later.saturating_mul(span_ms) / self.admitted;
+            wait_ms.saturating_add(999) / 1000
+        } else {
+            // Nobody admitted lately: at worst every active slot frees when its token times out.
+            let rounds = (later - 1) / self.slots.max(1) + 1;
+            rounds.saturating_mul(self.active_ttl_secs)
+        }
     }
 }
 
@@ -207,4 +240,48 @@ pub fn expires_at(ticket: &TicketRow) -> Option<DateTime<Utc>> {
     (ticket.status_at(Utc::now()) == TicketStatus::Active)
         .then_some(ticket.expires_at)
         .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pace(admitted: i64, active: i64) -> AdmissionPace {
+        AdmissionPace {
+            admitted,
+            span: Duration::seconds(60),
+            active,
+            slots: 10,
+            active_ttl_secs: 600,
+            round_ms: 250,
+        }
+    }
+
+    #[test]
+    fn tickets_that_free_slots_take_wait_for_the_scheduler_s_next_round() {
+        // Nobody admitted yet, four of ten slots taken: six are admitted next round.
+        assert_eq!(pace(0, 4).wait_for(0), 1);
+        assert_eq!(pace(0, 4).wait_for(5), 1);
+        // The seventh waits for a slot to time out.
+        assert_eq!(pace(0, 4).wait_for(6), 600);
+        assert_eq!(pace(0, 4).wait_for(15), 600);
+        assert_eq!(pace(0, 4).wait_for(16), 1200);
+    }
+
+    #[test]
+    fn with_every_slot_taken_the_recent_admission_rate_sets_the_wait() {
+        // Thirty admitted over the last minute: one every two seconds.
+        assert_eq!(pace(30, 10).wait_for(0), 2);
+        assert_eq!(pace(30, 10).wait_for(9), 20);
+        // Two free slots go first; the rate counts the rest.
+        assert_eq!(pace(30, 8).wait_for(2), 2);
+        // More active than slots (the maximum was lowered) frees none.
+        assert_eq!(pace(0, 12).wait_for(0), 600);
+    }
+
+    #[test]
+    fn a_huge_position_saturates_instead_of_overflowing() {
+        assert!(pace(1, 10).wait_for(i64::MAX) > 0);
+        assert!(pace(0, 10).wait_for(i64::MAX) > 0);
+    }
 }

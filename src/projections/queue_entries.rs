@@ -8,7 +8,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::queue_tickets::{
-    position_column, rate_columns, StandingRow, TicketRow, LEFT_WAITING_TOTAL,
+    admission_columns, position_column, StandingRow, TicketRow, LEFT_WAITING_TOTAL,
 };
 
 /// What one user's entry into one concert's queue found, and the number it
@@ -102,10 +102,10 @@ pub async fn plan_entries(
             from latest l left join numbered n on n.ord = l.ord)
          select k.concert_exists, l.tickets_of_user,
             l.ticket_id, l.entry_no as latest_entry_no, l.status, l.expires_at,
-            p.new_entry_no, {position}, k.admitted, k.sample_start
+            p.new_entry_no, {position}, k.admitted, k.sample_start, k.active
          from latest l join placed p on p.ord = l.ord cross join known k
          order by l.ord",
-        rates = rate_columns("$4"),
+        rates = admission_columns("$4"),
         position = position_column("p.entry_no"),
     ))
     .bind(concert_id)

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::queue_tickets::{rate_columns, StandingRow, LEFT_WAITING_TOTAL};
+use super::queue_tickets::{admission_columns, StandingRow, LEFT_WAITING_TOTAL};
 
 /// A concert's waiting line, as the standing of any ticket in it needs it.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -19,6 +19,8 @@ pub struct LineRow {
     pub admitted: i64,
     /// When the oldest of them was admitted, once the sample is full.
     pub sample_start: Option<DateTime<Utc>>,
+    /// The concert's active tickets.
+    pub active: i64,
 }
 
 /// The line of `concert_id`, counting admissions since `since`.
@@ -28,7 +30,7 @@ pub async fn line(pool: &PgPool, concert_id: Uuid, since: DateTime<Utc>) -> sqlx
                 array(select entry_no from queue_unused_entries where concert_id = $1 order by entry_no)
                     as unused_entries,
                 {}",
-        rate_columns("$2")
+        admission_columns("$2")
     ))
     .bind(concert_id)
     .bind(since)
@@ -47,6 +49,7 @@ impl LineRow {
             position: (entry_no - 1 - self.left_waiting - unused_below as i64).max(0),
             admitted: self.admitted,
             sample_start: self.sample_start,
+            active: self.active,
         }
     }
 }
@@ -62,6 +65,7 @@ mod tests {
             unused_entries: vec![3, 7],
             admitted: 5,
             sample_start: None,
+            active: 2,
         };
         // Numbers 1..=9 below ticket 10: two left, 3 and 7 unused, five wait ahead.
         assert_eq!(line.standing_of(10).position, 5);

@@ -244,6 +244,8 @@ pub struct StandingRow {
     pub admitted: i64,
     /// When the oldest of them was admitted, once the sample is full.
     pub sample_start: Option<DateTime<Utc>>,
+    /// The concert's active tickets, to tell whether a slot is free.
+    pub active: i64,
 }
 
 /// The `position` column: waiting tickets ahead of number `entry_no`.
@@ -254,14 +256,16 @@ pub(super) fn position_column(entry_no: &str) -> String {
     )
 }
 
-/// The `admitted` and `sample_start` columns: the concert's admissions since
-/// `since`, at most `RATE_SAMPLE` of them.
-pub(super) fn rate_columns(since: &str) -> String {
+/// The `admitted`, `sample_start` and `active` columns: the concert's
+/// admissions since `since`, at most `RATE_SAMPLE` of them, and its active
+/// tickets (at most the configured maximum, read from a partial index).
+pub(super) fn admission_columns(since: &str) -> String {
     format!(
         "(select count(*) from (select 1 from queue_tickets where concert_id = $1 and admitted_at >= {since}
                                 limit {RATE_SAMPLE}) recent) as admitted,
          (select admitted_at from queue_tickets where concert_id = $1 and admitted_at >= {since}
-          order by admitted_at desc offset {RATE_SAMPLE} - 1 limit 1) as sample_start"
+          order by admitted_at desc offset {RATE_SAMPLE} - 1 limit 1) as sample_start,
+         (select count(*) from queue_tickets where concert_id = $1 and status = 'active') as active"
     )
 }
 
@@ -280,7 +284,7 @@ pub async fn standing(
     sqlx::query_as(&format!(
         "select {}, {}",
         position_column("$2"),
-        rate_columns("$3")
+        admission_columns("$3")
     ))
     .bind(concert_id)
     .bind(entry_no)

@@ -86,6 +86,41 @@ async fn positions_count_the_waiting_tokens_ahead_in_fifo_order() {
 }
 
 #[tokio::test]
+async fn estimated_waits_count_the_free_slots_then_the_recent_admissions() {
+    let mut config = test_config();
+    config.queue_active_max = 2;
+    let app = spawn_app_with(config).await;
+    let concert = app.create_concert(1, 5, 1000).await;
+
+    // Free slots are taken at the scheduler's next round (50 ms, so 1 s).
+    let (_, first) = app.enter_queue(Uuid::new_v4(), &concert.concert_id).await;
+    assert_eq!(first["status"], "waiting");
+    assert_eq!(first["estimated_wait_seconds"], 1);
+    let (_, second) = app.enter_queue(Uuid::new_v4(), &concert.concert_id).await;
+    assert_eq!(second["estimated_wait_seconds"], 1);
+    for entered in [&first, &second] {
+        app.wait_until_active(entered["token"].as_str().unwrap())
+            .await;
+    }
+
+    // Every slot taken and two admitted in the last minute: one per 30 s.
+    let (_, third) = app.enter_queue(Uuid::new_v4(), &concert.concert_id).await;
+    let (_, fourth) = app.enter_queue(Uuid::new_v4(), &concert.concert_id).await;
+    assert_eq!(
+        (&third["position"], &third["estimated_wait_seconds"]),
+        (&Value::from(0), &Value::from(30))
+    );
+    assert_eq!(
+        (&fourth["position"], &fourth["estimated_wait_seconds"]),
+        (&Value::from(1), &Value::from(60))
+    );
+    let read_again = app
+        .get_json("/queue/tokens/current", fourth["token"].as_str())
+        .await;
+    assert_eq!(read_again["estimated_wait_seconds"], 60);
+}
+
+#[tokio::test]
 async fn active_tokens_time_out_and_the_next_waiting_are_admitted() {
     let mut config = test_config();
     config.queue_active_max = 1;
