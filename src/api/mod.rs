@@ -104,7 +104,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(wallet::router())
         .merge(payments::router())
         .merge(audit::router());
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    OpenApiRouter::with_openapi(ApiDoc::openapi().merge_from(live::LiveDoc::openapi()))
         .nest("/api/v1", api)
         .merge(health::router())
         .split_for_parts()

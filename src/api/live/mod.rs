@@ -1,8 +1,8 @@
 //! The Server-Sent Event routes: a queue token's standing and a date's seat
 //! map, pushed from this instance's live feed (`crate::live`). They take the
 //! same tokens as the JSON routes, in `Authorization: Bearer` (the pages read
-//! them with `fetch` streams, which can send it). They are not in the OpenAPI
-//! document: a stream that never ends is no operation to fuzz.
+//! them with `fetch` streams, which can send it). They are served outside
+//! the request timeout, and described in the OpenAPI document by `LiveDoc`.
 
 mod seats;
 mod standing;
@@ -20,6 +20,11 @@ use crate::state::AppState;
 /// API.md: a comment at least every 15 s keeps proxies from closing a
 /// stream; every 10 s, whatever else is sent, leaves a margin for slow writes.
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
+
+/// The OpenAPI description of the two streams.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(standing::standing_events, seats::seat_events))]
+pub struct LiveDoc;
 
 pub fn router() -> Router<AppState> {
     Router::new()

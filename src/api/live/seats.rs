@@ -14,11 +14,12 @@ use chrono::Utc;
 use serde::Deserialize;
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{instant_of, keep_alive_timer, last_event_id, sleep_until_if};
 use crate::api::auth::ActiveToken;
-use crate::api::error::ApiError;
+use crate::api::error::{ApiError, Problem};
 use crate::api::extract::{Path, Query};
 use crate::live::seat_map::{DateMap, SeatBatch, Start};
 use crate::projections::queue_tickets::{self, TicketStatus};
@@ -28,7 +29,7 @@ use crate::state::AppState;
 const COALESCE_MOST: usize = 64;
 
 /// How a seat stream sends changes.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub(super) enum ChangeFormat {
     /// `event: seats` as the contract says (the default).
@@ -38,15 +39,33 @@ pub(super) enum ChangeFormat {
     Compact,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 pub(super) struct SeatStreamQuery {
+    /// `full` (the default): `event: seats` as API.md says; `compact`:
+    /// `event: seat-changes`, data `"2H,17S"` (seat numbers and F/H/S).
     #[serde(default)]
+    #[param(inline)]
     changes: ChangeFormat,
 }
 
 /// `event: snapshot`, then `event: seats` (or, with `?changes=compact`,
 /// `event: seat-changes`) for every hold, expiry and sale of the date, until
 /// the token lapses or is spent, or the service stops.
+#[utoipa::path(get, path = "/api/v1/concerts/{concert_id}/dates/{date_id}/seats/events", tag = "live",
+    operation_id = "seat_events", security(("queue_token" = [])),
+    params(("concert_id" = Uuid, Path), ("date_id" = Uuid, Path), SeatStreamQuery,
+        ("Last-Event-ID" = Option<i64>, Header, description = "the last `id:` received: the changes since, or a fresh snapshot")),
+    responses(
+        (status = 200, content_type = "text/event-stream", body = String,
+            description = "`event: snapshot` with data `{\"date_id\", \"total_seats\", \"seats\"}` (one character per seat_no: F, H or S), \
+                           then `event: seats` with data `{\"changes\": [{\"seat_id\", \"seat_no\", \"status\"}]}` for every hold, expiry and sale; \
+                           each with `id:` the log position it includes"),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(super) async fn seat_events(
     State(app): State<AppState>,
     Path((concert_id, date_id)): Path<(Uuid, Uuid)>,

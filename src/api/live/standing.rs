@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::{instant_of, keep_alive_timer, sleep_until_if};
 use crate::api::auth::QueueToken;
-use crate::api::error::ApiError;
+use crate::api::error::{ApiError, Problem};
 use crate::api::queue::token_body;
 use crate::booking::queue;
 use crate::live::standing::Watch;
@@ -31,6 +31,15 @@ const LINE_COALESCE: Duration = Duration::from_secs(1);
 
 /// `event: standing` at once and whenever the token's status, position or
 /// expiry changes; ends once the token has expired.
+#[utoipa::path(get, path = "/api/v1/queue/tokens/current/events", tag = "live",
+    operation_id = "standing_events", security(("queue_token" = [])),
+    responses(
+        (status = 200, content_type = "text/event-stream", body = String,
+            description = "`event: standing`, data the body of `GET /api/v1/queue/tokens/current`, at once and whenever \
+                           status, position or expiry changes, with `id:` the log position it includes; ends after the token expires"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(super) async fn standing_events(
     State(app): State<AppState>,
     QueueToken(ticket): QueueToken,

@@ -20,12 +20,22 @@ const DOCUMENTED: &[(&str, &str, Option<&str>)] = &[
     ("GET", "/api/v1/queue/tokens/current", Some("queue_token")),
     (
         "GET",
+        "/api/v1/queue/tokens/current/events",
+        Some("queue_token"),
+    ),
+    (
+        "GET",
         "/api/v1/concerts/{concert_id}/dates",
         Some("queue_token"),
     ),
     (
         "GET",
         "/api/v1/concerts/{concert_id}/dates/{date_id}/seats",
+        Some("queue_token"),
+    ),
+    (
+        "GET",
+        "/api/v1/concerts/{concert_id}/dates/{date_id}/seats/events",
         Some("queue_token"),
     ),
     ("POST", "/api/v1/reservations", Some("queue_token")),
