@@ -15,7 +15,7 @@ use crate::money::Won;
 pub const MAX_AMOUNT: Won = Won(1_000_000_000);
 /// Largest balance a wallet may hold, in won.
 pub const MAX_BALANCE: Won = Won(1_000_000_000_000);
-/// How many recent charge ids a wallet remembers to recognise retries.
+/// How many recent charges a wallet remembers to recognise retries.
 const REMEMBERED_CHARGES: usize = 1_000;
 
 /// A wallet and the payments taken from it.
@@ -23,7 +23,15 @@ const REMEMBERED_CHARGES: usize = 1_000;
 pub struct Wallet {
     balance: Won,
     payments: HashMap<PaymentId, TakenPayment>,
-    recent_charges: VecDeque<ChargeId>,
+    /// (A snapshot from before amounts were kept here cannot be read, and the
+    /// wallet is rebuilt from its events.)
+    recent_charges: VecDeque<RecentCharge>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct RecentCharge {
+    charge_id: ChargeId,
+    amount: Won,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -36,7 +44,8 @@ struct TakenPayment {
 /// What can be asked of a wallet.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::AsRefStr)]
 pub enum WalletCommand {
-    /// Adds money. A charge id seen recently is a retry and changes nothing.
+    /// Adds money. A charge id seen recently is a retry and changes nothing
+    /// when it asks for the same amount; for another amount, it is refused.
     /// `amount` is in won, as on the `Pay` command; the decision and its
     /// event carry it as `Won`.
     Charge { charge_id: ChargeId, amount: Won },
@@ -114,6 +123,12 @@ pub enum WalletError {
     },
     #[error("no payment {payment_id} was taken from this wallet")]
     UnknownPayment { payment_id: PaymentId },
+    #[error("this Idempotency-Key was used for a different request: charge {charge_id} added {charged}, not {amount}")]
+    ChargeIdTaken {
+        charge_id: ChargeId,
+        charged: Won,
+        amount: Won,
+    },
     #[error("payment {payment_id} already paid reservation {paid}, not {reservation_id}")]
     PaymentIdTaken {
         payment_id: PaymentId,
@@ -155,13 +170,16 @@ impl Aggregate for Wallet {
     fn apply(&mut self, event: Self::Event) {
         match event {
             WalletEvent::Charged {
-                charge_id, balance, ..
+                charge_id,
+                amount,
+                balance,
             } => {
                 self.balance = balance;
                 if self.recent_charges.len() == REMEMBERED_CHARGES {
                     self.recent_charges.pop_front();
                 }
-                self.recent_charges.push_back(charge_id);
+                self.recent_charges
+                    .push_back(RecentCharge { charge_id, amount });
             }
             WalletEvent::Paid {
                 payment_id,
@@ -196,7 +214,20 @@ impl Aggregate for Wallet {
 
 impl Wallet {
     fn charge(&self, charge_id: ChargeId, amount: Won) -> Result<Option<WalletEvent>, WalletError> {
-        if self.recent_charges.contains(&charge_id) {
+        let seen = self
+            .recent_charges
+            .iter()
+            .find(|charge| charge.charge_id == charge_id);
+        if let Some(charged) = seen {
+            // One Idempotency-Key sent with two amounts at once derives one
+            // charge id: the second must not pass as the first one's retry.
+            if charged.amount != amount {
+                return Err(WalletError::ChargeIdTaken {
+                    charge_id,
+                    charged: charged.amount,
+                    amount,
+                });
+            }
             return Ok(None);
         }
         check_amount(amount)?;
@@ -348,6 +379,29 @@ mod tests {
             .given(vec![charged(CHARGE, 100, 100)])
             .when(charge(CHARGE, 100))
             .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn a_charge_id_taken_for_another_amount_is_refused() {
+        WalletTest::with(())
+            .given(vec![charged(CHARGE, 100, 100)])
+            .when(charge(CHARGE, 200))
+            .then_expect_error(WalletError::ChargeIdTaken {
+                charge_id: CHARGE,
+                charged: Won(100),
+                amount: Won(200),
+            });
+    }
+
+    #[test]
+    fn a_snapshot_from_before_charge_amounts_were_kept_is_not_read() {
+        let mut wallet = Wallet::default();
+        wallet.apply(charged(CHARGE, 100, 100));
+        let mut snapshot = serde_json::to_value(&wallet).unwrap();
+        assert!(serde_json::from_value::<Wallet>(snapshot.clone()).is_ok());
+        // What an older snapshot holds: the recent charges as bare ids.
+        snapshot["recent_charges"] = serde_json::json!([CHARGE]);
+        assert!(serde_json::from_value::<Wallet>(snapshot).is_err());
     }
 
     #[test]

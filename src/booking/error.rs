@@ -119,6 +119,7 @@ impl From<WalletError> for BookingError {
         match error {
             WalletError::AmountOutOfRange { .. }
             | WalletError::BalanceLimitExceeded { .. }
+            | WalletError::ChargeIdTaken { .. }
             | WalletError::PaymentIdTaken { .. } => BookingError::OutOfRange(error.to_string()),
             WalletError::InsufficientBalance { balance, amount } => {
                 BookingError::InsufficientBalance { balance, amount }

@@ -101,6 +101,48 @@ async fn a_key_reused_for_another_amount_is_refused_and_charges_nothing() {
     assert_eq!(app.balance(user).await, 1000);
 }
 
+/// Both requests derive one charge id: the wallet must not take the second
+/// amount's request for a retry of the first, answered as charged.
+#[tokio::test]
+async fn one_key_sent_with_two_amounts_at_once_charges_exactly_the_amount_it_answers() {
+    let app = spawn_app().await;
+    for round in 0..20 {
+        let user = Uuid::new_v4();
+        let key = format!("top-up-{round}");
+        let amounts = [1000, 2000].repeat(6);
+        let answers = join_all(
+            amounts
+                .iter()
+                .map(|&amount| app.api.charge(user, amount, Some(&key))),
+        )
+        .await;
+
+        let balance = app.balance(user).await;
+        assert!(
+            balance == 1000 || balance == 2000,
+            "one charge, got {balance}"
+        );
+        for (amount, answer) in amounts.iter().zip(answers) {
+            let answer = answer.unwrap();
+            if *amount == balance {
+                assert_eq!(answer.status, 200, "round {round}: the charged amount");
+                assert_eq!(json_of(&answer)["balance"], balance);
+            } else {
+                assert_problem(
+                    answer,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "validation_failed",
+                )
+                .await;
+            }
+        }
+        let other = 3000 - balance;
+        let retry = app.api.charge(user, other, Some(&key)).await.unwrap();
+        assert_problem(retry, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+        assert_eq!(app.balance(user).await, balance);
+    }
+}
+
 #[tokio::test]
 async fn concurrent_charges_and_payments_on_one_wallet_leave_the_sum_of_their_events() {
     let app = spawn_app().await;
