@@ -39,7 +39,12 @@ impl CommandContext {
             ("causation_id".to_string(), Uuid::now_v7().to_string()),
             ("command".to_string(), command.to_string()),
             ("actor".to_string(), self.actor.clone()),
-            ("recorded_at".to_string(), chrono::Utc::now().to_rfc3339()),
+            // When the command was decided, written as the API writes times
+            // (events stored before this wrote `+00:00` and nanoseconds).
+            (
+                "recorded_at".to_string(),
+                crate::clock::now().to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+            ),
         ])
     }
 }

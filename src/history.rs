@@ -19,6 +19,9 @@ pub async fn print_events(
             let (kind, id) = stream
                 .split_once('/')
                 .ok_or("--stream takes TYPE/ID, e.g. Seat/<uuid>")?;
+            // Ids are stored as lower-case UUIDs; any spelling names them, as in the API.
+            let id = uuid::Uuid::parse_str(id)
+                .map_err(|_| format!("--stream {stream}: the ID is not a UUID"))?;
             (Some(kind.to_string()), Some(id.to_string()))
         }
         None => (None, None),
@@ -61,10 +64,15 @@ pub async fn print_events(
             writeln!(
                 out,
                 "{position:>8}  {}  {kind}/{id} #{sequence}  {event_type} v{version}  {body}",
-                recorded_at.to_rfc3339()
+                // As the API writes times: `Z`, and the digits PostgreSQL keeps.
+                recorded_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
             )?;
         }
         printed += 1;
+    }
+    // An empty history of a named stream is a stream that does not exist (a 404 in the API).
+    if let (Some(stream), 0, 0) = (stream, printed, after) {
+        return Err(format!("no stream {stream} in the log").into());
     }
     Ok(printed)
 }

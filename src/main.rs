@@ -24,6 +24,17 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     concert::telemetry::init_logging(cli.config.log_format);
     let command = cli.command.unwrap_or(Command::Serve { demo: false });
+    // What can be checked without a database is checked before one starts.
+    if let Err(refusal) = check_before_starting(&command, &cli.config) {
+        return fail(refusal);
+    }
+    let listener = match &command {
+        Command::Serve { .. } => match listen(cli.config.bind) {
+            Ok(listener) => Some(listener),
+            Err(error) => return fail(error),
+        },
+        _ => None,
+    };
     // The private server starts before the async runtime: its start-up is blocking.
     let database = match &cli.config.database_url {
         Some(url) => Database::External(url.clone()),
@@ -50,7 +61,7 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    let outcome = runtime.block_on(run(command, cli.config, url, gave_up));
+    let outcome = runtime.block_on(run(command, cli.config, url, listener, gave_up));
     drop(runtime);
     let stopped = match database {
         Database::External(_) => Ok(()),
@@ -66,6 +77,72 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(error) => fail(error),
+    }
+}
+
+/// Refuses what would fail anyway, before a private server is started (or
+/// created, for a mistyped `CONCERT_DATA_DIR`).
+fn check_before_starting(command: &Command, config: &Config) -> Result<(), String> {
+    match command {
+        Command::Backup { file } if file.is_dir() => {
+            return Err(format!(
+                "{} is a folder; name the backup file",
+                file.display()
+            ));
+        }
+        Command::Restore { file } if !file.is_file() => {
+            return Err(format!("{}: no such backup file", file.display()));
+        }
+        _ => {}
+    }
+    // These read a store that must already exist; the others may create it.
+    let reads_a_store = matches!(
+        command,
+        Command::Events { .. } | Command::Replay | Command::Audit | Command::Backup { .. }
+    );
+    if reads_a_store
+        && config.database_url.is_none()
+        && !PrivatePostgres::holds_a_cluster(&config.data_dir)
+    {
+        return Err(format!(
+            "no store under {} (CONCERT_DATA_DIR): run `concert serve` there first, or set DATABASE_URL",
+            config.data_dir.display()
+        ));
+    }
+    Ok(())
+}
+
+/// The service's listening socket, taken before the database starts, so a
+/// port in use is reported at once. It reuses the address as tokio's own
+/// `bind` does, so a restart is not refused while the last run's
+/// connections linger in TIME_WAIT.
+fn listen(address: std::net::SocketAddr) -> Result<std::net::TcpListener, String> {
+    use socket2::{Domain, Socket, Type};
+    let cannot =
+        |error: std::io::Error| format!("cannot listen on {address} (CONCERT_BIND): {error}");
+    let socket = Socket::new(Domain::for_address(address), Type::STREAM, None).map_err(cannot)?;
+    socket.set_reuse_address(true).map_err(cannot)?;
+    socket.bind(&address.into()).map_err(cannot)?;
+    socket.listen(1024).map_err(cannot)?;
+    // Tokio takes it over inside the runtime (`run`), non-blocking.
+    socket.set_nonblocking(true).map_err(cannot)?;
+    Ok(socket.into())
+}
+
+/// A failure to reach the database, saying which one (never its password).
+fn database_error(config: &Config, url: &str, error: sqlx::Error) -> String {
+    if config.database_url.is_none() {
+        return format!("the private PostgreSQL server: {error}");
+    }
+    let options = url.parse::<sqlx::postgres::PgConnectOptions>();
+    match options {
+        Ok(options) => format!(
+            "DATABASE_URL (database {} at {}:{}): {error}",
+            options.get_database().unwrap_or("postgres"),
+            options.get_host(),
+            options.get_port()
+        ),
+        Err(_) => format!("DATABASE_URL is not a PostgreSQL URL: {error}"),
     }
 }
 
@@ -103,6 +180,7 @@ async fn run(
     command: Command,
     config: Config,
     url: String,
+    listener: Option<std::net::TcpListener>,
     gave_up: Option<watch::Receiver<bool>>,
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
     // These two manage their own connections (a snapshot; an empty store).
@@ -137,10 +215,11 @@ async fn run(
         }
         _ => {}
     }
-    let pool = concert::db::connect(&url, config.db_max_connections).await?;
+    let pool = concert::db::connect(&url, config.db_max_connections)
+        .await
+        .map_err(|error| database_error(&config, &url, error))?;
     match command {
         Command::Serve { demo } => {
-            let bind = config.bind;
             let mut app = concert::server::prepare(pool, config).await?;
             app.set_demo(demo);
             if demo {
@@ -159,7 +238,8 @@ async fn run(
                     ),
                 }
             }
-            let listener = tokio::net::TcpListener::bind(bind).await?;
+            let listener = listener.ok_or("serve listens before the database starts")?;
+            let listener = tokio::net::TcpListener::from_std(listener)?;
             tracing::info!(address = %listener.local_addr()?, "serving; API docs at /docs");
             concert::server::serve(listener, app, stop_signal(gave_up)).await;
             Ok(ExitCode::SUCCESS)

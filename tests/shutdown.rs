@@ -323,6 +323,42 @@ async fn sigterm_mid_burst_loses_no_answered_request_and_stops_postgres() {
         "charges stored without an answer"
     );
     assert_eq!(charged_per_user, answered_per_user);
+
+    // One stream, named by its UUID in any spelling, as in the audit API;
+    // a stream that is not in the log is an error, not an empty history.
+    let (wallet, charges) = charged_per_user.iter().next().unwrap();
+    let stream = concert(&dir)
+        .args([
+            "events",
+            "--stream",
+            &format!("Wallet/{}", wallet.to_uppercase()),
+        ])
+        .output()
+        .unwrap();
+    assert!(stream.status.success());
+    let lines: Vec<String> = String::from_utf8(stream.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(lines.len(), *charges);
+    assert!(
+        lines
+            .iter()
+            .all(|line| line.contains(&format!("Wallet/{wallet} "))
+                && line.split_whitespace().nth(1).unwrap().ends_with('Z')),
+        "{lines:?}"
+    );
+    for unknown in [
+        format!("Wallet/{}", Uuid::new_v4()),
+        "Wallet/42".to_string(),
+    ] {
+        let refused = concert(&dir)
+            .args(["events", "--stream", &unknown])
+            .output()
+            .unwrap();
+        assert_eq!(refused.status.code(), Some(1), "events --stream {unknown}");
+    }
     assert_eq!(
         postgres_processes(&dir),
         Vec::<i32>::new(),

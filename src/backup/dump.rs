@@ -65,13 +65,15 @@ pub async fn backup(url: &str, file: &Path) -> Result<BackupReport, BackupError>
             return Err(error);
         }
     };
-    tokio::fs::rename(&partial, file)
-        .await
-        .map_err(io_err(format!(
+    if let Err(error) = tokio::fs::rename(&partial, file).await {
+        // (Say, `file` is a folder.) A copy nobody can find is no use to keep.
+        let _ = tokio::fs::remove_file(&partial).await;
+        return Err(io_err(format!(
             "renaming {} to {}",
             partial.display(),
             file.display()
-        )))?;
+        ))(error));
+    }
     Ok(BackupReport {
         file: file.to_path_buf(),
         bytes,

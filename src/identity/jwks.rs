@@ -74,7 +74,12 @@ impl JwksFile {
             path: inner.path.clone(),
             reason,
         })?;
-        tracing::info!(path = %inner.path.display(), keys = keys.len(), "user tokens verified against the JWKS file");
+        if keys.is_empty() {
+            // Valid (a provider may publish keys later), but every token is refused until then.
+            tracing::warn!(path = %inner.path.display(), "the JWKS file has no usable key: every user token is refused until it has one");
+        } else {
+            tracing::info!(path = %inner.path.display(), keys = keys.len(), "user tokens verified against the JWKS file");
+        }
         *inner.loaded.write().expect("not poisoned") = Loaded {
             keys,
             version: Some(version),

@@ -34,9 +34,14 @@ pub async fn prepare(pool: PgPool, config: Config) -> Result<AppState, ServeErro
     crate::db::migrate(&pool).await?;
     let tokens = TokenSigner::from_database(&pool).await?;
     let users = UserTokens::from_settings(&config.identity(), &pool).await?;
-    let admin_token = config.admin_token.clone().unwrap_or_else(|| {
+    // An empty value (`CONCERT_ADMIN_TOKEN=`) is no token anyone can send.
+    let given = config
+        .admin_token
+        .clone()
+        .filter(|token| !token.trim().is_empty());
+    let admin_token = given.unwrap_or_else(|| {
         let generated = hex::encode(rand::random::<[u8; 24]>());
-        tracing::warn!(admin_token = %generated, "CONCERT_ADMIN_TOKEN is unset; generated this admin token for this run");
+        tracing::warn!(admin_token = %generated, "CONCERT_ADMIN_TOKEN is unset or empty; generated this admin token for this run");
         generated
     });
     let app = AppState::new(pool, config, admin_token, tokens, users);

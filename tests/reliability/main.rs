@@ -10,6 +10,7 @@ mod db_faults;
 mod disk;
 mod harness;
 mod instances;
+mod operators;
 mod scale;
 mod supervision;
 mod workload;

@@ -128,6 +128,12 @@ impl PrivatePostgres {
         Self::start_prepared(data_dir, run_as)
     }
 
+    /// Whether `data_dir` holds a cluster that [`PrivatePostgres::start`]
+    /// would reuse (rather than initialise).
+    pub fn holds_a_cluster(data_dir: &Path) -> bool {
+        data_dir.join("pgdata").join("PG_VERSION").is_file()
+    }
+
     /// For tools (`audit`, `backup`, ...): the server of the live `concert`
     /// that owns `data_dir` when there is one (left running when we are
     /// done), else a server of our own as [`PrivatePostgres::start`] gives.

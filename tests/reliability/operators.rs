@@ -1,0 +1,95 @@
+//! What an operator mistypes is refused at once with a message that names
+//! it, before a private PostgreSQL is started (or created where none was
+//! meant to be), and changes nothing.
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use crate::harness::{self, Server, Workdir};
+
+#[tokio::test]
+async fn tools_refuse_a_mistyped_store_or_file_before_starting_a_database() {
+    let _turn = harness::serial().await;
+    let work = Workdir::new("typo");
+    let data = work.data();
+    let no_store = [("CONCERT_DATA_DIR", data.display().to_string())];
+    let folder = work.root.display().to_string();
+    let missing = work.root.join("no-such.dump").display().to_string();
+
+    for (args, expected) in [
+        (vec!["audit"], "no store under"),
+        (vec!["events"], "no store under"),
+        (vec!["replay"], "no store under"),
+        (vec!["backup", "copy.dump"], "no store under"),
+        (vec!["backup", folder.as_str()], "is a folder"),
+        (vec!["restore", missing.as_str()], "no such backup file"),
+    ] {
+        let (code, out, err) = harness::cli(&no_store, &args).await;
+        assert_eq!(code, 1, "concert {args:?}: {out}{err}");
+        assert!(err.contains(expected), "concert {args:?}: {err}");
+        assert!(
+            !data.exists(),
+            "concert {args:?} created {}",
+            data.display()
+        );
+    }
+    let partial = format!("{folder}.partial");
+    assert!(!std::path::Path::new(&partial).exists());
+}
+
+#[tokio::test]
+async fn serve_on_a_port_in_use_says_which_address_and_starts_no_database() {
+    let _turn = harness::serial().await;
+    let work = Workdir::new("port");
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let settings = [
+        ("CONCERT_DATA_DIR", work.data().display().to_string()),
+        ("CONCERT_BIND", address.clone()),
+    ];
+
+    let started = Instant::now();
+    let (code, out, err) = harness::cli(&settings, &["serve"]).await;
+
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains(&format!("cannot listen on {address} (CONCERT_BIND)")),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(!work.data().exists(), "a database was created");
+}
+
+#[tokio::test]
+async fn an_empty_admin_token_is_replaced_by_a_generated_one() {
+    let _turn = harness::serial().await;
+    let work = Workdir::new("admin");
+    let mut server = Server::start(
+        &work,
+        "empty-admin",
+        &[
+            ("CONCERT_ADMIN_TOKEN", String::new()),
+            ("RUST_LOG", "warn".to_string()),
+        ],
+    )
+    .await;
+
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    let line = log
+        .lines()
+        .find(|line| line.contains("generated this admin token"))
+        .unwrap_or_else(|| panic!("no generated token in the log:\n{log}"));
+    // JSON log lines carry their fields at the top level.
+    let line: serde_json::Value = serde_json::from_str(line).unwrap();
+    let generated = line["admin_token"].as_str().expect("the token").to_string();
+    let client = reqwest::Client::new();
+    let audit = |token: String| {
+        client
+            .get(format!("{}/api/v1/audit/events", server.base()))
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(audit(generated).await.unwrap().status(), 200);
+    assert_eq!(audit(String::new()).await.unwrap().status(), 401);
+    assert!(server.terminate().await.success());
+}
