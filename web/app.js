@@ -7,37 +7,90 @@ const state = {
   userId: null,
   concertId: null,
   queueToken: null,
-  dateId: null,
-  price: 0,
-  seats: "",
-  reservation: null,
+  admittedToken: null, // the queue token whose admission last loaded the dates
+  date: null, // the picked date; its available_seats follows the seat stream
+  reservation: null, // the seat held now, until it is paid or runs out
+  paid: false,
   standing: null, // AbortController of the standing stream
   seatStream: null, // AbortController of the seat stream
   countdown: null,
 };
 
-function refuse(error) {
+const MAX_CHARGE = 1_000_000_000;
+
+// A refused request, explained. A 401 says which credential to renew: the
+// user token (sign in again) or the queue token (enter the queue again).
+function refuse(error, credential) {
+  if (error.status === 401 && credential === "user") return askToSignInAgain();
+  if (error.status === 401 && credential === "queue") {
+    $("enter-queue").disabled = false;
+    return say("message", "Your queue token is no longer valid: enter the queue again.", "error");
+  }
   say("message", explain(error), "error");
+}
+
+// Scrolls a section into view and moves focus to its heading, for when the
+// control that had the focus went away (hidden or disabled).
+function bringUp(sectionId) {
+  $(sectionId).scrollIntoView({ block: "nearest" });
+  $(sectionId).querySelector("h2").focus({ preventScroll: true });
 }
 
 // The `sub` of a JWT, read (not verified: the service verifies it).
 function subjectOf(token) {
   const part = token.split(".")[1] || "";
-  const json = atob(part.replace(/-/g, "+").replace(/_/g, "/"));
-  return JSON.parse(json).sub;
+  const { sub } = JSON.parse(atob(part.replace(/-/g, "+").replace(/_/g, "/")));
+  if (typeof sub !== "string") throw new Error("no sub");
+  return sub;
 }
 
 async function signIn(token) {
+  let userId;
   try {
-    state.userToken = token;
-    state.userId = subjectOf(token);
+    userId = subjectOf(token);
   } catch (error) {
     say("message", "That is not a user token (a JWT).", "error");
     return;
   }
-  $("who").textContent = `user ${state.userId.slice(0, 8)}`;
+  say("message", "");
+  // The service checks the token now, so a forged or expired one is refused
+  // here rather than at the first booking step.
+  try {
+    const { balance } = await request("GET", `/users/${userId}/balance`, token);
+    $("balance").textContent = won(balance);
+  } catch (error) {
+    say("message", error.status === 401 ? "That user token is not accepted: it is forged, expired or from another issuer." : explain(error), "error");
+    return;
+  }
+  if (state.userId && state.userId !== userId) forgetBooking();
+  state.userToken = token;
+  state.userId = userId;
+  $("who").textContent = `user ${userId.slice(0, 8)}`;
   show("sign-in", false);
   show("queue", true);
+  bringUp(state.reservation ? "hold" : "queue");
+  if (!$("concert").options.length) loadConcerts();
+}
+
+// The user token was refused later (it expired): sign in again. The queue
+// place and the hold stay, as they hang on the queue token.
+function askToSignInAgain() {
+  show("sign-in", true);
+  bringUp("sign-in");
+  say("message", "Your sign-in is no longer valid (expired or not accepted): sign in again.", "error");
+}
+
+// Another user signed in: the queue place and the hold were the last user's.
+function forgetBooking() {
+  state.standing?.abort();
+  state.seatStream?.abort();
+  endHold();
+  Object.assign(state, { concertId: null, queueToken: null, admittedToken: null, date: null, paid: false });
+  for (const id of ["standing", "dates", "seats", "result"]) show(id, false);
+  $("enter-queue").disabled = !$("concert").options.length;
+}
+
+async function loadConcerts() {
   try {
     const { concerts } = await request("GET", "/concerts");
     const select = $("concert");
@@ -56,11 +109,12 @@ async function enterQueue() {
     const ticket = await request("POST", "/queue/tokens", state.userToken, { concert_id: $("concert").value });
     state.concertId = ticket.concert_id;
     state.queueToken = ticket.token;
+    state.paid = false;
     $("enter-queue").disabled = true;
     showStanding(ticket);
     watchStanding();
   } catch (error) {
-    refuse(error);
+    refuse(error, "user");
   }
 }
 
@@ -74,7 +128,7 @@ function watchStanding() {
       last = standing;
       showStanding(standing);
     }
-  }, { signal: controller.signal, onRefusal: refuse, more: () => last?.status !== "expired" });
+  }, { signal: controller.signal, onRefusal: (error) => refuse(error, "queue"), more: () => last?.status !== "expired" });
 }
 
 function showStanding(standing) {
@@ -86,7 +140,12 @@ function showStanding(standing) {
   show("waiting-line", standing.status === "waiting");
   show("active-line", standing.status === "active");
   if (standing.expires_at) $("active-until").textContent = new Date(standing.expires_at).toLocaleTimeString();
-  if (standing.status === "active" && !state.dateId && $("dates").hidden) loadDates();
+  // Each admission, the first or one after the user queued again, loads the
+  // dates and reopens the picked date's seat map with the new token.
+  if (standing.status === "active" && state.admittedToken !== state.queueToken) {
+    state.admittedToken = state.queueToken;
+    loadDates();
+  }
   if (standing.status === "expired" && !state.paid) {
     say("message", "Your queue token expired. Enter the queue again to book.", "error");
     $("enter-queue").disabled = false;
@@ -98,24 +157,31 @@ async function loadDates() {
   show("dates", true);
   try {
     const { dates } = await request("GET", `/concerts/${state.concertId}/dates`, state.queueToken);
-    const list = $("date-list");
-    list.replaceChildren(...dates.map((date) => {
-      const button = document.createElement("button");
-      button.type = "button";
-      button.dataset.dateId = date.date_id;
-      button.textContent = `${new Date(date.starts_at).toLocaleString()} · ${date.available_seats}/${date.total_seats} free · ${won(date.price)}`;
-      button.addEventListener("click", () => pickDate(date));
-      return button;
-    }));
+    $("date-list").replaceChildren(...dates.map(dateButton));
     if (!dates.length) say("message", "Every date is sold out.", "info");
+    const picked = dates.find((date) => date.date_id === state.date?.date_id);
+    show("seats", Boolean(picked));
+    if (picked) pickDate(picked);
   } catch (error) {
-    refuse(error);
+    refuse(error, "queue");
   }
 }
 
+function dateButton(date) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.dataset.dateId = date.date_id;
+  button.textContent = dateLabel(date);
+  button.addEventListener("click", () => pickDate(date));
+  return button;
+}
+
+function dateLabel(date) {
+  return `${new Date(date.starts_at).toLocaleString()} · ${date.available_seats}/${date.total_seats} free · ${won(date.price)}`;
+}
+
 function pickDate(date) {
-  state.dateId = date.date_id;
-  state.price = date.price;
+  state.date = date;
   for (const button of $("date-list").children) button.classList.toggle("picked", button.dataset.dateId === date.date_id);
   show("seats", true);
   state.seatStream?.abort();
@@ -128,7 +194,7 @@ function pickDate(date) {
     if (type === "seat-changes") {
       for (const change of data.split(",")) setSeat(Number(change.slice(0, -1)), letters[change.slice(-1)]);
     }
-  }, { signal: controller.signal, onRefusal: refuse });
+  }, { signal: controller.signal, onRefusal: (error) => refuse(error, "queue") });
 }
 
 const letters = { F: "free", H: "held", S: "sold" };
@@ -145,23 +211,41 @@ function drawSeats(letterString) {
     return button;
   }));
   [...letterString].forEach((letter, index) => setSeat(index + 1, letters[letter]));
+  showFreeSeats([...letterString].filter((letter) => letter === "F").length);
 }
 
 function setSeat(seatNo, status) {
   const button = $("seat-map").children[seatNo - 1];
   if (!button) return;
+  const was = button.dataset.status;
+  if (was && (was === "free") !== (status === "free")) showFreeSeats(state.date.available_seats + (status === "free" ? 1 : -1));
   const mine = state.reservation && state.reservation.seat_no === seatNo && status !== "free";
   button.dataset.status = status;
   button.className = `seat ${status}${mine ? " mine" : ""}`;
   button.disabled = status !== "free";
-  button.title = `seat ${seatNo}: ${mine ? "yours" : status}`;
+  // The state in words as well: colour alone tells a screen reader nothing.
+  button.title = `seat ${seatNo}, ${mine ? "yours" : status}`;
+  button.setAttribute("aria-label", button.title);
+}
+
+// The picked date's free seats on its button, kept live by the seat stream.
+function showFreeSeats(free) {
+  state.date.available_seats = free;
+  const button = [...$("date-list").children].find((each) => each.dataset.dateId === state.date.date_id);
+  if (button) button.textContent = dateLabel(state.date);
 }
 
 async function holdSeat(seatNo) {
+  // One hold at a time: the Pay button pays one reservation, and a second
+  // hold would leave the first one unpaid and out of reach until it lapses.
+  if (state.reservation) {
+    say("message", `You hold seat ${state.reservation.seat_no} already: pay for it, or let its hold run out to pick another seat.`, "error");
+    return;
+  }
   say("message", "");
   try {
     // The map knows numbers; the seat's id comes from the listing.
-    const page = await request("GET", `/concerts/${state.concertId}/dates/${state.dateId}/seats?after_seat_no=${seatNo - 1}&limit=1`, state.queueToken);
+    const page = await request("GET", `/concerts/${state.concertId}/dates/${state.date.date_id}/seats?after_seat_no=${seatNo - 1}&limit=1`, state.queueToken);
     const seat = page.seats[0];
     if (!seat || seat.seat_no !== seatNo) throw new Refusal(409, { code: "seat_unavailable" });
     const reservation = await request("POST", "/reservations", state.queueToken, { seat_id: seat.seat_id });
@@ -170,26 +254,47 @@ async function holdSeat(seatNo) {
     $("held-seat").textContent = seatNo;
     $("held-price").textContent = won(reservation.price);
     show("hold", true);
-    startCountdown(new Date(reservation.expires_at));
+    startCountdown(reservation.expires_at);
+    bringUp("hold");
     refreshBalance();
   } catch (error) {
-    refuse(error);
+    refuse(error, "queue");
   }
 }
 
-function startCountdown(until) {
+// Counts down to the service's expiry by the service's clock (common.js), so
+// a device clock that is off does not end the hold early or late.
+function startCountdown(expiresAt) {
   clearInterval(state.countdown);
+  const until = Date.parse(expiresAt);
   const tick = () => {
-    const left = Math.max(0, Math.round((until - Date.now()) / 1000));
+    const left = Math.max(0, Math.round((until - serverNow()) / 1000));
     $("countdown").textContent = `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`;
+    const words = timeLeftInWords(left);
+    if ($("countdown-words").textContent !== words) $("countdown-words").textContent = words;
     if (left === 0) {
-      clearInterval(state.countdown);
+      endHold();
       say("message", "Your hold ran out. Pick a seat again.", "error");
-      show("hold", false);
     }
   };
   tick();
   state.countdown = setInterval(tick, 1000);
+}
+
+// What the countdown's live region says: it changes each minute and once at
+// 30 s, so a screen reader is not read every second.
+function timeLeftInWords(left) {
+  if (left > 30) {
+    const minutes = Math.ceil(left / 60);
+    return `${minutes} minute${minutes === 1 ? "" : "s"} left to pay`;
+  }
+  return left > 0 ? "Less than 30 seconds left to pay" : "";
+}
+
+function endHold() {
+  clearInterval(state.countdown);
+  state.reservation = null;
+  show("hold", false);
 }
 
 async function refreshBalance() {
@@ -197,36 +302,46 @@ async function refreshBalance() {
     const { balance } = await request("GET", `/users/${state.userId}/balance`, state.userToken);
     $("balance").textContent = won(balance);
   } catch (error) {
-    refuse(error);
+    refuse(error, "user");
   }
+}
+
+// Also when the browser's own validation stops the form (-5, 1.5), so an
+// earlier message does not stay behind.
+function askForAmount() {
+  say("message", "Enter an amount in won (1 to 1,000,000,000).", "error");
 }
 
 async function charge(event) {
   event.preventDefault();
+  // An empty field reads as 0: ask for an amount instead of sending it.
+  const amount = Number($("amount").value);
+  if (!Number.isInteger(amount) || amount < 1 || amount > MAX_CHARGE) return askForAmount();
   say("message", "");
   try {
-    const amount = Number($("amount").value);
     const { balance } = await request("POST", `/users/${state.userId}/balance/charges`, state.userToken, { amount }, { "Idempotency-Key": idempotencyKey() });
     $("balance").textContent = won(balance);
     say("message", `Charged ${won(amount)}.`, "ok");
   } catch (error) {
-    refuse(error);
+    refuse(error, "user");
   }
 }
 
 async function pay() {
   say("message", "");
+  const held = state.reservation;
   try {
-    const payment = await request("POST", "/payments", state.queueToken, { reservation_id: state.reservation.reservation_id }, { "Idempotency-Key": idempotencyKey() });
+    const payment = await request("POST", "/payments", state.queueToken, { reservation_id: held.reservation_id }, { "Idempotency-Key": idempotencyKey() });
     state.paid = true;
-    clearInterval(state.countdown);
-    show("hold", false);
+    endHold();
     show("result", true);
-    $("result-text").textContent = `Seat ${state.reservation.seat_no} is yours: paid ${won(payment.amount)}, balance ${won(payment.balance)}. Payment ${payment.payment_id}.`;
+    $("result-text").textContent = `Seat ${held.seat_no} is yours: paid ${won(payment.amount)}, balance ${won(payment.balance)}. Payment ${payment.payment_id}.`;
+    bringUp("result");
     say("message", "Payment complete.", "ok");
     state.seatStream?.abort();
   } catch (error) {
-    refuse(error);
+    if (error.code === "hold_expired") endHold();
+    refuse(error, "queue");
   }
 }
 
@@ -236,7 +351,10 @@ document.addEventListener("DOMContentLoaded", () => {
       const minted = await request("POST", "/demo/user-tokens");
       signIn(minted.token);
     } catch (error) {
-      say("message", error.status === 404 ? "Sample users exist only with serve --demo: paste a user token." : explain(error), "error");
+      // The service mints sample users only with --demo and no identity
+      // provider (CONCERT_AUTH_JWKS_FILE) configured.
+      const unavailable = "Sample users exist only when the service runs with serve --demo and issues its own user tokens: paste a user token.";
+      say("message", error.status === 404 ? unavailable : explain(error), "error");
     }
   });
   $("token-form").addEventListener("submit", (event) => {
@@ -245,5 +363,6 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("enter-queue").addEventListener("click", enterQueue);
   $("charge-form").addEventListener("submit", charge);
+  $("amount").addEventListener("invalid", askForAmount);
   $("pay").addEventListener("click", pay);
 });

@@ -1,15 +1,40 @@
 // The auditors' page: the log in commit order with paging, one stream's
-// history with its hash chain, and the audit's result.
+// history with its stored hash chain, and the audit's result, whose
+// violations link to the streams they name and mark their events there.
 "use strict";
 
 const PAGE = 50;
-const audit = { token: null, after: 0, next: 0 };
+const audit = {
+  token: null,
+  after: 0,
+  next: 0,
+  stream: null, // { type, id, events } of the stream shown
+  flagged: new Map(), // flagKey → the rules the last audit run found broken there
+};
 
 function cell(text, className) {
   const td = document.createElement("td");
   td.textContent = text;
   if (className) td.className = className;
   return td;
+}
+
+// The booking page's wording speaks of sign-in and queue tokens; here the
+// only credential is the admin token.
+function refuse(error) {
+  say("message", error.status === 401 ? "The admin token is missing or wrong." : explain(error), "error");
+}
+
+function streamLink(text, type, id) {
+  const link = document.createElement("a");
+  link.href = "#";
+  link.textContent = text;
+  link.title = `${type}/${id}`;
+  link.addEventListener("click", (click) => {
+    click.preventDefault();
+    loadStream(type, id);
+  });
+  return link;
 }
 
 async function loadPage(after) {
@@ -22,16 +47,8 @@ async function loadPage(after) {
     show("report", true);
     $("events").replaceChildren(...page.events.map((event) => {
       const row = document.createElement("tr");
-      const stream = document.createElement("a");
-      stream.href = "#";
-      stream.textContent = `${event.aggregate_type}/${event.aggregate_id.slice(0, 8)}`;
-      stream.title = event.aggregate_id;
-      stream.addEventListener("click", (click) => {
-        click.preventDefault();
-        loadStream(event.aggregate_type, event.aggregate_id);
-      });
       const streamCell = cell("");
-      streamCell.append(stream);
+      streamCell.append(streamLink(`${event.aggregate_type}/${event.aggregate_id.slice(0, 8)}`, event.aggregate_type, event.aggregate_id));
       row.append(cell(event.position), streamCell, cell(event.sequence), cell(event.event_type),
         cell(event.metadata.actor || ""), cell(new Date(event.recorded_at).toLocaleString()));
       return row;
@@ -41,31 +58,61 @@ async function loadPage(after) {
       : "no events after this point";
     $("next-page").disabled = page.events.length < PAGE;
   } catch (error) {
-    say("message", explain(error), "error");
+    refuse(error);
   }
 }
 
-// Each stored hash is SHA-256 chained over the stream's previous event; the
-// page shows the links (the audit recomputes them).
 async function loadStream(type, id) {
+  say("message", "");
   try {
     const { events } = await request("GET", `/audit/streams/${encodeURIComponent(type)}/${encodeURIComponent(id)}`, audit.token);
-    show("stream", true);
-    $("stream-name").textContent = `${type}/${id}`;
-    let previous = null;
-    $("stream-events").replaceChildren(...events.map((event) => {
-      const row = document.createElement("tr");
-      const hash = event.metadata.hash || "";
-      const link = previous === null ? "first" : `follows ${previous.slice(0, 12)}…`;
-      previous = hash;
-      row.append(cell(event.sequence), cell(event.position ?? "–"), cell(event.event_type),
-        cell(JSON.stringify(event.payload), "payload"), cell(hash.slice(0, 16) + "…", "hash"), cell(link));
-      return row;
-    }));
+    audit.stream = { type, id, events };
+    drawStream();
     $("stream").scrollIntoView();
   } catch (error) {
-    say("message", explain(error), "error");
+    refuse(error);
   }
+}
+
+// The hashes as stored, each row beside the one it chains from. The page
+// does not recompute them: the audit does, and its findings are marked.
+function drawStream() {
+  const { type, id, events } = audit.stream;
+  show("stream", true);
+  $("stream-name").textContent = `${type}/${id}`;
+  const streamRules = audit.flagged.get(flagKey(type, id));
+  say("stream-flag", streamRules ? `The last audit names this stream: ${streamRules.join("; ")}.` : "", "error");
+  let previous = null;
+  $("stream-events").replaceChildren(...events.map((event) => {
+    const hash = event.metadata.hash || "";
+    const rules = audit.flagged.get(flagKey(type, id, event.sequence));
+    const row = document.createElement("tr");
+    row.classList.toggle("flagged", Boolean(rules));
+    row.append(cell(event.sequence), cell(event.position ?? "–"), cell(event.event_type),
+      cell(JSON.stringify(event.payload), "payload"), cell(`${hash.slice(0, 16)}…`, "hash"),
+      cell(previous === null ? "(first)" : `${previous.slice(0, 16)}…`, "hash"),
+      cell(rules ? `violates: ${rules.join("; ")}` : ""));
+    previous = hash;
+    return row;
+  }));
+}
+
+// A violation names an event as `#57 Seat/<id> seq 3 SeatHeld`, or a whole
+// stream as `Wallet/<id>` (a read-model row that disagrees with the log).
+function parseLabel(label) {
+  const match = /^(?:#\d+ )?(\w+)\/([0-9a-f-]{36})(?: seq (\d+))?/.exec(label);
+  return match && { type: match[1], id: match[2], sequence: match[3] && Number(match[3]) };
+}
+
+function flagKey(type, id, sequence) {
+  return sequence ? `${type}/${id}/${sequence}` : `${type}/${id}`;
+}
+
+function violatingEvent(label) {
+  const entry = document.createElement("li");
+  const named = parseLabel(label);
+  entry.append(named ? streamLink(label, named.type, named.id) : label);
+  return entry;
 }
 
 async function runAudit() {
@@ -77,22 +124,24 @@ async function runAudit() {
       ? `${count} violation(s) in ${report.events} events.`
       : `All rules hold over ${report.events} events.`;
     $("audit-summary").dataset.kind = count ? "error" : "ok";
+    audit.flagged = new Map();
     $("violations").replaceChildren(...report.violations.map((violation) => {
+      for (const named of violation.events.map(parseLabel).filter(Boolean)) {
+        const key = flagKey(named.type, named.id, named.sequence);
+        audit.flagged.set(key, [...(audit.flagged.get(key) || []), violation.rule]);
+      }
       const item = document.createElement("li");
       const title = document.createElement("strong");
       title.textContent = `${violation.rule}: `;
       const events = document.createElement("ul");
-      events.append(...violation.events.map((label) => {
-        const entry = document.createElement("li");
-        entry.textContent = label;
-        return entry;
-      }));
+      events.append(...violation.events.map(violatingEvent));
       item.append(title, violation.detail, events);
       return item;
     }));
+    if (audit.stream) drawStream();
   } catch (error) {
     $("audit-summary").textContent = "";
-    say("message", explain(error), "error");
+    refuse(error);
   }
 }
 

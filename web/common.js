@@ -44,10 +44,26 @@ async function request(method, path, token, body, headers = {}) {
     init.body = JSON.stringify(body);
   }
   const response = await fetch(api + path, init);
+  noteServerTime(response);
   const text = await response.text();
   const data = text ? JSON.parse(text) : {};
   if (!response.ok) throw new Refusal(response.status, data);
   return data;
+}
+
+// How far the service's clock is ahead of this device's, from the `Date`
+// header of the last answer: a countdown to a time the service set must not
+// trust a device clock that may be off by minutes. The header has whole
+// seconds, so the estimate is at most a second short.
+let serverClockAhead = 0;
+
+function noteServerTime(response) {
+  const date = Date.parse(response.headers.get("Date"));
+  if (!Number.isNaN(date)) serverClockAhead = date - Date.now();
+}
+
+function serverNow() {
+  return Date.now() + serverClockAhead;
 }
 
 // Follows an event stream until `signal` aborts or `more()` says to stop,

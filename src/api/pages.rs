@@ -1,5 +1,5 @@
 //! The web pages: the booking page at `/` and the auditors' page at
-//! `/audit`, with their scripts and style sheet compiled into the binary
+//! `/audit`, with their scripts, style sheet and icon compiled into the binary
 //! (`web/`), so they work without internet access. A strict
 //! Content-Security-Policy keeps them from loading anything from elsewhere.
 //! With `serve --demo`, the booking page signs in as a new sample user
@@ -29,7 +29,7 @@ const SAMPLE_TOKEN_TTL: Duration = Duration::from_secs(3600);
 const POLICY: &str = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 /// Each embedded file: its path, content type and text.
-const ASSETS: [(&str, &str, &str); 6] = [
+const ASSETS: [(&str, &str, &str); 8] = [
     ("/", HTML, include_str!("../../web/index.html")),
     ("/audit", HTML, include_str!("../../web/audit.html")),
     ("/assets/app.js", JS, include_str!("../../web/app.js")),
@@ -40,9 +40,15 @@ const ASSETS: [(&str, &str, &str); 6] = [
         "text/css; charset=utf-8",
         include_str!("../../web/style.css"),
     ),
+    ("/favicon.svg", SVG, FAVICON),
+    // Browsers ask for this path whatever the pages link to; current ones
+    // take an SVG there too, and a 404 would log an error on every load.
+    ("/favicon.ico", SVG, FAVICON),
 ];
 const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
+const SVG: &str = "image/svg+xml";
+const FAVICON: &str = include_str!("../../web/favicon.svg");
 
 pub fn router() -> Router<AppState> {
     let mut router = Router::new();

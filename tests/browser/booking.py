@@ -1,14 +1,22 @@
 """The pages in a real browser (headless Chromium driven by Playwright).
 
-Two people on one date: one holds a seat and the other's seat map shows it
-taken without a reload; the first charges, pays and sees the result; the
-auditors' page shows the feed, a stream and a clean audit. No request may
-leave the machine and no script may fail. Screenshots of each step go to the
-folder given.
+Two people on one date: Alice on a phone whose clock is 45 s fast, Bob on a
+desktop. A forged user token is refused at sign-in. Alice holds a seat: her
+countdown shows the full hold time by the service's clock, the page scrolls to
+Pay and moves the focus there, and Bob's seat map and free count change
+without a reload. Refusals (a second seat, an amount, a low balance) show in
+Alice's viewport. Her user token goes bad: the sign-in comes back, and signing
+in again keeps her hold; she charges, pays and sees the result. The auditors'
+page says when the admin token is wrong, shows the feed, a stream and a clean
+audit, and marks the events a violation names. No request may leave the
+machine, no page asset may fail (the icon included) and no script may fail.
+Screenshots of each step go to the folder given.
 
     python booking.py http://127.0.0.1:18396 <admin token> target/browser-screenshots
 """
 
+import base64
+import json
 import re
 import sys
 from pathlib import Path
@@ -18,13 +26,26 @@ from playwright.sync_api import expect, sync_playwright
 BASE, ADMIN_TOKEN, SHOTS = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 CHROMIUM = "/usr/bin/chromium"
 SEAT = 5
+# The hold time of `serve --demo` (CONCERT_HOLD_TTL_SECS unset: 300 s).
+FULL_HOLD = re.compile(r"^(4:5[0-9]|5:00)$")
+# The device clock 45 s ahead: Date.now() and new Date() both.
+CLOCK_AHEAD = """(() => {
+  const RealDate = Date;
+  const now = () => RealDate.now() + 45_000;
+  globalThis.Date = class extends RealDate {
+    constructor(...args) { super(...(args.length ? args : [now()])); }
+    static now() { return now(); }
+  };
+})()"""
 
 SHOTS.mkdir(parents=True, exist_ok=True)
 problems = []
+api_calls = []
 
 
 def watch(context, name):
-    """Refuses and records any request beyond the service; records script errors."""
+    """Refuses and records any request beyond the service; records script
+    errors, console errors and failed page assets."""
 
     def leaves(url):
         return not url.startswith(BASE + "/")
@@ -33,22 +54,54 @@ def watch(context, name):
         problems.append(f"{name}: request left the machine: {route.request.url}")
         route.abort()
 
+    def api(url):
+        return url.startswith(BASE + "/api/")
+
     context.route(leaves, refuse)
     page = context.new_page()
     page.on("pageerror", lambda error: problems.append(f"{name}: script error: {error}"))
-    # Chromium logs each refused request (a 402 the test provokes) as a
-    # console error; those are answers, not script errors.
+    # Chromium logs each refused API request (a 402 the test provokes) as a
+    # console error; those are answers. Any other console error counts.
     page.on(
         "console",
         lambda message: message.type == "error"
-        and not message.text.startswith("Failed to load resource")
+        and not api(message.location.get("url", ""))
         and problems.append(f"{name}: console error: {message.text}"),
+    )
+    page.on(
+        "response",
+        lambda response: response.status >= 400
+        and not api(response.url)
+        and problems.append(f"{name}: {response.url} answered {response.status}"),
+    )
+    page.on(
+        "request",
+        lambda request: api(request.url)
+        and api_calls.append((name, request.method, request.url.split("?")[0][len(BASE) :])),
     )
     return page
 
 
-def shot(page, name):
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+def calls(name, method, path):
+    return sum(1 for call in api_calls if call == (name, method, path))
+
+
+def shot(page, name, full_page=True):
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full_page)
+
+
+def forged_token(user_id):
+    """A well-formed JWT for `user_id` that no key signed."""
+
+    def part(value):
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    header = part({"alg": "RS256", "typ": "JWT", "kid": "forged"})
+    return f"{header}.{part({'sub': user_id, 'exp': 4_102_444_800})}.c2lnbmF0dXJl"
+
+
+def seat(page, number):
+    return page.locator(f'#seat-map .seat[data-seat-no="{number}"]')
 
 
 def to_seat_map(page, name):
@@ -56,38 +109,91 @@ def to_seat_map(page, name):
     page.goto(BASE + "/")
     page.click("#sample-user")
     expect(page.locator("#queue")).to_be_visible()
+    expect(page.locator("#queue h2")).to_be_focused()
     page.click("#enter-queue")
     expect(page.locator("#status")).to_have_text("active", timeout=15_000)
     shot(page, f"{name}-1-admitted")
     page.locator("#date-list button").first.click()
-    expect(page.locator(f'#seat-map .seat[data-seat-no="{SEAT}"]')).to_have_attribute(
-        "data-status", "free"
-    )
+    expect(seat(page, SEAT)).to_have_attribute("data-status", "free")
+    expect(seat(page, SEAT)).to_have_accessible_name(f"seat {SEAT}, free")
     shot(page, f"{name}-2-seat-map")
+
+
+def expect_message(page, text):
+    """The message says `text` and is on screen wherever the page is scrolled."""
+    expect(page.locator("#message")).to_contain_text(text)
+    expect(page.locator("#message")).to_be_in_viewport()
 
 
 with sync_playwright() as playwright:
     browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-    # A phone-sized screen for one, a desktop for the other.
-    alice = watch(browser.new_context(viewport={"width": 390, "height": 844}), "alice")
+    phone = browser.new_context(viewport={"width": 375, "height": 667})
+    phone.add_init_script(CLOCK_AHEAD)
+    alice = watch(phone, "alice")
     bob = watch(browser.new_context(viewport={"width": 1200, "height": 900}), "bob")
+
+    # A forged user token is refused at sign-in, not at the first booking step.
+    bob.goto(BASE + "/")
+    bob.fill("#user-token", forged_token("0b7c4a5e-6a1d-4c2e-9f3a-2d5b8e1f7c90"))
+    bob.click("#token-form button")
+    expect(bob.locator("#message")).to_contain_text("not accepted")
+    expect(bob.locator("#sign-in")).to_be_visible()
+
     to_seat_map(alice, "alice")
     to_seat_map(bob, "bob")
+    bob_dates = bob.locator("#date-list button").first
+    expect(bob_dates).to_contain_text("50/50 free")
 
-    # Alice holds a seat; Bob's map shows it taken without a reload.
-    alice.click(f'#seat-map .seat[data-seat-no="{SEAT}"]')
+    # Alice holds a seat: the page brings Pay into view, the countdown shows
+    # the whole hold by the service's clock, and Bob's map shows it taken
+    # without a reload.
+    seat(alice, SEAT).click()
     expect(alice.locator("#hold")).to_be_visible()
-    expect(alice.locator("#countdown")).to_have_text(re.compile(r"^[0-9]+:[0-9]{2}$"))
-    bob_seat = bob.locator(f'#seat-map .seat[data-seat-no="{SEAT}"]')
+    expect(alice.locator("#hold h2")).to_be_focused()
+    expect(alice.locator("#pay")).to_be_in_viewport()
+    expect(alice.locator("#countdown")).to_have_text(FULL_HOLD)
+    expect(seat(alice, SEAT)).to_have_accessible_name(f"seat {SEAT}, yours")
+    bob_seat = seat(bob, SEAT)
     expect(bob_seat).to_have_attribute("data-status", "held", timeout=5_000)
     expect(bob_seat).to_be_disabled()
+    expect(bob_seat).to_have_accessible_name(f"seat {SEAT}, held")
+    expect(bob_dates).to_contain_text("49/50 free")
     shot(alice, "alice-3-held")
     shot(bob, "bob-3-sees-held")
 
-    # A refusal is explained: paying before charging the wallet.
+    # Refusals on a phone show where Alice is, far below the top of the page.
+    seat(alice, SEAT + 1).click()
+    expect_message(alice, f"You hold seat {SEAT} already")
     alice.click("#pay")
-    expect(alice.locator("#message")).to_contain_text("balance is too low")
-    shot(alice, "alice-4-refused")
+    expect_message(alice, "balance is too low")
+    if alice.evaluate("scrollY") < 200:
+        problems.append("alice: the page is not scrolled down to Pay; the viewport checks prove little")
+    shot(alice, "alice-4-refused", full_page=False)  # what the phone shows
+    alice.fill("#amount", "-5")  # stopped by the browser's own validation
+    alice.click("#charge-form button")
+    expect_message(alice, "Enter an amount in won")
+    alice.locator("#message").evaluate("message => message.textContent = ''")
+    alice.fill("#amount", "")
+    alice.click("#charge-form button")
+    expect_message(alice, "Enter an amount in won (1 to 1,000,000,000)")
+    if calls("alice", "POST", "/api/v1/reservations") != 1 or alice.evaluate("state.reservation.seat_no") != SEAT:
+        problems.append("alice: a second seat was held while the first still was")
+
+    # Alice's user token goes bad: the sign-in comes back, and signing in
+    # again with a good token keeps her hold.
+    user_token = alice.evaluate("state.userToken")
+    alice.evaluate(f"state.userToken = {json.dumps(forged_token(alice.evaluate('state.userId')))}")
+    alice.fill("#amount", "150000")
+    alice.click("#charge-form button")
+    expect(alice.locator("#sign-in")).to_be_visible()
+    expect_message(alice, "sign in again")
+    shot(alice, "alice-5-sign-in-again")
+    alice.fill("#user-token", user_token)
+    alice.click("#token-form button")
+    expect(alice.locator("#sign-in")).to_be_hidden()
+    expect(alice.locator("#hold")).to_be_visible()
+    if calls("alice", "POST", f"/api/v1/users/{alice.evaluate('state.userId')}/balance/charges") != 1:
+        problems.append("alice: an empty or refused amount was sent")
 
     # Alice's page, as if opened over plain HTTP from another address (no
     # crypto.randomUUID outside a secure context), still builds version-4
@@ -98,26 +204,57 @@ with sync_playwright() as playwright:
         problems.append(f"alice: an Idempotency-Key without crypto.randomUUID is {key!r}")
 
     # Alice charges her wallet and pays; Bob sees the seat sold.
-    alice.fill("#amount", "150000")
     alice.click("#charge-form button")
-    expect(alice.locator("#message")).to_contain_text("Charged")
+    expect_message(alice, "Charged")
     alice.click("#pay")
     expect(alice.locator("#result")).to_be_visible()
     expect(alice.locator("#result-text")).to_contain_text(f"Seat {SEAT} is yours")
     expect(bob_seat).to_have_attribute("data-status", "sold", timeout=5_000)
-    shot(alice, "alice-5-paid")
-    shot(bob, "bob-5-sees-sold")
+    shot(alice, "alice-6-paid")
+    shot(bob, "bob-6-sees-sold")
 
-    # The auditors' page: the feed, one stream's history, the audit.
-    alice.goto(BASE + "/audit")
-    alice.fill("#admin-token", ADMIN_TOKEN)
-    alice.click("#admin-form button")
-    expect(alice.locator("#events tr").first).to_be_visible()
-    alice.locator("#events a").first.click()
-    expect(alice.locator("#stream-events tr").first).to_be_visible()
-    alice.click("#run-audit")
-    expect(alice.locator("#audit-summary")).to_contain_text("All rules hold")
-    shot(alice, "audit")
+    # The auditors' page: an admin-specific refusal, the feed, one stream's
+    # history, the audit.
+    bob.goto(BASE + "/audit")
+    for wrong in ["", "wrong"]:
+        bob.fill("#admin-token", wrong)
+        bob.click("#admin-form button")
+        expect(bob.locator("#message")).to_have_text("The admin token is missing or wrong.")
+    bob.fill("#admin-token", ADMIN_TOKEN)
+    bob.click("#admin-form button")
+    expect(bob.locator("#events tr").first).to_be_visible()
+    bob.locator("#events a", has_text="QueueTicket").first.click()  # entered, admitted, expired
+    expect(bob.locator("#stream-events tr")).to_have_count(3)
+    bob.click("#run-audit")
+    expect(bob.locator("#audit-summary")).to_contain_text("All rules hold")
+    expect(bob.locator("#stream-events tr.flagged")).to_have_count(0)
+    shot(bob, "audit")
+
+    # A report (stubbed: the store here is intact) that names the stream's
+    # second event: the violation links to the stream, which marks that row.
+    named = bob.evaluate("audit.stream.events[1]")
+    stream = f"{named['aggregate_type']}/{named['aggregate_id']}"
+    label = f"#{named['position']} {stream} seq {named['sequence']} {named['event_type']}"
+    violation = {"rule": "hash chain intact", "detail": "edited", "events": [label]}
+    bob.route(
+        BASE + "/api/v1/audit/report",
+        lambda route: route.fulfill(json={"events": 99, "violations": [violation]}),
+    )
+    bob.click("#run-audit")
+    expect(bob.locator("#audit-summary")).to_contain_text("1 violation")
+    expect(bob.locator("#stream-events tr.flagged")).to_have_count(1)
+    expect(bob.locator("#stream-events tr").nth(1)).to_contain_text("violates: hash chain intact")
+    bob.locator("#events a").first.click()  # another stream
+    expect(bob.locator("#stream-name")).not_to_have_text(stream)
+    bob.locator("#violations a").click()
+    expect(bob.locator("#stream-name")).to_have_text(stream)
+    expect(bob.locator("#stream-events tr.flagged")).to_have_count(1)
+    shot(bob, "audit-violation")
+
+    # Browsers ask for /favicon.ico whatever a page links to.
+    icon = bob.request.get(BASE + "/favicon.ico")
+    if not icon.ok or icon.headers["content-type"] != "image/svg+xml":
+        problems.append(f"/favicon.ico answered {icon.status} {icon.headers.get('content-type')}")
 
     browser.close()
 
