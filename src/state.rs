@@ -183,6 +183,7 @@ impl AppState {
             entries: Arc::new(EntryPlans::start(
                 &pool,
                 i64::try_from(config.queue_waiting_max).unwrap_or(i64::MAX),
+                i64::from(config.queue_active_max),
                 chrono::Duration::seconds(RATE_WINDOW_SECS),
             )),
             hold_reads: Arc::new(GatheredReads::start(&pool, SeatsForTickets)),

@@ -128,6 +128,7 @@ pub async fn standing(app: &AppState, ticket: &TicketRow) -> Result<Standing, Bo
         ticket.concert_id,
         ticket.entry_no,
         rate_window_start(now),
+        i64::from(app.config.queue_active_max),
     )
     .await?;
     Ok(standing_from(app, ticket, row, now))
@@ -151,7 +152,9 @@ pub async fn watched_standing(
         .standings()
         .line(concert_id, moved_at, || async {
             let now = Utc::now();
-            let row = queue_line::line(&app.pool, concert_id, rate_window_start(now)).await?;
+            let active_max = i64::from(app.config.queue_active_max);
+            let row =
+                queue_line::line(&app.pool, concert_id, rate_window_start(now), active_max).await?;
             Ok::<_, BookingError>((row, now))
         })
         .await?;

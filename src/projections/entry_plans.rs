@@ -22,18 +22,19 @@ pub struct EntryPlans {
 
 impl EntryPlans {
     /// Plans on the database of `pool`: a line takes entries while fewer
-    /// than `waiting_max` wait (0: no limit), and the admission rate is
-    /// measured over the last `rate_window`. Its worker runs until it is
-    /// dropped.
+    /// than `waiting_max` wait (0: no limit), up to `active_max` are active,
+    /// and the admission rate is measured over the last `rate_window`. Its
+    /// worker runs until it is dropped.
     ///
     /// The planner has connections of its own (one per batch in flight) that
     /// keep one generic plan of its statement (see `db::generic_plan_pool`).
-    pub fn start(pool: &PgPool, waiting_max: i64, rate_window: Duration) -> Self {
+    pub fn start(pool: &PgPool, waiting_max: i64, active_max: i64, rate_window: Duration) -> Self {
         let pool = db::generic_plan_pool(pool, BATCHES_IN_FLIGHT as u32);
         let (jobs, queue) = mpsc::unbounded_channel();
         let planner = Planner {
             pool,
             waiting_max,
+            active_max,
             rate_window,
         };
         tokio::spawn(batching::dispatch(Arc::new(planner), queue));
@@ -78,6 +79,7 @@ impl Queued for PlanJob {
 struct Planner {
     pool: PgPool,
     waiting_max: i64,
+    active_max: i64,
     rate_window: Duration,
 }
 
@@ -94,6 +96,7 @@ impl Batches<PlanJob> for Planner {
                 now,
                 now - self.rate_window,
                 self.waiting_max,
+                self.active_max,
             )
             .await;
             match planned {

@@ -67,6 +67,7 @@ pub async fn plan_entries(
     now: DateTime<Utc>,
     since: DateTime<Utc>,
     waiting_max: i64,
+    active_max: i64,
 ) -> sqlx::Result<Vec<EntryPlan>> {
     let rows: Vec<EntryPlanRow> = sqlx::query_as(&format!(
         "with asked as (select user_id, ord from unnest($2::uuid[]) with ordinality as a(user_id, ord)),
@@ -105,7 +106,7 @@ pub async fn plan_entries(
             p.new_entry_no, {position}, k.admitted, k.sample_start, k.active
          from latest l join placed p on p.ord = l.ord cross join known k
          order by l.ord",
-        rates = admission_columns("$4"),
+        rates = admission_columns("$4", "$6"),
         position = position_column("p.entry_no"),
     ))
     .bind(concert_id)
@@ -113,6 +114,7 @@ pub async fn plan_entries(
     .bind(now)
     .bind(since)
     .bind(waiting_max)
+    .bind(active_max)
     .fetch_all(pool)
     .await?;
     Ok(rows

@@ -23,17 +23,24 @@ pub struct LineRow {
     pub active: i64,
 }
 
-/// The line of `concert_id`, counting admissions since `since`.
-pub async fn line(pool: &PgPool, concert_id: Uuid, since: DateTime<Utc>) -> sqlx::Result<LineRow> {
+/// The line of `concert_id`, counting admissions since `since` and active
+/// tickets up to `active_max`.
+pub async fn line(
+    pool: &PgPool,
+    concert_id: Uuid,
+    since: DateTime<Utc>,
+    active_max: i64,
+) -> sqlx::Result<LineRow> {
     sqlx::query_as(&format!(
         "select {LEFT_WAITING_TOTAL}::bigint as left_waiting,
                 array(select entry_no from queue_unused_entries where concert_id = $1 order by entry_no)
                     as unused_entries,
                 {}",
-        admission_columns("$2")
+        admission_columns("$2", "$3")
     ))
     .bind(concert_id)
     .bind(since)
+    .bind(active_max)
     .fetch_one(pool)
     .await
 }

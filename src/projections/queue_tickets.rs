@@ -258,19 +258,22 @@ pub(super) fn position_column(entry_no: &str) -> String {
 
 /// The `admitted`, `sample_start` and `active` columns: the concert's
 /// admissions since `since`, at most `RATE_SAMPLE` of them, and its active
-/// tickets (at most the configured maximum, read from a partial index).
-pub(super) fn admission_columns(since: &str) -> String {
+/// tickets, counted up to `active_max` (all the estimate needs: a line with
+/// room for a hundred thousand active is not counted a hundred thousand
+/// times a second).
+pub(super) fn admission_columns(since: &str, active_max: &str) -> String {
     format!(
         "(select count(*) from (select 1 from queue_tickets where concert_id = $1 and admitted_at >= {since}
                                 limit {RATE_SAMPLE}) recent) as admitted,
          (select admitted_at from queue_tickets where concert_id = $1 and admitted_at >= {since}
           order by admitted_at desc offset {RATE_SAMPLE} - 1 limit 1) as sample_start,
-         (select count(*) from queue_tickets where concert_id = $1 and status = 'active') as active"
+         (select count(*) from (select 1 from queue_tickets where concert_id = $1 and status = 'active'
+                                limit {active_max}) taken) as active"
     )
 }
 
 /// The `StandingRow` of a ticket with `entry_no`, counting admissions since
-/// `since`. Both parts take constant time, however long the queue: entry
+/// `since` and active tickets up to `active_max`. Both parts take constant time, however long the queue: entry
 /// numbers are dense per concert, so the position is the numbers below this
 /// one, less the tickets that left the line and the unused numbers (admission
 /// is FIFO, so the tickets that left were ahead of a waiting one); and the rate
@@ -280,15 +283,17 @@ pub async fn standing(
     concert_id: Uuid,
     entry_no: i64,
     since: DateTime<Utc>,
+    active_max: i64,
 ) -> sqlx::Result<StandingRow> {
     sqlx::query_as(&format!(
         "select {}, {}",
         position_column("$2"),
-        admission_columns("$3")
+        admission_columns("$3", "$4")
     ))
     .bind(concert_id)
     .bind(entry_no)
     .bind(since)
+    .bind(active_max)
     .fetch_one(pool)
     .await
 }

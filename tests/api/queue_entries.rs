@@ -5,6 +5,7 @@
 use chrono::{Duration, Utc};
 use concert::projections::entry_plans::EntryPlans;
 use concert::projections::queue_entries::plan_entries;
+use concert::projections::queue_tickets;
 use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -137,6 +138,7 @@ async fn one_plan_numbers_new_entries_in_order_skips_live_tickets_and_stops_at_t
         now,
         now - Duration::seconds(60),
         3,
+        5,
     )
     .await
     .unwrap();
@@ -147,10 +149,16 @@ async fn one_plan_numbers_new_entries_in_order_skips_live_tickets_and_stops_at_t
     let positions: Vec<i64> = plans.iter().map(|plan| plan.standing.position).collect();
     assert_eq!(positions[..3], [0, 1, 2]);
     assert!(plans.iter().all(|plan| plan.concert_exists));
+    assert!(plans.iter().all(|plan| plan.standing.active == 1));
     assert_eq!(issued(&app.pool, &concert.concert_id).await, 4);
+    // Active tickets are counted up to the limit, which is all the wait estimate needs.
+    let capped = queue_tickets::standing(&app.pool, concert_id, 4, now, 0)
+        .await
+        .unwrap();
+    assert_eq!((capped.position, capped.active), (2, 0));
 
     // An unknown concert takes nothing.
-    let unknown = plan_entries(&app.pool, Uuid::new_v4(), &[late], now, now, 0)
+    let unknown = plan_entries(&app.pool, Uuid::new_v4(), &[late], now, now, 0, 5)
         .await
         .unwrap();
     assert!(!unknown[0].concert_exists);
@@ -161,7 +169,7 @@ async fn one_plan_numbers_new_entries_in_order_skips_live_tickets_and_stops_at_t
 async fn an_entry_that_stops_waiting_for_its_plan_gives_its_number_back() {
     let (app, concert) = line_with_one_admitted(0).await; // entry 1, admitted
     let concert_id: Uuid = concert.concert_id.parse().unwrap();
-    let planner = EntryPlans::start(&app.pool, 0, Duration::seconds(60));
+    let planner = EntryPlans::start(&app.pool, 0, 100, Duration::seconds(60));
 
     // Sent, then dropped at once: the plan is answered to nobody.
     let gave_up = tokio::time::timeout(
