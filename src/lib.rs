@@ -51,6 +51,8 @@ pub mod projections;
 pub mod replay;
 /// The scheduler of expiries, admissions and payment recovery.
 pub mod scheduler;
+/// What the service last ran with, for the tools that read the log later.
+pub mod served_settings;
 /// Preparing and running the service.
 pub mod server;
 /// Shared state of handlers and scheduler.

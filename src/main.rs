@@ -4,7 +4,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use concert::config::{Cli, Command, Config};
 use concert::private_postgres::{supervise, PrivatePostgres, Supervised};
 use concert::progress::Progress;
@@ -21,7 +22,10 @@ enum Database {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    // Otherwise the audit takes the limit the service last ran with.
+    let limit_given = given(&matches, "queue_active_max");
     concert::telemetry::init_logging(cli.config.log_format);
     let command = cli.command.unwrap_or(Command::Serve { demo: false });
     // What can be checked without a database is checked before one starts.
@@ -61,7 +65,14 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    let outcome = runtime.block_on(run(command, cli.config, url, listener, gave_up));
+    let outcome = runtime.block_on(run(
+        command,
+        cli.config,
+        url,
+        listener,
+        gave_up,
+        limit_given,
+    ));
     drop(runtime);
     let stopped = match database {
         Database::External(_) => Ok(()),
@@ -146,6 +157,18 @@ fn database_error(config: &Config, url: &str, error: sqlx::Error) -> String {
     }
 }
 
+/// Whether a setting was given (flag or environment), not left to its default.
+fn given(matches: &ArgMatches, id: &str) -> bool {
+    let given_in = |matches: &ArgMatches| {
+        matches!(
+            matches.value_source(id),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        )
+    };
+    // A global flag may follow the subcommand.
+    given_in(matches) || matches.subcommand().is_some_and(|(_, sub)| given_in(sub))
+}
+
 fn is_broken_pipe(error: &(dyn std::error::Error + 'static)) -> bool {
     error
         .downcast_ref::<std::io::Error>()
@@ -182,6 +205,7 @@ async fn run(
     url: String,
     listener: Option<std::net::TcpListener>,
     gave_up: Option<watch::Receiver<bool>>,
+    limit_given: bool,
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
     // These two manage their own connections (a snapshot; an empty store).
     match &command {
@@ -294,12 +318,18 @@ async fn run(
         }
         Command::Audit => {
             concert::db::migrate(&pool).await?;
+            let recorded = concert::served_settings::recorded_queue_active_max(&pool).await?;
+            let (limit, whence) = match recorded {
+                Some(recorded) if !limit_given => (recorded, "the service's last run"),
+                _ if limit_given => (config.queue_active_max, "given"),
+                _ => (config.queue_active_max, "the default; never served"),
+            };
+            println!("admissions checked against CONCERT_QUEUE_ACTIVE_MAX={limit} ({whence})");
             let mut progress = Progress::new("audit");
-            let report =
-                concert::audit::audit(&pool, config.queue_active_max, &mut |done, total| {
-                    progress.update(done, total)
-                })
-                .await?;
+            let report = concert::audit::audit(&pool, limit, &mut |done, total| {
+                progress.update(done, total)
+            })
+            .await?;
             progress.finish(report.events);
             for violation in &report.violations {
                 println!("VIOLATION [{}] {}", violation.rule, violation.detail);

@@ -32,6 +32,14 @@ pub enum ServeError {
 /// up to date with the log.
 pub async fn prepare(pool: PgPool, config: Config) -> Result<AppState, ServeError> {
     crate::db::migrate(&pool).await?;
+    let limit = config.queue_active_max;
+    if let Some(before) = crate::served_settings::record_queue_active_max(&pool, limit).await? {
+        tracing::warn!(
+            before,
+            now = limit,
+            "this database was served with another CONCERT_QUEUE_ACTIVE_MAX; instances that share it must agree, and `concert audit` checks against the latest"
+        );
+    }
     let tokens = TokenSigner::from_database(&pool).await?;
     let users = UserTokens::from_settings(&config.identity(), &pool).await?;
     // An empty value (`CONCERT_ADMIN_TOKEN=`) is no token anyone can send.

@@ -5,7 +5,9 @@
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use crate::harness::{self, Server, Workdir};
+use uuid::Uuid;
+
+use crate::harness::{self, Api, Server, Workdir};
 
 #[tokio::test]
 async fn tools_refuse_a_mistyped_store_or_file_before_starting_a_database() {
@@ -91,5 +93,62 @@ async fn an_empty_admin_token_is_replaced_by_a_generated_one() {
     };
     assert_eq!(audit(generated).await.unwrap().status(), 200);
     assert_eq!(audit(String::new()).await.unwrap().status(), 401);
+    assert!(server.terminate().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_checks_admissions_against_the_limit_the_service_ran_with() {
+    let _turn = harness::serial().await;
+    let work = Workdir::new("limit");
+    let limit = Duration::from_secs(20);
+    let mut server = Server::start(
+        &work,
+        "limit",
+        &[("CONCERT_QUEUE_ACTIVE_MAX", "3".to_string())],
+    )
+    .await;
+    let api = Api::new(vec![server.base()], limit);
+    let (concert, _) = api.create_concert(10, 1000).await;
+    for _ in 0..3 {
+        let entered = api.enter(Uuid::new_v4(), concert, limit).await.unwrap();
+        let token = harness::body(&entered)["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            api.wait_admitted(&token, limit).await.as_deref(),
+            Some("active")
+        );
+    }
+    assert!(server.terminate().await.success());
+    let data = [("CONCERT_DATA_DIR", work.data().display().to_string())];
+
+    // Not given one, the audit takes the service's; a smaller one given by
+    // flag or environment names the admissions beyond it.
+    let (code, out, err) = harness::cli(&data, &["audit"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("CONCERT_QUEUE_ACTIVE_MAX=3 (the service's last run)"),
+        "{out}"
+    );
+    let (code, out, _) = harness::cli(&data, &["audit", "--queue-active-max", "2"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("admissions stay within the active limit"),
+        "{out}"
+    );
+    let smaller = ("CONCERT_QUEUE_ACTIVE_MAX", "2".to_string());
+    let (code, _, _) = harness::cli(&[data[0].clone(), smaller], &["audit"]).await;
+    assert_eq!(code, 1);
+
+    // Serving with another limit is recorded, and said in the log.
+    server
+        .restart(&[("CONCERT_QUEUE_ACTIVE_MAX", "5".to_string())])
+        .await;
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert!(
+        log.contains("served with another CONCERT_QUEUE_ACTIVE_MAX"),
+        "{log}"
+    );
     assert!(server.terminate().await.success());
 }
