@@ -35,7 +35,13 @@ pub struct SignedIn(pub UserId);
 pub struct PathUser(pub UserId);
 
 fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    // One credential: with two, a proxy that checks one and this service
+    // that reads the other would not agree on who is asking.
+    let mut values = parts.headers.get_all(AUTHORIZATION).iter();
+    let value = values.next()?.to_str().ok()?;
+    if values.next().is_some() {
+        return None;
+    }
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }

@@ -42,6 +42,9 @@ pub enum ApiError {
     QueueFull,
     #[error("the method is not allowed here")]
     MethodNotAllowed,
+    /// The client did not send its whole body within the request timeout.
+    #[error("the request body did not arrive within {0} s")]
+    RequestTimeout(u64),
     /// Infrastructure trouble: the database is down or too busy. Safe to retry.
     #[error("the service is unavailable: {0}")]
     Unavailable(String),
@@ -123,6 +126,12 @@ impl ApiError {
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
                 "Rate limited",
+            ),
+            // The contract's codes have no row of their own for 408.
+            ApiError::RequestTimeout(_) => (
+                StatusCode::REQUEST_TIMEOUT,
+                "bad_request",
+                "Request timeout",
             ),
             // The contract's codes have no row of their own for 405.
             ApiError::MethodNotAllowed => (

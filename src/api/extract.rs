@@ -1,15 +1,79 @@
 //! Extractors whose rejections are problem documents like every other error.
 
+use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts};
-use axum::http::StatusCode;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::{CONTENT_ENCODING, CONTENT_TYPE};
+use axum::http::{HeaderMap, StatusCode};
+use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 
-/// A JSON body; malformed JSON is 400, well-formed JSON of the wrong shape is 422.
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// A JSON object as the body; malformed JSON is 400, well-formed JSON of
+/// the wrong shape is 422.
 pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        check_json_headers(request.headers())?;
+        let bytes =
+            Bytes::from_request(request, state)
+                .await
+                .map_err(|rejection| match rejection.status() {
+                    StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+                    _ => ApiError::BadRequest(rejection.body_text()),
+                })?;
+        // serde reads a struct from an array too, field by field in order:
+        // `[1]` would charge 1 won. Every body of the contract is an object.
+        if bytes.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'[') {
+            return Err(ApiError::Validation(
+                "the body must be a JSON object, not an array".into(),
+            ));
+        }
+        let axum::Json(value) = axum::Json::from_bytes(&bytes)?;
+        Ok(Json(value))
+    }
+}
+
+/// A JSON media type (`application/json` or `…+json`, parameters and the
+/// spaces RFC 9110 allows around them aside), and no content coding: a
+/// gzip body read as plain JSON fails with a message about the wrong thing,
+/// and a plain one labelled gzip is not what its sender meant.
+fn check_json_headers(headers: &HeaderMap) -> Result<(), ApiError> {
+    let media_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .map(|essence| essence.trim().to_ascii_lowercase());
+    let is_json = media_type.as_deref().is_some_and(|essence| {
+        essence == "application/json"
+            || essence
+                .strip_prefix("application/")
+                .is_some_and(|subtype| subtype.ends_with("+json"))
+    });
+    if !is_json {
+        return Err(ApiError::BadRequest(
+            "Expected request with `Content-Type: application/json`".into(),
+        ));
+    }
+    let encodings = headers.get_all(CONTENT_ENCODING);
+    if encodings.iter().any(|value| {
+        !value
+            .to_str()
+            .is_ok_and(|value| value.trim().eq_ignore_ascii_case("identity"))
+    }) {
+        return Err(ApiError::BadRequest(
+            "Content-Encoding is not supported: send the body unencoded".into(),
+        ));
+    }
+    Ok(())
+}
 
 /// Typed path parameters; a bad UUID is 400.
 #[derive(FromRequestParts)]

@@ -55,7 +55,13 @@ pub async fn record_http_metrics(request: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched".to_string(), |path| path.as_str().to_string());
-    let method = request.method().to_string();
+    // Any token is a method to HTTP: a label per made-up one would grow
+    // the metrics without end.
+    let method = match request.method().as_str() {
+        known @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => known,
+        _ => "other",
+    }
+    .to_string();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
     let labels = [("route", route), ("method", method), ("status", status)];

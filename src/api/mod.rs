@@ -17,6 +17,7 @@ mod pages;
 mod payments;
 mod queue;
 mod read_source;
+mod request_limits;
 mod reservations;
 mod users;
 mod wallet;
@@ -142,16 +143,17 @@ pub fn router(app: AppState) -> Router {
     routes
         .merge(live::router())
         .merge(pages::router())
-        .merge(docs)
+        .merge(Router::from(docs).layer(axum::middleware::map_response(docs_not_found)))
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(app)
         .layer(Extension(entry_limiter))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(request_limits::check_framing))
         .layer(axum::middleware::from_fn(context::assign_correlation))
         .layer(axum::middleware::from_fn(middleware::record_http_metrics))
         .layer(axum::middleware::from_fn(move |request, next| {
-            time_limit(timeout, request, next)
+            request_limits::time_limit(timeout, request, next)
         }))
         .layer(tower::util::option_layer(cors))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
@@ -161,24 +163,21 @@ pub fn router(app: AppState) -> Router {
                 .on_response(middleware::log_request_finished),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(axum::middleware::from_fn(|request, next| {
+            request_limits::drop_unusable_request_id(REQUEST_ID, request, next)
+        }))
 }
 
-/// Answers `503 unavailable` as a problem document when a request runs longer
-/// than the request timeout; the handler is dropped, and with it any
-/// transaction it had open.
-async fn time_limit(
-    limit: Duration,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::Unavailable(format!(
-            "the request took longer than {} s",
-            limit.as_secs()
-        ))
-        .into_response(),
+/// The docs' own router answers an unknown path under `/docs/` with an
+/// empty 404; every other unknown path is a problem document.
+async fn docs_not_found(response: Response) -> Response {
+    let empty = !response
+        .headers()
+        .contains_key(axum::http::header::CONTENT_TYPE);
+    if response.status() == axum::http::StatusCode::NOT_FOUND && empty {
+        return ApiError::NotFound("route").into_response();
     }
+    response
 }
 
 fn cors_layer(origins: &[String]) -> CorsLayer {

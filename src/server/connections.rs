@@ -12,7 +12,7 @@ use axum::extract::ConnectInfo;
 use axum::http::Request;
 use axum::Router;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
@@ -23,14 +23,35 @@ use tower::ServiceExt;
 
 use super::event_streams;
 
+/// HTTP/2 connections are pinged this often, and closed when a ping is not
+/// answered within `PING_ANSWERED_WITHIN`.
+const PING_EVERY: Duration = Duration::from_secs(30);
+const PING_ANSWERED_WITHIN: Duration = Duration::from_secs(20);
+
 /// Serves `router` on every connection `listener` accepts until `stop` turns
 /// true; returns the connections still open, to be closed gracefully.
+///
+/// A client has `head_within` to send a request's head: from the
+/// connection's start, or from the last answer on a kept-alive connection
+/// (which is then closed, idle). Without it, connections that send nothing,
+/// or a byte now and then, were kept for ever, each with its buffers.
 pub async fn accept(
     listener: TcpListener,
     router: Router,
+    head_within: Duration,
     mut stop: watch::Receiver<bool>,
 ) -> Connections {
-    let builder = Arc::new(Builder::new(TokioExecutor::new()));
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(head_within);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(PING_EVERY)
+        .keep_alive_timeout(PING_ANSWERED_WITHIN);
+    let builder = Arc::new(builder);
     let connections = Connections {
         hyper: GracefulShutdown::new(),
         tasks: TaskTracker::new(),
@@ -51,7 +72,13 @@ pub async fn accept(
         let (watcher, mut stop) = (connections.hyper.watcher(), stop.clone());
         connections.tasks.spawn(async move {
             let opening = tokio::select! {
-                opening = event_streams::opening(&stream) => opening,
+                opening = tokio::time::timeout(head_within, event_streams::opening(&stream)) => {
+                    match opening {
+                        Ok(opening) => opening,
+                        // Nothing sent in all that time: closed.
+                        Err(_) => return,
+                    }
+                }
                 // Nothing asked yet: closed, as hyper closes an idle connection.
                 _ = stop.wait_for(|stopped| *stopped) => return,
             };

@@ -80,7 +80,14 @@ pub async fn serve(listener: TcpListener, app: AppState, shutdown: watch::Receiv
         shutdown.clone(),
     ));
     let grace = Duration::from_secs(app.config.request_timeout_secs + GRACE_MARGIN_SECS);
-    let connections = connections::accept(listener, crate::api::router(app), shutdown.clone());
+    // A request may take the request timeout, its head included.
+    let head_within = Duration::from_secs(app.config.request_timeout_secs);
+    let connections = connections::accept(
+        listener,
+        crate::api::router(app),
+        head_within,
+        shutdown.clone(),
+    );
     // A client that never finishes its request would hold graceful shutdown
     // open for ever: once every request has had its full timeout, the
     // remaining connections are closed.

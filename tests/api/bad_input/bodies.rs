@@ -54,6 +54,8 @@ async fn well_formed_json_of_the_wrong_type_fails_validation() {
         json!({"amount": [10]}),
         json!({"amount": {"won": 10}}),
         json!([{"amount": 10}]),
+        // serde would read a struct from an array, field by field.
+        json!([10]),
         json!("amount"),
         json!(null),
     ] {

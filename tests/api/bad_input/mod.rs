@@ -5,6 +5,7 @@
 
 mod amounts;
 mod bodies;
+mod framing;
 mod idempotency_keys;
 mod not_found;
 mod paging;

@@ -1,0 +1,121 @@
+//! What a request may take and how it must be framed, checked before any
+//! handler runs: its time, the size it announces, one `Host`, and a request
+//! id fit to be echoed and logged.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
+use axum::http::header::{CONTENT_LENGTH, HOST};
+use axum::http::{HeaderName, Version};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+
+use super::error::ApiError;
+use super::MAX_BODY_BYTES;
+
+/// Longest request id echoed and logged; a longer one is replaced.
+const MAX_REQUEST_ID_LEN: usize = 200;
+
+/// Answers `503 unavailable` as a problem document when a request runs longer
+/// than the request timeout; the handler is dropped, and with it any
+/// transaction it had open. When the client had not sent its whole body by
+/// then, the slowness was its own: `408`.
+pub async fn time_limit(limit: Duration, request: Request, next: Next) -> Response {
+    let arrived = Arc::new(AtomicBool::new(request.body().is_end_stream()));
+    let request = request.map(|body| {
+        Body::new(Arrival {
+            body,
+            arrived: arrived.clone(),
+        })
+    });
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) if !arrived.load(Ordering::Acquire) => {
+            ApiError::RequestTimeout(limit.as_secs()).into_response()
+        }
+        Err(_) => ApiError::Unavailable(format!(
+            "the request took longer than {} s",
+            limit.as_secs()
+        ))
+        .into_response(),
+    }
+}
+
+/// A request body that notes when its last byte has arrived.
+struct Arrival {
+    body: Body,
+    arrived: Arc<AtomicBool>,
+}
+
+impl HttpBody for Arrival {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) || self.body.is_end_stream() {
+            self.arrived.store(true, Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// Refuses what no handler should see: an HTTP/1.1 request without exactly
+/// one `Host` (RFC 9112 §3.2), and a body announced larger than any route
+/// takes, at once (before `100 Continue` invites the client to send it).
+pub async fn check_framing(request: Request, next: Next) -> Response {
+    let hosts = request.headers().get_all(HOST).iter().count();
+    if hosts > 1 || (hosts == 0 && request.version() == Version::HTTP_11) {
+        return ApiError::BadRequest("an HTTP/1.1 request needs exactly one Host header".into())
+            .into_response();
+    }
+    let announced = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if announced.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+        return ApiError::PayloadTooLarge.into_response();
+    }
+    next.run(request).await
+}
+
+/// Drops a request id that is too long or not plain visible ASCII, so that
+/// a fresh one is made: it is echoed in the answer and written on every log
+/// line of the request.
+pub async fn drop_unusable_request_id(
+    header: HeaderName,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let usable = |value: &axum::http::HeaderValue| {
+        (1..=MAX_REQUEST_ID_LEN).contains(&value.len())
+            && value.as_bytes().iter().all(u8::is_ascii_graphic)
+    };
+    if request.headers().get_all(&header).iter().count() > 1
+        || request
+            .headers()
+            .get(&header)
+            .is_some_and(|value| !usable(value))
+    {
+        request.headers_mut().remove(&header);
+    }
+    next.run(request).await
+}
