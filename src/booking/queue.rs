@@ -190,8 +190,8 @@ struct AdmissionPace {
     /// Tickets admitted over `span`.
     admitted: i64,
     span: Duration,
-    /// Active slots taken now, and how many there are.
-    active: i64,
+    /// Active slots taken now (when counted), and how many there are.
+    active: Option<i64>,
     slots: i64,
     /// How long an admitted token stays active.
     active_ttl_secs: i64,
@@ -217,7 +217,8 @@ impl AdmissionPace {
     /// Seconds until a ticket with `position` tickets ahead is admitted.
     fn wait_for(&self, position: i64) -> i64 {
         let turn = position.saturating_add(1);
-        let free = (self.slots - self.active).max(0);
+        // Uncounted, a line that admits a hundred a minute has none free for long.
+        let free = self.active.map_or(0, |active| (self.slots - active).max(0));
         // The scheduler's next round admits as many as there are free slots.
         let next_round = (self.round_ms.saturating_add(999) / 1000).max(1);
         if turn <= free {
@@ -249,7 +250,7 @@ pub fn expires_at(ticket: &TicketRow) -> Option<DateTime<Utc>> {
 mod tests {
     use super::*;
 
-    fn pace(admitted: i64, active: i64) -> AdmissionPace {
+    fn pace(admitted: i64, active: Option<i64>) -> AdmissionPace {
         AdmissionPace {
             admitted,
             span: Duration::seconds(60),
@@ -263,28 +264,34 @@ mod tests {
     #[test]
     fn tickets_that_free_slots_take_wait_for_the_scheduler_s_next_round() {
         // Nobody admitted yet, four of ten slots taken: six are admitted next round.
-        assert_eq!(pace(0, 4).wait_for(0), 1);
-        assert_eq!(pace(0, 4).wait_for(5), 1);
+        assert_eq!(pace(0, Some(4)).wait_for(0), 1);
+        assert_eq!(pace(0, Some(4)).wait_for(5), 1);
         // The seventh waits for a slot to time out.
-        assert_eq!(pace(0, 4).wait_for(6), 600);
-        assert_eq!(pace(0, 4).wait_for(15), 600);
-        assert_eq!(pace(0, 4).wait_for(16), 1200);
+        assert_eq!(pace(0, Some(4)).wait_for(6), 600);
+        assert_eq!(pace(0, Some(4)).wait_for(15), 600);
+        assert_eq!(pace(0, Some(4)).wait_for(16), 1200);
     }
 
     #[test]
     fn with_every_slot_taken_the_recent_admission_rate_sets_the_wait() {
         // Thirty admitted over the last minute: one every two seconds.
-        assert_eq!(pace(30, 10).wait_for(0), 2);
-        assert_eq!(pace(30, 10).wait_for(9), 20);
+        assert_eq!(pace(30, Some(10)).wait_for(0), 2);
+        assert_eq!(pace(30, Some(10)).wait_for(9), 20);
         // Two free slots go first; the rate counts the rest.
-        assert_eq!(pace(30, 8).wait_for(2), 2);
+        assert_eq!(pace(30, Some(8)).wait_for(2), 2);
         // More active than slots (the maximum was lowered) frees none.
-        assert_eq!(pace(0, 12).wait_for(0), 600);
+        assert_eq!(pace(0, Some(12)).wait_for(0), 600);
+    }
+
+    #[test]
+    fn a_busy_line_whose_active_tickets_were_not_counted_waits_by_the_rate() {
+        assert_eq!(pace(100, None).wait_for(0), 1);
+        assert_eq!(pace(100, None).wait_for(99), 60);
     }
 
     #[test]
     fn a_huge_position_saturates_instead_of_overflowing() {
-        assert!(pace(1, 10).wait_for(i64::MAX) > 0);
-        assert!(pace(0, 10).wait_for(i64::MAX) > 0);
+        assert!(pace(1, Some(10)).wait_for(i64::MAX) > 0);
+        assert!(pace(0, Some(10)).wait_for(i64::MAX) > 0);
     }
 }

@@ -149,7 +149,7 @@ mod tests {
             unused_entries: Vec::new(),
             admitted: 0,
             sample_start: None,
-            active: 0,
+            active: None,
         }
     }
 

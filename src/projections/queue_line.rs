@@ -19,8 +19,8 @@ pub struct LineRow {
     pub admitted: i64,
     /// When the oldest of them was admitted, once the sample is full.
     pub sample_start: Option<DateTime<Utc>>,
-    /// The concert's active tickets.
-    pub active: i64,
+    /// The concert's active tickets, while few were admitted lately.
+    pub active: Option<i64>,
 }
 
 /// The line of `concert_id`, counting admissions since `since` and active
@@ -72,7 +72,7 @@ mod tests {
             unused_entries: vec![3, 7],
             admitted: 5,
             sample_start: None,
-            active: 2,
+            active: Some(2),
         };
         // Numbers 1..=9 below ticket 10: two left, 3 and 7 unused, five wait ahead.
         assert_eq!(line.standing_of(10).position, 5);

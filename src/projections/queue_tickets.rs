@@ -244,8 +244,11 @@ pub struct StandingRow {
     pub admitted: i64,
     /// When the oldest of them was admitted, once the sample is full.
     pub sample_start: Option<DateTime<Utc>>,
-    /// The concert's active tickets, to tell whether a slot is free.
-    pub active: i64,
+    /// The concert's active tickets, to tell whether a slot is free; read
+    /// (up to the limit) only while the sample of admissions is not full:
+    /// a line that admits a hundred a minute has no slot free for long,
+    /// and counting its active tickets would cost every entry plan.
+    pub active: Option<i64>,
 }
 
 /// The `position` column: waiting tickets ahead of number `entry_no`.
@@ -257,18 +260,20 @@ pub(super) fn position_column(entry_no: &str) -> String {
 }
 
 /// The `admitted`, `sample_start` and `active` columns: the concert's
-/// admissions since `since`, at most `RATE_SAMPLE` of them, and its active
-/// tickets, counted up to `active_max` (all the estimate needs: a line with
-/// room for a hundred thousand active is not counted a hundred thousand
-/// times a second).
+/// admissions since `since`, at most `RATE_SAMPLE` of them, and, while
+/// fewer were admitted, its active tickets counted up to `active_max` (all
+/// the estimate needs to tell a free slot).
 pub(super) fn admission_columns(since: &str, active_max: &str) -> String {
     format!(
         "(select count(*) from (select 1 from queue_tickets where concert_id = $1 and admitted_at >= {since}
                                 limit {RATE_SAMPLE}) recent) as admitted,
          (select admitted_at from queue_tickets where concert_id = $1 and admitted_at >= {since}
           order by admitted_at desc offset {RATE_SAMPLE} - 1 limit 1) as sample_start,
-         (select count(*) from (select 1 from queue_tickets where concert_id = $1 and status = 'active'
-                                limit {active_max}) taken) as active"
+         case when (select count(*) from (select 1 from queue_tickets where concert_id = $1 and admitted_at >= {since}
+                                          limit {RATE_SAMPLE}) recent) < {RATE_SAMPLE}
+              then (select count(*) from (select 1 from queue_tickets where concert_id = $1 and status = 'active'
+                                          limit {active_max}) taken)
+         end as active"
     )
 }
 
