@@ -55,6 +55,8 @@ pub mod scheduler;
 pub mod served_settings;
 /// Preparing and running the service.
 pub mod server;
+/// What `main` checks and takes before a database starts.
+pub mod startup;
 /// Shared state of handlers and scheduler.
 pub mod state;
 /// Logs and metrics.

@@ -4,11 +4,11 @@
 
 use std::process::ExitCode;
 
-use clap::parser::ValueSource;
-use clap::{ArgMatches, CommandFactory, FromArgMatches};
+use clap::{CommandFactory, FromArgMatches};
 use concert::config::{Cli, Command, Config};
 use concert::private_postgres::{supervise, PrivatePostgres, Supervised};
 use concert::progress::Progress;
+use concert::startup;
 use tokio::sync::watch;
 
 /// The database a command runs against, and who looks after it.
@@ -25,15 +25,15 @@ fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
     // Otherwise the audit takes the limit the service last ran with.
-    let limit_given = given(&matches, "queue_active_max");
+    let limit_given = startup::given(&matches, "queue_active_max");
     concert::telemetry::init_logging(cli.config.log_format);
     let command = cli.command.unwrap_or(Command::Serve { demo: false });
     // What can be checked without a database is checked before one starts.
-    if let Err(refusal) = check_before_starting(&command, &cli.config) {
+    if let Err(refusal) = startup::check_before_starting(&command, &cli.config) {
         return fail(refusal);
     }
     let listener = match &command {
-        Command::Serve { .. } => match listen(cli.config.bind) {
+        Command::Serve { .. } => match startup::listen(cli.config.bind) {
             Ok(listener) => Some(listener),
             Err(error) => return fail(error),
         },
@@ -89,84 +89,6 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => fail(error),
     }
-}
-
-/// Refuses what would fail anyway, before a private server is started (or
-/// created, for a mistyped `CONCERT_DATA_DIR`).
-fn check_before_starting(command: &Command, config: &Config) -> Result<(), String> {
-    match command {
-        Command::Backup { file } if file.is_dir() => {
-            return Err(format!(
-                "{} is a folder; name the backup file",
-                file.display()
-            ));
-        }
-        Command::Restore { file } if !file.is_file() => {
-            return Err(format!("{}: no such backup file", file.display()));
-        }
-        _ => {}
-    }
-    // These read a store that must already exist; the others may create it.
-    let reads_a_store = matches!(
-        command,
-        Command::Events { .. } | Command::Replay | Command::Audit | Command::Backup { .. }
-    );
-    if reads_a_store
-        && config.database_url.is_none()
-        && !PrivatePostgres::holds_a_cluster(&config.data_dir)
-    {
-        return Err(format!(
-            "no store under {} (CONCERT_DATA_DIR): run `concert serve` there first, or set DATABASE_URL",
-            config.data_dir.display()
-        ));
-    }
-    Ok(())
-}
-
-/// The service's listening socket, taken before the database starts, so a
-/// port in use is reported at once. It reuses the address as tokio's own
-/// `bind` does, so a restart is not refused while the last run's
-/// connections linger in TIME_WAIT.
-fn listen(address: std::net::SocketAddr) -> Result<std::net::TcpListener, String> {
-    use socket2::{Domain, Socket, Type};
-    let cannot =
-        |error: std::io::Error| format!("cannot listen on {address} (CONCERT_BIND): {error}");
-    let socket = Socket::new(Domain::for_address(address), Type::STREAM, None).map_err(cannot)?;
-    socket.set_reuse_address(true).map_err(cannot)?;
-    socket.bind(&address.into()).map_err(cannot)?;
-    socket.listen(1024).map_err(cannot)?;
-    // Tokio takes it over inside the runtime (`run`), non-blocking.
-    socket.set_nonblocking(true).map_err(cannot)?;
-    Ok(socket.into())
-}
-
-/// A failure to reach the database, saying which one (never its password).
-fn database_error(config: &Config, url: &str, error: sqlx::Error) -> String {
-    if config.database_url.is_none() {
-        return format!("the private PostgreSQL server: {error}");
-    }
-    let options = url.parse::<sqlx::postgres::PgConnectOptions>();
-    match options {
-        Ok(options) => format!(
-            "DATABASE_URL (database {} at {}:{}): {error}",
-            options.get_database().unwrap_or("postgres"),
-            options.get_host(),
-            options.get_port()
-        ),
-        Err(_) => format!("DATABASE_URL is not a PostgreSQL URL: {error}"),
-    }
-}
-
-/// Whether a setting was given (flag or environment), not left to its default.
-fn given(matches: &ArgMatches, id: &str) -> bool {
-    let given_in = |matches: &ArgMatches| {
-        matches!(
-            matches.value_source(id),
-            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
-        )
-    };
-    // A global flag may follow the subcommand.
-    given_in(matches) || matches.subcommand().is_some_and(|(_, sub)| given_in(sub))
 }
 
 fn is_broken_pipe(error: &(dyn std::error::Error + 'static)) -> bool {
@@ -241,7 +163,7 @@ async fn run(
     }
     let pool = concert::db::connect(&url, config.db_max_connections)
         .await
-        .map_err(|error| database_error(&config, &url, error))?;
+        .map_err(|error| startup::database_error(&config, &url, error))?;
     match command {
         Command::Serve { demo } => {
             let mut app = concert::server::prepare(pool, config).await?;
