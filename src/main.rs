@@ -167,6 +167,7 @@ async fn run(
     match command {
         Command::Serve { demo } => {
             let mut app = concert::server::prepare(pool, config).await?;
+            concert::server::record_settings(&app).await?;
             app.set_demo(demo);
             if demo {
                 if let Some(concert_id) = concert::demo::seed_if_empty(&app).await? {

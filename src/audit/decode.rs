@@ -23,6 +23,21 @@ pub(super) fn decode(row: &RawEvent) -> Result<Decoded, Violation> {
     };
     // Parsed as JSON first, so a payload that is not JSON at all says so.
     let payload: serde_json::Value = serde_json::from_str(&row.payload).map_err(unreadable)?;
+    // A payload is `{"<event type>": {...}}`: the row's type must name it,
+    // or a `Paid` could be filed as a `Charged`.
+    let variant = payload.as_object().and_then(|object| object.keys().next());
+    if variant.is_some_and(|variant| *variant != row.event_type) {
+        let detail = format!(
+            "the row says {} but its payload is a {}",
+            row.event_type,
+            variant.map_or("", String::as_str)
+        );
+        return Err(Violation::new(
+            "event types match their payloads",
+            detail,
+            vec![row.label()],
+        ));
+    }
     let decoded = match row.aggregate_type.as_str() {
         "Seat" => serde_json::from_value(payload).map(Decoded::Seat),
         "Wallet" => serde_json::from_value(payload).map(Decoded::Wallet),
@@ -75,6 +90,20 @@ mod tests {
         let violation = decode(&row(1, "Wallet/w", 1, "Charged", payload)).unwrap_err();
 
         assert_eq!(violation.rule, "events deserialize");
+    }
+
+    #[test]
+    fn a_payload_filed_under_another_event_type_is_named() {
+        let payload =
+            r#"{"HoldReleased":{"reservation_id":"00000000-0000-0000-0000-000000000001"}}"#;
+
+        let violation = decode(&row(1, "Seat/s", 1, "SeatSold", payload)).unwrap_err();
+
+        assert_eq!(violation.rule, "event types match their payloads");
+        assert_eq!(
+            violation.detail,
+            "the row says SeatSold but its payload is a HoldReleased"
+        );
     }
 
     #[test]

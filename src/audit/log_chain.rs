@@ -1,4 +1,4 @@
-//! The log itself: positions ascend, each stream's sequences run 1, 2, 3…
+//! The log itself: positions run 1, 2, 3… without a hole, each stream's sequences run 1, 2, 3…
 //! without a gap, and each row's hash chains over its stream's previous one,
 //! as the insert trigger of `migrations/0003` computed it.
 
@@ -37,6 +37,17 @@ impl LogChain {
             found.push(Violation::new(
                 "positions ascend",
                 format!("position {} after {}", row.position, self.last_position),
+                vec![row.label()],
+            ));
+        } else if row.position > self.last_position + 1 {
+            // Handed out one after another: a hole is an event deleted, or moved.
+            let detail = format!(
+                "position {} follows {}: the events in between are missing",
+                row.position, self.last_position
+            );
+            found.push(Violation::new(
+                "positions have no holes",
+                detail,
                 vec![row.label()],
             ));
         }
@@ -111,14 +122,14 @@ mod tests {
     #[test]
     fn a_position_that_does_not_ascend_is_named() {
         let log = chain(vec![
-            event(2, "Wallet/a", 1, "5"),
-            event(2, "Wallet/b", 1, "7"),
+            event(1, "Wallet/a", 1, "5"),
+            event(1, "Wallet/b", 1, "7"),
         ]);
 
         let found = check(&log);
 
         assert_eq!(rules(&found), ["positions ascend"]);
-        assert_eq!(found[0].detail, "position 2 after 2");
+        assert_eq!(found[0].detail, "position 1 after 1");
     }
 
     #[test]
@@ -132,16 +143,52 @@ mod tests {
 
         let found = check(&log);
 
-        // The hash of 3 chains over the deleted 2, so the chain breaks there too.
+        // Position 2 is gone from the log, and the hash of 3 chains over it.
         assert_eq!(
             rules(&found),
-            ["stream sequences have no gaps", "hash chain intact"]
+            [
+                "positions have no holes",
+                "stream sequences have no gaps",
+                "hash chain intact"
+            ]
         );
         assert_eq!(
             found[0].detail,
+            "position 3 follows 1: the events in between are missing"
+        );
+        assert_eq!(
+            found[1].detail,
             "sequence 3 follows 1: events are missing or reordered"
         );
-        assert_eq!(found[0].events, ["#3 Wallet/a seq 3 Charged"]);
+        assert_eq!(found[1].events, ["#3 Wallet/a seq 3 Charged"]);
+    }
+
+    #[test]
+    fn the_deleted_tail_of_a_stream_leaves_a_hole_in_the_positions() {
+        let mut log = chain(vec![
+            event(1, "Wallet/a", 1, "5"),
+            event(2, "Wallet/a", 2, "6"),
+            event(3, "Wallet/b", 1, "7"),
+        ]);
+        log.remove(1);
+
+        let found = check(&log);
+
+        assert_eq!(rules(&found), ["positions have no holes"]);
+        assert_eq!(found[0].events, ["#3 Wallet/b seq 1 Charged"]);
+    }
+
+    #[test]
+    fn a_position_below_one_is_named() {
+        let log = chain(vec![
+            event(0, "Wallet/a", 1, "5"),
+            event(1, "Wallet/b", 1, "7"),
+        ]);
+
+        let found = check(&log);
+
+        assert_eq!(rules(&found), ["positions ascend"]);
+        assert_eq!(found[0].events, ["#0 Wallet/a seq 1 Charged"]);
     }
 
     #[test]

@@ -77,7 +77,8 @@ pub async fn audit(
     let mut checks = Checks::new(active_limit);
     let mut events = 0;
     let upto = event_log::last_position(pool).await?;
-    let mut after = 0;
+    // From below 1, so that a position set to 0 or less is walked and named.
+    let mut after = i64::MIN;
     loop {
         let batch = event_log::raw_batch(pool, after, upto).await?;
         let Some(last) = batch.last() else { break };

@@ -32,14 +32,6 @@ pub enum ServeError {
 /// up to date with the log.
 pub async fn prepare(pool: PgPool, config: Config) -> Result<AppState, ServeError> {
     crate::db::migrate(&pool).await?;
-    let limit = config.queue_active_max;
-    if let Some(before) = crate::served_settings::record_queue_active_max(&pool, limit).await? {
-        tracing::warn!(
-            before,
-            now = limit,
-            "this database was served with another CONCERT_QUEUE_ACTIVE_MAX; instances that share it must agree, and `concert audit` checks against the latest"
-        );
-    }
     let tokens = TokenSigner::from_database(&pool).await?;
     let users = UserTokens::from_settings(&config.identity(), &pool).await?;
     // An empty value (`CONCERT_ADMIN_TOKEN=`) is no token anyone can send.
@@ -60,6 +52,20 @@ pub async fn prepare(pool: PgPool, config: Config) -> Result<AppState, ServeErro
     // The lag's first look reads the whole log: here, not in the first probe.
     app.projection_lag.state(&app.pool).await?;
     Ok(app)
+}
+
+/// Records the queue's active limit this serve runs with, for the audit
+/// (only a serve: a restore, which prepares a state too, serves nothing).
+pub async fn record_settings(app: &AppState) -> Result<(), ServeError> {
+    let limit = app.config.queue_active_max;
+    if let Some(before) = crate::served_settings::record_queue_active_max(&app.pool, limit).await? {
+        tracing::warn!(
+            before,
+            now = limit,
+            "this database was served with another CONCERT_QUEUE_ACTIVE_MAX; instances that share it must agree, and `concert audit` checks against the latest"
+        );
+    }
+    Ok(())
 }
 
 /// Seconds beyond the request timeout that shutdown waits for open connections.

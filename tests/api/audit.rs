@@ -289,6 +289,41 @@ async fn the_audit_names_a_deleted_charge() {
         .any(|v| v.rule == "read models agree with the log"));
 }
 
+/// The newest event of a stream has nothing after it to chain over it: only
+/// the hole it leaves in the global positions tells it was there.
+#[tokio::test]
+async fn the_audit_names_the_deleted_newest_event_of_a_stream_by_the_hole_it_leaves() {
+    let app = spawn_app().await;
+    booking_history(&app).await;
+    let pool = app.shutdown().await;
+    let deleted: i64 = sqlx::query_scalar(
+        "delete from events e where e.event_type = 'SeatHeld'
+           and e.sequence = (select max(sequence) from events s
+                             where s.aggregate_type = e.aggregate_type and s.aggregate_id = e.aggregate_id)
+           and e.position < (select max(position) from events)
+         returning e.position",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+
+    let report = audit(&pool).await;
+
+    let hole = report
+        .violations
+        .iter()
+        .find(|v| v.rule == "positions have no holes")
+        .unwrap_or_else(|| panic!("{:#?}", report.violations));
+    assert_eq!(
+        hole.detail,
+        format!(
+            "position {} follows {}: the events in between are missing",
+            deleted + 1,
+            deleted - 1
+        )
+    );
+}
+
 #[tokio::test]
 async fn the_audit_names_a_forged_sale() {
     let app = spawn_app().await;

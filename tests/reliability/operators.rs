@@ -141,6 +141,23 @@ async fn the_audit_checks_admissions_against_the_limit_the_service_ran_with() {
     let (code, _, _) = harness::cli(&[data[0].clone(), smaller], &["audit"]).await;
     assert_eq!(code, 1);
 
+    // A copy keeps it: restoring one serves nothing, and records nothing.
+    let file = work.root.join("limit.dump").display().to_string();
+    let (code, out, err) = harness::cli(&data, &["backup", &file]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let copy = [(
+        "CONCERT_DATA_DIR",
+        work.root.join("copy").display().to_string(),
+    )];
+    let (code, out, err) = harness::cli(&copy, &["restore", &file]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = harness::cli(&copy, &["audit"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("CONCERT_QUEUE_ACTIVE_MAX=3 (the service's last run)"),
+        "{out}"
+    );
+
     // Serving with another limit is recorded, and said in the log.
     server
         .restart(&[("CONCERT_QUEUE_ACTIVE_MAX", "5".to_string())])
