@@ -160,7 +160,7 @@ impl Checks {
     async fn finish(mut self, pool: &PgPool) -> Result<Vec<Violation>, AuditError> {
         self.payments.finish(&mut self.found);
         let rows = read_models::ReadModelRows::load(pool).await?;
-        rows.compare(&self.wallets, &self.seats, &mut self.found);
+        rows.compare(&self.wallets, &self.seats, &self.queue, &mut self.found);
         Ok(self.found)
     }
 }

@@ -17,11 +17,13 @@ pub(super) struct QueueCheck {
     active: HashMap<ConcertId, i64>,
 }
 
-/// One ticket: the concert it queues for and whether it is active.
+/// One ticket: the concert it queues for, whether it is active, and whether
+/// it expired (for good: an expired ticket never comes back).
 #[derive(Debug)]
 struct Ticket {
     concert: ConcertId,
     active: bool,
+    expired: bool,
 }
 
 impl QueueCheck {
@@ -46,6 +48,7 @@ impl QueueCheck {
                 let ticket = Ticket {
                     concert: concert_id,
                     active: false,
+                    expired: false,
                 };
                 self.tickets.insert(row.aggregate_id.clone(), ticket);
             }
@@ -72,6 +75,7 @@ impl QueueCheck {
             }
             QueueTicketEvent::TicketExpired { .. } => {
                 if let Some(ticket) = self.tickets.get_mut(&row.aggregate_id) {
+                    ticket.expired = true;
                     if ticket.active {
                         ticket.active = false;
                         *self.active.entry(ticket.concert).or_default() -= 1;
@@ -79,6 +83,13 @@ impl QueueCheck {
                 }
             }
         }
+    }
+}
+
+impl QueueCheck {
+    /// Whether the log expired the ticket `id`.
+    pub(super) fn expired(&self, id: &str) -> bool {
+        self.tickets.get(id).is_some_and(|ticket| ticket.expired)
     }
 }
 

@@ -1,12 +1,16 @@
 //! Read models against the log: every wallet's balance row says what its
-//! events add up to, and the seats listed as held or sold are exactly those
-//! the log leaves held or sold.
+//! events add up to, the seats listed as held or sold are exactly those the
+//! log leaves held or sold, and no queue ticket the log expired is listed as
+//! active (that would let its token in again). Only that direction of the
+//! tickets is checked: a ticket admitted or expired while the audit runs
+//! is not yet in the log it read, but an expiry is for good.
 
 use std::collections::HashSet;
 
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::queue::QueueCheck;
 use super::seats::SeatCheck;
 use super::wallets::WalletCheck;
 use super::Violation;
@@ -18,6 +22,7 @@ const AGREE: &str = "read models agree with the log";
 pub(super) struct ReadModelRows {
     balances: Vec<BalanceRow>,
     taken_seats: Vec<SeatRow>,
+    active_tickets: Vec<Uuid>,
 }
 
 /// One row of `balances`.
@@ -35,7 +40,7 @@ struct SeatRow {
 }
 
 impl ReadModelRows {
-    /// Every balance, and every seat not listed as free.
+    /// Every balance, every seat not listed as free, every active ticket.
     pub(super) async fn load(pool: &PgPool) -> sqlx::Result<Self> {
         let balances = sqlx::query_as("select user_id, balance from balances")
             .fetch_all(pool)
@@ -44,9 +49,14 @@ impl ReadModelRows {
             sqlx::query_as("select seat_id, status from seats where status <> 'free'")
                 .fetch_all(pool)
                 .await?;
+        let active_tickets =
+            sqlx::query_scalar("select ticket_id from queue_tickets where status = 'active'")
+                .fetch_all(pool)
+                .await?;
         Ok(Self {
             balances,
             taken_seats,
+            active_tickets,
         })
     }
 
@@ -56,6 +66,7 @@ impl ReadModelRows {
         &self,
         wallets: &WalletCheck,
         seats: &SeatCheck,
+        queue: &QueueCheck,
         found: &mut Vec<Violation>,
     ) {
         let mut listed = HashSet::new();
@@ -96,15 +107,24 @@ impl ReadModelRows {
                 vec![format!("Seat/{seat}")],
             ));
         }
+        for ticket in self.active_tickets.iter().map(Uuid::to_string) {
+            if queue.expired(&ticket) {
+                found.push(Violation::new(
+                    AGREE,
+                    format!("queue_tickets lists {ticket} as active, the log expired it"),
+                    vec![format!("QueueTicket/{ticket}")],
+                ));
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregates::{SeatEvent, WalletEvent};
+    use crate::aggregates::{ExpiryReason, QueueTicketEvent, SeatEvent, WalletEvent};
     use crate::audit::fixtures::logged;
-    use crate::ids::{ChargeId, DateId, ReservationId, UserId};
+    use crate::ids::{ChargeId, ConcertId, DateId, ReservationId, UserId};
     use crate::money::Won;
     use chrono::{DateTime, Utc};
 
@@ -114,6 +134,7 @@ mod tests {
         let rows = ReadModelRows {
             balances: vec![balance(WALLET, 500)],
             taken_seats: vec![seat(SEAT, "held")],
+            active_tickets: vec![],
         };
 
         assert!(compare(&rows, &wallets, &seats).is_empty());
@@ -125,6 +146,7 @@ mod tests {
         let rows = ReadModelRows {
             balances: vec![balance(WALLET, 400)],
             taken_seats: vec![seat(SEAT, "held")],
+            active_tickets: vec![],
         };
 
         let found = compare(&rows, &wallets, &seats);
@@ -144,6 +166,7 @@ mod tests {
         let rows = ReadModelRows {
             balances: vec![],
             taken_seats: vec![seat(SEAT, "held")],
+            active_tickets: vec![],
         };
 
         let found = compare(&rows, &wallets, &seats);
@@ -159,6 +182,7 @@ mod tests {
         let rows = ReadModelRows {
             balances: vec![balance(WALLET, 500)],
             taken_seats: vec![seat(SEAT, "sold"), seat(other, "held")],
+            active_tickets: vec![],
         };
 
         let found = compare(&rows, &wallets, &seats);
@@ -179,6 +203,7 @@ mod tests {
         let rows = ReadModelRows {
             balances: vec![balance(WALLET, 500)],
             taken_seats: vec![],
+            active_tickets: vec![],
         };
 
         let found = compare(&rows, &wallets, &seats);
@@ -186,6 +211,47 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].detail, format!("seat {SEAT} is listed as free"));
         assert_eq!(found[0].events, [format!("Seat/{SEAT}")]);
+    }
+
+    #[test]
+    fn a_ticket_listed_as_active_that_the_log_expired_is_named() {
+        let (wallets, seats) = log();
+        let (expired, admitted) = (Uuid::from_u128(7), Uuid::from_u128(8));
+        let mut queue = QueueCheck::new(5);
+        let mut ignored = Vec::new();
+        let concert_id = ConcertId(Uuid::from_u128(6));
+        for ticket in [expired, admitted] {
+            let stream = format!("QueueTicket/{ticket}");
+            let entered = QueueTicketEvent::QueueEntered {
+                concert_id,
+                user_id: UserId(WALLET),
+                entry_no: 1,
+                entered_at: DateTime::<Utc>::UNIX_EPOCH,
+            };
+            queue.apply(&logged(1, &stream, "QueueEntered"), entered, &mut ignored);
+        }
+        let lapsed = QueueTicketEvent::TicketExpired {
+            reason: ExpiryReason::Timeout,
+            expired_at: DateTime::<Utc>::UNIX_EPOCH,
+        };
+        let stream = format!("QueueTicket/{expired}");
+        queue.apply(&logged(2, &stream, "TicketExpired"), lapsed, &mut ignored);
+        // Admitted after the audit read the log: not in it yet, not named.
+        let rows = ReadModelRows {
+            balances: vec![balance(WALLET, 500)],
+            taken_seats: vec![seat(SEAT, "held")],
+            active_tickets: vec![expired, admitted],
+        };
+
+        let mut found = Vec::new();
+        rows.compare(&wallets, &seats, &queue, &mut found);
+
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            found[0].detail,
+            format!("queue_tickets lists {expired} as active, the log expired it")
+        );
+        assert_eq!(found[0].events, [format!("QueueTicket/{expired}")]);
     }
 
     const WALLET: Uuid = Uuid::from_u128(1);
@@ -219,7 +285,7 @@ mod tests {
 
     fn compare(rows: &ReadModelRows, wallets: &WalletCheck, seats: &SeatCheck) -> Vec<Violation> {
         let mut found = Vec::new();
-        rows.compare(wallets, seats, &mut found);
+        rows.compare(wallets, seats, &QueueCheck::new(1), &mut found);
         found
     }
 

@@ -297,11 +297,13 @@ async fn the_audit_names_the_deleted_newest_event_of_a_stream_by_the_hole_it_lea
     booking_history(&app).await;
     let pool = app.shutdown().await;
     let deleted: i64 = sqlx::query_scalar(
-        "delete from events e where e.event_type = 'SeatHeld'
-           and e.sequence = (select max(sequence) from events s
-                             where s.aggregate_type = e.aggregate_type and s.aggregate_id = e.aggregate_id)
-           and e.position < (select max(position) from events)
-         returning e.position",
+        "delete from events where (aggregate_type, aggregate_id, sequence) = (
+           select e.aggregate_type, e.aggregate_id, e.sequence from events e
+           where e.sequence = (select max(sequence) from events s
+                               where s.aggregate_type = e.aggregate_type and s.aggregate_id = e.aggregate_id)
+             and e.position < (select max(position) from events)
+           order by e.position limit 1)
+         returning position",
     )
     .fetch_one(&pool)
     .await
@@ -321,6 +323,36 @@ async fn the_audit_names_the_deleted_newest_event_of_a_stream_by_the_hole_it_lea
             deleted + 1,
             deleted - 1
         )
+    );
+}
+
+/// A paid token is spent for good; listed as active again, it would open
+/// the dates, seats and holds to its holder once more.
+#[tokio::test]
+async fn the_audit_names_a_spent_ticket_set_back_to_active() {
+    let app = spawn_app().await;
+    booking_history(&app).await;
+    let pool = app.shutdown().await;
+    let ticket: Uuid = sqlx::query_scalar(
+        "update queue_tickets set status = 'active', expires_at = now() + interval '1 hour'
+         where ticket_id = (select ticket_id from queue_tickets where status = 'expired' limit 1)
+         returning ticket_id",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+
+    let report = audit(&pool).await;
+
+    assert!(
+        report
+            .violations
+            .iter()
+            .any(|v| v.rule == "read models agree with the log"
+                && v.detail
+                    == format!("queue_tickets lists {ticket} as active, the log expired it")),
+        "{:#?}",
+        report.violations
     );
 }
 
