@@ -90,7 +90,7 @@ pub async fn audit(
         progress(events, total as u64);
     }
     progress(events, total as u64);
-    let violations = checks.finish(pool).await?;
+    let violations = checks.finish(pool, upto).await?;
     Ok(AuditReport { events, violations })
 }
 
@@ -156,10 +156,11 @@ impl Checks {
         }
     }
 
-    /// The rules that need the whole log, then the read models against it.
-    async fn finish(mut self, pool: &PgPool) -> Result<Vec<Violation>, AuditError> {
+    /// The rules that need the whole log, then the read models against the
+    /// log up to `upto`, the last position walked.
+    async fn finish(mut self, pool: &PgPool, upto: i64) -> Result<Vec<Violation>, AuditError> {
         self.payments.finish(&mut self.found);
-        let rows = read_models::ReadModelRows::load(pool).await?;
+        let rows = read_models::ReadModelRows::load(pool, upto).await?;
         rows.compare(&self.wallets, &self.seats, &self.queue, &mut self.found);
         Ok(self.found)
     }
