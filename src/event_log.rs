@@ -85,7 +85,7 @@ where
     Ok(rows)
 }
 
-const EVENT_COLUMNS: &str =
+pub(crate) const EVENT_COLUMNS: &str =
     "position, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at, hash";
 
 /// Up to `limit` positioned events after `after`, in commit order.
@@ -123,7 +123,8 @@ pub async fn last_position(pool: &PgPool) -> sqlx::Result<i64> {
         .await
 }
 
-fn logged_event(row: &sqlx::postgres::PgRow) -> sqlx::Result<LoggedEvent> {
+/// An event row of `EVENT_COLUMNS`, its hash shown in its metadata.
+pub(crate) fn logged_event(row: &sqlx::postgres::PgRow) -> sqlx::Result<LoggedEvent> {
     let mut metadata: serde_json::Value = row.try_get("metadata")?;
     let hash: Option<Vec<u8>> = row.try_get("hash")?;
     if let (Some(object), Some(hash)) = (metadata.as_object_mut(), hash) {

@@ -3,7 +3,9 @@
 use std::io::Write;
 
 use futures::TryStreamExt;
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
+
+use crate::event_log::{logged_event, EVENT_COLUMNS};
 
 /// Prints events in commit order, optionally only one stream (`TYPE/ID`) and
 /// only after a position.
@@ -27,45 +29,41 @@ pub async fn print_events(
         None => (None, None),
     };
     crate::event_log::assign_positions(pool).await?;
-    let mut rows = sqlx::query(
-        "select position, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at
-         from events
+    let select = format!(
+        "select {EVENT_COLUMNS} from events
          where ($1::text is null or aggregate_type = $1) and ($2::text is null or aggregate_id = $2) and position > $3
-         order by position",
-    )
-    .bind(kind)
-    .bind(id)
-    .bind(after)
-    .fetch(pool);
+         order by position"
+    );
+    let mut rows = sqlx::query(&select)
+        .bind(kind)
+        .bind(id)
+        .bind(after)
+        .fetch(pool);
     let mut printed = 0;
     while let Some(row) = rows.try_next().await? {
-        let position: i64 = row.try_get("position")?;
-        let kind: String = row.try_get("aggregate_type")?;
-        let id: String = row.try_get("aggregate_id")?;
-        let sequence: i64 = row.try_get("sequence")?;
-        let event_type: String = row.try_get("event_type")?;
-        let version: String = row.try_get("event_version")?;
-        let payload: serde_json::Value = row.try_get("payload")?;
-        let metadata: serde_json::Value = row.try_get("metadata")?;
-        let recorded_at: chrono::DateTime<chrono::Utc> = row.try_get("recorded_at")?;
+        // As the audit API lists it, the hash in the metadata.
+        let event = logged_event(&row)?;
         if json {
-            let line = serde_json::json!({
-                "position": position, "aggregate_type": kind, "aggregate_id": id, "sequence": sequence,
-                "event_type": event_type, "event_version": version, "payload": payload,
-                "metadata": metadata, "recorded_at": recorded_at,
-            });
-            writeln!(out, "{line}")?;
+            writeln!(out, "{}", serde_json::to_string(&event)?)?;
         } else {
-            let body = payload
+            let body = event
+                .payload
                 .as_object()
                 .and_then(|object| object.values().next())
-                .cloned()
-                .unwrap_or(payload);
+                .unwrap_or(&event.payload);
             writeln!(
                 out,
-                "{position:>8}  {}  {kind}/{id} #{sequence}  {event_type} v{version}  {body}",
+                "{:>8}  {}  {}/{} #{}  {} v{}  {body}",
+                event.position.unwrap_or_default(),
                 // As the API writes times: `Z`, and the digits PostgreSQL keeps.
-                recorded_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+                event
+                    .recorded_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                event.aggregate_type,
+                event.aggregate_id,
+                event.sequence,
+                event.event_type,
+                event.event_version,
             )?;
         }
         printed += 1;
