@@ -43,7 +43,7 @@ impl CommandContext {
             // (events stored before this wrote `+00:00` and nanoseconds).
             (
                 "recorded_at".to_string(),
-                crate::clock::now().to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                crate::clock::rfc3339(crate::clock::now()),
             ),
         ])
     }

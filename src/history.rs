@@ -55,10 +55,7 @@ pub async fn print_events(
                 out,
                 "{:>8}  {}  {}/{} #{}  {} v{}  {body}",
                 event.position.unwrap_or_default(),
-                // As the API writes times: `Z`, and the digits PostgreSQL keeps.
-                event
-                    .recorded_at
-                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                crate::clock::rfc3339(event.recorded_at),
                 event.aggregate_type,
                 event.aggregate_id,
                 event.sequence,

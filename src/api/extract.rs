@@ -22,30 +22,39 @@ where
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
         check_json_headers(request.headers())?;
-        let bytes =
-            Bytes::from_request(request, state)
-                .await
-                .map_err(|rejection| match rejection.status() {
-                    StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
-                    _ => ApiError::BadRequest(rejection.body_text()),
-                })?;
-        // serde reads a struct from an array too, field by field in order:
-        // `[1]` would charge 1 won. Every body of the contract is an object.
-        if bytes.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'[') {
-            return Err(ApiError::Validation(
-                "the body must be a JSON object, not an array".into(),
-            ));
-        }
-        let axum::Json(value) = axum::Json::from_bytes(&bytes)?;
-        Ok(Json(value))
+        let bytes = body_bytes(request, state).await?;
+        json_object(&bytes).map(Json)
     }
+}
+
+/// The whole body; above the body limit, `413`.
+pub async fn body_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+            _ => ApiError::BadRequest(rejection.body_text()),
+        })
+}
+
+/// The JSON object in `bytes`, read as a `T`.
+pub fn json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // serde reads a struct from an array too, field by field in order:
+    // `[1]` would charge 1 won. Every body of the contract is an object.
+    if bytes.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::Validation(
+            "the body must be a JSON object, not an array".into(),
+        ));
+    }
+    let axum::Json(value) = axum::Json::from_bytes(bytes)?;
+    Ok(value)
 }
 
 /// A JSON media type (`application/json` or `…+json`, parameters and the
 /// spaces RFC 9110 allows around them aside), and no content coding: a
 /// gzip body read as plain JSON fails with a message about the wrong thing,
 /// and a plain one labelled gzip is not what its sender meant.
-fn check_json_headers(headers: &HeaderMap) -> Result<(), ApiError> {
+pub fn check_json_headers(headers: &HeaderMap) -> Result<(), ApiError> {
     let media_type = headers
         .get(CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())

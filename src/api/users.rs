@@ -3,8 +3,7 @@
 
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -14,7 +13,7 @@ use uuid::Uuid;
 
 use super::auth::Admin;
 use super::error::{ApiError, Problem};
-use super::extract::{Json, Path};
+use super::extract::{body_bytes, check_json_headers, json_object, Path};
 use crate::identity::{DEFAULT_TTL_SECS, TTL_RANGE_SECS};
 use crate::ids::UserId;
 use crate::state::AppState;
@@ -61,17 +60,12 @@ async fn mint_user_token(
     // The body may be left out; one that is sent is held to the rules of
     // every JSON body (content type, size, shape).
     let headers = request.headers().clone();
-    let body = Bytes::from_request(request, &app)
-        .await
-        .map_err(|rejection| {
-            ApiError::from(axum::extract::rejection::JsonRejection::from(rejection))
-        })?;
-    let body = if body.is_empty() {
+    let bytes = body_bytes(request, &app).await?;
+    let body = if bytes.is_empty() {
         MintRequest::default()
     } else {
-        let mut request = Request::new(Body::from(body));
-        *request.headers_mut() = headers;
-        Json::<MintRequest>::from_request(request, &app).await?.0
+        check_json_headers(&headers)?;
+        json_object::<MintRequest>(&bytes)?
     };
     let ttl_secs = body.ttl_secs.unwrap_or(DEFAULT_TTL_SECS);
     if !TTL_RANGE_SECS.contains(&ttl_secs) {

@@ -84,9 +84,7 @@ impl QueueCheck {
             }
         }
     }
-}
 
-impl QueueCheck {
     /// Whether the log expired the ticket `id`.
     pub(super) fn expired(&self, id: &str) -> bool {
         self.tickets.get(id).is_some_and(|ticket| ticket.expired)

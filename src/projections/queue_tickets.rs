@@ -264,13 +264,15 @@ pub(super) fn position_column(entry_no: &str) -> String {
 /// fewer were admitted, its active tickets counted up to `active_max` (all
 /// the estimate needs to tell a free slot).
 pub(super) fn admission_columns(since: &str, active_max: &str) -> String {
-    format!(
+    let admitted = format!(
         "(select count(*) from (select 1 from queue_tickets where concert_id = $1 and admitted_at >= {since}
-                                limit {RATE_SAMPLE}) recent) as admitted,
+                                limit {RATE_SAMPLE}) recent)"
+    );
+    format!(
+        "{admitted} as admitted,
          (select admitted_at from queue_tickets where concert_id = $1 and admitted_at >= {since}
           order by admitted_at desc offset {RATE_SAMPLE} - 1 limit 1) as sample_start,
-         case when (select count(*) from (select 1 from queue_tickets where concert_id = $1 and admitted_at >= {since}
-                                          limit {RATE_SAMPLE}) recent) < {RATE_SAMPLE}
+         case when {admitted} < {RATE_SAMPLE}
               then (select count(*) from (select 1 from queue_tickets where concert_id = $1 and status = 'active'
                                           limit {active_max}) taken)
          end as active"
@@ -278,8 +280,8 @@ pub(super) fn admission_columns(since: &str, active_max: &str) -> String {
 }
 
 /// The `StandingRow` of a ticket with `entry_no`, counting admissions since
-/// `since` and active tickets up to `active_max`. Both parts take constant time, however long the queue: entry
-/// numbers are dense per concert, so the position is the numbers below this
+/// `since` and active tickets up to `active_max`. Both parts take constant
+/// time, however long the queue: entry numbers are dense per concert, so the position is the numbers below this
 /// one, less the tickets that left the line and the unused numbers (admission
 /// is FIFO, so the tickets that left were ahead of a waiting one); and the rate
 /// is read from the last `RATE_SAMPLE` admissions only.
