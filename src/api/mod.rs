@@ -105,7 +105,10 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(wallet::router())
         .merge(payments::router())
         .merge(audit::router());
-    OpenApiRouter::with_openapi(ApiDoc::openapi().merge_from(live::LiveDoc::openapi()))
+    let doc = ApiDoc::openapi()
+        .merge_from(live::LiveDoc::openapi())
+        .merge_from(pages::PagesDoc::openapi());
+    OpenApiRouter::with_openapi(doc)
         .nest("/api/v1", api)
         .merge(health::router())
         .split_for_parts()
@@ -180,8 +183,32 @@ async fn docs_not_found(response: Response) -> Response {
     response
 }
 
+/// The request headers a browser on an allowed origin may send. Named one by
+/// one: the Fetch standard's `*` never covers `Authorization`, so with it no
+/// authenticated call could be made.
+const CORS_REQUEST_HEADERS: [HeaderName; 6] = [
+    axum::http::header::AUTHORIZATION,
+    axum::http::header::CONTENT_TYPE,
+    axum::http::header::ACCEPT,
+    HeaderName::from_static("idempotency-key"),
+    HeaderName::from_static("last-event-id"),
+    REQUEST_ID,
+];
+
+/// The response headers such a browser's script may read besides the
+/// safelisted ones.
+const CORS_RESPONSE_HEADERS: [HeaderName; 3] = [
+    REQUEST_ID,
+    HeaderName::from_static(CORRELATION_HEADER),
+    // The pages time a hold's countdown by the server's clock.
+    axum::http::header::DATE,
+];
+
 fn cors_layer(origins: &[String]) -> CorsLayer {
-    let layer = CorsLayer::new().allow_methods(Any).allow_headers(Any);
+    let layer = CorsLayer::new()
+        .allow_methods(Any)
+        .allow_headers(CORS_REQUEST_HEADERS)
+        .expose_headers(CORS_RESPONSE_HEADERS);
     if origins.iter().any(|origin| origin == "*") {
         return layer.allow_origin(Any);
     }

@@ -18,7 +18,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::auth::Admin;
-use super::error::ApiError;
+use super::error::{ApiError, Problem};
 use crate::ids::UserId;
 use crate::state::AppState;
 
@@ -79,8 +79,13 @@ async fn page(content_type: &'static str, body: &'static str) -> Response {
         .into_response()
 }
 
+/// The OpenAPI description of the two routes the pages call.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(mint_sample_user, audit_report))]
+pub struct PagesDoc;
+
 /// A user token for a new sample user.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct SampleUserResponse {
     token: String,
     user_id: Uuid,
@@ -89,6 +94,14 @@ struct SampleUserResponse {
 
 /// Only with `serve --demo` and the service as its own issuer: a token for a
 /// fresh random user, who owns nothing yet. Otherwise `404 not_found`.
+#[utoipa::path(post, path = "/api/v1/demo/user-tokens", tag = "pages",
+    operation_id = "mint_sample_user",
+    responses(
+        (status = 201, body = SampleUserResponse,
+            description = "A user token, valid for an hour, for a new user who owns nothing yet"),
+        (status = 404, body = Problem, content_type = "application/problem+json",
+            description = "Not served with `--demo`, or user tokens come from an identity provider"),
+    ))]
 async fn mint_sample_user(State(app): State<AppState>) -> Result<Response, ApiError> {
     if !app.demo {
         return Err(ApiError::NotFound("route"));
@@ -106,14 +119,14 @@ async fn mint_sample_user(State(app): State<AppState>) -> Result<Response, ApiEr
 }
 
 /// The audit's result, as `concert audit` prints it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct AuditReportResponse {
     events: u64,
     violations: Vec<ViolationResponse>,
 }
 
 /// A broken rule and the events that show it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct ViolationResponse {
     rule: &'static str,
     detail: String,
@@ -121,6 +134,15 @@ struct ViolationResponse {
 }
 
 /// Runs the whole audit now (admin token): it reads the entire log once.
+#[utoipa::path(get, path = "/api/v1/audit/report", tag = "audit",
+    operation_id = "audit_report", security(("admin_token" = [])),
+    responses(
+        (status = 200, body = AuditReportResponse,
+            description = "Every invariant checked over the whole log, as `concert audit` does; \
+                           `violations` is empty when the history passes"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn audit_report(
     State(app): State<AppState>,
     _admin: Admin,

@@ -81,6 +81,9 @@ async fn mint_user_token(
         .ok_or(ApiError::NotFound(
             "minting (user tokens come from the identity provider)",
         ))?;
+    // The events such a token leads to name the user as their actor: this
+    // line is what tells an admin acting as a user from the user.
+    tracing::info!(%user_id, expires_at = %minted.expires_at, "user token minted by an admin");
     Ok((
         StatusCode::CREATED,
         axum::Json(UserTokenResponse {

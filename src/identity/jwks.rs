@@ -18,7 +18,7 @@ use super::{validation, Claims, IdentityError, IdentitySettings, TokenRefused};
 
 /// How long a read of the file is trusted before its metadata is looked at
 /// again; a token naming an unknown key looks at once.
-const RECHECK_EVERY: Duration = Duration::from_secs(1);
+const RECHECK_EVERY: Duration = Duration::from_millis(500);
 
 /// Verifies user tokens against the keys of a JWKS file.
 #[derive(Clone)]
@@ -166,6 +166,9 @@ impl Inner {
         }
         let algorithm =
             algorithm_of(&jwk).ok_or(format!("{kid}: not an RS256, ES256 or EdDSA key"))?;
+        if let AlgorithmParameters::RSA(rsa) = &jwk.algorithm {
+            check_modulus(&kid, &rsa.n)?;
+        }
         let decoding = DecodingKey::from_jwk(&jwk).map_err(|e| format!("{kid}: {e}"))?;
         let validation = validation(algorithm, self.issuer.as_deref(), self.audience.as_deref());
         Ok((
@@ -197,6 +200,22 @@ fn algorithm_of(jwk: &Jwk) -> Option<Algorithm> {
     }
 }
 
+/// The RSA moduli the verifier takes: 2,048 to 8,192 bits. It refuses any
+/// other at every token, so such a key is left out, and said, at its read.
+fn check_modulus(kid: &str, n: &str) -> Result<(), String> {
+    use base64::Engine as _;
+    let modulus = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(n.trim_end_matches('='))
+        .map_err(|_| format!("{kid}: an RSA modulus that is not base64url"))?;
+    let bits = modulus.iter().skip_while(|byte| **byte == 0).count() * 8;
+    if !(2048..=8192).contains(&bits) {
+        return Err(format!(
+            "{kid}: an RSA key of {bits} bits (2048 to 8192 are verified)"
+        ));
+    }
+    Ok(())
+}
+
 fn version_of(path: &std::path::Path) -> std::io::Result<FileVersion> {
     use std::os::unix::fs::MetadataExt;
     let metadata = std::fs::metadata(path)?;
@@ -205,4 +224,26 @@ fn version_of(path: &std::path::Path) -> std::io::Result<FileVersion> {
         len: metadata.len(),
         inode: metadata.ino(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn modulus(bytes: usize) -> String {
+        use base64::Engine as _;
+        let mut modulus = vec![0xc5u8; bytes];
+        modulus[0] = 0x80;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(modulus)
+    }
+
+    #[test]
+    fn rsa_keys_the_verifier_refuses_are_left_out() {
+        assert!(check_modulus("k", &modulus(128)).is_err(), "1,024 bits");
+        assert!(check_modulus("k", &modulus(255)).is_err(), "2,040 bits");
+        assert!(check_modulus("k", &modulus(256)).is_ok(), "2,048 bits");
+        assert!(check_modulus("k", &modulus(512)).is_ok(), "4,096 bits");
+        assert!(check_modulus("k", &modulus(1025)).is_err(), "8,200 bits");
+        assert!(check_modulus("k", "not base64!").is_err());
+    }
 }

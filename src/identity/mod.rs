@@ -63,6 +63,10 @@ pub struct Claims {
     pub exp: i64,
     #[serde(default)]
     pub nbf: Option<i64>,
+    /// Read only to refuse what is not one string (RFC 7519 §4.1.1): the
+    /// validation would take an array naming the issuer among others.
+    #[serde(default, rename = "iss")]
+    _issuer: Option<String>,
 }
 
 /// A token the service minted.
@@ -103,9 +107,7 @@ impl UserTokens {
             UserTokens::Own(issuer) => issuer.verify(token)?,
             UserTokens::Jwks(keys) => keys.verify(token)?,
         };
-        Uuid::try_parse(&claims.sub)
-            .map(UserId)
-            .map_err(|_| TokenRefused::BadSubject)
+        user_of(&claims.sub)
     }
 
     /// Mints a token for `user_id`; `None` when an identity provider issues them.
@@ -115,6 +117,19 @@ impl UserTokens {
             UserTokens::Jwks(_) => None,
         }
     }
+}
+
+/// The user a `sub` names: a UUID in its hyphenated form only, as every id
+/// of the API is written. `urn:uuid:…`, `{…}` or 32 bare digits are other
+/// subjects to an identity provider, and must not all open one wallet.
+fn user_of(sub: &str) -> Result<UserId, TokenRefused> {
+    const HYPHENATED_LEN: usize = 36;
+    if sub.len() != HYPHENATED_LEN {
+        return Err(TokenRefused::BadSubject);
+    }
+    Uuid::try_parse(sub)
+        .map(UserId)
+        .map_err(|_| TokenRefused::BadSubject)
 }
 
 /// Why the identity settings cannot be used.

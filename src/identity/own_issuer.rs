@@ -9,7 +9,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
-use super::{validation, Claims, IdentitySettings, MintedToken, TokenRefused};
+use super::{
+    validation, Claims, IdentitySettings, MintedToken, TokenRefused, LEEWAY_SECS, TTL_RANGE_SECS,
+};
 use crate::ids::UserId;
 
 /// `iss` of minted tokens when `CONCERT_AUTH_ISSUER` is unset.
@@ -96,7 +98,17 @@ impl OwnIssuer {
         {
             return Err(TokenRefused::UnknownKey);
         }
-        Ok(jsonwebtoken::decode::<Claims>(token, &self.0.decoding, &self.0.validation)?.claims)
+        let claims =
+            jsonwebtoken::decode::<Claims>(token, &self.0.decoding, &self.0.validation)?.claims;
+        // No token this key minted lives longer than the longest lifetime;
+        // one that claims to is not of our minting, whatever its signature.
+        let latest_exp = Utc::now().timestamp() + (*TTL_RANGE_SECS.end() + LEEWAY_SECS) as i64;
+        if claims.exp > latest_exp {
+            return Err(TokenRefused::Invalid(
+                "exp is later than any minted token's".into(),
+            ));
+        }
+        Ok(claims)
     }
 }
 
@@ -234,5 +246,61 @@ mod tests {
             tokens.verify(&sign(claims, Algorithm::HS256, &[7; 32])),
             Err(TokenRefused::BadSubject)
         );
+    }
+
+    #[test]
+    fn a_subject_in_another_spelling_of_a_uuid_is_refused() {
+        let user = uuid::Uuid::new_v4();
+        let tokens = UserTokens::Own(issuer(7));
+        let exp = Utc::now().timestamp() + 3600;
+        let token = |sub: String| {
+            sign(
+                serde_json::json!({"sub": sub, "iss": "concert", "exp": exp}),
+                Algorithm::HS256,
+                &[7; 32],
+            )
+        };
+        for sub in [
+            user.urn().to_string(),
+            user.braced().to_string(),
+            user.simple().to_string(),
+        ] {
+            assert_eq!(
+                tokens.verify(&token(sub.clone())),
+                Err(TokenRefused::BadSubject),
+                "{sub}"
+            );
+        }
+        // Upper-case digits are the same UUID in the same form (RFC 9562).
+        for sub in [user.to_string(), user.to_string().to_uppercase()] {
+            assert_eq!(tokens.verify(&token(sub)), Ok(UserId(user)));
+        }
+    }
+
+    #[test]
+    fn an_issuer_that_is_not_one_string_is_refused() {
+        let claims = serde_json::json!({
+            "sub": UserId::new().to_string(),
+            "iss": ["elsewhere", "concert"],
+            "exp": Utc::now().timestamp() + 3600
+        });
+        assert!(issuer(7)
+            .verify(&sign(claims, Algorithm::HS256, &[7; 32]))
+            .is_err());
+    }
+
+    #[test]
+    fn an_exp_later_than_any_minted_token_is_refused() {
+        let now = Utc::now().timestamp();
+        let claims = |exp: i64| serde_json::json!({"sub": UserId::new().to_string(), "iss": "concert", "exp": exp});
+        let longest = *TTL_RANGE_SECS.end() as i64;
+        assert!(issuer(7)
+            .verify(&sign(claims(now + longest), Algorithm::HS256, &[7; 32]))
+            .is_ok());
+        for exp in [now + longest + 3600, i64::MAX] {
+            assert!(issuer(7)
+                .verify(&sign(claims(exp), Algorithm::HS256, &[7; 32]))
+                .is_err());
+        }
     }
 }

@@ -57,9 +57,20 @@ pub async fn spawn_app_with(config: Config) -> TestApp {
 
 /// Starts the service with `config` on the given database.
 pub async fn spawn_app_on(pool: PgPool, config: Config) -> TestApp {
-    let app = concert::server::prepare(pool.clone(), config)
+    start(pool, config, false).await
+}
+
+/// Starts the service as `serve --demo` does (sample users may sign in) on a
+/// fresh database.
+pub async fn spawn_demo_app() -> TestApp {
+    start(fresh_database().await, test_config(), true).await
+}
+
+async fn start(pool: PgPool, config: Config, demo: bool) -> TestApp {
+    let mut app = concert::server::prepare(pool.clone(), config)
         .await
         .expect("service prepares");
+    app.set_demo(demo);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = watch::channel(false);

@@ -160,6 +160,26 @@ async fn rs256_es256_and_eddsa_keys_sign_users_in_and_tokens_are_checked() {
             ),
         ),
         refused(
+            "the issuer among others",
+            token(
+                "rsa-a",
+                Algorithm::RS256,
+                "rsa-1",
+                user,
+                json!({"iss": ["https://evil.test", ISSUER]}),
+            ),
+        ),
+        refused(
+            "the user as a URN",
+            token(
+                "rsa-a",
+                Algorithm::RS256,
+                "rsa-1",
+                user,
+                json!({"sub": user.urn().to_string()}),
+            ),
+        ),
+        refused(
             "wrong audience",
             token(
                 "rsa-a",

@@ -2,6 +2,7 @@
 //! router and the API's contract, the docs page works offline, metrics, request
 //! ids, health and readiness.
 
+mod cors;
 mod docs_page;
 mod monitoring;
 mod spec;

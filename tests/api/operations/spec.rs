@@ -8,7 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::helpers::{spawn_app, TestApp, ADMIN_TOKEN};
+use crate::helpers::{spawn_app, spawn_demo_app, TestApp, ADMIN_TOKEN};
 
 /// Every operation of API.md that the spec must describe, and no other, with
 /// the one credential it takes (`None`: public).
@@ -62,6 +62,9 @@ const DOCUMENTED: &[(&str, &str, Option<&str>)] = &[
         "/api/v1/audit/streams/{aggregate_type}/{aggregate_id}",
         Some("admin_token"),
     ),
+    ("GET", "/api/v1/audit/report", Some("admin_token")),
+    // The booking page's sign-in with `serve --demo` (404 without).
+    ("POST", "/api/v1/demo/user-tokens", None),
     ("GET", "/healthz", None),
     ("GET", "/readyz", None),
     ("GET", "/metrics", None),
@@ -72,7 +75,10 @@ const SECURITY_SCHEMES: &[&str] = &["admin_token", "queue_token", "user_token"];
 
 /// Operations of `/api/v1` that never reach the database, so never answer
 /// 503: minting a user token signs it with the key the service holds in memory.
-const NO_DATABASE: &[(&str, &str)] = &[("POST", "/api/v1/users/{user_id}/tokens")];
+const NO_DATABASE: &[(&str, &str)] = &[
+    ("POST", "/api/v1/users/{user_id}/tokens"),
+    ("POST", "/api/v1/demo/user-tokens"),
+];
 
 /// The statuses of API.md's error table (429 is optional and not implemented).
 const ERROR_STATUSES: &[&str] = &[
@@ -151,7 +157,8 @@ async fn unrouted(app: &TestApp, method: &str, path: &str) -> bool {
 
 #[tokio::test]
 async fn the_spec_lists_exactly_the_documented_operations_and_the_router_serves_them() {
-    let app = spawn_app().await;
+    // With `--demo`, so that its sign-in route is served.
+    let app = spawn_demo_app().await;
     let spec = spec(&app).await;
 
     let listed: BTreeSet<(String, String)> = operations(&spec)

@@ -1,0 +1,78 @@
+//! Cross-origin calls from a browser on an allowed origin: the preflight
+//! lets it send its credentials and the headers of the contract, and its
+//! script can read the ids of the answer. Other origins get no grant.
+
+use reqwest::{Method, StatusCode};
+use uuid::Uuid;
+
+use crate::helpers::{spawn_app_with, test_config};
+
+const ALLOWED: &str = "https://tickets.example.test";
+
+#[tokio::test]
+async fn an_allowed_origin_may_send_its_token_and_read_the_answers_ids() {
+    let mut config = test_config();
+    config.cors_origins = vec![ALLOWED.to_string()];
+    let app = spawn_app_with(config).await;
+    let user = Uuid::new_v4();
+    let url = app.url(&format!("/users/{user}/balance/charges"));
+
+    let preflight = app
+        .client
+        .request(Method::OPTIONS, &url)
+        .header("origin", ALLOWED)
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type,idempotency-key",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), StatusCode::OK);
+    let headers = preflight.headers();
+    assert_eq!(headers["access-control-allow-origin"], ALLOWED);
+    // `*` would not do: the Fetch standard never lets it cover Authorization.
+    let allowed = headers["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    for name in ["authorization", "content-type", "idempotency-key"] {
+        assert!(
+            allowed.split(',').any(|each| each.trim() == name),
+            "{name} not in {allowed}"
+        );
+    }
+
+    let token = app.user_token(user).await;
+    let charged = app
+        .client
+        .post(&url)
+        .header("origin", ALLOWED)
+        .bearer_auth(token)
+        .json(&serde_json::json!({"amount": 500}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(charged.status(), StatusCode::OK);
+    assert_eq!(charged.headers()["access-control-allow-origin"], ALLOWED);
+    let exposed = charged.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(exposed.contains("x-request-id"), "{exposed}");
+
+    let foreign = app
+        .client
+        .request(Method::OPTIONS, &url)
+        .header("origin", "https://tickets.example.test.evil.test")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "authorization")
+        .send()
+        .await
+        .unwrap();
+    assert!(foreign
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
+}
