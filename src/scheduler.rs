@@ -7,7 +7,6 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
 use futures::{stream, StreamExt};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -87,7 +86,7 @@ pub async fn tick(app: &AppState) -> Result<TickReport, BookingError> {
 }
 
 async fn expire_holds(app: &AppState, context: &CommandContext) -> Result<usize, BookingError> {
-    let now = Utc::now();
+    let now = crate::clock::now();
     let lapsed = reservations::lapsed_holds(&app.pool, now, BATCH).await?;
     let commands = lapsed.into_iter().map(|(seat_id, reservation_id)| {
         (
@@ -107,7 +106,7 @@ async fn expire_holds(app: &AppState, context: &CommandContext) -> Result<usize,
 }
 
 async fn expire_tickets(app: &AppState, context: &CommandContext) -> Result<usize, BookingError> {
-    let now = Utc::now();
+    let now = crate::clock::now();
     let overdue = queue_tickets::overdue_active(&app.pool, now, BATCH).await?;
     run_all(overdue, |ticket_id| async move {
         let command = QueueTicketCommand::Expire {
@@ -144,7 +143,7 @@ async fn admit_tickets(app: &AppState, context: &CommandContext) -> Result<usize
 }
 
 async fn finish_payments(app: &AppState, context: &CommandContext) -> Result<usize, BookingError> {
-    let before = Utc::now() - Duration::from_secs(app.config.payment_recovery_secs);
+    let before = crate::clock::now() - Duration::from_secs(app.config.payment_recovery_secs);
     let unfinished = payments::unfinished_payments(&app.pool, before, BATCH).await?;
     run_all(unfinished, |payment| async move {
         payment::finish(app, &payment, None, context)

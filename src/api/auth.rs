@@ -5,7 +5,6 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use chrono::Utc;
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
@@ -89,7 +88,7 @@ impl FromRequestParts<AppState> for ActiveToken {
 
 /// Refuses a ticket that is not active now: 403 while waiting, 401 once expired.
 pub fn require_active(ticket: &TicketRow) -> Result<(), ApiError> {
-    match ticket.status_at(Utc::now()) {
+    match ticket.status_at(crate::clock::now()) {
         TicketStatus::Active => Ok(()),
         TicketStatus::Waiting => Err(ApiError::TokenNotActive(
             "the token is still waiting in the queue",

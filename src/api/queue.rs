@@ -110,7 +110,7 @@ async fn token_response(app: &AppState, ticket: TicketRow) -> Result<TokenRespon
 }
 
 pub(super) fn token_body(app: &AppState, ticket: TicketRow, standing: Standing) -> TokenResponse {
-    let status = ticket.status_at(Utc::now()).as_str();
+    let status = ticket.status_at(crate::clock::now()).as_str();
     TokenResponse {
         token: app.tokens.issue(TicketId(ticket.ticket_id)),
         user_id: ticket.user_id,

@@ -5,7 +5,6 @@
 //! "The listings from memory", says how the memory stays correct with several
 //! instances.
 
-use chrono::Utc;
 use uuid::Uuid;
 
 use super::error::ApiError;
@@ -39,10 +38,10 @@ pub async fn bookable_dates(app: &AppState, concert_id: Uuid) -> Result<Vec<Date
     if memory {
         Ok(app
             .live
-            .bookable_dates(&app.pool, concert_id, Utc::now())
+            .bookable_dates(&app.pool, concert_id, crate::clock::now())
             .await?)
     } else {
-        Ok(available_dates::bookable_dates(&app.pool, concert_id, Utc::now()).await?)
+        Ok(available_dates::bookable_dates(&app.pool, concert_id, crate::clock::now()).await?)
     }
 }
 
@@ -73,8 +72,8 @@ pub async fn free_seat_page(
         .ok_or(ApiError::TokenInvalid);
     }
     let ticket = ticket(app, ticket_id).await?;
-    let usable =
-        ticket.concert_id == concert_id && ticket.status_at(Utc::now()) == TicketStatus::Active;
+    let usable = ticket.concert_id == concert_id
+        && ticket.status_at(crate::clock::now()) == TicketStatus::Active;
     let seats = if usable {
         let position = || feed.position();
         let page = feed.seat_maps().free_seats(
@@ -110,7 +109,7 @@ pub fn hold_refused_from_memory(
         return None;
     }
     let ticket = feed.tickets().peek(ticket_id)?;
-    if ticket.status_at(Utc::now()) != TicketStatus::Active {
+    if ticket.status_at(crate::clock::now()) != TicketStatus::Active {
         return None;
     }
     let (date, taken) = feed.seat_maps().taken(seat_id)?;

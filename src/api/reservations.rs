@@ -46,7 +46,7 @@ pub struct ReservationResponse {
 
 impl From<ReservationRow> for ReservationResponse {
     fn from(row: ReservationRow) -> Self {
-        let status = row.status_at(Utc::now()).as_str().to_string();
+        let status = row.status_at(crate::clock::now()).as_str().to_string();
         Self {
             reservation_id: row.reservation_id,
             seat_id: row.seat_id,

@@ -4,7 +4,6 @@
 //! refunds it; in a restored copy no process is paying any more, so the
 //! restore runs that same recovery at once, and the copy passes the audit.
 
-use chrono::Utc;
 use sqlx::PgPool;
 
 use super::BackupError;
@@ -28,7 +27,8 @@ pub(super) async fn settle_payments(pool: PgPool, config: &Config) -> Result<usi
     let context = CommandContext::scheduler();
     let mut settled = 0;
     loop {
-        let unfinished = payments::unfinished_payments(&app.pool, Utc::now(), BATCH).await?;
+        let unfinished =
+            payments::unfinished_payments(&app.pool, crate::clock::now(), BATCH).await?;
         if unfinished.is_empty() {
             break;
         }

@@ -5,7 +5,6 @@
 //! model records how far each got) are finished or refunded by the
 //! scheduler, one step at a time.
 
-use chrono::Utc;
 use cqrs_es::AggregateError;
 use uuid::Uuid;
 
@@ -42,7 +41,7 @@ pub async fn pay(
     let reservation = reservation
         .filter(|reservation| reservation.user_id == user_id.0)
         .ok_or(BookingError::NotFound("reservation"))?;
-    match reservation.status_at(Utc::now()) {
+    match reservation.status_at(crate::clock::now()) {
         ReservationStatus::Confirmed if reservation.payment_id == Some(payment_id.0) => {
             return receipt(app, payment_id.0).await
         }
@@ -55,7 +54,7 @@ pub async fn pay(
         reservation_id,
         seat_id: SeatId(reservation.seat_id),
         amount: reservation.price,
-        now: Utc::now(),
+        now: crate::clock::now(),
     };
     let mut payment = PaymentRow {
         payment_id: payment_id.0,
@@ -74,11 +73,11 @@ pub async fn pay(
     let sale = SeatCommand::ConfirmSeat {
         reservation_id,
         payment_id,
-        now: Utc::now(),
+        now: crate::clock::now(),
     };
     let spend = QueueTicketCommand::Expire {
         reason: ExpiryReason::Paid,
-        now: Utc::now(),
+        now: crate::clock::now(),
     };
     let paid = execute_payment(
         &app.payments,
@@ -124,7 +123,7 @@ pub async fn finish(
     let confirm = SeatCommand::ConfirmSeat {
         reservation_id: ReservationId(payment.reservation_id),
         payment_id: PaymentId(payment.payment_id),
-        now: Utc::now(),
+        now: crate::clock::now(),
     };
     match execute(&app.seats, &payment.seat_id.to_string(), confirm, context).await {
         Ok(()) => {
@@ -171,7 +170,7 @@ async fn spend_ticket(
     if let Some(ticket_id) = ticket_id {
         let expire = QueueTicketCommand::Expire {
             reason: ExpiryReason::Paid,
-            now: Utc::now(),
+            now: crate::clock::now(),
         };
         execute(&app.tickets, &ticket_id.to_string(), expire, context).await?;
     }

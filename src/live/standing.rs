@@ -78,7 +78,7 @@ impl Standings {
     {
         let slot = lock(&self.lines).entry(concert_id).or_default().clone();
         let mut last = slot.lock().await;
-        let fresh_since = Utc::now() - LINE_FRESH;
+        let fresh_since = crate::clock::now() - LINE_FRESH;
         if let Some(line) = last
             .as_ref()
             .filter(|line| line.moved_at >= moved_at && line.read_at > fresh_since)

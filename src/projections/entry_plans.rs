@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -87,7 +87,7 @@ impl Batches<PlanJob> for Planner {
     async fn run_batch(&self, jobs: Vec<PlanJob>) -> Vec<PlanJob> {
         metrics::histogram!("concert_queue_entry_batch_size").record(jobs.len() as f64);
         for (concert_id, jobs) in by_concert(jobs) {
-            let now = Utc::now();
+            let now = crate::clock::now();
             let users: Vec<Uuid> = jobs.iter().map(|job| job.user_id).collect();
             let planned = plan_entries(
                 &self.pool,

@@ -32,6 +32,11 @@ pub enum ServeError {
 /// up to date with the log.
 pub async fn prepare(pool: PgPool, config: Config) -> Result<AppState, ServeError> {
     crate::db::migrate(&pool).await?;
+    let database_ahead = crate::clock::follow_database_once(&pool).await?;
+    tracing::info!(
+        database_ahead_us = database_ahead.num_microseconds(),
+        "keeping time by the database's clock"
+    );
     let tokens = TokenSigner::from_database(&pool).await?;
     let users = UserTokens::from_settings(&config.identity(), &pool).await?;
     // An empty value (`CONCERT_ADMIN_TOKEN=`) is no token anyone can send.
@@ -85,6 +90,10 @@ pub async fn serve(listener: TcpListener, app: AppState, shutdown: watch::Receiv
         app.projection_lag.clone(),
         shutdown.clone(),
     ));
+    let clock = tokio::spawn(crate::clock::follow_database(
+        app.pool.clone(),
+        shutdown.clone(),
+    ));
     let grace = Duration::from_secs(app.config.request_timeout_secs + GRACE_MARGIN_SECS);
     // A request may take the request timeout, its head included.
     let head_within = Duration::from_secs(app.config.request_timeout_secs);
@@ -107,10 +116,11 @@ pub async fn serve(listener: TcpListener, app: AppState, shutdown: watch::Receiv
             tracing::warn!(grace_secs = grace.as_secs(), "closing connections still open after the grace period");
         }
     };
-    // The scheduler, the feed and the sampler stop on the same signal.
+    // The scheduler, the feed, the sampler and the clock stop on the same signal.
     let _ = scheduler.await;
     let _ = sampler.await;
     let _ = feed.await;
+    let _ = clock.await;
     tracing::info!("stopped serving: every request in flight was answered");
 }
 

@@ -5,6 +5,7 @@
 //! then check the log, the audit and the read models. Tests run one at a time (see `harness::serial`).
 
 mod backup;
+mod clocks;
 mod crash;
 mod db_faults;
 mod disk;

@@ -60,7 +60,9 @@ fn last_event_id(headers: &HeaderMap) -> Option<i64> {
 
 /// The tokio instant of a wall-clock deadline.
 fn instant_of(at: DateTime<Utc>) -> Instant {
-    let left = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+    let left = (at - crate::clock::now())
+        .to_std()
+        .unwrap_or(Duration::ZERO);
     Instant::now() + left
 }
 

@@ -10,7 +10,6 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::IntoResponse;
 use bytes::BytesMut;
-use chrono::Utc;
 use serde::Deserialize;
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
@@ -212,7 +211,7 @@ impl SeatStream {
     /// read keeps the stream (its deadline still ends it).
     async fn ticket_still_active(&self) -> bool {
         match queue_tickets::find_ticket(&self.pool, self.ticket_id).await {
-            Ok(Some(ticket)) => ticket.status_at(Utc::now()) == TicketStatus::Active,
+            Ok(Some(ticket)) => ticket.status_at(crate::clock::now()) == TicketStatus::Active,
             Ok(None) => false,
             Err(_) => true,
         }

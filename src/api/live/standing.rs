@@ -7,7 +7,6 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::response::sse::{Event, Sse};
 use axum::response::IntoResponse;
-use chrono::Utc;
 use futures::StreamExt;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -104,7 +103,7 @@ impl StandingStream {
                 .await?
                 .ok_or(ApiError::TokenInvalid)?,
         };
-        let lapsed = ticket.status_at(Utc::now()) == TicketStatus::Expired;
+        let lapsed = ticket.status_at(crate::clock::now()) == TicketStatus::Expired;
         self.deadline = ticket.expires_at.map(instant_of);
         // The stream ends with the recorded expiry, or, should the scheduler
         // not record it in time, a grace after the deadline.

@@ -1,0 +1,156 @@
+//! Instances whose clocks disagree. One instance's clock runs 3 s ahead
+//! (libfaketime) and it alone runs the scheduler, so it expires every hold:
+//! a hold made on the other still lasts its full time, and a hold made on it
+//! ends when the others think it does, because every instance keeps time by
+//! the database's clock.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::Utc;
+use concert_client::{QueueToken, Reservation};
+use uuid::Uuid;
+
+use crate::harness::{self, Api, Server, Workdir};
+
+const HOLD_TTL_SECS: i64 = 4;
+const AHEAD: &str = "+3s";
+
+/// The preload library of Debian's `libfaketime` package.
+fn libfaketime() -> PathBuf {
+    let found = std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path().join("faketime/libfaketime.so.1"))
+        .find(|library| library.exists());
+    found.expect("libfaketime is needed for this test: apt-get install faketime")
+}
+
+/// An admitted user of `api` for `concert`, with `balance` in their wallet.
+async fn admitted_user(api: &Api, concert: Uuid, balance: i64) -> (Uuid, String) {
+    let user = Uuid::new_v4();
+    let entered: QueueToken = api
+        .enter(user, concert, Duration::from_secs(10))
+        .await
+        .expect("an answer to the entry")
+        .json("enter", &[200, 201])
+        .unwrap();
+    let status = api
+        .wait_admitted(&entered.token, Duration::from_secs(10))
+        .await;
+    assert_eq!(status.as_deref(), Some("active"));
+    let charged = api.client.charge(user, balance, None).await.unwrap();
+    assert_eq!(charged.status, 200, "{}", charged.text());
+    (user, entered.token)
+}
+
+async fn hold(api: &Api, token: &str, seat: Uuid) -> Reservation {
+    api.client
+        .hold(token, seat)
+        .await
+        .unwrap()
+        .json("hold", &[201])
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_whose_clock_runs_ahead_cuts_no_hold_short() {
+    let _turn = harness::serial().await;
+    let work = Workdir::new("clocks");
+    let hold_ttl = ("CONCERT_HOLD_TTL_SECS", HOLD_TTL_SECS.to_string());
+    // The exact instance never looks for due work: the one ahead does it all.
+    let idle_scheduler = ("CONCERT_SCHEDULER_INTERVAL_MS", "3600000".to_string());
+    let mut exact = Server::start(&work, "exact-clock", &[hold_ttl.clone(), idle_scheduler]).await;
+    let ahead_settings = [
+        hold_ttl,
+        ("DATABASE_URL", work.database_url()),
+        ("LD_PRELOAD", libfaketime().display().to_string()),
+        ("FAKETIME", AHEAD.to_string()),
+        // tokio's timers keep the real pace.
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1".to_string()),
+    ];
+    let mut ahead = Server::start(&work, "clock-ahead", &ahead_settings).await;
+    let on_exact = Api::new(vec![exact.base()], Duration::from_secs(10));
+    let on_ahead = Api::new(vec![ahead.base()], Duration::from_secs(10));
+    let (concert, date) = on_exact.create_concert(4, 1_000).await;
+
+    // Held on the exact instance, expired by the one ahead.
+    let (_, token) = admitted_user(&on_exact, concert, 1_000).await;
+    let seats = on_exact.free_seats(&token, concert, date, 4).await.unwrap();
+    let held = hold(&on_exact, &token, seats[0].seat_id).await;
+    let left = held.expires_at - Utc::now();
+    assert!(
+        (left.num_milliseconds() - HOLD_TTL_SECS * 1000).abs() < 1_000,
+        "a hold of {HOLD_TTL_SECS} s answered with {left} left"
+    );
+    // A second before its deadline (3 s after the hold on this clock, when
+    // the clock ahead reads its deadline already passed two seconds ago).
+    let pay_at = held.expires_at - chrono::TimeDelta::seconds(1);
+    tokio::time::sleep((pay_at - Utc::now()).to_std().unwrap_or_default()).await;
+    let paid = on_exact
+        .client
+        .pay(&token, held.reservation_id, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        paid.status,
+        201,
+        "paying 1 s before the deadline: {}",
+        paid.text()
+    );
+
+    // Held on the instance ahead: its deadline is the hold's time from now.
+    let (_, token) = admitted_user(&on_ahead, concert, 1_000).await;
+    let held = hold(&on_ahead, &token, seats[1].seat_id).await;
+    let left = held.expires_at - Utc::now();
+    assert!(
+        (left.num_milliseconds() - HOLD_TTL_SECS * 1000).abs() < 1_000,
+        "a hold of {HOLD_TTL_SECS} s made on the instance ahead answered with {left} left"
+    );
+    // And it lapses then, not earlier and not 3 s later.
+    let read = |token: String| {
+        let api = &on_ahead;
+        async move {
+            let read: Reservation = api
+                .client
+                .reservation(&token, held.reservation_id)
+                .await
+                .unwrap()
+                .json("reservation", &[200])
+                .unwrap();
+            read.status
+        }
+    };
+    let before = held.expires_at - chrono::TimeDelta::seconds(1);
+    tokio::time::sleep((before - Utc::now()).to_std().unwrap_or_default()).await;
+    assert_eq!(
+        read(token.clone()).await,
+        "held",
+        "a second before its deadline"
+    );
+    tokio::time::sleep((held.expires_at - Utc::now()).to_std().unwrap_or_default()).await;
+    let lapsed_within = Duration::from_secs(2);
+    let started = std::time::Instant::now();
+    loop {
+        let free = on_ahead
+            .free_seats(&token, concert, date, 4)
+            .await
+            .unwrap_or_default();
+        if free.iter().any(|seat| seat.seat_id == seats[1].seat_id) {
+            break;
+        }
+        assert!(
+            started.elapsed() < lapsed_within,
+            "the seat is not free {lapsed_within:?} after its hold's deadline"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    for server in [&mut ahead, &mut exact] {
+        let status = server.terminate().await;
+        assert!(status.success(), "{} stopped with {status}", server.name);
+    }
+    let (code, audit) = harness::audit(&work.data(), 100).await;
+    assert_eq!(code, 0, "{audit}");
+}
