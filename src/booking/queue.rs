@@ -97,7 +97,9 @@ pub async fn enter_queue(
             // A concurrent entry of the same user won: answer with its ticket.
             Err(AggregateError::UserError(QueueTicketError::AlreadyEntered)) => {
                 let entered = queue_tickets::find_ticket(&app.pool, ticket_id.0).await?;
-                if let Some(ticket) = entered.filter(|ticket| ticket.is_live_at(Utc::now())) {
+                if let Some(ticket) =
+                    entered.filter(|ticket| ticket.is_live_at(crate::clock::now()))
+                {
                     let standing = standing(app, &ticket).await?;
                     return Ok(Entered {
                         ticket,
@@ -122,7 +124,7 @@ pub async fn standing(app: &AppState, ticket: &TicketRow) -> Result<Standing, Bo
     if ticket.recorded_status() != TicketStatus::Waiting {
         return Ok(Standing::NOT_WAITING);
     }
-    let now = Utc::now();
+    let now = crate::clock::now();
     let row = queue_tickets::standing(
         &app.pool,
         ticket.concert_id,
@@ -151,7 +153,7 @@ pub async fn watched_standing(
         .live
         .standings()
         .line(concert_id, moved_at, || async {
-            let now = Utc::now();
+            let now = crate::clock::now();
             let active_max = i64::from(app.config.queue_active_max);
             let row =
                 queue_line::line(&app.pool, concert_id, rate_window_start(now), active_max).await?;
@@ -225,23 +227,26 @@ impl AdmissionPace {
             return next_round;
         }
         let later = turn - free;
-        if self.admitted > 0 {
-            // ceil(later / (admitted / span)), in milliseconds of span
-            let span_ms = self.span.num_milliseconds().max(1);
-            let wait_ms = later.saturating_mul(span_ms) / self.admitted;
-            wait_ms.saturating_add(999) / 1000
-        } else {
-            // Nobody admitted lately: at worst every active slot frees when its token times out.
-            let rounds = (later - 1) / self.slots.max(1) + 1;
-            rounds.saturating_mul(self.active_ttl_secs)
+        // At worst every active slot frees when its token times out: each
+        // round of `slots` tickets waits one active TTL at most.
+        let rounds = (later - 1) / self.slots.max(1) + 1;
+        let at_worst = rounds.saturating_mul(self.active_ttl_secs);
+        if self.admitted == 0 {
+            return at_worst;
         }
+        // ceil(later / (admitted / span)), in milliseconds of span. A sale
+        // that began seconds ago has admitted over less than the window: its
+        // rate reads low, and the worst case is then the nearer bound.
+        let span_ms = self.span.num_milliseconds().max(1);
+        let wait_ms = later.saturating_mul(span_ms) / self.admitted;
+        (wait_ms.saturating_add(999) / 1000).min(at_worst)
     }
 }
 
 /// When an active ticket lapses; none while it waits or once it lapsed,
 /// whether or not the scheduler has recorded the expiry yet.
 pub fn expires_at(ticket: &TicketRow) -> Option<DateTime<Utc>> {
-    (ticket.status_at(Utc::now()) == TicketStatus::Active)
+    (ticket.status_at(crate::clock::now()) == TicketStatus::Active)
         .then_some(ticket.expires_at)
         .flatten()
 }
@@ -281,6 +286,25 @@ mod tests {
         assert_eq!(pace(30, Some(8)).wait_for(2), 2);
         // More active than slots (the maximum was lowered) frees none.
         assert_eq!(pace(0, Some(12)).wait_for(0), 600);
+    }
+
+    #[test]
+    fn the_wait_never_exceeds_every_active_token_timing_out() {
+        // Three slots of 20 s, three admitted in the minute's first second:
+        // the rate says 20 s a place, but each round of three waits 20 s at most.
+        let start_of_a_sale = AdmissionPace {
+            admitted: 3,
+            span: Duration::seconds(60),
+            active: Some(3),
+            slots: 3,
+            active_ttl_secs: 20,
+            round_ms: 250,
+        };
+        assert_eq!(start_of_a_sale.wait_for(0), 20);
+        assert_eq!(start_of_a_sale.wait_for(4), 40);
+        assert_eq!(start_of_a_sale.wait_for(8), 60);
+        // A line moving faster than timeouts keeps its rate.
+        assert_eq!(pace(30, Some(10)).wait_for(9), 20);
     }
 
     #[test]
