@@ -18,6 +18,12 @@ pub fn check_before_starting(command: &Command, config: &Config) -> Result<(), S
                 file.display()
             ));
         }
+        Command::Restore { file } if file.is_dir() => {
+            return Err(format!(
+                "{} is a folder; name the backup file",
+                file.display()
+            ));
+        }
         Command::Restore { file } if !file.is_file() => {
             return Err(format!("{}: no such backup file", file.display()));
         }

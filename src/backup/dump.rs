@@ -1,5 +1,9 @@
 //! `concert backup <file>`: `pg_dump --format=custom` of the whole database,
-//! streamed through us into `<file>.partial` and renamed when complete.
+//! streamed through us into `<file>.<pid>.partial` and renamed when complete.
+//! Each run writes a partial file of its own, so two backups to one name
+//! (an overlapping cron job and a manual run) each leave a whole file, the
+//! later rename winning. The file is readable by its owner only: it holds
+//! the service's signing keys (`server_secrets`).
 //!
 //! The dump reads one snapshot that we export from a repeatable-read
 //! transaction kept open until pg_dump is done (`pg_export_snapshot` and
@@ -8,6 +12,7 @@
 //! that snapshot are in the file too; they get the next positions when the
 //! copy is restored, and are reported beside the position.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -53,7 +58,11 @@ pub async fn backup(url: &str, file: &Path) -> Result<BackupReport, BackupError>
     let unpositioned: i64 = row.try_get("unpositioned")?;
 
     let partial = partial_path(file);
-    let written = dump(&pg_dump, url, &snapshot, &partial, &mut meter).await;
+    let written = tokio::select! {
+        written = dump(&pg_dump, url, &snapshot, &partial, &mut meter) => written,
+        // pg_dump is killed as its handle drops; the partial file goes below.
+        signal = stop_signal() => Err(BackupError::Interrupted(signal)),
+    };
     // The snapshot only had to live as long as pg_dump read it.
     let _ = sqlx::query("rollback").execute(&mut snapshot_holder).await;
     let _ = snapshot_holder.close().await;
@@ -83,11 +92,26 @@ pub async fn backup(url: &str, file: &Path) -> Result<BackupReport, BackupError>
     })
 }
 
-/// `<file>.partial`: where the dump goes until it is complete.
+/// `<file>.<pid>.partial`: where this run's dump goes until it is complete.
 fn partial_path(file: &Path) -> PathBuf {
     let mut name = file.as_os_str().to_owned();
-    name.push(".partial");
+    name.push(format!(".{}.partial", std::process::id()));
     PathBuf::from(name)
+}
+
+/// Resolves with the signal's name on SIGINT or SIGTERM.
+async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = interrupt.recv() => "SIGINT",
+        _ = terminate.recv() => "SIGTERM",
+    }
 }
 
 /// Runs pg_dump on `snapshot`, copying its output to `path`; returns the bytes written.
@@ -98,9 +122,18 @@ async fn dump(
     path: &Path,
     meter: &mut Meter,
 ) -> Result<u64, BackupError> {
-    let mut out = tokio::fs::File::create(path)
+    let mut out = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
         .await
         .map_err(io_err(format!("creating {}", path.display())))?;
+    // `mode` only applies to a file it creates.
+    out.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .await
+        .map_err(io_err(format!("restricting {}", path.display())))?;
     let mut child = tokio::process::Command::new(pg_dump)
         .arg("--format=custom")
         .arg(format!("--snapshot={snapshot}"))

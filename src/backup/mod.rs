@@ -31,6 +31,9 @@ pub enum BackupError {
         #[source]
         source: std::io::Error,
     },
+    /// Stopped by a signal before the copy was complete.
+    #[error("stopped by {0}; no backup was written")]
+    Interrupted(&'static str),
     /// `pg_dump` failed.
     #[error("pg_dump failed ({status}); no backup was written:\n{stderr}")]
     DumpFailed {

@@ -5,6 +5,7 @@
 //! refused, and a corrupt or cut-short file changes nothing.
 
 use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -338,4 +339,65 @@ async fn read_models(data_dir: &Path) -> (HashMap<String, i64>, Vec<(String, Str
         rows += before.len();
     }
     (balances.into_iter().collect(), seats, rows)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_to_one_file_at_once_each_leave_it_whole_readable_by_its_owner_only() {
+    let _turn = harness::serial().await;
+    let work = Workdir::new("overlap");
+    let mut server = Server::start(&work, "overlap", &[]).await;
+    let api = Api::new(vec![server.base()], Duration::from_secs(20));
+    api.create_concert(20_000, PRICE).await;
+    let url = [("DATABASE_URL", work.database_url())];
+    let folder = work.root.join("backups");
+    std::fs::create_dir_all(&folder).unwrap();
+    let file = folder.join("store.dump");
+
+    // An overlapping cron job and a manual run: each writes a file of its
+    // own and renames it whole (they shared one partial file before).
+    let args = ["backup", path_str(&file)];
+    let runs = (0..3).map(|_| harness::cli(&url, &args));
+    for (code, out, err) in futures::future::join_all(runs).await {
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "the copy holds the signing keys: {mode:o}");
+    assert_eq!(leftovers(&folder), ["store.dump"]);
+
+    // Stopped half way: nothing is left but what was there.
+    let stopped = folder.join("stopped.dump");
+    let run = harness::spawn_cli(&url, &["backup", path_str(&stopped)]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while leftovers(&folder).len() == 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let pid = nix::unistd::Pid::from_raw(run.id().unwrap() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let output = run.wait_with_output().await.unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    println!("backup sent SIGTERM: {}, {err}", output.status);
+    if output.status.success() {
+        // The signal came after the rename: a whole file.
+        assert_eq!(leftovers(&folder), ["stopped.dump", "store.dump"]);
+    } else {
+        assert!(err.contains("stopped by SIGTERM"), "{err}");
+        assert_eq!(leftovers(&folder), ["store.dump"]);
+    }
+    server.terminate().await;
+
+    let fresh = work.root.join("r");
+    let (code, out, err) = harness::cli(&data_env(&fresh), &["restore", path_str(&file)]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, audit) = harness::audit(&fresh, 100).await;
+    assert_eq!(code, 0, "{audit}");
+}
+
+/// The names of the files in `folder`, sorted.
+fn leftovers(folder: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(folder)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
 }

@@ -26,14 +26,8 @@ pub(super) fn concert_command(env: &[(String, String)]) -> Command {
 
 /// Runs `concert <args>` with the given settings; returns (exit code, stdout, stderr).
 pub async fn cli(env: &[(&str, String)], args: &[&str]) -> (i32, String, String) {
-    let env: Vec<(String, String)> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .chain([("RUST_LOG".to_string(), "warn".to_string())])
-        .collect();
-    let mut command: tokio::process::Command = concert_command(&env).into();
-    command.args(args).kill_on_drop(true);
-    let output = tokio::time::timeout(Duration::from_secs(120), command.output())
+    let child = spawn_cli(env, args);
+    let output = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
         .await
         .unwrap_or_else(|_| panic!("concert {args:?} took over 120 s"))
         .expect("run concert");
@@ -42,6 +36,24 @@ pub async fn cli(env: &[(&str, String)], args: &[&str]) -> (i32, String, String)
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// Starts `concert <args>` with the given settings and returns at once, for
+/// a test that signals it; its output is piped.
+pub fn spawn_cli(env: &[(&str, String)], args: &[&str]) -> tokio::process::Child {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .chain([("RUST_LOG".to_string(), "warn".to_string())])
+        .collect();
+    let mut command: tokio::process::Command = concert_command(&env).into();
+    command
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run concert")
 }
 
 /// `concert audit` on a stopped data folder (it starts the private server itself).

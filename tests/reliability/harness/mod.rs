@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 pub use api::{body, projection_lag, Api};
-pub use cli::{audit, cli, events};
+pub use cli::{audit, cli, events, spawn_cli};
 pub use log::Log;
 pub use postgres::{alive, postmaster_pid, signal_postgres};
 pub use server::{tail, Server};
