@@ -2,6 +2,7 @@
 //! the description of every metric. The HTTP side of both (the request span,
 //! the request metrics) is in `api::middleware`.
 
+use std::io::IsTerminal;
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -24,7 +25,11 @@ pub fn init_logging(format: LogFormat) {
             // The request span is the only span; listing it twice doubles each line.
             .with_span_list(false)
             .try_init(),
-        LogFormat::Pretty => builder.compact().try_init(),
+        // Colours only for a terminal: a log file would hold their escapes.
+        LogFormat::Pretty => builder
+            .compact()
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
     };
 }
 

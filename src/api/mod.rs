@@ -163,7 +163,11 @@ pub fn router(app: AppState) -> Router {
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(middleware::request_span)
-                .on_response(middleware::log_request_finished),
+                .on_response(middleware::log_request_finished)
+                // `ApiError` logs each failure's cause once (a 503 as a
+                // warning); tower-http's own ERROR line for every 5xx
+                // filled the log during a database outage.
+                .on_failure(()),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(axum::middleware::from_fn(|request, next| {

@@ -25,6 +25,7 @@ async fn tools_refuse_a_mistyped_store_or_file_before_starting_a_database() {
         (vec!["backup", "copy.dump"], "no store under"),
         (vec!["backup", folder.as_str()], "is a folder"),
         (vec!["restore", missing.as_str()], "no such backup file"),
+        (vec!["restore", folder.as_str()], "is a folder"),
     ] {
         let (code, out, err) = harness::cli(&no_store, &args).await;
         assert_eq!(code, 1, "concert {args:?}: {out}{err}");
@@ -35,8 +36,47 @@ async fn tools_refuse_a_mistyped_store_or_file_before_starting_a_database() {
             data.display()
         );
     }
-    let partial = format!("{folder}.partial");
-    assert!(!std::path::Path::new(&partial).exists());
+    // Nor a partial file beside it (`<file>.<pid>.partial`).
+    let name = work
+        .root
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let beside = std::fs::read_dir(work.root.parent().unwrap()).unwrap();
+    let partials: Vec<String> = beside
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|file| file.starts_with(&format!("{name}.")) && file.ends_with(".partial"))
+        .collect();
+    assert!(partials.is_empty(), "{partials:?}");
+}
+
+#[tokio::test]
+async fn a_second_serve_on_a_served_folder_names_the_concert_serving_it() {
+    let _turn = harness::serial().await;
+    let work = Workdir::new("twice");
+    let mut first = Server::start(&work, "first", &[]).await;
+    let settings = [
+        ("CONCERT_DATA_DIR", work.data().display().to_string()),
+        (
+            "CONCERT_BIND",
+            format!("127.0.0.1:{}", harness::free_port()),
+        ),
+    ];
+
+    let (code, out, err) = harness::cli(&settings, &["serve"]).await;
+
+    assert_eq!(code, 1, "{out}{err}");
+    // Not "another PostgreSQL server is using it; stop it first": that is
+    // the first concert's own, which it would restart.
+    let pid = first.pid();
+    assert!(
+        err.contains(&format!("concert (pid {pid}) serves")),
+        "{err}"
+    );
+    let api = Api::new(vec![first.base()], Duration::from_secs(10));
+    api.create_concert(2, 1_000).await;
+    assert!(first.terminate().await.success());
 }
 
 #[tokio::test]

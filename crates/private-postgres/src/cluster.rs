@@ -160,7 +160,9 @@ pub(super) fn clear_stale_lock(lock: &Path, pgdata: &Path) -> Result<()> {
         .map(|pid| pid.abs()) // socket locks of standalone backends hold -pid
         .filter(|&pid| pid > 0);
     if let Some(pid) = lock_pid {
-        let alive = !matches!(kill(Pid::from_raw(pid), None), Err(Errno::ESRCH));
+        // A zombie (exited, not yet reaped by a container's minimal init)
+        // holds nothing: its lock is stale.
+        let alive = !matches!(kill(Pid::from_raw(pid), None), Err(Errno::ESRCH)) && !is_zombie(pid);
         if !alive {
             return Ok(());
         }
@@ -192,6 +194,13 @@ pub(super) fn postgres_using(pgdata: &Path) -> Option<i32> {
             is_postgres(pid)
                 && fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd == pgdata)
         })
+}
+
+fn is_zombie(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    })
 }
 
 pub(super) fn is_postgres(pid: i32) -> bool {

@@ -53,15 +53,15 @@ pub enum PrivatePostgresError {
     },
     /// The cluster folder belongs to another user, or has the wrong permissions.
     #[error(
-        "PostgreSQL runs as user {user} and cannot use {}: it belongs to uid {uid} with permissions {mode:03o} \
+        "PostgreSQL runs as user {user} and cannot use {}: it belongs to {owner} with permissions {mode:03o} \
          (it must be {user}'s, mode 0700); fix it with `chown -R {user} {} && chmod 700 {}`",
         .path.display(), .path.display(), .path.display()
     )]
     WrongOwner {
         /// The cluster folder.
         path: PathBuf,
-        /// Its owner.
-        uid: u32,
+        /// Its owner: the user's name and uid, or the uid alone.
+        owner: String,
         /// Its permission bits.
         mode: u32,
         /// The user PostgreSQL runs as.
@@ -70,6 +70,18 @@ pub enum PrivatePostgresError {
     /// `pgdata` exists and holds something other than a cluster.
     #[error("{} exists but is not a PostgreSQL cluster (no PG_VERSION); move it away", .0.display())]
     NotACluster(PathBuf),
+    /// A live `concert` serves this data folder (and supervises its server).
+    #[error(
+        "concert (pid {pid}) serves {} and supervises its PostgreSQL; stop that concert first \
+         (SIGTERM), or let the tools (backup, events, audit) attach to it",
+        .data_dir.display()
+    )]
+    Served {
+        /// The serving `concert`'s process id.
+        pid: i32,
+        /// The data folder.
+        data_dir: PathBuf,
+    },
     /// A live server already uses this data folder.
     #[error("another PostgreSQL server (pid {pid}) is already using {}; stop it first", .path.display())]
     AlreadyRunning {

@@ -39,6 +39,12 @@ pub(super) fn take_over(data_dir: &Path, pgdata: &Path) -> Result<()> {
         return Ok(());
     };
     let recorded = owner::read(data_dir);
+    if let Some(serving) = recorded.filter(|owner: &Owner| owner.alive() && !owner.is_me()) {
+        return Err(PrivatePostgresError::Served {
+            pid: serving.pid,
+            data_dir: data_dir.to_path_buf(),
+        });
+    }
     let orphaned = recorded.is_some_and(|owner: Owner| !owner.alive());
     if !orphaned {
         return Err(PrivatePostgresError::AlreadyRunning {

@@ -121,7 +121,7 @@ pub(super) fn check_cluster_access(pgdata: &Path, run_as: &RunAs) -> Result<()> 
     if meta.uid() != run_as.uid.as_raw() || !matches!(mode, 0o700 | 0o750) {
         return Err(PrivatePostgresError::WrongOwner {
             path: pgdata.to_path_buf(),
-            uid: meta.uid(),
+            owner: user_named(meta.uid()),
             mode,
             user: run_as.name.clone(),
         });
@@ -164,4 +164,12 @@ pub(super) fn open_log(path: &Path, run_as: &RunAs) -> Result<File> {
         run_as.chown(path)?;
     }
     Ok(file)
+}
+
+/// `name (uid N)`, or `uid N` for a uid without a user.
+fn user_named(uid: u32) -> String {
+    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        Ok(Some(user)) => format!("{} (uid {uid})", user.name),
+        _ => format!("uid {uid}"),
+    }
 }
