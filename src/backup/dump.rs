@@ -43,6 +43,14 @@ pub async fn backup(url: &str, file: &Path) -> Result<BackupReport, BackupError>
     let pg_dump = server_tool("pg_dump").ok_or(BackupError::NoTool("pg_dump"))?;
     let mut meter = Meter::new("backup");
     let mut snapshot_holder = PgConnection::connect(url).await?;
+    // Held by this session until it closes, after pg_dump is done.
+    let no_restore: bool = sqlx::query_scalar("select pg_try_advisory_lock_shared($1)")
+        .bind(super::COPY_LOCK)
+        .fetch_one(&mut snapshot_holder)
+        .await?;
+    if !no_restore {
+        return Err(BackupError::RestoreRunning);
+    }
     sqlx::query("begin isolation level repeatable read read only")
         .execute(&mut snapshot_holder)
         .await?;

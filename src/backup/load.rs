@@ -40,9 +40,17 @@ pub async fn restore(
     let pg_restore = server_tool("pg_restore").ok_or(BackupError::NoTool("pg_restore"))?;
     let mut meter = Meter::new("restore");
     let items = list(&pg_restore, file).await?;
+    // This session holds the lock until the restore is over (it closes
+    // when `conn` is dropped, whatever the outcome).
     let mut conn = PgConnection::connect(url).await?;
+    let no_backup: bool = sqlx::query_scalar("select pg_try_advisory_lock($1)")
+        .bind(super::COPY_LOCK)
+        .fetch_one(&mut conn)
+        .await?;
+    if !no_backup {
+        return Err(BackupError::BackupRunning);
+    }
     ensure_empty(&mut conn).await?;
-    conn.close().await?;
 
     let mut child = tokio::process::Command::new(&pg_restore)
         .args([
@@ -113,6 +121,7 @@ pub async fn restore(
         .await?;
     let last_position = crate::event_log::last_position(&pool).await?;
     pool.close().await;
+    conn.close().await?;
     Ok(RestoreReport {
         events,
         last_position,

@@ -13,6 +13,11 @@ use std::path::PathBuf;
 pub use dump::{backup, BackupReport};
 pub use load::{restore, RestoreReport};
 
+/// The advisory lock a restore holds for its whole run, and a backup shares
+/// for its snapshot: a backup of a store being restored would copy a store
+/// half made (or fail on tables not there yet), so each refuses the other.
+pub const COPY_LOCK: i64 = 0x0063_6f70_795f_6c6b;
+
 /// Why a backup or a restore failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
@@ -59,6 +64,12 @@ pub enum BackupError {
         /// Events in the store.
         events: i64,
     },
+    /// A restore into this store is running.
+    #[error("a restore into this store is running; back it up once the restore is done")]
+    RestoreRunning,
+    /// A backup of this store is running.
+    #[error("refusing to restore: a backup of this store is running")]
+    BackupRunning,
     /// Other sessions use the database.
     #[error("refusing to restore: {0} other sessions are connected to the database; stop the service first")]
     InUse(i64),

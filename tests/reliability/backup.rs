@@ -401,3 +401,82 @@ fn leftovers(folder: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_and_a_restore_of_one_store_refuse_each_other() {
+    let _turn = harness::serial().await;
+    let work = Workdir::new("copylock");
+    let mut server = Server::start(&work, "copylock", &[]).await;
+    let api = Api::new(vec![server.base()], Duration::from_secs(20));
+    api.create_concert(20, PRICE).await;
+    let url = work.database_url();
+    let file = work.root.join("store.dump");
+    let (code, out, err) = harness::cli(
+        &[("DATABASE_URL", url.clone())],
+        &["backup", path_str(&file)],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+
+    // An empty database beside the store, as a restore's target.
+    let admin = PgPool::connect(&url).await.unwrap();
+    sqlx::query("create database copy_target")
+        .execute(&admin)
+        .await
+        .unwrap();
+    let target = url.replace("/concert", "/copy_target");
+    let target_pool = PgPool::connect(&target).await.unwrap();
+    let mut holder = target_pool.acquire().await.unwrap();
+
+    // While a restore holds the store, a backup of it is refused...
+    sqlx::query("select pg_advisory_lock($1)")
+        .bind(concert::backup::COPY_LOCK)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let copy = work.root.join("half.dump");
+    let (code, _, err) = harness::cli(
+        &[("DATABASE_URL", target.clone())],
+        &["backup", path_str(&copy)],
+    )
+    .await;
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("a restore into this store is running"),
+        "{err}"
+    );
+    assert!(!copy.exists());
+    sqlx::query("select pg_advisory_unlock($1)")
+        .bind(concert::backup::COPY_LOCK)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+
+    // ...and while a backup reads it, a restore into it is refused.
+    sqlx::query("select pg_advisory_lock_shared($1)")
+        .bind(concert::backup::COPY_LOCK)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let (code, _, err) = harness::cli(
+        &[("DATABASE_URL", target.clone())],
+        &["restore", path_str(&file)],
+    )
+    .await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("a backup of this store is running"), "{err}");
+    sqlx::query("select pg_advisory_unlock_shared($1)")
+        .bind(concert::backup::COPY_LOCK)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    // The restore wants the store to itself.
+    drop(holder);
+    target_pool.close().await;
+    admin.close().await;
+
+    let (code, out, err) =
+        harness::cli(&[("DATABASE_URL", target)], &["restore", path_str(&file)]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    server.terminate().await;
+}
