@@ -44,11 +44,7 @@ pub async fn backup(url: &str, file: &Path) -> Result<BackupReport, BackupError>
     let mut meter = Meter::new("backup");
     let mut snapshot_holder = PgConnection::connect(url).await?;
     // Held by this session until it closes, after pg_dump is done.
-    let no_restore: bool = sqlx::query_scalar("select pg_try_advisory_lock_shared($1)")
-        .bind(super::COPY_LOCK)
-        .fetch_one(&mut snapshot_holder)
-        .await?;
-    if !no_restore {
+    if !super::take_copy_lock(&mut snapshot_holder, "pg_try_advisory_lock_shared").await? {
         return Err(BackupError::RestoreRunning);
     }
     sqlx::query("begin isolation level repeatable read read only")

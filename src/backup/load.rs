@@ -43,11 +43,7 @@ pub async fn restore(
     // This session holds the lock until the restore is over (it closes
     // when `conn` is dropped, whatever the outcome).
     let mut conn = PgConnection::connect(url).await?;
-    let no_backup: bool = sqlx::query_scalar("select pg_try_advisory_lock($1)")
-        .bind(super::COPY_LOCK)
-        .fetch_one(&mut conn)
-        .await?;
-    if !no_backup {
+    if !super::take_copy_lock(&mut conn, "pg_try_advisory_lock").await? {
         return Err(BackupError::BackupRunning);
     }
     ensure_empty(&mut conn).await?;

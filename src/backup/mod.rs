@@ -88,6 +88,19 @@ pub enum BackupError {
     },
 }
 
+/// Whether `connection`'s session took `COPY_LOCK` with `function`
+/// (`pg_try_advisory_lock` or its `_shared` twin); it keeps it until closed.
+async fn take_copy_lock(
+    connection: &mut sqlx::PgConnection,
+    function: &'static str,
+) -> Result<bool, BackupError> {
+    let taken = sqlx::query_scalar(&format!("select {function}($1)"))
+        .bind(COPY_LOCK)
+        .fetch_one(connection)
+        .await?;
+    Ok(taken)
+}
+
 fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BackupError {
     let context = context.into();
     move |source| BackupError::Io { context, source }
