@@ -158,6 +158,8 @@ pub struct RawEvent {
     pub payload: String,
     pub metadata: String,
     pub hash: Option<Vec<u8>>,
+    /// When the database wrote it, on the database's clock (not hashed).
+    pub recorded_at: Option<DateTime<Utc>>,
 }
 
 impl RawEvent {
@@ -171,6 +173,7 @@ impl RawEvent {
         sequence: i64,
         event_type: &str,
         payload: &serde_json::Value,
+        recorded_at: Option<DateTime<Utc>>,
     ) -> Self {
         Self {
             position,
@@ -182,6 +185,7 @@ impl RawEvent {
             payload: payload.to_string(),
             metadata: String::new(),
             hash: None,
+            recorded_at,
         }
     }
 
@@ -203,7 +207,7 @@ pub const WALK_BATCH: i64 = 10_000;
 pub async fn raw_batch(pool: &PgPool, after: i64, upto: i64) -> sqlx::Result<Vec<RawEvent>> {
     let rows = sqlx::query(
         "select position, aggregate_type, aggregate_id, sequence, event_type, event_version,
-                payload::text as payload, metadata::text as metadata, hash
+                payload::text as payload, metadata::text as metadata, hash, recorded_at
          from events where position > $1 and position <= $2 order by position limit $3",
     )
     .bind(after)
@@ -223,6 +227,7 @@ pub async fn raw_batch(pool: &PgPool, after: i64, upto: i64) -> sqlx::Result<Vec
                 payload: row.try_get("payload")?,
                 metadata: row.try_get("metadata")?,
                 hash: row.try_get("hash")?,
+                recorded_at: row.try_get("recorded_at")?,
             })
         })
         .collect()

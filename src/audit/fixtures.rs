@@ -21,6 +21,7 @@ pub fn row(
         payload: payload.to_string(),
         metadata: "{}".to_string(),
         hash: None,
+        recorded_at: None,
     }
 }
 

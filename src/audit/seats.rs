@@ -11,6 +11,10 @@ use crate::ids::ReservationId;
 
 use super::Violation;
 
+/// How far an instance's present may be from the database's: each keeps
+/// time by the database's clock (`crate::clock`), to a few milliseconds.
+const CLOCKS_AGREE_WITHIN: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
+
 /// Each seat's state as the log tells it, by seat id.
 #[derive(Debug, Default)]
 pub(super) struct SeatCheck {
@@ -39,75 +43,89 @@ impl SeatCheck {
             .get(&row.aggregate_id)
             .cloned()
             .unwrap_or(SeatState::Free);
-        let next =
-            match (&state, event) {
-                (
-                    SeatState::Free,
-                    SeatEvent::SeatHeld {
-                        reservation_id,
-                        until,
-                        ..
-                    },
-                ) => SeatState::Held {
-                    reservation: reservation_id,
+        let next = match (&state, event) {
+            (
+                SeatState::Free,
+                SeatEvent::SeatHeld {
+                    reservation_id,
                     until,
-                    at: row.label(),
+                    ..
                 },
-                (
-                    SeatState::Held {
-                        reservation,
-                        until,
-                        at,
-                    },
-                    SeatEvent::HoldExpired {
-                        reservation_id,
-                        expired_at,
-                    },
-                ) if *reservation == reservation_id => {
-                    if expired_at < *until {
-                        let detail =
-                            format!("hold expired at {expired_at}, before its deadline {until}");
-                        found.push(Violation::new(
-                            "holds expire at or after their deadline",
-                            detail,
-                            vec![at.clone(), row.label()],
-                        ));
-                    }
-                    SeatState::Free
-                }
-                (
-                    SeatState::Held { reservation, .. },
-                    SeatEvent::HoldReleased { reservation_id },
-                ) if *reservation == reservation_id => SeatState::Free,
-                (
-                    SeatState::Held { reservation, .. },
-                    SeatEvent::SeatSold { reservation_id, .. },
-                ) if *reservation == reservation_id => SeatState::Sold { at: row.label() },
-                (SeatState::Sold { at }, _) => {
+            ) => SeatState::Held {
+                reservation: reservation_id,
+                until,
+                at: row.label(),
+            },
+            (
+                SeatState::Held {
+                    reservation,
+                    until,
+                    at,
+                },
+                SeatEvent::HoldExpired {
+                    reservation_id,
+                    expired_at,
+                },
+            ) if *reservation == reservation_id => {
+                // The database stamps each event as it writes it: an expiry
+                // it wrote well before the deadline was decided on a clock
+                // running ahead, whatever time the payload names.
+                let recorded_early = row
+                    .recorded_at
+                    .filter(|recorded| *recorded + CLOCKS_AGREE_WITHIN < *until);
+                let detail = if expired_at < *until {
+                    Some(format!(
+                        "hold expired at {expired_at}, before its deadline {until}"
+                    ))
+                } else {
+                    recorded_early.map(|recorded| {
+                            format!("hold expired when the database recorded {recorded}, before its deadline {until}")
+                        })
+                };
+                if let Some(detail) = detail {
                     found.push(Violation::new(
-                        "a sold seat stays sold",
-                        "event after the sale",
+                        "holds expire at or after their deadline",
+                        detail,
                         vec![at.clone(), row.label()],
                     ));
-                    state.clone()
                 }
-                (SeatState::Held { at, .. }, _) => {
-                    found.push(Violation::new(
-                        "one holder at a time",
-                        "event does not fit the live hold",
-                        vec![at.clone(), row.label()],
-                    ));
-                    state.clone()
-                }
-                (SeatState::Free, _) => {
-                    found.push(Violation::new(
-                        "seat events follow a hold",
-                        "event on a free seat",
-                        vec![row.label()],
-                    ));
-                    state.clone()
-                }
-            };
+                SeatState::Free
+            }
+            (SeatState::Held { reservation, .. }, SeatEvent::HoldReleased { reservation_id })
+                if *reservation == reservation_id =>
+            {
+                SeatState::Free
+            }
+            (SeatState::Held { reservation, .. }, SeatEvent::SeatSold { reservation_id, .. })
+                if *reservation == reservation_id =>
+            {
+                SeatState::Sold { at: row.label() }
+            }
+            (SeatState::Sold { at }, _) => {
+                found.push(Violation::new(
+                    "a sold seat stays sold",
+                    "event after the sale",
+                    vec![at.clone(), row.label()],
+                ));
+                state.clone()
+            }
+            (SeatState::Held { at, .. }, _) => {
+                found.push(Violation::new(
+                    "one holder at a time",
+                    "event does not fit the live hold",
+                    vec![at.clone(), row.label()],
+                ));
+                state.clone()
+            }
+            (SeatState::Free, _) => {
+                found.push(Violation::new(
+                    "seat events follow a hold",
+                    "event on a free seat",
+                    vec![row.label()],
+                ));
+                state.clone()
+            }
+        };
         self.seats.insert(row.aggregate_id.clone(), next);
     }
 
@@ -170,6 +188,32 @@ mod tests {
             ["#1 Seat/s seq 1 SeatHeld", "#2 Seat/s seq 2 HoldExpired"]
         );
         assert_eq!(check.status("s"), "free");
+    }
+
+    #[test]
+    fn an_expiry_the_database_recorded_before_the_deadline_is_named() {
+        let r = reservation(1);
+        // The payload says 300 s (a clock 3 s ahead); the database wrote it at 297 s.
+        let expiry = |recorded: i64| {
+            let mut check = SeatCheck::default();
+            let mut found = Vec::new();
+            check.apply(&logged(1, "Seat/s", "SeatHeld"), held(r, 0), &mut found);
+            let mut row = logged(2, "Seat/s", "HoldExpired");
+            row.recorded_at = Some(at(recorded));
+            check.apply(&row, expired(r, 300), &mut found);
+            found
+        };
+
+        let found = expiry(297);
+        assert_eq!(rules(&found), ["holds expire at or after their deadline"]);
+        assert!(
+            found[0].detail.contains("when the database recorded"),
+            "{}",
+            found[0].detail
+        );
+        // Within the clocks' agreement, or after the deadline: fine.
+        assert!(expiry(300).is_empty());
+        assert!(expiry(299).is_empty());
     }
 
     #[test]

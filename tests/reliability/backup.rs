@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use sqlx::PgPool;
+use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::harness::{self, Api, Log, Server, Workdir};
 use crate::workload::{start_workers, Shared};
@@ -425,13 +425,12 @@ async fn a_backup_and_a_restore_of_one_store_refuse_each_other() {
         .await
         .unwrap();
     let target = url.replace("/concert", "/copy_target");
-    let target_pool = PgPool::connect(&target).await.unwrap();
-    let mut holder = target_pool.acquire().await.unwrap();
+    let mut holder = PgConnection::connect(&target).await.unwrap();
 
     // While a restore holds the store, a backup of it is refused...
     sqlx::query("select pg_advisory_lock($1)")
         .bind(concert::backup::COPY_LOCK)
-        .execute(&mut *holder)
+        .execute(&mut holder)
         .await
         .unwrap();
     let copy = work.root.join("half.dump");
@@ -448,14 +447,14 @@ async fn a_backup_and_a_restore_of_one_store_refuse_each_other() {
     assert!(!copy.exists());
     sqlx::query("select pg_advisory_unlock($1)")
         .bind(concert::backup::COPY_LOCK)
-        .execute(&mut *holder)
+        .execute(&mut holder)
         .await
         .unwrap();
 
     // ...and while a backup reads it, a restore into it is refused.
     sqlx::query("select pg_advisory_lock_shared($1)")
         .bind(concert::backup::COPY_LOCK)
-        .execute(&mut *holder)
+        .execute(&mut holder)
         .await
         .unwrap();
     let (code, _, err) = harness::cli(
@@ -467,12 +466,36 @@ async fn a_backup_and_a_restore_of_one_store_refuse_each_other() {
     assert!(err.contains("a backup of this store is running"), "{err}");
     sqlx::query("select pg_advisory_unlock_shared($1)")
         .bind(concert::backup::COPY_LOCK)
-        .execute(&mut *holder)
+        .execute(&mut holder)
         .await
         .unwrap();
-    // The restore wants the store to itself.
-    drop(holder);
-    target_pool.close().await;
+    // The restore wants the store to itself: wait until the test's own
+    // session is gone from the server, not just closed on this side.
+    holder.close().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let sessions: i64 = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity
+             where datname = 'copy_target' and backend_type = 'client backend'",
+        )
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+        if sessions == 0 {
+            break;
+        }
+        if Instant::now() > deadline {
+            let lingering: Vec<(Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
+                "select application_name, state, query from pg_stat_activity
+                 where datname = 'copy_target' and backend_type = 'client backend'",
+            )
+            .fetch_all(&admin)
+            .await
+            .unwrap();
+            panic!("{sessions} sessions linger: {lingering:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     admin.close().await;
 
     let (code, out, err) =

@@ -70,6 +70,7 @@ impl Log {
                 event["sequence"].as_i64().unwrap_or_default(),
                 event["event_type"].as_str().unwrap_or_default(),
                 &event["payload"],
+                serde_json::from_value(event["recorded_at"].clone()).ok(),
             )
         });
         // The active limit differs from test to test; `concert audit` checks it.

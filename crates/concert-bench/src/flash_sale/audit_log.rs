@@ -163,6 +163,7 @@ async fn scan_sales(
                     event.sequence,
                     &event.event_type,
                     &event.payload,
+                    Some(event.recorded_at),
                 ));
             }
             if event.aggregate_type != "Seat" {
