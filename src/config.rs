@@ -195,6 +195,16 @@ pub struct Config {
         global = true
     )]
     pub request_timeout_secs: u64,
+    /// Most client connections served at once (event streams included); more
+    /// wait to be accepted. Lowered to what the open-files limit leaves room for.
+    #[arg(
+        long,
+        env = "CONCERT_MAX_CONNECTIONS",
+        default_value_t = 20_000,
+        value_parser = clap::value_parser!(u32).range(1..),
+        global = true
+    )]
+    pub max_connections: u32,
     /// Origins allowed by CORS, comma-separated ("*" for any); none by default.
     #[arg(
         long,

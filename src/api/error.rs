@@ -40,6 +40,8 @@ pub enum ApiError {
     RateLimited,
     #[error("the waiting queue of this concert is full; retry later")]
     QueueFull,
+    #[error("this token has {0} event streams open already; close one first")]
+    TooManyStreams(usize),
     #[error("the method is not allowed here")]
     MethodNotAllowed,
     /// The client did not send its whole body within the request timeout.
@@ -122,7 +124,7 @@ impl ApiError {
                 "validation_failed",
                 "Validation failed",
             ),
-            ApiError::RateLimited | ApiError::QueueFull => (
+            ApiError::RateLimited | ApiError::QueueFull | ApiError::TooManyStreams(_) => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
                 "Rate limited",

@@ -20,6 +20,7 @@ mod follower;
 mod own_commits;
 pub mod seat_map;
 pub mod standing;
+pub mod stream_permits;
 pub mod tickets;
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -56,6 +57,7 @@ struct Inner {
     standings: standing::Standings,
     tickets: tickets::Tickets,
     dates: dates::ConcertDates,
+    stream_permits: Arc<stream_permits::StreamPermits>,
     /// When the last complete read of the log began: every commit before it
     /// has been published.
     caught_up: Mutex<Option<Instant>>,
@@ -78,6 +80,7 @@ impl Feed {
                 standings: standing::Standings::default(),
                 tickets: tickets::Tickets::default(),
                 dates: dates::ConcertDates::default(),
+                stream_permits: Arc::default(),
                 caught_up: Mutex::new(None),
             }),
         }
@@ -91,6 +94,12 @@ impl Feed {
     /// Turns true when the feed has stopped; streams end then.
     pub fn closed(&self) -> watch::Receiver<bool> {
         self.inner.closed.subscribe()
+    }
+
+    /// A place for one more event stream of `ticket_id`, unless it has
+    /// `stream_permits::STREAMS_PER_TOKEN` open already.
+    pub fn open_stream(&self, ticket_id: Uuid) -> Option<stream_permits::StreamPermit> {
+        self.inner.stream_permits.open(ticket_id)
     }
 
     /// The seat maps of watched dates.

@@ -17,7 +17,7 @@ use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
@@ -27,6 +27,14 @@ use super::event_streams;
 /// answered within `PING_ANSWERED_WITHIN`.
 const PING_EVERY: Duration = Duration::from_secs(30);
 const PING_ANSWERED_WITHIN: Duration = Duration::from_secs(20);
+/// The most a request head may take, HTTP/1.1 buffer or HTTP/2 header list:
+/// a token and a few headers need a few KiB. hyper's own default (~400 KiB)
+/// let each unfinished head hold that much for the whole request timeout.
+const HEAD_BUFFER: usize = 32 * 1024;
+/// Requests in flight on one HTTP/2 connection. Each answer waits whole in
+/// memory until the client's flow-control window lets it out, so hyper's
+/// default of 200 let one stalled connection hold 80 MB of seat listings.
+const STREAMS_PER_CONNECTION: u32 = 16;
 
 /// Serves `router` on every connection `listener` accepts until `stop` turns
 /// true; returns the connections still open, to be closed gracefully.
@@ -35,28 +43,42 @@ const PING_ANSWERED_WITHIN: Duration = Duration::from_secs(20);
 /// connection's start, or from the last answer on a kept-alive connection
 /// (which is then closed, idle). Without it, connections that send nothing,
 /// or a byte now and then, were kept for ever, each with its buffers.
+///
+/// At most `most` connections are served at once; while that many are open,
+/// no more are accepted (they wait in the listen backlog), so a crowd of
+/// idle or streaming sockets cannot take every file descriptor the process
+/// has and leave it unable to answer anyone.
 pub async fn accept(
     listener: TcpListener,
     router: Router,
     head_within: Duration,
+    most: u32,
     mut stop: watch::Receiver<bool>,
 ) -> Connections {
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(head_within);
+        .header_read_timeout(head_within)
+        .max_buf_size(HEAD_BUFFER);
     builder
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(PING_EVERY)
-        .keep_alive_timeout(PING_ANSWERED_WITHIN);
+        .keep_alive_timeout(PING_ANSWERED_WITHIN)
+        .max_concurrent_streams(STREAMS_PER_CONNECTION)
+        .max_header_list_size(HEAD_BUFFER as u32);
     let builder = Arc::new(builder);
     let connections = Connections {
         hyper: GracefulShutdown::new(),
         tasks: TaskTracker::new(),
     };
+    let places = Arc::new(Semaphore::new(most as usize));
     loop {
+        let place = tokio::select! {
+            place = places.clone().acquire_owned() => place.expect("never closed"),
+            _ = stop.wait_for(|stopped| *stopped) => break,
+        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = stop.wait_for(|stopped| *stopped) => break,
@@ -71,6 +93,8 @@ pub async fn accept(
         let (router, builder) = (router.clone(), builder.clone());
         let (watcher, mut stop) = (connections.hyper.watcher(), stop.clone());
         connections.tasks.spawn(async move {
+            // Given back when the connection ends, whichever way.
+            let _place = place;
             let opening = tokio::select! {
                 opening = tokio::time::timeout(head_within, event_streams::opening(&stream)) => {
                     match opening {

@@ -3,6 +3,7 @@
 
 mod connections;
 mod event_streams;
+mod open_files;
 
 use std::time::Duration;
 
@@ -97,10 +98,13 @@ pub async fn serve(listener: TcpListener, app: AppState, shutdown: watch::Receiv
     let grace = Duration::from_secs(app.config.request_timeout_secs + GRACE_MARGIN_SECS);
     // A request may take the request timeout, its head included.
     let head_within = Duration::from_secs(app.config.request_timeout_secs);
+    let most =
+        open_files::most_connections(app.config.max_connections, app.config.db_max_connections);
     let connections = connections::accept(
         listener,
         crate::api::router(app),
         head_within,
+        most,
         shutdown.clone(),
     );
     // A client that never finishes its request would hold graceful shutdown

@@ -190,6 +190,16 @@ impl Instance {
         }
     }
 
+    /// The answer to opening the stream at `path` with `token`, whatever it is.
+    pub async fn open_stream(&self, path: &str, token: &str) -> reqwest::Response {
+        self.streams
+            .get(format!("{}/api/v1{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         tokio::time::timeout(Duration::from_secs(20), self.server)

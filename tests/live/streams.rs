@@ -400,3 +400,49 @@ async fn a_lapsed_token_s_stream_ends_on_its_recorded_expiry_with_that_event_s_p
     );
     service.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_opens_a_few_event_streams_not_thousands() {
+    const PER_TOKEN: usize = concert::live::stream_permits::STREAMS_PER_TOKEN;
+    let pool = fresh_database().await;
+    let service = start(&pool, config()).await;
+    let (concert_id, date_id) = service.concert(5).await;
+    let token = service.active_token(&concert_id).await;
+    let seats = seats_path(&concert_id, &date_id);
+    let standing = "/queue/tokens/current/events";
+
+    // Both kinds count: a page opens one of each.
+    let mut open = Vec::new();
+    for n in 0..PER_TOKEN {
+        let path = if n % 2 == 0 { seats.as_str() } else { standing };
+        open.push(service.subscribe(path, &token, None).await);
+    }
+    for path in [seats.as_str(), standing] {
+        let refused = service.open_stream(path, &token).await;
+        assert_eq!(refused.status(), 429, "{path}");
+        let problem: Value = refused.json().await.unwrap();
+        assert_eq!(problem["code"], "rate_limited", "{problem}");
+    }
+    // Another user's token is not held back.
+    let other = service.active_token(&concert_id).await;
+    let mut theirs = service.subscribe(&seats, &other, None).await;
+    assert_eq!(theirs.next().await.unwrap().event, "snapshot");
+
+    // A stream that ends gives its place back.
+    drop(open.pop());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let answer = service.open_stream(standing, &token).await;
+        if answer.status() == 200 {
+            break;
+        }
+        assert_eq!(answer.status(), 429);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the place never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(open);
+    service.stop().await;
+}

@@ -21,6 +21,7 @@ use crate::api::auth::ActiveToken;
 use crate::api::error::{ApiError, Problem};
 use crate::api::extract::{Path, Query};
 use crate::live::seat_map::{DateMap, SeatBatch, Start};
+use crate::live::stream_permits::{StreamPermit, STREAMS_PER_TOKEN};
 use crate::projections::queue_tickets::{self, TicketStatus};
 use crate::state::AppState;
 
@@ -63,6 +64,8 @@ pub(super) struct SeatStreamQuery {
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json",
+            description = "rate_limited: the token has as many event streams open as it may"),
         (status = 503, body = Problem, content_type = "application/problem+json"),
     ))]
 pub(super) async fn seat_events(
@@ -75,6 +78,10 @@ pub(super) async fn seat_events(
     if ticket.concert_id != concert_id {
         return Err(ApiError::TokenNotActive("the token is for another concert"));
     }
+    let permit = app
+        .live
+        .open_stream(ticket.ticket_id)
+        .ok_or(ApiError::TooManyStreams(STREAMS_PER_TOKEN))?;
     let feed = app.live.clone();
     let subscription = feed
         .seat_maps()
@@ -89,6 +96,7 @@ pub(super) async fn seat_events(
         return Err(ApiError::NotFound("date"));
     }
     let stream = SeatStream {
+        _permit: permit,
         // An active ticket's next change is its expiry (it lapsed, or paid).
         ticket_changed: app.live.standings().watch_ticket(ticket.ticket_id),
         ticket_id: ticket.ticket_id,
@@ -136,6 +144,8 @@ fn frame_of(batch: &SeatBatch, format: ChangeFormat) -> Bytes {
 
 /// One subscriber's place in a date's changes.
 struct SeatStream {
+    /// Its place among the token's streams, given back when it ends.
+    _permit: StreamPermit,
     /// Bumped when the stream's ticket changes: once it is no longer
     /// active, the stream ends after what the feed published with it.
     ticket_changed: watch::Receiver<i64>,

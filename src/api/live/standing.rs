@@ -18,6 +18,7 @@ use crate::api::error::{ApiError, Problem};
 use crate::api::queue::token_body;
 use crate::booking::queue;
 use crate::live::standing::Watch;
+use crate::live::stream_permits::{StreamPermit, STREAMS_PER_TOKEN};
 use crate::projections::queue_tickets::{self, TicketRow, TicketStatus};
 use crate::state::AppState;
 
@@ -37,17 +38,24 @@ const LINE_COALESCE: Duration = Duration::from_secs(1);
             description = "`event: standing`, data the body of `GET /api/v1/queue/tokens/current`, at once and whenever \
                            status, position or expiry changes, with `id:` the log position it includes; ends after the token expires"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json",
+            description = "rate_limited: the token has as many event streams open as it may"),
         (status = 503, body = Problem, content_type = "application/problem+json"),
     ))]
 pub(super) async fn standing_events(
     State(app): State<AppState>,
     QueueToken(ticket): QueueToken,
 ) -> Result<impl IntoResponse, ApiError> {
+    let permit = app
+        .live
+        .open_stream(ticket.ticket_id)
+        .ok_or(ApiError::TooManyStreams(STREAMS_PER_TOKEN))?;
     let watch = app
         .live
         .standings()
         .watch(ticket.ticket_id, ticket.concert_id);
     let mut stream = StandingStream {
+        _permit: permit,
         closed: app.live.closed(),
         ticket_id: ticket.ticket_id,
         ticket: None,
@@ -68,6 +76,8 @@ pub(super) async fn standing_events(
 
 /// One token's watcher.
 struct StandingStream {
+    /// Its place among the token's streams, given back when it ends.
+    _permit: StreamPermit,
     app: AppState,
     ticket_id: Uuid,
     /// The ticket as last read: a move of the line leaves it as it was.

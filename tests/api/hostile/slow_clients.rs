@@ -223,3 +223,65 @@ async fn connections_that_send_nothing_are_closed_after_the_request_timeout() {
     // Meanwhile, and after, others are served.
     assert_eq!(app.get_root("/healthz").await.status(), 200);
 }
+
+#[tokio::test]
+async fn beyond_the_most_connections_a_client_waits_until_one_closes() {
+    let mut config = test_config();
+    config.max_connections = 3;
+    let app = spawn_app_with(config).await;
+    let address = app.address.trim_start_matches("http://").to_string();
+
+    // Three connections take every place (each an open file for the server).
+    let mut taken = Vec::new();
+    for _ in 0..3 {
+        taken.push(TcpStream::connect(&address).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let waiting = tokio::spawn({
+        let url = format!("{}/healthz", app.address);
+        async move {
+            let started = Instant::now();
+            let answer = reqwest::get(url).await.unwrap();
+            (answer.status(), started.elapsed())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        !waiting.is_finished(),
+        "answered beyond the most connections"
+    );
+
+    // One closes: the waiting client is accepted and answered.
+    drop(taken.pop());
+    let (status, waited) = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("answered once a place was free")
+        .unwrap();
+    assert_eq!(status, 200);
+    assert!(waited >= Duration::from_millis(700), "{waited:?}");
+}
+
+#[tokio::test]
+async fn a_request_head_beyond_32_kib_is_refused_at_once() {
+    let app = spawn_app_with(test_config()).await;
+    // A head that grows past the limit is cut off when it gets there, not
+    // kept (hyper's own default was ~400 KiB a connection for the timeout).
+    let padding = "a".repeat(40 * 1024);
+    let answer = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .header("x-padding", padding)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 431);
+    // A head of ordinary size (a JWT, a few headers) is served.
+    let ordinary = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .header("x-padding", "a".repeat(8 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ordinary.status(), 200);
+}
