@@ -94,11 +94,17 @@ async fn main() {
         before.report_until(&cpu::Sample::now(args.server_pid))
     );
 
+    // Tokens for the subscribers, each within its share of streams; taken
+    // before the memory is read, as the holders' are.
+    let per_token = concert::live::stream_permits::STREAMS_PER_TOKEN;
+    let watching = api
+        .active_tokens(&date, args.subscribers.div_ceil(per_token))
+        .await;
     let rss_before = args.server_pid.and_then(rss_kib);
     let subscribers = subscribers::open(
         &args.url,
         &date,
-        &tokens[0],
+        &watching,
         args.subscribers,
         args.sample_every,
         times.clone(),

@@ -25,11 +25,12 @@ pub struct Subscribers {
     sampled: usize,
 }
 
-/// Opens `count` subscriptions and waits until each has its snapshot.
+/// Opens `count` subscriptions, taking turns with `tokens` (a token may
+/// hold only a few streams), and waits until each has its snapshot.
 pub async fn open(
     url: &str,
     date: &Date,
-    token: &str,
+    tokens: &[String],
     count: usize,
     sample_every: usize,
     times: Arc<HoldTimes>,
@@ -40,10 +41,12 @@ pub async fn open(
         .trim_end_matches('/')
         .to_string();
     let query = if compact { "?changes=compact" } else { "" };
-    let request = format!(
-        "GET /api/v1/concerts/{}/dates/{}/seats/events{query} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n",
-        date.concert_id, date.date_id
-    );
+    let request = |token: &str| {
+        format!(
+            "GET /api/v1/concerts/{}/dates/{}/seats/events{query} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n",
+            date.concert_id, date.date_id
+        )
+    };
     let subscribers = Subscribers {
         count,
         ready: Arc::default(),
@@ -58,7 +61,7 @@ pub async fn open(
         let ready = subscribers.ready.clone();
         let subscription = subscribe(
             address.clone(),
-            request.clone(),
+            request(&tokens[index % tokens.len()]),
             sampled.then(|| times.clone()),
             ready.clone(),
             subscribers.bytes.clone(),
