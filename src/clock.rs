@@ -35,6 +35,26 @@ pub fn now() -> DateTime<Utc> {
     (Utc::now() + ahead).trunc_subsecs(6)
 }
 
+/// Now as an HTTP `Date` header value (RFC 9110), on the database's clock
+/// like every time the API answers, so that a page can count down to a
+/// deadline by the server's clock. Formatted once a second per thread.
+pub fn http_date() -> String {
+    thread_local! {
+        static LAST: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((i64::MIN, String::new())) };
+    }
+    let now = now();
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != now.timestamp() {
+            *last = (
+                now.timestamp(),
+                httpdate::fmt_http_date(std::time::SystemTime::from(now)),
+            );
+        }
+        last.1.clone()
+    })
+}
+
 /// `at` as the API writes times (and serde does): RFC 3339 with `Z`, and
 /// only the fraction digits it has.
 pub fn rfc3339(at: DateTime<Utc>) -> String {
@@ -98,6 +118,14 @@ mod tests {
     #[test]
     fn now_keeps_whole_microseconds() {
         assert_eq!(super::now().nanosecond() % 1_000, 0);
+    }
+
+    #[test]
+    fn the_http_date_is_now_to_the_second() {
+        let date = httpdate::parse_http_date(&super::http_date()).unwrap();
+        let now = std::time::SystemTime::now();
+        let apart = now.duration_since(date).unwrap_or_else(|e| e.duration());
+        assert!(apart < std::time::Duration::from_secs(2), "{apart:?}");
     }
 
     #[test]

@@ -159,6 +159,7 @@ pub fn router(app: AppState) -> Router {
             request_limits::time_limit(timeout, request, next)
         }))
         .layer(tower::util::option_layer(cors))
+        .layer(axum::middleware::map_response(date_by_the_database_clock))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
             TraceLayer::new_for_http()
@@ -173,6 +174,18 @@ pub fn router(app: AppState) -> Router {
         .layer(axum::middleware::from_fn(|request, next| {
             request_limits::drop_unusable_request_id(REQUEST_ID, request, next)
         }))
+}
+
+/// Every answer's `Date` on the clock its deadlines are on (hyper would
+/// write this machine's own, which may be off the database's).
+async fn date_by_the_database_clock(mut response: Response) -> Response {
+    if let Ok(date) = axum::http::HeaderValue::from_str(&crate::clock::http_date()) {
+        response
+            .headers_mut()
+            .entry(axum::http::header::DATE)
+            .or_insert(date);
+    }
+    response
 }
 
 /// The docs' own router answers an unknown path under `/docs/` with an

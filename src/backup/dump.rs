@@ -23,6 +23,9 @@ use super::meter::Meter;
 use super::{io_err, last_lines, BackupError};
 use crate::private_postgres::server_tool;
 
+/// How long the snapshot's session is given to close.
+const CLOSE_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// What a finished backup holds.
 #[derive(Debug, Clone)]
 pub struct BackupReport {
@@ -67,17 +70,19 @@ pub async fn backup(url: &str, file: &Path) -> Result<BackupReport, BackupError>
         // pg_dump is killed as its handle drops; the partial file goes below.
         signal = stop_signal() => Err(BackupError::Interrupted(signal)),
     };
-    // The snapshot only had to live as long as pg_dump read it.
-    let _ = sqlx::query("rollback").execute(&mut snapshot_holder).await;
-    let _ = snapshot_holder.close().await;
+    if written.is_err() {
+        // First, before anything that could wait on a stuck database.
+        let _ = tokio::fs::remove_file(&partial).await;
+    }
+    // The snapshot only had to live as long as pg_dump read it; closing it
+    // is not worth waiting on (the session ends with the process anyway).
+    let _ = tokio::time::timeout(CLOSE_WITHIN, async {
+        let _ = sqlx::query("rollback").execute(&mut snapshot_holder).await;
+        let _ = snapshot_holder.close().await;
+    })
+    .await;
     meter.finish();
-    let bytes = match written {
-        Ok(bytes) => bytes,
-        Err(error) => {
-            let _ = tokio::fs::remove_file(&partial).await;
-            return Err(error);
-        }
-    };
+    let bytes = written?;
     if let Err(error) = tokio::fs::rename(&partial, file).await {
         // (Say, `file` is a folder.) A copy nobody can find is no use to keep.
         let _ = tokio::fs::remove_file(&partial).await;

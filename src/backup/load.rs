@@ -110,6 +110,8 @@ pub async fn restore(
     crate::db::migrate(&pool)
         .await
         .map_err(|e| BackupError::Database(sqlx::Error::Migrate(Box::new(e))))?;
+    // The payments settled below are decided on the database's clock.
+    crate::clock::follow_database_once(&pool).await?;
     let positioned = crate::event_log::assign_positions(&pool).await?;
     let payments_settled = super::settle::settle_payments(pool.clone(), config).await?;
     let events: i64 = sqlx::query_scalar("select count(*) from events")
@@ -117,7 +119,8 @@ pub async fn restore(
         .await?;
     let last_position = crate::event_log::last_position(&pool).await?;
     pool.close().await;
-    conn.close().await?;
+    // Everything is committed: a failure to say goodbye changes nothing.
+    let _ = conn.close().await;
     Ok(RestoreReport {
         events,
         last_position,

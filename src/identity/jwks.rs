@@ -207,7 +207,10 @@ fn check_modulus(kid: &str, n: &str) -> Result<(), String> {
     let modulus = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(n.trim_end_matches('='))
         .map_err(|_| format!("{kid}: an RSA modulus that is not base64url"))?;
-    let bits = modulus.iter().skip_while(|byte| **byte == 0).count() * 8;
+    let significant: Vec<u8> = modulus.into_iter().skip_while(|byte| *byte == 0).collect();
+    let bits = significant.first().map_or(0, |first| {
+        (significant.len() - 1) * 8 + (8 - first.leading_zeros() as usize)
+    });
     if !(2048..=8192).contains(&bits) {
         return Err(format!(
             "{kid}: an RSA key of {bits} bits (2048 to 8192 are verified)"
@@ -241,6 +244,14 @@ mod tests {
     fn rsa_keys_the_verifier_refuses_are_left_out() {
         assert!(check_modulus("k", &modulus(128)).is_err(), "1,024 bits");
         assert!(check_modulus("k", &modulus(255)).is_err(), "2,040 bits");
+        // 256 bytes whose first has its top bit clear: 2,047 bits.
+        let short = {
+            use base64::Engine as _;
+            let mut bytes = vec![0xc5u8; 256];
+            bytes[0] = 0x7f;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        };
+        assert!(check_modulus("k", &short).is_err(), "2,047 bits");
         assert!(check_modulus("k", &modulus(256)).is_ok(), "2,048 bits");
         assert!(check_modulus("k", &modulus(512)).is_ok(), "4,096 bits");
         assert!(check_modulus("k", &modulus(1025)).is_err(), "8,200 bits");

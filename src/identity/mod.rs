@@ -119,17 +119,15 @@ impl UserTokens {
     }
 }
 
-/// The user a `sub` names: a UUID in its hyphenated form only, as every id
-/// of the API is written. `urn:uuid:…`, `{…}` or 32 bare digits are other
-/// subjects to an identity provider, and must not all open one wallet.
+/// The user a `sub` names: a UUID written as every id of the API is, hyphenated
+/// and in lower case. `sub` is compared as a string (RFC 7519), so
+/// `urn:uuid:…`, `{…}`, 32 bare digits or upper case are other subjects to an
+/// identity provider, and must not all open one wallet.
 fn user_of(sub: &str) -> Result<UserId, TokenRefused> {
-    const HYPHENATED_LEN: usize = 36;
-    if sub.len() != HYPHENATED_LEN {
-        return Err(TokenRefused::BadSubject);
+    match Uuid::try_parse(sub) {
+        Ok(id) if id.hyphenated().to_string() == sub => Ok(UserId(id)),
+        _ => Err(TokenRefused::BadSubject),
     }
-    Uuid::try_parse(sub)
-        .map(UserId)
-        .map_err(|_| TokenRefused::BadSubject)
 }
 
 /// Why the identity settings cannot be used.

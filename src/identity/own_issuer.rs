@@ -264,6 +264,7 @@ mod tests {
             user.urn().to_string(),
             user.braced().to_string(),
             user.simple().to_string(),
+            user.to_string().to_uppercase(),
         ] {
             assert_eq!(
                 tokens.verify(&token(sub.clone())),
@@ -271,10 +272,7 @@ mod tests {
                 "{sub}"
             );
         }
-        // Upper-case digits are the same UUID in the same form (RFC 9562).
-        for sub in [user.to_string(), user.to_string().to_uppercase()] {
-            assert_eq!(tokens.verify(&token(sub)), Ok(UserId(user)));
-        }
+        assert_eq!(tokens.verify(&token(user.to_string())), Ok(UserId(user)));
     }
 
     #[test]

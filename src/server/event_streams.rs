@@ -176,8 +176,13 @@ fn head(status: StatusCode, headers: &HeaderMap, content_length: Option<u64>) ->
         None => put_header(&mut head, header::TRANSFER_ENCODING.as_str(), b"chunked"),
     }
     put_header(&mut head, header::CONNECTION.as_str(), b"close");
-    let date = httpdate::fmt_http_date(std::time::SystemTime::now());
-    put_header(&mut head, header::DATE.as_str(), date.as_bytes());
+    if !headers.contains_key(header::DATE) {
+        put_header(
+            &mut head,
+            header::DATE.as_str(),
+            crate::clock::http_date().as_bytes(),
+        );
+    }
     head.put_slice(b"\r\n");
     head
 }

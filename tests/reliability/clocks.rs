@@ -84,9 +84,9 @@ async fn an_instance_whose_clock_runs_ahead_cuts_no_hold_short() {
         (left.num_milliseconds() - HOLD_TTL_SECS * 1000).abs() < 1_000,
         "a hold of {HOLD_TTL_SECS} s answered with {left} left"
     );
-    // A second before its deadline (3 s after the hold on this clock, when
-    // the clock ahead reads its deadline already passed two seconds ago).
-    let pay_at = held.expires_at - chrono::TimeDelta::seconds(1);
+    // Two seconds before its deadline (2 s after the hold on this clock, when
+    // the clock ahead reads its deadline already passed a second ago).
+    let pay_at = held.expires_at - chrono::TimeDelta::seconds(2);
     tokio::time::sleep((pay_at - Utc::now()).to_std().unwrap_or_default()).await;
     let paid = on_exact
         .client
@@ -96,8 +96,19 @@ async fn an_instance_whose_clock_runs_ahead_cuts_no_hold_short() {
     assert_eq!(
         paid.status,
         201,
-        "paying 1 s before the deadline: {}",
+        "paying 2 s before the deadline: {}",
         paid.text()
+    );
+
+    // Its answers' Date is on the same clock (the pages count down by it).
+    let answer = reqwest::get(format!("{}/healthz", ahead.base()))
+        .await
+        .unwrap();
+    let dated = httpdate::parse_http_date(answer.headers()["date"].to_str().unwrap()).unwrap();
+    let apart = chrono::DateTime::<Utc>::from(dated) - Utc::now();
+    assert!(
+        apart.num_milliseconds().abs() < 1_500,
+        "the instance ahead dates its answers {apart} off"
     );
 
     // Held on the instance ahead: its deadline is the hold's time from now.

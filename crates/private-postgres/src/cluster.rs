@@ -159,10 +159,11 @@ pub(super) fn clear_stale_lock(lock: &Path, pgdata: &Path) -> Result<()> {
         .and_then(|line| line.trim().parse::<i32>().ok())
         .map(|pid| pid.abs()) // socket locks of standalone backends hold -pid
         .filter(|&pid| pid > 0);
-    if let Some(pid) = lock_pid {
-        // A zombie (exited, not yet reaped by a container's minimal init)
-        // holds nothing: its lock is stale.
-        let alive = !matches!(kill(Pid::from_raw(pid), None), Err(Errno::ESRCH)) && !is_zombie(pid);
+    // A zombie (exited, not yet reaped by a container's minimal init) holds
+    // nothing, but PostgreSQL's own check (`kill(pid, 0)`) takes it for
+    // alive and would refuse to start: its lock is removed here.
+    if let Some(pid) = lock_pid.filter(|&pid| !is_zombie(pid)) {
+        let alive = !matches!(kill(Pid::from_raw(pid), None), Err(Errno::ESRCH));
         if !alive {
             return Ok(());
         }
@@ -206,4 +207,37 @@ fn is_zombie(pid: i32) -> bool {
 pub(super) fn is_postgres(pid: i32) -> bool {
     fs::read_to_string(format!("/proc/{pid}/comm"))
         .is_ok_and(|comm| matches!(comm.trim(), "postgres" | "postmaster"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lock_of_a_zombie_postgres_is_removed() {
+        let dir = std::env::temp_dir().join(format!("concert-zombie-{}", std::process::id()));
+        let pgdata = dir.join("pgdata");
+        fs::create_dir_all(&pgdata).unwrap();
+        // A process named postgres that exits and is never reaped: a zombie,
+        // as a postmaster killed with its concert is until init reaps it.
+        let postgres = dir.join("postgres");
+        fs::copy("/bin/true", &postgres).unwrap();
+        let child = Command::new(&postgres).spawn().unwrap();
+        let pid = child.id() as i32;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !is_zombie(pid) {
+            assert!(std::time::Instant::now() < deadline, "{pid} never exited");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(is_postgres(pid));
+        // The socket's lock lives beside pgdata, not in it.
+        let lock = dir.join(".s.PGSQL.5432.lock");
+        fs::write(&lock, format!("{pid}\n{}\n", dir.display())).unwrap();
+
+        clear_stale_lock(&lock, &pgdata).unwrap();
+
+        assert!(!lock.exists());
+        drop(child);
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }
