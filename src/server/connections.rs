@@ -2,6 +2,7 @@
 //! hyper, as `axum::serve` does, except for connections that open with an
 //! event-stream request (`event_streams`).
 
+use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,10 +12,10 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::Request;
 use axum::Router;
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
@@ -22,6 +23,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use super::event_streams;
+use super::idle::Activity;
 
 /// HTTP/2 connections are pinged this often, and closed when a ping is not
 /// answered within `PING_ANSWERED_WITHIN`.
@@ -70,7 +72,6 @@ pub async fn accept(
         .max_header_list_size(HEAD_BUFFER as u32);
     let builder = Arc::new(builder);
     let connections = Connections {
-        hyper: GracefulShutdown::new(),
         tasks: TaskTracker::new(),
     };
     let places = Arc::new(Semaphore::new(most as usize));
@@ -91,7 +92,7 @@ pub async fn accept(
             }
         };
         let (router, builder) = (router.clone(), builder.clone());
-        let (watcher, mut stop) = (connections.hyper.watcher(), stop.clone());
+        let mut stop = stop.clone();
         connections.tasks.spawn(async move {
             // Given back when the connection ends, whichever way.
             let _place = place;
@@ -110,7 +111,7 @@ pub async fn accept(
                 Some(opening) => {
                     event_streams::serve(stream, opening.sent_by(remote), router).await
                 }
-                None => serve_with_hyper(stream, remote, router, &builder, watcher).await,
+                None => serve_with_hyper(stream, remote, router, &builder, head_within, stop).await,
             }
         });
     }
@@ -119,37 +120,68 @@ pub async fn accept(
 
 /// The connections being served.
 pub struct Connections {
-    hyper: GracefulShutdown,
     tasks: TaskTracker,
 }
 
 impl Connections {
     /// Waits until every connection has answered its request in flight and
-    /// closed: hyper's once their responses are written, the event streams
-    /// once their streams end, which they do when the service stops.
+    /// closed: hyper's once their responses are written (each closes
+    /// gracefully when the service stops), the event streams once their
+    /// streams end, which they do when the service stops.
     pub async fn close(self) {
         self.tasks.close();
-        self.hyper.shutdown().await;
         self.tasks.wait().await;
     }
 }
 
+/// Serves one connection with hyper until it ends; closes it gracefully when
+/// the service stops or when it has had nothing in flight for `idle_within`.
 async fn serve_with_hyper(
     stream: TcpStream,
     remote: SocketAddr,
     router: Router,
     builder: &Builder<TokioExecutor>,
-    watcher: Watcher,
+    idle_within: Duration,
+    mut stop: watch::Receiver<bool>,
 ) {
-    let service = router.map_request(move |request: Request<Incoming>| {
-        let mut request = request.map(Body::new);
-        request.extensions_mut().insert(ConnectInfo(remote));
-        request
+    let activity = Activity::default();
+    let counted = activity.clone();
+    let service = tower::service_fn(move |request: Request<Incoming>| {
+        let (router, in_flight) = (router.clone(), counted.begin());
+        async move {
+            let mut request = request.map(Body::new);
+            request.extensions_mut().insert(ConnectInfo(remote));
+            let Ok(response) = router.oneshot(request).await;
+            // In flight until its body has been sent, or dropped.
+            Ok::<_, Infallible>(response.map(|body| {
+                Body::new(body.map_frame(move |frame| {
+                    let _ = &in_flight;
+                    frame
+                }))
+            }))
+        }
     });
     let connection = builder
         .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
-    if let Err(error) = watcher.watch(connection).await {
-        tracing::trace!(%error, "connection ended with an error");
+    tokio::pin!(connection);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            ended = connection.as_mut() => {
+                if let Err(error) = ended {
+                    tracing::trace!(%error, "connection ended with an error");
+                }
+                return;
+            }
+            _ = stop.wait_for(|stopped| *stopped), if !closing => {
+                connection.as_mut().graceful_shutdown();
+                closing = true;
+            }
+            _ = activity.idle_for(idle_within), if !closing => {
+                connection.as_mut().graceful_shutdown();
+                closing = true;
+            }
+        }
     }
 }
 

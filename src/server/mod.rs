@@ -3,6 +3,7 @@
 
 mod connections;
 mod event_streams;
+mod idle;
 mod open_files;
 
 use std::time::Duration;

@@ -285,3 +285,38 @@ async fn a_request_head_beyond_32_kib_is_refused_at_once() {
         .unwrap();
     assert_eq!(ordinary.status(), 200);
 }
+
+#[tokio::test]
+async fn an_http2_connection_that_asks_nothing_more_is_closed_after_the_request_timeout() {
+    use http_body_util::{BodyExt, Empty};
+    use hyper::body::Bytes;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let mut config = test_config();
+    config.request_timeout_secs = 1;
+    let app = spawn_app_with(config).await;
+    let address = app.address.trim_start_matches("http://").to_string();
+
+    // HTTP/2 with prior knowledge; the client answers the server's pings.
+    let stream = TcpStream::connect(&address).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    let connection = tokio::spawn(connection);
+    let request = hyper::Request::get(format!("http://{address}/healthz"))
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let answer = sender.send_request(request).await.unwrap();
+    assert_eq!(answer.status(), 200);
+    answer.into_body().collect().await.unwrap();
+
+    // Then nothing: the server ends the connection (it never did before).
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), connection)
+        .await
+        .expect("the idle connection is closed")
+        .unwrap()
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(800));
+}
