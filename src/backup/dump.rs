@@ -68,7 +68,7 @@ pub async fn backup(url: &str, file: &Path) -> Result<BackupReport, BackupError>
     let written = tokio::select! {
         written = dump(&pg_dump, url, &snapshot, &partial, &mut meter) => written,
         // pg_dump is killed as its handle drops; the partial file goes below.
-        signal = stop_signal() => Err(BackupError::Interrupted(signal)),
+        signal = crate::server::stop_requested() => Err(BackupError::Interrupted(signal)),
     };
     if written.is_err() {
         // First, before anything that could wait on a stuck database.
@@ -106,21 +106,6 @@ fn partial_path(file: &Path) -> PathBuf {
     let mut name = file.as_os_str().to_owned();
     name.push(format!(".{}.partial", std::process::id()));
     PathBuf::from(name)
-}
-
-/// Resolves with the signal's name on SIGINT or SIGTERM.
-async fn stop_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut interrupt), Ok(mut terminate)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = interrupt.recv() => "SIGINT",
-        _ = terminate.recv() => "SIGTERM",
-    }
 }
 
 /// Runs pg_dump on `snapshot`, copying its output to `path`; returns the bytes written.

@@ -41,7 +41,8 @@ impl StreamPermits {
     }
 
     /// Streams `ticket_id` has open now.
-    pub fn count(&self, ticket_id: Uuid) -> usize {
+    #[cfg(test)]
+    fn count(&self, ticket_id: Uuid) -> usize {
         let open = self.open.lock().expect("not poisoned");
         open.get(&ticket_id).copied().unwrap_or(0)
     }

@@ -176,13 +176,7 @@ fn head(status: StatusCode, headers: &HeaderMap, content_length: Option<u64>) ->
         None => put_header(&mut head, header::TRANSFER_ENCODING.as_str(), b"chunked"),
     }
     put_header(&mut head, header::CONNECTION.as_str(), b"close");
-    if !headers.contains_key(header::DATE) {
-        put_header(
-            &mut head,
-            header::DATE.as_str(),
-            crate::clock::http_date().as_bytes(),
-        );
-    }
+    // `Date` is among `headers`: the router dates every answer.
     head.put_slice(b"\r\n");
     head
 }

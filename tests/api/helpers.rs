@@ -109,6 +109,11 @@ impl TestApp {
         self.pool.clone()
     }
 
+    /// `host:port` of the service, for raw connections.
+    pub fn host(&self) -> &str {
+        self.address.trim_start_matches("http://")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}/api/v1{path}", self.address)
     }

@@ -11,7 +11,7 @@ use crate::helpers::{assert_problem, assert_problem_for, spawn_app, TestApp};
 
 /// Sends `request` as written on a fresh connection; returns the whole answer.
 async fn send_raw(app: &TestApp, request: &str) -> String {
-    let host = app.address.trim_start_matches("http://");
+    let host = app.host();
     let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut answer = Vec::new();
@@ -56,7 +56,7 @@ async fn two_credentials_or_two_hosts_are_refused() {
     let app = spawn_app().await;
     let user_id = charged_user(&app, 1_000).await;
     let token = app.user_token(user_id).await;
-    let host = app.address.trim_start_matches("http://");
+    let host = app.host();
     let balance = format!("GET /api/v1/users/{user_id}/balance HTTP/1.1\r\nconnection: close\r\n");
 
     let answer = send_raw(
@@ -84,7 +84,7 @@ async fn a_body_announced_too_large_is_refused_before_it_is_sent() {
     let app = spawn_app().await;
     let user_id = charged_user(&app, 1_000).await;
     let token = app.user_token(user_id).await;
-    let host = app.address.trim_start_matches("http://");
+    let host = app.host();
     // No body follows: the answer must not wait for one (nor invite it).
     let answer = send_raw(
         &app,

@@ -11,7 +11,7 @@ use crate::helpers::{assert_problem, assert_problem_for, spawn_app, TestApp, ADM
 /// connection, signed in with `token`; returns the status and the whole answer.
 async fn post_chunked(app: &TestApp, path: &str, token: &str, body: &[u8]) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let host = app.address.trim_start_matches("http://");
+    let host = app.host();
     let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect");
     let head = format!(
         "POST /api/v1{path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n\

@@ -31,7 +31,7 @@ async fn slow_clients_do_not_starve_the_others() {
     let mut config = test_config();
     config.request_timeout_secs = 2;
     let app = spawn_app_with(config).await;
-    let address = app.address.trim_start_matches("http://").to_string();
+    let address = app.host().to_string();
     let user = Uuid::new_v4();
     let token = app.user_token(user).await;
     let stop = Instant::now() + Duration::from_secs(5);
@@ -201,7 +201,7 @@ async fn connections_that_send_nothing_are_closed_after_the_request_timeout() {
     let mut config = test_config();
     config.request_timeout_secs = 1;
     let app = spawn_app_with(config).await;
-    let address = app.address.trim_start_matches("http://").to_string();
+    let address = app.host().to_string();
 
     // Silent from the start, silent after an answer, and half a head.
     let mut silent = TcpStream::connect(&address).await.unwrap();
@@ -229,7 +229,7 @@ async fn beyond_the_most_connections_a_client_waits_until_one_closes() {
     let mut config = test_config();
     config.max_connections = 3;
     let app = spawn_app_with(config).await;
-    let address = app.address.trim_start_matches("http://").to_string();
+    let address = app.host().to_string();
 
     // Three connections take every place (each an open file for the server).
     let mut taken = Vec::new();
@@ -295,7 +295,7 @@ async fn an_http2_connection_that_asks_nothing_more_is_closed_after_the_request_
     let mut config = test_config();
     config.request_timeout_secs = 1;
     let app = spawn_app_with(config).await;
-    let address = app.address.trim_start_matches("http://").to_string();
+    let address = app.host().to_string();
 
     // HTTP/2 with prior knowledge; the client answers the server's pings.
     let stream = TcpStream::connect(&address).await.unwrap();
