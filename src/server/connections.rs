@@ -24,6 +24,7 @@ use tower::ServiceExt;
 
 use super::event_streams;
 use super::idle::Activity;
+use super::parse_errors::ProblemsForParseErrors;
 
 /// HTTP/2 connections are pinged this often, and closed when a ping is not
 /// answered within `PING_ANSWERED_WITHIN`.
@@ -161,8 +162,10 @@ async fn serve_with_hyper(
             }))
         }
     });
-    let connection = builder
-        .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
+    // hyper's own answer to a request it cannot parse becomes a problem document.
+    let stream = TokioIo::new(ProblemsForParseErrors::new(stream));
+    let connection =
+        builder.serve_connection_with_upgrades(stream, TowerToHyperService::new(service));
     tokio::pin!(connection);
     let mut closing = false;
     loop {

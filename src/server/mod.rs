@@ -5,6 +5,7 @@ mod connections;
 mod event_streams;
 mod idle;
 mod open_files;
+mod parse_errors;
 
 use std::time::Duration;
 

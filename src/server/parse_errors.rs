@@ -1,0 +1,244 @@
+//! hyper answers a request it cannot parse (a broken head, a head over
+//! the 32 KiB limit, an overlong URI) by itself, before the router sees it,
+//! with a bare `400`/`414`/`431` and no body. The contract wants every error
+//! as an `application/problem+json` document, so a connection's writes pass
+//! through `ProblemsForParseErrors`, which replaces that bare answer, the
+//! last thing hyper writes before it closes the connection, with one.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use axum::http::StatusCode;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::api::error::Problem;
+
+/// A connection whose writes are passed on unchanged, except hyper's own
+/// answer to an unparsable request.
+pub struct ProblemsForParseErrors<S> {
+    inner: S,
+    /// The answer written in place of hyper's, while it is being written.
+    replacing: Option<Replacement>,
+}
+
+struct Replacement {
+    bytes: Vec<u8>,
+    written: usize,
+    /// The length of hyper's answer, reported as written once ours is.
+    stands_for: usize,
+}
+
+impl<S> ProblemsForParseErrors<S> {
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            replacing: None,
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> ProblemsForParseErrors<S> {
+    /// Writes the rest of the replacement; ready with the length of the
+    /// answer it replaces once it is all written.
+    fn poll_replacement(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let replacement = self.replacing.as_mut().expect("replacing");
+        while replacement.written < replacement.bytes.len() {
+            let rest = &replacement.bytes[replacement.written..];
+            let written = ready!(Pin::new(&mut self.inner).poll_write(cx, rest))?;
+            if written == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            replacement.written += written;
+        }
+        let stands_for = replacement.stands_for;
+        self.replacing = None;
+        Poll::Ready(Ok(stands_for))
+    }
+
+    fn replace(
+        &mut self,
+        status: StatusCode,
+        stands_for: usize,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        tracing::debug!(status = status.as_u16(), "answered an unparsable request");
+        self.replacing = Some(Replacement {
+            bytes: problem_answer(status),
+            written: 0,
+            stands_for,
+        });
+        self.poll_replacement(cx)
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for ProblemsForParseErrors<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for ProblemsForParseErrors<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.replacing.is_some() {
+            return self.poll_replacement(cx);
+        }
+        match bare_error_answer(buf) {
+            None => Pin::new(&mut self.inner).poll_write(cx, buf),
+            // What comes before it (a pipelined answer) goes first, whole.
+            Some((start, _)) if start > 0 => {
+                Pin::new(&mut self.inner).poll_write(cx, &buf[..start])
+            }
+            Some((_, status)) => self.replace(status, buf.len(), cx),
+        }
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        if self.replacing.is_some() {
+            return self.poll_replacement(cx);
+        }
+        let Some(last) = bufs.iter().rposition(|buf| !buf.is_empty()) else {
+            return Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        };
+        match bare_error_answer(&bufs[last]) {
+            None => Pin::new(&mut self.inner).poll_write_vectored(cx, bufs),
+            Some(_) if bufs[..last].iter().any(|buf| !buf.is_empty()) => {
+                Pin::new(&mut self.inner).poll_write_vectored(cx, &bufs[..last])
+            }
+            Some((start, _)) if start > 0 => {
+                Pin::new(&mut self.inner).poll_write(cx, &bufs[last][..start])
+            }
+            Some((_, status)) => self.replace(status, bufs[last].len(), cx),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Where hyper's bare answer to an unparsable request starts in `bytes`, and
+/// its status, when `bytes` ends with one. hyper writes it as
+/// `HTTP/1.1 431 Request Header Fields Too Large`, then `connection: close`,
+/// `content-length: 0` and `date`; the router's answers always carry a body
+/// when they are errors, so no answer of the service's own looks like it.
+fn bare_error_answer(bytes: &[u8]) -> Option<(usize, StatusCode)> {
+    if !bytes.ends_with(b"\r\n\r\n") {
+        return None;
+    }
+    let start = bytes
+        .windows(9)
+        .rposition(|window| window == b"HTTP/1.1 ")?;
+    let head = std::str::from_utf8(&bytes[start..]).ok()?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next()?;
+    let status: StatusCode = status_line.get(9..12)?.parse().ok()?;
+    let expected = [
+        StatusCode::BAD_REQUEST,
+        StatusCode::URI_TOO_LONG,
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+    ];
+    let bare = expected.contains(&status)
+        && lines.next()? == "connection: close"
+        && lines.next()? == "content-length: 0"
+        && lines.next()?.starts_with("date: ")
+        && lines.next()?.is_empty()
+        && lines.next()?.is_empty()
+        && lines.next().is_none();
+    bare.then_some((start, status))
+}
+
+/// The answer written instead: the same status, with a problem document.
+fn problem_answer(status: StatusCode) -> Vec<u8> {
+    let (title, detail) = match status {
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => (
+            "Request header fields too large",
+            "the request's head (its line and headers) is larger than 32 KiB",
+        ),
+        StatusCode::URI_TOO_LONG => ("URI too long", "the request's URI is too long"),
+        _ => (
+            "Bad request",
+            "the request is not well-formed HTTP/1.1 (its line or a header)",
+        ),
+    };
+    let problem = Problem {
+        kind: "/problems/bad-request".to_string(),
+        title: title.to_string(),
+        status: status.as_u16(),
+        detail: detail.to_string(),
+        code: "bad_request".to_string(),
+    };
+    let body = serde_json::to_vec(&problem).expect("a problem serializes");
+    let mut answer = format!(
+        "HTTP/1.1 {status}\r\nconnection: close\r\ncontent-type: application/problem+json\r\ncontent-length: {}\r\ndate: {}\r\n\r\n",
+        body.len(),
+        crate::clock::http_date(),
+    )
+    .into_bytes();
+    answer.extend_from_slice(&body);
+    answer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BARE_431: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\ndate: Fri, 04 Dec 2026 23:00:31 GMT\r\n\r\n";
+
+    const BARE_400: &[u8] = b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\ndate: Fri, 04 Dec 2026 23:00:31 GMT\r\n\r\n";
+
+    #[test]
+    fn hyper_s_bare_answers_are_recognised_after_whatever_precedes_them() {
+        assert_eq!(
+            bare_error_answer(BARE_431),
+            Some((0, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE))
+        );
+        let answered = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
+        let pipelined = [&answered[..], BARE_400].concat();
+        assert_eq!(
+            bare_error_answer(&pipelined),
+            Some((answered.len(), StatusCode::BAD_REQUEST))
+        );
+    }
+
+    #[test]
+    fn the_service_s_own_answers_are_left_alone() {
+        let own_error = b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/problem+json\r\ncontent-length: 90\r\n\r\n";
+        assert_eq!(bare_error_answer(own_error), None);
+        let empty_ok = b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 0\r\ndate: Fri, 04 Dec 2026 23:00:31 GMT\r\n\r\n";
+        assert_eq!(bare_error_answer(empty_ok), None);
+        assert_eq!(bare_error_answer(&BARE_431[..BARE_431.len() - 2]), None);
+    }
+
+    #[test]
+    fn the_replacement_is_a_problem_document_of_the_same_status() {
+        let answer =
+            String::from_utf8(problem_answer(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)).unwrap();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
+        assert!(head.contains(&format!("content-length: {}\r\n", body.len())));
+        let problem: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(problem["status"], 431);
+        assert_eq!(problem["code"], "bad_request");
+    }
+}
