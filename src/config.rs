@@ -46,8 +46,14 @@ pub enum Command {
     },
     /// Rebuilds every read model from the event log.
     Replay,
-    /// Checks the invariants over the whole history; exits non-zero on a violation.
-    Audit,
+    /// Checks the invariants over the whole history; exits non-zero on a
+    /// violation. Prints the log's checkpoint at the end, to keep elsewhere.
+    Audit {
+        /// A checkpoint an earlier audit printed (POSITION:DIGEST): the log up
+        /// to that position must still be the one it was taken of.
+        #[arg(long, value_parser = crate::audit::Checkpoint::parse)]
+        checkpoint: Option<crate::audit::Checkpoint>,
+    },
     /// Writes a consistent copy of the whole store to FILE (pg_dump custom
     /// format) while the service may keep running.
     Backup {

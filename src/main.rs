@@ -239,7 +239,7 @@ async fn run(
             println!("{}", minted.token);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Audit => {
+        Command::Audit { checkpoint } => {
             concert::db::migrate(&pool).await?;
             let recorded = concert::served_settings::recorded_queue_active_max(&pool).await?;
             let (limit, whence) = match recorded {
@@ -249,7 +249,7 @@ async fn run(
             };
             println!("admissions checked against CONCERT_QUEUE_ACTIVE_MAX={limit} ({whence})");
             let mut progress = Progress::new("audit");
-            let report = concert::audit::audit(&pool, limit, &mut |done, total| {
+            let report = concert::audit::audit(&pool, limit, checkpoint, &mut |done, total| {
                 progress.update(done, total)
             })
             .await?;
@@ -260,6 +260,22 @@ async fn run(
                     println!("    {event}");
                 }
             }
+            if let Some(checkpoint) = checkpoint {
+                if !report
+                    .violations
+                    .iter()
+                    .any(|found| found.rule == concert::audit::CHECKPOINT_RULE)
+                {
+                    println!(
+                        "the log up to position {} is the one checkpointed",
+                        checkpoint.position
+                    );
+                }
+            }
+            println!(
+                "checkpoint {} (keep it outside the database: `--checkpoint` with it later proves the log up to here unchanged)",
+                report.checkpoint
+            );
             if report.violations.is_empty() {
                 println!("audit passed: {} events, no violation", report.events);
                 Ok(ExitCode::SUCCESS)

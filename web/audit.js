@@ -118,12 +118,20 @@ function violatingEvent(label) {
 async function runAudit() {
   $("audit-summary").textContent = "Reading the whole log…";
   try {
-    const report = await request("GET", "/audit/report", audit.token);
+    const held = $("checkpoint").value.trim();
+    const query = held ? `?checkpoint=${encodeURIComponent(held)}` : "";
+    const report = await request("GET", `/audit/report${query}`, audit.token);
     const count = report.violations.length;
     $("audit-summary").textContent = count
       ? `${count} violation(s) in ${report.events} events.`
-      : `All rules hold over ${report.events} events.`;
+      : `All rules hold over ${report.events} events` +
+        (held ? `, and the log up to position ${held.split(":")[0]} is the one checkpointed.` : ".");
     $("audit-summary").dataset.kind = count ? "error" : "ok";
+    // Kept outside the database, it proves later that the log up to here is unchanged.
+    $("audit-checkpoint").textContent = report.checkpoint
+      ? `Checkpoint: ${report.checkpoint.text}. Keep it outside the database; ` +
+        "an audit given it later names any change to the log up to here."
+      : "";
     audit.flagged = new Map();
     $("violations").replaceChildren(...report.violations.map((violation) => {
       for (const named of violation.events.map(parseLabel).filter(Boolean)) {

@@ -14,11 +14,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::auth::Admin;
 use super::error::{ApiError, Problem};
+use super::extract::Query;
+use crate::audit::Checkpoint;
 use crate::ids::UserId;
 use crate::state::AppState;
 
@@ -123,6 +125,27 @@ async fn mint_sample_user(State(app): State<AppState>) -> Result<Response, ApiEr
 struct AuditReportResponse {
     events: u64,
     violations: Vec<ViolationResponse>,
+    /// The log's digest at the last event read: kept elsewhere and passed
+    /// back as `checkpoint`, it proves the log up to there unchanged.
+    checkpoint: CheckpointResponse,
+}
+
+/// A digest of the whole log up to a position (README, "Tamper evidence").
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct CheckpointResponse {
+    position: i64,
+    /// SHA-256, hex.
+    digest: String,
+    /// `position:digest`, as `concert audit --checkpoint` and this route take it.
+    text: String,
+}
+
+/// What the audit is held to.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+struct AuditReportQuery {
+    /// A checkpoint an earlier audit returned (`position:digest`): the log up
+    /// to that position must still be the one it was taken of.
+    checkpoint: Option<String>,
 }
 
 /// A broken rule and the events that show it.
@@ -135,31 +158,44 @@ struct ViolationResponse {
 
 /// Runs the whole audit now (admin token): it reads the entire log once.
 #[utoipa::path(get, path = "/api/v1/audit/report", tag = "audit",
-    operation_id = "audit_report", security(("admin_token" = [])),
+    operation_id = "audit_report", security(("admin_token" = [])), params(AuditReportQuery),
     responses(
         (status = 200, body = AuditReportResponse,
             description = "Every invariant checked over the whole log, as `concert audit` does; \
                            `violations` is empty when the history passes"),
+        (status = 400, body = Problem, content_type = "application/problem+json",
+            description = "`checkpoint` is not `position:digest`"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn audit_report(
     State(app): State<AppState>,
     _admin: Admin,
+    Query(query): Query<AuditReportQuery>,
 ) -> Result<axum::Json<AuditReportResponse>, ApiError> {
+    let against = match query.checkpoint.as_deref().filter(|text| !text.is_empty()) {
+        Some(text) => Some(Checkpoint::parse(text).map_err(ApiError::BadRequest)?),
+        None => None,
+    };
     crate::event_log::assign_positions(&app.pool).await?;
     // The audit's progress callback is not `Send`, so it runs on a thread
     // of its own rather than in this request's task.
     let (pool, limit) = (app.pool.clone(), app.config.queue_active_max);
     let handle = tokio::runtime::Handle::current();
     let report = tokio::task::spawn_blocking(move || {
-        handle.block_on(crate::audit::audit(&pool, limit, &mut |_, _| {}))
+        handle.block_on(crate::audit::audit(&pool, limit, against, &mut |_, _| {}))
     })
     .await
     .map_err(|error| ApiError::Unavailable(format!("the audit stopped: {error}")))?
     .map_err(|crate::audit::AuditError::Database(error)| ApiError::from(error))?;
+    let checkpoint = CheckpointResponse {
+        position: report.checkpoint.position,
+        digest: report.checkpoint.digest_hex(),
+        text: report.checkpoint.to_string(),
+    };
     Ok(axum::Json(AuditReportResponse {
         events: report.events,
+        checkpoint,
         violations: report
             .violations
             .into_iter()

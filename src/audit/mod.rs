@@ -1,9 +1,11 @@
 //! `concert audit`: reads the whole log once, in commit order, and passes each
 //! event through a set of checks, each a fold over the events it cares about:
-//! the log itself (positions, sequences, hash chain), seats, wallets, payments
-//! and the queue; then compares the read models with what the log says. Memory
-//! grows with the number of aggregates, not events.
+//! the log itself (positions, sequences, hash chain, and a checkpoint taken
+//! before), seats, wallets, payments and the queue; then compares the read
+//! models with what the log says. Memory grows with the number of
+//! aggregates, not events.
 
+mod checkpoint;
 mod decode;
 mod log_chain;
 mod payments;
@@ -18,6 +20,8 @@ mod fixtures;
 use sqlx::PgPool;
 
 use crate::event_log::{self, RawEvent};
+use checkpoint::LogDigest;
+pub use checkpoint::{Checkpoint, RULE as CHECKPOINT_RULE};
 use decode::Decoded;
 use log_chain::LogChain;
 use payments::PaymentCheck;
@@ -48,10 +52,13 @@ impl Violation {
 }
 
 /// The outcome of an audit.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct AuditReport {
     /// How many events were read.
     pub events: u64,
+    /// The log's digest at the last event read, for a later audit to be
+    /// held to (`Checkpoint`).
+    pub checkpoint: Checkpoint,
     /// Every violation, in the order the log shows them; the end-of-log
     /// payment rules and the read models come last.
     pub violations: Vec<Violation>,
@@ -64,10 +71,12 @@ pub enum AuditError {
     Database(#[from] sqlx::Error),
 }
 
-/// Audits the whole log; `active_limit` is the queue's active-token limit.
+/// Audits the whole log; `active_limit` is the queue's active-token limit,
+/// and the log up to `against`, when given, must be the one it was taken of.
 pub async fn audit(
     pool: &PgPool,
     active_limit: u32,
+    against: Option<Checkpoint>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<AuditReport, AuditError> {
     event_log::assign_positions(pool).await?;
@@ -75,6 +84,7 @@ pub async fn audit(
         .fetch_one(pool)
         .await?;
     let mut checks = Checks::new(active_limit);
+    let mut digest = LogDigest::new(against);
     let mut events = 0;
     let upto = event_log::last_position(pool).await?;
     // From below 1, so that a position set to 0 or less is walked and named.
@@ -84,14 +94,20 @@ pub async fn audit(
         let Some(last) = batch.last() else { break };
         after = last.position;
         for row in &batch {
+            digest.apply(row, &mut checks.found);
             checks.apply(row);
         }
         events += batch.len() as u64;
         progress(events, total as u64);
     }
     progress(events, total as u64);
+    let checkpoint = digest.finish(&mut checks.found);
     let violations = checks.finish(pool, upto).await?;
-    Ok(AuditReport { events, violations })
+    Ok(AuditReport {
+        events,
+        checkpoint,
+        violations,
+    })
 }
 
 /// Checks a history read from elsewhere (the audit API, `concert events

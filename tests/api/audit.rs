@@ -14,7 +14,7 @@ use crate::helpers::{
 };
 
 /// A small booking history: sales, a refused payment, a lapsed hold, charges.
-async fn booking_history(app: &TestApp) {
+pub(crate) async fn booking_history(app: &TestApp) {
     let concert = app.create_concert(2, 10, 1000).await;
     for n in 0..4 {
         let user = app.active_user(&concert.concert_id).await;
@@ -48,8 +48,8 @@ async fn until_a_hold_expired(pool: &PgPool) {
     .await;
 }
 
-async fn audit(pool: &PgPool) -> concert::audit::AuditReport {
-    concert::audit::audit(pool, 100, &mut |_, _| {})
+pub(crate) async fn audit(pool: &PgPool) -> concert::audit::AuditReport {
+    concert::audit::audit(pool, 100, None, &mut |_, _| {})
         .await
         .expect("the audit runs")
 }

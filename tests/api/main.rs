@@ -3,6 +3,7 @@
 mod audit;
 mod bad_input;
 mod booking;
+mod checkpoints;
 mod gathered_reads;
 mod helpers;
 mod holds;

@@ -136,7 +136,7 @@ async fn racing_payments_share_batches_and_each_is_one_commit_a_replay_rebuilds(
     assert_eq!(statuses, ["completed"]);
 
     assert_replay_rebuilds_the_read_models(&app.pool).await;
-    let report = concert::audit::audit(&app.pool, 100, &mut |_, _| {})
+    let report = concert::audit::audit(&app.pool, 100, None, &mut |_, _| {})
         .await
         .expect("the audit runs");
     assert!(report.violations.is_empty(), "{:?}", report.violations);

@@ -238,7 +238,7 @@ async fn two_instances_whose_batches_touch_the_same_seats_sell_each_seat_once() 
         .collect();
     assert!(unexpected.is_empty(), "{unexpected:?}");
     assert_eq!(stored_events(&first.pool, "Seat").await, 20);
-    let report = concert::audit::audit(&first.pool, 100, &mut |_, _| {})
+    let report = concert::audit::audit(&first.pool, 100, None, &mut |_, _| {})
         .await
         .expect("the audit runs");
     assert!(report.violations.is_empty(), "{:?}", report.violations);

@@ -131,10 +131,14 @@ pub(super) fn may_succeed(fx: &Fixture, case: &Case) -> bool {
 pub(super) async fn still_sound(app: &TestApp) {
     let ready = app.get_root("/readyz").await;
     assert_eq!(ready.status(), 200, "not ready after the fuzzing");
-    let report =
-        concert::audit::audit(&app.pool, hostile_config().queue_active_max, &mut |_, _| {})
-            .await
-            .expect("the audit runs: every table is still there");
+    let report = concert::audit::audit(
+        &app.pool,
+        hostile_config().queue_active_max,
+        None,
+        &mut |_, _| {},
+    )
+    .await
+    .expect("the audit runs: every table is still there");
     assert!(report.events > 0);
     assert!(report.violations.is_empty(), "{:#?}", report.violations);
 }

@@ -1,0 +1,230 @@
+//! Checkpoints: one digest of the whole log up to a position, for auditors
+//! to keep outside the database. The hash chain of each stream is computed
+//! in the database and has no key, so a writer who recomputes it, or cuts
+//! off the newest events, leaves every chain intact; a checkpoint kept
+//! elsewhere still tells that the log up to it is no longer what it was.
+//!
+//! The digest runs over the events in position order:
+//! `digest(0)` is 32 zero bytes and `digest(p)` is SHA-256 of `digest(p-1)`,
+//! the position (8 bytes, big-endian), the event's stored hash (32 bytes)
+//! and its `recorded_at` in microseconds since the Unix epoch (8 bytes,
+//! big-endian). It thereby covers each event's content, its stream and
+//! sequence (through the stored hash), its place in the global order and
+//! the time it was recorded.
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+use crate::event_log::RawEvent;
+
+use super::Violation;
+
+/// The log's digest at a position, written `POSITION:HEX`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub position: i64,
+    pub digest: [u8; 32],
+}
+
+impl Checkpoint {
+    /// The checkpoint of an empty log.
+    const START: Checkpoint = Checkpoint {
+        position: 0,
+        digest: [0; 32],
+    };
+
+    /// Reads `POSITION:HEX` (64 hex digits), as `concert audit` prints it.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let wrong = || format!("a checkpoint is POSITION:DIGEST (64 hex digits), not {text:?}");
+        let (position, digest) = text.trim().split_once(':').ok_or_else(wrong)?;
+        let position: i64 = position.parse().map_err(|_| wrong())?;
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(digest, &mut bytes).map_err(|_| wrong())?;
+        if position < 1 {
+            return Err(format!(
+                "a checkpoint's position is 1 or more, not {position}"
+            ));
+        }
+        Ok(Self {
+            position,
+            digest: bytes,
+        })
+    }
+
+    pub fn digest_hex(&self) -> String {
+        hex::encode(self.digest)
+    }
+
+    /// The digest one event further.
+    fn extended(&self, row: &RawEvent) -> Checkpoint {
+        let mut hasher = Sha256::new();
+        hasher.update(self.digest);
+        hasher.update(row.position.to_be_bytes());
+        hasher.update(row.hash.as_deref().unwrap_or_default());
+        let recorded_us = row.recorded_at.map_or(0, |at| at.timestamp_micros());
+        hasher.update(recorded_us.to_be_bytes());
+        Checkpoint {
+            position: row.position,
+            digest: hasher.finalize().into(),
+        }
+    }
+}
+
+impl fmt::Display for Checkpoint {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{}:{}", self.position, self.digest_hex())
+    }
+}
+
+/// The rule a log that differs from its checkpoint breaks.
+pub const RULE: &str = "log matches the checkpoint";
+
+/// The digest of the events walked so far, and the checkpoint they are held to.
+#[derive(Debug)]
+pub(super) struct LogDigest {
+    current: Checkpoint,
+    against: Option<Checkpoint>,
+}
+
+impl LogDigest {
+    pub(super) fn new(against: Option<Checkpoint>) -> Self {
+        Self {
+            current: Checkpoint::START,
+            against,
+        }
+    }
+
+    pub(super) fn apply(&mut self, row: &RawEvent, found: &mut Vec<Violation>) {
+        if let Some(against) = self.against {
+            // The checkpoint's own position is compared once reached; a log
+            // that skips it (the event is gone) is compared at the next one.
+            if row.position >= against.position {
+                self.against = None;
+                let same = row.position == against.position
+                    && self.current.extended(row).digest == against.digest;
+                if !same {
+                    found.push(Violation::new(
+                        RULE,
+                        format!(
+                            "the events up to position {} are not those the checkpoint was taken of: \
+                             edited, deleted, reordered, re-timed or rewritten with a recomputed hash chain",
+                            against.position
+                        ),
+                        vec![row.label()],
+                    ));
+                }
+            }
+        }
+        self.current = self.current.extended(row);
+    }
+
+    /// The checkpoint at the last event walked; names a log that ended
+    /// before the checkpoint it was held to.
+    pub(super) fn finish(self, found: &mut Vec<Violation>) -> Checkpoint {
+        if let Some(against) = self.against {
+            found.push(Violation::new(
+                RULE,
+                format!(
+                    "the log ends at position {}, before the checkpoint's position {}: events were cut off",
+                    self.current.position, against.position
+                ),
+                Vec::new(),
+            ));
+        }
+        self.current
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::fixtures::{row, rules};
+
+    fn log() -> Vec<RawEvent> {
+        (1..=4)
+            .map(|position| {
+                let mut event = row(position, "Wallet/a", position, "Charged", "5");
+                event.hash = Some(vec![position as u8; 32]);
+                event
+            })
+            .collect()
+    }
+
+    fn walk(rows: &[RawEvent], against: Option<Checkpoint>) -> (Checkpoint, Vec<Violation>) {
+        let mut digest = LogDigest::new(against);
+        let mut found = Vec::new();
+        for row in rows {
+            digest.apply(row, &mut found);
+        }
+        (digest.finish(&mut found), found)
+    }
+
+    fn checkpoint_at(rows: &[RawEvent], position: usize) -> Checkpoint {
+        walk(&rows[..position], None).0
+    }
+
+    #[test]
+    fn the_unchanged_log_matches_a_checkpoint_taken_earlier() {
+        let rows = log();
+        let (end, found) = walk(&rows, Some(checkpoint_at(&rows, 2)));
+        assert!(found.is_empty(), "{found:?}");
+        assert_eq!(end.position, 4);
+    }
+
+    #[test]
+    fn a_rewritten_hash_before_the_checkpoint_is_named() {
+        let mut rows = log();
+        let checkpoint = checkpoint_at(&rows, 3);
+        rows[1].hash = Some(vec![9; 32]);
+        let (_, found) = walk(&rows, Some(checkpoint));
+        assert_eq!(rules(&found), [RULE]);
+        assert_eq!(found[0].events, ["#3 Wallet/a seq 3 Charged"]);
+    }
+
+    #[test]
+    fn a_changed_recorded_time_is_named() {
+        let mut rows = log();
+        let checkpoint = checkpoint_at(&rows, 2);
+        rows[0].recorded_at = chrono::DateTime::from_timestamp(5, 0);
+        assert_eq!(rules(&walk(&rows, Some(checkpoint)).1), [RULE]);
+    }
+
+    #[test]
+    fn a_deleted_checkpoint_event_is_named_at_the_next() {
+        let mut rows = log();
+        let checkpoint = checkpoint_at(&rows, 2);
+        rows.remove(1);
+        let (_, found) = walk(&rows, Some(checkpoint));
+        assert_eq!(found[0].events, ["#3 Wallet/a seq 3 Charged"]);
+    }
+
+    #[test]
+    fn a_log_cut_off_before_the_checkpoint_is_named() {
+        let rows = log();
+        let checkpoint = checkpoint_at(&rows, 4);
+        let (end, found) = walk(&rows[..3], Some(checkpoint));
+        assert_eq!(rules(&found), [RULE]);
+        assert!(
+            found[0].detail.contains("ends at position 3"),
+            "{}",
+            found[0].detail
+        );
+        assert_eq!(end.position, 3);
+    }
+
+    #[test]
+    fn a_checkpoint_reads_back_as_it_is_written() {
+        let checkpoint = checkpoint_at(&log(), 3);
+        assert_eq!(Checkpoint::parse(&checkpoint.to_string()), Ok(checkpoint));
+        for wrong in [
+            "",
+            "3",
+            "3:zz",
+            "x:00",
+            "0:0000000000000000000000000000000000000000000000000000000000000000",
+        ] {
+            assert!(Checkpoint::parse(wrong).is_err(), "{wrong}");
+        }
+    }
+}
