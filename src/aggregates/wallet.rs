@@ -123,6 +123,8 @@ pub enum WalletError {
     },
     #[error("no payment {payment_id} was taken from this wallet")]
     UnknownPayment { payment_id: PaymentId },
+    #[error("payment {payment_id} was refunded: its hold lapsed before the seat was sold")]
+    PaymentRefunded { payment_id: PaymentId },
     #[error("this Idempotency-Key was used for a different request: charge {charge_id} added {charged}, not {amount}")]
     ChargeIdTaken {
         charge_id: ChargeId,
@@ -264,6 +266,11 @@ impl Wallet {
                     paid: taken.reservation_id,
                     reservation_id,
                 });
+            }
+            // Given back because its seat could not be sold (the hold
+            // lapsed first): a retry must not sell the seat after all.
+            if taken.refunded {
+                return Err(WalletError::PaymentRefunded { payment_id });
             }
             return Ok(None);
         }
@@ -473,6 +480,22 @@ mod tests {
             ])
             .when(pay(PAYMENT, RESERVATION, 100))
             .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn a_retry_of_a_refunded_payment_is_refused() {
+        // Selling the seat for it now would leave the seat sold and the
+        // money given back.
+        WalletTest::with(())
+            .given(vec![
+                charged(CHARGE, 300, 300),
+                paid(PAYMENT, RESERVATION, 100, 200),
+                refunded(PAYMENT, 100, 300),
+            ])
+            .when(pay(PAYMENT, RESERVATION, 100))
+            .then_expect_error(WalletError::PaymentRefunded {
+                payment_id: PAYMENT,
+            });
     }
 
     #[test]

@@ -126,6 +126,7 @@ impl From<WalletError> for BookingError {
             }
             WalletError::AlreadyPaid { .. } => BookingError::AlreadyPaid,
             WalletError::UnknownPayment { .. } => BookingError::NotFound("payment"),
+            WalletError::PaymentRefunded { .. } => BookingError::HoldExpired,
         }
     }
 }
