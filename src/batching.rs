@@ -23,6 +23,14 @@ pub trait Queued: Send + 'static {
 
     /// The streams it writes, each named uniquely across aggregate types.
     fn streams(&self) -> impl Iterator<Item = &str>;
+
+    /// Whether whoever sent it has stopped waiting for the answer (its
+    /// request timed out). Such work is dropped before a batch takes it,
+    /// rather than done behind the 503 its sender was given: under a
+    /// backlog, the batches go to requests still waiting.
+    fn abandoned(&self) -> bool {
+        false
+    }
 }
 
 /// What decides and stores a batch.
@@ -110,6 +118,10 @@ fn gather<J: Queued>(
     let mut held_back: HashSet<String> = HashSet::new();
     let mut still_waiting = VecDeque::with_capacity(waiting.len());
     let mut place = |job: J, batch: &mut Vec<J>| {
+        if job.abandoned() {
+            metrics::counter!("concert_batched_work_abandoned_total").increment(1);
+            return;
+        }
         let free = job.streams().all(|stream| {
             !in_flight.contains(stream)
                 && !held_back.contains(stream)
@@ -177,6 +189,39 @@ mod tests {
 
         assert_eq!(streams(&batch), ["b", "b", "c", "d"]);
         assert_eq!(streams(waiting.make_contiguous()), ["a", "a"]);
+    }
+
+    /// A job on one stream whose sender may have stopped waiting.
+    struct Sent {
+        stream: &'static str,
+        gone: bool,
+    }
+
+    impl Queued for Sent {
+        const SHARE_A_BATCH: bool = true;
+
+        fn streams(&self) -> impl Iterator<Item = &str> {
+            std::iter::once(self.stream)
+        }
+
+        fn abandoned(&self) -> bool {
+            self.gone
+        }
+    }
+
+    #[test]
+    fn work_nobody_waits_for_is_dropped_and_holds_nothing_back() {
+        let sent = |stream, gone| Sent { stream, gone };
+        let (send, mut queue) = mpsc::unbounded_channel();
+        let mut waiting = VecDeque::from([sent("a", true), sent("a", false)]);
+        send.send(sent("c", true)).unwrap();
+        send.send(sent("d", false)).unwrap();
+
+        let batch = gather(&mut waiting, &mut queue, &HashSet::new());
+
+        let streams: Vec<&str> = batch.iter().map(|job| job.stream).collect();
+        assert_eq!(streams, ["a", "d"]);
+        assert!(waiting.is_empty());
     }
 
     #[test]

@@ -158,9 +158,12 @@ impl ApiError {
     pub fn problem(&self) -> Problem {
         let (status, code, title) = self.parts();
         let detail = match self {
-            ApiError::Unavailable(_) => {
-                "the database is unavailable; retry later, nothing was half-done".to_string()
-            }
+            // A request cut short at its commit may have taken effect: only
+            // its key tells a retry from a second request.
+            ApiError::Unavailable(_) => "the database is unavailable or too slow; retry later. \
+                Nothing was half-done: what the request asked took effect in full or not at all, \
+                so retry it with the same Idempotency-Key"
+                .to_string(),
             ApiError::Internal(_) => "an unexpected error occurred; it has been logged".to_string(),
             other => other.to_string(),
         };

@@ -1,7 +1,8 @@
 //! `/reservations`: holding a seat and reading the hold back.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -12,8 +13,11 @@ use super::auth::{require_active, QueueToken, VerifiedToken};
 use super::context::Correlation;
 use super::error::{ApiError, Problem};
 use super::extract::{Json, Path};
+use super::idempotent::Idempotent;
 use super::read_source;
-use crate::booking::holds;
+use crate::booking::idempotency::Operation;
+use crate::booking::{holds, BookingError};
+use crate::ids::{ReservationId, UserId};
 use crate::money::Won;
 use crate::projections::reservations::{self, ReservationRow};
 use crate::state::AppState;
@@ -61,6 +65,7 @@ impl From<ReservationRow> for ReservationResponse {
 
 /// Holds a seat for the token's user (active queue token).
 #[utoipa::path(post, path = "/reservations", tag = "reservations", request_body = HoldSeatRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "makes retries safe: a retry gets the first answer, also when the hold committed after its request gave up; 1 to 255 visible ASCII characters", min_length = 1, max_length = 255, pattern = r"^[!-~]+$")),
     security(("queue_token" = [])),
     responses(
         (status = 201, body = ReservationResponse),
@@ -75,14 +80,21 @@ impl From<ReservationRow> for ReservationResponse {
     ))]
 async fn hold_seat(
     State(app): State<AppState>,
+    headers: HeaderMap,
     VerifiedToken(ticket_id): VerifiedToken,
     correlation: Correlation,
     Json(body): Json<HoldSeatRequest>,
-) -> Result<(StatusCode, axum::Json<ReservationResponse>), ApiError> {
-    // Most of a crowd pressing "hold" on a taken seat is turned away here.
-    if let Some(refusal) = read_source::hold_refused_from_memory(&app, ticket_id.0, body.seat_id) {
-        metrics::counter!("concert_holds_refused_from_memory_total").increment(1);
-        return Err(refusal);
+) -> Result<Response, ApiError> {
+    // Most of a crowd pressing "hold" on a taken seat is turned away here;
+    // not a keyed retry, whose own hold may be what took the seat.
+    let keyed = headers.contains_key("idempotency-key");
+    if !keyed {
+        if let Some(refusal) =
+            read_source::hold_refused_from_memory(&app, ticket_id.0, body.seat_id)
+        {
+            metrics::counter!("concert_holds_refused_from_memory_total").increment(1);
+            return Err(refusal);
+        }
     }
     // The token's ticket comes with the seat, in one query shared with the
     // holds that arrive meanwhile; it is checked as the ActiveToken
@@ -92,11 +104,36 @@ async fn hold_seat(
         .read((ticket_id.0, body.seat_id))
         .await?
         .ok_or(ApiError::TokenInvalid)?;
+    let user_id = UserId(ticket.user_id);
+    let request = Idempotent::from_headers(
+        &headers,
+        user_id,
+        Operation::Hold,
+        &body.seat_id.to_string(),
+    )?;
+    if let Some(answer) = request.earlier_answer(&app.pool).await? {
+        return Ok(answer);
+    }
     require_active(&ticket)?;
     let seat = seat.ok_or(ApiError::NotFound("seat"))?;
     let context = correlation.as_actor(format!("user:{}", ticket.user_id));
-    let reservation = holds::hold_seat(&app, &ticket, seat, &context).await?;
-    Ok((StatusCode::CREATED, axum::Json(reservation.into())))
+    let reservation_id = ReservationId(request.command_id());
+    let reservation = match holds::hold_seat(&app, &ticket, seat, reservation_id, &context).await {
+        Ok(reservation) => reservation,
+        // A keyed hold whose answer was lost (its request gave up while it
+        // committed) finds the seat taken by itself.
+        Err(BookingError::SeatUnavailable) if keyed => {
+            reservations::find_reservation(&app.pool, reservation_id.0)
+                .await?
+                .filter(|held| held.user_id == ticket.user_id && held.seat_id == body.seat_id)
+                .ok_or(ApiError::SeatUnavailable)?
+        }
+        Err(refusal) => return Err(refusal.into()),
+    };
+    let answer = ReservationResponse::from(reservation);
+    request
+        .answer(&app.pool, StatusCode::CREATED, &answer)
+        .await
 }
 
 /// A reservation of the token's user (queue token of the holder).

@@ -10,11 +10,12 @@ use crate::projections::reservations::ReservationRow;
 use crate::state::AppState;
 
 /// Holds the seat (as read with the ticket) for the ticket's user until the
-/// hold TTL runs out.
+/// hold TTL runs out, as reservation `reservation_id`.
 pub async fn hold_seat(
     app: &AppState,
     ticket: &TicketRow,
     seat: SeatRow,
+    reservation_id: ReservationId,
     context: &CommandContext,
 ) -> Result<ReservationRow, BookingError> {
     let seat_id = seat.seat_id;
@@ -29,7 +30,6 @@ pub async fn hold_seat(
     if !seat.is_free() {
         return Err(BookingError::SeatUnavailable);
     }
-    let reservation_id = ReservationId::new();
     let now = crate::clock::now();
     let until = now + app.config.hold_ttl();
     let command = SeatCommand::HoldSeat {

@@ -12,6 +12,7 @@ use crate::ids::{idempotent_id, UserId};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
     Charge,
+    Hold,
     Pay,
 }
 
@@ -20,6 +21,7 @@ impl Operation {
     pub fn as_str(self) -> &'static str {
         match self {
             Operation::Charge => "charge",
+            Operation::Hold => "hold",
             Operation::Pay => "pay",
         }
     }

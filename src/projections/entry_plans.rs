@@ -74,6 +74,10 @@ impl Queued for PlanJob {
     fn streams(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.line.as_str())
     }
+
+    fn abandoned(&self) -> bool {
+        self.answer.is_closed()
+    }
 }
 
 struct Planner {

@@ -75,6 +75,10 @@ impl<R: KeyedRead> Queued for ReadJob<R> {
     fn streams(&self) -> impl Iterator<Item = &str> {
         std::iter::empty()
     }
+
+    fn abandoned(&self) -> bool {
+        self.answer.is_closed()
+    }
 }
 
 struct Reader<R> {

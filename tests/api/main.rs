@@ -4,6 +4,7 @@ mod audit;
 mod bad_input;
 mod booking;
 mod checkpoints;
+mod gave_up;
 mod gathered_reads;
 mod helpers;
 mod holds;

@@ -38,6 +38,10 @@ impl<A: Pipelined> Queued for Job<A> {
     fn streams(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.aggregate_id.as_str())
     }
+
+    fn abandoned(&self) -> bool {
+        self.answer.is_closed()
+    }
 }
 
 /// One stream's part of a batch, decided and not yet stored.

@@ -152,6 +152,10 @@ impl Queued for PaymentJob {
     fn streams(&self) -> impl Iterator<Item = &str> {
         self.streams.iter().map(String::as_str)
     }
+
+    fn abandoned(&self) -> bool {
+        self.answer.is_closed()
+    }
 }
 
 struct PaymentWorker {
