@@ -248,7 +248,8 @@ async function holdSeat(seatNo) {
     const page = await request("GET", `/concerts/${state.concertId}/dates/${state.date.date_id}/seats?after_seat_no=${seatNo - 1}&limit=1`, state.queueToken);
     const seat = page.seats[0];
     if (!seat || seat.seat_no !== seatNo) throw new Refusal(409, { code: "seat_unavailable" });
-    const reservation = await request("POST", "/reservations", state.queueToken, { seat_id: seat.seat_id });
+    const reservation = await sendKeyed((key) =>
+      request("POST", "/reservations", state.queueToken, { seat_id: seat.seat_id }, key));
     state.reservation = reservation;
     setSeat(seatNo, "held");
     $("held-seat").textContent = seatNo;
@@ -319,7 +320,8 @@ async function charge(event) {
   if (!Number.isInteger(amount) || amount < 1 || amount > MAX_CHARGE) return askForAmount();
   say("message", "");
   try {
-    const { balance } = await request("POST", `/users/${state.userId}/balance/charges`, state.userToken, { amount }, { "Idempotency-Key": idempotencyKey() });
+    const { balance } = await sendKeyed((key) =>
+      request("POST", `/users/${state.userId}/balance/charges`, state.userToken, { amount }, key));
     $("balance").textContent = won(balance);
     say("message", `Charged ${won(amount)}.`, "ok");
   } catch (error) {
@@ -331,7 +333,8 @@ async function pay() {
   say("message", "");
   const held = state.reservation;
   try {
-    const payment = await request("POST", "/payments", state.queueToken, { reservation_id: held.reservation_id }, { "Idempotency-Key": idempotencyKey() });
+    const payment = await sendKeyed((key) =>
+      request("POST", "/payments", state.queueToken, { reservation_id: held.reservation_id }, key));
     state.paid = true;
     endHold();
     show("result", true);

@@ -126,6 +126,22 @@ function won(amount) {
   return `₩${Number(amount).toLocaleString("en-US")}`;
 }
 
+// Sends a keyed request again after a 503 (the store busy, or the request
+// cut short, which may still have taken effect): with the same
+// Idempotency-Key a retry gets the first answer, never a second charge,
+// hold or payment.
+async function sendKeyed(send, attempts = 3) {
+  const key = idempotencyKey();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await send({ "Idempotency-Key": key });
+    } catch (error) {
+      if (!(error instanceof Refusal) || error.status !== 503 || attempt >= attempts) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 1000 * attempt));
+    }
+  }
+}
+
 // A fresh Idempotency-Key. crypto.randomUUID exists only in secure contexts
 // (HTTPS or localhost); a page opened over plain HTTP from another address
 // builds the same version-4 UUID from crypto.getRandomValues.

@@ -1,7 +1,8 @@
 """The pages in a real browser (headless Chromium driven by Playwright).
 
 Two people on one date: Alice on a phone whose clock is 45 s fast, Bob on a
-desktop. A forged user token is refused at sign-in. Alice holds a seat: her
+desktop. A forged user token is refused at sign-in. Alice holds a seat (her
+first try, answered 503, is sent again with its Idempotency-Key): her
 countdown shows the full hold time by the service's clock, the page scrolls to
 Pay and moves the focus there, and Bob's seat map and free count change
 without a reload. Refusals (a second seat, an amount, a low balance) show in
@@ -150,9 +151,24 @@ with sync_playwright() as playwright:
 
     # Alice holds a seat: the page brings Pay into view, the countdown shows
     # the whole hold by the service's clock, and Bob's map shows it taken
-    # without a reload.
+    # without a reload. Her first try meets a 503, as a request cut short
+    # would: the page sends it again with the same Idempotency-Key.
+    hold_keys = []
+
+    def first_hold_unavailable(route):
+        hold_keys.append(route.request.headers.get("idempotency-key"))
+        if len(hold_keys) > 1:
+            return route.continue_()
+        problem = {"type": "/problems/unavailable", "title": "Service unavailable",
+                   "status": 503, "detail": "busy", "code": "unavailable"}
+        route.fulfill(status=503, content_type="application/problem+json", body=json.dumps(problem))
+
+    alice.route(BASE + "/api/v1/reservations", first_hold_unavailable)
     seat(alice, SEAT).click()
     expect(alice.locator("#hold")).to_be_visible()
+    alice.unroute(BASE + "/api/v1/reservations")
+    if len(hold_keys) != 2 or not hold_keys[0] or hold_keys[0] != hold_keys[1]:
+        problems.append(f"a hold sent again after a 503 carried the keys {hold_keys}")
     expect(alice.locator("#hold h2")).to_be_focused()
     expect(alice.locator("#pay")).to_be_in_viewport()
     expect(alice.locator("#countdown")).to_have_text(FULL_HOLD)
@@ -180,7 +196,8 @@ with sync_playwright() as playwright:
     alice.fill("#amount", "")
     alice.click("#charge-form button")
     expect_message(alice, "Enter an amount in won (1 to 1,000,000,000)")
-    if calls("alice", "POST", "/api/v1/reservations") != 1 or alice.evaluate("state.reservation.seat_no") != SEAT:
+    # Two sends of her one hold (the 503, then its retry), and no third.
+    if calls("alice", "POST", "/api/v1/reservations") != 2 or alice.evaluate("state.reservation.seat_no") != SEAT:
         problems.append("alice: a second seat was held while the first still was")
 
     # Alice's user token goes bad: the sign-in comes back, and signing in
