@@ -6,8 +6,10 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
+use futures::FutureExt;
 use tokio::sync::mpsc;
 
 /// Batches of one pipeline running at once.
@@ -99,7 +101,16 @@ pub async fn dispatch<J: Queued, W: Batches<J>>(
         running += 1;
         let (worker, finish) = (worker.clone(), finish.clone());
         tokio::spawn(async move {
-            let carried = worker.run_batch(batch).await;
+            // A batch that panicked answers its commands as failed (their
+            // answers are dropped: 503) and still frees its streams; left in
+            // flight, they would refuse every later command for good.
+            let carried = AssertUnwindSafe(worker.run_batch(batch))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| {
+                    tracing::error!("a batch panicked; its commands were answered as failed");
+                    Vec::new()
+                });
             let _ = finish.send(Finished { streams, carried });
         });
     }
@@ -189,6 +200,39 @@ mod tests {
 
         assert_eq!(streams(&batch), ["b", "b", "c", "d"]);
         assert_eq!(streams(waiting.make_contiguous()), ["a", "a"]);
+    }
+
+    /// Runs batches, panicking on a job numbered 0.
+    #[derive(Default)]
+    struct Panicky {
+        done: std::sync::Mutex<Vec<u32>>,
+    }
+
+    impl Batches<Single> for Panicky {
+        async fn run_batch(&self, jobs: Vec<Single>) -> Vec<Single> {
+            assert!(jobs.iter().all(|job| job.1 != 0), "a batch that panics");
+            self.done
+                .lock()
+                .unwrap()
+                .extend(jobs.iter().map(|job| job.1));
+            Vec::new()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_panics_frees_its_streams_for_the_next() {
+        let worker = Arc::new(Panicky::default());
+        let (send, queue) = mpsc::unbounded_channel();
+        let dispatcher = tokio::spawn(dispatch(worker.clone(), queue));
+        send.send(Single("a", 0)).unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        send.send(Single("a", 1)).unwrap();
+        drop(send);
+
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(5), dispatcher).await;
+
+        assert!(ended.is_ok(), "the dispatcher never finished");
+        assert_eq!(*worker.done.lock().unwrap(), [1]);
     }
 
     /// A job on one stream whose sender may have stopped waiting.

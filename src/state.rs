@@ -175,10 +175,16 @@ impl AppState {
                     &signal,
                 ),
             )),
-            tickets: Arc::new(Pipeline::start(
-                pool.clone(),
-                lane(&projectors.tickets, None, Some(tickets_seen), &signal),
-            )),
+            // An entry took its number when it was planned: dropped, the
+            // number would count as a waiting ticket for good. Its retry
+            // finds the ticket, whose id comes from the user's entries.
+            tickets: Arc::new(
+                Pipeline::start(
+                    pool.clone(),
+                    lane(&projectors.tickets, None, Some(tickets_seen), &signal),
+                )
+                .doing_abandoned_commands(),
+            ),
             payments: Arc::new(PaymentPipeline::start(pool.clone(), payment_lanes)),
             entries: Arc::new(EntryPlans::start(
                 &pool,

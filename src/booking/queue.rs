@@ -71,9 +71,11 @@ pub async fn enter_queue(
             now: crate::clock::now(),
         };
         let outcome = execute(&app.tickets, &ticket_id.to_string(), command, context).await;
-        if outcome.is_err() {
-            // Best effort: a number lost here only makes later positions one too high.
-            let _ = queue_entries::release_entry_no(&app.pool, concert_id.0, entry_no).await;
+        if let Err(error) = &outcome {
+            if !number_may_be_used(app, error, ticket_id, entry_no).await {
+                // Best effort: a number lost here only makes later positions one too high.
+                let _ = queue_entries::release_entry_no(&app.pool, concert_id.0, entry_no).await;
+            }
         }
         match outcome {
             // What was committed, with its read model in the same transaction;
@@ -116,6 +118,35 @@ pub async fn enter_queue(
     Err(BookingError::Unavailable(
         "the queue changed too often; retry".into(),
     ))
+}
+
+/// Whether an entry that failed may still have taken its number: a failure
+/// of the store (a connection cut at the commit) leaves the outcome unknown
+/// until the ticket is looked up. Released while in use, the number would
+/// put every ticket behind it one place too far ahead, for good; kept while
+/// unused, one place too far back.
+async fn number_may_be_used(
+    app: &AppState,
+    error: &AggregateError<QueueTicketError>,
+    ticket_id: TicketId,
+    entry_no: i64,
+) -> bool {
+    if refused(error) {
+        return false;
+    }
+    match queue_tickets::find_ticket(&app.pool, ticket_id.0).await {
+        Ok(found) => found.is_some_and(|ticket| ticket.entry_no == entry_no),
+        Err(_) => true,
+    }
+}
+
+/// A failure that wrote nothing for certain: the ticket's rules refused the
+/// entry, or other writers kept winning its stream.
+fn refused(error: &AggregateError<QueueTicketError>) -> bool {
+    matches!(
+        error,
+        AggregateError::UserError(_) | AggregateError::AggregateConflict
+    )
 }
 
 /// A ticket's place: waiting tickets ahead of it, and the wait that the
@@ -254,6 +285,17 @@ pub fn expires_at(ticket: &TicketRow) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_store_failure_leaves_an_entry_s_number_in_doubt() {
+        assert!(refused(&AggregateError::UserError(
+            QueueTicketError::AlreadyEntered
+        )));
+        assert!(refused(&AggregateError::AggregateConflict));
+        // A connection cut at the commit: the entry may have been stored.
+        let cut = AggregateError::DatabaseConnectionError("connection reset".into());
+        assert!(!refused(&cut));
+    }
 
     fn pace(admitted: i64, active: Option<i64>) -> AdmissionPace {
         AdmissionPace {

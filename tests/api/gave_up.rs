@@ -33,7 +33,10 @@ async fn a_charge_that_gave_up_while_queued_behind_its_wallet_is_not_made_later(
         .unwrap();
     let charge = |amount: i64| {
         app.client
-            .post(format!("{}/api/v1/users/{user}/balance/charges", app.address))
+            .post(format!(
+                "{}/api/v1/users/{user}/balance/charges",
+                app.address
+            ))
             .bearer_auth(&token)
             .json(&json!({ "amount": amount }))
             .send()
@@ -70,7 +73,9 @@ async fn a_keyed_hold_that_committed_after_its_request_gave_up_is_found_by_its_r
     let concert = app.create_concert(1, 10, 1000).await;
     let user = app.active_user(&concert.concert_id).await;
     let seat = app.first_free_seat(&user, &concert).await;
-    let other_seat = app.free_seats(&user, &concert, 0).await[1].seat_id.to_string();
+    let other_seat = app.free_seats(&user, &concert, 0).await[1]
+        .seat_id
+        .to_string();
     // Another session holds the date's free-seat counters: the hold's batch
     // waits on them past the request timeout, then commits.
     let mut blocker = app.pool.begin().await.unwrap();
@@ -91,11 +96,12 @@ async fn a_keyed_hold_that_committed_after_its_request_gave_up_is_found_by_its_r
     assert_eq!(gave_up.status(), StatusCode::SERVICE_UNAVAILABLE);
     blocker.rollback().await.unwrap();
     eventually("the hold commits after its answer", || async {
-        let status: String = sqlx::query_scalar("select status from seats where seat_id = $1::uuid")
-            .bind(&seat)
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
+        let status: String =
+            sqlx::query_scalar("select status from seats where seat_id = $1::uuid")
+                .bind(&seat)
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
         status == "held"
     })
     .await;

@@ -30,6 +30,8 @@ pub struct Job<A: Aggregate> {
     /// Batches this command has been decided in whose append it lost.
     pub lost_races: u32,
     pub answer: oneshot::Sender<Outcome<A>>,
+    /// Decided even when nobody waits for the answer any more.
+    pub done_when_abandoned: bool,
 }
 
 impl<A: Pipelined> Queued for Job<A> {
@@ -40,7 +42,7 @@ impl<A: Pipelined> Queued for Job<A> {
     }
 
     fn abandoned(&self) -> bool {
-        self.answer.is_closed()
+        !self.done_when_abandoned && self.answer.is_closed()
     }
 }
 
@@ -60,12 +62,16 @@ pub struct Decided<A: Aggregate> {
     /// Commands left for the next batch: a refused command changed the state
     /// before refusing, so the state here is no longer the log's.
     pub deferred: Vec<Job<A>>,
+    /// A refused command changed `aggregate` before refusing (whether or not
+    /// commands came after it).
+    pub diverged: bool,
 }
 
 impl<A: Aggregate> Decided<A> {
-    /// Whether `aggregate` is the state after exactly `events`.
+    /// Whether `aggregate` is the state after exactly `events`: a snapshot
+    /// of it may be stored.
     pub fn state_is_exact(&self) -> bool {
-        self.deferred.is_empty()
+        !self.diverged
     }
 
     /// The sequence of the last new event.
@@ -103,6 +109,7 @@ where
         events: Vec::new(),
         verdicts: Vec::with_capacity(jobs.len()),
         deferred: Vec::new(),
+        diverged: false,
     };
     let mut jobs = jobs.into_iter();
     while let Some(job) = jobs.next() {
@@ -123,6 +130,7 @@ where
         });
         decided.verdicts.push((job, verdict));
         if changed_then_refused {
+            decided.diverged = true;
             decided.deferred.extend(jobs);
             break;
         }
@@ -152,5 +160,101 @@ pub async fn decide_alone<A: Pipelined>(
             .collect(),
         verdicts: Vec::new(),
         deferred: Vec::new(),
+        diverged: false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cqrs_es::DomainEvent;
+    use serde::{Deserialize, Serialize};
+
+    /// A count whose `AddThenRefuse` writes its event and then refuses, as
+    /// no aggregate of the service does today.
+    #[derive(Debug, Default, Serialize, Deserialize)]
+    struct Counter(u32);
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct Added;
+
+    impl DomainEvent for Added {
+        fn event_type(&self) -> String {
+            "Added".to_string()
+        }
+
+        fn event_version(&self) -> String {
+            "1".to_string()
+        }
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("refused")]
+    struct Refused;
+
+    #[derive(Debug, Clone)]
+    enum Count {
+        Add,
+        AddThenRefuse,
+    }
+
+    impl Aggregate for Counter {
+        const TYPE: &'static str = "Counter";
+        type Command = Count;
+        type Event = Added;
+        type Error = Refused;
+        type Services = ();
+
+        async fn handle(
+            &mut self,
+            command: Count,
+            _services: &(),
+            sink: &EventSink<Self>,
+        ) -> Result<(), Refused> {
+            sink.write(Added, self).await;
+            match command {
+                Count::Add => Ok(()),
+                Count::AddThenRefuse => Err(Refused),
+            }
+        }
+
+        fn apply(&mut self, _event: Added) {
+            self.0 += 1;
+        }
+    }
+
+    fn job(command: Count) -> Job<Counter> {
+        let (answer, _) = oneshot::channel();
+        Job {
+            aggregate_id: "c".to_string(),
+            command,
+            metadata: Value::Null,
+            lost_races: 0,
+            answer,
+            done_when_abandoned: false,
+        }
+    }
+
+    async fn decided(commands: Vec<Count>) -> Decided<Counter> {
+        let jobs = commands.into_iter().map(job).collect();
+        decide("c".to_string(), Loaded::default(), jobs, &()).await
+    }
+
+    #[tokio::test]
+    async fn the_state_after_accepted_commands_is_exact() {
+        let decided = decided(vec![Count::Add, Count::Add]).await;
+        assert_eq!(decided.events.len(), 2);
+        assert!(decided.state_is_exact());
+    }
+
+    #[tokio::test]
+    async fn a_last_command_that_changed_the_state_and_refused_leaves_it_inexact() {
+        // Nothing is deferred after it, yet the state counts its event,
+        // which is not stored: a snapshot of it would be wrong.
+        let decided = decided(vec![Count::Add, Count::AddThenRefuse]).await;
+        assert_eq!(decided.events.len(), 1);
+        assert!(decided.deferred.is_empty());
+        assert_eq!(decided.aggregate.0, 2);
+        assert!(!decided.state_is_exact());
+    }
 }

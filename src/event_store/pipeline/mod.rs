@@ -91,6 +91,7 @@ impl<A: Aggregate> Lane<A> {
 /// The write side of one aggregate type.
 pub struct Pipeline<A: Aggregate> {
     jobs: mpsc::UnboundedSender<Job<A>>,
+    done_when_abandoned: bool,
 }
 
 impl<A: Pipelined> Pipeline<A> {
@@ -99,7 +100,19 @@ impl<A: Pipelined> Pipeline<A> {
     pub fn start(pool: PgPool, lane: Lane<A>) -> Self {
         let (jobs, queue) = mpsc::unbounded_channel();
         tokio::spawn(batching::dispatch(Arc::new(Worker { pool, lane }), queue));
-        Self { jobs }
+        Self {
+            jobs,
+            done_when_abandoned: false,
+        }
+    }
+
+    /// Decides every command, also one whose sender stopped waiting (its
+    /// request timed out), which is otherwise dropped before a batch takes
+    /// it. For commands that a retry finds rather than repeats, and whose
+    /// dropping would leave something behind: a queue entry's number.
+    pub fn doing_abandoned_commands(mut self) -> Self {
+        self.done_when_abandoned = true;
+        self
     }
 
     /// Decides and stores `command` on the stream `aggregate_id`, with
@@ -117,6 +130,7 @@ impl<A: Pipelined> Pipeline<A> {
             metadata: metadata_value(metadata),
             lost_races: 0,
             answer,
+            done_when_abandoned: self.done_when_abandoned,
         };
         if self.jobs.send(job).is_err() {
             return Err(failure("the command pipeline has stopped"));
