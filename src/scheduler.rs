@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use futures::{stream, StreamExt};
+use sqlx::PgConnection;
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -65,19 +66,15 @@ pub async fn run(app: AppState, mut shutdown: watch::Receiver<bool>) {
 /// One round of due work, if this instance wins leadership for it.
 pub async fn tick(app: &AppState) -> Result<TickReport, BookingError> {
     let mut leadership = app.pool.begin().await?;
-    let leader: bool = sqlx::query_scalar("select pg_try_advisory_xact_lock($1)")
-        .bind(LEADER_LOCK)
-        .fetch_one(&mut *leadership)
-        .await?;
-    if !leader {
+    if !take_leadership(&mut leadership).await? {
         return Ok(TickReport::default());
     }
     let context = CommandContext::scheduler();
     let report = TickReport {
-        leader,
+        leader: true,
         holds_expired: expire_holds(app, &context).await?,
         tickets_expired: expire_tickets(app, &context).await?,
-        tickets_admitted: admit_tickets(app, &context).await?,
+        tickets_admitted: admit_tickets(app, &mut leadership, &context).await?,
         payments_finished: finish_payments(app, &context).await?,
     };
     leadership.commit().await?;
@@ -120,13 +117,23 @@ async fn expire_tickets(app: &AppState, context: &CommandContext) -> Result<usiz
     .await
 }
 
-async fn admit_tickets(app: &AppState, context: &CommandContext) -> Result<usize, BookingError> {
+async fn admit_tickets(
+    app: &AppState,
+    leadership: &mut PgConnection,
+    context: &CommandContext,
+) -> Result<usize, BookingError> {
     let limit = i64::from(app.config.queue_active_max);
     let mut admitted = 0;
     for (concert_id, active) in queue_tickets::concerts_waiting(&app.pool).await? {
         let free_slots = (limit - active).min(BATCH);
         if free_slots <= 0 {
             continue;
+        }
+        // Two leaders at once would each fill the free slots.
+        if !still_leading(leadership).await {
+            return Err(BookingError::Unavailable(
+                "the scheduler's leadership was lost during its tick".into(),
+            ));
         }
         let next = queue_tickets::next_waiting(&app.pool, concert_id, free_slots).await?;
         let now = crate::clock::now();
@@ -140,6 +147,24 @@ async fn admit_tickets(app: &AppState, context: &CommandContext) -> Result<usize
         .await?;
     }
     Ok(admitted)
+}
+
+/// Leads this tick if no other instance does: the lock lasts as long as
+/// `leadership`'s transaction.
+pub async fn take_leadership(leadership: &mut PgConnection) -> Result<bool, BookingError> {
+    Ok(sqlx::query_scalar("select pg_try_advisory_xact_lock($1)")
+        .bind(LEADER_LOCK)
+        .fetch_one(leadership)
+        .await?)
+}
+
+/// Whether this instance still holds the leadership it took for the tick.
+/// Its session may have been cut meanwhile (a severed connection, a
+/// terminated backend), and the lock with it, which another instance may
+/// hold by now. The lock is taken again on the same session: granted if it
+/// is still held there, refused or failed otherwise.
+pub async fn still_leading(leadership: &mut PgConnection) -> bool {
+    take_leadership(leadership).await.unwrap_or(false)
 }
 
 async fn finish_payments(app: &AppState, context: &CommandContext) -> Result<usize, BookingError> {

@@ -19,5 +19,6 @@ mod projector;
 mod queue;
 mod queue_entries;
 mod recovery;
+mod scheduler_leadership;
 mod store;
 mod wallet;
