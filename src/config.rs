@@ -57,7 +57,7 @@ pub enum Command {
     /// Writes a consistent copy of the whole store to FILE (pg_dump custom
     /// format) while the service may keep running.
     Backup {
-        /// Where the copy goes (written as FILE.partial, renamed when complete).
+        /// Where the copy goes (written as FILE.<pid>.partial, renamed when complete).
         file: PathBuf,
     },
     /// Restores a copy made by `concert backup` into an empty store.
@@ -170,36 +170,20 @@ pub struct Config {
     )]
     pub log_format: LogFormat,
     /// Largest number of database connections (default: four per CPU core).
-    #[arg(
-        long,
-        env = "CONCERT_DB_MAX_CONNECTIONS",
-        default_value_t = default_pool_size(),
-        global = true
-    )]
+    #[arg(long, env = "CONCERT_DB_MAX_CONNECTIONS", default_value_t = default_pool_size(),
+          value_parser = clap::value_parser!(u32).range(1..=1_000), global = true)]
     pub db_max_connections: u32,
     /// How often the scheduler looks for work, in milliseconds.
-    #[arg(
-        long,
-        env = "CONCERT_SCHEDULER_INTERVAL_MS",
-        default_value_t = 250,
-        global = true
-    )]
+    #[arg(long, env = "CONCERT_SCHEDULER_INTERVAL_MS", default_value_t = 250,
+          value_parser = clap::value_parser!(u64).range(10..=60_000), global = true)]
     pub scheduler_interval_ms: u64,
     /// How long a debited payment may stay unfinished before the scheduler finishes it, in seconds.
-    #[arg(
-        long,
-        env = "CONCERT_PAYMENT_RECOVERY_SECS",
-        default_value_t = 10,
-        global = true
-    )]
+    #[arg(long, env = "CONCERT_PAYMENT_RECOVERY_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=86_400), global = true)]
     pub payment_recovery_secs: u64,
     /// Longest time one request may take, in seconds.
-    #[arg(
-        long,
-        env = "CONCERT_REQUEST_TIMEOUT_SECS",
-        default_value_t = 30,
-        global = true
-    )]
+    #[arg(long, env = "CONCERT_REQUEST_TIMEOUT_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3_600), global = true)]
     pub request_timeout_secs: u64,
     /// Most client connections served at once (event streams included); more
     /// wait to be accepted. Lowered to what the open-files limit leaves room for.
@@ -261,4 +245,27 @@ impl Config {
 fn default_pool_size() -> u32 {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
     (4 * cores).clamp(8, 64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(flag: &str, value: &str) -> bool {
+        Cli::try_parse_from(["concert", flag, value]).is_err()
+    }
+
+    #[test]
+    fn values_that_would_crash_or_silence_the_service_are_refused() {
+        // A pool of none panicked; a request timeout of 0 answered nothing,
+        // and one near u64::MAX overflowed on every connection.
+        assert!(refused("--db-max-connections", "0"));
+        assert!(refused("--request-timeout-secs", "0"));
+        assert!(refused("--request-timeout-secs", "18446744073709551615"));
+        assert!(refused("--scheduler-interval-ms", "0"));
+        assert!(refused("--payment-recovery-secs", "0"));
+        assert!(refused("--hold-ttl-secs", "abc"));
+        assert!(!refused("--request-timeout-secs", "3600"));
+        assert!(!refused("--db-max-connections", "1"));
+    }
 }

@@ -32,7 +32,12 @@ pub fn check_before_starting(command: &Command, config: &Config) -> Result<(), S
     // These read a store that must already exist; the others may create it.
     let reads_a_store = matches!(
         command,
-        Command::Events { .. } | Command::Replay | Command::Audit { .. } | Command::Backup { .. }
+        Command::Events { .. }
+            | Command::Replay
+            | Command::Audit { .. }
+            | Command::Backup { .. }
+            // A token signed by a fresh store's new key opens nothing.
+            | Command::UserToken { .. }
     );
     if reads_a_store
         && config.database_url.is_none()

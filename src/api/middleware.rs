@@ -33,7 +33,8 @@ pub fn request_span(request: &Request) -> Span {
 
 /// Logs one line for the request, in its span, with the answer. The
 /// correlation id is the one the events of this request carry (read back
-/// from the `x-correlation-id` response header; absent when it wrote none).
+/// from the `x-correlation-id` response header, which every answer but a
+/// CORS preflight has).
 pub fn log_request_finished<B>(response: &axum::http::Response<B>, latency: Duration, _: &Span) {
     let correlation_id = response
         .headers()

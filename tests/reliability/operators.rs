@@ -22,6 +22,10 @@ async fn tools_refuse_a_mistyped_store_or_file_before_starting_a_database() {
         (vec!["audit"], "no store under"),
         (vec!["events"], "no store under"),
         (vec!["replay"], "no store under"),
+        (
+            vec!["user-token", "8f1c3a52-2b1e-4c7e-9d7a-3f5b6c8d9e0f"],
+            "no store under",
+        ),
         (vec!["backup", "copy.dump"], "no store under"),
         (vec!["backup", folder.as_str()], "is a folder"),
         (vec!["restore", missing.as_str()], "no such backup file"),
