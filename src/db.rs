@@ -8,10 +8,18 @@ use sqlx::PgPool;
 /// The migrations in `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// A pool to `url`; statements that run longer than 30 s are cancelled.
+/// A pool to `url`; statements that run longer than 30 s are cancelled, and
+/// a session whose transaction waits a minute for its client is ended: an
+/// instance frozen mid-transaction (a paused process, a lost host) would
+/// otherwise hold its row locks, and every batch that needs them would fail
+/// on its lock timeout, for as long as it stayed frozen.
 pub async fn connect(url: &str, max_connections: u32) -> sqlx::Result<PgPool> {
     let options: PgConnectOptions = url.parse()?;
-    let options = options.options([("statement_timeout", "30s"), ("lock_timeout", "10s")]);
+    let options = options.options([
+        ("statement_timeout", "30s"),
+        ("lock_timeout", "10s"),
+        ("idle_in_transaction_session_timeout", "60s"),
+    ]);
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))

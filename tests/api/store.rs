@@ -15,7 +15,7 @@ use cqrs_es::EventStore;
 use postgres_es::PostgresEventRepository;
 use sqlx::postgres::PgListener;
 
-use crate::helpers::{fresh_database, spawn_app, store_as_another_writer};
+use crate::helpers::{database_url_of, fresh_database, spawn_app, store_as_another_writer};
 
 fn hold(reservation_id: ReservationId) -> SeatCommand {
     let now = chrono::Utc::now();
@@ -28,6 +28,18 @@ fn hold(reservation_id: ReservationId) -> SeatCommand {
         now,
         until: now + chrono::Duration::minutes(5),
     }
+}
+
+#[tokio::test]
+async fn a_session_left_idle_in_a_transaction_is_ended_within_a_minute() {
+    // What frees the row locks of an instance frozen mid-transaction.
+    let url = database_url_of(&fresh_database().await);
+    let pool = concert::db::connect(&url, 1).await.unwrap();
+    let idle: String = sqlx::query_scalar("show idle_in_transaction_session_timeout")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(idle, "1min");
 }
 
 #[tokio::test]
