@@ -175,7 +175,7 @@ pub struct Config {
     pub db_max_connections: u32,
     /// How often the scheduler looks for work, in milliseconds.
     #[arg(long, env = "CONCERT_SCHEDULER_INTERVAL_MS", default_value_t = 250,
-          value_parser = clap::value_parser!(u64).range(10..=60_000), global = true)]
+          value_parser = clap::value_parser!(u64).range(10..=86_400_000), global = true)]
     pub scheduler_interval_ms: u64,
     /// How long a debited payment may stay unfinished before the scheduler finishes it, in seconds.
     #[arg(long, env = "CONCERT_PAYMENT_RECOVERY_SECS", default_value_t = 10,
