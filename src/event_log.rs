@@ -100,6 +100,21 @@ pub async fn page(pool: &PgPool, after: i64, limit: i64) -> sqlx::Result<Vec<Log
     rows.iter().map(logged_event).collect()
 }
 
+/// The `limit` events just before position `before`, in commit order: the
+/// page before a page, or with `i64::MAX` the newest.
+pub async fn page_before(pool: &PgPool, before: i64, limit: i64) -> sqlx::Result<Vec<LoggedEvent>> {
+    let rows = sqlx::query(&format!(
+        "select {EVENT_COLUMNS} from events where position in (
+           select position from events where position < $1 order by position desc limit $2)
+         order by position"
+    ))
+    .bind(before)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(logged_event).collect()
+}
+
 /// One stream's whole history, in sequence order.
 pub async fn stream(
     pool: &PgPool,

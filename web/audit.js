@@ -4,11 +4,15 @@
 "use strict";
 
 const PAGE = 50;
+// Rows of a stream drawn at first; the rest on request (a wallet can have thousands).
+const STREAM_ROWS = 200;
+// Past every position: `before` it is the newest page.
+const END = Number.MAX_SAFE_INTEGER;
 const audit = {
   token: null,
-  after: 0,
-  next: 0,
-  stream: null, // { type, id, events } of the stream shown
+  first: 0, // the position of the page's first event (0: none shown)
+  next: 0, // the position of its last, to page on from
+  stream: null, // { type, id, events, whole } of the stream shown
   flagged: new Map(), // flagKey → the rules the last audit run found broken there
 };
 
@@ -22,7 +26,20 @@ function cell(text, className) {
 // The booking page's wording speaks of sign-in and queue tokens; here the
 // only credential is the admin token.
 function refuse(error) {
-  say("message", error.status === 401 ? "The admin token is missing or wrong." : explain(error), "error");
+  if (error.status === 401) {
+    // What another token showed must not stay on screen under this one.
+    for (const id of ["feed", "report", "stream"]) show(id, false);
+    for (const id of ["events", "stream-events", "violations"]) $(id).replaceChildren();
+    audit.stream = null;
+    return say("message", "The admin token is missing or wrong.", "error");
+  }
+  say("message", explain(error), "error");
+}
+
+// `2026-12-04T23:07:59.023236Z` as `2026-12-04 23:07:59.023`: the log's own
+// time, in UTC as the API gives it, whatever this device's zone.
+function utc(recordedAt) {
+  return recordedAt ? new Date(recordedAt).toISOString().replace("T", " ").replace("Z", "") : "";
 }
 
 function streamLink(text, type, id) {
@@ -37,38 +54,65 @@ function streamLink(text, type, id) {
   return link;
 }
 
-async function loadPage(after) {
+// A page of the log: `after` a position, or the page `before` one. A page
+// with nothing newer keeps the one shown and says so.
+async function loadPage({ after, before }) {
   say("message", "");
   try {
-    const page = await request("GET", `/audit/events?after=${after}&limit=${PAGE}`, audit.token);
-    audit.after = after;
-    audit.next = page.next;
+    const query = before === undefined ? `after=${after}` : `before=${before}`;
+    const page = await request("GET", `/audit/events?${query}&limit=${PAGE}`, audit.token);
     show("feed", true);
     show("report", true);
-    $("events").replaceChildren(...page.events.map((event) => {
-      const row = document.createElement("tr");
-      const streamCell = cell("");
-      streamCell.append(streamLink(`${event.aggregate_type}/${event.aggregate_id.slice(0, 8)}`, event.aggregate_type, event.aggregate_id));
-      row.append(cell(event.position), streamCell, cell(event.sequence), cell(event.event_type),
-        cell(event.metadata.actor || ""), cell(new Date(event.recorded_at).toLocaleString()));
-      return row;
-    }));
+    if (!page.events.length && audit.first) {
+      say("message", before === undefined ? "No newer events yet." : "This is the first page.", "info");
+      return;
+    }
+    audit.first = page.events[0]?.position ?? 0;
+    audit.next = page.next;
+    $("events").replaceChildren(...feedRows(page.events));
     $("page-range").textContent = page.events.length
-      ? `events ${page.events[0].position}–${page.events[page.events.length - 1].position}`
-      : "no events after this point";
-    $("next-page").disabled = page.events.length < PAGE;
+      ? `events ${audit.first}–${page.events[page.events.length - 1].position}`
+      : "no events yet";
+    $("previous-page").disabled = audit.first <= 1;
   } catch (error) {
     refuse(error);
   }
+}
+
+// The page's events, with a row where positions are missing between two of
+// them: positions run 1, 2, 3… without a hole, so a hole is an event gone.
+function feedRows(events) {
+  const rows = [];
+  let previous = null;
+  for (const event of events) {
+    if (previous !== null && event.position > previous + 1) {
+      const gap = document.createElement("tr");
+      gap.className = "flagged";
+      const missing = event.position - previous - 1 === 1 ? `position ${previous + 1} is` : `positions ${previous + 1}–${event.position - 1} are`;
+      const note = cell(`${missing} missing from the log`);
+      note.colSpan = 6;
+      gap.append(note);
+      rows.push(gap);
+    }
+    previous = event.position;
+    const row = document.createElement("tr");
+    const streamCell = cell("");
+    streamCell.append(streamLink(`${event.aggregate_type}/${event.aggregate_id.slice(0, 8)}`, event.aggregate_type, event.aggregate_id));
+    row.append(cell(event.position), streamCell, cell(event.sequence), cell(event.event_type),
+      cell(event.metadata.actor || ""), cell(utc(event.recorded_at)));
+    rows.push(row);
+  }
+  return rows;
 }
 
 async function loadStream(type, id) {
   say("message", "");
   try {
     const { events } = await request("GET", `/audit/streams/${encodeURIComponent(type)}/${encodeURIComponent(id)}`, audit.token);
-    audit.stream = { type, id, events };
+    audit.stream = { type, id, events, whole: false };
     drawStream();
-    $("stream").scrollIntoView();
+    // To the first event the last audit names, else to the stream's top.
+    ($("stream-events").querySelector("tr.flagged") || $("stream")).scrollIntoView();
   } catch (error) {
     refuse(error);
   }
@@ -78,12 +122,18 @@ async function loadStream(type, id) {
 // does not recompute them: the audit does, and its findings are marked.
 function drawStream() {
   const { type, id, events } = audit.stream;
+  // Drawn whole when asked, or when the audit names an event past the first rows.
+  const flaggedLate = events.slice(STREAM_ROWS).some((event) => audit.flagged.has(flagKey(type, id, event.sequence)));
+  const whole = audit.stream.whole || flaggedLate || events.length <= STREAM_ROWS;
+  const shown = whole ? events : events.slice(0, STREAM_ROWS);
+  $("whole-stream").textContent = `Show all ${events.length} events`;
+  show("whole-stream", !whole);
   show("stream", true);
   $("stream-name").textContent = `${type}/${id}`;
   const streamRules = audit.flagged.get(flagKey(type, id));
   say("stream-flag", streamRules ? `The last audit names this stream: ${streamRules.join("; ")}.` : "", "error");
   let previous = null;
-  $("stream-events").replaceChildren(...events.map((event) => {
+  $("stream-events").replaceChildren(...shown.map((event) => {
     const hash = event.metadata.hash || "";
     const rules = audit.flagged.get(flagKey(type, id, event.sequence));
     const row = document.createElement("tr");
@@ -157,9 +207,16 @@ document.addEventListener("DOMContentLoaded", () => {
   $("admin-form").addEventListener("submit", (event) => {
     event.preventDefault();
     audit.token = $("admin-token").value.trim();
-    loadPage(0);
+    audit.first = 0;
+    loadPage({ after: 0 });
   });
-  $("first-page").addEventListener("click", () => loadPage(0));
-  $("next-page").addEventListener("click", () => loadPage(audit.next));
+  $("first-page").addEventListener("click", () => loadPage({ after: 0 }));
+  $("previous-page").addEventListener("click", () => loadPage({ before: audit.first }));
+  $("next-page").addEventListener("click", () => loadPage({ after: audit.next }));
+  $("newest-page").addEventListener("click", () => loadPage({ before: END }));
+  $("whole-stream").addEventListener("click", () => {
+    audit.stream.whole = true;
+    drawStream();
+  });
   $("run-audit").addEventListener("click", runAudit);
 });

@@ -33,6 +33,11 @@ pub struct EventPage {
     #[param(minimum = 1, maximum = 1000, value_type = Option<i64>)]
     #[serde(default, deserialize_with = "blank_as_default")]
     limit: Option<i64>,
+    /// Instead of `after`: the events just before this position, in commit
+    /// order (paging back; a position past the end gives the newest).
+    #[param(minimum = 1, value_type = Option<i64>)]
+    #[serde(default, deserialize_with = "blank_as_default")]
+    before: Option<i64>,
 }
 
 /// Events in commit order.
@@ -65,13 +70,22 @@ async fn list_events(
 ) -> Result<axum::Json<EventPageResponse>, ApiError> {
     let after = page.after.unwrap_or(0);
     let limit = page.limit.unwrap_or(DEFAULT_PAGE);
-    if after < 0 || !(1..=MAX_PAGE).contains(&limit) {
+    if after < 0 || !(1..=MAX_PAGE).contains(&limit) || page.before.is_some_and(|before| before < 1)
+    {
         return Err(ApiError::Validation(format!(
-            "after must be 0 or more and limit 1..={MAX_PAGE}"
+            "after must be 0 or more, before 1 or more, and limit 1..={MAX_PAGE}"
         )));
     }
+    if page.after.is_some() && page.before.is_some() {
+        return Err(ApiError::Validation(
+            "give after or before, not both".into(),
+        ));
+    }
     event_log::assign_positions(&app.pool).await?;
-    let events = event_log::page(&app.pool, after, limit).await?;
+    let events = match page.before {
+        Some(before) => event_log::page_before(&app.pool, before, limit).await?,
+        None => event_log::page(&app.pool, after, limit).await?,
+    };
     let next = events
         .last()
         .and_then(|event| event.position)

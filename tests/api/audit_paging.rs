@@ -1,0 +1,55 @@
+//! Paging the log backwards (`before`), as the auditors' page does for its
+//! previous and newest pages.
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use super::audit::booking_history;
+use crate::helpers::{assert_problem, spawn_app, TestApp, ADMIN_TOKEN};
+
+async fn positions(app: &TestApp, query: &str) -> Vec<i64> {
+    let page: Value = app
+        .client
+        .get(format!("{}/api/v1/audit/events?{query}", app.address))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["position"].as_i64().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_page_before_a_position_ends_just_before_it_in_commit_order() {
+    let app = spawn_app().await;
+    booking_history(&app).await;
+    let all = positions(&app, "limit=1000").await;
+    assert!(all.len() > 10, "{all:?}");
+
+    let newest = positions(&app, &format!("before={}&limit=5", i64::MAX)).await;
+    assert_eq!(newest, all[all.len() - 5..]);
+    let before_those = positions(&app, &format!("before={}&limit=5", newest[0])).await;
+    assert_eq!(before_those, all[all.len() - 10..all.len() - 5]);
+    // Near the start, a shorter page; before the first, none.
+    assert_eq!(positions(&app, "before=3&limit=5").await, [1, 2]);
+    assert!(positions(&app, "before=1").await.is_empty());
+
+    let both = app
+        .client
+        .get(format!(
+            "{}/api/v1/audit/events?after=1&before=5",
+            app.address
+        ))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(both, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+}
