@@ -2,22 +2,14 @@
 //! previous and newest pages.
 
 use reqwest::StatusCode;
-use serde_json::Value;
 
 use super::audit::booking_history;
 use crate::helpers::{assert_problem, spawn_app, TestApp, ADMIN_TOKEN};
 
 async fn positions(app: &TestApp, query: &str) -> Vec<i64> {
-    let page: Value = app
-        .client
-        .get(format!("{}/api/v1/audit/events?{query}", app.address))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page = app
+        .get_json(&format!("/audit/events?{query}"), Some(ADMIN_TOKEN))
+        .await;
     page["events"]
         .as_array()
         .unwrap()
@@ -42,14 +34,7 @@ async fn the_page_before_a_position_ends_just_before_it_in_commit_order() {
     assert!(positions(&app, "before=1").await.is_empty());
 
     let both = app
-        .client
-        .get(format!(
-            "{}/api/v1/audit/events?after=1&before=5",
-            app.address
-        ))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
+        .get("/audit/events?after=1&before=5", Some(ADMIN_TOKEN))
+        .await;
     assert_problem(both, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
 }

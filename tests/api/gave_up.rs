@@ -112,16 +112,9 @@ async fn a_keyed_hold_that_committed_after_its_request_gave_up_is_found_by_its_r
     assert_eq!(held["seat_id"], seat.as_str());
     assert_eq!(held["status"], "held");
     let reservation = held["reservation_id"].as_str().unwrap();
-    let read_back: Value = app
-        .client
-        .get(format!("{}/api/v1/reservations/{reservation}", app.address))
-        .bearer_auth(&user.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let read_back = app
+        .get_json(&format!("/reservations/{reservation}"), Some(&user.token))
+        .await;
     assert_eq!(read_back["expires_at"], held["expires_at"]);
     // Again: the same answer. The key for another seat: refused.
     let again: Value = hold(&seat, "hold-1").await.unwrap().json().await.unwrap();
