@@ -7,10 +7,14 @@ const state = {
   userId: null,
   concertId: null,
   queueToken: null,
+  status: null, // the queue token's last known status
+  admittedUntil: null, // when its admission ends
   admittedToken: null, // the queue token whose admission last loaded the dates
   date: null, // the picked date; its available_seats follows the seat stream
   reservation: null, // the seat held now, until it is paid or runs out
+  bought: null, // the seat the last payment bought: shown as yours
   paid: false,
+  resuming: false, // restored after a reload, until the first sign-in
   standing: null, // AbortController of the standing stream
   seatStream: null, // AbortController of the seat stream
   countdown: null,
@@ -23,7 +27,8 @@ const MAX_CHARGE = 1_000_000_000;
 function refuse(error, credential) {
   if (error.status === 401 && credential === "user") return askToSignInAgain();
   if (error.status === 401 && credential === "queue") {
-    $("enter-queue").disabled = false;
+    state.status = "expired";
+    showQueued();
     return say("message", "Your queue token is no longer valid: enter the queue again.", "error");
   }
   say("message", explain(error), "error");
@@ -34,6 +39,21 @@ function refuse(error, credential) {
 function bringUp(sectionId) {
   $(sectionId).scrollIntoView({ block: "nearest" });
   $(sectionId).querySelector("h2").focus({ preventScroll: true });
+}
+
+// Runs one user action with its control disabled, so a double click or a
+// second Enter sends it once (one action, one Idempotency-Key). A disabled
+// control drops the focus to the page: it gets it back when usable again.
+async function busy(control, action) {
+  const focused = document.activeElement;
+  control.disabled = true;
+  try {
+    return await action();
+  } finally {
+    control.disabled = false;
+    const lost = !document.activeElement || document.activeElement === document.body;
+    if (lost && focused && focused !== document.body && !focused.matches(":disabled")) focused.focus();
+  }
 }
 
 // The `sub` of a JWT, read (not verified: the service verifies it).
@@ -65,11 +85,16 @@ async function signIn(token) {
   if (state.userId && state.userId !== userId) forgetBooking();
   state.userToken = token;
   state.userId = userId;
+  save();
   $("who").textContent = `user ${userId.slice(0, 8)}`;
   show("sign-in", false);
   show("queue", true);
-  bringUp(state.reservation ? "hold" : "queue");
-  if (!$("concert").options.length) loadConcerts();
+  bringUp($("hold").hidden ? "queue" : "hold");
+  if (!$("concert").options.length) await loadConcerts();
+  if (state.resuming) {
+    state.resuming = false;
+    resumeBooking();
+  }
 }
 
 // The user token was refused later (it expired): sign in again. The queue
@@ -82,12 +107,11 @@ function askToSignInAgain() {
 
 // Another user signed in: the queue place and the hold were the last user's.
 function forgetBooking() {
-  state.standing?.abort();
-  state.seatStream?.abort();
+  closeStreams();
   endHold();
-  Object.assign(state, { concertId: null, queueToken: null, admittedToken: null, date: null, paid: false });
+  Object.assign(state, { concertId: null, queueToken: null, status: null, admittedToken: null, date: null, bought: null, paid: false });
   for (const id of ["standing", "dates", "seats", "result"]) show(id, false);
-  $("enter-queue").disabled = !$("concert").options.length;
+  showQueued();
 }
 
 async function loadConcerts() {
@@ -95,51 +119,50 @@ async function loadConcerts() {
     const { concerts } = await request("GET", "/concerts");
     const select = $("concert");
     select.replaceChildren(...concerts.map((concert) => new Option(concert.title, concert.concert_id)));
-    // Until the list is there, there is no concert to queue for.
-    $("enter-queue").disabled = !concerts.length;
+    showQueued();
     if (!concerts.length) say("message", "No concert is scheduled yet.", "info");
   } catch (error) {
     refuse(error);
   }
 }
 
-async function enterQueue() {
-  say("message", "");
-  try {
-    const ticket = await request("POST", "/queue/tokens", state.userToken, { concert_id: $("concert").value });
-    state.concertId = ticket.concert_id;
-    state.queueToken = ticket.token;
-    state.paid = false;
-    $("enter-queue").disabled = true;
-    showStanding(ticket);
-    watchStanding();
-  } catch (error) {
-    refuse(error, "user");
-  }
+// While a queue place is live the concert stays as it was queued for (the
+// dates below are that concert's), and there is nothing to enter again.
+function showQueued() {
+  const queued = Boolean(state.queueToken) && !state.paid && state.status !== "expired";
+  $("concert").disabled = queued;
+  $("enter-queue").disabled = queued || !$("concert").options.length;
 }
 
-function watchStanding() {
-  state.standing?.abort();
-  const controller = new AbortController();
-  state.standing = controller;
-  let last = null;
-  follow("/queue/tokens/current/events", state.queueToken, (type, standing) => {
-    if (type === "standing") {
-      last = standing;
-      showStanding(standing);
-    }
-  }, { signal: controller.signal, onRefusal: (error) => refuse(error, "queue"), more: () => last?.status !== "expired" });
+async function enterQueue() {
+  say("message", "");
+  let ticket;
+  try {
+    ticket = await busy($("enter-queue"), () =>
+      request("POST", "/queue/tokens", state.userToken, { concert_id: $("concert").value }));
+  } catch (error) {
+    return refuse(error, "user");
+  }
+  Object.assign(state, { concertId: ticket.concert_id, queueToken: ticket.token, status: ticket.status, paid: false });
+  save();
+  showStanding(ticket);
+  bringUp("queue");
+  watchStanding();
 }
 
 function showStanding(standing) {
+  state.status = standing.status;
+  state.admittedUntil = standing.expires_at;
   show("standing", true);
   $("status").textContent = standing.status;
   $("status").dataset.status = standing.status;
   $("position").textContent = standing.position;
-  $("wait").textContent = `${standing.estimated_wait_seconds} s`;
+  $("wait").textContent = waitInWords(standing.estimated_wait_seconds);
   show("waiting-line", standing.status === "waiting");
   show("active-line", standing.status === "active");
   if (standing.expires_at) $("active-until").textContent = new Date(standing.expires_at).toLocaleTimeString();
+  showQueued();
+  showAdmissionEnd();
   // Each admission, the first or one after the user queued again, loads the
   // dates and reopens the picked date's seat map with the new token.
   if (standing.status === "active" && state.admittedToken !== state.queueToken) {
@@ -148,9 +171,12 @@ function showStanding(standing) {
   }
   if (standing.status === "expired" && !state.paid) {
     say("message", "Your queue token expired. Enter the queue again to book.", "error");
-    $("enter-queue").disabled = false;
-    state.seatStream?.abort();
+    closeStreams();
   }
+}
+
+function waitInWords(seconds) {
+  return seconds < 60 ? `${seconds} s` : `about ${Math.round(seconds / 60)} min`;
 }
 
 async function loadDates() {
@@ -171,6 +197,7 @@ function dateButton(date) {
   const button = document.createElement("button");
   button.type = "button";
   button.dataset.dateId = date.date_id;
+  button.setAttribute("aria-pressed", "false");
   button.textContent = dateLabel(date);
   button.addEventListener("click", () => pickDate(date));
   return button;
@@ -182,19 +209,14 @@ function dateLabel(date) {
 
 function pickDate(date) {
   state.date = date;
-  for (const button of $("date-list").children) button.classList.toggle("picked", button.dataset.dateId === date.date_id);
+  save();
+  for (const button of $("date-list").children) {
+    const picked = button.dataset.dateId === date.date_id;
+    button.classList.toggle("picked", picked);
+    button.setAttribute("aria-pressed", String(picked));
+  }
   show("seats", true);
-  state.seatStream?.abort();
-  const controller = new AbortController();
-  state.seatStream = controller;
-  // Compact changes: "2H,17S" (seat number and letter) instead of JSON objects.
-  const path = `/concerts/${state.concertId}/dates/${date.date_id}/seats/events?changes=compact`;
-  follow(path, state.queueToken, (type, data) => {
-    if (type === "snapshot") drawSeats(data.seats);
-    if (type === "seat-changes") {
-      for (const change of data.split(",")) setSeat(Number(change.slice(0, -1)), letters[change.slice(-1)]);
-    }
-  }, { signal: controller.signal, onRefusal: (error) => refuse(error, "queue") });
+  watchSeats();
 }
 
 const letters = { F: "free", H: "held", S: "sold" };
@@ -214,12 +236,18 @@ function drawSeats(letterString) {
   showFreeSeats([...letterString].filter((letter) => letter === "F").length);
 }
 
+// The seat held now, or the one just bought, on the map's date.
+function isMine(seatNo) {
+  const mine = state.reservation || state.bought;
+  return Boolean(mine) && mine.date_id === state.date.date_id && mine.seat_no === seatNo;
+}
+
 function setSeat(seatNo, status) {
   const button = $("seat-map").children[seatNo - 1];
   if (!button) return;
   const was = button.dataset.status;
   if (was && (was === "free") !== (status === "free")) showFreeSeats(state.date.available_seats + (status === "free" ? 1 : -1));
-  const mine = state.reservation && state.reservation.seat_no === seatNo && status !== "free";
+  const mine = status !== "free" && isMine(seatNo);
   button.dataset.status = status;
   button.className = `seat ${status}${mine ? " mine" : ""}`;
   button.disabled = status !== "free";
@@ -243,24 +271,43 @@ async function holdSeat(seatNo) {
     return;
   }
   say("message", "");
+  let reservation;
   try {
-    // The map knows numbers; the seat's id comes from the listing.
-    const page = await request("GET", `/concerts/${state.concertId}/dates/${state.date.date_id}/seats?after_seat_no=${seatNo - 1}&limit=1`, state.queueToken);
-    const seat = page.seats[0];
-    if (!seat || seat.seat_no !== seatNo) throw new Refusal(409, { code: "seat_unavailable" });
-    const reservation = await sendKeyed((key) =>
-      request("POST", "/reservations", state.queueToken, { seat_id: seat.seat_id }, key));
-    state.reservation = reservation;
-    setSeat(seatNo, "held");
-    $("held-seat").textContent = seatNo;
-    $("held-price").textContent = won(reservation.price);
-    show("hold", true);
-    startCountdown(reservation.expires_at);
-    bringUp("hold");
-    refreshBalance();
+    // Every seat waits while this one is asked for: a second click is not a second hold.
+    reservation = await busy($("seat-picker"), async () => {
+      // The map knows numbers; the seat's id comes from the listing.
+      const page = await request("GET", `/concerts/${state.concertId}/dates/${state.date.date_id}/seats?after_seat_no=${seatNo - 1}&limit=1`, state.queueToken);
+      const seat = page.seats[0];
+      if (!seat || seat.seat_no !== seatNo) throw new Refusal(409, { code: "seat_unavailable" });
+      return sendKeyed((key) => request("POST", "/reservations", state.queueToken, { seat_id: seat.seat_id }, key));
+    });
   } catch (error) {
-    refuse(error, "queue");
+    return refuse(error, "queue");
   }
+  showHold(reservation);
+  setSeat(seatNo, "held");
+}
+
+function showHold(reservation) {
+  state.reservation = reservation;
+  save();
+  $("held-seat").textContent = reservation.seat_no;
+  $("held-price").textContent = won(reservation.price);
+  show("result", false);
+  show("hold", true);
+  startCountdown(reservation.expires_at);
+  showAdmissionEnd();
+  bringUp("hold");
+  refreshBalance();
+}
+
+// An admission that ends before the hold: paying after it needs a new place
+// in the queue (the hold itself stays).
+function showAdmissionEnd() {
+  const until = state.admittedUntil;
+  const sooner = Boolean(until && state.reservation) && Date.parse(until) < Date.parse(state.reservation.expires_at);
+  show("admission-note", sooner);
+  if (sooner) $("admission-end").textContent = new Date(until).toLocaleTimeString();
 }
 
 // Counts down to the service's expiry by the service's clock (common.js), so
@@ -294,8 +341,13 @@ function timeLeftInWords(left) {
 
 function endHold() {
   clearInterval(state.countdown);
+  const held = state.reservation;
   state.reservation = null;
+  save();
+  if (held && state.date && !$("seats").hidden) setSeat(held.seat_no, $("seat-map").children[held.seat_no - 1]?.dataset.status);
+  const hadFocus = $("hold").contains(document.activeElement);
   show("hold", false);
+  if (hadFocus) bringUp($("seats").hidden ? "queue" : "seats");
 }
 
 async function refreshBalance() {
@@ -315,37 +367,52 @@ function askForAmount() {
 
 async function charge(event) {
   event.preventDefault();
+  const button = $("charge-form").querySelector("button");
+  if (button.disabled) return;
   // An empty field reads as 0: ask for an amount instead of sending it.
   const amount = Number($("amount").value);
   if (!Number.isInteger(amount) || amount < 1 || amount > MAX_CHARGE) return askForAmount();
   say("message", "");
   try {
-    const { balance } = await sendKeyed((key) =>
-      request("POST", `/users/${state.userId}/balance/charges`, state.userToken, { amount }, key));
+    const { balance } = await busy(button, () => sendKeyed((key) =>
+      request("POST", `/users/${state.userId}/balance/charges`, state.userToken, { amount }, key)));
     $("balance").textContent = won(balance);
     say("message", `Charged ${won(amount)}.`, "ok");
   } catch (error) {
     refuse(error, "user");
+    // A refused charge (the balance's limit) or one cut short: the balance
+    // shown may be stale.
+    if (error.status !== 401) refreshBalance();
   }
 }
 
 async function pay() {
   say("message", "");
   const held = state.reservation;
+  let payment;
   try {
-    const payment = await sendKeyed((key) =>
-      request("POST", "/payments", state.queueToken, { reservation_id: held.reservation_id }, key));
-    state.paid = true;
-    endHold();
-    show("result", true);
-    $("result-text").textContent = `Seat ${held.seat_no} is yours: paid ${won(payment.amount)}, balance ${won(payment.balance)}. Payment ${payment.payment_id}.`;
-    bringUp("result");
-    say("message", "Payment complete.", "ok");
-    state.seatStream?.abort();
+    payment = await busy($("pay"), () => sendKeyed((key) =>
+      request("POST", "/payments", state.queueToken, { reservation_id: held.reservation_id }, key)));
   } catch (error) {
     if (error.code === "hold_expired") endHold();
-    refuse(error, "queue");
+    return refuse(error, "queue");
   }
+  // The payment spent the queue token: the seat map stops, showing the
+  // bought seat as yours, until the user queues again.
+  state.paid = true;
+  state.bought = held;
+  closeStreams();
+  show("result", true);
+  $("result-text").textContent = `Seat ${held.seat_no} is yours: paid ${won(payment.amount)}, balance ${won(payment.balance)}. Payment ${payment.payment_id}. To book another seat, enter the queue again.`;
+  bringUp("result");
+  endHold();
+  if (isMine(held.seat_no)) setSeat(held.seat_no, "sold");
+  $("status").textContent = "used by your payment";
+  $("status").dataset.status = "done";
+  show("active-line", false);
+  for (const button of [...$("date-list").children, ...$("seat-map").children]) button.disabled = true;
+  showQueued();
+  say("message", "Payment complete.", "ok");
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -368,4 +435,5 @@ document.addEventListener("DOMContentLoaded", () => {
   $("charge-form").addEventListener("submit", charge);
   $("amount").addEventListener("invalid", askForAmount);
   $("pay").addEventListener("click", pay);
+  restore();
 });

@@ -23,13 +23,16 @@ const friendly = {
   hold_expired: "Your hold ran out before the payment. Hold a seat again.",
   already_paid: "This reservation is already paid.",
   insufficient_balance: "Your balance is too low for this seat: charge your wallet first.",
-  validation_failed: "That value is out of range.",
+  validation_failed: "That value is out of range",
   rate_limited: "Too many requests: wait a moment and try again.",
   unavailable: "The service is busy or unavailable: try again in a moment.",
 };
 
 function explain(error) {
   if (error instanceof Refusal) {
+    // Which range was passed (an amount, the balance's limit) is only in
+    // the service's own sentence.
+    if (error.code === "validation_failed") return `${friendly.validation_failed}: ${error.message}. (${error.code})`;
     const known = friendly[error.code];
     return known ? `${known} (${error.code})` : `${error.message} (${error.code})`;
   }
@@ -54,12 +57,13 @@ async function request(method, path, token, body, headers = {}) {
 // How far the service's clock is ahead of this device's, from the `Date`
 // header of the last answer: a countdown to a time the service set must not
 // trust a device clock that may be off by minutes. The header has whole
-// seconds, so the estimate is at most a second short.
+// seconds (cut, not rounded), so the service's clock read somewhere in the
+// second after it: half a second on is at most half a second off.
 let serverClockAhead = 0;
 
 function noteServerTime(response) {
   const date = Date.parse(response.headers.get("Date"));
-  if (!Number.isNaN(date)) serverClockAhead = date - Date.now();
+  if (!Number.isNaN(date)) serverClockAhead = date + 500 - Date.now();
 }
 
 function serverNow() {
@@ -67,9 +71,13 @@ function serverNow() {
 }
 
 // Follows an event stream until `signal` aborts or `more()` says to stop,
-// reconnecting with Last-Event-ID after a dropped connection.
+// reconnecting with Last-Event-ID after a dropped connection. A busy or
+// unreachable service (5xx) and too many streams (429) pass, so those are
+// tried again, less often each time; any other refusal will not change by
+// itself and goes to `onRefusal`, which ends the stream.
 async function follow(path, token, onEvent, { signal, onRefusal, more = () => true }) {
   let lastId = null;
+  let pause = 1000;
   while (!signal.aborted && more()) {
     try {
       const headers = { Authorization: `Bearer ${token}`, Accept: "text/event-stream" };
@@ -77,33 +85,47 @@ async function follow(path, token, onEvent, { signal, onRefusal, more = () => tr
       const response = await fetch(api + path, { headers, signal });
       if (!response.ok) {
         const problem = await response.json().catch(() => ({}));
-        onRefusal(new Refusal(response.status, problem));
-        return;
-      }
-      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-      let buffer = "";
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buffer += value;
-        let end;
-        while ((end = buffer.indexOf("\n\n")) >= 0) {
-          const block = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          let type = "message";
-          let data = "";
-          for (const line of block.split("\n")) {
-            if (line.startsWith("event:")) type = line.slice(6).trim();
-            else if (line.startsWith("id:")) lastId = line.slice(3).trim();
-            else if (line.startsWith("data:")) data += line.slice(5).trimStart();
-          }
-          if (data) onEvent(type, JSON.parse(data));
+        if (response.status < 500 && response.status !== 429) {
+          if (!signal.aborted) onRefusal(new Refusal(response.status, problem));
+          return;
         }
+      } else {
+        pause = 1000;
+        await readEvents(response, signal, (id) => (lastId = id), onEvent);
       }
     } catch (error) {
       if (signal.aborted) return;
     }
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await new Promise((resolve) => {
+      setTimeout(resolve, pause);
+      signal.addEventListener("abort", resolve, { once: true });
+    });
+    pause = Math.min(pause * 2, 10_000);
+  }
+}
+
+// Hands each event of one connection to `onEvent`, none after `signal`
+// aborts (an event may close its own stream, with more in the same chunk).
+async function readEvents(response, signal, noteId, onEvent) {
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0 && !signal.aborted) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      let type = "message";
+      let data = "";
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event:")) type = line.slice(6).trim();
+        else if (line.startsWith("id:")) noteId(line.slice(3).trim());
+        else if (line.startsWith("data:")) data += line.slice(5).trimStart();
+      }
+      if (data) onEvent(type, JSON.parse(data));
+    }
   }
 }
 

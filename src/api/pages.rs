@@ -31,10 +31,20 @@ const SAMPLE_TOKEN_TTL: Duration = Duration::from_secs(3600);
 const POLICY: &str = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 /// Each embedded file: its path, content type and text.
-const ASSETS: [(&str, &str, &str); 8] = [
+const ASSETS: [(&str, &str, &str); 10] = [
     ("/", HTML, include_str!("../../web/index.html")),
     ("/audit", HTML, include_str!("../../web/audit.html")),
     ("/assets/app.js", JS, include_str!("../../web/app.js")),
+    (
+        "/assets/booking-session.js",
+        JS,
+        include_str!("../../web/booking-session.js"),
+    ),
+    (
+        "/assets/booking-streams.js",
+        JS,
+        include_str!("../../web/booking-streams.js"),
+    ),
     ("/assets/audit.js", JS, include_str!("../../web/audit.js")),
     ("/assets/common.js", JS, include_str!("../../web/common.js")),
     (

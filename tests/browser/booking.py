@@ -1,13 +1,17 @@
 """The pages in a real browser (headless Chromium driven by Playwright).
 
 Two people on one date: Alice on a phone whose clock is 45 s fast, Bob on a
-desktop. A forged user token is refused at sign-in. Alice holds a seat (her
-first try, answered 503, is sent again with its Idempotency-Key): her
-countdown shows the full hold time by the service's clock, the page scrolls to
-Pay and moves the focus there, and Bob's seat map and free count change
-without a reload. Refusals (a second seat, an amount, a low balance) show in
-Alice's viewport. Her user token goes bad: the sign-in comes back, and signing
-in again keeps her hold; she charges, pays and sees the result. The auditors'
+desktop. A forged user token is refused at sign-in. Each tab keeps one event
+stream once its seat map is open, and none while hidden; back in view, Bob's
+map is live again. Alice holds a seat (her first try, answered 503, is sent
+again with its Idempotency-Key): her countdown shows the full hold time by the
+service's clock, the page scrolls to Pay and moves the focus there, and Bob's
+seat map and free count change without a reload. She reloads: still signed
+in, back at Pay, her seat shown as hers. Refusals (a second seat, an amount, a
+low balance) show in Alice's viewport. Her user token goes bad: the sign-in
+comes back, and signing in again keeps her hold; she double-clicks Charge
+(charged once) and Pay (paid once, no error after it), and sees the result
+over a seat map that stops, her seat in it sold and hers. The auditors'
 page says when the admin token is wrong, shows the feed, a stream and a clean
 audit whose checkpoint scripts/checkpoint.py recomputes and which holds the
 log to it, and marks the events a violation names. No request may leave the
@@ -46,6 +50,7 @@ CLOCK_AHEAD = """(() => {
 SHOTS.mkdir(parents=True, exist_ok=True)
 problems = []
 api_calls = []
+streams = {}  # each page's event streams still open
 
 
 def watch(context, name):
@@ -84,6 +89,10 @@ def watch(context, name):
         lambda request: api(request.url)
         and api_calls.append((name, request.method, request.url.split("?")[0][len(BASE) :])),
     )
+    open_streams = streams.setdefault(name, set())
+    page.on("request", lambda request: request.url.split("?")[0].endswith("/events") and open_streams.add(request))
+    page.on("requestfinished", lambda request: open_streams.discard(request))
+    page.on("requestfailed", lambda request: open_streams.discard(request))
     return page
 
 
@@ -105,6 +114,32 @@ def forged_token(user_id):
     return f"{header}.{part({'sub': user_id, 'exp': 4_102_444_800})}.c2lnbmF0dXJl"
 
 
+def within_5_s(page, check):
+    """Whether `check()` comes true within 5 s."""
+    for _ in range(50):
+        if check():
+            return True
+        page.wait_for_timeout(100)
+    return False
+
+
+def expect_streams(page, name, count):
+    """`name`'s page has `count` event streams open (within 5 s)."""
+    if not within_5_s(page, lambda: len(streams[name]) == count):
+        problems.append(f"{name}: {len(streams[name])} event streams open, not {count}")
+
+
+def set_visibility(page, visibility):
+    """As if the tab were hidden or shown again (headless tabs never are)."""
+    page.evaluate(
+        """visibility => {
+            Object.defineProperty(document, "visibilityState", { value: visibility, configurable: true });
+            document.dispatchEvent(new Event("visibilitychange"));
+        }""",
+        visibility,
+    )
+
+
 def seat(page, number):
     return page.locator(f'#seat-map .seat[data-seat-no="{number}"]')
 
@@ -116,11 +151,17 @@ def to_seat_map(page, name):
     expect(page.locator("#queue")).to_be_visible()
     expect(page.locator("#queue h2")).to_be_focused()
     page.click("#enter-queue")
+    expect(page.locator("#queue h2")).to_be_focused()  # not lost with the disabled button
     expect(page.locator("#status")).to_have_text("active", timeout=15_000)
+    expect(page.locator("#concert")).to_be_disabled()  # the dates below are its
     shot(page, f"{name}-1-admitted")
     page.locator("#date-list button").first.click()
+    expect(page.locator("#date-list button").first).to_have_attribute("aria-pressed", "true")
     expect(seat(page, SEAT)).to_have_attribute("data-status", "free")
     expect(seat(page, SEAT)).to_have_accessible_name(f"seat {SEAT}, free")
+    # The seat stream ends with the token, so the standing's is closed: one
+    # connection a tab, of the six a browser opens to one host.
+    expect_streams(page, name, 1)
     shot(page, f"{name}-2-seat-map")
 
 
@@ -148,6 +189,28 @@ with sync_playwright() as playwright:
     to_seat_map(bob, "bob")
     bob_dates = bob.locator("#date-list button").first
     expect(bob_dates).to_contain_text("50/50 free")
+    # Bob's tab, hidden, gives its connection back; shown again, it reopens
+    # its seat stream (live again: it shows Alice's hold below), though the
+    # first try meets a 503 (a stream is tried again unless refused for good).
+    set_visibility(bob, "hidden")
+    expect_streams(bob, "bob", 0)
+    stream_tries = []
+
+    def first_stream_unavailable(route):
+        stream_tries.append(route.request.url)
+        if len(stream_tries) > 1:
+            return route.continue_()
+        route.fulfill(status=503, content_type="application/problem+json", body=json.dumps(
+            {"type": "/problems/unavailable", "title": "Service unavailable", "status": 503,
+             "detail": "busy", "code": "unavailable"}))
+
+    bob.route(re.compile(r".*/seats/events\b.*"), first_stream_unavailable)
+    set_visibility(bob, "visible")
+    if not within_5_s(bob, lambda: len(stream_tries) == 2):
+        problems.append(f"bob: the seat stream was tried {len(stream_tries)} times after a 503")
+    bob.unroute(re.compile(r".*/seats/events\b.*"))
+    expect_streams(bob, "bob", 1)
+    expect(bob.locator("#message")).to_be_hidden()
 
     # Alice holds a seat: the page brings Pay into view, the countdown shows
     # the whole hold by the service's clock, and Bob's map shows it taken
@@ -180,6 +243,17 @@ with sync_playwright() as playwright:
     expect(bob_dates).to_contain_text("49/50 free")
     shot(alice, "alice-3-held")
     shot(bob, "bob-3-sees-held")
+
+    # A reload in the middle of the hold: still signed in, back at Pay with
+    # the time left, the seat shown as hers (and the one-hold rule kept).
+    alice.reload()
+    expect(alice.locator("#hold")).to_be_visible()
+    expect(alice.locator("#sign-in")).to_be_hidden()
+    expect(alice.locator("#hold h2")).to_be_focused()
+    expect(alice.locator("#countdown")).to_have_text(FULL_HOLD)
+    expect(seat(alice, SEAT)).to_have_accessible_name(f"seat {SEAT}, yours")
+    expect_streams(alice, "alice", 1)
+    shot(alice, "alice-3-reloaded")
 
     # Refusals on a phone show where Alice is, far below the top of the page.
     seat(alice, SEAT + 1).click()
@@ -224,13 +298,44 @@ with sync_playwright() as playwright:
     if not re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", key):
         problems.append(f"alice: an Idempotency-Key without crypto.randomUUID is {key!r}")
 
-    # Alice charges her wallet and pays; Bob sees the seat sold.
-    alice.click("#charge-form button")
+    # Alice charges her wallet and pays, each with a double click: one
+    # charge, one payment, and no refusal after it. Bob sees the seat sold.
+    user_id = alice.evaluate("state.userId")
+    alice.dblclick("#charge-form button")
     expect_message(alice, "Charged")
-    alice.click("#pay")
+    expect(alice.locator("#charge-form button")).to_be_enabled()
+    balance = alice.request.get(
+        f"{BASE}/api/v1/users/{user_id}/balance", headers={"Authorization": f"Bearer {user_token}"}
+    ).json()["balance"]
+    if balance != 150_000 or calls("alice", "POST", f"/api/v1/users/{user_id}/balance/charges") != 2:
+        problems.append(f"alice: a double click on Charge left a balance of {balance}")
+    # A charge refused for the balance's limit (stubbed: reaching 10^12 won
+    # takes a thousand charges) says so, and the balance is read again.
+    refused = {"type": "/problems/validation-failed", "title": "Validation failed", "status": 422,
+               "code": "validation_failed",
+               "detail": "a balance of 150000 plus 150000 would pass the limit of 1000000000000"}
+    alice.route(f"{BASE}/api/v1/users/{user_id}/balance/charges",
+                lambda route: route.fulfill(status=422, content_type="application/problem+json",
+                                            body=json.dumps(refused)))
+    reads = calls("alice", "GET", f"/api/v1/users/{user_id}/balance")
+    alice.click("#charge-form button")
+    expect_message(alice, "would pass the limit of 1000000000000")
+    alice.unroute(f"{BASE}/api/v1/users/{user_id}/balance/charges")
+    if not within_5_s(alice, lambda: calls("alice", "GET", f"/api/v1/users/{user_id}/balance") == reads + 1):
+        problems.append("alice: the balance was not read again after a refused charge")
+    alice.dblclick("#pay")
     expect(alice.locator("#result")).to_be_visible()
     expect(alice.locator("#result-text")).to_contain_text(f"Seat {SEAT} is yours")
+    expect(alice.locator("#message")).to_have_text("Payment complete.")
+    if calls("alice", "POST", "/api/v1/payments") != 2:  # the 402 above, then this one
+        problems.append("alice: a double click on Pay sent the payment twice")
     expect(bob_seat).to_have_attribute("data-status", "sold", timeout=5_000)
+    # Her token is spent: her map stops, her seat sold and hers, nothing to click.
+    expect(seat(alice, SEAT)).to_have_attribute("data-status", "sold")
+    expect(seat(alice, SEAT)).to_have_accessible_name(f"seat {SEAT}, yours")
+    expect(seat(alice, SEAT + 1)).to_be_disabled()
+    expect(alice.locator("#enter-queue")).to_be_enabled()
+    expect_streams(alice, "alice", 0)
     shot(alice, "alice-6-paid")
     shot(bob, "bob-6-sees-sold")
 
@@ -244,6 +349,16 @@ with sync_playwright() as playwright:
     bob.fill("#admin-token", ADMIN_TOKEN)
     bob.click("#admin-form button")
     expect(bob.locator("#events tr").first).to_be_visible()
+    # One page of events here: no page before the first, none newer yet, and
+    # the newest page is this one. Times are the log's, in UTC.
+    expect(bob.locator("#previous-page")).to_be_disabled()
+    first_range = bob.locator("#page-range").inner_text()
+    bob.click("#next-page")
+    expect(bob.locator("#message")).to_have_text("No newer events yet.")
+    bob.click("#newest-page")
+    expect(bob.locator("#page-range")).to_have_text(first_range)
+    expect(bob.locator("#events tr").first.locator("td").nth(5)).to_have_text(
+        re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$"))
     bob.locator("#events a", has_text="QueueTicket").first.click()  # entered, admitted, expired
     expect(bob.locator("#stream-events tr")).to_have_count(3)
     bob.click("#run-audit")

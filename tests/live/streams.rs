@@ -299,6 +299,8 @@ async fn the_pages_come_from_the_binary_and_sample_users_only_with_demo() {
         ("/", "text/html"),
         ("/audit", "text/html"),
         ("/assets/app.js", "text/javascript"),
+        ("/assets/booking-session.js", "text/javascript"),
+        ("/assets/booking-streams.js", "text/javascript"),
         ("/assets/audit.js", "text/javascript"),
         ("/assets/common.js", "text/javascript"),
         ("/assets/style.css", "text/css"),

@@ -1,0 +1,51 @@
+// The booking page's memory across a reload, for this tab only: who is
+// signed in, the queue place and the hold (app.js keeps the rest).
+"use strict";
+
+const SAVED = "concert-booking";
+
+// What a reload must not lose, kept for this tab only (sessionStorage): who
+// is signed in, the queue place and the hold. A spent queue token is not
+// kept: after a payment a reload starts again at the queue.
+function save() {
+  const { userToken, userId, concertId, reservation } = state;
+  const queueToken = state.paid ? null : state.queueToken;
+  try {
+    sessionStorage.setItem(SAVED, JSON.stringify({ userToken, userId, concertId, queueToken, dateId: state.date?.date_id, reservation }));
+  } catch {
+    // Storage refused (a private window's quota): the page works without it.
+  }
+}
+
+function restore() {
+  try {
+    const saved = JSON.parse(sessionStorage.getItem(SAVED));
+    if (!saved?.userToken) return;
+    const { userId, concertId, queueToken, reservation } = saved;
+    Object.assign(state, { userId, concertId, queueToken, reservation, date: saved.dateId ? { date_id: saved.dateId } : null, resuming: true });
+    signIn(saved.userToken);
+  } catch {
+    // Unreadable: the page starts at the sign-in.
+  }
+}
+
+// After a reload: the queue place as the service has it now, the hold if it
+// is still held (the seat map then shows it as yours).
+async function resumeBooking() {
+  if (!state.queueToken) return;
+  $("concert").value = state.concertId;
+  showQueued();
+  const held = state.reservation;
+  state.reservation = null;
+  if (held) {
+    try {
+      const reservation = await request("GET", `/reservations/${held.reservation_id}`, state.queueToken);
+      if (reservation.status === "held") showHold(reservation);
+    } catch (error) {
+      // 404: not this user's, or gone with a store that was reset.
+      if (error.status !== 404) refuse(error, "queue");
+    }
+  }
+  save();
+  watchStanding();
+}

@@ -1,0 +1,59 @@
+// The booking page's event streams: the standing while queued, the seat
+// map once a date is picked (app.js draws what they carry).
+"use strict";
+
+// A tab keeps one stream at most, the seat map's while it is shown (it ends
+// when the token lapses or is spent) or else the standing's, and a hidden
+// tab none: a browser opens only six HTTP/1.1 connections to one host, and
+// each stream holds one for as long as it runs.
+function visible() {
+  return document.visibilityState !== "hidden";
+}
+
+function closeStreams() {
+  state.standing?.abort();
+  state.seatStream?.abort();
+  state.standing = state.seatStream = null;
+}
+
+function watchStanding() {
+  state.standing?.abort();
+  state.standing = null;
+  if (!visible() || !state.queueToken || state.paid || state.status === "expired") return;
+  const controller = new AbortController();
+  state.standing = controller;
+  follow("/queue/tokens/current/events", state.queueToken, (type, standing) => {
+    if (type === "standing") showStanding(standing);
+  }, { signal: controller.signal, onRefusal: (error) => refuse(error, "queue"), more: () => state.status !== "expired" });
+}
+
+function watchSeats() {
+  closeStreams();
+  if (!visible() || state.paid) return;
+  const controller = new AbortController();
+  state.seatStream = controller;
+  // Compact changes: "2H,17S" (seat number and letter) instead of JSON objects.
+  const path = `/concerts/${state.concertId}/dates/${state.date.date_id}/seats/events?changes=compact`;
+  follow(path, state.queueToken, (type, data) => {
+    if (type === "snapshot") drawSeats(data.seats);
+    if (type === "seat-changes") {
+      for (const change of data.split(",")) setSeat(Number(change.slice(0, -1)), letters[change.slice(-1)]);
+    }
+  }, { signal: controller.signal, onRefusal: seatsRefused });
+}
+
+// The seat stream ends when the token lapses or is spent (in another tab),
+// and then its reconnection is refused: the standing stream tells which.
+function seatsRefused(error) {
+  state.seatStream = null;
+  if (error.status === 401 && state.status !== "expired") watchStanding();
+  else refuse(error, "queue");
+}
+
+document.addEventListener("visibilitychange", () => {
+  if (!visible()) return closeStreams();
+  // Back in view: a seat stream starts with a fresh snapshot, a standing
+  // stream with the standing as it is now.
+  if (!$("seats").hidden && state.status === "active" && !state.paid) watchSeats();
+  else watchStanding();
+});
