@@ -12,6 +12,12 @@ use crate::money::Won;
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Seat {
     state: SeatState,
+    /// Every reservation that ever held this seat: one id holds once. A
+    /// keyed retry derives the id of the hold it repeats, and a second hold
+    /// under it would be one the reservations' read model never shows (and
+    /// the scheduler never expires).
+    #[serde(default)]
+    holds: Vec<ReservationId>,
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -114,6 +120,8 @@ pub enum SeatError {
     },
     #[error("a hold must end after it starts")]
     HoldEndsBeforeItStarts,
+    #[error("reservation {reservation_id} has held this seat already")]
+    ReservationUsed { reservation_id: ReservationId },
 }
 
 impl Aggregate for Seat {
@@ -164,12 +172,15 @@ impl Aggregate for Seat {
                 price,
                 until,
                 ..
-            } => SeatState::Held {
-                reservation_id,
-                user_id,
-                price,
-                until,
-            },
+            } => {
+                self.holds.push(reservation_id);
+                SeatState::Held {
+                    reservation_id,
+                    user_id,
+                    price,
+                    until,
+                }
+            }
             SeatEvent::HoldExpired { .. } | SeatEvent::HoldReleased { .. } => SeatState::Free,
             SeatEvent::SeatSold {
                 reservation_id,
@@ -197,6 +208,9 @@ impl Seat {
     ) -> Result<Vec<SeatEvent>, SeatError> {
         if until <= now {
             return Err(SeatError::HoldEndsBeforeItStarts);
+        }
+        if self.holds.contains(&reservation_id) {
+            return Err(SeatError::ReservationUsed { reservation_id });
         }
         let held = SeatEvent::SeatHeld {
             reservation_id,
@@ -338,6 +352,23 @@ mod tests {
                 },
                 held(second, 300),
             ]);
+    }
+
+    #[test]
+    fn a_reservation_that_held_the_seat_before_cannot_hold_it_again() {
+        // A keyed retry arriving after its own hold lapsed: holding again
+        // would be a hold the reservations' read model never shows.
+        let r = ReservationId::new();
+        SeatTest::with(())
+            .given(vec![
+                held(r, 0),
+                SeatEvent::HoldExpired {
+                    reservation_id: r,
+                    expired_at: at(300),
+                },
+            ])
+            .when(hold(r, 400))
+            .then_expect_error(SeatError::ReservationUsed { reservation_id: r });
     }
 
     #[test]

@@ -159,10 +159,11 @@ impl ApiError {
         let (status, code, title) = self.parts();
         let detail = match self {
             // A request cut short at its commit may have taken effect: only
-            // its key tells a retry from a second request.
+            // a key tells a retry from a second request.
             ApiError::Unavailable(_) => "the database is unavailable or too slow; retry later. \
-                Nothing was half-done: what the request asked took effect in full or not at all, \
-                so retry it with the same Idempotency-Key"
+                Nothing was half-done: the request took effect in full or not at all. One sent \
+                with an Idempotency-Key may be sent again with it; check before repeating \
+                another"
                 .to_string(),
             ApiError::Internal(_) => "an unexpected error occurred; it has been logged".to_string(),
             other => other.to_string(),

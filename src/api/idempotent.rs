@@ -22,6 +22,18 @@ pub struct Idempotent {
     request_hash: [u8; 32],
 }
 
+/// The request's `Idempotency-Key`, checked (a malformed one is `400`).
+pub fn key_of(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .map_err(|_| ApiError::BadRequest("Idempotency-Key must be ASCII".into()))?;
+    idempotency::validate_key(key)?;
+    Ok(Some(key))
+}
+
 impl Idempotent {
     /// Reads the `Idempotency-Key` header; a malformed one is `400`.
     /// `request` is what the request asks, in a form that is equal for
@@ -32,20 +44,10 @@ impl Idempotent {
         operation: Operation,
         request: &str,
     ) -> Result<Self, ApiError> {
-        let key = match headers.get("idempotency-key") {
-            None => None,
-            Some(value) => {
-                let key = value
-                    .to_str()
-                    .map_err(|_| ApiError::BadRequest("Idempotency-Key must be ASCII".into()))?;
-                idempotency::validate_key(key)?;
-                Some(key.to_string())
-            }
-        };
         Ok(Self {
             user,
             operation,
-            key,
+            key: key_of(headers)?.map(str::to_string),
             request_hash: Sha256::digest(request.as_bytes()).into(),
         })
     }
@@ -65,6 +67,11 @@ impl Idempotent {
             Some(key) => idempotency::command_id(self.user, self.operation, key),
             None => Uuid::now_v7(),
         }
+    }
+
+    /// The key it was sent with, if any.
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
     }
 
     /// Answers `body` with `status`, keeping it for retries when a key was

@@ -8,6 +8,7 @@
 use uuid::Uuid;
 
 use super::error::ApiError;
+use crate::ids::UserId;
 use crate::live::seat_map::MapError;
 use crate::projections::available_dates::{self, DateRow};
 use crate::projections::available_seats::{self, TicketSeatPage};
@@ -98,12 +99,9 @@ pub async fn free_seat_page(
 /// ticket is in memory and active, and the seat, of a date in memory and of
 /// the ticket's concert, shows as held or sold — what the read model would
 /// say too, as of the feed's last read. Anything else (`None`) goes the
-/// usual way, and the seat's aggregate has the last word on a hold.
-pub fn hold_refused_from_memory(
-    app: &AppState,
-    ticket_id: Uuid,
-    seat_id: Uuid,
-) -> Option<ApiError> {
+/// usual way, and the seat's aggregate has the last word on a hold. The
+/// refusal names the ticket's user, whose keyed retry may be what holds it.
+pub fn hold_refused_from_memory(app: &AppState, ticket_id: Uuid, seat_id: Uuid) -> Option<UserId> {
     let feed = &app.live;
     if !feed.is_current() {
         return None;
@@ -113,5 +111,5 @@ pub fn hold_refused_from_memory(
         return None;
     }
     let (date, taken) = feed.seat_maps().taken(seat_id)?;
-    (taken && date.concert_id == ticket.concert_id).then_some(ApiError::SeatUnavailable)
+    (taken && date.concert_id == ticket.concert_id).then_some(UserId(ticket.user_id))
 }

@@ -13,10 +13,10 @@ use super::auth::{require_active, QueueToken, VerifiedToken};
 use super::context::Correlation;
 use super::error::{ApiError, Problem};
 use super::extract::{Json, Path};
-use super::idempotent::Idempotent;
+use super::idempotent::{self, Idempotent};
 use super::read_source;
+use crate::booking::holds;
 use crate::booking::idempotency::Operation;
-use crate::booking::{holds, BookingError};
 use crate::ids::{ReservationId, UserId};
 use crate::money::Won;
 use crate::projections::reservations::{self, ReservationRow};
@@ -85,15 +85,22 @@ async fn hold_seat(
     correlation: Correlation,
     Json(body): Json<HoldSeatRequest>,
 ) -> Result<Response, ApiError> {
+    let key = idempotent::key_of(&headers)?;
     // Most of a crowd pressing "hold" on a taken seat is turned away here;
-    // not a keyed retry, whose own hold may be what took the seat.
-    let keyed = headers.contains_key("idempotency-key");
-    if !keyed {
-        if let Some(refusal) =
-            read_source::hold_refused_from_memory(&app, ticket_id.0, body.seat_id)
-        {
+    // a keyed retry whose own hold took the seat goes on, to be answered it.
+    if let Some(user_id) = read_source::hold_refused_from_memory(&app, ticket_id.0, body.seat_id) {
+        let own = match key {
+            Some(key) => {
+                let reservation_id = holds::keyed_reservation_id(user_id, key, body.seat_id);
+                holds::own_hold(&app, reservation_id, user_id.0, body.seat_id)
+                    .await?
+                    .is_some()
+            }
+            None => false,
+        };
+        if !own {
             metrics::counter!("concert_holds_refused_from_memory_total").increment(1);
-            return Err(refusal);
+            return Err(ApiError::SeatUnavailable);
         }
     }
     // The token's ticket comes with the seat, in one query shared with the
@@ -117,18 +124,12 @@ async fn hold_seat(
     require_active(&ticket)?;
     let seat = seat.ok_or(ApiError::NotFound("seat"))?;
     let context = correlation.as_actor(format!("user:{}", ticket.user_id));
-    let reservation_id = ReservationId(request.command_id());
-    let reservation = match holds::hold_seat(&app, &ticket, seat, reservation_id, &context).await {
-        Ok(reservation) => reservation,
-        // A keyed hold whose answer was lost (its request gave up while it
-        // committed) finds the seat taken by itself.
-        Err(BookingError::SeatUnavailable) if keyed => {
-            reservations::find_reservation(&app.pool, reservation_id.0)
-                .await?
-                .filter(|held| held.user_id == ticket.user_id && held.seat_id == body.seat_id)
-                .ok_or(ApiError::SeatUnavailable)?
+    let reservation = match request.key() {
+        Some(key) => {
+            let reservation_id = holds::keyed_reservation_id(user_id, key, seat.seat_id);
+            holds::hold_seat_once(&app, &ticket, seat, reservation_id, &context).await?
         }
-        Err(refusal) => return Err(refusal.into()),
+        None => holds::hold_seat(&app, &ticket, seat, ReservationId::new(), &context).await?,
     };
     let answer = ReservationResponse::from(reservation);
     request

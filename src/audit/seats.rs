@@ -1,5 +1,6 @@
 //! Seats: every seat event follows a hold, a seat has one holder at a time, a
-//! hold expires at or after its deadline, and a sold seat stays sold.
+//! hold expires at or after its deadline, a sold seat stays sold, and a
+//! reservation holds one seat once.
 
 use std::collections::HashMap;
 
@@ -19,6 +20,10 @@ const CLOCKS_AGREE_WITHIN: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
 #[derive(Debug, Default)]
 pub(super) struct SeatCheck {
     seats: HashMap<String, SeatState>,
+    /// The position of each reservation's hold. A second hold under one id
+    /// is one the reservations' read model never shows, nor the scheduler
+    /// expires.
+    holds: HashMap<ReservationId, i64>,
 }
 
 /// One seat, with the event that put it in this state.
@@ -38,6 +43,15 @@ enum SeatState {
 impl SeatCheck {
     /// Moves the seat of `row` on by `event`, naming a move the rules forbid.
     pub(super) fn apply(&mut self, row: &RawEvent, event: SeatEvent, found: &mut Vec<Violation>) {
+        if let SeatEvent::SeatHeld { reservation_id, .. } = &event {
+            if let Some(first) = self.holds.insert(*reservation_id, row.position) {
+                found.push(Violation::new(
+                    "a reservation holds once",
+                    format!("reservation {reservation_id} held a seat before, at position {first}"),
+                    vec![format!("#{first}"), row.label()],
+                ));
+            }
+        }
         let state = self
             .seats
             .get(&row.aggregate_id)
@@ -233,6 +247,15 @@ mod tests {
 
         assert_eq!(rules(&found), ["one holder at a time"]);
         assert_eq!(check.status("s"), "held");
+    }
+
+    #[test]
+    fn a_reservation_holding_again_is_named() {
+        let first = reservation(1);
+        let (_, found) = run(vec![held(first, 0), expired(first, 300), held(first, 400)]);
+
+        assert_eq!(rules(&found), ["a reservation holds once"]);
+        assert_eq!(found[0].events, ["#1", "#3 Seat/s seq 3 SeatHeld"]);
     }
 
     #[test]

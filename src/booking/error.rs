@@ -110,6 +110,9 @@ impl From<SeatError> for BookingError {
                 BookingError::HoldExpired
             }
             SeatError::HoldEndsBeforeItStarts => BookingError::Internal(error.to_string()),
+            // Only a keyed retry derives an id that held before; it is
+            // answered with that reservation (booking::holds).
+            SeatError::ReservationUsed { .. } => BookingError::SeatUnavailable,
         }
     }
 }

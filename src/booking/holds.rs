@@ -1,13 +1,62 @@
 //! Holding a seat for the user of an active queue token.
 
+use uuid::Uuid;
+
+use super::idempotency::{self, Operation};
 use super::BookingError;
 use crate::aggregates::SeatCommand;
 use crate::commands::{execute, CommandContext};
 use crate::ids::{DateId, ReservationId, UserId};
 use crate::projections::available_seats::SeatRow;
 use crate::projections::queue_tickets::TicketRow;
-use crate::projections::reservations::ReservationRow;
+use crate::projections::reservations::{self, ReservationRow};
 use crate::state::AppState;
+
+/// The reservation a hold sent with `key` is made as: the same for every
+/// retry of it, and never the same for two seats, so one id holds one seat.
+pub fn keyed_reservation_id(user_id: UserId, key: &str, seat_id: Uuid) -> ReservationId {
+    ReservationId(idempotency::command_id(
+        user_id,
+        Operation::Hold,
+        &format!("{key}/{seat_id}"),
+    ))
+}
+
+/// The hold `reservation_id` of `user_id` on `seat_id`, if it was made.
+pub async fn own_hold(
+    app: &AppState,
+    reservation_id: ReservationId,
+    user_id: Uuid,
+    seat_id: Uuid,
+) -> Result<Option<ReservationRow>, BookingError> {
+    let found = reservations::find_reservation(&app.pool, reservation_id.0).await?;
+    Ok(found.filter(|held| held.user_id == user_id && held.seat_id == seat_id))
+}
+
+/// A keyed hold: a retry finds the hold it repeats (answered before, or
+/// committed after its request gave up) and answers it as it stands,
+/// rather than holding again or being refused by its own hold.
+pub async fn hold_seat_once(
+    app: &AppState,
+    ticket: &TicketRow,
+    seat: SeatRow,
+    reservation_id: ReservationId,
+    context: &CommandContext,
+) -> Result<ReservationRow, BookingError> {
+    let seat_id = seat.seat_id;
+    if let Some(held) = own_hold(app, reservation_id, ticket.user_id, seat_id).await? {
+        return Ok(held);
+    }
+    match hold_seat(app, ticket, seat, reservation_id, context).await {
+        // A retry sent at the same moment, which committed first.
+        Err(BookingError::SeatUnavailable) => {
+            own_hold(app, reservation_id, ticket.user_id, seat_id)
+                .await?
+                .ok_or(BookingError::SeatUnavailable)
+        }
+        outcome => outcome,
+    }
+}
 
 /// Holds the seat (as read with the ticket) for the ticket's user until the
 /// hold TTL runs out, as reservation `reservation_id`.

@@ -9,17 +9,18 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::helpers::{eventually, spawn_app_with, test_config, TestApp};
+use crate::helpers::{eventually, spawn_app_with, test_config, TestApp, User};
 
-async fn impatient_app() -> TestApp {
+async fn impatient_app(hold_ttl_secs: u64) -> TestApp {
     let mut config = test_config();
     config.request_timeout_secs = 1;
+    config.hold_ttl_secs = hold_ttl_secs;
     spawn_app_with(config).await
 }
 
 #[tokio::test]
 async fn a_charge_that_gave_up_while_queued_behind_its_wallet_is_not_made_later() {
-    let app = impatient_app().await;
+    let app = impatient_app(300).await;
     let user = Uuid::new_v4();
     app.charge(user, 100).await;
     let token = app.user_token(user).await;
@@ -67,46 +68,61 @@ async fn a_charge_that_gave_up_while_queued_behind_its_wallet_is_not_made_later(
     assert_eq!(charged, 2);
 }
 
-#[tokio::test]
-async fn a_keyed_hold_that_committed_after_its_request_gave_up_is_found_by_its_retry() {
-    let app = impatient_app().await;
-    let concert = app.create_concert(1, 10, 1000).await;
-    let user = app.active_user(&concert.concert_id).await;
-    let seat = app.first_free_seat(&user, &concert).await;
-    let other_seat = app.free_seats(&user, &concert, 0).await[1]
-        .seat_id
-        .to_string();
-    // Another session holds the date's free-seat counters: the hold's batch
-    // waits on them past the request timeout, then commits.
+/// Sends `POST /reservations` for `seat` with `key`, as `user`.
+async fn keyed_hold(app: &TestApp, user: &User, seat: &str, key: &str) -> reqwest::Response {
+    app.client
+        .post(format!("{}/api/v1/reservations", app.address))
+        .bearer_auth(&user.token)
+        .header("idempotency-key", key)
+        .json(&json!({ "seat_id": seat }))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A keyed hold of `seat` whose request gives up (503) while another
+/// session holds the date's free-seat counters, and which commits once they
+/// are let go: a hold made with no answer kept.
+async fn hold_committed_after_giving_up(
+    app: &TestApp,
+    user: &User,
+    date_id: &str,
+    seat: &str,
+    key: &str,
+) {
     let mut blocker = app.pool.begin().await.unwrap();
     sqlx::query("select 1 from concert_date_free_seats where date_id = $1::uuid for update")
-        .bind(&concert.date_ids[0])
+        .bind(date_id)
         .execute(&mut *blocker)
         .await
         .unwrap();
-    let hold = |seat: &str, key: &str| {
-        app.client
-            .post(format!("{}/api/v1/reservations", app.address))
-            .bearer_auth(&user.token)
-            .header("idempotency-key", key)
-            .json(&json!({ "seat_id": seat }))
-            .send()
-    };
-    let gave_up = hold(&seat, "hold-1").await.unwrap();
+    let gave_up = keyed_hold(app, user, seat, key).await;
     assert_eq!(gave_up.status(), StatusCode::SERVICE_UNAVAILABLE);
     blocker.rollback().await.unwrap();
     eventually("the hold commits after its answer", || async {
-        let status: String =
-            sqlx::query_scalar("select status from seats where seat_id = $1::uuid")
-                .bind(&seat)
-                .fetch_one(&app.pool)
-                .await
-                .unwrap();
-        status == "held"
+        seat_status(app, seat).await == "held"
     })
     .await;
+}
 
-    let retried = hold(&seat, "hold-1").await.unwrap();
+async fn seat_status(app: &TestApp, seat: &str) -> String {
+    sqlx::query_scalar("select status from seats where seat_id = $1::uuid")
+        .bind(seat)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_keyed_hold_that_committed_after_its_request_gave_up_is_found_by_its_retry() {
+    let app = impatient_app(300).await;
+    let concert = app.create_concert(1, 10, 1000).await;
+    let user = app.active_user(&concert.concert_id).await;
+    let seats = app.free_seats(&user, &concert, 0).await;
+    let (seat, other_seat) = (seats[0].seat_id.to_string(), seats[1].seat_id.to_string());
+    hold_committed_after_giving_up(&app, &user, &concert.date_ids[0], &seat, "hold-1").await;
+
+    let retried = keyed_hold(&app, &user, &seat, "hold-1").await;
     assert_eq!(retried.status(), StatusCode::CREATED);
     let held: Value = retried.json().await.unwrap();
     assert_eq!(held["seat_id"], seat.as_str());
@@ -116,12 +132,69 @@ async fn a_keyed_hold_that_committed_after_its_request_gave_up_is_found_by_its_r
         .get_json(&format!("/reservations/{reservation}"), Some(&user.token))
         .await;
     assert_eq!(read_back["expires_at"], held["expires_at"]);
-    // Again: the same answer. The key for another seat: refused.
-    let again: Value = hold(&seat, "hold-1").await.unwrap().json().await.unwrap();
+    // Again: the same answer. The key for another seat, now that an answer
+    // is kept for it: refused.
+    let again: Value = keyed_hold(&app, &user, &seat, "hold-1")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(again, held);
-    let reused = hold(&other_seat, "hold-1").await.unwrap();
+    let reused = keyed_hold(&app, &user, &other_seat, "hold-1").await;
     assert_eq!(reused.status(), StatusCode::UNPROCESSABLE_ENTITY);
     // Without a key, the user's own held seat is refused as before.
     let unkeyed = app.hold(&user, &seat).await;
     assert_eq!(unkeyed.status, 409);
+}
+
+#[tokio::test]
+async fn a_keyed_retry_after_its_hold_lapsed_holds_nothing_again() {
+    let app = impatient_app(2).await;
+    let concert = app.create_concert(1, 10, 1000).await;
+    let user = app.active_user(&concert.concert_id).await;
+    let seat = app.first_free_seat(&user, &concert).await;
+    hold_committed_after_giving_up(&app, &user, &concert.date_ids[0], &seat, "late").await;
+    eventually("the hold lapses", || async {
+        seat_status(&app, &seat).await == "free"
+    })
+    .await;
+
+    // The retry answers the hold it repeats, lapsed; holding again would be
+    // a hold the reservations never show, and the scheduler never expires.
+    let retried = keyed_hold(&app, &user, &seat, "late").await;
+    assert_eq!(retried.status(), StatusCode::CREATED);
+    let answer: Value = retried.json().await.unwrap();
+    assert_eq!(answer["status"], "expired");
+    assert_eq!(seat_status(&app, &seat).await, "free");
+    let other = app.active_user(&concert.concert_id).await;
+    assert_eq!(app.hold(&other, &seat).await.status, 201);
+}
+
+#[tokio::test]
+async fn a_key_sent_for_another_seat_before_its_answer_was_kept_holds_that_seat_apart() {
+    let app = impatient_app(300).await;
+    let concert = app.create_concert(1, 10, 1000).await;
+    let user = app.active_user(&concert.concert_id).await;
+    let seats = app.free_seats(&user, &concert, 0).await;
+    let (seat, other_seat) = (seats[0].seat_id.to_string(), seats[1].seat_id.to_string());
+    hold_committed_after_giving_up(&app, &user, &concert.date_ids[0], &seat, "twice").await;
+
+    // Nothing kept tells it from a request of its own: it holds the other
+    // seat, as a reservation of its own (one reservation never holds two).
+    let elsewhere = keyed_hold(&app, &user, &other_seat, "twice").await;
+    assert_eq!(elsewhere.status(), StatusCode::CREATED);
+    let elsewhere: Value = elsewhere.json().await.unwrap();
+    assert_eq!(elsewhere["seat_id"], other_seat.as_str());
+    let held_first: Vec<String> = sqlx::query_scalar(
+        "select reservation_id::text from reservations where seat_id = $1::uuid",
+    )
+    .bind(&seat)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(held_first.len(), 1);
+    assert_ne!(elsewhere["reservation_id"], held_first[0].as_str());
+    // Its answer is now the key's: for the first seat, the key is refused.
+    let first_again = keyed_hold(&app, &user, &seat, "twice").await;
+    assert_eq!(first_again.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
