@@ -44,9 +44,8 @@ pub struct TickReport {
 /// (Events are positioned by the live feed, after each commit and at least
 /// once a second, and by every read of the log for auditors.)
 pub async fn run(app: AppState, mut shutdown: watch::Receiver<bool>) {
-    let mut interval = tokio::time::interval(Duration::from_millis(
-        app.config.scheduler_interval_ms.max(10),
-    ));
+    let mut interval =
+        tokio::time::interval(Duration::from_millis(app.config.scheduler_interval_ms));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -117,7 +116,9 @@ async fn expire_tickets(app: &AppState, context: &CommandContext) -> Result<usiz
     .await
 }
 
-async fn admit_tickets(
+/// Admits the oldest waiting tokens of each concert into its free active
+/// places, while `leadership` still leads.
+pub async fn admit_tickets(
     app: &AppState,
     leadership: &mut PgConnection,
     context: &CommandContext,
@@ -163,7 +164,7 @@ pub async fn take_leadership(leadership: &mut PgConnection) -> Result<bool, Book
 /// terminated backend), and the lock with it, which another instance may
 /// hold by now. The lock is taken again on the same session: granted if it
 /// is still held there, refused or failed otherwise.
-pub async fn still_leading(leadership: &mut PgConnection) -> bool {
+async fn still_leading(leadership: &mut PgConnection) -> bool {
     take_leadership(leadership).await.unwrap_or(false)
 }
 

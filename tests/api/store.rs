@@ -31,7 +31,7 @@ fn hold(reservation_id: ReservationId) -> SeatCommand {
 }
 
 #[tokio::test]
-async fn a_session_left_idle_in_a_transaction_is_ended_within_a_minute() {
+async fn the_service_s_sessions_end_a_transaction_left_idle_for_a_minute() {
     // What frees the row locks of an instance frozen mid-transaction.
     let url = database_url_of(&fresh_database().await);
     let pool = concert::db::connect(&url, 1).await.unwrap();
