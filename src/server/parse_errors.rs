@@ -20,6 +20,9 @@ pub struct ProblemsForParseErrors<S> {
     inner: S,
     /// The answer written in place of hyper's, while it is being written.
     replacing: Option<Replacement>,
+    /// An HTTP/2 connection (its first bytes are the HTTP/2 preface):
+    /// hyper answers no parse error there in HTTP/1 text, so nothing is looked at.
+    http2: bool,
 }
 
 struct Replacement {
@@ -34,6 +37,7 @@ impl<S> ProblemsForParseErrors<S> {
         Self {
             inner,
             replacing: None,
+            http2: false,
         }
     }
 }
@@ -58,13 +62,12 @@ impl<S: AsyncWrite + Unpin> ProblemsForParseErrors<S> {
 
     fn replace(
         &mut self,
-        status: StatusCode,
+        bare: Bare,
         stands_for: usize,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<usize>> {
-        tracing::debug!(status = status.as_u16(), "answered an unparsable request");
         self.replacing = Some(Replacement {
-            bytes: problem_answer(status),
+            bytes: problem_answer(bare.status, bare.version),
             written: 0,
             stands_for,
         });
@@ -78,7 +81,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for ProblemsForParseErrors<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
+        if before == 0 && buf.filled().starts_with(b"PRI * HTTP/2") {
+            self.http2 = true;
+        }
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -91,13 +99,16 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ProblemsForParseErrors<S> {
         if self.replacing.is_some() {
             return self.poll_replacement(cx);
         }
+        if self.http2 {
+            return Pin::new(&mut self.inner).poll_write(cx, buf);
+        }
         match bare_error_answer(buf) {
             None => Pin::new(&mut self.inner).poll_write(cx, buf),
             // What comes before it (a pipelined answer) goes first, whole.
-            Some((start, _)) if start > 0 => {
-                Pin::new(&mut self.inner).poll_write(cx, &buf[..start])
+            Some(bare) if bare.start > 0 => {
+                Pin::new(&mut self.inner).poll_write(cx, &buf[..bare.start])
             }
-            Some((_, status)) => self.replace(status, buf.len(), cx),
+            Some(bare) => self.replace(bare, buf.len(), cx),
         }
     }
 
@@ -109,6 +120,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ProblemsForParseErrors<S> {
         if self.replacing.is_some() {
             return self.poll_replacement(cx);
         }
+        if self.http2 {
+            return Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        }
         let Some(last) = bufs.iter().rposition(|buf| !buf.is_empty()) else {
             return Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         };
@@ -117,10 +131,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ProblemsForParseErrors<S> {
             Some(_) if bufs[..last].iter().any(|buf| !buf.is_empty()) => {
                 Pin::new(&mut self.inner).poll_write_vectored(cx, &bufs[..last])
             }
-            Some((start, _)) if start > 0 => {
-                Pin::new(&mut self.inner).poll_write(cx, &bufs[last][..start])
+            Some(bare) if bare.start > 0 => {
+                Pin::new(&mut self.inner).poll_write(cx, &bufs[last][..bare.start])
             }
-            Some((_, status)) => self.replace(status, bufs[last].len(), cx),
+            Some(bare) => self.replace(bare, bufs[last].len(), cx),
         }
     }
 
@@ -137,39 +151,56 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ProblemsForParseErrors<S> {
     }
 }
 
-/// Where hyper's bare answer to an unparsable request starts in `bytes`, and
-/// its status, when `bytes` ends with one. hyper writes it as
-/// `HTTP/1.1 431 Request Header Fields Too Large`, then `connection: close`,
-/// `content-length: 0` and `date`; the router's answers always carry a body
-/// when they are errors, so no answer of the service's own looks like it.
-fn bare_error_answer(bytes: &[u8]) -> Option<(usize, StatusCode)> {
+/// hyper's bare answer to an unparsable request, found at the end of what
+/// it writes: where it starts, its status and its HTTP version.
+#[derive(Debug, PartialEq)]
+struct Bare {
+    start: usize,
+    status: StatusCode,
+    version: &'static str,
+}
+
+/// hyper's bare answer, when `bytes` ends with one. hyper writes it as
+/// `HTTP/1.1 431 Request Header Fields Too Large`, then `connection: close`
+/// (not to an HTTP/1.0 client), `content-length: 0` and `date`; the
+/// router's answers always carry a body when they are errors, so no answer
+/// of the service's own looks like it.
+fn bare_error_answer(bytes: &[u8]) -> Option<Bare> {
     if !bytes.ends_with(b"\r\n\r\n") {
         return None;
     }
     let start = bytes
         .windows(9)
-        .rposition(|window| window == b"HTTP/1.1 ")?;
+        .rposition(|window| window == b"HTTP/1.1 " || window == b"HTTP/1.0 ")?;
     let head = std::str::from_utf8(&bytes[start..]).ok()?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next()?;
-    let status: StatusCode = status_line.get(9..12)?.parse().ok()?;
+    let version = if head.starts_with("HTTP/1.1") {
+        "HTTP/1.1"
+    } else {
+        "HTTP/1.0"
+    };
+    let mut lines = head.split("\r\n").peekable();
+    let status: StatusCode = lines.next()?.get(9..12)?.parse().ok()?;
     let expected = [
         StatusCode::BAD_REQUEST,
         StatusCode::URI_TOO_LONG,
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
     ];
+    lines.next_if_eq(&"connection: close");
     let bare = expected.contains(&status)
-        && lines.next()? == "connection: close"
         && lines.next()? == "content-length: 0"
         && lines.next()?.starts_with("date: ")
         && lines.next()?.is_empty()
         && lines.next()?.is_empty()
         && lines.next().is_none();
-    bare.then_some((start, status))
+    bare.then_some(Bare {
+        start,
+        status,
+        version,
+    })
 }
 
 /// The answer written instead: the same status, with a problem document.
-fn problem_answer(status: StatusCode) -> Vec<u8> {
+fn problem_answer(status: StatusCode, version: &str) -> Vec<u8> {
     let (title, detail) = match status {
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => (
             "Request header fields too large",
@@ -178,7 +209,7 @@ fn problem_answer(status: StatusCode) -> Vec<u8> {
         StatusCode::URI_TOO_LONG => ("URI too long", "the request's URI is too long"),
         _ => (
             "Bad request",
-            "the request is not well-formed HTTP/1.1 (its line or a header)",
+            "the request is not well-formed HTTP/1.1 or HTTP/1.0 (its line or a header)",
         ),
     };
     let problem = Problem {
@@ -190,7 +221,7 @@ fn problem_answer(status: StatusCode) -> Vec<u8> {
     };
     let body = serde_json::to_vec(&problem).expect("a problem serializes");
     let mut answer = format!(
-        "HTTP/1.1 {status}\r\nconnection: close\r\ncontent-type: application/problem+json\r\ncontent-length: {}\r\ndate: {}\r\n\r\n",
+        "{version} {status}\r\nconnection: close\r\ncontent-type: application/problem+json\r\ncontent-length: {}\r\ndate: {}\r\n\r\n",
         body.len(),
         crate::clock::http_date(),
     )
@@ -207,17 +238,32 @@ mod tests {
 
     const BARE_400: &[u8] = b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\ndate: Fri, 04 Dec 2026 23:00:31 GMT\r\n\r\n";
 
+    const BARE_400_TO_HTTP_1_0: &[u8] = b"HTTP/1.0 400 Bad Request\r\ncontent-length: 0\r\ndate: Fri, 04 Dec 2026 23:00:31 GMT\r\n\r\n";
+
+    fn bare(start: usize, status: StatusCode, version: &'static str) -> Option<Bare> {
+        Some(Bare {
+            start,
+            status,
+            version,
+        })
+    }
+
     #[test]
     fn hyper_s_bare_answers_are_recognised_after_whatever_precedes_them() {
         assert_eq!(
             bare_error_answer(BARE_431),
-            Some((0, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE))
+            bare(0, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "HTTP/1.1")
         );
         let answered = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
         let pipelined = [&answered[..], BARE_400].concat();
         assert_eq!(
             bare_error_answer(&pipelined),
-            Some((answered.len(), StatusCode::BAD_REQUEST))
+            bare(answered.len(), StatusCode::BAD_REQUEST, "HTTP/1.1")
+        );
+        // To an HTTP/1.0 client kept alive, without `connection: close`.
+        assert_eq!(
+            bare_error_answer(BARE_400_TO_HTTP_1_0),
+            bare(0, StatusCode::BAD_REQUEST, "HTTP/1.0")
         );
     }
 
@@ -231,11 +277,12 @@ mod tests {
     }
 
     #[test]
-    fn the_replacement_is_a_problem_document_of_the_same_status() {
-        let answer =
-            String::from_utf8(problem_answer(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)).unwrap();
+    fn the_replacement_is_a_problem_document_of_the_same_status_and_version() {
+        let answer = problem_answer(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "HTTP/1.0");
+        let answer = String::from_utf8(answer).unwrap();
         let (head, body) = answer.split_once("\r\n\r\n").unwrap();
-        assert!(head.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
+        assert!(head.starts_with("HTTP/1.0 431 Request Header Fields Too Large\r\n"));
+        assert!(head.contains("connection: close\r\n"));
         assert!(head.contains(&format!("content-length: {}\r\n", body.len())));
         let problem: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(problem["status"], 431);

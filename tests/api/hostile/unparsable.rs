@@ -7,18 +7,21 @@ use tokio::net::TcpStream;
 
 use crate::helpers::{spawn_app_with, test_config};
 
-/// Sends `raw` on a new connection and reads until the server closes it.
+/// Sends `raw` on a new connection and reads until the server closes it (a
+/// reset after the answer, for the part of a request never read, ends it too).
 async fn exchange(address: &str, raw: &[u8]) -> String {
     let mut stream = TcpStream::connect(address).await.unwrap();
     stream.write_all(raw).await.unwrap();
     let mut answer = Vec::new();
-    let read = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        stream.read_to_end(&mut answer),
-    )
+    let mut chunk = [0u8; 4096];
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Ok(read @ 1..) = stream.read(&mut chunk).await {
+            answer.extend_from_slice(&chunk[..read]);
+        }
+    })
     .await;
     assert!(
-        read.is_ok(),
+        closed.is_ok(),
         "the connection was not closed after the answer"
     );
     String::from_utf8(answer).unwrap()
@@ -26,7 +29,10 @@ async fn exchange(address: &str, raw: &[u8]) -> String {
 
 /// Splits the last answer of `answers`, an error, into its head and its problem document.
 fn last_problem(answers: &str) -> (String, serde_json::Value) {
-    let start = answers.rfind("HTTP/1.1 4").expect("an error answer");
+    let start = answers
+        .rfind("HTTP/1.1 4")
+        .or_else(|| answers.rfind("HTTP/1.0 4"))
+        .expect("an error answer");
     let (head, body) = answers[start..].split_once("\r\n\r\n").unwrap();
     let head = head.to_ascii_lowercase();
     assert!(
@@ -77,6 +83,17 @@ async fn a_request_head_beyond_32_kib_is_refused_at_once_with_a_problem_document
         .await
         .unwrap();
     assert_eq!(ordinary.status(), 200);
+}
+
+#[tokio::test]
+async fn a_broken_request_after_an_answer_to_http_1_0_gets_a_problem_document_too() {
+    let app = spawn_app_with(test_config()).await;
+    let kept_alive = b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /healthz HTTP/1.0\r\nno colon\r\n\r\n";
+    let answers = exchange(app.host(), kept_alive).await;
+    assert!(answers.starts_with("HTTP/1.0 200 OK\r\n"), "{answers}");
+    let (head, problem) = last_problem(&answers);
+    assert!(head.starts_with("http/1.0 400 "), "{head}");
+    assert_eq!(problem["code"], "bad_request");
 }
 
 #[tokio::test]
