@@ -15,7 +15,9 @@ from datetime import datetime
 
 
 def micros(recorded_at):
-    """Microseconds since the Unix epoch of an RFC 3339 time in UTC."""
+    """Microseconds since the Unix epoch of an RFC 3339 time in UTC (0 for none)."""
+    if not recorded_at:
+        return 0
     seconds, _, fraction = recorded_at.rstrip("Z").partition(".")
     whole = datetime.fromisoformat(seconds + "+00:00")
     return int(whole.timestamp()) * 1_000_000 + int((fraction + "000000")[:6])
@@ -29,8 +31,8 @@ def checkpoint(events):
         digest = hashlib.sha256(
             digest
             + position.to_bytes(8, "big", signed=True)
-            + bytes.fromhex(event["metadata"]["hash"])
-            + micros(event["recorded_at"]).to_bytes(8, "big", signed=True)
+            + bytes.fromhex(event["metadata"].get("hash") or "00" * 32)
+            + micros(event.get("recorded_at")).to_bytes(8, "big", signed=True)
         ).digest()
     return f"{position}:{digest.hex()}"
 

@@ -6,9 +6,9 @@
 //!
 //! The digest runs over the events in position order:
 //! `digest(0)` is 32 zero bytes and `digest(p)` is SHA-256 of `digest(p-1)`,
-//! the position (8 bytes, big-endian), the event's stored hash (32 bytes)
-//! and its `recorded_at` in microseconds since the Unix epoch (8 bytes,
-//! big-endian). It thereby covers each event's content, its stream and
+//! the position (8 bytes, big-endian), the event's stored hash (32 bytes;
+//! 32 zero bytes if it has none) and its `recorded_at` in microseconds since
+//! the Unix epoch (8 bytes, big-endian; 0 if it has none). It thereby covers each event's content, its stream and
 //! sequence (through the stored hash), its place in the global order and
 //! the time it was recorded.
 
@@ -61,7 +61,8 @@ impl Checkpoint {
         let mut hasher = Sha256::new();
         hasher.update(self.digest);
         hasher.update(row.position.to_be_bytes());
-        hasher.update(row.hash.as_deref().unwrap_or_default());
+        // A row without a hash (itself a broken chain) counts as 32 zero bytes.
+        hasher.update(row.hash.as_deref().unwrap_or(&[0; 32]));
         let recorded_us = row.recorded_at.map_or(0, |at| at.timestamp_micros());
         hasher.update(recorded_us.to_be_bytes());
         Checkpoint {
@@ -96,13 +97,13 @@ impl LogDigest {
     }
 
     pub(super) fn apply(&mut self, row: &RawEvent, found: &mut Vec<Violation>) {
+        let next = self.current.extended(row);
         if let Some(against) = self.against {
             // The checkpoint's own position is compared once reached; a log
             // that skips it (the event is gone) is compared at the next one.
             if row.position >= against.position {
                 self.against = None;
-                let same = row.position == against.position
-                    && self.current.extended(row).digest == against.digest;
+                let same = row.position == against.position && next.digest == against.digest;
                 if !same {
                     found.push(Violation::new(
                         RULE,
@@ -116,7 +117,7 @@ impl LogDigest {
                 }
             }
         }
-        self.current = self.current.extended(row);
+        self.current = next;
     }
 
     /// The checkpoint at the last event walked; names a log that ended

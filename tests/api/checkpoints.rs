@@ -73,7 +73,7 @@ async fn a_stream_rewritten_with_its_chain_recomputed_is_named_by_an_earlier_che
 }
 
 #[tokio::test]
-async fn a_log_cut_off_after_a_checkpoint_or_re_timed_before_it_is_named() {
+async fn a_log_re_timed_or_cut_off_before_its_checkpoint_s_end_is_named() {
     let app = spawn_app().await;
     booking_history(&app).await;
     let pool = app.shutdown().await;
