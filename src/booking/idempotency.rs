@@ -62,7 +62,7 @@ pub async fn stored_answer(
     operation: Operation,
     key: &str,
 ) -> sqlx::Result<Option<KeptAnswer>> {
-    let row: Option<(i16, Value, Option<Vec<u8>>)> = sqlx::query_as(
+    let row: Option<KeptRow> = sqlx::query_as(
         "select status, body, request_hash from idempotency_keys
          where user_id = $1 and operation = $2 and key = $3",
     )
@@ -71,16 +71,25 @@ pub async fn stored_answer(
     .bind(key)
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|(status, body, request_hash)| KeptAnswer {
-        status: status as u16,
-        body,
-        request_hash,
-    }))
+    Ok(row.map(KeptAnswer::from))
+}
+
+/// A kept answer as its row reads: status, body, request fingerprint.
+type KeptRow = (i16, Value, Option<Vec<u8>>);
+
+impl From<KeptRow> for KeptAnswer {
+    fn from((status, body, request_hash): KeptRow) -> Self {
+        Self {
+            status: status as u16,
+            body,
+            request_hash,
+        }
+    }
 }
 
 /// Keeps `answer` to the request fingerprinted `request_hash` for the key
 /// unless a concurrent retry stored one first, and returns whichever answer
-/// is kept.
+/// is kept (as stored, so the first answer reads as its retries will).
 pub async fn keep_answer(
     pool: &PgPool,
     user_id: UserId,
@@ -89,10 +98,11 @@ pub async fn keep_answer(
     request_hash: &[u8],
     answer: (u16, Value),
 ) -> sqlx::Result<KeptAnswer> {
-    sqlx::query(
+    let kept: Option<KeptRow> = sqlx::query_as(
         "insert into idempotency_keys (user_id, operation, key, status, body, request_hash)
          values ($1, $2, $3, $4, $5, $6)
-         on conflict do nothing",
+         on conflict do nothing
+         returning status, body, request_hash",
     )
     .bind(user_id.0)
     .bind(operation.as_str())
@@ -100,8 +110,12 @@ pub async fn keep_answer(
     .bind(answer.0 as i16)
     .bind(&answer.1)
     .bind(request_hash)
-    .execute(pool)
+    .fetch_optional(pool)
     .await?;
+    if let Some(kept) = kept {
+        return Ok(kept.into());
+    }
+    // A concurrent retry kept its answer first: that one is the key's.
     Ok(stored_answer(pool, user_id, operation, key)
         .await?
         .unwrap_or(KeptAnswer {
