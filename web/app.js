@@ -87,6 +87,7 @@ async function signIn(token) {
   state.userId = userId;
   save();
   $("who").textContent = `user ${userId.slice(0, 8)}`;
+  show("sign-out", true);
   show("sign-in", false);
   show("queue", true);
   bringUp($("hold").hidden ? "queue" : "hold");
@@ -145,6 +146,7 @@ async function enterQueue() {
   }
   Object.assign(state, { concertId: ticket.concert_id, queueToken: ticket.token, status: ticket.status, paid: false });
   save();
+  if (ticket.status !== "active") for (const id of ["dates", "seats"]) show(id, false);
   showStanding(ticket);
   bringUp("queue");
   watchStanding();
@@ -172,6 +174,8 @@ function showStanding(standing) {
   if (standing.status === "expired" && !state.paid) {
     say("message", "Your queue token expired. Enter the queue again to book.", "error");
     closeStreams();
+    // Their buttons would act with a token that opens nothing now.
+    for (const id of ["dates", "seats"]) show(id, false);
   }
 }
 
@@ -283,6 +287,10 @@ async function holdSeat(seatNo) {
     });
   } catch (error) {
     return refuse(error, "queue");
+  }
+  // A retried hold is answered as it stands: one paid meanwhile is not to pay again.
+  if (reservation.status !== "held") {
+    return say("message", `Seat ${seatNo} is yours already (${reservation.status}).`, "info");
   }
   showHold(reservation);
   setSeat(seatNo, "held");
@@ -435,5 +443,6 @@ document.addEventListener("DOMContentLoaded", () => {
   $("charge-form").addEventListener("submit", charge);
   $("amount").addEventListener("invalid", askForAmount);
   $("pay").addEventListener("click", pay);
+  $("sign-out").addEventListener("click", signOut);
   restore();
 });

@@ -29,6 +29,14 @@ function restore() {
   }
 }
 
+// Forgets this tab's sign-in, queue place and hold, here and in storage (a
+// shared browser must not hand them to the next person), and starts over.
+function signOut() {
+  closeStreams();
+  sessionStorage.removeItem(SAVED);
+  location.reload();
+}
+
 // After a reload: the queue place as the service has it now, the hold if it
 // is still held (the seat map then shows it as yours).
 async function resumeBooking() {

@@ -28,6 +28,9 @@ function watchStanding() {
 }
 
 function watchSeats() {
+  // Only an active token opens a seat map; a waiting one keeps its standing
+  // stream, which says when it is admitted.
+  if (state.status !== "active") return watchStanding();
   closeStreams();
   if (!visible() || state.paid) return;
   const controller = new AbortController();
@@ -44,10 +47,12 @@ function watchSeats() {
 
 // The seat stream ends when the token lapses or is spent (in another tab),
 // and then its reconnection is refused: the standing stream tells which.
+// It tells, too, after any other refusal (a date gone, a token not active).
 function seatsRefused(error) {
   state.seatStream = null;
-  if (error.status === 401 && state.status !== "expired") watchStanding();
-  else refuse(error, "queue");
+  if (error.status !== 401) refuse(error, "queue");
+  // Whatever the refusal, the page still has to learn where its token stands.
+  if (state.status !== "expired") watchStanding();
 }
 
 document.addEventListener("visibilitychange", () => {

@@ -89,9 +89,18 @@ async function follow(path, token, onEvent, { signal, onRefusal, more = () => tr
           if (!signal.aborted) onRefusal(new Refusal(response.status, problem));
           return;
         }
+        // The service says when to come back; it is waited for at least.
+        const after = Number(response.headers.get("Retry-After")) * 1000;
+        if (after > pause) pause = Math.min(after, 60_000);
       } else {
-        pause = 1000;
-        await readEvents(response, signal, (id) => (lastId = id), onEvent);
+        // Only a stream that carried something resets the pause: one that
+        // ends at once (a service draining, a proxy cutting it) backs off.
+        let delivered = false;
+        await readEvents(response, signal, (id) => (lastId = id), (type, data) => {
+          delivered = true;
+          onEvent(type, data);
+        });
+        if (delivered) pause = 1000;
       }
     } catch (error) {
       if (signal.aborted) return;

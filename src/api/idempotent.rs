@@ -69,11 +69,6 @@ impl Idempotent {
         }
     }
 
-    /// The key it was sent with, if any.
-    pub fn key(&self) -> Option<&str> {
-        self.key.as_deref()
-    }
-
     /// Answers `body` with `status`, keeping it for retries when a key was
     /// sent; a concurrent retry that kept its answer first wins.
     pub async fn answer<T: Serialize>(

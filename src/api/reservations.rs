@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -13,10 +13,9 @@ use super::auth::{require_active, QueueToken, VerifiedToken};
 use super::context::Correlation;
 use super::error::{ApiError, Problem};
 use super::extract::{Json, Path};
-use super::idempotent::{self, Idempotent};
+use super::idempotent;
 use super::read_source;
 use crate::booking::holds;
-use crate::booking::idempotency::Operation;
 use crate::ids::{ReservationId, UserId};
 use crate::money::Won;
 use crate::projections::reservations::{self, ReservationRow};
@@ -73,7 +72,7 @@ impl From<ReservationRow> for ReservationResponse {
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "seat_unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "seat_unavailable, or hold_expired for a keyed retry of a lapsed hold", body = Problem, content_type = "application/problem+json"),
         (status = 413, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json"),
@@ -111,30 +110,21 @@ async fn hold_seat(
         .read((ticket_id.0, body.seat_id))
         .await?
         .ok_or(ApiError::TokenInvalid)?;
-    let user_id = UserId(ticket.user_id);
-    let request = Idempotent::from_headers(
-        &headers,
-        user_id,
-        Operation::Hold,
-        &body.seat_id.to_string(),
-    )?;
-    if let Some(answer) = request.earlier_answer(&app.pool).await? {
-        return Ok(answer);
-    }
     require_active(&ticket)?;
     let seat = seat.ok_or(ApiError::NotFound("seat"))?;
     let context = correlation.as_actor(format!("user:{}", ticket.user_id));
-    let reservation = match request.key() {
+    // The key and the seat name the hold; its answer is the reservation as
+    // it stands, so none is kept apart.
+    let reservation = match key {
         Some(key) => {
-            let reservation_id = holds::keyed_reservation_id(user_id, key, seat.seat_id);
+            let reservation_id =
+                holds::keyed_reservation_id(UserId(ticket.user_id), key, seat.seat_id);
             holds::hold_seat_once(&app, &ticket, seat, reservation_id, &context).await?
         }
         None => holds::hold_seat(&app, &ticket, seat, ReservationId::new(), &context).await?,
     };
-    let answer = ReservationResponse::from(reservation);
-    request
-        .answer(&app.pool, StatusCode::CREATED, &answer)
-        .await
+    let answer = axum::Json(ReservationResponse::from(reservation));
+    Ok((StatusCode::CREATED, answer).into_response())
 }
 
 /// A reservation of the token's user (queue token of the holder).

@@ -9,7 +9,7 @@ use crate::commands::{execute, CommandContext};
 use crate::ids::{DateId, ReservationId, UserId};
 use crate::projections::available_seats::SeatRow;
 use crate::projections::queue_tickets::TicketRow;
-use crate::projections::reservations::{self, ReservationRow};
+use crate::projections::reservations::{self, ReservationRow, ReservationStatus};
 use crate::state::AppState;
 
 /// The reservation a hold sent with `key` is made as: the same for every
@@ -34,8 +34,10 @@ pub async fn own_hold(
 }
 
 /// A keyed hold: a retry finds the hold it repeats (answered before, or
-/// committed after its request gave up) and answers it as it stands,
-/// rather than holding again or being refused by its own hold.
+/// committed after its request gave up) and answers it, held or sold to the
+/// user, rather than being refused by its own hold; lapsed, it is
+/// `hold_expired`. The seat refuses a reservation that held it before, so a
+/// retry never holds again, and only a refused hold costs the look-up.
 pub async fn hold_seat_once(
     app: &AppState,
     ticket: &TicketRow,
@@ -44,15 +46,15 @@ pub async fn hold_seat_once(
     context: &CommandContext,
 ) -> Result<ReservationRow, BookingError> {
     let seat_id = seat.seat_id;
-    if let Some(held) = own_hold(app, reservation_id, ticket.user_id, seat_id).await? {
-        return Ok(held);
-    }
     match hold_seat(app, ticket, seat, reservation_id, context).await {
-        // A retry sent at the same moment, which committed first.
         Err(BookingError::SeatUnavailable) => {
-            own_hold(app, reservation_id, ticket.user_id, seat_id)
+            let own = own_hold(app, reservation_id, ticket.user_id, seat_id)
                 .await?
-                .ok_or(BookingError::SeatUnavailable)
+                .ok_or(BookingError::SeatUnavailable)?;
+            match own.status_at(crate::clock::now()) {
+                ReservationStatus::Expired => Err(BookingError::HoldExpired),
+                ReservationStatus::Held | ReservationStatus::Confirmed => Ok(own),
+            }
         }
         outcome => outcome,
     }

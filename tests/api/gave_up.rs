@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::helpers::{eventually, spawn_app_with, test_config, TestApp, User};
+use crate::helpers::{assert_problem, eventually, spawn_app_with, test_config, TestApp, User};
 
 async fn impatient_app(hold_ttl_secs: u64) -> TestApp {
     let mut config = test_config();
@@ -119,7 +119,7 @@ async fn a_keyed_hold_that_committed_after_its_request_gave_up_is_found_by_its_r
     let concert = app.create_concert(1, 10, 1000).await;
     let user = app.active_user(&concert.concert_id).await;
     let seats = app.free_seats(&user, &concert, 0).await;
-    let (seat, other_seat) = (seats[0].seat_id.to_string(), seats[1].seat_id.to_string());
+    let seat = seats[0].seat_id.to_string();
     hold_committed_after_giving_up(&app, &user, &concert.date_ids[0], &seat, "hold-1").await;
 
     let retried = keyed_hold(&app, &user, &seat, "hold-1").await;
@@ -132,16 +132,13 @@ async fn a_keyed_hold_that_committed_after_its_request_gave_up_is_found_by_its_r
         .get_json(&format!("/reservations/{reservation}"), Some(&user.token))
         .await;
     assert_eq!(read_back["expires_at"], held["expires_at"]);
-    // Again: the same answer. The key for another seat, now that an answer
-    // is kept for it: refused.
+    // Again: the same answer.
     let again: Value = keyed_hold(&app, &user, &seat, "hold-1")
         .await
         .json()
         .await
         .unwrap();
     assert_eq!(again, held);
-    let reused = keyed_hold(&app, &user, &other_seat, "hold-1").await;
-    assert_eq!(reused.status(), StatusCode::UNPROCESSABLE_ENTITY);
     // Without a key, the user's own held seat is refused as before.
     let unkeyed = app.hold(&user, &seat).await;
     assert_eq!(unkeyed.status, 409);
@@ -159,19 +156,17 @@ async fn a_keyed_retry_after_its_hold_lapsed_holds_nothing_again() {
     })
     .await;
 
-    // The retry answers the hold it repeats, lapsed; holding again would be
+    // The retry is told the hold it repeats lapsed; holding again would be
     // a hold the reservations never show, and the scheduler never expires.
     let retried = keyed_hold(&app, &user, &seat, "late").await;
-    assert_eq!(retried.status(), StatusCode::CREATED);
-    let answer: Value = retried.json().await.unwrap();
-    assert_eq!(answer["status"], "expired");
+    assert_problem(retried, StatusCode::CONFLICT, "hold_expired").await;
     assert_eq!(seat_status(&app, &seat).await, "free");
     let other = app.active_user(&concert.concert_id).await;
     assert_eq!(app.hold(&other, &seat).await.status, 201);
 }
 
 #[tokio::test]
-async fn a_key_sent_for_another_seat_before_its_answer_was_kept_holds_that_seat_apart() {
+async fn a_key_sent_for_another_seat_holds_that_seat_apart() {
     let app = impatient_app(300).await;
     let concert = app.create_concert(1, 10, 1000).await;
     let user = app.active_user(&concert.concert_id).await;
@@ -179,22 +174,17 @@ async fn a_key_sent_for_another_seat_before_its_answer_was_kept_holds_that_seat_
     let (seat, other_seat) = (seats[0].seat_id.to_string(), seats[1].seat_id.to_string());
     hold_committed_after_giving_up(&app, &user, &concert.date_ids[0], &seat, "twice").await;
 
-    // Nothing kept tells it from a request of its own: it holds the other
-    // seat, as a reservation of its own (one reservation never holds two).
+    // The key and the seat name a hold: this is a hold of its own (one
+    // reservation never holds two seats), and the first is still the key's
+    // for its seat.
     let elsewhere = keyed_hold(&app, &user, &other_seat, "twice").await;
     assert_eq!(elsewhere.status(), StatusCode::CREATED);
     let elsewhere: Value = elsewhere.json().await.unwrap();
     assert_eq!(elsewhere["seat_id"], other_seat.as_str());
-    let held_first: Vec<String> = sqlx::query_scalar(
-        "select reservation_id::text from reservations where seat_id = $1::uuid",
-    )
-    .bind(&seat)
-    .fetch_all(&app.pool)
-    .await
-    .unwrap();
-    assert_eq!(held_first.len(), 1);
-    assert_ne!(elsewhere["reservation_id"], held_first[0].as_str());
-    // Its answer is now the key's: for the first seat, the key is refused.
-    let first_again = keyed_hold(&app, &user, &seat, "twice").await;
-    assert_eq!(first_again.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let first = keyed_hold(&app, &user, &seat, "twice").await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await.unwrap();
+    assert_eq!(first["seat_id"], seat.as_str());
+    assert_eq!(first["status"], "held");
+    assert_ne!(first["reservation_id"], elsewhere["reservation_id"]);
 }

@@ -338,6 +338,14 @@ with sync_playwright() as playwright:
     expect_streams(alice, "alice", 0)
     shot(alice, "alice-6-paid")
     shot(bob, "bob-6-sees-sold")
+    # Signing out forgets her tokens in this tab: a reload starts at the sign-in.
+    alice.click("#sign-out")
+    expect(alice.locator("#sign-in")).to_be_visible()
+    if alice.evaluate("sessionStorage.length") != 0:
+        problems.append("alice: signing out left her session in storage")
+    alice.reload()
+    expect(alice.locator("#sign-in")).to_be_visible()
+    expect(alice.locator("#sign-out")).to_be_hidden()
 
     # The auditors' page: an admin-specific refusal, the feed, one stream's
     # history, the audit.

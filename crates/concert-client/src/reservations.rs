@@ -8,7 +8,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::answer::Answer;
-use crate::client::Client;
+use crate::client::{with_idempotency_key, Client};
 use crate::error::Error;
 
 /// `201` of `POST /reservations` and `200` of `GET /reservations/{id}`.
@@ -27,11 +27,22 @@ pub struct Reservation {
 impl Client {
     /// `POST /reservations` with an active queue token, endpoint `hold`.
     pub async fn hold(&self, token: &str, seat: Uuid) -> Result<Answer, Error> {
+        self.hold_with_key(token, seat, None).await
+    }
+
+    /// `hold`, with an `Idempotency-Key` when given.
+    pub async fn hold_with_key(
+        &self,
+        token: &str,
+        seat: Uuid,
+        idempotency_key: Option<&str>,
+    ) -> Result<Answer, Error> {
         let request = self
             .request(Method::POST, "/reservations")
             .bearer_auth(token)
             .json(&json!({ "seat_id": seat }));
-        self.send("hold", request).await
+        self.send("hold", with_idempotency_key(request, idempotency_key))
+            .await
     }
 
     /// `GET /reservations/{reservation}` with the holder's queue token,

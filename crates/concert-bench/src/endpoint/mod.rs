@@ -79,7 +79,8 @@ pub struct EndpointArgs {
     /// they run out.
     #[arg(long)]
     pub prepared: Option<usize>,
-    /// For pay: send an Idempotency-Key with every payment.
+    /// For pay and hold: send an Idempotency-Key with every request (as the
+    /// booking page does).
     #[arg(long)]
     pub idempotency_key: bool,
     /// PID of the server, to report its peak RSS (VmHWM).
@@ -200,6 +201,7 @@ pub async fn run(args: EndpointArgs) -> Result<bool, BoxError> {
                 setup_started.elapsed().as_secs_f64(),
                 seats.len()
             );
+            let idempotency_key = args.idempotency_key;
             closed_loop(profiler_ref, c, deadline, usize::MAX, move |worker| {
                 let api = run.clone();
                 let plan = plan.clone();
@@ -209,7 +211,8 @@ pub async fn run(args: EndpointArgs) -> Result<bool, BoxError> {
                     let Some(seat) = seats.get(i) else {
                         return Err("out of seats".into());
                     };
-                    api.hold(token, *seat).await?;
+                    let key = idempotency_key.then(|| format!("hold-{seat}"));
+                    api.hold_with_key(token, *seat, key.as_deref()).await?;
                     Ok(())
                 }
             })
