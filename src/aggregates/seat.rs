@@ -345,13 +345,7 @@ mod tests {
         SeatTest::with(())
             .given(vec![held(first, 0)])
             .when(hold(second, 300))
-            .then_expect_events(vec![
-                SeatEvent::HoldExpired {
-                    reservation_id: first,
-                    expired_at: at(300),
-                },
-                held(second, 300),
-            ]);
+            .then_expect_events(vec![expired(first, 300), held(second, 300)]);
     }
 
     #[test]
@@ -360,13 +354,7 @@ mod tests {
         // would be a hold the reservations' read model never shows.
         let r = ReservationId::new();
         SeatTest::with(())
-            .given(vec![
-                held(r, 0),
-                SeatEvent::HoldExpired {
-                    reservation_id: r,
-                    expired_at: at(300),
-                },
-            ])
+            .given(vec![held(r, 0), expired(r, 300)])
             .when(hold(r, 400))
             .then_expect_error(SeatError::ReservationUsed { reservation_id: r });
     }
@@ -406,10 +394,7 @@ mod tests {
                 reservation_id: r,
                 now: at(300),
             })
-            .then_expect_events(vec![SeatEvent::HoldExpired {
-                reservation_id: r,
-                expired_at: at(300),
-            }]);
+            .then_expect_events(vec![expired(r, 300)]);
     }
 
     #[test]
@@ -443,13 +428,7 @@ mod tests {
     fn expiring_an_expired_or_released_hold_does_nothing() {
         let r = ReservationId::new();
         SeatTest::with(())
-            .given(vec![
-                held(r, 0),
-                SeatEvent::HoldExpired {
-                    reservation_id: r,
-                    expired_at: at(300),
-                },
-            ])
+            .given(vec![held(r, 0), expired(r, 300)])
             .when(SeatCommand::ExpireHold {
                 reservation_id: r,
                 now: at(400),
@@ -613,6 +592,13 @@ mod tests {
             price: PRICE,
             held_at: at(now),
             until: at(now + 300),
+        }
+    }
+
+    fn expired(reservation_id: ReservationId, now: i64) -> SeatEvent {
+        SeatEvent::HoldExpired {
+            reservation_id,
+            expired_at: at(now),
         }
     }
 

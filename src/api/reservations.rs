@@ -64,7 +64,7 @@ impl From<ReservationRow> for ReservationResponse {
 
 /// Holds a seat for the token's user (active queue token).
 #[utoipa::path(post, path = "/reservations", tag = "reservations", request_body = HoldSeatRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "makes retries safe: a retry gets the first answer, also when the hold committed after its request gave up; 1 to 255 visible ASCII characters", min_length = 1, max_length = 255, pattern = r"^[!-~]+$")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "makes retries safe: with the seat, names the hold; a retry gets its reservation as it stands (409 hold_expired once lapsed), also when the hold committed after its request gave up; 1 to 255 visible ASCII characters", min_length = 1, max_length = 255, pattern = r"^[!-~]+$")),
     security(("queue_token" = [])),
     responses(
         (status = 201, body = ReservationResponse),
@@ -89,12 +89,7 @@ async fn hold_seat(
     // a keyed retry whose own hold took the seat goes on, to be answered it.
     if let Some(user_id) = read_source::hold_refused_from_memory(&app, ticket_id.0, body.seat_id) {
         let own = match key {
-            Some(key) => {
-                let reservation_id = holds::keyed_reservation_id(user_id, key, body.seat_id);
-                holds::own_hold(&app, reservation_id, user_id.0, body.seat_id)
-                    .await?
-                    .is_some()
-            }
+            Some(key) => holds::holds_by_key(&app, user_id, key, body.seat_id).await?,
             None => false,
         };
         if !own {

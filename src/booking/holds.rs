@@ -22,8 +22,22 @@ pub fn keyed_reservation_id(user_id: UserId, key: &str, seat_id: Uuid) -> Reserv
     ))
 }
 
+/// Whether `user_id`'s hold sent with `key` took `seat_id` (its retry is
+/// then answered with it, though the seat shows as taken).
+pub async fn holds_by_key(
+    app: &AppState,
+    user_id: UserId,
+    key: &str,
+    seat_id: Uuid,
+) -> Result<bool, BookingError> {
+    let reservation_id = keyed_reservation_id(user_id, key, seat_id);
+    Ok(own_hold(app, reservation_id, user_id.0, seat_id)
+        .await?
+        .is_some())
+}
+
 /// The hold `reservation_id` of `user_id` on `seat_id`, if it was made.
-pub async fn own_hold(
+async fn own_hold(
     app: &AppState,
     reservation_id: ReservationId,
     user_id: Uuid,
