@@ -76,6 +76,7 @@ pub async fn accept(
         tasks: TaskTracker::new(),
     };
     let places = Arc::new(Semaphore::new(most as usize));
+    let stream_openings = Arc::new(Semaphore::new(event_streams::OPENINGS_AT_ONCE));
     loop {
         let place = tokio::select! {
             place = places.clone().acquire_owned() => place.expect("never closed"),
@@ -93,6 +94,7 @@ pub async fn accept(
             }
         };
         let (router, builder) = (router.clone(), builder.clone());
+        let stream_openings = stream_openings.clone();
         let mut stop = stop.clone();
         connections.tasks.spawn(async move {
             // Given back when the connection ends, whichever way.
@@ -110,7 +112,8 @@ pub async fn accept(
             };
             match opening {
                 Some(opening) => {
-                    event_streams::serve(stream, opening.sent_by(remote), router).await
+                    let opening = opening.sent_by(remote);
+                    event_streams::serve(stream, opening, router, &stream_openings).await
                 }
                 None => serve_with_hyper(stream, remote, router, &builder, head_within, stop).await,
             }
