@@ -46,9 +46,47 @@ pub async fn restore(
     if !super::take_copy_lock(&mut conn, "pg_try_advisory_lock").await? {
         return Err(BackupError::BackupRunning);
     }
-    ensure_empty(&mut conn).await?;
+    let schema_set_aside = ensure_empty(&mut conn).await? && set_schema_aside(&mut conn).await;
+    let restored = run_pg_restore(&pg_restore, url, file, items, &mut meter).await;
+    // Also drops a schema a restore killed half-way set aside.
+    if schema_set_aside || restored.is_ok() {
+        settle_set_aside_schema(&mut conn, restored.is_ok()).await?;
+    }
+    restored?;
 
-    let mut child = tokio::process::Command::new(&pg_restore)
+    let pool = crate::db::connect(url, 2).await?;
+    crate::db::migrate(&pool)
+        .await
+        .map_err(|e| BackupError::Database(sqlx::Error::Migrate(Box::new(e))))?;
+    // The payments settled below are decided on the database's clock.
+    crate::clock::follow_database_once(&pool).await?;
+    let positioned = crate::event_log::assign_positions(&pool).await?;
+    let payments_settled = super::settle::settle_payments(pool.clone(), config).await?;
+    let events: i64 = sqlx::query_scalar("select count(*) from events")
+        .fetch_one(&pool)
+        .await?;
+    let last_position = crate::event_log::last_position(&pool).await?;
+    pool.close().await;
+    // Everything is committed: a failure to say goodbye changes nothing.
+    let _ = conn.close().await;
+    Ok(RestoreReport {
+        events,
+        last_position,
+        positioned,
+        payments_settled,
+        seconds: meter.elapsed(),
+    })
+}
+
+/// Runs `pg_restore` of `file` into `url` in one transaction.
+async fn run_pg_restore(
+    pg_restore: &Path,
+    url: &str,
+    file: &Path,
+    items: usize,
+    meter: &mut Meter,
+) -> Result<(), BackupError> {
+    let mut child = tokio::process::Command::new(pg_restore)
         .args([
             "--single-transaction",
             "--exit-on-error",
@@ -105,29 +143,7 @@ pub async fn restore(
             stderr: last_lines(&errors, 20),
         });
     }
-
-    let pool = crate::db::connect(url, 2).await?;
-    crate::db::migrate(&pool)
-        .await
-        .map_err(|e| BackupError::Database(sqlx::Error::Migrate(Box::new(e))))?;
-    // The payments settled below are decided on the database's clock.
-    crate::clock::follow_database_once(&pool).await?;
-    let positioned = crate::event_log::assign_positions(&pool).await?;
-    let payments_settled = super::settle::settle_payments(pool.clone(), config).await?;
-    let events: i64 = sqlx::query_scalar("select count(*) from events")
-        .fetch_one(&pool)
-        .await?;
-    let last_position = crate::event_log::last_position(&pool).await?;
-    pool.close().await;
-    // Everything is committed: a failure to say goodbye changes nothing.
-    let _ = conn.close().await;
-    Ok(RestoreReport {
-        events,
-        last_position,
-        positioned,
-        payments_settled,
-        seconds: meter.elapsed(),
-    })
+    Ok(())
 }
 
 /// The archive's table of contents: how many items it has; refuses a file
@@ -160,8 +176,9 @@ async fn list(pg_restore: &Path, file: &Path) -> Result<usize, BackupError> {
 }
 
 /// Refuses a store that has events, or that other sessions use (a running
-/// service would write into the copy while it is restored).
-async fn ensure_empty(conn: &mut PgConnection) -> Result<(), BackupError> {
+/// service would write into the copy while it is restored); tells whether
+/// it has concert's schema (migrated, without events).
+async fn ensure_empty(conn: &mut PgConnection) -> Result<bool, BackupError> {
     let has_log: bool = sqlx::query_scalar("select to_regclass('public.events') is not null")
         .fetch_one(&mut *conn)
         .await?;
@@ -183,5 +200,54 @@ async fn ensure_empty(conn: &mut PgConnection) -> Result<(), BackupError> {
     if others > 0 {
         return Err(BackupError::InUse(others));
     }
+    Ok(has_log)
+}
+
+/// Where an empty store's schema waits while a copy is restored.
+const SET_ASIDE: &str = "concert_before_restore";
+
+/// Sets a migrated but empty store's schema aside, so that the copy is
+/// restored into an empty one. `pg_restore --clean` drops only what the
+/// archive holds: a copy made before a later migration left that
+/// migration's tables in place, and applying the migration after the
+/// restore then failed on them, with the copy already committed. Without
+/// the right to rename the schema, the restore goes ahead as before.
+async fn set_schema_aside(conn: &mut PgConnection) -> bool {
+    let statements = format!(
+        "drop schema if exists {SET_ASIDE} cascade;
+         alter schema public rename to {SET_ASIDE};
+         create schema public"
+    );
+    let Ok(mut transaction) = conn.begin().await else {
+        return false;
+    };
+    match sqlx::raw_sql(&statements).execute(&mut *transaction).await {
+        Ok(_) => transaction.commit().await.is_ok(),
+        Err(error) => {
+            tracing::warn!(%error, "cannot set the empty store's schema aside; restoring over it");
+            false
+        }
+    }
+}
+
+/// Drops the set-aside schema once the copy is in, or puts it back when
+/// the restore failed, so that a failed restore changes nothing.
+async fn settle_set_aside_schema(
+    conn: &mut PgConnection,
+    restored: bool,
+) -> Result<(), BackupError> {
+    let statements = if restored {
+        format!("drop schema if exists {SET_ASIDE} cascade")
+    } else {
+        format!(
+            "drop schema public cascade;
+             alter schema {SET_ASIDE} rename to public"
+        )
+    };
+    let mut transaction = conn.begin().await?;
+    sqlx::raw_sql(&statements)
+        .execute(&mut *transaction)
+        .await?;
+    transaction.commit().await?;
     Ok(())
 }

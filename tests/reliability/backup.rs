@@ -243,6 +243,66 @@ async fn restore_refuses_a_store_with_events_and_a_bad_file_changes_nothing() {
     assert_eq!(code, 0, "{audit}");
 }
 
+/// A copy made by a release before a later migration, restored into a store
+/// that `concert migrate` prepared: the copy comes in whole and the newer
+/// migration applies on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_older_than_the_schema_restores_into_a_migrated_store() {
+    let _turn = harness::serial().await;
+    let work = Workdir::new("older");
+    let mut server = Server::start(&work, "older", &[]).await;
+    let api = Api::new(vec![server.base()], Duration::from_secs(20));
+    api.create_concert(20, PRICE).await;
+    // The store as a release before migration 9 (served_settings) left it.
+    let old = PgPool::connect(&work.database_url()).await.unwrap();
+    sqlx::raw_sql("drop table served_settings; delete from _sqlx_migrations where version = 9")
+        .execute(&old)
+        .await
+        .unwrap();
+    old.close().await;
+    server.terminate().await;
+    let before = harness::events(&work.data()).await.events.len();
+    let file = work.root.join("older.dump");
+    let (code, out, err) =
+        harness::cli(&data_env(&work.data()), &["backup", path_str(&file)]).await;
+    assert_eq!(code, 0, "{out}{err}");
+
+    let copy_work = Workdir::new("older-copy");
+    let fresh = copy_work.data();
+    let (code, out, err) = harness::cli(&data_env(&fresh), &["migrate"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    // A cut file first: the failed restore puts the migrated schema back.
+    let whole = std::fs::read(&file).unwrap();
+    let cut = work.root.join("cut.dump");
+    std::fs::write(&cut, &whole[..whole.len() - 200]).unwrap();
+    let (code, _, err) = harness::cli(&data_env(&fresh), &["restore", path_str(&cut)]).await;
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("rolled back, the store is unchanged"), "{err}");
+    let mut copy = Server::start(&copy_work, "older-copy", &[]).await;
+    let target = PgPool::connect(&copy_work.database_url()).await.unwrap();
+    let (set_aside, events): (bool, i64) = sqlx::query_as(
+        "select exists (select 1 from pg_namespace where nspname = 'concert_before_restore'),
+                (select count(*) from events)",
+    )
+    .fetch_one(&target)
+    .await
+    .unwrap();
+    target.close().await;
+    copy.terminate().await;
+    assert_eq!((set_aside, events), (false, 0));
+
+    let (code, out, err) = harness::cli(&data_env(&fresh), &["restore", path_str(&file)]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(harness::events(&fresh).await.events.len(), before);
+    let (code, audit) = harness::audit(&fresh, 100).await;
+    assert_eq!(code, 0, "{audit}");
+    // The copy serves, with every migration applied.
+    let mut copy = Server::start(&copy_work, "older-copy-2", &[]).await;
+    let api = Api::new(vec![copy.base()], Duration::from_secs(20));
+    api.create_concert(5, PRICE).await;
+    copy.terminate().await;
+}
+
 fn data_env(data_dir: &Path) -> Vec<(&'static str, String)> {
     vec![("CONCERT_DATA_DIR", data_dir.display().to_string())]
 }
