@@ -156,6 +156,10 @@ async fn run(
                 "{} payments the copy caught half-way were finished or refunded",
                 report.payments_settled
             );
+            println!(
+                "{} queue entry numbers the copy caught without their ticket were released",
+                report.entry_numbers_released
+            );
             println!("check it with `concert audit`");
             return Ok(ExitCode::SUCCESS);
         }

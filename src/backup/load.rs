@@ -26,6 +26,9 @@ pub struct RestoreReport {
     pub positioned: u64,
     /// Payments the copy caught half-way, finished or refunded now.
     pub payments_settled: usize,
+    /// Queue entry numbers the copy caught taken without their ticket,
+    /// recorded as unused now.
+    pub entry_numbers_released: u64,
     /// Seconds it took.
     pub seconds: f64,
 }
@@ -61,6 +64,8 @@ pub async fn restore(
     // The payments settled below are decided on the database's clock.
     crate::clock::follow_database_once(&pool).await?;
     let positioned = crate::event_log::assign_positions(&pool).await?;
+    let entry_numbers_released =
+        crate::projections::queue_entries::release_numbers_without_tickets(&pool).await?;
     let payments_settled = super::settle::settle_payments(pool.clone(), config).await?;
     let events: i64 = sqlx::query_scalar("select count(*) from events")
         .fetch_one(&pool)
@@ -74,6 +79,7 @@ pub async fn restore(
         last_position,
         positioned,
         payments_settled,
+        entry_numbers_released,
         seconds: meter.elapsed(),
     })
 }

@@ -157,3 +157,23 @@ pub async fn release_entry_no(pool: &PgPool, concert_id: Uuid, entry_no: i64) ->
         .await?;
     Ok(())
 }
+
+/// Records as unused every entry number handed out that no ticket has.
+/// Safe only while nothing enters the queue: an entry's number is taken a
+/// moment before its ticket commits. A restore runs it, since a copy taken
+/// in that moment holds the number without its ticket, which no request
+/// will ever enter or release there; counted as waiting, it would put every
+/// ticket behind it one place too far back for good.
+pub async fn release_numbers_without_tickets(pool: &PgPool) -> sqlx::Result<u64> {
+    let released = sqlx::query(
+        "insert into queue_unused_entries (concert_id, entry_no)
+         select l.concert_id, n.entry_no
+         from queue_lines l cross join lateral generate_series(1, l.issued) as n(entry_no)
+         where not exists (select 1 from queue_tickets t
+                           where t.concert_id = l.concert_id and t.entry_no = n.entry_no)
+         on conflict do nothing",
+    )
+    .execute(pool)
+    .await?;
+    Ok(released.rows_affected())
+}

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection, PgPool};
+use uuid::Uuid;
 
 use crate::harness::{self, Api, Log, Server, Workdir};
 use crate::workload::{start_workers, Shared};
@@ -301,6 +302,81 @@ async fn a_copy_older_than_the_schema_restores_into_a_migrated_store() {
     let api = Api::new(vec![copy.base()], Duration::from_secs(20));
     api.create_concert(5, PRICE).await;
     copy.terminate().await;
+}
+
+/// A copy taken between an entry's number and its ticket's commit holds the
+/// number without a ticket; the restore records it unused, so the tickets
+/// behind it keep their places in the copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_number_a_copy_holds_without_its_ticket_is_released_by_the_restore() {
+    let _turn = harness::serial().await;
+    let work = Workdir::new("numbers");
+    let settings = [("CONCERT_QUEUE_ACTIVE_MAX", "1".to_string())];
+    let mut server = Server::start(&work, "numbers", &settings).await;
+    let api = Api::new(vec![server.base()], Duration::from_secs(20));
+    let (concert, _) = api.create_concert(5, PRICE).await;
+    let token_of = |answer: Option<concert_client::Answer>| {
+        let answer = answer.expect("entered");
+        answer
+            .json::<concert_client::QueueToken>("queue token", &[200, 201])
+            .unwrap()
+            .token
+    };
+    let first = token_of(
+        api.enter(Uuid::new_v4(), concert, Duration::from_secs(10))
+            .await,
+    );
+    assert_eq!(
+        api.wait_admitted(&first, Duration::from_secs(10))
+            .await
+            .as_deref(),
+        Some("active")
+    );
+    token_of(
+        api.enter(Uuid::new_v4(), concert, Duration::from_secs(10))
+            .await,
+    );
+    // The number an entry in flight took, its ticket not committed.
+    let store = PgPool::connect(&work.database_url()).await.unwrap();
+    sqlx::query("update queue_lines set issued = issued + 1 where concert_id = $1")
+        .bind(concert)
+        .execute(&store)
+        .await
+        .unwrap();
+    store.close().await;
+    let last = token_of(
+        api.enter(Uuid::new_v4(), concert, Duration::from_secs(10))
+            .await,
+    );
+    // Live, the entry in flight is still ahead of the last one.
+    assert_eq!(position(&api, &last).await, 2);
+    let file = work.root.join("numbers.dump");
+    let (code, out, err) =
+        harness::cli(&data_env(&work.data()), &["backup", path_str(&file)]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    server.terminate().await;
+
+    let copy_work = Workdir::new("numbers-copy");
+    let (code, out, err) =
+        harness::cli(&data_env(&copy_work.data()), &["restore", path_str(&file)]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("1 queue entry numbers the copy caught without their ticket were released"),
+        "{out}"
+    );
+    let mut copy = Server::start(&copy_work, "numbers-copy", &settings).await;
+    let api = Api::new(vec![copy.base()], Duration::from_secs(20));
+    assert_eq!(position(&api, &last).await, 1);
+    copy.terminate().await;
+}
+
+/// The waiting tokens ahead of `token`.
+async fn position(api: &Api, token: &str) -> i64 {
+    let answer = api.client.current_token(token).await.unwrap();
+    answer
+        .json::<concert_client::QueueToken>("queue status", &[200])
+        .unwrap()
+        .position
 }
 
 fn data_env(data_dir: &Path) -> Vec<(&'static str, String)> {
