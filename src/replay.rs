@@ -6,7 +6,9 @@
 //! committed during the rebuild are applied after the live tables are locked,
 //! just before the swap.
 
-use sqlx::PgPool;
+use std::time::{Duration, Instant};
+
+use sqlx::{Acquire, PgConnection, PgPool};
 
 use crate::event_log;
 use crate::event_store::ProjectionError;
@@ -61,6 +63,8 @@ pub enum ReplayError {
     Payload(#[from] serde_json::Error),
     #[error("unknown aggregate type {0} in the log")]
     UnknownType(String),
+    #[error("the rebuilt read models could not be swapped in for {0} s: a backup or other long reads of them kept running; the live read models are unchanged")]
+    SwapBusy(u64),
 }
 
 /// Rebuilds the read models; `progress(done, total)` is called as events are applied.
@@ -143,25 +147,28 @@ pub async fn replay(
     .execute(&mut *tx)
     .await?;
 
-    // Live projections wait from here until the swap commits.
-    let live: Vec<String> = READ_MODEL_TABLES
-        .iter()
-        .map(|table| format!("public.{table}"))
-        .collect();
-    sqlx::query(&format!("lock table {} in exclusive mode", live.join(", ")))
-        .execute(&mut *tx)
-        .await?;
-    let caught_up_streams = projectors.catch_up_in(&mut tx).await?;
-    for table in READ_MODEL_TABLES {
-        sqlx::query(&format!("drop table public.{table}"))
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(&format!(
-            "alter table {BUILD_SCHEMA}.{table} set schema public"
-        ))
-        .execute(&mut *tx)
-        .await?;
-    }
+    // A long reader of the live tables (a backup's snapshot, an export) would
+    // make the swap wait with every writer queued behind it, and then fail
+    // with the whole rebuild: the swap is tried in a savepoint instead,
+    // briefly, until those readers are done.
+    let started = Instant::now();
+    let caught_up_streams = loop {
+        let mut swap = tx.begin().await?;
+        match swap_in(&mut swap, &projectors).await {
+            Ok(caught_up) => {
+                swap.commit().await?;
+                break caught_up;
+            }
+            Err(error) if is_busy(&error) && started.elapsed() < SWAP_WAIT_MOST => {
+                swap.rollback().await?;
+                tokio::time::sleep(SWAP_RETRY_AFTER).await;
+            }
+            Err(error) if is_busy(&error) => {
+                return Err(ReplayError::SwapBusy(SWAP_WAIT_MOST.as_secs()))
+            }
+            Err(error) => return Err(error),
+        }
+    };
     sqlx::query(&format!("drop schema {BUILD_SCHEMA}"))
         .execute(&mut *tx)
         .await?;
@@ -170,4 +177,65 @@ pub async fn replay(
         events: done,
         caught_up_streams,
     })
+}
+
+/// How long one try of the swap waits for the live tables' locks; writers
+/// queue behind the request for as long.
+const SWAP_LOCK_WAIT: &str = "200ms";
+/// The pause between tries of the swap.
+const SWAP_RETRY_AFTER: Duration = Duration::from_secs(2);
+/// How long a rebuilt replay keeps trying to swap before it gives up.
+const SWAP_WAIT_MOST: Duration = Duration::from_secs(600);
+
+/// Swaps the rebuilt tables in for the live ones, with the events committed
+/// meanwhile applied first; `ReplayError::SwapBusy` when a backup is running
+/// or the tables' locks did not come within `SWAP_LOCK_WAIT`.
+async fn swap_in(swap: &mut PgConnection, projectors: &Projectors) -> Result<u64, ReplayError> {
+    // A backup shares this lock while it copies: its snapshot reads every
+    // table until it is done.
+    let no_backup: bool = sqlx::query_scalar("select pg_try_advisory_xact_lock($1)")
+        .bind(crate::backup::COPY_LOCK)
+        .fetch_one(&mut *swap)
+        .await?;
+    if !no_backup {
+        return Err(ReplayError::SwapBusy(0));
+    }
+    sqlx::query(&format!("set local lock_timeout = '{SWAP_LOCK_WAIT}'"))
+        .execute(&mut *swap)
+        .await?;
+    // Live projections wait from here until the swap commits.
+    let live: Vec<String> = READ_MODEL_TABLES
+        .iter()
+        .map(|table| format!("public.{table}"))
+        .collect();
+    sqlx::query(&format!(
+        "lock table {} in access exclusive mode",
+        live.join(", ")
+    ))
+    .execute(&mut *swap)
+    .await?;
+    let caught_up_streams = projectors.catch_up_in(swap).await?;
+    for table in READ_MODEL_TABLES {
+        sqlx::query(&format!("drop table public.{table}"))
+            .execute(&mut *swap)
+            .await?;
+        sqlx::query(&format!(
+            "alter table {BUILD_SCHEMA}.{table} set schema public"
+        ))
+        .execute(&mut *swap)
+        .await?;
+    }
+    Ok(caught_up_streams)
+}
+
+/// Whether a try of the swap failed because someone else held the tables.
+fn is_busy(error: &ReplayError) -> bool {
+    match error {
+        ReplayError::SwapBusy(_) => true,
+        // lock_not_available: the lock timeout ran out.
+        ReplayError::Database(sqlx::Error::Database(error)) => {
+            error.code().as_deref() == Some("55P03")
+        }
+        _ => false,
+    }
 }

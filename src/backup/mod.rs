@@ -64,8 +64,8 @@ pub enum BackupError {
         /// Events in the store.
         events: i64,
     },
-    /// A restore into this store is running.
-    #[error("a restore into this store is running; back it up once the restore is done")]
+    /// A restore into this store, or a replay's swap, is running.
+    #[error("a restore into this store, or the swap that ends a replay, is running; back it up once it is done")]
     RestoreRunning,
     /// A backup of this store is running.
     #[error("refusing to restore: a backup of this store is running")]

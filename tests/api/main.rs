@@ -20,6 +20,7 @@ mod projector;
 mod queue;
 mod queue_entries;
 mod recovery;
+mod replay_swap;
 mod scheduler_leadership;
 mod store;
 mod wallet;

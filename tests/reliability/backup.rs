@@ -577,7 +577,7 @@ async fn a_backup_and_a_restore_of_one_store_refuse_each_other() {
     .await;
     assert_eq!(code, 1, "{err}");
     assert!(
-        err.contains("a restore into this store is running"),
+        err.contains("a restore into this store, or the swap that ends a replay, is running"),
         "{err}"
     );
     assert!(!copy.exists());

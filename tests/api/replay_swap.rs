@@ -1,0 +1,95 @@
+//! A replay's swap and the long readers of the read models it replaces.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use sqlx::Connection;
+use uuid::Uuid;
+
+use crate::helpers::spawn_app;
+
+/// Charges `user` 1 won `times` times, each answered `200` within `within`.
+async fn charges_keep_being_answered(
+    app: &crate::helpers::TestApp,
+    user: Uuid,
+    times: usize,
+    within: Duration,
+) {
+    for _ in 0..times {
+        let started = Instant::now();
+        let answer = app.charge(user, 1).await;
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        assert!(
+            started.elapsed() < within,
+            "a charge took {:?} while the replay waited",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A backup copies every table under one snapshot for as long as it runs,
+/// and an export reads them at length: the rebuilt read models are swapped
+/// in once they are done, and the service is not held up meanwhile.
+#[tokio::test]
+async fn a_replay_swaps_after_long_readers_without_holding_up_the_service() {
+    let app = spawn_app().await;
+    let user = Uuid::new_v4();
+    assert_eq!(app.charge(user, 100).await.status, 200);
+
+    // As `concert backup` does: the copy lock shared, and the tables read
+    // under a snapshot held to the end.
+    let mut backup = sqlx::PgConnection::connect_with(&app.pool.connect_options())
+        .await
+        .unwrap();
+    sqlx::query("select pg_advisory_lock_shared($1)")
+        .bind(concert::backup::COPY_LOCK)
+        .execute(&mut backup)
+        .await
+        .unwrap();
+    let mut snapshot = backup.begin().await.unwrap();
+    sqlx::query("select count(*) from balances")
+        .execute(&mut *snapshot)
+        .await
+        .unwrap();
+
+    let swapped = AtomicBool::new(false);
+    let replay = async {
+        let replayed = concert::replay::replay(&app.pool, &mut |_, _| {}).await;
+        swapped.store(true, Ordering::SeqCst);
+        replayed
+    };
+    let readers = async {
+        charges_keep_being_answered(&app, user, 12, Duration::from_secs(1)).await;
+        assert!(
+            !swapped.load(Ordering::SeqCst),
+            "swapped while a backup read the tables"
+        );
+        // The backup is done, but another reader still holds the balances.
+        sqlx::query("select pg_advisory_unlock_shared($1)")
+            .bind(concert::backup::COPY_LOCK)
+            .execute(&mut *snapshot)
+            .await
+            .unwrap();
+        charges_keep_being_answered(&app, user, 12, Duration::from_secs(1)).await;
+        assert!(
+            !swapped.load(Ordering::SeqCst),
+            "swapped while a reader held the balances"
+        );
+        snapshot.rollback().await.unwrap();
+    };
+    let (replayed, ()) = tokio::time::timeout(Duration::from_secs(60), async {
+        tokio::join!(replay, readers)
+    })
+    .await
+    .expect("the replay swaps once the readers are done");
+    let report = replayed.expect("the replay succeeds");
+    assert!(report.events > 0);
+    let balance: i64 = sqlx::query_scalar("select balance from balances where user_id = $1")
+        .bind(user)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(balance, 100 + 24);
+    crate::helpers::assert_replay_rebuilds_the_read_models(&app.pool).await;
+}
