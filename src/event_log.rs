@@ -17,7 +17,7 @@ use sqlx::{PgPool, Row};
 
 /// Advisory lock key of the positioner, so one instance assigns at a time.
 const POSITIONER_LOCK: i64 = 0x0070_6f73_6974_696f;
-/// Most events positioned per statement.
+/// Events positioned per statement, rounded up to a whole transaction.
 pub const POSITION_BATCH: i64 = 10_000;
 
 /// One stored event.
@@ -47,7 +47,9 @@ pub async fn assign_positions(pool: &PgPool) -> sqlx::Result<u64> {
     }
 }
 
-/// Positions the next committed events (at most `POSITION_BATCH`) and
+/// Positions the next committed events (`POSITION_BATCH`, and the rest of
+/// the transaction the last of them belongs to: a reader who stopped at the
+/// batch's end would see a payment's sale without its debit) and
 /// returns what `select` reads from the rows it positioned, once they are
 /// committed: `select` is a query over `positioned` (`position`,
 /// `aggregate_type`, `aggregate_id`, `sequence`, `event_type`).
@@ -64,13 +66,17 @@ where
         .await?;
     let rows = sqlx::query_as(&format!(
         "with base as (select coalesce(max(position), 0) as last from events),
+         cut as (
+           select transaction_id from events where position is null
+           order by transaction_id, aggregate_type, aggregate_id, sequence
+           offset $1 - 1 limit 1),
          due as (
            select aggregate_type, aggregate_id, sequence,
                   row_number() over (order by transaction_id, aggregate_type, aggregate_id, sequence) as n
            from events
            where position is null
-           order by transaction_id, aggregate_type, aggregate_id, sequence
-           limit $1),
+             and (not exists (select 1 from cut) or transaction_id <= (select transaction_id from cut))
+           order by transaction_id, aggregate_type, aggregate_id, sequence),
          positioned as (
            update events e set position = base.last + due.n
            from due, base

@@ -16,6 +16,7 @@ mod operations;
 mod payment_pipeline;
 mod payments;
 mod pipeline;
+mod positions;
 mod projector;
 mod queue;
 mod queue_entries;

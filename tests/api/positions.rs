@@ -1,0 +1,54 @@
+//! Positions in the log: handed out by whole transactions.
+
+use sqlx::PgPool;
+
+use crate::helpers::fresh_database;
+
+/// Appends `events` events to a stream of its own in one transaction.
+async fn append_in_one_transaction(pool: &PgPool, stream: &str, events: i64) {
+    sqlx::query(
+        "insert into events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         select 'Wallet', $1, n, 'Charged', '1.0', '{}', '{}' from generate_series(1, $2) as n",
+    )
+    .bind(stream)
+    .bind(events)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+/// A batch of positions that would end inside a transaction takes the whole
+/// transaction: an auditor stopping at the last position never sees half of
+/// one (a payment's sale without its debit).
+#[tokio::test]
+async fn a_batch_of_positions_never_ends_inside_a_transaction() {
+    let pool = fresh_database().await;
+    let batch = concert::event_log::POSITION_BATCH;
+    append_in_one_transaction(&pool, "first", batch - 1).await;
+    append_in_one_transaction(&pool, "second", 3).await;
+    append_in_one_transaction(&pool, "third", 2).await;
+
+    let positioned: Vec<(i64,)> =
+        concert::event_log::position_next(&pool, "select count(*) from positioned")
+            .await
+            .unwrap();
+    assert_eq!(positioned[0].0, batch + 2);
+    let unpositioned: Vec<(String, i64)> = sqlx::query_as(
+        "select aggregate_id, count(*) from events where position is null group by 1 order by 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(unpositioned, vec![("third".to_string(), 2)]);
+    let last = concert::event_log::last_position(&pool).await.unwrap();
+    assert_eq!(last, batch + 2);
+
+    assert_eq!(
+        concert::event_log::assign_positions(&pool).await.unwrap(),
+        2
+    );
+    assert_eq!(
+        concert::event_log::last_position(&pool).await.unwrap(),
+        batch + 4
+    );
+}
