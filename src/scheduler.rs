@@ -17,7 +17,7 @@ use crate::booking::payment;
 use crate::booking::BookingError;
 use crate::commands::{execute, CommandContext};
 use crate::ids::ReservationId;
-use crate::projections::{payments, queue_tickets, reservations};
+use crate::projections::{payments, queue_entries, queue_tickets, reservations};
 use crate::state::AppState;
 
 /// Advisory lock key of the scheduler's leadership ("concert" in ASCII).
@@ -47,6 +47,7 @@ pub async fn run(app: AppState, mut shutdown: watch::Receiver<bool>) {
     let mut interval =
         tokio::time::interval(Duration::from_millis(app.config.scheduler_interval_ms));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut numbers_released_at: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             _ = interval.tick() => {}
@@ -55,11 +56,43 @@ pub async fn run(app: AppState, mut shutdown: watch::Receiver<bool>) {
         if *shutdown.borrow() {
             break;
         }
-        if let Err(error) = tick(&app).await {
-            tracing::warn!(%error, "scheduler tick failed");
+        match tick(&app).await {
+            Ok(report) if report.leader => {
+                if numbers_released_at.is_none_or(|at| at.elapsed() >= RELEASE_NUMBERS_EVERY) {
+                    numbers_released_at = Some(tokio::time::Instant::now());
+                    release_abandoned_numbers(&app).await;
+                }
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "scheduler tick failed"),
         }
     }
     tracing::info!("scheduler stopped");
+}
+
+/// How often the leader looks for entry numbers taken by entries that never
+/// committed.
+const RELEASE_NUMBERS_EVERY: Duration = Duration::from_secs(60);
+/// How long after a later ticket entered a number without its ticket is
+/// taken for abandoned: far longer than an entry can take to commit (its
+/// request's time limit, a statement's, a batch's wait).
+const NUMBER_ABANDONED_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+
+/// Records as unused the entry numbers of entries that never committed (an
+/// instance killed between taking the number and committing the ticket),
+/// so the tickets behind them move up.
+async fn release_abandoned_numbers(app: &AppState) {
+    let entered_before = crate::clock::now() - NUMBER_ABANDONED_AFTER;
+    match queue_entries::release_numbers_without_tickets(&app.pool, Some(entered_before)).await {
+        Ok(0) => {}
+        Ok(released) => {
+            tracing::warn!(
+                released,
+                "released queue entry numbers whose entries never committed"
+            )
+        }
+        Err(error) => tracing::warn!(%error, "looking for abandoned queue entry numbers failed"),
+    }
 }
 
 /// One round of due work, if this instance wins leadership for it.

@@ -158,21 +158,42 @@ pub async fn release_entry_no(pool: &PgPool, concert_id: Uuid, entry_no: i64) ->
     Ok(())
 }
 
-/// Records as unused every entry number handed out that no ticket has.
-/// Safe only while nothing enters the queue: an entry's number is taken a
-/// moment before its ticket commits. A restore runs it, since a copy taken
-/// in that moment holds the number without its ticket, which no request
-/// will ever enter or release there; counted as waiting, it would put every
-/// ticket behind it one place too far back for good.
-pub async fn release_numbers_without_tickets(pool: &PgPool) -> sqlx::Result<u64> {
-    let released = sqlx::query(
+/// Records as unused the entry numbers handed out that no ticket has, up to
+/// the last number of each concert (`entered_before` `None`) or up to the
+/// highest number of a ticket that entered before `entered_before`.
+///
+/// An entry's number is taken a moment before its ticket commits, so the
+/// last numbers are released only while nothing enters the queue: a restore
+/// does, since a copy taken in that moment holds the number without its
+/// ticket. The scheduler releases the older ones: a number below a ticket
+/// that entered long ago, still without a ticket, belongs to an entry that
+/// will never commit (its instance was killed after taking it). Counted as
+/// waiting, such a number put every ticket behind it one place too far back
+/// for good.
+pub async fn release_numbers_without_tickets(
+    pool: &PgPool,
+    entered_before: Option<DateTime<Utc>>,
+) -> sqlx::Result<u64> {
+    let upto = match entered_before {
+        None => "select concert_id, issued as upto from queue_lines",
+        Some(_) => {
+            "select concert_id, max(entry_no) as upto from queue_tickets
+             where entered_at < $1 group by concert_id"
+        }
+    };
+    // Set differences, not a look-up per number: only tickets waiting have
+    // an index by number.
+    let released = sqlx::query(&format!(
         "insert into queue_unused_entries (concert_id, entry_no)
-         select l.concert_id, n.entry_no
-         from queue_lines l cross join lateral generate_series(1, l.issued) as n(entry_no)
-         where not exists (select 1 from queue_tickets t
-                           where t.concert_id = l.concert_id and t.entry_no = n.entry_no)
-         on conflict do nothing",
-    )
+         select h.concert_id, missing.entry_no
+         from ({upto}) h cross join lateral (
+            select generate_series(1, h.upto) as entry_no
+            except select entry_no from queue_tickets where concert_id = h.concert_id
+            except select entry_no from queue_unused_entries where concert_id = h.concert_id
+         ) missing
+         on conflict do nothing"
+    ))
+    .bind(entered_before)
     .execute(pool)
     .await?;
     Ok(released.rows_affected())

@@ -217,3 +217,69 @@ async fn the_generic_plan_pool_connects_without_sequential_scans() {
     // scan it whole once it has grown (entries fell from 4,500 to 800 a second).
     assert_eq!(settings, ("off".into(), "force_generic_plan".into()));
 }
+
+/// An entry's number taken, its ticket never committed (its instance was
+/// killed in between): once a later ticket entered long enough ago, the
+/// scheduler's look releases it and the tickets behind it move up; a number
+/// newer than that is left alone, as its ticket may still be committing.
+#[tokio::test]
+async fn numbers_of_entries_that_never_committed_are_released_once_old() {
+    use concert::projections::queue_entries::release_numbers_without_tickets;
+
+    let (app, concert) = line_with_one_admitted(0).await; // entry 1, admitted
+    let concert_id: Uuid = concert.concert_id.parse().unwrap();
+    let take_a_number = || async {
+        sqlx::query("update queue_lines set issued = issued + 1 where concert_id = $1")
+            .bind(concert_id)
+            .execute(&app.pool)
+            .await
+            .unwrap();
+    };
+    let position_of = |token: String| {
+        let app = &app;
+        async move {
+            app.get_json("/queue/tokens/current", Some(&token)).await["position"]
+                .as_i64()
+                .unwrap()
+        }
+    };
+    let (_, second) = app.enter_queue(Uuid::new_v4(), &concert.concert_id).await; // 2
+    take_a_number().await; // 3, never used
+    let (_, fourth) = app.enter_queue(Uuid::new_v4(), &concert.concert_id).await; // 4
+    let between = Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    take_a_number().await; // 5, never used
+    let (_, sixth) = app.enter_queue(Uuid::new_v4(), &concert.concert_id).await; // 6
+    let fourth = fourth["token"].as_str().unwrap().to_string();
+    let sixth = sixth["token"].as_str().unwrap().to_string();
+    assert_eq!(second["position"], 0);
+    assert_eq!(position_of(fourth.clone()).await, 2);
+    assert_eq!(position_of(sixth.clone()).await, 4);
+
+    // Only the numbers below a ticket that entered before `between`.
+    assert_eq!(
+        release_numbers_without_tickets(&app.pool, Some(between))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(unused_numbers(&app.pool, concert_id).await, [3]);
+    assert_eq!(position_of(fourth).await, 1);
+    assert_eq!(position_of(sixth.clone()).await, 3);
+
+    assert_eq!(
+        release_numbers_without_tickets(&app.pool, Some(Utc::now()))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(unused_numbers(&app.pool, concert_id).await, [3, 5]);
+    assert_eq!(position_of(sixth).await, 2);
+    // Nothing left to release.
+    assert_eq!(
+        release_numbers_without_tickets(&app.pool, None)
+            .await
+            .unwrap(),
+        0
+    );
+}
