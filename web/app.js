@@ -82,7 +82,7 @@ async function signIn(token) {
     say("message", error.status === 401 ? "That user token is not accepted: it is forged, expired or from another issuer." : explain(error), "error");
     return;
   }
-  if (state.userId && state.userId !== userId) forgetBooking();
+  if (state.userId && state.userId !== userId && startAfreshAs(token, userId)) return;
   state.userToken = token;
   state.userId = userId;
   save();
@@ -106,7 +106,8 @@ function askToSignInAgain() {
   say("message", "Your sign-in is no longer valid (expired or not accepted): sign in again.", "error");
 }
 
-// Another user signed in: the queue place and the hold were the last user's.
+// Another user signed in and the page cannot start afresh (no storage): the
+// queue place and the hold were the last user's.
 function forgetBooking() {
   closeStreams();
   endHold();

@@ -37,6 +37,22 @@ function signOut() {
   location.reload();
 }
 
+// Another user signed in on this tab (after the last one's token was
+// refused): the page starts afresh as them, so that nothing the last user
+// had in flight (a hold, a charge, a stream) lands on their screen. Without
+// storage to carry the sign-in over the reload, forgets the booking instead.
+function startAfreshAs(userToken, userId) {
+  closeStreams();
+  try {
+    sessionStorage.setItem(SAVED, JSON.stringify({ userToken, userId }));
+  } catch {
+    forgetBooking();
+    return false;
+  }
+  location.reload();
+  return true;
+}
+
 // After a reload: the queue place as the service has it now, the hold if it
 // is still held (the seat map then shows it as yours).
 async function resumeBooking() {

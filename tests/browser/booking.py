@@ -347,6 +347,30 @@ with sync_playwright() as playwright:
     expect(alice.locator("#sign-in")).to_be_visible()
     expect(alice.locator("#sign-out")).to_be_hidden()
 
+    # Bob's user token goes bad and Carol signs in on his tab: the page starts
+    # afresh as her (a reload), so nothing of Bob's (his queue place, his map,
+    # a request still in flight) lands on her screen.
+    carol_id = "5d0c8f3e-2b7a-4c1e-8f6d-9a3b2c1d0e4f"
+    carol_token = bob.request.post(
+        f"{BASE}/api/v1/users/{carol_id}/tokens",
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, data={},
+    ).json()["token"]
+    bob.evaluate("askToSignInAgain()")  # as a refused user token does (Alice's above)
+    expect(bob.locator("#sign-in")).to_be_visible()
+    bob.evaluate("window.beforeCarol = true")
+    bob.fill("#user-token", carol_token)
+    bob.click("#token-form button")
+    expect(bob.locator("#who")).to_have_text(f"user {carol_id[:8]}")
+    expect(bob.locator("#queue")).to_be_visible()
+    if bob.evaluate("window.beforeCarol === true"):
+        problems.append("bob: another user signed in on the same page instead of a fresh one")
+    if bob.evaluate("[state.userId, state.queueToken, state.reservation]") != [carol_id, None, None]:
+        problems.append("bob: Carol's page kept Bob's queue place or hold")
+    expect(bob.locator("#standing")).to_be_hidden()
+    expect(bob.locator("#seats")).to_be_hidden()
+    expect_streams(bob, "bob", 0)
+    shot(bob, "carol-signed-in-on-bobs-tab")
+
     # The auditors' page: an admin-specific refusal, the feed, one stream's
     # history, the audit.
     bob.goto(BASE + "/audit")
