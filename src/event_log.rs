@@ -94,15 +94,30 @@ where
 pub(crate) const EVENT_COLUMNS: &str =
     "position, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at, hash";
 
-/// Up to `limit` positioned events after `after`, in commit order.
-pub async fn page(pool: &PgPool, after: i64, limit: i64) -> sqlx::Result<Vec<LoggedEvent>> {
-    let rows = sqlx::query(&format!(
-        "select {EVENT_COLUMNS} from events where position > $1 order by position limit $2"
-    ))
-    .bind(after)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
+/// Up to `limit` positioned events after `after`, in commit order, of one
+/// stream (`TYPE`, `ID`) when given. A keyset page is one short statement
+/// however long the log is, so a reader pages on with `after` set to the
+/// last position it read.
+pub async fn page(
+    pool: &PgPool,
+    stream: Option<(&str, &str)>,
+    after: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<LoggedEvent>> {
+    // Two statements rather than one with `$3 is null or ...`: each keeps a
+    // plan of its own (the position index, or the stream's key).
+    let of_stream = match stream {
+        Some(_) => "aggregate_type = $3 and aggregate_id = $4 and",
+        None => "",
+    };
+    let select = format!(
+        "select {EVENT_COLUMNS} from events where {of_stream} position > $1 order by position limit $2"
+    );
+    let mut query = sqlx::query(&select).bind(after).bind(limit);
+    if let Some((aggregate_type, aggregate_id)) = stream {
+        query = query.bind(aggregate_type).bind(aggregate_id);
+    }
+    let rows = query.fetch_all(pool).await?;
     rows.iter().map(logged_event).collect()
 }
 

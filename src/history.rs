@@ -2,18 +2,24 @@
 
 use std::io::Write;
 
-use futures::TryStreamExt;
 use sqlx::PgPool;
 
-use crate::event_log::{logged_event, EVENT_COLUMNS};
+use crate::event_log::{self, LoggedEvent};
+
+/// Events read per statement by `concert events`. Each page is a statement of
+/// its own, so an export outlasts no statement timeout, however long the log
+/// or however slowly its reader reads (`| less`): one statement for the whole
+/// log was cancelled part-way, after part of it was printed.
+pub const PAGE: i64 = event_log::WALK_BATCH;
 
 /// Prints events in commit order, optionally only one stream (`TYPE/ID`) and
-/// only after a position.
+/// only after a position, reading `page` events per statement.
 pub async fn print_events(
     pool: &PgPool,
     stream: Option<&str>,
     after: i64,
     json: bool,
+    page: i64,
     out: &mut impl Write,
 ) -> Result<u64, Box<dyn std::error::Error>> {
     let (kind, id) = match stream {
@@ -28,46 +34,59 @@ pub async fn print_events(
         }
         None => (None, None),
     };
-    crate::event_log::assign_positions(pool).await?;
-    let select = format!(
-        "select {EVENT_COLUMNS} from events
-         where ($1::text is null or aggregate_type = $1) and ($2::text is null or aggregate_id = $2) and position > $3
-         order by position"
-    );
-    let mut rows = sqlx::query(&select)
-        .bind(kind)
-        .bind(id)
-        .bind(after)
-        .fetch(pool);
-    let mut printed = 0;
-    while let Some(row) = rows.try_next().await? {
-        // As the audit API lists it, the hash in the metadata.
-        let event = logged_event(&row)?;
-        if json {
-            writeln!(out, "{}", serde_json::to_string(&event)?)?;
-        } else {
-            let body = event
-                .payload
-                .as_object()
-                .and_then(|object| object.values().next())
-                .unwrap_or(&event.payload);
-            writeln!(
-                out,
-                "{:>8}  {}  {}/{} #{}  {} v{}  {body}",
-                event.position.unwrap_or_default(),
-                crate::clock::rfc3339(event.recorded_at),
-                event.aggregate_type,
-                event.aggregate_id,
-                event.sequence,
-                event.event_type,
-                event.event_version,
-            )?;
+    event_log::assign_positions(pool).await?;
+    // The log as it stands now, as one statement's snapshot showed it: events
+    // positioned while the pages are printed are left to the next export.
+    let upto = event_log::last_position(pool).await?;
+    let of_stream = kind.as_deref().zip(id.as_deref());
+    let (mut last_read, mut printed) = (after, 0);
+    while last_read < upto {
+        let events = event_log::page(pool, of_stream, last_read, page).await?;
+        for event in &events {
+            if event.position.is_some_and(|position| position > upto) {
+                break;
+            }
+            print_event(event, json, out)?;
+            printed += 1;
         }
-        printed += 1;
+        match events.last().and_then(|event| event.position) {
+            Some(last) if events.len() as i64 == page => last_read = last,
+            _ => break,
+        }
     }
     // An empty history of a named stream is a stream that does not exist (a 404 in the API).
     if let (Some(stream), 0, 0) = (stream, printed, after) {
         return Err(format!("no stream {stream} in the log").into());
     }
     Ok(printed)
+}
+
+/// One event as a line: JSON as the audit API lists it (the hash in the
+/// metadata), or readable text.
+fn print_event(
+    event: &LoggedEvent,
+    json: bool,
+    out: &mut impl Write,
+) -> Result<(), Box<dyn std::error::Error>> {
+    if json {
+        writeln!(out, "{}", serde_json::to_string(event)?)?;
+    } else {
+        let body = event
+            .payload
+            .as_object()
+            .and_then(|object| object.values().next())
+            .unwrap_or(&event.payload);
+        writeln!(
+            out,
+            "{:>8}  {}  {}/{} #{}  {} v{}  {body}",
+            event.position.unwrap_or_default(),
+            crate::clock::rfc3339(event.recorded_at),
+            event.aggregate_type,
+            event.aggregate_id,
+            event.sequence,
+            event.event_type,
+            event.event_version,
+        )?;
+    }
+    Ok(())
 }

@@ -206,8 +206,16 @@ async fn run(
             json,
         } => {
             let mut out = std::io::stdout().lock();
-            match concert::history::print_events(&pool, stream.as_deref(), after, json, &mut out)
-                .await
+            let page = concert::history::PAGE;
+            match concert::history::print_events(
+                &pool,
+                stream.as_deref(),
+                after,
+                json,
+                page,
+                &mut out,
+            )
+            .await
             {
                 Ok(_) => Ok(ExitCode::SUCCESS),
                 // The reader stopped reading (`concert events | head`): done, as for any Unix tool.

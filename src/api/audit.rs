@@ -84,7 +84,7 @@ async fn list_events(
     event_log::assign_positions(&app.pool).await?;
     let events = match page.before {
         Some(before) => event_log::page_before(&app.pool, before, limit).await?,
-        None => event_log::page(&app.pool, after, limit).await?,
+        None => event_log::page(&app.pool, None, after, limit).await?,
     };
     let next = events
         .last()

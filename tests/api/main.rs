@@ -8,6 +8,7 @@ mod checkpoints;
 mod gathered_reads;
 mod gave_up;
 mod helpers;
+mod history;
 mod holds;
 mod hostile;
 mod identity;
