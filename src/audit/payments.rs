@@ -1,17 +1,20 @@
-//! Payments: a payment buys one seat, a refund returns one payment once, and
-//! at the end of the log every sold seat has a completed payment at its price
-//! while every payment either sold a seat or was refunded.
+//! Payments: a payment is debited once and buys one seat, a refund returns
+//! one payment once, and at the end of the log every sold seat has a
+//! completed payment at its price, taken from its buyer's wallet for its
+//! reservation, while every payment either sold a seat or was refunded.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use crate::aggregates::{SeatEvent, WalletEvent};
 use crate::event_log::RawEvent;
-use crate::ids::{PaymentId, SeatId};
+use crate::ids::{PaymentId, ReservationId, SeatId, UserId};
 use crate::money::Won;
 
 use super::Violation;
 
 const SALE_IS_PAID: &str = "a sold seat has one completed payment at its price";
+const SOLD_TO_PAYER: &str = "a seat is sold to the wallet that paid, for the reservation paid";
 
 /// Sales and payments by payment id, matched up at the end of the log.
 #[derive(Debug, Default)]
@@ -25,14 +28,17 @@ pub(super) struct PaymentCheck {
 struct Sale {
     seat: String,
     price: Won,
+    user: UserId,
+    reservation: ReservationId,
     at: String,
 }
 
-/// Money taken from a wallet for a seat.
+/// Money taken from a wallet (its user's id) for a seat.
 #[derive(Debug)]
 struct Payment {
     wallet: String,
     seat: SeatId,
+    reservation: ReservationId,
     amount: Won,
     refunded: bool,
     at: String,
@@ -47,7 +53,10 @@ impl PaymentCheck {
         found: &mut Vec<Violation>,
     ) {
         let SeatEvent::SeatSold {
-            payment_id, price, ..
+            payment_id,
+            price,
+            user_id,
+            reservation_id,
         } = event
         else {
             return;
@@ -55,6 +64,8 @@ impl PaymentCheck {
         let sale = Sale {
             seat: row.aggregate_id.clone(),
             price: *price,
+            user: *user_id,
+            reservation: *reservation_id,
             at: row.label(),
         };
         if let Some(earlier) = self.sales.insert(*payment_id, sale) {
@@ -77,19 +88,29 @@ impl PaymentCheck {
             WalletEvent::Charged { .. } => {}
             WalletEvent::Paid {
                 payment_id,
+                reservation_id,
                 seat_id,
                 amount,
                 ..
-            } => {
-                let payment = Payment {
-                    wallet: row.aggregate_id.clone(),
-                    seat: seat_id,
-                    amount,
-                    refunded: false,
-                    at: row.label(),
-                };
-                self.payments.insert(payment_id, payment);
-            }
+            } => match self.payments.entry(payment_id) {
+                // Money taken twice for one seat: the first debit is the
+                // payment, and stays the one its sale and refund are matched with.
+                Entry::Occupied(first) => found.push(Violation::new(
+                    "a payment is debited once",
+                    format!("payment {payment_id} debited twice"),
+                    vec![first.get().at.clone(), row.label()],
+                )),
+                Entry::Vacant(slot) => {
+                    slot.insert(Payment {
+                        wallet: row.aggregate_id.clone(),
+                        seat: seat_id,
+                        reservation: reservation_id,
+                        amount,
+                        refunded: false,
+                        at: row.label(),
+                    });
+                }
+            },
             WalletEvent::Refunded {
                 payment_id, amount, ..
             } => match self.payments.get_mut(&payment_id) {
@@ -112,27 +133,36 @@ impl PaymentCheck {
     /// Matches every sale with its payment, and every payment with a sale or a refund.
     pub(super) fn finish(&self, found: &mut Vec<Violation>) {
         for (payment_id, sale) in &self.sales {
-            match self.payments.get(payment_id) {
-                Some(payment)
-                    if payment.amount == sale.price
-                        && payment.seat.to_string() == sale.seat
-                        && !payment.refunded => {}
-                Some(payment) => found.push(Violation::new(
-                    SALE_IS_PAID,
-                    format!(
-                        "payment {payment_id}: {} for seat {}, refunded {}",
-                        payment.amount, payment.seat, payment.refunded
-                    ),
-                    vec![payment.at.clone(), sale.at.clone()],
-                )),
-                None => found.push(Violation::new(
+            let Some(payment) = self.payments.get(payment_id) else {
+                found.push(Violation::new(
                     SALE_IS_PAID,
                     format!(
                         "seat {} sold for payment {payment_id}, which no wallet paid",
                         sale.seat
                     ),
                     vec![sale.at.clone()],
-                )),
+                ));
+                continue;
+            };
+            let events = || vec![payment.at.clone(), sale.at.clone()];
+            if payment.amount != sale.price
+                || payment.seat.to_string() != sale.seat
+                || payment.refunded
+            {
+                let detail = format!(
+                    "payment {payment_id}: {} for seat {}, refunded {}",
+                    payment.amount, payment.seat, payment.refunded
+                );
+                found.push(Violation::new(SALE_IS_PAID, detail, events()));
+            }
+            // A wallet's id is its user's.
+            if payment.wallet != sale.user.to_string() || payment.reservation != sale.reservation {
+                let detail = format!(
+                    "payment {payment_id} taken from wallet {} for reservation {}; \
+                     seat {} sold to user {} for reservation {}",
+                    payment.wallet, payment.reservation, sale.seat, sale.user, sale.reservation
+                );
+                found.push(Violation::new(SOLD_TO_PAYER, detail, events()));
             }
         }
         for (payment_id, payment) in &self.payments {
@@ -154,7 +184,7 @@ impl PaymentCheck {
 mod tests {
     use super::*;
     use crate::audit::fixtures::{logged, rules};
-    use crate::ids::{ChargeId, ReservationId, UserId};
+    use crate::ids::ChargeId;
     use chrono::{DateTime, Utc};
     use cqrs_es::DomainEvent;
 
@@ -169,6 +199,89 @@ mod tests {
         ]);
 
         assert!(found.is_empty(), "{found:?}");
+    }
+
+    #[test]
+    fn a_payment_debited_twice_is_named() {
+        let found = run(vec![
+            paid(PAYMENT, SEAT, 100),
+            paid(PAYMENT, SEAT, 100),
+            sold(PAYMENT, SEAT, 100),
+        ]);
+
+        assert_eq!(rules(&found), ["a payment is debited once"]);
+        assert_eq!(found[0].detail, format!("payment {PAYMENT} debited twice"));
+        assert_eq!(
+            found[0].events,
+            [
+                format!("#1 Wallet/{BUYER} seq 1 Paid"),
+                format!("#2 Wallet/{BUYER} seq 2 Paid")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_payment_debited_again_from_another_wallet_is_named() {
+        let found = run(vec![
+            paid(PAYMENT, SEAT, 100),
+            paid_from(OTHER_USER, RESERVATION, PAYMENT, SEAT, 100),
+            sold(PAYMENT, SEAT, 100),
+        ]);
+
+        assert_eq!(rules(&found), ["a payment is debited once"]);
+        assert_eq!(
+            found[0].events,
+            [
+                format!("#1 Wallet/{BUYER} seq 1 Paid"),
+                format!("#2 Wallet/{OTHER_USER} seq 2 Paid")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_refunded_payment_debited_again_is_named_and_stays_refunded() {
+        let found = run(vec![
+            paid(PAYMENT, SEAT, 100),
+            refunded(PAYMENT, 100),
+            paid(PAYMENT, SEAT, 100),
+        ]);
+
+        assert_eq!(rules(&found), ["a payment is debited once"]);
+    }
+
+    #[test]
+    fn a_seat_sold_to_another_user_than_the_payer_is_named() {
+        let found = run(vec![
+            paid_from(OTHER_USER, RESERVATION, PAYMENT, SEAT, 100),
+            sold(PAYMENT, SEAT, 100),
+        ]);
+
+        assert_eq!(rules(&found), [SOLD_TO_PAYER]);
+        assert_eq!(
+            found[0].detail,
+            format!(
+                "payment {PAYMENT} taken from wallet {OTHER_USER} for reservation {RESERVATION}; \
+                 seat {SEAT} sold to user {BUYER} for reservation {RESERVATION}"
+            )
+        );
+        assert_eq!(
+            found[0].events,
+            [
+                format!("#1 Wallet/{OTHER_USER} seq 1 Paid"),
+                format!("#2 Seat/{SEAT} seq 2 SeatSold")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_sale_of_another_reservation_than_the_one_paid_is_named() {
+        let other_reservation = ReservationId(uuid::Uuid::from_u128(8));
+        let found = run(vec![
+            paid_from(BUYER, other_reservation, PAYMENT, SEAT, 100),
+            sold(PAYMENT, SEAT, 100),
+        ]);
+
+        assert_eq!(rules(&found), [SOLD_TO_PAYER]);
     }
 
     #[test]
@@ -234,7 +347,7 @@ mod tests {
         assert_eq!(
             found[0].events,
             [
-                "#1 Wallet/w seq 1 Paid".to_string(),
+                format!("#1 Wallet/{BUYER} seq 1 Paid"),
                 format!("#2 Seat/{SEAT} seq 2 SeatSold")
             ]
         );
@@ -284,10 +397,10 @@ mod tests {
         );
     }
 
-    /// One event: of the seat it names, or of wallet `w`.
+    /// One event: of the seat or the wallet (its user) it names.
     enum Logged {
         Seat { seat: SeatId, event: SeatEvent },
-        Wallet(WalletEvent),
+        Wallet { wallet: UserId, event: WalletEvent },
     }
 
     /// Feeds the events one position each, then finishes.
@@ -300,8 +413,8 @@ mod tests {
                     let row = logged(position, &format!("Seat/{seat}"), &event.event_type());
                     check.apply_seat(&row, &event, &mut found);
                 }
-                Logged::Wallet(event) => {
-                    let row = logged(position, "Wallet/w", &event.event_type());
+                Logged::Wallet { wallet, event } => {
+                    let row = logged(position, &format!("Wallet/{wallet}"), &event.event_type());
                     check.apply_wallet(&row, &event, &mut found);
                 }
             }
@@ -314,39 +427,62 @@ mod tests {
     const OTHER_PAYMENT: PaymentId = PaymentId(uuid::Uuid::from_u128(2));
     const SEAT: SeatId = SeatId(uuid::Uuid::from_u128(3));
     const RESERVATION: ReservationId = ReservationId(uuid::Uuid::from_u128(4));
+    /// The holder of `RESERVATION`, whom its seat is sold to.
+    const BUYER: UserId = UserId(uuid::Uuid::from_u128(6));
+    const OTHER_USER: UserId = UserId(uuid::Uuid::from_u128(7));
 
+    /// The buyer paying for `RESERVATION`.
     fn paid(payment_id: PaymentId, seat_id: SeatId, amount: i64) -> Logged {
-        Logged::Wallet(WalletEvent::Paid {
+        paid_from(BUYER, RESERVATION, payment_id, seat_id, amount)
+    }
+
+    fn paid_from(
+        wallet: UserId,
+        reservation_id: ReservationId,
+        payment_id: PaymentId,
+        seat_id: SeatId,
+        amount: i64,
+    ) -> Logged {
+        let event = WalletEvent::Paid {
             payment_id,
-            reservation_id: RESERVATION,
+            reservation_id,
             seat_id,
             amount: Won(amount),
             balance: Won::ZERO,
             paid_at: DateTime::<Utc>::UNIX_EPOCH,
-        })
+        };
+        Logged::Wallet { wallet, event }
     }
 
     fn refunded(payment_id: PaymentId, amount: i64) -> Logged {
-        Logged::Wallet(WalletEvent::Refunded {
+        let event = WalletEvent::Refunded {
             payment_id,
             amount: Won(amount),
             balance: Won(amount),
-        })
+        };
+        Logged::Wallet {
+            wallet: BUYER,
+            event,
+        }
     }
 
     fn charged() -> Logged {
-        Logged::Wallet(WalletEvent::Charged {
+        let event = WalletEvent::Charged {
             charge_id: ChargeId(uuid::Uuid::from_u128(9)),
             amount: Won(5),
             balance: Won(5),
-        })
+        };
+        Logged::Wallet {
+            wallet: BUYER,
+            event,
+        }
     }
 
     fn sold(payment_id: PaymentId, seat: SeatId, price: i64) -> Logged {
         let event = SeatEvent::SeatSold {
             reservation_id: RESERVATION,
             payment_id,
-            user_id: UserId(uuid::Uuid::from_u128(6)),
+            user_id: BUYER,
             price: Won(price),
         };
         Logged::Seat { seat, event }

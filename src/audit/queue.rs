@@ -1,5 +1,6 @@
-//! The queue: a ticket is entered before it is admitted, and no concert ever
-//! has more active tickets than the active limit.
+//! The queue: a ticket is entered before it is admitted, is admitted only
+//! while it waits, and no concert ever has more active tickets than the
+//! active limit.
 
 use std::collections::HashMap;
 
@@ -60,6 +61,16 @@ impl QueueCheck {
                         vec![row.label()],
                     ));
                 };
+                // Only a waiting ticket takes a place: counted again, an
+                // active one would hold two for good, and an expired one is over.
+                if ticket.active || ticket.expired {
+                    let state = if ticket.active { "active" } else { "expired" };
+                    return found.push(Violation::new(
+                        "only a waiting ticket is admitted",
+                        format!("admission of an {state} ticket"),
+                        vec![row.label()],
+                    ));
+                }
                 ticket.active = true;
                 let count = self.active.entry(ticket.concert).or_default();
                 *count += 1;
@@ -140,6 +151,43 @@ mod tests {
 
         assert_eq!(rules(&found), ["admissions stay within the active limit"]);
         assert_eq!(found[0].detail, "2 active tokens, the limit is 1");
+    }
+
+    #[test]
+    fn an_admission_of_an_active_ticket_is_named_and_takes_no_second_place() {
+        let found = run(
+            2,
+            vec![
+                entered("a", CONCERT),
+                entered("b", CONCERT),
+                admitted("a"),
+                admitted("a"),
+                admitted("b"),
+            ],
+        );
+
+        assert_eq!(rules(&found), ["only a waiting ticket is admitted"]);
+        assert_eq!(found[0].detail, "admission of an active ticket");
+        assert_eq!(found[0].events, ["#4 QueueTicket/a seq 4 TicketAdmitted"]);
+    }
+
+    #[test]
+    fn an_admission_of_an_expired_ticket_is_named_and_takes_no_place() {
+        let found = run(
+            1,
+            vec![
+                entered("a", CONCERT),
+                admitted("a"),
+                expired("a"),
+                admitted("a"),
+                entered("b", CONCERT),
+                admitted("b"),
+            ],
+        );
+
+        assert_eq!(rules(&found), ["only a waiting ticket is admitted"]);
+        assert_eq!(found[0].detail, "admission of an expired ticket");
+        assert_eq!(found[0].events, ["#4 QueueTicket/a seq 4 TicketAdmitted"]);
     }
 
     #[test]

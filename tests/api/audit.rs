@@ -54,7 +54,7 @@ pub(crate) async fn audit(pool: &PgPool) -> concert::audit::AuditReport {
         .expect("the audit runs")
 }
 
-fn names(report: &concert::audit::AuditReport, needle: &str) -> bool {
+pub(crate) fn names(report: &concert::audit::AuditReport, needle: &str) -> bool {
     report
         .violations
         .iter()
