@@ -190,14 +190,34 @@ async fn audit_report(
     crate::event_log::assign_positions(&app.pool).await?;
     // The audit's progress callback is not `Send`, so it runs on a thread
     // of its own rather than in this request's task.
-    let (pool, limit) = (app.pool.clone(), app.config.queue_active_max);
+    // Dropped with this request (its time limit passed, its client left),
+    // the guard calls the audit off at its next batch.
+    let call_off = crate::audit::CallOff::default();
+    let (pool, limit, called_off) = (
+        app.pool.clone(),
+        app.config.queue_active_max,
+        call_off.flag(),
+    );
     let handle = tokio::runtime::Handle::current();
     let report = tokio::task::spawn_blocking(move || {
-        handle.block_on(crate::audit::audit(&pool, limit, against, &mut |_, _| {}))
+        let mut progress = |_, _| {};
+        let audit = crate::audit::audit_unless_called_off(
+            &pool,
+            limit,
+            against,
+            &mut progress,
+            &called_off,
+        );
+        handle.block_on(audit)
     })
     .await
     .map_err(|error| ApiError::Unavailable(format!("the audit stopped: {error}")))?
-    .map_err(|crate::audit::AuditError::Database(error)| ApiError::from(error))?;
+    .map_err(|error| match error {
+        crate::audit::AuditError::Database(error) => ApiError::from(error),
+        called_off @ crate::audit::AuditError::CalledOff => {
+            ApiError::Unavailable(called_off.to_string())
+        }
+    })?;
     let checkpoint = CheckpointResponse {
         position: report.checkpoint.position,
         digest: report.checkpoint.digest_hex(),

@@ -17,6 +17,9 @@ mod wallets;
 #[cfg(test)]
 mod fixtures;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use sqlx::PgPool;
 
 use crate::event_log::{self, RawEvent};
@@ -69,6 +72,27 @@ pub struct AuditReport {
 pub enum AuditError {
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("the audit was called off")]
+    CalledOff,
+}
+
+/// Calls an audit off when dropped. A request's handler holds it while the
+/// audit runs on a thread of its own, which dropping the request does not
+/// stop: without it, each timed-out request left a whole audit running.
+#[derive(Debug, Default)]
+pub struct CallOff(Arc<AtomicBool>);
+
+impl CallOff {
+    /// The flag to give `audit_unless_called_off`.
+    pub fn flag(&self) -> Arc<AtomicBool> {
+        self.0.clone()
+    }
+}
+
+impl Drop for CallOff {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Audits the whole log; `active_limit` is the queue's active-token limit,
@@ -78,6 +102,19 @@ pub async fn audit(
     active_limit: u32,
     against: Option<Checkpoint>,
     progress: &mut dyn FnMut(u64, u64),
+) -> Result<AuditReport, AuditError> {
+    let never = AtomicBool::new(false);
+    audit_unless_called_off(pool, active_limit, against, progress, &never).await
+}
+
+/// `audit`, which stops with `AuditError::CalledOff` at the next batch once
+/// `called_off` is set (by a dropped `CallOff`).
+pub async fn audit_unless_called_off(
+    pool: &PgPool,
+    active_limit: u32,
+    against: Option<Checkpoint>,
+    progress: &mut dyn FnMut(u64, u64),
+    called_off: &AtomicBool,
 ) -> Result<AuditReport, AuditError> {
     event_log::assign_positions(pool).await?;
     let total: i64 = sqlx::query_scalar("select count(*) from events")
@@ -90,6 +127,9 @@ pub async fn audit(
     // From below 1, so that a position set to 0 or less is walked and named.
     let mut after = i64::MIN;
     loop {
+        if called_off.load(Ordering::Relaxed) {
+            return Err(AuditError::CalledOff);
+        }
         let batch = event_log::raw_batch(pool, after, upto).await?;
         let Some(last) = batch.last() else { break };
         after = last.position;
@@ -101,6 +141,9 @@ pub async fn audit(
         progress(events, total as u64);
     }
     progress(events, total as u64);
+    if called_off.load(Ordering::Relaxed) {
+        return Err(AuditError::CalledOff);
+    }
     let checkpoint = digest.finish(&mut checks.found);
     let violations = checks.finish(pool, upto).await?;
     Ok(AuditReport {

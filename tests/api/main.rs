@@ -1,6 +1,7 @@
 //! HTTP tests against the real service and a real PostgreSQL.
 
 mod audit;
+mod audit_called_off;
 mod audit_forgeries;
 mod audit_paging;
 mod bad_input;
