@@ -4,6 +4,7 @@
 //! them with `fetch` streams, which can send it). They are served outside
 //! the request timeout, and described in the OpenAPI document by `LiveDoc`.
 
+mod line_moves;
 mod seats;
 mod standing;
 

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use super::line_moves::LineMoves;
 use super::{instant_of, keep_alive_timer, sleep_until_if};
 use crate::api::auth::QueueToken;
 use crate::api::error::{ApiError, Problem};
@@ -50,7 +51,10 @@ pub(super) async fn standing_events(
         .live
         .open_stream(ticket.ticket_id)
         .ok_or(ApiError::TooManyStreams(STREAMS_PER_TOKEN))?;
-    let watch = app
+    let Watch {
+        ticket: ticket_changes,
+        line,
+    } = app
         .live
         .standings()
         .watch(ticket.ticket_id, ticket.concert_id);
@@ -60,10 +64,10 @@ pub(super) async fn standing_events(
         ticket_id: ticket.ticket_id,
         ticket: None,
         app,
-        watch,
+        ticket_changes,
+        line: LineMoves::new(line, LINE_COALESCE),
         last_sent: None,
         deadline: None,
-        next_line_read: Instant::now(),
         keep_alive: keep_alive_timer(),
         done: false,
     };
@@ -82,13 +86,14 @@ struct StandingStream {
     ticket_id: Uuid,
     /// The ticket as last read: a move of the line leaves it as it was.
     ticket: Option<TicketRow>,
-    watch: Watch,
+    /// Bumped when the ticket itself changes.
+    ticket_changes: watch::Receiver<i64>,
+    line: LineMoves,
     closed: watch::Receiver<bool>,
     /// The data last sent, so that nothing unchanged is sent again.
     last_sent: Option<String>,
     /// When an active token lapses.
     deadline: Option<Instant>,
-    next_line_read: Instant,
     keep_alive: tokio::time::Interval,
     done: bool,
 }
@@ -122,7 +127,9 @@ impl StandingStream {
                 && self
                     .deadline
                     .is_some_and(|deadline| Instant::now() >= deadline + EXPIRY_GRACE));
-        let moved_at = *self.watch.line.borrow();
+        // Any move from here on is one this standing may not include.
+        self.line.sent();
+        let moved_at = self.line.moved_at();
         let standing = queue::watched_standing(&self.app, &ticket, moved_at).await?;
         let body = token_body(&self.app, ticket.clone(), standing);
         self.ticket = Some(ticket);
@@ -136,8 +143,8 @@ impl StandingStream {
             .app
             .live
             .position()
-            .max(*self.watch.ticket.borrow())
-            .max(*self.watch.line.borrow());
+            .max(*self.ticket_changes.borrow())
+            .max(moved_at);
         Ok(Event::default()
             .event("standing")
             .id(position.to_string())
@@ -158,11 +165,10 @@ impl StandingStream {
                 }
             });
             let lapsed = sleep_until_if(wake_at);
-            let line_read = self.next_line_read;
             let (closed, ticket, line, keep_alive) = (
                 &mut self.closed,
-                &mut self.watch.ticket,
-                &mut self.watch.line,
+                &mut self.ticket_changes,
+                &mut self.line,
                 &mut self.keep_alive,
             );
             let wake = tokio::select! {
@@ -173,13 +179,8 @@ impl StandingStream {
                     changed.ok()?;
                     Wake::Ticket
                 }
-                changed = async {
-                    let changed = line.changed().await;
-                    tokio::time::sleep_until(line_read).await;
-                    changed
-                } => {
-                    changed.ok()?;
-                    self.next_line_read = Instant::now() + LINE_COALESCE;
+                due = line.due() => {
+                    due?;
                     Wake::Line
                 }
             };
