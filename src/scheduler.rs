@@ -5,6 +5,7 @@
 //! lock), so several `serve` processes never over-admit; every command it sends
 //! is idempotent besides.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use futures::{stream, StreamExt};
@@ -47,7 +48,8 @@ pub async fn run(app: AppState, mut shutdown: watch::Receiver<bool>) {
     let mut interval =
         tokio::time::interval(Duration::from_millis(app.config.scheduler_interval_ms));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut numbers_released_at: Option<tokio::time::Instant> = None;
+    // Beside the ticks, so that a long look does not hold expiries back.
+    let numbers = tokio::spawn(release_abandoned_numbers(app.clone(), shutdown.clone()));
     loop {
         tokio::select! {
             _ = interval.tick() => {}
@@ -56,43 +58,70 @@ pub async fn run(app: AppState, mut shutdown: watch::Receiver<bool>) {
         if *shutdown.borrow() {
             break;
         }
-        match tick(&app).await {
-            Ok(report) if report.leader => {
-                if numbers_released_at.is_none_or(|at| at.elapsed() >= RELEASE_NUMBERS_EVERY) {
-                    numbers_released_at = Some(tokio::time::Instant::now());
-                    release_abandoned_numbers(&app).await;
-                }
-            }
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "scheduler tick failed"),
+        if let Err(error) = tick(&app).await {
+            tracing::warn!(%error, "scheduler tick failed");
         }
     }
+    let _ = numbers.await;
     tracing::info!("scheduler stopped");
 }
 
-/// How often the leader looks for entry numbers taken by entries that never
-/// committed.
+/// How often an instance looks for entry numbers taken by entries that
+/// never committed.
 const RELEASE_NUMBERS_EVERY: Duration = Duration::from_secs(60);
 /// How long after a later ticket entered a number without its ticket is
 /// taken for abandoned: far longer than an entry can take to commit (its
 /// request's time limit, a statement's, a batch's wait).
 const NUMBER_ABANDONED_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+/// Advisory lock key of that look, so one instance looks at a time.
+const NUMBERS_LOCK: i64 = 0x0071_6e75_6d62_6572;
 
-/// Records as unused the entry numbers of entries that never committed (an
-/// instance killed between taking the number and committing the ticket),
-/// so the tickets behind them move up.
-async fn release_abandoned_numbers(app: &AppState) {
-    let entered_before = crate::clock::now() - NUMBER_ABANDONED_AFTER;
-    match queue_entries::release_numbers_without_tickets(&app.pool, Some(entered_before)).await {
-        Ok(0) => {}
-        Ok(released) => {
-            tracing::warn!(
-                released,
-                "released queue entry numbers whose entries never committed"
-            )
+/// Once a minute, records as unused the entry numbers of entries that never
+/// committed (an instance killed between taking the number and committing
+/// the ticket), so the tickets behind them move up. Each number is looked at
+/// once by this instance (`settled`).
+async fn release_abandoned_numbers(app: AppState, mut shutdown: watch::Receiver<bool>) {
+    let mut settled = HashMap::new();
+    let mut every = tokio::time::interval(RELEASE_NUMBERS_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = shutdown.wait_for(|stopped| *stopped) => return,
         }
-        Err(error) => tracing::warn!(%error, "looking for abandoned queue entry numbers failed"),
+        match release_numbers_once(&app, &mut settled).await {
+            Ok(0) => {}
+            Ok(released) => {
+                tracing::warn!(
+                    released,
+                    "released queue entry numbers whose entries never committed"
+                )
+            }
+            Err(error) => {
+                tracing::warn!(%error, "looking for abandoned queue entry numbers failed")
+            }
+        }
     }
+}
+
+/// One look, if no other instance is looking.
+async fn release_numbers_once(
+    app: &AppState,
+    settled: &mut HashMap<Uuid, i64>,
+) -> sqlx::Result<u64> {
+    let mut lock = app.pool.begin().await?;
+    let taken: bool = sqlx::query_scalar("select pg_try_advisory_xact_lock($1)")
+        .bind(NUMBERS_LOCK)
+        .fetch_one(&mut *lock)
+        .await?;
+    if !taken {
+        return Ok(0);
+    }
+    let entered_before = crate::clock::now() - NUMBER_ABANDONED_AFTER;
+    let released =
+        queue_entries::release_abandoned_numbers(&app.pool, entered_before, settled).await;
+    lock.commit().await?;
+    released
 }
 
 /// One round of due work, if this instance wins leadership for it.

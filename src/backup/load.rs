@@ -65,7 +65,7 @@ pub async fn restore(
     crate::clock::follow_database_once(&pool).await?;
     let positioned = crate::event_log::assign_positions(&pool).await?;
     let entry_numbers_released =
-        crate::projections::queue_entries::release_numbers_without_tickets(&pool, None).await?;
+        crate::projections::queue_entries::release_numbers_without_tickets(&pool).await?;
     let payments_settled = super::settle::settle_payments(pool.clone(), config).await?;
     let events: i64 = sqlx::query_scalar("select count(*) from events")
         .fetch_one(&pool)

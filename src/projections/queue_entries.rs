@@ -3,6 +3,8 @@
 //! round trip to PostgreSQL is most of an entry's cost under load, and every
 //! entry of a concert takes its counter's lock.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -158,43 +160,70 @@ pub async fn release_entry_no(pool: &PgPool, concert_id: Uuid, entry_no: i64) ->
     Ok(())
 }
 
-/// Records as unused the entry numbers handed out that no ticket has, up to
-/// the last number of each concert (`entered_before` `None`) or up to the
-/// highest number of a ticket that entered before `entered_before`.
-///
-/// An entry's number is taken a moment before its ticket commits, so the
-/// last numbers are released only while nothing enters the queue: a restore
-/// does, since a copy taken in that moment holds the number without its
-/// ticket. The scheduler releases the older ones: a number below a ticket
-/// that entered long ago, still without a ticket, belongs to an entry that
-/// will never commit (its instance was killed after taking it). Counted as
-/// waiting, such a number put every ticket behind it one place too far back
-/// for good.
-pub async fn release_numbers_without_tickets(
+/// Records as unused every entry number a concert handed out that no ticket
+/// has. Safe only while nothing enters the queue, as an entry's number is
+/// taken a moment before its ticket commits: a restore runs it, since a copy
+/// taken in that moment holds the number without its ticket, which no
+/// request will ever enter or release there.
+pub async fn release_numbers_without_tickets(pool: &PgPool) -> sqlx::Result<u64> {
+    let bounds = "select concert_id, 1::bigint as from_no, issued as upto from queue_lines";
+    let released: Vec<(Uuid, i64, i64)> = sqlx::query_as(&release_within(bounds))
+        .fetch_all(pool)
+        .await?;
+    Ok(released.first().map_or(0, |(_, _, count)| *count as u64))
+}
+
+/// Records as unused the numbers of entries that never committed (their
+/// instance was killed after taking the number): those without a ticket
+/// below a ticket that entered before `entered_before`, in concerts with
+/// tickets waiting (the only ones whose positions they skew). `settled` is
+/// each concert's number up to which this was done before, and is moved on.
+/// Counted as waiting, such a number put every ticket behind it one place
+/// too far back for good.
+pub async fn release_abandoned_numbers(
     pool: &PgPool,
-    entered_before: Option<DateTime<Utc>>,
+    entered_before: DateTime<Utc>,
+    settled: &mut HashMap<Uuid, i64>,
 ) -> sqlx::Result<u64> {
-    let upto = match entered_before {
-        None => "select concert_id, issued as upto from queue_lines",
-        Some(_) => {
-            "select concert_id, max(entry_no) as upto from queue_tickets
-             where entered_at < $1 group by concert_id"
-        }
-    };
-    // Set differences, not a look-up per number: only tickets waiting have
-    // an index by number.
-    let released = sqlx::query(&format!(
-        "insert into queue_unused_entries (concert_id, entry_no)
-         select h.concert_id, missing.entry_no
-         from ({upto}) h cross join lateral (
-            select generate_series(1, h.upto) as entry_no
-            except select entry_no from queue_tickets where concert_id = h.concert_id
-            except select entry_no from queue_unused_entries where concert_id = h.concert_id
-         ) missing
-         on conflict do nothing"
-    ))
-    .bind(entered_before)
-    .execute(pool)
-    .await?;
-    Ok(released.rows_affected())
+    let (concerts, upto): (Vec<Uuid>, Vec<i64>) = settled.iter().map(|(c, n)| (*c, *n)).unzip();
+    let bounds = "select t.concert_id, coalesce(s.settled, 0) + 1 as from_no, max(t.entry_no) as upto
+         from queue_tickets t
+         left join unnest($2::uuid[], $3::bigint[]) as s(concert_id, settled) on s.concert_id = t.concert_id
+         where t.entered_at < $1
+           and t.concert_id in (select concert_id from queue_tickets where status = 'waiting')
+         group by t.concert_id, s.settled
+         having max(t.entry_no) > coalesce(s.settled, 0)";
+    let released: Vec<(Uuid, i64, i64)> = sqlx::query_as(&release_within(bounds))
+        .bind(entered_before)
+        .bind(concerts)
+        .bind(upto)
+        .fetch_all(pool)
+        .await?;
+    for (concert_id, upto, _) in &released {
+        settled.insert(*concert_id, *upto);
+    }
+    Ok(released.first().map_or(0, |(_, _, count)| *count as u64))
+}
+
+/// The statement that records as unused the numbers without a ticket from
+/// `from_no` to `upto` of each concert `bounds` selects, and answers each
+/// concert's `upto` with the count released in all. Set differences, not a
+/// look-up per number: only tickets waiting have an index by number.
+fn release_within(bounds: &str) -> String {
+    format!(
+        "with bounds as materialized ({bounds}),
+         released as (
+            insert into queue_unused_entries (concert_id, entry_no)
+            select b.concert_id, missing.entry_no
+            from bounds b cross join lateral (
+               select generate_series(b.from_no, b.upto) as entry_no
+               except select entry_no from queue_tickets
+                      where concert_id = b.concert_id and entry_no between b.from_no and b.upto
+               except select entry_no from queue_unused_entries
+                      where concert_id = b.concert_id and entry_no between b.from_no and b.upto
+            ) missing
+            on conflict do nothing
+            returning 1)
+         select concert_id, upto, (select count(*) from released) from bounds"
+    )
 }

@@ -222,9 +222,12 @@ async fn the_generic_plan_pool_connects_without_sequential_scans() {
 /// killed in between): once a later ticket entered long enough ago, the
 /// scheduler's look releases it and the tickets behind it move up; a number
 /// newer than that is left alone, as its ticket may still be committing.
+/// Each look starts where the last one ended.
 #[tokio::test]
 async fn numbers_of_entries_that_never_committed_are_released_once_old() {
-    use concert::projections::queue_entries::release_numbers_without_tickets;
+    use concert::projections::queue_entries::{
+        release_abandoned_numbers, release_numbers_without_tickets,
+    };
 
     let (app, concert) = line_with_one_admitted(0).await; // entry 1, admitted
     let concert_id: Uuid = concert.concert_id.parse().unwrap();
@@ -257,29 +260,21 @@ async fn numbers_of_entries_that_never_committed_are_released_once_old() {
     assert_eq!(position_of(sixth.clone()).await, 4);
 
     // Only the numbers below a ticket that entered before `between`.
-    assert_eq!(
-        release_numbers_without_tickets(&app.pool, Some(between))
-            .await
-            .unwrap(),
-        1
-    );
+    let mut settled = std::collections::HashMap::new();
+    let released = release_abandoned_numbers(&app.pool, between, &mut settled).await;
+    assert_eq!(released.unwrap(), 1);
+    assert_eq!(settled[&concert_id], 4);
     assert_eq!(unused_numbers(&app.pool, concert_id).await, [3]);
     assert_eq!(position_of(fourth).await, 1);
     assert_eq!(position_of(sixth.clone()).await, 3);
 
-    assert_eq!(
-        release_numbers_without_tickets(&app.pool, Some(Utc::now()))
-            .await
-            .unwrap(),
-        1
-    );
+    let released = release_abandoned_numbers(&app.pool, Utc::now(), &mut settled).await;
+    assert_eq!(released.unwrap(), 1);
+    assert_eq!(settled[&concert_id], 6);
     assert_eq!(unused_numbers(&app.pool, concert_id).await, [3, 5]);
     assert_eq!(position_of(sixth).await, 2);
-    // Nothing left to release.
-    assert_eq!(
-        release_numbers_without_tickets(&app.pool, None)
-            .await
-            .unwrap(),
-        0
-    );
+    // Nothing left to release, by either look.
+    let released = release_abandoned_numbers(&app.pool, Utc::now(), &mut settled).await;
+    assert_eq!(released.unwrap(), 0);
+    assert_eq!(release_numbers_without_tickets(&app.pool).await.unwrap(), 0);
 }
