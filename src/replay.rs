@@ -152,12 +152,16 @@ pub async fn replay(
     // with the whole rebuild: the swap is tried in a savepoint instead,
     // briefly, until those readers are done.
     let started = Instant::now();
+    let mut caught_up_before_swap = 0;
     let caught_up_streams = loop {
+        // What committed while the rebuild ran or the swap waited, applied
+        // before the locks, so that under them only the last moment's is.
+        caught_up_before_swap += projectors.catch_up_in(&mut tx).await?;
         let mut swap = tx.begin().await?;
         match swap_in(&mut swap, &projectors).await {
             Ok(caught_up) => {
                 swap.commit().await?;
-                break caught_up;
+                break caught_up_before_swap + caught_up;
             }
             Err(error) if is_busy(&error) && started.elapsed() < SWAP_WAIT_MOST => {
                 swap.rollback().await?;
