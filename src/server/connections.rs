@@ -113,7 +113,8 @@ pub async fn accept(
             match opening {
                 Some(opening) => {
                     let opening = opening.sent_by(remote);
-                    event_streams::serve(stream, opening, router, &stream_openings).await
+                    event_streams::serve(stream, opening, router, &stream_openings, head_within)
+                        .await
                 }
                 None => serve_with_hyper(stream, remote, router, &builder, head_within, stop).await,
             }

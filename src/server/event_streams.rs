@@ -13,6 +13,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::ConnectInfo;
@@ -109,20 +110,42 @@ fn is_event_stream(path: &str) -> bool {
 /// ten thousand subscribers connecting together held all of it at once, and
 /// the heap it grew to stayed with the streams (15-19 KiB a subscriber
 /// instead of 7-8). Waiting here, a connection holds its parsed head alone.
-pub async fn serve(mut stream: TcpStream, opening: Opening, router: Router, openings: &Semaphore) {
+/// It waits `wait_most` at most, then goes through the router anyway (whose
+/// time limit answers it), and gives its place up at once if the client
+/// hangs up: a stalled database must not leave crowds of waiters, each on
+/// one of the server's connection places, with nothing to end their wait.
+pub async fn serve(
+    mut stream: TcpStream,
+    opening: Opening,
+    router: Router,
+    openings: &Semaphore,
+    wait_most: Duration,
+) {
     let mut head = vec![0; opening.head_length];
     if stream.read_exact(&mut head).await.is_err() {
         return;
     }
     drop(head);
-    let Ok(opening_permit) = openings.acquire().await else {
-        return;
+    let opening_permit = tokio::select! {
+        permit = openings.acquire() => permit.ok(),
+        _ = tokio::time::sleep(wait_most) => None,
+        _ = hung_up(&stream) => return,
     };
     let Ok(response) = router.oneshot(opening.request).await;
     drop(opening_permit);
     let (reader, writer) = stream.split();
     if let Err(error) = answer(response, reader, writer).await {
         tracing::trace!(%error, "event stream ended with a socket error");
+    }
+}
+
+/// Resolves once the client has closed its side of `stream`; never if it
+/// sends more instead (nothing more is read from an event stream's client).
+async fn hung_up(stream: &TcpStream) {
+    let mut byte = [0u8; 1];
+    match stream.peek(&mut byte).await {
+        Ok(0) | Err(_) => {}
+        Ok(_) => std::future::pending().await,
     }
 }
 
@@ -367,7 +390,7 @@ mod tests {
                 let (router, openings) = (router.clone(), openings.clone());
                 served.spawn(async move {
                     let opening = opening(&stream).await.expect("an event-stream request");
-                    serve(stream, opening, router, &openings).await;
+                    serve(stream, opening, router, &openings, Duration::from_secs(30)).await;
                 });
             }
             served.join_all().await;
@@ -393,5 +416,55 @@ mod tests {
             (2..=OPENINGS_AT_ONCE).contains(&most),
             "{most} requests were in the router at once"
         );
+    }
+
+    #[tokio::test]
+    async fn a_long_wait_for_a_turn_goes_on_and_a_client_that_left_waits_no_more() {
+        let router = Router::new().route(SEATS, axum::routing::get(|| async { "answered" }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        // No turn ever comes free.
+        let openings = std::sync::Arc::new(Semaphore::new(0));
+        let request = format!("GET {SEATS} HTTP/1.1\r\nHost: x\r\n\r\n");
+        let serve_next = |wait_most: Duration| {
+            let (listener, router, openings) = (&listener, router.clone(), openings.clone());
+            async move {
+                let (stream, _) = listener.accept().await.unwrap();
+                let opening = opening(&stream).await.expect("an event-stream request");
+                serve(stream, opening, router, &openings, wait_most).await;
+            }
+        };
+
+        let mut client = TcpStream::connect(address).await.unwrap();
+        client.write_all(request.as_bytes()).await.unwrap();
+        let waited = tokio::time::timeout(
+            Duration::from_secs(5),
+            serve_next(Duration::from_millis(100)),
+        );
+        waited.await.expect("served once the wait was over");
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.ends_with("answered"), "{answer}");
+
+        let mut client = TcpStream::connect(address).await.unwrap();
+        client.write_all(request.as_bytes()).await.unwrap();
+        let serving = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let opening = opening(&stream).await.expect("an event-stream request");
+            serve(
+                stream,
+                opening,
+                router,
+                &openings,
+                Duration::from_secs(3600),
+            )
+            .await;
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(client);
+        tokio::time::timeout(Duration::from_secs(5), serving)
+            .await
+            .expect("the wait ended when the client left")
+            .unwrap();
     }
 }
