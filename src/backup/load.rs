@@ -53,9 +53,16 @@ pub async fn restore(
     let restored = run_pg_restore(&pg_restore, url, file, items, &mut meter).await;
     // Also drops a schema a restore killed half-way set aside.
     if schema_set_aside || restored.is_ok() {
-        settle_set_aside_schema(&mut conn, restored.is_ok()).await?;
+        let settled = settle_set_aside_schema(&mut conn, restored.is_ok()).await;
+        // The restore's own failure is the one to report.
+        if let (Err(_), Err(error)) = (&restored, &settled) {
+            tracing::error!(%error, "could not put the store's schema back after the failed restore; it is in schema {SET_ASIDE}");
+        }
+        restored?;
+        settled?;
+    } else {
+        restored?;
     }
-    restored?;
 
     let pool = crate::db::connect(url, 2).await?;
     crate::db::migrate(&pool)
@@ -219,6 +226,16 @@ const SET_ASIDE: &str = "concert_before_restore";
 /// restore then failed on them, with the copy already committed. Without
 /// the right to rename the schema, the restore goes ahead as before.
 async fn set_schema_aside(conn: &mut PgConnection) -> bool {
+    match holds_only_concerts_objects(conn).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::warn!(
+                "the store's schema holds objects that are not concert's; restoring over it"
+            );
+            return false;
+        }
+        Err(_) => return false,
+    }
     let statements = format!(
         "drop schema if exists {SET_ASIDE} cascade;
          alter schema public rename to {SET_ASIDE};
@@ -234,6 +251,49 @@ async fn set_schema_aside(conn: &mut PgConnection) -> bool {
             false
         }
     }
+}
+
+/// Every table a migrated store has in its schema.
+pub const STORE_TABLES: [&str; 18] = [
+    "_sqlx_migrations",
+    "balances",
+    "concert_date_free_seats",
+    "concert_dates",
+    "concerts",
+    "events",
+    "idempotency_keys",
+    "payments",
+    "projection_offsets",
+    "queue_lines",
+    "queue_progress",
+    "queue_tickets",
+    "queue_unused_entries",
+    "reservations",
+    "seats",
+    "served_settings",
+    "server_secrets",
+    "snapshots",
+];
+
+/// Whether `public` holds nothing but a concert store's tables (no other
+/// table, view or sequence, no extension): only then is it set aside and
+/// dropped whole.
+async fn holds_only_concerts_objects(conn: &mut PgConnection) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "select not exists (
+                  select 1 from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                  where n.nspname = 'public' and c.relkind in ('r', 'p', 'v', 'm', 'f', 'S')
+                    and c.relname <> all($1)
+                    -- a table's own sequences go with it
+                    and not exists (select 1 from pg_depend d
+                                    where d.objid = c.oid and d.deptype in ('a', 'i')))
+            and not exists (
+                  select 1 from pg_extension e join pg_namespace n on n.oid = e.extnamespace
+                  where n.nspname = 'public')",
+    )
+    .bind(&STORE_TABLES[..])
+    .fetch_one(conn)
+    .await
 }
 
 /// Drops the set-aside schema once the copy is in, or puts it back when

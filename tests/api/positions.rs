@@ -1,4 +1,5 @@
-//! Positions in the log: handed out by whole transactions.
+//! The store's shape: positions handed out by whole transactions, and the
+//! tables a migrated store holds.
 
 use sqlx::PgPool;
 
@@ -51,4 +52,27 @@ async fn a_batch_of_positions_never_ends_inside_a_transaction() {
         concert::event_log::last_position(&pool).await.unwrap(),
         batch + 4
     );
+}
+
+/// A restore sets a migrated store's schema aside whole only when it holds
+/// nothing but a store's tables; the list it checks against is the one the
+/// migrations make.
+#[tokio::test]
+async fn a_migrated_store_has_exactly_the_tables_a_restore_knows() {
+    let pool = fresh_database().await;
+    let mut tables: Vec<String> = sqlx::query_scalar(
+        "select c.relname::text from pg_class c join pg_namespace n on n.oid = c.relnamespace
+         where n.nspname = 'public' and c.relkind in ('r', 'p', 'v', 'm', 'f', 'S')
+         order by 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    tables.sort();
+    let mut known: Vec<String> = concert::backup::STORE_TABLES
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+    known.sort();
+    assert_eq!(tables, known);
 }
