@@ -8,6 +8,9 @@ const SAVED = "concert-booking";
 // is signed in, the queue place and the hold. A spent queue token is not
 // kept: after a payment a reload starts again at the queue.
 function save() {
+  // Leaving (signed out, or for another user's page): a late answer must
+  // not save the last session over what the reload brings up.
+  if (state.leaving) return;
   const { userToken, userId, concertId, reservation } = state;
   const queueToken = state.paid ? null : state.queueToken;
   try {
@@ -33,6 +36,7 @@ function restore() {
 // shared browser must not hand them to the next person), and starts over.
 function signOut() {
   closeStreams();
+  state.leaving = true;
   sessionStorage.removeItem(SAVED);
   location.reload();
 }
@@ -43,9 +47,11 @@ function signOut() {
 // storage to carry the sign-in over the reload, forgets the booking instead.
 function startAfreshAs(userToken, userId) {
   closeStreams();
+  state.leaving = true;
   try {
     sessionStorage.setItem(SAVED, JSON.stringify({ userToken, userId }));
   } catch {
+    state.leaving = false;
     forgetBooking();
     return false;
   }
