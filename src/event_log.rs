@@ -17,7 +17,8 @@ use sqlx::{PgPool, Row};
 
 /// Advisory lock key of the positioner, so one instance assigns at a time.
 const POSITIONER_LOCK: i64 = 0x0070_6f73_6974_696f;
-/// Events positioned per statement, rounded up to a whole transaction.
+/// Events positioned per statement, rounded up to a whole transaction (by
+/// at most as many again).
 pub const POSITION_BATCH: i64 = 10_000;
 
 /// One stored event.
@@ -49,7 +50,9 @@ pub async fn assign_positions(pool: &PgPool) -> sqlx::Result<u64> {
 
 /// Positions the next committed events (`POSITION_BATCH`, and the rest of
 /// the transaction the last of them belongs to: a reader who stopped at the
-/// batch's end would see a payment's sale without its debit) and
+/// batch's end would see a payment's sale without its debit; at most
+/// `POSITION_BATCH` more, so that only a transaction of thousands of events,
+/// which no command writes, is ever split) and
 /// returns what `select` reads from the rows it positioned, once they are
 /// committed: `select` is a query over `positioned` (`position`,
 /// `aggregate_type`, `aggregate_id`, `sequence`, `event_type`).
@@ -76,7 +79,8 @@ where
            from events
            where position is null
              and (not exists (select 1 from cut) or transaction_id <= (select transaction_id from cut))
-           order by transaction_id, aggregate_type, aggregate_id, sequence),
+           order by transaction_id, aggregate_type, aggregate_id, sequence
+           limit 2 * $1),
          positioned as (
            update events e set position = base.last + due.n
            from due, base

@@ -124,8 +124,9 @@ pub async fn read(
 
 /// Positions the next committed events (see `event_log::position_next`) and
 /// returns them, so the events this instance positions need no read of
-/// their own: at most `event_log::POSITION_BATCH`, in order. Events that
-/// another instance positioned are below the first returned.
+/// their own: a batch of `event_log::POSITION_BATCH` and the rest of its
+/// last transaction, in order. Events that another instance positioned are
+/// below the first returned.
 pub async fn position_and_read(pool: &PgPool) -> sqlx::Result<Vec<LogChange>> {
     let rows: Vec<Row> = event_log::position_next(
         pool,
