@@ -154,6 +154,18 @@ impl ApiError {
         }
     }
 
+    /// When a refusal that passes is worth trying again (`Retry-After`): a
+    /// busy database or a rate in a second, a stream once another of the
+    /// token's has closed, a full line once some of it has moved.
+    fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            ApiError::Unavailable(_) | ApiError::RateLimited => Some(1),
+            ApiError::TooManyStreams(_) => Some(5),
+            ApiError::QueueFull => Some(30),
+            _ => None,
+        }
+    }
+
     /// The problem document for this error.
     pub fn problem(&self) -> Problem {
         let (status, code, title) = self.parts();
@@ -195,6 +207,11 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(seconds) = self.retry_after_secs() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response
     }
 }

@@ -98,6 +98,7 @@ async fn hold_committed_after_giving_up(
         .unwrap();
     let gave_up = keyed_hold(app, user, seat, key).await;
     assert_eq!(gave_up.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(gave_up.headers()["retry-after"], "1");
     blocker.rollback().await.unwrap();
     eventually("the hold commits after its answer", || async {
         seat_status(app, seat).await == "held"

@@ -243,6 +243,7 @@ async fn one_address_entering_too_fast_is_rate_limited() {
             .await;
         statuses.push(response.status());
         if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(response.headers()["retry-after"], "1");
             assert_problem(response, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
         }
     }
@@ -287,6 +288,7 @@ async fn a_full_waiting_queue_refuses_new_entries() {
         .await;
     let again = app.enter_queue(admitted.user_id, &concert.concert_id).await;
 
+    assert_eq!(refused.headers()["retry-after"], "30");
     assert_problem(refused, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
     assert_eq!(
         again.0,

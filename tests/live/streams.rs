@@ -422,6 +422,7 @@ async fn a_token_opens_a_few_event_streams_not_thousands() {
     for path in [seats.as_str(), standing] {
         let refused = service.open_stream(path, &token).await;
         assert_eq!(refused.status(), 429, "{path}");
+        assert_eq!(refused.headers()["retry-after"], "5", "{path}");
         let problem: Value = refused.json().await.unwrap();
         assert_eq!(problem["code"], "rate_limited", "{problem}");
     }
