@@ -215,6 +215,8 @@ pub struct Sse {
     pub event: String,
     pub id: String,
     pub data: Value,
+    /// The reconnection time it sets, in milliseconds (`retry:`).
+    pub retry: Option<u64>,
 }
 
 /// An open event stream, read event by event.
@@ -230,6 +232,7 @@ impl Events {
             if let Some(end) = self.buffer.find("\n\n") {
                 let block: String = self.buffer.drain(..end + 2).collect();
                 let (mut event, mut id, mut data) = (String::new(), String::new(), String::new());
+                let mut retry = None;
                 for line in block.lines() {
                     if let Some(value) = line.strip_prefix("event:") {
                         event = value.trim().to_string();
@@ -237,6 +240,8 @@ impl Events {
                         id = value.trim().to_string();
                     } else if let Some(value) = line.strip_prefix("data:") {
                         data.push_str(value.trim_start());
+                    } else if let Some(value) = line.strip_prefix("retry:") {
+                        retry = value.trim().parse().ok();
                     }
                 }
                 if event.is_empty() && data.is_empty() {
@@ -246,6 +251,7 @@ impl Events {
                     event,
                     id,
                     data: serde_json::from_str(&data).unwrap(),
+                    retry,
                 });
             }
             let chunk = tokio::time::timeout(PUSH_WAIT, self.response.chunk())

@@ -379,6 +379,9 @@ async fn a_lapsed_token_s_stream_ends_on_its_recorded_expiry_with_that_event_s_p
     // The last standing is what the token's own query says, and its id
     // covers every event of the ticket, the scheduler's expiry included.
     assert_eq!(last.data["status"], "expired", "{last:?}");
+    // An EventSource reconnects when a stream ends: not for an hour, as
+    // the token is over.
+    assert_eq!(last.retry, Some(3_600_000), "{last:?}");
     let own = service
         .send("GET", "/queue/tokens/current", &token, None)
         .await;

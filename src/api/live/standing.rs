@@ -27,6 +27,9 @@ use crate::state::AppState;
 /// scheduler to record the expiry, so that its last event carries the
 /// position of `TicketExpired`.
 const EXPIRY_GRACE: Duration = Duration::from_secs(3);
+/// How long a client should wait before reconnecting to a token's standing
+/// once the token has expired.
+const RECONNECT_AFTER_EXPIRY: Duration = Duration::from_secs(3600);
 /// Moves of the line are sent at most this often to one stream.
 const LINE_COALESCE: Duration = Duration::from_secs(1);
 
@@ -145,10 +148,17 @@ impl StandingStream {
             .position()
             .max(*self.ticket_changes.borrow())
             .max(moved_at);
-        Ok(Event::default()
+        let event = Event::default()
             .event("standing")
             .id(position.to_string())
-            .data(data))
+            .data(data);
+        // The token is over: a browser's EventSource, which reconnects when
+        // a stream ends, would otherwise ask again every few seconds.
+        Ok(if self.done {
+            event.retry(RECONNECT_AFTER_EXPIRY)
+        } else {
+            event
+        })
     }
 
     async fn next(mut self) -> Option<(Result<Event, Infallible>, Self)> {
