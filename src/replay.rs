@@ -3,8 +3,8 @@
 //!
 //! The rebuild runs in one transaction whose `search_path` puts a private
 //! schema first, so the projections' own SQL writes the fresh tables. Events
-//! committed during the rebuild are applied after the live tables are locked,
-//! just before the swap.
+//! committed during the rebuild are applied before the swap, and the last
+//! moment's after the live tables are locked, just before it.
 
 use std::time::{Duration, Instant};
 

@@ -275,9 +275,12 @@ pub const STORE_TABLES: [&str; 18] = [
     "snapshots",
 ];
 
-/// Whether `public` holds nothing but a concert store's tables (no other
-/// table, view or sequence, no extension): only then is it set aside and
-/// dropped whole.
+/// Every function a migrated store has in its schema (its triggers').
+pub const STORE_FUNCTIONS: [&str; 1] = ["events_chain_hash"];
+
+/// Whether `public` holds nothing but a concert store's tables and functions
+/// (no other table, view, sequence or function, no extension): only then is
+/// it set aside and dropped whole.
 async fn holds_only_concerts_objects(conn: &mut PgConnection) -> sqlx::Result<bool> {
     sqlx::query_scalar(
         "select not exists (
@@ -288,10 +291,14 @@ async fn holds_only_concerts_objects(conn: &mut PgConnection) -> sqlx::Result<bo
                     and not exists (select 1 from pg_depend d
                                     where d.objid = c.oid and d.deptype in ('a', 'i')))
             and not exists (
+                  select 1 from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+                  where n.nspname = 'public' and p.proname <> all($2))
+            and not exists (
                   select 1 from pg_extension e join pg_namespace n on n.oid = e.extnamespace
                   where n.nspname = 'public')",
     )
     .bind(&STORE_TABLES[..])
+    .bind(&STORE_FUNCTIONS[..])
     .fetch_one(conn)
     .await
 }

@@ -11,7 +11,7 @@ mod settle;
 use std::path::PathBuf;
 
 pub use dump::{backup, BackupReport};
-pub use load::{restore, RestoreReport, STORE_TABLES};
+pub use load::{restore, RestoreReport, STORE_FUNCTIONS, STORE_TABLES};
 
 /// The advisory lock a restore holds for its whole run, and a backup shares
 /// for its snapshot: a backup of a store being restored would copy a store

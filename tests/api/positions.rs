@@ -55,8 +55,8 @@ async fn a_batch_of_positions_never_ends_inside_a_transaction() {
 }
 
 /// A restore sets a migrated store's schema aside whole only when it holds
-/// nothing but a store's tables; the list it checks against is the one the
-/// migrations make.
+/// nothing but a store's tables and functions; the lists it checks against
+/// are what the migrations make.
 #[tokio::test]
 async fn a_migrated_store_has_exactly_the_tables_a_restore_knows() {
     let pool = fresh_database().await;
@@ -69,6 +69,14 @@ async fn a_migrated_store_has_exactly_the_tables_a_restore_knows() {
     .await
     .unwrap();
     tables.sort();
+    let functions: Vec<String> = sqlx::query_scalar(
+        "select p.proname::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+         where n.nspname = 'public' order by 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(functions, concert::backup::STORE_FUNCTIONS);
     let mut known: Vec<String> = concert::backup::STORE_TABLES
         .iter()
         .map(|t| t.to_string())
