@@ -89,7 +89,12 @@ async fn release_abandoned_numbers(app: AppState, mut shutdown: watch::Receiver<
             _ = every.tick() => {}
             _ = shutdown.wait_for(|stopped| *stopped) => return,
         }
-        match release_numbers_once(&app, &mut settled).await {
+        // A look in progress does not hold shutdown up: it is idempotent.
+        let looked = tokio::select! {
+            looked = release_numbers_once(&app, &mut settled) => looked,
+            _ = shutdown.wait_for(|stopped| *stopped) => return,
+        };
+        match looked {
             Ok(0) => {}
             Ok(released) => {
                 tracing::warn!(
