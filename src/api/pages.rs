@@ -187,7 +187,6 @@ async fn audit_report(
         Some(text) => Some(Checkpoint::parse(text).map_err(ApiError::BadRequest)?),
         None => None,
     };
-    crate::event_log::assign_positions(&app.pool).await?;
     // The audit's progress callback is not `Send`, so it runs on a thread
     // of its own rather than in this request's task.
     // Dropped with this request (its time limit passed, its client left),

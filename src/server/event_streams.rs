@@ -418,6 +418,18 @@ mod tests {
         );
     }
 
+    /// Accepts one connection on `listener` and answers its event-stream request.
+    async fn serve_one(
+        listener: &tokio::net::TcpListener,
+        router: Router,
+        openings: &Semaphore,
+        wait_most: Duration,
+    ) {
+        let (stream, _) = listener.accept().await.unwrap();
+        let opening = opening(&stream).await.expect("an event-stream request");
+        serve(stream, opening, router, openings, wait_most).await;
+    }
+
     #[tokio::test]
     async fn a_long_wait_for_a_turn_goes_on_and_a_client_that_left_waits_no_more() {
         let router = Router::new().route(SEATS, axum::routing::get(|| async { "answered" }));
@@ -426,20 +438,16 @@ mod tests {
         // No turn ever comes free.
         let openings = std::sync::Arc::new(Semaphore::new(0));
         let request = format!("GET {SEATS} HTTP/1.1\r\nHost: x\r\n\r\n");
-        let serve_next = |wait_most: Duration| {
-            let (listener, router, openings) = (&listener, router.clone(), openings.clone());
-            async move {
-                let (stream, _) = listener.accept().await.unwrap();
-                let opening = opening(&stream).await.expect("an event-stream request");
-                serve(stream, opening, router, &openings, wait_most).await;
-            }
-        };
-
         let mut client = TcpStream::connect(address).await.unwrap();
         client.write_all(request.as_bytes()).await.unwrap();
         let waited = tokio::time::timeout(
             Duration::from_secs(5),
-            serve_next(Duration::from_millis(100)),
+            serve_one(
+                &listener,
+                router.clone(),
+                &openings,
+                Duration::from_millis(100),
+            ),
         );
         waited.await.expect("served once the wait was over");
         let mut answer = String::new();
@@ -449,16 +457,7 @@ mod tests {
         let mut client = TcpStream::connect(address).await.unwrap();
         client.write_all(request.as_bytes()).await.unwrap();
         let serving = tokio::spawn(async move {
-            let (stream, _) = listener.accept().await.unwrap();
-            let opening = opening(&stream).await.expect("an event-stream request");
-            serve(
-                stream,
-                opening,
-                router,
-                &openings,
-                Duration::from_secs(3600),
-            )
-            .await;
+            serve_one(&listener, router, &openings, Duration::from_secs(3600)).await
         });
         tokio::time::sleep(Duration::from_millis(100)).await;
         drop(client);
