@@ -24,6 +24,9 @@ pub const POSITION_BATCH: i64 = 10_000;
 /// One stored event.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LoggedEvent {
+    /// Null only in a stream's history, for an event committed a moment ago
+    /// and not positioned yet; the feed of every event lists positioned ones.
+    #[schema(required = true)]
     pub position: Option<i64>,
     pub aggregate_type: String,
     pub aggregate_id: String,

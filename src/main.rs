@@ -27,7 +27,13 @@ fn main() -> ExitCode {
     // Otherwise the audit takes the limit the service last ran with.
     let limit_given = startup::given(&matches, "queue_active_max");
     concert::telemetry::init_logging(cli.config.log_format);
-    let command = cli.command.unwrap_or(Command::Serve { demo: false });
+    // `serve` is the default command, so `concert --demo` is `concert serve --demo`.
+    let command = match (cli.command, cli.demo) {
+        (None, demo) => Command::Serve { demo },
+        (Some(Command::Serve { demo }), also) => Command::Serve { demo: demo || also },
+        (Some(command), false) => command,
+        (Some(_), true) => return fail("--demo goes with serve, the default command"),
+    };
     // What can be checked without a database is checked before one starts.
     if let Err(refusal) = startup::check_before_starting(&command, &cli.config) {
         return fail(refusal);

@@ -1,7 +1,8 @@
 //! Graceful shutdown of the real binary: SIGTERM in the middle of a burst of
 //! charges loses no charge that was answered, the process exits 0, and the
 //! private PostgreSQL it started is gone. Its logs carry the request span and
-//! never the admin token or a user token.
+//! never the admin token or a user token. It is started as `concert --demo`:
+//! `serve` is the default command, and its flag may come without it.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::{self, File};
@@ -37,7 +38,7 @@ impl Service {
     fn start(dir: &Path, address: &str) -> Self {
         let log = File::create(dir.join("serve.log")).unwrap();
         let child = concert(dir)
-            .arg("serve")
+            .arg("--demo")
             .env("CONCERT_BIND", address)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -173,6 +174,17 @@ async fn sigterm_mid_burst_loses_no_answered_request_and_stops_postgres() {
     }
     let audit = client.audit_events(0, 100).await.unwrap();
     assert_eq!(audit.status, 200);
+    let concerts: Value = reqwest::get(format!("{base}/api/v1/concerts"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        concerts["concerts"].as_array().map(Vec::len),
+        Some(1),
+        "`concert --demo` serves the sample concert: {concerts}"
+    );
 
     // and: users signed in (a user token each, minted with the admin token)
     let users: Vec<Uuid> = (0..USERS).map(|_| Uuid::new_v4()).collect();
@@ -404,4 +416,19 @@ async fn sigterm_mid_burst_loses_no_answered_request_and_stops_postgres() {
     );
     assert!(finished > 0, "no request in flight at SIGTERM was answered");
     let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn demo_goes_with_serve_alone() {
+    let refused = Command::new(env!("CARGO_BIN_EXE_concert"))
+        .args(["--demo", "migrate"])
+        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--demo goes with serve"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
 }

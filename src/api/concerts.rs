@@ -240,6 +240,7 @@ pub struct SeatPage {
 pub struct SeatListResponse {
     seats: Vec<FreeSeat>,
     /// Pass as `after_seat_no` for the next page; null when none remain.
+    #[schema(required = true)]
     next_after_seat_no: Option<i32>,
 }
 

@@ -86,7 +86,6 @@ pub enum ProblemCode {
     PayloadTooLarge,
     ValidationFailed,
     RateLimited,
-    MethodNotAllowed,
     Unavailable,
     Internal,
 }

@@ -46,6 +46,13 @@ pub fn json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "the body must be a JSON object, not an array".into(),
         ));
     }
+    // serde checks the text of the strings it keeps, not of those it skips:
+    // bad bytes in an unknown field would pass. JSON is UTF-8 (RFC 8259).
+    if std::str::from_utf8(bytes).is_err() {
+        return Err(ApiError::BadRequest(
+            "the body is not UTF-8 text, as JSON must be".into(),
+        ));
+    }
     let axum::Json(value) = axum::Json::from_bytes(bytes)?;
     Ok(value)
 }

@@ -47,6 +47,7 @@ pub struct TokenResponse {
     position: i64,
     estimated_wait_seconds: i64,
     /// When an active token lapses; null while waiting.
+    #[schema(required = true)]
     expires_at: Option<DateTime<Utc>>,
 }
 

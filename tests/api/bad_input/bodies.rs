@@ -21,6 +21,22 @@ async fn malformed_json_is_a_bad_request_and_charges_nothing() {
 }
 
 #[tokio::test]
+async fn a_body_that_is_not_utf8_is_a_bad_request_even_in_a_field_nobody_reads() {
+    let app = spawn_app().await;
+    let user_id = charged_user(&app, 1_000).await;
+    let token = app.user_token(user_id).await;
+    let path = format!("/users/{user_id}/balance/charges");
+    for body in [
+        &b"{\"amount\": 1, \"note\": \"\xff\"}"[..],
+        b"{\"amount\": 1} \xc3",
+    ] {
+        let response = post_raw(&app, &path, Some(&token), "application/json", body).await;
+        assert_problem(response, StatusCode::BAD_REQUEST, "bad_request").await;
+    }
+    assert_eq!(app.balance(user_id).await, 1_000);
+}
+
+#[tokio::test]
 async fn a_body_that_is_not_declared_as_json_is_a_bad_request() {
     let app = spawn_app().await;
     let user_id = charged_user(&app, 1_000).await;
