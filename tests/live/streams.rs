@@ -207,6 +207,57 @@ async fn last_event_id_after_a_missed_hold_replays_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_shows_no_change_later_than_its_id() {
+    let pool = fresh_database().await;
+    let service = start(&pool, config()).await;
+    let (concert_id, date_id) = service.concert(4).await;
+    let token = service.active_token(&concert_id).await;
+    let path = seats_path(&concert_id, &date_id);
+    // A subscriber loads the date's map, so each hold below shows in it at
+    // once as this instance's own commit, before the log brings its copy.
+    let mut watching = service.subscribe(&path, &token, None).await;
+    watching.next().await.unwrap();
+
+    for seat_no in 1..=3 {
+        let reservation = service.hold(&token, &concert_id, &date_id, seat_no).await;
+        let mut events = service.subscribe(&path, &token, None).await;
+        let snapshot = events.next().await.unwrap();
+        let snapshot_id: i64 = snapshot.id.parse().unwrap();
+        let held_at = last_position(&pool, reservation["seat_id"].as_str().unwrap()).await;
+
+        let letter = snapshot.data["seats"].as_str().unwrap().as_bytes()[seat_no as usize - 1];
+        if held_at <= snapshot_id {
+            assert_eq!(letter, b'H', "{snapshot:?}");
+        } else {
+            assert_eq!(letter, b'F', "the hold at {held_at} in {snapshot:?}");
+            let change = events.next().await.unwrap();
+            assert_eq!(change.id, held_at.to_string(), "{change:?}");
+            assert_eq!(change.data["changes"][0]["seat_no"], seat_no);
+        }
+    }
+    service.stop().await;
+}
+
+/// The log position of a seat's latest event, once it has one.
+async fn last_position(pool: &PgPool, seat_id: &str) -> i64 {
+    for _ in 0..100 {
+        let position: Option<i64> = sqlx::query_scalar(
+            "select position from events where aggregate_type = 'Seat' and aggregate_id = $1
+             order by sequence desc limit 1",
+        )
+        .bind(seat_id)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if let Some(position) = position {
+            return position;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the seat's event was never positioned");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hold_expired_by_the_scheduler_reaches_subscribers() {
     let pool = fresh_database().await;
     let mut settings = config();

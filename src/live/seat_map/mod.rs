@@ -74,9 +74,8 @@ struct MapState {
     /// Empty until loaded.
     seats: Seats,
     loaded: bool,
-    /// Changes (seat, its sequence, status) that arrived while the map was
-    /// being read.
-    pending: Vec<(Uuid, i64, SeatStatus)>,
+    /// Changes that arrived while the map was being read.
+    pending: Vec<PendingChange>,
     remembered: VecDeque<Arc<SeatBatch>>,
     /// Every batch after this position is in `remembered`.
     floor: i64,
@@ -87,6 +86,10 @@ struct MapState {
     /// Since when nobody has watched or listed the map (as the sweeps saw it).
     unwatched_since: Option<Instant>,
 }
+
+/// A change that arrived while the map was being read: the seat, its
+/// sequence, its status, and whether it is an own commit (else the log's).
+type PendingChange = (Uuid, i64, SeatStatus, bool);
 
 /// Why a date's map could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -213,9 +216,9 @@ impl SeatMaps {
         for map in maps {
             let mut state = lock(&map.state);
             if !state.loaded {
-                state.pending.push((seat_id, sequence, status));
+                state.pending.push((seat_id, sequence, status, true));
             } else if state.seats.contains(seat_id) {
-                state.seats.set(seat_id, sequence, status);
+                state.seats.set_own(seat_id, sequence, status);
                 state.snapshot = None;
                 return;
             }
@@ -299,8 +302,12 @@ impl DateMap {
         state.seats = seats;
         // The read may already show some of these; applying them again in
         // order leaves each seat as the last one says.
-        for (seat_id, sequence, status) in std::mem::take(&mut state.pending) {
-            state.seats.set(seat_id, sequence, status);
+        for (seat_id, sequence, status, own) in std::mem::take(&mut state.pending) {
+            if own {
+                state.seats.set_own(seat_id, sequence, status);
+            } else {
+                state.seats.set(seat_id, sequence, status);
+            }
         }
         state.floor = floor;
         state.snapshot = None;
@@ -330,7 +337,9 @@ impl DateMap {
             if state.loaded {
                 state.seats.set(seat.seat_id, *sequence, seat.status);
             } else {
-                state.pending.push((seat.seat_id, *sequence, seat.status));
+                state
+                    .pending
+                    .push((seat.seat_id, *sequence, seat.status, false));
             }
         }
         state.remembered.push_back(batch.clone());
@@ -363,7 +372,7 @@ impl DateMap {
                     let snapshot = frames::snapshot(
                         self.date_id,
                         info.total_seats,
-                        state.seats.letters(),
+                        &state.seats.letters_from_log(),
                         position,
                     );
                     state.snapshot = Some((position, snapshot.clone()));
@@ -513,7 +522,7 @@ mod tests {
 
         assert_eq!(
             lock(&map.state).pending,
-            vec![(seat_id(3), 2, SeatStatus::Sold)]
+            vec![(seat_id(3), 2, SeatStatus::Sold, false)]
         );
     }
 
@@ -525,6 +534,9 @@ mod tests {
 
         maps.committed(None, seat_id(2), 3, SeatStatus::Held);
         assert_eq!(map.free_seats(0, 10).len(), 2);
+        // A snapshot names the log's position 7: the hold is not there yet
+        // (it comes to the subscriber as a change of its own position).
+        assert!(snapshot_of(map.subscribe(7, None)).contains(r#""seats":"FFF""#));
         // The log then brings an older change of that seat, and this one.
         map.apply(8, vec![change(2, 2, SeatStatus::Free)]);
         map.apply(9, vec![change(2, 3, SeatStatus::Held)]);

@@ -3,7 +3,13 @@
 //! shows. The same change may arrive twice and out of order (this instance's
 //! own commit at once, then the log's copy, after older changes of other
 //! instances), so a change older than what a seat shows is skipped.
+//!
+//! Snapshots are named by a position of the log, so they show the letters
+//! as the log has brought them: an own commit shows at once in listings
+//! and counts, and in snapshots once its copy from the log arrives (as a
+//! change under its own position, which a snapshot must not already hold).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use sqlx::PgPool;
@@ -25,6 +31,9 @@ pub struct Seats {
     index: HashMap<Uuid, usize>,
     /// How many letters are F.
     free: usize,
+    /// Seats showing an own commit whose copy the log has not brought yet,
+    /// with the letter the log last brought for each.
+    ahead_of_log: HashMap<usize, u8>,
 }
 
 impl Seats {
@@ -41,6 +50,7 @@ impl Seats {
             ids,
             prices,
             index,
+            ahead_of_log: HashMap::new(),
         }
     }
 
@@ -79,9 +89,23 @@ impl Seats {
         }))
     }
 
-    /// One letter per seat number from 1.
+    /// One letter per seat number from 1, own commits included.
+    #[cfg(test)]
     pub fn letters(&self) -> &[u8] {
         &self.letters
+    }
+
+    /// The letters as the log has brought them: own commits whose copy has
+    /// not come yet show what the seat showed before them.
+    pub fn letters_from_log(&self) -> Cow<'_, [u8]> {
+        if self.ahead_of_log.is_empty() {
+            return Cow::Borrowed(&self.letters);
+        }
+        let mut letters = self.letters.clone();
+        for (&at, &letter) in &self.ahead_of_log {
+            letters[at] = letter;
+        }
+        Cow::Owned(letters)
     }
 
     /// Whether the date has a seat `seat_id`.
@@ -94,12 +118,35 @@ impl Seats {
         self.index.get(&seat_id).map(|&at| self.letters[at])
     }
 
-    /// Shows `status` for `seat_id` unless the seat shows a later change.
+    /// A change the log brought (or the read model showed): shown unless
+    /// the seat shows a later one, which is then an own commit still ahead
+    /// of the log.
     pub fn set(&mut self, seat_id: Uuid, sequence: i64, status: SeatStatus) {
         let Some(&at) = self.index.get(&seat_id) else {
             return;
         };
-        let sequence = u32::try_from(sequence).unwrap_or(u32::MAX);
+        let sequence = version(sequence);
+        if sequence >= self.versions[at] {
+            self.ahead_of_log.remove(&at);
+        } else if let Some(letter) = self.ahead_of_log.get_mut(&at) {
+            *letter = status.letter();
+        }
+        self.show(at, sequence, status);
+    }
+
+    /// This instance's own commit, shown before the log brings its copy.
+    pub fn set_own(&mut self, seat_id: Uuid, sequence: i64, status: SeatStatus) {
+        let Some(&at) = self.index.get(&seat_id) else {
+            return;
+        };
+        let sequence = version(sequence);
+        if sequence > self.versions[at] {
+            self.ahead_of_log.entry(at).or_insert(self.letters[at]);
+        }
+        self.show(at, sequence, status);
+    }
+
+    fn show(&mut self, at: usize, sequence: u32, status: SeatStatus) {
         if sequence > self.versions[at] {
             let free = SeatStatus::Free.letter();
             let (was, is) = (self.letters[at], status.letter());
@@ -113,7 +160,7 @@ impl Seats {
         }
     }
 
-    /// How many seats are free.
+    /// How many seats are free, own commits included.
     pub fn free_count(&self) -> usize {
         self.free
     }
@@ -134,6 +181,10 @@ impl Seats {
             })
             .collect()
     }
+}
+
+fn version(sequence: i64) -> u32 {
+    u32::try_from(sequence).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
@@ -165,6 +216,33 @@ mod tests {
             2,
             "a free seat set free again counts once"
         );
+    }
+
+    #[test]
+    fn an_own_commit_is_left_out_of_the_letters_from_the_log_until_its_copy_comes() {
+        let (mut table, ids) = seats("FFF");
+
+        table.set_own(ids[0], 2, SeatStatus::Held);
+        table.set_own(ids[0], 3, SeatStatus::Sold);
+        assert_eq!(table.letters(), b"SFF");
+        assert_eq!(table.free_count(), 2);
+        assert_eq!(&*table.letters_from_log(), b"FFF");
+        table.set(ids[0], 2, SeatStatus::Held);
+        assert_eq!(&*table.letters_from_log(), b"HFF", "the log's older change");
+        assert_eq!(table.letters(), b"SFF");
+        table.set(ids[0], 3, SeatStatus::Sold);
+        assert_eq!(&*table.letters_from_log(), b"SFF");
+        assert!(matches!(table.letters_from_log(), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn an_own_commit_the_log_brought_first_is_not_ahead_of_it() {
+        let (mut table, ids) = seats("FF");
+
+        table.set(ids[1], 4, SeatStatus::Held);
+        table.set_own(ids[1], 4, SeatStatus::Held);
+
+        assert_eq!(&*table.letters_from_log(), b"FH");
     }
 
     #[test]
