@@ -61,6 +61,11 @@ impl Idempotent {
         answer.map(|kept| self.replay(kept)).transpose()
     }
 
+    /// Whether the request came with an `Idempotency-Key`.
+    pub fn keyed(&self) -> bool {
+        self.key.is_some()
+    }
+
     /// The id of the command this request sends: from the key, or fresh.
     pub fn command_id(&self) -> Uuid {
         match &self.key {

@@ -105,6 +105,13 @@ async fn pay(
         return Err(ApiError::TokenNotActive("the token is for another concert"));
     }
     let context = correlation.as_actor(format!("user:{user_id}"));
+    // A retry past the hold's deadline may race its own first try's sale.
+    let reservation = match reservation {
+        Some(own) if request.keyed() && own.user_id == user_id => {
+            Some(payment::close_lapsed_hold(&app, own, &context).await?)
+        }
+        other => other,
+    };
     let receipt = payment::pay(
         &app,
         UserId(user_id),

@@ -87,12 +87,7 @@ pub async fn pay(
         context,
     )
     .await
-    .map_err(|error| match error {
-        AggregateError::UserError(PaymentRefused::Seat(lapsed)) if hold_lapsed(&lapsed) => {
-            BookingError::HoldExpired
-        }
-        other => other.into(),
-    })?;
+    .map_err(|error| refusal(error, reservation_id))?;
     metrics::counter!("concert_payments_total", "outcome" => "completed").increment(1);
     payment.status = "completed".to_string();
     // The balance the debit left, as its event states it; nothing is stored
@@ -102,6 +97,59 @@ pub async fn pay(
         None => balances::balance_of(&app.pool, user_id.0).await?,
     };
     Ok(Receipt { payment, balance })
+}
+
+/// What a payment of `reservation_id` that the pipeline refused answers.
+/// A seat sold for this same reservation was sold by another payment of it
+/// (its user's, sent at once and through another instance, whose debit the
+/// wallet as loaded did not show yet): already paid, not lapsed.
+fn refusal(error: AggregateError<PaymentRefused>, reservation_id: ReservationId) -> BookingError {
+    match error {
+        AggregateError::UserError(PaymentRefused::Seat(SeatError::AlreadySold {
+            reservation_id: sold,
+        })) if sold == reservation_id => BookingError::AlreadyPaid,
+        AggregateError::UserError(PaymentRefused::Seat(lapsed)) if hold_lapsed(&lapsed) => {
+            BookingError::HoldExpired
+        }
+        other => other.into(),
+    }
+}
+
+/// A hold whose deadline has passed while the log still shows it held is
+/// closed here as the scheduler would close it, and read again. A keyed
+/// retry does this before paying: its first try, decided as it arrived
+/// before the deadline, may still be committing the sale, and refusing the
+/// retry at once told its sender that a payment failed which then went
+/// through. The seat's stream takes the sale or the expiry, whichever
+/// comes first; the retry answers what it took.
+pub async fn close_lapsed_hold(
+    app: &AppState,
+    reservation: ReservationRow,
+    context: &CommandContext,
+) -> Result<ReservationRow, BookingError> {
+    let now = crate::clock::now();
+    if reservation.status_at(now) != ReservationStatus::Expired || reservation.status != "held" {
+        return Ok(reservation);
+    }
+    let expire = SeatCommand::ExpireHold {
+        reservation_id: ReservationId(reservation.reservation_id),
+        now,
+    };
+    match execute(
+        &app.seats,
+        &reservation.seat_id.to_string(),
+        expire,
+        context,
+    )
+    .await
+    {
+        // A refusal means the seat's stream already moved on: it is read below.
+        Ok(()) | Err(AggregateError::UserError(_)) => {}
+        Err(error) => return Err(error.into()),
+    }
+    reservations::find_reservation(&app.pool, reservation.reservation_id)
+        .await?
+        .ok_or(BookingError::NotFound("reservation"))
 }
 
 /// The seat's refusals that mean the hold is over: lapsed, sold, or due to lapse.
@@ -183,4 +231,36 @@ async fn receipt(app: &AppState, payment_id: Uuid) -> Result<Receipt, BookingErr
         .ok_or(BookingError::NotFound("payment"))?;
     let balance = balances::balance_of(&app.pool, payment.user_id).await?;
     Ok(Receipt { payment, balance })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused_by_seat(error: SeatError) -> AggregateError<PaymentRefused> {
+        AggregateError::UserError(PaymentRefused::Seat(error))
+    }
+
+    #[test]
+    fn a_seat_sold_for_the_same_reservation_is_already_paid_and_for_another_lapsed() {
+        let reservation_id = ReservationId::new();
+        let same = refused_by_seat(SeatError::AlreadySold { reservation_id });
+        let other = refused_by_seat(SeatError::AlreadySold {
+            reservation_id: ReservationId::new(),
+        });
+        let lapsed = refused_by_seat(SeatError::HoldLapsed { reservation_id });
+
+        assert!(matches!(
+            refusal(same, reservation_id),
+            BookingError::AlreadyPaid
+        ));
+        assert!(matches!(
+            refusal(other, reservation_id),
+            BookingError::HoldExpired
+        ));
+        assert!(matches!(
+            refusal(lapsed, reservation_id),
+            BookingError::HoldExpired
+        ));
+    }
 }

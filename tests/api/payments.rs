@@ -5,7 +5,9 @@ use serde_json::Value;
 
 use uuid::Uuid;
 
-use crate::helpers::{assert_problem, json_of, spawn_app, Concert, TestApp, User};
+use crate::helpers::{
+    assert_problem, json_of, spawn_app, spawn_app_with, test_config, Concert, TestApp, User,
+};
 
 async fn held_seat(app: &TestApp, concert: &Concert, user: &User, index: usize) -> String {
     let seat_id = app.free_seats(user, concert, 0).await[index]
@@ -133,6 +135,60 @@ async fn a_retried_payment_with_the_same_idempotency_key_pays_once() {
     assert_eq!(first_status, StatusCode::CREATED);
     assert_eq!((retry_status, retry_body), (first_status, first_body));
     assert_eq!(app.balance(user.user_id).await, 9_000);
+}
+
+#[tokio::test]
+async fn a_keyed_retry_after_the_deadline_answers_what_its_first_try_did() {
+    let mut config = test_config();
+    config.hold_ttl_secs = 2;
+    let app = spawn_app_with(config).await;
+    let (user, reservation_id) = ready_to_pay(&app).await;
+    let (seat_id, expires_at): (Uuid, chrono::DateTime<chrono::Utc>) =
+        sqlx::query_as("select seat_id, expires_at from reservations where reservation_id = $1")
+            .bind(reservation_id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    let send = || {
+        app.client
+            .post(app.url("/payments"))
+            .bearer_auth(&user.token)
+            .header("idempotency-key", "pay-at-the-deadline")
+            .json(&serde_json::json!({"reservation_id": reservation_id}))
+            .send()
+    };
+    // Another session holds the seat's read-model row: the first try,
+    // decided before the deadline, commits its sale only after it.
+    let mut blocker = app.pool.begin().await.unwrap();
+    sqlx::query("select 1 from seats where seat_id = $1 for update")
+        .bind(seat_id)
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+
+    let (first, retry) = tokio::join!(send(), async {
+        let past_deadline = (expires_at - chrono::Utc::now())
+            .to_std()
+            .unwrap_or_default()
+            + std::time::Duration::from_millis(300);
+        tokio::time::sleep(past_deadline).await;
+        let retry = tokio::spawn(send());
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        blocker.rollback().await.unwrap();
+        retry.await.unwrap()
+    });
+
+    let first = first.unwrap();
+    let (first_status, first_body): (_, Value) = (first.status(), first.json().await.unwrap());
+    let retry = retry.unwrap();
+    let (retry_status, retry_body): (_, Value) = (retry.status(), retry.json().await.unwrap());
+    assert_eq!(first_status, StatusCode::CREATED, "{first_body}");
+    assert_eq!((retry_status, retry_body), (first_status, first_body));
+    assert_eq!(app.balance(user.user_id).await, 9_000);
+    assert_eq!(
+        reservation_status(&app, &user, &reservation_id.to_string()).await,
+        "confirmed"
+    );
 }
 
 #[tokio::test]
