@@ -16,7 +16,7 @@ use serde::Serialize;
 use sqlx::{PgPool, Row};
 
 /// Advisory lock key of the positioner, so one instance assigns at a time.
-const POSITIONER_LOCK: i64 = 0x0070_6f73_6974_696f;
+pub const POSITIONER_LOCK: i64 = 0x0070_6f73_6974_696f;
 /// Events positioned per statement, rounded up to a whole transaction (by
 /// at most as many again).
 pub const POSITION_BATCH: i64 = 10_000;

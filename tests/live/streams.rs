@@ -238,6 +238,43 @@ async fn a_snapshot_shows_no_change_later_than_its_id() {
     service.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_snapshot_leaves_out_what_another_instance_committed_past_the_feed() {
+    let pool = fresh_database().await;
+    let service = start(&pool, config()).await;
+    let (concert_id, date_id) = service.concert(3).await;
+    let token = service.active_token(&concert_id).await;
+    // The positioner's lock, taken here, keeps the hold below from being
+    // positioned (and so from reaching the feed) until it is given back.
+    let mut positioner = pool.begin().await.unwrap();
+    sqlx::query("select pg_advisory_xact_lock($1)")
+        .bind(concert::event_log::POSITIONER_LOCK)
+        .execute(&mut *positioner)
+        .await
+        .unwrap();
+    // Another instance holds seat 2, read model and all: nobody here
+    // watches the date, so its map is read now, past the feed's position.
+    let seat_id = seat_held_by_another_writer(&pool, &date_id, 2).await;
+    sqlx::query("update seats set status = 'held' where seat_id = $1::uuid")
+        .bind(&seat_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut events = service
+        .subscribe(&seats_path(&concert_id, &date_id), &token, None)
+        .await;
+
+    let snapshot = events.next().await.unwrap();
+    assert_eq!(snapshot.data["seats"], "FFF", "{snapshot:?}");
+    positioner.rollback().await.unwrap();
+    let change = events.next().await.unwrap();
+    let held_at = last_position(&pool, &seat_id).await;
+    assert!(held_at > snapshot.id.parse::<i64>().unwrap());
+    assert_eq!(change.id, held_at.to_string(), "{change:?}");
+    assert_eq!(change.data["changes"][0]["seat_no"], 2);
+    service.stop().await;
+}
+
 /// The log position of a seat's latest event, once it has one.
 async fn last_position(pool: &PgPool, seat_id: &str) -> i64 {
     for _ in 0..100 {

@@ -295,9 +295,10 @@ impl DateMap {
 
     /// Reads the date's seats from the read model (one query).
     async fn load(&self, pool: &PgPool, floor: i64) -> Result<DateInfo, MapError> {
-        let (info, seats) = Seats::read(pool, self.date_id)
+        let (info, mut seats) = Seats::read(pool, self.date_id)
             .await?
             .ok_or(MapError::UnknownDate)?;
+        seats.rewind_to(pool, floor).await?;
         let mut state = lock(&self.state);
         state.seats = seats;
         // The read may already show some of these; applying them again in
