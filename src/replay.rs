@@ -5,6 +5,12 @@
 //! schema first, so the projections' own SQL writes the fresh tables. Events
 //! committed during the rebuild are applied before the swap, and the last
 //! moment's after the live tables are locked, just before it.
+//!
+//! The fresh tables get what the live ones carry besides rows and columns
+//! (index names, storage options, owner, privileges, comment) before they are
+//! filled: see `live_settings`.
+
+mod live_settings;
 
 use std::time::{Duration, Instant};
 
@@ -63,6 +69,12 @@ pub enum ReplayError {
     Payload(#[from] serde_json::Error),
     #[error("unknown aggregate type {0} in the log")]
     UnknownType(String),
+    #[error("the replay's role may not make {owner} the owner of the rebuilt {table}, as it is of the live one (that takes a superuser or a member of {owner}): {source}; the live read models are unchanged")]
+    Owner {
+        table: String,
+        owner: String,
+        source: sqlx::Error,
+    },
     #[error("the rebuilt read models could not be swapped in for {0} s: a backup or other long reads of them kept running; the live read models are unchanged")]
     SwapBusy(u64),
 }
@@ -93,6 +105,7 @@ pub async fn replay(
         ))
         .execute(&mut *tx)
         .await?;
+        live_settings::carry_over(&mut tx, table).await?;
     }
     sqlx::query(&format!("set local search_path = {BUILD_SCHEMA}, public"))
         .execute(&mut *tx)

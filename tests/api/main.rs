@@ -24,6 +24,7 @@ mod projector;
 mod queue;
 mod queue_entries;
 mod recovery;
+mod replay_settings;
 mod replay_swap;
 mod scheduler_leadership;
 mod store;
