@@ -13,6 +13,7 @@ use tokio::sync::{watch, Notify};
 use super::{changes, Feed};
 use crate::event_log;
 use crate::event_store::COMMITS_CHANNEL;
+use crate::projections::queue_entries::LINES_CHANNEL;
 
 /// Longest wait between two reads when no notification comes.
 const FALLBACK: Duration = Duration::from_secs(1);
@@ -27,7 +28,7 @@ const READ_BATCH: i64 = 5_000;
 /// feed so every live stream ends.
 pub async fn follow(pool: PgPool, feed: Feed, mut shutdown: watch::Receiver<bool>) {
     let woken = Arc::new(Notify::new());
-    let listener = tokio::spawn(listen(pool.clone(), woken.clone()));
+    let listener = tokio::spawn(listen(pool.clone(), woken.clone(), feed.clone()));
     // Streams start from the read models, so the feed starts at the log's end;
     // nothing is in memory yet, so it is current from then on.
     let began = Instant::now();
@@ -112,19 +113,32 @@ async fn read_upto(pool: &PgPool, feed: &Feed, position: &mut i64, upto: i64) ->
     Ok(())
 }
 
-/// Wakes the follower on each notification; reconnects (after a pause) when
-/// the connection is lost. Runs until aborted.
-async fn listen(pool: PgPool, woken: Arc<Notify>) {
+/// Wakes the follower on each notification of commits, and has the
+/// standing streams of a concert whose line moved without an event read it
+/// again; reconnects (after a pause) when the connection is lost. Runs
+/// until aborted.
+async fn listen(pool: PgPool, woken: Arc<Notify>, feed: Feed) {
     loop {
         match PgListener::connect_with(&pool).await {
             Ok(mut listener) => {
-                if let Err(error) = listener.listen(COMMITS_CHANNEL).await {
+                if let Err(error) = listener.listen_all([COMMITS_CHANNEL, LINES_CHANNEL]).await {
                     tracing::warn!(%error, "live feed: LISTEN failed");
                 } else {
                     // A reconnect may have missed notifications: read anyway.
                     woken.notify_one();
+                    let missed = feed.clone();
+                    tokio::spawn(async move { missed.standings().every_line_changed().await });
                     loop {
                         match listener.recv().await {
+                            Ok(note) if note.channel() == LINES_CHANNEL => {
+                                // Not waited on: it waits for a read of the line under way.
+                                if let Ok(concert_id) = note.payload().parse() {
+                                    let feed = feed.clone();
+                                    tokio::spawn(async move {
+                                        feed.standings().line_changed(concert_id).await;
+                                    });
+                                }
+                            }
                             Ok(_) => woken.notify_one(),
                             Err(error) => {
                                 tracing::warn!(%error, "live feed: listener connection lost");

@@ -120,6 +120,28 @@ impl Standings {
         }
     }
 
+    /// The line of `concert_id` moved with no event in the log (a number
+    /// released as unused): its last read is dropped, once any read under
+    /// way has ended, and its watchers are woken to read it again.
+    pub async fn line_changed(&self, concert_id: Uuid) {
+        let slot = lock(&self.lines).get(&concert_id).cloned();
+        if let Some(slot) = slot {
+            *slot.lock().await = None;
+        }
+        if let Some(sender) = lock(&self.concerts).get(&concert_id) {
+            sender.send_modify(|_| {});
+        }
+    }
+
+    /// Every watched line may have moved unseen (announcements missed while
+    /// the listener reconnected).
+    pub async fn every_line_changed(&self) {
+        let concerts: Vec<Uuid> = lock(&self.concerts).keys().copied().collect();
+        for concert_id in concerts {
+            self.line_changed(concert_id).await;
+        }
+    }
+
     /// Forgets the watches nobody holds any more.
     pub(super) fn sweep(&self) {
         lock(&self.tickets).retain(|_, sender| sender.receiver_count() > 0);

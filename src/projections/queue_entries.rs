@@ -149,14 +149,36 @@ fn entry_plan(row: EntryPlanRow, concert_id: Uuid, user_id: Uuid, now: DateTime<
     }
 }
 
+/// The channel on which a concert's line is announced to have moved with no
+/// event in the log: a number released as unused moves up everyone behind
+/// it. The payload is the concert's id; every instance's standing streams
+/// of that concert read its line again.
+pub const LINES_CHANNEL: &str = "concert_lines";
+
 /// Records an entry number that was taken but will never be used, so the
 /// positions behind it stay exact.
 pub async fn release_entry_no(pool: &PgPool, concert_id: Uuid, entry_no: i64) -> sqlx::Result<()> {
-    sqlx::query("insert into queue_unused_entries (concert_id, entry_no) values ($1, $2) on conflict do nothing")
+    let released = sqlx::query("insert into queue_unused_entries (concert_id, entry_no) values ($1, $2) on conflict do nothing")
         .bind(concert_id)
         .bind(entry_no)
         .execute(pool)
-        .await?;
+        .await?
+        .rows_affected();
+    if released > 0 {
+        announce_line_moves(pool, &[concert_id]).await?;
+    }
+    Ok(())
+}
+
+/// Tells every instance that the lines of `concerts` moved (`LINES_CHANNEL`).
+async fn announce_line_moves(pool: &PgPool, concerts: &[Uuid]) -> sqlx::Result<()> {
+    if !concerts.is_empty() {
+        sqlx::query("select pg_notify($1, concert_id::text) from unnest($2::uuid[]) as concert_id")
+            .bind(LINES_CHANNEL)
+            .bind(concerts)
+            .execute(pool)
+            .await?;
+    }
     Ok(())
 }
 
@@ -170,7 +192,19 @@ pub async fn release_numbers_without_tickets(pool: &PgPool) -> sqlx::Result<u64>
     let released: Vec<(Uuid, i64, i64)> = sqlx::query_as(&release_within(bounds))
         .fetch_all(pool)
         .await?;
-    Ok(released.first().map_or(0, |(_, _, count)| *count as u64))
+    announced(pool, &released).await
+}
+
+/// Announces the moves of the lines where `released` (each concert, its
+/// `upto`, the numbers released there) recorded numbers; their sum.
+async fn announced(pool: &PgPool, released: &[(Uuid, i64, i64)]) -> sqlx::Result<u64> {
+    let moved: Vec<Uuid> = released
+        .iter()
+        .filter(|(_, _, count)| *count > 0)
+        .map(|(concert_id, _, _)| *concert_id)
+        .collect();
+    announce_line_moves(pool, &moved).await?;
+    Ok(released.iter().map(|(_, _, count)| *count as u64).sum())
 }
 
 /// Records as unused the numbers of entries that never committed (their
@@ -202,12 +236,12 @@ pub async fn release_abandoned_numbers(
     for (concert_id, upto, _) in &released {
         settled.insert(*concert_id, *upto);
     }
-    Ok(released.first().map_or(0, |(_, _, count)| *count as u64))
+    announced(pool, &released).await
 }
 
 /// The statement that records as unused the numbers without a ticket from
 /// `from_no` to `upto` of each concert `bounds` selects, and answers each
-/// concert's `upto` with the count released in all. Set differences, not a
+/// concert's `upto` with the count released there. Set differences, not a
 /// look-up per number: only tickets waiting have an index by number.
 fn release_within(bounds: &str) -> String {
     format!(
@@ -223,7 +257,9 @@ fn release_within(bounds: &str) -> String {
                       where concert_id = b.concert_id and entry_no between b.from_no and b.upto
             ) missing
             on conflict do nothing
-            returning 1)
-         select concert_id, upto, (select count(*) from released) from bounds"
+            returning concert_id)
+         select b.concert_id, b.upto,
+                (select count(*) from released r where r.concert_id = b.concert_id)
+         from bounds b"
     )
 }

@@ -1,6 +1,8 @@
 //! A waiting room: the standing streams of many waiting tokens of one
 //! concert, placed from one read of the line that they share.
 
+use std::time::Duration;
+
 use super::harness::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,5 +61,57 @@ async fn waiting_tokens_move_up_together_when_the_line_moves() {
             );
         }
     }
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_number_released_as_unused_moves_up_the_streams_behind_it() {
+    let pool = fresh_database().await;
+    let mut settings = config();
+    settings.queue_active_max = 1;
+    let service = start(&pool, settings).await;
+    let (concert_id, _) = service.concert(1).await;
+    let _first = service.active_token(&concert_id).await;
+    let _second = service.queued_user(&concert_id).await;
+    // A number taken by an entry that another instance is about to refuse.
+    let taken: i64 = sqlx::query_scalar(
+        "update queue_lines set issued = issued + 1 where concert_id = $1::uuid returning issued",
+    )
+    .bind(&concert_id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let (_, _, third) = service.queued_user(&concert_id).await;
+    let mut events = service
+        .subscribe("/queue/tokens/current/events", &third, None)
+        .await;
+    let standing = events.next().await.unwrap();
+    assert_eq!(standing.data["position"], 2, "{standing:?}");
+
+    // That instance records the number as unused: the line moved, with no
+    // event in the log.
+    concert::projections::queue_entries::release_entry_no(
+        &pool,
+        concert_id.parse().unwrap(),
+        taken,
+    )
+    .await
+    .unwrap();
+
+    let moved_up = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let standing = events.next().await.unwrap();
+            if standing.data["position"] != 2 {
+                return standing;
+            }
+        }
+    })
+    .await
+    .expect("the stream moves the token up");
+    assert_eq!(moved_up.data["position"], 1, "{moved_up:?}");
+    let own = service
+        .send("GET", "/queue/tokens/current", &third, None)
+        .await;
+    assert_eq!(own["position"], 1);
     service.stop().await;
 }
