@@ -263,7 +263,11 @@ async fn run(
             let (limit, whence) = match recorded {
                 Some(recorded) if !limit_given => (recorded, "the service's last run"),
                 _ if limit_given => (config.queue_active_max, "given"),
-                _ => (config.queue_active_max, "the default; never served"),
+                _ => (
+                    config.queue_active_max,
+                    "the default: no serve of this release has recorded one here; \
+                     give the limit the store was served with, as a store an older release served has none",
+                ),
             };
             println!("admissions checked against CONCERT_QUEUE_ACTIVE_MAX={limit} ({whence})");
             let mut progress = Progress::new("audit");
