@@ -105,7 +105,7 @@ pub async fn replay(
         ))
         .execute(&mut *tx)
         .await?;
-        live_settings::carry_over(&mut tx, table).await?;
+        live_settings::carry_over_before_fill(&mut tx, table).await?;
     }
     sqlx::query(&format!("set local search_path = {BUILD_SCHEMA}, public"))
         .execute(&mut *tx)
@@ -159,6 +159,9 @@ pub async fn replay(
     .bind(last)
     .execute(&mut *tx)
     .await?;
+    for table in READ_MODEL_TABLES {
+        live_settings::carry_over_after_fill(&mut tx, table).await?;
+    }
 
     // A long reader of the live tables (a backup's snapshot, an export) would
     // make the swap wait with every writer queued behind it, and then fail

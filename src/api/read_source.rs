@@ -76,14 +76,9 @@ pub async fn free_seat_page(
     let usable = ticket.concert_id == concert_id
         && ticket.status_at(crate::clock::now()) == TicketStatus::Active;
     let seats = if usable {
-        let position = || feed.position();
-        let page = feed.seat_maps().free_seats(
-            &app.pool,
-            date_id,
-            position,
-            after_seat_no,
-            limit as usize,
-        );
+        let page = feed
+            .seat_maps()
+            .free_seats(&app.pool, date_id, after_seat_no, limit as usize);
         match page.await {
             Ok((date, seats)) if date.concert_id == concert_id => Some(seats),
             Ok(_) | Err(MapError::UnknownDate) => None,

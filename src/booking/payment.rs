@@ -117,10 +117,10 @@ fn refusal(error: AggregateError<PaymentRefused>, reservation_id: ReservationId)
 
 /// A hold whose deadline has passed while the log still shows it held is
 /// closed here as the scheduler would close it, and read again. A keyed
-/// retry does this before paying: its first try, decided as it arrived
-/// before the deadline, may still be committing the sale, and refusing the
-/// retry at once told its sender that a payment failed which then went
-/// through. The seat's stream takes the sale or the expiry, whichever
+/// payment does this before paying: if it is a retry, its first try,
+/// decided as it arrived before the deadline, may still be committing the
+/// sale, and refusing the retry at once told its sender that a payment
+/// failed which then went through. The seat's stream takes the sale or the expiry, whichever
 /// comes first; the retry answers what it took.
 pub async fn close_lapsed_hold(
     app: &AppState,

@@ -124,12 +124,7 @@ impl Feed {
         let dates = self.inner.dates.of(pool, concert_id).await?;
         let mut bookable = Vec::new();
         for date in dates.iter().filter(|date| date.starts_at > now) {
-            let position = || self.position();
-            let free = match self
-                .seat_maps()
-                .free_count(pool, date.date_id, position)
-                .await
-            {
+            let free = match self.seat_maps().free_count(pool, date.date_id).await {
                 Ok(free) => free,
                 Err(seat_map::MapError::UnknownDate) => continue,
                 Err(error) => return Err(error),
@@ -181,6 +176,7 @@ impl Feed {
     }
 
     fn start_at(&self, position: i64) {
+        self.inner.seat_maps.start_at(position);
         self.inner.position.store(position, Ordering::Release);
     }
 

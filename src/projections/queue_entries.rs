@@ -165,21 +165,27 @@ pub async fn release_entry_no(pool: &PgPool, concert_id: Uuid, entry_no: i64) ->
         .await?
         .rows_affected();
     if released > 0 {
-        announce_line_moves(pool, &[concert_id]).await?;
+        announce_line_moves(pool, &[concert_id]).await;
     }
     Ok(())
 }
 
 /// Tells every instance that the lines of `concerts` moved (`LINES_CHANNEL`).
-async fn announce_line_moves(pool: &PgPool, concerts: &[Uuid]) -> sqlx::Result<()> {
-    if !concerts.is_empty() {
+/// Best effort: the numbers are recorded whatever comes of it, and a
+/// stream that missed it is corrected by the line's next move.
+async fn announce_line_moves(pool: &PgPool, concerts: &[Uuid]) {
+    if concerts.is_empty() {
+        return;
+    }
+    let announced =
         sqlx::query("select pg_notify($1, concert_id::text) from unnest($2::uuid[]) as concert_id")
             .bind(LINES_CHANNEL)
             .bind(concerts)
             .execute(pool)
-            .await?;
+            .await;
+    if let Err(error) = announced {
+        tracing::warn!(%error, "the moves of queue lines were not announced");
     }
-    Ok(())
 }
 
 /// Records as unused every entry number a concert handed out that no ticket
@@ -192,19 +198,19 @@ pub async fn release_numbers_without_tickets(pool: &PgPool) -> sqlx::Result<u64>
     let released: Vec<(Uuid, i64, i64)> = sqlx::query_as(&release_within(bounds))
         .fetch_all(pool)
         .await?;
-    announced(pool, &released).await
+    Ok(announce_and_count(pool, &released).await)
 }
 
 /// Announces the moves of the lines where `released` (each concert, its
-/// `upto`, the numbers released there) recorded numbers; their sum.
-async fn announced(pool: &PgPool, released: &[(Uuid, i64, i64)]) -> sqlx::Result<u64> {
+/// `upto`, the numbers released there) recorded numbers, and counts them.
+async fn announce_and_count(pool: &PgPool, released: &[(Uuid, i64, i64)]) -> u64 {
     let moved: Vec<Uuid> = released
         .iter()
         .filter(|(_, _, count)| *count > 0)
         .map(|(concert_id, _, _)| *concert_id)
         .collect();
-    announce_line_moves(pool, &moved).await?;
-    Ok(released.iter().map(|(_, _, count)| *count as u64).sum())
+    announce_line_moves(pool, &moved).await;
+    released.iter().map(|(_, _, count)| *count as u64).sum()
 }
 
 /// Records as unused the numbers of entries that never committed (their
@@ -236,7 +242,7 @@ pub async fn release_abandoned_numbers(
     for (concert_id, upto, _) in &released {
         settled.insert(*concert_id, *upto);
     }
-    announced(pool, &released).await
+    Ok(announce_and_count(pool, &released).await)
 }
 
 /// The statement that records as unused the numbers without a ticket from

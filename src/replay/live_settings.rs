@@ -6,19 +6,31 @@
 //! operator set (a service granted its access would lose it).
 //!
 //! PostgreSQL writes each statement (its `format` quotes the names and
-//! values). They run on the copy in the build schema before it is filled,
-//! so none of this work is done under the swap's locks.
+//! values). They run on the copy in the build schema, before and after it
+//! is filled, so none of this work is done under the swap's locks.
 
 use sqlx::PgConnection;
 
 use super::{ReplayError, BUILD_SCHEMA};
 
-/// Gives the rebuilt `table` in the build schema what the live one has
-/// beyond what `like ... including all` copied. Runs before the copy is
-/// filled: a fillfactor only applies to the rows written after it is set.
-pub(super) async fn carry_over(tx: &mut PgConnection, table: &str) -> Result<(), ReplayError> {
+/// Gives the rebuilt `table` in the build schema, before it is filled, the
+/// live one's storage options (a fillfactor only applies to the rows
+/// written after it is set) and owner.
+pub(super) async fn carry_over_before_fill(
+    tx: &mut PgConnection,
+    table: &str,
+) -> Result<(), ReplayError> {
     run_generated(tx, table, STORAGE_OPTIONS).await?;
-    give_the_live_owner(tx, table).await?;
+    give_the_live_owner(tx, table).await
+}
+
+/// Gives the filled copy of `table` the live one's privileges, comment and
+/// index names. The privileges come after the fill: the live ones may take
+/// a right to write from the owner the replay writes as.
+pub(super) async fn carry_over_after_fill(
+    tx: &mut PgConnection,
+    table: &str,
+) -> Result<(), ReplayError> {
     run_generated(tx, table, PRIVILEGES).await?;
     run_generated(tx, table, COMMENT).await?;
     name_indexes_as_live(tx, table).await

@@ -198,3 +198,41 @@ async fn the_dates_listing_counts_each_hold_at_once() {
     );
     service.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_made_before_its_date_is_first_listed_is_not_listed_as_free() {
+    let pool = fresh_database().await;
+    let service = start(&pool, config()).await;
+    let (concert_id, date_id) = service.concert(3).await;
+    let token = service.active_token(&concert_id).await;
+    // The positioner's lock, held here, keeps the hold from the feed while
+    // the date's map is read for the first time (nobody listed it before).
+    let mut positioner = pool.begin().await.unwrap();
+    sqlx::query("select pg_advisory_xact_lock($1)")
+        .bind(concert::event_log::POSITIONER_LOCK)
+        .execute(&mut *positioner)
+        .await
+        .unwrap();
+    let seat_id: uuid::Uuid =
+        sqlx::query_scalar("select seat_id from seats where date_id = $1::uuid and seat_no = 2")
+            .bind(&date_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+
+    let (status, held) = service
+        .post(
+            "/reservations",
+            &token,
+            serde_json::json!({"seat_id": seat_id}),
+        )
+        .await;
+    let free = service
+        .free_seat_numbers(&token, &concert_id, &date_id)
+        .await;
+    positioner.rollback().await.unwrap();
+
+    assert_eq!(status, 201, "{held}");
+    assert_eq!(free, vec![1, 3], "the own hold is listed as free");
+    service.stop().await;
+}

@@ -1,14 +1,17 @@
 //! The seat maps of the dates someone watches or lists, kept in memory: built
-//! from the read model once per date (one query), then kept current from the
-//! feed and from this instance's own commits (`seats`). Each change is
+//! from the read model once per date (one query, then a look by key at the
+//! seats whose events the feed has not brought yet: `rewind`), then kept
+//! current from the feed and from this instance's own commits (`seats`). Each change is
 //! serialized once (`frames`) and shared by every subscriber of the date; the
 //! last few batches are kept so that a reconnect with `Last-Event-ID` gets
 //! what it missed instead of a new snapshot.
 
 mod frames;
+mod rewind;
 mod seats;
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,6 +21,7 @@ use tokio::sync::{broadcast, OnceCell};
 use uuid::Uuid;
 
 pub use self::frames::{SeatBatch, SeatChange};
+use self::rewind::OwnCommit;
 use self::seats::Seats;
 use super::changes::{ChangeKind, LogChange, SeatStatus};
 use super::lock;
@@ -31,6 +35,11 @@ const BACKLOG: usize = 1024;
 /// enough for a reconnect to resume with `Last-Event-ID`, short enough that
 /// dates nobody looks at cost no memory.
 const KEEP_UNWATCHED: Duration = Duration::from_secs(60);
+/// How long this instance's own seat commits are kept for maps read for the
+/// first time: well past the feed's lag while listings are served from
+/// memory (at most 2 s), and at most this many of them.
+const OWN_KEPT: Duration = Duration::from_secs(10);
+const OWN_KEPT_MOST: usize = 65_536;
 
 /// A date's concert and size, known once its map is loaded.
 #[derive(Debug, Clone, Copy)]
@@ -56,9 +65,25 @@ pub struct Subscription {
 }
 
 /// Every watched date's map.
-#[derive(Default)]
 pub struct SeatMaps {
     maps: Mutex<HashMap<Uuid, Arc<DateMap>>>,
+    /// The last position whose changes the feed has handed to the maps,
+    /// negative until it starts. Written and read under `maps`' lock: a map
+    /// added to `maps` gets every later change, so its first read is put
+    /// back to this position and no change falls between the two.
+    handed_upto: AtomicI64,
+    /// This instance's own seat commits of the last `OWN_KEPT`, oldest first.
+    recent_own: Mutex<VecDeque<(Instant, OwnCommit)>>,
+}
+
+impl Default for SeatMaps {
+    fn default() -> Self {
+        Self {
+            maps: Mutex::default(),
+            handed_upto: AtomicI64::new(-1),
+            recent_own: Mutex::default(),
+        }
+    }
 }
 
 /// One date's map and its subscribers.
@@ -75,7 +100,7 @@ struct MapState {
     seats: Seats,
     loaded: bool,
     /// Changes that arrived while the map was being read.
-    pending: Vec<PendingChange>,
+    pending: Vec<(Origin, Uuid, i64, SeatStatus)>,
     remembered: VecDeque<Arc<SeatBatch>>,
     /// Every batch after this position is in `remembered`.
     floor: i64,
@@ -87,9 +112,14 @@ struct MapState {
     unwatched_since: Option<Instant>,
 }
 
-/// A change that arrived while the map was being read: the seat, its
-/// sequence, its status, and whether it is an own commit (else the log's).
-type PendingChange = (Uuid, i64, SeatStatus, bool);
+/// Where a change came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// This instance's commit, told before its answer.
+    Own,
+    /// The log, through the feed.
+    Log,
+}
 
 /// Why a date's map could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -111,7 +141,7 @@ impl SeatMaps {
         position: impl Fn() -> i64,
         last_event_id: Option<i64>,
     ) -> Result<Subscription, MapError> {
-        self.with_map(pool, date_id, &position, |map| {
+        self.with_map(pool, date_id, |map| {
             map.subscribe(position(), last_event_id)
         })
         .await
@@ -123,11 +153,10 @@ impl SeatMaps {
         &self,
         pool: &PgPool,
         date_id: Uuid,
-        position: impl Fn() -> i64,
         after_seat_no: i32,
         limit: usize,
     ) -> Result<(DateInfo, Vec<FreeSeatRow>), MapError> {
-        self.with_map(pool, date_id, &position, |map| {
+        self.with_map(pool, date_id, |map| {
             let info = *map.info.get().expect("with_map loads first");
             (info, map.free_seats(after_seat_no, limit))
         })
@@ -136,14 +165,8 @@ impl SeatMaps {
 
     /// How many seats of `date_id` are free, from the map (loaded first if
     /// need be).
-    pub async fn free_count(
-        &self,
-        pool: &PgPool,
-        date_id: Uuid,
-        position: impl Fn() -> i64,
-    ) -> Result<usize, MapError> {
-        self.with_map(pool, date_id, &position, |map| map.free_count())
-            .await
+    pub async fn free_count(&self, pool: &PgPool, date_id: Uuid) -> Result<usize, MapError> {
+        self.with_map(pool, date_id, |map| map.free_count()).await
     }
 
     /// Runs `then` on `date_id`'s loaded map, under the registry's lock so
@@ -152,17 +175,13 @@ impl SeatMaps {
         &self,
         pool: &PgPool,
         date_id: Uuid,
-        position: &impl Fn() -> i64,
         then: impl FnOnce(&Arc<DateMap>) -> T,
     ) -> Result<T, MapError> {
         loop {
-            let map = lock(&self.maps)
-                .entry(date_id)
-                .or_insert_with(|| Arc::new(DateMap::new(date_id)))
-                .clone();
+            let (map, floor) = self.join(date_id);
             let loaded = map
                 .info
-                .get_or_try_init(|| map.load(pool, position()))
+                .get_or_try_init(|| map.load(pool, floor, self.own_commits_kept()))
                 .await;
             let mut maps = lock(&self.maps);
             let current = maps
@@ -206,6 +225,12 @@ impl SeatMaps {
         sequence: i64,
         status: SeatStatus,
     ) {
+        self.keep_own(OwnCommit {
+            date_id,
+            seat_id,
+            sequence,
+            status,
+        });
         let maps: Vec<Arc<DateMap>> = {
             let maps = lock(&self.maps);
             match date_id {
@@ -216,10 +241,10 @@ impl SeatMaps {
         for map in maps {
             let mut state = lock(&map.state);
             if !state.loaded {
-                state.pending.push((seat_id, sequence, status, true));
+                state.pending.push((Origin::Own, seat_id, sequence, status));
             } else if state.seats.contains(seat_id) {
+                // Snapshots show it once the log brings it: they stay as they are.
                 state.seats.set_own(seat_id, sequence, status);
-                state.snapshot = None;
                 return;
             }
         }
@@ -231,6 +256,9 @@ impl SeatMaps {
         let mut by_date: HashMap<Uuid, (i64, Vec<(SeatChange, i64)>)> = HashMap::new();
         {
             let maps = lock(&self.maps);
+            if let Some(last) = changes.last() {
+                self.handed_upto.store(last.position, Ordering::Relaxed);
+            }
             for change in changes {
                 if let ChangeKind::Seat {
                     date_id,
@@ -259,6 +287,45 @@ impl SeatMaps {
                 map.apply(position, seats);
             }
         }
+    }
+
+    /// `date_id`'s map, added to the maps if need be, and the position up to
+    /// which the feed handed out changes before the map was there to take
+    /// them: what a first read of the map is put back to (`None` before the
+    /// feed starts).
+    fn join(&self, date_id: Uuid) -> (Arc<DateMap>, Option<i64>) {
+        let mut maps = lock(&self.maps);
+        let map = maps
+            .entry(date_id)
+            .or_insert_with(|| Arc::new(DateMap::new(date_id)))
+            .clone();
+        let handed_upto = self.handed_upto.load(Ordering::Relaxed);
+        (map, (handed_upto >= 0).then_some(handed_upto))
+    }
+
+    /// The feed starts at `position`: every change up to it is in the read
+    /// models, and every later one is handed to the maps.
+    pub(super) fn start_at(&self, position: i64) {
+        let _maps = lock(&self.maps);
+        self.handed_upto.store(position, Ordering::Relaxed);
+    }
+
+    fn keep_own(&self, commit: OwnCommit) {
+        let now = Instant::now();
+        let mut recent = lock(&self.recent_own);
+        while recent.front().is_some_and(|(at, _)| {
+            now.duration_since(*at) > OWN_KEPT || recent.len() >= OWN_KEPT_MOST
+        }) {
+            recent.pop_front();
+        }
+        recent.push_back((now, commit));
+    }
+
+    fn own_commits_kept(&self) -> Vec<OwnCommit> {
+        lock(&self.recent_own)
+            .iter()
+            .map(|(_, commit)| *commit)
+            .collect()
     }
 
     /// How many dates are watched, and their subscribers.
@@ -293,24 +360,37 @@ impl DateMap {
         }
     }
 
-    /// Reads the date's seats from the read model (one query).
-    async fn load(&self, pool: &PgPool, floor: i64) -> Result<DateInfo, MapError> {
+    /// Reads the date's seats from the read model, put back to
+    /// `floor`, the position the feed had handed to the maps when this one
+    /// joined them (`rewind`; unknown before the feed starts).
+    async fn load(
+        &self,
+        pool: &PgPool,
+        floor: Option<i64>,
+        own: Vec<OwnCommit>,
+    ) -> Result<DateInfo, MapError> {
         let (info, mut seats) = Seats::read(pool, self.date_id)
             .await?
             .ok_or(MapError::UnknownDate)?;
-        seats.rewind_to(pool, floor).await?;
+        if let Some(floor) = floor {
+            let own: Vec<OwnCommit> = own
+                .into_iter()
+                .filter(|commit| commit.date_id.is_none_or(|date_id| date_id == self.date_id))
+                .collect();
+            rewind::rewind(&mut seats, pool, floor, &own).await?;
+        }
         let mut state = lock(&self.state);
         state.seats = seats;
         // The read may already show some of these; applying them again in
         // order leaves each seat as the last one says.
-        for (seat_id, sequence, status, own) in std::mem::take(&mut state.pending) {
-            if own {
-                state.seats.set_own(seat_id, sequence, status);
-            } else {
-                state.seats.set(seat_id, sequence, status);
+        for (origin, seat_id, sequence, status) in std::mem::take(&mut state.pending) {
+            match origin {
+                Origin::Own => state.seats.set_own(seat_id, sequence, status),
+                Origin::Log => state.seats.set(seat_id, sequence, status),
             }
         }
-        state.floor = floor;
+        // Unknown, no `Last-Event-ID` is replayed: a snapshot is sent.
+        state.floor = floor.unwrap_or(i64::MAX);
         state.snapshot = None;
         state.loaded = true;
         Ok(info)
@@ -340,7 +420,7 @@ impl DateMap {
             } else {
                 state
                     .pending
-                    .push((seat.seat_id, *sequence, seat.status, false));
+                    .push((Origin::Log, seat.seat_id, *sequence, seat.status));
             }
         }
         state.remembered.push_back(batch.clone());
@@ -523,7 +603,7 @@ mod tests {
 
         assert_eq!(
             lock(&map.state).pending,
-            vec![(seat_id(3), 2, SeatStatus::Sold, false)]
+            vec![(Origin::Log, seat_id(3), 2, SeatStatus::Sold)]
         );
     }
 
@@ -545,6 +625,31 @@ mod tests {
         let free: Vec<i32> = map.free_seats(0, 10).iter().map(|s| s.seat_no).collect();
         assert_eq!(free, vec![1, 3]);
         assert!(snapshot_of(map.subscribe(9, None)).contains(r#""seats":"FHF""#));
+    }
+
+    #[test]
+    fn a_map_joining_after_changes_were_handed_out_is_read_as_of_them() {
+        let maps = SeatMaps::default();
+        let date_id = Uuid::from_u128(7);
+        assert_eq!(maps.join(date_id).1, None, "before the feed starts");
+        maps.start_at(10);
+        assert_eq!(maps.join(date_id).1, Some(10));
+        lock(&maps.maps).clear();
+
+        // Handed out while the date was not among the maps: its first read
+        // holds this change and is not put back before it.
+        maps.apply(&[LogChange {
+            position: 12,
+            kind: ChangeKind::Seat {
+                date_id,
+                seat_id: seat_id(1),
+                seat_no: 1,
+                sequence: 1,
+                status: SeatStatus::Held,
+            },
+        }]);
+
+        assert_eq!(maps.join(date_id).1, Some(12));
     }
 
     #[test]

@@ -17,9 +17,6 @@ use uuid::Uuid;
 
 use super::super::changes::SeatStatus;
 use super::DateInfo;
-
-/// Most events past the feed's position that a map's load puts back.
-const REWIND_MOST: i64 = 10_000;
 use crate::money::Won;
 use crate::projections::available_seats::FreeSeatRow;
 
@@ -92,65 +89,8 @@ impl Seats {
         }))
     }
 
-    /// Puts back every seat whose read-model row already shows events past
-    /// the feed's `position` (committed since, positioned or not) as the log
-    /// stood at it: a snapshot named by that position must not hold them,
-    /// and the feed brings them next. Each takes the status and sequence of
-    /// its last event up to there (free, before any). A feed far behind (as
-    /// just after start) leaves the map as read: then a change may come twice.
-    pub async fn rewind_to(&mut self, pool: &PgPool, position: i64) -> sqlx::Result<()> {
-        let later: Vec<(String, i64)> = sqlx::query_as(
-            "(select aggregate_id, sequence from events
-              where aggregate_type = 'Seat' and position > $1 order by position limit $2)
-             union all
-             (select aggregate_id, sequence from events
-              where aggregate_type = 'Seat' and position is null limit $2)",
-        )
-        .bind(position)
-        .bind(REWIND_MOST + 1)
-        .fetch_all(pool)
-        .await?;
-        if later.len() > REWIND_MOST as usize {
-            return Ok(());
-        }
-        let mut first_later: HashMap<String, i64> = HashMap::new();
-        for (seat_id, sequence) in later {
-            let ours = Uuid::parse_str(&seat_id).is_ok_and(|id| self.index.contains_key(&id));
-            if ours {
-                let first = first_later.entry(seat_id).or_insert(sequence);
-                *first = (*first).min(sequence);
-            }
-        }
-        if first_later.is_empty() {
-            return Ok(());
-        }
-        let (seat_ids, firsts): (Vec<String>, Vec<i64>) = first_later.into_iter().unzip();
-        let before: Vec<(String, Option<i64>, Option<String>)> = sqlx::query_as(
-            "select u.id, p.sequence, p.event_type
-             from unnest($1::text[], $2::bigint[]) as u(id, first_later)
-             left join lateral (
-                 select sequence, event_type from events
-                 where aggregate_type = 'Seat' and aggregate_id = u.id and sequence < u.first_later
-                 order by sequence desc limit 1) p on true",
-        )
-        .bind(&seat_ids)
-        .bind(&firsts)
-        .fetch_all(pool)
-        .await?;
-        for (seat_id, sequence, event_type) in before {
-            let status = match event_type.as_deref() {
-                None => Some(SeatStatus::Free),
-                Some(event_type) => SeatStatus::after(event_type),
-            };
-            if let (Ok(seat_id), Some(status)) = (Uuid::parse_str(&seat_id), status) {
-                self.put_back(seat_id, sequence.unwrap_or(0), status);
-            }
-        }
-        Ok(())
-    }
-
     /// Shows `status` as of `sequence`, whatever the seat shows now.
-    fn put_back(&mut self, seat_id: Uuid, sequence: i64, status: SeatStatus) {
+    pub fn put_back(&mut self, seat_id: Uuid, sequence: i64, status: SeatStatus) {
         let Some(&at) = self.index.get(&seat_id) else {
             return;
         };

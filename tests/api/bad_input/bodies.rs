@@ -28,7 +28,7 @@ async fn a_body_that_is_not_utf8_is_a_bad_request_even_in_a_field_nobody_reads()
     let path = format!("/users/{user_id}/balance/charges");
     for body in [
         &b"{\"amount\": 1, \"note\": \"\xff\"}"[..],
-        b"{\"amount\": 1} \xc3",
+        b"{\"amount\": 1, \"notes\": [\"\xc3\"]}",
     ] {
         let response = post_raw(&app, &path, Some(&token), "application/json", body).await;
         assert_problem(response, StatusCode::BAD_REQUEST, "bad_request").await;
