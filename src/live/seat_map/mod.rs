@@ -438,6 +438,11 @@ impl DateMap {
         let mut state = lock(&self.state);
         let receiver = self.sender.subscribe();
         let info = *self.info.get().expect("subscribe follows load");
+        // The map may hold a batch whose position the feed has not stored yet.
+        let position = match state.floor {
+            i64::MAX => position,
+            floor => position.max(floor),
+        };
         let start = match last_event_id {
             Some(seen) if seen >= state.floor && seen <= position => Start::Replay(
                 state
