@@ -39,6 +39,18 @@ pub async fn fresh_database() -> PgPool {
     PgPool::connect(&url_for(&name)).await.unwrap()
 }
 
+/// Holds the log's positioner back until the transaction ends: events
+/// committed meanwhile are not positioned, so no feed brings them.
+pub async fn positioner_held(pool: &PgPool) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut positioner = pool.begin().await.unwrap();
+    sqlx::query("select pg_advisory_xact_lock($1)")
+        .bind(concert::event_log::POSITIONER_LOCK)
+        .execute(&mut *positioner)
+        .await
+        .unwrap();
+    positioner
+}
+
 pub fn config() -> Config {
     let mut config = Config::defaults();
     config.admin_token = Some(ADMIN.to_string());

@@ -207,12 +207,7 @@ async fn a_hold_made_before_its_date_is_first_listed_is_not_listed_as_free() {
     let token = service.active_token(&concert_id).await;
     // The positioner's lock, held here, keeps the hold from the feed while
     // the date's map is read for the first time (nobody listed it before).
-    let mut positioner = pool.begin().await.unwrap();
-    sqlx::query("select pg_advisory_xact_lock($1)")
-        .bind(concert::event_log::POSITIONER_LOCK)
-        .execute(&mut *positioner)
-        .await
-        .unwrap();
+    let positioner = positioner_held(&pool).await;
     let seat_id: uuid::Uuid =
         sqlx::query_scalar("select seat_id from seats where date_id = $1::uuid and seat_no = 2")
             .bind(&date_id)

@@ -246,12 +246,7 @@ async fn a_first_snapshot_leaves_out_what_another_instance_committed_past_the_fe
     let token = service.active_token(&concert_id).await;
     // The positioner's lock, taken here, keeps the hold below from being
     // positioned (and so from reaching the feed) until it is given back.
-    let mut positioner = pool.begin().await.unwrap();
-    sqlx::query("select pg_advisory_xact_lock($1)")
-        .bind(concert::event_log::POSITIONER_LOCK)
-        .execute(&mut *positioner)
-        .await
-        .unwrap();
+    let positioner = positioner_held(&pool).await;
     // Another instance holds seat 2, read model and all: nobody here
     // watches the date, so its map is read now, past the feed's position.
     let seat_id = seat_held_by_another_writer(&pool, &date_id, 2).await;
