@@ -120,8 +120,8 @@ fn refusal(error: AggregateError<PaymentRefused>, reservation_id: ReservationId)
 /// payment does this before paying: if it is a retry, its first try,
 /// decided as it arrived before the deadline, may still be committing the
 /// sale, and refusing the retry at once told its sender that a payment
-/// failed which then went through. The seat's stream takes the sale or the expiry, whichever
-/// comes first; the retry answers what it took.
+/// failed which then went through. The seat's stream takes the sale or the
+/// expiry, whichever comes first; the retry answers what it took.
 pub async fn close_lapsed_hold(
     app: &AppState,
     reservation: ReservationRow,
