@@ -5,6 +5,7 @@
 //! then check the log, the audit and the read models. Tests run one at a time (see `harness::serial`).
 
 mod backup;
+mod backup_files;
 mod clocks;
 mod crash;
 mod db_faults;
@@ -12,6 +13,7 @@ mod disk;
 mod harness;
 mod instances;
 mod operators;
+mod restore;
 mod scale;
 mod supervision;
 mod workload;

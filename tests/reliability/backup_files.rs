@@ -1,0 +1,178 @@
+//! A backup's file and a restore's claim on the store: overlapping backups
+//! to one file each leave it whole (and readable by its owner only), a backup
+//! stopped half way leaves nothing behind, and a backup and a restore of one
+//! store refuse each other.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use sqlx::{Connection, PgConnection, PgPool};
+
+use crate::backup::{data_env, path_str};
+use crate::harness::{self, Api, Server, Workdir};
+
+const PRICE: i64 = 1000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_to_one_file_at_once_each_leave_it_whole_readable_by_its_owner_only() {
+    let _turn = harness::serial().await;
+    let work = Workdir::new("overlap");
+    let mut server = Server::start(&work, "overlap", &[]).await;
+    let api = Api::new(vec![server.base()], Duration::from_secs(20));
+    api.create_concert(20_000, PRICE).await;
+    let url = [("DATABASE_URL", work.database_url())];
+    let folder = work.root.join("backups");
+    std::fs::create_dir_all(&folder).unwrap();
+    let file = folder.join("store.dump");
+
+    // An overlapping cron job and a manual run: each writes a file of its
+    // own and renames it whole (they shared one partial file before).
+    let args = ["backup", path_str(&file)];
+    let runs = (0..3).map(|_| harness::cli(&url, &args));
+    for (code, out, err) in futures::future::join_all(runs).await {
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "the copy holds the signing keys: {mode:o}");
+    assert_eq!(leftovers(&folder), ["store.dump"]);
+
+    // Stopped half way: nothing is left but what was there.
+    let stopped = folder.join("stopped.dump");
+    let run = harness::spawn_cli(&url, &["backup", path_str(&stopped)]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while leftovers(&folder).len() == 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let pid = nix::unistd::Pid::from_raw(run.id().unwrap() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let output = run.wait_with_output().await.unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    println!("backup sent SIGTERM: {}, {err}", output.status);
+    if output.status.success() {
+        // The signal came after the rename: a whole file.
+        assert_eq!(leftovers(&folder), ["stopped.dump", "store.dump"]);
+    } else {
+        assert!(err.contains("stopped by SIGTERM"), "{err}");
+        assert_eq!(leftovers(&folder), ["store.dump"]);
+    }
+    server.terminate().await;
+
+    let fresh = work.root.join("r");
+    let (code, out, err) = harness::cli(&data_env(&fresh), &["restore", path_str(&file)]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, audit) = harness::audit(&fresh, 100).await;
+    assert_eq!(code, 0, "{audit}");
+}
+
+/// The names of the files in `folder`, sorted.
+fn leftovers(folder: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(folder)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_and_a_restore_of_one_store_refuse_each_other() {
+    let _turn = harness::serial().await;
+    let work = Workdir::new("copylock");
+    let mut server = Server::start(&work, "copylock", &[]).await;
+    let api = Api::new(vec![server.base()], Duration::from_secs(20));
+    api.create_concert(20, PRICE).await;
+    let url = work.database_url();
+    let file = work.root.join("store.dump");
+    let (code, out, err) = harness::cli(
+        &[("DATABASE_URL", url.clone())],
+        &["backup", path_str(&file)],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+
+    // An empty database beside the store, as a restore's target.
+    let admin = PgPool::connect(&url).await.unwrap();
+    sqlx::query("create database copy_target")
+        .execute(&admin)
+        .await
+        .unwrap();
+    let target = url.replace("/concert", "/copy_target");
+    let mut holder = PgConnection::connect(&target).await.unwrap();
+
+    // While a restore holds the store, a backup of it is refused...
+    sqlx::query("select pg_advisory_lock($1)")
+        .bind(concert::backup::COPY_LOCK)
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let copy = work.root.join("half.dump");
+    let (code, _, err) = harness::cli(
+        &[("DATABASE_URL", target.clone())],
+        &["backup", path_str(&copy)],
+    )
+    .await;
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("a restore into this store, or the swap that ends a replay, is running"),
+        "{err}"
+    );
+    assert!(!copy.exists());
+    sqlx::query("select pg_advisory_unlock($1)")
+        .bind(concert::backup::COPY_LOCK)
+        .execute(&mut holder)
+        .await
+        .unwrap();
+
+    // ...and while a backup reads it, a restore into it is refused.
+    sqlx::query("select pg_advisory_lock_shared($1)")
+        .bind(concert::backup::COPY_LOCK)
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let (code, _, err) = harness::cli(
+        &[("DATABASE_URL", target.clone())],
+        &["restore", path_str(&file)],
+    )
+    .await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("a backup of this store is running"), "{err}");
+    sqlx::query("select pg_advisory_unlock_shared($1)")
+        .bind(concert::backup::COPY_LOCK)
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    // The restore wants the store to itself: wait until the test's own
+    // session is gone from the server, not just closed on this side.
+    holder.close().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let sessions: i64 = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity
+             where datname = 'copy_target' and backend_type = 'client backend'",
+        )
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+        if sessions == 0 {
+            break;
+        }
+        if Instant::now() > deadline {
+            let lingering: Vec<(Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
+                "select application_name, state, query from pg_stat_activity
+                 where datname = 'copy_target' and backend_type = 'client backend'",
+            )
+            .fetch_all(&admin)
+            .await
+            .unwrap();
+            panic!("{sessions} sessions linger: {lingering:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    admin.close().await;
+
+    let (code, out, err) =
+        harness::cli(&[("DATABASE_URL", target)], &["restore", path_str(&file)]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    server.terminate().await;
+}
