@@ -28,4 +28,5 @@ mod replay_settings;
 mod replay_swap;
 mod scheduler_leadership;
 mod store;
+mod user_tokens;
 mod wallet;
