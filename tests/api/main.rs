@@ -4,6 +4,7 @@ mod audit;
 mod audit_called_off;
 mod audit_forgeries;
 mod audit_paging;
+mod audit_tampering;
 mod bad_input;
 mod booking;
 mod checkpoints;

@@ -15,5 +15,7 @@ mod connections;
 mod harness;
 mod holds;
 mod listing;
+mod pages;
 mod streams;
+mod token_streams;
 mod waiting_room;

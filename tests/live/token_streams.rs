@@ -1,0 +1,135 @@
+//! A queue token's own streams: its standing follows it from waiting to
+//! active, a lapsed token's streams end on its recorded expiry, and one token
+//! opens a few streams, not thousands.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::harness::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standing_stream_follows_the_token_from_waiting_to_active() {
+    let pool = fresh_database().await;
+    let mut settings = config();
+    settings.queue_active_max = 1;
+    settings.queue_active_ttl_secs = 2;
+    let service = start(&pool, settings).await;
+    let (concert_id, _) = service.concert(2).await;
+    let first = service.active_token(&concert_id).await;
+    let (_, _, second) = service.queued_user(&concert_id).await;
+    let mut events = service
+        .subscribe("/queue/tokens/current/events", &second, None)
+        .await;
+
+    let waiting = events.next().await.unwrap();
+    assert_eq!(waiting.event, "standing");
+    assert_eq!(waiting.data["status"], "waiting");
+    assert_eq!(waiting.data["position"], 0);
+    assert_eq!(waiting.data["token"], second.as_str());
+
+    // The first token times out after 2 s; the second is admitted then (a
+    // new estimate of the wait may come first).
+    let mut active = events.next().await.unwrap();
+    while active.data["status"] == "waiting" {
+        active = events.next().await.unwrap();
+    }
+    assert_eq!(active.data["status"], "active", "{active:?}");
+    assert!(active.data["expires_at"].is_string());
+    drop(first);
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lapsed_token_s_stream_ends_on_its_recorded_expiry_with_that_event_s_position() {
+    let pool = fresh_database().await;
+    let mut settings = config();
+    settings.queue_active_ttl_secs = 2;
+    let service = start(&pool, settings).await;
+    let (concert_id, _) = service.concert(2).await;
+    let token = service.active_token(&concert_id).await;
+    let mut standing = service
+        .subscribe("/queue/tokens/current/events", &token, None)
+        .await;
+
+    let mut last = standing.next().await.unwrap();
+    while let Some(event) = standing.next().await {
+        last = event;
+    }
+
+    // The last standing is what the token's own query says, and its id
+    // covers every event of the ticket, the scheduler's expiry included.
+    assert_eq!(last.data["status"], "expired", "{last:?}");
+    // An EventSource reconnects when a stream ends: not for an hour, as
+    // the token is over.
+    assert_eq!(last.retry, Some(3_600_000), "{last:?}");
+    let own = service
+        .send("GET", "/queue/tokens/current", &token, None)
+        .await;
+    assert_eq!(last.data, own);
+    let ticket_id = token.split('.').next().unwrap();
+    let history = service
+        .send(
+            "GET",
+            &format!("/audit/streams/QueueTicket/{ticket_id}"),
+            ADMIN,
+            None,
+        )
+        .await;
+    let events = history["events"].as_array().unwrap();
+    assert_eq!(events.last().unwrap()["event_type"], "TicketExpired");
+    let expired_at = events.last().unwrap()["position"].as_i64().unwrap();
+    assert!(
+        last.id.parse::<i64>().unwrap() >= expired_at,
+        "id {} before TicketExpired at {expired_at}",
+        last.id
+    );
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_opens_a_few_event_streams_not_thousands() {
+    const PER_TOKEN: usize = concert::live::stream_permits::STREAMS_PER_TOKEN;
+    let pool = fresh_database().await;
+    let service = start(&pool, config()).await;
+    let (concert_id, date_id) = service.concert(5).await;
+    let token = service.active_token(&concert_id).await;
+    let seats = seats_path(&concert_id, &date_id);
+    let standing = "/queue/tokens/current/events";
+
+    // Both kinds count: a page opens one of each.
+    let mut open = Vec::new();
+    for n in 0..PER_TOKEN {
+        let path = if n % 2 == 0 { seats.as_str() } else { standing };
+        open.push(service.subscribe(path, &token, None).await);
+    }
+    for path in [seats.as_str(), standing] {
+        let refused = service.open_stream(path, &token).await;
+        assert_eq!(refused.status(), 429, "{path}");
+        assert_eq!(refused.headers()["retry-after"], "5", "{path}");
+        let problem: Value = refused.json().await.unwrap();
+        assert_eq!(problem["code"], "rate_limited", "{problem}");
+    }
+    // Another user's token is not held back.
+    let other = service.active_token(&concert_id).await;
+    let mut theirs = service.subscribe(&seats, &other, None).await;
+    assert_eq!(theirs.next().await.unwrap().event, "snapshot");
+
+    // A stream that ends gives its place back.
+    drop(open.pop());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let answer = service.open_stream(standing, &token).await;
+        if answer.status() == 200 {
+            break;
+        }
+        assert_eq!(answer.status(), 429);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the place never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(open);
+    service.stop().await;
+}
