@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 
 use concert_client::{Payment, QueueToken, Reservation};
 use futures::future::join_all;
+use futures::StreamExt;
 use rand::Rng;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::harness::{self, Api, Log, Server, Workdir};
+use crate::harness::{self, body, Api, Log, Server, Workdir};
 use crate::workload::{check_answered_commands, unended_holds, Hold, Shared, RETRY};
 
 const USERS: usize = 60;
@@ -258,4 +259,64 @@ impl Log {
         }
         most
     }
+}
+
+/// One wallet charged through three instances at once: each instance's batch
+/// races the others' for the wallet's stream, and a loser decides its charges
+/// again on the winner's state. However often a charge loses, it is not
+/// refused for it while its request waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wallet_charged_through_three_instances_at_once_refuses_no_charge() {
+    const CHARGES: usize = 1200;
+    let _turn = harness::serial().await;
+    let work = Workdir::new("hot-wallet");
+    let mut first = Server::start(&work, "hot-wallet-a", &[]).await;
+    let shared_db = [("DATABASE_URL", work.database_url())];
+    let mut second = Server::start(&work, "hot-wallet-b", &shared_db).await;
+    let mut third = Server::start(&work, "hot-wallet-c", &shared_db).await;
+    let bases = vec![first.base(), second.base(), third.base()];
+    let api = Api::new(bases.clone(), Duration::from_secs(30));
+    let user = Uuid::new_v4();
+    api.user_token(user).await;
+
+    let statuses: Vec<u16> = futures::stream::iter(0..CHARGES)
+        .map(|_| async {
+            api.client
+                .charge(user, 1, None)
+                .await
+                .map_or(0, |a| a.status)
+        })
+        .buffer_unordered(30)
+        .collect()
+        .await;
+    let mut tally: HashMap<u16, usize> = HashMap::new();
+    for status in statuses {
+        *tally.entry(status).or_default() += 1;
+    }
+    let balance = body(&api.client.balance(user).await.unwrap())["balance"].clone();
+    let mut lost_races = 0.0;
+    for base in &bases {
+        let metrics = reqwest::get(format!("{base}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        lost_races += metrics
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix("concert_pipeline_lost_races_total{aggregate=\"Wallet\"} ")
+            })
+            .map_or(0.0, |value| value.parse::<f64>().unwrap());
+    }
+    for server in [&mut third, &mut second, &mut first] {
+        server.terminate().await;
+    }
+    println!("charges: {tally:?}, wallet streams decided again: {lost_races}");
+    assert_eq!(tally, HashMap::from([(200, CHARGES)]));
+    assert_eq!(balance, json!(CHARGES));
+    assert!(
+        lost_races > 0.0,
+        "the instances never raced: the test shows nothing"
+    );
 }
