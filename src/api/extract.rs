@@ -120,7 +120,17 @@ where
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         match rejection {
-            JsonRejection::JsonDataError(error) => ApiError::Validation(error.body_text()),
+            JsonRejection::JsonDataError(error) => {
+                ApiError::Validation(without_type_names(&error.body_text()))
+            }
+            // serde_json calls a number beyond every numeric type (`1e400`) a
+            // syntax error, but the body is well-formed JSON (RFC 8259 sets
+            // no limit): a value out of range, as `2^63` is.
+            JsonRejection::JsonSyntaxError(error)
+                if error.body_text().contains(NUMBER_OUT_OF_RANGE) =>
+            {
+                ApiError::Validation(error.body_text())
+            }
             JsonRejection::BytesRejection(error)
                 if error.status() == StatusCode::PAYLOAD_TOO_LARGE =>
             {
@@ -129,6 +139,28 @@ impl From<JsonRejection> for ApiError {
             other => ApiError::BadRequest(other.body_text()),
         }
     }
+}
+
+/// serde_json's message for a number no numeric type holds.
+const NUMBER_OUT_OF_RANGE: &str = "number out of range";
+
+/// serde names the type it expected ("expected struct ChargeRequest"): a
+/// name inside the service, of no use to its clients.
+fn without_type_names(text: &str) -> String {
+    const EXPECTED_STRUCT: &str = "expected struct ";
+    let mut plain = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(EXPECTED_STRUCT) {
+        plain.push_str(&rest[..at]);
+        plain.push_str("expected a JSON object");
+        let name = &rest[at + EXPECTED_STRUCT.len()..];
+        let name_ends = name
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(name.len());
+        rest = &name[name_ends..];
+    }
+    plain.push_str(rest);
+    plain
 }
 
 impl From<PathRejection> for ApiError {
@@ -140,5 +172,44 @@ impl From<PathRejection> for ApiError {
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
         ApiError::BadRequest(rejection.body_text())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct ChargeRequest {
+        #[allow(dead_code)]
+        amount: i64,
+    }
+
+    fn refusal(body: &str) -> ApiError {
+        json_object::<ChargeRequest>(body.as_bytes()).unwrap_err()
+    }
+
+    #[test]
+    fn a_number_beyond_every_type_is_out_of_range_not_malformed() {
+        for body in [r#"{"amount": 1e400}"#, r#"{"amount": -1e400}"#] {
+            assert!(matches!(refusal(body), ApiError::Validation(_)), "{body}");
+        }
+        assert!(matches!(
+            refusal(r#"{"amount": 1e}"#),
+            ApiError::BadRequest(_)
+        ));
+    }
+
+    #[test]
+    fn a_refusal_names_no_type_of_the_service() {
+        let ApiError::Validation(detail) = refusal("null") else {
+            panic!("not a validation failure");
+        };
+        assert!(detail.contains("expected a JSON object"), "{detail}");
+        assert!(!detail.contains("ChargeRequest"), "{detail}");
+        assert_eq!(
+            without_type_names("invalid type: map, expected struct A_b1 at line 1"),
+            "invalid type: map, expected a JSON object at line 1"
+        );
     }
 }

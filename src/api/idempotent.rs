@@ -24,9 +24,17 @@ pub struct Idempotent {
 
 /// The request's `Idempotency-Key`, checked (a malformed one is `400`).
 pub fn key_of(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else {
+    let mut values = headers.get_all("idempotency-key").iter();
+    let Some(value) = values.next() else {
         return Ok(None);
     };
+    // Which of two a proxy passes on first is not for this service to guess:
+    // the other would make a retry a second request.
+    if values.next().is_some() {
+        return Err(ApiError::BadRequest(
+            "send one Idempotency-Key header, not several".into(),
+        ));
+    }
     let key = value
         .to_str()
         .map_err(|_| ApiError::BadRequest("Idempotency-Key must be ASCII".into()))?;

@@ -38,6 +38,9 @@ async fn fractional_and_huge_numbers_are_not_money() {
         r#"{"amount": 9223372036854775808}"#,
         r#"{"amount": 100000000000000000000000000000000}"#,
         r#"{"amount": -9223372036854775809}"#,
+        // Beyond even a float: still well-formed JSON (RFC 8259 sets no limit).
+        r#"{"amount": 1e400}"#,
+        r#"{"amount": -1e400}"#,
     ] {
         let response = post_raw(&app, &path, Some(&token), "application/json", body).await;
         assert_problem_for(
@@ -48,6 +51,14 @@ async fn fractional_and_huge_numbers_are_not_money() {
         )
         .await;
     }
+    let digits = format!(r#"{{"amount": 1{}}}"#, "0".repeat(400));
+    let response = post_raw(&app, &path, Some(&token), "application/json", digits).await;
+    assert_problem(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
     assert_eq!(app.balance(user_id).await, 1_000);
 }
 
