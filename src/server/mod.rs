@@ -49,7 +49,15 @@ pub async fn prepare(pool: PgPool, config: Config) -> Result<AppState, ServeErro
         .filter(|token| !token.trim().is_empty());
     let admin_token = given.unwrap_or_else(|| {
         let generated = hex::encode(rand::random::<[u8; 24]>());
-        tracing::warn!(admin_token = %generated, "CONCERT_ADMIN_TOKEN is unset or empty; generated this admin token for this run");
+        const GENERATED: &str =
+            "CONCERT_ADMIN_TOKEN is unset or empty; generated this admin token for this run";
+        if tracing::enabled!(tracing::Level::WARN) {
+            tracing::warn!(admin_token = %generated, "{GENERATED}");
+        } else {
+            // A log filtered above warnings would lose it, and with it every
+            // admin and audit route of the run.
+            eprintln!("{GENERATED}: {generated}");
+        }
         generated
     });
     let app = AppState::new(pool, config, admin_token, tokens, users);
