@@ -54,8 +54,8 @@ impl ProjectionLag {
         let from = seen.checked_to.unwrap_or(0);
         if position > from {
             let new = positioned_in(pool, from, position).await?;
-            // The first look that finds events takes the baseline; what is
-            // appended after it is counted.
+            // The first look (at start) takes the baseline; what is appended
+            // after it is counted.
             if seen.checked_to.is_some() {
                 for (aggregate, appended) in new.appended {
                     metrics::counter!("concert_events_appended_total", "aggregate" => aggregate)
@@ -63,9 +63,10 @@ impl ProjectionLag {
                 }
             }
             seen.behind.extend(new.behind);
-            seen.checked_to = Some(position);
         }
-        let checked_to = seen.checked_to.unwrap_or(0);
+        // An empty log is a baseline too: its first events are counted.
+        let checked_to = position.max(from);
+        seen.checked_to = Some(checked_to);
         let (still_behind, positioned_lag) = recount(pool, &seen.behind, checked_to).await?;
         seen.behind = still_behind;
         let unpositioned_lag = unpositioned_not_applied(pool).await?;

@@ -12,6 +12,7 @@ mod db_faults;
 mod disk;
 mod harness;
 mod instances;
+mod metrics;
 mod operators;
 mod restore;
 mod scale;
