@@ -111,7 +111,7 @@ impl Sampler {
             seen.insert(concert_id);
         }
         // A concert whose queue drained shows zeros once, then is no longer
-        // sampled, so finished concerts cost nothing.
+        // read; its two series stay at zero (see the README's metrics).
         for drained in self.concerts.difference(&seen) {
             set_queue_gauges(*drained, 0, 0);
         }
