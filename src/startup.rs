@@ -11,6 +11,18 @@ use crate::private_postgres::PrivatePostgres;
 /// Refuses what would fail anyway, before a private server is started (or
 /// created, for a mistyped `CONCERT_DATA_DIR`).
 pub fn check_before_starting(command: &Command, config: &Config) -> Result<(), String> {
+    // sqlx reads any scheme as PostgreSQL's; the URL is not echoed (a password).
+    if let Some(url) = &config.database_url {
+        let scheme = url
+            .split_once("://")
+            .map(|(scheme, _)| scheme.to_ascii_lowercase());
+        if !matches!(scheme.as_deref(), Some("postgres" | "postgresql")) {
+            return Err(
+                "DATABASE_URL is not a PostgreSQL URL: it starts postgres:// or postgresql://"
+                    .into(),
+            );
+        }
+    }
     match command {
         Command::Backup { file } if file.is_dir() => {
             return Err(format!(
@@ -95,4 +107,27 @@ pub fn given(matches: &ArgMatches, id: &str) -> bool {
     };
     // A global flag may follow the subcommand.
     given_in(matches) || matches.subcommand().is_some_and(|(_, sub)| given_in(sub))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_url(url: &str) -> Result<(), String> {
+        let config = Config {
+            database_url: Some(url.to_string()),
+            ..Config::defaults()
+        };
+        check_before_starting(&Command::Serve { demo: false }, &config)
+    }
+
+    #[test]
+    fn a_database_url_of_another_kind_is_refused_without_echoing_it() {
+        let refusal = with_url("mysql://app:s3cret@db/concert").unwrap_err();
+        assert!(refusal.contains("not a PostgreSQL URL"), "{refusal}");
+        assert!(!refusal.contains("s3cret"), "{refusal}");
+        assert!(with_url("app:s3cret@db/concert").is_err());
+        assert!(with_url("postgres://app@db/concert").is_ok());
+        assert!(with_url("PostgreSQL://app@db/concert?host=/run/pg").is_ok());
+    }
 }
