@@ -120,9 +120,9 @@ where
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         match rejection {
-            JsonRejection::JsonDataError(error) => {
-                ApiError::Validation(without_type_names(&error.body_text()))
-            }
+            JsonRejection::JsonDataError(error) => ApiError::Validation(quoting_at_most_a_little(
+                without_type_names(&error.body_text()),
+            )),
             // serde_json calls a number beyond every numeric type (`1e400`) a
             // syntax error, but the body is well-formed JSON (RFC 8259 sets
             // no limit): a value out of range, as `2^63` is.
@@ -165,13 +165,25 @@ fn without_type_names(text: &str) -> String {
 
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
-        ApiError::BadRequest(rejection.body_text())
+        ApiError::BadRequest(quoting_at_most_a_little(rejection.body_text()))
     }
 }
 
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
-        ApiError::BadRequest(rejection.body_text())
+        ApiError::BadRequest(quoting_at_most_a_little(rejection.body_text()))
+    }
+}
+
+/// The most characters of a rejection's text sent back.
+const MOST_QUOTED: usize = 300;
+
+/// A rejection quotes what was sent (a path segment, a query value): an
+/// answer need not carry 30 KB of the client's own head back to it.
+fn quoting_at_most_a_little(text: String) -> String {
+    match text.char_indices().nth(MOST_QUOTED) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
     }
 }
 
@@ -198,6 +210,15 @@ mod tests {
             refusal(r#"{"amount": 1e}"#),
             ApiError::BadRequest(_)
         ));
+    }
+
+    #[test]
+    fn a_long_quote_is_cut() {
+        let long = "é".repeat(MOST_QUOTED + 50);
+        let cut = quoting_at_most_a_little(long);
+        assert_eq!(cut.chars().count(), MOST_QUOTED + 1);
+        assert!(cut.ends_with('…'));
+        assert_eq!(quoting_at_most_a_little("short".into()), "short");
     }
 
     #[test]

@@ -33,6 +33,18 @@ async fn a_bad_uuid_in_a_path_is_a_bad_request() {
 }
 
 #[tokio::test]
+async fn a_long_bad_id_is_not_sent_back_whole() {
+    let app = spawn_app().await;
+    let concert = app.create_concert(1, 5, 10_000).await;
+    let user = app.active_user(&concert.concert_id).await;
+    let path = format!("/reservations/{}", "x".repeat(20_000));
+    let response = app.get(&path, Some(&user.token)).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body = response.bytes().await.unwrap();
+    assert!(body.len() < 2_000, "a {} byte answer", body.len());
+}
+
+#[tokio::test]
 async fn an_unknown_route_is_not_found() {
     let app = spawn_app().await;
     for path in [
