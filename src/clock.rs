@@ -5,18 +5,40 @@
 //! Every instance decides deadlines it did not set: any scheduler expires any
 //! hold or ticket. On each instance's own clock, the fastest clock of the
 //! fleet would cut every hold short by its lead. So each instance measures
-//! how far its clock is from the database's (which also stamps each event's
-//! `recorded_at`) and keeps its present on that one.
+//! the database's clock (which also stamps each event's `recorded_at`) and
+//! keeps its present on that one. Between measurements the present runs on
+//! by the monotonic clock, never by the machine's: a step of the machine's
+//! clock moves no deadline, now or at the next measurement.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, SubsecRound, TimeDelta, Utc};
 use sqlx::PgPool;
 use tokio::sync::watch;
 
-/// How far the database's clock is ahead of this machine's, in microseconds.
-static DATABASE_AHEAD_MICROS: AtomicI64 = AtomicI64::new(0);
+/// The moment this process counts its present from, on its monotonic clock,
+/// with the machine's time then (in microseconds since the epoch).
+struct Origin {
+    at: Instant,
+    machine_micros: i64,
+}
+
+fn origin() -> &'static Origin {
+    static ORIGIN: OnceLock<Origin> = OnceLock::new();
+    ORIGIN.get_or_init(|| Origin {
+        at: Instant::now(),
+        machine_micros: Utc::now().timestamp_micros(),
+    })
+}
+
+/// The database's time at the origin, in microseconds since the epoch, as
+/// last measured; `UNMEASURED` until then (the machine's time is used).
+/// The present runs on from it by the monotonic clock, so a step of the
+/// machine's clock between two measurements moves no deadline.
+static DATABASE_AT_ORIGIN_MICROS: AtomicI64 = AtomicI64::new(UNMEASURED);
+const UNMEASURED: i64 = i64::MIN;
 
 /// How often the distance is measured again (clocks drift, and are stepped).
 const MEASURE_EVERY: Duration = Duration::from_secs(10);
@@ -31,8 +53,15 @@ const SAMPLES: usize = 3;
 
 /// Now, on the database's clock, to the microsecond.
 pub fn now() -> DateTime<Utc> {
-    let ahead = TimeDelta::microseconds(DATABASE_AHEAD_MICROS.load(Ordering::Relaxed));
-    (Utc::now() + ahead).trunc_subsecs(6)
+    let origin = origin();
+    let at_origin = match DATABASE_AT_ORIGIN_MICROS.load(Ordering::Relaxed) {
+        UNMEASURED => origin.machine_micros,
+        measured => measured,
+    };
+    let since = i64::try_from(origin.at.elapsed().as_micros()).unwrap_or(i64::MAX);
+    DateTime::from_timestamp_micros(at_origin.saturating_add(since))
+        .expect("a time within chrono's range")
+        .trunc_subsecs(6)
 }
 
 /// Now as an HTTP `Date` header value (RFC 9110), on the database's clock
@@ -64,18 +93,21 @@ pub fn rfc3339(at: DateTime<Utc>) -> String {
 /// Measures the database's clock and takes its present from it; returns how
 /// far ahead of this machine's clock it is.
 pub async fn follow_database_once(pool: &PgPool) -> sqlx::Result<TimeDelta> {
-    let measured = database_ahead(pool).await?;
-    let in_use = TimeDelta::microseconds(DATABASE_AHEAD_MICROS.load(Ordering::Relaxed));
-    if (measured - in_use).abs() > SAME_WITHIN {
-        DATABASE_AHEAD_MICROS.store(measured.num_microseconds().unwrap_or(0), Ordering::Relaxed);
-        if measured.abs() > WORTH_A_WARNING {
-            tracing::warn!(
-                database_ahead_ms = measured.num_milliseconds(),
-                "this machine's clock is off the database's; the service keeps time by the database's (synchronise the clocks)"
-            );
-        }
+    let measured = database_at_origin(pool).await?;
+    let in_use = DATABASE_AT_ORIGIN_MICROS.load(Ordering::Relaxed);
+    if in_use == UNMEASURED
+        || (measured - in_use).abs() > SAME_WITHIN.num_microseconds().unwrap_or(0)
+    {
+        DATABASE_AT_ORIGIN_MICROS.store(measured, Ordering::Relaxed);
     }
-    Ok(measured)
+    let ahead = now() - Utc::now();
+    if ahead.abs() > WORTH_A_WARNING {
+        tracing::warn!(
+            database_ahead_ms = ahead.num_milliseconds(),
+            "this machine's clock is off the database's; the service keeps time by the database's (synchronise the clocks)"
+        );
+    }
+    Ok(ahead)
 }
 
 /// Measures again every `MEASURE_EVERY` until `stop` turns true.
@@ -91,24 +123,28 @@ pub async fn follow_database(pool: PgPool, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// The database's clock minus this machine's, taken at the middle of the
-/// quickest of a few round trips.
-async fn database_ahead(pool: &PgPool) -> sqlx::Result<TimeDelta> {
+/// The database's time at this process's origin, in microseconds since the
+/// epoch: its clock, read at the middle of the quickest of a few round
+/// trips, less the monotonic time from the origin to that middle.
+async fn database_at_origin(pool: &PgPool) -> sqlx::Result<i64> {
+    let origin = origin();
     let mut connection = pool.acquire().await?;
-    let mut best: Option<(TimeDelta, TimeDelta)> = None;
+    let mut best: Option<(Duration, i64)> = None;
     for _ in 0..SAMPLES {
-        let sent = Utc::now();
+        let sent = Instant::now();
         let database: DateTime<Utc> = sqlx::query_scalar("select clock_timestamp()")
             .fetch_one(&mut *connection)
             .await?;
-        let answered = Utc::now();
+        let answered = Instant::now();
         let round_trip = answered - sent;
-        let ahead = database - (sent + round_trip / 2);
+        let middle = (sent + round_trip / 2).duration_since(origin.at);
+        let since = i64::try_from(middle.as_micros()).unwrap_or(i64::MAX);
+        let at_origin = database.timestamp_micros().saturating_sub(since);
         if best.is_none_or(|(quickest, _)| round_trip < quickest) {
-            best = Some((round_trip, ahead));
+            best = Some((round_trip, at_origin));
         }
     }
-    Ok(best.map_or(TimeDelta::zero(), |(_, ahead)| ahead))
+    Ok(best.map_or(origin.machine_micros, |(_, at_origin)| at_origin))
 }
 
 #[cfg(test)]

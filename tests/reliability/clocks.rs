@@ -165,3 +165,70 @@ async fn an_instance_whose_clock_runs_ahead_cuts_no_hold_short() {
     let (code, audit) = harness::audit(&work.data(), 100).await;
     assert_eq!(code, 0, "{audit}");
 }
+
+/// The sole scheduler's clock is stepped 4 s ahead while holds run (an
+/// operator's `date -s`, a bad NTP step): the instance keeps time by the
+/// database's clock running on by its monotonic one, so neither the holds it
+/// expires nor the deadlines it answers move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_of_the_schedulers_clock_moves_no_deadline() {
+    let _turn = harness::serial().await;
+    let work = Workdir::new("clock-step");
+    let hold_ttl = ("CONCERT_HOLD_TTL_SECS", HOLD_TTL_SECS.to_string());
+    let idle_scheduler = ("CONCERT_SCHEDULER_INTERVAL_MS", "3600000".to_string());
+    let mut exact = Server::start(&work, "steady-clock", &[hold_ttl.clone(), idle_scheduler]).await;
+    let offset = work.root.join("faketime.rc");
+    std::fs::write(&offset, "+0\n").unwrap();
+    let stepped_settings = [
+        hold_ttl,
+        ("DATABASE_URL", work.database_url()),
+        ("LD_PRELOAD", libfaketime().display().to_string()),
+        ("FAKETIME_TIMESTAMP_FILE", offset.display().to_string()),
+        ("FAKETIME_NO_CACHE", "1".to_string()),
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1".to_string()),
+    ];
+    let mut stepped = Server::start(&work, "stepped-clock", &stepped_settings).await;
+    let on_exact = Api::new(vec![exact.base()], Duration::from_secs(10));
+    let on_stepped = Api::new(vec![stepped.base()], Duration::from_secs(10));
+    let (concert, date) = on_exact.create_concert(4, 1_000).await;
+    let (_, token) = admitted_user(&on_exact, concert, 1_000).await;
+    let seats = on_exact.free_seats(&token, concert, date, 4).await.unwrap();
+    let held = hold(&on_exact, &token, seats[0].seat_id).await;
+
+    std::fs::write(&offset, "+4s\n").unwrap();
+    let moved = reqwest::get(format!("{}/healthz", stepped.base()))
+        .await
+        .unwrap();
+    let dated = httpdate::parse_http_date(moved.headers()["date"].to_str().unwrap()).unwrap();
+    let apart = chrono::DateTime::<Utc>::from(dated) - Utc::now();
+    assert!(
+        apart.num_milliseconds().abs() < 1_500,
+        "the stepped instance dates its answers {apart} off"
+    );
+    let (_, other) = admitted_user(&on_stepped, concert, 1_000).await;
+    let answered = hold(&on_stepped, &other, seats[1].seat_id).await;
+    let left = answered.expires_at - Utc::now();
+    assert!(
+        (left.num_milliseconds() - HOLD_TTL_SECS * 1000).abs() < 1_000,
+        "a hold of {HOLD_TTL_SECS} s made on the stepped instance answered with {left} left"
+    );
+
+    // The hold made before the step lasts until its deadline.
+    let before = held.expires_at - chrono::TimeDelta::seconds(1);
+    tokio::time::sleep((before - Utc::now()).to_std().unwrap_or_default()).await;
+    let read: Reservation = on_exact
+        .client
+        .reservation(&token, held.reservation_id)
+        .await
+        .unwrap()
+        .json("reservation", &[200])
+        .unwrap();
+    assert_eq!(read.status, "held", "a second before its deadline");
+
+    for server in [&mut stepped, &mut exact] {
+        let status = server.terminate().await;
+        assert!(status.success(), "{} stopped with {status}", server.name);
+    }
+    let (code, audit) = harness::audit(&work.data(), 100).await;
+    assert_eq!(code, 0, "{audit}");
+}
