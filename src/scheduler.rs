@@ -18,7 +18,7 @@ use crate::booking::payment;
 use crate::booking::BookingError;
 use crate::commands::{execute, CommandContext};
 use crate::ids::ReservationId;
-use crate::projections::{payments, queue_entries, queue_tickets, reservations};
+use crate::projections::{admissions, payments, queue_entries, queue_tickets, reservations};
 use crate::state::AppState;
 
 /// Advisory lock key of the scheduler's leadership ("concert" in ASCII).
@@ -203,8 +203,9 @@ pub async fn admit_tickets(
                 "the scheduler's leadership was lost during its tick".into(),
             ));
         }
-        let next = queue_tickets::next_waiting(&app.pool, concert_id, free_slots).await?;
+        let candidates = admissions::candidates(&app.pool, concert_id, free_slots).await?;
         let now = crate::clock::now();
+        let next = admissions::admissible(&candidates, now);
         let until = now + app.config.queue_active_ttl();
         admitted += run_all(next, |ticket_id: Uuid| async move {
             let command = QueueTicketCommand::Admit { now, until };

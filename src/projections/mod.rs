@@ -2,6 +2,7 @@
 //! queries that read them. Each file owns one read model; the machinery that
 //! feeds them (offsets, catch-up) is the event store's `Projector`.
 
+pub mod admissions;
 pub mod available_dates;
 pub mod available_seats;
 pub mod balances;

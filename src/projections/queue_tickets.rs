@@ -316,17 +316,6 @@ pub async fn concerts_waiting(pool: &PgPool) -> sqlx::Result<Vec<(Uuid, i64)>> {
     .await
 }
 
-/// The `limit` oldest waiting tickets of a concert.
-pub async fn next_waiting(pool: &PgPool, concert_id: Uuid, limit: i64) -> sqlx::Result<Vec<Uuid>> {
-    sqlx::query_scalar(
-        "select ticket_id from queue_tickets where concert_id = $1 and status = 'waiting' order by entry_no limit $2",
-    )
-    .bind(concert_id)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
-}
-
 /// Active tickets whose time ran out.
 pub async fn overdue_active(
     pool: &PgPool,

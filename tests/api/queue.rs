@@ -365,3 +365,41 @@ async fn a_crowd_admitted_and_timed_out_in_batches_leaves_the_line_a_replay_rebu
     concert::db::migrate(&app.pool).await.unwrap();
     assert_replay_rebuilds_the_read_models(&app.pool).await;
 }
+
+/// Entries through several instances take their numbers in one order and
+/// commit in another. A ticket is not admitted ahead of an entry numbered
+/// before it that is still committing; one stuck for good (its instance
+/// killed) is passed over after a short wait.
+#[tokio::test]
+async fn a_ticket_waits_for_an_entry_numbered_before_it_to_commit() {
+    let mut config = test_config();
+    config.queue_active_max = 3;
+    let app = spawn_app_with(config).await;
+    let concert = app.create_concert(1, 5, 1000).await;
+    app.active_user(&concert.concert_id).await;
+    // The number an entry in flight took, its ticket not committed.
+    sqlx::query("update queue_lines set issued = issued + 1 where concert_id = $1::uuid")
+        .bind(&concert.concert_id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let entered = std::time::Instant::now();
+    let (_, behind) = app.enter_queue(Uuid::new_v4(), &concert.concert_id).await;
+    let behind = behind["token"].as_str().unwrap().to_string();
+
+    // Two places are free, and it waits for the entry ahead of it.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let now = app.get_json("/queue/tokens/current", Some(&behind)).await;
+    assert_eq!(
+        (now["status"].as_str(), now["position"].as_i64()),
+        (Some("waiting"), Some(1))
+    );
+
+    app.wait_until_active(&behind).await;
+    let waited = entered.elapsed();
+    let wait = concert::projections::admissions::UNCOMMITTED_AHEAD_WAIT;
+    assert!(
+        waited >= wait.to_std().unwrap() - Duration::from_millis(200),
+        "admitted after {waited:?}, past an entry committing"
+    );
+}
