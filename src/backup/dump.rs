@@ -20,7 +20,7 @@ use sqlx::{Connection, PgConnection, Row};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::meter::Meter;
-use super::{io_err, last_lines, BackupError};
+use super::{io_err, last_lines, BackupError, ToolConnection};
 use crate::private_postgres::server_tool;
 
 /// How long the snapshot's session is given to close.
@@ -128,11 +128,15 @@ async fn dump(
     out.set_permissions(std::fs::Permissions::from_mode(0o600))
         .await
         .map_err(io_err(format!("restricting {}", path.display())))?;
-    let mut child = tokio::process::Command::new(pg_dump)
+    // The password goes to its environment, not its command line.
+    let connection = ToolConnection::new(url);
+    let mut command = tokio::process::Command::new(pg_dump);
+    connection.set_password(command.as_std_mut());
+    let mut child = command
         .arg("--format=custom")
         .arg(format!("--snapshot={snapshot}"))
         .arg("--no-password")
-        .arg(format!("--dbname={url}"))
+        .arg(format!("--dbname={}", connection.url))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

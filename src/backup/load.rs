@@ -11,7 +11,7 @@ use sqlx::{Connection, PgConnection};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::meter::Meter;
-use super::{io_err, last_lines, BackupError};
+use super::{io_err, last_lines, BackupError, ToolConnection};
 use crate::config::Config;
 use crate::private_postgres::server_tool;
 
@@ -99,7 +99,11 @@ async fn run_pg_restore(
     items: usize,
     meter: &mut Meter,
 ) -> Result<(), BackupError> {
-    let mut child = tokio::process::Command::new(pg_restore)
+    // The password goes to its environment, not its command line.
+    let connection = ToolConnection::new(url);
+    let mut command = tokio::process::Command::new(pg_restore);
+    connection.set_password(command.as_std_mut());
+    let mut child = command
         .args([
             "--single-transaction",
             "--exit-on-error",
@@ -113,7 +117,7 @@ async fn run_pg_restore(
             "--verbose",
             "--no-password",
         ])
-        .arg(format!("--dbname={url}"))
+        .arg(format!("--dbname={}", connection.url))
         .arg(file)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -1,17 +1,21 @@
 //! `concert backup` and `concert restore`: a consistent copy of the whole
 //! store, made by PostgreSQL's own `pg_dump` (custom format) while the
 //! service runs, and brought back by `pg_restore` into an empty store in one
-//! transaction, so a failed restore changes nothing.
+//! transaction, so a failed restore changes nothing. Neither tool gets the
+//! database's password on its command line, where any local user could read
+//! it: see [`ToolConnection`].
 
 mod dump;
 mod load;
 mod meter;
 mod settle;
+mod tool_url;
 
 use std::path::PathBuf;
 
 pub use dump::{backup, BackupReport};
 pub use load::{restore, RestoreReport, STORE_FUNCTIONS, STORE_TABLES};
+pub use tool_url::ToolConnection;
 
 /// The advisory lock a restore holds for its whole run, and a backup shares
 /// for its snapshot: a backup of a store being restored would copy a store

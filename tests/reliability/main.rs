@@ -6,6 +6,7 @@
 
 mod backup;
 mod backup_files;
+mod backup_password;
 mod clocks;
 mod crash;
 mod db_faults;

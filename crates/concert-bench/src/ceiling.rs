@@ -189,7 +189,11 @@ fn run_pgbench(
     jobs: u32,
     script: &PathBuf,
 ) -> Result<PgbenchResult, BoxError> {
-    let output = Command::new(pgbench)
+    // The password goes to pgbench's environment, not its command line.
+    let connection = concert::backup::ToolConnection::new(&args.database_url);
+    let mut command = Command::new(pgbench);
+    connection.set_password(&mut command);
+    let output = command
         .arg("--no-vacuum")
         .args(["--protocol", "prepared"])
         .args(["--client", &args.clients.to_string()])
@@ -198,7 +202,7 @@ fn run_pgbench(
         .args(["--define", &format!("streams={}", args.streams)])
         .arg("--file")
         .arg(script)
-        .arg(&args.database_url)
+        .arg(&connection.url)
         .output()
         .map_err(|e| format!("running {}: {e}", pgbench.display()))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
