@@ -75,7 +75,7 @@ pub enum Command {
         user_id: uuid::Uuid,
         /// How long the token is valid, in seconds.
         #[arg(long, default_value_t = crate::identity::DEFAULT_TTL_SECS,
-              value_parser = clap::value_parser!(u64).range(60..=86_400))]
+              value_parser = whole_u64::<60, 86_400>)]
         ttl_secs: u64,
     },
 }
@@ -113,15 +113,15 @@ pub struct Config {
     pub bind: SocketAddr,
     /// How long a seat stays held before the hold lapses, in seconds.
     #[arg(long, env = "CONCERT_HOLD_TTL_SECS", default_value_t = 300, global = true,
-          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+          value_parser = whole_u64::<1, 86_400>)]
     pub hold_ttl_secs: u64,
     /// Most active queue tokens per concert.
     #[arg(long, env = "CONCERT_QUEUE_ACTIVE_MAX", default_value_t = 100, global = true,
-          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+          value_parser = whole_u32::<1, 1_000_000>)]
     pub queue_active_max: u32,
     /// How long an admitted token stays active, in seconds.
     #[arg(long, env = "CONCERT_QUEUE_ACTIVE_TTL_SECS", default_value_t = 600, global = true,
-          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+          value_parser = whole_u64::<1, 86_400>)]
     pub queue_active_ttl_secs: u64,
     /// Token for the admin and audit endpoints; generated and logged once when unset.
     #[arg(
@@ -148,18 +148,20 @@ pub struct Config {
         long,
         env = "CONCERT_QUEUE_ENTRY_RATE_PER_SEC",
         default_value_t = 0,
+        value_parser = whole_u32::<0, { u32::MAX }>,
         global = true
     )]
     pub queue_entry_rate_per_sec: u32,
     /// Queue entries one client address (or user) may send at once before the rate applies.
     #[arg(long, env = "CONCERT_QUEUE_ENTRY_BURST", default_value_t = 20, global = true,
-          value_parser = clap::value_parser!(u32).range(1..))]
+          value_parser = whole_u32::<1, {u32::MAX}>)]
     pub queue_entry_burst: u32,
     /// Most tokens waiting in one concert's queue; 0 for no limit.
     #[arg(
         long,
         env = "CONCERT_QUEUE_WAITING_MAX",
         default_value_t = 1_000_000,
+        value_parser = whole_u64::<0, { u64::MAX }>,
         global = true
     )]
     pub queue_waiting_max: u64,
@@ -174,19 +176,19 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Largest number of database connections (default: four per CPU core).
     #[arg(long, env = "CONCERT_DB_MAX_CONNECTIONS", default_value_t = default_pool_size(),
-          value_parser = clap::value_parser!(u32).range(1..=1_000), global = true)]
+          value_parser = whole_u32::<1, 1_000>, global = true)]
     pub db_max_connections: u32,
     /// How often the scheduler looks for work, in milliseconds.
     #[arg(long, env = "CONCERT_SCHEDULER_INTERVAL_MS", default_value_t = 250,
-          value_parser = clap::value_parser!(u64).range(10..=86_400_000), global = true)]
+          value_parser = whole_u64::<10, 86_400_000>, global = true)]
     pub scheduler_interval_ms: u64,
     /// How long a debited payment may stay unfinished before the scheduler finishes it, in seconds.
     #[arg(long, env = "CONCERT_PAYMENT_RECOVERY_SECS", default_value_t = 10,
-          value_parser = clap::value_parser!(u64).range(1..=86_400), global = true)]
+          value_parser = whole_u64::<1, 86_400>, global = true)]
     pub payment_recovery_secs: u64,
     /// Longest time one request may take, in seconds.
     #[arg(long, env = "CONCERT_REQUEST_TIMEOUT_SECS", default_value_t = 30,
-          value_parser = clap::value_parser!(u64).range(1..=3_600), global = true)]
+          value_parser = whole_u64::<1, 3_600>, global = true)]
     pub request_timeout_secs: u64,
     /// Most client connections served at once (event streams included); more
     /// wait to be accepted. Lowered to what the open-files limit leaves room for.
@@ -194,7 +196,7 @@ pub struct Config {
         long,
         env = "CONCERT_MAX_CONNECTIONS",
         default_value_t = 20_000,
-        value_parser = clap::value_parser!(u32).range(1..),
+        value_parser = whole_u32::<1, {u32::MAX}>,
         global = true
     )]
     pub max_connections: u32,
@@ -245,6 +247,27 @@ impl Config {
 /// Four connections per CPU core. PostgreSQL shares the cores with the
 /// service, and more backends than that only take turns: on two cores, 8
 /// connections answered a third more seat listings than 32 (BENCHMARKS.md).
+/// A setting's whole number from `LO` to `HI`, in plain digits: a word, a
+/// sign or a fraction is refused with the range, as a number beyond it is.
+fn whole_u64<const LO: u64, const HI: u64>(text: &str) -> Result<u64, String> {
+    whole_in(text, LO, HI)
+}
+
+/// [`whole_u64`] for a setting kept as a `u32`.
+fn whole_u32<const LO: u32, const HI: u32>(text: &str) -> Result<u32, String> {
+    let number = whole_in(text, u64::from(LO), u64::from(HI))?;
+    Ok(u32::try_from(number).expect("within a u32 range"))
+}
+
+fn whole_in(text: &str, low: u64, high: u64) -> Result<u64, String> {
+    let plain = !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit());
+    plain
+        .then(|| text.parse().ok())
+        .flatten()
+        .filter(|number| (low..=high).contains(number))
+        .ok_or_else(|| format!("expected a whole number from {low} to {high}"))
+}
+
 fn default_pool_size() -> u32 {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
     (4 * cores).clamp(8, 64)
@@ -270,5 +293,24 @@ mod tests {
         assert!(refused("--hold-ttl-secs", "abc"));
         assert!(!refused("--request-timeout-secs", "3600"));
         assert!(!refused("--db-max-connections", "1"));
+    }
+
+    #[test]
+    fn a_refused_number_is_told_its_range_whatever_is_wrong_with_it() {
+        for value in ["abc", "-1", "1.5", "", "+5", " 5", "0", "86401"] {
+            let error = Cli::try_parse_from(["concert", &format!("--hold-ttl-secs={value}")])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains("--hold-ttl-secs") && error.contains("from 1 to 86400"),
+                "{value:?}: {error}"
+            );
+        }
+        let error = Cli::try_parse_from(["concert", "--queue-active-max=-1"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("from 1 to 1000000"), "{error}");
+        assert!(!refused("--queue-waiting-max", "0"));
+        assert!(!refused("--queue-entry-rate-per-sec", "0"));
     }
 }
