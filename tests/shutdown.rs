@@ -85,6 +85,21 @@ fn concert(dir: &Path) -> Command {
     command
 }
 
+/// Sends `request_line` with a `Host` header on a connection of its own and
+/// returns the answer's status line.
+fn send_raw(address: &str, request_line: &str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let head = format!("{request_line} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut status_line = String::new();
+    BufReader::new(stream).read_line(&mut status_line).unwrap();
+    status_line.trim_end().to_string()
+}
+
 fn free_address() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().to_string()
@@ -184,6 +199,14 @@ async fn sigterm_mid_burst_loses_no_answered_request_and_stops_postgres() {
         concerts["concerts"].as_array().map(Vec::len),
         Some(1),
         "`concert --demo` serves the sample concert: {concerts}"
+    );
+
+    // and: a request with a made-up method of 20,000 characters (answered
+    // 405): HTTP sets no limit on a method's length but the head's
+    let long_method = "X".repeat(20_000);
+    assert_eq!(
+        send_raw(&address, &format!("{long_method} /api/v1/concerts")),
+        "HTTP/1.1 405 Method Not Allowed"
     );
 
     // and: users signed in (a user token each, minted with the admin token)
@@ -404,6 +427,21 @@ async fn sigterm_mid_burst_loses_no_answered_request_and_stops_postgres() {
     assert!(
         Uuid::parse_str(span["request_id"].as_str().unwrap()).is_ok(),
         "{request_line}"
+    );
+    // A made-up method is on its request's line cut to a few dozen characters.
+    let long_method_line = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|line| line["message"] == "request finished" && line["status"] == 405)
+        .unwrap_or_else(|| panic!("no line for the long method in\n{log}"));
+    let logged = long_method_line["span"]["method"].as_str().unwrap();
+    assert!(
+        logged.starts_with("XXXX") && logged.ends_with("…(20000 bytes)") && logged.len() < 64,
+        "{logged}"
+    );
+    assert!(
+        !log.contains(&long_method[..100]),
+        "the long method was logged whole"
     );
     // Requests in flight when the signal came were finished, not dropped.
     let finished = answers

@@ -206,6 +206,13 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        // RFC 9110 §11.6.1: a 401 names the scheme that would be accepted.
+        // `headers::api_answers` adds the error when a credential was sent.
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, super::headers::BEARER_CHALLENGE);
+        }
         if let Some(seconds) = self.retry_after_secs() {
             response
                 .headers_mut()

@@ -25,10 +25,34 @@ pub fn request_span(request: &Request) -> Span {
         .unwrap_or("");
     tracing::info_span!(
         "request",
-        method = %request.method(),
+        method = %LoggedMethod(request.method().as_str()),
         route,
         request_id,
     )
+}
+
+/// Longest method logged whole. Any token is a method to HTTP, as long as
+/// the request's head allows (32 KiB): a longer made-up one is logged cut to
+/// this, with its length, so that one request cannot put kilobytes on its
+/// log line.
+const LOGGED_METHOD_MAX: usize = 32;
+
+/// A method as the request's span records it.
+struct LoggedMethod<'a>(&'a str);
+
+impl std::fmt::Display for LoggedMethod<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let method = self.0;
+        if method.len() <= LOGGED_METHOD_MAX {
+            return f.write_str(method);
+        }
+        // Methods are ASCII tokens; the boundary check is for safety alone.
+        let mut end = LOGGED_METHOD_MAX;
+        while !method.is_char_boundary(end) {
+            end -= 1;
+        }
+        write!(f, "{}…({} bytes)", &method[..end], method.len())
+    }
 }
 
 /// Logs one line for the request, in its span, with the answer. The
@@ -70,4 +94,26 @@ pub async fn record_http_metrics(request: Request, next: Next) -> Response {
     metrics::histogram!("concert_http_request_duration_seconds", &labels)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_are_logged_whole_up_to_a_few_dozen_characters_and_cut_beyond() {
+        for method in ["GET", "PROPFIND", &"M".repeat(LOGGED_METHOD_MAX)] {
+            assert_eq!(LoggedMethod(method).to_string(), method);
+        }
+        let long = "X".repeat(20_000);
+        let logged = LoggedMethod(&long).to_string();
+        assert_eq!(
+            logged,
+            format!("{}…(20000 bytes)", "X".repeat(LOGGED_METHOD_MAX))
+        );
+        let just_over = "Y".repeat(LOGGED_METHOD_MAX + 1);
+        assert!(LoggedMethod(&just_over)
+            .to_string()
+            .ends_with("…(33 bytes)"));
+    }
 }

@@ -8,6 +8,7 @@ mod concerts;
 mod context;
 pub mod error;
 mod extract;
+mod headers;
 mod health;
 mod idempotent;
 mod links;
@@ -135,18 +136,21 @@ pub fn router(app: AppState) -> Router {
     let _ = crate::telemetry::metrics_handle();
     // Swagger UI's assets are embedded (`vendored`); its spec validator badge
     // would call validator.swagger.io, so it is off and the page works offline.
-    // "Authorize" takes a user, queue or admin token, kept across reloads.
+    // "Authorize" takes a user, queue or admin token, kept in the page's
+    // memory only: persisted, it would sit in the local storage of the
+    // pages' origin, admin token included.
     let docs = SwaggerUi::new("/docs")
         .external_url_unchecked("/openapi.json", openapi_document(&openapi))
         .config(
             utoipa_swagger_ui::Config::default()
                 .validator_url("none")
-                .persist_authorization(true),
+                .persist_authorization(false),
         );
+    let docs = Router::from(docs).layer(axum::middleware::map_response(docs_not_found));
     routes
         .merge(live::router())
         .merge(pages::router())
-        .merge(Router::from(docs).layer(axum::middleware::map_response(docs_not_found)))
+        .merge(headers::protect_pages(docs, headers::DOCS_POLICY))
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(app)
@@ -174,6 +178,8 @@ pub fn router(app: AppState) -> Router {
         .layer(axum::middleware::from_fn(|request, next| {
             request_limits::drop_unusable_request_id(REQUEST_ID, request, next)
         }))
+        .layer(axum::middleware::from_fn(headers::api_answers))
+        .layer(headers::nosniff())
 }
 
 /// Every answer's `Date` on the clock its deadlines are on (hyper would

@@ -1,7 +1,8 @@
 //! The web pages: the booking page at `/` and the auditors' page at
 //! `/audit`, with their scripts, style sheet and icon compiled into the binary
 //! (`web/`), so they work without internet access. A strict
-//! Content-Security-Policy keeps them from loading anything from elsewhere.
+//! Content-Security-Policy keeps them from loading anything from elsewhere
+//! (`headers::protect_pages`).
 //! With `serve --demo`, the booking page signs in as a new sample user
 //! through `POST /api/v1/demo/user-tokens`; the auditors' page reads the
 //! audit's result from `GET /api/v1/audit/report` (admin).
@@ -26,9 +27,6 @@ use crate::state::AppState;
 
 /// How long a sample user's token lives.
 const SAMPLE_TOKEN_TTL: Duration = Duration::from_secs(3600);
-
-/// Nothing but this origin: scripts, styles, fetches and images.
-const POLICY: &str = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 /// Each embedded file: its path, content type and text.
 const ASSETS: [(&str, &str, &str); 10] = [
@@ -63,28 +61,22 @@ const SVG: &str = "image/svg+xml";
 const FAVICON: &str = include_str!("../../web/favicon.svg");
 
 pub fn router() -> Router<AppState> {
-    let mut router = Router::new();
+    let mut pages = Router::new();
     for (path, content_type, body) in ASSETS {
-        router = router.route(path, get(move || page(content_type, body)));
+        pages = pages.route(path, get(move || page(content_type, body)));
     }
-    router
+    super::headers::protect_pages(pages, super::headers::PAGE_POLICY)
         .route("/api/v1/demo/user-tokens", post(mint_sample_user))
         .route("/api/v1/audit/report", get(audit_report))
 }
 
+/// An embedded file, checked with the server on every load (a new binary's
+/// pages are seen at once); `router` adds the pages' protections.
 async fn page(content_type: &'static str, body: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(POLICY),
-            ),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-            (
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            ),
         ],
         body,
     )

@@ -221,7 +221,7 @@ fn problem_answer(status: StatusCode, version: &str) -> Vec<u8> {
     };
     let body = serde_json::to_vec(&problem).expect("a problem serializes");
     let mut answer = format!(
-        "{version} {status}\r\nconnection: close\r\ncontent-type: application/problem+json\r\ncontent-length: {}\r\ndate: {}\r\n\r\n",
+        "{version} {status}\r\nconnection: close\r\ncontent-type: application/problem+json\r\nx-content-type-options: nosniff\r\ncontent-length: {}\r\ndate: {}\r\n\r\n",
         body.len(),
         crate::clock::http_date(),
     )
@@ -283,6 +283,7 @@ mod tests {
         let (head, body) = answer.split_once("\r\n\r\n").unwrap();
         assert!(head.starts_with("HTTP/1.0 431 Request Header Fields Too Large\r\n"));
         assert!(head.contains("connection: close\r\n"));
+        assert!(head.contains("x-content-type-options: nosniff\r\n"));
         assert!(head.contains(&format!("content-length: {}\r\n", body.len())));
         let problem: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(problem["status"], 431);

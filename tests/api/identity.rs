@@ -252,6 +252,18 @@ async fn every_route_refuses_every_wrong_credential_and_the_log_is_unchanged() {
             };
             let response = send(&app, route, bearer.as_deref()).await;
             tried += 1;
+            // RFC 6750 §3: the scheme, and the error once a token was sent.
+            let challenge = match bearer {
+                None => "Bearer",
+                Some(_) => "Bearer error=\"invalid_token\"",
+            };
+            let sent = response.headers().get("www-authenticate");
+            if response.status() == StatusCode::UNAUTHORIZED
+                && sent.and_then(|value| value.to_str().ok()) != Some(challenge)
+            {
+                let (method, path) = (route.method, &route.path);
+                wrong.push(format!("{method} {path} with {what}: challenge {sent:?}"));
+            }
             if response.status().is_success() {
                 wrong.push(format!(
                     "{} {} with {what}: expected {expected:?}, got {}",

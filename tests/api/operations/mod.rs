@@ -1,8 +1,10 @@
-//! What operators and client generators rely on: the OpenAPI spec matches the
-//! router and the API's contract, the docs page works offline, metrics, request
-//! ids, health and readiness.
+//! What operators, client generators and browsers rely on: the OpenAPI spec
+//! matches the router and the API's contract, the docs page works offline,
+//! the response headers browsers and caches act on, metrics, request ids,
+//! health and readiness.
 
 mod cors;
 mod docs_page;
 mod monitoring;
+mod response_headers;
 mod spec;
