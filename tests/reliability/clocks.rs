@@ -54,6 +54,28 @@ async fn hold(api: &Api, token: &str, seat: Uuid) -> Reservation {
         .unwrap()
 }
 
+/// `server`'s answers are dated by the real clock (the pages count down by it).
+async fn assert_dates_answers_on_time(server: &Server, which: &str) {
+    let answer = reqwest::get(format!("{}/healthz", server.base()))
+        .await
+        .unwrap();
+    let dated = httpdate::parse_http_date(answer.headers()["date"].to_str().unwrap()).unwrap();
+    let apart = chrono::DateTime::<Utc>::from(dated) - Utc::now();
+    assert!(
+        apart.num_milliseconds().abs() < 1_500,
+        "{which} dates its answers {apart} off"
+    );
+}
+
+/// `held` was answered with its full time left, by the real clock.
+fn assert_lasts_its_time(held: &Reservation, which: &str) {
+    let left = held.expires_at - Utc::now();
+    assert!(
+        (left.num_milliseconds() - HOLD_TTL_SECS * 1000).abs() < 1_000,
+        "a hold of {HOLD_TTL_SECS} s {which} answered with {left} left"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_whose_clock_runs_ahead_cuts_no_hold_short() {
     let _turn = harness::serial().await;
@@ -79,11 +101,7 @@ async fn an_instance_whose_clock_runs_ahead_cuts_no_hold_short() {
     let (_, token) = admitted_user(&on_exact, concert, 1_000).await;
     let seats = on_exact.free_seats(&token, concert, date, 4).await.unwrap();
     let held = hold(&on_exact, &token, seats[0].seat_id).await;
-    let left = held.expires_at - Utc::now();
-    assert!(
-        (left.num_milliseconds() - HOLD_TTL_SECS * 1000).abs() < 1_000,
-        "a hold of {HOLD_TTL_SECS} s answered with {left} left"
-    );
+    assert_lasts_its_time(&held, "made on the exact instance");
     // Two seconds before its deadline (2 s after the hold on this clock, when
     // the clock ahead reads its deadline already passed a second ago).
     let pay_at = held.expires_at - chrono::TimeDelta::seconds(2);
@@ -101,24 +119,12 @@ async fn an_instance_whose_clock_runs_ahead_cuts_no_hold_short() {
     );
 
     // Its answers' Date is on the same clock (the pages count down by it).
-    let answer = reqwest::get(format!("{}/healthz", ahead.base()))
-        .await
-        .unwrap();
-    let dated = httpdate::parse_http_date(answer.headers()["date"].to_str().unwrap()).unwrap();
-    let apart = chrono::DateTime::<Utc>::from(dated) - Utc::now();
-    assert!(
-        apart.num_milliseconds().abs() < 1_500,
-        "the instance ahead dates its answers {apart} off"
-    );
+    assert_dates_answers_on_time(&ahead, "the instance ahead").await;
 
     // Held on the instance ahead: its deadline is the hold's time from now.
     let (_, token) = admitted_user(&on_ahead, concert, 1_000).await;
     let held = hold(&on_ahead, &token, seats[1].seat_id).await;
-    let left = held.expires_at - Utc::now();
-    assert!(
-        (left.num_milliseconds() - HOLD_TTL_SECS * 1000).abs() < 1_000,
-        "a hold of {HOLD_TTL_SECS} s made on the instance ahead answered with {left} left"
-    );
+    assert_lasts_its_time(&held, "made on the instance ahead");
     // And it lapses then, not earlier and not 3 s later.
     let read = |token: String| {
         let api = &on_ahead;
@@ -196,22 +202,10 @@ async fn a_step_of_the_schedulers_clock_moves_no_deadline() {
     let held = hold(&on_exact, &token, seats[0].seat_id).await;
 
     std::fs::write(&offset, "+4s\n").unwrap();
-    let moved = reqwest::get(format!("{}/healthz", stepped.base()))
-        .await
-        .unwrap();
-    let dated = httpdate::parse_http_date(moved.headers()["date"].to_str().unwrap()).unwrap();
-    let apart = chrono::DateTime::<Utc>::from(dated) - Utc::now();
-    assert!(
-        apart.num_milliseconds().abs() < 1_500,
-        "the stepped instance dates its answers {apart} off"
-    );
+    assert_dates_answers_on_time(&stepped, "the stepped instance").await;
     let (_, other) = admitted_user(&on_stepped, concert, 1_000).await;
     let answered = hold(&on_stepped, &other, seats[1].seat_id).await;
-    let left = answered.expires_at - Utc::now();
-    assert!(
-        (left.num_milliseconds() - HOLD_TTL_SECS * 1000).abs() < 1_000,
-        "a hold of {HOLD_TTL_SECS} s made on the stepped instance answered with {left} left"
-    );
+    assert_lasts_its_time(&answered, "made on the stepped instance");
 
     // The hold made before the step lasts until its deadline.
     let before = held.expires_at - chrono::TimeDelta::seconds(1);
