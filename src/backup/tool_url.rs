@@ -7,12 +7,15 @@
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 
+use percent_encoding::percent_decode_str;
+use url::Url;
+
 /// A connection URL split for a client tool's command line and environment.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ToolConnection {
-    /// The URL without its password, every other part as it was given.
+    /// The URL without its password (as the `url` crate writes it out).
     pub url: String,
-    /// The password it held, percent-decoded, if any.
+    /// The password it held, decoded, if any.
     pub password: Option<OsString>,
 }
 
@@ -28,71 +31,48 @@ impl std::fmt::Debug for ToolConnection {
 impl ToolConnection {
     /// Takes the password out of a `postgres://` or `postgresql://` URL: the
     /// one of its user information (`user:password@`) and any `password`
-    /// query parameter (which wins, as it does for libpq and sqlx). Decoded
-    /// as sqlx decodes them for the service's own connections: `%XX` in the
-    /// user information, form encoding (`+` too) in the query. Anything that
-    /// is not such a URL is kept whole, with no password.
-    pub fn new(url: &str) -> Self {
+    /// query parameter (which wins, as it does for libpq and sqlx). Parsed
+    /// and decoded with the crate sqlx uses for the service's own connection
+    /// (which the callers open first), so the tool gets the same password.
+    /// Anything else, or a URL without a password, is kept whole.
+    pub fn new(text: &str) -> Self {
         let unchanged = || ToolConnection {
-            url: url.to_string(),
+            url: text.to_string(),
             password: None,
         };
-        let Some((scheme, rest)) = url.split_once("://") else {
+        let Ok(mut url) = Url::parse(text) else {
             return unchanged();
         };
-        if !["postgres", "postgresql"]
-            .iter()
-            .any(|s| scheme.eq_ignore_ascii_case(s))
-        {
+        if !matches!(url.scheme(), "postgres" | "postgresql") {
             return unchanged();
         }
-        // The authority ends at the path, the query or the fragment.
-        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let (authority, after_authority) = rest.split_at(authority_end);
-        let mut password = None;
-        // The user information ends at the authority's last `@`; its first
-        // `:` starts the password.
-        let authority = match authority.rsplit_once('@') {
-            Some((userinfo, host)) => match userinfo.split_once(':') {
-                Some((user, secret)) => {
-                    password = Some(percent_decode(secret.as_bytes()));
-                    if user.is_empty() {
-                        host.to_string()
-                    } else {
-                        format!("{user}@{host}")
-                    }
-                }
-                None => authority.to_string(),
-            },
-            None => authority.to_string(),
-        };
-        let (before_fragment, fragment) = match after_authority.find('#') {
-            Some(at) => after_authority.split_at(at),
-            None => (after_authority, ""),
-        };
-        let after_authority = match before_fragment.split_once('?') {
-            Some((path, query)) => {
-                let mut kept = Vec::new();
-                for pair in query.split('&') {
-                    let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-                    if form_decode(key) == b"password" {
-                        password = Some(OsString::from_vec(form_decode(value)));
-                    } else {
-                        kept.push(pair);
-                    }
-                }
-                if kept.len() == query.split('&').count() {
-                    before_fragment.to_string()
-                } else if kept.is_empty() {
-                    path.to_string()
-                } else {
-                    format!("{path}?{}", kept.join("&"))
-                }
-            }
-            None => before_fragment.to_string(),
-        };
+        // Bytes, not UTF-8: `PGPASSWORD` takes whatever the URL spelled.
+        let mut password = url
+            .password()
+            .map(|secret| OsString::from_vec(percent_decode_str(secret).collect()));
+        if let Some((_, secret)) = url.query_pairs().filter(|(k, _)| k == "password").last() {
+            password = Some(secret.into_owned().into());
+            // The other parameters stay as written: re-encoding them as a
+            // form would turn a `%20` into a `+`, which libpq does not read
+            // as a space.
+            let kept = url
+                .query()
+                .unwrap_or_default()
+                .split('&')
+                .filter(|pair| {
+                    !form_urlencoded::parse(pair.as_bytes()).any(|(k, _)| k == "password")
+                })
+                .collect::<Vec<_>>()
+                .join("&");
+            url.set_query((!kept.is_empty()).then_some(kept.as_str()));
+        }
+        if password.is_none() {
+            return unchanged();
+        }
+        // Fails only for a URL without a host, which has no user information.
+        let _ = url.set_password(None);
         ToolConnection {
-            url: format!("{scheme}://{authority}{after_authority}{fragment}"),
+            url: url.into(),
             password,
         }
     }
@@ -107,83 +87,56 @@ impl ToolConnection {
     }
 }
 
-/// `%XX` decoded; a `%` not followed by two hex digits is kept as it is.
-fn percent_decode(text: &[u8]) -> OsString {
-    let mut out = Vec::with_capacity(text.len());
-    let mut i = 0;
-    while i < text.len() {
-        let hex = |at: usize| text.get(at).and_then(|c| (*c as char).to_digit(16));
-        match (text[i], hex(i + 1), hex(i + 2)) {
-            (b'%', Some(high), Some(low)) => {
-                out.push((high * 16 + low) as u8);
-                i += 3;
-            }
-            (byte, _, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    OsString::from_vec(out)
-}
-
-/// A query key or value decoded as a form decodes it: `+` is a space.
-fn form_decode(text: &str) -> Vec<u8> {
-    percent_decode(text.replace('+', " ").as_bytes()).into_vec()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn split(url: &str) -> (String, Option<String>) {
-        let connection = ToolConnection::new(url);
-        let password = connection.password.map(|p| p.into_string().expect("utf-8"));
-        (connection.url, password)
-    }
-
     #[test]
     fn the_password_leaves_the_url_and_everything_else_stays() {
-        assert_eq!(
-            split("postgres://pwuser:PwSecretZ9x@db.example:6543/concert?sslmode=require"),
+        for (given, url, password) in [
             (
-                "postgres://pwuser@db.example:6543/concert?sslmode=require".to_string(),
-                Some("PwSecretZ9x".to_string())
-            )
-        );
-        assert_eq!(
-            split("postgresql://u:p@[::1]:5432/db"),
-            ("postgresql://u@[::1]:5432/db".to_string(), Some("p".into()))
-        );
-    }
-
-    #[test]
-    fn a_percent_encoded_password_is_decoded() {
-        assert_eq!(
-            split("postgres://op:p%40ss%3Aw%2Fo%25rd%20+x@localhost/concert"),
+                "postgres://pwuser:PwSecretZ9x@db.example:6543/concert?sslmode=require",
+                "postgres://pwuser@db.example:6543/concert?sslmode=require",
+                "PwSecretZ9x",
+            ),
+            ("postgresql://u:p@[::1]:5432/db", "postgresql://u@[::1]:5432/db", "p"),
+            // Decoded: `%XX` in the user information, a form in the query.
+            ("postgres://op:p%40ss%3Aw%2Fo%25rd%20+x@h/d", "postgres://op@h/d", "p@ss:w/o%rd +x"),
+            ("postgres://op:50%off%2@h/d", "postgres://op@h/d", "50%off%2"),
+            ("postgres://op:a:b@c@h/d", "postgres://op@h/d", "a:b@c"),
+            ("postgres://op:%EB%B9%84%EB%B0%80@h/d", "postgres://op@h/d", "비밀"),
+            ("postgres://op:비밀@h/d", "postgres://op@h/d", "비밀"),
+            // No user: the user information goes whole.
+            ("postgres://:s3cret@h/d?host=/run/pg", "postgres://h/d?host=/run/pg", "s3cret"),
             (
-                "postgres://op@localhost/concert".to_string(),
-                Some("p@ss:w/o%rd +x".to_string())
-            )
-        );
-        // Not an escape: kept as it is.
-        assert_eq!(
-            split("postgres://op:50%off%2@localhost/concert").1,
-            Some("50%off%2".to_string())
-        );
-        // A `:` after the first belongs to the password, and so does an `@`
-        // before the last.
-        assert_eq!(
-            split("postgres://op:a:b@c@localhost/concert"),
+                "postgres://pwuser:s3cret@localhost/concertpw?host=/tmp/probe/data3&sslmode=disable",
+                "postgres://pwuser@localhost/concertpw?host=/tmp/probe/data3&sslmode=disable",
+                "s3cret",
+            ),
+            // The query's password wins and leaves; no host is fine there.
             (
-                "postgres://op@localhost/concert".to_string(),
-                Some("a:b@c".to_string())
-            )
-        );
-        // Non-ASCII, as UTF-8.
+                "postgres://op:first@h/d?host=/run/pg&password=p%26q+r&sslmode=disable",
+                "postgres://op@h/d?host=/run/pg&sslmode=disable",
+                "p&q r",
+            ),
+            ("postgres:///d?host=/run/pg&password=x", "postgres:///d?host=/run/pg", "x"),
+            ("postgres://op@h/d?password=only", "postgres://op@h/d", "only"),
+            // The other parameters keep their spelling: libpq reads `%20`
+            // as a space but `+` as a plus.
+            (
+                "postgres://op@h/d?application_name=a%20b+c&password=x&options=-c%20a%3Db",
+                "postgres://op@h/d?application_name=a%20b+c&options=-c%20a%3Db",
+                "x",
+            ),
+        ] {
+            let connection = ToolConnection::new(given);
+            assert_eq!(connection.url, url, "{given}");
+            assert_eq!(connection.password, Some(password.into()), "{given}");
+        }
+        // Not UTF-8: the bytes as they were.
         assert_eq!(
-            split("postgres://op:%EB%B9%84%EB%B0%80@h/d").1,
-            Some("비밀".to_string())
+            ToolConnection::new("postgres://op:%FF@h/d").password,
+            Some(OsString::from_vec(vec![0xff]))
         );
     }
 
@@ -198,43 +151,21 @@ mod tests {
             "host=/tmp dbname=concert",
             "",
         ] {
-            assert_eq!(split(url), (url.to_string(), None), "{url}");
+            let connection = ToolConnection::new(url);
+            assert_eq!((connection.url.as_str(), connection.password), (url, None));
         }
-    }
-
-    #[test]
-    fn the_socket_folder_and_other_parameters_are_kept() {
-        assert_eq!(
-            split("postgres://pwuser:s3cret@localhost/concertpw?host=/tmp/probe/data3&sslmode=disable"),
-            (
-                "postgres://pwuser@localhost/concertpw?host=/tmp/probe/data3&sslmode=disable"
-                    .to_string(),
-                Some("s3cret".to_string())
-            )
-        );
-        // No user: the user information goes whole.
-        assert_eq!(
-            split("postgres://:s3cret@/concert?host=/run/pg"),
-            (
-                "postgres:///concert?host=/run/pg".to_string(),
-                Some("s3cret".to_string())
-            )
-        );
-    }
-
-    #[test]
-    fn a_password_parameter_leaves_the_query_and_wins() {
-        assert_eq!(
-            split("postgres://op:first@h/d?host=/run/pg&password=p%26q+r&sslmode=disable"),
-            (
-                "postgres://op@h/d?host=/run/pg&sslmode=disable".to_string(),
-                Some("p&q r".to_string())
-            )
-        );
-        assert_eq!(
-            split("postgres://op@h/d?password=only"),
-            ("postgres://op@h/d".to_string(), Some("only".to_string()))
-        );
+        // So is one the crate rejects; sqlx, which the callers connect with
+        // before they run a tool, rejects it too.
+        for url in [
+            "postgres://:s3cret@/concert?host=/run/pg",
+            "postgres://u:s3cret@h1:5432,h2:5433/concert",
+        ] {
+            assert_eq!(ToolConnection::new(url).password, None, "{url}");
+            assert!(
+                url.parse::<sqlx::postgres::PgConnectOptions>().is_err(),
+                "{url}"
+            );
+        }
     }
 
     #[test]
