@@ -1,5 +1,6 @@
 //! HTTP tests against the real service and a real PostgreSQL.
 
+mod admissions;
 mod audit;
 mod audit_called_off;
 mod audit_forgeries;
