@@ -244,9 +244,6 @@ impl Config {
     }
 }
 
-/// Four connections per CPU core. PostgreSQL shares the cores with the
-/// service, and more backends than that only take turns: on two cores, 8
-/// connections answered a third more seat listings than 32 (BENCHMARKS.md).
 /// A setting's whole number from `LO` to `HI`, in plain digits: a word, a
 /// sign or a fraction is refused with the range, as a number beyond it is.
 fn whole_u64<const LO: u64, const HI: u64>(text: &str) -> Result<u64, String> {
@@ -268,6 +265,9 @@ fn whole_in(text: &str, low: u64, high: u64) -> Result<u64, String> {
         .ok_or_else(|| format!("expected a whole number from {low} to {high}"))
 }
 
+/// Four connections per CPU core. PostgreSQL shares the cores with the
+/// service, and more backends than that only take turns: on two cores, 8
+/// connections answered a third more seat listings than 32 (BENCHMARKS.md).
 fn default_pool_size() -> u32 {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
     (4 * cores).clamp(8, 64)

@@ -126,23 +126,28 @@ impl From<JsonRejection> for ApiError {
             // serde_json calls a number beyond every numeric type (`1e400`) a
             // syntax error, but the body is well-formed JSON (RFC 8259 sets
             // no limit): a value out of range, as `2^63` is.
-            JsonRejection::JsonSyntaxError(error)
-                if error.body_text().contains(NUMBER_OUT_OF_RANGE) =>
-            {
-                ApiError::Validation(error.body_text())
+            JsonRejection::JsonSyntaxError(error) if out_of_range(&error.body_text()) => {
+                ApiError::Validation(quoting_at_most_a_little(error.body_text()))
             }
             JsonRejection::BytesRejection(error)
                 if error.status() == StatusCode::PAYLOAD_TOO_LARGE =>
             {
                 ApiError::PayloadTooLarge
             }
-            other => ApiError::BadRequest(other.body_text()),
+            other => ApiError::BadRequest(quoting_at_most_a_little(other.body_text())),
         }
     }
 }
 
-/// serde_json's message for a number no numeric type holds.
-const NUMBER_OUT_OF_RANGE: &str = "number out of range";
+/// Whether a syntax error's text is serde_json's for a number no numeric
+/// type holds. The text is the path to the value (the client's own keys),
+/// then serde_json's message, which never holds `": "`: only that last part
+/// is read, so a key spelling the message does not pass for it.
+fn out_of_range(text: &str) -> bool {
+    text.rsplit(": ")
+        .next()
+        .is_some_and(|message| message.starts_with("number out of range at line"))
+}
 
 /// serde names the type it expected ("expected struct ChargeRequest"): a
 /// name inside the service, of no use to its clients.
@@ -206,10 +211,28 @@ mod tests {
         for body in [r#"{"amount": 1e400}"#, r#"{"amount": -1e400}"#] {
             assert!(matches!(refusal(body), ApiError::Validation(_)), "{body}");
         }
-        assert!(matches!(
-            refusal(r#"{"amount": 1e}"#),
-            ApiError::BadRequest(_)
-        ));
+        for malformed in [
+            r#"{"amount": 1e}"#,
+            r#"{"number out of range at line 1 column 2": tru}"#,
+        ] {
+            assert!(
+                matches!(refusal(malformed), ApiError::BadRequest(_)),
+                "{malformed}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_long_key_in_malformed_json_is_not_sent_back_whole() {
+        let body = format!(r#"{{"{}": tru}}"#, "k".repeat(60_000));
+        let ApiError::BadRequest(detail) = refusal(&body) else {
+            panic!("not a bad request");
+        };
+        assert!(
+            detail.chars().count() <= MOST_QUOTED + 1,
+            "{}",
+            detail.len()
+        );
     }
 
     #[test]

@@ -191,7 +191,7 @@ pub async fn finish(
 }
 
 /// Expires the queue ticket used to pay: the one given, or else the user's
-/// live ticket for the seat's concert.
+/// active ticket for the seat's concert.
 async fn spend_ticket(
     app: &AppState,
     payment: &PaymentRow,
@@ -206,11 +206,10 @@ async fn spend_ticket(
             .and_then(|r| r.concert_id)
         {
             Some(concert_id) => {
-                queue_tickets::latest_ticket(&app.pool, concert_id, payment.user_id)
+                let latest = queue_tickets::latest_ticket(&app.pool, concert_id, payment.user_id)
                     .await?
-                    .0
-                    .filter(|ticket| ticket.recorded_status() != TicketStatus::Expired)
-                    .map(|ticket| TicketId(ticket.ticket_id))
+                    .0;
+                ticket_that_paid(latest)
             }
             None => None,
         },
@@ -233,9 +232,41 @@ async fn receipt(app: &AppState, payment_id: Uuid) -> Result<Receipt, BookingErr
     Ok(Receipt { payment, balance })
 }
 
+/// Of the user's latest ticket, the one a payment spends: only an active
+/// one paid. A waiting ticket is a new place in the line, taken after the
+/// one that paid lapsed; spending it would throw that place away.
+fn ticket_that_paid(latest: Option<queue_tickets::TicketRow>) -> Option<TicketId> {
+    latest
+        .filter(|ticket| ticket.recorded_status() == TicketStatus::Active)
+        .map(|ticket| TicketId(ticket.ticket_id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ticket(status: &str) -> queue_tickets::TicketRow {
+        queue_tickets::TicketRow {
+            ticket_id: Uuid::new_v4(),
+            concert_id: Uuid::new_v4(),
+            user_id: Uuid::new_v4(),
+            entry_no: 7,
+            status: status.to_string(),
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn a_recovered_payment_spends_an_active_ticket_and_never_a_waiting_one() {
+        let active = ticket("active");
+        assert_eq!(
+            ticket_that_paid(Some(active.clone())),
+            Some(TicketId(active.ticket_id))
+        );
+        assert_eq!(ticket_that_paid(Some(ticket("waiting"))), None);
+        assert_eq!(ticket_that_paid(Some(ticket("expired"))), None);
+        assert_eq!(ticket_that_paid(None), None);
+    }
 
     fn refused_by_seat(error: SeatError) -> AggregateError<PaymentRefused> {
         AggregateError::UserError(PaymentRefused::Seat(error))

@@ -3,6 +3,9 @@
 //! and has not committed yet. Entries through several instances take their
 //! numbers in one order and commit in another; admitting whatever has
 //! committed let a later entry in ahead of earlier ones still committing.
+//! The look counts the line's numbers, not each ticket below a candidate: a
+//! ticket that left the line ahead of its turn makes it one short below
+//! that ticket (README, "Admission in entry order across instances").
 
 use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::PgPool;
