@@ -46,6 +46,9 @@ const MEASURE_EVERY: Duration = Duration::from_secs(10);
 /// seen through the round trip's noise: keeping the old one keeps the
 /// present from stepping back and forth by a few microseconds.
 const SAME_WITHIN: TimeDelta = TimeDelta::milliseconds(2);
+/// The distance between this machine's clock and the database's last
+/// looked at for a warning, in microseconds.
+static WARNED_AHEAD_MICROS: AtomicI64 = AtomicI64::new(0);
 /// A distance beyond this is worth an operator's look.
 const WORTH_A_WARNING: TimeDelta = TimeDelta::milliseconds(500);
 /// Samples per measurement; the one with the shortest round trip is kept.
@@ -101,11 +104,16 @@ pub async fn follow_database_once(pool: &PgPool) -> sqlx::Result<TimeDelta> {
         DATABASE_AT_ORIGIN_MICROS.store(measured, Ordering::Relaxed);
     }
     let ahead = now() - Utc::now();
-    if ahead.abs() > WORTH_A_WARNING {
-        tracing::warn!(
-            database_ahead_ms = ahead.num_milliseconds(),
-            "this machine's clock is off the database's; the service keeps time by the database's (synchronise the clocks)"
-        );
+    // Warned of once per distance, not at every measurement of a steady one.
+    let warned = TimeDelta::microseconds(WARNED_AHEAD_MICROS.load(Ordering::Relaxed));
+    if (ahead - warned).abs() > SAME_WITHIN {
+        WARNED_AHEAD_MICROS.store(ahead.num_microseconds().unwrap_or(0), Ordering::Relaxed);
+        if ahead.abs() > WORTH_A_WARNING {
+            tracing::warn!(
+                database_ahead_ms = ahead.num_milliseconds(),
+                "this machine's clock is off the database's; the service keeps time by the database's (synchronise the clocks)"
+            );
+        }
     }
     Ok(ahead)
 }

@@ -11,7 +11,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::queue_tickets::LEFT_WAITING_TOTAL;
+use super::queue_tickets::position_column;
 
 /// How long a waiting ticket waits for an entry numbered before it to
 /// commit. An entry commits within milliseconds of taking its number; one
@@ -36,19 +36,18 @@ pub async fn candidates(
     concert_id: Uuid,
     limit: i64,
 ) -> sqlx::Result<Vec<Candidate>> {
-    // Below a waiting ticket, every number is a ticket that left the line,
-    // a waiting ticket ahead of it, a number released as unused, or an
-    // entry not committed yet: the last are what is left of the count.
+    // A waiting ticket's position counts the waiting tickets ahead of it
+    // and the entries not committed yet: less the candidates ahead, the
+    // latter are left.
     sqlx::query_as(&format!(
         "select ticket_id, entered_at,
-                (entry_no - 1 - {LEFT_WAITING_TOTAL}
-                  - (select count(*) from queue_unused_entries u
-                     where u.concert_id = $1 and u.entry_no < w.entry_no)
-                  - (row_number() over (order by entry_no) - 1))::bigint as uncommitted_ahead
-         from (select ticket_id, entry_no, entered_at from queue_tickets
-               where concert_id = $1 and status = 'waiting'
-               order by entry_no limit $2) w
-         order by entry_no"
+                position - (row_number() over (order by entry_no) - 1) as uncommitted_ahead
+         from (select ticket_id, entry_no, entered_at, {}
+               from (select ticket_id, entry_no, entered_at from queue_tickets
+                     where concert_id = $1 and status = 'waiting'
+                     order by entry_no limit $2) w) p
+         order by entry_no",
+        position_column("w.entry_no")
     ))
     .bind(concert_id)
     .bind(limit)
