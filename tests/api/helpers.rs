@@ -7,6 +7,8 @@
 //! malformed or hostile ones included, with reqwest.
 
 mod database;
+mod metrics;
+mod store;
 
 use std::future::Future;
 use std::time::Duration;
@@ -20,6 +22,10 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 pub use database::{database_url_of, fresh_database};
+pub use metrics::{largest_batch_seen, largest_bucket, lost_races};
+pub use store::{
+    assert_replay_rebuilds_the_read_models, commits_and_events, store_as_another_writer,
+};
 
 /// The admin token every test server is configured with.
 pub const ADMIN_TOKEN: &str = "test-admin-token";
@@ -358,101 +364,4 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("timed out waiting until {what}");
-}
-
-/// The value of one exported series, if present.
-pub fn metric(metrics: &str, series: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
-}
-
-/// The smallest bucket bound that holds every batch of `aggregate`: a batch
-/// larger than the bound below it was seen.
-pub fn largest_batch_seen(metrics: &str, aggregate: &str) -> f64 {
-    largest_bucket(
-        metrics,
-        "concert_pipeline_batch_size",
-        &format!("aggregate=\"{aggregate}\","),
-    )
-}
-
-/// The smallest bound of the histogram `family` (its series with `labels`,
-/// each followed by a comma) that holds every value it recorded.
-pub fn largest_bucket(metrics: &str, family: &str, labels: &str) -> f64 {
-    let count_series = match labels.strip_suffix(',') {
-        Some(labels) => format!("{family}_count{{{labels}}}"),
-        None => format!("{family}_count"),
-    };
-    let count = metric(metrics, &count_series).unwrap_or(0.0);
-    [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
-        .into_iter()
-        .find(|bound| {
-            metric(
-                metrics,
-                &format!("{family}_bucket{{{labels}le=\"{bound}\"}}"),
-            ) == Some(count)
-        })
-        .map_or(f64::INFINITY, f64::from)
-}
-
-/// Streams of `aggregate` whose batch lost a race and were decided again, as `/metrics` counts them.
-pub async fn lost_races(app: &TestApp, aggregate: &str) -> f64 {
-    let metrics = app.get_root("/metrics").await.text().await.unwrap();
-    metric(
-        &metrics,
-        &format!("concert_pipeline_lost_races_total{{aggregate=\"{aggregate}\"}}"),
-    )
-    .unwrap_or(0.0)
-}
-
-/// A replay of the log ends where the live read models are.
-pub async fn assert_replay_rebuilds_the_read_models(pool: &PgPool) {
-    let before = concert::replay::dump_read_models(pool).await.unwrap();
-    concert::replay::replay(pool, &mut |_, _| {}).await.unwrap();
-    assert_eq!(
-        before,
-        concert::replay::dump_read_models(pool).await.unwrap(),
-        "a replay of the log ends where the live read models are"
-    );
-}
-
-/// Stores one event row in `tx` as another writer would (another instance,
-/// a tool): `payload` is `{"<event type>": {...}}`, and `command` is recorded.
-pub async fn store_as_another_writer(
-    tx: &mut sqlx::PgConnection,
-    (aggregate_type, aggregate_id, sequence): (&str, &str, i64),
-    payload: &Value,
-    command: &str,
-) {
-    let event_type = payload
-        .as_object()
-        .and_then(|event| event.keys().next())
-        .expect("a tagged event");
-    sqlx::query(
-        "insert into events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-         values ($1, $2, $3, $4, '1', $5, $6)",
-    )
-    .bind(aggregate_type)
-    .bind(aggregate_id)
-    .bind(sequence)
-    .bind(event_type)
-    .bind(payload)
-    .bind(serde_json::json!({"actor": "another-writer", "command": command}))
-    .execute(tx)
-    .await
-    .unwrap();
-}
-
-/// Commits that stored `event_type` events in this test's database, against
-/// how many such events: fewer commits than events means batches were shared
-/// here (the batch-size metric also counts other tests of the process).
-pub async fn commits_and_events(pool: &PgPool, event_type: &str) -> (i64, i64) {
-    sqlx::query_as(
-        "select count(distinct transaction_id), count(*) from events where event_type = $1",
-    )
-    .bind(event_type)
-    .fetch_one(pool)
-    .await
-    .unwrap()
 }
