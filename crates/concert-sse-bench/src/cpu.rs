@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 /// Clock ticks per second of /proc's counters (USER_HZ on Linux).
-const TICKS_PER_SECOND: f64 = 100.0;
+pub const TICKS_PER_SECOND: f64 = 100.0;
 
 /// The counters at one moment.
 pub struct Sample {
@@ -23,6 +23,11 @@ impl Sample {
             own: process_ticks("self"),
             machine: machine_ticks(),
         }
+    }
+
+    /// Seconds from `earlier` to `self`.
+    pub fn seconds_since(&self, earlier: &Sample) -> f64 {
+        self.at.duration_since(earlier.at).as_secs_f64()
     }
 
     /// What was used since `self`, as a line to print.
@@ -53,7 +58,7 @@ impl Sample {
 }
 
 /// utime + stime of a process (`self` or a pid).
-fn process_ticks(pid: &str) -> Option<u64> {
+pub fn process_ticks(pid: &str) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces; the fields after it are plain.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();

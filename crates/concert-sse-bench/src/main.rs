@@ -8,10 +8,15 @@
 //! With `--waiting-room N`, N users wait in a concert's line instead, each
 //! watching its standing stream (`waiting_room`).
 //!
+//! With `--floor-every-ms MS`, the second phase runs the holds beside a bare
+//! fan-out instead of the subscribers (`floor`): what the socket writes alone
+//! cost the holds on this machine.
+//!
 //! Runs against a service started separately (see BENCHMARKS.md).
 
 mod api;
 mod cpu;
+mod floor;
 mod subscribers;
 mod waiting_room;
 
@@ -54,6 +59,17 @@ struct Args {
     /// With `--waiting-room`: the service's database, to read what it did.
     #[arg(long)]
     database_url: Option<String>,
+    /// Instead of the subscribers: a bare fan-out to as many loopback
+    /// connections, one write to each every this many ms (`floor`).
+    #[arg(long)]
+    floor_every_ms: Option<u64>,
+    /// With `--floor-every-ms`: bytes a write; by default the compact
+    /// changes of one interval at the rate of the holds alone (7 bytes each).
+    #[arg(long)]
+    floor_bytes: Option<usize>,
+    /// Be the floor's process (started by `--floor-every-ms`).
+    #[arg(long, hide = true)]
+    floor_child: bool,
 }
 
 /// When each seat's hold was answered, in µs since the start (0: not yet).
@@ -71,6 +87,11 @@ impl HoldTimes {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    if args.floor_child {
+        let every = Duration::from_millis(args.floor_every_ms.unwrap_or(250));
+        let bytes = args.floor_bytes.unwrap_or(1);
+        return floor::run(args.subscribers, every, bytes, args.seconds).await;
+    }
     let api = api::Api::new(&args.url, &args.admin_token);
     if let Some(watchers) = args.waiting_room {
         let database = args.database_url.as_deref();
@@ -93,6 +114,16 @@ async fn main() {
         "  {}",
         before.report_until(&cpu::Sample::now(args.server_pid))
     );
+
+    if let Some(every_ms) = args.floor_every_ms {
+        let bytes = args
+            .floor_bytes
+            .unwrap_or((alone * 7.0 * every_ms as f64 / 1000.0) as usize);
+        return beside_the_floor(&args, every_ms, bytes, alone, |phase| {
+            holds(&api, &date, &tokens, &times, &next_seat, phase)
+        })
+        .await;
+    }
 
     // Tokens for the subscribers, each within its share of streams; taken
     // before the memory is read, as the holders' are.
@@ -134,6 +165,42 @@ async fn main() {
     // The last pushes of the phase are let in before the count.
     tokio::time::sleep(Duration::from_secs(2)).await;
     subscribers.report(next_seat.load(Ordering::Relaxed) - 1);
+}
+
+/// The second phase beside the fan-out's floor: the holds per second, and
+/// the CPU of the server, the floor and the machine.
+async fn beside_the_floor<F, Fut>(args: &Args, every_ms: u64, bytes: usize, alone: f64, holds: F)
+where
+    F: FnOnce(Duration) -> Fut,
+    Fut: std::future::Future<Output = f64>,
+{
+    let mut child = floor::start(
+        args.subscribers,
+        Duration::from_millis(every_ms),
+        bytes,
+        args.seconds + 10,
+    )
+    .await;
+    let before = cpu::Sample::now(args.server_pid);
+    let floor_before = cpu::process_ticks(&child.id().to_string());
+    let with = holds(Duration::from_secs(args.seconds)).await;
+    let after = cpu::Sample::now(args.server_pid);
+    let floor_after = cpu::process_ticks(&child.id().to_string());
+    let _ = child.kill();
+    let _ = child.wait();
+    println!(
+        "holds beside the floor ({} connections, {bytes} bytes to each every {every_ms} ms): {with:.0}/s ({:+.1} %)",
+        args.subscribers,
+        (with / alone - 1.0) * 100.0
+    );
+    println!("  {}", before.report_until(&after));
+    if let (Some(ticks_before), Some(ticks_after)) = (floor_before, floor_after) {
+        let seconds = after.seconds_since(&before);
+        println!(
+            "  the floor's process: {:.2} cores",
+            (ticks_after - ticks_before) as f64 / cpu::TICKS_PER_SECOND / seconds
+        );
+    }
 }
 
 /// Holds free seats one after another with every token at once for `phase`:
