@@ -205,6 +205,7 @@ pub struct Config {
         long,
         env = "CONCERT_CORS_ORIGINS",
         value_delimiter = ',',
+        value_parser = cors_origin,
         global = true
     )]
     pub cors_origins: Vec<String>,
@@ -265,6 +266,34 @@ fn whole_in(text: &str, low: u64, high: u64) -> Result<u64, String> {
         .ok_or_else(|| format!("expected a whole number from {low} to {high}"))
 }
 
+/// One allowed origin, as a browser sends it in `Origin`
+/// (`scheme://host[:port]`, lower case, no default port), or `*`. Spaces
+/// around it are dropped (`a, b`); a path, even `/`, is refused, since no
+/// `Origin` header ever carries one and the entry would allow nothing. An
+/// empty entry (`CONCERT_CORS_ORIGINS=`) allows nothing, as no setting.
+fn cors_origin(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text.is_empty() || text == "*" {
+        return Ok(text.to_string());
+    }
+    let refused = || {
+        "expected an origin such as https://tickets.example or http://localhost:3000 (no path), or *"
+            .to_string()
+    };
+    let url = url::Url::parse(text).map_err(|_| refused())?;
+    let plain = matches!(url.scheme(), "http" | "https")
+        && url.host().is_some()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.path() == "/"
+        && !text.ends_with('/');
+    plain
+        .then(|| url.origin().ascii_serialization())
+        .ok_or_else(refused)
+}
+
 /// Four connections per CPU core. PostgreSQL shares the cores with the
 /// service, and more backends than that only take turns: on two cores, 8
 /// connections answered a third more seat listings than 32 (BENCHMARKS.md).
@@ -276,6 +305,34 @@ fn default_pool_size() -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cors_origins_are_trimmed_normalised_and_checked() {
+        let origins = |value: &str| {
+            Cli::try_parse_from(["concert", "--cors-origins", value])
+                .map(|cli| cli.config.cors_origins)
+                .map_err(|error| error.to_string())
+        };
+        assert_eq!(
+            origins("https://a.example, HTTPS://B.example:443 ,http://localhost:3000").unwrap(),
+            [
+                "https://a.example",
+                "https://b.example",
+                "http://localhost:3000"
+            ]
+        );
+        assert_eq!(origins(" *").unwrap(), ["*"]);
+        assert_eq!(origins(" ").unwrap(), [""]);
+        for bad in [
+            "https://a.example/",
+            "https://a.example/app",
+            "a.example",
+            "ftp://a.example",
+            "https://user@a.example",
+        ] {
+            assert!(origins(bad).is_err(), "{bad}");
+        }
+    }
 
     fn refused(flag: &str, value: &str) -> bool {
         Cli::try_parse_from(["concert", flag, value]).is_err()

@@ -1,7 +1,9 @@
 //! A concert and its dates: a concert is scheduled once, with every date's
 //! start, seat count and price fixed from then on.
 
-use chrono::{DateTime, Utc};
+use std::ops::RangeInclusive;
+
+use chrono::{DateTime, Datelike, Utc};
 use cqrs_es::{event_sink::EventSink, Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +20,10 @@ pub const MAX_SEATS_PER_CONCERT: u64 = 1_000_000;
 pub const MAX_PRICE: Won = Won(1_000_000_000);
 /// Longest title, in characters.
 pub const MAX_TITLE_CHARS: usize = 200;
+/// A date starts in the years 1970 to 9999: every start is then written back
+/// as RFC 3339 (four-digit years) and fits PostgreSQL's timestamps, which end
+/// at 4713 BC (an earlier one failed its whole batch's commit).
+pub const STARTS_AT_YEARS: RangeInclusive<i32> = 1970..=9999;
 
 /// A scheduled concert.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -88,6 +94,11 @@ pub enum ConcertError {
         price: Won,
         max: Won,
     },
+    #[error("date {date_id} starts at {starts_at}; a date starts in the years 1970 to 9999")]
+    StartsAtOutOfRange {
+        date_id: DateId,
+        starts_at: DateTime<Utc>,
+    },
     #[error("date {date_id} appears twice")]
     DuplicateDate { date_id: DateId },
 }
@@ -148,6 +159,12 @@ impl Concert {
                     date_id: date.date_id,
                     seats: date.seats,
                     max: MAX_SEATS_PER_DATE,
+                });
+            }
+            if !STARTS_AT_YEARS.contains(&date.starts_at.year()) {
+                return Err(ConcertError::StartsAtOutOfRange {
+                    date_id: date.date_id,
+                    starts_at: date.starts_at,
                 });
             }
             if !(Won(1)..=MAX_PRICE).contains(&date.price) {
@@ -281,6 +298,41 @@ mod tests {
                     max: MAX_PRICE,
                 });
         }
+    }
+
+    #[test]
+    fn a_date_starts_in_the_years_1970_to_9999() {
+        for starts_at in [
+            "-4713-11-23T23:59:59Z",
+            "1969-12-31T23:59:59.999999Z",
+            "+10000-01-01T00:00:00Z",
+        ] {
+            let bad = ConcertDate {
+                starts_at: starts_at.parse().unwrap(),
+                ..date(10, 1)
+            };
+            ConcertTest::with(())
+                .given_no_previous_events()
+                .when(schedule("Gala", vec![bad.clone()]))
+                .then_expect_error(ConcertError::StartsAtOutOfRange {
+                    date_id: bad.date_id,
+                    starts_at: bad.starts_at,
+                });
+        }
+        let edges: Vec<ConcertDate> = ["1970-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z"]
+            .into_iter()
+            .map(|starts_at| ConcertDate {
+                starts_at: starts_at.parse().unwrap(),
+                ..date(10, 1)
+            })
+            .collect();
+        ConcertTest::with(())
+            .given_no_previous_events()
+            .when(schedule("Gala", edges.clone()))
+            .then_expect_events(vec![ConcertEvent::ConcertScheduled {
+                title: "Gala".into(),
+                dates: edges,
+            }]);
     }
 
     #[test]

@@ -176,7 +176,16 @@ impl From<PathRejection> for ApiError {
 
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
-        ApiError::BadRequest(quoting_at_most_a_little(rejection.body_text()))
+        let text = quoting_at_most_a_little(rejection.body_text());
+        // Digits beyond the field's type (`limit=99999999999999999999`) are
+        // a number out of range, as `limit=5001` is; not a malformed query.
+        if text.rsplit(": ").next().is_some_and(|message| {
+            message == "number too large to fit in target type"
+                || message == "number too small to fit in target type"
+        }) {
+            return ApiError::Validation(text);
+        }
+        ApiError::BadRequest(text)
     }
 }
 

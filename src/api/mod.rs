@@ -127,7 +127,11 @@ pub fn openapi_document(openapi: &utoipa::openapi::OpenApi) -> Value {
 pub fn router(app: AppState) -> Router {
     let (routes, openapi) = routes();
     let timeout = Duration::from_secs(app.config.request_timeout_secs);
-    let cors = (!app.config.cors_origins.is_empty()).then(|| cors_layer(&app.config.cors_origins));
+    let origins: Vec<&str> = (app.config.cors_origins.iter())
+        .map(String::as_str)
+        .filter(|origin| !origin.is_empty())
+        .collect();
+    let cors = (!origins.is_empty()).then(|| cors_layer(&origins));
     let entry_limiter = EntryLimiter::new(
         app.config.queue_entry_rate_per_sec,
         app.config.queue_entry_burst,
@@ -146,7 +150,7 @@ pub fn router(app: AppState) -> Router {
                 .validator_url("none")
                 .persist_authorization(false),
         );
-    let docs = Router::from(docs).layer(axum::middleware::map_response(docs_not_found));
+    let docs = Router::from(docs).layer(axum::middleware::map_response(docs_problems));
     routes
         .merge(live::router())
         .merge(pages::router())
@@ -195,15 +199,21 @@ async fn date_by_the_database_clock(mut response: Response) -> Response {
 }
 
 /// The docs' own router answers an unknown path under `/docs/` with an
-/// empty 404; every other unknown path is a problem document.
-async fn docs_not_found(response: Response) -> Response {
-    let empty = !response
+/// empty 404, and a path that is not UTF-8 with a plain-text 400; every
+/// other refusal is a problem document, so these are too.
+async fn docs_problems(response: Response) -> Response {
+    let status = response.status();
+    let problem = response
         .headers()
-        .contains_key(axum::http::header::CONTENT_TYPE);
-    if response.status() == axum::http::StatusCode::NOT_FOUND && empty {
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|kind| kind.as_bytes().starts_with(b"application/problem+json"));
+    if !status.is_client_error() || problem {
+        return response;
+    }
+    if status == axum::http::StatusCode::NOT_FOUND {
         return ApiError::NotFound("route").into_response();
     }
-    response
+    ApiError::BadRequest("the path under /docs/ is not valid".into()).into_response()
 }
 
 /// The request headers a browser on an allowed origin may send. Named one by
@@ -227,12 +237,12 @@ const CORS_RESPONSE_HEADERS: [HeaderName; 3] = [
     axum::http::header::DATE,
 ];
 
-fn cors_layer(origins: &[String]) -> CorsLayer {
+fn cors_layer(origins: &[&str]) -> CorsLayer {
     let layer = CorsLayer::new()
         .allow_methods(Any)
         .allow_headers(CORS_REQUEST_HEADERS)
         .expose_headers(CORS_RESPONSE_HEADERS);
-    if origins.iter().any(|origin| origin == "*") {
+    if origins.contains(&"*") {
         return layer.allow_origin(Any);
     }
     let origins = origins

@@ -140,11 +140,17 @@ async fn an_unusable_request_id_is_replaced_and_made_up_methods_share_one_metric
 }
 
 #[tokio::test]
-async fn unknown_paths_under_the_docs_are_problem_documents() {
+async fn unknown_and_undecodable_paths_under_the_docs_are_problem_documents() {
     let app = spawn_app().await;
     for path in ["/docs/nonexistent", "/docs//swagger-ui.css"] {
         let response = app.get_root(path).await;
         assert_problem_for(path, response, StatusCode::NOT_FOUND, "not_found").await;
+    }
+    // A path that is not UTF-8 once decoded: the docs' router refuses it in
+    // plain text of its own.
+    for path in ["/docs/%FF", "/docs/a%C0%80b", "/docs/%ED%A0%80"] {
+        let response = app.get_root(path).await;
+        assert_problem_for(path, response, StatusCode::BAD_REQUEST, "bad_request").await;
     }
     assert_eq!(app.get_root("/docs/").await.status(), StatusCode::OK);
 }
