@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The pages in a real browser: starts `concert serve --demo` on a private
 # PostgreSQL and drives headless Chromium through tests/browser/booking.py
-# (Playwright for Python, launched on the system's Chromium: no browser
-# download). Screenshots go to target/browser-screenshots/.
+# and tests/browser/stadium.py (Playwright for Python, launched on the
+# system's Chromium: no browser download). Screenshots go to target/browser-screenshots/.
 #
 #   scripts/browser.sh          # needs /usr/bin/chromium (Debian: apt-get install chromium)
 set -euo pipefail
@@ -29,8 +29,12 @@ fi
 serve_demo browser "$PORT" "$ADMIN_TOKEN"
 
 rm -rf "$SHOTS"
-if ! timeout 120 "$VENV/bin/python" tests/browser/booking.py "http://127.0.0.1:$PORT" "$ADMIN_TOKEN" "$SHOTS"; then
-    echo "--- service log ---" >&2
-    tail -n 50 "$DATA_DIR/serve.log" >&2
-    exit 1
-fi
+# booking.py: two people on the demo date; stadium.py: a 50,000-seat date,
+# and one booking in two tabs (after booking.py, which reads the demo's log).
+for test in booking stadium; do
+    if ! timeout 180 "$VENV/bin/python" "tests/browser/$test.py" "http://127.0.0.1:$PORT" "$ADMIN_TOKEN" "$SHOTS"; then
+        echo "--- service log ---" >&2
+        tail -n 50 "$DATA_DIR/serve.log" >&2
+        exit 1
+    fi
+done

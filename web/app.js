@@ -14,6 +14,8 @@ const state = {
   reservation: null, // the seat held now, until it is paid or runs out
   bought: null, // the seat the last payment bought: shown as yours
   paid: false,
+  holding: false, // a hold is being asked for
+  paying: false, // this tab's payment is being asked for
   resuming: false, // restored after a reload, until the first sign-in
   standing: null, // AbortController of the standing stream
   seatStream: null, // AbortController of the seat stream
@@ -31,7 +33,7 @@ function refuse(error, credential) {
     showQueued();
     return say("message", "Your queue token is no longer valid: enter the queue again.", "error");
   }
-  say("message", explain(error), "error");
+  say("message", explain(error), kindOf(error));
 }
 
 // Scrolls a section into view and moves focus to its heading, for when the
@@ -60,7 +62,9 @@ async function busy(control, action) {
 function subjectOf(token) {
   const part = token.split(".")[1] || "";
   const { sub } = JSON.parse(atob(part.replace(/-/g, "+").replace(/_/g, "/")));
-  if (typeof sub !== "string") throw new Error("no sub");
+  // A user id is a UUID (API.md), and it goes into request paths.
+  const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+  if (typeof sub !== "string" || !uuid.test(sub)) throw new Error("no user id");
   return sub;
 }
 
@@ -69,7 +73,7 @@ async function signIn(token) {
   try {
     userId = subjectOf(token);
   } catch (error) {
-    say("message", "That is not a user token (a JWT).", "error");
+    say("message", "That is not a user token (a JWT naming a user id).", "error");
     return;
   }
   say("message", "");
@@ -173,7 +177,7 @@ function showStanding(standing) {
     loadDates();
   }
   if (standing.status === "expired" && !state.paid) {
-    say("message", "Your queue token expired. Enter the queue again to book.", "error");
+    say("message", "Your queue token has ended: its time ran out, or a payment (perhaps from another tab) used it. Enter the queue again to book.", "error");
     closeStreams();
     // Their buttons would act with a token that opens nothing now.
     for (const id of ["dates", "seats"]) show(id, false);
@@ -224,50 +228,6 @@ function pickDate(date) {
   watchSeats();
 }
 
-const letters = { F: "free", H: "held", S: "sold" };
-
-function drawSeats(letterString) {
-  const map = $("seat-map");
-  map.replaceChildren(...[...letterString].map((letter, index) => {
-    const button = document.createElement("button");
-    button.type = "button";
-    button.className = "seat";
-    button.dataset.seatNo = index + 1;
-    button.textContent = index + 1;
-    button.addEventListener("click", () => holdSeat(index + 1));
-    return button;
-  }));
-  [...letterString].forEach((letter, index) => setSeat(index + 1, letters[letter]));
-  showFreeSeats([...letterString].filter((letter) => letter === "F").length);
-}
-
-// The seat held now, or the one just bought, on the map's date.
-function isMine(seatNo) {
-  const mine = state.reservation || state.bought;
-  return Boolean(mine) && mine.date_id === state.date.date_id && mine.seat_no === seatNo;
-}
-
-function setSeat(seatNo, status) {
-  const button = $("seat-map").children[seatNo - 1];
-  if (!button) return;
-  const was = button.dataset.status;
-  if (was && (was === "free") !== (status === "free")) showFreeSeats(state.date.available_seats + (status === "free" ? 1 : -1));
-  const mine = status !== "free" && isMine(seatNo);
-  button.dataset.status = status;
-  button.className = `seat ${status}${mine ? " mine" : ""}`;
-  button.disabled = status !== "free";
-  // The state in words as well: colour alone tells a screen reader nothing.
-  button.title = `seat ${seatNo}, ${mine ? "yours" : status}`;
-  button.setAttribute("aria-label", button.title);
-}
-
-// The picked date's free seats on its button, kept live by the seat stream.
-function showFreeSeats(free) {
-  state.date.available_seats = free;
-  const button = [...$("date-list").children].find((each) => each.dataset.dateId === state.date.date_id);
-  if (button) button.textContent = dateLabel(state.date);
-}
-
 async function holdSeat(seatNo) {
   // One hold at a time: the Pay button pays one reservation, and a second
   // hold would leave the first one unpaid and out of reach until it lapses.
@@ -275,19 +235,25 @@ async function holdSeat(seatNo) {
     say("message", `You hold seat ${state.reservation.seat_no} already: pay for it, or let its hold run out to pick another seat.`, "error");
     return;
   }
+  // Every seat waits while this one is asked for: a second click is not a
+  // second hold. A flag, not a disabled fieldset: disabling 50,000 seats and
+  // enabling them again froze the page for seconds.
+  if (state.holding) return;
   say("message", "");
   let reservation;
+  state.holding = true;
+  $("seat-map").setAttribute("aria-busy", "true");
   try {
-    // Every seat waits while this one is asked for: a second click is not a second hold.
-    reservation = await busy($("seat-picker"), async () => {
-      // The map knows numbers; the seat's id comes from the listing.
-      const page = await request("GET", `/concerts/${state.concertId}/dates/${state.date.date_id}/seats?after_seat_no=${seatNo - 1}&limit=1`, state.queueToken);
-      const seat = page.seats[0];
-      if (!seat || seat.seat_no !== seatNo) throw new Refusal(409, { code: "seat_unavailable" });
-      return sendKeyed((key) => request("POST", "/reservations", state.queueToken, { seat_id: seat.seat_id }, key));
-    });
+    // The map knows numbers; the seat's id comes from the listing.
+    const page = await request("GET", `/concerts/${state.concertId}/dates/${state.date.date_id}/seats?after_seat_no=${seatNo - 1}&limit=1`, state.queueToken);
+    const seat = page.seats[0];
+    if (!seat || seat.seat_no !== seatNo) throw new Refusal(409, { code: "seat_unavailable" });
+    reservation = await sendKeyed((key) => request("POST", "/reservations", state.queueToken, { seat_id: seat.seat_id }, key));
   } catch (error) {
     return refuse(error, "queue");
+  } finally {
+    state.holding = false;
+    $("seat-map").removeAttribute("aria-busy");
   }
   // A retried hold is answered as it stands: one paid meanwhile is not to pay again.
   if (reservation.status !== "held") {
@@ -399,29 +365,43 @@ async function pay() {
   say("message", "");
   const held = state.reservation;
   let payment;
+  state.paying = true;
   try {
     payment = await busy($("pay"), () => sendKeyed((key) =>
       request("POST", "/payments", state.queueToken, { reservation_id: held.reservation_id }, key)));
   } catch (error) {
     if (error.code === "hold_expired") endHold();
+    // Paid already, from another tab or window of this booking: the seat
+    // is the user's, and the hold shown here is over.
+    if (error.code === "already_paid") {
+      booked(held, `Seat ${held.seat_no} is yours: it was paid from another tab or window.`);
+      return say("message", "This seat was paid already.", "ok");
+    }
     return refuse(error, "queue");
+  } finally {
+    state.paying = false;
   }
-  // The payment spent the queue token: the seat map stops, showing the
-  // bought seat as yours, until the user queues again.
+  booked(held, `Seat ${held.seat_no} is yours: paid ${won(payment.amount)}, balance ${won(payment.balance)}. Payment ${payment.payment_id}.`);
+  say("message", "Payment complete.", "ok");
+}
+
+// The seat is the user's and the queue token is spent: the seat map stops,
+// showing the bought seat as theirs, until the user queues again.
+function booked(held, text) {
   state.paid = true;
   state.bought = held;
   closeStreams();
   show("result", true);
-  $("result-text").textContent = `Seat ${held.seat_no} is yours: paid ${won(payment.amount)}, balance ${won(payment.balance)}. Payment ${payment.payment_id}. To book another seat, enter the queue again.`;
+  $("result-text").textContent = `${text} To book another seat, enter the queue again.`;
   bringUp("result");
   endHold();
   if (isMine(held.seat_no)) setSeat(held.seat_no, "sold");
   $("status").textContent = "used by your payment";
   $("status").dataset.status = "done";
   show("active-line", false);
-  for (const button of [...$("date-list").children, ...$("seat-map").children]) button.disabled = true;
+  for (const button of $("date-list").children) button.disabled = true;
+  freezeSeats();
   showQueued();
-  say("message", "Payment complete.", "ok");
 }
 
 document.addEventListener("DOMContentLoaded", () => {

@@ -166,6 +166,7 @@ function violatingEvent(label) {
 }
 
 async function runAudit() {
+  say("message", "");
   $("audit-summary").textContent = "Reading the whole log…";
   try {
     const held = $("checkpoint").value.trim();

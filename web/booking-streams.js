@@ -10,6 +10,15 @@ function visible() {
   return document.visibilityState !== "hidden";
 }
 
+// Live updates stop while the service cannot be reached; they say so, and
+// the message goes once a stream is back.
+const liveStatus = {
+  onDown: () => say("message", "Live updates paused: the service cannot be reached. Reconnecting…", "offline"),
+  onUp: () => {
+    if ($("message").dataset.kind === "offline") say("message", "");
+  },
+};
+
 function closeStreams() {
   state.standing?.abort();
   state.seatStream?.abort();
@@ -24,7 +33,7 @@ function watchStanding() {
   state.standing = controller;
   follow("/queue/tokens/current/events", state.queueToken, (type, standing) => {
     if (type === "standing") showStanding(standing);
-  }, { signal: controller.signal, onRefusal: (error) => refuse(error, "queue"), more: () => state.status !== "expired" });
+  }, { signal: controller.signal, onRefusal: (error) => refuse(error, "queue"), more: () => state.status !== "expired", ...liveStatus });
 }
 
 function watchSeats() {
@@ -42,7 +51,7 @@ function watchSeats() {
     if (type === "seat-changes") {
       for (const change of data.split(",")) setSeat(Number(change.slice(0, -1)), letters[change.slice(-1)]);
     }
-  }, { signal: controller.signal, onRefusal: seatsRefused });
+  }, { signal: controller.signal, onRefusal: seatsRefused, ...liveStatus });
 }
 
 // The seat stream ends when the token lapses or is spent (in another tab),

@@ -39,6 +39,12 @@ function explain(error) {
   return `The service cannot be reached: ${error.message}`;
 }
 
+// How a failed request's message is shown: one that never reached the
+// service is "offline", and goes away once a live stream is back.
+function kindOf(error) {
+  return error instanceof Refusal ? "error" : "offline";
+}
+
 async function request(method, path, token, body, headers = {}) {
   const init = { method, headers: { ...headers } };
   if (token) init.headers.Authorization = `Bearer ${token}`;
@@ -74,8 +80,9 @@ function serverNow() {
 // reconnecting with Last-Event-ID after a dropped connection. A busy or
 // unreachable service (5xx) and too many streams (429) pass, so those are
 // tried again, less often each time; any other refusal will not change by
-// itself and goes to `onRefusal`, which ends the stream.
-async function follow(path, token, onEvent, { signal, onRefusal, more = () => true }) {
+// itself and goes to `onRefusal`, which ends the stream. `onDown` is told
+// when a connection fails or is refused for now, `onUp` when one opens.
+async function follow(path, token, onEvent, { signal, onRefusal, more = () => true, onDown = () => {}, onUp = () => {} }) {
   let lastId = null;
   let pause = 1000;
   while (!signal.aborted && more()) {
@@ -89,10 +96,12 @@ async function follow(path, token, onEvent, { signal, onRefusal, more = () => tr
           if (!signal.aborted) onRefusal(new Refusal(response.status, problem));
           return;
         }
+        onDown();
         // The service says when to come back; it is waited for at least.
         const after = Number(response.headers.get("Retry-After")) * 1000;
         if (after > pause) pause = Math.min(after, 60_000);
       } else {
+        onUp();
         // Only a stream that carried something resets the pause: one that
         // ends at once (a service draining, a proxy cutting it) backs off.
         let delivered = false;
@@ -104,6 +113,7 @@ async function follow(path, token, onEvent, { signal, onRefusal, more = () => tr
       }
     } catch (error) {
       if (signal.aborted) return;
+      onDown();
     }
     await new Promise((resolve) => {
       setTimeout(resolve, pause);

@@ -21,7 +21,6 @@ Screenshots of each step go to the folder given.
     python booking.py http://127.0.0.1:18396 <admin token> target/browser-screenshots
 """
 
-import base64
 import json
 import re
 import sys
@@ -31,9 +30,23 @@ from playwright.sync_api import expect, sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 from checkpoint import checkpoint as recompute_checkpoint  # noqa: E402
+from harness import (  # noqa: E402
+    ADMIN_TOKEN,
+    BASE,
+    CHROMIUM,
+    SHOTS,
+    calls,
+    expect_message,
+    expect_streams,
+    forged_token,
+    problems,
+    seat,
+    set_visibility,
+    shot,
+    watch,
+    within_5_s,
+)
 
-BASE, ADMIN_TOKEN, SHOTS = sys.argv[1], sys.argv[2], Path(sys.argv[3])
-CHROMIUM = "/usr/bin/chromium"
 SEAT = 5
 # The hold time of `serve --demo` (CONCERT_HOLD_TTL_SECS unset: 300 s).
 FULL_HOLD = re.compile(r"^(4:5[0-9]|5:00)$")
@@ -46,102 +59,6 @@ CLOCK_AHEAD = """(() => {
     static now() { return now(); }
   };
 })()"""
-
-SHOTS.mkdir(parents=True, exist_ok=True)
-problems = []
-api_calls = []
-streams = {}  # each page's event streams still open
-
-
-def watch(context, name):
-    """Refuses and records any request beyond the service; records script
-    errors, console errors and failed page assets."""
-
-    def leaves(url):
-        return not url.startswith(BASE + "/")
-
-    def refuse(route):
-        problems.append(f"{name}: request left the machine: {route.request.url}")
-        route.abort()
-
-    def api(url):
-        return url.startswith(BASE + "/api/")
-
-    context.route(leaves, refuse)
-    page = context.new_page()
-    page.on("pageerror", lambda error: problems.append(f"{name}: script error: {error}"))
-    # Chromium logs each refused API request (a 402 the test provokes) as a
-    # console error; those are answers. Any other console error counts.
-    page.on(
-        "console",
-        lambda message: message.type == "error"
-        and not api(message.location.get("url", ""))
-        and problems.append(f"{name}: console error: {message.text}"),
-    )
-    page.on(
-        "response",
-        lambda response: response.status >= 400
-        and not api(response.url)
-        and problems.append(f"{name}: {response.url} answered {response.status}"),
-    )
-    page.on(
-        "request",
-        lambda request: api(request.url)
-        and api_calls.append((name, request.method, request.url.split("?")[0][len(BASE) :])),
-    )
-    open_streams = streams.setdefault(name, set())
-    page.on("request", lambda request: request.url.split("?")[0].endswith("/events") and open_streams.add(request))
-    page.on("requestfinished", lambda request: open_streams.discard(request))
-    page.on("requestfailed", lambda request: open_streams.discard(request))
-    return page
-
-
-def calls(name, method, path):
-    return sum(1 for call in api_calls if call == (name, method, path))
-
-
-def shot(page, name, full_page=True):
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full_page)
-
-
-def forged_token(user_id):
-    """A well-formed JWT for `user_id` that no key signed."""
-
-    def part(value):
-        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
-
-    header = part({"alg": "RS256", "typ": "JWT", "kid": "forged"})
-    return f"{header}.{part({'sub': user_id, 'exp': 4_102_444_800})}.c2lnbmF0dXJl"
-
-
-def within_5_s(page, check):
-    """Whether `check()` comes true within 5 s."""
-    for _ in range(50):
-        if check():
-            return True
-        page.wait_for_timeout(100)
-    return False
-
-
-def expect_streams(page, name, count):
-    """`name`'s page has `count` event streams open (within 5 s)."""
-    if not within_5_s(page, lambda: len(streams[name]) == count):
-        problems.append(f"{name}: {len(streams[name])} event streams open, not {count}")
-
-
-def set_visibility(page, visibility):
-    """As if the tab were hidden or shown again (headless tabs never are)."""
-    page.evaluate(
-        """visibility => {
-            Object.defineProperty(document, "visibilityState", { value: visibility, configurable: true });
-            document.dispatchEvent(new Event("visibilitychange"));
-        }""",
-        visibility,
-    )
-
-
-def seat(page, number):
-    return page.locator(f'#seat-map .seat[data-seat-no="{number}"]')
 
 
 def to_seat_map(page, name):
@@ -163,12 +80,6 @@ def to_seat_map(page, name):
     # connection a tab, of the six a browser opens to one host.
     expect_streams(page, name, 1)
     shot(page, f"{name}-2-seat-map")
-
-
-def expect_message(page, text):
-    """The message says `text` and is on screen wherever the page is scrolled."""
-    expect(page.locator("#message")).to_contain_text(text)
-    expect(page.locator("#message")).to_be_in_viewport()
 
 
 with sync_playwright() as playwright:
@@ -393,7 +304,13 @@ with sync_playwright() as playwright:
         re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$"))
     bob.locator("#events a", has_text="QueueTicket").first.click()  # entered, admitted, expired
     expect(bob.locator("#stream-events tr")).to_have_count(3)
+    # A refused audit's message goes with the next audit's answer.
+    bob.fill("#checkpoint", "garbage")
     bob.click("#run-audit")
+    expect_message(bob, "a checkpoint is POSITION:DIGEST")
+    bob.fill("#checkpoint", "")
+    bob.click("#run-audit")
+    expect(bob.locator("#message")).to_be_hidden()
     expect(bob.locator("#audit-summary")).to_contain_text("All rules hold")
     expect(bob.locator("#stream-events tr.flagged")).to_have_count(0)
     expect(bob.locator("#audit-checkpoint")).to_contain_text("Checkpoint: ")

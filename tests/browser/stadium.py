@@ -1,0 +1,103 @@
+"""A stadium's date in a real browser, and one booking in two tabs.
+
+A date of 50,000 seats (the contract's largest): its seat map is one Tab
+stop, walked with the arrow keys, Home and End, and a seat held with Enter
+shows Pay at once (asking for a hold once disabled every seat and froze the
+page for seconds). A copy of that tab (the browser's "Duplicate tab" copies
+its session) shows the same hold; when the first tab pays, the copy shows
+the seat as bought, without a reload, instead of a hold still to pay. No
+request may leave the machine and no script may fail.
+
+    python stadium.py http://127.0.0.1:18396 <admin token> target/browser-screenshots
+"""
+
+import json
+import sys
+import time
+
+from playwright.sync_api import expect, sync_playwright
+
+from harness import ADMIN_TOKEN, BASE, CHROMIUM, SHOTS, problems, seat, shot, watch
+
+SEATS = 50_000
+
+
+def focused_seat(page):
+    return page.evaluate("Number(document.activeElement?.dataset?.seatNo || 0)")
+
+
+with sync_playwright() as playwright:
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = watch(context, "stadium")
+    created = page.request.post(
+        f"{BASE}/api/v1/concerts",
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        data={"title": "Stadium", "dates": [{"starts_at": "2031-07-01T19:00:00Z", "seats": SEATS, "price": 50_000}]},
+    )
+    if created.status != 201:
+        sys.exit(f"the stadium was not created: {created.status} {created.text()}")
+    stadium = created.json()["concert_id"]
+
+    page.goto(BASE + "/")
+    page.click("#sample-user")
+    expect(page.locator("#queue")).to_be_visible()
+    page.select_option("#concert", stadium)
+    page.click("#enter-queue")
+    expect(page.locator("#status")).to_have_text("active", timeout=15_000)
+    dates = page.locator("#date-list button")
+    dates.first.click()
+    expect(seat(page, SEATS)).to_have_attribute("data-status", "free", timeout=30_000)
+    shot(page, "stadium-1-map", full_page=False)
+
+    # One Tab stop for the whole map; the keys walk it.
+    expect(page.locator('#seat-map [tabindex="0"]')).to_have_count(1)
+    dates.first.focus()
+    page.keyboard.press("Tab")
+    if focused_seat(page) != 1:
+        problems.append(f"Tab after the date went to seat {focused_seat(page)}, not the map's first seat")
+    row = page.evaluate("seatsPerRow()")
+    for key, expected in [("ArrowRight", 2), ("ArrowDown", 2 + row), ("ArrowLeft", 1 + row),
+                          ("ArrowUp", 1), ("End", SEATS), ("Home", 1), ("End", SEATS)]:
+        page.keyboard.press(key)
+        if focused_seat(page) != expected:
+            problems.append(f"{key} went to seat {focused_seat(page)}, not {expected}")
+    expect(page.locator('#seat-map [tabindex="0"]')).to_have_count(1)
+
+    # Enter holds the last seat; Pay comes up within expect's 5 s.
+    started = time.monotonic()
+    page.keyboard.press("Enter")
+    expect(page.locator("#hold")).to_be_visible()
+    expect(page.locator("#held-seat")).to_have_text(str(SEATS))
+    print(f"a hold on a {SEATS}-seat map showed Pay after {time.monotonic() - started:.2f} s")
+    expect(seat(page, SEATS)).to_have_accessible_name(f"seat {SEATS}, yours")
+    shot(page, "stadium-2-held", full_page=False)
+
+    # A copy of the tab, as "Duplicate tab" makes it: the same session.
+    saved = page.evaluate("sessionStorage.getItem('concert-booking')")
+    copy = context.new_page()
+    copy.on("pageerror", lambda error: problems.append(f"copy: script error: {error}"))
+    copy.add_init_script(
+        f"if (!sessionStorage.getItem('concert-booking')) sessionStorage.setItem('concert-booking', {json.dumps(saved)})"
+    )
+    copy.goto(BASE + "/")
+    expect(copy.locator("#hold")).to_be_visible()
+    expect(copy.locator("#held-seat")).to_have_text(str(SEATS))
+    expect(seat(copy, SEATS)).to_have_attribute("data-status", "held", timeout=30_000)
+
+    page.fill("#amount", "50000")
+    page.click("#charge-form button")
+    expect(page.locator("#message")).to_contain_text("Charged")
+    page.click("#pay")
+    expect(page.locator("#result-text")).to_contain_text(f"Seat {SEATS} is yours: paid")
+
+    # The copy learns of the sale from its seat stream: bought, not to pay.
+    expect(copy.locator("#result-text")).to_contain_text(f"Seat {SEATS} is yours: it was paid from another tab")
+    expect(copy.locator("#hold")).to_be_hidden()
+    expect(seat(copy, SEATS)).to_have_accessible_name(f"seat {SEATS}, yours")
+    shot(copy, "stadium-3-copy-sees-bought", full_page=False)
+    browser.close()
+
+if problems:
+    sys.exit("stadium browser test failed:\n" + "\n".join(problems))
+print(f"stadium browser test passed; screenshots in {SHOTS}")
