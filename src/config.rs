@@ -174,9 +174,11 @@ pub struct Config {
         global = true
     )]
     pub log_format: LogFormat,
-    /// Largest number of database connections (default: four per CPU core).
+    /// Largest number of database connections (default: four per CPU core,
+    /// 8 to 64). At least 4: the scheduler holds one for its leadership while
+    /// its commands need others, and the live feed reads with one more.
     #[arg(long, env = "CONCERT_DB_MAX_CONNECTIONS", default_value_t = default_pool_size(),
-          value_parser = whole_u32::<1, 1_000>, global = true)]
+          value_parser = whole_u32::<4, 1_000>, global = true)]
     pub db_max_connections: u32,
     /// How often the scheduler looks for work, in milliseconds.
     #[arg(long, env = "CONCERT_SCHEDULER_INTERVAL_MS", default_value_t = 250,
@@ -340,16 +342,20 @@ mod tests {
 
     #[test]
     fn values_that_would_crash_or_silence_the_service_are_refused() {
-        // A pool of none panicked; a request timeout of 0 answered nothing,
+        // A pool of none panicked, and one of 1 to 3 starved the scheduler
+        // (its leadership holds one while its commands wait for another): 503
+        // for 5 s on every request; a request timeout of 0 answered nothing,
         // and one near u64::MAX overflowed on every connection.
-        assert!(refused("--db-max-connections", "0"));
+        for starved in ["0", "1", "3"] {
+            assert!(refused("--db-max-connections", starved));
+        }
         assert!(refused("--request-timeout-secs", "0"));
         assert!(refused("--request-timeout-secs", "18446744073709551615"));
         assert!(refused("--scheduler-interval-ms", "0"));
         assert!(refused("--payment-recovery-secs", "0"));
         assert!(refused("--hold-ttl-secs", "abc"));
         assert!(!refused("--request-timeout-secs", "3600"));
-        assert!(!refused("--db-max-connections", "1"));
+        assert!(!refused("--db-max-connections", "4"));
     }
 
     #[test]

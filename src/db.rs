@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
+use sqlx::{Connection, PgConnection, PgPool};
 
 /// The migrations in `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -20,11 +20,23 @@ pub async fn connect(url: &str, max_connections: u32) -> sqlx::Result<PgPool> {
         ("lock_timeout", "10s"),
         ("idle_in_transaction_session_timeout", "60s"),
     ]);
-    PgPoolOptions::new()
+    let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
-        .connect_with(options)
-        .await
+        .connect_with(options.clone())
+        .await;
+    match pool {
+        // The pool only says it waited; one plain connection says why (the
+        // connection refused, an unknown host), for the operator to read.
+        Err(sqlx::Error::PoolTimedOut) => {
+            let alone = PgConnection::connect_with(&options);
+            match tokio::time::timeout(Duration::from_secs(5), alone).await {
+                Ok(Err(cause)) => Err(cause),
+                _ => Err(sqlx::Error::PoolTimedOut),
+            }
+        }
+        pool => pool,
+    }
 }
 
 /// A pool of up to `connections` to the database of `pool`, opened on first

@@ -1,6 +1,6 @@
 //! `serve --demo`: a sample concert to try the service with.
 
-use chrono::{Duration, Utc};
+use chrono::Duration;
 
 use crate::aggregates::{ConcertCommand, ConcertDate};
 use crate::booking::BookingError;
@@ -17,11 +17,17 @@ pub async fn seed_if_empty(app: &AppState) -> Result<Option<ConcertId>, BookingE
         return Ok(None);
     }
     let concert_id = ConcertId::new();
-    let today = Utc::now();
+    // Evenings at 19:00 UTC, one, two and three weeks from today (by the
+    // database's clock, as every time the service keeps).
+    let evening = crate::clock::now()
+        .date_naive()
+        .and_hms_opt(19, 0, 0)
+        .expect("19:00 is a time")
+        .and_utc();
     let dates = (1..=3)
         .map(|week| ConcertDate {
             date_id: DateId::new(),
-            starts_at: today + Duration::weeks(week),
+            starts_at: evening + Duration::weeks(week),
             seats: 50,
             price: Won(150_000),
         })

@@ -23,7 +23,10 @@ enum Database {
 
 fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    // An empty DATABASE_URL (`DATABASE_URL=` in a compose file) is unset, as
+    // an empty admin token is: the private server.
+    cli.config.database_url = cli.config.database_url.filter(|url| !url.trim().is_empty());
     // Otherwise the audit takes the limit the service last ran with.
     let limit_given = startup::given(&matches, "queue_active_max");
     concert::telemetry::init_logging(cli.config.log_format);

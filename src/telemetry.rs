@@ -16,7 +16,11 @@ pub fn init_logging(format: LogFormat) {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // A log line that cannot be written (stderr piped into a reader that
+        // has gone, as `concert serve 2>&1 | head`) is dropped: reporting it
+        // on that same stderr panicked and stopped the service.
+        .log_internal_errors(false);
     let _ = match format {
         LogFormat::Json => builder
             .json()

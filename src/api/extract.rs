@@ -149,24 +149,57 @@ fn out_of_range(text: &str) -> bool {
         .is_some_and(|message| message.starts_with("number out of range at line"))
 }
 
-/// serde names the type it expected ("expected struct ChargeRequest"): a
-/// name inside the service, of no use to its clients.
+/// serde names the type it expected ("expected struct ChargeRequest",
+/// "expected u32"): names inside the service, of no use to its clients,
+/// who see JSON. A struct is a JSON object; a Rust integer a whole number
+/// in its range.
 fn without_type_names(text: &str) -> String {
-    const EXPECTED_STRUCT: &str = "expected struct ";
+    const EXPECTED: &str = "expected ";
     let mut plain = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some(at) = rest.find(EXPECTED_STRUCT) {
-        plain.push_str(&rest[..at]);
-        plain.push_str("expected a JSON object");
-        let name = &rest[at + EXPECTED_STRUCT.len()..];
-        let name_ends = name
+    while let Some(at) = rest.find(EXPECTED) {
+        let after = &rest[at + EXPECTED.len()..];
+        let word_ends = after
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(name.len());
-        rest = &name[name_ends..];
+            .unwrap_or(after.len());
+        let (word, tail) = after.split_at(word_ends);
+        plain.push_str(&rest[..at + EXPECTED.len()]);
+        rest = match (word, JSON_TERMS.iter().find(|(rust, _)| *rust == word)) {
+            ("struct", _) => {
+                plain.push_str("a JSON object");
+                let name = tail.trim_start_matches(' ');
+                let name_ends = name
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(name.len());
+                &name[name_ends..]
+            }
+            (_, Some((_, json))) => {
+                plain.push_str(json);
+                tail
+            }
+            _ => after,
+        };
     }
     plain.push_str(rest);
     plain
 }
+
+/// Rust's number types as a JSON client reads them.
+const JSON_TERMS: [(&str, &str); 10] = [
+    ("u8", "a whole number from 0 to 255"),
+    ("u16", "a whole number from 0 to 65535"),
+    ("u32", "a whole number from 0 to 4294967295"),
+    ("u64", "a whole number from 0 to 18446744073709551615"),
+    ("usize", "a whole number from 0 to 18446744073709551615"),
+    ("i16", "a whole number from -32768 to 32767"),
+    ("i32", "a whole number from -2147483648 to 2147483647"),
+    (
+        "i64",
+        "a whole number from -9223372036854775808 to 9223372036854775807",
+    ),
+    ("f32", "a number"),
+    ("f64", "a number"),
+];
 
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
@@ -263,6 +296,22 @@ mod tests {
         assert_eq!(
             without_type_names("invalid type: map, expected struct A_b1 at line 1"),
             "invalid type: map, expected a JSON object at line 1"
+        );
+        let ApiError::Validation(detail) = refusal(r#"{"amount": "5"}"#) else {
+            panic!("not a validation failure");
+        };
+        assert!(
+            detail.contains("expected a whole number from -9223372036854775808 to"),
+            "{detail}"
+        );
+        assert_eq!(
+            without_type_names("invalid value: integer `4294967296`, expected u32 at line 1"),
+            "invalid value: integer `4294967296`, expected a whole number from 0 to 4294967295 at line 1"
+        );
+        // Words that are no type are left as they are.
+        assert_eq!(
+            without_type_names("expected a string, expected u32x, expected"),
+            "expected a string, expected u32x, expected"
         );
     }
 }

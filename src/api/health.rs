@@ -248,6 +248,10 @@ fn not_ready(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/problem+json"),
     );
+    // Like every `503 unavailable`: when to ask again.
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     response
 }
 

@@ -161,11 +161,13 @@ pub fn router(app: AppState) -> Router {
         .layer(Extension(entry_limiter))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(request_limits::check_framing))
-        .layer(axum::middleware::from_fn(context::assign_correlation))
         .layer(axum::middleware::from_fn(middleware::record_http_metrics))
         .layer(axum::middleware::from_fn(move |request, next| {
             request_limits::time_limit(timeout, request, next)
         }))
+        // Outside the time limit, so that a request cut by it (503, or 408
+        // for a body too slow) is answered with its correlation id too.
+        .layer(axum::middleware::from_fn(context::assign_correlation))
         .layer(tower::util::option_layer(cors))
         .layer(axum::middleware::map_response(date_by_the_database_clock))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))

@@ -223,3 +223,80 @@ async fn the_audit_checks_admissions_against_the_limit_the_service_ran_with() {
     );
     assert!(server.terminate().await.success());
 }
+
+/// A log read through a pipe whose reader goes (`concert serve 2>&1 | head
+/// -1`) loses its lines, not the service: the failed write was reported on
+/// that same stderr, which panicked (exit 101) at the next log line.
+#[tokio::test]
+async fn a_log_pipe_whose_reader_went_stops_no_service() {
+    use tokio::io::AsyncBufReadExt;
+
+    let _turn = harness::serial().await;
+    let work = Workdir::new("pipe");
+    let address = format!("127.0.0.1:{}", harness::free_port());
+    let mut serve = harness::spawn_cli(
+        &[
+            ("CONCERT_DATA_DIR", work.data().display().to_string()),
+            ("CONCERT_BIND", address.clone()),
+            ("CONCERT_ADMIN_TOKEN", "pipe-admin".to_string()),
+            ("RUST_LOG", "info".to_string()),
+        ],
+        &["serve"],
+    );
+    // Read the first line, then go, as `head -1` does.
+    let stderr = serve.stderr.take().expect("stderr piped");
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    lines.next_line().await.unwrap().expect("a first log line");
+    drop(lines);
+
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut answered = 0;
+    while answered < 20 && Instant::now() < deadline {
+        // Each request logs a line at `info`: each write now fails.
+        if let Ok(health) = client.get(format!("http://{address}/readyz")).send().await {
+            answered += usize::from(health.status() == 200);
+        }
+        if let Some(status) = serve.try_wait().unwrap() {
+            panic!("the service stopped with {status} once its log pipe closed");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(answered, 20, "the service did not answer");
+    let pid = nix::unistd::Pid::from_raw(serve.id().unwrap() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(30), serve.wait())
+        .await
+        .expect("stopped within 30 s")
+        .unwrap();
+    assert!(status.success(), "stopped with {status}");
+}
+
+/// A `DATABASE_URL` where nothing listens is named with why it failed, not
+/// only with the pool's "timed out while waiting for an open connection".
+#[tokio::test]
+async fn a_database_url_where_nothing_listens_says_the_connection_was_refused() {
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{}/concert",
+        harness::free_port()
+    );
+    let (code, _, err) = harness::cli(&[("DATABASE_URL", url)], &["migrate"]).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("Connection refused"), "{err}");
+}
+
+/// An empty `DATABASE_URL` (`DATABASE_URL=` in a compose file) is unset, as
+/// an empty admin token is: the private server, not "not a PostgreSQL URL".
+#[tokio::test]
+async fn an_empty_database_url_is_the_private_server() {
+    let _turn = harness::serial().await;
+    let work = Workdir::new("empty-url");
+    let env = [
+        ("DATABASE_URL", String::new()),
+        ("CONCERT_DATA_DIR", work.data().display().to_string()),
+    ];
+    let (code, out, err) = harness::cli(&env, &["migrate"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("database migrated"), "{out}");
+    assert!(work.data().join("pgdata").exists());
+}

@@ -157,6 +157,11 @@ async fn slow_clients_do_not_starve_the_others() {
         let status_line = answer.lines().next().unwrap_or_default();
         // The client's own slowness: not a 503 that blames the database.
         assert!(status_line.contains(" 408 "), "{answer:?}");
+        // Answered with a correlation id, as every answer is.
+        assert!(
+            answer.to_ascii_lowercase().contains("x-correlation-id: "),
+            "{answer:?}"
+        );
     }
     // Its answer is a problem document like every other error.
     let bare: Vec<&String> = answers

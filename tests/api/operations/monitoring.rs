@@ -131,6 +131,7 @@ async fn readiness_fails_when_the_read_models_fall_far_behind() {
     let ready = app.get_root("/readyz").await;
 
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(ready.headers()["retry-after"], "1");
     let body: Value = ready.json().await.unwrap();
     assert_eq!(body["code"], "unavailable");
     assert_eq!(body["checks"]["database"], "ok");

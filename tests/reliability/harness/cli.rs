@@ -38,13 +38,13 @@ pub async fn cli(env: &[(&str, String)], args: &[&str]) -> (i32, String, String)
     )
 }
 
-/// Starts `concert <args>` with the given settings and returns at once, for
-/// a test that signals it; its output is piped.
+/// Starts `concert <args>` with the given settings (`RUST_LOG=warn` unless
+/// they say otherwise) and returns at once, for a test that signals it; its
+/// output is piped.
 pub fn spawn_cli(env: &[(&str, String)], args: &[&str]) -> tokio::process::Child {
-    let env: Vec<(String, String)> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .chain([("RUST_LOG".to_string(), "warn".to_string())])
+    let env: Vec<(String, String)> = [("RUST_LOG".to_string(), "warn".to_string())]
+        .into_iter()
+        .chain(env.iter().map(|(k, v)| (k.to_string(), v.clone())))
         .collect();
     let mut command: tokio::process::Command = concert_command(&env).into();
     command
