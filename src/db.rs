@@ -25,18 +25,39 @@ pub async fn connect(url: &str, max_connections: u32) -> sqlx::Result<PgPool> {
         .acquire_timeout(Duration::from_secs(5))
         .connect_with(options.clone())
         .await;
-    match pool {
+    let pool = match pool {
         // The pool only says it waited; one plain connection says why (the
         // connection refused, an unknown host), for the operator to read.
         Err(sqlx::Error::PoolTimedOut) => {
             let alone = PgConnection::connect_with(&options);
-            match tokio::time::timeout(Duration::from_secs(5), alone).await {
+            return match tokio::time::timeout(Duration::from_secs(5), alone).await {
                 Ok(Err(cause)) => Err(cause),
                 _ => Err(sqlx::Error::PoolTimedOut),
-            }
+            };
         }
-        pool => pool,
+        pool => pool?,
+    };
+    ensure_utf8(&pool).await?;
+    Ok(pool)
+}
+
+/// The store must hold any text a client may send (a title in any script,
+/// an emoji). A database in another encoding refused such a title when its
+/// batch was stored, and every command of that batch was answered 503.
+async fn ensure_utf8(pool: &PgPool) -> sqlx::Result<()> {
+    let encoding: String = sqlx::query_scalar("select current_setting('server_encoding')")
+        .fetch_one(pool)
+        .await?;
+    if encoding == "UTF8" {
+        return Ok(());
     }
+    Err(sqlx::Error::Configuration(
+        format!(
+            "the database's encoding is {encoding}; the service needs UTF8 \
+             (create database … encoding 'UTF8' template template0)"
+        )
+        .into(),
+    ))
 }
 
 /// A pool of up to `connections` to the database of `pool`, opened on first

@@ -4,6 +4,7 @@
 //! health and readiness.
 
 mod cors;
+mod database_encoding;
 mod docs_page;
 mod monitoring;
 mod response_headers;
