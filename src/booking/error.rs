@@ -5,7 +5,7 @@
 use cqrs_es::AggregateError;
 
 use crate::aggregates::{ConcertError, QueueTicketError, SeatError, WalletError};
-use crate::event_store::PaymentRefused;
+use crate::event_store::{PaymentRefused, Unstorable};
 use crate::money::Won;
 
 /// A booking step that did not happen, and why.
@@ -88,6 +88,13 @@ where
             }
             AggregateError::DeserializationError(cause) => {
                 BookingError::Internal(cause.to_string())
+            }
+            AggregateError::UnexpectedError(cause)
+                if cause.downcast_ref::<Unstorable>().is_some() =>
+            {
+                BookingError::Malformed(
+                    "the request holds a value the database cannot store".into(),
+                )
             }
             AggregateError::UnexpectedError(cause) => BookingError::Unavailable(cause.to_string()),
         }

@@ -15,6 +15,6 @@ mod projector;
 pub use commit_signal::{CommitSignal, COMMITS_CHANNEL};
 pub use pipeline::{
     AfterCommit, Lane, Paid, PaymentLanes, PaymentOutcome, PaymentPipeline, PaymentRefused,
-    PaymentSteps, Pipeline, Pipelined, Step, BATCHES_IN_FLIGHT,
+    PaymentSteps, Pipeline, Pipelined, Step, Unstorable, BATCHES_IN_FLIGHT,
 };
 pub use projector::{ProjectionError, Projector, StreamEvents};

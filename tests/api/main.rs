@@ -21,6 +21,7 @@ mod operations;
 mod payment_pipeline;
 mod payments;
 mod pipeline;
+mod pipeline_unstorable;
 mod positions;
 mod projector;
 mod queue;

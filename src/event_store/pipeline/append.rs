@@ -249,7 +249,24 @@ impl From<ProjectionError> for AppendError {
     }
 }
 
+/// A command held a value the store refused to take (a data exception:
+/// text the database's encoding cannot hold, a number beyond a column):
+/// retrying it would not help, and the client is told so.
+#[derive(Debug, thiserror::Error)]
+#[error("the store cannot take a value of this request: {0}")]
+pub struct Unstorable(pub String);
+
 impl AppendError {
+    /// The database refused a value of the batch (SQLSTATE class 22, data
+    /// exception): storing it again would fail again.
+    pub fn is_unstorable(&self) -> bool {
+        matches!(
+            self,
+            AppendError::Database(sqlx::Error::Database(database))
+                if database.code().is_some_and(|code| code.starts_with("22"))
+        )
+    }
+
     /// The database gave up on the transaction to settle a race (a deadlock
     /// between two writers, a serialization failure): nothing was stored and
     /// every command of the batch can simply be decided again.

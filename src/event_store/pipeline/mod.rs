@@ -30,6 +30,7 @@ pub use self::payments::{
 };
 pub use crate::batching::BATCHES_IN_FLIGHT;
 
+pub use self::append::Unstorable;
 use self::append::{append, AppendError};
 use self::decide::{decide, Decided, Job, Outcome, Verdict};
 use self::load::load_streams;
@@ -202,34 +203,78 @@ impl<A: Pipelined> batching::Batches<Job<A>> for Worker<A> {
             // The connection may be left mid-transaction; do not reuse it.
             let _ = conn.detach().close().await;
         }
-        for decided in writing {
-            match &outcome {
-                Ok(lost) if lost.contains(&decided.aggregate_id) => {
-                    metrics::counter!("concert_pipeline_lost_races_total", "aggregate" => A::TYPE)
-                        .increment(1);
-                    decide_again(decided, &mut carried);
-                }
-                Ok(_) => {
-                    self.lane.committed(&decided);
-                    answer_all(decided.verdicts);
-                    carried.extend(decided.deferred);
-                }
-                Err(error) if error.is_race() => decide_again(decided, &mut carried),
-                Err(error) => fail_all(
-                    decided
-                        .verdicts
-                        .into_iter()
-                        .map(|(job, _)| job)
-                        .chain(decided.deferred),
-                    error,
-                ),
+        if writing.len() > 1 && outcome.as_ref().is_err_and(AppendError::is_unstorable) {
+            // A value the store refuses (a data exception) fails the whole
+            // transaction, whichever command holds it: each stream is
+            // stored alone, so that only its own commands are refused.
+            for decided in writing {
+                let outcome = self.commit_alone(&decided).await;
+                self.settle(decided, &outcome, &mut carried);
             }
+            return carried;
+        }
+        for decided in writing {
+            self.settle(decided, &outcome, &mut carried);
         }
         carried
     }
 }
 
 impl<A: Pipelined> Worker<A> {
+    /// Answers the commands of `decided` as its commit went.
+    fn settle(
+        &self,
+        decided: Decided<A>,
+        outcome: &Result<std::collections::HashSet<String>, AppendError>,
+        carried: &mut Vec<Job<A>>,
+    ) {
+        match outcome {
+            Ok(lost) if lost.contains(&decided.aggregate_id) => {
+                metrics::counter!("concert_pipeline_lost_races_total", "aggregate" => A::TYPE)
+                    .increment(1);
+                decide_again(decided, carried);
+            }
+            Ok(_) => {
+                self.lane.committed(&decided);
+                answer_all(decided.verdicts);
+                carried.extend(decided.deferred);
+            }
+            Err(error) if error.is_race() => decide_again(decided, carried),
+            Err(error) if error.is_unstorable() => {
+                // Refused for what they hold; the commands after them in
+                // this stream are decided again without them.
+                for (job, _) in decided.verdicts {
+                    let refused = Unstorable(error.to_string());
+                    let _ = job
+                        .answer
+                        .send(Err(AggregateError::UnexpectedError(Box::new(refused))));
+                }
+                carried.extend(decided.deferred);
+            }
+            Err(error) => fail_all(
+                decided
+                    .verdicts
+                    .into_iter()
+                    .map(|(job, _)| job)
+                    .chain(decided.deferred),
+                error,
+            ),
+        }
+    }
+
+    /// Stores one stream of a batch in a transaction of its own.
+    async fn commit_alone(
+        &self,
+        decided: &Decided<A>,
+    ) -> Result<std::collections::HashSet<String>, AppendError> {
+        let mut conn = self.pool.acquire().await?;
+        let outcome = self.commit(&mut conn, std::slice::from_ref(decided)).await;
+        if outcome.is_err() {
+            let _ = conn.detach().close().await;
+        }
+        outcome
+    }
+
     async fn commit(
         &self,
         conn: &mut sqlx::PgConnection,
