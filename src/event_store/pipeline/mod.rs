@@ -241,9 +241,14 @@ impl<A: Pipelined> Worker<A> {
             }
             Err(error) if error.is_race() => decide_again(decided, carried),
             Err(error) if error.is_unstorable() => {
-                // Refused for what they hold; the commands after them in
-                // this stream are decided again without them.
-                for (job, _) in decided.verdicts {
+                // The accepted commands of the stream are refused for what
+                // they hold; a command refused on the state they left, and
+                // those not decided yet, are decided again without them.
+                for (job, verdict) in decided.verdicts {
+                    if verdict.is_err() {
+                        carried.push(job);
+                        continue;
+                    }
                     let refused = Unstorable(error.to_string());
                     let _ = job
                         .answer
