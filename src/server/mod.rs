@@ -7,6 +7,7 @@ mod idle;
 mod open_files;
 mod parse_errors;
 
+use std::io::Write;
 use std::time::Duration;
 
 use sqlx::PgPool;
@@ -55,8 +56,9 @@ pub async fn prepare(pool: PgPool, config: Config) -> Result<AppState, ServeErro
             tracing::warn!(admin_token = %generated, "{GENERATED}");
         } else {
             // A log filtered above warnings would lose it, and with it every
-            // admin and audit route of the run.
-            eprintln!("{GENERATED}: {generated}");
+            // admin and audit route of the run. (Not `eprintln!`: it panics
+            // when stderr is a pipe nobody reads any more.)
+            let _ = writeln!(std::io::stderr(), "{GENERATED}: {generated}");
         }
         generated
     });
