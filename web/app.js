@@ -177,7 +177,12 @@ function showStanding(standing) {
     loadDates();
   }
   if (standing.status === "expired" && !state.paid) {
-    say("message", "Your queue token has ended: its time ran out, or a payment (perhaps from another tab) used it. Enter the queue again to book.", "error");
+    // A hold may outlive the token; a payment from another tab spends it too,
+    // and this tab learns of that sale only with a new token's seat map.
+    const next = state.reservation
+      ? "Enter the queue again to pay for your hold (if it was paid meanwhile, it shows as yours)."
+      : "Enter the queue again to book.";
+    say("message", `Your queue token has ended: its time ran out, or a payment (perhaps from another tab) used it. ${next}`, "error");
     closeStreams();
     // Their buttons would act with a token that opens nothing now.
     for (const id of ["dates", "seats"]) show(id, false);
@@ -250,6 +255,8 @@ async function holdSeat(seatNo) {
     if (!seat || seat.seat_no !== seatNo) throw new Refusal(409, { code: "seat_unavailable" });
     reservation = await sendKeyed((key) => request("POST", "/reservations", state.queueToken, { seat_id: seat.seat_id }, key));
   } catch (error) {
+    // Taken: shown so at once, even if the seat stream is slow to say it.
+    if (error.code === "seat_unavailable") setSeat(seatNo, "held");
     return refuse(error, "queue");
   } finally {
     state.holding = false;

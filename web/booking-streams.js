@@ -12,8 +12,13 @@ function visible() {
 
 // Live updates stop while the service cannot be reached; they say so, and
 // the message goes once a stream is back.
+// Said once per outage (a screen reader would repeat it at every retry),
+// and not over an error the user is reading.
 const liveStatus = {
-  onDown: () => say("message", "Live updates paused: the service cannot be reached. Reconnecting…", "offline"),
+  onDown: () => {
+    const shown = !$("message").hidden && ["offline", "error"].includes($("message").dataset.kind);
+    if (!shown) say("message", "Live updates paused: the service cannot be reached. Reconnecting…", "offline");
+  },
   onUp: () => {
     if ($("message").dataset.kind === "offline") say("message", "");
   },

@@ -20,10 +20,11 @@ function drawSeats(letterString) {
     button.tabIndex = -1;
     return button;
   }));
+  // A new snapshot comes with a live token: the map takes holds again,
+  // unless the snapshot itself shows this tab's hold sold (`booked`).
+  $("seat-picker").removeAttribute("aria-disabled");
   [...letterString].forEach((letter, index) => setSeat(index + 1, letters[letter]));
   showFreeSeats([...letterString].filter((letter) => letter === "F").length);
-  // A new snapshot comes with a live token: the map takes holds again.
-  $("seat-picker").removeAttribute("aria-disabled");
   const first = [...letterString].indexOf("F");
   if (map.children.length) map.children[Math.max(first, 0)].tabIndex = 0;
 }
@@ -122,6 +123,10 @@ function pickSeat(event) {
   button.tabIndex = 0;
   if (seatsFrozen()) {
     return say("message", "Enter the queue again to book another seat.", "info");
+  }
+  if (state.reservation && isMine(Number(button.dataset.seatNo))) {
+    bringUp("hold");
+    return say("message", `You hold seat ${button.dataset.seatNo}: pay for it below.`, "info");
   }
   if (button.dataset.status !== "free") {
     return say("message", `Seat ${button.dataset.seatNo} is ${button.dataset.status}: pick a free (green) seat.`, "error");

@@ -13,13 +13,15 @@ request may leave the machine and no script may fail.
 
 import json
 import sys
-import time
 
 from playwright.sync_api import expect, sync_playwright
 
 from harness import ADMIN_TOKEN, BASE, CHROMIUM, SHOTS, problems, seat, shot, watch
 
 SEATS = 50_000
+# Each of Playwright's checks of a page of 50,000 buttons takes a second or
+# two (the page's own steps are timed in the page, below).
+expect.set_options(timeout=30_000)
 
 
 def focused_seat(page):
@@ -64,12 +66,27 @@ with sync_playwright() as playwright:
             problems.append(f"{key} went to seat {focused_seat(page)}, not {expected}")
     expect(page.locator('#seat-map [tabindex="0"]')).to_have_count(1)
 
-    # Enter holds the last seat; Pay comes up within expect's 5 s.
-    started = time.monotonic()
+    # Enter holds the last seat. Timed inside the page: Playwright's own
+    # checks of a page this large take a second or two each. Pay came up
+    # 14-17 s after the click when asking for a hold disabled every seat,
+    # and comes up in a fraction of a second now; 5 s is far from both.
+    page.evaluate("""() => {
+        window.holdAsked = performance.now();
+        const hold = document.getElementById("hold");
+        new MutationObserver(() => {
+            if (!hold.hidden && !window.holdShown) window.holdShown = performance.now();
+        }).observe(hold, { attributes: true });
+    }""")
     page.keyboard.press("Enter")
-    expect(page.locator("#hold")).to_be_visible()
+    for _ in range(300):
+        if page.evaluate("Boolean(window.holdShown)"):
+            break
+        page.wait_for_timeout(100)
+    took = page.evaluate("((window.holdShown || performance.now()) - window.holdAsked) / 1000")
+    print(f"a hold on a {SEATS}-seat map showed Pay after {took:.2f} s (in the page)")
+    if took > 5:
+        problems.append(f"a hold on a {SEATS}-seat map showed Pay only after {took:.1f} s")
     expect(page.locator("#held-seat")).to_have_text(str(SEATS))
-    print(f"a hold on a {SEATS}-seat map showed Pay after {time.monotonic() - started:.2f} s")
     expect(seat(page, SEATS)).to_have_accessible_name(f"seat {SEATS}, yours")
     shot(page, "stadium-2-held", full_page=False)
 
