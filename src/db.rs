@@ -20,20 +20,20 @@ pub async fn connect(url: &str, max_connections: u32) -> sqlx::Result<PgPool> {
         ("lock_timeout", "10s"),
         ("idle_in_transaction_session_timeout", "60s"),
     ]);
-    let pool = PgPoolOptions::new()
+    let pool_options = PgPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect_with(options.clone())
-        .await;
-    let pool = match pool {
+        .acquire_timeout(Duration::from_secs(5));
+    let pool = match pool_options.clone().connect_with(options.clone()).await {
         // The pool only says it waited; one plain connection says why (the
-        // connection refused, an unknown host), for the operator to read.
+        // connection refused, an unknown host), for the operator to read. A
+        // server that came up meanwhile gets the pool's second try.
         Err(sqlx::Error::PoolTimedOut) => {
             let alone = PgConnection::connect_with(&options);
-            return match tokio::time::timeout(Duration::from_secs(5), alone).await {
-                Ok(Err(cause)) => Err(cause),
-                _ => Err(sqlx::Error::PoolTimedOut),
-            };
+            match tokio::time::timeout(Duration::from_secs(5), alone).await {
+                Ok(Err(cause)) => return Err(cause),
+                Ok(Ok(_)) => pool_options.connect_with(options).await?,
+                Err(_) => return Err(sqlx::Error::PoolTimedOut),
+            }
         }
         pool => pool?,
     };
@@ -44,9 +44,12 @@ pub async fn connect(url: &str, max_connections: u32) -> sqlx::Result<PgPool> {
 /// The store must hold any text a client may send (a title in any script,
 /// an emoji). A database in another encoding refused such a title when its
 /// batch was stored, and every command of that batch was answered 503.
-async fn ensure_utf8(pool: &PgPool) -> sqlx::Result<()> {
+pub async fn ensure_utf8<'c, E>(executor: E) -> sqlx::Result<()>
+where
+    E: sqlx::PgExecutor<'c>,
+{
     let encoding: String = sqlx::query_scalar("select current_setting('server_encoding')")
-        .fetch_one(pool)
+        .fetch_one(executor)
         .await?;
     if encoding == "UTF8" {
         return Ok(());

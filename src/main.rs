@@ -2,6 +2,7 @@
 //! private one when `DATABASE_URL` is unset, supervised while serving) and
 //! runs the subcommand.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
@@ -107,7 +108,8 @@ fn is_broken_pipe(error: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 fn fail(error: impl std::fmt::Display) -> ExitCode {
-    eprintln!("concert: {error}");
+    // Not `eprintln!`: it panics when stderr is a pipe nobody reads any more.
+    let _ = writeln!(std::io::stderr(), "concert: {error}");
     ExitCode::FAILURE
 }
 

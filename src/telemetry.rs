@@ -103,6 +103,10 @@ fn describe_metrics() {
         "Streams of a batch another writer appended to first (their commands are decided again)"
     );
     describe_counter!(
+        "concert_pipeline_unstorable_total",
+        "Streams whose commit the database refused for a value (a data exception): their commands are answered 400"
+    );
+    describe_counter!(
         "concert_listings_total",
         "Date and seat listings answered, by listing (dates, seats) and source (memory: the live feed; database: the read models)"
     );

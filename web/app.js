@@ -246,6 +246,10 @@ async function holdSeat(seatNo) {
   if (state.holding) return;
   say("message", "");
   let reservation;
+  // The date may change while the hold is asked for; its answer marks only
+  // the date it was asked on.
+  const dateId = state.date.date_id;
+  const onThatDate = () => state.date?.date_id === dateId;
   state.holding = true;
   $("seat-map").setAttribute("aria-busy", "true");
   try {
@@ -256,7 +260,7 @@ async function holdSeat(seatNo) {
     reservation = await sendKeyed((key) => request("POST", "/reservations", state.queueToken, { seat_id: seat.seat_id }, key));
   } catch (error) {
     // Taken: shown so at once, even if the seat stream is slow to say it.
-    if (error.code === "seat_unavailable") setSeat(seatNo, "held");
+    if (error.code === "seat_unavailable" && onThatDate()) setSeat(seatNo, "held");
     return refuse(error, "queue");
   } finally {
     state.holding = false;
@@ -267,7 +271,7 @@ async function holdSeat(seatNo) {
     return say("message", `Seat ${seatNo} is yours already (${reservation.status}).`, "info");
   }
   showHold(reservation);
-  setSeat(seatNo, "held");
+  if (onThatDate()) setSeat(seatNo, "held");
 }
 
 function showHold(reservation) {
@@ -379,8 +383,12 @@ async function pay() {
   } catch (error) {
     if (error.code === "hold_expired") endHold();
     // Paid already, from another tab or window of this booking: the seat
-    // is the user's, and the hold shown here is over.
-    if (error.code === "already_paid") {
+    // is the user's, and the hold shown here is over. (The other tab's
+    // payment spent the shared token too, so this one may hear 401, having
+    // seen the seat sold on its map while it paid.)
+    const soldMeanwhile = seatButtons()[held.seat_no - 1]?.dataset.status === "sold"
+      && state.date?.date_id === held.date_id && holdLasts(held);
+    if (error.code === "already_paid" || (error.status === 401 && soldMeanwhile)) {
       booked(held, `Seat ${held.seat_no} is yours: it was paid from another tab or window.`);
       return say("message", "This seat was paid already.", "ok");
     }

@@ -42,7 +42,8 @@ function explain(error) {
 // How a failed request's message is shown: one that never reached the
 // service is "offline", and goes away once a live stream is back.
 function kindOf(error) {
-  return error instanceof Refusal ? "error" : "offline";
+  // fetch() rejects with a TypeError when the request never got an answer.
+  return error instanceof TypeError ? "offline" : "error";
 }
 
 async function request(method, path, token, body, headers = {}) {
@@ -96,7 +97,7 @@ async function follow(path, token, onEvent, { signal, onRefusal, more = () => tr
           if (!signal.aborted) onRefusal(new Refusal(response.status, problem));
           return;
         }
-        onDown();
+        if (response.status >= 500) onDown();
         // The service says when to come back; it is waited for at least.
         const after = Number(response.headers.get("Retry-After")) * 1000;
         if (after > pause) pause = Math.min(after, 60_000);
@@ -113,7 +114,9 @@ async function follow(path, token, onEvent, { signal, onRefusal, more = () => tr
       }
     } catch (error) {
       if (signal.aborted) return;
-      onDown();
+      // Only a connection that failed or broke: a fault of the page's own
+      // (an event it could not read) is no outage to announce.
+      if (error instanceof TypeError) onDown();
     }
     await new Promise((resolve) => {
       setTimeout(resolve, pause);

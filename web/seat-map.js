@@ -35,6 +35,12 @@ function isMine(seatNo) {
   return Boolean(mine) && mine.date_id === state.date.date_id && mine.seat_no === seatNo;
 }
 
+// Whether `held` is still within its time by the service's clock: past it,
+// the seat may have been freed and bought by someone else.
+function holdLasts(held) {
+  return Date.parse(held.expires_at) > serverNow();
+}
+
 // A seat that is not free is marked, not disabled: a disabled button cannot
 // take the focus, and the arrow keys walk every seat.
 function setSeat(seatNo, status) {
@@ -46,7 +52,7 @@ function setSeat(seatNo, status) {
   // here, and not by this tab's payment, was paid from another tab or
   // window of this booking.
   const held = state.reservation;
-  if (status === "sold" && held && !state.paying && held.date_id === state.date.date_id && held.seat_no === seatNo) {
+  if (status === "sold" && held && !state.paying && holdLasts(held) && held.date_id === state.date.date_id && held.seat_no === seatNo) {
     booked(held, `Seat ${seatNo} is yours: it was paid from another tab or window.`);
     say("message", "This seat was paid from another tab or window.", "ok");
   }

@@ -46,6 +46,8 @@ pub async fn restore(
     // This session holds the lock until the restore is over (it closes
     // when `conn` is dropped, whatever the outcome).
     let mut conn = PgConnection::connect(url).await?;
+    // Refused before anything is loaded, not by the service afterwards.
+    crate::db::ensure_utf8(&mut conn).await?;
     if !super::take_copy_lock(&mut conn, "pg_try_advisory_lock").await? {
         return Err(BackupError::BackupRunning);
     }

@@ -17,8 +17,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// Writer tasks: one per core of this machine, as a server would spread its
-/// fan-out.
+/// Writer tasks: as many as this machine's two cores, as a server would
+/// spread its fan-out.
 const WRITERS: usize = 2;
 
 /// Accepts the connections (after printing the address to connect to),

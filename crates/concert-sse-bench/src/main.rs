@@ -61,7 +61,7 @@ struct Args {
     database_url: Option<String>,
     /// Instead of the subscribers: a bare fan-out to as many loopback
     /// connections, one write to each every this many ms (`floor`).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     floor_every_ms: Option<u64>,
     /// With `--floor-every-ms`: bytes a write; by default the compact
     /// changes of one interval at the rate of the holds alone (7 bytes each).

@@ -244,6 +244,10 @@ impl<A: Pipelined> Worker<A> {
                 // The accepted commands of the stream are refused for what
                 // they hold; a command refused on the state they left, and
                 // those not decided yet, are decided again without them.
+                tracing::warn!(aggregate = A::TYPE, aggregate_id = %decided.aggregate_id, %error,
+                    "the store refused a value of a command; its commands are refused");
+                metrics::counter!("concert_pipeline_unstorable_total", "aggregate" => A::TYPE)
+                    .increment(1);
                 for (job, verdict) in decided.verdicts {
                     if verdict.is_err() {
                         carried.push(job);
