@@ -29,7 +29,7 @@ use crate::state::AppState;
 const SAMPLE_TOKEN_TTL: Duration = Duration::from_secs(3600);
 
 /// Each embedded file: its path, content type and text.
-const ASSETS: [(&str, &str, &str); 11] = [
+const ASSETS: [(&str, &str, &str); 12] = [
     ("/", HTML, include_str!("../../web/index.html")),
     ("/audit", HTML, include_str!("../../web/audit.html")),
     ("/assets/app.js", JS, include_str!("../../web/app.js")),
@@ -47,6 +47,11 @@ const ASSETS: [(&str, &str, &str); 11] = [
         "/assets/seat-map.js",
         JS,
         include_str!("../../web/seat-map.js"),
+    ),
+    (
+        "/assets/booking-hold.js",
+        JS,
+        include_str!("../../web/booking-hold.js"),
     ),
     ("/assets/audit.js", JS, include_str!("../../web/audit.js")),
     ("/assets/common.js", JS, include_str!("../../web/common.js")),

@@ -1,0 +1,286 @@
+use super::binaries::parse_major_version;
+use super::*;
+use sqlx::{Connection, Executor, PgConnection};
+use std::fs::{self, File};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// A fresh folder under /tmp, removed afterwards.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir = PathBuf::from(format!(
+            "/tmp/concert-pg-{tag}-{}-{nanos}",
+            std::process::id()
+        ));
+        fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(fut)
+}
+
+fn alive(pid: i32) -> bool {
+    // A zombie (not reaped by a container's init) counts as gone.
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+fn uid_of(pid: i32) -> u32 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn restart_keeps_data() {
+    let tmp = TempDir::new("restart");
+    let data_dir = tmp.0.join(".concert");
+
+    // Started by a thread that ends at once: the server must outlive it
+    // (the parent-death signal is tied to the spawning thread).
+    let dir = data_dir.clone();
+    let pg = thread::spawn(move || PrivatePostgres::start(&dir).expect("first start"))
+        .join()
+        .unwrap();
+    thread::sleep(Duration::from_millis(300));
+    let url = pg.database_url();
+    assert!(url.contains("/concert?host=/tmp/"), "{url}");
+    let pid = pg.server_pid().unwrap();
+    if nix::unistd::geteuid().is_root() {
+        assert_ne!(uid_of(pid), 0, "the server must not run as root");
+    }
+    block_on(async {
+        let mut conn = PgConnection::connect(&url).await.unwrap();
+        conn.execute("create table seats (id int primary key, holder text not null)")
+            .await
+            .unwrap();
+        conn.execute("insert into seats values (7, 'alice')")
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+    });
+    pg.stop();
+    assert!(!alive(pid), "stop() waits for the server to exit");
+    assert!(
+        !data_dir.join("pgdata/postmaster.pid").exists(),
+        "clean shutdown"
+    );
+
+    let pg = PrivatePostgres::start(&data_dir).expect("second start");
+    let holder: String = block_on(async {
+        let mut conn = PgConnection::connect(&pg.database_url()).await.unwrap();
+        sqlx::query_scalar("select holder from seats where id = 7")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+    });
+    assert_eq!(holder, "alice");
+    let pid = pg.server_pid().unwrap();
+    drop(pg);
+    assert!(!alive(pid), "drop stops the server");
+    let log = fs::read_to_string(data_dir.join("postgres.log")).unwrap();
+    assert!(
+        log.contains("database system is ready to accept connections"),
+        "{log}"
+    );
+}
+
+#[test]
+fn long_data_dir_falls_back_to_tcp() {
+    let tmp = TempDir::new("tcp");
+    let data_dir = tmp.0.join("x".repeat(100));
+    let pg = PrivatePostgres::start(&data_dir).expect("start");
+    let url = pg.database_url();
+    assert!(url.starts_with("postgres://postgres@127.0.0.1:"), "{url}");
+    assert!(url.ends_with("/concert"), "{url}");
+    let db: String = block_on(async {
+        let mut conn = PgConnection::connect(&url).await.unwrap();
+        sqlx::query_scalar("select current_database()::text")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+    });
+    assert_eq!(db, "concert");
+    pg.stop();
+}
+
+#[test]
+fn second_server_on_same_data_dir_is_refused() {
+    let tmp = TempDir::new("twice");
+    let pg = PrivatePostgres::start(&tmp.0).expect("start");
+    match PrivatePostgres::start(&tmp.0) {
+        Err(PrivatePostgresError::AlreadyRunning { pid, .. }) => {
+            assert_eq!(Some(pid), pg.server_pid())
+        }
+        other => panic!("expected AlreadyRunning, got {other:?}"),
+    }
+    // The first server is unharmed.
+    block_on(async {
+        PgConnection::connect(&pg.database_url())
+            .await
+            .unwrap()
+            .close()
+            .await
+            .unwrap();
+    });
+}
+
+#[tokio::test]
+async fn starts_inside_a_tokio_runtime() {
+    let tmp = TempDir::new("runtime");
+    let pg = PrivatePostgres::start(&tmp.0).expect("start");
+    let mut conn = PgConnection::connect(&pg.database_url()).await.unwrap();
+    let one: i32 = sqlx::query_scalar("select 1")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(one, 1);
+    conn.close().await.unwrap();
+    pg.stop();
+}
+
+const HELPER_ENV: &str = "CONCERT_PRIVATE_PG_HELPER_DIR";
+
+/// Not a test by itself: the child process of `server_dies_with_its_parent`,
+/// which runs it with `--ignored`. To run it by hand (it starts a server
+/// and waits two minutes to be killed):
+/// `CONCERT_PRIVATE_PG_HELPER_DIR=<dir> cargo test --lib -- --ignored --exact private_postgres::tests::parent_death_helper`
+#[test]
+#[ignore = "the child process of server_dies_with_its_parent"]
+fn parent_death_helper() {
+    let dir = std::env::var_os(HELPER_ENV)
+        .expect("CONCERT_PRIVATE_PG_HELPER_DIR names a scratch directory");
+    let dir = PathBuf::from(dir);
+    let pg = PrivatePostgres::start(&dir.join("data")).expect("start");
+    fs::write(dir.join("pid.tmp"), pg.server_pid().unwrap().to_string()).unwrap();
+    fs::rename(dir.join("pid.tmp"), dir.join("pid")).unwrap();
+    thread::sleep(Duration::from_secs(120)); // to be SIGKILLed meanwhile
+}
+
+#[test]
+fn server_dies_with_its_parent() {
+    let tmp = TempDir::new("orphan");
+    let test_name = format!(
+        "{}::parent_death_helper",
+        module_path!().split_once("::").unwrap().1
+    );
+    let mut helper = Command::new(std::env::current_exe().unwrap())
+        .args([
+            test_name.as_str(),
+            "--ignored",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(HELPER_ENV, &tmp.0)
+        .stdin(Stdio::null())
+        .stdout(File::create(tmp.0.join("helper.out")).unwrap())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let pid = loop {
+        if let Ok(pid) = fs::read_to_string(tmp.0.join("pid")) {
+            break pid.parse::<i32>().unwrap();
+        }
+        if let Some(status) = helper.try_wait().unwrap() {
+            panic!("helper exited early ({status})");
+        }
+        assert!(Instant::now() < deadline, "helper did not start a server");
+        thread::sleep(Duration::from_millis(50));
+    };
+    assert!(alive(pid));
+    if nix::unistd::geteuid().is_root() {
+        assert_ne!(uid_of(pid), 0, "the server must not run as root");
+    }
+
+    helper.kill().unwrap(); // SIGKILL: no destructors run
+    helper.wait().unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while alive(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "postgres {pid} outlived its parent"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    let pgdata = tmp.0.join("data/pgdata");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pgdata.join("postmaster.pid").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "postmaster.pid left behind: no clean shutdown"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    let log = fs::read_to_string(tmp.0.join("data/postgres.log")).unwrap();
+    assert!(log.contains("received fast shutdown request"), "{log}");
+}
+
+#[test]
+fn urls() {
+    let mut pg = PrivatePostgres {
+        data_dir: PathBuf::from("/srv/my app"),
+        pgdata: PathBuf::from("/srv/my app/pgdata"),
+        log_path: PathBuf::from("/srv/my app/postgres.log"),
+        endpoint: Endpoint::Socket {
+            dir: PathBuf::from("/srv/my app+x"),
+            port: 5432,
+        },
+        server: None,
+        launcher: None,
+    };
+    assert_eq!(
+        pg.database_url(),
+        "postgres://postgres@localhost:5432/concert?host=/srv/my%20app%2Bx"
+    );
+    let opts: PgConnectOptions = pg.database_url().parse().unwrap();
+    assert_eq!(opts.get_socket(), Some(&PathBuf::from("/srv/my app+x")));
+    assert_eq!(opts.get_database(), Some("concert"));
+    pg.endpoint = Endpoint::Tcp { port: 40123 };
+    assert_eq!(
+        pg.url_for("other"),
+        "postgres://postgres@127.0.0.1:40123/other"
+    );
+    assert!(socket_endpoint(Path::new("/tmp/short")).is_some());
+    assert!(socket_endpoint(&Path::new("/tmp").join("y".repeat(90))).is_none());
+    assert!(socket_endpoint(Path::new("/tmp/a,b")).is_none());
+}
+
+#[test]
+fn versions() {
+    let v = |s: &str| parse_major_version(s);
+    assert_eq!(
+        v("postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)\n").as_deref(),
+        Some("15")
+    );
+    assert_eq!(v("postgres (PostgreSQL) 17beta1").as_deref(), Some("17"));
+    assert_eq!(v("postgres (PostgreSQL) 9.6.24").as_deref(), Some("9.6"));
+    assert_eq!(v("nonsense"), None);
+    let message = PrivatePostgresError::NoBinaries.to_string();
+    assert!(!message.contains('\n') && message.contains("apt-get install postgresql"));
+}
