@@ -139,14 +139,18 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
+/// The parser's own message at the end of a rejection's text. The text is
+/// the path to the value (the client's own keys), then the message, which
+/// never holds `": "`: only that last part is read, so a key spelling a
+/// message does not pass for it.
+fn parser_message(text: &str) -> &str {
+    text.rsplit(": ").next().unwrap_or(text)
+}
+
 /// Whether a syntax error's text is serde_json's for a number no numeric
-/// type holds. The text is the path to the value (the client's own keys),
-/// then serde_json's message, which never holds `": "`: only that last part
-/// is read, so a key spelling the message does not pass for it.
+/// type holds.
 fn out_of_range(text: &str) -> bool {
-    text.rsplit(": ")
-        .next()
-        .is_some_and(|message| message.starts_with("number out of range at line"))
+    parser_message(text).starts_with("number out of range at line")
 }
 
 /// serde names the type it expected ("expected struct ChargeRequest",
@@ -212,10 +216,10 @@ impl From<QueryRejection> for ApiError {
         let text = quoting_at_most_a_little(rejection.body_text());
         // Digits beyond the field's type (`limit=99999999999999999999`) are
         // a number out of range, as `limit=5001` is; not a malformed query.
-        if text.rsplit(": ").next().is_some_and(|message| {
-            message == "number too large to fit in target type"
-                || message == "number too small to fit in target type"
-        }) {
+        if matches!(
+            parser_message(&text),
+            "number too large to fit in target type" | "number too small to fit in target type"
+        ) {
             return ApiError::Validation(text);
         }
         ApiError::BadRequest(text)

@@ -130,9 +130,7 @@ async fn dump(
         .map_err(io_err(format!("restricting {}", path.display())))?;
     // The password goes to its environment, not its command line.
     let connection = ToolConnection::new(url);
-    let mut command = tokio::process::Command::new(pg_dump);
-    connection.set_password(command.as_std_mut());
-    let mut child = command
+    let mut child = tokio::process::Command::from(connection.command(pg_dump))
         .arg("--format=custom")
         .arg(format!("--snapshot={snapshot}"))
         .arg("--no-password")

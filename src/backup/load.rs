@@ -103,9 +103,7 @@ async fn run_pg_restore(
 ) -> Result<(), BackupError> {
     // The password goes to its environment, not its command line.
     let connection = ToolConnection::new(url);
-    let mut command = tokio::process::Command::new(pg_restore);
-    connection.set_password(command.as_std_mut());
-    let mut child = command
+    let mut child = tokio::process::Command::from(connection.command(pg_restore))
         .args([
             "--single-transaction",
             "--exit-on-error",

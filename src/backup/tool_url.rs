@@ -77,13 +77,17 @@ impl ToolConnection {
         }
     }
 
-    /// Gives the password, if any, to `command` through `PGPASSWORD`. Without
-    /// one the environment is left as it is, so a `PGPASSWORD` or passfile of
-    /// the caller's still applies, as it did when the whole URL was passed.
-    pub fn set_password(&self, command: &mut std::process::Command) {
+    /// A command running `program` with the password, if any, in its
+    /// `PGPASSWORD`; the caller puts `self.url` on its command line. Without
+    /// a password the environment is left as it is, so a `PGPASSWORD` or
+    /// passfile of the caller's still applies, as it did when the whole URL
+    /// was passed.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+        let mut command = std::process::Command::new(program);
         if let Some(password) = &self.password {
             command.env("PGPASSWORD", password);
         }
+        command
     }
 }
 
@@ -176,16 +180,14 @@ mod tests {
 
     #[test]
     fn the_password_goes_to_pgpassword() {
-        let mut command = std::process::Command::new("pg_dump");
-        ToolConnection::new("postgres://u:p%40w@h/d").set_password(&mut command);
+        let command = ToolConnection::new("postgres://u:p%40w@h/d").command("pg_dump");
         let password = command
             .get_envs()
             .find(|(key, _)| *key == "PGPASSWORD")
             .and_then(|(_, value)| value);
         assert_eq!(password, Some(std::ffi::OsStr::new("p@w")));
 
-        let mut command = std::process::Command::new("pg_dump");
-        ToolConnection::new("postgres://u@h/d").set_password(&mut command);
+        let command = ToolConnection::new("postgres://u@h/d").command("pg_dump");
         assert_eq!(command.get_envs().count(), 0);
     }
 }

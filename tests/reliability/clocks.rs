@@ -27,6 +27,52 @@ fn libfaketime() -> PathBuf {
     found.expect("libfaketime is needed for this test: apt-get install faketime")
 }
 
+/// Settings of the instance on the real clock. It never looks for due work:
+/// the one whose clock is faked does it all.
+fn exact_clock() -> [(&'static str, String); 2] {
+    [
+        ("CONCERT_HOLD_TTL_SECS", HOLD_TTL_SECS.to_string()),
+        ("CONCERT_SCHEDULER_INTERVAL_MS", "3600000".to_string()),
+    ]
+}
+
+/// Settings of an instance on `work`'s database whose clock libfaketime
+/// fakes as `faking` says; tokio's timers keep the real pace.
+fn faked_clock(work: &Workdir, faking: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
+    let mut settings = vec![
+        ("CONCERT_HOLD_TTL_SECS", HOLD_TTL_SECS.to_string()),
+        ("DATABASE_URL", work.database_url()),
+        ("LD_PRELOAD", libfaketime().display().to_string()),
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1".to_string()),
+    ];
+    settings.extend_from_slice(faking);
+    settings
+}
+
+/// Sleeps until a second before `held`'s deadline; it must still be held.
+async fn assert_held_a_second_before_its_deadline(api: &Api, token: &str, held: &Reservation) {
+    let before = held.expires_at - chrono::TimeDelta::seconds(1);
+    tokio::time::sleep((before - Utc::now()).to_std().unwrap_or_default()).await;
+    let read: Reservation = api
+        .client
+        .reservation(token, held.reservation_id)
+        .await
+        .unwrap()
+        .json("reservation", &[200])
+        .unwrap();
+    assert_eq!(read.status, "held", "a second before its deadline");
+}
+
+/// Stops both instances (each must stop cleanly); the audit must pass.
+async fn stop_and_audit(work: &Workdir, servers: [&mut Server; 2]) {
+    for server in servers {
+        let status = server.terminate().await;
+        assert!(status.success(), "{} stopped with {status}", server.name);
+    }
+    let (code, audit) = harness::audit(&work.data(), 100).await;
+    assert_eq!(code, 0, "{audit}");
+}
+
 /// An admitted user of `api` for `concert`, with `balance` in their wallet.
 async fn admitted_user(api: &Api, concert: Uuid, balance: i64) -> (Uuid, String) {
     let user = Uuid::new_v4();
@@ -80,18 +126,8 @@ fn assert_lasts_its_time(held: &Reservation, which: &str) {
 async fn an_instance_whose_clock_runs_ahead_cuts_no_hold_short() {
     let _turn = harness::serial().await;
     let work = Workdir::new("clocks");
-    let hold_ttl = ("CONCERT_HOLD_TTL_SECS", HOLD_TTL_SECS.to_string());
-    // The exact instance never looks for due work: the one ahead does it all.
-    let idle_scheduler = ("CONCERT_SCHEDULER_INTERVAL_MS", "3600000".to_string());
-    let mut exact = Server::start(&work, "exact-clock", &[hold_ttl.clone(), idle_scheduler]).await;
-    let ahead_settings = [
-        hold_ttl,
-        ("DATABASE_URL", work.database_url()),
-        ("LD_PRELOAD", libfaketime().display().to_string()),
-        ("FAKETIME", AHEAD.to_string()),
-        // tokio's timers keep the real pace.
-        ("FAKETIME_DONT_FAKE_MONOTONIC", "1".to_string()),
-    ];
+    let mut exact = Server::start(&work, "exact-clock", &exact_clock()).await;
+    let ahead_settings = faked_clock(&work, &[("FAKETIME", AHEAD.to_string())]);
     let mut ahead = Server::start(&work, "clock-ahead", &ahead_settings).await;
     let on_exact = Api::new(vec![exact.base()], Duration::from_secs(10));
     let on_ahead = Api::new(vec![ahead.base()], Duration::from_secs(10));
@@ -126,26 +162,7 @@ async fn an_instance_whose_clock_runs_ahead_cuts_no_hold_short() {
     let held = hold(&on_ahead, &token, seats[1].seat_id).await;
     assert_lasts_its_time(&held, "made on the instance ahead");
     // And it lapses then, not earlier and not 3 s later.
-    let read = |token: String| {
-        let api = &on_ahead;
-        async move {
-            let read: Reservation = api
-                .client
-                .reservation(&token, held.reservation_id)
-                .await
-                .unwrap()
-                .json("reservation", &[200])
-                .unwrap();
-            read.status
-        }
-    };
-    let before = held.expires_at - chrono::TimeDelta::seconds(1);
-    tokio::time::sleep((before - Utc::now()).to_std().unwrap_or_default()).await;
-    assert_eq!(
-        read(token.clone()).await,
-        "held",
-        "a second before its deadline"
-    );
+    assert_held_a_second_before_its_deadline(&on_ahead, &token, &held).await;
     tokio::time::sleep((held.expires_at - Utc::now()).to_std().unwrap_or_default()).await;
     let lapsed_within = Duration::from_secs(2);
     let started = std::time::Instant::now();
@@ -164,12 +181,7 @@ async fn an_instance_whose_clock_runs_ahead_cuts_no_hold_short() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    for server in [&mut ahead, &mut exact] {
-        let status = server.terminate().await;
-        assert!(status.success(), "{} stopped with {status}", server.name);
-    }
-    let (code, audit) = harness::audit(&work.data(), 100).await;
-    assert_eq!(code, 0, "{audit}");
+    stop_and_audit(&work, [&mut ahead, &mut exact]).await;
 }
 
 /// The sole scheduler's clock is stepped 4 s ahead while holds run (an
@@ -180,19 +192,16 @@ async fn an_instance_whose_clock_runs_ahead_cuts_no_hold_short() {
 async fn a_step_of_the_schedulers_clock_moves_no_deadline() {
     let _turn = harness::serial().await;
     let work = Workdir::new("clock-step");
-    let hold_ttl = ("CONCERT_HOLD_TTL_SECS", HOLD_TTL_SECS.to_string());
-    let idle_scheduler = ("CONCERT_SCHEDULER_INTERVAL_MS", "3600000".to_string());
-    let mut exact = Server::start(&work, "steady-clock", &[hold_ttl.clone(), idle_scheduler]).await;
+    let mut exact = Server::start(&work, "steady-clock", &exact_clock()).await;
     let offset = work.root.join("faketime.rc");
     std::fs::write(&offset, "+0\n").unwrap();
-    let stepped_settings = [
-        hold_ttl,
-        ("DATABASE_URL", work.database_url()),
-        ("LD_PRELOAD", libfaketime().display().to_string()),
-        ("FAKETIME_TIMESTAMP_FILE", offset.display().to_string()),
-        ("FAKETIME_NO_CACHE", "1".to_string()),
-        ("FAKETIME_DONT_FAKE_MONOTONIC", "1".to_string()),
-    ];
+    let stepped_settings = faked_clock(
+        &work,
+        &[
+            ("FAKETIME_TIMESTAMP_FILE", offset.display().to_string()),
+            ("FAKETIME_NO_CACHE", "1".to_string()),
+        ],
+    );
     let mut stepped = Server::start(&work, "stepped-clock", &stepped_settings).await;
     let on_exact = Api::new(vec![exact.base()], Duration::from_secs(10));
     let on_stepped = Api::new(vec![stepped.base()], Duration::from_secs(10));
@@ -208,21 +217,7 @@ async fn a_step_of_the_schedulers_clock_moves_no_deadline() {
     assert_lasts_its_time(&answered, "made on the stepped instance");
 
     // The hold made before the step lasts until its deadline.
-    let before = held.expires_at - chrono::TimeDelta::seconds(1);
-    tokio::time::sleep((before - Utc::now()).to_std().unwrap_or_default()).await;
-    let read: Reservation = on_exact
-        .client
-        .reservation(&token, held.reservation_id)
-        .await
-        .unwrap()
-        .json("reservation", &[200])
-        .unwrap();
-    assert_eq!(read.status, "held", "a second before its deadline");
+    assert_held_a_second_before_its_deadline(&on_exact, &token, &held).await;
 
-    for server in [&mut stepped, &mut exact] {
-        let status = server.terminate().await;
-        assert!(status.success(), "{} stopped with {status}", server.name);
-    }
-    let (code, audit) = harness::audit(&work.data(), 100).await;
-    assert_eq!(code, 0, "{audit}");
+    stop_and_audit(&work, [&mut stepped, &mut exact]).await;
 }

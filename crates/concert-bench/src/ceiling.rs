@@ -4,7 +4,6 @@
 //! afterwards; the service's tables are untouched).
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use clap::Args;
 use serde::Serialize;
@@ -191,9 +190,8 @@ fn run_pgbench(
 ) -> Result<PgbenchResult, BoxError> {
     // The password goes to pgbench's environment, not its command line.
     let connection = concert::backup::ToolConnection::new(&args.database_url);
-    let mut command = Command::new(pgbench);
-    connection.set_password(&mut command);
-    let output = command
+    let output = connection
+        .command(pgbench)
         .arg("--no-vacuum")
         .args(["--protocol", "prepared"])
         .args(["--client", &args.clients.to_string()])
