@@ -179,8 +179,15 @@ impl ApiError {
             ApiError::Internal(_) => "an unexpected error occurred; it has been logged".to_string(),
             other => other.to_string(),
         };
+        // A type names one kind of problem with one title (RFC 9457): the
+        // statuses the contract files under `bad_request` have their own.
+        let kind = match status {
+            StatusCode::METHOD_NOT_ALLOWED => "method-not-allowed".to_string(),
+            StatusCode::REQUEST_TIMEOUT => "request-timeout".to_string(),
+            _ => code.replace('_', "-"),
+        };
         Problem {
-            kind: format!("/problems/{}", code.replace('_', "-")),
+            kind: format!("/problems/{kind}"),
             title: title.to_string(),
             status: status.as_u16(),
             detail,
@@ -268,5 +275,51 @@ where
 {
     fn from(error: AggregateError<E>) -> Self {
         BookingError::from(error).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    #[test]
+    fn each_problem_type_has_one_title() {
+        let every = [
+            ApiError::BadRequest(String::new()),
+            ApiError::TokenInvalid,
+            ApiError::TokenNotActive(""),
+            ApiError::Forbidden(""),
+            ApiError::NotFound(""),
+            ApiError::InsufficientBalance {
+                balance: Won(0),
+                amount: Won(1),
+            },
+            ApiError::SeatUnavailable,
+            ApiError::HoldExpired,
+            ApiError::AlreadyPaid,
+            ApiError::PayloadTooLarge,
+            ApiError::Validation(String::new()),
+            ApiError::RateLimited,
+            ApiError::QueueFull,
+            ApiError::TooManyStreams(1),
+            ApiError::MethodNotAllowed,
+            ApiError::RequestTimeout(1),
+            ApiError::Unavailable(String::new()),
+            ApiError::Internal(String::new()),
+        ];
+        let mut titles: HashMap<String, (String, u16)> = HashMap::new();
+        for error in every {
+            let problem = error.problem();
+            let first = titles
+                .entry(problem.kind.clone())
+                .or_insert((problem.title.clone(), problem.status));
+            assert_eq!(*first, (problem.title, problem.status), "{}", problem.kind);
+        }
+        assert_eq!(
+            ApiError::MethodNotAllowed.problem().kind,
+            "/problems/method-not-allowed"
+        );
     }
 }

@@ -39,18 +39,26 @@ pub async fn body_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<B
 
 /// The JSON object in `bytes`, read as a `T`.
 pub fn json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    // serde reads a struct from an array too, field by field in order:
-    // `[1]` would charge 1 won. Every body of the contract is an object.
-    if bytes.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'[') {
-        return Err(ApiError::Validation(
-            "the body must be a JSON object, not an array".into(),
-        ));
-    }
     // serde checks the text of the strings it keeps, not of those it skips:
     // bad bytes in an unknown field would pass. JSON is UTF-8 (RFC 8259).
     if std::str::from_utf8(bytes).is_err() {
         return Err(ApiError::BadRequest(
             "the body is not UTF-8 text, as JSON must be".into(),
+        ));
+    }
+    // The whole text is read as JSON first: a typed read stops at its first
+    // wrong value, and `{"amount": "5"} garbage` would be told it is
+    // well-formed JSON of the wrong shape (422) rather than malformed (400).
+    if let Err(error) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+        return Err(ApiError::BadRequest(quoting_at_most_a_little(format!(
+            "Failed to parse the request body as JSON: {error}"
+        ))));
+    }
+    // serde reads a struct from an array too, field by field in order:
+    // `[1]` would charge 1 won. Every body of the contract is an object.
+    if bytes.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::Validation(
+            "the body must be a JSON object, not an array".into(),
         ));
     }
     let axum::Json(value) = axum::Json::from_bytes(bytes)?;
@@ -62,6 +70,12 @@ pub fn json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 /// gzip body read as plain JSON fails with a message about the wrong thing,
 /// and a plain one labelled gzip is not what its sender meant.
 pub fn check_json_headers(headers: &HeaderMap) -> Result<(), ApiError> {
+    // Two would leave the body's type to whichever one is read.
+    if headers.get_all(CONTENT_TYPE).iter().nth(1).is_some() {
+        return Err(ApiError::BadRequest(
+            "more than one Content-Type header: send one, `application/json`".into(),
+        ));
+    }
     let media_type = headers
         .get(CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
@@ -264,6 +278,31 @@ mod tests {
             assert!(
                 matches!(refusal(malformed), ApiError::BadRequest(_)),
                 "{malformed}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_json_is_malformed_whatever_comes_before_the_fault() {
+        for malformed in [
+            r#"{"amount": "5"} garbage"#,
+            "{} garbage",
+            r#"{"amount": 1.5,"#,
+            r#"{"amount": null"#,
+            "123abc",
+            "[",
+            "[1,",
+            "[}",
+        ] {
+            assert!(
+                matches!(refusal(malformed), ApiError::BadRequest(_)),
+                "{malformed}"
+            );
+        }
+        for wrong_shape in [r#"{"amount": "5"}"#, "[1]", "{}", "null"] {
+            assert!(
+                matches!(refusal(wrong_shape), ApiError::Validation(_)),
+                "{wrong_shape}"
             );
         }
     }

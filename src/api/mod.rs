@@ -232,11 +232,14 @@ const CORS_REQUEST_HEADERS: [HeaderName; 6] = [
 
 /// The response headers such a browser's script may read besides the
 /// safelisted ones.
-const CORS_RESPONSE_HEADERS: [HeaderName; 3] = [
+const CORS_RESPONSE_HEADERS: [HeaderName; 5] = [
     REQUEST_ID,
     HeaderName::from_static(CORRELATION_HEADER),
     // The pages time a hold's countdown by the server's clock.
     axum::http::header::DATE,
+    // When a 429 or 503 is worth trying again, and what a 401 wants.
+    axum::http::header::RETRY_AFTER,
+    axum::http::header::WWW_AUTHENTICATE,
 ];
 
 fn cors_layer(origins: &[&str]) -> CorsLayer {

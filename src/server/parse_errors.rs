@@ -23,6 +23,9 @@ pub struct ProblemsForParseErrors<S> {
     /// An HTTP/2 connection (its first bytes are the HTTP/2 preface):
     /// hyper answers no parse error there in HTTP/1 text, so nothing is looked at.
     http2: bool,
+    /// Whether the connection's first bytes have been read: the preface
+    /// later on, after an HTTP/1 request, is an unparsable request.
+    started: bool,
 }
 
 struct Replacement {
@@ -38,6 +41,7 @@ impl<S> ProblemsForParseErrors<S> {
             inner,
             replacing: None,
             http2: false,
+            started: false,
         }
     }
 }
@@ -83,8 +87,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for ProblemsForParseErrors<S> {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
-        if before == 0 && buf.filled().starts_with(b"PRI * HTTP/2") {
-            self.http2 = true;
+        let read = &buf.filled()[before..];
+        if !self.started && !read.is_empty() {
+            self.started = true;
+            self.http2 = read.starts_with(b"PRI * HTTP/2");
         }
         Poll::Ready(Ok(()))
     }
@@ -199,21 +205,29 @@ fn bare_error_answer(bytes: &[u8]) -> Option<Bare> {
     })
 }
 
-/// The answer written instead: the same status, with a problem document.
+/// The answer written instead: the same status, with a problem document
+/// (a type of its own for each status, as the title differs).
 fn problem_answer(status: StatusCode, version: &str) -> Vec<u8> {
-    let (title, detail) = match status {
+    let (kind, title, detail) = match status {
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => (
+            "request-header-fields-too-large",
             "Request header fields too large",
-            "the request's head (its line and headers) is larger than 32 KiB",
+            "the request's head (its line and headers) is larger than 32 KiB, \
+             or has more than 100 header lines",
         ),
-        StatusCode::URI_TOO_LONG => ("URI too long", "the request's URI is too long"),
+        StatusCode::URI_TOO_LONG => (
+            "uri-too-long",
+            "URI too long",
+            "the request's URI is too long",
+        ),
         _ => (
+            "bad-request",
             "Bad request",
             "the request is not well-formed HTTP/1.1 or HTTP/1.0 (its line or a header)",
         ),
     };
     let problem = Problem {
-        kind: "/problems/bad-request".to_string(),
+        kind: format!("/problems/{kind}"),
         title: title.to_string(),
         status: status.as_u16(),
         detail: detail.to_string(),
@@ -221,7 +235,7 @@ fn problem_answer(status: StatusCode, version: &str) -> Vec<u8> {
     };
     let body = serde_json::to_vec(&problem).expect("a problem serializes");
     let mut answer = format!(
-        "{version} {status}\r\nconnection: close\r\ncontent-type: application/problem+json\r\nx-content-type-options: nosniff\r\ncontent-length: {}\r\ndate: {}\r\n\r\n",
+        "{version} {status}\r\nconnection: close\r\ncontent-type: application/problem+json\r\ncache-control: no-store\r\nx-content-type-options: nosniff\r\ncontent-length: {}\r\ndate: {}\r\n\r\n",
         body.len(),
         crate::clock::http_date(),
     )
@@ -284,9 +298,11 @@ mod tests {
         assert!(head.starts_with("HTTP/1.0 431 Request Header Fields Too Large\r\n"));
         assert!(head.contains("connection: close\r\n"));
         assert!(head.contains("x-content-type-options: nosniff\r\n"));
+        assert!(head.contains("cache-control: no-store\r\n"));
         assert!(head.contains(&format!("content-length: {}\r\n", body.len())));
         let problem: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(problem["status"], 431);
         assert_eq!(problem["code"], "bad_request");
+        assert_eq!(problem["type"], "/problems/request-header-fields-too-large");
     }
 }

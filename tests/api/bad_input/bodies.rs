@@ -13,7 +13,17 @@ async fn malformed_json_is_a_bad_request_and_charges_nothing() {
     let user_id = charged_user(&app, 1_000).await;
     let token = app.user_token(user_id).await;
     let path = format!("/users/{user_id}/balance/charges");
-    for body in [r#"{"amount": "#, "{", "", "amount=10", r#"{"amount": 10,}"#] {
+    // Also where a value of the wrong type comes before the fault, and
+    // where the text opens like an array.
+    for body in [
+        r#"{"amount": "#,
+        "{",
+        "",
+        "amount=10",
+        r#"{"amount": 10,}"#,
+        r#"{"amount": "5"} garbage"#,
+        "[1,",
+    ] {
         let response = post_raw(&app, &path, Some(&token), "application/json", body).await;
         assert_problem(response, StatusCode::BAD_REQUEST, "bad_request").await;
     }
@@ -31,6 +41,31 @@ async fn a_body_that_is_not_utf8_is_a_bad_request_even_in_a_field_nobody_reads()
         b"{\"amount\": 1, \"notes\": [\"\xc3\"]}",
     ] {
         let response = post_raw(&app, &path, Some(&token), "application/json", body).await;
+        assert_problem(response, StatusCode::BAD_REQUEST, "bad_request").await;
+    }
+    assert_eq!(app.balance(user_id).await, 1_000);
+}
+
+#[tokio::test]
+async fn two_content_types_are_a_bad_request_in_either_order() {
+    let app = spawn_app().await;
+    let user_id = charged_user(&app, 1_000).await;
+    let token = app.user_token(user_id).await;
+    let path = format!("/users/{user_id}/balance/charges");
+    for types in [
+        ["application/json", "text/plain"],
+        ["text/plain", "application/json"],
+    ] {
+        let response = app
+            .client
+            .post(app.url(&path))
+            .bearer_auth(&token)
+            .header("content-type", types[0])
+            .header("content-type", types[1])
+            .body(r#"{"amount": 10}"#)
+            .send()
+            .await
+            .unwrap();
         assert_problem(response, StatusCode::BAD_REQUEST, "bad_request").await;
     }
     assert_eq!(app.balance(user_id).await, 1_000);

@@ -108,3 +108,50 @@ async fn an_answer_before_a_broken_request_on_the_same_connection_is_kept_whole(
     let (_, problem) = last_problem(&answers);
     assert_eq!(problem["code"], "bad_request");
 }
+
+#[tokio::test]
+async fn the_http_2_preface_after_an_http_1_request_gets_a_problem_document() {
+    let app = spawn_app_with(test_config()).await;
+    let mut stream = TcpStream::connect(app.host()).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(&first).contains(r#"{"status":"ok"}"#) {
+        let read = stream.read(&mut chunk).await.unwrap();
+        assert!(read > 0, "closed before the first answer");
+        first.extend_from_slice(&chunk[..read]);
+    }
+    // Read on its own, it once passed for the start of an HTTP/2 connection.
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Ok(read @ 1..) = stream.read(&mut chunk).await {
+            answer.extend_from_slice(&chunk[..read]);
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the connection was not closed");
+    let (head, problem) = last_problem(&String::from_utf8(answer).unwrap());
+    assert!(head.starts_with("http/1.1 400 "), "{head}");
+    assert!(head.contains("cache-control: no-store"), "{head}");
+    assert_eq!(problem["code"], "bad_request");
+}
+
+#[tokio::test]
+async fn more_than_a_hundred_header_lines_are_named_as_the_cause() {
+    let app = spawn_app_with(test_config()).await;
+    let headers: String = (0..101).map(|n| format!("X-{n}: v\r\n")).collect();
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{headers}\r\n");
+    let answer = exchange(app.host(), request.as_bytes()).await;
+    let (head, problem) = last_problem(&answer);
+    assert!(head.starts_with("http/1.1 431 "), "{head}");
+    assert_eq!(problem["type"], "/problems/request-header-fields-too-large");
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains("more than 100 header lines"), "{detail}");
+}

@@ -60,7 +60,10 @@ async fn an_allowed_origin_may_send_its_token_and_read_the_answers_ids() {
         .to_str()
         .unwrap()
         .to_ascii_lowercase();
-    assert!(exposed.contains("x-request-id"), "{exposed}");
+    // A page of another origin reads when to retry and what a 401 wants.
+    for header in ["x-request-id", "retry-after", "www-authenticate"] {
+        assert!(exposed.contains(header), "{header}: {exposed}");
+    }
 
     let foreign = app
         .client
