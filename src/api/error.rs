@@ -280,12 +280,13 @@ where
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
+    use crate::api::problem_types::PROBLEM_TYPES;
 
+    /// Each type has one title, status and code (RFC 9457 §3.1.3), as its
+    /// page at `/problems/{name}` says.
     #[test]
-    fn each_problem_type_has_one_title() {
+    fn each_problem_type_is_documented_with_its_one_title() {
         let every = [
             ApiError::BadRequest(String::new()),
             ApiError::TokenInvalid,
@@ -309,13 +310,22 @@ mod tests {
             ApiError::Unavailable(String::new()),
             ApiError::Internal(String::new()),
         ];
-        let mut titles: HashMap<String, (String, u16)> = HashMap::new();
         for error in every {
             let problem = error.problem();
-            let first = titles
-                .entry(problem.kind.clone())
-                .or_insert((problem.title.clone(), problem.status));
-            assert_eq!(*first, (problem.title, problem.status), "{}", problem.kind);
+            let documented = PROBLEM_TYPES
+                .iter()
+                .find(|kind| format!("/problems/{}", kind.name) == problem.kind)
+                .unwrap_or_else(|| panic!("{} has no page", problem.kind));
+            assert_eq!(
+                (documented.title, documented.status, documented.code),
+                (
+                    problem.title.as_str(),
+                    problem.status,
+                    problem.code.as_str()
+                ),
+                "{}",
+                problem.kind
+            );
         }
         assert_eq!(
             ApiError::MethodNotAllowed.problem().kind,

@@ -16,6 +16,7 @@ mod live;
 mod middleware;
 mod pages;
 mod payments;
+pub(crate) mod problem_types;
 mod queue;
 mod read_source;
 mod request_limits;
@@ -154,6 +155,7 @@ pub fn router(app: AppState) -> Router {
     routes
         .merge(live::router())
         .merge(pages::router())
+        .merge(problem_types::router())
         .merge(headers::protect_pages(docs, headers::DOCS_POLICY))
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

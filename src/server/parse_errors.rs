@@ -304,5 +304,21 @@ mod tests {
         assert_eq!(problem["status"], 431);
         assert_eq!(problem["code"], "bad_request");
         assert_eq!(problem["type"], "/problems/request-header-fields-too-large");
+        // Each replacement's type is documented with its title and status.
+        for status in [
+            StatusCode::BAD_REQUEST,
+            StatusCode::URI_TOO_LONG,
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        ] {
+            let answer = String::from_utf8(problem_answer(status, "HTTP/1.1")).unwrap();
+            let (_, body) = answer.split_once("\r\n\r\n").unwrap();
+            let problem: serde_json::Value = serde_json::from_str(body).unwrap();
+            let documented = crate::api::problem_types::PROBLEM_TYPES
+                .iter()
+                .find(|kind| problem["type"] == format!("/problems/{}", kind.name))
+                .expect("a documented type");
+            assert_eq!(problem["title"], documented.title);
+            assert_eq!(problem["status"], documented.status);
+        }
     }
 }

@@ -7,5 +7,6 @@ mod cors;
 mod database_encoding;
 mod docs_page;
 mod monitoring;
+mod problem_types;
 mod response_headers;
 mod spec;
