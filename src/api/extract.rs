@@ -135,7 +135,7 @@ impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         match rejection {
             JsonRejection::JsonDataError(error) => ApiError::Validation(quoting_at_most_a_little(
-                without_type_names(&error.body_text()),
+                in_json_terms(&without_type_names(&error.body_text())),
             )),
             // serde_json calls a number beyond every numeric type (`1e400`) a
             // syntax error, but the body is well-formed JSON (RFC 8259 sets
@@ -200,6 +200,20 @@ fn without_type_names(text: &str) -> String {
     }
     plain.push_str(rest);
     plain
+}
+
+/// serde's words for JSON's values ("invalid type: map, expected a
+/// sequence") in JSON's own.
+fn in_json_terms(text: &str) -> String {
+    const TERMS: [(&str, &str); 4] = [
+        ("invalid type: map,", "invalid type: a JSON object,"),
+        ("invalid type: sequence,", "invalid type: a JSON array,"),
+        ("expected a sequence", "expected a JSON array"),
+        ("expected a map", "expected a JSON object"),
+    ];
+    TERMS.iter().fold(text.to_string(), |text, (serde, json)| {
+        text.replace(serde, json)
+    })
 }
 
 /// Rust's number types as a JSON client reads them.
@@ -318,6 +332,26 @@ mod tests {
             "{}",
             detail.len()
         );
+    }
+
+    #[test]
+    fn values_are_named_as_json_names_them() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Dates {
+            #[allow(dead_code)]
+            dates: Vec<u32>,
+        }
+        let refusal = |body: &str| match json_object::<Dates>(body.as_bytes()) {
+            Err(ApiError::Validation(detail)) => detail,
+            other => panic!("{body}: {other:?}"),
+        };
+        let detail = refusal(r#"{"dates": {}}"#);
+        assert!(
+            detail.contains("invalid type: a JSON object, expected a JSON array"),
+            "{detail}"
+        );
+        let detail = refusal(r#"{"dates": [[]]}"#);
+        assert!(detail.contains("invalid type: a JSON array,"), "{detail}");
     }
 
     #[test]
