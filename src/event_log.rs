@@ -159,12 +159,14 @@ pub async fn stream(
     rows.iter().map(logged_event).collect()
 }
 
-/// The highest position handed out so far.
+/// The highest position handed out so far: one probe of the position
+/// index, whatever the plan (`LAST_POSITION`).
 pub async fn last_position(pool: &PgPool) -> sqlx::Result<i64> {
-    sqlx::query_scalar("select coalesce(max(position), 0) from events")
-        .fetch_one(pool)
-        .await
+    sqlx::query_scalar(LAST_POSITION).fetch_one(pool).await
 }
+
+/// The statement of `last_position`.
+pub const LAST_POSITION: &str = "select coalesce(max(position), 0) from events";
 
 /// An event row of `EVENT_COLUMNS`, its hash shown in its metadata.
 pub(crate) fn logged_event(row: &sqlx::postgres::PgRow) -> sqlx::Result<LoggedEvent> {

@@ -84,3 +84,35 @@ async fn a_migrated_store_has_exactly_the_tables_a_restore_knows() {
     known.sort();
     assert_eq!(tables, known);
 }
+
+/// The log's end (what the feed and a seat map's first load ask) is read
+/// from the position index, however long the log: a form that filtered
+/// `position > $1` was planned, once its plan turned generic, as a scan of
+/// the whole log.
+#[tokio::test]
+async fn the_log_s_end_is_one_probe_of_the_position_index() {
+    let pool = fresh_database().await;
+    sqlx::raw_sql(
+        "alter table events disable trigger events_chain_hash;
+         insert into events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, position)
+         select 'Wallet', (n % 1000)::text, n, 'Charged', '1.0', '{}', '{}', n from generate_series(1, 100000) as n;
+         alter table events enable trigger events_chain_hash;
+         analyze events;",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    let plan: Vec<String> =
+        sqlx::query_scalar(&format!("explain {}", concert::event_log::LAST_POSITION))
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+    let plan = plan.join("\n");
+    assert!(plan.contains("events_by_position"), "{plan}");
+    assert!(!plan.contains("Seq Scan"), "{plan}");
+    assert_eq!(
+        concert::event_log::last_position(&pool).await.unwrap(),
+        100_000
+    );
+}
