@@ -116,3 +116,39 @@ async fn the_log_s_end_is_one_probe_of_the_position_index() {
         100_000
     );
 }
+
+/// A seat map's first read takes one date's seats, in seat order, through
+/// an index: with only the free seats' index by date, it scanned every seat
+/// of every concert (5 s for the first dates listing of a 100-date concert
+/// beside a million seats).
+#[tokio::test]
+async fn a_date_s_seats_are_read_through_an_index() {
+    let pool = fresh_database().await;
+    sqlx::raw_sql(
+        "insert into seats (seat_id, date_id, seat_no, price, status)
+         select gen_random_uuid(), ('00000000-0000-4000-8000-' || lpad((n % 40)::text, 12, '0'))::uuid,
+                n / 40 + 1, 1000, case when n % 3 = 0 then 'sold' else 'free' end
+         from generate_series(0, 199999) as n;
+         analyze seats;",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    sqlx::query("set plan_cache_mode = force_generic_plan")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::query("prepare one_date(uuid) as select seat_id, status from seats where date_id = $1 order by seat_no")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let plan: Vec<String> =
+        sqlx::query_scalar("explain execute one_date('00000000-0000-4000-8000-000000000007')")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+    let plan = plan.join("\n");
+    assert!(plan.contains("seats_by_date"), "{plan}");
+    assert!(!plan.contains("Seq Scan"), "{plan}");
+}
