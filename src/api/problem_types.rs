@@ -105,8 +105,8 @@ pub const PROBLEM_TYPES: [ProblemType; 18] = [
         status: 422,
         title: "Validation failed",
         code: "validation_failed",
-        meaning: "The body is well-formed JSON, but a field is missing, of the wrong type or \
-                  out of range; detail names it.",
+        meaning: "The request is well-formed, but a value is missing, of the wrong type or \
+                  out of range (a field of the body, a value of the query); detail names it.",
     },
     ProblemType {
         name: "rate-limited",
