@@ -9,10 +9,12 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::auth::{require_active, Admin, VerifiedToken};
+use super::bounded::Bounded;
 use super::context::Correlation;
 use super::error::{ApiError, Problem};
 use super::extract::{blank_as_default, Json, Path, Query};
 use super::read_source;
+use crate::aggregates::concert::{MAX_PRICE, MAX_SEATS_PER_DATE};
 use crate::aggregates::{ConcertCommand, ConcertDate};
 use crate::commands::execute;
 use crate::ids::{ConcertId, DateId};
@@ -48,10 +50,10 @@ pub struct ScheduleConcertRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct DateRequest {
     starts_at: DateTime<Utc>,
-    #[schema(minimum = 1, maximum = 50000)]
-    seats: u32,
+    #[schema(value_type = u32, minimum = 1, maximum = 50000)]
+    seats: Bounded<1, { MAX_SEATS_PER_DATE as i64 }>,
     #[schema(value_type = i64, minimum = 1, maximum = 1000000000)]
-    price: Won,
+    price: Bounded<1, { MAX_PRICE.0 }>,
 }
 
 /// A scheduled concert.
@@ -107,8 +109,8 @@ async fn schedule_concert(
         .map(|date| ConcertDate {
             date_id: DateId::new(),
             starts_at: date.starts_at.trunc_subsecs(6),
-            seats: date.seats,
-            price: date.price,
+            seats: date.seats.narrow(),
+            price: Won(date.price.get()),
         })
         .collect();
     let command = ConcertCommand::ScheduleConcert {

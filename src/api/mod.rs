@@ -3,6 +3,7 @@
 
 mod audit;
 mod auth;
+mod bounded;
 mod client;
 mod concerts;
 mod context;

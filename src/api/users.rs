@@ -12,6 +12,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::auth::Admin;
+use super::bounded::Bounded;
 use super::error::{ApiError, Problem};
 use super::extract::{body_bytes, check_json_headers, json_object, Path};
 use crate::identity::{DEFAULT_TTL_SECS, TTL_RANGE_SECS};
@@ -26,8 +27,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct MintRequest {
     /// Seconds, 60..=86,400; 3,600 when left out.
-    #[schema(minimum = 60, maximum = 86400)]
-    ttl_secs: Option<u64>,
+    #[schema(value_type = Option<u64>, minimum = 60, maximum = 86400)]
+    ttl_secs: Option<Bounded<{ *TTL_RANGE_SECS.start() as i64 }, { *TTL_RANGE_SECS.end() as i64 }>>,
 }
 
 /// A user token.
@@ -67,14 +68,7 @@ async fn mint_user_token(
         check_json_headers(&headers)?;
         json_object::<MintRequest>(&bytes)?
     };
-    let ttl_secs = body.ttl_secs.unwrap_or(DEFAULT_TTL_SECS);
-    if !TTL_RANGE_SECS.contains(&ttl_secs) {
-        return Err(ApiError::Validation(format!(
-            "ttl_secs must be between {} and {}",
-            TTL_RANGE_SECS.start(),
-            TTL_RANGE_SECS.end()
-        )));
-    }
+    let ttl_secs = body.ttl_secs.map_or(DEFAULT_TTL_SECS, Bounded::narrow);
     let minted = app
         .users
         .mint(UserId(user_id), Duration::from_secs(ttl_secs))

@@ -10,10 +10,12 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::auth::PathUser;
+use super::bounded::Bounded;
 use super::context::Correlation;
 use super::error::{ApiError, Problem};
 use super::extract::Json;
 use super::idempotent::Idempotent;
+use crate::aggregates::wallet::MAX_AMOUNT;
 use crate::aggregates::{WalletCommand, WalletEvent};
 use crate::booking::idempotency::Operation;
 use crate::commands::execute_for_events;
@@ -42,7 +44,7 @@ pub struct BalanceResponse {
 pub struct ChargeRequest {
     /// Won, 1..=1,000,000,000.
     #[schema(value_type = i64, minimum = 1, maximum = 1000000000)]
-    amount: Won,
+    amount: Bounded<1, { MAX_AMOUNT.0 }>,
 }
 
 /// The user's balance (0 for a user never charged).
@@ -83,18 +85,19 @@ async fn charge_balance(
     correlation: Correlation,
     Json(body): Json<ChargeRequest>,
 ) -> Result<Response, ApiError> {
+    let amount = Won(body.amount.get());
     let request = Idempotent::from_headers(
         &headers,
         UserId(user_id),
         Operation::Charge,
-        &body.amount.to_string(),
+        &amount.to_string(),
     )?;
     if let Some(answer) = request.earlier_answer(&app.pool).await? {
         return Ok(answer);
     }
     let command = WalletCommand::Charge {
         charge_id: ChargeId(request.command_id()),
-        amount: body.amount,
+        amount,
     };
     let stored = execute_for_events(
         &app.wallets,

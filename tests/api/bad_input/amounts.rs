@@ -1,11 +1,13 @@
 //! Amounts and numbers: charges outside one won to a billion, fractions and
-//! numbers no `i64` holds, and a wallet above a trillion won.
+//! numbers no `i64` holds, a wallet above a trillion won, and refusals that
+//! name the range a number may take.
 
 use reqwest::StatusCode;
+use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::{charged_user, post_raw};
-use crate::helpers::{assert_problem, assert_problem_for, spawn_app};
+use super::{charged_user, date, post_raw};
+use crate::helpers::{assert_problem, assert_problem_for, spawn_app, ADMIN_TOKEN};
 
 #[tokio::test]
 async fn charges_outside_one_to_a_billion_fail_validation_and_leave_the_balance() {
@@ -82,4 +84,58 @@ async fn a_charge_above_a_trillion_won_in_the_wallet_fails_validation() {
         .await;
     }
     assert_eq!(app.balance(user_id).await, 1_000_000_000_000);
+}
+
+#[tokio::test]
+async fn a_refused_number_is_told_the_range_it_may_take_not_a_machine_type_s() {
+    let app = spawn_app().await;
+    let user_id = charged_user(&app, 1_000).await;
+    let token = app.user_token(user_id).await;
+    let charges = format!("/users/{user_id}/balance/charges");
+    let mut refusals = Vec::new();
+    for amount in ["-5", "0", "1.5", "1e30", "\"5\"", "9223372036854775808"] {
+        let body = format!(r#"{{"amount": {amount}}}"#);
+        let response = post_raw(&app, &charges, Some(&token), "application/json", body).await;
+        refusals.push((format!("amount {amount}"), response, "from 1 to 1000000000"));
+    }
+    for (case, seats, price, range) in [
+        ("seats 0", json!(0), json!(10), "from 1 to 50000"),
+        ("seats 1.5", json!(1.5), json!(10), "from 1 to 50000"),
+        (
+            "seats 2^32",
+            json!(4_294_967_296u64),
+            json!(10),
+            "from 1 to 50000",
+        ),
+        ("price -1", json!(10), json!(-1), "from 1 to 1000000000"),
+    ] {
+        let body = json!({"title": "T", "dates": [date(seats, price)]});
+        let response = app.post("/concerts", Some(ADMIN_TOKEN), body).await;
+        refusals.push((case.to_string(), response, range));
+    }
+    for ttl in [json!(59), json!(86_401), json!("60")] {
+        let path = format!("/users/{}/tokens", Uuid::new_v4());
+        let response = app
+            .post(&path, Some(ADMIN_TOKEN), json!({"ttl_secs": ttl}))
+            .await;
+        refusals.push((format!("ttl_secs {ttl}"), response, "from 60 to 86400"));
+    }
+
+    for (case, response, range) in refusals {
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{case}"
+        );
+        let problem: Value = response.json().await.unwrap();
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(&format!("expected a whole number {range}")),
+            "{case}: {detail}"
+        );
+        assert!(!detail.contains("9223372036854775807"), "{case}: {detail}");
+        assert!(!detail.contains("4294967295"), "{case}: {detail}");
+    }
+    assert_eq!(app.balance(user_id).await, 1_000);
+    assert!(super::catalog(&app).await.is_empty());
 }
