@@ -3,7 +3,8 @@
 //! with a bare `400`/`414`/`431` and no body. The contract wants every error
 //! as an `application/problem+json` document, so a connection's writes pass
 //! through `ProblemsForParseErrors`, which replaces that bare answer, the
-//! last thing hyper writes before it closes the connection, with one.
+//! last thing hyper writes before it closes the connection, with one, which
+//! has a request id, a log line and a count of its own as any answer has.
 
 use std::io;
 use std::pin::Pin;
@@ -70,8 +71,10 @@ impl<S: AsyncWrite + Unpin> ProblemsForParseErrors<S> {
         stands_for: usize,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<usize>> {
+        let request_id = uuid::Uuid::new_v4();
+        log_and_count(bare.status, request_id);
         self.replacing = Some(Replacement {
-            bytes: problem_answer(bare.status, bare.version),
+            bytes: problem_answer(bare.status, bare.version, request_id),
             written: 0,
             stands_for,
         });
@@ -205,9 +208,29 @@ fn bare_error_answer(bytes: &[u8]) -> Option<Bare> {
     })
 }
 
+/// An answer given before routing is one request's answer all the same: it
+/// has its log line and its count, as the router's answers have, under the
+/// route `unparsed`.
+fn log_and_count(status: StatusCode, request_id: uuid::Uuid) {
+    tracing::info!(
+        target: "concert::request",
+        status = status.as_u16(),
+        route = "unparsed",
+        %request_id,
+        "request not parsed: answered before routing"
+    );
+    let labels = [
+        ("route", "unparsed".to_string()),
+        ("method", "other".to_string()),
+        ("status", status.as_u16().to_string()),
+    ];
+    metrics::counter!("concert_http_requests_total", &labels).increment(1);
+}
+
 /// The answer written instead: the same status, with a problem document
-/// (a type of its own for each status, as the title differs).
-fn problem_answer(status: StatusCode, version: &str) -> Vec<u8> {
+/// (a type of its own for each status, as the title differs) and a request
+/// id of its own, which its log line carries too.
+fn problem_answer(status: StatusCode, version: &str, request_id: uuid::Uuid) -> Vec<u8> {
     let (kind, title, detail) = match status {
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => (
             "request-header-fields-too-large",
@@ -235,7 +258,7 @@ fn problem_answer(status: StatusCode, version: &str) -> Vec<u8> {
     };
     let body = serde_json::to_vec(&problem).expect("a problem serializes");
     let mut answer = format!(
-        "{version} {status}\r\nconnection: close\r\ncontent-type: application/problem+json\r\ncache-control: no-store\r\nx-content-type-options: nosniff\r\ncontent-length: {}\r\ndate: {}\r\n\r\n",
+        "{version} {status}\r\nconnection: close\r\ncontent-type: application/problem+json\r\ncache-control: no-store\r\nx-content-type-options: nosniff\r\nx-request-id: {request_id}\r\ncontent-length: {}\r\ndate: {}\r\n\r\n",
         body.len(),
         crate::clock::http_date(),
     )
@@ -292,13 +315,18 @@ mod tests {
 
     #[test]
     fn the_replacement_is_a_problem_document_of_the_same_status_and_version() {
-        let answer = problem_answer(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "HTTP/1.0");
+        let answer = problem_answer(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "HTTP/1.0",
+            uuid::Uuid::nil(),
+        );
         let answer = String::from_utf8(answer).unwrap();
         let (head, body) = answer.split_once("\r\n\r\n").unwrap();
         assert!(head.starts_with("HTTP/1.0 431 Request Header Fields Too Large\r\n"));
         assert!(head.contains("connection: close\r\n"));
         assert!(head.contains("x-content-type-options: nosniff\r\n"));
         assert!(head.contains("cache-control: no-store\r\n"));
+        assert!(head.contains(&format!("x-request-id: {}\r\n", uuid::Uuid::nil())));
         assert!(head.contains(&format!("content-length: {}\r\n", body.len())));
         let problem: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(problem["status"], 431);
@@ -310,7 +338,8 @@ mod tests {
             StatusCode::URI_TOO_LONG,
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         ] {
-            let answer = String::from_utf8(problem_answer(status, "HTTP/1.1")).unwrap();
+            let answer =
+                String::from_utf8(problem_answer(status, "HTTP/1.1", uuid::Uuid::nil())).unwrap();
             let (_, body) = answer.split_once("\r\n\r\n").unwrap();
             let problem: serde_json::Value = serde_json::from_str(body).unwrap();
             let documented = crate::api::problem_types::PROBLEM_TYPES

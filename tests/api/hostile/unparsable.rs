@@ -155,3 +155,29 @@ async fn more_than_a_hundred_header_lines_are_named_as_the_cause() {
     let detail = problem["detail"].as_str().unwrap();
     assert!(detail.contains("more than 100 header lines"), "{detail}");
 }
+
+#[tokio::test]
+async fn an_answer_before_routing_has_a_request_id_of_its_own_and_is_counted() {
+    let app = spawn_app_with(test_config()).await;
+    let broken = b"GET /healthz HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n";
+    let mut request_ids = std::collections::HashSet::new();
+    for _ in 0..2 {
+        let (head, _) = last_problem(&exchange(app.host(), broken).await);
+        let request_id = head
+            .lines()
+            .find_map(|line| line.strip_prefix("x-request-id: "))
+            .unwrap_or_else(|| panic!("no x-request-id: {head}"));
+        request_ids.insert(uuid::Uuid::parse_str(request_id).expect("a UUID"));
+    }
+    assert_eq!(request_ids.len(), 2, "each answer has an id of its own");
+
+    let metrics = app.get_root("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line.starts_with("concert_http_requests_total{")
+                && line.contains(r#"route="unparsed""#)
+                && line.contains(r#"status="400""#)),
+        "{metrics}"
+    );
+}
