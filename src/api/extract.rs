@@ -3,11 +3,11 @@
 use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::header::{CONTENT_ENCODING, CONTENT_TYPE};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use super::json_headers::check_json_headers;
 
 /// A JSON object as the body; malformed JSON is 400, well-formed JSON of
 /// the wrong shape is 422.
@@ -63,46 +63,6 @@ pub fn json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     }
     let axum::Json(value) = axum::Json::from_bytes(bytes)?;
     Ok(value)
-}
-
-/// A JSON media type (`application/json` or `…+json`, parameters and the
-/// spaces RFC 9110 allows around them aside), and no content coding: a
-/// gzip body read as plain JSON fails with a message about the wrong thing,
-/// and a plain one labelled gzip is not what its sender meant.
-pub fn check_json_headers(headers: &HeaderMap) -> Result<(), ApiError> {
-    // Two would leave the body's type to whichever one is read.
-    if headers.get_all(CONTENT_TYPE).iter().nth(1).is_some() {
-        return Err(ApiError::BadRequest(
-            "more than one Content-Type header: send one, `application/json`".into(),
-        ));
-    }
-    let media_type = headers
-        .get(CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(';').next())
-        .map(|essence| essence.trim().to_ascii_lowercase());
-    let is_json = media_type.as_deref().is_some_and(|essence| {
-        essence == "application/json"
-            || essence
-                .strip_prefix("application/")
-                .is_some_and(|subtype| subtype.ends_with("+json"))
-    });
-    if !is_json {
-        return Err(ApiError::BadRequest(
-            "Expected request with `Content-Type: application/json`".into(),
-        ));
-    }
-    let encodings = headers.get_all(CONTENT_ENCODING);
-    if encodings.iter().any(|value| {
-        !value
-            .to_str()
-            .is_ok_and(|value| value.trim().eq_ignore_ascii_case("identity"))
-    }) {
-        return Err(ApiError::BadRequest(
-            "Content-Encoding is not supported: send the body unencoded".into(),
-        ));
-    }
-    Ok(())
 }
 
 /// Typed path parameters; a bad UUID is 400.

@@ -12,6 +12,7 @@ mod extract;
 mod headers;
 mod health;
 mod idempotent;
+mod json_headers;
 mod links;
 mod live;
 mod middleware;

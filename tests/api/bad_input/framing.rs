@@ -1,6 +1,6 @@
 //! How a request is framed and labelled, beyond its JSON: media type
 //! spellings, content codings, repeated credentials and hosts, announced
-//! sizes, request ids. Each odd form is answered as a problem document and
+//! sizes, transfer codings, request ids. Each odd form is answered as a problem document and
 //! changes nothing; the forms RFC 9110 allows are accepted.
 
 use reqwest::StatusCode;
@@ -153,4 +153,33 @@ async fn unknown_and_undecodable_paths_under_the_docs_are_problem_documents() {
         assert_problem_for(path, response, StatusCode::BAD_REQUEST, "bad_request").await;
     }
     assert_eq!(app.get_root("/docs/").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_body_in_a_transfer_coding_other_than_chunked_is_refused() {
+    let app = spawn_app().await;
+    let user_id = charged_user(&app, 1_000).await;
+    let token = app.user_token(user_id).await;
+    let host = app.host();
+    let body = r#"{"amount": 1}"#;
+    let charge = |codings: &str| {
+        format!(
+            "POST /api/v1/users/{user_id}/balance/charges HTTP/1.1\r\nhost: {host}\r\n\
+             authorization: Bearer {token}\r\ncontent-type: application/json\r\n\
+             transfer-encoding: {codings}\r\nconnection: close\r\n\r\n\
+             {:x}\r\n{body}\r\n0\r\n\r\n",
+            body.len()
+        )
+    };
+
+    for codings in ["gzip, chunked", "deflate,chunked"] {
+        let answer = send_raw(&app, &charge(codings)).await;
+        assert!(answer.starts_with("HTTP/1.1 400 "), "{codings}: {answer}");
+        assert!(answer.contains("application/problem+json"), "{answer}");
+        assert!(answer.contains("Transfer-Encoding"), "{answer}");
+    }
+    assert_eq!(app.balance(user_id).await, 1_000);
+    let answer = send_raw(&app, &charge("chunked")).await;
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    assert_eq!(app.balance(user_id).await, 1_001);
 }
