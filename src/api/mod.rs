@@ -18,6 +18,7 @@ mod live;
 mod middleware;
 mod pages;
 mod payments;
+mod preflights;
 pub(crate) mod problem_types;
 mod queue;
 mod read_source;
@@ -46,6 +47,7 @@ pub use context::CORRELATION_HEADER;
 use crate::state::AppState;
 use client::EntryLimiter;
 use error::ApiError;
+use preflights::PreflightsOnlyLayer;
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -134,7 +136,7 @@ pub fn router(app: AppState) -> Router {
         .map(String::as_str)
         .filter(|origin| !origin.is_empty())
         .collect();
-    let cors = (!origins.is_empty()).then(|| cors_layer(&origins));
+    let cors = (!origins.is_empty()).then(|| PreflightsOnlyLayer(cors_layer(&origins)));
     let entry_limiter = EntryLimiter::new(
         app.config.queue_entry_rate_per_sec,
         app.config.queue_entry_burst,

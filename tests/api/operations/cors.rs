@@ -1,6 +1,7 @@
 //! Cross-origin calls from a browser on an allowed origin: the preflight
 //! lets it send its credentials and the headers of the contract, and its
-//! script can read the ids of the answer. Other origins get no grant.
+//! script can read the ids of the answer. Other origins get no grant, and
+//! an OPTIONS request that is no preflight is not answered as one.
 
 use reqwest::{Method, StatusCode};
 use uuid::Uuid;
@@ -78,4 +79,35 @@ async fn an_allowed_origin_may_send_its_token_and_read_the_answers_ids() {
         .headers()
         .get("access-control-allow-origin")
         .is_none());
+}
+
+#[tokio::test]
+async fn an_options_request_that_is_no_preflight_is_answered_as_without_cors() {
+    let mut config = test_config();
+    config.cors_origins = vec![ALLOWED.to_string()];
+    let with_cors = spawn_app_with(config).await;
+    let without_cors = spawn_app_with(test_config()).await;
+
+    // No Origin, or an Origin with no method asked for: no browser's preflight.
+    for headers in [&[][..], &[("origin", ALLOWED)]] {
+        for path in ["/payments", "/no/such/route"] {
+            let mut answers = Vec::new();
+            for app in [&with_cors, &without_cors] {
+                let mut request = app.client.request(Method::OPTIONS, app.url(path));
+                for (name, value) in headers {
+                    request = request.header(*name, *value);
+                }
+                let answer = request.send().await.unwrap();
+                let status = answer.status();
+                let content_type = answer.headers()["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .to_string();
+                answers.push((status, content_type));
+            }
+            assert_eq!(answers[0], answers[1], "{path} {headers:?}");
+            assert!(answers[0].0.is_client_error(), "{path}: {answers:?}");
+            assert_eq!(answers[0].1, "application/problem+json", "{path}");
+        }
+    }
 }
