@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Span;
@@ -88,12 +89,32 @@ pub async fn record_http_metrics(request: Request, next: Next) -> Response {
     }
     .to_string();
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    let labels = [("route", route), ("method", method), ("status", status)];
-    metrics::counter!("concert_http_requests_total", &labels).increment(1);
+    let labels = request_labels(route, method, response.status());
+    metrics::counter!(REQUESTS_TOTAL, &labels).increment(1);
     metrics::histogram!("concert_http_request_duration_seconds", &labels)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// Counts an answer given before routing (hyper's own to a request it could
+/// not parse, replaced), as the route `unparsed`: no method was read.
+pub fn count_unparsed(status: StatusCode) {
+    let labels = request_labels("unparsed".to_string(), "other".to_string(), status);
+    metrics::counter!(REQUESTS_TOTAL, &labels).increment(1);
+}
+
+const REQUESTS_TOTAL: &str = "concert_http_requests_total";
+
+fn request_labels(
+    route: String,
+    method: String,
+    status: StatusCode,
+) -> [(&'static str, String); 3] {
+    [
+        ("route", route),
+        ("method", method),
+        ("status", status.as_u16().to_string()),
+    ]
 }
 
 #[cfg(test)]

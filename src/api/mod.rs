@@ -15,7 +15,7 @@ mod idempotent;
 mod json_headers;
 mod links;
 mod live;
-mod middleware;
+pub(crate) mod middleware;
 mod pages;
 mod payments;
 mod preflights;

@@ -165,6 +165,16 @@ pub const PROBLEM_TYPES: [ProblemType; 18] = [
     },
 ];
 
+/// The documented problem type named `name`.
+fn named(name: &str) -> Option<&'static ProblemType> {
+    PROBLEM_TYPES.iter().find(|kind| kind.name == name)
+}
+
+/// The title of the problem type named `name`, which must be documented.
+pub(crate) fn title_of(name: &str) -> &'static str {
+    named(name).expect("a documented problem type").title
+}
+
 pub fn router() -> Router<AppState> {
     super::headers::protect_pages(
         Router::new().route("/problems/{name}", get(problem_type)),
@@ -173,10 +183,7 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn problem_type(Path(name): Path<String>) -> Result<Response, ApiError> {
-    let found = PROBLEM_TYPES
-        .iter()
-        .find(|kind| kind.name == name)
-        .ok_or(ApiError::NotFound("problem type"))?;
+    let found = named(&name).ok_or(ApiError::NotFound("problem type"))?;
     Ok((
         [(
             header::CONTENT_TYPE,

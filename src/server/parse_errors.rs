@@ -219,39 +219,28 @@ fn log_and_count(status: StatusCode, request_id: uuid::Uuid) {
         %request_id,
         "request not parsed: answered before routing"
     );
-    let labels = [
-        ("route", "unparsed".to_string()),
-        ("method", "other".to_string()),
-        ("status", status.as_u16().to_string()),
-    ];
-    metrics::counter!("concert_http_requests_total", &labels).increment(1);
+    crate::api::middleware::count_unparsed(status);
 }
 
 /// The answer written instead: the same status, with a problem document
 /// (a type of its own for each status, as the title differs) and a request
 /// id of its own, which its log line carries too.
 fn problem_answer(status: StatusCode, version: &str, request_id: uuid::Uuid) -> Vec<u8> {
-    let (kind, title, detail) = match status {
+    let (kind, detail) = match status {
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => (
             "request-header-fields-too-large",
-            "Request header fields too large",
             "the request's head (its line and headers) is larger than 32 KiB, \
              or has more than 100 header lines",
         ),
-        StatusCode::URI_TOO_LONG => (
-            "uri-too-long",
-            "URI too long",
-            "the request's URI is too long",
-        ),
+        StatusCode::URI_TOO_LONG => ("uri-too-long", "the request's URI is too long"),
         _ => (
             "bad-request",
-            "Bad request",
             "the request is not well-formed HTTP/1.1 or HTTP/1.0 (its line or a header)",
         ),
     };
     let problem = Problem {
         kind: format!("/problems/{kind}"),
-        title: title.to_string(),
+        title: crate::api::problem_types::title_of(kind).to_string(),
         status: status.as_u16(),
         detail: detail.to_string(),
         code: "bad_request".to_string(),
