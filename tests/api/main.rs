@@ -22,6 +22,7 @@ mod payment_pipeline;
 mod payments;
 mod pipeline;
 mod pipeline_unstorable;
+mod plans;
 mod positions;
 mod projector;
 mod queue;

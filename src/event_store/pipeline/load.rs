@@ -29,32 +29,38 @@ impl<A: Aggregate> Default for Loaded<A> {
     }
 }
 
-/// The snapshots of the streams picked by `$streams` (the type is `$1`) and
-/// the events after them; snapshot rows sort before their stream's events.
-/// The snapshot's sequence is a subquery, not a join: a simpler plan to start.
-macro_rules! load_query {
-    ($streams:literal) => {
-        concat!(
-            "select s.aggregate_id, s.last_sequence as sequence, s.current_snapshot, s.payload
-             from snapshots s
-             where s.aggregate_type = $1 and s.aggregate_id ", $streams, "
-             union all
-             select e.aggregate_id, e.sequence, null, e.payload
-             from events e
-             where e.aggregate_type = $1 and e.aggregate_id ", $streams, "
-               and e.sequence > coalesce((select s.last_sequence from snapshots s
-                                          where s.aggregate_type = $1 and s.aggregate_id = e.aggregate_id), 0)
-             order by 1, 3 nulls last, 2"
-        )
-    };
-}
-
+/// The snapshots of the streams `$2` (the type is `$1`) and the events after
+/// them; snapshot rows sort before their stream's events. Each stream's
+/// snapshot sequence is known before its events are read, so it bounds the
+/// index scan: a filter on the events (a subquery per event row) read every
+/// event of the stream, and a charge to a wallet of 18,000 events took 44 ms.
+///
 /// One stream: PostgreSQL keeps one generic plan for it, while an array
 /// parameter is planned again on every call (about 0.2 ms, as much as the
 /// rest of a lone command's load).
-const LOAD_ONE: &str = load_query!("= $2");
-/// The streams of a batch.
-const LOAD_MANY: &str = load_query!("= any($2)");
+pub const LOAD_STREAM: &str =
+    "select s.aggregate_id, s.last_sequence as sequence, s.current_snapshot, s.payload
+     from snapshots s
+     where s.aggregate_type = $1 and s.aggregate_id = $2
+     union all
+     select e.aggregate_id, e.sequence, null, e.payload
+     from events e
+     where e.aggregate_type = $1 and e.aggregate_id = $2
+       and e.sequence > coalesce((select s.last_sequence from snapshots s
+                                  where s.aggregate_type = $1 and s.aggregate_id = $2), 0)
+     order by 1, 3 nulls last, 2";
+/// The streams of a batch: each id's events from just after its snapshot.
+pub const LOAD_STREAMS: &str = "select s.aggregate_id, s.last_sequence as sequence, s.current_snapshot, s.payload
+     from snapshots s
+     where s.aggregate_type = $1 and s.aggregate_id = any($2)
+     union all
+     select e.aggregate_id, e.sequence, null, e.payload
+     from (select distinct id from unnest($2::text[]) as ids(id)) i
+          cross join lateral (select coalesce((select s.last_sequence from snapshots s
+                                               where s.aggregate_type = $1 and s.aggregate_id = i.id), 0)
+                              as after) b
+          join events e on e.aggregate_type = $1 and e.aggregate_id = i.id and e.sequence > b.after
+     order by 1, 3 nulls last, 2";
 
 /// Every stream of `ids`, built from its snapshot and the events after it;
 /// a stream with nothing stored is the default aggregate.
@@ -63,8 +69,8 @@ pub async fn load_streams<A: Aggregate>(
     ids: &[&str],
 ) -> Result<HashMap<String, Loaded<A>>, ProjectionError> {
     let query = match ids {
-        [id] => sqlx::query(LOAD_ONE).bind(A::TYPE).bind(*id),
-        _ => sqlx::query(LOAD_MANY).bind(A::TYPE).bind(ids),
+        [id] => sqlx::query(LOAD_STREAM).bind(A::TYPE).bind(*id),
+        _ => sqlx::query(LOAD_STREAMS).bind(A::TYPE).bind(ids),
     };
     let mut rows = query.fetch(&mut *conn);
     let mut streams: HashMap<String, Loaded<A>> = HashMap::with_capacity(ids.len());

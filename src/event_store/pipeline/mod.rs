@@ -31,6 +31,7 @@ pub use self::payments::{
 pub use crate::batching::BATCHES_IN_FLIGHT;
 
 pub use self::append::Unstorable;
+pub use self::load::{LOAD_STREAM, LOAD_STREAMS};
 use self::append::{append, AppendError};
 use self::decide::{decide, Decided, Job, Outcome, Verdict};
 use self::load::load_streams;

@@ -1,0 +1,116 @@
+//! Statements run on every command or scheduler round read what they need,
+//! not the history beside it: each is run with EXPLAIN ANALYZE on a store
+//! with a long history, under the generic plan PostgreSQL keeps after five
+//! runs and under a custom one, and the pages it touched are counted.
+
+use serde_json::Value;
+use sqlx::PgConnection;
+
+use crate::helpers::fresh_database;
+
+/// The pages (buffers) an `execute` of `statement`, prepared with `types`
+/// and run with `arguments`, touched under each plan.
+async fn pages_touched(
+    conn: &mut PgConnection,
+    statement: &str,
+    types: &str,
+    arguments: &str,
+) -> Vec<(String, i64)> {
+    let in_parentheses = |list: &str| match list {
+        "" => String::new(),
+        _ => format!("({list})"),
+    };
+    let (types, arguments) = (in_parentheses(types), in_parentheses(arguments));
+    sqlx::query(&format!("prepare measured{types} as {statement}"))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let mut touched = Vec::new();
+    for mode in ["force_generic_plan", "force_custom_plan"] {
+        sqlx::query(&format!("set plan_cache_mode = {mode}"))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let plan: Value = sqlx::query_scalar(&format!(
+            "explain (analyze, buffers, format json) execute measured{arguments}"
+        ))
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+        let top = &plan[0]["Plan"];
+        let pages = top["Shared Hit Blocks"].as_i64().unwrap()
+            + top["Shared Read Blocks"].as_i64().unwrap();
+        touched.push((mode.to_string(), pages));
+    }
+    sqlx::query("deallocate measured")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    touched
+}
+
+/// A command loads its stream from the snapshot and the events after it:
+/// the snapshot's sequence bounds the index scan. It was a filter applied to
+/// every event of the stream (a charge to a wallet of 18,000 events took
+/// 44 ms, 2 ms more for every thousand events).
+#[tokio::test]
+async fn a_stream_loads_from_its_snapshot_however_long_its_history() {
+    let pool = fresh_database().await;
+    // Ten wallets of 20,000 events each, each with a snapshot ten events
+    // before its end; the payloads are not read by the measurement.
+    sqlx::raw_sql(
+        "alter table events disable trigger events_chain_hash;
+         insert into events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         select 'Wallet', 'w' || (n % 10), n / 10 + 1, 'Charged', '1.0', '{}', '{}'
+         from generate_series(0, 199999) as n;
+         alter table events enable trigger events_chain_hash;
+         insert into snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload)
+         select 'Wallet', 'w' || n, 19990, 1, '{}' from generate_series(0, 9) as n;
+         analyze events; analyze snapshots;",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+
+    let one = pages_touched(
+        &mut conn,
+        concert::event_store::LOAD_STREAM,
+        "text, text",
+        "'Wallet', 'w3'",
+    )
+    .await;
+    let many = pages_touched(
+        &mut conn,
+        concert::event_store::LOAD_STREAMS,
+        "text, text[]",
+        "'Wallet', '{w3,w4,w5,w4}'",
+    )
+    .await;
+
+    // Reading every event of a stream touches thousands of pages.
+    for (statement, touched) in [("one stream", one), ("a batch's streams", many)] {
+        for (mode, pages) in touched {
+            assert!(pages < 100, "{statement}, {mode}: {pages} pages");
+        }
+    }
+    let rows: Vec<(String, i64, Option<i64>, Value)> =
+        sqlx::query_as(concert::event_store::LOAD_STREAMS)
+            .bind("Wallet")
+            .bind(vec!["w3", "w4", "w4"])
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+    let loaded: Vec<(String, i64)> = rows
+        .into_iter()
+        .map(|(id, sequence, _, _)| (id, sequence))
+        .collect();
+    let expected: Vec<(String, i64)> = ["w3", "w4"]
+        .into_iter()
+        .flat_map(|id| (19990..=20000).map(move |sequence| (id.to_string(), sequence)))
+        .collect();
+    assert_eq!(
+        loaded, expected,
+        "each stream once: its snapshot, then the events after it"
+    );
+}
