@@ -307,14 +307,23 @@ pub async fn standing(
 
 /// Concerts that have waiting tickets, with their count of active ones.
 pub async fn concerts_waiting(pool: &PgPool) -> sqlx::Result<Vec<(Uuid, i64)>> {
-    sqlx::query_as(
-        "select w.concert_id,
-                (select count(*) from queue_tickets a where a.concert_id = w.concert_id and a.status = 'active')
-         from (select distinct concert_id from queue_tickets where status = 'waiting') w",
-    )
-    .fetch_all(pool)
-    .await
+    sqlx::query_as(CONCERTS_WAITING).fetch_all(pool).await
 }
+
+/// Each concert with tickets waiting, and its active tickets: the concerts
+/// are found by skipping through the index of waiting tickets one concert at
+/// a time, not by reading every waiting ticket (a line of 9,000 cost 7–29 ms
+/// on every scheduler round).
+pub const CONCERTS_WAITING: &str = "with recursive waiting(concert_id) as (
+        (select concert_id from queue_tickets where status = 'waiting' order by concert_id limit 1)
+        union all
+        select (select t.concert_id from queue_tickets t
+                where t.status = 'waiting' and t.concert_id > w.concert_id
+                order by t.concert_id limit 1)
+        from waiting w where w.concert_id is not null)
+     select w.concert_id,
+            (select count(*) from queue_tickets a where a.concert_id = w.concert_id and a.status = 'active')
+     from waiting w where w.concert_id is not null";
 
 /// Active tickets whose time ran out.
 pub async fn overdue_active(
