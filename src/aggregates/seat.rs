@@ -18,6 +18,10 @@ pub struct Seat {
     /// the scheduler never expires).
     #[serde(default)]
     holds: Vec<ReservationId>,
+    /// The seat's date, known from its first hold (seats are created by
+    /// their concert, not by an event of their own).
+    #[serde(default)]
+    date_id: Option<DateId>,
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -169,11 +173,13 @@ impl Aggregate for Seat {
             SeatEvent::SeatHeld {
                 reservation_id,
                 user_id,
+                date_id,
                 price,
                 until,
                 ..
             } => {
                 self.holds.push(reservation_id);
+                self.date_id = Some(date_id);
                 SeatState::Held {
                     reservation_id,
                     user_id,
@@ -195,6 +201,11 @@ impl Aggregate for Seat {
 }
 
 impl Seat {
+    /// The seat's date, once it has been held.
+    pub fn date_id(&self) -> Option<DateId> {
+        self.date_id
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn hold(
         &self,

@@ -10,7 +10,7 @@ use crate::aggregates::{QueueTicket, QueueTicketEvent, Seat, SeatEvent};
 use crate::event_store::AfterCommit;
 
 impl AfterCommit<Seat> for Feed {
-    fn committed(&self, aggregate_id: &str, sequence: usize, event: &SeatEvent) {
+    fn committed(&self, aggregate_id: &str, seat: &Seat, sequence: usize, event: &SeatEvent) {
         let Ok(seat_id) = Uuid::parse_str(aggregate_id) else {
             return;
         };
@@ -19,7 +19,7 @@ impl AfterCommit<Seat> for Feed {
         };
         let date_id = match event {
             SeatEvent::SeatHeld { date_id, .. } => Some(date_id.0),
-            _ => None,
+            _ => seat.date_id().map(|date_id| date_id.0),
         };
         self.seat_maps()
             .committed(date_id, seat_id, sequence as i64, status);
@@ -27,7 +27,13 @@ impl AfterCommit<Seat> for Feed {
 }
 
 impl AfterCommit<QueueTicket> for Feed {
-    fn committed(&self, aggregate_id: &str, sequence: usize, _: &QueueTicketEvent) {
+    fn committed(
+        &self,
+        aggregate_id: &str,
+        _: &QueueTicket,
+        sequence: usize,
+        _: &QueueTicketEvent,
+    ) {
         if let Ok(ticket_id) = Uuid::parse_str(aggregate_id) {
             self.tickets().forget(ticket_id, sequence as i64);
         }

@@ -15,6 +15,16 @@ fn a_free_seat_is_held() {
 }
 
 #[test]
+fn a_seat_knows_its_date_from_its_first_hold_on() {
+    let r = ReservationId::new();
+    let mut seat = Seat::default();
+    assert_eq!(seat.date_id(), None);
+    seat.apply(held(r, 0));
+    seat.apply(expired(r, 300));
+    assert_eq!(seat.date_id(), Some(DATE), "kept once the hold is gone");
+}
+
+#[test]
 fn a_held_seat_has_one_holder() {
     SeatTest::with(())
         .given(vec![held(ReservationId::new(), 0)])

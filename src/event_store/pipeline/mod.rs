@@ -31,10 +31,10 @@ pub use self::payments::{
 pub use crate::batching::BATCHES_IN_FLIGHT;
 
 pub use self::append::Unstorable;
-pub use self::load::{LOAD_STREAM, LOAD_STREAMS};
 use self::append::{append, AppendError};
 use self::decide::{decide, Decided, Job, Outcome, Verdict};
 use self::load::load_streams;
+pub use self::load::{LOAD_STREAM, LOAD_STREAMS};
 use crate::batching;
 use crate::event_store::{CommitSignal, Projector};
 
@@ -62,8 +62,9 @@ impl<A> Pipelined for A where
 /// of the batch is answered: a copy kept in memory can then show a client
 /// its own write at once.
 pub trait AfterCommit<A: Aggregate>: Send + Sync {
-    /// `event` was stored in `aggregate_id` at `sequence`.
-    fn committed(&self, aggregate_id: &str, sequence: usize, event: &A::Event);
+    /// `event` was stored in `aggregate_id` at `sequence`; `aggregate` is the
+    /// stream's state after the batch.
+    fn committed(&self, aggregate_id: &str, aggregate: &A, sequence: usize, event: &A::Event);
 }
 
 /// How the events of one aggregate type are stored beside them: its read
@@ -89,7 +90,7 @@ impl<A: Aggregate> Lane<A> {
         if let Some(after_commit) = &self.after_commit {
             for (at, (event, _)) in decided.events.iter().enumerate() {
                 let sequence = decided.loaded_sequence + 1 + at;
-                after_commit.committed(&decided.aggregate_id, sequence, event);
+                after_commit.committed(&decided.aggregate_id, &decided.aggregate, sequence, event);
             }
         }
     }

@@ -10,6 +10,7 @@
 
 mod date_map;
 mod frames;
+mod registry;
 mod rewind;
 mod seats;
 
@@ -24,6 +25,7 @@ use uuid::Uuid;
 use self::date_map::Origin;
 pub use self::date_map::{DateMap, Start, Subscription};
 pub use self::frames::{SeatBatch, SeatChange};
+use self::registry::Registry;
 use self::rewind::OwnCommit;
 use super::changes::{ChangeKind, LogChange, SeatStatus};
 use super::lock;
@@ -48,7 +50,7 @@ pub struct DateInfo {
 
 /// Every watched date's map.
 pub struct SeatMaps {
-    maps: Mutex<HashMap<Uuid, Arc<DateMap>>>,
+    maps: Mutex<Registry>,
     /// The last position whose changes the feed has handed to the maps,
     /// negative until it starts. Written and read under `maps`' lock: a map
     /// added to `maps` gets every later change, so its first read is put
@@ -132,17 +134,21 @@ impl SeatMaps {
                 .await;
             let mut maps = lock(&self.maps);
             let current = maps
+                .dates
                 .get(&date_id)
                 .is_some_and(|held| Arc::ptr_eq(held, &map));
             match loaded {
-                Ok(_) if current => return Ok(then(&map)),
+                Ok(info) if current => {
+                    maps.file(date_id, *info);
+                    return Ok(then(&map));
+                }
                 // Swept meanwhile: the feed no longer updates it. Again.
                 Ok(_) => continue,
                 Err(error) => {
                     // Forget a date that does not exist (or failed to load),
                     // so that made-up ids take no memory and a failure is retried.
                     if current {
-                        maps.remove(&date_id);
+                        maps.dates.remove(&date_id);
                     }
                     return Err(error);
                 }
@@ -150,10 +156,11 @@ impl SeatMaps {
         }
     }
 
-    /// Whether `seat_id` shows as held or sold in a loaded map, with its
-    /// date; `None` when no loaded map has the seat (nothing is loaded for this).
-    pub fn taken(&self, seat_id: Uuid) -> Option<(DateInfo, bool)> {
-        let maps: Vec<Arc<DateMap>> = lock(&self.maps).values().cloned().collect();
+    /// Whether `seat_id` shows as held or sold in a loaded map of one of
+    /// `concert_id`'s dates, with its date; `None` when none has the seat
+    /// (nothing is loaded for this).
+    pub fn taken(&self, seat_id: Uuid, concert_id: Uuid) -> Option<(DateInfo, bool)> {
+        let maps = lock(&self.maps).of_concert(concert_id);
         maps.iter().find_map(|map| {
             let info = *map.info.get()?;
             let letter = lock(&map.state).seats.letter_of(seat_id)?;
@@ -181,8 +188,8 @@ impl SeatMaps {
         let maps: Vec<Arc<DateMap>> = {
             let maps = lock(&self.maps);
             match date_id {
-                Some(date_id) => maps.get(&date_id).cloned().into_iter().collect(),
-                None => maps.values().cloned().collect(),
+                Some(date_id) => maps.dates.get(&date_id).cloned().into_iter().collect(),
+                None => maps.dates.values().cloned().collect(),
             }
         };
         for map in maps {
@@ -215,7 +222,7 @@ impl SeatMaps {
                     status,
                 } = change.kind
                 {
-                    if maps.contains_key(&date_id) {
+                    if maps.dates.contains_key(&date_id) {
                         let entry = by_date.entry(date_id).or_default();
                         entry.0 = change.position;
                         let seat = SeatChange {
@@ -229,7 +236,7 @@ impl SeatMaps {
             }
         }
         for (date_id, (position, seats)) in by_date {
-            let map = lock(&self.maps).get(&date_id).cloned();
+            let map = lock(&self.maps).dates.get(&date_id).cloned();
             if let Some(map) = map {
                 map.apply(position, seats);
             }
@@ -243,6 +250,7 @@ impl SeatMaps {
     fn join(&self, date_id: Uuid) -> (Arc<DateMap>, Option<i64>) {
         let mut maps = lock(&self.maps);
         let map = maps
+            .dates
             .entry(date_id)
             .or_insert_with(|| Arc::new(DateMap::new(date_id)))
             .clone();
@@ -278,14 +286,18 @@ impl SeatMaps {
     /// How many dates are watched, and their subscribers.
     pub fn watched(&self) -> (usize, usize) {
         let maps = lock(&self.maps);
-        let subscribers = maps.values().map(|map| map.sender.receiver_count()).sum();
-        (maps.len(), subscribers)
+        let subscribers = maps
+            .dates
+            .values()
+            .map(|map| map.sender.receiver_count())
+            .sum();
+        (maps.dates.len(), subscribers)
     }
 
     /// Forgets the loaded maps nobody has watched or listed for `KEEP_UNWATCHED`.
     pub(super) fn sweep(&self) {
         let now = Instant::now();
-        lock(&self.maps).retain(|_, map| {
+        lock(&self.maps).retain(|map| {
             let mut state = lock(&map.state);
             if !state.loaded || map.sender.receiver_count() > 0 {
                 state.unwatched_since = None;
@@ -298,82 +310,4 @@ impl SeatMaps {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::date_map::tests::{change, loaded_map, seat_id, snapshot_of};
-    use super::*;
-
-    #[test]
-    fn a_map_nobody_watches_is_forgotten_after_a_while() {
-        let maps = SeatMaps::default();
-        let map = loaded_map("FF");
-        lock(&maps.maps).insert(Uuid::nil(), map.clone());
-        let receiver = map.subscribe(0, None).receiver;
-
-        maps.sweep();
-        assert_eq!(maps.watched(), (1, 1));
-        drop(receiver);
-        maps.sweep();
-        assert_eq!(maps.watched(), (1, 0), "kept for a reconnect");
-        lock(&map.state).unwatched_since = Some(Instant::now() - KEEP_UNWATCHED);
-        maps.sweep();
-        assert_eq!(maps.watched(), (0, 0));
-    }
-
-    #[test]
-    fn an_own_commit_shows_at_once_and_its_copy_from_the_log_changes_nothing() {
-        let maps = SeatMaps::default();
-        let map = loaded_map("FFF");
-        lock(&maps.maps).insert(Uuid::nil(), map.clone());
-
-        maps.committed(None, seat_id(2), 3, SeatStatus::Held);
-        assert_eq!(map.free_seats(0, 10).len(), 2);
-        // A snapshot names the log's position 7: the hold is not there yet
-        // (it comes to the subscriber as a change of its own position).
-        assert!(snapshot_of(map.subscribe(7, None)).contains(r#""seats":"FFF""#));
-        // The log then brings an older change of that seat, and this one.
-        map.apply(8, vec![change(2, 2, SeatStatus::Free)]);
-        map.apply(9, vec![change(2, 3, SeatStatus::Held)]);
-
-        let free: Vec<i32> = map.free_seats(0, 10).iter().map(|s| s.seat_no).collect();
-        assert_eq!(free, vec![1, 3]);
-        assert!(snapshot_of(map.subscribe(9, None)).contains(r#""seats":"FHF""#));
-    }
-
-    #[test]
-    fn a_map_joining_after_changes_were_handed_out_is_read_as_of_them() {
-        let maps = SeatMaps::default();
-        let date_id = Uuid::from_u128(7);
-        assert_eq!(maps.join(date_id).1, None, "before the feed starts");
-        maps.start_at(10);
-        assert_eq!(maps.join(date_id).1, Some(10));
-        lock(&maps.maps).clear();
-
-        // Handed out while the date was not among the maps: its first read
-        // holds this change and is not put back before it.
-        maps.apply(&[LogChange {
-            position: 12,
-            kind: ChangeKind::Seat {
-                date_id,
-                seat_id: seat_id(1),
-                seat_no: 1,
-                sequence: 1,
-                status: SeatStatus::Held,
-            },
-        }]);
-
-        assert_eq!(maps.join(date_id).1, Some(12));
-    }
-
-    #[test]
-    fn a_listing_keeps_a_map_nobody_watches() {
-        let maps = SeatMaps::default();
-        let map = loaded_map("FF");
-        lock(&maps.maps).insert(Uuid::nil(), map.clone());
-        lock(&map.state).unwatched_since = Some(Instant::now() - KEEP_UNWATCHED);
-
-        map.free_seats(0, 1);
-        maps.sweep();
-
-        assert_eq!(maps.watched(), (1, 0));
-    }
-}
+mod tests;
