@@ -23,6 +23,10 @@ const FALLBACK: Duration = Duration::from_secs(1);
 const SETTLE: Duration = Duration::from_millis(25);
 /// Most events read per query.
 const READ_BATCH: i64 = 5_000;
+/// How often the watches and maps nobody holds are looked for: each look
+/// visits every one, and after every read it made each hold and payment
+/// wait behind it once 15,000 dates' maps were held.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// Follows the log into `feed` until `shutdown` turns true, then closes the
 /// feed so every live stream ends.
@@ -46,6 +50,7 @@ pub async fn follow(pool: PgPool, feed: Feed, mut shutdown: watch::Receiver<bool
         feed.start_at(start);
         feed.caught_up(began);
     }
+    let mut swept = Instant::now();
     while let Some(position) = after.as_mut() {
         tokio::select! {
             _ = shutdown.wait_for(|stopped| *stopped) => break,
@@ -58,10 +63,13 @@ pub async fn follow(pool: PgPool, feed: Feed, mut shutdown: watch::Receiver<bool
                 .record(reading.elapsed().as_secs_f64()),
             Err(error) => tracing::warn!(%error, "live feed: reading new events failed"),
         }
-        feed.standings().sweep();
-        feed.seat_maps().sweep();
-        let (_, subscribers) = feed.seat_maps().watched();
-        metrics::gauge!("concert_live_seat_subscribers").set(subscribers as f64);
+        if swept.elapsed() >= SWEEP_EVERY {
+            feed.standings().sweep();
+            feed.seat_maps().sweep();
+            let (_, subscribers) = feed.seat_maps().watched();
+            metrics::gauge!("concert_live_seat_subscribers").set(subscribers as f64);
+            swept = Instant::now();
+        }
         tokio::time::sleep(SETTLE).await;
     }
     listener.abort();
