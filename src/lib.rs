@@ -38,6 +38,7 @@ pub mod live;
 pub mod metrics_sampler;
 /// Money in won, with checked sums.
 pub mod money;
+pub mod queue_gauges;
 /// A private PostgreSQL server when no DATABASE_URL is given (the
 /// `concert-private-postgres` crate of the workspace).
 pub use concert_private_postgres as private_postgres;

@@ -4,7 +4,6 @@
 //! beside the server until shutdown and never fails the service: a failed
 //! sample is logged and retried at the next tick.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +14,7 @@ use uuid::Uuid;
 
 use crate::aggregates::{Concert, QueueTicket, Seat, Wallet};
 use crate::projection_lag::ProjectionLag;
+use crate::queue_gauges::{QueueGauges, QueueSizes};
 
 /// How often the sampler reads the database.
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);
@@ -46,8 +46,8 @@ pub async fn run(pool: PgPool, lag: Arc<ProjectionLag>, mut shutdown: watch::Rec
 /// What the sampler remembers between ticks.
 #[derive(Debug, Default)]
 struct Sampler {
-    /// Concerts whose queue gauges were set by the last sample.
-    concerts: HashSet<Uuid>,
+    /// The queue sizes of the concerts with live tokens, as `/metrics` shows them.
+    queues: QueueGauges,
     /// Whether the last sample failed, so a database outage logs one warning.
     failing: bool,
 }
@@ -102,29 +102,20 @@ impl Sampler {
         )
         .fetch_all(pool)
         .await?;
-        let mut seen = HashSet::with_capacity(rows.len());
-        for row in rows {
-            let concert_id: Uuid = row.try_get("concert_id")?;
-            let waiting: i64 = row.try_get("waiting")?;
-            let active: i64 = row.try_get("active")?;
-            set_queue_gauges(concert_id, waiting, active);
-            seen.insert(concert_id);
-        }
-        // A concert whose queue drained shows zeros once, then is no longer
-        // read; its two series stay at zero (see the README's metrics).
-        for drained in self.concerts.difference(&seen) {
-            set_queue_gauges(*drained, 0, 0);
-        }
-        self.concerts = seen;
+        let sizes = rows
+            .iter()
+            .map(|row| {
+                Ok(QueueSizes {
+                    concert_id: row.try_get::<Uuid, _>("concert_id")?,
+                    waiting: row.try_get("waiting")?,
+                    active: row.try_get("active")?,
+                })
+            })
+            .collect::<sqlx::Result<_>>()?;
+        // A concert whose queue drained is no longer among them, and leaves the page.
+        self.queues.set(sizes);
         Ok(())
     }
-}
-
-fn set_queue_gauges(concert_id: Uuid, waiting: i64, active: i64) {
-    let concert_id = concert_id.to_string();
-    metrics::gauge!("concert_queue_waiting", "concert_id" => concert_id.clone())
-        .set(waiting as f64);
-    metrics::gauge!("concert_queue_active", "concert_id" => concert_id).set(active as f64);
 }
 
 /// Connections of the pool in use and idle; needs no database round trip.

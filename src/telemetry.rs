@@ -135,8 +135,6 @@ fn describe_metrics() {
         "concert_projection_lag_events",
         "Committed events the read models have not applied yet"
     );
-    describe_gauge!("concert_queue_waiting", "Waiting queue tokens, by concert");
-    describe_gauge!("concert_queue_active", "Active queue tokens, by concert");
     describe_counter!(
         "concert_holds_expired_total",
         "Seat holds expired by the scheduler"

@@ -263,14 +263,18 @@ fn not_ready(
             content_type = "application/problem+json")))]
 async fn metrics() -> Response {
     match crate::telemetry::metrics_handle() {
-        Some(handle) => (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(PROMETHEUS_TEXT),
-            )],
-            handle.render(),
-        )
-            .into_response(),
+        Some(handle) => {
+            let mut page = handle.render();
+            crate::queue_gauges::render(&mut page);
+            (
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(PROMETHEUS_TEXT),
+                )],
+                page,
+            )
+                .into_response()
+        }
         // Another recorder took the process's slot; nothing of ours to show.
         None => super::error::ApiError::Internal("no metrics recorder is installed".into())
             .into_response(),

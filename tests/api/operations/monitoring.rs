@@ -65,6 +65,51 @@ async fn metrics_expose_every_family_after_a_booking() {
     }
 }
 
+/// A concert's queue gauges show while it has live tokens and leave the page
+/// once its queue drains: kept at zero, they piled up with the catalogue.
+#[tokio::test]
+async fn a_drained_queue_leaves_the_metrics() {
+    let app = spawn_app().await;
+    let concert = app.create_concert(1, 10, 1000).await;
+    let user = app.active_user(&concert.concert_id).await;
+    let label = format!(
+        "concert_queue_active{{concert_id=\"{}\"}} 1",
+        concert.concert_id
+    );
+    let shows = |text: &str| text.contains(&label);
+    metrics_until(&app, shows, "the live token's concert").await;
+
+    // Paying expires the buyer's token: the concert has no live token left.
+    let seat_id = app.first_free_seat(&user, &concert).await;
+    let held: Value = json_of(&app.hold(&user, &seat_id).await);
+    assert_eq!(app.charge(user.user_id, 5000).await.status, StatusCode::OK);
+    let paid = app
+        .pay(&user, held["reservation_id"].as_str().unwrap())
+        .await;
+    assert_eq!(paid.status, StatusCode::CREATED);
+
+    let concert_id = concert.concert_id.to_string();
+    metrics_until(
+        &app,
+        |text| !text.contains(&concert_id),
+        "the drained concert gone",
+    )
+    .await;
+}
+
+/// Reads `/metrics` until `wanted` holds of it (the sampler reads every 5 s).
+async fn metrics_until(app: &crate::helpers::TestApp, wanted: impl Fn(&str) -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = app.get_root("/metrics").await.text().await.unwrap();
+        if wanted(&text) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: not so in\n{text}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_request_id_is_echoed_or_generated_and_a_correlation_id_returned() {
     let app = spawn_app().await;
