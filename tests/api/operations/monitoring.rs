@@ -7,20 +7,16 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::helpers::{assert_problem, json_of, spawn_app, spawn_app_on, test_config};
+use crate::helpers::{
+    assert_problem, json_of, spawn_app, spawn_app_on, test_config, Concert, TestApp, User,
+};
 
 #[tokio::test]
 async fn metrics_expose_every_family_after_a_booking() {
     let app = spawn_app().await;
     let concert = app.create_concert(1, 10, 1000).await;
     let user = app.active_user(&concert.concert_id).await;
-    let seat_id = app.first_free_seat(&user, &concert).await;
-    let held: Value = json_of(&app.hold(&user, &seat_id).await);
-    assert_eq!(app.charge(user.user_id, 5000).await.status, StatusCode::OK);
-    let paid = app
-        .pay(&user, held["reservation_id"].as_str().unwrap())
-        .await;
-    assert_eq!(paid.status, StatusCode::CREATED);
+    buy_a_seat(&app, &user, &concert).await;
     // A second user keeps a live token, so the concert's queue is sampled.
     app.active_user(&concert.concert_id).await;
 
@@ -80,13 +76,7 @@ async fn a_drained_queue_leaves_the_metrics() {
     metrics_until(&app, shows, "the live token's concert").await;
 
     // Paying expires the buyer's token: the concert has no live token left.
-    let seat_id = app.first_free_seat(&user, &concert).await;
-    let held: Value = json_of(&app.hold(&user, &seat_id).await);
-    assert_eq!(app.charge(user.user_id, 5000).await.status, StatusCode::OK);
-    let paid = app
-        .pay(&user, held["reservation_id"].as_str().unwrap())
-        .await;
-    assert_eq!(paid.status, StatusCode::CREATED);
+    buy_a_seat(&app, &user, &concert).await;
 
     let concert_id = concert.concert_id.to_string();
     metrics_until(
@@ -97,8 +87,19 @@ async fn a_drained_queue_leaves_the_metrics() {
     .await;
 }
 
+/// Holds the first free seat of `concert`, charges `user` and pays for it.
+async fn buy_a_seat(app: &TestApp, user: &User, concert: &Concert) {
+    let seat_id = app.first_free_seat(user, concert).await;
+    let held: Value = json_of(&app.hold(user, &seat_id).await);
+    assert_eq!(app.charge(user.user_id, 5000).await.status, StatusCode::OK);
+    let paid = app
+        .pay(user, held["reservation_id"].as_str().unwrap())
+        .await;
+    assert_eq!(paid.status, StatusCode::CREATED);
+}
+
 /// Reads `/metrics` until `wanted` holds of it (the sampler reads every 5 s).
-async fn metrics_until(app: &crate::helpers::TestApp, wanted: impl Fn(&str) -> bool, what: &str) {
+async fn metrics_until(app: &TestApp, wanted: impl Fn(&str) -> bool, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let text = app.get_root("/metrics").await.text().await.unwrap();
