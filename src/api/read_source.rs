@@ -105,6 +105,6 @@ pub fn hold_refused_from_memory(app: &AppState, ticket_id: Uuid, seat_id: Uuid) 
     if ticket.status_at(crate::clock::now()) != TicketStatus::Active {
         return None;
     }
-    let (date, taken) = feed.seat_maps().taken(seat_id, ticket.concert_id)?;
-    (taken && date.concert_id == ticket.concert_id).then_some(UserId(ticket.user_id))
+    let taken = feed.seat_maps().taken(seat_id, ticket.concert_id)?;
+    taken.then_some(UserId(ticket.user_id))
 }

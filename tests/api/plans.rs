@@ -58,7 +58,7 @@ async fn pages_touched(
 /// streams keeps the filter (bounding it cost more than it saves on short
 /// streams) and is checked here for what it returns.
 #[tokio::test]
-async fn a_stream_loads_from_its_snapshot_however_long_its_history() {
+async fn a_stream_loaded_alone_reads_from_its_snapshot_however_long_its_history() {
     let pool = fresh_database().await;
     // Ten wallets of 20,000 events each, each with a snapshot ten events
     // before its end; the payloads are not read by the measurement.

@@ -157,14 +157,13 @@ impl SeatMaps {
     }
 
     /// Whether `seat_id` shows as held or sold in a loaded map of one of
-    /// `concert_id`'s dates, with its date; `None` when none has the seat
-    /// (nothing is loaded for this).
-    pub fn taken(&self, seat_id: Uuid, concert_id: Uuid) -> Option<(DateInfo, bool)> {
+    /// `concert_id`'s dates; `None` when none has the seat (nothing is
+    /// loaded for this).
+    pub fn taken(&self, seat_id: Uuid, concert_id: Uuid) -> Option<bool> {
         let maps = lock(&self.maps).of_concert(concert_id);
         maps.iter().find_map(|map| {
-            let info = *map.info.get()?;
             let letter = lock(&map.state).seats.letter_of(seat_id)?;
-            Some((info, letter != SeatStatus::Free.letter()))
+            Some(letter != SeatStatus::Free.letter())
         })
     }
 

@@ -73,10 +73,7 @@ fn a_seat_is_looked_for_among_its_concert_s_dates_only() {
         registry.dates.insert(date_id, map.clone());
         registry.file(date_id, *map.info.get().unwrap());
     }
-    let taken = |seat_no, concert_id| {
-        maps.taken(seat_id(seat_no), concert_id)
-            .map(|(_, taken)| taken)
-    };
+    let taken = |seat_no, concert_id| maps.taken(seat_id(seat_no), concert_id);
 
     assert_eq!(taken(2, Uuid::nil()), Some(true));
     assert_eq!(taken(1, Uuid::nil()), Some(false));
