@@ -143,17 +143,24 @@ pub async fn page_before(pool: &PgPool, before: i64, limit: i64) -> sqlx::Result
     rows.iter().map(logged_event).collect()
 }
 
-/// One stream's whole history, in sequence order.
-pub async fn stream(
+/// Up to `limit` events of one stream after its event `after_sequence`, in
+/// sequence order: a stream's history read a page at a time.
+pub async fn stream_page(
     pool: &PgPool,
     aggregate_type: &str,
     aggregate_id: &str,
+    after_sequence: i64,
+    limit: i64,
 ) -> sqlx::Result<Vec<LoggedEvent>> {
     let rows = sqlx::query(&format!(
-        "select {EVENT_COLUMNS} from events where aggregate_type = $1 and aggregate_id = $2 order by sequence"
+        "select {EVENT_COLUMNS} from events
+         where aggregate_type = $1 and aggregate_id = $2 and sequence > $3
+         order by sequence limit $4"
     ))
     .bind(aggregate_type)
     .bind(aggregate_id)
+    .bind(after_sequence)
+    .bind(limit)
     .fetch_all(pool)
     .await?;
     rows.iter().map(logged_event).collect()

@@ -1,7 +1,9 @@
 //! `/audit`: the event log in commit order, and one stream's history (admin token).
 
 use axum::extract::State;
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -9,6 +11,7 @@ use uuid::Uuid;
 use super::auth::Admin;
 use super::error::{ApiError, Problem};
 use super::extract::{blank_as_default, Path, Query};
+use super::paged_array::{paged_array, PAGE_ITEMS};
 use crate::event_log::{self, LoggedEvent};
 use crate::state::AppState;
 
@@ -48,11 +51,15 @@ pub struct EventPageResponse {
     next: i64,
 }
 
-/// Events of one stream.
+/// Events of one stream (written a page at a time by `paged_array`).
 #[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)]
 pub struct StreamResponse {
     events: Vec<LoggedEvent>,
 }
+
+/// The field of `StreamResponse`, which `paged_array` writes.
+const STREAM_FIELD: &str = "events";
 
 /// Every event in the order it was committed; paging with `after=next` never skips or repeats one.
 #[utoipa::path(get, path = "/audit/events", tag = "audit", params(EventPage), security(("admin_token" = [])),
@@ -109,13 +116,31 @@ async fn stream_events(
     State(app): State<AppState>,
     _admin: Admin,
     Path((aggregate_type, aggregate_id)): Path<(String, Uuid)>,
-) -> Result<axum::Json<StreamResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     event_log::assign_positions(&app.pool).await?;
     // Every aggregate's id is a UUID, stored in its hyphenated lower-case form.
     let aggregate_id = aggregate_id.to_string();
-    let events = event_log::stream(&app.pool, &aggregate_type, &aggregate_id).await?;
-    if events.is_empty() {
+    let page = move |pool: PgPool, after_sequence| {
+        let (aggregate_type, aggregate_id) = (aggregate_type.clone(), aggregate_id.clone());
+        async move {
+            event_log::stream_page(
+                &pool,
+                &aggregate_type,
+                &aggregate_id,
+                after_sequence,
+                PAGE_ITEMS as i64,
+            )
+            .await
+        }
+    };
+    let first = page(app.pool.clone(), 0).await?;
+    if first.is_empty() {
         return Err(ApiError::NotFound("stream"));
     }
-    Ok(axum::Json(StreamResponse { events }))
+    let pool = app.pool.clone();
+    Ok(paged_array(
+        STREAM_FIELD,
+        first,
+        move |last: LoggedEvent| page(pool.clone(), last.sequence),
+    ))
 }

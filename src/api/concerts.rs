@@ -2,8 +2,10 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::Response;
 use chrono::{DateTime, SubsecRound, Timelike, Utc};
 use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -13,6 +15,7 @@ use super::bounded::Bounded;
 use super::context::Correlation;
 use super::error::{ApiError, Problem};
 use super::extract::{blank_as_default, Json, Path, Query};
+use super::paged_array::{paged_array, PAGE_ITEMS};
 use super::read_source;
 use crate::aggregates::concert::{MAX_PRICE, MAX_SEATS_PER_DATE};
 use crate::aggregates::{ConcertCommand, ConcertDate};
@@ -140,8 +143,9 @@ async fn schedule_concert(
     Ok((StatusCode::CREATED, axum::Json(response)))
 }
 
-/// The catalog.
+/// The catalog (written a page at a time by `paged_array`).
 #[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)]
 pub struct ConcertListResponse {
     concerts: Vec<ConcertSummary>,
 }
@@ -157,18 +161,27 @@ pub struct ConcertSummary {
 #[utoipa::path(get, path = "/concerts", tag = "concerts",
     responses((status = 200, body = ConcertListResponse),
               (status = 503, body = Problem, content_type = "application/problem+json")))]
-async fn list_concerts(
-    State(app): State<AppState>,
-) -> Result<axum::Json<ConcertListResponse>, ApiError> {
-    let concerts = available_dates::list_concerts(&app.pool)
-        .await?
+async fn list_concerts(State(app): State<AppState>) -> Result<Response, ApiError> {
+    let first = concerts_after(&app.pool, None).await?;
+    let pool = app.pool.clone();
+    Ok(paged_array(CONCERT_LIST_FIELD, first, move |last| {
+        let pool = pool.clone();
+        async move { concerts_after(&pool, Some(last.concert_id)).await }
+    }))
+}
+
+/// The field of `ConcertListResponse`, which `paged_array` writes.
+const CONCERT_LIST_FIELD: &str = "concerts";
+
+async fn concerts_after(pool: &PgPool, last: Option<Uuid>) -> sqlx::Result<Vec<ConcertSummary>> {
+    let rows = available_dates::concerts_page(pool, last, PAGE_ITEMS as i64).await?;
+    Ok(rows
         .into_iter()
         .map(|row| ConcertSummary {
             concert_id: row.concert_id,
             title: row.title,
         })
-        .collect();
-    Ok(axum::Json(ConcertListResponse { concerts }))
+        .collect())
 }
 
 /// The bookable dates of a concert.

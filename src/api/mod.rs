@@ -16,6 +16,7 @@ mod json_headers;
 mod links;
 mod live;
 pub(crate) mod middleware;
+mod paged_array;
 mod pages;
 mod payments;
 mod preflights;

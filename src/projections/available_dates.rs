@@ -69,11 +69,28 @@ impl Projection<Concert> for AvailableDates {
     }
 }
 
-/// Every concert, newest first (concert ids are time-ordered).
-pub async fn list_concerts(pool: &PgPool) -> sqlx::Result<Vec<ConcertRow>> {
-    sqlx::query_as("select concert_id, title from concerts order by concert_id desc")
+/// Up to `limit` concerts older than `before` (all when `None`), newest
+/// first (concert ids are time-ordered): the catalogue a page at a time.
+pub async fn concerts_page(
+    pool: &PgPool,
+    before: Option<Uuid>,
+    limit: i64,
+) -> sqlx::Result<Vec<ConcertRow>> {
+    // Two statements rather than `$1 is null or ...`, so that each keeps a
+    // plan of its own: a walk down the key from its end, or from `before`.
+    match before {
+        None => sqlx::query_as("select concert_id, title from concerts order by concert_id desc limit $1")
+            .bind(limit)
+            .fetch_all(pool)
+            .await,
+        Some(before) => sqlx::query_as(
+            "select concert_id, title from concerts where concert_id < $1 order by concert_id desc limit $2",
+        )
+        .bind(before)
+        .bind(limit)
         .fetch_all(pool)
-        .await
+        .await,
+    }
 }
 
 /// Whether any concert exists at all.

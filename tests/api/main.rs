@@ -17,6 +17,7 @@ mod holds;
 mod hostile;
 mod identity;
 mod identity_jwks;
+mod long_lists;
 mod operations;
 mod payment_pipeline;
 mod payments;
