@@ -32,6 +32,7 @@ mod recovery;
 mod replay_settings;
 mod replay_swap;
 mod scheduler_leadership;
+mod spent_tokens;
 mod store;
 mod user_tokens;
 mod wallet;

@@ -7,7 +7,7 @@ use cqrs_es::AggregateError;
 use sqlx::PgConnection;
 
 use super::{Command, Paid, PaymentJob, PaymentRefused};
-use crate::aggregates::{QueueTicket, Seat, Wallet};
+use crate::aggregates::{QueueTicket, QueueTicketError, Seat, Wallet};
 use crate::event_store::pipeline::decide::{decide_alone, Decided};
 use crate::event_store::pipeline::load::{load_streams, Loaded};
 use crate::event_store::pipeline::Pipelined;
@@ -113,6 +113,16 @@ async fn decide_payment(
         ),
         None => None,
     };
+    // The token pays for one seat. Its expiry is a step of the payment, so a
+    // ticket already expired (spent by another of its holder's payments
+    // committed since this one read it as active, or lapsed meanwhile)
+    // refuses a new debit, as the token's check does when the expiry came
+    // first. A retry of a payment that went through debits nothing, and is
+    // answered as before.
+    let spent_already = spend.as_ref().is_some_and(|spend| spend.events.is_empty());
+    if spent_already && !debit.events.is_empty() {
+        return Err(PaymentRefused::Ticket(QueueTicketError::Expired));
+    }
     Ok((debit, sale, spend))
 }
 
