@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::auth::Admin;
 use super::error::{ApiError, Problem};
 use super::extract::{blank_as_default, Path, Query};
-use super::paged_array::{paged_array, PAGE_ITEMS};
+use super::paged_array::paged_array;
 use crate::event_log::{self, LoggedEvent};
 use crate::state::AppState;
 
@@ -60,6 +60,8 @@ pub struct StreamResponse {
 
 /// The field of `StreamResponse`, which `paged_array` writes.
 const STREAM_FIELD: &str = "events";
+/// Events read per page of a stream's history: about 600 KB of JSON.
+const STREAM_PAGE: usize = 1_000;
 
 /// Every event in the order it was committed; paging with `after=next` never skips or repeats one.
 #[utoipa::path(get, path = "/audit/events", tag = "audit", params(EventPage), security(("admin_token" = [])),
@@ -128,7 +130,7 @@ async fn stream_events(
                 &aggregate_type,
                 &aggregate_id,
                 after_sequence,
-                PAGE_ITEMS as i64,
+                STREAM_PAGE as i64,
             )
             .await
         }
@@ -140,6 +142,7 @@ async fn stream_events(
     let pool = app.pool.clone();
     Ok(paged_array(
         STREAM_FIELD,
+        STREAM_PAGE,
         first,
         move |last: LoggedEvent| page(pool.clone(), last.sequence),
     ))

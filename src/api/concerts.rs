@@ -15,7 +15,7 @@ use super::bounded::Bounded;
 use super::context::Correlation;
 use super::error::{ApiError, Problem};
 use super::extract::{blank_as_default, Json, Path, Query};
-use super::paged_array::{paged_array, PAGE_ITEMS};
+use super::paged_array::paged_array;
 use super::read_source;
 use crate::aggregates::concert::{MAX_PRICE, MAX_SEATS_PER_DATE};
 use crate::aggregates::{ConcertCommand, ConcertDate};
@@ -164,17 +164,25 @@ pub struct ConcertSummary {
 async fn list_concerts(State(app): State<AppState>) -> Result<Response, ApiError> {
     let first = concerts_after(&app.pool, None).await?;
     let pool = app.pool.clone();
-    Ok(paged_array(CONCERT_LIST_FIELD, first, move |last| {
-        let pool = pool.clone();
-        async move { concerts_after(&pool, Some(last.concert_id)).await }
-    }))
+    Ok(paged_array(
+        CONCERT_LIST_FIELD,
+        CATALOGUE_PAGE,
+        first,
+        move |last| {
+            let pool = pool.clone();
+            async move { concerts_after(&pool, Some(last.concert_id)).await }
+        },
+    ))
 }
 
 /// The field of `ConcertListResponse`, which `paged_array` writes.
 const CONCERT_LIST_FIELD: &str = "concerts";
+/// Concerts read per page of the catalogue: about 400 KB of JSON (a page
+/// of 1,000 made a catalogue of 32,500 a third slower to list, in round trips).
+const CATALOGUE_PAGE: usize = 5_000;
 
 async fn concerts_after(pool: &PgPool, last: Option<Uuid>) -> sqlx::Result<Vec<ConcertSummary>> {
-    let rows = available_dates::concerts_page(pool, last, PAGE_ITEMS as i64).await?;
+    let rows = available_dates::concerts_page(pool, last, CATALOGUE_PAGE as i64).await?;
     Ok(rows
         .into_iter()
         .map(|row| ConcertSummary {

@@ -10,26 +10,29 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-/// Items read from the database per page.
-pub const PAGE_ITEMS: usize = 1_000;
-
-/// Answers `{"<field>": [first, then every page after it]}`. `first` is the
-/// first page, read by the handler (so that an empty list can be answered
-/// as the handler sees fit); `next_page(last)` reads the page after the
-/// item `last`. A list that fits in its first page is answered whole, with a
+/// Answers `{"<field>": [first, then every page after it]}`, pages of
+/// `page_items` items. `first` is the first page, read by the handler (so
+/// that an empty list can be answered as the handler sees fit);
+/// `next_page(last)` reads the page after the item `last`. A list that fits in its first page is answered whole, with a
 /// `Content-Length`; a longer one is sent chunked as its pages are read.
 /// When a later page cannot be read the answer is cut short: its status is
 /// already sent, and a body that is not valid JSON is the only way left to
 /// say that it is incomplete.
-pub fn paged_array<T, F, Fut>(field: &'static str, first: Vec<T>, next_page: F) -> Response
+pub fn paged_array<T, F, Fut>(
+    field: &'static str,
+    page_items: usize,
+    first: Vec<T>,
+    next_page: F,
+) -> Response
 where
     T: Serialize + Send + 'static,
     F: FnMut(T) -> Fut + Send + 'static,
     Fut: Future<Output = sqlx::Result<Vec<T>>> + Send + 'static,
 {
-    let whole = first.len() < PAGE_ITEMS;
+    let whole = first.len() < page_items;
     let mut pages = Pages {
         field,
+        page_items,
         page: Some(first),
         next_page,
         opened: false,
@@ -45,6 +48,7 @@ where
 
 struct Pages<T, F> {
     field: &'static str,
+    page_items: usize,
     /// The page to write next; `None` once the closing bracket is written.
     page: Option<Vec<T>>,
     next_page: F,
@@ -76,7 +80,7 @@ where
     /// one, and the item to read the next page after when it is not.
     fn render_page(&mut self) -> Option<(Bytes, Option<T>)> {
         let mut page = self.page.take()?;
-        let full = page.len() >= PAGE_ITEMS;
+        let full = page.len() >= self.page_items;
         let mut text = Vec::with_capacity(page.len() * 256);
         if !self.opened {
             self.opened = true;
@@ -107,10 +111,12 @@ mod tests {
 
     use super::*;
 
+    const PAGE_ITEMS: usize = 100;
+
     /// Answers `0..count` in pages after the item given, recording each item asked after.
     fn numbers(count: u32, asked_after: Arc<Mutex<Vec<u32>>>) -> Response {
         let first: Vec<u32> = (0..count).take(PAGE_ITEMS).collect();
-        paged_array("numbers", first, move |last: u32| {
+        paged_array("numbers", PAGE_ITEMS, first, move |last: u32| {
             asked_after.lock().unwrap().push(last);
             let page = (last + 1..count).take(PAGE_ITEMS).collect();
             async move { Ok(page) }
@@ -131,7 +137,9 @@ mod tests {
         assert_eq!(body_of(response).await, json!({"numbers": [0, 1, 2]}));
         assert!(asked_after.lock().unwrap().is_empty());
 
-        let empty = paged_array("numbers", Vec::<u32>::new(), |_| async { Ok(vec![]) });
+        let empty = paged_array("numbers", PAGE_ITEMS, Vec::<u32>::new(), |_| async {
+            Ok(vec![])
+        });
         assert_eq!(body_of(empty).await, json!({"numbers": []}));
     }
 
@@ -161,7 +169,7 @@ mod tests {
     #[tokio::test]
     async fn a_page_that_cannot_be_read_cuts_the_answer_short_rather_than_ending_it() {
         let first: Vec<u32> = (0..PAGE_ITEMS as u32).collect();
-        let response = paged_array("numbers", first, |_| async {
+        let response = paged_array("numbers", PAGE_ITEMS, first, |_| async {
             Err::<Vec<u32>, _>(sqlx::Error::PoolTimedOut)
         });
 

@@ -8,8 +8,10 @@ use uuid::Uuid;
 
 use crate::helpers::{spawn_app, TestApp, ADMIN_TOKEN};
 
-/// Items the service reads per page (`api::paged_array::PAGE_ITEMS`).
-const PAGE: usize = 1_000;
+/// Events and concerts the service reads per page (`STREAM_PAGE`,
+/// `CATALOGUE_PAGE`).
+const STREAM_PAGE: usize = 1_000;
+const CATALOGUE_PAGE: usize = 5_000;
 
 /// The answer to an admin GET, and whether it was sent in chunks (its
 /// length not known when it started).
@@ -27,7 +29,7 @@ async fn a_wallet_s_history_longer_than_a_page_arrives_whole_in_sequence_order()
     let app = spawn_app().await;
     let (short, long) = (Uuid::new_v4(), Uuid::new_v4());
     app.charge(short, 5).await;
-    let charges = 2 * PAGE + 37;
+    let charges = 2 * STREAM_PAGE + 37;
     stream::iter(0..charges)
         .for_each_concurrent(16, |_| async {
             assert_eq!(app.charge(long, 3).await.status, 200);
@@ -57,7 +59,7 @@ async fn a_wallet_s_history_longer_than_a_page_arrives_whole_in_sequence_order()
 #[tokio::test]
 async fn a_catalogue_longer_than_a_page_lists_every_concert_once_newest_first() {
     let app = spawn_app().await;
-    let scheduled: Vec<String> = stream::iter(0..PAGE + 3)
+    let scheduled: Vec<String> = stream::iter(0..CATALOGUE_PAGE + 3)
         .map(|_| async { app.create_concert(1, 1, 10).await.concert_id })
         .buffer_unordered(16)
         .collect()
