@@ -12,8 +12,7 @@ pub(super) enum Decoded {
     Seat(SeatEvent),
     Wallet(WalletEvent),
     QueueTicket(QueueTicketEvent),
-    /// Concerts only need to load; no check follows them.
-    Concert,
+    Concert(ConcertEvent),
 }
 
 /// Reads one row's payload as its aggregate's event.
@@ -42,7 +41,7 @@ pub(super) fn decode(row: &RawEvent) -> Result<Decoded, Violation> {
         "Seat" => serde_json::from_value(payload).map(Decoded::Seat),
         "Wallet" => serde_json::from_value(payload).map(Decoded::Wallet),
         "QueueTicket" => serde_json::from_value(payload).map(Decoded::QueueTicket),
-        "Concert" => serde_json::from_value::<ConcertEvent>(payload).map(|_| Decoded::Concert),
+        "Concert" => serde_json::from_value(payload).map(Decoded::Concert),
         other => {
             let detail = format!("unknown type {other}");
             return Err(Violation::new(

@@ -1,11 +1,13 @@
 //! The log itself: positions run 1, 2, 3… without a hole, each stream's sequences run 1, 2, 3…
-//! without a gap, and each row's hash chains over its stream's previous one,
-//! as the insert trigger of `migrations/0003` computed it.
+//! without a gap, each row's hash chains over its stream's previous one,
+//! as the insert trigger of `migrations/0003` computed it, and each event
+//! is of the version the service writes.
 
 use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
 
+use crate::aggregates::EVENT_VERSION;
 use crate::event_log::RawEvent;
 
 use super::Violation;
@@ -73,6 +75,19 @@ impl LogChain {
             let detail = "the stored hash does not match the event and its predecessor: edited, deleted or reordered";
             found.push(Violation::new(
                 "hash chain intact",
+                detail,
+                vec![row.label()],
+            ));
+        }
+        // Every event the service ever wrote is of version 1: another is
+        // not one it wrote, and its payload would be read as version 1.
+        if row.event_version != EVENT_VERSION {
+            let detail = format!(
+                "version {:?}; the service writes {EVENT_VERSION}",
+                row.event_version
+            );
+            found.push(Violation::new(
+                "events are of a version the service writes",
                 detail,
                 vec![row.label()],
             ));
@@ -212,6 +227,21 @@ mod tests {
         log[0].hash = None;
 
         assert_eq!(rules(&check(&log)), ["hash chain intact"]);
+    }
+
+    #[test]
+    fn an_event_of_another_version_is_named_though_its_hash_chains() {
+        let mut other = event(2, "Wallet/a", 2, "6");
+        other.event_version = "2".to_string();
+        let log = chain(vec![event(1, "Wallet/a", 1, "5"), other]);
+
+        let found = check(&log);
+
+        assert_eq!(
+            rules(&found),
+            ["events are of a version the service writes"]
+        );
+        assert_eq!(found[0].detail, "version \"2\"; the service writes 1");
     }
 
     fn event(position: i64, stream: &str, sequence: i64, payload: &str) -> RawEvent {

@@ -1,10 +1,12 @@
 //! `concert audit`: reads the whole log once, in commit order, and passes each
 //! event through a set of checks, each a fold over the events it cares about:
 //! the log itself (positions, sequences, hash chain, and a checkpoint taken
-//! before), seats, wallets, payments and the queue; then compares the read
-//! models with what the log says. Memory grows with the number of
+//! before), the catalogue, seats, wallets, payments and the queue; then
+//! compares the read models with what the log says. Memory grows with the number of
 //! aggregates, not events.
 
+mod catalogue;
+mod catalogue_rows;
 mod checkpoint;
 mod decode;
 mod log_chain;
@@ -22,7 +24,9 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 
+use crate::aggregates::SeatEvent;
 use crate::event_log::{self, RawEvent};
+use catalogue::CatalogueCheck;
 use checkpoint::LogDigest;
 pub use checkpoint::{Checkpoint, RULE as CHECKPOINT_RULE};
 use decode::Decoded;
@@ -174,6 +178,7 @@ pub fn check_history(
 /// Every check, and the violations in the order the log shows them.
 struct Checks {
     log: Option<LogChain>,
+    catalogue: CatalogueCheck,
     seats: SeatCheck,
     wallets: WalletCheck,
     payments: PaymentCheck,
@@ -185,6 +190,7 @@ impl Checks {
     fn new(active_limit: u32) -> Self {
         Self {
             log: Some(LogChain::default()),
+            catalogue: CatalogueCheck::default(),
             seats: SeatCheck::default(),
             wallets: WalletCheck::default(),
             payments: PaymentCheck::default(),
@@ -202,7 +208,9 @@ impl Checks {
         // balance it changes, so a row's violations read in that order.
         match decode::decode(row) {
             Ok(Decoded::Seat(event)) => {
-                self.payments.apply_seat(row, &event, found);
+                check_hold(&self.catalogue, &self.queue, row, &event, found);
+                let hold_until = self.seats.held_until(&row.aggregate_id);
+                self.payments.apply_seat(row, &event, hold_until, found);
                 self.seats.apply(row, event, found);
             }
             Ok(Decoded::Wallet(event)) => {
@@ -210,7 +218,7 @@ impl Checks {
                 self.wallets.apply(row, event, found);
             }
             Ok(Decoded::QueueTicket(event)) => self.queue.apply(row, event, found),
-            Ok(Decoded::Concert) => {}
+            Ok(Decoded::Concert(event)) => self.catalogue.apply(row, event, found),
             Err(violation) => found.push(violation),
         }
     }
@@ -221,7 +229,43 @@ impl Checks {
         self.payments.finish(&mut self.found);
         let rows = read_models::ReadModelRows::load(pool, upto).await?;
         rows.compare(&self.wallets, &self.seats, &self.queue, &mut self.found);
+        let moved = |stream: &str| rows.moved(stream);
+        catalogue_rows::compare(pool, self.catalogue.dates(), moved, &mut self.found).await?;
         Ok(self.found)
+    }
+}
+
+/// A hold's seat is one its date's scheduling made, and its holder was
+/// admitted to the date's concert.
+fn check_hold(
+    catalogue: &CatalogueCheck,
+    queue: &QueueCheck,
+    row: &RawEvent,
+    event: &SeatEvent,
+    found: &mut Vec<Violation>,
+) {
+    let SeatEvent::SeatHeld {
+        user_id,
+        date_id,
+        seat_no,
+        price,
+        ..
+    } = *event
+    else {
+        return;
+    };
+    let Some(date) = catalogue.check_hold(row, date_id, seat_no, price, found) else {
+        return;
+    };
+    if !queue.was_admitted(user_id, date.concert) {
+        found.push(Violation::new(
+            "a seat is held by a user admitted to its concert",
+            format!(
+                "user {user_id} has no admitted ticket of concert {}",
+                date.concert
+            ),
+            vec![row.label()],
+        ));
     }
 }
 

@@ -1,16 +1,20 @@
 //! Payments: a payment is debited once and buys one seat, a refund returns
 //! one payment once, and at the end of the log every sold seat has a
 //! completed payment at its price, taken from its buyer's wallet for its
-//! reservation, while every payment either sold a seat or was refunded.
+//! reservation while the hold lasted, while every payment either sold a
+//! seat or was refunded.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
 
 use crate::aggregates::{SeatEvent, WalletEvent};
 use crate::event_log::RawEvent;
 use crate::ids::{PaymentId, ReservationId, SeatId, UserId};
 use crate::money::Won;
 
+use super::seats::CLOCKS_AGREE_WITHIN;
 use super::Violation;
 
 const SALE_IS_PAID: &str = "a sold seat has one completed payment at its price";
@@ -30,6 +34,8 @@ struct Sale {
     price: Won,
     user: UserId,
     reservation: ReservationId,
+    /// The deadline of the hold it was sold on.
+    hold_until: Option<DateTime<Utc>>,
     at: String,
 }
 
@@ -40,16 +46,18 @@ struct Payment {
     seat: SeatId,
     reservation: ReservationId,
     amount: Won,
+    paid_at: DateTime<Utc>,
     refunded: bool,
     at: String,
 }
 
 impl PaymentCheck {
-    /// Records a sale.
+    /// Records a sale made on a hold that lasts until `hold_until`.
     pub(super) fn apply_seat(
         &mut self,
         row: &RawEvent,
         event: &SeatEvent,
+        hold_until: Option<DateTime<Utc>>,
         found: &mut Vec<Violation>,
     ) {
         let SeatEvent::SeatSold {
@@ -66,6 +74,7 @@ impl PaymentCheck {
             price: *price,
             user: *user_id,
             reservation: *reservation_id,
+            hold_until,
             at: row.label(),
         };
         if let Some(earlier) = self.sales.insert(*payment_id, sale) {
@@ -91,6 +100,7 @@ impl PaymentCheck {
                 reservation_id,
                 seat_id,
                 amount,
+                paid_at,
                 ..
             } => match self.payments.entry(payment_id) {
                 // Money taken twice for one seat: the first debit is the
@@ -106,6 +116,7 @@ impl PaymentCheck {
                         seat: seat_id,
                         reservation: reservation_id,
                         amount,
+                        paid_at,
                         refunded: false,
                         at: row.label(),
                     });
@@ -163,6 +174,15 @@ impl PaymentCheck {
                     payment.wallet, payment.reservation, sale.seat, sale.user, sale.reservation
                 );
                 found.push(Violation::new(SOLD_TO_PAYER, detail, events()));
+            }
+            if let Some(until) = sale.hold_until {
+                if payment.paid_at > until + CLOCKS_AGREE_WITHIN {
+                    found.push(Violation::new(
+                        "a seat is sold on a payment made while its hold lasted",
+                        format!("paid at {}, the hold ended at {until}", payment.paid_at),
+                        events(),
+                    ));
+                }
             }
         }
         for (payment_id, payment) in &self.payments {

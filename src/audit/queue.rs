@@ -1,14 +1,18 @@
-//! The queue: a ticket is entered before it is admitted, is admitted only
+//! The queue: a ticket enters once, before it is admitted, is admitted only
 //! while it waits, and no concert ever has more active tickets than the
 //! active limit.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::aggregates::QueueTicketEvent;
 use crate::event_log::RawEvent;
-use crate::ids::ConcertId;
+use crate::ids::{ConcertId, UserId};
 
 use super::Violation;
+
+/// The longest admission any setting allows (`CONCERT_QUEUE_ACTIVE_TTL_SECS`
+/// is at most a day).
+const LONGEST_ADMISSION: chrono::TimeDelta = chrono::TimeDelta::days(1);
 
 /// Tickets by ticket id, and the active count of each concert.
 #[derive(Debug)]
@@ -16,6 +20,8 @@ pub(super) struct QueueCheck {
     active_limit: i64,
     tickets: HashMap<String, Ticket>,
     active: HashMap<ConcertId, i64>,
+    /// Each user and concert the log has admitted a ticket of.
+    admitted: HashSet<(UserId, ConcertId)>,
 }
 
 /// One ticket: the concert it queues for, whether it is active, and whether
@@ -23,6 +29,7 @@ pub(super) struct QueueCheck {
 #[derive(Debug)]
 struct Ticket {
     concert: ConcertId,
+    user: UserId,
     active: bool,
     expired: bool,
 }
@@ -34,6 +41,7 @@ impl QueueCheck {
             active_limit: i64::from(active_limit),
             tickets: HashMap::new(),
             active: HashMap::new(),
+            admitted: HashSet::new(),
         }
     }
 
@@ -45,15 +53,39 @@ impl QueueCheck {
         found: &mut Vec<Violation>,
     ) {
         match event {
-            QueueTicketEvent::QueueEntered { concert_id, .. } => {
+            QueueTicketEvent::QueueEntered {
+                concert_id,
+                user_id,
+                ..
+            } => {
+                // A ticket's id is derived from its user, concert and turn:
+                // entered again, a spent ticket would come back to life.
+                if self.tickets.contains_key(&row.aggregate_id) {
+                    return found.push(Violation::new(
+                        "a ticket enters the queue once",
+                        "the ticket entered before",
+                        vec![row.label()],
+                    ));
+                }
                 let ticket = Ticket {
                     concert: concert_id,
+                    user: user_id,
                     active: false,
                     expired: false,
                 };
                 self.tickets.insert(row.aggregate_id.clone(), ticket);
             }
-            QueueTicketEvent::TicketAdmitted { .. } => {
+            QueueTicketEvent::TicketAdmitted {
+                admitted_at,
+                expires_at,
+            } => {
+                if expires_at < admitted_at || expires_at - admitted_at > LONGEST_ADMISSION {
+                    found.push(Violation::new(
+                        "an admission lasts at most a day",
+                        format!("admitted at {admitted_at} until {expires_at}"),
+                        vec![row.label()],
+                    ));
+                }
                 let Some(ticket) = self.tickets.get_mut(&row.aggregate_id) else {
                     return found.push(Violation::new(
                         "tickets are entered first",
@@ -72,6 +104,7 @@ impl QueueCheck {
                     ));
                 }
                 ticket.active = true;
+                self.admitted.insert((ticket.user, ticket.concert));
                 let count = self.active.entry(ticket.concert).or_default();
                 *count += 1;
                 if *count > self.active_limit {
@@ -94,6 +127,11 @@ impl QueueCheck {
                 }
             }
         }
+    }
+
+    /// Whether the log has admitted a ticket of `user` for `concert`.
+    pub(super) fn was_admitted(&self, user: UserId, concert: ConcertId) -> bool {
+        self.admitted.contains(&(user, concert))
     }
 
     /// Whether the log expired the ticket `id`.
@@ -205,6 +243,32 @@ mod tests {
         );
 
         assert_eq!(rules(&found), ["admissions stay within the active limit"]);
+    }
+
+    #[test]
+    fn a_ticket_entered_again_and_an_admission_longer_than_a_day_are_named() {
+        let mut long = admitted("b");
+        if let QueueTicketEvent::TicketAdmitted { expires_at, .. } = &mut long.event {
+            *expires_at = AT + chrono::TimeDelta::seconds(86_401);
+        }
+
+        let found = run(
+            10,
+            vec![
+                entered("a", CONCERT),
+                entered("a", CONCERT),
+                entered("b", CONCERT),
+                long,
+            ],
+        );
+
+        assert_eq!(
+            rules(&found),
+            [
+                "a ticket enters the queue once",
+                "an admission lasts at most a day"
+            ]
+        );
     }
 
     /// An event of the ticket `QueueTicket/<ticket>`.

@@ -144,7 +144,7 @@ impl ReadModelRows {
         }
     }
 
-    fn moved(&self, stream: &str) -> bool {
+    pub(super) fn moved(&self, stream: &str) -> bool {
         self.moved.contains(stream)
     }
 }

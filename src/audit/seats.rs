@@ -1,6 +1,7 @@
 //! Seats: every seat event follows a hold, a seat has one holder at a time, a
-//! hold expires at or after its deadline, a sold seat stays sold, and a
-//! reservation holds one seat once.
+//! hold lasts at most a day and expires at or after its deadline, a seat is
+//! sold to its holder at the hold's price and stays sold, and a reservation
+//! holds one seat once.
 
 use std::collections::HashMap;
 
@@ -8,13 +9,16 @@ use chrono::{DateTime, Utc};
 
 use crate::aggregates::SeatEvent;
 use crate::event_log::RawEvent;
-use crate::ids::ReservationId;
+use crate::ids::{ReservationId, UserId};
+use crate::money::Won;
 
 use super::Violation;
 
 /// How far an instance's present may be from the database's: each keeps
 /// time by the database's clock (`crate::clock`), to a few milliseconds.
-const CLOCKS_AGREE_WITHIN: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
+pub(super) const CLOCKS_AGREE_WITHIN: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
+/// The longest hold any setting allows (`CONCERT_HOLD_TTL_SECS` is at most a day).
+const LONGEST_HOLD: chrono::TimeDelta = chrono::TimeDelta::days(1);
 
 /// Each seat's state as the log tells it, by seat id.
 #[derive(Debug, Default)]
@@ -32,6 +36,8 @@ enum SeatState {
     Free,
     Held {
         reservation: ReservationId,
+        user: UserId,
+        price: Won,
         until: DateTime<Utc>,
         at: String,
     },
@@ -43,12 +49,25 @@ enum SeatState {
 impl SeatCheck {
     /// Moves the seat of `row` on by `event`, naming a move the rules forbid.
     pub(super) fn apply(&mut self, row: &RawEvent, event: SeatEvent, found: &mut Vec<Violation>) {
-        if let SeatEvent::SeatHeld { reservation_id, .. } = &event {
+        if let SeatEvent::SeatHeld {
+            reservation_id,
+            held_at,
+            until,
+            ..
+        } = &event
+        {
             if let Some(first) = self.holds.insert(*reservation_id, row.position) {
                 found.push(Violation::new(
                     "a reservation holds once",
                     format!("reservation {reservation_id} held a seat before, at position {first}"),
                     vec![format!("#{first}"), row.label()],
+                ));
+            }
+            if until <= held_at || *until - *held_at > LONGEST_HOLD {
+                found.push(Violation::new(
+                    "a hold ends after it starts, within a day",
+                    format!("held at {held_at} until {until}"),
+                    vec![row.label()],
                 ));
             }
         }
@@ -62,11 +81,15 @@ impl SeatCheck {
                 SeatState::Free,
                 SeatEvent::SeatHeld {
                     reservation_id,
+                    user_id,
+                    price,
                     until,
                     ..
                 },
             ) => SeatState::Held {
                 reservation: reservation_id,
+                user: user_id,
+                price,
                 until,
                 at: row.label(),
             },
@@ -75,6 +98,7 @@ impl SeatCheck {
                     reservation,
                     until,
                     at,
+                    ..
                 },
                 SeatEvent::HoldExpired {
                     reservation_id,
@@ -110,9 +134,28 @@ impl SeatCheck {
             {
                 SeatState::Free
             }
-            (SeatState::Held { reservation, .. }, SeatEvent::SeatSold { reservation_id, .. })
-                if *reservation == reservation_id =>
-            {
+            (
+                SeatState::Held {
+                    reservation,
+                    user,
+                    price,
+                    at,
+                    ..
+                },
+                SeatEvent::SeatSold {
+                    reservation_id,
+                    user_id,
+                    price: sold_at,
+                    ..
+                },
+            ) if *reservation == reservation_id => {
+                if user_id != *user || sold_at != *price {
+                    found.push(Violation::new(
+                        "a seat is sold to its holder at the hold's price",
+                        format!("held by {user} at {price}, sold to {user_id} at {sold_at}"),
+                        vec![at.clone(), row.label()],
+                    ));
+                }
                 SeatState::Sold { at: row.label() }
             }
             (SeatState::Sold { at }, _) => {
@@ -141,6 +184,14 @@ impl SeatCheck {
             }
         };
         self.seats.insert(row.aggregate_id.clone(), next);
+    }
+
+    /// The deadline of the seat's live hold, if it is held.
+    pub(super) fn held_until(&self, seat_id: &str) -> Option<DateTime<Utc>> {
+        match self.seats.get(seat_id) {
+            Some(SeatState::Held { until, .. }) => Some(*until),
+            _ => None,
+        }
     }
 
     /// `free`, `held` or `sold`: the seat's status as the read model spells it.
@@ -272,6 +323,45 @@ mod tests {
         assert_eq!(rules(&found), ["seat events follow a hold"]);
         assert_eq!(found[0].events, ["#1 Seat/s seq 1 SeatSold"]);
         assert_eq!(check.taken().count(), 0);
+    }
+
+    #[test]
+    fn a_sale_to_another_than_the_holder_or_at_another_price_is_named() {
+        let (first, second) = (reservation(1), reservation(2));
+        let mut to_another = sold(first);
+        if let SeatEvent::SeatSold { user_id, .. } = &mut to_another {
+            *user_id = UserId(uuid::Uuid::from_u128(70));
+        }
+        let mut cheaper = sold(second);
+        if let SeatEvent::SeatSold { price, .. } = &mut cheaper {
+            *price = Won(1);
+        }
+
+        let (_, found) = run(vec![held(first, 0), to_another]);
+        let (_, found_cheaper) = run(vec![held(second, 0), cheaper]);
+
+        let rule = "a seat is sold to its holder at the hold's price";
+        assert_eq!(rules(&found), [rule]);
+        assert_eq!(rules(&found_cheaper), [rule]);
+    }
+
+    #[test]
+    fn a_hold_longer_than_a_day_or_ending_before_it_starts_is_named() {
+        let mut long = held(reservation(1), 0);
+        if let SeatEvent::SeatHeld { until, .. } = &mut long {
+            *until = at(86_401);
+        }
+        let mut backwards = held(reservation(2), 0);
+        if let SeatEvent::SeatHeld { until, .. } = &mut backwards {
+            *until = at(0);
+        }
+
+        let (_, found) = run(vec![long]);
+        let (_, found_backwards) = run(vec![backwards]);
+
+        let rule = "a hold ends after it starts, within a day";
+        assert_eq!(rules(&found), [rule]);
+        assert_eq!(rules(&found_backwards), [rule]);
     }
 
     /// Feeds the events to one seat `s`, one position each.

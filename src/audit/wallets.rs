@@ -1,10 +1,13 @@
 //! Wallets: the balance each event states is the sum of the charges, minus the
-//! payments, plus the refunds before it, and it never goes below zero.
+//! payments, plus the refunds before it; it never goes below zero nor above
+//! the largest balance, and each charge is within the limits of one.
 
 use std::collections::HashMap;
 
+use crate::aggregates::wallet::{MAX_AMOUNT, MAX_BALANCE};
 use crate::aggregates::WalletEvent;
 use crate::event_log::RawEvent;
+use crate::money::Won;
 
 use super::Violation;
 
@@ -17,6 +20,15 @@ pub(super) struct WalletCheck {
 impl WalletCheck {
     /// Adds `event` to the balance of the wallet of `row`.
     pub(super) fn apply(&mut self, row: &RawEvent, event: WalletEvent, found: &mut Vec<Violation>) {
+        if let WalletEvent::Charged { amount, .. } = event {
+            if amount < Won(1) || amount > MAX_AMOUNT {
+                found.push(Violation::new(
+                    "a charge is 1 to 10^9 won",
+                    format!("a charge of {amount}"),
+                    vec![row.label()],
+                ));
+            }
+        }
         let balance = self.balance(&row.aggregate_id);
         let (computed, stated) = match event {
             WalletEvent::Charged {
@@ -43,6 +55,13 @@ impl WalletCheck {
         if computed < 0 {
             found.push(Violation::new(
                 "balances never go negative",
+                format!("balance {computed}"),
+                vec![row.label()],
+            ));
+        }
+        if computed > MAX_BALANCE.0 {
+            found.push(Violation::new(
+                "a balance is at most 10^12 won",
                 format!("balance {computed}"),
                 vec![row.label()],
             ));
@@ -107,6 +126,28 @@ mod tests {
     }
 
     /// Feeds the events to one wallet `w`, one position each.
+    #[test]
+    fn a_charge_out_of_range_and_a_balance_over_the_largest_are_named() {
+        let (_, found) = run(vec![
+            charged(0, 0),
+            charged(1_000_000_001, 1_000_000_001),
+            charged(999_999_999, 2_000_000_000),
+        ]);
+        let mut over = Vec::new();
+        let mut balance = 0;
+        for _ in 0..1_001 {
+            balance += 1_000_000_000;
+            over.push(charged(1_000_000_000, balance));
+        }
+        let (_, found_over) = run(over);
+
+        assert_eq!(
+            rules(&found),
+            ["a charge is 1 to 10^9 won", "a charge is 1 to 10^9 won"]
+        );
+        assert_eq!(rules(&found_over), ["a balance is at most 10^12 won"]);
+    }
+
     fn run(events: Vec<WalletEvent>) -> (WalletCheck, Vec<Violation>) {
         let mut check = WalletCheck::default();
         let mut found = Vec::new();

@@ -3,6 +3,7 @@
 mod admissions;
 mod audit;
 mod audit_called_off;
+mod audit_catalogue;
 mod audit_forgeries;
 mod audit_paging;
 mod audit_tampering;

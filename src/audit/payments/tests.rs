@@ -18,6 +18,31 @@ fn a_paid_sale_and_a_refunded_payment_have_no_violation() {
 }
 
 #[test]
+fn a_sale_on_a_payment_made_after_its_hold_ended_is_named() {
+    let mut late = paid(PAYMENT, SEAT, 100);
+    if let Logged::Wallet {
+        event: WalletEvent::Paid { paid_at, .. },
+        ..
+    } = &mut late
+    {
+        *paid_at = HOLD_UNTIL + chrono::TimeDelta::seconds(2);
+    }
+    let on_time = paid(OTHER_PAYMENT, OTHER_SEAT, 100);
+
+    let found = run(vec![
+        late,
+        sold(PAYMENT, SEAT, 100),
+        on_time,
+        sold(OTHER_PAYMENT, OTHER_SEAT, 100),
+    ]);
+
+    assert_eq!(
+        rules(&found),
+        ["a seat is sold on a payment made while its hold lasted"]
+    );
+}
+
+#[test]
 fn a_payment_debited_twice_is_named() {
     let found = run(vec![
         paid(PAYMENT, SEAT, 100),
@@ -227,7 +252,7 @@ fn run(events: Vec<Logged>) -> Vec<Violation> {
         match logged_event {
             Logged::Seat { seat, event } => {
                 let row = logged(position, &format!("Seat/{seat}"), &event.event_type());
-                check.apply_seat(&row, &event, &mut found);
+                check.apply_seat(&row, &event, Some(HOLD_UNTIL), &mut found);
             }
             Logged::Wallet { wallet, event } => {
                 let row = logged(position, &format!("Wallet/{wallet}"), &event.event_type());
@@ -239,9 +264,12 @@ fn run(events: Vec<Logged>) -> Vec<Violation> {
     found
 }
 
+/// Where every sale's hold ends: 300 s after the fixtures' payments.
+const HOLD_UNTIL: DateTime<Utc> = DateTime::<Utc>::from_timestamp(300, 0).unwrap();
 const PAYMENT: PaymentId = PaymentId(uuid::Uuid::from_u128(1));
 const OTHER_PAYMENT: PaymentId = PaymentId(uuid::Uuid::from_u128(2));
 const SEAT: SeatId = SeatId(uuid::Uuid::from_u128(3));
+const OTHER_SEAT: SeatId = SeatId(uuid::Uuid::from_u128(8));
 const RESERVATION: ReservationId = ReservationId(uuid::Uuid::from_u128(4));
 /// The holder of `RESERVATION`, whom its seat is sold to.
 const BUYER: UserId = UserId(uuid::Uuid::from_u128(6));
