@@ -158,10 +158,12 @@ pub async fn audit_unless_called_off(
 }
 
 /// Checks a history read from elsewhere (the audit API, `concert events
-/// --json`) against the domain's rules: seats, wallets, payments and the
-/// queue. The log chain and the read models are properties of the stored
-/// rows, which `audit` checks on the database. Load tests and reliability
-/// tests judge what they did with these same rules.
+/// --json`) against the domain's rules: the catalogue, seats, wallets,
+/// payments and the queue (a hold's concert and tickets must be in the
+/// history given). The log chain, the events' versions and the read models
+/// are properties of the stored rows, which `audit` checks on the
+/// database. Load tests and reliability tests judge what they did with
+/// these same rules.
 pub fn check_history(
     events: impl IntoIterator<Item = RawEvent>,
     active_limit: u32,

@@ -1,7 +1,7 @@
 //! The checks of the audit log: where the log ended before the sale; that
 //! after it at most one `SeatSold` was logged per seat of this concert, as
 //! many as seats were sold; and that the sale's events pass the audit's own
-//! rules (`concert::audit::check_history`: seats, wallets, payments, queue).
+//! rules (`concert::audit::check_history`: catalogue, seats, wallets, payments, queue).
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
