@@ -1,7 +1,7 @@
 //! The catalogue's read models against the log: every date listed is one
 //! the log scheduled, with its concert, seats and price, and its seats are
-//! listed once each at that price. A seat row added, or a price edited, is
-//! what the service would go on to hold and sell.
+//! listed once each, numbered 1 to its seats, at that price. A seat row
+//! added, or a price edited, is what the service would go on to hold and sell.
 
 use std::collections::{HashMap, HashSet};
 
@@ -13,6 +13,13 @@ use super::Violation;
 use crate::ids::DateId;
 
 const AGREE: &str = "read models agree with the log";
+
+/// The rows of `concert_dates`, and of `seats` a group a date.
+#[derive(Debug, Default)]
+pub(super) struct CatalogueRows {
+    dates: Vec<DateRow>,
+    seats: Vec<SeatsOfDate>,
+}
 
 /// One row of `concert_dates`.
 #[derive(Debug, sqlx::FromRow)]
@@ -31,102 +38,154 @@ struct SeatsOfDate {
     concert_id: Option<Uuid>,
     seats: i64,
     distinct_numbers: i64,
+    lowest_number: i32,
+    highest_number: i32,
     lowest_price: i64,
     highest_price: i64,
 }
 
-/// Names every listed date or date's seats that disagree with the dates
-/// the log scheduled. `moved` tells the streams (`Concert/<id>`) with
-/// events committed after the walk, whose rows are not compared.
-pub(super) async fn compare(
-    pool: &PgPool,
-    scheduled: &HashMap<DateId, ScheduledDate>,
-    moved: impl Fn(&str) -> bool,
-    found: &mut Vec<Violation>,
-) -> sqlx::Result<()> {
-    let dates: Vec<DateRow> =
-        sqlx::query_as("select date_id, concert_id, total_seats, price from concert_dates")
-            .fetch_all(pool)
+impl CatalogueRows {
+    /// Every date, and the seats of each, in one snapshot. The grouped scan
+    /// of every seat row takes about 0.6 s a million seats, so the service's
+    /// statement time limit is lifted for it.
+    pub(super) async fn load(pool: &PgPool) -> sqlx::Result<Self> {
+        let mut tx = pool.begin().await?;
+        sqlx::query("set transaction isolation level repeatable read, read only")
+            .execute(&mut *tx)
             .await?;
-    let seats: Vec<SeatsOfDate> = sqlx::query_as(
-        "select s.date_id, d.concert_id, count(*) as seats,
-                count(distinct s.seat_no) as distinct_numbers,
-                min(s.price) as lowest_price, max(s.price) as highest_price
-         from seats s left join concert_dates d using (date_id)
-         group by s.date_id, d.concert_id",
-    )
-    .fetch_all(pool)
-    .await?;
-    let concert_moved = |concert: Uuid| moved(&format!("Concert/{concert}"));
-    let mut listed = HashSet::new();
-    for row in &dates {
-        listed.insert(DateId(row.date_id));
-        if concert_moved(row.concert_id) {
-            continue;
-        }
-        let stream = vec![format!("Concert/{}", row.concert_id)];
-        match scheduled.get(&DateId(row.date_id)) {
-            None => found.push(Violation::new(
-                AGREE,
-                format!(
-                    "concert_dates lists {}, which the log never scheduled",
-                    row.date_id
-                ),
-                stream,
-            )),
-            Some(date)
-                if date.concert.0 != row.concert_id
-                    || i64::from(date.seats) != i64::from(row.total_seats)
-                    || date.price.0 != row.price =>
-            {
-                let detail = format!(
-                    "concert_dates lists {} of concert {} with {} seats at {}; the log scheduled it for {} with {} seats at {}",
-                    row.date_id, row.concert_id, row.total_seats, row.price,
-                    date.concert, date.seats, date.price
-                );
-                found.push(Violation::new(AGREE, detail, stream));
-            }
-            Some(_) => {}
-        }
+        sqlx::query("set local statement_timeout = 0")
+            .execute(&mut *tx)
+            .await?;
+        let dates =
+            sqlx::query_as("select date_id, concert_id, total_seats, price from concert_dates")
+                .fetch_all(&mut *tx)
+                .await?;
+        let seats = sqlx::query_as(
+            "select s.date_id, d.concert_id, count(*) as seats,
+                    count(distinct s.seat_no) as distinct_numbers,
+                    min(s.seat_no) as lowest_number, max(s.seat_no) as highest_number,
+                    min(s.price) as lowest_price, max(s.price) as highest_price
+             from seats s left join concert_dates d using (date_id)
+             group by s.date_id, d.concert_id",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Self { dates, seats })
     }
-    for (date_id, date) in scheduled {
-        if !listed.contains(date_id) && !concert_moved(date.concert.0) {
+
+    /// Names every listed date or date's seats that disagree with the dates
+    /// the log scheduled. `moved` tells the streams (`Concert/<id>`) with
+    /// events committed after the walk, whose rows are not compared.
+    pub(super) fn compare(
+        &self,
+        scheduled: &HashMap<DateId, ScheduledDate>,
+        moved: impl Fn(&str) -> bool,
+        found: &mut Vec<Violation>,
+    ) {
+        let concert_moved = |concert: Uuid| moved(&format!("Concert/{concert}"));
+        let mut listed = HashSet::new();
+        for row in &self.dates {
+            listed.insert(DateId(row.date_id));
+            if concert_moved(row.concert_id) {
+                continue;
+            }
+            let stream = vec![format!("Concert/{}", row.concert_id)];
+            match scheduled.get(&DateId(row.date_id)) {
+                None => found.push(Violation::new(
+                    AGREE,
+                    format!(
+                        "concert_dates lists {}, which the log never scheduled",
+                        row.date_id
+                    ),
+                    stream,
+                )),
+                Some(date)
+                    if date.concert.0 != row.concert_id
+                        || i64::from(date.seats) != i64::from(row.total_seats)
+                        || date.price.0 != row.price =>
+                {
+                    let detail = format!(
+                        "concert_dates lists {} of concert {} with {} seats at {}; \
+                         the log scheduled it for {} with {} seats at {}",
+                        row.date_id,
+                        row.concert_id,
+                        row.total_seats,
+                        row.price,
+                        date.concert,
+                        date.seats,
+                        date.price
+                    );
+                    found.push(Violation::new(AGREE, detail, stream));
+                }
+                Some(_) => {}
+            }
+        }
+        let unlisted = scheduled
+            .iter()
+            .filter(|(date_id, date)| !listed.contains(*date_id) && !concert_moved(date.concert.0));
+        for (date_id, date) in unlisted {
             found.push(Violation::new(
                 AGREE,
                 format!("no concert_dates row for date {date_id}"),
                 vec![format!("Concert/{}", date.concert)],
             ));
         }
+        self.compare_seats(scheduled, concert_moved, found);
     }
-    for row in &seats {
-        if row.concert_id.is_some_and(concert_moved) {
-            continue;
-        }
-        let Some(date) = scheduled.get(&DateId(row.date_id)) else {
-            found.push(Violation::new(
-                AGREE,
-                format!(
+
+    fn compare_seats(
+        &self,
+        scheduled: &HashMap<DateId, ScheduledDate>,
+        concert_moved: impl Fn(Uuid) -> bool,
+        found: &mut Vec<Violation>,
+    ) {
+        let mut seated = HashSet::new();
+        for row in &self.seats {
+            seated.insert(DateId(row.date_id));
+            if row.concert_id.is_some_and(&concert_moved) {
+                continue;
+            }
+            let Some(date) = scheduled.get(&DateId(row.date_id)) else {
+                let detail = format!(
                     "seats lists {} seats of {}, a date the log never scheduled",
                     row.seats, row.date_id
-                ),
-                vec![],
-            ));
-            continue;
-        };
-        let whole = row.seats == i64::from(date.seats) && row.distinct_numbers == row.seats;
-        let priced = row.lowest_price == date.price.0 && row.highest_price == date.price.0;
-        if !whole || !priced {
-            let detail = format!(
-                "seats lists {} seats ({} numbers) of date {} at {} to {}; the log scheduled {} at {}",
-                row.seats, row.distinct_numbers, row.date_id, row.lowest_price, row.highest_price,
-                date.seats, date.price
-            );
+                );
+                found.push(Violation::new(AGREE, detail, Vec::new()));
+                continue;
+            };
+            let numbered = row.distinct_numbers == row.seats
+                && row.lowest_number == 1
+                && i64::from(row.highest_number) == i64::from(date.seats);
+            let whole = row.seats == i64::from(date.seats) && numbered;
+            let priced = row.lowest_price == date.price.0 && row.highest_price == date.price.0;
+            if !whole || !priced {
+                let detail = format!(
+                    "seats lists {} seats ({} numbers, {} to {}) of date {} at {} to {}; \
+                     the log scheduled {} at {}",
+                    row.seats,
+                    row.distinct_numbers,
+                    row.lowest_number,
+                    row.highest_number,
+                    row.date_id,
+                    row.lowest_price,
+                    row.highest_price,
+                    date.seats,
+                    date.price
+                );
+                let stream = vec![format!("Concert/{}", date.concert)];
+                found.push(Violation::new(AGREE, detail, stream));
+            }
+        }
+        let unseated = scheduled
+            .iter()
+            .filter(|(date_id, date)| !seated.contains(*date_id) && !concert_moved(date.concert.0));
+        for (date_id, date) in unseated {
             found.push(Violation::new(
                 AGREE,
-                detail,
+                format!("seats lists no seat of date {date_id}"),
                 vec![format!("Concert/{}", date.concert)],
             ));
         }
     }
-    Ok(())
 }

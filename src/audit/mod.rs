@@ -232,7 +232,8 @@ impl Checks {
         let rows = read_models::ReadModelRows::load(pool, upto).await?;
         rows.compare(&self.wallets, &self.seats, &self.queue, &mut self.found);
         let moved = |stream: &str| rows.moved(stream);
-        catalogue_rows::compare(pool, self.catalogue.dates(), moved, &mut self.found).await?;
+        let dates = self.catalogue.dates();
+        rows.catalogue.compare(dates, moved, &mut self.found);
         Ok(self.found)
     }
 }

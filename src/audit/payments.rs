@@ -176,7 +176,9 @@ impl PaymentCheck {
                 found.push(Violation::new(SOLD_TO_PAYER, detail, events()));
             }
             if let Some(until) = sale.hold_until {
-                if payment.paid_at > until + CLOCKS_AGREE_WITHIN {
+                // A difference, not a sum: a deadline near the end of
+                // time, read from a payload, cannot overflow it.
+                if payment.paid_at - until > CLOCKS_AGREE_WITHIN {
                     found.push(Violation::new(
                         "a seat is sold on a payment made while its hold lasted",
                         format!("paid at {}, the hold ended at {until}", payment.paid_at),

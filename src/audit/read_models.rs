@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::catalogue_rows::CatalogueRows;
 use super::queue::QueueCheck;
 use super::seats::SeatCheck;
 use super::wallets::WalletCheck;
@@ -23,6 +24,8 @@ pub(super) struct ReadModelRows {
     balances: Vec<BalanceRow>,
     taken_seats: Vec<SeatRow>,
     active_tickets: Vec<Uuid>,
+    /// The dates and the seats of each.
+    pub catalogue: CatalogueRows,
     /// Streams (`Type/id`) with events the audit did not walk, committed
     /// while it ran: their rows may already show those events, and are
     /// not compared.
@@ -58,6 +61,7 @@ impl ReadModelRows {
             sqlx::query_scalar("select ticket_id from queue_tickets where status = 'active'")
                 .fetch_all(pool)
                 .await?;
+        let catalogue = CatalogueRows::load(pool).await?;
         // Read after the rows: every event a row shows is committed by now,
         // so an event the walk missed is found here (unpositioned, or placed
         // after `upto` since).
@@ -74,6 +78,7 @@ impl ReadModelRows {
             balances,
             taken_seats,
             active_tickets,
+            catalogue,
             moved,
         })
     }
@@ -162,6 +167,7 @@ mod tests {
     fn read_models_that_agree_have_no_violation() {
         let (wallets, seats) = log();
         let rows = ReadModelRows {
+            catalogue: CatalogueRows::default(),
             balances: vec![balance(WALLET, 500)],
             taken_seats: vec![seat(SEAT, "held")],
             active_tickets: vec![],
@@ -175,6 +181,7 @@ mod tests {
     fn a_balance_row_that_disagrees_is_named() {
         let (wallets, seats) = log();
         let rows = ReadModelRows {
+            catalogue: CatalogueRows::default(),
             balances: vec![balance(WALLET, 400)],
             taken_seats: vec![seat(SEAT, "held")],
             active_tickets: vec![],
@@ -196,6 +203,7 @@ mod tests {
     fn a_wallet_without_a_balance_row_is_named() {
         let (wallets, seats) = log();
         let rows = ReadModelRows {
+            catalogue: CatalogueRows::default(),
             balances: vec![],
             taken_seats: vec![seat(SEAT, "held")],
             active_tickets: vec![],
@@ -213,6 +221,7 @@ mod tests {
         let (wallets, seats) = log();
         let other = Uuid::from_u128(9);
         let rows = ReadModelRows {
+            catalogue: CatalogueRows::default(),
             balances: vec![balance(WALLET, 500)],
             taken_seats: vec![seat(SEAT, "sold"), seat(other, "held")],
             active_tickets: vec![],
@@ -235,6 +244,7 @@ mod tests {
     fn a_taken_seat_listed_as_free_is_named() {
         let (wallets, seats) = log();
         let rows = ReadModelRows {
+            catalogue: CatalogueRows::default(),
             balances: vec![balance(WALLET, 500)],
             taken_seats: vec![],
             active_tickets: vec![],
@@ -273,6 +283,7 @@ mod tests {
         queue.apply(&logged(2, &stream, "TicketExpired"), lapsed, &mut ignored);
         // Admitted after the audit read the log: not in it yet, not named.
         let rows = ReadModelRows {
+            catalogue: CatalogueRows::default(),
             balances: vec![balance(WALLET, 500)],
             taken_seats: vec![seat(SEAT, "held")],
             active_tickets: vec![expired, admitted],
@@ -295,6 +306,7 @@ mod tests {
         let (wallets, seats) = log();
         let other = Uuid::from_u128(9);
         let rows = ReadModelRows {
+            catalogue: CatalogueRows::default(),
             balances: vec![balance(WALLET, 900)],
             taken_seats: vec![seat(other, "held")],
             active_tickets: vec![],

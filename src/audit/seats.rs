@@ -110,7 +110,7 @@ impl SeatCheck {
                 // running ahead, whatever time the payload names.
                 let recorded_early = row
                     .recorded_at
-                    .filter(|recorded| *recorded + CLOCKS_AGREE_WITHIN < *until);
+                    .filter(|recorded| *until - *recorded > CLOCKS_AGREE_WITHIN);
                 let detail = if expired_at < *until {
                     Some(format!(
                         "hold expired at {expired_at}, before its deadline {until}"

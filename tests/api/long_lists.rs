@@ -80,3 +80,31 @@ async fn a_catalogue_longer_than_a_page_lists_every_concert_once_newest_first() 
     newest_first.sort_by_key(|id| std::cmp::Reverse(Uuid::parse_str(id).unwrap()));
     assert_eq!(listed, newest_first);
 }
+
+#[tokio::test]
+async fn a_row_below_sequence_1_is_shown_in_its_stream_s_history() {
+    let app = spawn_app().await;
+    let user = Uuid::new_v4();
+    app.charge(user, 5).await;
+    // Only a forgery writes one; the schema allows it, the audit names it,
+    // and the history must not hide it from an auditor.
+    sqlx::query(
+        "insert into events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         select aggregate_type, aggregate_id, 0, event_type, event_version, payload, metadata
+         from events where aggregate_type = 'Wallet' and aggregate_id = $1",
+    )
+    .bind(user.to_string())
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
+    let (history, _) = get_paged(&app, &format!("/audit/streams/Wallet/{user}")).await;
+
+    let sequences: Vec<i64> = history["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["sequence"].as_i64().unwrap())
+        .collect();
+    assert_eq!(sequences, [0, 1]);
+}

@@ -43,6 +43,26 @@ fn a_sale_on_a_payment_made_after_its_hold_ended_is_named() {
 }
 
 #[test]
+fn a_hold_ending_at_the_end_of_time_is_judged_without_overflowing() {
+    let mut check = PaymentCheck::default();
+    let mut found = Vec::new();
+    let Logged::Wallet { event: payment, .. } = paid(PAYMENT, SEAT, 100) else {
+        unreachable!()
+    };
+    let Logged::Seat { event: sale, .. } = sold(PAYMENT, SEAT, 100) else {
+        unreachable!()
+    };
+    let wallet_row = logged(1, &format!("Wallet/{BUYER}"), "Paid");
+    check.apply_wallet(&wallet_row, &payment, &mut found);
+    let seat_row = logged(2, &format!("Seat/{SEAT}"), "SeatSold");
+    check.apply_seat(&seat_row, &sale, Some(DateTime::<Utc>::MAX_UTC), &mut found);
+
+    check.finish(&mut found);
+
+    assert!(found.is_empty(), "{found:?}");
+}
+
+#[test]
 fn a_payment_debited_twice_is_named() {
     let found = run(vec![
         paid(PAYMENT, SEAT, 100),
