@@ -267,6 +267,13 @@ impl TestApp {
         let answer = self.api.balance(user_id).await.expect("answered");
         json_of(&answer)["balance"].as_i64().expect("a balance")
     }
+
+    /// The status the holder reads back for a reservation.
+    pub async fn reservation_status(&self, user: &User, reservation_id: &str) -> String {
+        let path = format!("/reservations/{reservation_id}");
+        let read = self.get_json(&path, Some(&user.token)).await;
+        read["status"].as_str().expect("a status").to_string()
+    }
 }
 
 /// An id the typed helpers take as text, as tests read it from bodies.

@@ -27,17 +27,6 @@ async fn ready_to_pay(app: &TestApp) -> (User, Uuid) {
     (user, reservation_id.parse().unwrap())
 }
 
-/// The status the holder reads back for a reservation.
-async fn reservation_status(app: &TestApp, user: &User, reservation_id: &str) -> String {
-    let read = app
-        .get_json(
-            &format!("/reservations/{reservation_id}"),
-            Some(&user.token),
-        )
-        .await;
-    read["status"].as_str().unwrap().to_string()
-}
-
 #[tokio::test]
 async fn paying_with_too_little_balance_is_refused_and_changes_nothing() {
     let app = spawn_app().await;
@@ -56,7 +45,7 @@ async fn paying_with_too_little_balance_is_refused_and_changes_nothing() {
     .await;
     assert_eq!(app.balance(user.user_id).await, 100_000);
     assert_eq!(
-        reservation_status(&app, &user, &reservation_id).await,
+        app.reservation_status(&user, &reservation_id).await,
         "held"
     );
     let token = app
@@ -186,7 +175,7 @@ async fn a_keyed_retry_after_the_deadline_answers_what_its_first_try_did() {
     assert_eq!((retry_status, retry_body), (first_status, first_body));
     assert_eq!(app.balance(user.user_id).await, 9_000);
     assert_eq!(
-        reservation_status(&app, &user, &reservation_id.to_string()).await,
+        app.reservation_status(&user, &reservation_id.to_string()).await,
         "confirmed"
     );
 }
@@ -209,7 +198,7 @@ async fn a_genuine_token_of_a_ticket_not_stored_cannot_pay() {
     assert_problem(response, StatusCode::UNAUTHORIZED, "token_invalid").await;
     assert_eq!(app.balance(user.user_id).await, 10_000);
     assert_eq!(
-        reservation_status(&app, &user, &reservation_id.to_string()).await,
+        app.reservation_status(&user, &reservation_id.to_string()).await,
         "held"
     );
 }
@@ -236,7 +225,7 @@ async fn a_token_of_another_concert_cannot_pay_and_spends_nothing() {
     assert_problem(response, StatusCode::FORBIDDEN, "token_not_active").await;
     assert_eq!(app.balance(user.user_id).await, 10_000);
     assert_eq!(
-        reservation_status(&app, &user, &reservation_id).await,
+        app.reservation_status(&user, &reservation_id).await,
         "held"
     );
     for token in [&user.token, &other.token] {
@@ -342,7 +331,7 @@ async fn a_key_reused_for_another_reservation_is_refused_and_pays_nothing() {
     assert_problem(other, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
     assert_eq!(app.balance(user.user_id).await, 9_000);
     assert_eq!(
-        reservation_status(&app, &user, &second_seat.to_string()).await,
+        app.reservation_status(&user, &second_seat.to_string()).await,
         "held"
     );
 }
@@ -365,7 +354,7 @@ async fn one_key_sent_for_two_reservations_at_once_never_sells_a_seat_unpaid() {
 
         let mut sold = 0;
         for reservation in [first, second] {
-            if reservation_status(&app, &user, &reservation.to_string()).await == "confirmed" {
+            if app.reservation_status(&user, &reservation.to_string()).await == "confirmed" {
                 sold += 1;
             }
         }

@@ -4,20 +4,10 @@
 use futures::future::join_all;
 use serde_json::Value;
 
-use crate::helpers::{json_of, problem_code, spawn_app, TestApp, User};
+use crate::helpers::{json_of, problem_code, spawn_app, TestApp};
 
 const HOLDS: usize = 5;
 const PRICE: i64 = 1_000;
-
-async fn reservation_status(app: &TestApp, user: &User, reservation_id: &str) -> String {
-    let read = app
-        .get_json(
-            &format!("/reservations/{reservation_id}"),
-            Some(&user.token),
-        )
-        .await;
-    read["status"].as_str().unwrap().to_string()
-}
 
 async fn count_events(app: &TestApp, event_type: &str) -> i64 {
     sqlx::query_scalar("select count(*) from events where event_type = $1")
@@ -62,7 +52,7 @@ async fn payments_racing_with_one_token_buy_one_seat_and_refuse_the_rest_unchang
     assert_eq!(app.balance(user.user_id).await, 9 * PRICE);
     let mut statuses = Vec::new();
     for reservation in &held {
-        statuses.push(reservation_status(&app, &user, reservation).await);
+        statuses.push(app.reservation_status(&user, reservation).await);
     }
     statuses.sort();
     assert_eq!(statuses, ["confirmed", "held", "held", "held", "held"]);
