@@ -44,10 +44,7 @@ async fn paying_with_too_little_balance_is_refused_and_changes_nothing() {
     )
     .await;
     assert_eq!(app.balance(user.user_id).await, 100_000);
-    assert_eq!(
-        app.reservation_status(&user, &reservation_id).await,
-        "held"
-    );
+    assert_eq!(app.reservation_status(&user, &reservation_id).await, "held");
     let token = app
         .get_json("/queue/tokens/current", Some(&user.token))
         .await;
@@ -175,7 +172,8 @@ async fn a_keyed_retry_after_the_deadline_answers_what_its_first_try_did() {
     assert_eq!((retry_status, retry_body), (first_status, first_body));
     assert_eq!(app.balance(user.user_id).await, 9_000);
     assert_eq!(
-        app.reservation_status(&user, &reservation_id.to_string()).await,
+        app.reservation_status(&user, &reservation_id.to_string())
+            .await,
         "confirmed"
     );
 }
@@ -198,7 +196,8 @@ async fn a_genuine_token_of_a_ticket_not_stored_cannot_pay() {
     assert_problem(response, StatusCode::UNAUTHORIZED, "token_invalid").await;
     assert_eq!(app.balance(user.user_id).await, 10_000);
     assert_eq!(
-        app.reservation_status(&user, &reservation_id.to_string()).await,
+        app.reservation_status(&user, &reservation_id.to_string())
+            .await,
         "held"
     );
 }
@@ -224,10 +223,7 @@ async fn a_token_of_another_concert_cannot_pay_and_spends_nothing() {
 
     assert_problem(response, StatusCode::FORBIDDEN, "token_not_active").await;
     assert_eq!(app.balance(user.user_id).await, 10_000);
-    assert_eq!(
-        app.reservation_status(&user, &reservation_id).await,
-        "held"
-    );
+    assert_eq!(app.reservation_status(&user, &reservation_id).await, "held");
     for token in [&user.token, &other.token] {
         let standing = app.get_json("/queue/tokens/current", Some(token)).await;
         assert_eq!(standing["status"], "active", "{standing}");
@@ -331,7 +327,8 @@ async fn a_key_reused_for_another_reservation_is_refused_and_pays_nothing() {
     assert_problem(other, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
     assert_eq!(app.balance(user.user_id).await, 9_000);
     assert_eq!(
-        app.reservation_status(&user, &second_seat.to_string()).await,
+        app.reservation_status(&user, &second_seat.to_string())
+            .await,
         "held"
     );
 }
@@ -354,7 +351,11 @@ async fn one_key_sent_for_two_reservations_at_once_never_sells_a_seat_unpaid() {
 
         let mut sold = 0;
         for reservation in [first, second] {
-            if app.reservation_status(&user, &reservation.to_string()).await == "confirmed" {
+            if app
+                .reservation_status(&user, &reservation.to_string())
+                .await
+                == "confirmed"
+            {
                 sold += 1;
             }
         }
