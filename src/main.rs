@@ -264,19 +264,19 @@ async fn run(
         }
         Command::Audit { checkpoint } => {
             concert::db::migrate(&pool).await?;
-            let recorded = concert::served_settings::recorded_queue_active_max(&pool).await?;
-            let (limit, whence) = match recorded {
-                Some(recorded) if !limit_given => (recorded, "the service's last run"),
-                _ if limit_given => (config.queue_active_max, "given"),
+            let recorded = concert::served_settings::served_limits(&pool).await?;
+            let (limits, whence) = match recorded {
+                Some(recorded) if !limit_given => (recorded, "as the service ran with it"),
+                _ if limit_given => (config.queue_active_max.into(), "given"),
                 _ => (
-                    config.queue_active_max,
+                    config.queue_active_max.into(),
                     "the default: no serve of this release has recorded one here; \
                      give the limit the store was served with, as a store an older release served has none",
                 ),
             };
-            println!("admissions checked against CONCERT_QUEUE_ACTIVE_MAX={limit} ({whence})");
+            println!("admissions checked against CONCERT_QUEUE_ACTIVE_MAX={limits} ({whence})");
             let mut progress = Progress::new("audit");
-            let report = concert::audit::audit(&pool, limit, checkpoint, &mut |done, total| {
+            let report = concert::audit::audit(&pool, limits, checkpoint, &mut |done, total| {
                 progress.update(done, total)
             })
             .await?;

@@ -194,17 +194,18 @@ async fn audit_report(
     // Dropped with this request (its time limit passed, its client left),
     // the guard calls the audit off at its next batch.
     let call_off = crate::audit::CallOff::default();
-    let (pool, limit, called_off) = (
-        app.pool.clone(),
-        app.config.queue_active_max,
-        call_off.flag(),
-    );
+    // The limits the service was served with over the log (this instance
+    // recorded its own at start), as `concert audit` takes them.
+    let limits = crate::served_settings::served_limits(&app.pool)
+        .await?
+        .unwrap_or_else(|| app.config.queue_active_max.into());
+    let (pool, called_off) = (app.pool.clone(), call_off.flag());
     let handle = tokio::runtime::Handle::current();
     let report = tokio::task::spawn_blocking(move || {
         let mut progress = |_, _| {};
         let audit = crate::audit::audit_unless_called_off(
             &pool,
-            limit,
+            limits,
             against,
             &mut progress,
             &called_off,

@@ -5,6 +5,7 @@
 //! compares the read models with what the log says. Memory grows with the number of
 //! aggregates, not events.
 
+mod active_limits;
 mod catalogue;
 mod catalogue_rows;
 mod checkpoint;
@@ -26,6 +27,7 @@ use sqlx::PgPool;
 
 use crate::aggregates::SeatEvent;
 use crate::event_log::{self, RawEvent};
+pub use active_limits::ActiveLimits;
 use catalogue::CatalogueCheck;
 use checkpoint::LogDigest;
 pub use checkpoint::{Checkpoint, RULE as CHECKPOINT_RULE};
@@ -99,23 +101,24 @@ impl Drop for CallOff {
     }
 }
 
-/// Audits the whole log; `active_limit` is the queue's active-token limit,
-/// and the log up to `against`, when given, must be the one it was taken of.
+/// Audits the whole log; `limits` is the queue's active-token limit (over
+/// the log, or one for all of it), and the log up to `against`, when given,
+/// must be the one it was taken of.
 pub async fn audit(
     pool: &PgPool,
-    active_limit: u32,
+    limits: impl Into<ActiveLimits>,
     against: Option<Checkpoint>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<AuditReport, AuditError> {
     let never = AtomicBool::new(false);
-    audit_unless_called_off(pool, active_limit, against, progress, &never).await
+    audit_unless_called_off(pool, limits.into(), against, progress, &never).await
 }
 
 /// `audit`, which stops with `AuditError::CalledOff` at the next batch once
 /// `called_off` is set (by a dropped `CallOff`).
 pub async fn audit_unless_called_off(
     pool: &PgPool,
-    active_limit: u32,
+    limits: ActiveLimits,
     against: Option<Checkpoint>,
     progress: &mut dyn FnMut(u64, u64),
     called_off: &AtomicBool,
@@ -124,7 +127,7 @@ pub async fn audit_unless_called_off(
     let total: i64 = sqlx::query_scalar("select count(*) from events")
         .fetch_one(pool)
         .await?;
-    let mut checks = Checks::new(active_limit);
+    let mut checks = Checks::new(limits);
     let mut digest = LogDigest::new(against);
     let mut events = 0;
     let upto = event_log::last_position(pool).await?;
@@ -168,7 +171,7 @@ pub fn check_history(
     events: impl IntoIterator<Item = RawEvent>,
     active_limit: u32,
 ) -> Vec<Violation> {
-    let mut checks = Checks::new(active_limit);
+    let mut checks = Checks::new(ActiveLimits::constant(active_limit));
     checks.log = None;
     for row in events {
         checks.apply(&row);
@@ -189,14 +192,14 @@ struct Checks {
 }
 
 impl Checks {
-    fn new(active_limit: u32) -> Self {
+    fn new(limits: ActiveLimits) -> Self {
         Self {
             log: Some(LogChain::default()),
             catalogue: CatalogueCheck::default(),
             seats: SeatCheck::default(),
             wallets: WalletCheck::default(),
             payments: PaymentCheck::default(),
-            queue: QueueCheck::new(active_limit),
+            queue: QueueCheck::new(limits),
             found: Vec::new(),
         }
     }
@@ -280,7 +283,7 @@ mod tests {
     #[test]
     fn a_row_is_checked_as_log_entry_then_payment_then_balance() {
         let refund = r#"{"Refunded":{"payment_id":"00000000-0000-0000-0000-000000000001","amount":100,"balance":0}}"#;
-        let mut checks = Checks::new(1);
+        let mut checks = Checks::new(1.into());
 
         checks.apply(&row(1, "Wallet/w", 1, "Refunded", refund));
 
@@ -321,7 +324,7 @@ mod tests {
 
     #[test]
     fn an_unreadable_row_is_still_checked_as_a_log_entry() {
-        let mut checks = Checks::new(1);
+        let mut checks = Checks::new(1.into());
 
         checks.apply(&row(1, "Seat/s", 2, "SeatHeld", "{broken"));
 

@@ -8,6 +8,7 @@ use crate::aggregates::QueueTicketEvent;
 use crate::event_log::RawEvent;
 use crate::ids::{ConcertId, UserId};
 
+use super::active_limits::ActiveLimits;
 use super::Violation;
 
 /// The longest admission any setting allows (`CONCERT_QUEUE_ACTIVE_TTL_SECS`
@@ -17,7 +18,7 @@ const LONGEST_ADMISSION: chrono::TimeDelta = chrono::TimeDelta::days(1);
 /// Tickets by ticket id, and the active count of each concert.
 #[derive(Debug)]
 pub(super) struct QueueCheck {
-    active_limit: i64,
+    limits: ActiveLimits,
     tickets: HashMap<String, Ticket>,
     active: HashMap<ConcertId, i64>,
     /// Each user and concert the log has admitted a ticket of.
@@ -35,10 +36,10 @@ struct Ticket {
 }
 
 impl QueueCheck {
-    /// A check of `active_limit`, the queue's active-token limit.
-    pub(super) fn new(active_limit: u32) -> Self {
+    /// A check of `limits`, the queue's active-token limit over the log.
+    pub(super) fn new(limits: ActiveLimits) -> Self {
         Self {
-            active_limit: i64::from(active_limit),
+            limits,
             tickets: HashMap::new(),
             active: HashMap::new(),
             admitted: HashSet::new(),
@@ -107,9 +108,9 @@ impl QueueCheck {
                 self.admitted.insert((ticket.user, ticket.concert));
                 let count = self.active.entry(ticket.concert).or_default();
                 *count += 1;
-                if *count > self.active_limit {
-                    let detail =
-                        format!("{count} active tokens, the limit is {}", self.active_limit);
+                let limit = self.limits.at(row.position);
+                if *count > i64::from(limit) {
+                    let detail = format!("{count} active tokens, the limit is {limit}");
                     found.push(Violation::new(
                         "admissions stay within the active limit",
                         detail,
@@ -271,6 +272,40 @@ mod tests {
         );
     }
 
+    #[test]
+    fn each_admission_is_held_to_the_limit_served_at_its_position() {
+        let events = || {
+            vec![
+                entered("a", CONCERT),
+                admitted("a"),
+                entered("b", CONCERT),
+                admitted("b"),
+            ]
+        };
+        let feed = |limits: ActiveLimits| {
+            let mut check = QueueCheck::new(limits);
+            let mut found = Vec::new();
+            for (position, TicketEvent { ticket, event }) in (1..).zip(events()) {
+                let row = logged(
+                    position,
+                    &format!("QueueTicket/{ticket}"),
+                    &event.event_type(),
+                );
+                check.apply(&row, event, &mut found);
+            }
+            found
+        };
+
+        // Raised to 5 after position 2: the second admission is within it.
+        let raised = feed(ActiveLimits::served(vec![(0, 1), (2, 5)]).unwrap());
+        // Lowered to 1 after position 3: the second admission is beyond it.
+        let lowered = feed(ActiveLimits::served(vec![(0, 5), (3, 1)]).unwrap());
+
+        assert!(raised.is_empty(), "{raised:?}");
+        assert_eq!(rules(&lowered), ["admissions stay within the active limit"]);
+        assert_eq!(lowered[0].detail, "2 active tokens, the limit is 1");
+    }
+
     /// An event of the ticket `QueueTicket/<ticket>`.
     struct TicketEvent {
         ticket: &'static str,
@@ -279,7 +314,7 @@ mod tests {
 
     /// Feeds the events one position each.
     fn run(active_limit: u32, events: Vec<TicketEvent>) -> Vec<Violation> {
-        let mut check = QueueCheck::new(active_limit);
+        let mut check = QueueCheck::new(active_limit.into());
         let mut found = Vec::new();
         for (position, TicketEvent { ticket, event }) in (1..).zip(events) {
             let stream = format!("QueueTicket/{ticket}");

@@ -262,7 +262,7 @@ mod tests {
     fn a_ticket_listed_as_active_that_the_log_expired_is_named() {
         let (wallets, seats) = log();
         let (expired, admitted) = (Uuid::from_u128(7), Uuid::from_u128(8));
-        let mut queue = QueueCheck::new(5);
+        let mut queue = QueueCheck::new(5.into());
         let mut ignored = Vec::new();
         let concert_id = ConcertId(Uuid::from_u128(6));
         for ticket in [expired, admitted] {
@@ -354,7 +354,7 @@ mod tests {
 
     fn compare(rows: &ReadModelRows, wallets: &WalletCheck, seats: &SeatCheck) -> Vec<Violation> {
         let mut found = Vec::new();
-        rows.compare(wallets, seats, &QueueCheck::new(1), &mut found);
+        rows.compare(wallets, seats, &QueueCheck::new(1.into()), &mut found);
         found
     }
 

@@ -258,7 +258,7 @@ async fn set_schema_aside(conn: &mut PgConnection) -> bool {
 }
 
 /// Every table a migrated store has in its schema.
-pub const STORE_TABLES: [&str; 18] = [
+pub const STORE_TABLES: [&str; 19] = [
     "_sqlx_migrations",
     "balances",
     "concert_date_free_seats",
@@ -274,6 +274,7 @@ pub const STORE_TABLES: [&str; 18] = [
     "queue_unused_entries",
     "reservations",
     "seats",
+    "served_limits",
     "served_settings",
     "server_secrets",
     "snapshots",

@@ -24,7 +24,7 @@ async fn an_audit_stops_at_the_next_batch_once_its_call_off_guard_is_dropped() {
     // The request goes away once the first batch is read.
     let outcome = audit_unless_called_off(
         &pool,
-        100,
+        100.into(),
         None,
         &mut |done, _| {
             read.push(done);

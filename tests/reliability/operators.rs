@@ -182,7 +182,7 @@ async fn the_audit_checks_admissions_against_the_limit_the_service_ran_with() {
     let (code, out, err) = harness::cli(&data, &["audit"]).await;
     assert_eq!(code, 0, "{out}{err}");
     assert!(
-        out.contains("CONCERT_QUEUE_ACTIVE_MAX=3 (the service's last run)"),
+        out.contains("CONCERT_QUEUE_ACTIVE_MAX=3 (as the service ran with it)"),
         "{out}"
     );
     let (code, out, _) = harness::cli(&data, &["audit", "--queue-active-max", "2"]).await;
@@ -208,7 +208,7 @@ async fn the_audit_checks_admissions_against_the_limit_the_service_ran_with() {
     let (code, out, err) = harness::cli(&copy, &["audit"]).await;
     assert_eq!(code, 0, "{out}{err}");
     assert!(
-        out.contains("CONCERT_QUEUE_ACTIVE_MAX=3 (the service's last run)"),
+        out.contains("CONCERT_QUEUE_ACTIVE_MAX=3 (as the service ran with it)"),
         "{out}"
     );
 
@@ -222,6 +222,17 @@ async fn the_audit_checks_admissions_against_the_limit_the_service_ran_with() {
         "{log}"
     );
     assert!(server.terminate().await.success());
+
+    // Lowered below the 3 admitted at once before: those admissions are
+    // held to the limit of their time, not to the one served last.
+    server
+        .restart(&[("CONCERT_QUEUE_ACTIVE_MAX", "2".to_string())])
+        .await;
+    assert!(server.terminate().await.success());
+    let (code, out, err) = harness::cli(&data, &["audit"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    // (5, served with no event written, gave way to 2 at the same position.)
+    assert!(out.contains("=3, then 2 after position "), "{out}");
 }
 
 /// A log read through a pipe whose reader goes (`concert serve 2>&1 | head
