@@ -119,12 +119,17 @@ impl QueueCheck {
                 }
             }
             QueueTicketEvent::TicketExpired { .. } => {
-                if let Some(ticket) = self.tickets.get_mut(&row.aggregate_id) {
-                    ticket.expired = true;
-                    if ticket.active {
-                        ticket.active = false;
-                        *self.active.entry(ticket.concert).or_default() -= 1;
-                    }
+                let Some(ticket) = self.tickets.get_mut(&row.aggregate_id) else {
+                    return found.push(Violation::new(
+                        "tickets are entered first",
+                        "expiry of an unknown ticket",
+                        vec![row.label()],
+                    ));
+                };
+                ticket.expired = true;
+                if ticket.active {
+                    ticket.active = false;
+                    *self.active.entry(ticket.concert).or_default() -= 1;
                 }
             }
         }
@@ -244,6 +249,14 @@ mod tests {
         );
 
         assert_eq!(rules(&found), ["admissions stay within the active limit"]);
+    }
+
+    #[test]
+    fn an_expiry_of_a_ticket_never_entered_is_named() {
+        let found = run(1, vec![expired("ghost")]);
+
+        assert_eq!(rules(&found), ["tickets are entered first"]);
+        assert_eq!(found[0].detail, "expiry of an unknown ticket");
     }
 
     #[test]
