@@ -121,16 +121,13 @@ impl CatalogueRows {
                 Some(_) => {}
             }
         }
-        let unlisted = scheduled
-            .iter()
-            .filter(|(date_id, date)| !listed.contains(*date_id) && !concert_moved(date.concert.0));
-        for (date_id, date) in unlisted {
-            found.push(Violation::new(
-                AGREE,
-                format!("no concert_dates row for date {date_id}"),
-                vec![format!("Concert/{}", date.concert)],
-            ));
-        }
+        name_missing(
+            scheduled,
+            &listed,
+            concert_moved,
+            "no concert_dates row for",
+            found,
+        );
         self.compare_seats(scheduled, concert_moved, found);
     }
 
@@ -177,15 +174,33 @@ impl CatalogueRows {
                 found.push(Violation::new(AGREE, detail, stream));
             }
         }
-        let unseated = scheduled
-            .iter()
-            .filter(|(date_id, date)| !seated.contains(*date_id) && !concert_moved(date.concert.0));
-        for (date_id, date) in unseated {
-            found.push(Violation::new(
-                AGREE,
-                format!("seats lists no seat of date {date_id}"),
-                vec![format!("Concert/{}", date.concert)],
-            ));
-        }
+        name_missing(
+            scheduled,
+            &seated,
+            &concert_moved,
+            "seats lists no seat of",
+            found,
+        );
+    }
+}
+
+/// Names each date the log scheduled that is not `present` in a read model
+/// (`what` it lacks, e.g. "no concert_dates row for"), its concert unmoved.
+fn name_missing(
+    scheduled: &HashMap<DateId, ScheduledDate>,
+    present: &HashSet<DateId>,
+    concert_moved: impl Fn(Uuid) -> bool,
+    what: &str,
+    found: &mut Vec<Violation>,
+) {
+    let missing = scheduled
+        .iter()
+        .filter(|(date_id, date)| !present.contains(*date_id) && !concert_moved(date.concert.0));
+    for (date_id, date) in missing {
+        found.push(Violation::new(
+            AGREE,
+            format!("{what} date {date_id}"),
+            vec![format!("Concert/{}", date.concert)],
+        ));
     }
 }
