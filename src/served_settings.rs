@@ -1,25 +1,22 @@
-//! What `concert serve` last ran with, recorded in the database for the
-//! tools that read the log later (`concert audit`): the queue's active limit
-//! is in no event, and an audit against another limit would name admissions
-//! that were within it, or miss ones that were not.
+//! What `concert serve` ran with, recorded in the database for the tools
+//! that read the log later (`concert audit`): the queue's active limit is in
+//! no event, and an audit against another limit would name admissions that
+//! were within it, or miss ones that were not. Each limit is kept with the
+//! log position it started at (`served_limits`, migration 0012); the table
+//! of migration 0009, `served_settings`, kept only the last one and is no
+//! longer written.
 
 use sqlx::PgPool;
-
-const QUEUE_ACTIVE_MAX: &str = "queue_active_max";
 
 /// Records `limit` as the active limit served with from now on, and from
 /// which position of the log when it is another than the last one's (the
 /// events committed so far are positioned first, so that they are all
 /// before it); returns the one recorded before when it was another.
 pub async fn record_queue_active_max(pool: &PgPool, limit: u32) -> sqlx::Result<Option<u32>> {
-    let before = recorded_queue_active_max(pool).await?;
-    sqlx::query(
-        "insert into served_settings (name, value) values ($1, $2)
-         on conflict (name) do update set value = excluded.value, served_at = now()",
+    let before: Option<i32> = sqlx::query_scalar(
+        "select queue_active_max from served_limits order by from_position desc limit 1",
     )
-    .bind(QUEUE_ACTIVE_MAX)
-    .bind(limit.to_string())
-    .execute(pool)
+    .fetch_optional(pool)
     .await?;
     crate::event_log::assign_positions(pool).await?;
     sqlx::query(
@@ -34,6 +31,7 @@ pub async fn record_queue_active_max(pool: &PgPool, limit: u32) -> sqlx::Result<
     .bind(i32::try_from(limit).unwrap_or(i32::MAX))
     .execute(pool)
     .await?;
+    let before = before.and_then(|before| u32::try_from(before).ok());
     Ok(before.filter(|before| *before != limit))
 }
 
@@ -50,14 +48,4 @@ pub async fn served_limits(pool: &PgPool) -> sqlx::Result<Option<crate::audit::A
         .map(|(from, limit)| (from, u32::try_from(limit).unwrap_or(0)))
         .collect();
     Ok(crate::audit::ActiveLimits::served(changes))
-}
-
-/// The active limit the service last ran with, if it ever ran on this database.
-pub async fn recorded_queue_active_max(pool: &PgPool) -> sqlx::Result<Option<u32>> {
-    let value: Option<String> =
-        sqlx::query_scalar("select value from served_settings where name = $1")
-            .bind(QUEUE_ACTIVE_MAX)
-            .fetch_optional(pool)
-            .await?;
-    Ok(value.and_then(|value| value.parse().ok()))
 }

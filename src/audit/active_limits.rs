@@ -1,5 +1,5 @@
 //! The queue's active limit over the log: the service records each limit it
-//! is served with and the position it started at (`served_settings`), and an
+//! is served with and the position it started at (`served_limits`), and an
 //! admission is held to the limit of its time.
 
 use std::fmt;
