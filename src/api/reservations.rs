@@ -122,7 +122,7 @@ async fn hold_seat(
     Ok((StatusCode::CREATED, answer).into_response())
 }
 
-/// A reservation of the token's user (queue token of the holder).
+/// A reservation of the token's user (a queue token of the holder for its concert).
 #[utoipa::path(get, path = "/reservations/{reservation_id}", tag = "reservations",
     params(("reservation_id" = Uuid, Path, description = "the reservation")),
     security(("queue_token" = [])),
@@ -130,6 +130,7 @@ async fn hold_seat(
         (status = 200, body = ReservationResponse),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json"),
     ))]
@@ -142,5 +143,14 @@ async fn get_reservation(
         .await?
         .filter(|reservation| reservation.user_id == ticket.user_id)
         .ok_or(ApiError::NotFound("reservation"))?;
+    // Any token of the holder's for the reservation's concert reads it (the
+    // one its payment spent too); one for another concert is refused, as on
+    // every route of a concert.
+    if reservation
+        .concert_id
+        .is_some_and(|concert_id| concert_id != ticket.concert_id)
+    {
+        return Err(ApiError::TokenNotActive("the token is for another concert"));
+    }
     Ok(axum::Json(reservation.into()))
 }

@@ -71,6 +71,27 @@ async fn a_hold_reads_back_exactly_as_it_was_answered() {
 }
 
 #[tokio::test]
+async fn a_reservation_reads_with_its_holders_token_of_its_concert_and_not_of_another() {
+    let app = spawn_app().await;
+    let (concert, other) = (
+        app.create_concert(1, 3, 1000).await,
+        app.create_concert(1, 3, 1000).await,
+    );
+    let user = app.active_user(&concert.concert_id).await;
+    let seat_id = app.first_free_seat(&user, &concert).await;
+    let held = json_of(&app.hold(&user, &seat_id).await);
+    let path = format!("/reservations/{}", held["reservation_id"].as_str().unwrap());
+    let (_, entered) = app.enter_queue(user.user_id, &other.concert_id).await;
+    let other_concerts_token = entered["token"].as_str().unwrap();
+
+    let with_other = app.get(&path, Some(other_concerts_token)).await;
+    let with_own = app.get(&path, Some(&user.token)).await;
+
+    assert_problem(with_other, StatusCode::FORBIDDEN, "token_not_active").await;
+    assert_eq!(with_own.status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn a_lapsed_hold_frees_the_seat_reads_expired_and_cannot_be_paid() {
     let mut config = test_config();
     config.hold_ttl_secs = 1;
