@@ -113,6 +113,7 @@ fn seat(c: &mut Criterion) {
                 let command = SeatCommand::ConfirmSeat {
                     reservation_id,
                     payment_id: PaymentId::new(),
+                    ticket_id: Some(TicketId::new()),
                     now: at(10),
                 };
                 (seat, command)

@@ -174,6 +174,7 @@ mod tests {
             name(SeatCommand::ConfirmSeat {
                 reservation_id,
                 payment_id,
+                ticket_id: None,
                 now,
             }),
             name(WalletCommand::Charge {

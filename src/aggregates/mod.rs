@@ -12,9 +12,10 @@ pub use concert::{Concert, ConcertCommand, ConcertDate, ConcertError, ConcertEve
 pub use queue_ticket::{
     ExpiryReason, QueueTicket, QueueTicketCommand, QueueTicketError, QueueTicketEvent,
 };
-pub use seat::{Seat, SeatCommand, SeatError, SeatEvent};
+pub use seat::{Seat, SeatCommand, SeatError, SeatEvent, SALE_VERSION};
 pub use wallet::{Wallet, WalletCommand, WalletError, WalletEvent};
 
-/// Version written into every event payload's `event_version`. A change to an
-/// event's fields gets a new variant or version; stored events are never rewritten.
+/// Version written into every event payload's `event_version` but a sale's
+/// (`seat::SALE_VERSION`). A change to an event's fields gets a new variant
+/// or version; stored events are never rewritten.
 pub const EVENT_VERSION: &str = "1";

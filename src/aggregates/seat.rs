@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::{event_sink::EventSink, Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{DateId, PaymentId, ReservationId, UserId};
+use crate::ids::{DateId, PaymentId, ReservationId, TicketId, UserId};
 use crate::money::Won;
 
 /// A seat and who, if anyone, has it.
@@ -62,10 +62,13 @@ pub enum SeatCommand {
     },
     /// Gives the seat back before the deadline (the holder changed their mind).
     ReleaseHold { reservation_id: ReservationId },
-    /// Sells the seat to the holder of a live hold, for a payment already taken.
+    /// Sells the seat to the holder of a live hold, for a payment already
+    /// taken with the queue ticket `ticket_id` (`None` when a recovered
+    /// payment's ticket is no longer known).
     ConfirmSeat {
         reservation_id: ReservationId,
         payment_id: PaymentId,
+        ticket_id: Option<TicketId>,
         now: DateTime<Utc>,
     },
 }
@@ -89,13 +92,21 @@ pub enum SeatEvent {
     HoldReleased {
         reservation_id: ReservationId,
     },
+    /// Version 2 names the queue ticket the payment spent, so an auditor
+    /// can hold each admission to one seat; version 1 has no `ticket_id`.
     SeatSold {
         reservation_id: ReservationId,
         payment_id: PaymentId,
         user_id: UserId,
         price: Won,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ticket_id: Option<TicketId>,
     },
 }
+
+/// The version of a `SeatSold` that names its ticket. A sale that cannot
+/// (a recovered payment whose ticket lapsed) is still written as version 1.
+pub const SALE_VERSION: &str = "2";
 
 impl DomainEvent for SeatEvent {
     fn event_type(&self) -> String {
@@ -104,7 +115,12 @@ impl DomainEvent for SeatEvent {
     }
 
     fn event_version(&self) -> String {
-        super::EVENT_VERSION.to_string()
+        match self {
+            SeatEvent::SeatSold {
+                ticket_id: Some(_), ..
+            } => SALE_VERSION.to_string(),
+            _ => super::EVENT_VERSION.to_string(),
+        }
     }
 }
 
@@ -159,8 +175,9 @@ impl Aggregate for Seat {
             SeatCommand::ConfirmSeat {
                 reservation_id,
                 payment_id,
+                ticket_id,
                 now,
-            } => self.confirm(reservation_id, payment_id, now)?,
+            } => self.confirm(reservation_id, payment_id, ticket_id, now)?,
         };
         for event in events {
             sink.write(event, self).await;
@@ -294,6 +311,7 @@ impl Seat {
         &self,
         reservation_id: ReservationId,
         payment_id: PaymentId,
+        ticket_id: Option<TicketId>,
         now: DateTime<Utc>,
     ) -> Result<Vec<SeatEvent>, SeatError> {
         match &self.state {
@@ -307,6 +325,7 @@ impl Seat {
                 payment_id,
                 user_id: *user_id,
                 price: *price,
+                ticket_id,
             }]),
             // The same payment confirming again (a retried step) changes nothing.
             SeatState::Sold {

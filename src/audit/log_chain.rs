@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
 
-use crate::aggregates::EVENT_VERSION;
+use crate::aggregates::{EVENT_VERSION, SALE_VERSION};
 use crate::event_log::RawEvent;
 
 use super::Violation;
@@ -79,12 +79,15 @@ impl LogChain {
                 vec![row.label()],
             ));
         }
-        // Every event the service ever wrote is of version 1: another is
-        // not one it wrote, and its payload would be read as version 1.
-        if row.event_version != EVENT_VERSION {
+        // Any other version is not one the service wrote, and its payload
+        // would be read as one that it did.
+        let written = versions_written(&row.event_type);
+        if !written.contains(&row.event_version.as_str()) {
             let detail = format!(
-                "version {:?}; the service writes {EVENT_VERSION}",
-                row.event_version
+                "version {:?}; the service writes {} of {}",
+                row.event_version,
+                written.join(" or "),
+                row.event_type
             );
             found.push(Violation::new(
                 "events are of a version the service writes",
@@ -97,6 +100,16 @@ impl LogChain {
             sequence: row.sequence,
             hash: row.hash.clone().unwrap_or(expected),
         };
+    }
+}
+
+/// The versions of `event_type` the service has ever written: a sale was
+/// version 1 until it named its ticket, every other event still is.
+fn versions_written(event_type: &str) -> &'static [&'static str] {
+    if event_type == "SeatSold" {
+        &[EVENT_VERSION, SALE_VERSION]
+    } else {
+        &[EVENT_VERSION]
     }
 }
 
@@ -241,7 +254,32 @@ mod tests {
             rules(&found),
             ["events are of a version the service writes"]
         );
-        assert_eq!(found[0].detail, "version \"2\"; the service writes 1");
+        assert_eq!(
+            found[0].detail,
+            "version \"2\"; the service writes 1 of Charged"
+        );
+    }
+
+    #[test]
+    fn a_sale_is_of_version_1_or_2_and_of_no_other() {
+        let mut sales = Vec::new();
+        for (sequence, version) in [(1, "1"), (2, "2"), (3, "3")] {
+            let mut sale = event(sequence, "Seat/s", sequence, "{}");
+            sale.event_type = "SeatSold".to_string();
+            sale.event_version = version.to_string();
+            sales.push(sale);
+        }
+
+        let found = check(&chain(sales));
+
+        assert_eq!(
+            rules(&found),
+            ["events are of a version the service writes"]
+        );
+        assert_eq!(
+            found[0].detail,
+            "version \"3\"; the service writes 1 or 2 of SeatSold"
+        );
     }
 
     fn event(position: i64, stream: &str, sequence: i64, payload: &str) -> RawEvent {

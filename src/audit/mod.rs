@@ -14,6 +14,7 @@ mod log_chain;
 mod payments;
 mod queue;
 mod read_models;
+mod sale_tickets;
 mod seats;
 mod wallets;
 
@@ -36,6 +37,7 @@ use log_chain::LogChain;
 use payments::PaymentCheck;
 use queue::QueueCheck;
 use seats::SeatCheck;
+use sale_tickets::SaleTicketCheck;
 use wallets::WalletCheck;
 
 /// A broken rule and the events that show it.
@@ -176,7 +178,7 @@ pub fn check_history(
     for row in events {
         checks.apply(&row);
     }
-    checks.payments.finish(&mut checks.found);
+    checks.finish_payments();
     checks.found
 }
 
@@ -195,6 +197,7 @@ impl Checks {
     fn new(limits: ActiveLimits) -> Self {
         Self {
             log: Some(LogChain::default()),
+    sale_tickets: SaleTicketCheck,
             catalogue: CatalogueCheck::default(),
             seats: SeatCheck::default(),
             wallets: WalletCheck::default(),
@@ -209,6 +212,7 @@ impl Checks {
         if let Some(log) = &mut self.log {
             log.apply(row, found);
         }
+            sale_tickets: SaleTicketCheck::default(),
         // Payments first: a sale or refund is matched before the seat or the
         // balance it changes, so a row's violations read in that order.
         match decode::decode(row) {
@@ -231,7 +235,14 @@ impl Checks {
     /// The rules that need the whole log, then the read models against the
     /// log up to `upto`, the last position walked.
     async fn finish(mut self, pool: &PgPool, upto: i64) -> Result<Vec<Violation>, AuditError> {
-        self.payments.finish(&mut self.found);
+        self.finish_payments();
+                let concert = self
+                    .seats
+                    .held_date(&row.aggregate_id)
+                    .and_then(|date| self.catalogue.dates().get(&date))
+                    .map(|date| date.concert);
+                let owner = |ticket: &str| self.queue.owner(ticket);
+                self.sale_tickets.apply(row, &event, concert, owner, found);
         let rows = read_models::ReadModelRows::load(pool, upto).await?;
         rows.compare(&self.wallets, &self.seats, &self.queue, &mut self.found);
         let moved = |stream: &str| rows.moved(stream);
@@ -256,6 +267,12 @@ fn check_hold(
         seat_no,
         price,
         ..
+    /// The payments' rules that need the whole log.
+    fn finish_payments(&mut self) {
+        self.payments.finish(&mut self.found);
+        self.sale_tickets.finish(&self.payments, &mut self.found);
+    }
+
     } = *event
     else {
         return;

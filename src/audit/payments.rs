@@ -48,6 +48,7 @@ struct Payment {
     amount: Won,
     paid_at: DateTime<Utc>,
     refunded: bool,
+    position: i64,
     at: String,
 }
 
@@ -65,6 +66,7 @@ impl PaymentCheck {
             price,
             user_id,
             reservation_id,
+            ..
         } = event
         else {
             return;
@@ -118,6 +120,7 @@ impl PaymentCheck {
                         amount,
                         paid_at,
                         refunded: false,
+                        position: row.position,
                         at: row.label(),
                     });
                 }
@@ -139,6 +142,13 @@ impl PaymentCheck {
                 )),
             },
         }
+    }
+
+    /// The log position of the debit of `payment_id`, if a wallet paid it.
+    pub(super) fn debited_at(&self, payment_id: PaymentId) -> Option<i64> {
+        self.payments
+            .get(&payment_id)
+            .map(|payment| payment.position)
     }
 
     /// Matches every sale with its payment, and every payment with a sale or a refund.

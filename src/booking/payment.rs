@@ -73,6 +73,7 @@ pub async fn pay(
     let sale = SeatCommand::ConfirmSeat {
         reservation_id,
         payment_id,
+        ticket_id: Some(ticket_id),
         now: crate::clock::now(),
     };
     let spend = QueueTicketCommand::Expire {
@@ -160,22 +161,36 @@ fn hold_lapsed(error: &SeatError) -> bool {
     )
 }
 
-/// Takes a debited payment to its end: sells the seat and spends the ticket, or,
-/// when the hold lapsed in between, refunds the wallet. Returns whether the seat was sold.
+/// Takes a debited payment to its end: sells the seat and spends the ticket
+/// (the one given, or else the user's active ticket for the seat's concert),
+/// or, when the hold lapsed in between, refunds the wallet. Returns whether
+/// the seat was sold.
 pub async fn finish(
     app: &AppState,
     payment: &PaymentRow,
     ticket_id: Option<TicketId>,
     context: &CommandContext,
 ) -> Result<bool, BookingError> {
+    let ticket_id = match ticket_id {
+        Some(ticket_id) => Some(ticket_id),
+        None => paying_ticket(app, payment).await?,
+    };
     let confirm = SeatCommand::ConfirmSeat {
         reservation_id: ReservationId(payment.reservation_id),
         payment_id: PaymentId(payment.payment_id),
+        ticket_id,
         now: crate::clock::now(),
     };
     match execute(&app.seats, &payment.seat_id.to_string(), confirm, context).await {
         Ok(()) => {
-            spend_ticket(app, payment, ticket_id, context).await?;
+            metrics::counter!("concert_payments_total", "outcome" => "completed").increment(1);
+            if let Some(ticket_id) = ticket_id {
+                let expire = QueueTicketCommand::Expire {
+                    reason: ExpiryReason::Paid,
+                    now: crate::clock::now(),
+                };
+                execute(&app.tickets, &ticket_id.to_string(), expire, context).await?;
+            }
             Ok(true)
         }
         Err(AggregateError::UserError(lapsed)) if hold_lapsed(&lapsed) => {
@@ -190,38 +205,22 @@ pub async fn finish(
     }
 }
 
-/// Expires the queue ticket used to pay: the one given, or else the user's
-/// active ticket for the seat's concert.
-async fn spend_ticket(
+/// The queue ticket a recovered payment spends: its user's active ticket
+/// for the seat's concert, if there is one.
+async fn paying_ticket(
     app: &AppState,
     payment: &PaymentRow,
-    ticket_id: Option<TicketId>,
-    context: &CommandContext,
-) -> Result<(), BookingError> {
-    metrics::counter!("concert_payments_total", "outcome" => "completed").increment(1);
-    let ticket_id = match ticket_id {
-        Some(ticket_id) => Some(ticket_id),
-        None => match reservations::find_reservation(&app.pool, payment.reservation_id)
-            .await?
-            .and_then(|r| r.concert_id)
-        {
-            Some(concert_id) => {
-                let latest = queue_tickets::latest_ticket(&app.pool, concert_id, payment.user_id)
-                    .await?
-                    .0;
-                ticket_that_paid(latest)
-            }
-            None => None,
-        },
+) -> Result<Option<TicketId>, BookingError> {
+    let concert_id = reservations::find_reservation(&app.pool, payment.reservation_id)
+        .await?
+        .and_then(|reservation| reservation.concert_id);
+    let Some(concert_id) = concert_id else {
+        return Ok(None);
     };
-    if let Some(ticket_id) = ticket_id {
-        let expire = QueueTicketCommand::Expire {
-            reason: ExpiryReason::Paid,
-            now: crate::clock::now(),
-        };
-        execute(&app.tickets, &ticket_id.to_string(), expire, context).await?;
-    }
-    Ok(())
+    let latest = queue_tickets::latest_ticket(&app.pool, concert_id, payment.user_id)
+        .await?
+        .0;
+    Ok(ticket_that_paid(latest))
 }
 
 async fn receipt(app: &AppState, payment_id: Uuid) -> Result<Receipt, BookingError> {

@@ -6,6 +6,7 @@ mod audit_called_off;
 mod audit_catalogue;
 mod audit_forgeries;
 mod audit_paging;
+mod audit_sale_tickets;
 mod audit_tampering;
 mod bad_input;
 mod booking;

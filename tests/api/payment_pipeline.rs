@@ -332,6 +332,8 @@ fn payment(
             command: SeatCommand::ConfirmSeat {
                 reservation_id: *reservation_id,
                 payment_id,
+                // No ticket is spent (`spend` is `None`), so none is named.
+                ticket_id: None,
                 now: Utc::now(),
             },
             metadata: sale_meta,

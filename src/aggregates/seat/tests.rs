@@ -250,13 +250,52 @@ fn a_stored_seat_sold_still_loads() {
 
     let event: SeatEvent = load("SeatSold", "1", payload);
 
+    let without_ticket = SeatEvent::SeatSold {
+        reservation_id: RESERVATION,
+        payment_id: PAYMENT,
+        user_id: USER,
+        price: PRICE,
+        ticket_id: None,
+    };
+    assert_eq!(event, without_ticket);
+}
+
+#[test]
+fn a_sale_names_the_ticket_that_paid_as_version_2() {
+    let payload = r#"{"SeatSold":{"reservation_id":"00000000-0000-0000-0000-000000000004","payment_id":"00000000-0000-0000-0000-000000000003","user_id":"00000000-0000-0000-0000-000000000001","price":150000,"ticket_id":"00000000-0000-0000-0000-000000000005"}}"#;
+
+    let event: SeatEvent = load("SeatSold", "2", payload);
+
     assert_eq!(event, sold(RESERVATION, PAYMENT));
+    assert_eq!(serde_json::to_string(&event).unwrap(), payload);
+}
+
+#[test]
+fn a_recovered_payment_whose_ticket_is_unknown_sells_without_one() {
+    let r = ReservationId::new();
+    let unknown_ticket = SeatCommand::ConfirmSeat {
+        reservation_id: r,
+        payment_id: PAYMENT,
+        ticket_id: None,
+        now: at(10),
+    };
+    SeatTest::with(())
+        .given(vec![held(r, 0)])
+        .when(unknown_ticket)
+        .then_expect_events(vec![SeatEvent::SeatSold {
+            reservation_id: r,
+            payment_id: PAYMENT,
+            user_id: USER,
+            price: PRICE,
+            ticket_id: None,
+        }]);
 }
 
 const USER: UserId = UserId(uuid::Uuid::from_u128(1));
 const DATE: DateId = DateId(uuid::Uuid::from_u128(2));
 const PAYMENT: PaymentId = PaymentId(uuid::Uuid::from_u128(3));
 const RESERVATION: ReservationId = ReservationId(uuid::Uuid::from_u128(4));
+const TICKET: TicketId = TicketId(uuid::Uuid::from_u128(5));
 const PRICE: Won = Won(150_000);
 
 fn at(seconds: i64) -> DateTime<Utc> {
@@ -298,6 +337,7 @@ fn confirm(reservation_id: ReservationId, payment_id: PaymentId, now: i64) -> Se
     SeatCommand::ConfirmSeat {
         reservation_id,
         payment_id,
+        ticket_id: Some(TICKET),
         now: at(now),
     }
 }
@@ -308,5 +348,6 @@ fn sold(reservation_id: ReservationId, payment_id: PaymentId) -> SeatEvent {
         payment_id,
         user_id: USER,
         price: PRICE,
+        ticket_id: Some(TICKET),
     }
 }

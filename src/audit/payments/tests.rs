@@ -348,6 +348,7 @@ fn sold(payment_id: PaymentId, seat: SeatId, price: i64) -> Logged {
         payment_id,
         user_id: BUYER,
         price: Won(price),
+        ticket_id: None,
     };
     Logged::Seat { seat, event }
 }

@@ -1,0 +1,218 @@
+use super::*;
+use crate::aggregates::ExpiryReason;
+use crate::audit::fixtures::{logged, rules};
+use crate::ids::UserId;
+use chrono::{DateTime, Utc};
+use cqrs_es::DomainEvent;
+
+#[test]
+fn admissions_within_the_limit_have_no_violation() {
+    let found = run(
+        1,
+        vec![
+            entered("a", CONCERT),
+            admitted("a"),
+            entered("b", CONCERT),
+            expired("a"),
+            admitted("b"),
+            entered("c", OTHER_CONCERT),
+            admitted("c"),
+        ],
+    );
+
+    assert!(found.is_empty(), "{found:?}");
+}
+
+#[test]
+fn an_admission_of_a_ticket_never_entered_is_named() {
+    let found = run(1, vec![admitted("a")]);
+
+    assert_eq!(rules(&found), ["tickets are entered first"]);
+    assert_eq!(found[0].events, ["#1 QueueTicket/a seq 1 TicketAdmitted"]);
+}
+
+#[test]
+fn an_admission_past_the_active_limit_is_named() {
+    let found = run(
+        1,
+        vec![
+            entered("a", CONCERT),
+            entered("b", CONCERT),
+            admitted("a"),
+            admitted("b"),
+        ],
+    );
+
+    assert_eq!(rules(&found), ["admissions stay within the active limit"]);
+    assert_eq!(found[0].detail, "2 active tokens, the limit is 1");
+}
+
+#[test]
+fn an_admission_of_an_active_ticket_is_named_and_takes_no_second_place() {
+    let found = run(
+        2,
+        vec![
+            entered("a", CONCERT),
+            entered("b", CONCERT),
+            admitted("a"),
+            admitted("a"),
+            admitted("b"),
+        ],
+    );
+
+    assert_eq!(rules(&found), ["only a waiting ticket is admitted"]);
+    assert_eq!(found[0].detail, "admission of an active ticket");
+    assert_eq!(found[0].events, ["#4 QueueTicket/a seq 4 TicketAdmitted"]);
+}
+
+#[test]
+fn an_admission_of_an_expired_ticket_is_named_and_takes_no_place() {
+    let found = run(
+        1,
+        vec![
+            entered("a", CONCERT),
+            admitted("a"),
+            expired("a"),
+            admitted("a"),
+            entered("b", CONCERT),
+            admitted("b"),
+        ],
+    );
+
+    assert_eq!(rules(&found), ["only a waiting ticket is admitted"]);
+    assert_eq!(found[0].detail, "admission of an expired ticket");
+    assert_eq!(found[0].events, ["#4 QueueTicket/a seq 4 TicketAdmitted"]);
+}
+
+#[test]
+fn expiring_a_waiting_ticket_frees_no_place() {
+    let found = run(
+        1,
+        vec![
+            entered("a", CONCERT),
+            entered("b", CONCERT),
+            admitted("a"),
+            expired("b"),
+            entered("c", CONCERT),
+            admitted("c"),
+        ],
+    );
+
+    assert_eq!(rules(&found), ["admissions stay within the active limit"]);
+}
+
+#[test]
+fn an_expiry_of_a_ticket_never_entered_is_named() {
+    let found = run(1, vec![expired("ghost")]);
+
+    assert_eq!(rules(&found), ["tickets are entered first"]);
+    assert_eq!(found[0].detail, "expiry of an unknown ticket");
+}
+
+#[test]
+fn a_ticket_entered_again_and_an_admission_longer_than_a_day_are_named() {
+    let mut long = admitted("b");
+    if let QueueTicketEvent::TicketAdmitted { expires_at, .. } = &mut long.event {
+        *expires_at = AT + chrono::TimeDelta::seconds(86_401);
+    }
+
+    let found = run(
+        10,
+        vec![
+            entered("a", CONCERT),
+            entered("a", CONCERT),
+            entered("b", CONCERT),
+            long,
+        ],
+    );
+
+    assert_eq!(
+        rules(&found),
+        [
+            "a ticket enters the queue once",
+            "an admission lasts at most a day"
+        ]
+    );
+}
+
+#[test]
+fn each_admission_is_held_to_the_limit_served_at_its_position() {
+    let events = || {
+        vec![
+            entered("a", CONCERT),
+            admitted("a"),
+            entered("b", CONCERT),
+            admitted("b"),
+        ]
+    };
+    let feed = |limits: ActiveLimits| {
+        let mut check = QueueCheck::new(limits);
+        let mut found = Vec::new();
+        for (position, TicketEvent { ticket, event }) in (1..).zip(events()) {
+            let row = logged(
+                position,
+                &format!("QueueTicket/{ticket}"),
+                &event.event_type(),
+            );
+            check.apply(&row, event, &mut found);
+        }
+        found
+    };
+
+    // Raised to 5 after position 2: the second admission is within it.
+    let raised = feed(ActiveLimits::served(vec![(0, 1), (2, 5)]).unwrap());
+    // Lowered to 1 after position 3: the second admission is beyond it.
+    let lowered = feed(ActiveLimits::served(vec![(0, 5), (3, 1)]).unwrap());
+
+    assert!(raised.is_empty(), "{raised:?}");
+    assert_eq!(rules(&lowered), ["admissions stay within the active limit"]);
+    assert_eq!(lowered[0].detail, "2 active tokens, the limit is 1");
+}
+
+/// An event of the ticket `QueueTicket/<ticket>`.
+struct TicketEvent {
+    ticket: &'static str,
+    event: QueueTicketEvent,
+}
+
+/// Feeds the events one position each.
+fn run(active_limit: u32, events: Vec<TicketEvent>) -> Vec<Violation> {
+    let mut check = QueueCheck::new(active_limit.into());
+    let mut found = Vec::new();
+    for (position, TicketEvent { ticket, event }) in (1..).zip(events) {
+        let stream = format!("QueueTicket/{ticket}");
+        let row = logged(position, &stream, &event.event_type());
+        check.apply(&row, event, &mut found);
+    }
+    found
+}
+
+const CONCERT: ConcertId = ConcertId(uuid::Uuid::from_u128(1));
+const OTHER_CONCERT: ConcertId = ConcertId(uuid::Uuid::from_u128(2));
+const AT: DateTime<Utc> = DateTime::<Utc>::UNIX_EPOCH;
+
+fn entered(ticket: &'static str, concert_id: ConcertId) -> TicketEvent {
+    let event = QueueTicketEvent::QueueEntered {
+        concert_id,
+        user_id: UserId(uuid::Uuid::from_u128(3)),
+        entry_no: 1,
+        entered_at: AT,
+    };
+    TicketEvent { ticket, event }
+}
+
+fn admitted(ticket: &'static str) -> TicketEvent {
+    let event = QueueTicketEvent::TicketAdmitted {
+        admitted_at: AT,
+        expires_at: AT,
+    };
+    TicketEvent { ticket, event }
+}
+
+fn expired(ticket: &'static str) -> TicketEvent {
+    let event = QueueTicketEvent::TicketExpired {
+        reason: ExpiryReason::Timeout,
+        expired_at: AT,
+    };
+    TicketEvent { ticket, event }
+}
