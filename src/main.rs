@@ -299,6 +299,12 @@ async fn run(
                     );
                 }
             }
+            match &report.ttls {
+                Some(ttls) => println!("holds and admissions checked against the TTLs served: {ttls}"),
+                None => println!(
+                    "holds and admissions not checked against a TTL: no serve of this release has recorded one here"
+                ),
+            }
             println!(
                 "checkpoint {} (keep it outside the database: `--checkpoint` with it later proves the log up to here unchanged)",
                 report.checkpoint

@@ -16,6 +16,7 @@ mod queue;
 mod read_models;
 mod sale_tickets;
 mod seats;
+mod served_ttls;
 mod wallets;
 
 #[cfg(test)]
@@ -26,7 +27,7 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 
-use crate::aggregates::SeatEvent;
+use crate::aggregates::{QueueTicketEvent, SeatEvent};
 use crate::event_log::{self, RawEvent};
 pub use active_limits::ActiveLimits;
 use catalogue::CatalogueCheck;
@@ -36,8 +37,9 @@ use decode::Decoded;
 use log_chain::LogChain;
 use payments::PaymentCheck;
 use queue::QueueCheck;
-use seats::SeatCheck;
 use sale_tickets::SaleTicketCheck;
+use seats::SeatCheck;
+pub use served_ttls::{ServedTtls, Ttls};
 use wallets::WalletCheck;
 
 /// A broken rule and the events that show it.
@@ -73,6 +75,9 @@ pub struct AuditReport {
     /// Every violation, in the order the log shows them; the end-of-log
     /// payment rules and the read models come last.
     pub violations: Vec<Violation>,
+    /// The TTLs holds and admissions were held to; `None` when no serve
+    /// recorded any, and they were not.
+    pub ttls: Option<ServedTtls>,
 }
 
 /// Why the audit could not run.
@@ -130,6 +135,7 @@ pub async fn audit_unless_called_off(
         .fetch_one(pool)
         .await?;
     let mut checks = Checks::new(limits);
+    checks.ttls = crate::served_settings::served_ttls(pool).await?;
     let mut digest = LogDigest::new(against);
     let mut events = 0;
     let upto = event_log::last_position(pool).await?;
@@ -154,11 +160,13 @@ pub async fn audit_unless_called_off(
         return Err(AuditError::CalledOff);
     }
     let checkpoint = digest.finish(&mut checks.found);
+    let ttls = checks.ttls.clone();
     let violations = checks.finish(pool, upto).await?;
     Ok(AuditReport {
         events,
         checkpoint,
         violations,
+        ttls,
     })
 }
 
@@ -189,7 +197,10 @@ struct Checks {
     seats: SeatCheck,
     wallets: WalletCheck,
     payments: PaymentCheck,
+    sale_tickets: SaleTicketCheck,
     queue: QueueCheck,
+    /// The TTLs served over the log, when recorded.
+    ttls: Option<ServedTtls>,
     found: Vec<Violation>,
 }
 
@@ -197,12 +208,13 @@ impl Checks {
     fn new(limits: ActiveLimits) -> Self {
         Self {
             log: Some(LogChain::default()),
-    sale_tickets: SaleTicketCheck,
             catalogue: CatalogueCheck::default(),
             seats: SeatCheck::default(),
             wallets: WalletCheck::default(),
             payments: PaymentCheck::default(),
+            sale_tickets: SaleTicketCheck::default(),
             queue: QueueCheck::new(limits),
+            ttls: None,
             found: Vec::new(),
         }
     }
@@ -212,30 +224,18 @@ impl Checks {
         if let Some(log) = &mut self.log {
             log.apply(row, found);
         }
-            sale_tickets: SaleTicketCheck::default(),
         // Payments first: a sale or refund is matched before the seat or the
         // balance it changes, so a row's violations read in that order.
         match decode::decode(row) {
             Ok(Decoded::Seat(event)) => {
                 check_hold(&self.catalogue, &self.queue, row, &event, found);
+                if let (Some(ttls), SeatEvent::SeatHeld { held_at, until, .. }) =
+                    (&self.ttls, &event)
+                {
+                    ttls.check_hold(row, *held_at, *until, found);
+                }
                 let hold_until = self.seats.held_until(&row.aggregate_id);
                 self.payments.apply_seat(row, &event, hold_until, found);
-                self.seats.apply(row, event, found);
-            }
-            Ok(Decoded::Wallet(event)) => {
-                self.payments.apply_wallet(row, &event, found);
-                self.wallets.apply(row, event, found);
-            }
-            Ok(Decoded::QueueTicket(event)) => self.queue.apply(row, event, found),
-            Ok(Decoded::Concert(event)) => self.catalogue.apply(row, event, found),
-            Err(violation) => found.push(violation),
-        }
-    }
-
-    /// The rules that need the whole log, then the read models against the
-    /// log up to `upto`, the last position walked.
-    async fn finish(mut self, pool: &PgPool, upto: i64) -> Result<Vec<Violation>, AuditError> {
-        self.finish_payments();
                 let concert = self
                     .seats
                     .held_date(&row.aggregate_id)
@@ -243,6 +243,40 @@ impl Checks {
                     .map(|date| date.concert);
                 let owner = |ticket: &str| self.queue.owner(ticket);
                 self.sale_tickets.apply(row, &event, concert, owner, found);
+                self.seats.apply(row, event, found);
+            }
+            Ok(Decoded::Wallet(event)) => {
+                self.payments.apply_wallet(row, &event, found);
+                self.wallets.apply(row, event, found);
+            }
+            Ok(Decoded::QueueTicket(event)) => {
+                if let (
+                    Some(ttls),
+                    QueueTicketEvent::TicketAdmitted {
+                        admitted_at,
+                        expires_at,
+                    },
+                ) = (&self.ttls, &event)
+                {
+                    ttls.check_admission(row, *admitted_at, *expires_at, found);
+                }
+                self.queue.apply(row, event, found)
+            }
+            Ok(Decoded::Concert(event)) => self.catalogue.apply(row, event, found),
+            Err(violation) => found.push(violation),
+        }
+    }
+
+    /// The payments' rules that need the whole log.
+    fn finish_payments(&mut self) {
+        self.payments.finish(&mut self.found);
+        self.sale_tickets.finish(&self.payments, &mut self.found);
+    }
+
+    /// The rules that need the whole log, then the read models against the
+    /// log up to `upto`, the last position walked.
+    async fn finish(mut self, pool: &PgPool, upto: i64) -> Result<Vec<Violation>, AuditError> {
+        self.finish_payments();
         let rows = read_models::ReadModelRows::load(pool, upto).await?;
         rows.compare(&self.wallets, &self.seats, &self.queue, &mut self.found);
         let moved = |stream: &str| rows.moved(stream);
@@ -267,12 +301,6 @@ fn check_hold(
         seat_no,
         price,
         ..
-    /// The payments' rules that need the whole log.
-    fn finish_payments(&mut self) {
-        self.payments.finish(&mut self.found);
-        self.sale_tickets.finish(&self.payments, &mut self.found);
-    }
-
     } = *event
     else {
         return;

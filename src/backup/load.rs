@@ -258,7 +258,7 @@ async fn set_schema_aside(conn: &mut PgConnection) -> bool {
 }
 
 /// Every table a migrated store has in its schema.
-pub const STORE_TABLES: [&str; 19] = [
+pub const STORE_TABLES: [&str; 20] = [
     "_sqlx_migrations",
     "balances",
     "concert_date_free_seats",
@@ -276,6 +276,7 @@ pub const STORE_TABLES: [&str; 19] = [
     "seats",
     "served_limits",
     "served_settings",
+    "served_ttls",
     "server_secrets",
     "snapshots",
 ];

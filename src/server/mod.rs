@@ -72,9 +72,15 @@ pub async fn prepare(pool: PgPool, config: Config) -> Result<AppState, ServeErro
     Ok(app)
 }
 
-/// Records the queue's active limit this serve runs with, for the audit
-/// (only a serve: a restore, which prepares a state too, serves nothing).
+/// Records the queue's active limit and the TTLs this serve runs with, for
+/// the audit (only a serve: a restore, which prepares a state too, serves
+/// nothing).
 pub async fn record_settings(app: &AppState) -> Result<(), ServeError> {
+    let ttls = crate::audit::Ttls {
+        hold_secs: u32::try_from(app.config.hold_ttl_secs).unwrap_or(u32::MAX),
+        active_secs: u32::try_from(app.config.queue_active_ttl_secs).unwrap_or(u32::MAX),
+    };
+    crate::served_settings::record_ttls(&app.pool, ttls).await?;
     let limit = app.config.queue_active_max;
     if let Some(before) = crate::served_settings::record_queue_active_max(&app.pool, limit).await? {
         tracing::warn!(

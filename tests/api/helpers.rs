@@ -76,6 +76,10 @@ async fn start(pool: PgPool, config: Config, demo: bool) -> TestApp {
     let mut app = concert::server::prepare(pool.clone(), config)
         .await
         .expect("service prepares");
+    // As `concert serve` does: the audit holds the log to what was served.
+    concert::server::record_settings(&app)
+        .await
+        .expect("settings recorded");
     app.set_demo(demo);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());

@@ -8,6 +8,7 @@ mod audit_forgeries;
 mod audit_paging;
 mod audit_sale_tickets;
 mod audit_tampering;
+mod audit_ttls;
 mod bad_input;
 mod booking;
 mod checkpoints;

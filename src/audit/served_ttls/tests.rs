@@ -1,0 +1,116 @@
+use super::*;
+use crate::audit::fixtures::{logged, rules};
+
+#[test]
+fn a_hold_or_admission_lasting_a_ttl_served_before_it_has_no_violation() {
+    let ttls = served(vec![(0, 300, 600), (10, 60, 30)]);
+    let mut found = Vec::new();
+
+    // Before position 10 only the first pair was served; after it, either.
+    ttls.check_hold(&logged(5, "Seat/s", "SeatHeld"), at(0), at(300), &mut found);
+    ttls.check_hold(
+        &logged(11, "Seat/s", "SeatHeld"),
+        at(0),
+        at(300),
+        &mut found,
+    );
+    ttls.check_hold(&logged(12, "Seat/s", "SeatHeld"), at(0), at(60), &mut found);
+    ttls.check_admission(
+        &logged(13, "QueueTicket/t", "TicketAdmitted"),
+        at(0),
+        at(30),
+        &mut found,
+    );
+
+    assert!(found.is_empty(), "{found:?}");
+}
+
+#[test]
+fn a_hold_or_admission_lasting_another_time_is_named() {
+    let ttls = served(vec![(0, 300, 600), (10, 60, 30)]);
+    let mut found = Vec::new();
+
+    // The second pair was not served yet at position 5.
+    ttls.check_hold(&logged(5, "Seat/s", "SeatHeld"), at(0), at(60), &mut found);
+    ttls.check_admission(
+        &logged(20, "QueueTicket/t", "TicketAdmitted"),
+        at(0),
+        at(3600),
+        &mut found,
+    );
+    ttls.check_hold(
+        &logged(21, "Seat/s", "SeatHeld"),
+        at(0),
+        at(300) + TimeDelta::milliseconds(500),
+        &mut found,
+    );
+
+    assert_eq!(
+        rules(&found),
+        [
+            "a hold lasts a CONCERT_HOLD_TTL_SECS the service ran with",
+            "an admission lasts a CONCERT_QUEUE_ACTIVE_TTL_SECS the service ran with",
+            "a hold lasts a CONCERT_HOLD_TTL_SECS the service ran with",
+        ]
+    );
+    assert!(
+        found[0]
+            .detail
+            .ends_with(": 60 s, where the service ran with 300 s"),
+        "{}",
+        found[0].detail
+    );
+    assert!(
+        found[1]
+            .detail
+            .ends_with(": 3600 s, where the service ran with 600 s or 30 s"),
+        "{}",
+        found[1].detail
+    );
+    assert!(
+        found[2].detail.contains(": 300.5 s,"),
+        "{}",
+        found[2].detail
+    );
+}
+
+#[test]
+fn the_log_before_the_first_record_is_not_checked() {
+    let ttls = served(vec![(40, 300, 600)]);
+    let mut found = Vec::new();
+
+    ttls.check_hold(&logged(40, "Seat/s", "SeatHeld"), at(0), at(5), &mut found);
+    ttls.check_admission(
+        &logged(3, "QueueTicket/t", "TicketAdmitted"),
+        at(0),
+        at(5),
+        &mut found,
+    );
+
+    assert!(found.is_empty(), "{found:?}");
+    assert_eq!(ServedTtls::served(Vec::new()), None);
+    assert_eq!(
+        ttls.to_string(),
+        "CONCERT_HOLD_TTL_SECS=300 and CONCERT_QUEUE_ACTIVE_TTL_SECS=600 after position 40"
+    );
+}
+
+fn served(changes: Vec<(i64, u32, u32)>) -> ServedTtls {
+    let changes = changes
+        .into_iter()
+        .map(|(from, hold_secs, active_secs)| {
+            (
+                from,
+                Ttls {
+                    hold_secs,
+                    active_secs,
+                },
+            )
+        })
+        .collect();
+    ServedTtls::served(changes).unwrap()
+}
+
+fn at(seconds: i64) -> DateTime<Utc> {
+    DateTime::<Utc>::UNIX_EPOCH + TimeDelta::days(20_000) + TimeDelta::seconds(seconds)
+}
