@@ -86,15 +86,17 @@ async fn pay(
         return Ok(answer);
     }
     let payment_id = PaymentId(request.command_id());
-    // Checked after the stored answer: paying spends the token, and a retry
-    // must still get its receipt, also one that arrives after the payment
-    // committed but before its answer was kept.
+    // Checked after the stored answer: paying spends the token, and a
+    // reservation already paid is answered by what paid it, whatever the
+    // token's state: a retry of that payment gets its receipt (also one
+    // arriving after the commit but before its answer was kept), and any
+    // other payment of it `409 already_paid` (also the second of two sent
+    // at once, read after the first spent the token).
     let own = reservation
         .as_ref()
         .filter(|reservation| reservation.user_id == user_id);
-    let paid_by_this_request =
-        own.is_some_and(|reservation| reservation.payment_id == Some(payment_id.0));
-    if !paid_by_this_request {
+    let paid_already = own.is_some_and(|reservation| reservation.payment_id.is_some());
+    if !paid_already {
         require_active(&ticket)?;
     }
     // The token spent must be the one that let the seat be held.

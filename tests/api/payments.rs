@@ -77,6 +77,26 @@ async fn a_reservation_is_paid_once() {
 }
 
 #[tokio::test]
+async fn paying_a_paid_reservation_again_with_the_token_that_paid_it_is_already_paid() {
+    // The second of two payments sent at once reads the token either
+    // before or after the first spent it; both ways it is told the truth.
+    let app = spawn_app().await;
+    let concert = app.create_concert(1, 5, 1000).await;
+    let user = app.active_user(&concert.concert_id).await;
+    let reservation_id = held_seat(&app, &concert, &user, 0).await;
+    app.charge(user.user_id, 10_000).await;
+    assert_eq!(
+        app.pay(&user, &reservation_id).await.status,
+        StatusCode::CREATED
+    );
+
+    let again = app.pay(&user, &reservation_id).await;
+
+    assert_problem(again, StatusCode::CONFLICT, "already_paid").await;
+    assert_eq!(app.balance(user.user_id).await, 9_000);
+}
+
+#[tokio::test]
 async fn another_users_reservation_is_not_found() {
     let app = spawn_app().await;
     let concert = app.create_concert(1, 5, 1000).await;

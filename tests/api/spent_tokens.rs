@@ -3,8 +3,11 @@
 
 use futures::future::join_all;
 use serde_json::Value;
+use uuid::Uuid;
 
-use crate::helpers::{json_of, problem_code, spawn_app, TestApp};
+use crate::helpers::{
+    json_of, problem_code, spawn_app, spawn_app_on, spawn_app_with, test_config, TestApp,
+};
 
 const HOLDS: usize = 5;
 const PRICE: i64 = 1_000;
@@ -58,4 +61,71 @@ async fn payments_racing_with_one_token_buy_one_seat_and_refuse_the_rest_unchang
     assert_eq!(statuses, ["confirmed", "held", "held", "held", "held"]);
     assert_eq!(count_events(&app, "SeatSold").await, 1);
     assert_eq!(count_events(&app, "TicketExpired").await, 1);
+}
+
+/// Two payments of one reservation sent at once through two instances pay
+/// once, and the second is told so: a retry with the first's key gets its
+/// receipt, a payment of its own `409 already_paid`, however the first's
+/// commit falls among the reads the second is decided on.
+#[tokio::test]
+async fn two_payments_of_a_reservation_through_two_instances_pay_once_and_the_second_is_told_so() {
+    const PAIRS: usize = 300;
+    let mut config = test_config();
+    config.queue_active_max = PAIRS as u32;
+    let first = spawn_app_with(config.clone()).await;
+    let second = spawn_app_on(first.pool.clone(), config).await;
+    let concert = first.create_concert(1, PAIRS as u32, PRICE).await;
+    let users = join_all((0..PAIRS).map(|_| first.active_user(&concert.concert_id))).await;
+    let seats = first.free_seats(&users[0], &concert, 0).await;
+    let app = &first;
+    let held = join_all(users.iter().zip(&seats).map(|(user, seat)| async move {
+        app.charge(user.user_id, PRICE).await;
+        let reservation = json_of(&app.hold(user, &seat.seat_id.to_string()).await);
+        let reservation: Uuid = reservation["reservation_id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        (user, reservation)
+    }))
+    .await;
+
+    // One pair at a time, as a client and its retry (every other pair
+    // keyed), or a double click, would send them.
+    let mut wrong = Vec::new();
+    for (n, (user, reservation)) in held.iter().enumerate() {
+        let key = (n % 2 == 0).then(|| format!("pay-{reservation}"));
+        let (one, other) = tokio::join!(
+            first.api.pay(&user.token, *reservation, key.as_deref()),
+            second.api.pay(&user.token, *reservation, key.as_deref()),
+        );
+        let (one, other) = (one.unwrap(), other.unwrap());
+        let (one_body, other_body) = (json_of(&one), json_of(&other));
+        let mut statuses = [one.status, other.status];
+        statuses.sort();
+        let told = match key {
+            Some(_) => statuses == [201, 201] && one_body["payment_id"] == other_body["payment_id"],
+            None => {
+                let refusal = if one.status == 409 {
+                    &one_body
+                } else {
+                    &other_body
+                };
+                statuses == [201, 409] && refusal["code"] == "already_paid"
+            }
+        };
+        if !told {
+            wrong.push((
+                key.is_some(),
+                one.status,
+                other.status,
+                one_body,
+                other_body,
+            ));
+        }
+    }
+
+    assert!(wrong.is_empty(), "{} of {PAIRS}: {wrong:#?}", wrong.len());
+    assert_eq!(count_events(&first, "SeatSold").await, PAIRS as i64);
+    assert_eq!(count_events(&first, "Paid").await, PAIRS as i64);
 }

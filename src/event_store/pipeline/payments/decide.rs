@@ -59,13 +59,19 @@ pub(super) async fn decide_all(
         .iter()
         .filter_map(|j| j.spend.as_ref().map(|spend| spend.aggregate_id.as_str()))
         .collect();
+    // The tickets first: each query sees what was committed when it began,
+    // so a ticket read as spent comes with the wallet and seat its payment
+    // left. Read last, a ticket spent by a payment committed between the
+    // queries was seen with a wallet from before that payment: a duplicate
+    // of that same payment looked like a second one, and was refused 401
+    // instead of being found stale at the append and decided again.
     let loaded = async {
-        let wallets = load_streams::<Wallet>(conn, &wallet_ids).await?;
-        let seats = load_streams::<Seat>(conn, &seat_ids).await?;
         let tickets = match ticket_ids.is_empty() {
             true => HashMap::new(),
             false => load_streams::<QueueTicket>(conn, &ticket_ids).await?,
         };
+        let wallets = load_streams::<Wallet>(conn, &wallet_ids).await?;
+        let seats = load_streams::<Seat>(conn, &seat_ids).await?;
         Ok((wallets, seats, tickets))
     }
     .await;
