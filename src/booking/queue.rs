@@ -51,7 +51,9 @@ pub async fn enter_queue(
             return Err(BookingError::NotFound("concert"));
         }
         let standing_row = plan.standing;
-        if let Some(ticket) = plan.latest.filter(|ticket| ticket.is_live_at(now)) {
+        // As the plan judged it: a ticket about to lapse took a new place.
+        let lapsing_from = now + queue_entries::LAPSING_WITHIN;
+        if let Some(ticket) = plan.latest.filter(|ticket| ticket.is_live_at(lapsing_from)) {
             let standing = standing_from(app, &ticket, standing_row, now);
             return Ok(Entered {
                 ticket,

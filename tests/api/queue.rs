@@ -35,6 +35,27 @@ async fn entering_twice_returns_the_same_live_token() {
 }
 
 #[tokio::test]
+async fn entering_again_as_the_token_lapses_takes_a_new_place() {
+    let mut config = test_config();
+    config.queue_active_ttl_secs = 2;
+    let app = spawn_app_with(config).await;
+    let concert = app.create_concert(1, 5, 1000).await;
+    let user = app.active_user(&concert.concert_id).await;
+    let (_, current) = app.enter_queue(user.user_id, &concert.concert_id).await;
+    let lapses: chrono::DateTime<chrono::Utc> =
+        current["expires_at"].as_str().unwrap().parse().unwrap();
+    let before_it_lapses = lapses - chrono::Duration::milliseconds(400) - chrono::Utc::now();
+    tokio::time::sleep(before_it_lapses.to_std().unwrap_or_default()).await;
+
+    let (status, again) = app.enter_queue(user.user_id, &concert.concert_id).await;
+
+    // Not the token about to lapse, which would be dead before it was used.
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    assert_ne!(again["token"], user.token.as_str());
+    assert_ne!(again["status"], "expired");
+}
+
+#[tokio::test]
 async fn one_user_entering_a_hundred_times_at_once_gets_one_token() {
     let app = spawn_app().await;
     let concert = app.create_concert(1, 5, 1000).await;
