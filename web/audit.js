@@ -183,6 +183,14 @@ async function runAudit() {
       ? `Checkpoint: ${report.checkpoint.text}. Keep it outside the database; ` +
         "an audit given it later names any change to the log up to here."
       : "";
+    // The settings no event states, as each serve recorded them (a report
+    // from a release before them has none).
+    const heldTo = report.held_to;
+    $("audit-held-to").textContent = !heldTo ? "" :
+      `Admissions held to CONCERT_QUEUE_ACTIVE_MAX=${heldTo.active_limits}; ` +
+      (heldTo.ttls
+        ? `holds and admissions to ${heldTo.ttls}.`
+        : "hold and admission times not checked: no serve recorded its TTLs.");
     audit.flagged = new Map();
     $("violations").replaceChildren(...report.violations.map((violation) => {
       for (const named of violation.events.map(parseLabel).filter(Boolean)) {

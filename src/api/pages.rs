@@ -140,6 +140,20 @@ struct AuditReportResponse {
     /// The log's digest at the last event read: kept elsewhere and passed
     /// back as `checkpoint`, it proves the log up to there unchanged.
     checkpoint: CheckpointResponse,
+    /// The settings the log was held to, as the service recorded them.
+    held_to: HeldToResponse,
+}
+
+/// The settings no event states, which the audit takes from what each
+/// serve recorded (README, `concert audit`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct HeldToResponse {
+    /// The active limit over the log, e.g. `3, then 2 after position 7`.
+    active_limits: String,
+    /// The TTLs served, e.g. `CONCERT_HOLD_TTL_SECS=300 and
+    /// CONCERT_QUEUE_ACTIVE_TTL_SECS=600 after position 0`; `null` when no
+    /// serve recorded any, and durations were not checked.
+    ttls: Option<String>,
 }
 
 /// A digest of the whole log up to a position (README, "Tamper evidence").
@@ -199,6 +213,7 @@ async fn audit_report(
     let limits = crate::served_settings::served_limits(&app.pool)
         .await?
         .unwrap_or_else(|| app.config.queue_active_max.into());
+    let active_limits = limits.to_string();
     let (pool, called_off) = (app.pool.clone(), call_off.flag());
     let handle = tokio::runtime::Handle::current();
     let report = tokio::task::spawn_blocking(move || {
@@ -225,9 +240,14 @@ async fn audit_report(
         digest: report.checkpoint.digest_hex(),
         text: report.checkpoint.to_string(),
     };
+    let held_to = HeldToResponse {
+        active_limits,
+        ttls: report.ttls.as_ref().map(ToString::to_string),
+    };
     Ok(axum::Json(AuditReportResponse {
         events: report.events,
         checkpoint,
+        held_to,
         violations: report
             .violations
             .into_iter()

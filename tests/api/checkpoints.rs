@@ -8,7 +8,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 
 use super::audit::{audit, booking_history};
-use crate::helpers::{assert_problem, spawn_app, ADMIN_TOKEN};
+use crate::helpers::{assert_problem, spawn_app, test_config, ADMIN_TOKEN};
 use concert::audit::{AuditReport, Checkpoint, CHECKPOINT_RULE};
 
 async fn audit_against(pool: &PgPool, checkpoint: Checkpoint) -> AuditReport {
@@ -142,6 +142,13 @@ async fn the_audit_report_gives_its_checkpoint_and_is_held_to_one() {
     assert!(checkpoint["position"].as_i64().unwrap() > 0, "{first}");
     assert_eq!(checkpoint["digest"].as_str().unwrap().len(), 64);
     let text = checkpoint["text"].as_str().unwrap().to_string();
+    // What no event states, as this serve recorded it.
+    let limit = test_config().queue_active_max;
+    assert_eq!(first["held_to"]["active_limits"], limit.to_string());
+    assert_eq!(
+        first["held_to"]["ttls"],
+        "CONCERT_HOLD_TTL_SECS=300 and CONCERT_QUEUE_ACTIVE_TTL_SECS=600 after position 0"
+    );
 
     // More events since: the log up to the checkpoint is unchanged.
     app.charge(uuid::Uuid::new_v4(), 100).await;

@@ -314,6 +314,9 @@ with sync_playwright() as playwright:
     expect(bob.locator("#audit-summary")).to_contain_text("All rules hold")
     expect(bob.locator("#stream-events tr.flagged")).to_have_count(0)
     expect(bob.locator("#audit-checkpoint")).to_contain_text("Checkpoint: ")
+    # The settings no event states, as the serve recorded them.
+    expect(bob.locator("#audit-held-to")).to_contain_text("CONCERT_QUEUE_ACTIVE_MAX=")
+    expect(bob.locator("#audit-held-to")).to_contain_text("CONCERT_HOLD_TTL_SECS=")
     shot(bob, "audit")
     # The checkpoint it gave, recomputed apart from the service from the
     # audit API's events (scripts/checkpoint.py), then given back: the log
