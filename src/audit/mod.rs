@@ -39,6 +39,7 @@ use payments::PaymentCheck;
 use queue::QueueCheck;
 use sale_tickets::SaleTicketCheck;
 use seats::SeatCheck;
+use served_ttls::Lasting;
 pub use served_ttls::{ServedTtls, Ttls};
 use wallets::WalletCheck;
 
@@ -232,7 +233,7 @@ impl Checks {
                 if let (Some(ttls), SeatEvent::SeatHeld { held_at, until, .. }) =
                     (&self.ttls, &event)
                 {
-                    ttls.check_hold(row, *held_at, *until, found);
+                    ttls.check(Lasting::Hold, row, *held_at, *until, found);
                 }
                 let hold_until = self.seats.held_until(&row.aggregate_id);
                 self.payments.apply_seat(row, &event, hold_until, found);
@@ -258,7 +259,7 @@ impl Checks {
                     },
                 ) = (&self.ttls, &event)
                 {
-                    ttls.check_admission(row, *admitted_at, *expires_at, found);
+                    ttls.check(Lasting::Admission, row, *admitted_at, *expires_at, found);
                 }
                 self.queue.apply(row, event, found)
             }

@@ -42,47 +42,58 @@ impl ServedTtls {
             .map(|(_, ttls)| *ttls)
     }
 
-    /// Names a hold from `held_at` to `until` that lasts no hold TTL served
-    /// before its row.
-    pub(super) fn check_hold(
+    /// Names a hold or admission (`lasting`) from `start` to `end` that
+    /// lasts no TTL of its kind served before its row.
+    pub(super) fn check(
         &self,
+        lasting: Lasting,
         row: &RawEvent,
-        held_at: DateTime<Utc>,
-        until: DateTime<Utc>,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
         found: &mut Vec<Violation>,
     ) {
         let served: Vec<u32> = self
             .before(row.position)
-            .map(|ttls| ttls.hold_secs)
+            .map(|ttls| lasting.ttl(ttls))
             .collect();
-        if let Some(detail) = unserved(&served, until - held_at) {
+        if let Some(detail) = unserved(&served, end - start) {
             found.push(Violation::new(
-                "a hold lasts a CONCERT_HOLD_TTL_SECS the service ran with",
-                format!("held from {held_at} to {until}: {detail}"),
+                lasting.rule(),
+                format!("{} from {start} to {end}: {detail}", lasting.verb()),
                 vec![row.label()],
             ));
         }
     }
+}
 
-    /// Names an admission from `admitted_at` to `expires_at` that lasts no
-    /// active TTL served before its row.
-    pub(super) fn check_admission(
-        &self,
-        row: &RawEvent,
-        admitted_at: DateTime<Utc>,
-        expires_at: DateTime<Utc>,
-        found: &mut Vec<Violation>,
-    ) {
-        let served: Vec<u32> = self
-            .before(row.position)
-            .map(|ttls| ttls.active_secs)
-            .collect();
-        if let Some(detail) = unserved(&served, expires_at - admitted_at) {
-            found.push(Violation::new(
-                "an admission lasts a CONCERT_QUEUE_ACTIVE_TTL_SECS the service ran with",
-                format!("admitted from {admitted_at} to {expires_at}: {detail}"),
-                vec![row.label()],
-            ));
+/// What lasts a TTL: a hold, or an admission.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Lasting {
+    Hold,
+    Admission,
+}
+
+impl Lasting {
+    fn ttl(self, ttls: Ttls) -> u32 {
+        match self {
+            Lasting::Hold => ttls.hold_secs,
+            Lasting::Admission => ttls.active_secs,
+        }
+    }
+
+    fn rule(self) -> &'static str {
+        match self {
+            Lasting::Hold => "a hold lasts a CONCERT_HOLD_TTL_SECS the service ran with",
+            Lasting::Admission => {
+                "an admission lasts a CONCERT_QUEUE_ACTIVE_TTL_SECS the service ran with"
+            }
+        }
+    }
+
+    fn verb(self) -> &'static str {
+        match self {
+            Lasting::Hold => "held",
+            Lasting::Admission => "admitted",
         }
     }
 }

@@ -7,15 +7,29 @@ fn a_hold_or_admission_lasting_a_ttl_served_before_it_has_no_violation() {
     let mut found = Vec::new();
 
     // Before position 10 only the first pair was served; after it, either.
-    ttls.check_hold(&logged(5, "Seat/s", "SeatHeld"), at(0), at(300), &mut found);
-    ttls.check_hold(
+    ttls.check(
+        Lasting::Hold,
+        &logged(5, "Seat/s", "SeatHeld"),
+        at(0),
+        at(300),
+        &mut found,
+    );
+    ttls.check(
+        Lasting::Hold,
         &logged(11, "Seat/s", "SeatHeld"),
         at(0),
         at(300),
         &mut found,
     );
-    ttls.check_hold(&logged(12, "Seat/s", "SeatHeld"), at(0), at(60), &mut found);
-    ttls.check_admission(
+    ttls.check(
+        Lasting::Hold,
+        &logged(12, "Seat/s", "SeatHeld"),
+        at(0),
+        at(60),
+        &mut found,
+    );
+    ttls.check(
+        Lasting::Admission,
         &logged(13, "QueueTicket/t", "TicketAdmitted"),
         at(0),
         at(30),
@@ -31,14 +45,22 @@ fn a_hold_or_admission_lasting_another_time_is_named() {
     let mut found = Vec::new();
 
     // The second pair was not served yet at position 5.
-    ttls.check_hold(&logged(5, "Seat/s", "SeatHeld"), at(0), at(60), &mut found);
-    ttls.check_admission(
+    ttls.check(
+        Lasting::Hold,
+        &logged(5, "Seat/s", "SeatHeld"),
+        at(0),
+        at(60),
+        &mut found,
+    );
+    ttls.check(
+        Lasting::Admission,
         &logged(20, "QueueTicket/t", "TicketAdmitted"),
         at(0),
         at(3600),
         &mut found,
     );
-    ttls.check_hold(
+    ttls.check(
+        Lasting::Hold,
         &logged(21, "Seat/s", "SeatHeld"),
         at(0),
         at(300) + TimeDelta::milliseconds(500),
@@ -79,8 +101,15 @@ fn the_log_before_the_first_record_is_not_checked() {
     let ttls = served(vec![(40, 300, 600)]);
     let mut found = Vec::new();
 
-    ttls.check_hold(&logged(40, "Seat/s", "SeatHeld"), at(0), at(5), &mut found);
-    ttls.check_admission(
+    ttls.check(
+        Lasting::Hold,
+        &logged(40, "Seat/s", "SeatHeld"),
+        at(0),
+        at(5),
+        &mut found,
+    );
+    ttls.check(
+        Lasting::Admission,
         &logged(3, "QueueTicket/t", "TicketAdmitted"),
         at(0),
         at(5),
