@@ -51,9 +51,13 @@ pub async fn enter_queue(
             return Err(BookingError::NotFound("concert"));
         }
         let standing_row = plan.standing;
-        // As the plan judged it: a ticket about to lapse took a new place.
-        let lapsing_from = now + queue_entries::LAPSING_WITHIN;
-        if let Some(ticket) = plan.latest.filter(|ticket| ticket.is_live_at(lapsing_from)) {
+        if let Some(ticket) = plan.latest.filter(|ticket| ticket.is_live_at(now)) {
+            // Answered a moment after the plan: a token that lapsed in
+            // between is no token to give back. Planned again, the entry
+            // takes a new place.
+            if !ticket.is_live_at(crate::clock::now()) {
+                continue;
+            }
             let standing = standing_from(app, &ticket, standing_row, now);
             return Ok(Entered {
                 ticket,

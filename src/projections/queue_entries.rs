@@ -44,12 +44,6 @@ struct EntryPlanRow {
     standing: StandingRow,
 }
 
-/// How long before its end an active ticket no longer counts as its user's
-/// live ticket when they enter again: answered with it, they would get a
-/// token that lapses before they could use it (the answer is built a moment
-/// after the plan), where a new place in the line was what they needed.
-pub const LAPSING_WITHIN: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
-
 /// Plans the entries of `users` into one concert's queue, in their order, in
 /// one statement: each reads the user's tickets and, when the user has no
 /// ticket live at `now` and the line has room, takes the concert's next entry
@@ -58,8 +52,8 @@ pub const LAPSING_WITHIN: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
 /// written count as waiting). `since` starts the window of the admission
 /// rate. A user named twice takes two numbers, as two separate entries would.
 ///
-/// "Live" is `TicketRow::is_live_at`'s rule a `LAPSING_WITHIN` after `now`:
-/// waiting, or active and not lapsing by then.
+/// "Live" is `TicketRow::is_live_at`'s rule: waiting, or active and not past
+/// its deadline.
 ///
 /// The numbers are taken by one update of the concert's one counter row, so
 /// its lock is taken once for all of `users` rather than once each. That
@@ -119,7 +113,7 @@ pub async fn plan_entries(
     ))
     .bind(concert_id)
     .bind(users)
-    .bind(now + LAPSING_WITHIN)
+    .bind(now)
     .bind(since)
     .bind(waiting_max)
     .bind(active_max)

@@ -35,24 +35,34 @@ async fn entering_twice_returns_the_same_live_token() {
 }
 
 #[tokio::test]
-async fn entering_again_as_the_token_lapses_takes_a_new_place() {
+async fn entering_again_gives_the_live_token_until_it_lapses_then_a_new_place() {
     let mut config = test_config();
     config.queue_active_ttl_secs = 2;
     let app = spawn_app_with(config).await;
     let concert = app.create_concert(1, 5, 1000).await;
     let user = app.active_user(&concert.concert_id).await;
-    let (_, current) = app.enter_queue(user.user_id, &concert.concert_id).await;
+    let current = app
+        .get_json("/queue/tokens/current", Some(&user.token))
+        .await;
     let lapses: chrono::DateTime<chrono::Utc> =
         current["expires_at"].as_str().unwrap().parse().unwrap();
-    let before_it_lapses = lapses - chrono::Duration::milliseconds(400) - chrono::Utc::now();
-    tokio::time::sleep(before_it_lapses.to_std().unwrap_or_default()).await;
+    let until = |at: chrono::DateTime<chrono::Utc>| {
+        tokio::time::sleep((at - chrono::Utc::now()).to_std().unwrap_or_default())
+    };
 
-    let (status, again) = app.enter_queue(user.user_id, &concert.concert_id).await;
+    until(lapses - chrono::Duration::milliseconds(700)).await;
+    let (before, live) = app.enter_queue(user.user_id, &concert.concert_id).await;
+    until(lapses + chrono::Duration::milliseconds(100)).await;
+    let (after, new) = app.enter_queue(user.user_id, &concert.concert_id).await;
 
-    // Not the token about to lapse, which would be dead before it was used.
-    assert_eq!(status, StatusCode::CREATED, "{again}");
-    assert_ne!(again["token"], user.token.as_str());
-    assert_ne!(again["status"], "expired");
+    // Live to its last moment, it is the user's one place (the contract);
+    // once lapsed, even before the scheduler records it, it is none.
+    assert_eq!(before, StatusCode::OK, "{live}");
+    assert_eq!(live["token"], user.token.as_str());
+    assert_eq!(live["status"], "active");
+    assert_eq!(after, StatusCode::CREATED, "{new}");
+    assert_ne!(new["token"], user.token.as_str());
+    assert_ne!(new["status"], "expired");
 }
 
 #[tokio::test]
