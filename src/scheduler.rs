@@ -240,9 +240,7 @@ async fn finish_payments(app: &AppState, context: &CommandContext) -> Result<usi
     let before = crate::clock::now() - Duration::from_secs(app.config.payment_recovery_secs);
     let unfinished = payments::unfinished_payments(&app.pool, before, BATCH).await?;
     run_all(unfinished, |payment| async move {
-        payment::finish(app, &payment, None, context)
-            .await
-            .map(|_| ())
+        payment::finish(app, &payment, context).await.map(|_| ())
     })
     .await
 }

@@ -136,10 +136,13 @@ pub async fn audit_unless_called_off(
         .fetch_one(pool)
         .await?;
     let mut checks = Checks::new(limits);
-    checks.ttls = crate::served_settings::served_ttls(pool).await?;
     let mut digest = LogDigest::new(against);
     let mut events = 0;
     let upto = event_log::last_position(pool).await?;
+    // After the log's end is read: a serve that starts in between records
+    // its TTLs before any hold or admission of its own, all of them past
+    // the end if its record is not read.
+    checks.ttls = crate::served_settings::served_ttls(pool).await?;
     // From below 1, so that a position set to 0 or less is walked and named.
     let mut after = i64::MIN;
     loop {
@@ -187,7 +190,7 @@ pub fn check_history(
     for row in events {
         checks.apply(&row);
     }
-    checks.finish_payments();
+    checks.payments.finish(&mut checks.found);
     checks.found
 }
 
@@ -268,16 +271,10 @@ impl Checks {
         }
     }
 
-    /// The payments' rules that need the whole log.
-    fn finish_payments(&mut self) {
-        self.payments.finish(&mut self.found);
-        self.sale_tickets.finish(&self.payments, &mut self.found);
-    }
-
     /// The rules that need the whole log, then the read models against the
     /// log up to `upto`, the last position walked.
     async fn finish(mut self, pool: &PgPool, upto: i64) -> Result<Vec<Violation>, AuditError> {
-        self.finish_payments();
+        self.payments.finish(&mut self.found);
         let rows = read_models::ReadModelRows::load(pool, upto).await?;
         rows.compare(&self.wallets, &self.seats, &self.queue, &mut self.found);
         let moved = |stream: &str| rows.moved(stream);

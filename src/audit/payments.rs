@@ -48,7 +48,6 @@ struct Payment {
     amount: Won,
     paid_at: DateTime<Utc>,
     refunded: bool,
-    position: i64,
     at: String,
 }
 
@@ -120,7 +119,6 @@ impl PaymentCheck {
                         amount,
                         paid_at,
                         refunded: false,
-                        position: row.position,
                         at: row.label(),
                     });
                 }
@@ -142,13 +140,6 @@ impl PaymentCheck {
                 )),
             },
         }
-    }
-
-    /// The log position of the debit of `payment_id`, if a wallet paid it.
-    pub(super) fn debited_at(&self, payment_id: PaymentId) -> Option<i64> {
-        self.payments
-            .get(&payment_id)
-            .map(|payment| payment.position)
     }
 
     /// Matches every sale with its payment, and every payment with a sale or a refund.

@@ -32,7 +32,17 @@ struct Ticket {
     concert: ConcertId,
     user: UserId,
     active: bool,
+    /// Admitted at some point, whatever came after.
+    admitted: bool,
     expired: bool,
+}
+
+/// Whose a ticket is, as the log entered it, and whether it was admitted.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct TicketOwner {
+    pub user: UserId,
+    pub concert: ConcertId,
+    pub admitted: bool,
 }
 
 impl QueueCheck {
@@ -72,6 +82,7 @@ impl QueueCheck {
                     concert: concert_id,
                     user: user_id,
                     active: false,
+                    admitted: false,
                     expired: false,
                 };
                 self.tickets.insert(row.aggregate_id.clone(), ticket);
@@ -105,6 +116,7 @@ impl QueueCheck {
                     ));
                 }
                 ticket.active = true;
+                ticket.admitted = true;
                 self.admitted.insert((ticket.user, ticket.concert));
                 let count = self.active.entry(ticket.concert).or_default();
                 *count += 1;
@@ -140,11 +152,14 @@ impl QueueCheck {
         self.admitted.contains(&(user, concert))
     }
 
-    /// The user and concert of the ticket `id`, if it entered the queue.
-    pub(super) fn owner(&self, id: &str) -> Option<(UserId, ConcertId)> {
-        self.tickets
-            .get(id)
-            .map(|ticket| (ticket.user, ticket.concert))
+    /// The user and concert of the ticket `id`, if it entered the queue,
+    /// and whether it was admitted so far.
+    pub(super) fn owner(&self, id: &str) -> Option<TicketOwner> {
+        self.tickets.get(id).map(|ticket| TicketOwner {
+            user: ticket.user,
+            concert: ticket.concert,
+            admitted: ticket.admitted,
+        })
     }
 
     /// Whether the log expired the ticket `id`.

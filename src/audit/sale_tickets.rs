@@ -1,73 +1,68 @@
-//! The queue tickets that paid: a sale names a ticket of its buyer for its
-//! seat's concert, each ticket pays for one seat, and once sales name their
-//! tickets, every later payment's sale names one. Sales of version 1 (written
-//! before sales named their tickets) are judged by the other rules alone:
-//! some paid with a ticket that had already paid, which that release allowed.
+//! The queue tickets that paid: a sale that names its ticket (version 2)
+//! names one its buyer entered for the seat's concert and was admitted on,
+//! and no ticket pays for two seats. A sale of version 1 names none (written
+//! before sales named their tickets, or by the scheduler's recovery of a
+//! payment whose ticket had lapsed); it is judged by the other rules alone,
+//! and cannot be tied to an admission. Some such sales honestly paid with a
+//! ticket that had paid already, before that race was closed; and since a
+//! release may still write them, one cannot be told apart from a sale
+//! written in that form to pass this rule.
 
 use std::collections::HashMap;
 
 use crate::aggregates::SeatEvent;
 use crate::event_log::RawEvent;
-use crate::ids::{ConcertId, PaymentId, TicketId, UserId};
+use crate::ids::{ConcertId, TicketId};
 
-use super::payments::PaymentCheck;
+use super::queue::TicketOwner;
 use super::Violation;
 
-const OWN_TICKET: &str = "a seat is paid with a ticket of its buyer for its concert";
+const OWN_TICKET: &str = "a seat is paid with a ticket its buyer was admitted on for its concert";
 const ONE_SEAT_A_TICKET: &str = "a queue ticket pays for one seat";
-const SALE_NAMES_TICKET: &str = "a sale names the queue ticket that paid for it";
 
-/// The sale each ticket paid for, and the sales that named none.
+/// The sale each named ticket paid for.
 #[derive(Debug, Default)]
 pub(super) struct SaleTicketCheck {
     spent: HashMap<TicketId, String>,
-    /// The position of the first sale that named its ticket.
-    named_since: Option<i64>,
-    /// Sales that named no ticket: their payment and label.
-    unnamed: Vec<(PaymentId, String)>,
 }
 
 impl SaleTicketCheck {
     /// Records a sale of a seat held for `concert` (`None` when the log
     /// has no hold or date for it, which other rules name); `owner` tells
-    /// a ticket's user and concert.
+    /// a ticket's user and concert, and whether it was admitted so far.
     pub(super) fn apply(
         &mut self,
         row: &RawEvent,
         event: &SeatEvent,
         concert: Option<ConcertId>,
-        owner: impl Fn(&str) -> Option<(UserId, ConcertId)>,
+        owner: impl Fn(&str) -> Option<TicketOwner>,
         found: &mut Vec<Violation>,
     ) {
         let SeatEvent::SeatSold {
-            payment_id,
             user_id,
-            ticket_id,
+            ticket_id: Some(ticket_id),
             ..
         } = event
         else {
             return;
         };
-        let Some(ticket_id) = ticket_id else {
-            self.unnamed.push((*payment_id, row.label()));
-            return;
-        };
-        self.named_since.get_or_insert(row.position);
-        match owner(&ticket_id.to_string()) {
-            None => found.push(Violation::new(
-                OWN_TICKET,
-                format!("ticket {ticket_id} never entered the queue"),
-                vec![row.label()],
-            )),
-            Some((holder, of_concert))
-                if holder != *user_id || concert.is_some_and(|c| c != of_concert) =>
+        let wrong = match owner(&ticket_id.to_string()) {
+            None => Some(format!("ticket {ticket_id} never entered the queue")),
+            Some(ticket)
+                if ticket.user != *user_id || concert.is_some_and(|c| c != ticket.concert) =>
             {
-                let detail = format!(
-                    "sold to user {user_id} with ticket {ticket_id} of user {holder} for concert {of_concert}"
-                );
-                found.push(Violation::new(OWN_TICKET, detail, vec![row.label()]));
+                Some(format!(
+                    "sold to user {user_id} with ticket {ticket_id} of user {} for concert {}",
+                    ticket.user, ticket.concert
+                ))
             }
-            Some(_) => {}
+            Some(ticket) if !ticket.admitted => Some(format!(
+                "ticket {ticket_id} was never admitted before the sale"
+            )),
+            Some(_) => None,
+        };
+        if let Some(detail) = wrong {
+            found.push(Violation::new(OWN_TICKET, detail, vec![row.label()]));
         }
         if let Some(first) = self.spent.insert(*ticket_id, row.label()) {
             found.push(Violation::new(
@@ -75,28 +70,6 @@ impl SaleTicketCheck {
                 format!("ticket {ticket_id} paid for two seats"),
                 vec![first, row.label()],
             ));
-        }
-    }
-
-    /// Names each sale without a ticket whose payment was debited after
-    /// the first sale that named one: a payment made by this release or a
-    /// later one. Payments debited before it may have been finished since
-    /// by the scheduler's recovery, which knows no ticket once it lapsed.
-    pub(super) fn finish(&self, payments: &PaymentCheck, found: &mut Vec<Violation>) {
-        let Some(since) = self.named_since else {
-            return;
-        };
-        for (payment_id, at) in &self.unnamed {
-            if payments
-                .debited_at(*payment_id)
-                .is_some_and(|debited| debited > since)
-            {
-                found.push(Violation::new(
-                    SALE_NAMES_TICKET,
-                    format!("payment {payment_id} sold a seat without naming its ticket"),
-                    vec![at.clone()],
-                ));
-            }
         }
     }
 }

@@ -117,7 +117,8 @@ fn unserved(served: &[u32], lasted: TimeDelta) -> Option<String> {
 }
 
 impl fmt::Display for ServedTtls {
-    /// `hold 300 s, active 600 s after position 0, then hold 60 s, active 600 s after position 57`.
+    /// `CONCERT_HOLD_TTL_SECS=300 and CONCERT_QUEUE_ACTIVE_TTL_SECS=600 after
+    /// position 0, then …=60 and …=600 after position 57`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (n, (from, ttls)) in self.changes.iter().enumerate() {
             if n > 0 {

@@ -33,7 +33,7 @@ pub(super) async fn settle_payments(pool: PgPool, config: &Config) -> Result<usi
             break;
         }
         for half_done in &unfinished {
-            payment::finish(&app, half_done, None, &context)
+            payment::finish(&app, half_done, &context)
                 .await
                 .map_err(|e| BackupError::Settle(e.to_string()))?;
             settled += 1;

@@ -161,20 +161,16 @@ fn hold_lapsed(error: &SeatError) -> bool {
     )
 }
 
-/// Takes a debited payment to its end: sells the seat and spends the ticket
-/// (the one given, or else the user's active ticket for the seat's concert),
-/// or, when the hold lapsed in between, refunds the wallet. Returns whether
-/// the seat was sold.
+/// Takes a debited payment to its end: sells the seat and spends the user's
+/// active ticket for the seat's concert (the sale names it; with none left,
+/// the sale names none), or, when the hold lapsed in between, refunds the
+/// wallet. Returns whether the seat was sold.
 pub async fn finish(
     app: &AppState,
     payment: &PaymentRow,
-    ticket_id: Option<TicketId>,
     context: &CommandContext,
 ) -> Result<bool, BookingError> {
-    let ticket_id = match ticket_id {
-        Some(ticket_id) => Some(ticket_id),
-        None => paying_ticket(app, payment).await?,
-    };
+    let ticket_id = paying_ticket(app, payment).await?;
     let confirm = SeatCommand::ConfirmSeat {
         reservation_id: ReservationId(payment.reservation_id),
         payment_id: PaymentId(payment.payment_id),
