@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use crate::aggregates::SeatEvent;
+use crate::aggregates::{SeatEvent, EVENT_VERSION, SALE_VERSION};
 use crate::event_log::RawEvent;
 use crate::ids::{ConcertId, TicketId};
 
@@ -19,6 +19,7 @@ use super::Violation;
 
 const OWN_TICKET: &str = "a seat is paid with a ticket its buyer was admitted on for its concert";
 const ONE_SEAT_A_TICKET: &str = "a queue ticket pays for one seat";
+const VERSION_FITS: &str = "an event has its version's shape";
 
 /// The sale each named ticket paid for.
 #[derive(Debug, Default)]
@@ -39,11 +40,33 @@ impl SaleTicketCheck {
         found: &mut Vec<Violation>,
     ) {
         let SeatEvent::SeatSold {
-            user_id,
-            ticket_id: Some(ticket_id),
-            ..
+            user_id, ticket_id, ..
         } = event
         else {
+            return;
+        };
+        // Each version has its shape: a sale written as version 1 with a
+        // ticket, or as version 2 without, is not one the service wrote.
+        let shape = if ticket_id.is_some() {
+            SALE_VERSION
+        } else {
+            EVENT_VERSION
+        };
+        if [EVENT_VERSION, SALE_VERSION].contains(&row.event_version.as_str())
+            && row.event_version != shape
+        {
+            let named = if ticket_id.is_some() {
+                "names"
+            } else {
+                "names no"
+            };
+            found.push(Violation::new(
+                VERSION_FITS,
+                format!("a sale of version {} {named} ticket", row.event_version),
+                vec![row.label()],
+            ));
+        }
+        let Some(ticket_id) = ticket_id else {
             return;
         };
         let wrong = match owner(&ticket_id.to_string()) {

@@ -76,15 +76,11 @@ pub async fn pay(
         ticket_id: Some(ticket_id),
         now: crate::clock::now(),
     };
-    let spend = QueueTicketCommand::Expire {
-        reason: ExpiryReason::Paid,
-        now: crate::clock::now(),
-    };
     let paid = execute_payment(
         &app.payments,
         (user_id.to_string(), debit),
         (reservation.seat_id.to_string(), sale),
-        Some((ticket_id.to_string(), spend)),
+        Some((ticket_id.to_string(), spend_ticket())),
         context,
     )
     .await
@@ -181,11 +177,13 @@ pub async fn finish(
         Ok(()) => {
             metrics::counter!("concert_payments_total", "outcome" => "completed").increment(1);
             if let Some(ticket_id) = ticket_id {
-                let expire = QueueTicketCommand::Expire {
-                    reason: ExpiryReason::Paid,
-                    now: crate::clock::now(),
-                };
-                execute(&app.tickets, &ticket_id.to_string(), expire, context).await?;
+                execute(
+                    &app.tickets,
+                    &ticket_id.to_string(),
+                    spend_ticket(),
+                    context,
+                )
+                .await?;
             }
             Ok(true)
         }
@@ -198,6 +196,14 @@ pub async fn finish(
             Ok(false)
         }
         Err(error) => Err(error.into()),
+    }
+}
+
+/// Paying spends the queue ticket that paid.
+fn spend_ticket() -> QueueTicketCommand {
+    QueueTicketCommand::Expire {
+        reason: ExpiryReason::Paid,
+        now: crate::clock::now(),
     }
 }
 

@@ -72,13 +72,34 @@ fn a_sale_naming_no_ticket_is_left_to_the_other_rules() {
     assert!(found.is_empty(), "{found:?}");
 }
 
+#[test]
+fn a_sale_whose_version_does_not_fit_its_ticket_is_named() {
+    let mut check = SaleTicketCheck::default();
+    let mut found = Vec::new();
+    let sales = [
+        (sold(BUYER, Some(TICKET)), "1"),
+        (sold(OTHER_USER, None), "2"),
+    ];
+
+    for (position, (sale, version)) in (1..).zip(sales) {
+        let mut row = logged(position, &format!("Seat/s{position}"), "SeatSold");
+        row.event_version = version.to_string();
+        check.apply(&row, &sale, Some(CONCERT), owner, &mut found);
+    }
+
+    assert_eq!(rules(&found), [VERSION_FITS, VERSION_FITS]);
+    assert_eq!(found[0].detail, "a sale of version 1 names ticket");
+    assert_eq!(found[1].detail, "a sale of version 2 names no ticket");
+}
+
 /// Feeds each sale at its own position (its seat is `s<position>`, of
 /// `CONCERT`).
 fn run(sales: Vec<SeatEvent>) -> Vec<Violation> {
     let mut check = SaleTicketCheck::default();
     let mut found = Vec::new();
     for (position, sale) in (1..).zip(sales) {
-        let row = logged(position, &format!("Seat/s{position}"), &sale.event_type());
+        let mut row = logged(position, &format!("Seat/s{position}"), &sale.event_type());
+        row.event_version = sale.event_version();
         check.apply(&row, &sale, Some(CONCERT), owner, &mut found);
     }
     found
