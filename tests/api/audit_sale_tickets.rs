@@ -111,7 +111,9 @@ async fn a_payment_recovered_after_its_ticket_lapsed_passes_the_audit() {
     let pool = app.shutdown().await;
     let mut config = test_config();
     config.fault_stop_after_debit = true;
-    config.queue_active_ttl_secs = 2;
+    // Short, so it lapses soon after the cut payment; long enough that a
+    // busy machine still holds and pays before it does.
+    config.queue_active_ttl_secs = 4;
     config.payment_recovery_secs = 3600;
     let app = spawn_app_on(pool, config).await;
     let concert = app.create_concert(1, 3, 1000).await;
