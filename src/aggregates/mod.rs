@@ -19,3 +19,13 @@ pub use wallet::{Wallet, WalletCommand, WalletError, WalletEvent};
 /// (`seat::SALE_VERSION`). A change to an event's fields gets a new variant
 /// or version; stored events are never rewritten.
 pub const EVENT_VERSION: &str = "1";
+
+/// The versions of `event_type` the service has ever written: a sale is of
+/// version 1 unless it names its ticket, every other event is.
+pub fn versions_written(event_type: &str) -> &'static [&'static str] {
+    if event_type == "SeatSold" {
+        &[EVENT_VERSION, SALE_VERSION]
+    } else {
+        &[EVENT_VERSION]
+    }
+}

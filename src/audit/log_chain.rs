@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
 
-use crate::aggregates::{EVENT_VERSION, SALE_VERSION};
+use crate::aggregates::versions_written;
 use crate::event_log::RawEvent;
 
 use super::Violation;
@@ -100,16 +100,6 @@ impl LogChain {
             sequence: row.sequence,
             hash: row.hash.clone().unwrap_or(expected),
         };
-    }
-}
-
-/// The versions of `event_type` the service has ever written: a sale was
-/// version 1 until it named its ticket, every other event still is.
-fn versions_written(event_type: &str) -> &'static [&'static str] {
-    if event_type == "SeatSold" {
-        &[EVENT_VERSION, SALE_VERSION]
-    } else {
-        &[EVENT_VERSION]
     }
 }
 

@@ -10,7 +10,9 @@
 
 use std::collections::HashMap;
 
-use crate::aggregates::{SeatEvent, EVENT_VERSION, SALE_VERSION};
+use cqrs_es::DomainEvent;
+
+use crate::aggregates::{versions_written, SeatEvent};
 use crate::event_log::RawEvent;
 use crate::ids::{ConcertId, TicketId};
 
@@ -46,15 +48,10 @@ impl SaleTicketCheck {
             return;
         };
         // Each version has its shape: a sale written as version 1 with a
-        // ticket, or as version 2 without, is not one the service wrote.
-        let shape = if ticket_id.is_some() {
-            SALE_VERSION
-        } else {
-            EVENT_VERSION
-        };
-        if [EVENT_VERSION, SALE_VERSION].contains(&row.event_version.as_str())
-            && row.event_version != shape
-        {
+        // ticket, or as version 2 without, is not one the service wrote
+        // (versions it never wrote are the log chain's to name).
+        let written = versions_written("SeatSold").contains(&row.event_version.as_str());
+        if written && row.event_version != event.event_version() {
             let named = if ticket_id.is_some() {
                 "names"
             } else {
