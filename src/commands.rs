@@ -87,6 +87,36 @@ where
     outcome
 }
 
+/// Executes `commands` (stream, command) of one aggregate type together: they
+/// are stored in one commit or not at all, though a stream another writer
+/// appended to first is decided again on its own. Answers each, in order.
+pub async fn execute_together<A>(
+    pipeline: &Pipeline<A>,
+    commands: Vec<(String, A::Command)>,
+    context: &CommandContext,
+) -> Vec<Result<(), AggregateError<A::Error>>>
+where
+    A: Pipelined,
+    A::Command: AsRef<str>,
+{
+    let commands = commands
+        .into_iter()
+        .map(|(aggregate_id, command)| {
+            let metadata = context.metadata(command.as_ref());
+            (aggregate_id, command, metadata)
+        })
+        .collect();
+    let outcomes = pipeline.execute_together(commands).await;
+    for outcome in &outcomes {
+        metrics::counter!("concert_commands_total", "aggregate" => A::TYPE, "outcome" => outcome_label(outcome))
+            .increment(1);
+    }
+    outcomes
+        .into_iter()
+        .map(|outcome| outcome.map(drop))
+        .collect()
+}
+
 /// Executes the commands of one payment together: the wallet's `debit`, the
 /// seat's `sale` and, when given, the ticket's `spend`, each as (stream,
 /// command). Every one is stored or none is; answers with their events.

@@ -16,19 +16,19 @@ use uuid::Uuid;
 use crate::aggregates::{ExpiryReason, QueueTicketCommand, SeatCommand};
 use crate::booking::payment;
 use crate::booking::BookingError;
-use crate::commands::{execute, CommandContext};
+use crate::commands::{execute, execute_together, CommandContext};
 use crate::ids::ReservationId;
 use crate::projections::{admissions, payments, queue_entries, queue_tickets, reservations};
 use crate::state::AppState;
 
 /// Advisory lock key of the scheduler's leadership ("concert" in ASCII).
-const LEADER_LOCK: i64 = 0x0063_6f6e_6365_7274;
+pub const LEADER_LOCK: i64 = 0x0063_6f6e_6365_7274;
 /// Most items of one kind handled per tick.
 const BATCH: i64 = 1000;
-/// Commands sent at once. Each aggregate type's pipeline decides the
-/// commands waiting for it together, so this many admissions (or expiries)
-/// share one batch; with 8, admissions trailed a flash sale's entries by up
-/// to a minute (≈ 300 a second).
+/// Commands sent at once (expiries, payments to finish). Each aggregate
+/// type's pipeline decides the commands waiting for it together, so this
+/// many share one batch; with 8, admissions (then sent this way too)
+/// trailed a flash sale's entries by up to a minute (≈ 300 a second).
 const PARALLEL: usize = 64;
 
 /// What one tick did.
@@ -207,13 +207,23 @@ pub async fn admit_tickets(
         let now = crate::clock::now();
         let next = admissions::admissible(&candidates, now);
         let until = now + app.config.queue_active_ttl();
-        admitted += run_all(next, |ticket_id: Uuid| async move {
-            let command = QueueTicketCommand::Admit { now, until };
-            execute(&app.tickets, &ticket_id.to_string(), command, context)
-                .await
-                .map_err(BookingError::from)
-        })
-        .await?;
+        // One commit for the round: were some admissions stored and an
+        // earlier one not, a ticket would be let in ahead of an older one.
+        let round = next
+            .into_iter()
+            .map(|ticket_id| {
+                (
+                    ticket_id.to_string(),
+                    QueueTicketCommand::Admit { now, until },
+                )
+            })
+            .collect();
+        let outcomes = execute_together(&app.tickets, round, context).await;
+        admitted += tally(
+            outcomes
+                .into_iter()
+                .map(|outcome| outcome.map_err(BookingError::from)),
+        )?;
     }
     Ok(admitted)
 }
@@ -259,6 +269,14 @@ where
         .buffer_unordered(PARALLEL)
         .collect()
         .await;
+    tally(outcomes)
+}
+
+/// Counts the successes of `outcomes` and logs the refusals; the first
+/// failure of the store ends the tick.
+fn tally(
+    outcomes: impl IntoIterator<Item = Result<(), BookingError>>,
+) -> Result<usize, BookingError> {
     let mut done = 0;
     for outcome in outcomes {
         match outcome {

@@ -6,6 +6,7 @@
 //! aggregates, not events.
 
 mod active_limits;
+mod admission_order;
 mod catalogue;
 mod catalogue_rows;
 mod checkpoint;

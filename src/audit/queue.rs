@@ -9,6 +9,7 @@ use crate::event_log::RawEvent;
 use crate::ids::{ConcertId, UserId};
 
 use super::active_limits::ActiveLimits;
+use super::admission_order::AdmissionOrder;
 use super::Violation;
 
 /// The longest admission any setting allows (`CONCERT_QUEUE_ACTIVE_TTL_SECS`
@@ -23,6 +24,7 @@ pub(super) struct QueueCheck {
     active: HashMap<ConcertId, i64>,
     /// Each user and concert the log has admitted a ticket of.
     admitted: HashSet<(UserId, ConcertId)>,
+    order: AdmissionOrder,
 }
 
 /// One ticket: the concert it queues for, whether it is active, and whether
@@ -53,6 +55,7 @@ impl QueueCheck {
             tickets: HashMap::new(),
             active: HashMap::new(),
             admitted: HashSet::new(),
+            order: AdmissionOrder::default(),
         }
     }
 
@@ -67,7 +70,8 @@ impl QueueCheck {
             QueueTicketEvent::QueueEntered {
                 concert_id,
                 user_id,
-                ..
+                entry_no,
+                entered_at,
             } => {
                 // A ticket's id is derived from its user, concert and turn:
                 // entered again, a spent ticket would come back to life.
@@ -86,6 +90,7 @@ impl QueueCheck {
                     expired: false,
                 };
                 self.tickets.insert(row.aggregate_id.clone(), ticket);
+                self.order.entered(row, concert_id, entry_no, entered_at);
             }
             QueueTicketEvent::TicketAdmitted {
                 admitted_at,
@@ -117,6 +122,7 @@ impl QueueCheck {
                 }
                 ticket.active = true;
                 ticket.admitted = true;
+                self.order.admitted(row, admitted_at, found);
                 self.admitted.insert((ticket.user, ticket.concert));
                 let count = self.active.entry(ticket.concert).or_default();
                 *count += 1;
@@ -139,6 +145,7 @@ impl QueueCheck {
                     ));
                 };
                 ticket.expired = true;
+                self.order.left(&row.aggregate_id);
                 if ticket.active {
                     ticket.active = false;
                     *self.active.entry(ticket.concert).or_default() -= 1;

@@ -1,13 +1,17 @@
 //! Admission: active tokens time out and the next waiting are admitted, two
-//! instances never admit beyond the limit, and a ticket is not admitted ahead
-//! of an entry numbered before it that is still committing.
+//! instances never admit beyond the limit, a ticket is not admitted ahead
+//! of an entry numbered before it that is still committing, and a round of
+//! admissions is stored whole or not at all.
 
 use std::time::Duration;
 
 use futures::future::join_all;
+use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{eventually, spawn_app_on, spawn_app_with, test_config};
+use crate::helpers::{
+    eventually, spawn_app_on, spawn_app_with, store_as_another_writer, test_config,
+};
 
 #[tokio::test]
 async fn active_tokens_time_out_and_the_next_waiting_are_admitted() {
@@ -111,4 +115,84 @@ async fn a_ticket_waits_for_an_entry_numbered_before_it_to_commit() {
         waited >= wait.to_std().unwrap() - Duration::from_millis(200),
         "admitted after {waited:?}, past an entry committing"
     );
+}
+
+/// A round of admissions is one commit. Cut mid-commit, it admits none, and
+/// the next round admits the whole line at once: no ticket goes in ahead of
+/// an older one. Before, a round of more than 64 went through several
+/// batches, and a later batch committed while an earlier one failed.
+#[tokio::test]
+async fn a_round_of_admissions_cut_mid_commit_admits_none_and_the_next_admits_all() {
+    const LINE: usize = 100;
+    let mut config = test_config();
+    config.queue_active_max = LINE as u32;
+    let app = spawn_app_with(config).await;
+    let concert = app.create_concert(1, 5, 1000).await;
+    // The test leads the scheduler while the line forms: no round yet.
+    let mut leader = app.pool.acquire().await.unwrap();
+    sqlx::query("select pg_advisory_lock($1)")
+        .bind(concert::scheduler::LEADER_LOCK)
+        .execute(&mut *leader)
+        .await
+        .unwrap();
+    for _ in 0..LINE {
+        let (status, _) = app.enter_queue(Uuid::new_v4(), &concert.concert_id).await;
+        assert_eq!(status, 201);
+    }
+    // Another writer appends to the oldest ticket and does not commit yet:
+    // the round's append waits for it.
+    let oldest: Uuid = sqlx::query_scalar(
+        "select ticket_id from queue_tickets where concert_id = $1::uuid order by entry_no limit 1",
+    )
+    .bind(&concert.concert_id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let now = chrono::Utc::now();
+    let admission = json!({"TicketAdmitted": {
+        "admitted_at": now, "expires_at": now + chrono::Duration::minutes(10)}});
+    let mut other = app.pool.begin().await.unwrap();
+    let stream = ("QueueTicket", oldest.to_string());
+    store_as_another_writer(&mut other, (stream.0, &stream.1, 2), &admission, "Admit").await;
+    sqlx::query("select pg_advisory_unlock($1)")
+        .bind(concert::scheduler::LEADER_LOCK)
+        .execute(&mut *leader)
+        .await
+        .unwrap();
+
+    let cut = || async {
+        sqlx::query_scalar::<_, i64>(
+            "select count(*) from (select pg_terminate_backend(pid) from pg_stat_activity
+              where datname = current_database() and pid <> pg_backend_pid()
+                and wait_event_type = 'Lock' and query like 'insert into events%') cut",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+            > 0
+    };
+    eventually("the round waits for the other writer, and is cut", cut).await;
+    // Whatever of the round was not waiting would have committed by now.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let admitted = admissions_stored(&app.pool).await;
+    other.rollback().await.unwrap();
+    eventually("the next round admits the line", || async {
+        admissions_stored(&app.pool).await.0 == LINE as i64
+    })
+    .await;
+
+    assert_eq!(admitted, (0, 0), "(admissions, commits) of the cut round");
+    assert_eq!(admissions_stored(&app.pool).await, (LINE as i64, 1));
+    let report = crate::audit::audit(&app.pool).await;
+    assert!(report.violations.is_empty(), "{:?}", report.violations);
+}
+
+/// The admissions stored, and in how many commits.
+async fn admissions_stored(pool: &sqlx::PgPool) -> (i64, i64) {
+    sqlx::query_as(
+        "select count(*), count(distinct transaction_id) from events where event_type = 'TicketAdmitted'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
 }

@@ -169,6 +169,117 @@ fn each_admission_is_held_to_the_limit_served_at_its_position() {
     assert_eq!(lowered[0].detail, "2 active tokens, the limit is 1");
 }
 
+#[test]
+fn a_ticket_admitted_a_round_after_a_later_entry_is_named() {
+    let found = run(
+        10,
+        vec![
+            entered_after("a", 0),
+            entered_after("b", 0),
+            admitted_after("b", 10),
+            admitted_after("a", 11),
+        ],
+    );
+
+    assert_eq!(rules(&found), ["admissions follow entry order"]);
+    assert_eq!(
+        found[0].events,
+        [
+            "#3 QueueTicket/b seq 3 TicketAdmitted",
+            "#4 QueueTicket/a seq 4 TicketAdmitted"
+        ]
+    );
+}
+
+#[test]
+fn one_round_admits_its_tickets_in_any_order() {
+    let found = run(
+        10,
+        vec![
+            entered_after("a", 0),
+            entered_after("b", 0),
+            entered_after("c", 0),
+            admitted_after("c", 10),
+            admitted_after("a", 10),
+            admitted_after("b", 10),
+        ],
+    );
+
+    assert!(found.is_empty(), "{found:?}");
+}
+
+#[test]
+fn a_ticket_passed_over_by_two_rounds_is_named_once() {
+    let found = run(
+        10,
+        vec![
+            entered_after("a", 0),
+            entered_after("b", 0),
+            entered_after("c", 0),
+            admitted_after("b", 10),
+            admitted_after("c", 20),
+            admitted_after("a", 30),
+        ],
+    );
+
+    assert_eq!(rules(&found), ["admissions follow entry order"]);
+    assert!(
+        found[0].detail.contains("passed over by rounds"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn a_passed_over_ticket_that_leaves_the_line_is_not_named() {
+    let found = run(
+        10,
+        vec![
+            entered_after("a", 0),
+            entered_after("b", 0),
+            admitted_after("b", 10),
+            expired("a"),
+            entered_after("c", 0),
+            admitted_after("c", 20),
+        ],
+    );
+
+    assert!(found.is_empty(), "{found:?}");
+}
+
+#[test]
+fn an_entry_committing_after_a_ticket_that_waited_for_it_may_be_passed_over_by_that_round() {
+    // Number `a` was taken first but committed after `b` and `c`; `b` had
+    // waited the scheduler's three seconds for it, so the round passes it.
+    let found = run(
+        10,
+        vec![
+            entered_after("b", 0),
+            entered_after("a", 0),
+            entered_after("c", 2),
+            admitted_after("b", 3),
+            admitted_after("c", 3),
+            admitted_after("a", 4),
+        ],
+    );
+
+    assert!(found.is_empty(), "{found:?}");
+}
+
+#[test]
+fn an_entry_committing_late_is_not_passed_over_before_the_wait() {
+    let found = run(
+        10,
+        vec![
+            entered_after("b", 0),
+            entered_after("a", 0),
+            admitted_after("b", 2),
+            admitted_after("a", 4),
+        ],
+    );
+
+    assert_eq!(rules(&found), ["admissions follow entry order"]);
+}
+
 /// An event of the ticket `QueueTicket/<ticket>`.
 struct TicketEvent {
     ticket: &'static str,
@@ -191,20 +302,58 @@ const CONCERT: ConcertId = ConcertId(uuid::Uuid::from_u128(1));
 const OTHER_CONCERT: ConcertId = ConcertId(uuid::Uuid::from_u128(2));
 const AT: DateTime<Utc> = DateTime::<Utc>::UNIX_EPOCH;
 
+/// Tickets take entry numbers in the order of their names' first letter.
 fn entered(ticket: &'static str, concert_id: ConcertId) -> TicketEvent {
+    entered_after(ticket, 0).map(|event| retarget(event, concert_id))
+}
+
+/// `ticket` entering `CONCERT` `secs` after `AT`, numbered by its name.
+fn entered_after(ticket: &'static str, secs: i64) -> TicketEvent {
     let event = QueueTicketEvent::QueueEntered {
-        concert_id,
+        concert_id: CONCERT,
         user_id: UserId(uuid::Uuid::from_u128(3)),
-        entry_no: 1,
-        entered_at: AT,
+        entry_no: i64::from(ticket.as_bytes()[0]),
+        entered_at: AT + chrono::TimeDelta::seconds(secs),
     };
     TicketEvent { ticket, event }
 }
 
+fn retarget(event: QueueTicketEvent, concert: ConcertId) -> QueueTicketEvent {
+    match event {
+        QueueTicketEvent::QueueEntered {
+            user_id,
+            entry_no,
+            entered_at,
+            ..
+        } => QueueTicketEvent::QueueEntered {
+            concert_id: concert,
+            user_id,
+            entry_no,
+            entered_at,
+        },
+        other => other,
+    }
+}
+
+impl TicketEvent {
+    fn map(self, change: impl FnOnce(QueueTicketEvent) -> QueueTicketEvent) -> Self {
+        Self {
+            ticket: self.ticket,
+            event: change(self.event),
+        }
+    }
+}
+
 fn admitted(ticket: &'static str) -> TicketEvent {
+    admitted_after(ticket, 0)
+}
+
+/// `ticket` admitted by a round `secs` after `AT`.
+fn admitted_after(ticket: &'static str, secs: i64) -> TicketEvent {
+    let at = AT + chrono::TimeDelta::seconds(secs);
     let event = QueueTicketEvent::TicketAdmitted {
-        admitted_at: AT,
-        expires_at: AT,
+        admitted_at: at,
+        expires_at: at,
     };
     TicketEvent { ticket, event }
 }

@@ -8,7 +8,6 @@ use tokio::sync::oneshot;
 
 use super::load::Loaded;
 use super::Pipelined;
-use crate::batching::Queued;
 use crate::event_store::StreamEvents;
 
 /// What a command's sender is told: the events it stored, or why not.
@@ -34,14 +33,9 @@ pub struct Job<A: Aggregate> {
     pub done_when_abandoned: bool,
 }
 
-impl<A: Pipelined> Queued for Job<A> {
-    const SHARE_A_BATCH: bool = true;
-
-    fn streams(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(self.aggregate_id.as_str())
-    }
-
-    fn abandoned(&self) -> bool {
+impl<A: Aggregate> Job<A> {
+    /// Whether nobody waits for its answer any more, and it need not be done.
+    pub fn abandoned(&self) -> bool {
         !self.done_when_abandoned && self.answer.is_closed()
     }
 }

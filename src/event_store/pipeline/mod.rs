@@ -14,6 +14,7 @@
 
 mod append;
 mod decide;
+mod group;
 mod load;
 mod payments;
 
@@ -33,6 +34,7 @@ pub use crate::batching::BATCHES_IN_FLIGHT;
 pub use self::append::Unstorable;
 use self::append::{append, AppendError};
 use self::decide::{decide, Decided, Job, Outcome, Verdict};
+use self::group::Group;
 use self::load::load_streams;
 pub use self::load::{LOAD_STREAM, LOAD_STREAMS};
 use crate::batching;
@@ -98,7 +100,7 @@ impl<A: Aggregate> Lane<A> {
 
 /// The write side of one aggregate type.
 pub struct Pipeline<A: Aggregate> {
-    jobs: mpsc::UnboundedSender<Job<A>>,
+    jobs: mpsc::UnboundedSender<Group<A>>,
     done_when_abandoned: bool,
 }
 
@@ -131,21 +133,46 @@ impl<A: Pipelined> Pipeline<A> {
         command: A::Command,
         metadata: HashMap<String, String>,
     ) -> Outcome<A> {
-        let (answer, answered) = oneshot::channel();
-        let job = Job {
-            aggregate_id: aggregate_id.to_string(),
-            command,
-            metadata: metadata_value(metadata),
-            lost_races: 0,
-            answer,
-            done_when_abandoned: self.done_when_abandoned,
-        };
-        if self.jobs.send(job).is_err() {
-            return Err(failure("the command pipeline has stopped"));
+        let mut outcomes = self
+            .execute_together(vec![(aggregate_id.to_string(), command, metadata)])
+            .await;
+        outcomes.remove(0)
+    }
+
+    /// Decides `commands` (stream, command, metadata) in one batch and
+    /// stores them in one commit: if that commit fails, every one fails. A
+    /// stream another writer appended to first is decided again on its own,
+    /// as in any batch. Answers each command's outcome, in order.
+    pub async fn execute_together(
+        &self,
+        commands: Vec<(String, A::Command, HashMap<String, String>)>,
+    ) -> Vec<Outcome<A>> {
+        let (jobs, answers): (Vec<Job<A>>, Vec<_>) = commands
+            .into_iter()
+            .map(|(aggregate_id, command, metadata)| {
+                let (answer, answered) = oneshot::channel();
+                let job = Job {
+                    aggregate_id,
+                    command,
+                    metadata: metadata_value(metadata),
+                    lost_races: 0,
+                    answer,
+                    done_when_abandoned: self.done_when_abandoned,
+                };
+                (job, answered)
+            })
+            .unzip();
+        // A failed send drops the jobs, and with them every answer's sender.
+        let _ = self.jobs.send(Group(jobs));
+        let mut outcomes = Vec::with_capacity(answers.len());
+        for answered in answers {
+            outcomes.push(
+                answered
+                    .await
+                    .unwrap_or_else(|_| Err(failure("the command pipeline has stopped"))),
+            );
         }
-        answered
-            .await
-            .unwrap_or_else(|_| Err(failure("the command pipeline has stopped")))
+        outcomes
     }
 }
 
@@ -164,8 +191,21 @@ struct Worker<A: Aggregate> {
     lane: Lane<A>,
 }
 
-impl<A: Pipelined> batching::Batches<Job<A>> for Worker<A> {
-    async fn run_batch(&self, jobs: Vec<Job<A>>) -> Vec<Job<A>> {
+impl<A: Pipelined> batching::Batches<Group<A>> for Worker<A> {
+    async fn run_batch(&self, groups: Vec<Group<A>>) -> Vec<Group<A>> {
+        let jobs = groups.into_iter().flat_map(|group| group.0).collect();
+        // Carried over, each command goes on alone: only a lost race or a
+        // refused value carries one, and neither fails the rest of its group.
+        self.run_jobs(jobs)
+            .await
+            .into_iter()
+            .map(|job| Group(vec![job]))
+            .collect()
+    }
+}
+
+impl<A: Pipelined> Worker<A> {
+    async fn run_jobs(&self, jobs: Vec<Job<A>>) -> Vec<Job<A>> {
         metrics::histogram!("concert_pipeline_batch_size", "aggregate" => A::TYPE)
             .record(jobs.len() as f64);
         let streams = by_stream(jobs);
@@ -220,9 +260,7 @@ impl<A: Pipelined> batching::Batches<Job<A>> for Worker<A> {
         }
         carried
     }
-}
 
-impl<A: Pipelined> Worker<A> {
     /// Answers the commands of `decided` as its commit went.
     fn settle(
         &self,
