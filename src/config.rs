@@ -128,7 +128,8 @@ pub struct Config {
         long,
         env = "CONCERT_ADMIN_TOKEN",
         global = true,
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = admin_token
     )]
     pub admin_token: Option<String>,
     /// JWKS file of the identity provider whose user tokens are trusted (RS256,
@@ -273,6 +274,16 @@ fn whole_in(text: &str, low: u64, high: u64) -> Result<u64, String> {
 /// around it are dropped (`a, b`); a path, even `/`, is refused, since no
 /// `Origin` header ever carries one and the entry would allow nothing. An
 /// empty entry (`CONCERT_CORS_ORIGINS=`) allows nothing, as no setting.
+/// A bearer token arrives without the spaces around it: a token set with
+/// them would refuse every request, silently.
+fn admin_token(text: &str) -> Result<String, String> {
+    if text.trim().len() == text.len() || text.trim().is_empty() {
+        Ok(text.to_string())
+    } else {
+        Err("has spaces around it, and no request could send it: remove them".to_string())
+    }
+}
+
 fn cors_origin(text: &str) -> Result<String, String> {
     let text = text.trim();
     if text.is_empty() || text == "*" {
@@ -354,6 +365,8 @@ mod tests {
         assert!(refused("--scheduler-interval-ms", "0"));
         assert!(refused("--payment-recovery-secs", "0"));
         assert!(refused("--hold-ttl-secs", "abc"));
+        assert!(refused("--admin-token", "  s3cret "));
+        assert!(!refused("--admin-token", "s3cret"));
         assert!(!refused("--request-timeout-secs", "3600"));
         assert!(!refused("--db-max-connections", "4"));
     }

@@ -49,7 +49,11 @@ impl TokenSigner {
     /// The ticket a token names, if the token is genuine.
     pub fn verify(&self, token: &str) -> Option<TicketId> {
         let (id, signature) = token.split_once('.')?;
-        if id.len() != 32 || signature.len() != 64 {
+        // One spelling per token, as issued (lower-case hex): a credential
+        // that also works upper-cased would slip past exact-match lists
+        // (revocation, log searches) outside the service.
+        if id.len() != 32 || signature.len() != 64 || token.bytes().any(|b| b.is_ascii_uppercase())
+        {
             return None;
         }
         let ticket_id = TicketId(Uuid::try_parse(id).ok()?);
@@ -76,6 +80,23 @@ mod tests {
         let signer = TokenSigner::new(vec![7; 32]);
         let ticket = TicketId::new();
         assert_eq!(signer.verify(&signer.issue(ticket)), Some(ticket));
+    }
+
+    #[test]
+    fn a_token_spelt_otherwise_than_issued_is_refused() {
+        let signer = TokenSigner::new(vec![7; 32]);
+        let token = signer.issue(TicketId::new());
+        let (id, signature) = token.split_once('.').unwrap();
+
+        assert_eq!(signer.verify(&token.to_uppercase()), None);
+        assert_eq!(
+            signer.verify(&format!("{}.{signature}", id.to_uppercase())),
+            None
+        );
+        assert_eq!(
+            signer.verify(&format!("{id}.{}", signature.to_uppercase())),
+            None
+        );
     }
 
     #[test]

@@ -24,8 +24,10 @@ pub enum ApiError {
     Forbidden(&'static str),
     #[error("{0} not found")]
     NotFound(&'static str),
-    #[error("the balance {balance} is below the price {amount}")]
-    InsufficientBalance { balance: Won, amount: Won },
+    /// Told to the holder of a queue token, who may not read the wallet:
+    /// the price, not the balance.
+    #[error("the balance is below the price {amount}")]
+    InsufficientBalance { amount: Won },
     #[error("the seat is held or sold")]
     SeatUnavailable,
     #[error("the hold has lapsed")]
@@ -237,8 +239,8 @@ impl From<BookingError> for ApiError {
             BookingError::NotFound(what) => ApiError::NotFound(what),
             BookingError::TicketNotActive(why) => ApiError::TokenNotActive(why),
             BookingError::TicketExpired => ApiError::TokenInvalid,
-            BookingError::InsufficientBalance { balance, amount } => {
-                ApiError::InsufficientBalance { balance, amount }
+            BookingError::InsufficientBalance { amount, .. } => {
+                ApiError::InsufficientBalance { amount }
             }
             BookingError::SeatUnavailable => ApiError::SeatUnavailable,
             BookingError::HoldExpired => ApiError::HoldExpired,
@@ -293,10 +295,7 @@ mod tests {
             ApiError::TokenNotActive(""),
             ApiError::Forbidden(""),
             ApiError::NotFound(""),
-            ApiError::InsufficientBalance {
-                balance: Won(0),
-                amount: Won(1),
-            },
+            ApiError::InsufficientBalance { amount: Won(1) },
             ApiError::SeatUnavailable,
             ApiError::HoldExpired,
             ApiError::AlreadyPaid,

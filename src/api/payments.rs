@@ -76,6 +76,17 @@ async fn pay(
         .await?
         .ok_or(ApiError::TokenInvalid)?;
     let user_id = ticket.user_id;
+    let own = reservation
+        .as_ref()
+        .filter(|reservation| reservation.user_id == user_id);
+    // The token spent must be the one that let the seat be held; checked
+    // before a stored answer too, which it would otherwise be given.
+    if own
+        .and_then(|reservation| reservation.concert_id)
+        .is_some_and(|concert| concert != ticket.concert_id)
+    {
+        return Err(ApiError::TokenNotActive("the token is for another concert"));
+    }
     let request = Idempotent::from_headers(
         &headers,
         UserId(user_id),
@@ -85,27 +96,17 @@ async fn pay(
     if let Some(answer) = request.earlier_answer(&app.pool).await? {
         return Ok(answer);
     }
-    let payment_id = PaymentId(request.command_id());
     // Checked after the stored answer: paying spends the token, and a
     // reservation already paid is answered by what paid it, whatever the
     // token's state: a retry of that payment gets its receipt (also one
     // arriving after the commit but before its answer was kept), and any
     // other payment of it `409 already_paid` (also the second of two sent
     // at once, read after the first spent the token).
-    let own = reservation
-        .as_ref()
-        .filter(|reservation| reservation.user_id == user_id);
     let paid_already = own.is_some_and(|reservation| reservation.payment_id.is_some());
     if !paid_already {
         require_active(&ticket)?;
     }
-    // The token spent must be the one that let the seat be held.
-    if own
-        .and_then(|reservation| reservation.concert_id)
-        .is_some_and(|concert| concert != ticket.concert_id)
-    {
-        return Err(ApiError::TokenNotActive("the token is for another concert"));
-    }
+    let payment_id = PaymentId(request.command_id());
     let context = correlation.as_actor(format!("user:{user_id}"));
     // A retry past the hold's deadline may race its own first try's sale.
     let reservation = match reservation {

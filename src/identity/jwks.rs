@@ -135,6 +135,9 @@ impl Inner {
             }
             Err(reason) => {
                 tracing::warn!(path = %self.path.display(), %reason, "JWKS file unreadable; keeping the keys known");
+                // Read again only once it changes: a token with an unknown
+                // `kid` would otherwise read it, and log, on every request.
+                loaded.version = version_of(&self.path).ok();
             }
         }
     }
@@ -238,6 +241,23 @@ mod tests {
         let mut modulus = vec![0xc5u8; bytes];
         modulus[0] = 0x80;
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(modulus)
+    }
+
+    #[test]
+    fn a_broken_file_is_read_once_until_it_changes_again() {
+        let path = std::env::temp_dir().join(format!("jwks-{}.json", uuid::Uuid::new_v4()));
+        std::fs::write(&path, r#"{"keys": []}"#).unwrap();
+        let settings = IdentitySettings::default();
+        let file = JwksFile::open(path.clone(), &settings).unwrap();
+        std::fs::write(&path, "not a key set").unwrap();
+
+        // As a token naming an unknown key does, on every request.
+        file.0.refresh(true);
+        let looked_at = file.0.loaded.read().unwrap().version.clone();
+
+        // The broken version is the one known: the next look reads nothing.
+        assert_eq!(looked_at, version_of(&path).ok());
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

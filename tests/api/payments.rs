@@ -36,6 +36,9 @@ async fn paying_with_too_little_balance_is_refused_and_changes_nothing() {
     app.charge(user.user_id, 100_000).await;
 
     let response = app.pay(&user, &reservation_id).await;
+    // A queue token does not open the wallet: the refusal names the price,
+    // not the balance.
+    let problem = json_of(&response);
 
     assert_problem(
         response,
@@ -43,6 +46,8 @@ async fn paying_with_too_little_balance_is_refused_and_changes_nothing() {
         "insufficient_balance",
     )
     .await;
+    assert!(problem["detail"].as_str().unwrap().contains("150000"));
+    assert!(!problem.to_string().contains("100000"), "{problem}");
     assert_eq!(app.balance(user.user_id).await, 100_000);
     assert_eq!(app.reservation_status(&user, &reservation_id).await, "held");
     let token = app
@@ -77,6 +82,40 @@ async fn a_reservation_is_paid_once_and_paying_it_again_is_already_paid_whatever
 
     assert_problem(with_spent, StatusCode::CONFLICT, "already_paid").await;
     assert_problem(with_new, StatusCode::CONFLICT, "already_paid").await;
+    assert_eq!(app.balance(user.user_id).await, 9_000);
+}
+
+#[tokio::test]
+async fn a_keyed_retry_is_answered_its_receipt_only_with_a_token_of_the_reservations_concert() {
+    let app = spawn_app().await;
+    let (concert, elsewhere) = (
+        app.create_concert(1, 5, 1000).await,
+        app.create_concert(1, 5, 1000).await,
+    );
+    let user = app.active_user(&concert.concert_id).await;
+    let reservation_id = held_seat(&app, &concert, &user, 0).await;
+    app.charge(user.user_id, 10_000).await;
+    let (_, other) = app.enter_queue(user.user_id, &elsewhere.concert_id).await;
+    let other = other["token"].as_str().unwrap().to_string();
+    app.wait_until_active(&other).await;
+    let api = &app.api;
+    let pay_with = |token: String| {
+        let reservation_id = reservation_id.parse().unwrap();
+        async move {
+            api.pay(&token, reservation_id, Some("pay-for-the-seat"))
+                .await
+                .unwrap()
+        }
+    };
+
+    let paid = pay_with(user.token.clone()).await;
+    let from_elsewhere = pay_with(other).await;
+    let retried = pay_with(user.token.clone()).await;
+
+    assert_eq!(paid.status, StatusCode::CREATED);
+    // As without the key: before, the stored receipt came first.
+    assert_problem(from_elsewhere, StatusCode::FORBIDDEN, "token_not_active").await;
+    assert_eq!((retried.status, &retried.body), (paid.status, &paid.body));
     assert_eq!(app.balance(user.user_id).await, 9_000);
 }
 
