@@ -31,6 +31,9 @@ pub struct Job<A: Aggregate> {
     pub answer: oneshot::Sender<Outcome<A>>,
     /// Decided even when nobody waits for the answer any more.
     pub done_when_abandoned: bool,
+    /// The commands sent together share this number: carried over to the
+    /// next batch, they stay together.
+    pub group: u64,
 }
 
 impl<A: Aggregate> Job<A> {
@@ -226,6 +229,7 @@ mod tests {
             lost_races: 0,
             answer,
             done_when_abandoned: false,
+            group: 0,
         }
     }
 

@@ -19,6 +19,7 @@ mod load;
 mod payments;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use cqrs_es::{Aggregate, AggregateError};
@@ -102,6 +103,7 @@ impl<A: Aggregate> Lane<A> {
 pub struct Pipeline<A: Aggregate> {
     jobs: mpsc::UnboundedSender<Group<A>>,
     done_when_abandoned: bool,
+    groups_sent: AtomicU64,
 }
 
 impl<A: Pipelined> Pipeline<A> {
@@ -113,6 +115,7 @@ impl<A: Pipelined> Pipeline<A> {
         Self {
             jobs,
             done_when_abandoned: false,
+            groups_sent: AtomicU64::new(0),
         }
     }
 
@@ -142,11 +145,13 @@ impl<A: Pipelined> Pipeline<A> {
     /// Decides `commands` (stream, command, metadata) in one batch and
     /// stores them in one commit: if that commit fails, every one fails. A
     /// stream another writer appended to first is decided again on its own,
-    /// as in any batch. Answers each command's outcome, in order.
+    /// as in any batch, and so is each stream of a batch holding a value the
+    /// store refuses. Answers each command's outcome, in order.
     pub async fn execute_together(
         &self,
         commands: Vec<(String, A::Command, HashMap<String, String>)>,
     ) -> Vec<Outcome<A>> {
+        let group = self.groups_sent.fetch_add(1, Ordering::Relaxed);
         let (jobs, answers): (Vec<Job<A>>, Vec<_>) = commands
             .into_iter()
             .map(|(aggregate_id, command, metadata)| {
@@ -158,6 +163,7 @@ impl<A: Pipelined> Pipeline<A> {
                     lost_races: 0,
                     answer,
                     done_when_abandoned: self.done_when_abandoned,
+                    group,
                 };
                 (job, answered)
             })
@@ -194,13 +200,7 @@ struct Worker<A: Aggregate> {
 impl<A: Pipelined> batching::Batches<Group<A>> for Worker<A> {
     async fn run_batch(&self, groups: Vec<Group<A>>) -> Vec<Group<A>> {
         let jobs = groups.into_iter().flat_map(|group| group.0).collect();
-        // Carried over, each command goes on alone: only a lost race or a
-        // refused value carries one, and neither fails the rest of its group.
-        self.run_jobs(jobs)
-            .await
-            .into_iter()
-            .map(|job| Group(vec![job]))
-            .collect()
+        Group::regroup(self.run_jobs(jobs).await)
     }
 }
 
