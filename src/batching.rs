@@ -14,7 +14,8 @@ use tokio::sync::mpsc;
 
 /// Batches of one pipeline running at once.
 pub const BATCHES_IN_FLIGHT: usize = 2;
-/// The most jobs one batch takes; the rest wait for the next.
+/// The most jobs one batch takes (commands sent together count as one);
+/// the rest wait for the next.
 pub const MAX_BATCH: usize = 1024;
 
 /// A command waiting for a batch, by the streams it writes.

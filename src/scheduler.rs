@@ -206,6 +206,9 @@ pub async fn admit_tickets(
         let candidates = admissions::candidates(&app.pool, concert_id, free_slots).await?;
         let now = crate::clock::now();
         let next = admissions::admissible(&candidates, now);
+        if next.is_empty() {
+            continue;
+        }
         let until = now + app.config.queue_active_ttl();
         // One commit for the round: were some admissions stored and an
         // earlier one not, a ticket would be let in ahead of an older one.

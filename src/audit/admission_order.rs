@@ -24,13 +24,21 @@ pub(super) struct AdmissionOrder {
     entries: HashMap<String, Entry>,
     /// Waiting tickets of each concert by entry number.
     waiting: HashMap<ConcertId, BTreeMap<i64, String>>,
-    /// Waiting tickets an admission passed over: the round's time, and that
-    /// admission's label. The round must admit them too.
-    passed: HashMap<String, (DateTime<Utc>, String)>,
+    /// Waiting tickets an admission passed over. The round must admit them too.
+    passed: HashMap<String, Passed>,
     /// Tickets excused from a round: their entry was still committing.
     excused: HashMap<String, DateTime<Utc>>,
     /// Tickets named already (once is enough).
     named: HashSet<String>,
+}
+
+/// A round that passed over a waiting ticket.
+#[derive(Debug)]
+struct Passed {
+    round: DateTime<Utc>,
+    /// The admission that passed it over: its label and position.
+    by: String,
+    at: i64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -80,10 +88,13 @@ impl AdmissionOrder {
             .range(..entry.entry_no)
             .map(|(_, id)| id.clone())
             .collect();
-        if let Some((round, passed_by)) = self.passed.remove(id) {
-            if round != at {
-                let detail = format!("passed over by a round at {round}, admitted at {at}");
-                self.name(id, detail, vec![passed_by, row.label()], found);
+        if let Some(passed) = self.passed.remove(id) {
+            if passed.round != at {
+                let detail = format!(
+                    "passed over by a round at {}, admitted at {at}",
+                    passed.round
+                );
+                self.name(id, detail, vec![passed.by, row.label()], found);
             }
         }
         let waited_enough = at - entry.entered_at >= UNCOMMITTED_AHEAD_WAIT;
@@ -95,7 +106,7 @@ impl AdmissionOrder {
                 if self
                     .passed
                     .get(&earlier)
-                    .is_some_and(|(round, _)| *round == at)
+                    .is_some_and(|passed| passed.round == at)
                 {
                     self.passed.remove(&earlier);
                 }
@@ -105,28 +116,54 @@ impl AdmissionOrder {
                 continue;
             }
             match self.passed.get(&earlier) {
-                Some((round, _)) if *round == at => {}
-                Some((round, passed_by)) => {
-                    let detail = format!("passed over by rounds at {round} and at {at}");
-                    let events = vec![passed_by.clone(), row.label()];
+                Some(passed) if passed.round == at => {}
+                Some(passed) => {
+                    let detail = format!("passed over by rounds at {} and at {at}", passed.round);
+                    let events = vec![passed.by.clone(), row.label()];
                     self.name(&earlier, detail, events, found);
                 }
                 None => {
-                    self.passed.insert(earlier, (at, row.label()));
+                    let passed = Passed {
+                        round: at,
+                        by: row.label(),
+                        at: row.position,
+                    };
+                    self.passed.insert(earlier, passed);
                 }
             }
         }
     }
 
-    /// The ticket `id` left the line (expired), admitted or not.
-    pub(super) fn left(&mut self, id: &str) {
+    /// The ticket of `row` left the line (expired), admitted or not.
+    pub(super) fn left(&mut self, row: &RawEvent, found: &mut Vec<Violation>) {
+        let id = &row.aggregate_id;
         if let Some(entry) = self.entries.get(id) {
             if let Some(line) = self.waiting.get_mut(&entry.concert) {
                 line.remove(&entry.entry_no);
             }
         }
-        self.passed.remove(id);
         self.excused.remove(id);
+        // Waiting tickets do not leave: one passed over had no turn at all.
+        if let Some(passed) = self.passed.remove(id) {
+            let detail = format!(
+                "passed over by a round at {}, then left the line",
+                passed.round
+            );
+            self.name(id, detail, vec![passed.by, row.label()], found);
+        }
+    }
+
+    /// The log has ended: a round is one commit, so a ticket it passed over
+    /// and did not admit was left out.
+    pub(super) fn finish(&mut self, found: &mut Vec<Violation>) {
+        let mut passed: Vec<(String, Passed)> = self.passed.drain().collect();
+        passed.sort_by_key(|(_, passed)| passed.at);
+        for (id, passed) in passed {
+            let round = passed.round;
+            let detail =
+                format!("passed over by a round at {round}, still waiting at the log's end");
+            self.name(&id, detail, vec![passed.by], found);
+        }
     }
 
     fn name(&mut self, id: &str, detail: String, events: Vec<String>, found: &mut Vec<Violation>) {

@@ -276,6 +276,7 @@ impl Checks {
     /// log up to `upto`, the last position walked.
     async fn finish(mut self, pool: &PgPool, upto: i64) -> Result<Vec<Violation>, AuditError> {
         self.payments.finish(&mut self.found);
+        self.queue.finish(&mut self.found);
         let rows = read_models::ReadModelRows::load(pool, upto).await?;
         rows.compare(&self.wallets, &self.seats, &self.queue, &mut self.found);
         let moved = |stream: &str| rows.moved(stream);

@@ -145,13 +145,18 @@ impl QueueCheck {
                     ));
                 };
                 ticket.expired = true;
-                self.order.left(&row.aggregate_id);
+                self.order.left(row, found);
                 if ticket.active {
                     ticket.active = false;
                     *self.active.entry(ticket.concert).or_default() -= 1;
                 }
             }
         }
+    }
+
+    /// The rules that need the whole log.
+    pub(super) fn finish(&mut self, found: &mut Vec<Violation>) {
+        self.order.finish(found);
     }
 
     /// Whether the log has admitted a ticket of `user` for `concert`.

@@ -127,6 +127,9 @@ impl Inner {
         }
         let mut loaded = self.loaded.write().expect("not poisoned");
         loaded.checked_at = Instant::now();
+        // Looked at before the read: a file finished after a failed read
+        // (rewritten in place) is then a change, and read.
+        let looked_at = version_of(&self.path).ok();
         match self.read() {
             Ok((keys, version)) => {
                 tracing::info!(path = %self.path.display(), keys = keys.len(), "JWKS file read again");
@@ -137,7 +140,7 @@ impl Inner {
                 tracing::warn!(path = %self.path.display(), %reason, "JWKS file unreadable; keeping the keys known");
                 // Read again only once it changes: a token with an unknown
                 // `kid` would otherwise read it, and log, on every request.
-                loaded.version = version_of(&self.path).ok();
+                loaded.version = looked_at;
             }
         }
     }
@@ -257,6 +260,45 @@ mod tests {
 
         // The broken version is the one known: the next look reads nothing.
         assert_eq!(looked_at, version_of(&path).ok());
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn a_file_rewritten_in_place_is_read_once_whole_even_after_a_failed_read() {
+        use std::io::Write;
+        let path = std::env::temp_dir().join(format!("jwks-{}.json", uuid::Uuid::new_v4()));
+        let key_set = |kid: &str| {
+            format!(
+                r#"{{"keys": [{{"kty": "RSA", "kid": "{kid}", "use": "sig", "n": "{}", "e": "AQAB"}}]}}"#,
+                modulus(256)
+            )
+        };
+        std::fs::write(&path, key_set("k0")).unwrap();
+        let file = JwksFile::open(path.clone(), &IdentitySettings::default()).unwrap();
+        // Before, a read failing on a half-written file took the whole file's
+        // version as seen, and it was never read (round 47 in a review).
+        for round in 1..=1000 {
+            let kid = format!("k{round}");
+            let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let writer = {
+                let (path, text, done) = (path.clone(), key_set(&kid), done.clone());
+                std::thread::spawn(move || {
+                    // As `cp new.json jwks.json` or a shell redirect writes it.
+                    let mut out = std::fs::File::create(&path).unwrap();
+                    out.write_all(text.as_bytes()).unwrap();
+                    drop(out);
+                    done.store(true, std::sync::atomic::Ordering::SeqCst);
+                })
+            };
+            // Tokens naming the new key arrive meanwhile: each looks at once.
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                file.0.refresh(true);
+            }
+            writer.join().unwrap();
+            file.0.refresh(true);
+            let known = file.0.loaded.read().unwrap().keys.contains_key(&kid);
+            assert!(known, "round {round}: the whole file was not read");
+        }
         std::fs::remove_file(&path).unwrap();
     }
 

@@ -1,5 +1,7 @@
 //! Commands sent together: a batch takes all of them or none, so they are
-//! stored in one commit or not at all. A lone command is a group of one.
+//! stored in one commit or not at all (unless a value of the batch is one the
+//! store refuses: each stream is then stored alone). A lone command is a
+//! group of one.
 
 use std::collections::HashMap;
 
