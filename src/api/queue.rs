@@ -81,7 +81,17 @@ async fn enter_queue_handler(
         limiter.check(&client, user_id)?;
     }
     let context = correlation.as_actor(format!("user:{user_id}"));
-    let entered = enter_queue(&app, ConcertId(body.concert_id), user_id, &context).await?;
+    // Apart from the request: one whose client hangs up (or that times out)
+    // once its number is taken would leave the number neither a ticket nor
+    // released, and every place behind it one too far back.
+    let entry = tokio::spawn({
+        let app = app.clone();
+        async move { enter_queue(&app, ConcertId(body.concert_id), user_id, &context).await }
+    });
+    let entered = match entry.await {
+        Ok(entered) => entered?,
+        Err(failed) => std::panic::resume_unwind(failed.into_panic()),
+    };
     let status = if entered.created {
         StatusCode::CREATED
     } else {
