@@ -80,7 +80,9 @@ pub async fn enter_queue(
         if let Err(error) = &outcome {
             if !number_may_be_used(app, error, ticket_id, entry_no).await {
                 // Best effort: a number lost here only makes later positions one too high.
-                let _ = queue_entries::release_entry_no(&app.pool, concert_id.0, entry_no).await;
+                let started = plan.server_started;
+                let _ = queue_entries::release_entry_no(&app.pool, concert_id.0, entry_no, started)
+                    .await;
             }
         }
         match outcome {

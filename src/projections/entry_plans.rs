@@ -134,7 +134,7 @@ impl Planner {
     /// exact. Best effort, as when an entry's command fails.
     async fn release(&self, concert_id: Uuid, plan: EntryPlan) {
         if let Some(entry_no) = plan.entry_no {
-            let _ = release_entry_no(&self.pool, concert_id, entry_no).await;
+            let _ = release_entry_no(&self.pool, concert_id, entry_no, plan.server_started).await;
         }
     }
 }

@@ -29,6 +29,9 @@ pub struct EntryPlan {
     pub standing: StandingRow,
     /// The moment the plan was read at: "live" and the rate are as of then.
     pub planned_at: DateTime<Utc>,
+    /// When the database server started, as the number was taken
+    /// (`release_entry_no` says why).
+    pub server_started: DateTime<Utc>,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -40,6 +43,7 @@ struct EntryPlanRow {
     status: Option<String>,
     expires_at: Option<DateTime<Utc>>,
     new_entry_no: Option<i64>,
+    server_started: DateTime<Utc>,
     #[sqlx(flatten)]
     standing: StandingRow,
 }
@@ -57,12 +61,12 @@ struct EntryPlanRow {
 ///
 /// The numbers are taken by one update of the concert's one counter row, so
 /// its lock is taken once for all of `users` rather than once each. That
-/// commit waits for the WAL flush like any other. It once did not: numbers
-/// lost in a crash of PostgreSQL were handed out again, while the entries
-/// that had first taken them, failing, recorded them as unused, and every
-/// place behind such a ticket read too short for good (2 of 4 runs of a
-/// probe that crashed PostgreSQL under entries). The admission rate (the
-/// slowest part) is read before the lock, and only the positions after.
+/// commit does not wait for the WAL flush (the row lock is released at once).
+/// Each entry's event commits later and durably, which flushes this change
+/// too, so numbers lost in a crash of PostgreSQL were never used and are
+/// handed out again; an entry that took one before the crash must then not
+/// record it as unused (`release_entry_no`). The admission rate (the slowest
+/// part) is read before the lock, and only the positions after.
 pub async fn plan_entries(
     pool: &PgPool,
     concert_id: Uuid,
@@ -92,9 +96,10 @@ pub async fn plan_entries(
             from latest l cross join known k where k.concert_exists and not l.live),
          granted as (
             select w.ord, w.nth from wanting w cross join known k where $5 = 0 or k.waiting + w.nth <= $5),
+         no_flush as materialized (
+            select set_config('synchronous_commit', 'off', true) where exists (select 1 from granted)),
          taken as (
-            insert into queue_lines (concert_id, issued) select $1, (select count(*) from granted)
-            where exists (select 1 from granted)
+            insert into queue_lines (concert_id, issued) select $1, (select count(*) from granted) from no_flush
             on conflict (concert_id) do update set issued = queue_lines.issued + excluded.issued
             returning issued),
          numbered as (
@@ -105,7 +110,8 @@ pub async fn plan_entries(
             from latest l left join numbered n on n.ord = l.ord)
          select k.concert_exists, l.tickets_of_user,
             l.ticket_id, l.entry_no as latest_entry_no, l.status, l.expires_at,
-            p.new_entry_no, {position}, k.admitted, k.sample_start, k.active
+            p.new_entry_no, pg_postmaster_start_time() as server_started,
+            {position}, k.admitted, k.sample_start, k.active
          from latest l join placed p on p.ord = l.ord cross join known k
          order by l.ord",
         rates = admission_columns("$4", "$6"),
@@ -146,6 +152,7 @@ fn entry_plan(row: EntryPlanRow, concert_id: Uuid, user_id: Uuid, now: DateTime<
         entry_no: row.new_entry_no,
         standing: row.standing,
         planned_at: now,
+        server_started: row.server_started,
     }
 }
 
@@ -156,14 +163,30 @@ fn entry_plan(row: EntryPlanRow, concert_id: Uuid, user_id: Uuid, now: DateTime<
 pub const LINES_CHANNEL: &str = "concert_lines";
 
 /// Records an entry number that was taken but will never be used, so the
-/// positions behind it stay exact.
-pub async fn release_entry_no(pool: &PgPool, concert_id: Uuid, entry_no: i64) -> sqlx::Result<()> {
-    let released = sqlx::query("insert into queue_unused_entries (concert_id, entry_no) values ($1, $2) on conflict do nothing")
-        .bind(concert_id)
-        .bind(entry_no)
-        .execute(pool)
-        .await?
-        .rows_affected();
+/// positions behind it stay exact; unless the database server restarted
+/// since `taken_under` (its start then): a number taken before a crash may
+/// have been lost with the counter's unflushed commit and handed out again
+/// to an entry since, and recorded as unused it would make every place
+/// behind that ticket read one too short, for good (2 of 4 runs of a probe
+/// that crashed PostgreSQL under entries). Left alone, it is found by the
+/// look for abandoned numbers if it really is unused.
+pub async fn release_entry_no(
+    pool: &PgPool,
+    concert_id: Uuid,
+    entry_no: i64,
+    taken_under: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    let released = sqlx::query(
+        "insert into queue_unused_entries (concert_id, entry_no)
+         select $1, $2 where pg_postmaster_start_time() = $3
+         on conflict do nothing",
+    )
+    .bind(concert_id)
+    .bind(entry_no)
+    .bind(taken_under)
+    .execute(pool)
+    .await?
+    .rows_affected();
     if released > 0 {
         announce_line_moves(pool, &[concert_id]).await;
     }

@@ -90,10 +90,15 @@ async fn a_number_released_as_unused_moves_up_the_streams_behind_it() {
 
     // That instance records the number as unused: the line moved, with no
     // event in the log.
+    let started = sqlx::query_scalar("select pg_postmaster_start_time()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     concert::projections::queue_entries::release_entry_no(
         &pool,
         concert_id.parse().unwrap(),
         taken,
+        started,
     )
     .await
     .unwrap();
