@@ -71,8 +71,9 @@ pub enum BackupError {
     /// A restore into this store, or a replay's swap, is running.
     #[error("a restore into this store, or the swap that ends a replay, is running; back it up once it is done")]
     RestoreRunning,
-    /// A backup of this store is running.
-    #[error("refusing to restore: a backup of this store is running")]
+    /// A backup of this store, another restore into it or a replay's swap
+    /// is running (they share one lock).
+    #[error("refusing to restore: a backup of this store, another restore into it or the swap that ends a replay is running; try again once it is done")]
     BackupRunning,
     /// Other sessions use the database.
     #[error("refusing to restore: {0} other sessions are connected to the database; stop the service first")]
