@@ -152,7 +152,8 @@ impl Feed {
 
     /// Hands a read of the log to the seat maps and the watchers, then moves
     /// the position past it (in that order, so a snapshot's `id` never claims
-    /// more than its map holds).
+    /// more than its map holds; a map raises it to the last batch it holds,
+    /// so it never claims less either).
     fn publish(&self, changes: &[LogChange]) {
         let Some(last) = changes.last() else { return };
         self.inner.seat_maps.apply(changes);

@@ -58,6 +58,8 @@ pub(super) struct MapState {
     pub(super) remembered: VecDeque<Arc<SeatBatch>>,
     /// Every batch after this position is in `remembered`.
     pub(super) floor: i64,
+    /// The position of the last batch from the log applied.
+    pub(super) applied: i64,
     /// The last snapshot encoded and its position: shared by every
     /// subscriber that starts before the next change, so 10,000 starting
     /// together cost one encoding and one buffer.
@@ -139,6 +141,7 @@ impl DateMap {
         let batch = Arc::new(SeatBatch::encode(position, &changes));
         let mut state = lock(&self.state);
         state.snapshot = None;
+        state.applied = state.applied.max(position);
         for (seat, sequence) in &changes {
             if state.loaded {
                 state.seats.set(seat.seat_id, *sequence, seat.status);
@@ -163,11 +166,14 @@ impl DateMap {
         let mut state = lock(&self.state);
         let receiver = self.sender.subscribe();
         let info = *self.info.get().expect("subscribe follows load");
-        // The map may hold a batch whose position the feed has not stored yet.
+        // The map may hold a batch whose position the feed has not stored
+        // yet (it hands a batch to the maps, then moves past it): a snapshot
+        // claiming less than it shows would be replayed that batch again.
         let position = match state.floor {
             i64::MAX => position,
             floor => position.max(floor),
-        };
+        }
+        .max(state.applied);
         let start = match last_event_id {
             Some(seen) if seen >= state.floor && seen <= position => Start::Replay(
                 state
@@ -272,6 +278,18 @@ pub(super) mod tests {
         let compact = std::str::from_utf8(&batch.compact).unwrap();
         assert_eq!(compact, "event: seat-changes\nid: 7\ndata: \"2H,4S\"\n\n");
         assert!(snapshot_of(map.subscribe(7, None)).contains(r#""seats":"FHFS""#));
+    }
+
+    #[test]
+    fn a_snapshot_taken_before_the_feed_moves_past_a_batch_claims_that_batch() {
+        let map = loaded_map("FFFF");
+        map.apply(4, vec![change(1, 1, SeatStatus::Held)]);
+
+        // The feed still says 3: it moves its position after the maps.
+        let snapshot = snapshot_of(map.subscribe(3, None));
+
+        assert!(snapshot.contains("id: 4\n"), "{snapshot}");
+        assert!(snapshot.contains(r#""seats":"HFFF""#), "{snapshot}");
     }
 
     #[test]
