@@ -136,7 +136,10 @@ async fn a_backup_and_a_restore_of_one_store_refuse_each_other() {
     )
     .await;
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("refusing to restore: a backup of this store"), "{err}");
+    assert!(
+        err.contains("refusing to restore: a backup of this store"),
+        "{err}"
+    );
     sqlx::query("select pg_advisory_unlock_shared($1)")
         .bind(concert::backup::COPY_LOCK)
         .execute(&mut holder)
