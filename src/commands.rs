@@ -82,8 +82,7 @@ where
 {
     let metadata = context.metadata(command.as_ref());
     let outcome = pipeline.execute(aggregate_id, command, metadata).await;
-    metrics::counter!("concert_commands_total", "aggregate" => A::TYPE, "outcome" => outcome_label(&outcome))
-        .increment(1);
+    count_outcome(A::TYPE, &outcome);
     outcome
 }
 
@@ -108,8 +107,7 @@ where
         .collect();
     let outcomes = pipeline.execute_together(commands).await;
     for outcome in &outcomes {
-        metrics::counter!("concert_commands_total", "aggregate" => A::TYPE, "outcome" => outcome_label(outcome))
-            .increment(1);
+        count_outcome(A::TYPE, outcome);
     }
     outcomes
         .into_iter()
@@ -133,8 +131,7 @@ pub async fn execute_payment(
         spend: spend.map(|spend| context.step(spend)),
     };
     let outcome = pipeline.execute(steps).await;
-    metrics::counter!("concert_commands_total", "aggregate" => "Payment", "outcome" => outcome_label(&outcome))
-        .increment(1);
+    count_outcome("Payment", &outcome);
     outcome
 }
 
@@ -148,13 +145,19 @@ impl CommandContext {
     }
 }
 
-fn outcome_label<T, E: std::error::Error>(outcome: &Result<T, AggregateError<E>>) -> &'static str {
-    match outcome {
+/// Counts a command of `aggregate` by how it went (`concert_commands_total`).
+fn count_outcome<T, E: std::error::Error>(
+    aggregate: &'static str,
+    outcome: &Result<T, AggregateError<E>>,
+) {
+    let label = match outcome {
         Ok(_) => "ok",
         Err(AggregateError::UserError(_)) => "rejected",
         Err(AggregateError::AggregateConflict) => "conflict",
         Err(_) => "error",
-    }
+    };
+    metrics::counter!("concert_commands_total", "aggregate" => aggregate, "outcome" => label)
+        .increment(1);
 }
 
 #[cfg(test)]

@@ -247,7 +247,7 @@ mod tests {
     }
 
     #[test]
-    fn a_broken_file_is_read_once_until_it_changes_again() {
+    fn a_broken_file_is_remembered_as_seen_until_it_changes_again() {
         let path = std::env::temp_dir().join(format!("jwks-{}.json", uuid::Uuid::new_v4()));
         std::fs::write(&path, r#"{"keys": []}"#).unwrap();
         let settings = IdentitySettings::default();

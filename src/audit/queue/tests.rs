@@ -306,44 +306,22 @@ const AT: DateTime<Utc> = DateTime::<Utc>::UNIX_EPOCH;
 
 /// Tickets take entry numbers in the order of their names' first letter.
 fn entered(ticket: &'static str, concert_id: ConcertId) -> TicketEvent {
-    entered_after(ticket, 0).map(|event| retarget(event, concert_id))
+    entry(ticket, concert_id, 0)
 }
 
-/// `ticket` entering `CONCERT` `secs` after `AT`, numbered by its name.
+/// `ticket` entering `CONCERT` `secs` after `AT`.
 fn entered_after(ticket: &'static str, secs: i64) -> TicketEvent {
+    entry(ticket, CONCERT, secs)
+}
+
+fn entry(ticket: &'static str, concert_id: ConcertId, secs: i64) -> TicketEvent {
     let event = QueueTicketEvent::QueueEntered {
-        concert_id: CONCERT,
+        concert_id,
         user_id: UserId(uuid::Uuid::from_u128(3)),
         entry_no: i64::from(ticket.as_bytes()[0]),
         entered_at: AT + chrono::TimeDelta::seconds(secs),
     };
     TicketEvent { ticket, event }
-}
-
-fn retarget(event: QueueTicketEvent, concert: ConcertId) -> QueueTicketEvent {
-    match event {
-        QueueTicketEvent::QueueEntered {
-            user_id,
-            entry_no,
-            entered_at,
-            ..
-        } => QueueTicketEvent::QueueEntered {
-            concert_id: concert,
-            user_id,
-            entry_no,
-            entered_at,
-        },
-        other => other,
-    }
-}
-
-impl TicketEvent {
-    fn map(self, change: impl FnOnce(QueueTicketEvent) -> QueueTicketEvent) -> Self {
-        Self {
-            ticket: self.ticket,
-            event: change(self.event),
-        }
-    }
 }
 
 fn admitted(ticket: &'static str) -> TicketEvent {
