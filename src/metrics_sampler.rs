@@ -7,12 +7,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cqrs_es::Aggregate;
 use sqlx::{PgPool, Row};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::aggregates::{Concert, QueueTicket, Seat, Wallet};
 use crate::projection_lag::ProjectionLag;
 use crate::queue_gauges::{QueueGauges, QueueSizes};
 
@@ -23,10 +21,6 @@ const SAMPLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Samples every [`SAMPLE_EVERY`] until `shutdown` turns true.
 pub async fn run(pool: PgPool, lag: Arc<ProjectionLag>, mut shutdown: watch::Receiver<bool>) {
-    // Every family shows from the start, even before its first event.
-    for aggregate in [Concert::TYPE, Seat::TYPE, Wallet::TYPE, QueueTicket::TYPE] {
-        metrics::counter!("concert_events_appended_total", "aggregate" => aggregate).increment(0);
-    }
     let mut sampler = Sampler::default();
     let mut interval = tokio::time::interval(SAMPLE_EVERY);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

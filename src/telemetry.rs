@@ -8,6 +8,9 @@ use std::sync::OnceLock;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
+use cqrs_es::Aggregate;
+
+use crate::aggregates::{Concert, QueueTicket, Seat, Wallet};
 use crate::config::LogFormat;
 
 /// Installs the global log subscriber: `RUST_LOG` filters (default `info`).
@@ -57,9 +60,43 @@ pub fn metrics_handle() -> Option<PrometheusHandle> {
                 .install_recorder()
                 .ok()?;
             describe_metrics();
+            zero_counters();
             Some(handle)
         })
         .clone()
+}
+
+/// Every counter whose labels are known in advance shows from the start at
+/// zero: a series that appears only with its first increment is invisible to
+/// `rate()` and `increase()` over the window it appears in, so the first
+/// unstorable value, lost race or refunded payment would not alert.
+fn zero_counters() {
+    let aggregates = [Concert::TYPE, Seat::TYPE, Wallet::TYPE, QueueTicket::TYPE];
+    for aggregate in aggregates.into_iter().chain(["Payment"]) {
+        for outcome in ["ok", "rejected", "conflict", "error"] {
+            metrics::counter!("concert_commands_total", "aggregate" => aggregate, "outcome" => outcome)
+                .increment(0);
+        }
+        metrics::counter!("concert_pipeline_lost_races_total", "aggregate" => aggregate)
+            .increment(0);
+    }
+    for aggregate in aggregates {
+        metrics::counter!("concert_pipeline_unstorable_total", "aggregate" => aggregate)
+            .increment(0);
+        metrics::counter!("concert_events_appended_total", "aggregate" => aggregate).increment(0);
+    }
+    for listing in ["dates", "seats"] {
+        for source in ["memory", "database"] {
+            metrics::counter!("concert_listings_total", "listing" => listing, "source" => source)
+                .increment(0);
+        }
+    }
+    for outcome in ["completed", "refunded"] {
+        metrics::counter!("concert_payments_total", "outcome" => outcome).increment(0);
+    }
+    metrics::counter!("concert_holds_expired_total").increment(0);
+    metrics::counter!("concert_holds_refused_from_memory_total").increment(0);
+    metrics::counter!("concert_batched_work_abandoned_total").increment(0);
 }
 
 /// The `# HELP` lines of every metric family the service exports.

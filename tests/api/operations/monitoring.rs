@@ -61,6 +61,56 @@ async fn metrics_expose_every_family_after_a_booking() {
     }
 }
 
+/// Counters show at zero before their first increment: a series that
+/// appears with its first count is invisible to `rate()` over the window it
+/// appears in, so the first lost race or refused value would not alert.
+#[tokio::test]
+async fn counters_show_before_their_first_increment() {
+    let app = spawn_app().await;
+    let text = app.get_root("/metrics").await.text().await.unwrap();
+    let mut expected: Vec<String> = Vec::new();
+    for aggregate in ["Concert", "Seat", "Wallet", "QueueTicket"] {
+        expected.push(format!(
+            "concert_pipeline_unstorable_total{{aggregate=\"{aggregate}\"}}"
+        ));
+        expected.push(format!(
+            "concert_events_appended_total{{aggregate=\"{aggregate}\"}}"
+        ));
+    }
+    for aggregate in ["Concert", "Seat", "Wallet", "QueueTicket", "Payment"] {
+        expected.push(format!(
+            "concert_pipeline_lost_races_total{{aggregate=\"{aggregate}\"}}"
+        ));
+        for outcome in ["ok", "rejected", "conflict", "error"] {
+            expected.push(format!(
+                "concert_commands_total{{aggregate=\"{aggregate}\",outcome=\"{outcome}\"}}"
+            ));
+        }
+    }
+    for listing in ["dates", "seats"] {
+        for source in ["memory", "database"] {
+            expected.push(format!(
+                "concert_listings_total{{listing=\"{listing}\",source=\"{source}\"}}"
+            ));
+        }
+    }
+    expected.extend(
+        [
+            "concert_payments_total{outcome=\"completed\"}",
+            "concert_payments_total{outcome=\"refunded\"}",
+            "concert_holds_expired_total ",
+            "concert_holds_refused_from_memory_total ",
+            "concert_batched_work_abandoned_total ",
+        ]
+        .map(String::from),
+    );
+    let missing: Vec<&String> = expected
+        .iter()
+        .filter(|series| !text.contains(series.as_str()))
+        .collect();
+    assert!(missing.is_empty(), "missing {missing:?} in\n{text}");
+}
+
 /// A concert's queue gauges show while it has live tokens and leave the page
 /// once its queue drains: kept at zero, they piled up with the catalogue.
 #[tokio::test]
