@@ -13,6 +13,7 @@ use nix::sys::signal::Signal;
 use rand::Rng;
 use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
+use tokio::io::{AsyncBufReadExt, BufReader};
 use uuid::Uuid;
 
 use crate::harness::{self, Api, Server, Workdir};
@@ -298,4 +299,51 @@ async fn a_frozen_database_gives_503_problems_within_the_timeout_and_heals() {
         bare.len(),
         &bare[..bare.len().min(3)]
     );
+}
+
+/// A tool run beside the service while the database is frozen says within
+/// seconds that it waits, and for how long, then finishes once the database
+/// thaws. It waited a minute in silence, which a backup run by cron would
+/// leave nothing in its log to explain.
+#[tokio::test]
+async fn a_tool_says_it_waits_for_a_frozen_database_and_finishes_once_it_thaws() {
+    let _turn = harness::serial().await;
+    let work = Workdir::new("freeze-tool");
+    let mut server = Server::start(&work, "freeze-tool", &[]).await;
+    let api = Api::new(vec![server.base()], Duration::from_secs(20));
+    let (concert_id, _) = api.create_concert(10, 1000).await;
+
+    let frozen_processes = harness::signal_postgres(&work.data(), Signal::SIGSTOP);
+    let store = [("CONCERT_DATA_DIR", work.data().display().to_string())];
+    let mut tool = harness::spawn_cli(&store, &["events", "--json"]);
+    let mut stderr = BufReader::new(tool.stderr.take().expect("piped stderr")).lines();
+    let said = tokio::time::timeout(Duration::from_secs(15), async {
+        while let Ok(Some(line)) = stderr.next_line().await {
+            if line.contains("does not answer") {
+                return Some(line);
+            }
+        }
+        None
+    })
+    .await;
+    harness::signal_postgres(&work.data(), Signal::SIGCONT);
+    assert!(
+        frozen_processes >= 2,
+        "PostgreSQL processes found: {frozen_processes}"
+    );
+    let said = said
+        .ok()
+        .flatten()
+        .expect("the tool said nothing of the frozen database within 15 s");
+    assert!(said.contains("waiting up to 60 s"), "{said}");
+
+    let output = tokio::time::timeout(Duration::from_secs(60), tool.wait_with_output())
+        .await
+        .expect("the tool finished within 60 s of the thaw")
+        .unwrap();
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", output.status);
+    assert!(out.contains(&concert_id.to_string()), "{out}");
+    let status = server.terminate().await;
+    assert!(status.success(), "stopped with {status}");
 }

@@ -15,10 +15,16 @@ use super::leftovers::postmaster_of;
 use super::process::Shared;
 use super::{PrivatePostgres, READY_TIMEOUT};
 
+/// How long a tool waits in silence before it says it is waiting: a server
+/// its supervisor restarts is back within about a second.
+const SAY_WAITING_AFTER: Duration = Duration::from_secs(3);
+
 /// A handle on the server `owner` runs for `data_dir`; stopping it leaves the server running.
 pub(super) fn attach(data_dir: PathBuf, owner: i32) -> Result<PrivatePostgres> {
     let pgdata = data_dir.join("pgdata");
-    let deadline = Instant::now() + READY_TIMEOUT;
+    let started = Instant::now();
+    let deadline = started + READY_TIMEOUT;
+    let mut said_waiting = false;
     loop {
         if let Some(endpoint) = postmaster_of(&pgdata).and_then(|_| read_endpoint(&pgdata)) {
             let pg = PrivatePostgres {
@@ -30,11 +36,21 @@ pub(super) fn attach(data_dir: PathBuf, owner: i32) -> Result<PrivatePostgres> {
                 launcher: None,
             };
             let admin = pg.connect_options("postgres")?;
-            if let Readiness::Ready = run_blocking(await_ready(admin, Arc::new(Shared::default())))?
-            {
+            let one_try = await_ready(admin, Arc::new(Shared::default()), Duration::ZERO);
+            if let Readiness::Ready = run_blocking(one_try)? {
                 tracing::debug!(url = %pg.database_url(), owner, "attached to the private server of a running concert");
                 return Ok(pg);
             }
+        }
+        // A tool run by cron against a server that is frozen (a stopped
+        // process, a stalled disk) would otherwise wait a minute in silence.
+        if !said_waiting && started.elapsed() >= SAY_WAITING_AFTER {
+            said_waiting = true;
+            tracing::warn!(
+                "the private PostgreSQL server of {} (owned by concert pid {owner}) does not answer; waiting up to {} s for it",
+                data_dir.display(),
+                READY_TIMEOUT.as_secs()
+            );
         }
         if Instant::now() >= deadline {
             return Err(PrivatePostgresError::NotAttached {

@@ -9,7 +9,7 @@ use sqlx::{Connection, Executor, PgConnection};
 
 use super::error::{io_err, Result};
 use super::process::Shared;
-use super::{DATABASE, READY_TIMEOUT};
+use super::DATABASE;
 
 pub(super) enum Readiness {
     Ready,
@@ -17,8 +17,14 @@ pub(super) enum Readiness {
     TimedOut(String),
 }
 
-pub(super) async fn await_ready(admin: PgConnectOptions, shared: Arc<Shared>) -> Readiness {
-    let deadline = Instant::now() + READY_TIMEOUT;
+/// Tries to connect until the server accepts or `patience` has passed (at
+/// least one try, each of up to 5 s).
+pub(super) async fn await_ready(
+    admin: PgConnectOptions,
+    shared: Arc<Shared>,
+    patience: Duration,
+) -> Readiness {
+    let deadline = Instant::now() + patience;
     let mut last_error: String;
     loop {
         if let Some(status) = shared.lock().clone() {

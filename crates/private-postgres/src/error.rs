@@ -147,7 +147,7 @@ pub enum PrivatePostgresError {
         detail: String,
     },
     /// A parent `concert` owns the server but it is not up within the wait.
-    #[error("the private PostgreSQL server of {} (owned by concert pid {owner}) did not come up within {secs} s", .path.display())]
+    #[error("the private PostgreSQL server of {} (owned by concert pid {owner}) did not answer within {secs} s", .path.display())]
     NotAttached {
         /// The data folder.
         path: PathBuf,

@@ -50,7 +50,7 @@ impl PrivatePostgres {
         let shared = Arc::clone(&server.shared);
         self.server = Some(server);
         let admin = self.connect_options("postgres")?;
-        match run_blocking(await_ready(admin, shared))? {
+        match run_blocking(await_ready(admin, shared, READY_TIMEOUT))? {
             Readiness::Ready => Ok(()),
             Readiness::Exited(status) => {
                 self.stop_server(); // reaps the thread
