@@ -22,6 +22,7 @@ mod identity;
 mod identity_jwks;
 mod long_lists;
 mod operations;
+mod payment_keys;
 mod payment_pipeline;
 mod payments;
 mod pipeline;
