@@ -293,12 +293,21 @@ impl SeatMaps {
         (maps.dates.len(), subscribers)
     }
 
-    /// Forgets the loaded maps nobody has watched or listed for `KEEP_UNWATCHED`.
+    /// Forgets the loaded maps nobody has watched or listed for
+    /// `KEEP_UNWATCHED`, and at once the unloaded maps no request is loading:
+    /// a request cancelled mid-load (its client hung up, its time ran out)
+    /// left its map here unloaded for good, so made-up date ids sent by a
+    /// client that hangs up grew the memory without bound.
     pub(super) fn sweep(&self) {
         let now = Instant::now();
         lock(&self.maps).retain(|map| {
             let mut state = lock(&map.state);
-            if !state.loaded || map.sender.receiver_count() > 0 {
+            if !state.loaded {
+                // A loader holds the map from `join`, under this same lock,
+                // until it has its answer; the registry holds the other one.
+                return Arc::strong_count(map) > 1;
+            }
+            if map.sender.receiver_count() > 0 {
                 state.unwatched_since = None;
                 return true;
             }

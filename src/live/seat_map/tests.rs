@@ -19,6 +19,21 @@ fn a_map_nobody_watches_is_forgotten_after_a_while() {
 }
 
 #[test]
+fn a_map_left_unloaded_by_a_cancelled_load_is_forgotten_and_one_being_loaded_kept() {
+    let maps = SeatMaps::default();
+    let (loading, _) = maps.join(Uuid::from_u128(1));
+    // A listing cancelled mid-load drops its map unloaded.
+    let (cancelled, _) = maps.join(Uuid::from_u128(2));
+    drop(cancelled);
+
+    maps.sweep();
+    assert_eq!(maps.watched(), (1, 0), "only the map being loaded is kept");
+    drop(loading);
+    maps.sweep();
+    assert_eq!(maps.watched(), (0, 0));
+}
+
+#[test]
 fn an_own_commit_shows_at_once_and_its_copy_from_the_log_changes_nothing() {
     let maps = SeatMaps::default();
     let map = loaded_map("FFF");
