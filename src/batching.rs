@@ -8,6 +8,7 @@ use std::collections::{HashSet, VecDeque};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::FutureExt;
 use tokio::sync::mpsc;
@@ -17,6 +18,15 @@ pub const BATCHES_IN_FLIGHT: usize = 2;
 /// The most jobs one batch takes (commands sent together count as one);
 /// the rest wait for the next.
 pub const MAX_BATCH: usize = 1024;
+/// How long a batch may run before it is given up: twice as long as any
+/// request waits for its answer (at least 10 s), so reached only when a
+/// connection's server stops answering without closing it (a frozen proxy,
+/// a dropped network path, a database frozen that long). Waited for without
+/// end, two such batches held every later command of the pipeline back for
+/// good.
+pub fn batch_deadline(request_timeout: Duration) -> Duration {
+    (request_timeout * 2).max(Duration::from_secs(10))
+}
 
 /// A command waiting for a batch, by the streams it writes.
 pub trait Queued: Send + 'static {
@@ -49,10 +59,12 @@ struct Finished<J> {
 }
 
 /// Feeds `worker` batches from `queue` until the queue closes and the last
-/// batch has finished.
+/// batch has finished; a batch still running after `deadline` (see
+/// [`batch_deadline`]) is given up.
 pub async fn dispatch<J: Queued, W: Batches<J>>(
     worker: Arc<W>,
     mut queue: mpsc::UnboundedReceiver<J>,
+    deadline: Duration,
 ) {
     let (finish, mut finished) = mpsc::unbounded_channel::<Finished<J>>();
     // Commands not yet in a batch, oldest first: carried over from a lost
@@ -102,16 +114,25 @@ pub async fn dispatch<J: Queued, W: Batches<J>>(
         running += 1;
         let (worker, finish) = (worker.clone(), finish.clone());
         tokio::spawn(async move {
-            // A batch that panicked answers its commands as failed (their
-            // answers are dropped: 503) and still frees its streams; left in
-            // flight, they would refuse every later command for good.
-            let carried = AssertUnwindSafe(worker.run_batch(batch))
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|_| {
+            // A batch that panicked or ran past its deadline answers its
+            // commands as failed (their answers are dropped: 503) and still
+            // frees its streams; left in flight, they would refuse every
+            // later command for good.
+            let run = AssertUnwindSafe(worker.run_batch(batch)).catch_unwind();
+            let carried = match tokio::time::timeout(deadline, run).await {
+                Ok(Ok(carried)) => carried,
+                Ok(Err(_)) => {
                     tracing::error!("a batch panicked; its commands were answered as failed");
                     Vec::new()
-                });
+                }
+                Err(_) => {
+                    tracing::error!(
+                        deadline_secs = deadline.as_secs(),
+                        "a batch ran past its deadline (the database stopped answering on its connection); its commands were answered as failed"
+                    );
+                    Vec::new()
+                }
+            };
             let _ = finish.send(Finished { streams, carried });
         });
     }
@@ -224,7 +245,7 @@ mod tests {
     async fn a_batch_that_panics_frees_its_streams_for_the_next() {
         let worker = Arc::new(Panicky::default());
         let (send, queue) = mpsc::unbounded_channel();
-        let dispatcher = tokio::spawn(dispatch(worker.clone(), queue));
+        let dispatcher = tokio::spawn(dispatch(worker.clone(), queue, Duration::from_secs(60)));
         send.send(Single("a", 0)).unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         send.send(Single("a", 1)).unwrap();
@@ -234,6 +255,49 @@ mod tests {
 
         assert!(ended.is_ok(), "the dispatcher never finished");
         assert_eq!(*worker.done.lock().unwrap(), [1]);
+    }
+
+    /// Runs batches, never finishing one that holds a job numbered 0 (its
+    /// connection's server stopped answering).
+    #[derive(Default)]
+    struct Stuck {
+        done: std::sync::Mutex<Vec<u32>>,
+    }
+
+    impl Batches<Single> for Stuck {
+        async fn run_batch(&self, jobs: Vec<Single>) -> Vec<Single> {
+            if jobs.iter().any(|job| job.1 == 0) {
+                std::future::pending::<()>().await;
+            }
+            self.done
+                .lock()
+                .unwrap()
+                .extend(jobs.iter().map(|job| job.1));
+            Vec::new()
+        }
+    }
+
+    #[tokio::test]
+    async fn batches_that_never_finish_are_given_up_at_their_deadline() {
+        let worker = Arc::new(Stuck::default());
+        let (send, queue) = mpsc::unbounded_channel();
+        let deadline = Duration::from_millis(300);
+        let dispatcher = tokio::spawn(dispatch(worker.clone(), queue, deadline));
+        // Every batch in flight stuck, one of them on the stream used next.
+        for stream in ["a", "b"] {
+            send.send(Single(stream, 0)).unwrap();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        send.send(Single("a", 1)).unwrap();
+        send.send(Single("c", 2)).unwrap();
+        drop(send);
+
+        let ended = tokio::time::timeout(deadline * 10, dispatcher).await;
+
+        assert!(ended.is_ok(), "the dispatcher waited for the stuck batches");
+        let mut done = worker.done.lock().unwrap().clone();
+        done.sort();
+        assert_eq!(done, [1, 2]);
     }
 
     /// A job on one stream whose sender may have stopped waiting.

@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{Connection, PgConnection, PgPool, Postgres};
 
 /// The migrations in `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -91,6 +92,55 @@ pub fn generic_plan_pool(pool: &PgPool, connections: u32) -> PgPool {
         .max_connections(connections)
         .min_connections(0)
         .connect_lazy_with(options)
+}
+
+/// A pooled connection for work that may be given up mid-statement (a
+/// batch past its deadline). Dropped before [`Leased::release`] or
+/// [`Leased::close`], it is closed rather than returned to the pool: the
+/// pool's check of a returned connection waits for every answer still owed
+/// on it, which a server that stopped answering never sends, and the
+/// connection's place in the pool would be held while it waits.
+pub struct Leased(Option<PoolConnection<Postgres>>);
+
+impl Leased {
+    pub async fn acquire(pool: &PgPool) -> sqlx::Result<Self> {
+        Ok(Self(Some(pool.acquire().await?)))
+    }
+
+    /// Returns the connection to the pool: its work is done.
+    pub fn release(mut self) {
+        drop(self.0.take());
+    }
+
+    /// Closes the connection (after a failure that may have left it
+    /// mid-transaction).
+    pub async fn close(mut self) {
+        if let Some(conn) = self.0.take() {
+            let _ = conn.detach().close().await;
+        }
+    }
+}
+
+impl std::ops::Deref for Leased {
+    type Target = PgConnection;
+
+    fn deref(&self) -> &PgConnection {
+        self.0.as_ref().expect("a leased connection until released")
+    }
+}
+
+impl std::ops::DerefMut for Leased {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        self.0.as_mut().expect("a leased connection until released")
+    }
+}
+
+impl Drop for Leased {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.as_mut() {
+            conn.close_on_drop();
+        }
+    }
 }
 
 /// Applies every migration not applied yet.

@@ -41,6 +41,14 @@ pub struct TickReport {
     pub payments_finished: usize,
 }
 
+/// How long a tick may run before it is given up. Its leadership
+/// transaction idles while the tick works, so the database ends a tick
+/// longer than a minute anyway (`idle_in_transaction_session_timeout`); a
+/// tick waiting on a connection whose server stopped answering without
+/// closing it would otherwise stop this instance's expiries and admissions
+/// for good.
+const TICK_DEADLINE: Duration = Duration::from_secs(90);
+
 /// Runs ticks every `scheduler_interval_ms` until `shutdown` turns true.
 /// (Events are positioned by the live feed, after each commit and at least
 /// once a second, and by every read of the log for auditors.)
@@ -58,8 +66,13 @@ pub async fn run(app: AppState, mut shutdown: watch::Receiver<bool>) {
         if *shutdown.borrow() {
             break;
         }
-        if let Err(error) = tick(&app).await {
-            tracing::warn!(%error, "scheduler tick failed");
+        match tokio::time::timeout(TICK_DEADLINE, tick(&app)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "scheduler tick failed"),
+            Err(_) => tracing::error!(
+                deadline_secs = TICK_DEADLINE.as_secs(),
+                "scheduler tick given up at its deadline (the database stopped answering on one of its connections)"
+            ),
         }
     }
     let _ = numbers.await;

@@ -1,10 +1,12 @@
 //! `AppState`: what every request handler and the scheduler share.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use sqlx::PgPool;
 
 use crate::aggregates::{Concert, QueueTicket, Seat, Wallet};
+use crate::batching;
 use crate::config::Config;
 use crate::event_store::{
     AfterCommit, CommitSignal, Lane, PaymentLanes, PaymentPipeline, Pipeline, Pipelined,
@@ -142,6 +144,7 @@ impl AppState {
         let tickets_seen: Arc<dyn AfterCommit<QueueTicket>> = Arc::new(live.clone());
         // Every instance's feed (this one's too) learns of each commit.
         let signal = CommitSignal::start(pool.clone());
+        let deadline = batching::batch_deadline(Duration::from_secs(config.request_timeout_secs));
         let payment_lanes = PaymentLanes {
             wallets: lane(
                 &projectors.wallets,
@@ -161,10 +164,12 @@ impl AppState {
             concerts: Arc::new(Pipeline::start(
                 pool.clone(),
                 lane(&projectors.concerts, None, None, &signal),
+                deadline,
             )),
             seats: Arc::new(Pipeline::start(
                 pool.clone(),
                 lane(&projectors.seats, None, Some(seats_seen), &signal),
+                deadline,
             )),
             wallets: Arc::new(Pipeline::start(
                 pool.clone(),
@@ -174,6 +179,7 @@ impl AppState {
                     None,
                     &signal,
                 ),
+                deadline,
             )),
             // An entry took its number when it was planned: dropped, the
             // number would count as a waiting ticket for good. Its retry
@@ -182,18 +188,28 @@ impl AppState {
                 Pipeline::start(
                     pool.clone(),
                     lane(&projectors.tickets, None, Some(tickets_seen), &signal),
+                    deadline,
                 )
                 .doing_abandoned_commands(),
             ),
-            payments: Arc::new(PaymentPipeline::start(pool.clone(), payment_lanes)),
+            payments: Arc::new(PaymentPipeline::start(
+                pool.clone(),
+                payment_lanes,
+                deadline,
+            )),
             entries: Arc::new(EntryPlans::start(
                 &pool,
                 i64::try_from(config.queue_waiting_max).unwrap_or(i64::MAX),
                 i64::from(config.queue_active_max),
                 chrono::Duration::seconds(RATE_WINDOW_SECS),
+                deadline,
             )),
-            hold_reads: Arc::new(GatheredReads::start(&pool, SeatsForTickets)),
-            payment_reads: Arc::new(GatheredReads::start(&pool, ReservationsForTickets)),
+            hold_reads: Arc::new(GatheredReads::start(&pool, SeatsForTickets, deadline)),
+            payment_reads: Arc::new(GatheredReads::start(
+                &pool,
+                ReservationsForTickets,
+                deadline,
+            )),
             projectors: Arc::new(projectors),
             live,
             demo: false,

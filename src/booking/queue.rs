@@ -6,6 +6,7 @@ use cqrs_es::AggregateError;
 use super::BookingError;
 use crate::aggregates::{QueueTicketCommand, QueueTicketError};
 use crate::commands::{execute, CommandContext};
+use crate::event_store::AnswerLost;
 use crate::ids::{ConcertId, TicketId, UserId};
 use crate::projections::queue_entries;
 use crate::projections::queue_line;
@@ -142,6 +143,9 @@ async fn number_may_be_used(
     if refused(error) {
         return false;
     }
+    if outcome_unknown(error) {
+        return true;
+    }
     match queue_tickets::find_ticket(&app.pool, ticket_id.0).await {
         Ok(found) => found.is_some_and(|ticket| ticket.entry_no == entry_no),
         Err(_) => true,
@@ -155,6 +159,13 @@ fn refused(error: &AggregateError<QueueTicketError>) -> bool {
         error,
         AggregateError::UserError(_) | AggregateError::AggregateConflict
     )
+}
+
+/// A command its batch never answered: it may commit after any look for its
+/// ticket (its connection's server frozen past the batch's deadline), so its
+/// number is left to the look for abandoned numbers.
+fn outcome_unknown(error: &AggregateError<QueueTicketError>) -> bool {
+    matches!(error, AggregateError::UnexpectedError(cause) if cause.is::<AnswerLost>())
 }
 
 /// A ticket's place: waiting tickets ahead of it, and the wait that the
@@ -303,6 +314,11 @@ mod tests {
         // A connection cut at the commit: the entry may have been stored.
         let cut = AggregateError::DatabaseConnectionError("connection reset".into());
         assert!(!refused(&cut));
+        // Looked for, its ticket decides; unanswered, nobody can tell.
+        assert!(!outcome_unknown(&cut));
+        assert!(outcome_unknown(&AggregateError::UnexpectedError(Box::new(
+            AnswerLost
+        ))));
     }
 
     fn pace(admitted: i64, active: Option<i64>) -> AdmissionPace {

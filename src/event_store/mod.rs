@@ -14,8 +14,8 @@ mod projector;
 
 pub use commit_signal::{CommitSignal, COMMITS_CHANNEL};
 pub use pipeline::{
-    AfterCommit, Lane, Paid, PaymentLanes, PaymentOutcome, PaymentPipeline, PaymentRefused,
-    PaymentSteps, Pipeline, Pipelined, Step, Unstorable, BATCHES_IN_FLIGHT, LOAD_STREAM,
-    LOAD_STREAMS,
+    AfterCommit, AnswerLost, Lane, Paid, PaymentLanes, PaymentOutcome, PaymentPipeline,
+    PaymentRefused, PaymentSteps, Pipeline, Pipelined, Step, Unstorable, BATCHES_IN_FLIGHT,
+    LOAD_STREAM, LOAD_STREAMS,
 };
 pub use projector::{ProjectionError, Projector, StreamEvents};

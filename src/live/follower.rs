@@ -21,6 +21,12 @@ const FALLBACK: Duration = Duration::from_secs(1);
 /// together, so the feed's cost to the database stays bounded under load
 /// (at most 40 reads a second per instance) for at most this much latency.
 const SETTLE: Duration = Duration::from_millis(25);
+/// How long one catch-up may take before it is given up and begun again
+/// (what it published stays published: `position` moves only past that).
+/// Reached only when the database stops answering on a connection without
+/// closing it; the feed, and the sweeps of memory nobody holds, would
+/// otherwise stop for good.
+const READ_DEADLINE: Duration = Duration::from_secs(60);
 /// Most events read per query.
 const READ_BATCH: i64 = 5_000;
 /// How often the watches and maps nobody holds are looked for: each look
@@ -58,10 +64,14 @@ pub async fn follow(pool: PgPool, feed: Feed, mut shutdown: watch::Receiver<bool
             _ = tokio::time::sleep(FALLBACK) => {}
         }
         let reading = Instant::now();
-        match catch_up(&pool, &feed, position).await {
-            Ok(()) => metrics::histogram!("concert_live_feed_read_seconds")
+        match tokio::time::timeout(READ_DEADLINE, catch_up(&pool, &feed, position)).await {
+            Ok(Ok(())) => metrics::histogram!("concert_live_feed_read_seconds")
                 .record(reading.elapsed().as_secs_f64()),
-            Err(error) => tracing::warn!(%error, "live feed: reading new events failed"),
+            Ok(Err(error)) => tracing::warn!(%error, "live feed: reading new events failed"),
+            Err(_) => tracing::warn!(
+                deadline_secs = READ_DEADLINE.as_secs(),
+                "live feed: a read given up at its deadline"
+            ),
         }
         if swept.elapsed() >= SWEEP_EVERY {
             feed.standings().sweep();

@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
-use sqlx::PgPool;
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::available_seats::SeatRow;
@@ -29,7 +29,7 @@ pub struct ReservationsForTickets;
 /// Runs `query` over the keys as two arrays (`$1`, `$2`, for `unnest … with
 /// ordinality`) and gives each key what `found` makes of its row.
 async fn fetch_by_key<R, T>(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     query: &str,
     keys: &[(Uuid, Uuid)],
     found: impl Fn(R) -> (i64, T),
@@ -41,7 +41,7 @@ where
     let rows: Vec<R> = sqlx::query_as(query)
         .bind(first)
         .bind(second)
-        .fetch_all(pool)
+        .fetch_all(conn)
         .await?;
     Ok(in_key_order(keys.len(), rows.into_iter().map(found)))
 }
@@ -65,7 +65,7 @@ impl KeyedRead for SeatsForTickets {
 
     async fn read_many(
         &self,
-        pool: &PgPool,
+        conn: &mut PgConnection,
         keys: &[(Uuid, Uuid)],
     ) -> sqlx::Result<Vec<Option<Self::Found>>> {
         #[derive(sqlx::FromRow)]
@@ -90,7 +90,7 @@ impl KeyedRead for SeatsForTickets {
                                        s.seat_no, s.price, s.status as seat_status
                                 from seats s join concert_dates d on d.date_id = s.date_id
                                 where s.seat_id = k.seat_id limit 1) s on true";
-        fetch_by_key(pool, QUERY, keys, |row: Row| {
+        fetch_by_key(conn, QUERY, keys, |row: Row| {
             // Every seat column is set when the seat exists, none when it does not.
             let seat = (|| {
                 Some(SeatRow {
@@ -115,7 +115,7 @@ impl KeyedRead for ReservationsForTickets {
 
     async fn read_many(
         &self,
-        pool: &PgPool,
+        conn: &mut PgConnection,
         keys: &[(Uuid, Uuid)],
     ) -> sqlx::Result<Vec<Option<Self::Found>>> {
         #[derive(sqlx::FromRow)]
@@ -144,7 +144,7 @@ impl KeyedRead for ReservationsForTickets {
              left join lateral (select reservation_id, seat_id, date_id, concert_id, user_id, seat_no,
                                        price, status, expires_at, payment_id from reservations
                                 where reservation_id = k.reservation_id limit 1) r on true";
-        fetch_by_key(pool, QUERY, keys, |row: Row| {
+        fetch_by_key(conn, QUERY, keys, |row: Row| {
             // Every column but the two nullable ones is set when the reservation exists.
             let reservation = (|| {
                 Some(ReservationRow {

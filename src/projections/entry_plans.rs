@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::queue_entries::{plan_entries, release_entry_no, EntryPlan};
 use crate::batching::{self, Batches, Queued, BATCHES_IN_FLIGHT};
-use crate::db;
+use crate::db::{self, Leased};
 
 /// Plans entries into queues, a batch per concert at a time.
 pub struct EntryPlans {
@@ -28,7 +28,13 @@ impl EntryPlans {
     ///
     /// The planner has connections of its own (one per batch in flight) that
     /// keep one generic plan of its statement (see `db::generic_plan_pool`).
-    pub fn start(pool: &PgPool, waiting_max: i64, active_max: i64, rate_window: Duration) -> Self {
+    pub fn start(
+        pool: &PgPool,
+        waiting_max: i64,
+        active_max: i64,
+        rate_window: Duration,
+        deadline: std::time::Duration,
+    ) -> Self {
         let pool = db::generic_plan_pool(pool, BATCHES_IN_FLIGHT as u32);
         let (jobs, queue) = mpsc::unbounded_channel();
         let planner = Planner {
@@ -37,7 +43,7 @@ impl EntryPlans {
             active_max,
             rate_window,
         };
-        tokio::spawn(batching::dispatch(Arc::new(planner), queue));
+        tokio::spawn(batching::dispatch(Arc::new(planner), queue, deadline));
         Self { jobs }
     }
 
@@ -93,16 +99,26 @@ impl Batches<PlanJob> for Planner {
         for (concert_id, jobs) in by_concert(jobs) {
             let now = crate::clock::now();
             let users: Vec<Uuid> = jobs.iter().map(|job| job.user_id).collect();
-            let planned = plan_entries(
-                &self.pool,
-                concert_id,
-                &users,
-                now,
-                now - self.rate_window,
-                self.waiting_max,
-                self.active_max,
-            )
-            .await;
+            let planned = match Leased::acquire(&self.pool).await {
+                Ok(mut conn) => {
+                    let planned = plan_entries(
+                        &mut *conn,
+                        concert_id,
+                        &users,
+                        now,
+                        now - self.rate_window,
+                        self.waiting_max,
+                        self.active_max,
+                    )
+                    .await;
+                    match planned {
+                        Ok(_) => conn.release(),
+                        Err(_) => conn.close().await,
+                    }
+                    planned
+                }
+                Err(error) => Err(error),
+            };
             match planned {
                 Ok(plans) => {
                     for (job, plan) in jobs.into_iter().zip(plans) {

@@ -7,12 +7,13 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::batching::{self, Batches, Queued, BATCHES_IN_FLIGHT};
-use crate::db;
+use crate::db::{self, Leased};
 
 /// A read by key that can take many keys in one query.
 pub trait KeyedRead: Send + Sync + 'static {
@@ -24,7 +25,7 @@ pub trait KeyedRead: Send + Sync + 'static {
     /// What each of `keys` finds, in the keys' order (`None`: nothing).
     fn read_many(
         &self,
-        pool: &PgPool,
+        conn: &mut PgConnection,
         keys: &[Self::Key],
     ) -> impl Future<Output = sqlx::Result<Vec<Option<Self::Found>>>> + Send;
 }
@@ -38,13 +39,13 @@ impl<R: KeyedRead> GatheredReads<R> {
     /// Reads through connections of its own to the database of `pool` (one
     /// per batch in flight, opened on first use), which keep one generic plan
     /// of the read's statement. Its worker runs until it is dropped.
-    pub fn start(pool: &PgPool, read: R) -> Self {
+    pub fn start(pool: &PgPool, read: R, deadline: Duration) -> Self {
         let reader = Reader {
             pool: db::generic_plan_pool(pool, BATCHES_IN_FLIGHT as u32),
             read,
         };
         let (jobs, queue) = mpsc::unbounded_channel();
-        tokio::spawn(batching::dispatch(Arc::new(reader), queue));
+        tokio::spawn(batching::dispatch(Arc::new(reader), queue, deadline));
         Self { jobs }
     }
 
@@ -91,7 +92,18 @@ impl<R: KeyedRead> Batches<ReadJob<R>> for Reader<R> {
         metrics::histogram!(R::BATCH_SIZE_METRIC).record(jobs.len() as f64);
         let (keys, answers): (Vec<R::Key>, Vec<_>) =
             jobs.into_iter().map(|job| (job.key, job.answer)).unzip();
-        match self.read.read_many(&self.pool, &keys).await {
+        let read = match Leased::acquire(&self.pool).await {
+            Ok(mut conn) => {
+                let read = self.read.read_many(&mut conn, &keys).await;
+                match read {
+                    Ok(_) => conn.release(),
+                    Err(_) => conn.close().await,
+                }
+                read
+            }
+            Err(error) => Err(error),
+        };
+        match read {
             Ok(found) => {
                 for (answer, found) in answers.into_iter().zip(found) {
                     let _ = answer.send(Ok(found));

@@ -67,8 +67,8 @@ struct EntryPlanRow {
 /// handed out again; an entry that took one before the crash must then not
 /// record it as unused (`release_entry_no`). The admission rate (the slowest
 /// part) is read before the lock, and only the positions after.
-pub async fn plan_entries(
-    pool: &PgPool,
+pub async fn plan_entries<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
     concert_id: Uuid,
     users: &[Uuid],
     now: DateTime<Utc>,
@@ -123,7 +123,7 @@ pub async fn plan_entries(
     .bind(since)
     .bind(waiting_max)
     .bind(active_max)
-    .fetch_all(pool)
+    .fetch_all(executor)
     .await?;
     Ok(rows
         .into_iter()

@@ -7,7 +7,7 @@ use concert::projections::gathered_reads::{GatheredReads, KeyedRead};
 use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::Value;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::helpers::{
@@ -133,9 +133,10 @@ async fn one_read_of_many_keys_answers_each_key_in_its_place() {
     let seat = |n: usize| seats[n].parse::<Uuid>().unwrap();
     let (no_ticket, no_seat) = (Uuid::new_v4(), Uuid::new_v4());
 
+    let mut conn = app.pool.acquire().await.unwrap();
     let found = SeatsForTickets
         .read_many(
-            &app.pool,
+            &mut conn,
             &[
                 (second, seat(1)),
                 (no_ticket, seat(0)),
@@ -178,7 +179,7 @@ async fn one_read_of_many_keys_answers_each_key_in_its_place() {
         .unwrap();
     let found = ReservationsForTickets
         .read_many(
-            &app.pool,
+            &mut conn,
             &[
                 (first, no_seat),
                 (second, held),
@@ -222,11 +223,11 @@ impl KeyedRead for CountingReads {
 
     async fn read_many(
         &self,
-        pool: &PgPool,
+        conn: &mut PgConnection,
         keys: &[(Uuid, Uuid)],
     ) -> sqlx::Result<Vec<Option<Self::Found>>> {
         self.0.lock().unwrap().push(keys.len());
-        SeatsForTickets.read_many(pool, keys).await
+        SeatsForTickets.read_many(conn, keys).await
     }
 }
 
@@ -238,7 +239,11 @@ async fn reads_sent_together_go_in_one_query_and_each_gets_its_own_answer() {
         ticket_of(&app.pool, &crowd[1]).await,
     ];
     let batches = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let reads = GatheredReads::start(&app.pool, CountingReads(batches.clone()));
+    let reads = GatheredReads::start(
+        &app.pool,
+        CountingReads(batches.clone()),
+        std::time::Duration::from_secs(60),
+    );
     // 40 keys, each ticket with each seat in turn, sent before any is answered.
     let keys: Vec<(Uuid, Uuid)> = (0..40)
         .map(|n| (tickets[n % 2], seats[n % 4].parse().unwrap()))

@@ -266,6 +266,9 @@ async fn another_writer_charges(pool: &PgPool, user: &User) -> Transaction<'stat
     tx
 }
 
+/// How long these pipelines' batches may run (`batching::batch_deadline`).
+const DEADLINE: Duration = Duration::from_secs(60);
+
 /// A payment pipeline, and the seats' and wallets' own, on `pool` without read models.
 fn pipelines(pool: &PgPool) -> (PaymentPipeline, Pipeline<Seat>, Pipeline<Wallet>) {
     fn lane<A: Pipelined>(pool: &PgPool) -> Lane<A> {
@@ -282,9 +285,9 @@ fn pipelines(pool: &PgPool) -> (PaymentPipeline, Pipeline<Seat>, Pipeline<Wallet
         tickets: lane::<QueueTicket>(pool),
     };
     (
-        PaymentPipeline::start(pool.clone(), lanes),
-        Pipeline::start(pool.clone(), lane(pool)),
-        Pipeline::start(pool.clone(), lane(pool)),
+        PaymentPipeline::start(pool.clone(), lanes, DEADLINE),
+        Pipeline::start(pool.clone(), lane(pool), DEADLINE),
+        Pipeline::start(pool.clone(), lane(pool), DEADLINE),
     )
 }
 

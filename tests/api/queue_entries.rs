@@ -171,7 +171,13 @@ async fn one_plan_numbers_new_entries_in_order_skips_live_tickets_and_stops_at_t
 async fn an_entry_that_stops_waiting_for_its_plan_gives_its_number_back() {
     let (app, concert) = line_with_one_admitted(0).await; // entry 1, admitted
     let concert_id: Uuid = concert.concert_id.parse().unwrap();
-    let planner = EntryPlans::start(&app.pool, 0, 100, Duration::seconds(60));
+    let planner = EntryPlans::start(
+        &app.pool,
+        0,
+        100,
+        Duration::seconds(60),
+        std::time::Duration::from_secs(60),
+    );
 
     // Sent, then dropped at once: the plan is answered to nobody.
     let gave_up = tokio::time::timeout(

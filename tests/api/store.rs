@@ -112,7 +112,7 @@ async fn the_pipeline_and_postgres_es_read_each_others_streams() {
         after_commit: None,
         signal: None,
     };
-    let pipeline = Pipeline::<Seat>::start(pool.clone(), lane);
+    let pipeline = Pipeline::<Seat>::start(pool.clone(), lane, std::time::Duration::from_secs(60));
     let cqrs = postgres_es::postgres_cqrs::<Seat>(pool.clone(), vec![], ());
     let seat_id = SeatId::new().to_string();
     let first = ReservationId::new();

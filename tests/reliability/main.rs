@@ -10,6 +10,7 @@ mod backup_password;
 mod clocks;
 mod crash;
 mod db_frozen;
+mod db_hung;
 mod db_severed;
 mod disk;
 mod harness;

@@ -21,6 +21,7 @@ mod payments;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use cqrs_es::{Aggregate, AggregateError};
 use serde_json::Value;
@@ -39,6 +40,7 @@ use self::group::Group;
 use self::load::load_streams;
 pub use self::load::{LOAD_STREAM, LOAD_STREAMS};
 use crate::batching;
+use crate::db::Leased;
 use crate::event_store::{CommitSignal, Projector};
 
 /// How many times a command is decided again after losing a race to another
@@ -109,9 +111,12 @@ pub struct Pipeline<A: Aggregate> {
 impl<A: Pipelined> Pipeline<A> {
     /// A pipeline storing through `pool` as `lane` says. Its worker runs
     /// until the pipeline is dropped.
-    pub fn start(pool: PgPool, lane: Lane<A>) -> Self {
+    /// Starts the pipeline's worker; a batch still running after `deadline`
+    /// is given up (`batching::batch_deadline`).
+    pub fn start(pool: PgPool, lane: Lane<A>, deadline: Duration) -> Self {
         let (jobs, queue) = mpsc::unbounded_channel();
-        tokio::spawn(batching::dispatch(Arc::new(Worker { pool, lane }), queue));
+        let worker = Arc::new(Worker { pool, lane });
+        tokio::spawn(batching::dispatch(worker, queue, deadline));
         Self {
             jobs,
             done_when_abandoned: false,
@@ -179,7 +184,7 @@ impl<A: Pipelined> Pipeline<A> {
             outcomes.push(
                 answered
                     .await
-                    .unwrap_or_else(|_| Err(failure("the command pipeline has stopped"))),
+                    .unwrap_or_else(|_| Err(AggregateError::UnexpectedError(Box::new(AnswerLost)))),
             );
         }
         outcomes
@@ -213,7 +218,7 @@ impl<A: Pipelined> Worker<A> {
         metrics::histogram!("concert_pipeline_batch_size", "aggregate" => A::TYPE)
             .record(jobs.len() as f64);
         let streams = by_stream(jobs);
-        let mut conn = match self.pool.acquire().await {
+        let mut conn = match Leased::acquire(&self.pool).await {
             Ok(conn) => conn,
             Err(error) => {
                 fail_all(streams.into_iter().flat_map(|(_, jobs)| jobs), &error);
@@ -242,12 +247,15 @@ impl<A: Pipelined> Worker<A> {
             }
         }
         if writing.is_empty() {
+            conn.release();
             return carried;
         }
         let outcome = self.commit(&mut conn, &writing).await;
         if outcome.is_err() {
             // The connection may be left mid-transaction; do not reuse it.
-            let _ = conn.detach().close().await;
+            conn.close().await;
+        } else {
+            conn.release();
         }
         if writing.len() > 1 && outcome.as_ref().is_err_and(AppendError::is_unstorable) {
             // A value the store refuses (a data exception) fails the whole
@@ -320,10 +328,12 @@ impl<A: Pipelined> Worker<A> {
         &self,
         decided: &Decided<A>,
     ) -> Result<std::collections::HashSet<String>, AppendError> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = Leased::acquire(&self.pool).await?;
         let outcome = self.commit(&mut conn, std::slice::from_ref(decided)).await;
         if outcome.is_err() {
-            let _ = conn.detach().close().await;
+            conn.close().await;
+        } else {
+            conn.release();
         }
         outcome
     }
@@ -389,6 +399,15 @@ fn fail_all<A: Aggregate>(jobs: impl IntoIterator<Item = Job<A>>, cause: &dyn st
         let _ = job.answer.send(Err(failure(&message)));
     }
 }
+
+/// A command whose batch ended without answering it: given up at its
+/// deadline (`batching::batch_deadline`), panicked, or the pipeline
+/// stopped. It may still be stored: a commit sent on a connection whose
+/// server stopped answering can land once it answers again. Answered `503`;
+/// nothing that hangs on its outcome may be undone on its account.
+#[derive(Debug, thiserror::Error)]
+#[error("the command's batch ended without an answer; it may still be stored")]
+pub struct AnswerLost;
 
 /// A failure of the store, as cqrs-es reports one.
 fn failure<E: std::error::Error>(message: &str) -> AggregateError<E> {

@@ -14,10 +14,11 @@ mod store;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use cqrs_es::AggregateError;
 use serde_json::Value;
-use sqlx::{Connection, PgPool};
+use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
 use self::decide::{decide_all, Accepted};
@@ -27,6 +28,7 @@ use crate::aggregates::{
     SeatError, SeatEvent, Wallet, WalletCommand, WalletError, WalletEvent,
 };
 use crate::batching::{self, Batches, Queued};
+use crate::db::Leased;
 
 /// One command of a payment: the stream, the command, the metadata stored
 /// with its events.
@@ -80,10 +82,10 @@ pub struct PaymentLanes {
 impl PaymentPipeline {
     /// A pipeline storing through `pool` as `lanes` say; its worker runs
     /// until the pipeline is dropped.
-    pub fn start(pool: PgPool, lanes: PaymentLanes) -> Self {
+    pub fn start(pool: PgPool, lanes: PaymentLanes, deadline: Duration) -> Self {
         let (jobs, queue) = mpsc::unbounded_channel();
         let worker = PaymentWorker { pool, lanes };
-        tokio::spawn(batching::dispatch(Arc::new(worker), queue));
+        tokio::spawn(batching::dispatch(Arc::new(worker), queue, deadline));
         Self { jobs }
     }
 
@@ -167,7 +169,7 @@ impl Batches<PaymentJob> for PaymentWorker {
     async fn run_batch(&self, jobs: Vec<PaymentJob>) -> Vec<PaymentJob> {
         metrics::histogram!("concert_pipeline_batch_size", "aggregate" => "Payment")
             .record(jobs.len() as f64);
-        let mut conn = match self.pool.acquire().await {
+        let mut conn = match Leased::acquire(&self.pool).await {
             Ok(conn) => conn,
             Err(error) => {
                 fail_all(jobs, &error);
@@ -187,12 +189,15 @@ impl Batches<PaymentJob> for PaymentWorker {
             let _ = payment.job.answer.send(Ok(Paid::default()));
         }
         if writing.is_empty() {
+            conn.release();
             return Vec::new();
         }
         let outcome = self.commit(&mut conn, &writing).await;
         if outcome.is_err() {
             // The connection may be left mid-transaction; do not reuse it.
-            let _ = conn.detach().close().await;
+            conn.close().await;
+        } else {
+            conn.release();
         }
         let mut carried = Vec::new();
         for (at, payment) in writing.into_iter().enumerate() {
