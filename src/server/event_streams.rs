@@ -11,6 +11,7 @@
 //! else, and every request after the first on a kept-alive connection, is
 //! hyper's.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -149,12 +150,28 @@ async fn hung_up(stream: &TcpStream) {
     }
 }
 
+/// How long one write to a stream's client may wait for room: a client
+/// that stopped reading (its receive window shut) otherwise held its
+/// connection's place and its token's stream for good, its stream no longer
+/// polled to see the token lapse or the service stop.
+const WRITE_DEADLINE: Duration = Duration::from_secs(30);
+
 /// Writes `response`: a body of known length at once, any other chunk by
 /// chunk as it comes until it ends or the client goes away.
 async fn answer(
     response: Response<Body>,
+    reader: impl AsyncRead + Unpin,
+    writer: impl AsyncWrite + Unpin,
+) -> io::Result<()> {
+    answer_within(response, reader, writer, WRITE_DEADLINE).await
+}
+
+/// [`answer`], each write given up after `deadline`.
+async fn answer_within(
+    response: Response<Body>,
     mut reader: impl AsyncRead + Unpin,
     mut writer: impl AsyncWrite + Unpin,
+    deadline: Duration,
 ) -> io::Result<()> {
     let (parts, mut body) = response.into_parts();
     if let Some(length) = body.size_hint().exact() {
@@ -173,7 +190,7 @@ async fn answer(
             frame = body.frame() => match frame {
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
-                        write_chunk(&mut writer, data).await?;
+                        within(deadline, write_chunk(&mut writer, data)).await?;
                     }
                 }
                 // Without the last chunk the client sees the stream cut off.
@@ -185,6 +202,13 @@ async fn answer(
             },
         }
     }
+}
+
+/// `write`, failed with `TimedOut` once `deadline` has passed.
+async fn within(deadline: Duration, write: impl Future<Output = io::Result<()>>) -> io::Result<()> {
+    tokio::time::timeout(deadline, write)
+        .await
+        .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
 }
 
 /// The status line and headers, framed by `content_length` or else chunked;

@@ -119,6 +119,26 @@ async fn a_stream_stops_when_its_client_hangs_up() {
 }
 
 #[tokio::test]
+async fn a_stream_whose_client_stops_reading_ends_at_the_write_deadline() {
+    let frames =
+        futures::stream::repeat_with(|| Ok::<_, Infallible>(Bytes::from(vec![b'x'; 4096])));
+    let response = Response::new(Body::from_stream(frames));
+    // A client that keeps the connection open and reads nothing.
+    let (_client, server) = duplex(16 * 1024);
+    let (server_reader, server_writer) = tokio::io::split(server);
+    let deadline = Duration::from_millis(200);
+
+    let answered = tokio::time::timeout(
+        Duration::from_secs(5),
+        answer_within(response, server_reader, server_writer, deadline),
+    )
+    .await
+    .expect("the stream ended once a write waited past its deadline");
+
+    assert_eq!(answered.unwrap_err().kind(), io::ErrorKind::TimedOut);
+}
+
+#[tokio::test]
 async fn a_crowd_of_openings_goes_through_the_router_a_few_at_a_time() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
