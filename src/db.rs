@@ -121,6 +121,22 @@ impl Leased {
     }
 }
 
+/// Runs `work` on a [`Leased`] connection of `pool`: handed back to the pool
+/// after a success, closed after a failure (it may be left mid-statement) or
+/// when the work is dropped unfinished.
+pub async fn on_leased<T>(
+    pool: &PgPool,
+    work: impl AsyncFnOnce(&mut PgConnection) -> sqlx::Result<T>,
+) -> sqlx::Result<T> {
+    let mut conn = Leased::acquire(pool).await?;
+    let done = work(&mut conn).await;
+    match done {
+        Ok(_) => conn.release(),
+        Err(_) => conn.close().await,
+    }
+    done
+}
+
 impl std::ops::Deref for Leased {
     type Target = PgConnection;
 

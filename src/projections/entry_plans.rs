@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::queue_entries::{plan_entries, release_entry_no, EntryPlan};
 use crate::batching::{self, Batches, Queued, BATCHES_IN_FLIGHT};
-use crate::db::{self, Leased};
+use crate::db;
 
 /// Plans entries into queues, a batch per concert at a time.
 pub struct EntryPlans {
@@ -99,26 +99,21 @@ impl Batches<PlanJob> for Planner {
         for (concert_id, jobs) in by_concert(jobs) {
             let now = crate::clock::now();
             let users: Vec<Uuid> = jobs.iter().map(|job| job.user_id).collect();
-            let planned = match Leased::acquire(&self.pool).await {
-                Ok(mut conn) => {
-                    let planned = plan_entries(
-                        &mut *conn,
-                        concert_id,
-                        &users,
-                        now,
-                        now - self.rate_window,
-                        self.waiting_max,
-                        self.active_max,
-                    )
-                    .await;
-                    match planned {
-                        Ok(_) => conn.release(),
-                        Err(_) => conn.close().await,
-                    }
-                    planned
-                }
-                Err(error) => Err(error),
-            };
+            let planned = db::on_leased(&self.pool, async |conn| {
+                let since = now - self.rate_window;
+                let (waiting_max, active_max) = (self.waiting_max, self.active_max);
+                plan_entries(
+                    conn,
+                    concert_id,
+                    &users,
+                    now,
+                    since,
+                    waiting_max,
+                    active_max,
+                )
+                .await
+            })
+            .await;
             match planned {
                 Ok(plans) => {
                     for (job, plan) in jobs.into_iter().zip(plans) {

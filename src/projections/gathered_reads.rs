@@ -13,11 +13,11 @@ use sqlx::{PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::batching::{self, Batches, Queued, BATCHES_IN_FLIGHT};
-use crate::db::{self, Leased};
+use crate::db;
 
 /// A read by key that can take many keys in one query.
 pub trait KeyedRead: Send + Sync + 'static {
-    type Key: Send + 'static;
+    type Key: Send + Sync + 'static;
     type Found: Send + 'static;
     /// The name of the batch-size histogram in `/metrics`.
     const BATCH_SIZE_METRIC: &'static str;
@@ -92,18 +92,10 @@ impl<R: KeyedRead> Batches<ReadJob<R>> for Reader<R> {
         metrics::histogram!(R::BATCH_SIZE_METRIC).record(jobs.len() as f64);
         let (keys, answers): (Vec<R::Key>, Vec<_>) =
             jobs.into_iter().map(|job| (job.key, job.answer)).unzip();
-        let read = match Leased::acquire(&self.pool).await {
-            Ok(mut conn) => {
-                let read = self.read.read_many(&mut conn, &keys).await;
-                match read {
-                    Ok(_) => conn.release(),
-                    Err(_) => conn.close().await,
-                }
-                read
-            }
-            Err(error) => Err(error),
-        };
-        match read {
+        let read = db::on_leased(&self.pool, async |conn| {
+            self.read.read_many(conn, &keys).await
+        });
+        match read.await {
             Ok(found) => {
                 for (answer, found) in answers.into_iter().zip(found) {
                     let _ = answer.send(Ok(found));
