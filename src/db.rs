@@ -119,6 +119,17 @@ impl Leased {
             let _ = conn.detach().close().await;
         }
     }
+
+    /// Hands the connection back after work that `succeeded`, closes it
+    /// after work that failed (it may be left mid-statement or
+    /// mid-transaction).
+    pub async fn finish(self, succeeded: bool) {
+        if succeeded {
+            self.release();
+        } else {
+            self.close().await;
+        }
+    }
 }
 
 /// Runs `work` on a [`Leased`] connection of `pool`: handed back to the pool
@@ -130,10 +141,7 @@ pub async fn on_leased<T>(
 ) -> sqlx::Result<T> {
     let mut conn = Leased::acquire(pool).await?;
     let done = work(&mut conn).await;
-    match done {
-        Ok(_) => conn.release(),
-        Err(_) => conn.close().await,
-    }
+    conn.finish(done.is_ok()).await;
     done
 }
 

@@ -66,7 +66,13 @@ pub async fn run(app: AppState, mut shutdown: watch::Receiver<bool>) {
         if *shutdown.borrow() {
             break;
         }
-        match tokio::time::timeout(TICK_DEADLINE, tick(&app)).await {
+        // A tick in progress does not hold shutdown up: its commands are
+        // the pipelines' own, and what it left undone is due again.
+        let ticked = tokio::select! {
+            ticked = tokio::time::timeout(TICK_DEADLINE, tick(&app)) => ticked,
+            _ = shutdown.wait_for(|stopped| *stopped) => break,
+        };
+        match ticked {
             Ok(Ok(_)) => {}
             Ok(Err(error)) => tracing::warn!(%error, "scheduler tick failed"),
             Err(_) => tracing::error!(
@@ -103,9 +109,18 @@ async fn release_abandoned_numbers(app: AppState, mut shutdown: watch::Receiver<
             _ = shutdown.wait_for(|stopped| *stopped) => return,
         }
         // A look in progress does not hold shutdown up: it is idempotent.
+        // Nor does one waiting on a connection whose server stopped
+        // answering hold the next looks up.
         let looked = tokio::select! {
-            looked = release_numbers_once(&app, &mut settled) => looked,
+            looked = tokio::time::timeout(TICK_DEADLINE, release_numbers_once(&app, &mut settled)) => looked,
             _ = shutdown.wait_for(|stopped| *stopped) => return,
+        };
+        let Ok(looked) = looked else {
+            tracing::warn!(
+                deadline_secs = TICK_DEADLINE.as_secs(),
+                "the look for abandoned queue entry numbers was given up at its deadline"
+            );
+            continue;
         };
         match looked {
             Ok(0) => {}

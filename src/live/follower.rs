@@ -64,7 +64,11 @@ pub async fn follow(pool: PgPool, feed: Feed, mut shutdown: watch::Receiver<bool
             _ = tokio::time::sleep(FALLBACK) => {}
         }
         let reading = Instant::now();
-        match tokio::time::timeout(READ_DEADLINE, catch_up(&pool, &feed, position)).await {
+        let read = tokio::select! {
+            read = tokio::time::timeout(READ_DEADLINE, catch_up(&pool, &feed, position)) => read,
+            _ = shutdown.wait_for(|stopped| *stopped) => break,
+        };
+        match read {
             Ok(Ok(())) => metrics::histogram!("concert_live_feed_read_seconds")
                 .record(reading.elapsed().as_secs_f64()),
             Ok(Err(error)) => tracing::warn!(%error, "live feed: reading new events failed"),

@@ -63,7 +63,9 @@ impl EntryPlans {
 }
 
 fn stopped() -> sqlx::Error {
-    sqlx::Error::Protocol("the queue's entry planner has stopped".into())
+    sqlx::Error::Protocol(
+        "the queue's entry planner gave no answer (its batch was given up, or it stopped)".into(),
+    )
 }
 
 struct PlanJob {

@@ -60,7 +60,9 @@ impl<R: KeyedRead> GatheredReads<R> {
 }
 
 fn stopped() -> sqlx::Error {
-    sqlx::Error::Protocol("the gathered reads have stopped".into())
+    sqlx::Error::Protocol(
+        "the gathered read gave no answer (its batch was given up, or it stopped)".into(),
+    )
 }
 
 struct ReadJob<R: KeyedRead> {

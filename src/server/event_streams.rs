@@ -178,11 +178,10 @@ async fn answer_within(
         let bytes = body.collect().await.map_err(io::Error::other)?.to_bytes();
         let mut message = head(parts.status, &parts.headers, Some(length));
         message.put(bytes);
-        return writer.write_all_buf(&mut message).await;
+        return within(deadline, writer.write_all_buf(&mut message)).await;
     }
-    writer
-        .write_all_buf(&mut head(parts.status, &parts.headers, None))
-        .await?;
+    let mut message = head(parts.status, &parts.headers, None);
+    within(deadline, writer.write_all_buf(&mut message)).await?;
     // The client sends nothing more; a read returns only when it hangs up.
     let mut hang_up = [0u8; 64];
     loop {
@@ -195,7 +194,7 @@ async fn answer_within(
                 }
                 // Without the last chunk the client sees the stream cut off.
                 Some(Err(error)) => return Err(io::Error::other(error)),
-                None => return writer.write_all(b"0\r\n\r\n").await,
+                None => return within(deadline, writer.write_all(b"0\r\n\r\n")).await,
             },
             read = reader.read(&mut hang_up) => if read? == 0 {
                 return Ok(());

@@ -110,9 +110,8 @@ pub struct Pipeline<A: Aggregate> {
 
 impl<A: Pipelined> Pipeline<A> {
     /// A pipeline storing through `pool` as `lane` says. Its worker runs
-    /// until the pipeline is dropped.
-    /// Starts the pipeline's worker; a batch still running after `deadline`
-    /// is given up (`batching::batch_deadline`).
+    /// until the pipeline is dropped, and gives up a batch still running
+    /// after `deadline` (`batching::batch_deadline`).
     pub fn start(pool: PgPool, lane: Lane<A>, deadline: Duration) -> Self {
         let (jobs, queue) = mpsc::unbounded_channel();
         let worker = Arc::new(Worker { pool, lane });
@@ -251,12 +250,7 @@ impl<A: Pipelined> Worker<A> {
             return carried;
         }
         let outcome = self.commit(&mut conn, &writing).await;
-        if outcome.is_err() {
-            // The connection may be left mid-transaction; do not reuse it.
-            conn.close().await;
-        } else {
-            conn.release();
-        }
+        conn.finish(outcome.is_ok()).await;
         if writing.len() > 1 && outcome.as_ref().is_err_and(AppendError::is_unstorable) {
             // A value the store refuses (a data exception) fails the whole
             // transaction, whichever command holds it: each stream is
@@ -330,11 +324,7 @@ impl<A: Pipelined> Worker<A> {
     ) -> Result<std::collections::HashSet<String>, AppendError> {
         let mut conn = Leased::acquire(&self.pool).await?;
         let outcome = self.commit(&mut conn, std::slice::from_ref(decided)).await;
-        if outcome.is_err() {
-            conn.close().await;
-        } else {
-            conn.release();
-        }
+        conn.finish(outcome.is_ok()).await;
         outcome
     }
 

@@ -22,7 +22,7 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
 use self::decide::{decide_all, Accepted};
-use super::{failure, metadata_value, Lane, Pipelined, LOST_RACES_ALLOWED};
+use super::{failure, metadata_value, AnswerLost, Lane, Pipelined, LOST_RACES_ALLOWED};
 use crate::aggregates::{
     QueueTicket, QueueTicketCommand, QueueTicketError, QueueTicketEvent, Seat, SeatCommand,
     SeatError, SeatEvent, Wallet, WalletCommand, WalletError, WalletEvent,
@@ -112,7 +112,7 @@ impl PaymentPipeline {
         }
         answered
             .await
-            .unwrap_or_else(|_| Err(failure("the payment pipeline has stopped")))
+            .unwrap_or_else(|_| Err(AggregateError::UnexpectedError(Box::new(AnswerLost))))
     }
 }
 
@@ -193,12 +193,7 @@ impl Batches<PaymentJob> for PaymentWorker {
             return Vec::new();
         }
         let outcome = self.commit(&mut conn, &writing).await;
-        if outcome.is_err() {
-            // The connection may be left mid-transaction; do not reuse it.
-            conn.close().await;
-        } else {
-            conn.release();
-        }
+        conn.finish(outcome.is_ok()).await;
         let mut carried = Vec::new();
         for (at, payment) in writing.into_iter().enumerate() {
             match &outcome {
