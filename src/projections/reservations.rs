@@ -261,20 +261,42 @@ pub async fn find_reservation(
     .await
 }
 
-/// Holds whose deadline has passed, oldest first: (seat, reservation).
+/// Holds whose deadline has passed (at most `limit`), oldest first, and the
+/// earliest deadline still ahead.
 pub async fn lapsed_holds(
     pool: &PgPool,
     now: DateTime<Utc>,
     limit: i64,
-) -> sqlx::Result<Vec<(Uuid, Uuid)>> {
-    sqlx::query_as(
-        "select seat_id, reservation_id from reservations
-         where status = 'held' and expires_at <= $1 order by expires_at limit $2",
+) -> sqlx::Result<LapsedHolds> {
+    // The next deadline rides along, so the scheduler can wake for it.
+    let rows: Vec<(Uuid, Uuid, DateTime<Utc>)> = sqlx::query_as(
+        "(select seat_id, reservation_id, expires_at from reservations
+          where status = 'held' and expires_at <= $1 order by expires_at limit $2)
+         union all
+         (select seat_id, reservation_id, expires_at from reservations
+          where status = 'held' and expires_at > $1 order by expires_at limit 1)",
     )
     .bind(now)
     .bind(limit)
     .fetch_all(pool)
-    .await
+    .await?;
+    let mut lapsed = LapsedHolds::default();
+    for (seat_id, reservation_id, expires_at) in rows {
+        if expires_at <= now {
+            lapsed.holds.push((seat_id, reservation_id));
+        } else {
+            lapsed.next_deadline = Some(expires_at);
+        }
+    }
+    Ok(lapsed)
+}
+
+/// Held reservations past their deadline, and the earliest deadline still ahead.
+#[derive(Debug, Default)]
+pub struct LapsedHolds {
+    /// `(seat_id, reservation_id)`, earliest deadline first.
+    pub holds: Vec<(Uuid, Uuid)>,
+    pub next_deadline: Option<DateTime<Utc>>,
 }
 
 #[cfg(test)]

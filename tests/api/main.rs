@@ -35,6 +35,7 @@ mod queue_entries;
 mod recovery;
 mod replay_settings;
 mod replay_swap;
+mod scheduler_duties;
 mod scheduler_leadership;
 mod spent_tokens;
 mod store;

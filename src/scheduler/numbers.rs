@@ -1,0 +1,83 @@
+//! The look for queue entry numbers taken by entries that never committed.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::TICK_DEADLINE;
+use crate::projections::queue_entries;
+use crate::state::AppState;
+
+/// How often an instance looks for entry numbers taken by entries that
+/// never committed.
+const RELEASE_NUMBERS_EVERY: Duration = Duration::from_secs(60);
+/// How long after a later ticket entered a number without its ticket is
+/// taken for abandoned: far longer than an entry can take to commit (its
+/// request's time limit, a statement's, a batch's wait).
+const NUMBER_ABANDONED_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+/// Advisory lock key of that look, so one instance looks at a time.
+const NUMBERS_LOCK: i64 = 0x0071_6e75_6d62_6572;
+
+/// Once a minute, records as unused the entry numbers of entries that never
+/// committed (an instance killed between taking the number and committing
+/// the ticket), so the tickets behind them move up. Each number is looked at
+/// once by this instance (`settled`).
+pub(super) async fn release_abandoned_numbers(app: AppState, mut shutdown: watch::Receiver<bool>) {
+    let mut settled = HashMap::new();
+    let mut every = tokio::time::interval(RELEASE_NUMBERS_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = shutdown.wait_for(|stopped| *stopped) => return,
+        }
+        // A look in progress does not hold shutdown up: it is idempotent.
+        // Nor does one waiting on a connection whose server stopped
+        // answering hold the next looks up.
+        let looked = tokio::select! {
+            looked = tokio::time::timeout(TICK_DEADLINE, release_numbers_once(&app, &mut settled)) => looked,
+            _ = shutdown.wait_for(|stopped| *stopped) => return,
+        };
+        let Ok(looked) = looked else {
+            tracing::warn!(
+                deadline_secs = TICK_DEADLINE.as_secs(),
+                "the look for abandoned queue entry numbers was given up at its deadline"
+            );
+            continue;
+        };
+        match looked {
+            Ok(0) => {}
+            Ok(released) => {
+                tracing::warn!(
+                    released,
+                    "released queue entry numbers whose entries never committed"
+                )
+            }
+            Err(error) => {
+                tracing::warn!(%error, "looking for abandoned queue entry numbers failed")
+            }
+        }
+    }
+}
+
+/// One look, if no other instance is looking.
+async fn release_numbers_once(
+    app: &AppState,
+    settled: &mut HashMap<Uuid, i64>,
+) -> sqlx::Result<u64> {
+    let mut lock = app.pool.begin().await?;
+    let taken: bool = sqlx::query_scalar("select pg_try_advisory_xact_lock($1)")
+        .bind(NUMBERS_LOCK)
+        .fetch_one(&mut *lock)
+        .await?;
+    if !taken {
+        return Ok(0);
+    }
+    let entered_before = crate::clock::now() - NUMBER_ABANDONED_AFTER;
+    let released =
+        queue_entries::release_abandoned_numbers(&app.pool, entered_before, settled).await;
+    lock.commit().await?;
+    released
+}
