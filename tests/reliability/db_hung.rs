@@ -3,21 +3,21 @@
 //! their batch's deadline, the connection is closed rather than handed back
 //! to the pool, and the service answers again on fresh connections (the
 //! streams of the frozen transaction once PostgreSQL ends it), where before
-//! every command on a stream of a stuck batch waited for it for good.
+//! every command on a stream of a stuck batch waited for it for good. Each
+//! pipeline is frozen in turn: the commands' (a charge), the payments' and
+//! the queue entries'.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use serde_json::json;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, UnixStream};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::harness::{self, Api, Server, Workdir};
+use crate::harness::{self, Api, FreezingProxy, Server, Workdir};
+use crate::workload::{check_answered_commands, start_workers, Journal, Shared};
 
 /// `CONCERT_REQUEST_TIMEOUT_SECS` of the instance behind the proxy: its
 /// batches are given up after twice that (`batching::batch_deadline`, 10 s).
@@ -28,26 +28,15 @@ const REQUEST_TIMEOUT_SECS: u64 = 5;
 /// it never hears that its client gave up. The others take charges once
 /// the batches waiting on frozen connections are given up.
 const RECOVERY_LIMIT: Duration = Duration::from_secs(80);
+/// Short, so that the scheduler expires the seat of the frozen payment.
+const HOLD_TTL_SECS: u64 = 3;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_on_a_connection_that_stops_answering_are_given_up_and_the_service_recovers() {
     let _turn = harness::serial().await;
     let started = Instant::now();
-    let work = Workdir::new("hung");
-    let mut owner = Server::start(&work, "hung-owner", &[]).await;
-    let proxy = FreezingProxy::start(work.data().join(".s.PGSQL.5432")).await;
-    let behind_proxy = [
-        (
-            "DATABASE_URL",
-            format!("postgres://postgres@127.0.0.1:{}/concert", proxy.port),
-        ),
-        (
-            "CONCERT_REQUEST_TIMEOUT_SECS",
-            REQUEST_TIMEOUT_SECS.to_string(),
-        ),
-    ];
-    let mut server = Server::start(&work, "hung-behind-proxy", &behind_proxy).await;
-    let api = Arc::new(Api::new(vec![server.base()], Duration::from_secs(20)));
+    let mut hung = Hung::start("hung", &[]).await;
+    let api = Arc::new(Api::new(vec![hung.server.base()], Duration::from_secs(20)));
     let users: Vec<Uuid> = (0..8).map(|_| Uuid::new_v4()).collect();
     for user in &users {
         api.user_token(*user).await;
@@ -78,39 +67,25 @@ async fn commands_on_a_connection_that_stops_answering_are_given_up_and_the_serv
         .collect();
     tokio::time::sleep(Duration::from_secs(2)).await;
     // Frozen as a wallet batch sends a statement, whose answer never comes.
-    proxy.freeze_after(b"Wallet");
-    let armed = Instant::now();
-    while !proxy.frozen() {
-        assert!(
-            armed.elapsed() < Duration::from_secs(10),
-            "no statement of a wallet batch went through the proxy"
-        );
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    *frozen_at.lock().unwrap() = Some(Instant::now());
+    *frozen_at.lock().unwrap() = Some(hung.freeze_on(b"Wallet").await);
     let recovered: Vec<Option<Duration>> = join_all(load)
         .await
         .into_iter()
         .map(Result::unwrap)
         .collect();
-    // The frozen connections end with the proxy, so the instance stops.
-    proxy.stop();
+    hung.stop().await;
 
-    let status = server.terminate().await;
-    assert!(status.success(), "stopped with {status}");
-    let status = owner.terminate().await;
-    assert!(status.success(), "stopped with {status}");
     let stuck = recovered.iter().filter(|wait| wait.is_none()).count();
     assert_eq!(
         stuck,
         0,
         "{stuck} of {} wallets took no charge within {RECOVERY_LIMIT:?} of the freeze; log:\n{}",
         users.len(),
-        harness::tail(&server.log, 30)
+        harness::tail(&hung.server.log, 30)
     );
     let slowest = recovered.iter().flatten().max().copied().unwrap();
     let fastest = recovered.iter().flatten().min().copied().unwrap();
-    let (code, audit) = harness::audit(&work.data(), 100).await;
+    let (code, audit) = harness::audit(&hung.work.data(), 100).await;
     assert_eq!(code, 0, "concert audit failed:\n{audit}");
     harness::report_figures(
         "db_hung",
@@ -123,110 +98,162 @@ async fn commands_on_a_connection_that_stops_answering_are_given_up_and_the_serv
     );
 }
 
-/// A TCP proxy to the private server's socket whose connections, those open
-/// when it freezes, stay open and relay nothing more; later ones relay.
-struct FreezingProxy {
-    port: u16,
-    freeze: Arc<Freeze>,
-    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
-}
-
-/// When the proxy freezes: `era` counts freezes; once `trigger` is set, the
-/// next message to the server that holds it is relayed and then everything
-/// freezes, so its answer never comes back.
-#[derive(Default)]
-struct Freeze {
-    era: AtomicU64,
-    trigger: Mutex<Option<&'static [u8]>>,
-}
-
-impl FreezingProxy {
-    async fn start(socket: PathBuf) -> FreezingProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let freeze = Arc::new(Freeze::default());
-        let tasks: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let (accept_freeze, accept_tasks) = (freeze.clone(), tasks.clone());
-        let accept = tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let Ok(server) = UnixStream::connect(&socket).await else {
-                    continue;
-                };
-                let born = accept_freeze.era.load(Ordering::SeqCst);
-                let (client_read, client_write) = client.into_split();
-                let (server_read, server_write) = server.into_split();
-                let mut tasks = accept_tasks.lock().unwrap();
-                for (from, to, to_server) in [
-                    (
-                        Box::new(client_read) as Box<dyn AsyncRead + Send + Unpin>,
-                        Box::new(server_write) as Box<dyn AsyncWrite + Send + Unpin>,
-                        true,
-                    ),
-                    (Box::new(server_read), Box::new(client_write), false),
-                ] {
-                    let freeze = accept_freeze.clone();
-                    tasks.push(tokio::spawn(relay(from, to, to_server, born, freeze)));
-                }
-            }
-        });
-        tasks.lock().unwrap().push(accept);
-        FreezingProxy {
-            port,
-            freeze,
-            tasks,
-        }
-    }
-
-    /// Every connection open stops relaying, and stays open, once a message
-    /// to the server that holds `trigger` has been relayed.
-    fn freeze_after(&self, trigger: &'static [u8]) {
-        *self.freeze.trigger.lock().unwrap() = Some(trigger);
-    }
-
-    fn frozen(&self) -> bool {
-        self.freeze.era.load(Ordering::SeqCst) > 0
-    }
-
-    /// Closes every connection.
-    fn stop(&self) {
-        for task in self.tasks.lock().unwrap().drain(..) {
-            task.abort();
-        }
-    }
-}
-
-/// Copies `from` to `to` until either closes, or for good once the proxy
-/// froze after the connection was made.
-async fn relay(
-    mut from: Box<dyn AsyncRead + Send + Unpin>,
-    mut to: Box<dyn AsyncWrite + Send + Unpin>,
-    to_server: bool,
-    born: u64,
-    freeze: Arc<Freeze>,
+/// Payments caught mid-commit, then queue entries: each freeze is ridden
+/// out, nothing answered is lost and the money adds up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payments_and_queue_entries_on_a_connection_that_stops_answering_are_given_up_and_booking_recovers(
 ) {
-    let mut buffer = vec![0u8; 16 * 1024];
-    loop {
-        let read = match from.read(&mut buffer).await {
-            Ok(0) | Err(_) => return,
-            Ok(read) => read,
+    let _turn = harness::serial().await;
+    let started = Instant::now();
+    let mut hung = Hung::start(
+        "hung-booking",
+        &[("CONCERT_HOLD_TTL_SECS", HOLD_TTL_SECS.to_string())],
+    )
+    .await;
+    let api = Api::new(vec![hung.server.base()], Duration::from_secs(20));
+    let shared = Shared::on_new_concert(api, 2_000, 1_000, false).await;
+    let workers = start_workers(&shared, 8);
+    let paid = |journal: &Journal| journal.payments.len();
+    let entered = |journal: &Journal| journal.entries.len();
+    assert!(
+        grows(&shared, paid, 4, RECOVERY_LIMIT).await.is_some(),
+        "no payment before the freeze"
+    );
+
+    // Each freeze leaves the batch that sent the statement waiting for
+    // good, with every connection open then; the answers that follow came
+    // through fresh ones.
+    let mut recoveries = Vec::new();
+    for (trigger, progress, what) in [
+        (
+            &b"SeatSold"[..],
+            &paid as &dyn Fn(&Journal) -> usize,
+            "payment",
+        ),
+        (&b"QueueEntered"[..], &entered, "queue entry"),
+    ] {
+        let frozen_at = hung.freeze_on(trigger).await;
+        let recovered = grows(&shared, progress, 8, RECOVERY_LIMIT).await;
+        let Some(recovered) = recovered else {
+            panic!(
+                "no {what} answered within {RECOVERY_LIMIT:?} of the freeze; log:\n{}",
+                harness::tail(&hung.server.log, 30)
+            );
         };
-        if freeze.era.load(Ordering::SeqCst) != born {
-            std::future::pending::<()>().await;
-        }
-        if to.write_all(&buffer[..read]).await.is_err() {
-            return;
-        }
-        if to_server {
-            let mut trigger = freeze.trigger.lock().unwrap();
-            let pulled = trigger.is_some_and(|bytes| {
-                buffer[..read]
-                    .windows(bytes.len())
-                    .any(|window| window == bytes)
-            });
-            if pulled {
-                *trigger = None;
-                freeze.era.fetch_add(1, Ordering::SeqCst);
-            }
+        recoveries.push(recovered - frozen_at);
+    }
+    shared.stop.store(true, Ordering::SeqCst);
+    for worker in workers {
+        worker.await.expect("a worker panicked");
+    }
+    hung.stop().await;
+
+    let (code, audit) = harness::audit(&hung.work.data(), 100).await;
+    assert_eq!(code, 0, "concert audit failed:\n{audit}");
+    let log = harness::events(&hung.work.data()).await;
+    let journal = std::mem::take(&mut *shared.journal.lock().unwrap());
+    let mut violations = check_answered_commands(&journal, &log);
+    violations.extend(log.invariant_violations());
+    assert!(violations.is_empty(), "{violations:#?}");
+    let stats = &shared.api.stats;
+    assert!(
+        stats.oddities().is_empty(),
+        "answers breaking the contract: {:#?}",
+        stats.oddities()
+    );
+    harness::report_figures(
+        "db_hung_booking",
+        json!({
+            "payment_recovery_ms": recoveries[0].as_millis(),
+            "queue_entry_recovery_ms": recoveries[1].as_millis(),
+            "payments": journal.payments.len(),
+            "queue_entries": journal.entries.len(),
+            "http": stats.to_json(),
+            "seconds": started.elapsed().as_secs_f64(),
+        }),
+    );
+}
+
+/// One instance with the private server, and the instance under test,
+/// which reaches that server through a proxy that freezes.
+struct Hung {
+    work: Workdir,
+    owner: Server,
+    proxy: FreezingProxy,
+    server: Server,
+}
+
+impl Hung {
+    async fn start(tag: &str, extra: &[(&str, String)]) -> Hung {
+        let work = Workdir::new(tag);
+        let owner = Server::start(&work, &format!("{tag}-owner"), &[]).await;
+        let proxy = FreezingProxy::start(work.data().join(".s.PGSQL.5432")).await;
+        let behind_proxy = [
+            (
+                "DATABASE_URL",
+                format!("postgres://postgres@127.0.0.1:{}/concert", proxy.port),
+            ),
+            (
+                "CONCERT_REQUEST_TIMEOUT_SECS",
+                REQUEST_TIMEOUT_SECS.to_string(),
+            ),
+        ];
+        let settings: Vec<(&str, String)> = behind_proxy
+            .into_iter()
+            .chain(extra.iter().cloned())
+            .collect();
+        let server = Server::start(&work, &format!("{tag}-behind-proxy"), &settings).await;
+        Hung {
+            work,
+            owner,
+            proxy,
+            server,
         }
     }
+
+    /// Freezes every connection open once a statement holding `trigger`
+    /// has gone through; returns when.
+    async fn freeze_on(&self, trigger: &'static [u8]) -> Instant {
+        let froze_before = self.proxy.freezes();
+        self.proxy.freeze_after(trigger);
+        let armed = Instant::now();
+        while self.proxy.freezes() == froze_before {
+            assert!(
+                armed.elapsed() < Duration::from_secs(10),
+                "no statement holding {:?} went through the proxy",
+                String::from_utf8_lossy(trigger)
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        Instant::now()
+    }
+
+    /// Ends the frozen connections with the proxy, so that the instance
+    /// stops, then stops both instances.
+    async fn stop(&mut self) {
+        self.proxy.stop();
+        let status = self.server.terminate().await;
+        assert!(status.success(), "stopped with {status}");
+        let status = self.owner.terminate().await;
+        assert!(status.success(), "stopped with {status}");
+    }
+}
+
+/// When the count `progress` reads from the journal has grown by `by`
+/// since the call, or None after `limit`.
+async fn grows(
+    shared: &Shared,
+    progress: impl Fn(&Journal) -> usize,
+    by: usize,
+    limit: Duration,
+) -> Option<Instant> {
+    let count = || progress(&shared.journal.lock().unwrap());
+    let (from, since) = (count(), Instant::now());
+    while since.elapsed() < limit {
+        if count() >= from + by {
+            return Some(Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    None
 }

@@ -9,10 +9,12 @@
 //! - `log`: the event log those print, and the invariant checks over it;
 //! - `api`: the API's typed client (`concert-client`), users signed in
 //!   through restarts, the retries and waits the tests need;
-//! - `stats`: every answer of that client counted and checked.
+//! - `stats`: every answer of that client counted and checked;
+//! - `freezing_proxy`: a path to the database that freezes on a statement.
 
 mod api;
 mod cli;
+mod freezing_proxy;
 mod log;
 mod postgres;
 mod server;
@@ -26,6 +28,7 @@ use serde_json::Value;
 
 pub use api::{body, projection_lag, Api};
 pub use cli::{audit, cli, events, spawn_cli};
+pub use freezing_proxy::FreezingProxy;
 pub use log::Log;
 pub use postgres::{alive, postmaster_pid, signal_postgres};
 pub use server::{tail, Server};
