@@ -95,10 +95,12 @@ async fn list_events(
         Some(before) => event_log::page_before(&app.pool, before, limit).await?,
         None => event_log::page(&app.pool, None, after, limit).await?,
     };
-    let next = events
-        .last()
-        .and_then(|event| event.position)
-        .unwrap_or(after);
+    let next = match events.last().and_then(|event| event.position) {
+        Some(position) => position,
+        // An `after` past the log's end (made up, or of another store) is
+        // answered with the end: a client paging on skips no later event.
+        None => after.min(event_log::last_position(&app.pool).await?),
+    };
     Ok(axum::Json(EventPageResponse { events, next }))
 }
 

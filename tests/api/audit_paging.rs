@@ -1,5 +1,5 @@
 //! Paging the log backwards (`before`), as the auditors' page does for its
-//! previous and newest pages.
+//! previous and newest pages, and from a position past the log's end.
 
 use reqwest::StatusCode;
 
@@ -37,4 +37,32 @@ async fn the_page_before_a_position_ends_just_before_it_in_commit_order() {
         .get("/audit/events?after=1&before=5", Some(ADMIN_TOKEN))
         .await;
     assert_problem(both, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+}
+
+/// An `after` past the log's end is answered with the end as `next`, so a
+/// client paging on from it sees the events committed later. Before, `next`
+/// repeated the made-up position, and the events up to it were skipped.
+#[tokio::test]
+async fn paging_from_past_the_log_s_end_goes_on_from_the_end() {
+    let app = spawn_app().await;
+    booking_history(&app).await;
+    let all = positions(&app, "limit=1000").await;
+    let end = *all.last().unwrap();
+
+    let page = app
+        .get_json(
+            &format!("/audit/events?after={}", end + 1000),
+            Some(ADMIN_TOKEN),
+        )
+        .await;
+    assert_eq!(page["events"].as_array().unwrap().len(), 0, "{page}");
+    assert_eq!(page["next"], end, "{page}");
+    let at_end = app
+        .get_json(&format!("/audit/events?after={end}"), Some(ADMIN_TOKEN))
+        .await;
+    assert_eq!(at_end["next"], end, "{at_end}");
+
+    booking_history(&app).await;
+    let later = positions(&app, &format!("after={}", page["next"])).await;
+    assert_eq!(later.first(), Some(&(end + 1)), "{later:?}");
 }
