@@ -10,10 +10,13 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres};
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// A pool to `url`; statements that run longer than 30 s are cancelled, and
-/// a session whose transaction waits a minute for its client is ended: an
-/// instance frozen mid-transaction (a paused process, a lost host) would
-/// otherwise hold its row locks, and every batch that needs them would fail
-/// on its lock timeout, for as long as it stayed frozen.
+/// a session whose transaction waits 15 s for its client is ended: an
+/// instance frozen mid-transaction (a paused process, a lost host, a
+/// network path that stopped) would otherwise hold its row locks, and every
+/// batch that needs them would fail on its lock timeout, for as long as it
+/// stayed frozen. No transaction of the service idles that long: a batch
+/// sends its statements back to back, and a scheduler round that ran so
+/// long would end without admitting and be begun again.
 ///
 /// JIT compilation is off: every statement here is short, and PostgreSQL
 /// compiles whenever a plan's cost estimate is high, which a poor estimate
@@ -24,7 +27,7 @@ pub async fn connect(url: &str, max_connections: u32) -> sqlx::Result<PgPool> {
     let options = options.options([
         ("statement_timeout", "30s"),
         ("lock_timeout", "10s"),
-        ("idle_in_transaction_session_timeout", "60s"),
+        ("idle_in_transaction_session_timeout", "15s"),
         ("jit", "off"),
     ]);
     let pool_options = PgPoolOptions::new()

@@ -24,10 +24,12 @@ use crate::workload::{check_answered_commands, start_workers, Journal, Shared};
 const REQUEST_TIMEOUT_SECS: u64 = 5;
 /// How long every wallet has, from the freeze, to take charges again. The
 /// wallets of the frozen transaction stay locked until PostgreSQL ends it
-/// for idling a minute (`idle_in_transaction_session_timeout`, src/db.rs):
-/// it never hears that its client gave up. The others take charges once
-/// the batches waiting on frozen connections are given up.
-const RECOVERY_LIMIT: Duration = Duration::from_secs(80);
+/// for idling 15 s (`idle_in_transaction_session_timeout`, src/db.rs): it
+/// never hears that its client gave up. Their batches then fail on
+/// `lock_timeout` (10 s) once more at most. The others take charges once
+/// the batches waiting on frozen connections are given up (10 s). With a
+/// minute's idling allowed, the last wallets took 55 s.
+const RECOVERY_LIMIT: Duration = Duration::from_secs(40);
 /// Short, so that the scheduler expires the seat of the frozen payment.
 const HOLD_TTL_SECS: u64 = 3;
 
