@@ -25,6 +25,7 @@ use tower::ServiceExt;
 use super::event_streams;
 use super::idle::Activity;
 use super::parse_errors::ProblemsForParseErrors;
+use super::unread_bodies;
 
 /// HTTP/2 connections are pinged this often, and closed when a ping is not
 /// answered within `PING_ANSWERED_WITHIN`.
@@ -154,9 +155,10 @@ async fn serve_with_hyper(
     let service = tower::service_fn(move |request: Request<Incoming>| {
         let (router, in_flight) = (router.clone(), counted.begin());
         async move {
-            let mut request = request.map(Body::new);
+            let (mut request, body_read) = unread_bodies::watch(request);
             request.extensions_mut().insert(ConnectInfo(remote));
-            let Ok(response) = router.oneshot(request).await;
+            let Ok(mut response) = router.oneshot(request).await;
+            unread_bodies::close_if_unread(&mut response, body_read);
             // In flight until its body has been sent, or dropped.
             Ok::<_, Infallible>(response.map(|body| {
                 Body::new(body.map_frame(move |frame| {

@@ -7,6 +7,7 @@ mod amounts;
 mod bodies;
 mod framing;
 mod idempotency_keys;
+mod keep_alive;
 mod not_found;
 mod paging;
 mod paths;
