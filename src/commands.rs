@@ -11,6 +11,7 @@ use crate::aggregates::{QueueTicketCommand, SeatCommand, WalletCommand};
 use crate::event_store::{
     PaymentOutcome, PaymentPipeline, PaymentSteps, Pipeline, Pipelined, Step,
 };
+use crate::telemetry::{CommandOutcome, PAYMENT};
 
 /// Who issues a command and on behalf of which request; stored on every event.
 #[derive(Debug, Clone)]
@@ -131,7 +132,7 @@ pub async fn execute_payment(
         spend: spend.map(|spend| context.step(spend)),
     };
     let outcome = pipeline.execute(steps).await;
-    count_outcome("Payment", &outcome);
+    count_outcome(PAYMENT, &outcome);
     outcome
 }
 
@@ -150,14 +151,13 @@ fn count_outcome<T, E: std::error::Error>(
     aggregate: &'static str,
     outcome: &Result<T, AggregateError<E>>,
 ) {
-    let label = match outcome {
-        Ok(_) => "ok",
-        Err(AggregateError::UserError(_)) => "rejected",
-        Err(AggregateError::AggregateConflict) => "conflict",
-        Err(_) => "error",
+    let counted = match outcome {
+        Ok(_) => CommandOutcome::Ok,
+        Err(AggregateError::UserError(_)) => CommandOutcome::Rejected,
+        Err(AggregateError::AggregateConflict) => CommandOutcome::Conflict,
+        Err(_) => CommandOutcome::Error,
     };
-    metrics::counter!("concert_commands_total", "aggregate" => aggregate, "outcome" => label)
-        .increment(1);
+    counted.count(aggregate);
 }
 
 #[cfg(test)]

@@ -13,6 +13,67 @@ use cqrs_es::Aggregate;
 use crate::aggregates::{Concert, QueueTicket, Seat, Wallet};
 use crate::config::LogFormat;
 
+/// The `aggregate` label of a payment's metrics: it spans three aggregates.
+pub const PAYMENT: &str = "Payment";
+
+/// How a command went, as `concert_commands_total` labels it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandOutcome {
+    Ok,
+    /// Refused by its aggregate.
+    Rejected,
+    /// Lost an optimistic race too often.
+    Conflict,
+    Error,
+}
+
+impl CommandOutcome {
+    const ALL: [CommandOutcome; 4] = [
+        CommandOutcome::Ok,
+        CommandOutcome::Rejected,
+        CommandOutcome::Conflict,
+        CommandOutcome::Error,
+    ];
+
+    /// Counts one command of `aggregate` that went this way.
+    pub fn count(self, aggregate: &'static str) {
+        metrics::counter!("concert_commands_total", "aggregate" => aggregate, "outcome" => self.label())
+            .increment(1);
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            CommandOutcome::Ok => "ok",
+            CommandOutcome::Rejected => "rejected",
+            CommandOutcome::Conflict => "conflict",
+            CommandOutcome::Error => "error",
+        }
+    }
+}
+
+/// How a payment ended, as `concert_payments_total` labels it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentEnd {
+    Completed,
+    /// Refunded by the recovery of a payment left half-way.
+    Refunded,
+}
+
+impl PaymentEnd {
+    const ALL: [PaymentEnd; 2] = [PaymentEnd::Completed, PaymentEnd::Refunded];
+
+    pub fn count(self) {
+        metrics::counter!("concert_payments_total", "outcome" => self.label()).increment(1);
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            PaymentEnd::Completed => "completed",
+            PaymentEnd::Refunded => "refunded",
+        }
+    }
+}
+
 /// Installs the global log subscriber: `RUST_LOG` filters (default `info`).
 pub fn init_logging(format: LogFormat) {
     let filter =
@@ -72,9 +133,9 @@ pub fn metrics_handle() -> Option<PrometheusHandle> {
 /// unstorable value, lost race or refunded payment would not alert.
 fn zero_counters() {
     let aggregates = [Concert::TYPE, Seat::TYPE, Wallet::TYPE, QueueTicket::TYPE];
-    for aggregate in aggregates.into_iter().chain(["Payment"]) {
-        for outcome in ["ok", "rejected", "conflict", "error"] {
-            metrics::counter!("concert_commands_total", "aggregate" => aggregate, "outcome" => outcome)
+    for aggregate in aggregates.into_iter().chain([PAYMENT]) {
+        for outcome in CommandOutcome::ALL {
+            metrics::counter!("concert_commands_total", "aggregate" => aggregate, "outcome" => outcome.label())
                 .increment(0);
         }
         metrics::counter!("concert_pipeline_lost_races_total", "aggregate" => aggregate)
@@ -91,8 +152,8 @@ fn zero_counters() {
                 .increment(0);
         }
     }
-    for outcome in ["completed", "refunded"] {
-        metrics::counter!("concert_payments_total", "outcome" => outcome).increment(0);
+    for end in PaymentEnd::ALL {
+        metrics::counter!("concert_payments_total", "outcome" => end.label()).increment(0);
     }
     metrics::counter!("concert_holds_expired_total").increment(0);
     metrics::counter!("concert_holds_refused_from_memory_total").increment(0);

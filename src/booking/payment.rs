@@ -19,6 +19,7 @@ use crate::projections::payments::{self, PaymentRow};
 use crate::projections::queue_tickets::{self, TicketStatus};
 use crate::projections::reservations::{self, ReservationRow, ReservationStatus};
 use crate::state::AppState;
+use crate::telemetry::PaymentEnd;
 
 /// A finished payment.
 pub struct Receipt {
@@ -85,7 +86,7 @@ pub async fn pay(
     )
     .await
     .map_err(|error| refusal(error, reservation_id))?;
-    metrics::counter!("concert_payments_total", "outcome" => "completed").increment(1);
+    PaymentEnd::Completed.count();
     payment.status = "completed".to_string();
     // The balance the debit left, as its event states it; nothing is stored
     // when this payment had already been debited (a retry), so it is read then.
@@ -175,7 +176,7 @@ pub async fn finish(
     };
     match execute(&app.seats, &payment.seat_id.to_string(), confirm, context).await {
         Ok(()) => {
-            metrics::counter!("concert_payments_total", "outcome" => "completed").increment(1);
+            PaymentEnd::Completed.count();
             if let Some(ticket_id) = ticket_id {
                 execute(
                     &app.tickets,
@@ -192,7 +193,7 @@ pub async fn finish(
                 payment_id: PaymentId(payment.payment_id),
             };
             execute(&app.wallets, &payment.user_id.to_string(), refund, context).await?;
-            metrics::counter!("concert_payments_total", "outcome" => "refunded").increment(1);
+            PaymentEnd::Refunded.count();
             Ok(false)
         }
         Err(error) => Err(error.into()),

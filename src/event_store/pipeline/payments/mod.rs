@@ -29,6 +29,7 @@ use crate::aggregates::{
 };
 use crate::batching::{self, Batches, Queued};
 use crate::db::Leased;
+use crate::telemetry::PAYMENT;
 
 /// One command of a payment: the stream, the command, the metadata stored
 /// with its events.
@@ -167,7 +168,7 @@ struct PaymentWorker {
 
 impl Batches<PaymentJob> for PaymentWorker {
     async fn run_batch(&self, jobs: Vec<PaymentJob>) -> Vec<PaymentJob> {
-        metrics::histogram!("concert_pipeline_batch_size", "aggregate" => "Payment")
+        metrics::histogram!("concert_pipeline_batch_size", "aggregate" => PAYMENT)
             .record(jobs.len() as f64);
         let mut conn = match Leased::acquire(&self.pool).await {
             Ok(conn) => conn,
@@ -198,7 +199,7 @@ impl Batches<PaymentJob> for PaymentWorker {
         for (at, payment) in writing.into_iter().enumerate() {
             match &outcome {
                 Ok(lost) if lost.contains(&at) => {
-                    metrics::counter!("concert_pipeline_lost_races_total", "aggregate" => "Payment")
+                    metrics::counter!("concert_pipeline_lost_races_total", "aggregate" => PAYMENT)
                         .increment(1);
                     decide_again(payment.job, &mut carried);
                 }
