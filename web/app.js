@@ -121,14 +121,30 @@ function forgetBooking() {
 }
 
 async function loadConcerts() {
-  try {
-    const { concerts } = await request("GET", "/concerts");
-    const select = $("concert");
-    select.replaceChildren(...concerts.map((concert) => new Option(concert.title, concert.concert_id)));
-    showQueued();
-    if (!concerts.length) say("message", "No concert is scheduled yet.", "info");
-  } catch (error) {
-    refuse(error);
+  const concerts = await untilAnswered(() => request("GET", "/concerts"), () => true);
+  if (!concerts) return;
+  $("concert").replaceChildren(...concerts.concerts.map((concert) => new Option(concert.title, concert.concert_id)));
+  showQueued();
+  if (!concerts.concerts.length) say("message", "No concert is scheduled yet.", "info");
+}
+
+// Asks until answered while `wanted()` says the answer is still wanted: a
+// busy or unreachable service is asked again, less often each time, with
+// the reason shown meanwhile. A refusal is explained, and gives undefined.
+async function untilAnswered(ask, wanted, credential) {
+  for (let pause = 1000; ; pause = Math.min(pause * 2, 10_000)) {
+    try {
+      const answer = await ask();
+      if (!wanted()) return undefined;
+      say("message", "");
+      return answer;
+    } catch (error) {
+      if (!wanted()) return undefined;
+      if (!isTransient(error)) return refuse(error, credential);
+      say("message", `${explain(error)} Asking again…`, kindOf(error));
+      await sleep(pause);
+      if (!wanted()) return undefined;
+    }
   }
 }
 
@@ -142,6 +158,10 @@ function showQueued() {
 
 async function enterQueue() {
   say("message", "");
+  // A hold is paid only with a place in its own concert's queue: queueing
+  // for another leaves it to run out, and frees the page to hold there.
+  const held = state.reservation;
+  const leavesHold = Boolean(held?.concert_id) && held.concert_id !== $("concert").value;
   let ticket;
   try {
     ticket = await busy($("enter-queue"), () =>
@@ -151,6 +171,10 @@ async function enterQueue() {
   }
   Object.assign(state, { concertId: ticket.concert_id, queueToken: ticket.token, status: ticket.status, paid: false });
   save();
+  if (leavesHold) {
+    endHold();
+    say("message", `Your hold on seat ${held.seat_no} of another concert is left to run out: it can be paid only with a place in its own concert's queue.`, "info");
+  }
   if (ticket.status !== "active") for (const id of ["dates", "seats"]) show(id, false);
   showStanding(ticket);
   bringUp("queue");
@@ -195,16 +219,18 @@ function waitInWords(seconds) {
 
 async function loadDates() {
   show("dates", true);
-  try {
-    const { dates } = await request("GET", `/concerts/${state.concertId}/dates`, state.queueToken);
-    $("date-list").replaceChildren(...dates.map(dateButton));
-    if (!dates.length) say("message", "Every date is sold out.", "info");
-    const picked = dates.find((date) => date.date_id === state.date?.date_id);
-    show("seats", Boolean(picked));
-    if (picked) pickDate(picked);
-  } catch (error) {
-    refuse(error, "queue");
-  }
+  // Until another token (a new admission) or its end makes it moot.
+  const token = state.queueToken;
+  const wanted = () => state.queueToken === token && state.status === "active";
+  const answer = await untilAnswered(
+    () => request("GET", `/concerts/${state.concertId}/dates`, token), wanted, "queue");
+  if (!answer) return;
+  const { dates } = answer;
+  $("date-list").replaceChildren(...dates.map(dateButton));
+  if (!dates.length) say("message", "Every date is sold out.", "info");
+  const picked = dates.find((date) => date.date_id === state.date?.date_id);
+  show("seats", Boolean(picked));
+  if (picked) pickDate(picked);
 }
 
 function dateButton(date) {
@@ -258,7 +284,7 @@ async function charge(event) {
   say("message", "");
   try {
     const { balance } = await busy(button, () => sendKeyed((key) =>
-      request("POST", `/users/${state.userId}/balance/charges`, state.userToken, { amount }, key)));
+      request("POST", `/users/${state.userId}/balance/charges`, state.userToken, { amount }, key), `charge:${state.userId}:${amount}`));
     $("balance").textContent = won(balance);
     say("message", `Charged ${won(amount)}.`, "ok");
   } catch (error) {
@@ -276,7 +302,7 @@ async function pay() {
   state.paying = true;
   try {
     payment = await busy($("pay"), () => sendKeyed((key) =>
-      request("POST", "/payments", state.queueToken, { reservation_id: held.reservation_id }, key)));
+      request("POST", "/payments", state.queueToken, { reservation_id: held.reservation_id }, key), `pay:${held.reservation_id}`));
   } catch (error) {
     if (error.code === "hold_expired") endHold();
     // Paid already, from another tab or window of this booking: the seat
@@ -330,7 +356,7 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("token-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    signIn($("user-token").value.trim());
+    signIn(pastedToken($("user-token").value));
   });
   $("enter-queue").addEventListener("click", enterQueue);
   $("charge-form").addEventListener("submit", charge);

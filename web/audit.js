@@ -27,13 +27,25 @@ function cell(text, className) {
 // only credential is the admin token.
 function refuse(error) {
   if (error.status === 401) {
-    // What another token showed must not stay on screen under this one.
-    for (const id of ["feed", "report", "stream"]) show(id, false);
-    for (const id of ["events", "stream-events", "violations"]) $(id).replaceChildren();
-    audit.stream = null;
+    clearShown();
     return say("message", "The admin token is missing or wrong.", "error");
   }
   say("message", explain(error), "error");
+}
+
+// What another token showed must not stay on screen under this one.
+function clearShown() {
+  for (const id of ["feed", "report", "stream"]) show(id, false);
+  for (const id of ["events", "stream-events"]) $(id).replaceChildren();
+  clearAuditResult();
+  audit.stream = null;
+}
+
+// A refused or failed run must not leave the last run's findings showing.
+function clearAuditResult() {
+  for (const id of ["audit-summary", "audit-checkpoint", "audit-held-to"]) $(id).textContent = "";
+  $("violations").replaceChildren();
+  audit.flagged = new Map();
 }
 
 // `2026-12-04T23:07:59.023236Z` as `2026-12-04 23:07:59.023`: the log's own
@@ -207,7 +219,8 @@ async function runAudit() {
     }));
     if (audit.stream) drawStream();
   } catch (error) {
-    $("audit-summary").textContent = "";
+    clearAuditResult();
+    if (audit.stream) drawStream();
     refuse(error);
   }
 }
@@ -215,8 +228,9 @@ async function runAudit() {
 document.addEventListener("DOMContentLoaded", () => {
   $("admin-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    audit.token = $("admin-token").value.trim();
+    audit.token = pastedToken($("admin-token").value);
     audit.first = 0;
+    clearShown();
     loadPage({ after: 0 });
   });
   $("first-page").addEventListener("click", () => loadPage({ after: 0 }));

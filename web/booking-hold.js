@@ -27,10 +27,14 @@ async function holdSeat(seatNo) {
     const page = await request("GET", `/concerts/${state.concertId}/dates/${state.date.date_id}/seats?after_seat_no=${seatNo - 1}&limit=1`, state.queueToken);
     const seat = page.seats[0];
     if (!seat || seat.seat_no !== seatNo) throw new Refusal(409, { code: "seat_unavailable" });
-    reservation = await sendKeyed((key) => request("POST", "/reservations", state.queueToken, { seat_id: seat.seat_id }, key));
+    reservation = await sendKeyed(
+      (key) => request("POST", "/reservations", state.queueToken, { seat_id: seat.seat_id }, key),
+      `hold:${seat.seat_id}`);
   } catch (error) {
-    // Taken: shown so at once, even if the seat stream is slow to say it.
-    if (error.code === "seat_unavailable" && onThatDate()) setSeat(seatNo, "held");
+    // Taken: shown so at once, even if the seat stream is slow to say it
+    // (and not over a sale the stream said meanwhile).
+    const shownFree = seatButtons()[seatNo - 1]?.dataset.status === "free";
+    if (error.code === "seat_unavailable" && onThatDate() && shownFree) setSeat(seatNo, "held");
     return refuse(error, "queue");
   } finally {
     state.holding = false;
@@ -40,7 +44,8 @@ async function holdSeat(seatNo) {
   if (reservation.status !== "held") {
     return say("message", `Seat ${seatNo} is yours already (${reservation.status}).`, "info");
   }
-  showHold(reservation);
+  // A hold is paid with a place in its own concert's queue.
+  showHold({ ...reservation, concert_id: state.concertId });
   if (onThatDate()) setSeat(seatNo, "held");
 }
 
@@ -78,7 +83,8 @@ function startCountdown(expiresAt) {
     if ($("countdown-words").textContent !== words) $("countdown-words").textContent = words;
     if (left === 0) {
       endHold();
-      say("message", "Your hold ran out. Pick a seat again.", "error");
+      const next = $("seats").hidden ? "Enter the queue again to book." : "Pick a seat again.";
+      say("message", `Your hold ran out. ${next}`, "error");
     }
   };
   tick();

@@ -70,10 +70,15 @@ async function resumeBooking() {
   if (held) {
     try {
       const reservation = await request("GET", `/reservations/${held.reservation_id}`, state.queueToken);
-      if (reservation.status === "held") showHold(reservation);
+      if (reservation.status === "held") showHold({ ...reservation, concert_id: held.concert_id ?? state.concertId });
     } catch (error) {
-      // 404: not this user's, or gone with a store that was reset.
-      if (error.status !== 404) refuse(error, "queue");
+      // 404: not this user's, or gone with a store that was reset. Any other
+      // failure says nothing of the hold: it is shown as it was saved (its
+      // countdown ends it on time, and paying it tells how it stands).
+      if (error.status !== 404) {
+        showHold(held);
+        refuse(error, "queue");
+      }
     }
   }
   save();

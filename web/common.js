@@ -170,20 +170,51 @@ function won(amount) {
   return `₩${Number(amount).toLocaleString("en-US")}`;
 }
 
-// Sends a keyed request again after a 503 (the store busy, or the request
-// cut short, which may still have taken effect): with the same
-// Idempotency-Key a retry gets the first answer, never a second charge,
-// hold or payment.
-async function sendKeyed(send, attempts = 3) {
-  const key = idempotencyKey();
+// Whether a failed request may go through if sent again: no answer came
+// (the connection failed, or what came was not the service's), or the
+// service was busy or cut short (5xx) or asked to slow down (429).
+function isTransient(error) {
+  return !(error instanceof Refusal) || error.status >= 500 || error.status === 429;
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// The Idempotency-Key of each request still without its answer, by what it
+// asks (`intent`), for a minute: the same request sent again, by a retry or
+// another click, goes with the same key, so if the first took effect the
+// service answers it rather than charging, holding or paying twice.
+const unanswered = new Map();
+const UNANSWERED_FOR = 60_000;
+
+// Sends a keyed request, and again after no answer or a 5xx (the store
+// busy, or the request cut short, which may still have taken effect): with
+// the same Idempotency-Key a retry gets the first answer, never a second
+// charge, hold or payment.
+async function sendKeyed(send, intent, attempts = 3) {
+  const kept = unanswered.get(intent);
+  const sent = kept && Date.now() - kept.since < UNANSWERED_FOR ? kept : { key: idempotencyKey(), since: Date.now() };
   for (let attempt = 1; ; attempt++) {
     try {
-      return await send({ "Idempotency-Key": key });
+      const answer = await send({ "Idempotency-Key": sent.key });
+      unanswered.delete(intent);
+      return answer;
     } catch (error) {
-      if (!(error instanceof Refusal) || error.status !== 503 || attempt >= attempts) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 1000 * attempt));
+      const lost = !(error instanceof Refusal) || error.status >= 500;
+      if (lost) unanswered.set(intent, sent);
+      else unanswered.delete(intent);
+      if (!lost || attempt >= attempts) throw error;
+      await sleep(1000 * attempt);
     }
   }
+}
+
+// A token as pasted, without the spaces, line breaks and invisible
+// characters (a zero-width space) a copy may carry: a header holding one
+// is refused by the browser before anything is sent.
+function pastedToken(text) {
+  return text.replace(/[\s\u200B-\u200D\u2060\uFEFF]/g, "");
 }
 
 // A fresh Idempotency-Key. crypto.randomUUID exists only in secure contexts

@@ -9,8 +9,10 @@ service's clock, the page scrolls to Pay and moves the focus there, and Bob's
 seat map and free count change without a reload. She reloads: still signed
 in, back at Pay, her seat shown as hers. Refusals (a second seat, an amount, a
 low balance) show in Alice's viewport. Her user token goes bad: the sign-in
-comes back, and signing in again keeps her hold; she double-clicks Charge
-(charged once) and Pay (paid once, no error after it), and sees the result
+comes back, and signing in again keeps her hold; a reload whose read of her
+hold gets no answer still shows it; she double-clicks Charge (its first
+answer lost on the way back: sent again with its key, charged once) and Pay
+(paid once, no error after it), and sees the result
 over a seat map that stops, her seat in it sold and hers. The auditors'
 page says when the admin token is wrong, shows the feed, a stream and a clean
 audit whose checkpoint scripts/checkpoint.py recomputes and which holds the
@@ -166,6 +168,28 @@ with sync_playwright() as playwright:
     expect_streams(alice, "alice", 1)
     shot(alice, "alice-3-reloaded")
 
+    # A reload whose read of the hold gets no answer (the connection reset)
+    # keeps the hold: shown as saved, and still there at the next reload.
+    hold_reads = []
+
+    def first_hold_read_lost(route):
+        hold_reads.append(route.request.url)
+        if len(hold_reads) > 1:
+            return route.continue_()
+        route.abort("connectionreset")
+
+    one_reservation = re.compile(r".*/api/v1/reservations/[0-9a-f-]{36}$")
+    alice.route(one_reservation, first_hold_read_lost)
+    alice.reload()
+    expect(alice.locator("#hold")).to_be_visible()
+    expect(seat(alice, SEAT)).to_have_accessible_name(f"seat {SEAT}, yours")
+    alice.reload()
+    expect(alice.locator("#hold")).to_be_visible()
+    expect(seat(alice, SEAT)).to_have_accessible_name(f"seat {SEAT}, yours")
+    alice.unroute(one_reservation)
+    if len(hold_reads) != 2:
+        problems.append(f"alice: the hold was read {len(hold_reads)} times over two reloads")
+
     # Refusals on a phone show where Alice is, far below the top of the page.
     seat(alice, SEAT + 1).click()
     expect_message(alice, f"You hold seat {SEAT} already")
@@ -211,15 +235,32 @@ with sync_playwright() as playwright:
 
     # Alice charges her wallet and pays, each with a double click: one
     # charge, one payment, and no refusal after it. Bob sees the seat sold.
+    # The charge's first answer is lost on the way back (the connection
+    # reset after the service charged): the page sends it again with the
+    # same Idempotency-Key, and is answered without a second charge.
     user_id = alice.evaluate("state.userId")
+    charges = f"{BASE}/api/v1/users/{user_id}/balance/charges"
+    charge_keys = []
+
+    def first_charge_answer_lost(route):
+        charge_keys.append(route.request.headers.get("idempotency-key"))
+        if len(charge_keys) > 1:
+            return route.continue_()
+        route.fetch()
+        route.abort("connectionreset")
+
+    alice.route(charges, first_charge_answer_lost)
     alice.dblclick("#charge-form button")
     expect_message(alice, "Charged")
+    alice.unroute(charges)
     expect(alice.locator("#charge-form button")).to_be_enabled()
     balance = alice.request.get(
         f"{BASE}/api/v1/users/{user_id}/balance", headers={"Authorization": f"Bearer {user_token}"}
     ).json()["balance"]
-    if balance != 150_000 or calls("alice", "POST", f"/api/v1/users/{user_id}/balance/charges") != 2:
+    if balance != 150_000 or calls("alice", "POST", f"/api/v1/users/{user_id}/balance/charges") != 3:
         problems.append(f"alice: a double click on Charge left a balance of {balance}")
+    if len(charge_keys) != 2 or not charge_keys[0] or charge_keys[0] != charge_keys[1]:
+        problems.append(f"alice: a charge whose answer was lost was sent again with the keys {charge_keys}")
     # A charge refused for the balance's limit (stubbed: reaching 10^12 won
     # takes a thousand charges) says so, and the balance is read again.
     refused = {"type": "/problems/validation-failed", "title": "Validation failed", "status": 422,
