@@ -345,7 +345,8 @@ function booked(held, text) {
 document.addEventListener("DOMContentLoaded", () => {
   $("sample-user").addEventListener("click", async () => {
     try {
-      const minted = await request("POST", "/demo/user-tokens");
+      // A double click signs in one sample user, not two.
+      const minted = await busy($("sample-user"), () => request("POST", "/demo/user-tokens"));
       signIn(minted.token);
     } catch (error) {
       // The service mints sample users only with --demo and no identity
