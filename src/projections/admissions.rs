@@ -8,7 +8,6 @@
 //! that ticket (README, "Admission in entry order across instances").
 
 use chrono::{DateTime, TimeDelta, Utc};
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::queue_tickets::position_column;
@@ -32,7 +31,7 @@ pub struct Candidate {
 
 /// The `limit` oldest waiting tickets of `concert_id`, in entry order.
 pub async fn candidates(
-    pool: &PgPool,
+    db: impl sqlx::PgExecutor<'_>,
     concert_id: Uuid,
     limit: i64,
 ) -> sqlx::Result<Vec<Candidate>> {
@@ -51,7 +50,7 @@ pub async fn candidates(
     ))
     .bind(concert_id)
     .bind(limit)
-    .fetch_all(pool)
+    .fetch_all(db)
     .await
 }
 

@@ -183,7 +183,7 @@ pub async fn find_payment(pool: &PgPool, payment_id: Uuid) -> sqlx::Result<Optio
 
 /// Payments debited before `before` whose seat was neither sold nor refunded.
 pub async fn unfinished_payments(
-    pool: &PgPool,
+    db: impl sqlx::PgExecutor<'_>,
     before: DateTime<Utc>,
     limit: i64,
 ) -> sqlx::Result<Vec<PaymentRow>> {
@@ -193,6 +193,6 @@ pub async fn unfinished_payments(
     )
     .bind(before)
     .bind(limit)
-    .fetch_all(pool)
+    .fetch_all(db)
     .await
 }

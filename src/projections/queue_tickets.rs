@@ -306,8 +306,8 @@ pub async fn standing(
 }
 
 /// Concerts that have waiting tickets, with their count of active ones.
-pub async fn concerts_waiting(pool: &PgPool) -> sqlx::Result<Vec<(Uuid, i64)>> {
-    sqlx::query_as(CONCERTS_WAITING).fetch_all(pool).await
+pub async fn concerts_waiting(db: impl sqlx::PgExecutor<'_>) -> sqlx::Result<Vec<(Uuid, i64)>> {
+    sqlx::query_as(CONCERTS_WAITING).fetch_all(db).await
 }
 
 /// Each concert with tickets waiting, and its active tickets: the concerts
@@ -327,7 +327,7 @@ pub const CONCERTS_WAITING: &str = "with recursive waiting(concert_id) as (
 
 /// Active tickets whose time ran out.
 pub async fn overdue_active(
-    pool: &PgPool,
+    db: impl sqlx::PgExecutor<'_>,
     now: DateTime<Utc>,
     limit: i64,
 ) -> sqlx::Result<Vec<Uuid>> {
@@ -336,7 +336,7 @@ pub async fn overdue_active(
     )
     .bind(now)
     .bind(limit)
-    .fetch_all(pool)
+    .fetch_all(db)
     .await
 }
 

@@ -264,7 +264,7 @@ pub async fn find_reservation(
 /// Holds whose deadline has passed (at most `limit`), oldest first, and the
 /// earliest deadline still ahead.
 pub async fn lapsed_holds(
-    pool: &PgPool,
+    db: impl sqlx::PgExecutor<'_>,
     now: DateTime<Utc>,
     limit: i64,
 ) -> sqlx::Result<LapsedHolds> {
@@ -278,7 +278,7 @@ pub async fn lapsed_holds(
     )
     .bind(now)
     .bind(limit)
-    .fetch_all(pool)
+    .fetch_all(db)
     .await?;
     let mut lapsed = LapsedHolds::default();
     for (seat_id, reservation_id, expires_at) in rows {

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use futures::{stream, StreamExt};
 use sqlx::PgConnection;
 
-use super::still_leading;
+use super::{own_statement, still_leading};
 use crate::aggregates::{ExpiryReason, QueueTicketCommand, SeatCommand};
 use crate::booking::payment;
 use crate::booking::BookingError;
@@ -27,10 +27,11 @@ const PARALLEL: usize = 64;
 /// Expires the lapsed holds; gives how many, and the next deadline ahead.
 pub(super) async fn expire_holds(
     app: &AppState,
+    round: &mut PgConnection,
     context: &CommandContext,
 ) -> Result<(usize, Option<DateTime<Utc>>), BookingError> {
     let now = crate::clock::now();
-    let lapsed = reservations::lapsed_holds(&app.pool, now, BATCH).await?;
+    let lapsed = own_statement(reservations::lapsed_holds(round, now, BATCH)).await?;
     let commands = lapsed.holds.into_iter().map(|(seat_id, reservation_id)| {
         (
             seat_id,
@@ -51,10 +52,11 @@ pub(super) async fn expire_holds(
 
 pub(super) async fn expire_tickets(
     app: &AppState,
+    round: &mut PgConnection,
     context: &CommandContext,
 ) -> Result<usize, BookingError> {
     let now = crate::clock::now();
-    let overdue = queue_tickets::overdue_active(&app.pool, now, BATCH).await?;
+    let overdue = own_statement(queue_tickets::overdue_active(round, now, BATCH)).await?;
     run_all(overdue, |ticket_id| async move {
         let command = QueueTicketCommand::Expire {
             reason: ExpiryReason::Timeout,
@@ -76,7 +78,8 @@ pub async fn admit_tickets(
 ) -> Result<usize, BookingError> {
     let limit = i64::from(app.config.queue_active_max);
     let mut admitted = 0;
-    for (concert_id, active) in queue_tickets::concerts_waiting(&app.pool).await? {
+    let waiting = own_statement(queue_tickets::concerts_waiting(&mut *leadership)).await?;
+    for (concert_id, active) in waiting {
         let free_slots = (limit - active).min(BATCH);
         if free_slots <= 0 {
             continue;
@@ -87,7 +90,12 @@ pub async fn admit_tickets(
                 "the scheduler's leadership of admissions was lost during its round".into(),
             ));
         }
-        let candidates = admissions::candidates(&app.pool, concert_id, free_slots).await?;
+        let candidates = own_statement(admissions::candidates(
+            &mut *leadership,
+            concert_id,
+            free_slots,
+        ))
+        .await?;
         let now = crate::clock::now();
         let next = admissions::admissible(&candidates, now);
         if next.is_empty() {
@@ -117,10 +125,11 @@ pub async fn admit_tickets(
 
 pub(super) async fn finish_payments(
     app: &AppState,
+    round: &mut PgConnection,
     context: &CommandContext,
 ) -> Result<usize, BookingError> {
     let before = crate::clock::now() - Duration::from_secs(app.config.payment_recovery_secs);
-    let unfinished = payments::unfinished_payments(&app.pool, before, BATCH).await?;
+    let unfinished = own_statement(payments::unfinished_payments(round, before, BATCH)).await?;
     run_all(unfinished, |payment| async move {
         payment::finish(app, &payment, context).await.map(|_| ())
     })

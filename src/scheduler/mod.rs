@@ -13,7 +13,7 @@ mod numbers;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
+use sqlx::{Connection, PgConnection};
 use tokio::sync::watch;
 
 pub use duties::admit_tickets;
@@ -21,6 +21,7 @@ pub use duties::admit_tickets;
 use crate::booking::BookingError;
 use crate::commands::CommandContext;
 use crate::config::Config;
+use crate::db::Leased;
 use crate::state::AppState;
 
 /// Advisory lock key of the admissions' leadership ("concert" in ASCII).
@@ -33,6 +34,26 @@ pub const LEADER_LOCK: i64 = 0x0063_6f6e_6365_7274;
 /// round waiting on a connection whose server stopped answering without
 /// closing it would otherwise stop that duty of this instance for good.
 const TICK_DEADLINE: Duration = Duration::from_secs(90);
+
+/// How long a round waits for each of its own statements (its leadership
+/// and its reads, each a few milliseconds): on a connection whose server
+/// stopped answering, the round fails then and the next begins on a fresh
+/// one, where before the duty stopped until the round's deadline (a frozen
+/// admission round held every admission for 90 s).
+const OWN_STATEMENT_DEADLINE: Duration = Duration::from_secs(10);
+
+/// `statement`, one of a round's own, failed if not answered in time.
+async fn own_statement<T, E: Into<BookingError>>(
+    statement: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, BookingError> {
+    match tokio::time::timeout(OWN_STATEMENT_DEADLINE, statement).await {
+        Ok(answered) => answered.map_err(Into::into),
+        Err(_) => Err(BookingError::Unavailable(format!(
+            "the database did not answer a scheduler round's statement within {} s",
+            OWN_STATEMENT_DEADLINE.as_secs()
+        ))),
+    }
+}
 
 /// What the scheduler does. Each duty runs on its own beat under its own
 /// leadership: when they shared one round, a seat whose expiry waited on a
@@ -166,27 +187,41 @@ pub struct Round {
 }
 
 /// One round of `duty`, if this instance wins its leadership (None when
-/// another instance leads it).
+/// another instance leads it). The round reads its work on its leadership's
+/// connection, which is closed rather than handed back when the round fails
+/// or is given up: the pool's check of a connection handed back mid-statement
+/// waits for the answers owed on it, which a server that stopped answering
+/// never sends, and four duties stuck so held half the pool's places.
 pub async fn tick(app: &AppState, duty: Duty) -> Result<Option<Round>, BookingError> {
-    let mut leadership = app.pool.begin().await?;
-    if !take_lock(&mut leadership, duty.leader_lock()).await? {
+    let mut conn = Leased::acquire(&app.pool).await?;
+    let mut leadership = own_statement(conn.begin()).await?;
+    if !own_statement(take_lock(&mut leadership, duty.leader_lock())).await? {
+        own_statement(leadership.rollback()).await?;
+        conn.release();
         return Ok(None);
     }
     let context = CommandContext::scheduler();
     let (done, next_due) = match duty {
         Duty::ExpireHolds => {
-            let (expired, next_due) = duties::expire_holds(app, &context).await?;
+            let (expired, next_due) = duties::expire_holds(app, &mut leadership, &context).await?;
             metrics::counter!("concert_holds_expired_total").increment(expired as u64);
             (expired, next_due)
         }
-        Duty::ExpireTickets => (duties::expire_tickets(app, &context).await?, None),
+        Duty::ExpireTickets => (
+            duties::expire_tickets(app, &mut leadership, &context).await?,
+            None,
+        ),
         Duty::AdmitTickets => (
             duties::admit_tickets(app, &mut leadership, &context).await?,
             None,
         ),
-        Duty::FinishPayments => (duties::finish_payments(app, &context).await?, None),
+        Duty::FinishPayments => (
+            duties::finish_payments(app, &mut leadership, &context).await?,
+            None,
+        ),
     };
-    leadership.commit().await?;
+    own_statement(leadership.commit()).await?;
+    conn.release();
     Ok(Some(Round { done, next_due }))
 }
 
@@ -209,5 +244,7 @@ async fn take_lock(leadership: &mut PgConnection, key: i64) -> Result<bool, Book
 /// hold by now. The lock is taken again on the same session: granted if it
 /// is still held there, refused or failed otherwise.
 async fn still_leading(leadership: &mut PgConnection) -> bool {
-    take_leadership(leadership).await.unwrap_or(false)
+    own_statement(take_leadership(leadership))
+        .await
+        .unwrap_or(false)
 }

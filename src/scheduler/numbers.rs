@@ -3,10 +3,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use sqlx::Connection;
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::TICK_DEADLINE;
+use crate::db::Leased;
 use crate::projections::queue_entries;
 use crate::state::AppState;
 
@@ -67,17 +69,23 @@ async fn release_numbers_once(
     app: &AppState,
     settled: &mut HashMap<Uuid, i64>,
 ) -> sqlx::Result<u64> {
-    let mut lock = app.pool.begin().await?;
+    // Closed rather than handed back if the look fails or is given up, as a
+    // scheduler round's (`tick`).
+    let mut conn = Leased::acquire(&app.pool).await?;
+    let mut lock = conn.begin().await?;
     let taken: bool = sqlx::query_scalar("select pg_try_advisory_xact_lock($1)")
         .bind(NUMBERS_LOCK)
         .fetch_one(&mut *lock)
         .await?;
     if !taken {
+        lock.rollback().await?;
+        conn.release();
         return Ok(0);
     }
     let entered_before = crate::clock::now() - NUMBER_ABANDONED_AFTER;
     let released =
         queue_entries::release_abandoned_numbers(&app.pool, entered_before, settled).await;
     lock.commit().await?;
+    conn.release();
     released
 }

@@ -11,13 +11,14 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use concert_client::QueueToken;
 use futures::future::join_all;
 use serde_json::json;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::harness::{self, Api, FreezingProxy, Server, Workdir};
-use crate::workload::{check_answered_commands, start_workers, Journal, Shared};
+use crate::workload::{check_answered_commands, start_workers, Journal, Shared, RETRY};
 
 /// `CONCERT_REQUEST_TIMEOUT_SECS` of the instance behind the proxy: its
 /// batches are given up after twice that (`batching::batch_deadline`, 10 s).
@@ -32,12 +33,16 @@ const REQUEST_TIMEOUT_SECS: u64 = 5;
 const RECOVERY_LIMIT: Duration = Duration::from_secs(40);
 /// Short, so that the scheduler expires the seat of the frozen payment.
 const HOLD_TTL_SECS: u64 = 3;
+/// How long queue entries have to go on after their freeze: the workers
+/// waiting to be admitted enter again only once the admissions go on, which
+/// may need the concert's rows the frozen transaction locked (15–35 s seen).
+const ENTRY_RECOVERY_LIMIT: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_on_a_connection_that_stops_answering_are_given_up_and_the_service_recovers() {
     let _turn = harness::serial().await;
     let started = Instant::now();
-    let mut hung = Hung::start("hung", &[]).await;
+    let mut hung = Hung::start("hung", &[], &[]).await;
     let api = Arc::new(Api::new(vec![hung.server.base()], Duration::from_secs(20)));
     let users: Vec<Uuid> = (0..8).map(|_| Uuid::new_v4()).collect();
     for user in &users {
@@ -110,6 +115,7 @@ async fn payments_and_queue_entries_on_a_connection_that_stops_answering_are_giv
     let mut hung = Hung::start(
         "hung-booking",
         &[("CONCERT_HOLD_TTL_SECS", HOLD_TTL_SECS.to_string())],
+        &[("CONCERT_HOLD_TTL_SECS", HOLD_TTL_SECS.to_string())],
     )
     .await;
     let api = Api::new(vec![hung.server.base()], Duration::from_secs(20));
@@ -126,19 +132,25 @@ async fn payments_and_queue_entries_on_a_connection_that_stops_answering_are_giv
     // good, with every connection open then; the answers that follow came
     // through fresh ones.
     let mut recoveries = Vec::new();
-    for (trigger, progress, what) in [
+    for (trigger, progress, what, limit) in [
         (
             &b"SeatSold"[..],
             &paid as &dyn Fn(&Journal) -> usize,
             "payment",
+            RECOVERY_LIMIT,
         ),
-        (&b"QueueEntered"[..], &entered, "queue entry"),
+        (
+            &b"QueueEntered"[..],
+            &entered,
+            "queue entry",
+            ENTRY_RECOVERY_LIMIT,
+        ),
     ] {
         let frozen_at = hung.freeze_on(trigger).await;
-        let recovered = grows(&shared, progress, 8, RECOVERY_LIMIT).await;
+        let recovered = grows(&shared, progress, 8, limit).await;
         let Some(recovered) = recovered else {
             panic!(
-                "no {what} answered within {RECOVERY_LIMIT:?} of the freeze; log:\n{}",
+                "no {what} answered within {limit:?} of the freeze; log:\n{}",
                 harness::tail(&hung.server.log, 30)
             );
         };
@@ -176,6 +188,57 @@ async fn payments_and_queue_entries_on_a_connection_that_stops_answering_are_giv
     );
 }
 
+/// An admission round whose connection stops answering fails after 10 s
+/// (its own statements' deadline) and the next round, on a fresh
+/// connection, admits once PostgreSQL has ended the frozen session and its
+/// leadership with it (15 s idle). Before, the instance waited for the
+/// round's own deadline (90 s) and admitted no one meanwhile. The other
+/// instance's scheduler sleeps for the day, so only this one admits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admission_round_on_a_connection_that_stops_answering_holds_admissions_back_seconds_not_minutes(
+) {
+    const ADMITTED_WITHIN: Duration = Duration::from_secs(45);
+    let _turn = harness::serial().await;
+    let limits = [
+        ("CONCERT_QUEUE_ACTIVE_MAX", "1".to_string()),
+        ("CONCERT_QUEUE_ACTIVE_TTL_SECS", "3".to_string()),
+    ];
+    let asleep: Vec<_> = limits
+        .iter()
+        .cloned()
+        .chain([("CONCERT_SCHEDULER_INTERVAL_MS", "86400000".to_string())])
+        .collect();
+    let mut hung = Hung::start("hung-admission", &limits, &asleep).await;
+    let api = Api::new(vec![hung.server.base()], Duration::from_secs(20));
+    let (concert, _) = api.create_concert(10, 1_000).await;
+    let entered = api.enter(Uuid::new_v4(), concert, RETRY).await.unwrap();
+    let first: QueueToken = entered.json("queue entry", &[201]).unwrap();
+    assert_eq!(
+        api.wait_admitted(&first.token, RETRY).await.as_deref(),
+        Some("active")
+    );
+    let entered = api.enter(Uuid::new_v4(), concert, RETRY).await.unwrap();
+    let second: QueueToken = entered.json("queue entry", &[201]).unwrap();
+    assert_eq!(second.status, "waiting");
+
+    // Frozen as an admission round looks for concerts with tokens waiting;
+    // the first token's place frees 3 s after its admission.
+    let frozen_at = hung.freeze_on(b"with recursive waiting").await;
+    let admitted = api.wait_admitted(&second.token, ADMITTED_WITHIN).await;
+    let waited = frozen_at.elapsed();
+    hung.stop().await;
+    assert_eq!(
+        admitted.as_deref(),
+        Some("active"),
+        "the waiting token was not admitted within {ADMITTED_WITHIN:?} of the freeze; log:\n{}",
+        harness::tail(&hung.server.log, 30)
+    );
+    harness::report_figures(
+        "db_hung_admission",
+        json!({ "admitted_after_freeze_ms": waited.as_millis() }),
+    );
+}
+
 /// One instance with the private server, and the instance under test,
 /// which reaches that server through a proxy that freezes.
 struct Hung {
@@ -186,9 +249,10 @@ struct Hung {
 }
 
 impl Hung {
-    async fn start(tag: &str, extra: &[(&str, String)]) -> Hung {
+    /// `extra` settings for the instance under test, `owner_extra` for the other.
+    async fn start(tag: &str, extra: &[(&str, String)], owner_extra: &[(&str, String)]) -> Hung {
         let work = Workdir::new(tag);
-        let owner = Server::start(&work, &format!("{tag}-owner"), &[]).await;
+        let owner = Server::start(&work, &format!("{tag}-owner"), owner_extra).await;
         let proxy = FreezingProxy::start(work.data().join(".s.PGSQL.5432")).await;
         let behind_proxy = [
             (
