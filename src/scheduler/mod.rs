@@ -30,9 +30,9 @@ pub const LEADER_LOCK: i64 = 0x0063_6f6e_6365_7274;
 /// How long a round may run before it is given up. Its leadership
 /// transaction idles while the round works, so the database ends the
 /// leadership of a round longer than 15 s (`idle_in_transaction_session_timeout`),
-/// whose admissions then stop; a
-/// round waiting on a connection whose server stopped answering without
-/// closing it would otherwise stop that duty of this instance for good.
+/// whose admissions then stop; a round waiting on a connection whose server
+/// stopped answering without closing it would otherwise stop that duty of
+/// this instance for good.
 const TICK_DEADLINE: Duration = Duration::from_secs(90);
 
 /// How long a round waits for each of its own statements (its leadership
