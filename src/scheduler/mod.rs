@@ -59,7 +59,7 @@ async fn own_statement<T, E: Into<BookingError>>(
 /// leadership: when they shared one round, a seat whose expiry waited on a
 /// lock stopped every admission with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Duty {
+enum Duty {
     /// Records `HoldExpired` for lapsed holds.
     ExpireHolds,
     /// Expires active tokens whose time ran out.
@@ -71,14 +71,14 @@ pub enum Duty {
 }
 
 impl Duty {
-    pub const ALL: [Duty; 4] = [
+    const ALL: [Duty; 4] = [
         Duty::ExpireHolds,
         Duty::ExpireTickets,
         Duty::AdmitTickets,
         Duty::FinishPayments,
     ];
 
-    pub fn name(self) -> &'static str {
+    fn name(self) -> &'static str {
         match self {
             Duty::ExpireHolds => "expire_holds",
             Duty::ExpireTickets => "expire_tickets",
@@ -100,7 +100,7 @@ impl Duty {
 
     /// Advisory lock key of its leadership (ASCII of its name); the
     /// admissions keep the key all duties shared before.
-    pub fn leader_lock(self) -> i64 {
+    fn leader_lock(self) -> i64 {
         match self {
             Duty::ExpireHolds => 0x0000_7868_6f6c_6473,
             Duty::ExpireTickets => 0x7874_6963_6b65_7473,
@@ -177,13 +177,11 @@ fn instant_of(due: DateTime<Utc>) -> tokio::time::Instant {
     tokio::time::Instant::now() + ahead + Duration::from_millis(1)
 }
 
-/// What one round of a duty did.
+/// What one round of a duty learnt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Round {
-    /// Commands it stored.
-    pub done: usize,
+struct Round {
     /// When its next work falls due, where it knows (a hold's deadline).
-    pub next_due: Option<DateTime<Utc>>,
+    next_due: Option<DateTime<Utc>>,
 }
 
 /// One round of `duty`, if this instance wins its leadership (None when
@@ -192,7 +190,7 @@ pub struct Round {
 /// or is given up: the pool's check of a connection handed back mid-statement
 /// waits for the answers owed on it, which a server that stopped answering
 /// never sends, and four duties stuck so held half the pool's places.
-pub async fn tick(app: &AppState, duty: Duty) -> Result<Option<Round>, BookingError> {
+async fn tick(app: &AppState, duty: Duty) -> Result<Option<Round>, BookingError> {
     let mut conn = Leased::acquire(&app.pool).await?;
     let mut leadership = own_statement(conn.begin()).await?;
     if !own_statement(take_lock(&mut leadership, duty.leader_lock())).await? {
@@ -201,28 +199,28 @@ pub async fn tick(app: &AppState, duty: Duty) -> Result<Option<Round>, BookingEr
         return Ok(None);
     }
     let context = CommandContext::scheduler();
-    let (done, next_due) = match duty {
+    let next_due = match duty {
         Duty::ExpireHolds => {
             let (expired, next_due) = duties::expire_holds(app, &mut leadership, &context).await?;
             metrics::counter!("concert_holds_expired_total").increment(expired as u64);
-            (expired, next_due)
+            next_due
         }
-        Duty::ExpireTickets => (
-            duties::expire_tickets(app, &mut leadership, &context).await?,
-            None,
-        ),
-        Duty::AdmitTickets => (
-            duties::admit_tickets(app, &mut leadership, &context).await?,
-            None,
-        ),
-        Duty::FinishPayments => (
-            duties::finish_payments(app, &mut leadership, &context).await?,
-            None,
-        ),
+        Duty::ExpireTickets => {
+            duties::expire_tickets(app, &mut leadership, &context).await?;
+            None
+        }
+        Duty::AdmitTickets => {
+            duties::admit_tickets(app, &mut leadership, &context).await?;
+            None
+        }
+        Duty::FinishPayments => {
+            duties::finish_payments(app, &mut leadership, &context).await?;
+            None
+        }
     };
     own_statement(leadership.commit()).await?;
     conn.release();
-    Ok(Some(Round { done, next_due }))
+    Ok(Some(Round { next_due }))
 }
 
 /// Leads the admissions if no other instance does: the lock lasts as long
