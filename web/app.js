@@ -20,6 +20,7 @@ const state = {
   standing: null, // AbortController of the standing stream
   seatStream: null, // AbortController of the seat stream
   countdown: null,
+  waitTicker: null, // counts the estimated wait down between updates
 };
 
 const MAX_CHARGE = 1_000_000_000;
@@ -115,6 +116,7 @@ function askToSignInAgain() {
 function forgetBooking() {
   closeStreams();
   endHold();
+  countWaitDown(null);
   Object.assign(state, { concertId: null, queueToken: null, status: null, admittedToken: null, date: null, bought: null, paid: false });
   for (const id of ["standing", "dates", "seats", "result"]) show(id, false);
   showQueued();
@@ -188,7 +190,7 @@ function showStanding(standing) {
   $("status").textContent = standing.status;
   $("status").dataset.status = standing.status;
   $("position").textContent = standing.position;
-  $("wait").textContent = waitInWords(standing.estimated_wait_seconds);
+  countWaitDown(standing.status === "waiting" ? standing.estimated_wait_seconds : null);
   show("waiting-line", standing.status === "waiting");
   show("active-line", standing.status === "active");
   if (standing.expires_at) $("active-until").textContent = new Date(standing.expires_at).toLocaleTimeString();
@@ -213,8 +215,27 @@ function showStanding(standing) {
   }
 }
 
+// The estimate is sent again only when the position changes: between
+// updates it counts down here, by the page's own monotonic clock (an
+// interval, not the device's time of day). `seconds` null stops it.
+function countWaitDown(seconds) {
+  clearInterval(state.waitTicker);
+  state.waitTicker = null;
+  if (seconds === null) return;
+  const from = performance.now();
+  const tick = () => {
+    const left = Math.max(0, seconds - Math.floor((performance.now() - from) / 1000));
+    const words = waitInWords(left);
+    // The standing is a live region: it is read out only when the words change.
+    if ($("wait").textContent !== words) $("wait").textContent = words;
+  };
+  tick();
+  state.waitTicker = setInterval(tick, 1000);
+}
+
 function waitInWords(seconds) {
-  return seconds < 60 ? `${seconds} s` : `about ${Math.round(seconds / 60)} min`;
+  if (seconds === 0) return "any moment now";
+  return seconds < 60 ? "under a minute" : `about ${Math.ceil(seconds / 60)} min`;
 }
 
 async function loadDates() {
@@ -327,10 +348,9 @@ async function pay() {
 // showing the bought seat as theirs, until the user queues again.
 function booked(held, text) {
   state.paid = true;
-  state.bought = held;
+  state.bought = { ...held, text };
   closeStreams();
-  show("result", true);
-  $("result-text").textContent = `${text} To book another seat, enter the queue again.`;
+  showBought(text);
   bringUp("result");
   endHold();
   if (isMine(held.seat_no)) setSeat(held.seat_no, "sold");
@@ -340,6 +360,13 @@ function booked(held, text) {
   for (const button of $("date-list").children) button.disabled = true;
   freezeSeats();
   showQueued();
+  save();
+}
+
+// What the last payment bought, also after a reload (booking-session.js).
+function showBought(text) {
+  show("result", true);
+  $("result-text").textContent = `${text} To book another seat, enter the queue again.`;
 }
 
 document.addEventListener("DOMContentLoaded", () => {

@@ -5,16 +5,18 @@
 const SAVED = "concert-booking";
 
 // What a reload must not lose, kept for this tab only (sessionStorage): who
-// is signed in, the queue place and the hold. A spent queue token is not
-// kept: after a payment a reload starts again at the queue.
+// is signed in, the queue place, the hold and what the last payment bought.
+// A spent queue token is not kept: after a payment a reload shows the
+// purchase and starts again at the queue.
 function save() {
   // Leaving (signed out, or for another user's page): a late answer must
   // not save the last session over what the reload brings up.
   if (state.leaving) return;
   const { userToken, userId, concertId, reservation } = state;
   const queueToken = state.paid ? null : state.queueToken;
+  const bought = state.paid ? state.bought : null;
   try {
-    sessionStorage.setItem(SAVED, JSON.stringify({ userToken, userId, concertId, queueToken, dateId: state.date?.date_id, reservation }));
+    sessionStorage.setItem(SAVED, JSON.stringify({ userToken, userId, concertId, queueToken, dateId: state.date?.date_id, reservation, bought }));
   } catch {
     // Storage refused (a private window's quota): the page works without it.
   }
@@ -24,8 +26,12 @@ function restore() {
   try {
     const saved = JSON.parse(sessionStorage.getItem(SAVED));
     if (!saved?.userToken) return;
-    const { userId, concertId, queueToken, reservation } = saved;
+    const { userId, concertId, queueToken, reservation, bought } = saved;
     Object.assign(state, { userId, concertId, queueToken, reservation, date: saved.dateId ? { date_id: saved.dateId } : null, resuming: true });
+    if (bought?.text) {
+      Object.assign(state, { paid: true, bought });
+      showBought(bought.text);
+    }
     signIn(saved.userToken);
   } catch {
     // Unreadable: the page starts at the sign-in.

@@ -13,7 +13,8 @@ comes back, and signing in again keeps her hold; a reload whose read of her
 hold gets no answer still shows it; she double-clicks Charge (its first
 answer lost on the way back: sent again with its key, charged once) and Pay
 (paid once, no error after it), and sees the result
-over a seat map that stops, her seat in it sold and hers. The auditors'
+over a seat map that stops, her seat in it sold and hers; a reload still
+shows what she bought. A waiting place's estimated wait counts down. The auditors'
 page says when the admin token is wrong, shows the feed, a stream and a clean
 audit whose checkpoint scripts/checkpoint.py recomputes and which holds the
 log to it, and marks the events a violation names. No request may leave the
@@ -293,6 +294,12 @@ with sync_playwright() as playwright:
     expect_streams(alice, "alice", 0)
     shot(alice, "alice-6-paid")
     shot(bob, "bob-6-sees-sold")
+    # A reload after paying still shows what she bought, and she is back at
+    # the queue (her token is spent).
+    alice.reload()
+    expect(alice.locator("#result-text")).to_contain_text(f"Seat {SEAT} is yours")
+    expect(alice.locator("#sign-out")).to_be_visible()
+    expect(alice.locator("#enter-queue")).to_be_enabled()
     # Signing out forgets her tokens in this tab: a reload starts at the sign-in.
     alice.click("#sign-out")
     expect(alice.locator("#sign-in")).to_be_visible()
@@ -402,6 +409,14 @@ with sync_playwright() as playwright:
     expect(bob.locator("#stream-name")).to_have_text(stream)
     expect(bob.locator("#stream-events tr.flagged")).to_have_count(1)
     shot(bob, "audit-violation")
+
+    # A waiting place's estimate counts down between the standing's updates,
+    # which come only when the position changes.
+    dave = watch(browser.new_context(), "dave")
+    dave.goto(BASE + "/")
+    dave.evaluate("showStanding({status: 'waiting', position: 3, estimated_wait_seconds: 61, expires_at: null})")
+    expect(dave.locator("#wait")).to_have_text("about 2 min")
+    expect(dave.locator("#wait")).to_have_text("under a minute", timeout=5_000)
 
     # Browsers ask for /favicon.ico whatever a page links to.
     icon = bob.request.get(BASE + "/favicon.ico")
