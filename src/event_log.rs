@@ -13,6 +13,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use sqlx::{PgPool, Row};
 
 /// Advisory lock key of the positioner, so one instance assigns at a time.
@@ -33,9 +34,17 @@ pub struct LoggedEvent {
     pub sequence: i64,
     pub event_type: String,
     pub event_version: String,
-    pub payload: serde_json::Value,
-    pub metadata: serde_json::Value,
-    pub recorded_at: DateTime<Utc>,
+    /// The stored JSON as it is, also one that serde_json would not read
+    /// into a value (a number past `f64`, nesting past 128 levels): a log
+    /// edited so must still be shown, for the audit names it.
+    #[schema(value_type = Object)]
+    pub payload: Box<RawValue>,
+    #[schema(value_type = Object)]
+    pub metadata: Box<RawValue>,
+    /// Null only for a value no service wrote (`infinity`, a year past
+    /// 262,142): an edited row, which the audit names.
+    #[schema(required = true)]
+    pub recorded_at: Option<DateTime<Utc>>,
 }
 
 /// Positions every event whose transaction has certainly ended; returns how many.
@@ -98,8 +107,21 @@ where
     Ok(rows)
 }
 
-pub(crate) const EVENT_COLUMNS: &str =
-    "position, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at, hash";
+/// `recorded_at`, or null where it is no time the service can have written:
+/// PostgreSQL takes `infinity` and years up to 294,276, and decoding either
+/// into a `DateTime` panicked, so one edited row stopped every reader of the log.
+macro_rules! recorded_at {
+    () => {
+        "case when recorded_at > '-infinity' and recorded_at < '262143-01-01 00:00:00+00' \
+         then recorded_at end as recorded_at"
+    };
+}
+
+pub(crate) const EVENT_COLUMNS: &str = concat!(
+    "position, aggregate_type, aggregate_id, sequence, event_type, event_version, ",
+    "payload::text as payload, metadata::text as metadata, hash, ",
+    recorded_at!(),
+);
 
 /// Up to `limit` positioned events after `after`, in commit order, of one
 /// stream (`TYPE`, `ID`) when given. A keyset page is one short statement
@@ -177,14 +199,7 @@ pub const LAST_POSITION: &str = "select coalesce(max(position), 0) from events";
 
 /// An event row of `EVENT_COLUMNS`, its hash shown in its metadata.
 pub(crate) fn logged_event(row: &sqlx::postgres::PgRow) -> sqlx::Result<LoggedEvent> {
-    let mut metadata: serde_json::Value = row.try_get("metadata")?;
     let hash: Option<Vec<u8>> = row.try_get("hash")?;
-    if let (Some(object), Some(hash)) = (metadata.as_object_mut(), hash) {
-        object.insert(
-            "hash".to_string(),
-            serde_json::Value::String(hex::encode(hash)),
-        );
-    }
     Ok(LoggedEvent {
         position: row.try_get("position")?,
         aggregate_type: row.try_get("aggregate_type")?,
@@ -192,10 +207,36 @@ pub(crate) fn logged_event(row: &sqlx::postgres::PgRow) -> sqlx::Result<LoggedEv
         sequence: row.try_get("sequence")?,
         event_type: row.try_get("event_type")?,
         event_version: row.try_get("event_version")?,
-        payload: row.try_get("payload")?,
-        metadata,
+        payload: stored_json(row.try_get("payload")?)?,
+        metadata: metadata_with_hash(row.try_get("metadata")?, hash)?,
         recorded_at: row.try_get("recorded_at")?,
     })
+}
+
+/// JSON text from a `json` column as serde_json writes it, or, where serde_json
+/// cannot read it into a value, as it is stored (PostgreSQL checked its
+/// syntax) on one line: a line break outside a string is only spacing.
+fn stored_json(text: String) -> sqlx::Result<Box<RawValue>> {
+    let shown = match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(value) => serde_json::value::to_raw_value(&value),
+        Err(_) => RawValue::from_string(text.replace(['\n', '\r'], " ")),
+    };
+    shown.map_err(|error| sqlx::Error::Decode(Box::new(error)))
+}
+
+/// The stored metadata with the row's hash added, when it reads as an object.
+fn metadata_with_hash(text: String, hash: Option<Vec<u8>>) -> sqlx::Result<Box<RawValue>> {
+    let Some(hash) = hash else {
+        return stored_json(text);
+    };
+    match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&text) {
+        Ok(mut object) => {
+            object.insert("hash".to_string(), hex::encode(hash).into());
+            serde_json::value::to_raw_value(&object)
+                .map_err(|error| sqlx::Error::Decode(Box::new(error)))
+        }
+        Err(_) => stored_json(text),
+    }
 }
 
 /// One stored event as text, exactly as the hash chain covers it.
@@ -257,11 +298,12 @@ pub const WALK_BATCH: i64 = 10_000;
 /// The next `WALK_BATCH` positioned events after `after` and up to `upto`.
 /// Walking the log by keyset pages keeps memory flat however long it is.
 pub async fn raw_batch(pool: &PgPool, after: i64, upto: i64) -> sqlx::Result<Vec<RawEvent>> {
-    let rows = sqlx::query(
+    let rows = sqlx::query(concat!(
         "select position, aggregate_type, aggregate_id, sequence, event_type, event_version,
-                payload::text as payload, metadata::text as metadata, hash, recorded_at
-         from events where position > $1 and position <= $2 order by position limit $3",
-    )
+                    payload::text as payload, metadata::text as metadata, hash, ",
+        recorded_at!(),
+        " from events where position > $1 and position <= $2 order by position limit $3"
+    ))
     .bind(after)
     .bind(upto)
     .bind(WALK_BATCH)

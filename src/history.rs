@@ -71,22 +71,27 @@ fn print_event(
     if json {
         writeln!(out, "{}", serde_json::to_string(event)?)?;
     } else {
-        let body = event
-            .payload
-            .as_object()
-            .and_then(|object| object.values().next())
-            .unwrap_or(&event.payload);
-        writeln!(
-            out,
-            "{:>8}  {}  {}/{} #{}  {} v{}  {body}",
+        // The event's body without its one-key envelope; a payload serde_json
+        // cannot read into a value (an edited one) is shown as it is stored.
+        let payload = serde_json::from_str::<serde_json::Value>(event.payload.get()).ok();
+        let body = match payload.as_ref().and_then(|payload| payload.as_object()) {
+            Some(object) if object.len() == 1 => object.values().next().map(ToString::to_string),
+            _ => None,
+        }
+        .unwrap_or_else(|| event.payload.get().to_string());
+        let recorded_at = event
+            .recorded_at
+            .map_or_else(|| "(no time)".to_string(), crate::clock::rfc3339);
+        let line = format!(
+            "{:>8}  {recorded_at}  {}/{} #{}  {} v{}  {body}",
             event.position.unwrap_or_default(),
-            crate::clock::rfc3339(event.recorded_at),
             event.aggregate_type,
             event.aggregate_id,
             event.sequence,
             event.event_type,
             event.event_version,
-        )?;
+        );
+        writeln!(out, "{}", crate::terminal::printable(&line))?;
     }
     Ok(())
 }

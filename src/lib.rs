@@ -62,5 +62,7 @@ pub mod startup;
 pub mod state;
 /// Logs and metrics.
 pub mod telemetry;
+/// Stored text made safe to print on a terminal.
+pub mod terminal;
 /// Signed queue tokens.
 pub mod tokens;

@@ -10,6 +10,7 @@ use concert::config::{Cli, Command, Config};
 use concert::private_postgres::{supervise, PrivatePostgres, Supervised};
 use concert::progress::Progress;
 use concert::startup;
+use concert::terminal::printable;
 use tokio::sync::watch;
 
 /// The database a command runs against, and who looks after it.
@@ -282,9 +283,10 @@ async fn run(
             .await?;
             progress.finish(report.events);
             for violation in &report.violations {
-                println!("VIOLATION [{}] {}", violation.rule, violation.detail);
+                let detail = printable(&violation.detail);
+                println!("VIOLATION [{}] {detail}", violation.rule);
                 for event in &violation.events {
-                    println!("    {event}");
+                    println!("    {}", printable(event));
                 }
             }
             if let Some(checkpoint) = checkpoint {

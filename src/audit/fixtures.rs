@@ -21,7 +21,7 @@ pub fn row(
         payload: payload.to_string(),
         metadata: "{}".to_string(),
         hash: None,
-        recorded_at: None,
+        recorded_at: Some(chrono::DateTime::UNIX_EPOCH),
     }
 }
 

@@ -1,7 +1,8 @@
 //! The log itself: positions run 1, 2, 3… without a hole, each stream's sequences run 1, 2, 3…
 //! without a gap, each row's hash chains over its stream's previous one,
 //! as the insert trigger of `migrations/0003` computed it, and each event
-//! is of the version the service writes.
+//! is of the version the service writes and carries a time it can have been
+//! recorded at.
 
 use std::collections::HashMap;
 
@@ -75,6 +76,14 @@ impl LogChain {
             let detail = "the stored hash does not match the event and its predecessor: edited, deleted or reordered";
             found.push(Violation::new(
                 "hash chain intact",
+                detail,
+                vec![row.label()],
+            ));
+        }
+        if row.recorded_at.is_none() {
+            let detail = "recorded_at is no time the database stamps (infinity, or a year past 262,142): edited";
+            found.push(Violation::new(
+                "events carry the time they were recorded",
                 detail,
                 vec![row.label()],
             ));
@@ -230,6 +239,17 @@ mod tests {
         log[0].hash = None;
 
         assert_eq!(rules(&check(&log)), ["hash chain intact"]);
+    }
+
+    #[test]
+    fn an_event_whose_time_could_not_be_read_is_named() {
+        let mut log = chain(vec![event(1, "Wallet/a", 1, "5")]);
+        log[0].recorded_at = None;
+
+        assert_eq!(
+            rules(&check(&log)),
+            ["events carry the time they were recorded"]
+        );
     }
 
     #[test]

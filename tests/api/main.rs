@@ -9,6 +9,7 @@ mod audit_paging;
 mod audit_sale_tickets;
 mod audit_tampering;
 mod audit_ttls;
+mod audit_unreadable;
 mod bad_input;
 mod booking;
 mod checkpoints;
