@@ -32,6 +32,7 @@ pub(super) fn attach(data_dir: PathBuf, owner: i32) -> Result<PrivatePostgres> {
                 data_dir: data_dir.clone(),
                 pgdata: pgdata.clone(),
                 endpoint,
+                own_socket_dir: None,
                 server: None,
                 launcher: None,
             };

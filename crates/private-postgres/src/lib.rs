@@ -18,10 +18,10 @@
 //! run as the `postgres` system user (or `nobody`), and the data folder is
 //! handed to that user.
 //!
-//! Clients connect through a unix socket in the data folder (only the socket's
-//! owner and root may use it) when its path is short enough, else through TCP
-//! on a free loopback port. Authentication is `trust`: see the caveat on TCP in
-//! [`PrivatePostgres::url_for`].
+//! Clients connect through a unix socket, never TCP: in the data folder when
+//! its path is short enough, else in a fresh private folder under the
+//! temporary folder. Authentication is `trust`: only the socket's owner and
+//! root may use it.
 
 use std::fmt;
 use std::io;
@@ -51,7 +51,7 @@ mod tools;
 use binaries::{read_cluster_version, Binaries};
 use cluster::{clear_stale_lock, init_cluster};
 use connect::{ensure_database, run_blocking};
-use endpoint::{free_loopback_port, percent_encode, socket_endpoint, Endpoint};
+use endpoint::{percent_encode, private_socket_dir, socket_endpoint, Endpoint};
 pub use error::PrivatePostgresError;
 use error::Result;
 use launch::Launcher;
@@ -76,8 +76,6 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long to wait after SIGQUIT, then after SIGKILL.
 const KILL_TIMEOUT: Duration = Duration::from_secs(10);
-/// How many free loopback ports to try when another process grabs ours.
-const TCP_ATTEMPTS: usize = 5;
 /// How many lines of postgres.log to quote in errors.
 const LOG_TAIL_LINES: usize = 40;
 /// Server settings for a booking service on a small box. Durability stays on.
@@ -101,6 +99,8 @@ pub struct PrivatePostgres {
     pgdata: PathBuf,
     log_path: PathBuf,
     endpoint: Endpoint,
+    /// The socket's folder when it is not the data folder, removed at the stop.
+    own_socket_dir: Option<PathBuf>,
     server: Option<ServerProcess>,
     /// What (re)starts the server; `None` when attached to another `concert`'s server.
     launcher: Option<Launcher>,
@@ -164,8 +164,18 @@ impl PrivatePostgres {
 
         check_cluster_access(&pgdata, &run_as)?;
         leftovers::take_over(&data_dir, &pgdata)?;
-        let socket_endpoint = socket_endpoint(&data_dir);
-        if let Some(Endpoint::Socket { dir, port }) = &socket_endpoint {
+        let (endpoint, own_socket_dir) = match socket_endpoint(&data_dir) {
+            Some(endpoint) => (endpoint, None),
+            None => {
+                let dir = private_socket_dir(&run_as)?;
+                let endpoint = Endpoint::Socket {
+                    dir: dir.clone(),
+                    port: SOCKET_PORT,
+                };
+                (endpoint, Some(dir))
+            }
+        };
+        if let Endpoint::Socket { dir, port } = &endpoint {
             clear_stale_lock(&dir.join(format!(".s.PGSQL.{port}.lock")), &pgdata)?;
         }
         clear_stale_lock(&pgdata.join("postmaster.pid"), &pgdata)?;
@@ -176,7 +186,8 @@ impl PrivatePostgres {
             data_dir,
             pgdata,
             log_path,
-            endpoint: Endpoint::Tcp { port: 0 },
+            endpoint,
+            own_socket_dir,
             server: None,
             launcher: Some(Launcher {
                 binaries,
@@ -184,28 +195,8 @@ impl PrivatePostgres {
                 log,
             }),
         };
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            pg.endpoint = match &socket_endpoint {
-                Some(endpoint) => endpoint.clone(),
-                None => Endpoint::Tcp {
-                    port: free_loopback_port()?,
-                },
-            };
-            match pg.launch() {
-                Ok(()) => break,
-                Err(PrivatePostgresError::Exited { tail, .. })
-                    if matches!(pg.endpoint, Endpoint::Tcp { .. })
-                        && (tail.contains("could not bind")
-                            || tail.contains("could not create any TCP/IP sockets"))
-                        && attempt < TCP_ATTEMPTS =>
-                {
-                    tracing::debug!("loopback port taken meanwhile; trying another");
-                }
-                Err(e) => return Err(disk::explain(e, &pg.data_dir)),
-            }
-        }
+        pg.launch()
+            .map_err(|error| disk::explain(error, &pg.data_dir))?;
 
         let admin = pg.connect_options("postgres")?;
         let app = pg.connect_options(DATABASE)?;
@@ -219,11 +210,11 @@ impl PrivatePostgres {
         Ok(pg)
     }
 
-    /// A sqlx-compatible URL for database `db` on this server (unix socket dir via `?host=/abs/dir` when the socket path is short enough (<100 bytes), else `postgres://postgres@127.0.0.1:PORT/db`).
+    /// A sqlx-compatible URL for database `db` on this server: its socket's
+    /// folder as `?host=/abs/dir` (or `postgres://postgres@127.0.0.1:PORT/db`
+    /// for a server an older release started on TCP).
     ///
-    /// Authentication is `trust`. Over the unix socket only its owner and root
-    /// can connect; over TCP any local user could, so the TCP fallback is only
-    /// meant for single-user machines (containers, CI, a developer's box).
+    /// Authentication is `trust`: only the socket's owner and root can connect.
     pub fn url_for(&self, db: &str) -> String {
         let db = percent_encode(db.as_bytes());
         match &self.endpoint {
@@ -259,6 +250,10 @@ impl PrivatePostgres {
         self.stop_server();
         if self.launcher.is_some() {
             owner::release(&self.data_dir);
+        }
+        if let Some(dir) = self.own_socket_dir.take() {
+            // Empty once the server has stopped; left as it is otherwise.
+            let _ = std::fs::remove_dir(dir);
         }
     }
 

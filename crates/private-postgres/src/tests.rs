@@ -108,23 +108,41 @@ fn restart_keeps_data() {
     );
 }
 
+/// A data folder too long to hold the socket gets a private socket folder
+/// of its own, not a loopback port: with `trust` authentication, TCP let
+/// every local user in as superuser.
 #[test]
-fn long_data_dir_falls_back_to_tcp() {
-    let tmp = TempDir::new("tcp");
+fn a_long_data_dir_gets_a_private_socket_folder_and_no_tcp() {
+    use std::os::unix::fs::MetadataExt;
+
+    let tmp = TempDir::new("long");
     let data_dir = tmp.0.join("x".repeat(100));
     let pg = PrivatePostgres::start(&data_dir).expect("start");
     let url = pg.database_url();
-    assert!(url.starts_with("postgres://postgres@127.0.0.1:"), "{url}");
-    assert!(url.ends_with("/concert"), "{url}");
-    let db: String = block_on(async {
+    let Endpoint::Socket { dir, .. } = pg.endpoint.clone() else {
+        panic!("served on TCP: {url}");
+    };
+    assert!(
+        url.ends_with(&format!(
+            "?host={}",
+            percent_encode(dir.as_os_str().as_bytes())
+        )),
+        "{url}"
+    );
+    assert!(!dir.starts_with(&data_dir), "{}", dir.display());
+    let meta = fs::metadata(&dir).unwrap();
+    assert_eq!(meta.mode() & 0o777, 0o700, "{}", dir.display());
+    let (db, listening): (String, String) = block_on(async {
         let mut conn = PgConnection::connect(&url).await.unwrap();
-        sqlx::query_scalar("select current_database()::text")
+        sqlx::query_as("select current_database()::text, current_setting('listen_addresses')")
             .fetch_one(&mut conn)
             .await
             .unwrap()
     });
     assert_eq!(db, "concert");
+    assert_eq!(listening, "", "no TCP address");
     pg.stop();
+    assert!(!dir.exists(), "the socket folder goes with the server");
 }
 
 #[test]
@@ -251,6 +269,7 @@ fn urls() {
             dir: PathBuf::from("/srv/my app+x"),
             port: 5432,
         },
+        own_socket_dir: None,
         server: None,
         launcher: None,
     };
