@@ -18,7 +18,7 @@ enum Database {
     /// Someone else's (`DATABASE_URL`).
     External(String),
     /// Our private server, for a one-off command (or another `concert`'s, attached).
-    Private(PrivatePostgres),
+    Private(Box<PrivatePostgres>),
     /// Our private server while serving: restarted when it dies.
     Supervised(Supervised),
 }
@@ -63,7 +63,7 @@ fn main() -> ExitCode {
         }
         // Tools reach the server of a `concert serve` running on the same folder.
         None => match PrivatePostgres::attach_or_start(&cli.config.data_dir) {
-            Ok(server) => Database::Private(server),
+            Ok(server) => Database::Private(Box::new(server)),
             Err(error) => return fail(error),
         },
     };
