@@ -237,8 +237,10 @@ impl Config {
     pub fn identity(&self) -> crate::identity::IdentitySettings {
         crate::identity::IdentitySettings {
             jwks_file: self.auth_jwks_file.clone(),
-            issuer: self.auth_issuer.clone(),
-            audience: self.auth_audience.clone(),
+            // Empty is unset, as for the admin token and `DATABASE_URL`: an
+            // empty `iss` or `aud` to require refused every user token.
+            issuer: set(&self.auth_issuer),
+            audience: set(&self.auth_audience),
         }
     }
 
@@ -276,6 +278,11 @@ fn whole_in(text: &str, low: u64, high: u64) -> Result<u64, String> {
 /// empty entry (`CONCERT_CORS_ORIGINS=`) allows nothing, as no setting.
 /// A bearer token arrives without the spaces around it: a token set with
 /// them would refuse every request, silently.
+/// A setting given as nothing but spaces is not given.
+fn set(value: &Option<String>) -> Option<String> {
+    value.clone().filter(|value| !value.trim().is_empty())
+}
+
 fn admin_token(text: &str) -> Result<String, String> {
     if text.trim().len() == text.len() || text.trim().is_empty() {
         Ok(text.to_string())
@@ -318,6 +325,17 @@ fn default_pool_size() -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_issuer_or_audience_is_not_required_of_user_tokens() {
+        let config = Cli::try_parse_from(["concert", "--auth-issuer", "", "--auth-audience", " "])
+            .unwrap()
+            .config;
+
+        let identity = config.identity();
+
+        assert_eq!((identity.issuer, identity.audience), (None, None));
+    }
 
     #[test]
     fn cors_origins_are_trimmed_normalised_and_checked() {
