@@ -81,7 +81,7 @@ async function loadPage({ after, before }) {
     }
     audit.first = page.events[0]?.position ?? 0;
     audit.next = page.next;
-    $("events").replaceChildren(...feedRows(page.events));
+    $("events").replaceChildren(...feedRows(page.events, { after, before }));
     $("page-range").textContent = page.events.length
       ? `events ${audit.first}–${page.events[page.events.length - 1].position}`
       : "no events yet";
@@ -91,21 +91,16 @@ async function loadPage({ after, before }) {
   }
 }
 
-// The page's events, with a row where positions are missing between two of
-// them: positions run 1, 2, 3… without a hole, so a hole is an event gone.
-function feedRows(events) {
+// The page's events, with a row wherever positions are missing: positions
+// run 1, 2, 3… without a hole, so a hole is an event gone. Also at the
+// page's edges: after the position it was asked `after`, before the one it
+// was asked `before`, and before its first event when a page asked `before`
+// came back short (it starts the log).
+function feedRows(events, { after, before }) {
   const rows = [];
-  let previous = null;
+  let previous = after ?? (events.length < PAGE ? 0 : null);
   for (const event of events) {
-    if (previous !== null && event.position > previous + 1) {
-      const gap = document.createElement("tr");
-      gap.className = "flagged";
-      const missing = event.position - previous - 1 === 1 ? `position ${previous + 1} is` : `positions ${previous + 1}–${event.position - 1} are`;
-      const note = cell(`${missing} missing from the log`);
-      note.colSpan = 6;
-      gap.append(note);
-      rows.push(gap);
-    }
+    if (previous !== null && event.position > previous + 1) rows.push(holeRow(previous, event.position));
     previous = event.position;
     const row = document.createElement("tr");
     const streamCell = cell("");
@@ -114,7 +109,21 @@ function feedRows(events) {
       cell(event.metadata.actor || ""), cell(utc(event.recorded_at)));
     rows.push(row);
   }
+  if (before !== undefined && before !== END && previous !== null && before > previous + 1) {
+    rows.push(holeRow(previous, before));
+  }
   return rows;
+}
+
+// A row saying that the positions between `previous` and `next` are missing.
+function holeRow(previous, next) {
+  const hole = document.createElement("tr");
+  hole.className = "flagged";
+  const missing = next - previous - 1 === 1 ? `position ${previous + 1} is` : `positions ${previous + 1}–${next - 1} are`;
+  const note = cell(`${missing} missing from the log`);
+  note.colSpan = 6;
+  hole.append(note);
+  return hole;
 }
 
 async function loadStream(type, id) {

@@ -353,6 +353,19 @@ with sync_playwright() as playwright:
     expect(bob.locator("#page-range")).to_have_text(first_range)
     expect(bob.locator("#events tr").first.locator("td").nth(5)).to_have_text(
         re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$"))
+    # A hole at a page's start is marked as one between two of its events
+    # is: position 1 gone (stubbed: the store here is intact).
+    def first_event_gone(route):
+        answer = route.fetch().json()
+        answer["events"] = answer["events"][1:]
+        route.fulfill(json=answer)
+
+    bob.route(re.compile(r".*/audit/events\?after=0&.*"), first_event_gone)
+    bob.click("#first-page")
+    expect(bob.locator("#events tr.flagged")).to_have_text("position 1 is missing from the log")
+    bob.unroute(re.compile(r".*/audit/events\?after=0&.*"))
+    bob.click("#first-page")
+    expect(bob.locator("#events tr.flagged")).to_have_count(0)
     bob.locator("#events a", has_text="QueueTicket").first.click()  # entered, admitted, expired
     expect(bob.locator("#stream-events tr")).to_have_count(3)
     # A refused audit's message goes with the next audit's answer.
