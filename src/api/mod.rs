@@ -14,7 +14,7 @@ mod health;
 mod idempotent;
 mod json_headers;
 mod links;
-mod live;
+pub(crate) mod live;
 pub(crate) mod middleware;
 mod paged_array;
 mod pages;

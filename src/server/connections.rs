@@ -25,6 +25,7 @@ use tower::ServiceExt;
 use super::event_streams;
 use super::idle::Activity;
 use super::parse_errors::ProblemsForParseErrors;
+use super::stalled_streams::StreamWatch;
 use super::unread_bodies;
 
 /// HTTP/2 connections are pinged this often, and closed when a ping is not
@@ -141,7 +142,9 @@ impl Connections {
 }
 
 /// Serves one connection with hyper until it ends; closes it gracefully when
-/// the service stops or when it has had nothing in flight for `idle_within`.
+/// the service stops or when it has had nothing in flight for `idle_within`,
+/// and drops it when an event stream on it is stuck behind a client that
+/// reads nothing (`stalled_streams`).
 async fn serve_with_hyper(
     stream: TcpStream,
     remote: SocketAddr,
@@ -152,13 +155,19 @@ async fn serve_with_hyper(
 ) {
     let activity = Activity::default();
     let counted = activity.clone();
+    let streams = StreamWatch::default();
+    let watching = streams.clone();
     let service = tower::service_fn(move |request: Request<Incoming>| {
         let (router, in_flight) = (router.clone(), counted.begin());
+        let watching = watching.clone();
         async move {
             let (mut request, body_read) = unread_bodies::watch(request);
             request.extensions_mut().insert(ConnectInfo(remote));
             let Ok(mut response) = router.oneshot(request).await;
             unread_bodies::close_if_unread(&mut response, body_read);
+            if is_event_stream(&response) {
+                response = response.map(|body| watching.watch(body));
+            }
             // In flight until its body has been sent, or dropped.
             Ok::<_, Infallible>(response.map(|body| {
                 Body::new(body.map_frame(move |frame| {
@@ -190,8 +199,17 @@ async fn serve_with_hyper(
                 connection.as_mut().graceful_shutdown();
                 closing = true;
             }
+            // Its client reads nothing: dropped, as nothing could be sent.
+            () = streams.stalled() => return,
         }
     }
+}
+
+fn is_event_stream<B>(response: &axum::http::Response<B>) -> bool {
+    response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"text/event-stream"))
 }
 
 /// A client that gave up before its connection was accepted is no fault of

@@ -137,6 +137,11 @@ pub async fn serve(
     let (reader, writer) = stream.split();
     if let Err(error) = answer(response, reader, writer).await {
         tracing::trace!(%error, "event stream ended with a socket error");
+        if error.kind() == io::ErrorKind::TimedOut {
+            // Reset rather than closed: a close keeps what the client never
+            // read queued in the kernel, megabytes a stream, for minutes.
+            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+        }
     }
 }
 
@@ -154,7 +159,7 @@ async fn hung_up(stream: &TcpStream) {
 /// that stopped reading (its receive window shut) otherwise held its
 /// connection's place and its token's stream for good, its stream no longer
 /// polled to see the token lapse or the service stop.
-const WRITE_DEADLINE: Duration = Duration::from_secs(30);
+pub(super) const WRITE_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Writes `response`: a body of known length at once, any other chunk by
 /// chunk as it comes until it ends or the client goes away.

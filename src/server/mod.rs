@@ -6,6 +6,7 @@ mod event_streams;
 mod idle;
 mod open_files;
 mod parse_errors;
+mod stalled_streams;
 mod unread_bodies;
 
 use std::io::Write;

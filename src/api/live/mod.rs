@@ -20,7 +20,7 @@ use crate::state::AppState;
 
 /// API.md: a comment at least every 15 s keeps proxies from closing a
 /// stream; every 10 s, whatever else is sent, leaves a margin for slow writes.
-const KEEP_ALIVE: Duration = Duration::from_secs(10);
+pub(crate) const KEEP_ALIVE: Duration = Duration::from_secs(10);
 
 /// The OpenAPI description of the two streams.
 #[derive(utoipa::OpenApi)]
