@@ -183,13 +183,24 @@ async fn list(pg_restore: &Path, file: &Path) -> Result<usize, BackupError> {
         });
     }
     let toc = String::from_utf8_lossy(&output.stdout);
-    if !toc
-        .lines()
-        .any(|line| line.contains(" TABLE DATA public events "))
-    {
+    if !is_a_concert_store(&toc) {
         return Err(BackupError::NotAConcertBackup(file.to_path_buf()));
     }
     Ok(toc.lines().filter(|line| !line.starts_with(';')).count())
+}
+
+/// Whether an archive's table of contents holds the tables every concert
+/// store has had since its first migration. An `events` table alone is not
+/// enough: another application's archive with one was restored, and then
+/// the migrations failed on it, leaving a store that neither served nor took
+/// a restore again.
+fn is_a_concert_store(toc: &str) -> bool {
+    ["events", "snapshots", "_sqlx_migrations"]
+        .iter()
+        .all(|table| {
+            let data = format!(" TABLE DATA public {table} ");
+            toc.lines().any(|line| line.contains(&data))
+        })
 }
 
 /// Refuses a store that has events, or that other sessions use (a running
@@ -329,4 +340,22 @@ async fn settle_set_aside_schema(
         .await?;
     transaction.commit().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_archive_is_a_concert_store_by_its_event_log_snapshots_and_migrations() {
+        let concert = "3401; 0 16401 TABLE DATA public _sqlx_migrations postgres\n\
+                       3402; 0 16412 TABLE DATA public events postgres\n\
+                       3403; 0 16420 TABLE DATA public snapshots postgres\n";
+        let foreign = "3301; 0 16390 TABLE DATA public customers app\n\
+                       3302; 0 16385 TABLE DATA public events app\n";
+
+        assert!(is_a_concert_store(concert));
+        assert!(!is_a_concert_store(foreign));
+        assert!(!is_a_concert_store(""));
+    }
 }

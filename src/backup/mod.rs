@@ -60,7 +60,7 @@ pub enum BackupError {
         detail: String,
     },
     /// The archive is not of a concert store.
-    #[error("{} is a PostgreSQL archive but not of a concert store (it has no event log); nothing was changed", .0.display())]
+    #[error("{} is a PostgreSQL archive but not of a concert store (it lacks the event log, snapshots or migrations of one); nothing was changed", .0.display())]
     NotAConcertBackup(PathBuf),
     /// The store already has events.
     #[error("refusing to restore: the store already holds {events} events; restore only into an empty store (a fresh CONCERT_DATA_DIR or an empty database)")]
