@@ -43,6 +43,7 @@ pub struct BackupReport {
 
 /// Writes a consistent copy of the database at `url` to `file`.
 pub async fn backup(url: &str, file: &Path) -> Result<BackupReport, BackupError> {
+    let file = &written_to(file)?;
     let pg_dump = server_tool("pg_dump").ok_or(BackupError::NoTool("pg_dump"))?;
     let mut meter = Meter::new("backup");
     let mut snapshot_holder = PgConnection::connect(url).await?;
@@ -99,6 +100,30 @@ pub async fn backup(url: &str, file: &Path) -> Result<BackupReport, BackupError>
         unpositioned,
         seconds: meter.elapsed(),
     })
+}
+
+/// The file a backup to `file` replaces: `file`, or the file a link there
+/// names. The copy is renamed into place, and a rename replaces a link, a
+/// FIFO or a device node itself (as root, `/dev/stdout`): those are refused,
+/// and a link is written through.
+fn written_to(file: &Path) -> Result<PathBuf, BackupError> {
+    let refused = |why: &str| {
+        let error = std::io::Error::new(std::io::ErrorKind::InvalidInput, why.to_string());
+        Err(io_err(format!("writing the backup to {}", file.display()))(
+            error,
+        ))
+    };
+    let Ok(link) = std::fs::symlink_metadata(file) else {
+        return Ok(file.to_path_buf());
+    };
+    match std::fs::metadata(file) {
+        Ok(target) if target.is_file() && link.file_type().is_symlink() => {
+            std::fs::canonicalize(file).map_err(io_err(format!("following {}", file.display())))
+        }
+        Ok(target) if target.is_file() => Ok(file.to_path_buf()),
+        Ok(_) => refused("it is not a regular file (a folder, FIFO or device); give a file's path"),
+        Err(_) => refused("it is a link to nothing; give a file's path"),
+    }
 }
 
 /// `<file>.<pid>.partial`: where this run's dump goes until it is complete.
@@ -177,4 +202,38 @@ async fn dump(
         .await
         .map_err(io_err(format!("syncing {}", path.display())))?;
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backup_writes_through_a_link_and_refuses_what_is_not_a_file() {
+        let folder =
+            std::env::temp_dir().join(format!("concert-backup-target-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&folder);
+        std::fs::create_dir_all(&folder).unwrap();
+        let target = folder.join("target.dump");
+        std::fs::write(&target, b"old").unwrap();
+        let link = folder.join("latest.dump");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let dangling = folder.join("dangling.dump");
+        std::os::unix::fs::symlink(folder.join("gone"), &dangling).unwrap();
+        let fifo = folder.join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+
+        assert_eq!(written_to(&link).unwrap(), target.canonicalize().unwrap());
+        assert_eq!(written_to(&target).unwrap(), target);
+        let new = folder.join("new.dump");
+        assert_eq!(written_to(&new).unwrap(), new);
+        for refused in [&fifo, &dangling, &folder] {
+            assert!(written_to(refused).is_err(), "{}", refused.display());
+        }
+        std::fs::remove_dir_all(&folder).unwrap();
+    }
 }
