@@ -133,7 +133,7 @@ fn chained_hash(previous: &[u8], row: &RawEvent) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::fixtures::{row, rules};
+    use crate::audit::fixtures::{row, rules, stored};
 
     #[test]
     fn a_sound_log_has_no_violation() {
@@ -293,7 +293,7 @@ mod tests {
     }
 
     fn event(position: i64, stream: &str, sequence: i64, payload: &str) -> RawEvent {
-        row(position, stream, sequence, "Charged", payload)
+        stored(row(position, stream, sequence, "Charged", payload))
     }
 
     /// Gives each row the hash the insert trigger would have stored.

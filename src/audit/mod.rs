@@ -323,14 +323,14 @@ fn check_hold(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fixtures::{row, rules};
+    use fixtures::{row, rules, stored};
 
     #[test]
     fn a_row_is_checked_as_log_entry_then_payment_then_balance() {
         let refund = r#"{"Refunded":{"payment_id":"00000000-0000-0000-0000-000000000001","amount":100,"balance":0}}"#;
         let mut checks = Checks::new(1.into());
 
-        checks.apply(&row(1, "Wallet/w", 1, "Refunded", refund));
+        checks.apply(&stored(row(1, "Wallet/w", 1, "Refunded", refund)));
 
         assert_eq!(
             rules(&checks.found),
@@ -371,7 +371,7 @@ mod tests {
     fn an_unreadable_row_is_still_checked_as_a_log_entry() {
         let mut checks = Checks::new(1.into());
 
-        checks.apply(&row(1, "Seat/s", 2, "SeatHeld", "{broken"));
+        checks.apply(&stored(row(1, "Seat/s", 2, "SeatHeld", "{broken")));
 
         assert_eq!(
             rules(&checks.found),
