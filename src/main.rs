@@ -243,8 +243,8 @@ async fn run(
                     .await?;
             progress.finish(report.events);
             println!(
-                "read models rebuilt from {} events ({} streams caught up during the swap)",
-                report.events, report.caught_up_streams
+                "read models rebuilt from {} events ({} streams caught up during the swap); {} snapshots dropped",
+                report.events, report.caught_up_streams, report.snapshots_dropped
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -9,6 +9,9 @@
 //! The fresh tables get what the live ones carry besides rows and columns
 //! (index names, storage options, owner, privileges, comment) before they are
 //! filled: see `live_settings`.
+//!
+//! Then it drops every snapshot: the service decides on a snapshot as on the
+//! log, so one edited behind the log's back would outlive the rebuild.
 
 mod live_settings;
 
@@ -56,6 +59,8 @@ const BUILD_SCHEMA: &str = "concert_replay";
 pub struct ReplayReport {
     pub events: u64,
     pub caught_up_streams: u64,
+    /// Snapshots dropped after the swap.
+    pub snapshots_dropped: u64,
 }
 
 /// Why a replay failed; the live read models are untouched then.
@@ -193,10 +198,24 @@ pub async fn replay(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
+    let snapshots_dropped = drop_snapshots(pool).await?;
     Ok(ReplayReport {
         events: done,
         caught_up_streams,
+        snapshots_dropped,
     })
+}
+
+/// Drops every snapshot, so each stream is loaded whole until its next
+/// snapshot is due (`store_snapshots` writes one at every hundredth event of a
+/// wallet, with or without one before). Outside the rebuild's transaction: a
+/// writer moving a snapshot on would otherwise wait for the whole rebuild.
+/// A writer that loaded a snapshot dropped here finds it gone when it moves
+/// it on, and decides again on the whole stream, as when another writer
+/// moved it first.
+async fn drop_snapshots(pool: &PgPool) -> sqlx::Result<u64> {
+    let dropped = sqlx::query("delete from snapshots").execute(pool).await?;
+    Ok(dropped.rows_affected())
 }
 
 /// How long one try of the swap waits for the live tables' locks; writers

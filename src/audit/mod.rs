@@ -1,9 +1,9 @@
 //! `concert audit`: reads the whole log once, in commit order, and passes each
 //! event through a set of checks, each a fold over the events it cares about:
 //! the log itself (positions, sequences, hash chain, and a checkpoint taken
-//! before), the catalogue, seats, wallets, payments and the queue; then
-//! compares the read models with what the log says. Memory grows with the number of
-//! aggregates, not events.
+//! before), the catalogue, seats, wallets, payments, the queue and the
+//! stored snapshots; then compares the read models with what the log says.
+//! Memory grows with the number of aggregates, not events.
 
 mod active_limits;
 mod admission_order;
@@ -11,6 +11,7 @@ mod catalogue;
 mod catalogue_rows;
 mod checkpoint;
 mod decode;
+mod entry_numbers;
 mod log_chain;
 mod payments;
 mod queue;
@@ -18,6 +19,7 @@ mod read_models;
 mod sale_tickets;
 mod seats;
 mod served_ttls;
+mod snapshots;
 mod wallets;
 
 #[cfg(test)]
@@ -42,6 +44,7 @@ use sale_tickets::SaleTicketCheck;
 use seats::SeatCheck;
 use served_ttls::Lasting;
 pub use served_ttls::{ServedTtls, Ttls};
+use snapshots::SnapshotCheck;
 use wallets::WalletCheck;
 
 /// A broken rule and the events that show it.
@@ -132,11 +135,14 @@ pub async fn audit_unless_called_off(
     progress: &mut dyn FnMut(u64, u64),
     called_off: &AtomicBool,
 ) -> Result<AuditReport, AuditError> {
+    let mut checks = Checks::new(limits);
+    // Before the log's end is taken, so every event a snapshot covers is
+    // walked.
+    checks.snapshots = SnapshotCheck::load(pool).await?;
     event_log::assign_positions(pool).await?;
     let total: i64 = sqlx::query_scalar("select count(*) from events")
         .fetch_one(pool)
         .await?;
-    let mut checks = Checks::new(limits);
     let mut digest = LogDigest::new(against);
     let mut events = 0;
     let upto = event_log::last_position(pool).await?;
@@ -204,6 +210,7 @@ struct Checks {
     payments: PaymentCheck,
     sale_tickets: SaleTicketCheck,
     queue: QueueCheck,
+    snapshots: SnapshotCheck,
     /// The TTLs served over the log, when recorded.
     ttls: Option<ServedTtls>,
     found: Vec<Violation>,
@@ -219,6 +226,7 @@ impl Checks {
             payments: PaymentCheck::default(),
             sale_tickets: SaleTicketCheck::default(),
             queue: QueueCheck::new(limits),
+            snapshots: SnapshotCheck::default(),
             ttls: None,
             found: Vec::new(),
         }
@@ -252,6 +260,7 @@ impl Checks {
             }
             Ok(Decoded::Wallet(event)) => {
                 self.payments.apply_wallet(row, &event, found);
+                self.snapshots.apply(row, &event, found);
                 self.wallets.apply(row, event, found);
             }
             Ok(Decoded::QueueTicket(event)) => {
@@ -277,6 +286,7 @@ impl Checks {
     async fn finish(mut self, pool: &PgPool, upto: i64) -> Result<Vec<Violation>, AuditError> {
         self.payments.finish(&mut self.found);
         self.queue.finish(&mut self.found);
+        self.snapshots.finish(&mut self.found);
         let rows = read_models::ReadModelRows::load(pool, upto).await?;
         rows.compare(&self.wallets, &self.seats, &self.queue, &mut self.found);
         let moved = |stream: &str| rows.moved(stream);

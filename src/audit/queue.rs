@@ -1,6 +1,6 @@
-//! The queue: a ticket enters once, before it is admitted, is admitted only
-//! while it waits, and no concert ever has more active tickets than the
-//! active limit.
+//! The queue: a ticket enters once, with a number no other entry of its
+//! concert has, before it is admitted, is admitted only while it waits, and
+//! no concert ever has more active tickets than the active limit.
 
 use std::collections::{HashMap, HashSet};
 
@@ -10,6 +10,7 @@ use crate::ids::{ConcertId, UserId};
 
 use super::active_limits::ActiveLimits;
 use super::admission_order::AdmissionOrder;
+use super::entry_numbers::EntryNumbers;
 use super::Violation;
 
 /// The longest admission any setting allows (`CONCERT_QUEUE_ACTIVE_TTL_SECS`
@@ -25,6 +26,7 @@ pub(super) struct QueueCheck {
     /// Each user and concert the log has admitted a ticket of.
     admitted: HashSet<(UserId, ConcertId)>,
     order: AdmissionOrder,
+    numbers: EntryNumbers,
 }
 
 /// One ticket: the concert it queues for, whether it is active, and whether
@@ -56,6 +58,7 @@ impl QueueCheck {
             active: HashMap::new(),
             admitted: HashSet::new(),
             order: AdmissionOrder::default(),
+            numbers: EntryNumbers::default(),
         }
     }
 
@@ -90,6 +93,7 @@ impl QueueCheck {
                     expired: false,
                 };
                 self.tickets.insert(row.aggregate_id.clone(), ticket);
+                self.numbers.entered(row, concert_id, entry_no, found);
                 self.order.entered(row, concert_id, entry_no, entered_at);
             }
             QueueTicketEvent::TicketAdmitted {

@@ -1,6 +1,7 @@
 //! A store edited behind the service's back: the audit names each change (an
 //! edited amount, a deleted charge, a deleted newest event, a spent ticket
-//! set back to active, a forged sale) by the events behind it.
+//! set back to active, a forged sale, a queue's entry counter set back) by
+//! the events behind it.
 
 use uuid::Uuid;
 
@@ -164,4 +165,48 @@ async fn the_audit_names_a_forged_sale() {
         .violations
         .iter()
         .any(|v| v.rule == "a sold seat has one completed payment at its price"));
+}
+
+/// The probe's edit: the concert's entry counter set back, so the entries
+/// after it take numbers already used, and admission order is no longer
+/// first come, first served.
+#[tokio::test]
+async fn the_audit_names_entry_numbers_handed_out_twice_after_the_counter_was_set_back() {
+    let app = spawn_app().await;
+    let concert = app.create_concert(1, 10, 1000).await;
+    for _ in 0..7 {
+        let (status, _) = app.enter_queue(Uuid::new_v4(), &concert.concert_id).await;
+        assert_eq!(status, reqwest::StatusCode::CREATED);
+    }
+    sqlx::query("update queue_lines set issued = 1")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    for _ in 0..6 {
+        app.enter_queue(Uuid::new_v4(), &concert.concert_id).await;
+    }
+    let pool = app.shutdown().await;
+
+    let report = audit(&pool).await;
+
+    let repeated: Vec<_> = report
+        .violations
+        .iter()
+        .filter(|v| v.rule == "entry numbers are used once a concert")
+        .collect();
+    assert_eq!(repeated.len(), 6, "{:#?}", report.violations);
+    assert_eq!(
+        repeated[0].detail,
+        format!(
+            "entry number 2 of concert {} is used again",
+            concert.concert_id
+        )
+    );
+    for violation in repeated {
+        assert!(
+            violation.events.len() == 2
+                && violation.events.iter().all(|e| e.contains("QueueEntered")),
+            "{violation:#?}"
+        );
+    }
 }

@@ -7,6 +7,7 @@ mod audit_catalogue;
 mod audit_forgeries;
 mod audit_paging;
 mod audit_sale_tickets;
+mod audit_snapshots;
 mod audit_tampering;
 mod audit_ttls;
 mod audit_unreadable;

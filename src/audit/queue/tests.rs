@@ -345,3 +345,30 @@ fn expired(ticket: &'static str) -> TicketEvent {
     };
     TicketEvent { ticket, event }
 }
+
+#[test]
+fn an_entry_number_used_twice_in_a_concert_is_named_with_both_entries() {
+    // "a" and "a2" take the same number; "a3" takes it in another concert.
+    let found = run(
+        1,
+        vec![
+            entered("a", CONCERT),
+            entered("b", CONCERT),
+            entered("a2", CONCERT),
+            entered("a3", OTHER_CONCERT),
+        ],
+    );
+
+    assert_eq!(rules(&found), ["entry numbers are used once a concert"]);
+    assert_eq!(
+        found[0].detail,
+        format!("entry number 97 of concert {CONCERT} is used again")
+    );
+    assert_eq!(
+        found[0].events,
+        [
+            "#1 QueueTicket/a seq 1 QueueEntered",
+            "#3 QueueTicket/a2 seq 3 QueueEntered"
+        ]
+    );
+}
