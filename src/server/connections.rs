@@ -178,7 +178,7 @@ async fn serve_with_hyper(
         }
     });
     // hyper's own answer to a request it cannot parse becomes a problem document.
-    let stream = TokioIo::new(ProblemsForParseErrors::new(stream));
+    let stream = TokioIo::new(ProblemsForParseErrors::new(streams.resettable(stream)));
     let connection =
         builder.serve_connection_with_upgrades(stream, TowerToHyperService::new(service));
     tokio::pin!(connection);

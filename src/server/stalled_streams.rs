@@ -9,6 +9,7 @@
 //! outlived its token, whose lapse its body was never asked to tell.
 
 use std::collections::HashMap;
+use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -16,6 +17,8 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use http_body::{Frame, SizeHint};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::event_streams::WRITE_DEADLINE;
@@ -33,6 +36,8 @@ pub struct StreamWatch(Arc<Mutex<Streams>>);
 struct Streams {
     next: u64,
     last_asked: HashMap<u64, Instant>,
+    /// Whether one was found stalled: the connection is then reset.
+    stalled: bool,
 }
 
 impl StreamWatch {
@@ -49,9 +54,18 @@ impl StreamWatch {
         })
     }
 
+    /// The connection's socket, reset when dropped once a stream on it stalled.
+    pub fn resettable(&self, stream: TcpStream) -> Resettable {
+        Resettable {
+            stream,
+            watch: self.clone(),
+        }
+    }
+
     /// Resolves once an open stream's body has gone unasked for `UNASKED_MOST`.
     pub async fn stalled(&self) {
-        self.unasked_for(UNASKED_MOST).await
+        self.unasked_for(UNASKED_MOST).await;
+        self.0.lock().expect("not poisoned").stalled = true;
     }
 
     async fn unasked_for(&self, most: Duration) {
@@ -77,6 +91,62 @@ impl StreamWatch {
         if let Some(asked) = self.0.lock().expect("not poisoned").last_asked.get_mut(&id) {
             *asked = Instant::now();
         }
+    }
+}
+
+/// A connection's socket, reset rather than closed when dropped once its
+/// watch found a stream stalled: a close keeps what the client never read
+/// queued in the kernel, megabytes a stream, for minutes.
+pub struct Resettable {
+    stream: TcpStream,
+    watch: StreamWatch,
+}
+
+impl Drop for Resettable {
+    fn drop(&mut self) {
+        if self.watch.0.lock().expect("not poisoned").stalled {
+            let _ = socket2::SockRef::from(&self.stream).set_linger(Some(Duration::ZERO));
+        }
+    }
+}
+
+impl AsyncRead for Resettable {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Resettable {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
 
