@@ -39,14 +39,24 @@ fn main() -> ExitCode {
         (Some(command), false) => command,
         (Some(_), true) => return fail("--demo goes with serve, the default command"),
     };
+    // `concert audit` exits 1 for a violation and 2 when it could not check
+    // at all, so that a monitor tells a tampered log from a database down.
+    let could_not_run = match command {
+        Command::Audit { .. } => ExitCode::from(2),
+        _ => ExitCode::FAILURE,
+    };
+    let fail = |error: &dyn std::fmt::Display| {
+        fail(error);
+        could_not_run
+    };
     // What can be checked without a database is checked before one starts.
     if let Err(refusal) = startup::check_before_starting(&command, &cli.config) {
-        return fail(refusal);
+        return fail(&refusal);
     }
     let listener = match &command {
         Command::Serve { .. } => match startup::listen(cli.config.bind) {
             Ok(listener) => Some(listener),
-            Err(error) => return fail(error),
+            Err(error) => return fail(&error),
         },
         _ => None,
     };
@@ -58,13 +68,13 @@ fn main() -> ExitCode {
             let _ = concert::telemetry::metrics_handle();
             match PrivatePostgres::start(&cli.config.data_dir) {
                 Ok(server) => Database::Supervised(supervise(server)),
-                Err(error) => return fail(error),
+                Err(error) => return fail(&error),
             }
         }
         // Tools reach the server of a `concert serve` running on the same folder.
         None => match PrivatePostgres::attach_or_start(&cli.config.data_dir) {
             Ok(server) => Database::Private(Box::new(server)),
-            Err(error) => return fail(error),
+            Err(error) => return fail(&error),
         },
     };
     let (url, gave_up) = match &database {
@@ -94,11 +104,11 @@ fn main() -> ExitCode {
         Database::Supervised(supervised) => supervised.stop(),
     };
     if let Err(gave_up) = stopped {
-        return fail(gave_up);
+        return fail(&gave_up);
     }
     match outcome {
         Ok(code) => code,
-        Err(error) => fail(error),
+        Err(error) => fail(&error),
     }
 }
 

@@ -9,8 +9,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::helpers::{
-    assert_problem, eventually, json_of, spawn_app, spawn_app_with, test_config, TestApp,
-    ADMIN_TOKEN,
+    assert_problem, database_url_of, eventually, json_of, spawn_app, spawn_app_with, test_config,
+    TestApp, ADMIN_TOKEN,
 };
 
 /// A small booking history: sales, a refused payment, a lapsed hold, charges.
@@ -292,4 +292,37 @@ async fn a_replay_rebuilds_read_models_identical_to_the_incremental_ones() {
     let user = Uuid::new_v4();
     let charged: Value = json_of(&app.charge(user, 100).await);
     assert_eq!(charged["balance"], 100);
+}
+
+/// `concert audit` exits 0 on a sound log, 1 for a violation and 2 when it
+/// cannot check at all: a monitor tells a tampered log from a database down.
+#[tokio::test]
+async fn the_audit_command_tells_a_violation_from_a_database_it_cannot_reach() {
+    let app = spawn_app().await;
+    app.charge(Uuid::new_v4(), 500).await;
+    let pool = app.shutdown().await;
+    let audit = |url: String| async move {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_concert"))
+            .arg("audit")
+            .env("DATABASE_URL", url)
+            .env("CONCERT_LOG_FORMAT", "json")
+            .output()
+            .await
+            .unwrap()
+            .status
+            .code()
+    };
+
+    let sound = audit(database_url_of(&pool)).await;
+    sqlx::query(
+        "update events set payload = regexp_replace(payload::text, '500', '5000')::json
+         where event_type = 'Charged'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let edited = audit(database_url_of(&pool)).await;
+    let unreachable = audit("postgres://postgres@127.0.0.1:1/none".to_string()).await;
+
+    assert_eq!((sound, edited, unreachable), (Some(0), Some(1), Some(2)));
 }
