@@ -55,6 +55,7 @@ use endpoint::{percent_encode, private_socket_dir, socket_endpoint, Endpoint};
 pub use error::PrivatePostgresError;
 use error::Result;
 use launch::Launcher;
+use owner::Role;
 use process::ServerProcess;
 use run_as::{check_cluster_access, chown_tree_if_foreign, open_log, prepare_data_dir, RunAs};
 pub use scratch::start_scratch;
@@ -72,6 +73,9 @@ const SOCKET_PORT: u16 = 5432;
 const MAX_SOCKET_PATH: usize = 100;
 /// How long the server may take to accept connections.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long `serve` waits for a one-off command to finish with the folder's
+/// server: a backup of a large store takes minutes.
+const TOOL_WAIT: Duration = Duration::from_secs(30 * 60);
 /// How long a fast shutdown may take before we escalate.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long to wait after SIGQUIT, then after SIGKILL.
@@ -121,11 +125,21 @@ impl PrivatePostgres {
     ///
     /// A server left running by a `concert` that died is stopped first; one
     /// that a live `concert` (or anyone else) runs is refused.
+    ///
+    /// For `concert serve`: a one-off command running on the folder's server
+    /// is waited for (`TOOL_WAIT` at most), as it stops the server when done.
     pub fn start(data_dir: &Path) -> Result<Self, PrivatePostgresError> {
+        Self::start_as(data_dir, Role::Serve)
+    }
+
+    fn start_as(data_dir: &Path, role: Role) -> Result<Self, PrivatePostgresError> {
         let run_as = RunAs::decide()?;
         let data_dir = prepare_data_dir(data_dir, &run_as)?;
+        if role == Role::Serve {
+            owner::wait_for_tools(&data_dir, TOOL_WAIT);
+        }
         disk::ensure_room(&data_dir)?;
-        Self::start_prepared(data_dir, run_as)
+        Self::start_prepared(data_dir, run_as, role)
     }
 
     /// Whether `data_dir` holds a cluster that [`PrivatePostgres::start`]
@@ -143,10 +157,10 @@ impl PrivatePostgres {
                 return attach::attach(dir, owner.pid);
             }
         }
-        Self::start(data_dir)
+        Self::start_as(data_dir, Role::Tool)
     }
 
-    fn start_prepared(data_dir: PathBuf, run_as: RunAs) -> Result<Self> {
+    fn start_prepared(data_dir: PathBuf, run_as: RunAs, role: Role) -> Result<Self> {
         let pgdata = data_dir.join("pgdata");
         let log_path = data_dir.join("postgres.log");
 
@@ -180,7 +194,7 @@ impl PrivatePostgres {
         }
         clear_stale_lock(&pgdata.join("postmaster.pid"), &pgdata)?;
         // Claimed before the server starts, so a tool never takes it for an orphan.
-        owner::claim(&data_dir)?;
+        owner::claim(&data_dir, role)?;
 
         let mut pg = PrivatePostgres {
             data_dir,

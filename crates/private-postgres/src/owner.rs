@@ -10,6 +10,7 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use super::error::{io_err, Result};
 
@@ -22,15 +23,26 @@ pub(super) struct Owner {
     pub(super) pid: i32,
     /// Start time of the process in clock ticks since boot (`/proc/<pid>/stat`, field 22).
     started: u64,
+    pub(super) role: Role,
+}
+
+/// What the owner runs the server for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `concert serve`, for as long as it serves.
+    Serve,
+    /// A one-off command (`audit`, `backup`, ...), for as long as it runs.
+    Tool,
 }
 
 impl Owner {
     /// This process.
-    pub(super) fn me() -> Option<Self> {
+    pub(super) fn me(role: Role) -> Option<Self> {
         let pid = std::process::id() as i32;
         Some(Owner {
             pid,
             started: start_time(pid)?,
+            role,
         })
     }
 
@@ -40,7 +52,7 @@ impl Owner {
     }
 
     pub(super) fn is_me(&self) -> bool {
-        Owner::me().as_ref() == Some(self)
+        Owner::me(self.role).is_some_and(|me| me.pid == self.pid && me.started == self.started)
     }
 }
 
@@ -55,16 +67,25 @@ pub(super) fn read(data_dir: &Path) -> Option<Owner> {
     Some(Owner {
         pid: fields.next()?.parse().ok()?,
         started: fields.next()?.parse().ok()?,
+        // A file of an older release names no role: it served.
+        role: match fields.next() {
+            Some("tool") => Role::Tool,
+            _ => Role::Serve,
+        },
     })
 }
 
 /// Records this process as the owner (written aside, then renamed: never half a file).
-pub(super) fn claim(data_dir: &Path) -> Result<()> {
-    let Some(me) = Owner::me() else {
+pub(super) fn claim(data_dir: &Path, role: Role) -> Result<()> {
+    let Some(me) = Owner::me(role) else {
         return Ok(()); // no /proc: ownership cannot be told apart anyway
     };
+    let role = match role {
+        Role::Serve => "serve",
+        Role::Tool => "tool",
+    };
     let staging = data_dir.join(format!("{OWNER_FILE}.tmp"));
-    fs::write(&staging, format!("{} {}\n", me.pid, me.started))
+    fs::write(&staging, format!("{} {} {role}\n", me.pid, me.started))
         .and_then(|()| fs::rename(&staging, path(data_dir)))
         .map_err(io_err(format!("writing {}", path(data_dir).display())))
 }
@@ -77,6 +98,27 @@ pub(super) fn release(data_dir: &Path) {
                 tracing::warn!(file = %path(data_dir).display(), "could not remove the owner file: {e}");
             }
         }
+    }
+}
+
+/// Waits, at most `most`, while a live one-off command owns the server of
+/// `data_dir`: it stops that server when done, and a `serve` started
+/// meanwhile (a restart during a nightly backup) was refused, the service
+/// down until the command ended. Gives up at once on an owner that serves.
+pub(super) fn wait_for_tools(data_dir: &Path, most: Duration) {
+    let deadline = Instant::now() + most;
+    let mut said = false;
+    while let Some(tool) =
+        read(data_dir).filter(|owner| owner.role == Role::Tool && owner.alive() && !owner.is_me())
+    {
+        if Instant::now() >= deadline {
+            return;
+        }
+        if !said {
+            tracing::warn!(pid = tool.pid, "a one-off concert command uses this data folder's PostgreSQL; waiting for it to finish");
+            said = true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -101,9 +143,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("concert-owner-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         assert_eq!(read(&dir), None);
-        claim(&dir).unwrap();
+        claim(&dir, Role::Tool).unwrap();
         let owner = read(&dir).expect("an owner");
         assert!(owner.is_me() && owner.alive());
+        assert_eq!(owner.role, Role::Tool);
         // The same pid with another start time is another process (pid reuse).
         let reused = Owner {
             started: owner.started + 1,

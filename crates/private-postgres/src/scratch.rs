@@ -112,7 +112,7 @@ mod tests {
         for dir in [&gone, &mine, &claimed_by_me, &other_prefix, &not_a_pid] {
             fs::create_dir_all(dir.join("pgdata")).unwrap();
         }
-        owner::claim(&claimed_by_me).unwrap();
+        owner::claim(&claimed_by_me, owner::Role::Tool).unwrap();
 
         remove_abandoned(&parent, "run");
 

@@ -303,3 +303,49 @@ fn versions() {
     let message = PrivatePostgresError::NoBinaries.to_string();
     assert!(!message.contains('\n') && message.contains("apt-get install postgresql"));
 }
+
+/// The child half of the next test: a one-off command on the folder's
+/// server for two seconds. Started only by it.
+#[test]
+#[ignore = "run by a_serve_waits_for_a_one_off_command_on_its_folder"]
+fn tool_child() {
+    let Ok(dir) = std::env::var("CONCERT_TOOL_DIR") else {
+        return;
+    };
+    let pg = PrivatePostgres::attach_or_start(Path::new(&dir)).expect("the tool's server");
+    thread::sleep(Duration::from_secs(2));
+    pg.stop();
+}
+
+/// `serve` started while a one-off command (a nightly backup) runs on the
+/// folder's server waits for it, rather than being refused as if another
+/// `serve` owned the folder.
+#[test]
+fn a_serve_waits_for_a_one_off_command_on_its_folder() {
+    let tmp = TempDir::new("tool");
+    let mut tool = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "tests::tool_child", "--ignored"])
+        .env("CONCERT_TOOL_DIR", &tmp.0)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let serving = || {
+        tmp.0.join("concert.owner").exists()
+            && fs::read_to_string(tmp.0.join("postgres.log"))
+                .is_ok_and(|log| log.contains("ready to accept connections"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !serving() {
+        assert!(Instant::now() < deadline, "the tool's server never started");
+        thread::sleep(Duration::from_millis(50));
+    }
+
+    let pg = PrivatePostgres::start(&tmp.0).expect("started once the command ended");
+
+    assert!(
+        tool.try_wait().unwrap().is_some(),
+        "started before the command ended"
+    );
+    assert!(tool.wait().unwrap().success());
+    pg.stop();
+}
