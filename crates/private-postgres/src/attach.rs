@@ -33,6 +33,7 @@ pub(super) fn attach(data_dir: PathBuf, owner: i32) -> Result<PrivatePostgres> {
                 pgdata: pgdata.clone(),
                 endpoint,
                 own_socket_dir: None,
+                folder_lock: None,
                 server: None,
                 launcher: None,
             };

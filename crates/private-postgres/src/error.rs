@@ -82,6 +82,13 @@ pub enum PrivatePostgresError {
         /// The data folder.
         data_dir: PathBuf,
     },
+    /// Another `concert` is starting or stopping this data folder's server.
+    #[error(
+        "another concert is starting or running the PostgreSQL of {}; stop it first, \
+         or let the tools (backup, events, audit) attach to it once it serves",
+        .0.display()
+    )]
+    FolderBusy(PathBuf),
     /// A live server already uses this data folder.
     #[error("another PostgreSQL server (pid {pid}) is already using {}; stop it first", .path.display())]
     AlreadyRunning {

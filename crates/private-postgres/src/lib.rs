@@ -105,6 +105,8 @@ pub struct PrivatePostgres {
     endpoint: Endpoint,
     /// The socket's folder when it is not the data folder, removed at the stop.
     own_socket_dir: Option<PathBuf>,
+    /// The data folder's lock while we run its server (`owner::lock_folder`).
+    folder_lock: Option<nix::fcntl::Flock<std::fs::File>>,
     server: Option<ServerProcess>,
     /// What (re)starts the server; `None` when attached to another `concert`'s server.
     launcher: Option<Launcher>,
@@ -161,6 +163,7 @@ impl PrivatePostgres {
     }
 
     fn start_prepared(data_dir: PathBuf, run_as: RunAs, role: Role) -> Result<Self> {
+        let folder_lock = owner::lock_folder(&data_dir)?;
         let pgdata = data_dir.join("pgdata");
         let log_path = data_dir.join("postgres.log");
 
@@ -202,6 +205,7 @@ impl PrivatePostgres {
             log_path,
             endpoint,
             own_socket_dir,
+            folder_lock: Some(folder_lock),
             server: None,
             launcher: Some(Launcher {
                 binaries,
@@ -265,6 +269,7 @@ impl PrivatePostgres {
         if self.launcher.is_some() {
             owner::release(&self.data_dir);
         }
+        self.folder_lock = None;
         if let Some(dir) = self.own_socket_dir.take() {
             // Empty once the server has stopped; left as it is otherwise.
             let _ = std::fs::remove_dir(dir);

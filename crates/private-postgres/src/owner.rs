@@ -12,10 +12,15 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::error::{io_err, Result};
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+
+use super::error::{io_err, PrivatePostgresError, Result};
 
 /// The owner file's name inside the data folder.
 const OWNER_FILE: &str = "concert.owner";
+/// The file locked by the owner while it runs the folder's server.
+const LOCK_FILE: &str = "concert.lock";
 
 /// A process, named so that a reused pid is not mistaken for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +103,36 @@ pub(super) fn release(data_dir: &Path) {
                 tracing::warn!(file = %path(data_dir).display(), "could not remove the owner file: {e}");
             }
         }
+    }
+}
+
+/// The lock a `concert` holds on a data folder for as long as it runs the
+/// folder's server, from before the cluster is made: two started at once
+/// both ran initdb in one folder and both failed, or one took over the
+/// other's owner file and, failing, removed it. Released with the file.
+pub(super) fn lock_folder(data_dir: &Path) -> Result<Flock<fs::File>> {
+    let path = data_dir.join(LOCK_FILE);
+    let file = fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&path)
+        .or_else(|_| fs::File::open(&path))
+        .map_err(io_err(format!("opening {}", path.display())))?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(locked) => Ok(locked),
+        Err((_, Errno::EWOULDBLOCK)) => {
+            let other = read(data_dir).filter(|owner| owner.alive() && !owner.is_me());
+            Err(match other {
+                Some(owner) => PrivatePostgresError::Served {
+                    pid: owner.pid,
+                    data_dir: data_dir.to_path_buf(),
+                },
+                None => PrivatePostgresError::FolderBusy(data_dir.to_path_buf()),
+            })
+        }
+        Err((_, errno)) => Err(io_err(format!("locking {}", path.display()))(
+            io::Error::from(errno),
+        )),
     }
 }
 

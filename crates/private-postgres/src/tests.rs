@@ -149,11 +149,11 @@ fn a_long_data_dir_gets_a_private_socket_folder_and_no_tcp() {
 fn second_server_on_same_data_dir_is_refused() {
     let tmp = TempDir::new("twice");
     let pg = PrivatePostgres::start(&tmp.0).expect("start");
+    // The folder's lock refuses it (another process is named as the `serve`
+    // it is; this one is the owner itself).
     match PrivatePostgres::start(&tmp.0) {
-        Err(PrivatePostgresError::AlreadyRunning { pid, .. }) => {
-            assert_eq!(Some(pid), pg.server_pid())
-        }
-        other => panic!("expected AlreadyRunning, got {other:?}"),
+        Err(PrivatePostgresError::FolderBusy(dir)) => assert_eq!(dir, pg.data_dir()),
+        other => panic!("expected FolderBusy, got {other:?}"),
     }
     // The first server is unharmed.
     block_on(async {
@@ -270,6 +270,7 @@ fn urls() {
             port: 5432,
         },
         own_socket_dir: None,
+        folder_lock: None,
         server: None,
         launcher: None,
     };
@@ -348,4 +349,43 @@ fn a_serve_waits_for_a_one_off_command_on_its_folder() {
     );
     assert!(tool.wait().unwrap().success());
     pg.stop();
+}
+
+/// Two `serve` started at once on one fresh folder: one serves, the other
+/// is told the folder is busy. Both ran initdb in the folder and both
+/// failed, or one took over the other's owner file and removed it.
+#[test]
+fn two_starts_at_once_on_a_fresh_folder_leave_one_serving() {
+    let tmp = TempDir::new("twice-at-once");
+    let starts: Vec<_> = (0..2)
+        .map(|_| {
+            let dir = tmp.0.clone();
+            thread::spawn(move || PrivatePostgres::start(&dir))
+        })
+        .collect();
+    let mut outcomes: Vec<_> = starts
+        .into_iter()
+        .map(|start| start.join().unwrap())
+        .collect();
+    outcomes.sort_by_key(|outcome| outcome.is_err());
+
+    let [Ok(pg), Err(refused)] = &outcomes[..] else {
+        panic!("expected one start and one refusal: {outcomes:?}");
+    };
+    assert!(
+        matches!(refused, PrivatePostgresError::FolderBusy(_)),
+        "{refused:?}"
+    );
+    assert!(
+        tmp.0.join("concert.owner").exists(),
+        "the winner's owner file"
+    );
+    let one: i32 = block_on(async {
+        let mut conn = PgConnection::connect(&pg.database_url()).await.unwrap();
+        sqlx::query_scalar("select 1")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+    });
+    assert_eq!(one, 1);
 }
