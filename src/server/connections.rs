@@ -65,7 +65,10 @@ pub async fn accept(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(head_within)
-        .max_buf_size(HEAD_BUFFER);
+        .max_buf_size(HEAD_BUFFER)
+        // A client that shuts its sending side after a request (HTTP/1.1
+        // allows it) still gets the answer: hyper closed the connection.
+        .half_close(true);
     builder
         .http2()
         .timer(TokioTimer::new())

@@ -187,8 +187,11 @@ async fn answer_within(
     }
     let mut message = head(parts.status, &parts.headers, None);
     within(deadline, writer.write_all_buf(&mut message)).await?;
-    // The client sends nothing more; a read returns only when it hangs up.
+    // The client sends nothing more; a read returns only when it hangs up,
+    // or when it only shut its sending side (a half-close, as HTTP/1.1
+    // allows), after which nothing is read.
     let mut hang_up = [0u8; 64];
+    let mut half_closed = false;
     loop {
         tokio::select! {
             frame = body.frame() => match frame {
@@ -201,11 +204,36 @@ async fn answer_within(
                 Some(Err(error)) => return Err(io::Error::other(error)),
                 None => return within(deadline, writer.write_all(b"0\r\n\r\n")).await,
             },
-            read = reader.read(&mut hang_up) => if read? == 0 {
-                return Ok(());
+            read = reader.read(&mut hang_up), if !half_closed => if read? == 0 {
+                if !still_listening(&mut writer, deadline).await {
+                    return Ok(());
+                }
+                half_closed = true;
             },
         }
     }
+}
+
+/// How long after a first comment a client that hung up has answered it
+/// with a reset, on any network a stream is watched across.
+const HANG_UP_ANSWERED_WITHIN: Duration = Duration::from_millis(200);
+
+/// Whether a client whose sending side ended still takes the stream: two
+/// comments `HANG_UP_ANSWERED_WITHIN` apart, as a client that closed its
+/// connection answers the first with a reset and the second then fails. A
+/// client that half-closed after its request lost its stream at once.
+async fn still_listening(writer: &mut (impl AsyncWrite + Unpin), deadline: Duration) -> bool {
+    for pause in [Duration::ZERO, HANG_UP_ANSWERED_WITHIN] {
+        tokio::time::sleep(pause).await;
+        let comment = Bytes::from_static(b":\n\n");
+        if within(deadline, write_chunk(writer, comment))
+            .await
+            .is_err()
+        {
+            return false;
+        }
+    }
+    true
 }
 
 /// `write`, failed with `TimedOut` once `deadline` has passed.

@@ -119,6 +119,36 @@ async fn a_stream_stops_when_its_client_hangs_up() {
 }
 
 #[tokio::test]
+async fn a_client_that_only_stops_sending_still_gets_the_stream() {
+    let (sender, frames) = futures::channel::mpsc::unbounded::<Result<Bytes, Infallible>>();
+    let response = Response::new(Body::from_stream(frames));
+    let (client, server) = duplex(16 * 1024);
+    let (server_reader, server_writer) = tokio::io::split(server);
+    let answering = tokio::spawn(answer(response, server_reader, server_writer));
+    let (mut client_reader, mut client_writer) = tokio::io::split(client);
+
+    // A half-close after the request (`shutdown(SHUT_WR)`), then an event.
+    client_writer.shutdown().await.unwrap();
+    tokio::time::sleep(HANG_UP_ANSWERED_WITHIN * 2).await;
+    sender
+        .unbounded_send(Ok(Bytes::from_static(b"data: 1\n\n")))
+        .unwrap();
+    drop(sender);
+
+    let mut seen = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        client_reader.read_to_string(&mut seen),
+    )
+    .await
+    .expect("the stream ends with its body")
+    .unwrap();
+    assert!(seen.contains("9\r\ndata: 1\n\n\r\n"), "{seen}");
+    assert!(seen.ends_with("0\r\n\r\n"), "ended whole: {seen}");
+    answering.await.unwrap().unwrap();
+}
+
+#[tokio::test]
 async fn a_stream_whose_client_stops_reading_ends_at_the_write_deadline() {
     let frames =
         futures::stream::repeat_with(|| Ok::<_, Infallible>(Bytes::from(vec![b'x'; 4096])));

@@ -2,7 +2,8 @@
 //! refused first) leaves a connection that closes once the answer is
 //! written; the answer says so with `Connection: close`, so that a client
 //! does not send its next request down it. Before, it closed unannounced.
-//! A request whose body was read keeps its connection for the next one.
+//! A request whose body was read keeps its connection for the next one, and
+//! a client that half-closes after its request still gets the answer.
 
 use std::time::Duration;
 
@@ -91,4 +92,24 @@ fn closes(answer: &str) -> bool {
             name.eq_ignore_ascii_case("connection") && value.trim().eq_ignore_ascii_case("close")
         })
     })
+}
+
+/// A client that shuts its sending side once its request is sent (a
+/// half-close, which HTTP/1.1 allows) still gets the answer.
+#[tokio::test]
+async fn a_client_that_half_closes_after_its_request_gets_the_answer() {
+    let app = spawn_app().await;
+    let mut stream = TcpStream::connect(app.host()).await.unwrap();
+    stream
+        .write_all(b"GET /api/v1/concerts HTTP/1.1\r\nhost: concert\r\n\r\n")
+        .await
+        .unwrap();
+    stream.shutdown().await.unwrap();
+
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer));
+    read.await.expect("the connection ends").unwrap();
+
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
 }
