@@ -67,7 +67,8 @@ pub async fn accept(
         .header_read_timeout(head_within)
         .max_buf_size(HEAD_BUFFER)
         // A client that shuts its sending side after a request (HTTP/1.1
-        // allows it) still gets the answer: hyper closed the connection.
+        // allows it) still gets the answer; by default hyper closes the
+        // connection unanswered.
         .half_close(true);
     builder
         .http2()
