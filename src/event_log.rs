@@ -107,21 +107,14 @@ where
     Ok(rows)
 }
 
-/// `recorded_at`, or null where it is no time the service can have written:
-/// PostgreSQL takes `infinity` and years up to 294,276, and decoding either
-/// into a `DateTime` panicked, so one edited row stopped every reader of the log.
-macro_rules! recorded_at {
-    () => {
-        "case when recorded_at > '-infinity' and recorded_at < '262143-01-01 00:00:00+00' \
-         then recorded_at end as recorded_at"
-    };
-}
-
-pub(crate) const EVENT_COLUMNS: &str = concat!(
-    "position, aggregate_type, aggregate_id, sequence, event_type, event_version, ",
-    "payload::text as payload, metadata::text as metadata, hash, ",
-    recorded_at!(),
-);
+/// The columns of an event row. `recorded_at` is null where it is no time
+/// the service can have written: PostgreSQL takes `infinity` and years up to
+/// 294,276, and decoding either into a `DateTime` panicked, so one edited row
+/// stopped every reader of the log.
+pub(crate) const EVENT_COLUMNS: &str = "position, aggregate_type, aggregate_id, sequence, \
+     event_type, event_version, payload::text as payload, metadata::text as metadata, hash, \
+     case when recorded_at > '-infinity' and recorded_at < '262143-01-01 00:00:00+00' \
+     then recorded_at end as recorded_at";
 
 /// Up to `limit` positioned events after `after`, in commit order, of one
 /// stream (`TYPE`, `ID`) when given. A keyset page is one short statement
@@ -298,11 +291,9 @@ pub const WALK_BATCH: i64 = 10_000;
 /// The next `WALK_BATCH` positioned events after `after` and up to `upto`.
 /// Walking the log by keyset pages keeps memory flat however long it is.
 pub async fn raw_batch(pool: &PgPool, after: i64, upto: i64) -> sqlx::Result<Vec<RawEvent>> {
-    let rows = sqlx::query(concat!(
-        "select position, aggregate_type, aggregate_id, sequence, event_type, event_version,
-                    payload::text as payload, metadata::text as metadata, hash, ",
-        recorded_at!(),
-        " from events where position > $1 and position <= $2 order by position limit $3"
+    let rows = sqlx::query(&format!(
+        "select {EVENT_COLUMNS} from events
+         where position > $1 and position <= $2 order by position limit $3"
     ))
     .bind(after)
     .bind(upto)

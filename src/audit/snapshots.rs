@@ -116,7 +116,6 @@ impl SnapshotCheck {
                 vec![stream],
             ));
         }
-        self.wallets.clear();
     }
 }
 
