@@ -21,7 +21,7 @@ use crate::booking::idempotency::Operation;
 use crate::commands::execute_for_events;
 use crate::ids::{ChargeId, UserId};
 use crate::money::Won;
-use crate::projections::balances;
+use crate::projections::balances::{self, WalletEntry};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -95,10 +95,8 @@ async fn charge_balance(
     if let Some(answer) = request.earlier_answer(&app.pool).await? {
         return Ok(answer);
     }
-    let command = WalletCommand::Charge {
-        charge_id: ChargeId(request.command_id()),
-        amount,
-    };
+    let charge_id = ChargeId(request.command_id());
+    let command = WalletCommand::Charge { charge_id, amount };
     let stored = execute_for_events(
         &app.wallets,
         &user_id.to_string(),
@@ -106,11 +104,14 @@ async fn charge_balance(
         &correlation.as_actor(format!("user:{user_id}")),
     )
     .await?;
-    // The balance the charge left, as its event states it; a charge already
-    // made (same id) stored nothing, and the balance is read.
+    // The balance the charge left, as its event states it: the one stored
+    // now, or, for a charge already made (same id), the one in the log.
     let balance = match stored.last().map(WalletEvent::balance) {
         Some(balance) => balance,
-        None => balances::balance_of(&app.pool, user_id).await?,
+        None => {
+            let entry = WalletEntry::Charge(charge_id);
+            balances::balance_left_by(&app.pool, user_id, entry).await?
+        }
     };
     let answer = BalanceResponse { user_id, balance };
     request.answer(&app.pool, StatusCode::OK, &answer).await

@@ -14,7 +14,7 @@ use crate::commands::{execute, execute_payment, CommandContext};
 use crate::event_store::PaymentRefused;
 use crate::ids::{PaymentId, ReservationId, SeatId, TicketId, UserId};
 use crate::money::Won;
-use crate::projections::balances;
+use crate::projections::balances::{self, WalletEntry};
 use crate::projections::payments::{self, PaymentRow};
 use crate::projections::queue_tickets::{self, TicketStatus};
 use crate::projections::reservations::{self, ReservationRow, ReservationStatus};
@@ -88,11 +88,14 @@ pub async fn pay(
     .map_err(|error| refusal(error, reservation_id))?;
     PaymentEnd::Completed.count();
     payment.status = "completed".to_string();
-    // The balance the debit left, as its event states it; nothing is stored
-    // when this payment had already been debited (a retry), so it is read then.
+    // The balance the debit left, as its event states it: the one stored
+    // now, or, for a payment debited already (a retry), the one in the log.
     let balance = match paid.debit.last() {
         Some(debited) => debited.balance(),
-        None => balances::balance_of(&app.pool, user_id.0).await?,
+        None => {
+            let entry = WalletEntry::Payment(payment_id);
+            balances::balance_left_by(&app.pool, user_id.0, entry).await?
+        }
     };
     Ok(Receipt { payment, balance })
 }
@@ -230,7 +233,8 @@ async fn receipt(app: &AppState, payment_id: Uuid) -> Result<Receipt, BookingErr
     let payment = payments::find_payment(&app.pool, payment_id)
         .await?
         .ok_or(BookingError::NotFound("payment"))?;
-    let balance = balances::balance_of(&app.pool, payment.user_id).await?;
+    let entry = WalletEntry::Payment(PaymentId(payment_id));
+    let balance = balances::balance_left_by(&app.pool, payment.user_id, entry).await?;
     Ok(Receipt { payment, balance })
 }
 
