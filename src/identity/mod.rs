@@ -110,6 +110,11 @@ impl UserTokens {
         user_of(&claims.sub)
     }
 
+    /// Whether the service mints user tokens (no identity provider issues them).
+    pub fn mints(&self) -> bool {
+        matches!(self, UserTokens::Own(_))
+    }
+
     /// Mints a token for `user_id`; `None` when an identity provider issues them.
     pub fn mint(&self, user_id: UserId, ttl: Duration) -> Option<MintedToken> {
         match self {

@@ -234,15 +234,24 @@ async fn rs256_es256_and_eddsa_keys_sign_users_in_and_tokens_are_checked() {
             "{what}"
         );
     }
-    // With an identity provider, the service mints nothing.
-    let minting = app
-        .post(
-            &format!("/users/{user}/tokens"),
-            Some(ADMIN_TOKEN),
-            json!({}),
-        )
-        .await;
-    assert_problem(minting, StatusCode::NOT_FOUND, "not_found").await;
+    // With an identity provider, the service mints nothing, whatever the
+    // body asks (its checks once answered 400 or 422 first).
+    for body in [json!({}), json!({"ttl_secs": 5}), json!([])] {
+        let minting = app
+            .post(&format!("/users/{user}/tokens"), Some(ADMIN_TOKEN), body)
+            .await;
+        assert_problem(minting, StatusCode::NOT_FOUND, "not_found").await;
+    }
+    let not_json = app
+        .client
+        .post(app.url(&format!("/users/{user}/tokens")))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("content-type", "text/plain")
+        .body("{\"ttl_secs\":")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(not_json, StatusCode::NOT_FOUND, "not_found").await;
 }
 
 /// The classic key-confusion forgery: HS256 keyed with the RSA public key.
