@@ -189,6 +189,11 @@ pub struct Config {
     #[arg(long, env = "CONCERT_PAYMENT_RECOVERY_SECS", default_value_t = 10,
           value_parser = whole_u64::<1, 86_400>, global = true)]
     pub payment_recovery_secs: u64,
+    /// How long the answer to a request with an `Idempotency-Key` is kept, in
+    /// seconds; a retry after that is still recognised by the aggregates.
+    #[arg(long, env = "CONCERT_IDEMPOTENCY_KEY_TTL_SECS", default_value_t = 604_800,
+          value_parser = whole_u64::<1, 31_536_000>, global = true)]
+    pub idempotency_key_ttl_secs: u64,
     /// Longest time one request may take, in seconds.
     #[arg(long, env = "CONCERT_REQUEST_TIMEOUT_SECS", default_value_t = 30,
           value_parser = whole_u64::<1, 3_600>, global = true)]

@@ -1,6 +1,8 @@
 //! `Idempotency-Key`: the first successful answer to a keyed request is kept and
 //! returned for every retry of it.
 
+use std::time::Duration;
+
 use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -123,4 +125,30 @@ pub async fn keep_answer(
             body: answer.1,
             request_hash: Some(request_hash.to_vec()),
         }))
+}
+
+/// Kept answers forgotten per statement, so that no statement locks many rows.
+const FORGET_PER_STATEMENT: i64 = 10_000;
+
+/// Forgets the answers kept longer than `kept_for` (by the database's
+/// clock, which stamped them); gives how many. Instances doing this at once
+/// only wait for each other's rows.
+pub async fn forget_answers_older_than(pool: &PgPool, kept_for: Duration) -> sqlx::Result<u64> {
+    let mut forgotten = 0;
+    loop {
+        let done = sqlx::query(
+            "delete from idempotency_keys where ctid = any(array(
+                 select ctid from idempotency_keys
+                 where created_at < now() - make_interval(secs => $1) limit $2))",
+        )
+        .bind(kept_for.as_secs_f64())
+        .bind(FORGET_PER_STATEMENT)
+        .execute(pool)
+        .await?
+        .rows_affected();
+        forgotten += done;
+        if done < FORGET_PER_STATEMENT as u64 {
+            return Ok(forgotten);
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! The scheduler: expires lapsed holds and timed-out tokens, admits waiting
 //! tokens in FIFO order up to the active limit, and finishes payments a crash
-//! cut short. It works from the read models, so after a restart overdue work is
+//! cut short; beside them, it forgets the answers kept for old
+//! `Idempotency-Key`s. It works from the read models, so after a restart overdue work is
 //! done at once. Each duty keeps its own beat and its own leadership (a
 //! transaction-scoped advisory lock, so several `serve` processes never
 //! over-admit): one that cannot finish, such as a seat whose expiry waits on
@@ -8,6 +9,7 @@
 //! command it sends is idempotent besides.
 
 mod duties;
+mod kept_answers;
 mod numbers;
 
 use std::time::Duration;
@@ -119,6 +121,10 @@ pub async fn run(app: AppState, shutdown: watch::Receiver<bool>) {
         app.clone(),
         shutdown.clone(),
     ));
+    let answers = tokio::spawn(kept_answers::forget_old_answers(
+        app.clone(),
+        shutdown.clone(),
+    ));
     let duties: Vec<_> = Duty::ALL
         .into_iter()
         .map(|duty| tokio::spawn(keep_doing(duty, app.clone(), shutdown.clone())))
@@ -127,6 +133,7 @@ pub async fn run(app: AppState, shutdown: watch::Receiver<bool>) {
         let _ = duty.await;
     }
     let _ = numbers.await;
+    let _ = answers.await;
     tracing::info!("scheduler stopped");
 }
 

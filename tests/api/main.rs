@@ -22,6 +22,7 @@ mod holds;
 mod hostile;
 mod identity;
 mod identity_jwks;
+mod kept_answers;
 mod keyed_balances;
 mod long_lists;
 mod operations;
