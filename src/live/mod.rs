@@ -51,6 +51,8 @@ pub struct Feed {
 struct Inner {
     /// The last log position the feed has fanned out.
     position: AtomicI64,
+    /// The same, for those waiting until it reaches a position.
+    moved: watch::Sender<i64>,
     /// Turns true when the feed stops (shutdown): every stream then ends.
     closed: watch::Sender<bool>,
     seat_maps: seat_map::SeatMaps,
@@ -75,6 +77,7 @@ impl Feed {
         Self {
             inner: Arc::new(Inner {
                 position: AtomicI64::new(0),
+                moved: watch::Sender::new(0),
                 closed: watch::Sender::new(false),
                 seat_maps: seat_map::SeatMaps::default(),
                 standings: standing::Standings::default(),
@@ -89,6 +92,15 @@ impl Feed {
     /// The last log position fanned out: the `id` of a snapshot taken now.
     pub fn position(&self) -> i64 {
         self.inner.position.load(Ordering::Acquire)
+    }
+
+    /// Waits until the feed has fanned out `position`, for `within` at most:
+    /// a client back with an id another instance gave it, which this one's
+    /// feed learns of a moment later, resumes from it instead of getting a
+    /// snapshot from before it.
+    pub async fn reach(&self, position: i64, within: Duration) {
+        let mut moved = self.inner.moved.subscribe();
+        let _ = tokio::time::timeout(within, moved.wait_for(|at| *at >= position)).await;
     }
 
     /// Turns true when the feed has stopped; streams end then.
@@ -169,6 +181,7 @@ impl Feed {
             }
         }
         self.inner.position.store(last.position, Ordering::Release);
+        self.inner.moved.send_replace(last.position);
     }
 
     /// A read of the log that began at `began` has been published.
@@ -179,6 +192,7 @@ impl Feed {
     fn start_at(&self, position: i64) {
         self.inner.seat_maps.start_at(position);
         self.inner.position.store(position, Ordering::Release);
+        self.inner.moved.send_replace(position);
     }
 
     fn close(&self) {
@@ -207,5 +221,38 @@ mod tests {
 
         feed.caught_up(Instant::now() - CURRENT_WITHIN - Duration::from_millis(1));
         assert!(!feed.is_current(), "a read begun too long ago");
+    }
+
+    #[tokio::test]
+    async fn reaching_a_position_waits_for_it_and_no_longer_than_asked() {
+        let feed = Feed::new();
+        feed.start_at(10);
+        let publisher = feed.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            publisher.start_at(12);
+        });
+
+        let waited = Instant::now();
+        feed.reach(11, Duration::from_secs(5)).await;
+        let took = waited.elapsed();
+        assert!(
+            took >= Duration::from_millis(300) && took < Duration::from_secs(5),
+            "{took:?}"
+        );
+        assert_eq!(feed.position(), 12);
+
+        let waited = Instant::now();
+        feed.reach(1_000, Duration::from_millis(200)).await;
+        assert!(
+            waited.elapsed() >= Duration::from_millis(200),
+            "a position never reached"
+        );
+        let waited = Instant::now();
+        feed.reach(5, Duration::from_secs(5)).await;
+        assert!(
+            waited.elapsed() < Duration::from_secs(1),
+            "a position passed already"
+        );
     }
 }

@@ -207,6 +207,42 @@ async fn last_event_id_after_a_missed_hold_replays_it() {
     service.stop().await;
 }
 
+/// A client back with an id that another instance gave it, a moment ahead of
+/// this instance's feed, resumes from it: a snapshot from before its id
+/// would send its map back, and its ids backwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnect_with_an_id_just_ahead_of_the_feed_resumes_from_it() {
+    let pool = fresh_database().await;
+    let service = start(&pool, config()).await;
+    let (concert_id, date_id) = service.concert(4).await;
+    let token = service.active_token(&concert_id).await;
+    let path = seats_path(&concert_id, &date_id);
+    let snapshot = service
+        .subscribe(&path, &token, None)
+        .await
+        .next()
+        .await
+        .unwrap();
+    let ahead: i64 = snapshot.id.parse::<i64>().unwrap() + 1;
+    let ahead_id = ahead.to_string();
+
+    // The hold that takes the log to that id commits just after the
+    // reconnect arrives.
+    let (mut resumed, _) = tokio::join!(service.subscribe(&path, &token, Some(&ahead_id)), async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        service.hold(&token, &concert_id, &date_id, 1).await
+    });
+    service.hold(&token, &concert_id, &date_id, 2).await;
+
+    let first = resumed.next().await.unwrap();
+    assert_eq!(
+        first.event, "seats",
+        "no snapshot from before the id sent: {first:?}"
+    );
+    assert!(first.id.parse::<i64>().unwrap() > ahead, "{first:?}");
+    service.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_shows_no_change_later_than_its_id() {
     let pool = fresh_database().await;

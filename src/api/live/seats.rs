@@ -27,6 +27,10 @@ use crate::state::AppState;
 
 /// Most batches a subscriber that fell behind is sent in one write.
 const COALESCE_MOST: usize = 64;
+/// How long a reconnect waits for this instance's feed to reach the
+/// `Last-Event-ID` it brings (another instance's, a few milliseconds ahead):
+/// the feed reads the log at least once a second. Past it, a snapshot.
+const CATCH_UP_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How a seat stream sends changes.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
@@ -83,14 +87,13 @@ pub(super) async fn seat_events(
         .open_stream(ticket.ticket_id)
         .ok_or(ApiError::TooManyStreams(STREAMS_PER_TOKEN))?;
     let feed = app.live.clone();
+    let seen = last_event_id(&headers);
+    if let Some(seen) = seen {
+        feed.reach(seen, CATCH_UP_WITHIN).await;
+    }
     let subscription = feed
         .seat_maps()
-        .subscribe(
-            &app.pool,
-            date_id,
-            || feed.position(),
-            last_event_id(&headers),
-        )
+        .subscribe(&app.pool, date_id, || feed.position(), seen)
         .await?;
     if subscription.info.concert_id != concert_id {
         return Err(ApiError::NotFound("date"));
