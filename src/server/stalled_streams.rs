@@ -1,12 +1,16 @@
-//! Event streams that hyper writes (one asked for down a kept-alive
-//! connection, or whose request head came in pieces) given up when their
-//! client stops reading, as `event_streams` gives up its own writes after
-//! `WRITE_DEADLINE`. hyper asks a response body for more only while it has
-//! room to write, and a stream's body has a comment to send at least every
-//! `KEEP_ALIVE`: one not asked for longer than both is stuck behind a client
-//! that reads nothing. Such a stream held its connection, a place under its
-//! token's stream limit and megabytes of kernel buffers for good, and
-//! outlived its token, whose lapse its body was never asked to tell.
+//! Connections hyper serves given up when their client stops reading, as
+//! `event_streams` gives up its own writes after `WRITE_DEADLINE`:
+//! - an event stream's body (one asked for down a kept-alive connection, or
+//!   whose request head came in pieces) that hyper has not asked for more
+//!   for longer than `KEEP_ALIVE` and the deadline: hyper asks a body only
+//!   while it has room to write, and a stream has a comment to send at
+//!   least every `KEEP_ALIVE`. Such a stream held its connection, a place
+//!   under its token's stream limit and megabytes of kernel buffers for
+//!   good, and outlived its token, whose lapse its body was never asked to
+//!   tell;
+//! - any write of the connection that has waited for room longer than the
+//!   deadline: answers to pipelined requests that the client never reads
+//!   held their connection and 4 MB of kernel buffers for good.
 
 use std::collections::HashMap;
 use std::io;
@@ -36,6 +40,8 @@ pub struct StreamWatch(Arc<Mutex<Streams>>);
 struct Streams {
     next: u64,
     last_asked: HashMap<u64, Instant>,
+    /// Since when a write has waited for room in the socket, while one does.
+    write_waiting_since: Option<Instant>,
     /// Whether one was found stalled: the connection is then reset.
     stalled: bool,
 }
@@ -62,28 +68,45 @@ impl StreamWatch {
         }
     }
 
-    /// Resolves once an open stream's body has gone unasked for `UNASKED_MOST`.
+    /// Resolves once an open stream's body has gone unasked for
+    /// `UNASKED_MOST`, or a write has waited for room for `WRITE_DEADLINE`.
     pub async fn stalled(&self) {
-        self.unasked_for(UNASKED_MOST).await;
+        self.stalled_after(UNASKED_MOST, WRITE_DEADLINE).await;
         self.0.lock().expect("not poisoned").stalled = true;
     }
 
-    async fn unasked_for(&self, most: Duration) {
+    async fn stalled_after(&self, unasked_most: Duration, waiting_most: Duration) {
         loop {
-            let oldest = self
-                .0
-                .lock()
-                .expect("not poisoned")
-                .last_asked
-                .values()
-                .min()
-                .copied();
-            match oldest {
-                Some(asked) if asked.elapsed() >= most => return,
-                Some(asked) => tokio::time::sleep_until(asked + most).await,
-                // Looked at again when one may have opened.
-                None => tokio::time::sleep(most).await,
+            let (oldest_asked, waiting_since) = {
+                let streams = self.0.lock().expect("not poisoned");
+                let oldest = streams.last_asked.values().min().copied();
+                (oldest, streams.write_waiting_since)
+            };
+            let due = [
+                oldest_asked.map(|asked| asked + unasked_most),
+                waiting_since.map(|since| since + waiting_most),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            match due {
+                Some(due) if Instant::now() >= due => return,
+                Some(due) => tokio::time::sleep_until(due).await,
+                // Looked at again when a stream may have opened, or a write begun to wait.
+                None => tokio::time::sleep(unasked_most.min(waiting_most)).await,
             }
+        }
+    }
+
+    /// Notes how a write went: one that found no room starts (or goes on)
+    /// waiting, one that wrote ends the wait.
+    fn wrote<T>(&self, outcome: &Poll<io::Result<T>>) {
+        let mut streams = self.0.lock().expect("not poisoned");
+        match outcome {
+            Poll::Pending => {
+                streams.write_waiting_since.get_or_insert_with(Instant::now);
+            }
+            Poll::Ready(_) => streams.write_waiting_since = None,
         }
     }
 
@@ -126,7 +149,9 @@ impl AsyncWrite for Resettable {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let outcome = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.watch.wrote(&outcome);
+        outcome
     }
 
     fn poll_write_vectored(
@@ -134,7 +159,9 @@ impl AsyncWrite for Resettable {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let outcome = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.watch.wrote(&outcome);
+        outcome
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -203,12 +230,12 @@ mod tests {
                 Ok(Frame::data(Bytes::from_static(b":\n")));
             futures::SinkExt::send(&mut sender, comment).await.unwrap();
             body.frame().await.unwrap().unwrap();
-            let stalled = tokio::time::timeout(MOST / 3, watch.unasked_for(MOST)).await;
+            let stalled = tokio::time::timeout(MOST / 3, watch.stalled_after(MOST, MOST)).await;
             assert!(stalled.is_err());
         }
         // Left unasked: stalled once MOST has passed since it was last asked.
         let started = Instant::now();
-        watch.unasked_for(MOST).await;
+        watch.stalled_after(MOST, MOST).await;
         let waited = started.elapsed();
         assert!(
             waited >= MOST - MOST / 3 - Duration::from_millis(20),
@@ -217,5 +244,48 @@ mod tests {
         assert!(waited < MOST, "{waited:?}");
         drop(body);
         assert!(watch.0.lock().unwrap().last_asked.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_write_waiting_for_room_too_long_is_stalled_and_one_that_wrote_is_not() {
+        const MOST: Duration = Duration::from_millis(300);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let watch = StreamWatch::default();
+        let mut served = watch.resettable(listener.accept().await.unwrap().0);
+
+        // The client reads nothing: writes fill the socket's buffers, then wait.
+        let chunk = vec![0u8; 64 * 1024];
+        while tokio::time::timeout(
+            Duration::from_millis(100),
+            tokio::io::AsyncWriteExt::write(&mut served, &chunk),
+        )
+        .await
+        .is_ok()
+        {}
+        let started = Instant::now();
+        watch.stalled_after(Duration::MAX, MOST).await;
+        assert!(started.elapsed() < MOST + Duration::from_millis(200));
+
+        // Once the client reads, a write goes through and the wait is over.
+        let mut sink = vec![0u8; 1024 * 1024];
+        let read = tokio::io::AsyncReadExt::read(&mut client, &mut sink).await;
+        assert!(read.unwrap() > 0);
+        loop {
+            let wrote = tokio::time::timeout(
+                Duration::from_millis(100),
+                tokio::io::AsyncWriteExt::write(&mut served, &chunk[..1]),
+            )
+            .await;
+            if wrote.is_ok() {
+                break;
+            }
+            let _ = tokio::io::AsyncReadExt::read(&mut client, &mut sink).await;
+        }
+        let stalled =
+            tokio::time::timeout(MOST * 2, watch.stalled_after(Duration::MAX, MOST)).await;
+        assert!(stalled.is_err(), "a connection whose writes go through");
     }
 }
