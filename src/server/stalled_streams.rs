@@ -15,7 +15,8 @@
 use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -34,14 +35,21 @@ const UNASKED_MOST: Duration = KEEP_ALIVE.saturating_add(WRITE_DEADLINE);
 /// The event streams open on one connection, each with when hyper last
 /// asked its body for more.
 #[derive(Debug, Clone, Default)]
-pub struct StreamWatch(Arc<Mutex<Streams>>);
+pub struct StreamWatch(Arc<Shared>);
+
+#[derive(Debug, Default)]
+struct Shared {
+    streams: Mutex<Streams>,
+    /// Since when a write has waited for room in the socket, while one does:
+    /// microseconds after `since_base()`, 0 while none waits. Every write
+    /// looks at it, so it is an atomic rather than under the lock.
+    write_waiting_since: AtomicU64,
+}
 
 #[derive(Debug, Default)]
 struct Streams {
     next: u64,
     last_asked: HashMap<u64, Instant>,
-    /// Since when a write has waited for room in the socket, while one does.
-    write_waiting_since: Option<Instant>,
     /// Whether one was found stalled: the connection is then reset.
     stalled: bool,
 }
@@ -49,7 +57,7 @@ struct Streams {
 impl StreamWatch {
     /// `body`, watched while it is open.
     pub fn watch(&self, body: Body) -> Body {
-        let mut streams = self.0.lock().expect("not poisoned");
+        let mut streams = self.0.streams.lock().expect("not poisoned");
         let id = streams.next;
         streams.next += 1;
         streams.last_asked.insert(id, Instant::now());
@@ -72,15 +80,19 @@ impl StreamWatch {
     /// `UNASKED_MOST`, or a write has waited for room for `WRITE_DEADLINE`.
     pub async fn stalled(&self) {
         self.stalled_after(UNASKED_MOST, WRITE_DEADLINE).await;
-        self.0.lock().expect("not poisoned").stalled = true;
+        self.0.streams.lock().expect("not poisoned").stalled = true;
     }
 
     async fn stalled_after(&self, unasked_most: Duration, waiting_most: Duration) {
         loop {
-            let (oldest_asked, waiting_since) = {
-                let streams = self.0.lock().expect("not poisoned");
-                let oldest = streams.last_asked.values().min().copied();
-                (oldest, streams.write_waiting_since)
+            let oldest_asked = (self.0.streams.lock().expect("not poisoned"))
+                .last_asked
+                .values()
+                .min()
+                .copied();
+            let waiting_since = match self.0.write_waiting_since.load(Ordering::Relaxed) {
+                0 => None,
+                micros => Some(since_base() + Duration::from_micros(micros)),
             };
             let due = [
                 oldest_asked.map(|asked| asked + unasked_most),
@@ -101,20 +113,39 @@ impl StreamWatch {
     /// Notes how a write went: one that found no room starts (or goes on)
     /// waiting, one that wrote ends the wait.
     fn wrote<T>(&self, outcome: &Poll<io::Result<T>>) {
-        let mut streams = self.0.lock().expect("not poisoned");
+        let waiting_since = &self.0.write_waiting_since;
         match outcome {
             Poll::Pending => {
-                streams.write_waiting_since.get_or_insert_with(Instant::now);
+                let now = (since_base().elapsed().as_micros() as u64).max(1);
+                let _ =
+                    waiting_since.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
             }
-            Poll::Ready(_) => streams.write_waiting_since = None,
+            Poll::Ready(_) => {
+                if waiting_since.load(Ordering::Relaxed) != 0 {
+                    waiting_since.store(0, Ordering::Relaxed);
+                }
+            }
         }
     }
 
     fn asked(&self, id: u64) {
-        if let Some(asked) = self.0.lock().expect("not poisoned").last_asked.get_mut(&id) {
+        if let Some(asked) = self
+            .0
+            .streams
+            .lock()
+            .expect("not poisoned")
+            .last_asked
+            .get_mut(&id)
+        {
             *asked = Instant::now();
         }
     }
+}
+
+/// The instant the waits of writes are counted from.
+fn since_base() -> Instant {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    *BASE.get_or_init(Instant::now)
 }
 
 /// A connection's socket, reset rather than closed when dropped once its
@@ -127,7 +158,7 @@ pub struct Resettable {
 
 impl Drop for Resettable {
     fn drop(&mut self) {
-        if self.watch.0.lock().expect("not poisoned").stalled {
+        if self.watch.0.streams.lock().expect("not poisoned").stalled {
             let _ = socket2::SockRef::from(&self.stream).set_linger(Some(Duration::ZERO));
         }
     }
@@ -207,7 +238,7 @@ impl http_body::Body for Watched {
 
 impl Drop for Watched {
     fn drop(&mut self) {
-        let mut streams = self.watch.0.lock().expect("not poisoned");
+        let mut streams = self.watch.0.streams.lock().expect("not poisoned");
         streams.last_asked.remove(&self.id);
     }
 }
@@ -243,7 +274,7 @@ mod tests {
         );
         assert!(waited < MOST, "{waited:?}");
         drop(body);
-        assert!(watch.0.lock().unwrap().last_asked.is_empty());
+        assert!(watch.0.streams.lock().unwrap().last_asked.is_empty());
     }
 
     #[tokio::test]
