@@ -6,8 +6,16 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool, Postgres};
 
-/// The migrations in `migrations/`, embedded in the binary.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// The migrations in `migrations/`, embedded in the binary. Migrations a
+/// newer release applied, which this binary does not know, are passed
+/// over: a rolling upgrade's newer instances migrate the store while older
+/// ones still serve it, and an older one restarted then must start again
+/// (releases before this setting refuse to). Each migration keeps what the
+/// release before it reads working.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate::Migrator {
+    ignore_missing: true,
+    ..sqlx::migrate!("./migrations")
+};
 
 /// A pool to `url`; statements that run longer than 30 s are cancelled, and
 /// a session whose transaction waits 15 s for its client is ended: an

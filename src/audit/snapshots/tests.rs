@@ -50,6 +50,27 @@ fn a_snapshot_whose_payload_does_not_parse_is_named() {
     );
 }
 
+/// Snapshots taken before the wallet kept its recent charges' amounts list
+/// only their ids. The service cannot read them and folds such a wallet
+/// from its events, so an upgraded store passes (it was named as forged).
+#[test]
+fn a_snapshot_the_service_cannot_read_as_a_wallet_is_passed_over_as_it_is() {
+    let charges = charges(3);
+    let mut snapshot: Value = serde_json::from_str(&wallet_payload(&charges[..2])).unwrap();
+    snapshot["recent_charges"] = serde_json::json!([
+        "00000000-0000-0000-0000-000000000001",
+        "00000000-0000-0000-0000-000000000002"
+    ]);
+    assert!(serde_json::from_value::<Wallet>(snapshot.clone()).is_err());
+
+    let (_, found) = run(
+        vec![wallet_snapshot("w", 2, &snapshot.to_string())],
+        charges,
+    );
+
+    assert!(found.is_empty(), "{found:?}");
+}
+
 #[test]
 fn a_snapshot_past_the_end_of_its_stream_is_named_at_the_end() {
     let charges = charges(2);

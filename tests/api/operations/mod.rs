@@ -6,6 +6,7 @@
 mod cors;
 mod database_encoding;
 mod docs_page;
+mod migrations;
 mod monitoring;
 mod problem_types;
 mod response_headers;
