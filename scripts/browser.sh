@@ -31,7 +31,7 @@ serve_demo browser "$PORT" "$ADMIN_TOKEN"
 rm -rf "$SHOTS"
 # booking.py: two people on the demo date; stadium.py: a 50,000-seat date,
 # and one booking in two tabs (after booking.py, which reads the demo's log).
-for test in booking stadium; do
+for test in booking stadium held_out; do
     if ! timeout 180 "$VENV/bin/python" "tests/browser/$test.py" "http://127.0.0.1:$PORT" "$ADMIN_TOKEN" "$SHOTS"; then
         echo "--- service log ---" >&2
         tail -n 50 "$DATA_DIR/serve.log" >&2

@@ -21,7 +21,12 @@ const state = {
   seatStream: null, // AbortController of the seat stream
   countdown: null,
   waitTicker: null, // counts the estimated wait down between updates
+  datesAgain: null, // looks at the dates again while none has a free seat
 };
+
+// While no date has a free seat, the dates are asked for again this often:
+// seats on hold come free when their holds run out.
+const NO_DATE_LOOK_AGAIN_MS = 5000;
 
 const MAX_CHARGE = 1_000_000_000;
 
@@ -239,16 +244,26 @@ function waitInWords(seconds) {
 }
 
 async function loadDates() {
+  clearTimeout(state.datesAgain);
   show("dates", true);
   // Until another token (a new admission) or its end makes it moot.
   const token = state.queueToken;
-  const wanted = () => state.queueToken === token && state.status === "active";
+  const wanted = () => state.queueToken === token && state.status === "active" && !state.paid;
   const answer = await untilAnswered(
     () => request("GET", `/concerts/${state.concertId}/dates`, token), wanted, "queue");
   if (!answer) return;
   const { dates } = answer;
   $("date-list").replaceChildren(...dates.map(dateButton));
-  if (!dates.length) say("message", "Every date is sold out.", "info");
+  if (!dates.length) {
+    // Sold out, held for now, or only past dates: the list says which it
+    // cannot tell, so the page looks again and shows a date once one frees.
+    const none = "No date has a free seat right now. Seats on hold come free again when their holds run out: this list looks again every few seconds.";
+    // Said once: the message is a live region, read out again at each change.
+    if ($("message").textContent !== none) say("message", none, "info");
+    state.datesAgain = setTimeout(() => wanted() && loadDates(), NO_DATE_LOOK_AGAIN_MS);
+  } else if ($("message").textContent.startsWith("No date has a free seat")) {
+    say("message", "");
+  }
   const picked = dates.find((date) => date.date_id === state.date?.date_id);
   show("seats", Boolean(picked));
   if (picked) pickDate(picked);
