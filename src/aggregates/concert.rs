@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use crate::ids::DateId;
 use crate::money::Won;
 
+mod title;
+
 /// Most dates one concert may have.
 pub const MAX_DATES: usize = 100;
 /// Most seats one date may have (a stadium).
@@ -76,7 +78,7 @@ impl DomainEvent for ConcertEvent {
 pub enum ConcertError {
     #[error("the concert is already scheduled")]
     AlreadyScheduled,
-    #[error("the title must have 1 to {max} printable characters")]
+    #[error("the title must have 1 to {max} characters, at least one of them visible, and no control or reordering characters")]
     TitleInvalid { max: usize },
     #[error("a concert has 1 to {max} dates, not {count}")]
     DateCountOutOfRange { count: usize, max: usize },
@@ -140,8 +142,7 @@ impl Concert {
             return Err(ConcertError::AlreadyScheduled);
         }
         let title = title.trim().to_string();
-        let printable = !title.chars().any(char::is_control);
-        if title.is_empty() || title.chars().count() > MAX_TITLE_CHARS || !printable {
+        if !title::acceptable(&title, MAX_TITLE_CHARS) {
             return Err(ConcertError::TitleInvalid {
                 max: MAX_TITLE_CHARS,
             });
@@ -224,6 +225,16 @@ mod tests {
         ConcertTest::with(())
             .given_no_previous_events()
             .when(schedule("  ", vec![date(50, 1)]))
+            .then_expect_error(ConcertError::TitleInvalid {
+                max: MAX_TITLE_CHARS,
+            });
+    }
+
+    #[test]
+    fn a_title_that_shows_nothing_is_refused() {
+        ConcertTest::with(())
+            .given_no_previous_events()
+            .when(schedule("\u{200B}\u{FEFF}", vec![date(50, 1)]))
             .then_expect_error(ConcertError::TitleInvalid {
                 max: MAX_TITLE_CHARS,
             });
