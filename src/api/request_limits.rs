@@ -78,12 +78,20 @@ impl HttpBody for Arrival {
 }
 
 /// Refuses what no handler should see: an HTTP/1.1 request without exactly
-/// one `Host` (RFC 9112 §3.2), and a body announced larger than any route
+/// one `Host`, or with one that is not a host (RFC 9112 §3.2), and a body announced larger than any route
 /// takes, at once (before `100 Continue` invites the client to send it).
 pub async fn check_framing(request: Request, next: Next) -> Response {
     let hosts = request.headers().get_all(HOST).iter().count();
     if hosts > 1 || (hosts == 0 && request.version() == Version::HTTP_11) {
         return ApiError::BadRequest("an HTTP/1.1 request needs exactly one Host header".into())
+            .into_response();
+    }
+    if request
+        .headers()
+        .get(HOST)
+        .is_some_and(|host| !is_host(host.as_bytes()))
+    {
+        return ApiError::BadRequest("the Host header is not a host and port".into())
             .into_response();
     }
     let announced = request
@@ -95,6 +103,21 @@ pub async fn check_framing(request: Request, next: Next) -> Response {
         return ApiError::PayloadTooLarge.into_response();
     }
     next.run(request).await
+}
+
+/// Whether `value` is a `Host` header's `uri-host [ ":" port ]` (RFC 9112
+/// §3.2): an authority without user information, its port digits.
+fn is_host(value: &[u8]) -> bool {
+    let Ok(authority) = axum::http::uri::Authority::try_from(value) else {
+        return false;
+    };
+    let port_given = authority
+        .as_str()
+        .rsplit_once(':')
+        .is_some_and(|(_, port)| !port.is_empty() && !port.ends_with(']'));
+    !authority.as_str().contains('@')
+        && !authority.host().is_empty()
+        && (!port_given || authority.port_u16().is_some())
 }
 
 /// Drops a request id that is too long or not plain visible ASCII, so that
@@ -118,4 +141,35 @@ pub async fn drop_unusable_request_id(
         request.headers_mut().remove(&header);
     }
     next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_header_is_a_host_and_an_optional_port() {
+        for host in [
+            "x",
+            "127.0.0.1:8080",
+            "tickets.example",
+            "[::1]",
+            "[::1]:8080",
+            "localhost:",
+        ] {
+            assert!(is_host(host.as_bytes()), "{host}");
+        }
+        for not_a_host in [
+            "a b/c",
+            "@evil",
+            "user@host",
+            "[::1",
+            "x:abc",
+            "",
+            "/path",
+            "x:99999",
+        ] {
+            assert!(!is_host(not_a_host.as_bytes()), "{not_a_host}");
+        }
+    }
 }

@@ -65,7 +65,14 @@ async fn two_credentials_or_two_hosts_are_refused() {
     )
     .await;
     assert!(answer.starts_with("HTTP/1.1 401 "), "{answer}");
-    for hosts in ["", "host: a\r\nhost: b\r\n"] {
+    // None, two, or one that is no host (RFC 9112 §3.2; these were served).
+    for hosts in [
+        "",
+        "host: a\r\nhost: b\r\n",
+        "host: a b/c\r\n",
+        "host: @evil\r\n",
+        "host: x:abc\r\n",
+    ] {
         let answer = send_raw(
             &app,
             &format!("{balance}{hosts}authorization: Bearer {token}\r\n\r\n"),
