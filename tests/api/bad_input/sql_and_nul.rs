@@ -16,7 +16,9 @@ async fn sql_metacharacters_are_stored_verbatim_and_harmless() {
         "Robert'); DELETE FROM concerts; --",
         r#"" OR ""=""#,
         "back\\slash $1 %s %%",
-        "콘서트 🎸 \u{202e}",
+        // A direction mark is kept; an override (U+202E) is refused as a
+        // title's (it shows the text reversed), see the concert's title rules.
+        "콘서트 🎸 \u{200f}",
     ];
     for title in titles {
         let response = app
