@@ -194,6 +194,12 @@ pub struct Config {
     #[arg(long, env = "CONCERT_IDEMPOTENCY_KEY_TTL_SECS", default_value_t = 604_800,
           value_parser = whole_u64::<1, 31_536_000>, global = true)]
     pub idempotency_key_ttl_secs: u64,
+    /// How long a stop signal is drained before the stop, in seconds: the
+    /// instance serves on while `/readyz` answers 503 and every answer
+    /// asks its client to close the connection (0: stop at once).
+    #[arg(long, env = "CONCERT_SHUTDOWN_DRAIN_SECS", default_value_t = 0,
+          value_parser = whole_u64::<0, 300>, global = true)]
+    pub shutdown_drain_secs: u64,
     /// Longest time one request may take, in seconds.
     #[arg(long, env = "CONCERT_REQUEST_TIMEOUT_SECS", default_value_t = 30,
           value_parser = whole_u64::<1, 3_600>, global = true)]

@@ -22,6 +22,8 @@ pub mod config;
 pub mod db;
 /// The sample concert of `serve --demo`.
 pub mod demo;
+/// Serving on, not ready, between a stop signal and the stop.
+pub mod draining;
 /// The event log in global commit order.
 pub mod event_log;
 /// The event store: appends that write their read models too.

@@ -4,6 +4,7 @@
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches};
 use concert::config::{Cli, Command, Config};
@@ -124,17 +125,43 @@ fn fail(error: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// SIGINT or SIGTERM, or the supervisor giving up on the private server.
-fn stop_signal(gave_up: Option<watch::Receiver<bool>>) -> watch::Receiver<bool> {
-    let mut signal = concert::server::shutdown_signal();
-    let Some(mut gave_up) = gave_up else {
-        return signal;
-    };
+/// SIGINT or SIGTERM, after `drain` of serving on while not ready
+/// (`concert::draining`; a second signal cuts it short), or the supervisor
+/// giving up on the private server, at once.
+fn stop_signal(
+    gave_up: Option<watch::Receiver<bool>>,
+    drain: Duration,
+    draining: concert::draining::Draining,
+) -> watch::Receiver<bool> {
     let (sender, receiver) = watch::channel(false);
     tokio::spawn(async move {
+        let gave_up = async move {
+            match gave_up {
+                Some(mut gave_up) => {
+                    let _ = gave_up.wait_for(|gave_up| *gave_up).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(gave_up);
         tokio::select! {
-            _ = signal.wait_for(|stopped| *stopped) => {}
-            _ = gave_up.wait_for(|gave_up| *gave_up) => {
+            signal = concert::server::stop_requested() => {
+                if !drain.is_zero() {
+                    draining.begin();
+                    tracing::info!(
+                        signal,
+                        drain_secs = drain.as_secs(),
+                        "draining before the stop: /readyz answers 503 and every answer asks its client to close the connection (a second signal stops at once)"
+                    );
+                    tokio::select! {
+                        _ = tokio::time::sleep(drain) => {}
+                        _ = concert::server::stop_requested() => {}
+                        _ = &mut gave_up => {}
+                    }
+                }
+                tracing::info!(signal, "shutting down: finishing requests in flight");
+            }
+            _ = &mut gave_up => {
                 tracing::error!("stopping: the private PostgreSQL server cannot be brought back");
             }
         }
@@ -214,7 +241,9 @@ async fn run(
             let listener = listener.ok_or("serve listens before the database starts")?;
             let listener = tokio::net::TcpListener::from_std(listener)?;
             tracing::info!(address = %listener.local_addr()?, "serving; API docs at /docs");
-            concert::server::serve(listener, app, stop_signal(gave_up)).await;
+            let drain = Duration::from_secs(app.config.shutdown_drain_secs);
+            let stop = stop_signal(gave_up, drain, app.draining.clone());
+            concert::server::serve(listener, app, stop).await;
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {

@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use crate::aggregates::{Concert, QueueTicket, Seat, Wallet};
 use crate::batching;
 use crate::config::Config;
+use crate::draining::Draining;
 use crate::event_store::{
     AfterCommit, CommitSignal, Lane, PaymentLanes, PaymentPipeline, Pipeline, Pipelined,
     ProjectionError, Projector,
@@ -76,6 +77,8 @@ pub struct Shared {
     pub demo: bool,
     /// How far the read models are behind the log (`/readyz`, `/metrics`).
     pub projection_lag: Arc<ProjectionLag>,
+    /// Whether a stop was asked for and the instance drains before it.
+    pub draining: Draining,
 }
 
 /// The projectors of each aggregate type, also used to catch up at start.
@@ -214,6 +217,7 @@ impl AppState {
             live,
             demo: false,
             projection_lag: Arc::default(),
+            draining: Draining::default(),
             pool,
             config: Arc::new(config),
             admin_token: admin_token.into(),

@@ -26,6 +26,9 @@ const ANSWERED_BEFORE_SIGTERM: usize = 60;
 #[path = "shutdown/process.rs"]
 mod process;
 
+#[path = "shutdown/drain.rs"]
+mod drain;
+
 use process::{concert, free_address, postgres_processes, send_raw, Service};
 
 /// What one worker saw: each answer's status and correlation id, and whether

@@ -58,6 +58,10 @@ pub struct ReadinessChecks {
     migrations: CheckStatus,
     /// The read models lag the event log by fewer than 10,000 events.
     projections: CheckStatus,
+    /// `failed` while the instance drains before it stops
+    /// (`CONCERT_SHUTDOWN_DRAIN_SECS`); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stopping: Option<CheckStatus>,
 }
 
 /// The supervised private PostgreSQL server, when `concert` runs one.
@@ -126,6 +130,20 @@ async fn healthz() -> axum::Json<HealthResponse> {
             body = NotReadyProblem, content_type = "application/problem+json")))]
 async fn readyz(State(app): State<AppState>) -> Response {
     let private_server = PrivateServerReport::current();
+    if app.draining.is_on() {
+        // Stopping soon: a load balancer is to send nothing new.
+        return not_ready(
+            ReadinessChecks {
+                private_server: None,
+                database: CheckStatus::Skipped,
+                migrations: CheckStatus::Skipped,
+                projections: CheckStatus::Skipped,
+                stopping: Some(CheckStatus::Failed),
+            },
+            None,
+            private_server,
+        );
+    }
     if private_server
         .as_ref()
         .is_some_and(|server| server.state != "up")
@@ -137,6 +155,7 @@ async fn readyz(State(app): State<AppState>) -> Response {
                 database: CheckStatus::Skipped,
                 migrations: CheckStatus::Skipped,
                 projections: CheckStatus::Skipped,
+                stopping: None,
             },
             None,
             private_server,
@@ -152,6 +171,7 @@ async fn readyz(State(app): State<AppState>) -> Response {
                     database: CheckStatus::Failed,
                     migrations: CheckStatus::Skipped,
                     projections: CheckStatus::Skipped,
+                    stopping: None,
                 },
                 None,
             )
@@ -176,6 +196,7 @@ async fn check_readiness(app: &AppState) -> (ReadinessChecks, Option<i64>) {
         database: CheckStatus::Failed,
         migrations: CheckStatus::Skipped,
         projections: CheckStatus::Skipped,
+        stopping: None,
     };
     match crate::db::migrations_applied(&app.pool).await {
         Ok(applied) => {
@@ -225,6 +246,7 @@ fn not_ready(
         ("database", checks.database),
         ("migrations", checks.migrations),
         ("projections", checks.projections),
+        ("stopping", checks.stopping.unwrap_or(CheckStatus::Ok)),
     ]
     .into_iter()
     .filter(|(_, status)| *status == CheckStatus::Failed)

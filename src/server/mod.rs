@@ -148,17 +148,6 @@ pub async fn serve(listener: TcpListener, app: AppState, shutdown: watch::Receiv
     tracing::info!("stopped serving: every request in flight was answered");
 }
 
-/// Turns true on SIGINT or SIGTERM.
-pub fn shutdown_signal() -> watch::Receiver<bool> {
-    let (sender, receiver) = watch::channel(false);
-    tokio::spawn(async move {
-        stop_requested().await;
-        tracing::info!("shutting down: finishing requests in flight");
-        let _ = sender.send(true);
-    });
-    receiver
-}
-
 /// Resolves with the signal's name on SIGINT or SIGTERM (on SIGINT alone
 /// when SIGTERM cannot be listened for).
 pub async fn stop_requested() -> &'static str {

@@ -22,10 +22,16 @@ pub struct Service {
 
 impl Service {
     pub fn start(dir: &Path, address: &str) -> Self {
+        Self::start_with(dir, address, &[])
+    }
+
+    /// Started with the settings `envs` besides the test's own.
+    pub fn start_with(dir: &Path, address: &str, envs: &[(&str, &str)]) -> Self {
         let log = File::create(dir.join("serve.log")).unwrap();
         let child = concert(dir)
             .arg("--demo")
             .env("CONCERT_BIND", address)
+            .envs(envs.iter().copied())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
