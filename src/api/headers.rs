@@ -13,14 +13,14 @@ use tower_http::set_header::SetResponseHeaderLayer;
 /// The pages': nothing but this origin, for scripts, styles, fetches and
 /// images (and `data:` images); no plugins, no `<base>`, no framing. No
 /// inline script or style, no `eval`.
-pub const PAGE_POLICY: &str = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+pub const PAGE_POLICY: &str = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// Swagger UI's: the pages' policy, and the one inline style sheet it needs
 /// (by its hash, not `'unsafe-inline'`): the `<style>` of the logo on its top
 /// bar, drawn black on black without it. Its style sheet's icons are
 /// `data:` images; it has no inline script and does not need `eval`.
 /// `api::operations::docs_page` checks the hash against the served script.
-pub const DOCS_POLICY: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+pub const DOCS_POLICY: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The challenge of a `401` (RFC 9110 §11.6.1, RFC 6750 §3) to a request
 /// that sent no credential.

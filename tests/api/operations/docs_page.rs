@@ -34,6 +34,8 @@ fn assert_protected(what: &str, response: &Response) -> String {
         "img-src 'self' data:;",
         "object-src 'none';",
         "base-uri 'none';",
+        // A form posting elsewhere: `default-src` does not cover it.
+        "form-action 'self';",
         "frame-ancestors 'none'",
     ] {
         assert!(policy.contains(directive), "{what}: {policy}");
