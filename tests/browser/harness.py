@@ -64,6 +64,18 @@ def watch(context, name):
     return page
 
 
+def create_concert(page, title, seats, price, starts_at):
+    """A concert of one date, created with the admin token; its id."""
+    created = page.request.post(
+        f"{BASE}/api/v1/concerts",
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        data={"title": title, "dates": [{"starts_at": starts_at, "seats": seats, "price": price}]},
+    )
+    if created.status != 201:
+        sys.exit(f"{title}: the concert was not created: {created.status} {created.text()}")
+    return created.json()["concert_id"]
+
+
 def calls(name, method, path):
     return sum(1 for call in api_calls if call == (name, method, path))
 

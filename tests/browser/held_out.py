@@ -14,7 +14,7 @@ import time
 
 from playwright.sync_api import expect, sync_playwright
 
-from harness import ADMIN_TOKEN, BASE, CHROMIUM, calls, problems, shot, watch
+from harness import BASE, CHROMIUM, calls, create_concert, problems, shot, watch
 
 
 def holder_takes_the_seat(request, concert_id):
@@ -42,14 +42,7 @@ with sync_playwright() as playwright:
     browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
     context = browser.new_context(viewport={"width": 1200, "height": 900})
     page = watch(context, "held-out")
-    created = page.request.post(
-        f"{BASE}/api/v1/concerts",
-        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-        data={"title": "One seat", "dates": [{"starts_at": "2031-08-01T19:00:00Z", "seats": 1, "price": 1_000}]},
-    )
-    if created.status != 201:
-        sys.exit(f"the concert was not created: {created.status} {created.text()}")
-    concert_id = created.json()["concert_id"]
+    concert_id = create_concert(page, "One seat", 1, 1_000, "2031-08-01T19:00:00Z")
     holder_takes_the_seat(page.request, concert_id)
 
     page.goto(BASE + "/")

@@ -16,7 +16,7 @@ import sys
 
 from playwright.sync_api import expect, sync_playwright
 
-from harness import ADMIN_TOKEN, BASE, CHROMIUM, SHOTS, problems, seat, shot, watch
+from harness import BASE, CHROMIUM, SHOTS, create_concert, problems, seat, shot, watch
 
 SEATS = 50_000
 # Each of Playwright's checks of a page of 50,000 buttons takes a second or
@@ -32,14 +32,7 @@ with sync_playwright() as playwright:
     browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
     context = browser.new_context(viewport={"width": 1200, "height": 900})
     page = watch(context, "stadium")
-    created = page.request.post(
-        f"{BASE}/api/v1/concerts",
-        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-        data={"title": "Stadium", "dates": [{"starts_at": "2031-07-01T19:00:00Z", "seats": SEATS, "price": 50_000}]},
-    )
-    if created.status != 201:
-        sys.exit(f"the stadium was not created: {created.status} {created.text()}")
-    stadium = created.json()["concert_id"]
+    stadium = create_concert(page, "Stadium", SEATS, 50_000, "2031-07-01T19:00:00Z")
 
     page.goto(BASE + "/")
     page.click("#sample-user")

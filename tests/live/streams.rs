@@ -177,6 +177,16 @@ async fn log_position(pool: &PgPool, seat_id: &str) -> i64 {
     .unwrap()
 }
 
+/// The first event of a stream of `path` opened now (a seat stream's snapshot).
+async fn first_event(service: &Instance, path: &str, token: &str) -> Sse {
+    service
+        .subscribe(path, token, None)
+        .await
+        .next()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn last_event_id_after_a_missed_hold_replays_it() {
     let pool = fresh_database().await;
@@ -184,12 +194,7 @@ async fn last_event_id_after_a_missed_hold_replays_it() {
     let (concert_id, date_id) = service.concert(4).await;
     let token = service.active_token(&concert_id).await;
     let path = seats_path(&concert_id, &date_id);
-    let snapshot = service
-        .subscribe(&path, &token, None)
-        .await
-        .next()
-        .await
-        .unwrap();
+    let snapshot = first_event(&service, &path, &token).await;
     assert_eq!(snapshot.event, "snapshot");
 
     // The stream is closed; a hold is made meanwhile.
@@ -217,12 +222,7 @@ async fn a_reconnect_with_an_id_just_ahead_of_the_feed_resumes_from_it() {
     let (concert_id, date_id) = service.concert(4).await;
     let token = service.active_token(&concert_id).await;
     let path = seats_path(&concert_id, &date_id);
-    let snapshot = service
-        .subscribe(&path, &token, None)
-        .await
-        .next()
-        .await
-        .unwrap();
+    let snapshot = first_event(&service, &path, &token).await;
     let ahead: i64 = snapshot.id.parse::<i64>().unwrap() + 1;
     let ahead_id = ahead.to_string();
 
