@@ -76,6 +76,17 @@ def create_concert(page, title, seats, price, starts_at):
     return created.json()["concert_id"]
 
 
+def admitted_as_sample_user(page, concert_id):
+    """Signs the page in as a new sample user who queues for `concert_id`
+    and is admitted."""
+    page.goto(BASE + "/")
+    page.click("#sample-user")
+    expect(page.locator("#queue")).to_be_visible()
+    page.select_option("#concert", concert_id)
+    page.click("#enter-queue")
+    expect(page.locator("#status")).to_have_text("active", timeout=15_000)
+
+
 def calls(name, method, path):
     return sum(1 for call in api_calls if call == (name, method, path))
 

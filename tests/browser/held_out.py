@@ -14,7 +14,7 @@ import time
 
 from playwright.sync_api import expect, sync_playwright
 
-from harness import BASE, CHROMIUM, calls, create_concert, problems, shot, watch
+from harness import BASE, CHROMIUM, admitted_as_sample_user, calls, create_concert, problems, shot, watch
 
 
 def holder_takes_the_seat(request, concert_id):
@@ -45,12 +45,7 @@ with sync_playwright() as playwright:
     concert_id = create_concert(page, "One seat", 1, 1_000, "2031-08-01T19:00:00Z")
     holder_takes_the_seat(page.request, concert_id)
 
-    page.goto(BASE + "/")
-    page.click("#sample-user")
-    expect(page.locator("#queue")).to_be_visible()
-    page.select_option("#concert", concert_id)
-    page.click("#enter-queue")
-    expect(page.locator("#status")).to_have_text("active", timeout=15_000)
+    admitted_as_sample_user(page, concert_id)
     expect(page.locator("#message")).to_contain_text("No date has a free seat right now")
     expect(page.locator("#date-list button")).to_have_count(0)
     shot(page, "held-out-1-no-free-seat", full_page=False)

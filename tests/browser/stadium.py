@@ -16,7 +16,7 @@ import sys
 
 from playwright.sync_api import expect, sync_playwright
 
-from harness import BASE, CHROMIUM, SHOTS, create_concert, problems, seat, shot, watch
+from harness import BASE, CHROMIUM, SHOTS, admitted_as_sample_user, create_concert, problems, seat, shot, watch
 
 SEATS = 50_000
 # Each of Playwright's checks of a page of 50,000 buttons takes a second or
@@ -34,12 +34,7 @@ with sync_playwright() as playwright:
     page = watch(context, "stadium")
     stadium = create_concert(page, "Stadium", SEATS, 50_000, "2031-07-01T19:00:00Z")
 
-    page.goto(BASE + "/")
-    page.click("#sample-user")
-    expect(page.locator("#queue")).to_be_visible()
-    page.select_option("#concert", stadium)
-    page.click("#enter-queue")
-    expect(page.locator("#status")).to_have_text("active", timeout=15_000)
+    admitted_as_sample_user(page, stadium)
     dates = page.locator("#date-list button")
     dates.first.click()
     expect(seat(page, SEATS)).to_have_attribute("data-status", "free", timeout=30_000)
