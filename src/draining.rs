@@ -9,12 +9,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use axum::extract::Request;
-use axum::http::{header, HeaderValue, Version};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::http::{header, HeaderValue, Response};
 
-/// Whether this instance is draining; shared by the signal and the router.
+/// Whether this instance is draining; shared by the signal and the connections.
 #[derive(Debug, Clone, Default)]
 pub struct Draining(Arc<AtomicBool>);
 
@@ -30,15 +27,14 @@ impl Draining {
 }
 
 /// Asks the client to close its connection after this answer while the
-/// instance drains (HTTP/2 connections are told by hyper's `GOAWAY` at
-/// the stop).
-pub async fn close_connections(draining: Draining, request: Request, next: Next) -> Response {
-    let http1 = matches!(request.version(), Version::HTTP_10 | Version::HTTP_11);
-    let mut response = next.run(request).await;
+/// instance drains, on HTTP/1.x (HTTP/2 connections are told by hyper's
+/// `GOAWAY` at the stop). Done where hyper's connection takes the answer
+/// back from the router, which already looks at every answer there,
+/// rather than as one more layer of the router.
+pub fn close_if_draining<B>(draining: &Draining, http1: bool, response: &mut Response<B>) {
     if http1 && draining.is_on() {
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    response
 }

@@ -157,7 +157,6 @@ pub fn router(app: AppState) -> Router {
                 .persist_authorization(false),
         );
     let docs = Router::from(docs).layer(axum::middleware::map_response(docs_problems));
-    let draining = app.draining.clone();
     routes
         .merge(live::router())
         .merge(pages::router())
@@ -194,9 +193,6 @@ pub fn router(app: AppState) -> Router {
         }))
         .layer(axum::middleware::from_fn(headers::api_answers))
         .layer(headers::nosniff())
-        .layer(axum::middleware::from_fn(move |request, next| {
-            crate::draining::close_connections(draining.clone(), request, next)
-        }))
 }
 
 /// Every answer's `Date` on the clock its deadlines are on (hyper would

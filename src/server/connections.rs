@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::Request;
+use axum::http::{Request, Version};
 use axum::Router;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -27,6 +27,7 @@ use super::idle::Activity;
 use super::parse_errors::ProblemsForParseErrors;
 use super::stalled_streams::StreamWatch;
 use super::unread_bodies;
+use crate::draining::{close_if_draining, Draining};
 
 /// HTTP/2 connections are pinged this often, and closed when a ping is not
 /// answered within `PING_ANSWERED_WITHIN`.
@@ -56,6 +57,7 @@ const STREAMS_PER_CONNECTION: u32 = 16;
 pub async fn accept(
     listener: TcpListener,
     router: Router,
+    draining: Draining,
     head_within: Duration,
     most: u32,
     mut stop: watch::Receiver<bool>,
@@ -100,6 +102,7 @@ pub async fn accept(
             }
         };
         let (router, builder) = (router.clone(), builder.clone());
+        let draining = draining.clone();
         let stream_openings = stream_openings.clone();
         let mut stop = stop.clone();
         connections.tasks.spawn(async move {
@@ -122,7 +125,15 @@ pub async fn accept(
                     event_streams::serve(stream, opening, router, &stream_openings, head_within)
                         .await
                 }
-                None => serve_with_hyper(stream, remote, router, &builder, head_within, stop).await,
+                None => {
+                    let connection = Connection {
+                        stream,
+                        remote,
+                        router,
+                        draining,
+                    };
+                    serve_with_hyper(connection, &builder, head_within, stop).await
+                }
             }
         });
     }
@@ -145,30 +156,44 @@ impl Connections {
     }
 }
 
+/// An accepted connection and what serving it needs.
+struct Connection {
+    stream: TcpStream,
+    remote: SocketAddr,
+    router: Router,
+    draining: Draining,
+}
+
 /// Serves one connection with hyper until it ends; closes it gracefully when
 /// the service stops or when it has had nothing in flight for `idle_within`,
 /// and drops it when an event stream on it is stuck behind a client that
 /// reads nothing (`stalled_streams`).
 async fn serve_with_hyper(
-    stream: TcpStream,
-    remote: SocketAddr,
-    router: Router,
+    connection: Connection,
     builder: &Builder<TokioExecutor>,
     idle_within: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
+    let Connection {
+        stream,
+        remote,
+        router,
+        draining,
+    } = connection;
     let activity = Activity::default();
     let counted = activity.clone();
     let streams = StreamWatch::default();
     let watching = streams.clone();
     let service = tower::service_fn(move |request: Request<Incoming>| {
         let (router, in_flight) = (router.clone(), counted.begin());
-        let watching = watching.clone();
+        let (watching, draining) = (watching.clone(), draining.clone());
         async move {
+            let http1 = request.version() <= Version::HTTP_11;
             let (mut request, body_read) = unread_bodies::watch(request);
             request.extensions_mut().insert(ConnectInfo(remote));
             let Ok(mut response) = router.oneshot(request).await;
             unread_bodies::close_if_unread(&mut response, body_read);
+            close_if_draining(&draining, http1, &mut response);
             if is_event_stream(&response) {
                 response = response.map(|body| watching.watch(body));
             }

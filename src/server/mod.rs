@@ -120,9 +120,11 @@ pub async fn serve(listener: TcpListener, app: AppState, shutdown: watch::Receiv
     let head_within = Duration::from_secs(app.config.request_timeout_secs);
     let most =
         open_files::most_connections(app.config.max_connections, app.config.db_max_connections);
+    let draining = app.draining.clone();
     let connections = connections::accept(
         listener,
         crate::api::router(app),
+        draining,
         head_within,
         most,
         shutdown.clone(),
