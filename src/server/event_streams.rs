@@ -98,9 +98,27 @@ impl Opening {
     }
 }
 
+/// Whether `path` is one of the two live streams' routes (`api::live`):
+/// matched whole, since other routes end in `/events` too (the audit's
+/// page of the log, whose connection must stay open for the next page).
 fn is_event_stream(path: &str) -> bool {
     let path = path.split_once('?').map_or(path, |(path, _)| path);
-    path.starts_with("/api/v1/") && path.ends_with("/events")
+    let segments: Vec<&str> = path.split('/').collect();
+    matches!(
+        segments[..],
+        ["", "api", "v1", "queue", "tokens", "current", "events"]
+            | [
+                "",
+                "api",
+                "v1",
+                "concerts",
+                _,
+                "dates",
+                _,
+                "seats",
+                "events"
+            ]
+    )
 }
 
 /// Answers `opening` with `router` on `stream`, then closes the connection.

@@ -35,6 +35,10 @@ fn anything_else_is_left_to_hyper() {
     for head in [
         "GET /api/v1/concerts HTTP/1.1\r\n\r\n".to_string(),
         "GET /events HTTP/1.1\r\n\r\n".to_string(),
+        // The audit's page of events is a plain JSON answer.
+        "GET /api/v1/audit/events?limit=1 HTTP/1.1\r\n\r\n".to_string(),
+        "GET /api/v1/concerts/c/dates/d/seats/x/events HTTP/1.1\r\n\r\n".to_string(),
+        "GET /api/v1/concerts/c/events HTTP/1.1\r\n\r\n".to_string(),
         format!("POST {SEATS} HTTP/1.1\r\n\r\n"),
         format!("GET {SEATS} HTTP/1.0\r\n\r\n"),
         format!("GET {SEATS} HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi"),

@@ -113,3 +113,36 @@ async fn a_client_that_half_closes_after_its_request_gets_the_answer() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
 }
+
+/// The audit's page of the log ends in `/events` like the live streams, but
+/// is a plain answer: first on its connection, it keeps the connection for
+/// the next page. It was taken for a stream, answered `Connection: close`,
+/// and a page asked for behind it was never answered.
+#[tokio::test]
+async fn the_audits_page_of_events_keeps_its_connection_for_the_next_page() {
+    let app = spawn_app().await;
+    charged_user(&app, 1_000).await;
+    charged_user(&app, 2_000).await;
+    let page = |after: i64| {
+        format!(
+            "GET /api/v1/audit/events?after={after}&limit=1 HTTP/1.1\r\nhost: concert\r\n\
+             authorization: Bearer {}\r\n\r\n",
+            crate::helpers::ADMIN_TOKEN
+        )
+    };
+    let next_of = |answer: &str| {
+        let body = answer.split_once("\r\n\r\n").expect("a body").1;
+        let page: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(page["events"].as_array().map(Vec::len), Some(1), "{body}");
+        page["next"].as_i64().expect("a next position")
+    };
+
+    let mut stream = TcpStream::connect(app.host()).await.unwrap();
+    let first = exchange(&mut stream, &page(0)).await;
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    assert!(!closes(&first), "{first}");
+    let next = next_of(&first);
+    let second = exchange(&mut stream, &page(next)).await;
+    assert!(second.starts_with("HTTP/1.1 200"), "{second}");
+    assert!(next_of(&second) > next, "{second}");
+}
