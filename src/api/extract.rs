@@ -61,8 +61,55 @@ pub fn json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "the body must be a JSON object, not an array".into(),
         ));
     }
-    let axum::Json(value) = axum::Json::from_bytes(bytes)?;
-    Ok(value)
+    match axum::Json::from_bytes(bytes) {
+        Ok(axum::Json(value)) => Ok(value),
+        Err(JsonRejection::JsonSyntaxError(error)) if out_of_range(&error.body_text()) => {
+            let text = error.body_text();
+            let text = text.strip_prefix(SYNTAX_PREFIX).unwrap_or(&text);
+            Err(ApiError::Validation(quoting_at_most_a_little(
+                match expected_of_unreadable_number::<T>(bytes) {
+                    Some(expected) => format!("{text}, {expected}"),
+                    None => text.to_string(),
+                },
+            )))
+        }
+        Err(rejection) => Err(rejection.into()),
+    }
+}
+
+/// How axum's rejection of text serde_json could not read begins.
+const SYNTAX_PREFIX: &str = "Failed to parse the request body as JSON: ";
+
+/// What the field holding a number beyond every numeric type (`1e400`)
+/// expects ("expected a whole number from 1 to 1000000000"). serde_json
+/// stops at such a number before the field's own rules see it, so the body
+/// is read again with a stand-in there that those rules can read and no
+/// whole number's range holds. None when the field takes the stand-in.
+fn expected_of_unreadable_number<T: DeserializeOwned>(bytes: &[u8]) -> Option<String> {
+    let error = serde_json::from_slice::<T>(bytes).err()?;
+    // The column is that of the number's last byte, counted from 1.
+    let line_start = match error.line() {
+        1 => 0,
+        line => {
+            bytes
+                .iter()
+                .enumerate()
+                .filter(|(_, byte)| **byte == b'\n')
+                .nth(line - 2)?
+                .0
+                + 1
+        }
+    };
+    let last = line_start + error.column().checked_sub(1)?;
+    let is_of_number = |byte: &u8| byte.is_ascii_digit() || b"+-.eE".contains(byte);
+    if !bytes.get(last).is_some_and(is_of_number) {
+        return None;
+    }
+    let first = bytes[..last].iter().rposition(|byte| !is_of_number(byte))? + 1;
+    let stand_in = [&bytes[..first], b"1e300", &bytes[last + 1..]].concat();
+    let message = serde_json::from_slice::<T>(&stand_in).err()?.to_string();
+    let expected = &message[message.find("expected ")?..message.rfind(" at line")?];
+    Some(without_type_names(expected))
 }
 
 /// Typed path parameters; a bad UUID is 400.
@@ -254,6 +301,40 @@ mod tests {
                 "{malformed}"
             );
         }
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    struct BoundedCharge {
+        #[allow(dead_code)]
+        amount: crate::api::bounded::Bounded<1, 1_000_000_000>,
+        #[allow(dead_code)]
+        note: Option<f64>,
+    }
+
+    #[test]
+    fn a_number_beyond_every_type_is_told_the_range_its_field_takes() {
+        for body in [
+            r#"{"amount": 1e400}"#,
+            r#"{"amount":-1E+400}"#,
+            "{\n  \"note\": 1,\n  \"amount\":\n 1.5e400 }",
+            &format!(r#"{{"amount": 1{}}}"#, "0".repeat(400)),
+        ] {
+            let refusal = json_object::<BoundedCharge>(body.as_bytes()).unwrap_err();
+            let ApiError::Validation(detail) = refusal else {
+                panic!("{body}: {refusal:?}");
+            };
+            assert!(
+                detail.starts_with("amount: number out of range at line")
+                    && detail.ends_with(", expected a whole number from 1 to 1000000000"),
+                "{body}: {detail}"
+            );
+        }
+        // A field that takes any number has no range to tell.
+        let refusal = json_object::<BoundedCharge>(br#"{"amount": 1, "note": 1e400}"#);
+        let Err(ApiError::Validation(detail)) = refusal else {
+            panic!("{refusal:?}");
+        };
+        assert_eq!(detail, "note: number out of range at line 1 column 27");
     }
 
     #[test]

@@ -93,7 +93,19 @@ async fn a_refused_number_is_told_the_range_it_may_take_not_a_machine_type_s() {
     let token = app.user_token(user_id).await;
     let charges = format!("/users/{user_id}/balance/charges");
     let mut refusals = Vec::new();
-    for amount in ["-5", "0", "1.5", "1e30", "\"5\"", "9223372036854775808"] {
+    let four_hundred_digits = format!("1{}", "0".repeat(400));
+    for amount in [
+        "-5",
+        "0",
+        "1.5",
+        "1e30",
+        "\"5\"",
+        "9223372036854775808",
+        // Beyond every numeric type: serde_json stops before the range's rule.
+        "1e400",
+        "-1e400",
+        &four_hundred_digits,
+    ] {
         let body = format!(r#"{{"amount": {amount}}}"#);
         let response = post_raw(&app, &charges, Some(&token), "application/json", body).await;
         refusals.push((format!("amount {amount}"), response, "from 1 to 1000000000"));
@@ -120,6 +132,10 @@ async fn a_refused_number_is_told_the_range_it_may_take_not_a_machine_type_s() {
             .await;
         refusals.push((format!("ttl_secs {ttl}"), response, "from 60 to 86400"));
     }
+    let path = format!("/users/{}/tokens", Uuid::new_v4());
+    let body = r#"{"ttl_secs": 1e400}"#;
+    let response = post_raw(&app, &path, Some(ADMIN_TOKEN), "application/json", body).await;
+    refusals.push(("ttl_secs 1e400".into(), response, "from 60 to 86400"));
 
     for (case, response, range) in refusals {
         assert_eq!(
