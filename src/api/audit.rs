@@ -74,8 +74,8 @@ const STREAM_PAGE: usize = 1_000;
     ))]
 async fn list_events(
     State(app): State<AppState>,
-    _admin: Admin,
     Query(page): Query<EventPage>,
+    _admin: Admin,
 ) -> Result<axum::Json<EventPageResponse>, ApiError> {
     let after = page.after.unwrap_or(0);
     let limit = page.limit.unwrap_or(DEFAULT_PAGE);
@@ -118,8 +118,8 @@ async fn list_events(
     ))]
 async fn stream_events(
     State(app): State<AppState>,
-    _admin: Admin,
     Path((aggregate_type, aggregate_id)): Path<(String, Uuid)>,
+    _admin: Admin,
 ) -> Result<Response, ApiError> {
     event_log::assign_positions(&app.pool).await?;
     // Every aggregate's id is a UUID, stored in its hyphenated lower-case form.

@@ -196,8 +196,8 @@ struct ViolationResponse {
     ))]
 async fn audit_report(
     State(app): State<AppState>,
-    _admin: Admin,
     Query(query): Query<AuditReportQuery>,
+    _admin: Admin,
 ) -> Result<axum::Json<AuditReportResponse>, ApiError> {
     let against = match query.checkpoint.as_deref().filter(|text| !text.is_empty()) {
         Some(text) => Some(Checkpoint::parse(text).map_err(ApiError::BadRequest)?),

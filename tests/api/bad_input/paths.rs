@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{assert_problem, spawn_app};
+use crate::helpers::{assert_problem, spawn_app, ADMIN_TOKEN};
 
 #[tokio::test]
 async fn a_bad_uuid_in_a_path_is_a_bad_request() {
@@ -30,6 +30,25 @@ async fn a_bad_uuid_in_a_path_is_a_bad_request() {
         .get("/reservations/'%20or%201=1", Some(&user.token))
         .await;
     assert_problem(response, StatusCode::BAD_REQUEST, "bad_request").await;
+}
+
+/// The audit's routes follow the same order: a malformed path or query is
+/// `400` before the admin token is looked at. They checked the token first.
+#[tokio::test]
+async fn the_audit_routes_check_their_path_and_query_before_the_admin_token() {
+    let app = spawn_app().await;
+    for token in [None, Some(ADMIN_TOKEN)] {
+        for path in [
+            "/audit/streams/Concert/not-a-uuid",
+            "/audit/events?limit=abc",
+            "/audit/events?after=1.5",
+        ] {
+            let response = app.get(path, token).await;
+            assert_problem(response, StatusCode::BAD_REQUEST, "bad_request").await;
+        }
+    }
+    let response = app.get("/audit/events?limit=1", None).await;
+    assert_problem(response, StatusCode::UNAUTHORIZED, "token_invalid").await;
 }
 
 #[tokio::test]
