@@ -239,7 +239,7 @@ const CORS_REQUEST_HEADERS: [HeaderName; 6] = [
 
 /// The response headers such a browser's script may read besides the
 /// safelisted ones.
-const CORS_RESPONSE_HEADERS: [HeaderName; 5] = [
+const CORS_RESPONSE_HEADERS: [HeaderName; 6] = [
     REQUEST_ID,
     HeaderName::from_static(CORRELATION_HEADER),
     // The pages time a hold's countdown by the server's clock.
@@ -247,6 +247,8 @@ const CORS_RESPONSE_HEADERS: [HeaderName; 5] = [
     // When a 429 or 503 is worth trying again, and what a 401 wants.
     axum::http::header::RETRY_AFTER,
     axum::http::header::WWW_AUTHENTICATE,
+    // Where a 201's new resource is read.
+    axum::http::header::LOCATION,
 ];
 
 fn cors_layer(origins: &[&str]) -> CorsLayer {

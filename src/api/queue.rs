@@ -1,7 +1,8 @@
 //! `/queue/tokens`: entering a concert's waiting queue and checking one's place.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -52,10 +53,14 @@ pub struct TokenResponse {
 }
 
 /// Enters the queue as the signed-in user, or returns that user's live token for the concert.
+/// Where a queue token reads where it stands: the `Location` of a new one.
+const CURRENT_TOKEN: &str = "/api/v1/queue/tokens/current";
+
 #[utoipa::path(post, path = "/queue/tokens", tag = "queue", operation_id = "enter_queue", request_body = EnterQueueRequest,
     security(("user_token" = [])),
     responses(
-        (status = 201, description = "a new token", body = TokenResponse),
+        (status = 201, description = "a new token", body = TokenResponse,
+            headers(("Location" = String, description = "`/api/v1/queue/tokens/current`, where the token reads where it stands"))),
         (status = 200, description = "the user's token that is still live", body = TokenResponse),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -73,7 +78,7 @@ async fn enter_queue_handler(
     SignedIn(user_id): SignedIn,
     Extension(limiter): Extension<Option<EntryLimiter>>,
     Json(body): Json<EnterQueueRequest>,
-) -> Result<(StatusCode, axum::Json<TokenResponse>), ApiError> {
+) -> Result<Response, ApiError> {
     if let Some(named) = body.user_id {
         require_same_user(user_id, UserId(named))?;
     }
@@ -92,13 +97,17 @@ async fn enter_queue_handler(
         Ok(entered) => entered?,
         Err(failed) => std::panic::resume_unwind(failed.into_panic()),
     };
-    let status = if entered.created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    let body = token_body(&app, entered.ticket, entered.standing);
-    Ok((status, axum::Json(body)))
+    let created = entered.created;
+    let body = axum::Json(token_body(&app, entered.ticket, entered.standing));
+    Ok(match created {
+        true => (
+            StatusCode::CREATED,
+            [(header::LOCATION, CURRENT_TOKEN)],
+            body,
+        )
+            .into_response(),
+        false => (StatusCode::OK, body).into_response(),
+    })
 }
 
 /// The caller's token and where it stands now.

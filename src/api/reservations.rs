@@ -1,7 +1,7 @@
 //! `/reservations`: holding a seat and reading the hold back.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -67,7 +67,8 @@ impl From<ReservationRow> for ReservationResponse {
     params(("Idempotency-Key" = Option<String>, Header, description = "makes retries safe: with the seat, names the hold; a retry gets its reservation as it stands (409 hold_expired once lapsed), also when the hold committed after its request gave up; 1 to 255 visible ASCII characters", min_length = 1, max_length = 255, pattern = r"^[!-~]+$")),
     security(("queue_token" = [])),
     responses(
-        (status = 201, body = ReservationResponse),
+        (status = 201, body = ReservationResponse,
+            headers(("Location" = String, description = "the reservation's own path"))),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
@@ -118,8 +119,10 @@ async fn hold_seat(
         }
         None => holds::hold_seat(&app, &ticket, seat, ReservationId::new(), &context).await?,
     };
-    let answer = axum::Json(ReservationResponse::from(reservation));
-    Ok((StatusCode::CREATED, answer).into_response())
+    let answer = ReservationResponse::from(reservation);
+    let location = format!("/api/v1/reservations/{}", answer.reservation_id);
+    let location = [(header::LOCATION, location)];
+    Ok((StatusCode::CREATED, location, axum::Json(answer)).into_response())
 }
 
 /// A reservation of the token's user (a queue token of the holder for its concert).

@@ -52,6 +52,7 @@ pub struct UserTokenResponse {
         (status = 404, description = "not_found: an identity provider issues the tokens", body = Problem, content_type = "application/problem+json"),
         (status = 413, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn mint_user_token(
     State(app): State<AppState>,

@@ -1,10 +1,10 @@
 //! The whole booking, as a user meets it.
 
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::helpers::{json_of, spawn_app_with, test_config};
+use crate::helpers::{json_of, spawn_app, spawn_app_with, test_config, User};
 
 #[tokio::test]
 async fn a_user_queues_holds_pays_and_hands_the_place_to_the_next_in_line() {
@@ -159,4 +159,51 @@ async fn dates_in_the_past_or_sold_out_are_not_bookable() {
         .get_json(&format!("/concerts/{concert_id}/dates"), Some(&user.token))
         .await;
     assert_eq!(dates["dates"].as_array().unwrap().len(), 0);
+}
+
+/// A `201` says where its new resource is read (RFC 9110 §15.3.2): a
+/// reservation at its own path, a queue token at the current token's.
+#[tokio::test]
+async fn a_created_token_and_reservation_say_where_they_are_read() {
+    let app = spawn_app().await;
+    let concert = app.create_concert(1, 3, 10_000).await;
+    let user_id = Uuid::new_v4();
+    let token = app.user_token(user_id).await;
+    let entry = json!({"concert_id": concert.concert_id});
+    let response = app.post("/queue/tokens", Some(&token), entry.clone()).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(
+        response.headers()["location"],
+        "/api/v1/queue/tokens/current"
+    );
+    let queue_token = response.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Entering again answers the same token: nothing new, no Location.
+    let again = app.post("/queue/tokens", Some(&token), entry).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    assert!(again.headers().get("location").is_none());
+
+    app.wait_until_active(&queue_token).await;
+    let user = User {
+        user_id,
+        token: queue_token,
+    };
+    let seat_id = app.first_free_seat(&user, &concert).await;
+    let response = app
+        .post(
+            "/reservations",
+            Some(&user.token),
+            json!({"seat_id": seat_id}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let location = response.headers()["location"].to_str().unwrap().to_string();
+    let held: Value = response.json().await.unwrap();
+    let reservation_id = held["reservation_id"].as_str().unwrap();
+    assert_eq!(location, format!("/api/v1/reservations/{reservation_id}"));
+    let path = location.trim_start_matches("/api/v1");
+    let read = app.get_json(path, Some(&user.token)).await;
+    assert_eq!(read, held);
 }
