@@ -21,9 +21,11 @@ impl ActiveLimits {
 
     /// The limits served from each position on (`from_position`, limit), as
     /// recorded; the first also holds for the log before it. `None` when
-    /// none was recorded.
+    /// none was recorded. A change back to the limit before it (a limit
+    /// raised and lowered again at one position) is no change.
     pub fn served(mut changes: Vec<(i64, u32)>) -> Option<Self> {
         changes.sort_unstable();
+        changes.dedup_by(|later, earlier| later.1 == earlier.1);
         (!changes.is_empty()).then_some(Self { changes })
     }
 
@@ -68,6 +70,18 @@ mod tests {
         assert_eq!(
             limits.to_string(),
             "3, then 2 after position 57, then 5 after position 90"
+        );
+    }
+
+    #[test]
+    fn a_limit_served_again_after_the_same_limit_is_no_change() {
+        // 1, then 100 and 1 again at position 22: the store keeps (22, 1).
+        let limits = ActiveLimits::served(vec![(0, 1), (22, 1), (40, 3), (41, 3)]).unwrap();
+
+        assert_eq!(limits.to_string(), "1, then 3 after position 40");
+        assert_eq!(
+            [22, 23, 40, 41].map(|position| limits.at(position)),
+            [1, 1, 1, 3]
         );
     }
 
