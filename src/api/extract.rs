@@ -77,6 +77,9 @@ pub fn json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     }
 }
 
+/// How axum's rejection of a body of the wrong shape begins.
+const DATA_PREFIX: &str = "Failed to deserialize the JSON body into the target type: ";
+
 /// How axum's rejection of text serde_json could not read begins.
 const SYNTAX_PREFIX: &str = "Failed to parse the request body as JSON: ";
 
@@ -141,9 +144,14 @@ where
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         match rejection {
-            JsonRejection::JsonDataError(error) => ApiError::Validation(quoting_at_most_a_little(
-                in_json_terms(&without_type_names(&error.body_text())),
-            )),
+            JsonRejection::JsonDataError(error) => {
+                let text = error.body_text();
+                // "…into the target type": a name inside the service again.
+                let text = text.strip_prefix(DATA_PREFIX).unwrap_or(&text);
+                ApiError::Validation(quoting_at_most_a_little(in_json_terms(
+                    &without_type_names(text),
+                )))
+            }
             // serde_json calls a number beyond every numeric type (`1e400`) a
             // syntax error, but the body is well-formed JSON (RFC 8259 sets
             // no limit): a value out of range, as `2^63` is.
@@ -411,6 +419,7 @@ mod tests {
         };
         assert!(detail.contains("expected a JSON object"), "{detail}");
         assert!(!detail.contains("ChargeRequest"), "{detail}");
+        assert!(!detail.contains("target type"), "{detail}");
         assert_eq!(
             without_type_names("invalid type: map, expected struct A_b1 at line 1"),
             "invalid type: map, expected a JSON object at line 1"
