@@ -30,6 +30,9 @@ pub enum ApiError {
     InsufficientBalance { amount: Won },
     #[error("the seat is held or sold")]
     SeatUnavailable,
+    /// A seat of a date that has begun: unavailable, as a sold one is.
+    #[error("the date has begun; its seats are no longer sold")]
+    DateBegun,
     #[error("the hold has lapsed")]
     HoldExpired,
     #[error("the reservation is already paid")]
@@ -110,7 +113,7 @@ impl ApiError {
                 "insufficient_balance",
                 "Insufficient balance",
             ),
-            ApiError::SeatUnavailable => {
+            ApiError::SeatUnavailable | ApiError::DateBegun => {
                 (StatusCode::CONFLICT, "seat_unavailable", "Seat unavailable")
             }
             ApiError::HoldExpired => (StatusCode::CONFLICT, "hold_expired", "Hold expired"),
@@ -243,6 +246,7 @@ impl From<BookingError> for ApiError {
                 ApiError::InsufficientBalance { amount }
             }
             BookingError::SeatUnavailable => ApiError::SeatUnavailable,
+            BookingError::DateBegun => ApiError::DateBegun,
             BookingError::HoldExpired => ApiError::HoldExpired,
             BookingError::AlreadyPaid => ApiError::AlreadyPaid,
             BookingError::QueueFull => ApiError::QueueFull,
@@ -297,6 +301,7 @@ mod tests {
             ApiError::NotFound(""),
             ApiError::InsufficientBalance { amount: Won(1) },
             ApiError::SeatUnavailable,
+            ApiError::DateBegun,
             ApiError::HoldExpired,
             ApiError::AlreadyPaid,
             ApiError::PayloadTooLarge,

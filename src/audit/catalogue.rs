@@ -6,6 +6,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use chrono::{DateTime, Utc};
+
 use crate::aggregates::ConcertEvent;
 use crate::event_log::RawEvent;
 use crate::ids::{ConcertId, DateId, SeatId};
@@ -30,6 +32,8 @@ pub(super) struct ScheduledDate {
     pub concert: ConcertId,
     pub seats: u32,
     pub price: Won,
+    /// A hold of its seats ends when it begins at the latest.
+    pub starts_at: DateTime<Utc>,
 }
 
 impl CatalogueCheck {
@@ -60,6 +64,7 @@ impl CatalogueCheck {
                 concert,
                 seats: date.seats,
                 price: date.price,
+                starts_at: date.starts_at,
             };
             if self.dates.insert(date.date_id, scheduled).is_some() {
                 found.push(Violation::new(

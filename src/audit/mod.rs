@@ -242,10 +242,18 @@ impl Checks {
         match decode::decode(row) {
             Ok(Decoded::Seat(event)) => {
                 check_hold(&self.catalogue, &self.queue, row, &event, found);
-                if let (Some(ttls), SeatEvent::SeatHeld { held_at, until, .. }) =
-                    (&self.ttls, &event)
+                if let (
+                    Some(ttls),
+                    SeatEvent::SeatHeld {
+                        held_at,
+                        until,
+                        date_id,
+                        ..
+                    },
+                ) = (&self.ttls, &event)
                 {
-                    ttls.check(Lasting::Hold, row, *held_at, *until, found);
+                    let date_begins = self.catalogue.dates().get(date_id).map(|d| d.starts_at);
+                    ttls.check(Lasting::Hold { date_begins }, row, *held_at, *until, found);
                 }
                 let hold_until = self.seats.held_until(&row.aggregate_id);
                 self.payments.apply_seat(row, &event, hold_until, found);

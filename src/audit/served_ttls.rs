@@ -56,6 +56,21 @@ impl ServedTtls {
             .before(row.position)
             .map(|ttls| lasting.ttl(ttls))
             .collect();
+        // A hold its date's beginning cut short lasts less than a TTL.
+        let cut_short = |begins: DateTime<Utc>| {
+            end == begins
+                && served
+                    .iter()
+                    .any(|secs| end - start <= TimeDelta::seconds(i64::from(*secs)))
+        };
+        if let Lasting::Hold {
+            date_begins: Some(begins),
+        } = lasting
+        {
+            if cut_short(begins) {
+                return;
+            }
+        }
         if let Some(detail) = unserved(&served, end - start) {
             found.push(Violation::new(
                 lasting.rule(),
@@ -66,24 +81,25 @@ impl ServedTtls {
     }
 }
 
-/// What lasts a TTL: a hold, or an admission.
+/// What lasts a TTL: a hold (or less, up to when its date begins, if
+/// known), or an admission.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Lasting {
-    Hold,
+    Hold { date_begins: Option<DateTime<Utc>> },
     Admission,
 }
 
 impl Lasting {
     fn ttl(self, ttls: Ttls) -> u32 {
         match self {
-            Lasting::Hold => ttls.hold_secs,
+            Lasting::Hold { .. } => ttls.hold_secs,
             Lasting::Admission => ttls.active_secs,
         }
     }
 
     fn rule(self) -> &'static str {
         match self {
-            Lasting::Hold => "a hold lasts a CONCERT_HOLD_TTL_SECS the service ran with",
+            Lasting::Hold { .. } => "a hold lasts a CONCERT_HOLD_TTL_SECS the service ran with",
             Lasting::Admission => {
                 "an admission lasts a CONCERT_QUEUE_ACTIVE_TTL_SECS the service ran with"
             }
@@ -92,7 +108,7 @@ impl Lasting {
 
     fn verb(self) -> &'static str {
         match self {
-            Lasting::Hold => "held",
+            Lasting::Hold { .. } => "held",
             Lasting::Admission => "admitted",
         }
     }

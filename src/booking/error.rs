@@ -29,6 +29,9 @@ pub enum BookingError {
     InsufficientBalance { balance: Won, amount: Won },
     #[error("the seat is held or sold")]
     SeatUnavailable,
+    /// The seat's date has begun: its seats are no longer sold.
+    #[error("the date has begun; its seats are no longer sold")]
+    DateBegun,
     #[error("the hold has lapsed")]
     HoldExpired,
     #[error("the reservation is already paid")]

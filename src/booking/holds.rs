@@ -61,10 +61,10 @@ pub async fn hold_seat_once(
 ) -> Result<ReservationRow, BookingError> {
     let seat_id = seat.seat_id;
     match hold_seat(app, ticket, seat, reservation_id, context).await {
-        Err(BookingError::SeatUnavailable) => {
-            let own = own_hold(app, reservation_id, ticket.user_id, seat_id)
-                .await?
-                .ok_or(BookingError::SeatUnavailable)?;
+        Err(refused @ (BookingError::SeatUnavailable | BookingError::DateBegun)) => {
+            let Some(own) = own_hold(app, reservation_id, ticket.user_id, seat_id).await? else {
+                return Err(refused);
+            };
             match own.status_at(crate::clock::now()) {
                 ReservationStatus::Expired => Err(BookingError::HoldExpired),
                 ReservationStatus::Held | ReservationStatus::Confirmed => Ok(own),
@@ -75,7 +75,9 @@ pub async fn hold_seat_once(
 }
 
 /// Holds the seat (as read with the ticket) for the ticket's user until the
-/// hold TTL runs out, as reservation `reservation_id`.
+/// hold TTL runs out or its date begins, whichever comes first, as
+/// reservation `reservation_id`. A seat of a date that has begun is not
+/// held: it could never be paid for in time.
 pub async fn hold_seat(
     app: &AppState,
     ticket: &TicketRow,
@@ -96,7 +98,10 @@ pub async fn hold_seat(
         return Err(BookingError::SeatUnavailable);
     }
     let now = crate::clock::now();
-    let until = now + app.config.hold_ttl();
+    if seat.starts_at <= now {
+        return Err(BookingError::DateBegun);
+    }
+    let until = (now + app.config.hold_ttl()).min(seat.starts_at);
     let command = SeatCommand::HoldSeat {
         reservation_id,
         user_id: UserId(ticket.user_id),

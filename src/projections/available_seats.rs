@@ -1,6 +1,7 @@
 //! Every seat of every date with its status; the free ones are listed by number.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -49,6 +50,8 @@ pub struct SeatRow {
     pub seat_no: i32,
     pub price: Won,
     pub status: String,
+    /// When the seat's date begins: no hold lasts beyond it.
+    pub starts_at: DateTime<Utc>,
 }
 
 impl SeatRow {

@@ -79,15 +79,18 @@ impl KeyedRead for SeatsForTickets {
             seat_no: Option<i32>,
             price: Option<Won>,
             seat_status: Option<String>,
+            date_starts_at: Option<DateTime<Utc>>,
         }
         const QUERY: &str =
             "select k.n, t.ticket_id, t.concert_id, t.user_id, t.entry_no, t.status, t.expires_at,
-                    s.seat_id, s.date_id, s.seat_concert_id, s.seat_no, s.price, s.seat_status
+                    s.seat_id, s.date_id, s.seat_concert_id, s.seat_no, s.price, s.seat_status,
+                    s.date_starts_at
              from unnest($1::uuid[], $2::uuid[]) with ordinality as k(ticket_id, seat_id, n)
              join lateral (select ticket_id, concert_id, user_id, entry_no, status, expires_at
                            from queue_tickets where ticket_id = k.ticket_id limit 1) t on true
              left join lateral (select s.seat_id, s.date_id, d.concert_id as seat_concert_id,
-                                       s.seat_no, s.price, s.status as seat_status
+                                       s.seat_no, s.price, s.status as seat_status,
+                                       d.starts_at as date_starts_at
                                 from seats s join concert_dates d on d.date_id = s.date_id
                                 where s.seat_id = k.seat_id limit 1) s on true";
         fetch_by_key(conn, QUERY, keys, |row: Row| {
@@ -100,6 +103,7 @@ impl KeyedRead for SeatsForTickets {
                     seat_no: row.seat_no?,
                     price: row.price?,
                     status: row.seat_status?,
+                    starts_at: row.date_starts_at?,
                 })
             })();
             (row.n, (row.ticket, seat))

@@ -12,6 +12,7 @@ mod audit_tampering;
 mod audit_ttls;
 mod audit_unreadable;
 mod bad_input;
+mod begun_dates;
 mod booking;
 mod checkpoints;
 mod gathered_reads;

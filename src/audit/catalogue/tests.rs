@@ -48,7 +48,8 @@ fn a_hold_of_one_of_the_date_s_seats_at_its_price_has_no_violation() {
         ScheduledDate {
             concert: ConcertId(CONCERT.parse().unwrap()),
             seats: 10,
-            price: Won(100)
+            price: Won(100),
+            starts_at: DateTime::<Utc>::UNIX_EPOCH,
         }
     );
 }

@@ -1,6 +1,9 @@
 use super::*;
 use crate::audit::fixtures::{logged, rules};
 
+/// A hold of a date whose beginning is not known.
+const HOLD: Lasting = Lasting::Hold { date_begins: None };
+
 #[test]
 fn a_hold_or_admission_lasting_a_ttl_served_before_it_has_no_violation() {
     let ttls = served(vec![(0, 300, 600), (10, 60, 30)]);
@@ -8,21 +11,21 @@ fn a_hold_or_admission_lasting_a_ttl_served_before_it_has_no_violation() {
 
     // Before position 10 only the first pair was served; after it, either.
     ttls.check(
-        Lasting::Hold,
+        HOLD,
         &logged(5, "Seat/s", "SeatHeld"),
         at(0),
         at(300),
         &mut found,
     );
     ttls.check(
-        Lasting::Hold,
+        HOLD,
         &logged(11, "Seat/s", "SeatHeld"),
         at(0),
         at(300),
         &mut found,
     );
     ttls.check(
-        Lasting::Hold,
+        HOLD,
         &logged(12, "Seat/s", "SeatHeld"),
         at(0),
         at(60),
@@ -46,7 +49,7 @@ fn a_hold_or_admission_lasting_another_time_is_named() {
 
     // The second pair was not served yet at position 5.
     ttls.check(
-        Lasting::Hold,
+        HOLD,
         &logged(5, "Seat/s", "SeatHeld"),
         at(0),
         at(60),
@@ -60,7 +63,7 @@ fn a_hold_or_admission_lasting_another_time_is_named() {
         &mut found,
     );
     ttls.check(
-        Lasting::Hold,
+        HOLD,
         &logged(21, "Seat/s", "SeatHeld"),
         at(0),
         at(300) + TimeDelta::milliseconds(500),
@@ -102,7 +105,7 @@ fn the_log_before_the_first_record_is_not_checked() {
     let mut found = Vec::new();
 
     ttls.check(
-        Lasting::Hold,
+        HOLD,
         &logged(40, "Seat/s", "SeatHeld"),
         at(0),
         at(5),
@@ -142,4 +145,35 @@ fn served(changes: Vec<(i64, u32, u32)>) -> ServedTtls {
 
 fn at(seconds: i64) -> DateTime<Utc> {
     DateTime::<Utc>::UNIX_EPOCH + TimeDelta::days(20_000) + TimeDelta::seconds(seconds)
+}
+
+#[test]
+fn a_hold_cut_short_by_its_date_beginning_has_no_violation_and_one_ending_elsewhere_has() {
+    let ttls = served(vec![(0, 300, 600)]);
+    let hold = |begins: i64, end: i64| {
+        let mut found = Vec::new();
+        let date_begins = Some(at(begins));
+        let row = logged(5, "Seat/s", "SeatHeld");
+        ttls.check(
+            Lasting::Hold { date_begins },
+            &row,
+            at(0),
+            at(end),
+            &mut found,
+        );
+        found.len()
+    };
+
+    assert_eq!(hold(40, 40), 0, "ends as its date begins");
+    assert_eq!(hold(40, 300), 0, "a whole TTL");
+    assert_eq!(
+        hold(40, 39),
+        1,
+        "ends before its date begins and lasts no TTL"
+    );
+    assert_eq!(
+        hold(400, 400),
+        1,
+        "ends as its date begins but lasts longer than a TTL"
+    );
 }

@@ -1,0 +1,94 @@
+//! A date that has begun sells no more seats: a hold made before it begins
+//! lasts until it begins at most, and a seat of a begun date cannot be held
+//! (`409 seat_unavailable`), so a hold can never be paid for after the
+//! start. Both were possible: seats of a date of 2020 were held and paid.
+
+use std::time::Duration;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::audit::audit;
+use crate::helpers::{assert_problem, json_of, spawn_app, Concert, TestApp, ADMIN_TOKEN};
+
+/// A concert of one date of three seats at `starts_at`.
+async fn concert_starting(app: &TestApp, starts_at: DateTime<Utc>) -> Concert {
+    let body = json!({"title": "Matinee", "dates": [
+        {"starts_at": starts_at.to_rfc3339(), "seats": 3, "price": 10_000}]});
+    let response = app.post("/concerts", Some(ADMIN_TOKEN), body).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let created: Value = response.json().await.unwrap();
+    Concert {
+        concert_id: created["concert_id"].as_str().unwrap().to_string(),
+        date_ids: vec![created["dates"][0]["date_id"].as_str().unwrap().to_string()],
+    }
+}
+
+#[tokio::test]
+async fn a_hold_lasts_until_its_date_begins_at_most_and_then_cannot_be_paid() {
+    let app = spawn_app().await;
+    let starts_at = (Utc::now() + chrono::Duration::seconds(3)).trunc_subsecs(6);
+    let concert = concert_starting(&app, starts_at).await;
+    let user = app.active_user(&concert.concert_id).await;
+    let seats = app.free_seats(&user, &concert, 0).await;
+    app.charge(user.user_id, 50_000).await;
+
+    let held = app.hold(&user, &seats[0].seat_id.to_string()).await;
+    assert_eq!(held.status, 201);
+    let held = json_of(&held);
+    let expires_at: DateTime<Utc> = held["expires_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(expires_at, starts_at, "the hold ends as its date begins");
+
+    tokio::time::sleep((starts_at - Utc::now()).to_std().unwrap_or_default()).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let paid = app
+        .pay(&user, held["reservation_id"].as_str().unwrap())
+        .await;
+    assert_eq!(paid.status, 409, "{}", json_of(&paid));
+    assert_eq!(json_of(&paid)["code"], "hold_expired");
+    assert_eq!(app.balance(user.user_id).await, 50_000);
+
+    // The audit takes a hold its date's beginning cut short as one that
+    // lasted a TTL the service ran with.
+    let pool = app.shutdown().await;
+    concert::event_log::assign_positions(&pool).await.unwrap();
+    let report = audit(&pool).await;
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+}
+
+#[tokio::test]
+async fn a_seat_of_a_date_that_has_begun_cannot_be_held() {
+    let app = spawn_app().await;
+    let concert = concert_starting(&app, Utc::now() - chrono::Duration::days(1)).await;
+    let user = app.active_user(&concert.concert_id).await;
+    let seats = app.free_seats(&user, &concert, 0).await;
+
+    let path = "/reservations";
+    for seat in &seats {
+        let body = json!({"seat_id": seat.seat_id});
+        let response = app.post(path, Some(&user.token), body).await;
+        let problem: Value = {
+            assert_eq!(response.status(), StatusCode::CONFLICT);
+            response.json().await.unwrap()
+        };
+        assert_eq!(problem["code"], "seat_unavailable");
+        assert!(
+            problem["detail"].as_str().unwrap().contains("has begun"),
+            "{problem}"
+        );
+    }
+    // With a key too, and nothing was held.
+    let response = app
+        .client
+        .post(app.url(path))
+        .bearer_auth(&user.token)
+        .header("idempotency-key", Uuid::new_v4().to_string())
+        .json(&json!({"seat_id": seats[0].seat_id}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, StatusCode::CONFLICT, "seat_unavailable").await;
+    assert_eq!(app.free_seats(&user, &concert, 0).await.len(), 3);
+}
