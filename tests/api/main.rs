@@ -43,6 +43,7 @@ mod replay_swap;
 mod scheduler_duties;
 mod scheduler_leadership;
 mod spent_tokens;
+mod standing_outage;
 mod store;
 mod user_tokens;
 mod wallet;

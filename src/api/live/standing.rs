@@ -32,6 +32,8 @@ const EXPIRY_GRACE: Duration = Duration::from_secs(3);
 const RECONNECT_AFTER_EXPIRY: Duration = Duration::from_secs(3600);
 /// Moves of the line are sent at most this often to one stream.
 const LINE_COALESCE: Duration = Duration::from_secs(1);
+/// How soon a read the database could not answer is tried again.
+const READ_RETRY: Duration = Duration::from_secs(1);
 
 /// `event: standing` at once and whenever the token's status, position or
 /// expiry changes; ends once the token has expired.
@@ -71,6 +73,7 @@ pub(super) async fn standing_events(
         line: LineMoves::new(line, LINE_COALESCE),
         last_sent: None,
         deadline: None,
+        retry_at: None,
         keep_alive: keep_alive_timer(),
         done: false,
     };
@@ -97,6 +100,8 @@ struct StandingStream {
     last_sent: Option<String>,
     /// When an active token lapses.
     deadline: Option<Instant>,
+    /// When a read the database failed is tried again.
+    retry_at: Option<Instant>,
     keep_alive: tokio::time::Interval,
     done: bool,
 }
@@ -175,6 +180,7 @@ impl StandingStream {
                 }
             });
             let lapsed = sleep_until_if(wake_at);
+            let retry = sleep_until_if(self.retry_at);
             let (closed, ticket, line, keep_alive) = (
                 &mut self.closed,
                 &mut self.ticket_changes,
@@ -185,6 +191,7 @@ impl StandingStream {
                 _ = closed.wait_for(|closed| *closed) => return None,
                 _ = keep_alive.tick() => Wake::KeepAlive,
                 _ = lapsed => Wake::Ticket,
+                _ = retry => Wake::Ticket,
                 changed = ticket.changed() => {
                     changed.ok()?;
                     Wake::Ticket
@@ -200,8 +207,19 @@ impl StandingStream {
                 Wake::Line => false,
             };
             let before = self.last_sent.clone();
-            // A failed read ends the stream; the client reconnects.
-            let event = self.read(ticket_changed).await.ok()?;
+            let event = match self.read(ticket_changed).await {
+                Ok(event) => event,
+                // The database out of reach: the stream stays open (its
+                // comments go on) and reads again in a moment. Ended, it
+                // told its client the token was over (the contract ends a
+                // stream only then), though its token lived on.
+                Err(ApiError::Unavailable(_)) => {
+                    self.retry_at = Some(Instant::now() + READ_RETRY);
+                    continue;
+                }
+                Err(_) => return None,
+            };
+            self.retry_at = None;
             // A change of the ticket itself is sent even when the standing
             // already showed it (read ahead of the feed, or from the clock
             // before the expiry was recorded): its id then covers the event.
