@@ -241,6 +241,16 @@ mod tests {
     }
 
     #[test]
+    fn a_title_of_hangul_fillers_shows_nothing_and_is_refused() {
+        ConcertTest::with(())
+            .given_no_previous_events()
+            .when(schedule("\u{3164}\u{3164}\u{3164}", vec![date(50, 1)]))
+            .then_expect_error(ConcertError::TitleInvalid {
+                max: MAX_TITLE_CHARS,
+            });
+    }
+
+    #[test]
     fn a_title_with_control_characters_is_refused() {
         ConcertTest::with(())
             .given_no_previous_events()
