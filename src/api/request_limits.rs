@@ -78,8 +78,11 @@ impl HttpBody for Arrival {
 }
 
 /// Refuses what no handler should see: an HTTP/1.1 request without exactly
-/// one `Host`, or with one that is not a host (RFC 9112 §3.2), and a body announced larger than any route
-/// takes, at once (before `100 Continue` invites the client to send it).
+/// one `Host`, or with one that is not a host (RFC 9112 §3.2), an authority
+/// in the target or HTTP/2's `:authority` that is not one either (RFC 9113
+/// §8.3.1 forbids user information there too), and a body announced larger
+/// than any route takes, at once (before `100 Continue` invites the client
+/// to send it).
 pub async fn check_framing(request: Request, next: Next) -> Response {
     let hosts = request.headers().get_all(HOST).iter().count();
     if hosts > 1 || (hosts == 0 && request.version() == Version::HTTP_11) {
@@ -92,6 +95,14 @@ pub async fn check_framing(request: Request, next: Next) -> Response {
         .is_some_and(|host| !is_host(host.as_bytes()))
     {
         return ApiError::BadRequest("the Host header is not a host and port".into())
+            .into_response();
+    }
+    if request
+        .uri()
+        .authority()
+        .is_some_and(|authority| !is_host(authority.as_str().as_bytes()))
+    {
+        return ApiError::BadRequest("the request's authority is not a host and port".into())
             .into_response();
     }
     let announced = request

@@ -156,6 +156,10 @@ impl Connections {
     }
 }
 
+/// How long a connection found stalled is given to finish the answers in
+/// flight on it, after its GOAWAY, before it is dropped.
+const STALLED_GRACE: Duration = Duration::from_secs(5);
+
 /// An accepted connection and what serving it needs.
 struct Connection {
     stream: TcpStream,
@@ -166,8 +170,9 @@ struct Connection {
 
 /// Serves one connection with hyper until it ends; closes it gracefully when
 /// the service stops or when it has had nothing in flight for `idle_within`,
-/// and drops it when an event stream on it is stuck behind a client that
-/// reads nothing (`stalled_streams`).
+/// and drops it (after a GOAWAY and `STALLED_GRACE`) when an event stream or
+/// an HTTP/2 answer on it is stuck behind a client that reads nothing
+/// (`stalled_streams`).
 async fn serve_with_hyper(
     connection: Connection,
     builder: &Builder<TokioExecutor>,
@@ -194,7 +199,11 @@ async fn serve_with_hyper(
             let Ok(mut response) = router.oneshot(request).await;
             unread_bodies::close_if_unread(&mut response, body_read);
             close_if_draining(&draining, http1, &mut response);
-            if is_event_stream(&response) {
+            // An HTTP/2 answer waits for its stream's flow-control window
+            // before hyper asks its body for more: one a client never opens
+            // held its whole answer (up to 16 listings a connection, 6 MB)
+            // for good. HTTP/1's stuck writes are the socket's watch's.
+            if is_event_stream(&response) || !http1 {
                 response = response.map(|body| watching.watch(body));
             }
             // In flight until its body has been sent, or dropped.
@@ -228,10 +237,16 @@ async fn serve_with_hyper(
                 connection.as_mut().graceful_shutdown();
                 closing = true;
             }
-            // Its client reads nothing: dropped, as nothing could be sent.
-            () = streams.stalled() => return,
+            // Its client reads nothing: dropped, as nothing could be sent;
+            // a GOAWAY first tells an HTTP/2 client which of its requests
+            // were not taken, and lets those in flight finish for a moment.
+            () = streams.stalled() => break,
         }
     }
+    if !closing {
+        connection.as_mut().graceful_shutdown();
+    }
+    let _ = tokio::time::timeout(STALLED_GRACE, connection.as_mut()).await;
 }
 
 fn is_event_stream<B>(response: &axum::http::Response<B>) -> bool {

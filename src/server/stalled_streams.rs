@@ -7,7 +7,9 @@
 //!   least every `KEEP_ALIVE`. Such a stream held its connection, a place
 //!   under its token's stream limit and megabytes of kernel buffers for
 //!   good, and outlived its token, whose lapse its body was never asked to
-//!   tell;
+//!   tell. An HTTP/2 answer's body is watched the same way: hyper asks it
+//!   only while its stream's flow-control window has room, and one its
+//!   client never opens held the whole answer for good;
 //! - any write of the connection that has waited for room longer than the
 //!   deadline: answers to pipelined requests that the client never reads
 //!   held their connection and 4 MB of kernel buffers for good.

@@ -84,6 +84,40 @@ async fn two_credentials_or_two_hosts_are_refused() {
     // HTTP/1.0 may leave the host out.
     let answer = send_raw(&app, "GET /healthz HTTP/1.0\r\n\r\n").await;
     assert!(answer.contains(" 200 OK"), "{answer}");
+    // A target's authority is held to the same (it was served).
+    let answer = send_raw(
+        &app,
+        &format!(
+            "GET http://user@{host}/healthz HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+}
+
+/// HTTP/2's `:authority` takes the place of `Host` (RFC 9113 §8.3.1), user
+/// information forbidden: it was served, where HTTP/1.1's `Host` was not.
+#[tokio::test]
+async fn an_http2_authority_with_user_information_is_refused() {
+    use http_body_util::Empty;
+    use hyper::body::Bytes;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let app = spawn_app().await;
+    let host = app.host().to_string();
+    let stream = tokio::net::TcpStream::connect(&host).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    for (authority, status) in [(format!("user@{host}"), 400), (host.clone(), 200)] {
+        let request = hyper::Request::get(format!("http://{authority}/healthz"))
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let answer = sender.send_request(request).await.unwrap();
+        assert_eq!(answer.status(), status, "{authority}");
+    }
 }
 
 #[tokio::test]

@@ -302,3 +302,47 @@ async fn an_http2_connection_that_asks_nothing_more_is_closed_after_the_request_
         .unwrap();
     assert!(started.elapsed() >= Duration::from_millis(800));
 }
+
+/// An HTTP/2 client that never opens its streams' flow-control windows
+/// gets its answers' heads, never their bodies, which the server held for
+/// good (6 MB a connection of 16 listings). A body not asked for as long
+/// as a stalled event stream's gets the connection a GOAWAY and then
+/// dropped; it stayed open (and its answers in memory) before.
+#[tokio::test]
+async fn an_http2_client_that_never_opens_its_windows_is_cut_off() {
+    use http_body_util::Empty;
+    use hyper::body::Bytes;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let app = spawn_app_with(test_config()).await;
+    app.create_concert(1, 10, 1_000).await;
+    let address = app.host().to_string();
+    let stream = TcpStream::connect(&address).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .initial_stream_window_size(0)
+        .handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    let connection = tokio::spawn(connection);
+    let mut answers = Vec::new();
+    for _ in 0..4 {
+        let request = hyper::Request::get(format!("http://{address}/api/v1/concerts"))
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let answer = sender.send_request(request).await.unwrap();
+        assert_eq!(answer.status(), 200);
+        // Held, unread: the window stays shut.
+        answers.push(answer);
+    }
+
+    let started = Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(100), connection).await;
+    assert!(ended.is_ok(), "the connection was still open after 100 s");
+    // Not before a stalled stream would be: 40 s unasked.
+    assert!(
+        started.elapsed() >= Duration::from_secs(35),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(answers);
+}
