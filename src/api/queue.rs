@@ -52,10 +52,10 @@ pub struct TokenResponse {
     expires_at: Option<DateTime<Utc>>,
 }
 
-/// Enters the queue as the signed-in user, or returns that user's live token for the concert.
 /// Where a queue token reads where it stands: the `Location` of a new one.
 const CURRENT_TOKEN: &str = "/api/v1/queue/tokens/current";
 
+/// Enters the queue as the signed-in user, or returns that user's live token for the concert.
 #[utoipa::path(post, path = "/queue/tokens", tag = "queue", operation_id = "enter_queue", request_body = EnterQueueRequest,
     security(("user_token" = [])),
     responses(
@@ -99,15 +99,11 @@ async fn enter_queue_handler(
     };
     let created = entered.created;
     let body = axum::Json(token_body(&app, entered.ticket, entered.standing));
-    Ok(match created {
-        true => (
-            StatusCode::CREATED,
-            [(header::LOCATION, CURRENT_TOKEN)],
-            body,
-        )
-            .into_response(),
-        false => (StatusCode::OK, body).into_response(),
-    })
+    if created {
+        let location = [(header::LOCATION, CURRENT_TOKEN)];
+        return Ok((StatusCode::CREATED, location, body).into_response());
+    }
+    Ok((StatusCode::OK, body).into_response())
 }
 
 /// The caller's token and where it stands now.

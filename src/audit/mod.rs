@@ -33,7 +33,7 @@ use sqlx::PgPool;
 use crate::aggregates::{QueueTicketEvent, SeatEvent};
 use crate::event_log::{self, RawEvent};
 pub use active_limits::ActiveLimits;
-use catalogue::CatalogueCheck;
+use catalogue::{CatalogueCheck, ScheduledDate};
 use checkpoint::LogDigest;
 pub use checkpoint::{Checkpoint, RULE as CHECKPOINT_RULE};
 use decode::Decoded;
@@ -241,18 +241,11 @@ impl Checks {
         // balance it changes, so a row's violations read in that order.
         match decode::decode(row) {
             Ok(Decoded::Seat(event)) => {
-                check_hold(&self.catalogue, &self.queue, row, &event, found);
-                if let (
-                    Some(ttls),
-                    SeatEvent::SeatHeld {
-                        held_at,
-                        until,
-                        date_id,
-                        ..
-                    },
-                ) = (&self.ttls, &event)
+                let date = check_hold(&self.catalogue, &self.queue, row, &event, found);
+                if let (Some(ttls), SeatEvent::SeatHeld { held_at, until, .. }) =
+                    (&self.ttls, &event)
                 {
-                    let date_begins = self.catalogue.dates().get(date_id).map(|d| d.starts_at);
+                    let date_begins = date.map(|date| date.starts_at);
                     ttls.check(Lasting::Hold { date_begins }, row, *held_at, *until, found);
                 }
                 let hold_until = self.seats.held_until(&row.aggregate_id);
@@ -305,14 +298,14 @@ impl Checks {
 }
 
 /// A hold's seat is one its date's scheduling made, and its holder was
-/// admitted to the date's concert.
+/// admitted to the date's concert; the hold's date, when it was scheduled.
 fn check_hold(
     catalogue: &CatalogueCheck,
     queue: &QueueCheck,
     row: &RawEvent,
     event: &SeatEvent,
     found: &mut Vec<Violation>,
-) {
+) -> Option<ScheduledDate> {
     let SeatEvent::SeatHeld {
         user_id,
         date_id,
@@ -321,11 +314,9 @@ fn check_hold(
         ..
     } = *event
     else {
-        return;
+        return None;
     };
-    let Some(date) = catalogue.check_hold(row, date_id, seat_no, price, found) else {
-        return;
-    };
+    let date = catalogue.check_hold(row, date_id, seat_no, price, found)?;
     if !queue.was_admitted(user_id, date.concert) {
         found.push(Violation::new(
             "a seat is held by a user admitted to its concert",
@@ -336,6 +327,7 @@ fn check_hold(
             vec![row.label()],
         ));
     }
+    Some(date)
 }
 
 #[cfg(test)]

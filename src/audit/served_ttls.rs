@@ -57,17 +57,14 @@ impl ServedTtls {
             .map(|ttls| lasting.ttl(ttls))
             .collect();
         // A hold its date's beginning cut short lasts less than a TTL.
-        let cut_short = |begins: DateTime<Utc>| {
-            end == begins
-                && served
-                    .iter()
-                    .any(|secs| end - start <= TimeDelta::seconds(i64::from(*secs)))
-        };
         if let Lasting::Hold {
             date_begins: Some(begins),
         } = lasting
         {
-            if cut_short(begins) {
+            let within_a_ttl = served
+                .iter()
+                .any(|secs| end - start <= TimeDelta::seconds(i64::from(*secs)));
+            if end == begins && within_a_ttl {
                 return;
             }
         }
