@@ -68,18 +68,23 @@ pub async fn free_seat_page(
             date_id,
             after_seat_no,
             limit,
+            crate::clock::now(),
         )
         .await?
         .ok_or(ApiError::TokenInvalid);
     }
     let ticket = ticket(app, ticket_id).await?;
-    let usable = ticket.concert_id == concert_id
-        && ticket.status_at(crate::clock::now()) == TicketStatus::Active;
+    let now = crate::clock::now();
+    let usable = ticket.concert_id == concert_id && ticket.status_at(now) == TicketStatus::Active;
     let seats = if usable {
         let page = feed
             .seat_maps()
             .free_seats(&app.pool, date_id, after_seat_no, limit as usize);
         match page.await {
+            // A date that has begun sells no more seats: none is bookable.
+            Ok((date, _)) if date.concert_id == concert_id && date.starts_at <= now => {
+                Some(Vec::new())
+            }
             Ok((date, seats)) if date.concert_id == concert_id => Some(seats),
             Ok(_) | Err(MapError::UnknownDate) => None,
             Err(error) => return Err(error.into()),

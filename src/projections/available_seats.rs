@@ -228,7 +228,8 @@ pub struct TicketSeatPage {
 
 /// The ticket `ticket_id` and, if it is active for `concert_id`, up to `limit`
 /// free seats of `date_id` numbered above `after_seat_no`: one round trip for
-/// what a seat listing needs. `None` when there is no such ticket.
+/// what a seat listing needs. A date that has begun by `now` has none (they
+/// are no longer sold). `None` when there is no such ticket.
 pub async fn free_seats_for_ticket(
     pool: &PgPool,
     ticket_id: Uuid,
@@ -236,6 +237,7 @@ pub async fn free_seats_for_ticket(
     date_id: Uuid,
     after_seat_no: i32,
     limit: i64,
+    now: DateTime<Utc>,
 ) -> sqlx::Result<Option<TicketSeatPage>> {
     // One row per seat of the page, each with the ticket; one row with null
     // seat columns when the page is empty or not read; none without a ticket.
@@ -257,6 +259,7 @@ pub async fn free_seats_for_ticket(
                and t.concert_id = $2 and t.status = 'active'
          left join lateral (select seat_id, seat_no, price from seats
                             where date_id = d.date_id and seat_no > $4 and status = 'free'
+                              and d.starts_at > $6
                             order by seat_no limit $5) s on true
          where t.ticket_id = $1",
     )
@@ -265,6 +268,7 @@ pub async fn free_seats_for_ticket(
     .bind(date_id)
     .bind(after_seat_no)
     .bind(limit)
+    .bind(now)
     .fetch_all(pool)
     .await?;
     let Some(first) = rows.first() else {

@@ -10,6 +10,9 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use concert::ids::{DateId, SeatId};
+use concert::projections::available_seats;
+
 use super::audit::audit;
 use crate::helpers::{assert_problem, json_of, spawn_app, Concert, TestApp, ADMIN_TOKEN};
 
@@ -58,16 +61,22 @@ async fn a_hold_lasts_until_its_date_begins_at_most_and_then_cannot_be_paid() {
     assert!(report.violations.is_empty(), "{:#?}", report.violations);
 }
 
+/// The ids of a date's seats 1..=`seats`, as the service derives them.
+fn seat_ids(concert: &Concert, seats: u32) -> Vec<Uuid> {
+    let date_id = DateId(concert.date_ids[0].parse().unwrap());
+    (1..=seats).map(|no| SeatId::of(date_id, no).0).collect()
+}
+
 #[tokio::test]
 async fn a_seat_of_a_date_that_has_begun_cannot_be_held() {
     let app = spawn_app().await;
     let concert = concert_starting(&app, Utc::now() - chrono::Duration::days(1)).await;
     let user = app.active_user(&concert.concert_id).await;
-    let seats = app.free_seats(&user, &concert, 0).await;
+    let seats = seat_ids(&concert, 3);
 
     let path = "/reservations";
-    for seat in &seats {
-        let body = json!({"seat_id": seat.seat_id});
+    for seat_id in &seats {
+        let body = json!({"seat_id": seat_id});
         let response = app.post(path, Some(&user.token), body).await;
         let problem: Value = {
             assert_eq!(response.status(), StatusCode::CONFLICT);
@@ -85,10 +94,68 @@ async fn a_seat_of_a_date_that_has_begun_cannot_be_held() {
         .post(app.url(path))
         .bearer_auth(&user.token)
         .header("idempotency-key", Uuid::new_v4().to_string())
-        .json(&json!({"seat_id": seats[0].seat_id}))
+        .json(&json!({"seat_id": seats[0]}))
         .send()
         .await
         .unwrap();
     assert_problem(response, StatusCode::CONFLICT, "seat_unavailable").await;
-    assert_eq!(app.free_seats(&user, &concert, 0).await.len(), 3);
+    let held: i64 = sqlx::query_scalar("select count(*) from reservations")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(held, 0);
+}
+
+/// The seat listing offers only seats that can be held: none of a date that
+/// has begun (it listed all three, each then refused with `409`).
+#[tokio::test]
+async fn a_date_that_has_begun_lists_no_free_seats() {
+    let app = spawn_app().await;
+    let concert = concert_starting(&app, Utc::now() - chrono::Duration::days(1)).await;
+    let user = app.active_user(&concert.concert_id).await;
+    let listing = app
+        .get(
+            &format!(
+                "/concerts/{}/dates/{}/seats",
+                concert.concert_id, concert.date_ids[0]
+            ),
+            Some(&user.token),
+        )
+        .await;
+    assert_eq!(listing.status(), StatusCode::OK);
+    let page: Value = listing.json().await.unwrap();
+    assert_eq!(page, json!({"seats": [], "next_after_seat_no": null}));
+}
+
+/// The listing read from the database (when the live feed is behind) agrees:
+/// the same date lists its seats until it begins and none from then on.
+#[tokio::test]
+async fn the_database_s_listing_ends_as_the_date_begins() {
+    let app = spawn_app().await;
+    let starts_at = (Utc::now() + chrono::Duration::hours(1)).trunc_subsecs(6);
+    let concert = concert_starting(&app, starts_at).await;
+    let user = app.active_user(&concert.concert_id).await;
+    let ticket_id: Uuid =
+        sqlx::query_scalar("select ticket_id from queue_tickets where user_id = $1")
+            .bind(user.user_id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    let (concert_id, date_id) = (
+        concert.concert_id.parse().unwrap(),
+        concert.date_ids[0].parse().unwrap(),
+    );
+    let list_at = |now: DateTime<Utc>| {
+        available_seats::free_seats_for_ticket(
+            &app.pool, ticket_id, concert_id, date_id, 0, 10, now,
+        )
+    };
+    let before = list_at(starts_at - chrono::Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(before.unwrap().seats.map(|seats| seats.len()), Some(3));
+    for now in [starts_at, starts_at + chrono::Duration::days(1)] {
+        let after = list_at(now).await.unwrap().unwrap();
+        assert_eq!(after.seats.map(|seats| seats.len()), Some(0), "at {now}");
+    }
 }

@@ -210,6 +210,7 @@ impl DateMap {
 pub(super) mod tests {
     use super::*;
     use crate::money::Won;
+    use chrono::{DateTime, Utc};
 
     pub(in crate::live::seat_map) fn loaded_map(seats: &str) -> Arc<DateMap> {
         let map = Arc::new(DateMap::new(Uuid::nil()));
@@ -217,6 +218,7 @@ pub(super) mod tests {
             .set(DateInfo {
                 concert_id: Uuid::nil(),
                 total_seats: seats.len() as i32,
+                starts_at: DateTime::<Utc>::MAX_UTC,
             })
             .unwrap();
         let ids = (1..=seats.len()).map(|no| seat_id(no as i32)).collect();

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -41,11 +42,12 @@ const KEEP_UNWATCHED: Duration = Duration::from_secs(60);
 const OWN_KEPT: Duration = Duration::from_secs(10);
 const OWN_KEPT_MOST: usize = 65_536;
 
-/// A date's concert and size, known once its map is loaded.
+/// A date's concert, size and start, known once its map is loaded.
 #[derive(Debug, Clone, Copy)]
 pub struct DateInfo {
     pub concert_id: Uuid,
     pub total_seats: i32,
+    pub starts_at: DateTime<Utc>,
 }
 
 /// Every watched date's map.

@@ -12,6 +12,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -60,12 +61,13 @@ impl Seats {
         type Row = (
             Uuid,
             i32,
+            DateTime<Utc>,
             Option<String>,
             Option<Vec<Uuid>>,
             Option<Vec<i64>>,
         );
         let row: Option<Row> = sqlx::query_as(
-            "select d.concert_id, d.total_seats, s.letters, s.ids, s.prices
+            "select d.concert_id, d.total_seats, d.starts_at, s.letters, s.ids, s.prices
              from concert_dates d
              left join lateral (
                  select string_agg(case status when 'free' then 'F' when 'held' then 'H' else 'S' end,
@@ -78,15 +80,18 @@ impl Seats {
         .bind(date_id)
         .fetch_optional(pool)
         .await?;
-        Ok(row.map(|(concert_id, total_seats, letters, ids, prices)| {
-            let info = DateInfo {
-                concert_id,
-                total_seats,
-            };
-            let prices = prices.unwrap_or_default().into_iter().map(Won).collect();
-            let letters = letters.unwrap_or_default().into_bytes();
-            (info, Self::new(ids.unwrap_or_default(), prices, letters))
-        }))
+        Ok(row.map(
+            |(concert_id, total_seats, starts_at, letters, ids, prices)| {
+                let info = DateInfo {
+                    concert_id,
+                    total_seats,
+                    starts_at,
+                };
+                let prices = prices.unwrap_or_default().into_iter().map(Won).collect();
+                let letters = letters.unwrap_or_default().into_bytes();
+                (info, Self::new(ids.unwrap_or_default(), prices, letters))
+            },
+        ))
     }
 
     /// Shows `status` as of `sequence`, whatever the seat shows now.
