@@ -2,9 +2,11 @@
 //! tables, then swaps them in atomically while the service keeps running.
 //!
 //! The rebuild runs in one transaction whose `search_path` puts a private
-//! schema first, so the projections' own SQL writes the fresh tables. Events
-//! committed during the rebuild are applied before the swap, and the last
-//! moment's after the live tables are locked, just before it.
+//! schema first, so the projections' own SQL writes the fresh tables: the
+//! set-based statements of a batch of commands, fed the log in chunks of a
+//! batch's shape (`chunks`). Events committed during the rebuild are applied
+//! before the swap, and the last moment's after the live tables are locked,
+//! just before it.
 //!
 //! The fresh tables get what the live ones carry besides rows and columns
 //! (index names, storage options, owner, privileges, comment) before they are
@@ -13,6 +15,7 @@
 //! Then it drops every snapshot: the service decides on a snapshot as on the
 //! log, so one edited behind the log's back would outlive the rebuild.
 
+mod chunks;
 mod live_settings;
 
 use std::time::{Duration, Instant};
@@ -123,35 +126,9 @@ pub async fn replay(
         let batch = event_log::raw_batch(pool, after, last).await?;
         let Some(page_end) = batch.last() else { break };
         after = page_end.position;
-        for event in &batch {
-            let (id, payload) = (&event.aggregate_id, &event.payload);
-            match event.aggregate_type.as_str() {
-                "Concert" => {
-                    projectors
-                        .concerts
-                        .apply_all(&mut tx, id, &serde_json::from_str(payload)?)
-                        .await?
-                }
-                "Seat" => {
-                    projectors
-                        .seats
-                        .apply_all(&mut tx, id, &serde_json::from_str(payload)?)
-                        .await?
-                }
-                "Wallet" => {
-                    projectors
-                        .wallets
-                        .apply_all(&mut tx, id, &serde_json::from_str(payload)?)
-                        .await?
-                }
-                "QueueTicket" => {
-                    projectors
-                        .tickets
-                        .apply_all(&mut tx, id, &serde_json::from_str(payload)?)
-                        .await?
-                }
-                other => return Err(ReplayError::UnknownType(other.to_string())),
-            }
+        // Runs of a batch's shape go through the pipeline's set-based statements.
+        for range in chunks::chunks(&batch) {
+            chunks::apply(&mut tx, &projectors, &batch[range]).await?;
         }
         done += batch.len() as u64;
         progress(done, total as u64);

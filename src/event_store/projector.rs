@@ -153,13 +153,7 @@ impl<A: Aggregate> Projector<A> {
             })
             .collect();
         if !events.is_empty() {
-            for projection in &self.projections {
-                if events.len() < projection.set_based_from() {
-                    apply_each(projection.as_ref(), tx, &events).await?;
-                } else {
-                    projection.apply_batch(tx, &events).await?;
-                }
-            }
+            self.apply_events(tx, &events).await?;
         }
         for stream in slow {
             self.project_in(tx, &stream.aggregate_id, &stream.events)
@@ -238,6 +232,25 @@ impl<A: Aggregate> Projector<A> {
             advanced.extend(created);
         }
         Ok(advanced)
+    }
+
+    /// Applies the events of several streams to every projection, without
+    /// offset bookkeeping: one stream's events in sequence, streams one after
+    /// another, as a batch of commands appends them. Each projection takes
+    /// them at once when there are enough (`set_based_from`), else one by one.
+    pub async fn apply_events(
+        &self,
+        conn: &mut PgConnection,
+        events: &[(&str, &A::Event)],
+    ) -> sqlx::Result<()> {
+        for projection in &self.projections {
+            if events.len() < projection.set_based_from() {
+                apply_each(projection.as_ref(), conn, events).await?;
+            } else {
+                projection.apply_batch(conn, events).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Applies one event to every projection, without offset bookkeeping.

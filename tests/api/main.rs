@@ -38,6 +38,7 @@ mod projector;
 mod queue;
 mod queue_entries;
 mod recovery;
+mod replay_chunks;
 mod replay_settings;
 mod replay_swap;
 mod scheduler_duties;
