@@ -282,8 +282,8 @@ async fn run(
                     .await?;
             progress.finish(report.events);
             println!(
-                "read models rebuilt from {} events ({} streams caught up during the swap); {} snapshots dropped",
-                report.events, report.caught_up_streams, report.snapshots_dropped
+                "read models rebuilt from {} events ({} streams caught up after the rebuild, {} of them under the swap's locks); {} snapshots dropped",
+                report.events, report.caught_up_streams, report.caught_up_under_locks, report.snapshots_dropped
             );
             Ok(ExitCode::SUCCESS)
         }
