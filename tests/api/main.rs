@@ -14,6 +14,7 @@ mod audit_unreadable;
 mod bad_input;
 mod begun_dates;
 mod booking;
+mod catch_up;
 mod checkpoints;
 mod gathered_reads;
 mod gave_up;
