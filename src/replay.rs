@@ -104,6 +104,7 @@ pub async fn replay(
     let projectors = Projectors::new(pool);
 
     let mut tx = pool.begin().await?;
+    take_replay_lock(&mut tx).await?;
     sqlx::query(&format!("drop schema if exists {BUILD_SCHEMA} cascade"))
         .execute(&mut *tx)
         .await?;
@@ -185,6 +186,36 @@ pub async fn replay(
         caught_up_under_locks,
         snapshots_dropped,
     })
+}
+
+/// The advisory lock a replay holds until it commits: one rebuild at a time
+/// uses the build schema.
+pub const REPLAY_LOCK: i64 = 0x0063_6f6e_6365_7274;
+/// How often a replay looks again whether another one has ended.
+const REPLAY_LOCK_RETRY: Duration = Duration::from_millis(500);
+
+/// Takes `REPLAY_LOCK` for the transaction, waiting (and saying so) while
+/// another replay holds it. Each try is a statement of its own: a wait in
+/// one statement would end at the pool's lock timeout. Three replays at once
+/// failed the second that way, after 20 s, on the build schema's lock.
+async fn take_replay_lock(tx: &mut PgConnection) -> Result<(), ReplayError> {
+    let mut told = false;
+    loop {
+        let taken: bool = sqlx::query_scalar("select pg_try_advisory_xact_lock($1)")
+            .bind(REPLAY_LOCK)
+            .fetch_one(&mut *tx)
+            .await?;
+        if taken {
+            return Ok(());
+        }
+        if !told {
+            tracing::warn!(
+                "another `concert replay` is running on this database; waiting for it to end"
+            );
+            told = true;
+        }
+        tokio::time::sleep(REPLAY_LOCK_RETRY).await;
+    }
 }
 
 /// Stop catching up before the swap once a pass finds no more streams

@@ -93,3 +93,40 @@ async fn a_replay_swaps_after_long_readers_without_holding_up_the_service() {
     assert_eq!(balance, 100 + 24);
     crate::helpers::assert_replay_rebuilds_the_read_models(&app.pool).await;
 }
+
+/// One replay at a time: another waits for it, rather than failing on the
+/// build schema's lock after the pool's lock timeout (three at once failed
+/// the second that way, 20 s in), and then rebuilds as usual.
+#[tokio::test]
+async fn a_replay_waits_for_the_one_running_and_then_rebuilds() {
+    let app = spawn_app().await;
+    assert_eq!(app.charge(Uuid::new_v4(), 5).await.status, 200);
+    let before = concert::replay::dump_read_models(&app.pool).await.unwrap();
+
+    // Another replay, as far as the lock is concerned.
+    let mut running = app.pool.acquire().await.unwrap();
+    sqlx::query("select pg_advisory_lock($1)")
+        .bind(concert::replay::REPLAY_LOCK)
+        .execute(&mut *running)
+        .await
+        .unwrap();
+    let mut progress = |_, _| {};
+    let replay = concert::replay::replay(&app.pool, &mut progress);
+    tokio::pin!(replay);
+    // Longer than the pool's lock timeout (10 s) would be too slow a test;
+    // the wait is a loop of short statements, which no timeout ends.
+    let waited = tokio::time::timeout(Duration::from_secs(2), &mut replay).await;
+    assert!(waited.is_err(), "the replay waits for the one running");
+    sqlx::query("select pg_advisory_unlock($1)")
+        .bind(concert::replay::REPLAY_LOCK)
+        .execute(&mut *running)
+        .await
+        .unwrap();
+
+    let report = replay
+        .await
+        .expect("the replay rebuilds once the other ends");
+    assert!(report.events > 0);
+    let after = concert::replay::dump_read_models(&app.pool).await.unwrap();
+    assert_eq!(before, after);
+}
