@@ -37,7 +37,7 @@ pub(crate) async fn booking_history(app: &TestApp) {
 }
 
 /// Waits until the scheduler has expired the one hold left unpaid.
-async fn until_a_hold_expired(pool: &PgPool) {
+pub(crate) async fn until_a_hold_expired(pool: &PgPool) {
     eventually("the unpaid hold expires", || async {
         sqlx::query_scalar::<_, i64>("select count(*) from events where event_type = 'HoldExpired'")
             .fetch_one(pool)

@@ -6,8 +6,8 @@
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::audit::booking_history;
-use crate::helpers::{eventually, spawn_app_on, spawn_app_with, test_config};
+use super::audit::{booking_history, until_a_hold_expired};
+use crate::helpers::{spawn_app_on, spawn_app_with, test_config};
 
 /// Forgets every read model, offsets included, as if no event had been applied.
 async fn forget_read_models(pool: &PgPool) {
@@ -30,14 +30,7 @@ async fn a_start_applies_every_event_the_read_models_lack_as_the_service_wrote_t
             assert_eq!(app.charge(user, 10).await.status, 200);
         }
     }
-    eventually("the unpaid hold lapses", || async {
-        sqlx::query_scalar::<_, i64>("select count(*) from events where event_type = 'HoldExpired'")
-            .fetch_one(&app.pool)
-            .await
-            .unwrap()
-            == 1
-    })
-    .await;
+    until_a_hold_expired(&app.pool).await;
     let pool = app.shutdown().await;
     let written = concert::replay::dump_read_models(&pool).await.unwrap();
 

@@ -9,7 +9,8 @@ use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{eventually, json_of, spawn_app_with, test_config};
+use super::audit::until_a_hold_expired;
+use crate::helpers::{json_of, spawn_app_with, test_config};
 
 /// The longest run of consecutive events of one stream of `aggregate_type`
 /// in the log's order.
@@ -57,14 +58,7 @@ async fn a_replay_in_chunks_rebuilds_streams_whose_events_stand_in_a_row() {
     let lapsing = app.active_user(&concert.concert_id).await;
     let seat = app.first_free_seat(&lapsing, &concert).await;
     assert_eq!(app.hold(&lapsing, &seat).await.status, 201);
-    eventually("the hold lapses", || async {
-        sqlx::query_scalar::<_, i64>("select count(*) from events where event_type = 'HoldExpired'")
-            .fetch_one(&app.pool)
-            .await
-            .unwrap()
-            == 1
-    })
-    .await;
+    until_a_hold_expired(&app.pool).await;
     let buyer = app.active_user(&concert.concert_id).await;
     app.charge(buyer.user_id, 1000).await;
     let held: Value = json_of(&app.hold(&buyer, &seat).await);
