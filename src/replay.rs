@@ -158,9 +158,9 @@ pub async fn replay(
     let (caught_up_streams, caught_up_under_locks) = loop {
         // What committed while the rebuild ran or the swap waited, applied
         // before the locks, so that under them only the last moment's is.
-        caught_up_before_swap += catch_up_before_swap(&mut tx, &projectors).await?;
+        caught_up_before_swap += catch_up_before_swap(&mut tx, &projectors, last).await?;
         let mut swap = tx.begin().await?;
-        match swap_in(&mut swap, &projectors).await {
+        match swap_in(&mut swap, &projectors, last).await {
             Ok(caught_up) => {
                 swap.commit().await?;
                 break (caught_up_before_swap + caught_up, caught_up);
@@ -235,10 +235,11 @@ const CATCH_UP_PASSES: usize = 8;
 async fn catch_up_before_swap(
     tx: &mut PgConnection,
     projectors: &Projectors,
+    rebuilt_upto: i64,
 ) -> Result<u64, ReplayError> {
     let mut caught_up = 0;
     for _ in 0..CATCH_UP_PASSES {
-        let pass = projectors.catch_up_in(tx).await?;
+        let pass = projectors.catch_up_in(tx, rebuilt_upto).await?;
         caught_up += pass;
         if pass <= FEW_BEHIND {
             break;
@@ -270,7 +271,11 @@ const SWAP_WAIT_MOST: Duration = Duration::from_secs(600);
 /// Swaps the rebuilt tables in for the live ones, with the events committed
 /// meanwhile applied first; `ReplayError::SwapBusy` when a backup is running
 /// or the tables' locks did not come within `SWAP_LOCK_WAIT`.
-async fn swap_in(swap: &mut PgConnection, projectors: &Projectors) -> Result<u64, ReplayError> {
+async fn swap_in(
+    swap: &mut PgConnection,
+    projectors: &Projectors,
+    rebuilt_upto: i64,
+) -> Result<u64, ReplayError> {
     // A backup shares this lock while it copies: its snapshot reads every
     // table until it is done.
     let no_backup: bool = sqlx::query_scalar("select pg_try_advisory_xact_lock($1)")
@@ -294,7 +299,7 @@ async fn swap_in(swap: &mut PgConnection, projectors: &Projectors) -> Result<u64
     ))
     .execute(&mut *swap)
     .await?;
-    let caught_up_streams = projectors.catch_up_in(swap).await?;
+    let caught_up_streams = projectors.catch_up_in(swap, rebuilt_upto).await?;
     for table in READ_MODEL_TABLES {
         sqlx::query(&format!("drop table public.{table}"))
             .execute(&mut *swap)

@@ -120,12 +120,17 @@ impl Projectors {
 }
 
 impl Projectors {
-    /// `catch_up` inside the caller's transaction.
-    pub async fn catch_up_in(&self, tx: &mut sqlx::PgConnection) -> Result<u64, ProjectionError> {
-        Ok(self.concerts.catch_up_in(tx).await?
-            + self.wallets.catch_up_in(tx).await?
-            + self.seats.catch_up_in(tx).await?
-            + self.tickets.catch_up_in(tx).await?)
+    /// `catch_up` inside the caller's transaction, of read models that hold
+    /// every event up to `after_position` (`Projector::catch_up_in`).
+    pub async fn catch_up_in(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        after_position: i64,
+    ) -> Result<u64, ProjectionError> {
+        Ok(self.concerts.catch_up_in(tx, after_position).await?
+            + self.wallets.catch_up_in(tx, after_position).await?
+            + self.seats.catch_up_in(tx, after_position).await?
+            + self.tickets.catch_up_in(tx, after_position).await?)
     }
 }
 

@@ -273,7 +273,7 @@ impl<A: Aggregate> Projector<A> {
     /// the set-based statements of a batch of commands.
     pub async fn catch_up(&self) -> Result<u64, ProjectionError> {
         let mut conn = self.pool.acquire().await?;
-        let behind = self.streams_behind(&mut conn).await?;
+        let behind = self.streams_behind(&mut conn, None).await?;
         drop(conn);
         for batch in catch_up_batches(&behind) {
             let mut tx = self.pool.begin().await?;
@@ -283,9 +283,17 @@ impl<A: Aggregate> Projector<A> {
         Ok(behind.len() as u64)
     }
 
-    /// `catch_up` inside the caller's transaction.
-    pub async fn catch_up_in(&self, tx: &mut PgConnection) -> Result<u64, ProjectionError> {
-        let behind = self.streams_behind(tx).await?;
+    /// `catch_up` inside the caller's transaction, for the streams with an
+    /// event positioned after `after_position` or not positioned yet: what
+    /// committed since read models that hold every event up to that
+    /// position. It reads those events through the position indexes, not
+    /// the whole log, so its cost follows what is new.
+    pub async fn catch_up_in(
+        &self,
+        tx: &mut PgConnection,
+        after_position: i64,
+    ) -> Result<u64, ProjectionError> {
+        let behind = self.streams_behind(tx, Some(after_position)).await?;
         for batch in catch_up_batches(&behind) {
             self.catch_up_streams(tx, batch).await?;
         }
@@ -327,18 +335,35 @@ impl<A: Aggregate> Projector<A> {
         self.project_batch(tx, &streams).await
     }
 
-    /// The streams of `A` with events the read models lack, and how many.
+    /// The streams of `A` with events the read models lack, and how many:
+    /// among every stream, or only among those with an event positioned
+    /// after `after_position` or not positioned yet.
     async fn streams_behind(
         &self,
         conn: &mut PgConnection,
+        after_position: Option<i64>,
     ) -> Result<Vec<(String, i64)>, ProjectionError> {
-        let behind: Vec<(String, i64)> = sqlx::query_as(
-            "select e.aggregate_id, count(*) from events e
-             left join projection_offsets o on o.aggregate_type = e.aggregate_type and o.aggregate_id = e.aggregate_id
-             where e.aggregate_type = $1 and e.sequence > coalesce(o.last_sequence, 0)
-             group by e.aggregate_id",
-        )
-        .bind(A::TYPE)
+        let behind: Vec<(String, i64)> = match after_position {
+            None => sqlx::query_as(
+                "select e.aggregate_id, count(*) from events e
+                 left join projection_offsets o on o.aggregate_type = e.aggregate_type and o.aggregate_id = e.aggregate_id
+                 where e.aggregate_type = $1 and e.sequence > coalesce(o.last_sequence, 0)
+                 group by e.aggregate_id",
+            )
+            .bind(A::TYPE),
+            Some(after) => sqlx::query_as(
+                "with recent as (
+                     select distinct aggregate_id from events
+                     where aggregate_type = $1 and (position > $2 or position is null))
+                 select e.aggregate_id, count(*) from recent r
+                 join events e on e.aggregate_type = $1 and e.aggregate_id = r.aggregate_id
+                 left join projection_offsets o on o.aggregate_type = e.aggregate_type and o.aggregate_id = e.aggregate_id
+                 where e.sequence > coalesce(o.last_sequence, 0)
+                 group by e.aggregate_id",
+            )
+            .bind(A::TYPE)
+            .bind(after),
+        }
         .fetch_all(conn)
         .await?;
         Ok(behind)
