@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
-use super::{validation, Claims, IdentityError, IdentitySettings, TokenRefused};
+use super::{current, validation, Claims, IdentityError, IdentitySettings, TokenRefused};
 
 /// How long a read of the file is trusted before its metadata is looked at
 /// again; a token naming an unknown key looks at once.
@@ -95,8 +95,8 @@ impl JwksFile {
         let verify = |loaded: &Loaded| {
             loaded.keys.get(&kid).map(|key| {
                 jsonwebtoken::decode::<Claims>(token, &key.decoding, &key.validation)
-                    .map(|data| data.claims)
                     .map_err(TokenRefused::from)
+                    .and_then(|data| current(data.claims, crate::clock::now()))
             })
         };
         self.0.refresh(false);

@@ -56,13 +56,15 @@ impl From<jsonwebtoken::errors::Error> for TokenRefused {
 }
 
 /// The claims this service reads (`iss` and `aud` are checked by the
-/// validation); `exp` is required, `nbf` honoured.
+/// validation); `exp` is required, `nbf` honoured. Both are NumericDates
+/// (RFC 7519 §2): seconds since the epoch, whole or not (many libraries
+/// write `time.time() + ttl` as it is). A string is refused, not skipped.
 #[derive(Debug, Deserialize)]
 pub struct Claims {
     pub sub: String,
-    pub exp: i64,
+    pub exp: f64,
     #[serde(default)]
-    pub nbf: Option<i64>,
+    pub nbf: Option<f64>,
     /// Read only to refuse what is not one string (RFC 7519 §4.1.1): the
     /// validation would take an array naming the issuer among others.
     #[serde(default, rename = "iss")]
@@ -124,6 +126,21 @@ impl UserTokens {
     }
 }
 
+/// The claims of a token that is current at `now`, with the leeway:
+/// `exp` not passed, `nbf` reached. jsonwebtoken reads both as whole
+/// seconds only, so they are checked here.
+fn current(claims: Claims, now: DateTime<Utc>) -> Result<Claims, TokenRefused> {
+    let now = now.timestamp_micros() as f64 / 1e6;
+    let leeway = LEEWAY_SECS as f64;
+    if claims.exp < now - leeway {
+        return Err(TokenRefused::Invalid("the token has expired".into()));
+    }
+    if claims.nbf.is_some_and(|nbf| nbf > now + leeway) {
+        return Err(TokenRefused::Invalid("the token is not valid yet".into()));
+    }
+    Ok(claims)
+}
+
 /// The user a `sub` names: a UUID written as every id of the API is, hyphenated
 /// and in lower case. `sub` is compared as a string (RFC 7519), so
 /// `urn:uuid:…`, `{…}`, 32 bare digits or upper case are other subjects to an
@@ -144,14 +161,14 @@ pub enum IdentityError {
     Jwks { path: PathBuf, reason: String },
 }
 
-/// The checks every user token passes, for a key of algorithm `algorithm`:
-/// `exp` and `sub` required, `nbf` honoured, 60 s of leeway, and `iss`/`aud`
-/// when the settings name them.
+/// The checks jsonwebtoken makes of every user token, for a key of
+/// algorithm `algorithm`: `sub` required, and `iss`/`aud` when the settings
+/// name them. `exp` (required by `Claims`) and `nbf` are `current`'s.
 fn validation(algorithm: Algorithm, issuer: Option<&str>, audience: Option<&str>) -> Validation {
     let mut validation = Validation::new(algorithm);
-    validation.leeway = LEEWAY_SECS;
-    validation.validate_nbf = true;
-    let mut required = vec!["exp", "sub"];
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    let mut required = vec!["sub"];
     if let Some(issuer) = issuer {
         validation.set_issuer(&[issuer]);
         required.push("iss");

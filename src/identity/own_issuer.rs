@@ -4,13 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{SubsecRound, Utc};
+use chrono::SubsecRound;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
 use super::{
-    validation, Claims, IdentitySettings, MintedToken, TokenRefused, LEEWAY_SECS, TTL_RANGE_SECS,
+    current, validation, Claims, IdentitySettings, MintedToken, TokenRefused, LEEWAY_SECS,
+    TTL_RANGE_SECS,
 };
 use crate::ids::UserId;
 
@@ -65,7 +66,7 @@ impl OwnIssuer {
     /// A token for `user_id`, valid for `ttl` from now.
     pub fn mint(&self, user_id: UserId, ttl: Duration) -> MintedToken {
         // Whole seconds, as the claims carry them: `expires_at` is `exp`.
-        let now = Utc::now().trunc_subsecs(0);
+        let now = crate::clock::now().trunc_subsecs(0);
         let expires_at = now + ttl;
         let mut claims = serde_json::json!({
             "sub": user_id.to_string(),
@@ -98,12 +99,13 @@ impl OwnIssuer {
         {
             return Err(TokenRefused::UnknownKey);
         }
-        let claims =
-            jsonwebtoken::decode::<Claims>(token, &self.0.decoding, &self.0.validation)?.claims;
+        let now = crate::clock::now();
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.0.decoding, &self.0.validation)?;
+        let claims = current(claims.claims, now)?;
         // No token this key minted lives longer than the longest lifetime;
         // one that claims to is not of our minting, whatever its signature.
-        let latest_exp = Utc::now().timestamp() + (*TTL_RANGE_SECS.end() + LEEWAY_SECS) as i64;
-        if claims.exp > latest_exp {
+        let latest_exp = now.timestamp() + (*TTL_RANGE_SECS.end() + LEEWAY_SECS) as i64;
+        if claims.exp > latest_exp as f64 {
             return Err(TokenRefused::Invalid(
                 "exp is later than any minted token's".into(),
             ));
@@ -116,6 +118,7 @@ impl OwnIssuer {
 mod tests {
     use super::*;
     use crate::identity::UserTokens;
+    use chrono::Utc;
 
     fn issuer(secret: u8) -> OwnIssuer {
         OwnIssuer::new(&[secret; 32], &IdentitySettings::default())
@@ -178,6 +181,27 @@ mod tests {
     }
 
     #[test]
+    fn fractional_numeric_dates_are_read_as_the_times_they_are() {
+        // RFC 7519 §2: a NumericDate may be non-integer (`time.time() + ttl`).
+        let now = Utc::now().timestamp() as f64 + 0.25;
+        let claims = |exp: f64, nbf: f64| serde_json::json!({"sub": UserId::new().to_string(), "iss": "concert", "exp": exp, "nbf": nbf});
+        let verify = |claims| issuer(7).verify(&sign(claims, Algorithm::HS256, &[7; 32]));
+        assert!(verify(claims(now + 3600.5, now - 0.5)).is_ok());
+        assert!(
+            verify(claims(now - 30.5, now - 3600.5)).is_ok(),
+            "within the leeway"
+        );
+        assert!(
+            verify(claims(now - 120.5, now - 3600.5)).is_err(),
+            "expired"
+        );
+        assert!(
+            verify(claims(now + 3600.5, now + 600.5)).is_err(),
+            "not yet valid"
+        );
+    }
+
+    #[test]
     fn time_claims_of_the_wrong_type_are_refused_not_skipped() {
         // A string `nbf` or `exp` must not read as an absent one.
         let now = Utc::now().timestamp();
@@ -185,6 +209,9 @@ mod tests {
         for claims in [
             serde_json::json!({"sub": sub, "iss": "concert", "exp": now + 3600, "nbf": (now + 600).to_string()}),
             serde_json::json!({"sub": sub, "iss": "concert", "exp": (now + 3600).to_string()}),
+            serde_json::json!({"sub": sub, "iss": "concert", "exp": null}),
+            serde_json::json!({"sub": sub, "iss": "concert", "exp": [now + 3600]}),
+            serde_json::json!({"sub": sub, "iss": "concert", "exp": now + 3600, "nbf": true}),
         ] {
             assert!(
                 issuer(7)

@@ -331,3 +331,31 @@ async fn queue_entry_with_a_provider_token_gets_the_users_own_queue_token() {
         .await;
     assert_problem(forbidden, StatusCode::FORBIDDEN, "forbidden").await;
 }
+
+#[tokio::test]
+async fn fractional_times_as_many_libraries_write_them_are_honoured() {
+    // RFC 7519 §2 allows a NumericDate that is not whole: `time.time() + 600`.
+    let provider = provider(&[("rsa-a", "rsa-1")]).await;
+    let app = &provider.app;
+    let user = Uuid::new_v4();
+    let now = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
+    let with_times = |times: Value| token("rsa-a", Algorithm::RS256, "rsa-1", user, times);
+    let current = with_times(json!({"iat": now, "nbf": now, "exp": now + 600.0}));
+    assert_eq!(
+        read_balance(app, user, &current).await,
+        (200, String::new())
+    );
+    for (what, times) in [
+        ("expired", json!({"iat": now - 900.5, "exp": now - 300.5})),
+        (
+            "not yet valid",
+            json!({"nbf": now + 300.5, "exp": now + 900.5}),
+        ),
+    ] {
+        assert_eq!(
+            read_balance(app, user, &with_times(times)).await,
+            (401, "token_invalid".to_string()),
+            "{what}"
+        );
+    }
+}
