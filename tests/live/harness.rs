@@ -274,6 +274,11 @@ impl Events {
         }
     }
 
+    /// The next event if one comes within `wait`; `None` if none does.
+    pub async fn next_within(&mut self, wait: Duration) -> Option<Sse> {
+        tokio::time::timeout(wait, self.next()).await.ok().flatten()
+    }
+
     /// The next `seats` event's changes as (seat_no, status).
     pub async fn next_changes(&mut self) -> Vec<(u64, String)> {
         let event = self.next().await.expect("an event");

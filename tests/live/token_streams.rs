@@ -1,5 +1,6 @@
 //! A queue token's own streams: its standing follows it from waiting to
-//! active, a lapsed token's streams end on its recorded expiry, and one token
+//! active and is sent once while nothing changes, a lapsed token's streams
+//! end on its recorded expiry, and one token
 //! opens a few streams, not thousands.
 
 use std::time::Duration;
@@ -37,6 +38,28 @@ async fn the_standing_stream_follows_the_token_from_waiting_to_active() {
     assert_eq!(active.data["status"], "active", "{active:?}");
     assert!(active.data["expires_at"].is_string());
     drop(first);
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standing_subscribed_to_at_once_is_sent_once_while_nothing_changes() {
+    let pool = fresh_database().await;
+    let mut settings = config();
+    settings.queue_active_max = 1;
+    let service = start(&pool, settings).await;
+    let (concert_id, _) = service.concert(2).await;
+    let _first = service.active_token(&concert_id).await;
+    for _ in 0..3 {
+        // Subscribed while the entry may still be on its way to the feed.
+        let (_, _, waiting) = service.queued_user(&concert_id).await;
+        let mut events = service
+            .subscribe("/queue/tokens/current/events", &waiting, None)
+            .await;
+        let standing = events.next().await.unwrap();
+        assert_eq!(standing.data["status"], "waiting");
+        let again = events.next_within(Duration::from_secs(2)).await;
+        assert!(again.is_none(), "sent again: {again:?} after {standing:?}");
+    }
     service.stop().await;
 }
 

@@ -220,10 +220,14 @@ impl StandingStream {
                 Err(_) => return None,
             };
             self.retry_at = None;
-            // A change of the ticket itself is sent even when the standing
-            // already showed it (read ahead of the feed, or from the clock
-            // before the expiry was recorded): its id then covers the event.
-            if ticket_changed || self.last_sent != before {
+            // A standing is sent when it changed, never twice alike: a
+            // client reads each event as news. (One read ahead of the feed
+            // then keeps the id it was read under, which its client may
+            // reconnect with safely.) The one exception is the token's last
+            // word: the recorded expiry of a token already shown lapsed by
+            // the clock, whose id covers the expiry and which tells the
+            // client not to reconnect.
+            if self.last_sent != before || (ticket_changed && self.done) {
                 return Some((Ok(event), self));
             }
         }
