@@ -5,19 +5,23 @@
 //! ES256, Ed25519: EdDSA), never the one a token's header asks for, so
 //! neither `alg: none` nor an HMAC signed with a public key gets through.
 //! Symmetric and unsupported keys in the file are left out.
+//!
+//! A token's `kid` picks its key, with its `alg` among keys that share one
+//! `kid` (RFC 7517 §4.5 allows that for keys of different types). A token
+//! without `kid` is tried against each key of its algorithm.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
+use sha2::{Digest, Sha256};
 
 use super::{current, validation, Claims, IdentityError, IdentitySettings, TokenRefused};
 
-/// How long a read of the file is trusted before its metadata is looked at
-/// again; a token naming an unknown key looks at once.
+/// How long a read of the file is trusted before it is looked at again; a
+/// token naming an unknown key looks at once.
 const RECHECK_EVERY: Duration = Duration::from_millis(500);
 
 /// Verifies user tokens against the keys of a JWKS file.
@@ -31,25 +35,32 @@ struct Inner {
     loaded: RwLock<Loaded>,
 }
 
-/// The keys of one read of the file, by `kid`.
+/// The keys of one read of the file.
 struct Loaded {
-    keys: HashMap<String, TrustedKey>,
+    keys: Vec<TrustedKey>,
     version: Option<FileVersion>,
     checked_at: Instant,
 }
 
 struct TrustedKey {
+    kid: Option<String>,
+    algorithm: Algorithm,
     decoding: DecodingKey,
     validation: Validation,
 }
 
-/// What tells one content of the file from another without reading it.
-#[derive(Debug, Clone, PartialEq)]
-struct FileVersion {
-    modified: SystemTime,
-    len: u64,
-    inode: u64,
+impl TrustedKey {
+    /// Whether this key may have signed a token of this header.
+    fn fits(&self, header: &Header) -> bool {
+        self.algorithm == header.alg
+            && (header.kid.is_none() || header.kid.as_deref() == self.kid.as_deref())
+    }
 }
+
+/// One content of the file: its digest. The file is small, so it is read
+/// to be compared; its time and size can stay the same across a rewrite.
+#[derive(Debug, Clone, PartialEq)]
+struct FileVersion([u8; 32]);
 
 impl std::fmt::Debug for JwksFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -64,7 +75,7 @@ impl JwksFile {
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
             loaded: RwLock::new(Loaded {
-                keys: HashMap::new(),
+                keys: Vec::new(),
                 version: None,
                 checked_at: Instant::now(),
             }),
@@ -91,13 +102,17 @@ impl JwksFile {
     /// The claims of a token signed by one of the file's keys, if it is current.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenRefused> {
         let header = jsonwebtoken::decode_header(token)?;
-        let kid = header.kid.ok_or(TokenRefused::UnknownKey)?;
+        // The first key that verifies, else the first refusal; `None`
+        // when no key fits.
         let verify = |loaded: &Loaded| {
-            loaded.keys.get(&kid).map(|key| {
-                jsonwebtoken::decode::<Claims>(token, &key.decoding, &key.validation)
-                    .map_err(TokenRefused::from)
-                    .and_then(|data| current(data.claims, crate::clock::now()))
-            })
+            let mut refusal = None;
+            for key in loaded.keys.iter().filter(|key| key.fits(&header)) {
+                match jsonwebtoken::decode::<Claims>(token, &key.decoding, &key.validation) {
+                    Ok(data) => return Some(current(data.claims, crate::clock::now())),
+                    Err(error) => refusal = refusal.or(Some(Err(error.into()))),
+                }
+            }
+            refusal
         };
         self.0.refresh(false);
         if let Some(verdict) = verify(&self.0.loaded.read().expect("not poisoned")) {
@@ -119,7 +134,7 @@ impl Inner {
             if !now && loaded.checked_at.elapsed() < RECHECK_EVERY {
                 return;
             }
-            if version_of(&self.path).ok() == loaded.version {
+            if self.version().ok() == loaded.version {
                 drop(loaded);
                 self.loaded.write().expect("not poisoned").checked_at = Instant::now();
                 return;
@@ -129,7 +144,7 @@ impl Inner {
         loaded.checked_at = Instant::now();
         // Looked at before the read: a file finished after a failed read
         // (rewritten in place) is then a change, and read.
-        let looked_at = version_of(&self.path).ok();
+        let looked_at = self.version().ok();
         match self.read() {
             Ok((keys, version)) => {
                 tracing::info!(path = %self.path.display(), keys = keys.len(), "JWKS file read again");
@@ -145,16 +160,29 @@ impl Inner {
         }
     }
 
-    fn read(&self) -> Result<(HashMap<String, TrustedKey>, FileVersion), String> {
-        let version = version_of(&self.path).map_err(|e| e.to_string())?;
-        let text = std::fs::read_to_string(&self.path).map_err(|e| e.to_string())?;
-        let document: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    /// The file's content as it is now.
+    fn version(&self) -> std::io::Result<FileVersion> {
+        Ok(version_of(&std::fs::read(&self.path)?))
+    }
+
+    fn read(&self) -> Result<(Vec<TrustedKey>, FileVersion), String> {
+        let bytes = std::fs::read(&self.path).map_err(|e| e.to_string())?;
+        let version = version_of(&bytes);
+        let document: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
         let entries = document["keys"].as_array().ok_or("no \"keys\" array")?;
-        let mut keys = HashMap::new();
+        let mut keys: Vec<TrustedKey> = Vec::new();
         for entry in entries {
             match self.trusted_key(entry) {
-                Ok((kid, key)) => {
-                    keys.insert(kid, key);
+                Ok(key) => {
+                    let same = |known: &TrustedKey| {
+                        known.kid == key.kid && known.algorithm == key.algorithm
+                    };
+                    if keys.iter().any(same) {
+                        tracing::warn!(path = %self.path.display(), kid = ?key.kid, "JWKS key left out: a second key of one kid and algorithm");
+                    } else {
+                        keys.push(key);
+                    }
                 }
                 Err(reason) => {
                     tracing::warn!(path = %self.path.display(), %reason, "JWKS key left out");
@@ -164,26 +192,26 @@ impl Inner {
         Ok((keys, version))
     }
 
-    fn trusted_key(&self, entry: &serde_json::Value) -> Result<(String, TrustedKey), String> {
+    fn trusted_key(&self, entry: &serde_json::Value) -> Result<TrustedKey, String> {
         let jwk: Jwk = serde_json::from_value(entry.clone()).map_err(|e| e.to_string())?;
-        let kid = jwk.common.key_id.clone().ok_or("a key without kid")?;
+        let kid = jwk.common.key_id.clone();
+        let name = kid.clone().unwrap_or_else(|| "a key without kid".into());
         if jwk.common.public_key_use == Some(PublicKeyUse::Encryption) {
-            return Err(format!("{kid}: an encryption key"));
+            return Err(format!("{name}: an encryption key"));
         }
         let algorithm =
-            algorithm_of(&jwk).ok_or(format!("{kid}: not an RS256, ES256 or EdDSA key"))?;
+            algorithm_of(&jwk).ok_or(format!("{name}: not an RS256, ES256 or EdDSA key"))?;
         if let AlgorithmParameters::RSA(rsa) = &jwk.algorithm {
-            check_modulus(&kid, &rsa.n)?;
+            check_modulus(&name, &rsa.n)?;
         }
-        let decoding = DecodingKey::from_jwk(&jwk).map_err(|e| format!("{kid}: {e}"))?;
+        let decoding = DecodingKey::from_jwk(&jwk).map_err(|e| format!("{name}: {e}"))?;
         let validation = validation(algorithm, self.issuer.as_deref(), self.audience.as_deref());
-        Ok((
+        Ok(TrustedKey {
             kid,
-            TrustedKey {
-                decoding,
-                validation,
-            },
-        ))
+            algorithm,
+            decoding,
+            validation,
+        })
     }
 }
 
@@ -225,14 +253,8 @@ fn check_modulus(kid: &str, n: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn version_of(path: &std::path::Path) -> std::io::Result<FileVersion> {
-    use std::os::unix::fs::MetadataExt;
-    let metadata = std::fs::metadata(path)?;
-    Ok(FileVersion {
-        modified: metadata.modified()?,
-        len: metadata.len(),
-        inode: metadata.ino(),
-    })
+fn version_of(content: &[u8]) -> FileVersion {
+    FileVersion(Sha256::digest(content).into())
 }
 
 #[cfg(test)]
@@ -259,7 +281,7 @@ mod tests {
         let looked_at = file.0.loaded.read().unwrap().version.clone();
 
         // The broken version is the one known: the next look reads nothing.
-        assert_eq!(looked_at, version_of(&path).ok());
+        assert_eq!(looked_at, file.0.version().ok());
         std::fs::remove_file(&path).unwrap();
     }
 
@@ -296,9 +318,36 @@ mod tests {
             }
             writer.join().unwrap();
             file.0.refresh(true);
-            let known = file.0.loaded.read().unwrap().keys.contains_key(&kid);
+            let known = (file.0.loaded.read().unwrap().keys.iter())
+                .any(|key| key.kid.as_deref() == Some(kid.as_str()));
             assert!(known, "round {round}: the whole file was not read");
         }
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn a_rewrite_of_the_same_length_and_time_is_read() {
+        let path = std::env::temp_dir().join(format!("jwks-{}.json", uuid::Uuid::new_v4()));
+        let key_set = |kid: &str| {
+            format!(
+                r#"{{"keys": [{{"kty": "RSA", "kid": "{kid}", "n": "{}", "e": "AQAB"}}]}}"#,
+                modulus(256)
+            )
+        };
+        std::fs::write(&path, key_set("k1")).unwrap();
+        let file = JwksFile::open(path.clone(), &IdentitySettings::default()).unwrap();
+        let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+        // In place, and its time put back, as `cp -p` or a coarse clock leaves it.
+        std::fs::write(&path, key_set("k2")).unwrap();
+        let out = std::fs::File::options().write(true).open(&path).unwrap();
+        out.set_modified(modified).unwrap();
+        drop(out);
+
+        file.0.refresh(true);
+        let kids: Vec<_> = (file.0.loaded.read().unwrap().keys.iter())
+            .map(|key| key.kid.clone())
+            .collect();
+        assert_eq!(kids, [Some("k2".to_string())]);
         std::fs::remove_file(&path).unwrap();
     }
 

@@ -39,7 +39,7 @@ fn public_jwk(name: &str, kid: &str) -> Value {
 
 /// Writes a JWKS of `(key name, kid)` pairs, replacing the file at once (a
 /// rename, as a deployment tool would).
-fn write_jwks(path: &Path, keys: &[(&str, &str)]) {
+pub(crate) fn write_jwks(path: &Path, keys: &[(&str, &str)]) {
     let keys: Vec<Value> = keys
         .iter()
         .map(|(name, kid)| public_jwk(name, kid))
@@ -49,9 +49,9 @@ fn write_jwks(path: &Path, keys: &[(&str, &str)]) {
     std::fs::rename(staging, path).unwrap();
 }
 
-struct Provider {
-    app: TestApp,
-    jwks: PathBuf,
+pub(crate) struct Provider {
+    pub app: TestApp,
+    pub jwks: PathBuf,
     _dir: TempDir,
 }
 
@@ -64,7 +64,7 @@ impl Drop for TempDir {
     }
 }
 
-async fn provider(keys: &[(&str, &str)]) -> Provider {
+pub(crate) async fn provider(keys: &[(&str, &str)]) -> Provider {
     let dir = std::env::temp_dir().join(format!("concert-jwks-{}", Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     let jwks = dir.join("jwks.json");
@@ -81,7 +81,24 @@ async fn provider(keys: &[(&str, &str)]) -> Provider {
 }
 
 /// A token for `user` signed by test key `key` under `kid`, with `overrides` merged into its claims.
-fn token(key: &str, algorithm: Algorithm, kid: &str, user: Uuid, overrides: Value) -> String {
+pub(crate) fn token(
+    key: &str,
+    algorithm: Algorithm,
+    kid: &str,
+    user: Uuid,
+    overrides: Value,
+) -> String {
+    token_under(key, algorithm, Some(kid), user, overrides)
+}
+
+/// As `token`, with no `kid` in the header when `kid` is `None`.
+pub(crate) fn token_under(
+    key: &str,
+    algorithm: Algorithm,
+    kid: Option<&str>,
+    user: Uuid,
+    overrides: Value,
+) -> String {
     let now = chrono::Utc::now().timestamp();
     let mut claims = json!({"sub": user.to_string(), "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 600});
     for (name, value) in overrides.as_object().unwrap() {
@@ -96,12 +113,12 @@ fn token(key: &str, algorithm: Algorithm, kid: &str, user: Uuid, overrides: Valu
     }
     .unwrap();
     let mut header = Header::new(algorithm);
-    header.kid = Some(kid.to_string());
+    header.kid = kid.map(str::to_string);
     jsonwebtoken::encode(&header, &claims, &encoding).unwrap()
 }
 
 /// The answer to reading `user`'s balance with `token`: (status, code or "").
-async fn read_balance(app: &TestApp, user: Uuid, token: &str) -> (u16, String) {
+pub(crate) async fn read_balance(app: &TestApp, user: Uuid, token: &str) -> (u16, String) {
     let response = app
         .get(&format!("/users/{user}/balance"), Some(token))
         .await;

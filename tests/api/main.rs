@@ -24,6 +24,7 @@ mod holds;
 mod hostile;
 mod identity;
 mod identity_jwks;
+mod identity_jwks_kids;
 mod kept_answers;
 mod keyed_balances;
 mod long_lists;
