@@ -104,7 +104,29 @@ async fn list_events(
     Ok(axum::Json(EventPageResponse { events, next }))
 }
 
-/// One aggregate's history, in sequence order.
+/// Whether an aggregate with no events yet is one the API knows: every
+/// user's wallet (its balance is 0), and every seat of the catalogue (its
+/// stream begins with its first hold). Its history is then empty, not
+/// unknown.
+async fn known_without_events(
+    pool: &PgPool,
+    aggregate_type: &str,
+    aggregate_id: &str,
+) -> Result<bool, ApiError> {
+    Ok(match aggregate_type {
+        "Wallet" => true,
+        "Seat" => {
+            sqlx::query_scalar("select exists (select 1 from seats where seat_id = $1::uuid)")
+                .bind(aggregate_id)
+                .fetch_one(pool)
+                .await?
+        }
+        _ => false,
+    })
+}
+
+/// One aggregate's history, in sequence order; empty for a wallet or a
+/// seat that has none yet.
 #[utoipa::path(get, path = "/audit/streams/{aggregate_type}/{aggregate_id}", tag = "audit",
     params(("aggregate_type" = String, Path, description = "Concert, Seat, Wallet or QueueTicket"),
            ("aggregate_id" = Uuid, Path, description = "the aggregate's id")),
@@ -124,8 +146,9 @@ async fn stream_events(
     event_log::assign_positions(&app.pool).await?;
     // Every aggregate's id is a UUID, stored in its hyphenated lower-case form.
     let aggregate_id = aggregate_id.to_string();
+    let stream = (aggregate_type.clone(), aggregate_id.clone());
     let page = move |pool: PgPool, after_sequence| {
-        let (aggregate_type, aggregate_id) = (aggregate_type.clone(), aggregate_id.clone());
+        let (aggregate_type, aggregate_id) = stream.clone();
         async move {
             event_log::stream_page(
                 &pool,
@@ -140,7 +163,7 @@ async fn stream_events(
     // From the lowest sequence there is: a row the schema allows below 1
     // (only a forgery writes one) is shown, not hidden.
     let first = page(app.pool.clone(), i64::MIN).await?;
-    if first.is_empty() {
+    if first.is_empty() && !known_without_events(&app.pool, &aggregate_type, &aggregate_id).await? {
         return Err(ApiError::NotFound("stream"));
     }
     let pool = app.pool.clone();

@@ -9,8 +9,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::helpers::{
-    assert_problem, database_url_of, eventually, json_of, spawn_app, spawn_app_with, test_config,
-    TestApp, ADMIN_TOKEN,
+    assert_problem, assert_problem_for, database_url_of, eventually, json_of, spawn_app,
+    spawn_app_with, test_config, TestApp, ADMIN_TOKEN,
 };
 
 /// A small booking history: sales, a refused payment, a lapsed hold, charges.
@@ -137,7 +137,7 @@ async fn the_audit_endpoints_need_the_admin_token_and_serve_one_stream() {
     let bad_limit = app.get("/audit/events?limit=0", Some(ADMIN_TOKEN)).await;
     let unknown = app
         .get(
-            &format!("/audit/streams/Wallet/{}", Uuid::new_v4()),
+            &format!("/audit/streams/QueueTicket/{}", Uuid::new_v4()),
             Some(ADMIN_TOKEN),
         )
         .await;
@@ -167,6 +167,31 @@ async fn the_audit_endpoints_need_the_admin_token_and_serve_one_stream() {
             metadata[field].is_string(),
             "metadata lacks {field}: {metadata}"
         );
+    }
+}
+
+#[tokio::test]
+async fn a_seat_never_held_or_a_wallet_never_charged_has_an_empty_history_not_none() {
+    let app = spawn_app().await;
+    let concert = app.create_concert(1, 2, 1000).await;
+    let user = app.active_user(&concert.concert_id).await;
+    let seat = app.first_free_seat(&user, &concert).await;
+    for known in [format!("Seat/{seat}"), format!("Wallet/{}", Uuid::new_v4())] {
+        let history = app
+            .get_json(&format!("/audit/streams/{known}"), Some(ADMIN_TOKEN))
+            .await;
+        assert_eq!(history, serde_json::json!({"events": []}), "{known}");
+    }
+    for unknown in [
+        format!("Seat/{}", Uuid::new_v4()),
+        format!("QueueTicket/{}", Uuid::new_v4()),
+        format!("Concert/{}", Uuid::new_v4()),
+        format!("Reservation/{seat}"),
+    ] {
+        let answer = app
+            .get(&format!("/audit/streams/{unknown}"), Some(ADMIN_TOKEN))
+            .await;
+        assert_problem_for(&unknown, answer, StatusCode::NOT_FOUND, "not_found").await;
     }
 }
 
