@@ -70,12 +70,15 @@ fn is_api(path: &str) -> bool {
 
 /// The API's answers: kept by no cache, shared or the browser's, unless the
 /// route says otherwise (an event stream's `no-cache`); and a `401` to a
-/// request that sent a credential says it was refused (RFC 6750 §3.1).
+/// request that sent a bearer token says it was refused (RFC 6750 §3.1). A
+/// credential of another scheme (`Basic`) is answered as none was sent: the
+/// client did not know the scheme, and gets no error code.
 pub async fn api_answers(request: Request, next: Next) -> Response {
     if !is_api(request.uri().path()) {
         return next.run(request).await;
     }
-    let credential_sent = request.headers().contains_key(header::AUTHORIZATION);
+    let credential_sent = (request.headers().get(header::AUTHORIZATION))
+        .is_some_and(|value| is_bearer(value.as_bytes()));
     let mut response = next.run(request).await;
     let refused = response.status() == StatusCode::UNAUTHORIZED;
     let headers = response.headers_mut();
@@ -88,9 +91,32 @@ pub async fn api_answers(request: Request, next: Next) -> Response {
     response
 }
 
+/// Whether an `Authorization` value is of the `Bearer` scheme (its name
+/// is case-insensitive, RFC 9110 §11.1).
+fn is_bearer(value: &[u8]) -> bool {
+    let scheme = value.split(|byte| *byte == b' ').next().unwrap_or_default();
+    scheme.eq_ignore_ascii_case(b"bearer")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bearer_credential_is_told_from_other_schemes() {
+        for bearer in ["Bearer abc", "bearer abc", "BEARER", "Bearer"] {
+            assert!(is_bearer(bearer.as_bytes()), "{bearer}");
+        }
+        for other in [
+            "Basic YWRtaW46YWRt",
+            "Bearerabc",
+            "",
+            "Token abc",
+            " Bearer abc",
+        ] {
+            assert!(!is_bearer(other.as_bytes()), "{other}");
+        }
+    }
 
     #[test]
     fn the_docs_policy_is_the_pages_one_with_a_single_inline_style_allowed() {

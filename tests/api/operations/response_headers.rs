@@ -107,6 +107,18 @@ async fn a_401_names_the_bearer_scheme_and_says_when_the_token_sent_was_refused(
         Some("Bearer error=\"invalid_token\"")
     );
 
+    // A credential of another scheme is no bearer token refused: the client
+    // learns the scheme, without an error code (RFC 6750 §3.1).
+    let basic = app
+        .client
+        .get(app.url(&path))
+        .header("authorization", "Basic YWRtaW46YWRt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(header(&basic, "www-authenticate"), Some("Bearer"));
+
     // Only a 401 challenges: a refusal of another kind does not.
     let other = app.get("/no-such-route", Some("not.a.jwt")).await;
     assert_eq!(other.status(), StatusCode::NOT_FOUND);
