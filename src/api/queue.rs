@@ -52,6 +52,17 @@ pub struct TokenResponse {
     expires_at: Option<DateTime<Utc>>,
 }
 
+/// What a standing stream sends a new standing for: its status, position
+/// and expiry, as the contract lists them. A new estimate of the wait
+/// alone is not news; it rides with the next change.
+pub(super) type StandingNews = (String, i64, Option<DateTime<Utc>>);
+
+impl TokenResponse {
+    pub(super) fn news(&self) -> StandingNews {
+        (self.status.clone(), self.position, self.expires_at)
+    }
+}
+
 /// Where a queue token reads where it stands: the `Location` of a new one.
 const CURRENT_TOKEN: &str = "/api/v1/queue/tokens/current";
 

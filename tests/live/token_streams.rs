@@ -64,6 +64,43 @@ async fn a_standing_subscribed_to_at_once_is_sent_once_while_nothing_changes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standing_is_sent_for_a_new_status_position_or_expiry_not_for_a_new_estimate_alone() {
+    let pool = fresh_database().await;
+    let mut settings = config();
+    settings.queue_active_max = 1;
+    settings.queue_active_ttl_secs = 2;
+    let service = start(&pool, settings).await;
+    let (concert_id, _) = service.concert(2).await;
+    let _first = service.active_token(&concert_id).await;
+    for _ in 0..2 {
+        service.queued_user(&concert_id).await;
+    }
+    let (_, _, last) = service.queued_user(&concert_id).await;
+    let mut events = service
+        .subscribe("/queue/tokens/current/events", &last, None)
+        .await;
+
+    // Each 2 s the active token lapses and the next is admitted: the
+    // admissions change the estimate as the line moves.
+    let news = |event: &Sse| {
+        let data = &event.data;
+        (
+            data["status"].clone(),
+            data["position"].clone(),
+            data["expires_at"].clone(),
+        )
+    };
+    let mut sent = vec![events.next().await.unwrap()];
+    while sent.last().unwrap().data["status"] == "waiting" {
+        sent.push(events.next().await.unwrap());
+    }
+    for pair in sent.windows(2) {
+        assert_ne!(news(&pair[0]), news(&pair[1]), "sent again: {sent:#?}");
+    }
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lapsed_token_s_stream_ends_on_its_recorded_expiry_with_that_event_s_position() {
     let pool = fresh_database().await;
     let mut settings = config();

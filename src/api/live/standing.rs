@@ -16,7 +16,7 @@ use super::line_moves::LineMoves;
 use super::{instant_of, keep_alive_timer, sleep_until_if};
 use crate::api::auth::QueueToken;
 use crate::api::error::{ApiError, Problem};
-use crate::api::queue::token_body;
+use crate::api::queue::{token_body, StandingNews};
 use crate::booking::queue;
 use crate::live::standing::Watch;
 use crate::live::stream_permits::{StreamPermit, STREAMS_PER_TOKEN};
@@ -96,8 +96,9 @@ struct StandingStream {
     ticket_changes: watch::Receiver<i64>,
     line: LineMoves,
     closed: watch::Receiver<bool>,
-    /// The data last sent, so that nothing unchanged is sent again.
-    last_sent: Option<String>,
+    /// The news of the standing last sent, so that nothing unchanged is
+    /// sent again.
+    last_sent: Option<StandingNews>,
     /// When an active token lapses.
     deadline: Option<Instant>,
     /// When a read the database failed is tried again.
@@ -144,7 +145,7 @@ impl StandingStream {
         let data = serde_json::to_string(&body).map_err(|error| {
             ApiError::Unavailable(format!("cannot serialize the standing: {error}"))
         })?;
-        self.last_sent = Some(data.clone());
+        self.last_sent = Some(body.news());
         // The feed bumps a watch before it moves its own position past the
         // change: the watch's value is the change's position.
         let position = self
@@ -220,8 +221,8 @@ impl StandingStream {
                 Err(_) => return None,
             };
             self.retry_at = None;
-            // A standing is sent when it changed, never twice alike: a
-            // client reads each event as news. (One read ahead of the feed
+            // A standing is sent when its news changed, never twice alike:
+            // a client reads each event as news. (One read ahead of the feed
             // then keeps the id it was read under, which its client may
             // reconnect with safely.) The one exception is the token's last
             // word: the recorded expiry of a token already shown lapsed by
