@@ -182,14 +182,14 @@ async fn run(
     match &command {
         Command::Backup { file } => {
             let report = concert::backup::backup(&url, file).await?;
-            println!(
+            concert::say!(
                 "backup written to {}: {} bytes ({:.1} MiB) in {:.1} s",
                 report.file.display(),
                 report.bytes,
                 report.bytes as f64 / (1024.0 * 1024.0),
                 report.seconds
             );
-            println!(
+            concert::say!(
                 "last log position: {} ({} more events committed without a position yet; positioned on restore)",
                 report.last_position, report.unpositioned
             );
@@ -197,19 +197,22 @@ async fn run(
         }
         Command::Restore { file } => {
             let report = concert::backup::restore(&url, file, &config).await?;
-            println!(
+            concert::say!(
                 "restored {} events in {:.1} s; last log position: {} ({} positioned now)",
-                report.events, report.seconds, report.last_position, report.positioned
+                report.events,
+                report.seconds,
+                report.last_position,
+                report.positioned
             );
-            println!(
+            concert::say!(
                 "{} payments the copy caught half-way were finished or refunded",
                 report.payments_settled
             );
-            println!(
+            concert::say!(
                 "{} queue entry numbers the copy caught without their ticket were released",
                 report.entry_numbers_released
             );
-            println!("check it with `concert audit`");
+            concert::say!("check it with `concert audit`");
             return Ok(ExitCode::SUCCESS);
         }
         _ => {}
@@ -248,7 +251,7 @@ async fn run(
         }
         Command::Migrate => {
             concert::db::migrate(&pool).await?;
-            println!("database migrated");
+            concert::say!("database migrated");
             Ok(ExitCode::SUCCESS)
         }
         Command::Events {
@@ -281,7 +284,7 @@ async fn run(
                 concert::replay::replay(&pool, &mut |done, total| progress.update(done, total))
                     .await?;
             progress.finish(report.events);
-            println!(
+            concert::say!(
                 "read models rebuilt from {} events ({} streams caught up after the rebuild, {} of them under the swap's locks); {} snapshots dropped",
                 report.events, report.caught_up_streams, report.caught_up_under_locks, report.snapshots_dropped
             );
@@ -299,7 +302,7 @@ async fn run(
                 .ok_or(
                     "CONCERT_AUTH_JWKS_FILE is set: user tokens come from the identity provider",
                 )?;
-            println!("{}", minted.token);
+            concert::say!("{}", minted.token);
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit { checkpoint } => {
@@ -314,7 +317,9 @@ async fn run(
                      give the limit the store was served with, as a store an older release served has none",
                 ),
             };
-            println!("admissions checked against CONCERT_QUEUE_ACTIVE_MAX={limits} ({whence})");
+            concert::say!(
+                "admissions checked against CONCERT_QUEUE_ACTIVE_MAX={limits} ({whence})"
+            );
             let mut progress = Progress::new("audit");
             let report = concert::audit::audit(&pool, limits, checkpoint, &mut |done, total| {
                 progress.update(done, total)
@@ -323,9 +328,9 @@ async fn run(
             progress.finish(report.events);
             for violation in &report.violations {
                 let detail = printable(&violation.detail);
-                println!("VIOLATION [{}] {detail}", violation.rule);
+                concert::say!("VIOLATION [{}] {detail}", violation.rule);
                 for event in &violation.events {
-                    println!("    {}", printable(event));
+                    concert::say!("    {}", printable(event));
                 }
             }
             if let Some(checkpoint) = checkpoint {
@@ -334,27 +339,27 @@ async fn run(
                     .iter()
                     .any(|found| found.rule == concert::audit::CHECKPOINT_RULE)
                 {
-                    println!(
+                    concert::say!(
                         "the log up to position {} is the one checkpointed",
                         checkpoint.position
                     );
                 }
             }
             match &report.ttls {
-                Some(ttls) => println!("holds and admissions checked against the TTLs served: {ttls}"),
-                None => println!(
+                Some(ttls) => concert::say!("holds and admissions checked against the TTLs served: {ttls}"),
+                None => concert::say!(
                     "holds and admissions not checked against a TTL: no serve of this release has recorded one here"
                 ),
             }
-            println!(
+            concert::say!(
                 "checkpoint {} (keep it outside the database: `--checkpoint` with it later proves the log up to here unchanged)",
                 report.checkpoint
             );
             if report.violations.is_empty() {
-                println!("audit passed: {} events, no violation", report.events);
+                concert::say!("audit passed: {} events, no violation", report.events);
                 Ok(ExitCode::SUCCESS)
             } else {
-                println!(
+                concert::say!(
                     "audit failed: {} violations in {} events",
                     report.violations.len(),
                     report.events

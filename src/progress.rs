@@ -43,7 +43,7 @@ impl Progress {
                 bar.set_position(done);
             }
             None if self.last_line.elapsed() >= Duration::from_secs(5) => {
-                eprintln!(
+                crate::say_to_stderr!(
                     "{}: {done}/{total} events, {:.0}/s",
                     self.label,
                     self.rate(done)
@@ -64,7 +64,7 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
-        eprintln!(
+        crate::say_to_stderr!(
             "{}: {done} events in {:.1} s ({:.0} events/s)",
             self.label,
             self.started.elapsed().as_secs_f64(),

@@ -5,6 +5,27 @@
 
 use std::borrow::Cow;
 
+/// A line of a command's report on stdout. A reader that stopped reading
+/// (`concert audit | head -1`) or a full disk loses the rest of the report,
+/// not the command's work or its exit code: `println!` panics there, and
+/// the command exited 101 after a backup written whole.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// A line of progress on stderr, lost as `say!`'s would be when nobody reads.
+#[macro_export]
+macro_rules! say_to_stderr {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// `text` with each control character written as its escape (`\u{1b}`):
 /// it prints what is stored, and moves nothing.
 pub fn printable(text: &str) -> Cow<'_, str> {

@@ -52,7 +52,7 @@ impl Meter {
         match &self.bar {
             Some(bar) => bar.set_message(format!("{}: {text}", self.label)),
             None if self.last_line.elapsed() >= Duration::from_secs(5) => {
-                eprintln!("{}: {text}", self.label);
+                crate::say_to_stderr!("{}: {text}", self.label);
                 self.last_line = Instant::now();
             }
             None => {}

@@ -3,6 +3,7 @@
 //! the response headers browsers and caches act on, metrics, request ids,
 //! health and readiness.
 
+mod cli_output;
 mod cors;
 mod database_encoding;
 mod docs_page;
