@@ -189,8 +189,9 @@ pub async fn replay(
 }
 
 /// The advisory lock a replay holds until it commits: one rebuild at a time
-/// uses the build schema.
-pub const REPLAY_LOCK: i64 = 0x0063_6f6e_6365_7274;
+/// uses the build schema. Its own key ("replay" in ASCII): it was the
+/// admissions' leadership key, and nobody was admitted while a replay ran.
+pub const REPLAY_LOCK: i64 = 0x0000_7265_706c_6179;
 /// How often a replay looks again whether another one has ended.
 const REPLAY_LOCK_RETRY: Duration = Duration::from_millis(500);
 

@@ -253,3 +253,24 @@ async fn still_leading(leadership: &mut PgConnection) -> bool {
         .await
         .unwrap_or(false)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_advisory_lock_has_a_key_of_its_own() {
+        // A replay once took the admissions' key: nobody was admitted while it ran.
+        let mut keys: Vec<i64> = Duty::ALL.iter().map(|duty| duty.leader_lock()).collect();
+        keys.extend([
+            numbers::NUMBERS_LOCK,
+            crate::event_log::POSITIONER_LOCK,
+            crate::backup::COPY_LOCK,
+            crate::replay::REPLAY_LOCK,
+        ]);
+        let mut distinct = keys.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), keys.len(), "{keys:x?}");
+    }
+}

@@ -20,7 +20,7 @@ const RELEASE_NUMBERS_EVERY: Duration = Duration::from_secs(60);
 /// request's time limit, a statement's, a batch's wait).
 const NUMBER_ABANDONED_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 /// Advisory lock key of that look, so one instance looks at a time.
-const NUMBERS_LOCK: i64 = 0x0071_6e75_6d62_6572;
+pub(crate) const NUMBERS_LOCK: i64 = 0x0071_6e75_6d62_6572;
 
 /// Once a minute, records as unused the entry numbers of entries that never
 /// committed (an instance killed between taking the number and committing

@@ -130,3 +130,28 @@ async fn a_replay_waits_for_the_one_running_and_then_rebuilds() {
     let after = concert::replay::dump_read_models(&app.pool).await.unwrap();
     assert_eq!(before, after);
 }
+
+#[tokio::test]
+async fn a_replay_running_holds_no_admission_back() {
+    let mut config = crate::helpers::test_config();
+    config.queue_active_max = 1;
+    config.queue_active_ttl_secs = 2;
+    let app = crate::helpers::spawn_app_with(config).await;
+    let concert = app.create_concert(1, 5, 1000).await;
+    app.active_user(&concert.concert_id).await;
+
+    // A replay, as far as its lock is concerned, for the whole test.
+    let mut running = app.pool.acquire().await.unwrap();
+    sqlx::query("select pg_advisory_lock($1)")
+        .bind(concert::replay::REPLAY_LOCK)
+        .execute(&mut *running)
+        .await
+        .unwrap();
+    // The second waits for the first's token to lapse (2 s), then the
+    // scheduler admits it. Before, the replay's lock was the admissions'
+    // leadership lock: nobody was admitted while a replay ran.
+    let (_, second) = app.enter_queue(Uuid::new_v4(), &concert.concert_id).await;
+    assert_eq!(second["status"], "waiting", "{second}");
+    app.wait_until_active(second["token"].as_str().unwrap())
+        .await;
+}
