@@ -1,6 +1,7 @@
 //! `serve --demo`: a sample concert to try the service with.
 
 use chrono::Duration;
+use sqlx::Connection;
 
 use crate::aggregates::{ConcertCommand, ConcertDate};
 use crate::booking::BookingError;
@@ -11,8 +12,26 @@ use crate::money::Won;
 use crate::projections::available_dates;
 use crate::state::AppState;
 
-/// Schedules a sample concert (3 dates x 50 seats) when no concert exists yet.
+/// Advisory lock key of the seeding ("demo" in ASCII): instances started
+/// together on an empty store each scheduled a sample concert before.
+pub const DEMO_LOCK: i64 = 0x0000_0000_6465_6d6f;
+
+/// Schedules a sample concert (3 dates x 50 seats) when no concert exists
+/// yet, one instance at a time.
 pub async fn seed_if_empty(app: &AppState) -> Result<Option<ConcertId>, BookingError> {
+    // A session of its own, closed after: the lock goes with it, whatever
+    // the seeding's outcome.
+    let mut session = app.pool.acquire().await?.detach();
+    sqlx::query("select pg_advisory_lock($1)")
+        .bind(DEMO_LOCK)
+        .execute(&mut session)
+        .await?;
+    let seeded = seed_unless_any(app).await;
+    let _ = session.close().await;
+    seeded
+}
+
+async fn seed_unless_any(app: &AppState) -> Result<Option<ConcertId>, BookingError> {
     if available_dates::any_concert(&app.pool).await? {
         return Ok(None);
     }

@@ -267,6 +267,7 @@ mod tests {
             crate::event_log::POSITIONER_LOCK,
             crate::backup::COPY_LOCK,
             crate::replay::REPLAY_LOCK,
+            crate::demo::DEMO_LOCK,
         ]);
         let mut distinct = keys.clone();
         distinct.sort_unstable();

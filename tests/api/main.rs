@@ -16,6 +16,7 @@ mod begun_dates;
 mod booking;
 mod catch_up;
 mod checkpoints;
+mod demo_seed;
 mod gathered_reads;
 mod gave_up;
 mod helpers;
