@@ -109,9 +109,13 @@ impl Feed {
     }
 
     /// A place for one more event stream of `ticket_id`, unless it has
-    /// `stream_permits::STREAMS_PER_TOKEN` open already.
-    pub fn open_stream(&self, ticket_id: Uuid) -> Option<stream_permits::StreamPermit> {
-        self.inner.stream_permits.open(ticket_id)
+    /// `stream_permits::STREAMS_PER_TOKEN` open already (after a roll call
+    /// of those, which ends the ones whose clients went).
+    pub async fn open_stream(&self, ticket_id: Uuid) -> Option<stream_permits::StreamPermit> {
+        self.inner
+            .stream_permits
+            .open_after_roll_call(ticket_id)
+            .await
     }
 
     /// The seat maps of watched dates.

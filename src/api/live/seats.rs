@@ -85,6 +85,7 @@ pub(super) async fn seat_events(
     let permit = app
         .live
         .open_stream(ticket.ticket_id)
+        .await
         .ok_or(ApiError::TooManyStreams(STREAMS_PER_TOKEN))?;
     let feed = app.live.clone();
     let seen = last_event_id(&headers);
@@ -99,7 +100,7 @@ pub(super) async fn seat_events(
         return Err(ApiError::NotFound("date"));
     }
     let stream = SeatStream {
-        _permit: permit,
+        permit,
         // An active ticket's next change is its expiry (it lapsed, or paid).
         ticket_changed: app.live.standings().watch_ticket(ticket.ticket_id),
         ticket_id: ticket.ticket_id,
@@ -147,8 +148,9 @@ fn frame_of(batch: &SeatBatch, format: ChangeFormat) -> Bytes {
 
 /// One subscriber's place in a date's changes.
 struct SeatStream {
-    /// Its place among the token's streams, given back when it ends.
-    _permit: StreamPermit,
+    /// Its place among the token's streams, given back when it ends; a
+    /// roll call of them asks it for comments.
+    permit: StreamPermit,
     /// Bumped when the stream's ticket changes: once it is no longer
     /// active, the stream ends after what the feed published with it.
     ticket_changed: watch::Receiver<i64>,
@@ -192,6 +194,7 @@ impl SeatStream {
                     Wait::TicketChanged
                 }
                 _ = self.keep_alive.tick() => Wait::KeepAlive,
+                _ = self.permit.comment_due() => Wait::KeepAlive,
                 received = self.receiver.recv() => Wait::Received(received),
             };
             let received = match received {

@@ -55,6 +55,7 @@ pub(super) async fn standing_events(
     let permit = app
         .live
         .open_stream(ticket.ticket_id)
+        .await
         .ok_or(ApiError::TooManyStreams(STREAMS_PER_TOKEN))?;
     let Watch {
         ticket: ticket_changes,
@@ -64,7 +65,7 @@ pub(super) async fn standing_events(
         .standings()
         .watch(ticket.ticket_id, ticket.concert_id);
     let mut stream = StandingStream {
-        _permit: permit,
+        permit,
         closed: app.live.closed(),
         ticket_id: ticket.ticket_id,
         ticket: None,
@@ -86,8 +87,9 @@ pub(super) async fn standing_events(
 
 /// One token's watcher.
 struct StandingStream {
-    /// Its place among the token's streams, given back when it ends.
-    _permit: StreamPermit,
+    /// Its place among the token's streams, given back when it ends; a
+    /// roll call of them asks it for comments.
+    permit: StreamPermit,
     app: AppState,
     ticket_id: Uuid,
     /// The ticket as last read: a move of the line leaves it as it was.
@@ -182,15 +184,17 @@ impl StandingStream {
             });
             let lapsed = sleep_until_if(wake_at);
             let retry = sleep_until_if(self.retry_at);
-            let (closed, ticket, line, keep_alive) = (
+            let (closed, ticket, line, keep_alive, permit) = (
                 &mut self.closed,
                 &mut self.ticket_changes,
                 &mut self.line,
                 &mut self.keep_alive,
+                &mut self.permit,
             );
             let wake = tokio::select! {
                 _ = closed.wait_for(|closed| *closed) => return None,
                 _ = keep_alive.tick() => Wake::KeepAlive,
+                _ = permit.comment_due() => Wake::KeepAlive,
                 _ = lapsed => Wake::Ticket,
                 _ = retry => Wake::Ticket,
                 changed = ticket.changed() => {
