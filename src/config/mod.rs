@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod values;
+
+use values::{admin_token, cors_origin, listen_address, whole_u32, whole_u64};
+
 /// The `concert` command line.
 #[derive(Debug, Parser)]
 #[command(
@@ -108,7 +112,8 @@ pub struct Config {
         long,
         env = "CONCERT_BIND",
         default_value = "127.0.0.1:8080",
-        global = true
+        global = true,
+        value_parser = listen_address
     )]
     pub bind: SocketAddr,
     /// How long a seat stays held before the hold lapses, in seconds.
@@ -261,68 +266,9 @@ impl Config {
     }
 }
 
-/// A setting's whole number from `LO` to `HI`, in plain digits: a word, a
-/// sign or a fraction is refused with the range, as a number beyond it is.
-fn whole_u64<const LO: u64, const HI: u64>(text: &str) -> Result<u64, String> {
-    whole_in(text, LO, HI)
-}
-
-/// [`whole_u64`] for a setting kept as a `u32`.
-fn whole_u32<const LO: u32, const HI: u32>(text: &str) -> Result<u32, String> {
-    let number = whole_in(text, u64::from(LO), u64::from(HI))?;
-    Ok(u32::try_from(number).expect("within a u32 range"))
-}
-
-fn whole_in(text: &str, low: u64, high: u64) -> Result<u64, String> {
-    let plain = !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit());
-    plain
-        .then(|| text.parse().ok())
-        .flatten()
-        .filter(|number| (low..=high).contains(number))
-        .ok_or_else(|| format!("expected a whole number from {low} to {high}"))
-}
-
-/// One allowed origin, as a browser sends it in `Origin`
-/// (`scheme://host[:port]`, lower case, no default port), or `*`. Spaces
-/// around it are dropped (`a, b`); a path, even `/`, is refused, since no
-/// `Origin` header ever carries one and the entry would allow nothing. An
-/// empty entry (`CONCERT_CORS_ORIGINS=`) allows nothing, as no setting.
-/// A bearer token arrives without the spaces around it: a token set with
-/// them would refuse every request, silently.
 /// A setting given as nothing but spaces is not given.
 fn set(value: &Option<String>) -> Option<String> {
     value.clone().filter(|value| !value.trim().is_empty())
-}
-
-fn admin_token(text: &str) -> Result<String, String> {
-    if text.trim().len() == text.len() || text.trim().is_empty() {
-        Ok(text.to_string())
-    } else {
-        Err("has spaces around it, and no request could send it: remove them".to_string())
-    }
-}
-
-fn cors_origin(text: &str) -> Result<String, String> {
-    let text = text.trim();
-    if text.is_empty() || text == "*" {
-        return Ok(text.to_string());
-    }
-    let refused = || {
-        "expected an origin such as https://tickets.example or http://localhost:3000 (no path), or *"
-            .to_string()
-    };
-    let url = url::Url::parse(text).map_err(|_| refused())?;
-    let plain = matches!(url.scheme(), "http" | "https")
-        && url.host().is_some()
-        && url.username().is_empty()
-        && url.password().is_none()
-        && url.query().is_none()
-        && url.fragment().is_none()
-        && url.path() == "/"
-        && !text.ends_with('/');
-    plain
-        .then(|| url.origin().ascii_serialization())
-        .ok_or_else(refused)
 }
 
 /// Four connections per CPU core. PostgreSQL shares the cores with the
