@@ -8,6 +8,17 @@ use uuid::Uuid;
 
 use crate::helpers::spawn_app;
 
+/// A session holding the replay's lock, as a replay running does.
+async fn replay_running(pool: &sqlx::PgPool) -> sqlx::pool::PoolConnection<sqlx::Postgres> {
+    let mut running = pool.acquire().await.unwrap();
+    sqlx::query("select pg_advisory_lock($1)")
+        .bind(concert::replay::REPLAY_LOCK)
+        .execute(&mut *running)
+        .await
+        .unwrap();
+    running
+}
+
 /// Charges `user` 1 won `times` times, each answered `200` within `within`.
 async fn charges_keep_being_answered(
     app: &crate::helpers::TestApp,
@@ -104,12 +115,7 @@ async fn a_replay_waits_for_the_one_running_and_then_rebuilds() {
     let before = concert::replay::dump_read_models(&app.pool).await.unwrap();
 
     // Another replay, as far as the lock is concerned.
-    let mut running = app.pool.acquire().await.unwrap();
-    sqlx::query("select pg_advisory_lock($1)")
-        .bind(concert::replay::REPLAY_LOCK)
-        .execute(&mut *running)
-        .await
-        .unwrap();
+    let mut running = replay_running(&app.pool).await;
     let mut progress = |_, _| {};
     let replay = concert::replay::replay(&app.pool, &mut progress);
     tokio::pin!(replay);
@@ -141,12 +147,7 @@ async fn a_replay_running_holds_no_admission_back() {
     app.active_user(&concert.concert_id).await;
 
     // A replay, as far as its lock is concerned, for the whole test.
-    let mut running = app.pool.acquire().await.unwrap();
-    sqlx::query("select pg_advisory_lock($1)")
-        .bind(concert::replay::REPLAY_LOCK)
-        .execute(&mut *running)
-        .await
-        .unwrap();
+    let _running = replay_running(&app.pool).await;
     // The second waits for the first's token to lapse (2 s), then the
     // scheduler admits it. Before, the replay's lock was the admissions'
     // leadership lock: nobody was admitted while a replay ran.

@@ -9,15 +9,22 @@ use serde_json::Value;
 
 use super::harness::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_standing_stream_follows_the_token_from_waiting_to_active() {
+/// A service that admits one token at a time, each active for
+/// `active_secs`, a concert, and the concert's first (active) token.
+async fn line_of_one(active_secs: u64) -> (Instance, String, String) {
     let pool = fresh_database().await;
     let mut settings = config();
     settings.queue_active_max = 1;
-    settings.queue_active_ttl_secs = 2;
+    settings.queue_active_ttl_secs = active_secs;
     let service = start(&pool, settings).await;
     let (concert_id, _) = service.concert(2).await;
     let first = service.active_token(&concert_id).await;
+    (service, concert_id, first)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standing_stream_follows_the_token_from_waiting_to_active() {
+    let (service, concert_id, first) = line_of_one(2).await;
     let (_, _, second) = service.queued_user(&concert_id).await;
     let mut events = service
         .subscribe("/queue/tokens/current/events", &second, None)
@@ -43,12 +50,8 @@ async fn the_standing_stream_follows_the_token_from_waiting_to_active() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standing_subscribed_to_at_once_is_sent_once_while_nothing_changes() {
-    let pool = fresh_database().await;
-    let mut settings = config();
-    settings.queue_active_max = 1;
-    let service = start(&pool, settings).await;
-    let (concert_id, _) = service.concert(2).await;
-    let _first = service.active_token(&concert_id).await;
+    // Nobody is admitted during the test.
+    let (service, concert_id, _first) = line_of_one(600).await;
     for _ in 0..3 {
         // Subscribed while the entry may still be on its way to the feed.
         let (_, _, waiting) = service.queued_user(&concert_id).await;
@@ -65,13 +68,7 @@ async fn a_standing_subscribed_to_at_once_is_sent_once_while_nothing_changes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standing_is_sent_for_a_new_status_position_or_expiry_not_for_a_new_estimate_alone() {
-    let pool = fresh_database().await;
-    let mut settings = config();
-    settings.queue_active_max = 1;
-    settings.queue_active_ttl_secs = 2;
-    let service = start(&pool, settings).await;
-    let (concert_id, _) = service.concert(2).await;
-    let _first = service.active_token(&concert_id).await;
+    let (service, concert_id, _first) = line_of_one(2).await;
     for _ in 0..2 {
         service.queued_user(&concert_id).await;
     }
