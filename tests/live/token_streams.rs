@@ -144,14 +144,25 @@ async fn a_lapsed_token_s_stream_ends_on_its_recorded_expiry_with_that_event_s_p
     service.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_token_opens_a_few_event_streams_not_thousands() {
-    const PER_TOKEN: usize = concert::live::stream_permits::STREAMS_PER_TOKEN;
+const PER_TOKEN: usize = concert::live::stream_permits::STREAMS_PER_TOKEN;
+
+/// A service, a concert, an active token of it and its date's seat stream.
+async fn token_on_a_date() -> (Instance, String, String, String) {
     let pool = fresh_database().await;
     let service = start(&pool, config()).await;
     let (concert_id, date_id) = service.concert(5).await;
     let token = service.active_token(&concert_id).await;
-    let seats = seats_path(&concert_id, &date_id);
+    (
+        service,
+        concert_id.clone(),
+        token,
+        seats_path(&concert_id, &date_id),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_opens_a_few_event_streams_not_thousands() {
+    let (service, concert_id, token, seats) = token_on_a_date().await;
     let standing = "/queue/tokens/current/events";
 
     // Both kinds count: a page opens one of each.
@@ -193,12 +204,7 @@ async fn a_token_opens_a_few_event_streams_not_thousands() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_whose_clients_went_give_their_places_to_a_reloaded_page_at_once() {
-    const PER_TOKEN: usize = concert::live::stream_permits::STREAMS_PER_TOKEN;
-    let pool = fresh_database().await;
-    let service = start(&pool, config()).await;
-    let (concert_id, date_id) = service.concert(5).await;
-    let token = service.active_token(&concert_id).await;
-    let seats = seats_path(&concert_id, &date_id);
+    let (service, _, token, seats) = token_on_a_date().await;
 
     // Each down a kept-alive connection, as a browser asks: the connection
     // served a request before. Then every client goes (a page reloaded).
