@@ -205,7 +205,10 @@ function showStanding(standing) {
   // dates and reopens the picked date's seat map with the new token.
   if (standing.status === "active" && state.admittedToken !== state.queueToken) {
     state.admittedToken = state.queueToken;
-    loadDates();
+    // The next step's heading takes the focus from the queue's, where a
+    // keyboard or screen-reader user waited; not from anywhere else.
+    const waitedHere = $("queue").contains(document.activeElement);
+    loadDates().then(() => waitedHere && !$("dates").hidden && bringUp("dates"));
   }
   if (standing.status === "expired" && !state.paid) {
     // A hold may outlive the token; a payment from another tab spends it too,
@@ -275,7 +278,10 @@ function dateButton(date) {
   button.dataset.dateId = date.date_id;
   button.setAttribute("aria-pressed", "false");
   button.textContent = dateLabel(date);
-  button.addEventListener("click", () => pickDate(date));
+  button.addEventListener("click", () => {
+    pickDate(date);
+    bringUp("seats");
+  });
   return button;
 }
 
@@ -348,14 +354,14 @@ async function pay() {
     const soldMeanwhile = seatButtons()[held.seat_no - 1]?.dataset.status === "sold"
       && state.date?.date_id === held.date_id && holdLasts(held);
     if (error.code === "already_paid" || (error.status === 401 && soldMeanwhile)) {
-      booked(held, `Seat ${held.seat_no} is yours: it was paid from another tab or window.`);
+      booked(held, `${seatName(held)} is yours: it was paid from another tab or window.`);
       return say("message", "This seat was paid already.", "ok");
     }
     return refuse(error, "queue");
   } finally {
     state.paying = false;
   }
-  booked(held, `Seat ${held.seat_no} is yours: paid ${won(payment.amount)}, balance ${won(payment.balance)}. Payment ${payment.payment_id}.`);
+  booked(held, `${seatName(held)} is yours: paid ${won(payment.amount)}, balance ${won(payment.balance)}. Payment ${payment.payment_id}.`);
   say("message", "Payment complete.", "ok");
 }
 
@@ -376,6 +382,13 @@ function booked(held, text) {
   freezeSeats();
   showQueued();
   save();
+}
+
+// A held or bought seat as its receipt names it: every date numbers its
+// seats from 1, so the date says which seat it is.
+function seatName(held) {
+  const when = held.starts_at ? ` on ${new Date(held.starts_at).toLocaleString()}` : "";
+  return `Seat ${held.seat_no}${when}`;
 }
 
 // What the last payment bought, also after a reload (booking-session.js).

@@ -45,7 +45,7 @@ async function holdSeat(seatNo) {
     return say("message", `Seat ${seatNo} is yours already (${reservation.status}).`, "info");
   }
   // A hold is paid with a place in its own concert's queue.
-  showHold({ ...reservation, concert_id: state.concertId });
+  showHold({ ...reservation, concert_id: state.concertId, starts_at: state.date?.starts_at });
   if (onThatDate()) setSeat(seatNo, "held");
 }
 

@@ -76,7 +76,7 @@ async function resumeBooking() {
   if (held) {
     try {
       const reservation = await request("GET", `/reservations/${held.reservation_id}`, state.queueToken);
-      if (reservation.status === "held") showHold({ ...reservation, concert_id: held.concert_id ?? state.concertId });
+      if (reservation.status === "held") showHold({ ...reservation, concert_id: held.concert_id ?? state.concertId, starts_at: held.starts_at });
     } catch (error) {
       // 404: not this user's, or gone with a store that was reset. Any other
       // failure says nothing of the hold: it is shown as it was saved (its

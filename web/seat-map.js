@@ -53,7 +53,7 @@ function setSeat(seatNo, status) {
   // window of this booking.
   const held = state.reservation;
   if (status === "sold" && held && !state.paying && holdLasts(held) && held.date_id === state.date.date_id && held.seat_no === seatNo) {
-    booked(held, `Seat ${seatNo} is yours: it was paid from another tab or window.`);
+    booked(held, `${seatName(held)} is yours: it was paid from another tab or window.`);
     say("message", "This seat was paid from another tab or window.", "ok");
   }
   const mine = status !== "free" && isMine(seatNo);
