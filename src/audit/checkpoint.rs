@@ -109,7 +109,8 @@ impl LogDigest {
                         RULE,
                         format!(
                             "the events up to position {} are not those the checkpoint was taken of: \
-                             edited, deleted, reordered, re-timed or rewritten with a recomputed hash chain",
+                             edited, deleted, reordered, re-timed or rewritten with a recomputed hash chain \
+                             (or the checkpoint given is mistyped, or of another store)",
                             against.position
                         ),
                         vec![row.label()],
@@ -127,7 +128,8 @@ impl LogDigest {
             found.push(Violation::new(
                 RULE,
                 format!(
-                    "the log ends at position {}, before the checkpoint's position {}: events were cut off",
+                    "the log ends at position {}, before the checkpoint's position {}: events were cut off \
+                     (or the checkpoint given is mistyped, or of another store)",
                     self.current.position, against.position
                 ),
                 Vec::new(),
