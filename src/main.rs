@@ -2,7 +2,6 @@
 //! private one when `DATABASE_URL` is unset, supervised while serving) and
 //! runs the subcommand.
 
-use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -120,8 +119,7 @@ fn is_broken_pipe(error: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 fn fail(error: impl std::fmt::Display) -> ExitCode {
-    // Not `eprintln!`: it panics when stderr is a pipe nobody reads any more.
-    let _ = writeln!(std::io::stderr(), "concert: {error}");
+    concert::say_to_stderr!("concert: {error}");
     ExitCode::FAILURE
 }
 

@@ -1,7 +1,8 @@
-//! Stored text printed on an auditor's terminal. What the log holds is not
-//! the service's to vouch for: an edited row's type or id can carry escape
-//! sequences that move the cursor and erase the lines above, the very
-//! violations that name it.
+//! What commands print on a terminal. Stored text printed on an auditor's
+//! terminal: what the log holds is not the service's to vouch for, and an
+//! edited row's type or id can carry escape sequences that move the cursor
+//! and erase the lines above, the very violations that name it. And lines
+//! that a reader who went, or a full disk, loses without a panic.
 
 use std::borrow::Cow;
 
@@ -17,7 +18,8 @@ macro_rules! say {
     }};
 }
 
-/// A line of progress on stderr, lost as `say!`'s would be when nobody reads.
+/// A line on stderr (progress, a command's failure), lost as `say!`'s
+/// would be when nobody reads: `eprintln!` panics there too.
 #[macro_export]
 macro_rules! say_to_stderr {
     ($($arg:tt)*) => {{

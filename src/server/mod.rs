@@ -9,7 +9,6 @@ mod parse_errors;
 mod stalled_streams;
 mod unread_bodies;
 
-use std::io::Write;
 use std::time::Duration;
 
 use sqlx::PgPool;
@@ -58,9 +57,8 @@ pub async fn prepare(pool: PgPool, config: Config) -> Result<AppState, ServeErro
             tracing::warn!(admin_token = %generated, "{GENERATED}");
         } else {
             // A log filtered above warnings would lose it, and with it every
-            // admin and audit route of the run. (Not `eprintln!`: it panics
-            // when stderr is a pipe nobody reads any more.)
-            let _ = writeln!(std::io::stderr(), "{GENERATED}: {generated}");
+            // admin and audit route of the run.
+            crate::say_to_stderr!("{GENERATED}: {generated}");
         }
         generated
     });
