@@ -89,7 +89,8 @@ async function signIn(token) {
     const { balance } = await request("GET", `/users/${userId}/balance`, token);
     $("balance").textContent = won(balance);
   } catch (error) {
-    say("message", error.status === 401 ? "That user token is not accepted: it is forged, expired or from another issuer." : explain(error), "error");
+    const refused = `That user token is not accepted: it is forged, expired or from another issuer. (${error.code})`;
+    say("message", error.status === 401 ? refused : explain(error), "error");
     return;
   }
   if (state.userId && state.userId !== userId && startAfreshAs(token, userId)) return;

@@ -56,7 +56,26 @@ function watchSeats() {
     if (type === "seat-changes") {
       for (const change of data.split(",")) setSeat(Number(change.slice(0, -1)), letters[change.slice(-1)]);
     }
-  }, { signal: controller.signal, onRefusal: seatsRefused, ...liveStatus });
+  }, { signal: controller.signal, onRefusal: seatsRefused, more: stillAdmitted(state.queueToken), ...liveStatus });
+}
+
+// The service ends a seat stream when its token lapses or is spent (perhaps
+// in another tab) and would refuse it again: before opening it again, the
+// page asks where the token stands, which is answered for an ended token too.
+function stillAdmitted(token) {
+  let opened = false;
+  return async () => {
+    if (!opened) return (opened = true);
+    try {
+      const standing = await request("GET", "/queue/tokens/current", token);
+      if (state.queueToken === token) showStanding(standing);
+      return standing.status === "active";
+    } catch {
+      // Not answered (follow() says so and tries again), or refused: the
+      // stream's own refusal then says why.
+      return true;
+    }
+  };
 }
 
 // The seat stream ends when the token lapses or is spent (in another tab),

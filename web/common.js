@@ -86,7 +86,7 @@ function serverNow() {
 async function follow(path, token, onEvent, { signal, onRefusal, more = () => true, onDown = () => {}, onUp = () => {} }) {
   let lastId = null;
   let pause = 1000;
-  while (!signal.aborted && more()) {
+  while (!signal.aborted && (await more())) {
     try {
       const headers = { Authorization: `Bearer ${token}`, Accept: "text/event-stream" };
       if (lastId !== null) headers["Last-Event-ID"] = lastId;

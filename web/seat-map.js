@@ -23,6 +23,7 @@ function drawSeats(letterString) {
   // A new snapshot comes with a live token: the map takes holds again,
   // unless the snapshot itself shows this tab's hold sold (`booked`).
   $("seat-picker").removeAttribute("aria-disabled");
+  show("seats-frozen", false);
   [...letterString].forEach((letter, index) => setSeat(index + 1, letters[letter]));
   showFreeSeats([...letterString].filter((letter) => letter === "F").length);
   const first = [...letterString].indexOf("F");
@@ -73,6 +74,7 @@ function setSeat(seatNo, status) {
 // picker, not one on each of up to 50,000 seats.
 function freezeSeats() {
   $("seat-picker").setAttribute("aria-disabled", "true");
+  show("seats-frozen", true);
 }
 
 function seatsFrozen() {

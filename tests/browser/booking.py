@@ -46,6 +46,7 @@ from harness import (  # noqa: E402
     seat,
     set_visibility,
     shot,
+    text_contrast,
     watch,
     within_5_s,
 )
@@ -102,6 +103,7 @@ with sync_playwright() as playwright:
     bob.fill("#user-token", forged_token("0b7c4a5e-6a1d-4c2e-9f3a-2d5b8e1f7c90"))
     bob.click("#token-form button")
     expect(bob.locator("#message")).to_contain_text("not accepted")
+    expect(bob.locator("#message")).to_contain_text("(token_invalid)")
     expect(bob.locator("#sign-in")).to_be_visible()
 
     to_seat_map(alice, "alice")
@@ -292,10 +294,36 @@ with sync_playwright() as playwright:
     expect(seat(alice, SEAT)).to_have_attribute("data-status", "sold")
     expect(seat(alice, SEAT)).to_have_accessible_name(f"seat {SEAT}, yours")
     expect(seat(alice, SEAT + 1)).to_be_disabled()
+    # The stopped map says so, and its free seats stay readable (they were
+    # faded to 2.4:1).
+    expect(alice.locator("#seats-frozen")).to_be_visible()
+    if (ratio := text_contrast(seat(alice, SEAT + 1))) < 4.5:
+        problems.append(f"alice: a free seat of the stopped map is drawn at {ratio:.1f}:1 contrast")
     expect(alice.locator("#enter-queue")).to_be_enabled()
     expect_streams(alice, "alice", 0)
     shot(alice, "alice-6-paid")
     shot(bob, "bob-6-sees-sold")
+    # Bob's token is spent elsewhere (his other device pays with it): his
+    # seat stream ends, and the page asks where the token stands instead of
+    # opening the stream again to be refused with a 401.
+    refused_streams = []
+    bob.on("response", lambda response: "/seats/events" in response.url and response.status == 401
+           and refused_streams.append(response.url))
+    user_id, user_token, queue_token, date_id = bob.evaluate(
+        "[state.userId, state.userToken, state.queueToken, state.date.date_id]")
+    queue = {"Authorization": f"Bearer {queue_token}"}
+    free = bob.request.get(f"{BASE}/api/v1/concerts/{bob.evaluate('state.concertId')}/dates/{date_id}/seats",
+                           headers=queue).json()["seats"][0]
+    held = bob.request.post(f"{BASE}/api/v1/reservations", headers=queue, data={"seat_id": free["seat_id"]}).json()
+    bob.request.post(f"{BASE}/api/v1/users/{user_id}/balance/charges",
+                     headers={"Authorization": f"Bearer {user_token}"}, data={"amount": free["price"]})
+    paid = bob.request.post(f"{BASE}/api/v1/payments", headers=queue, data={"reservation_id": held["reservation_id"]})
+    if paid.status != 201:
+        problems.append(f"bob: his other device's payment was answered {paid.status}")
+    expect_message(bob, "Your queue token has ended")
+    expect_streams(bob, "bob", 0)
+    if refused_streams:
+        problems.append(f"bob: a seat stream was opened with his spent token: {len(refused_streams)} refused")
     # A reload after paying still shows what she bought, and she is back at
     # the queue (her token is spent).
     alice.reload()

@@ -139,3 +139,25 @@ def expect_message(page, text):
     """The message says `text` and is on screen wherever the page is scrolled."""
     expect(page.locator("#message")).to_contain_text(text)
     expect(page.locator("#message")).to_be_in_viewport()
+
+
+def text_contrast(locator):
+    """The WCAG contrast ratio of an element's text on its own background,
+    as drawn over the white page (its opacity blended in)."""
+    return locator.evaluate(
+        """element => {
+            const style = getComputedStyle(element);
+            const rgb = (value) => value.match(/[\\d.]+/g).slice(0, 3).map(Number);
+            const opacity = Number(style.opacity);
+            const drawn = (colour) => rgb(colour).map((part) => part * opacity + 255 * (1 - opacity));
+            const luminance = (colour) => {
+                const [r, g, b] = colour.map((part) => {
+                    const c = part / 255;
+                    return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+                });
+                return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+            };
+            const [light, dark] = [drawn(style.color), drawn(style.backgroundColor)].map(luminance).sort((a, b) => b - a);
+            return (light + 0.05) / (dark + 0.05);
+        }"""
+    )
