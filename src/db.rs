@@ -183,6 +183,20 @@ pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     MIGRATOR.run(pool).await
 }
 
+/// What `events` and `backup` say of a database without the event log: they
+/// only read, so they do not create a store where DATABASE_URL may be
+/// mistyped, as the commands that write do.
+pub const NO_STORE: &str = "this database holds no concert store (it has no event log): \
+check DATABASE_URL (or CONCERT_DATA_DIR), or create an empty store with `concert migrate`";
+
+/// Whether the database holds a concert store: its event log, migrated by
+/// this release or another.
+pub async fn holds_a_store(connection: impl sqlx::PgExecutor<'_>) -> sqlx::Result<bool> {
+    sqlx::query_scalar("select to_regclass('events') is not null")
+        .fetch_one(connection)
+        .await
+}
+
 /// Whether the database answers and has every migration this binary knows.
 pub async fn migrations_applied(pool: &PgPool) -> sqlx::Result<bool> {
     let latest = MIGRATOR

@@ -257,6 +257,9 @@ async fn run(
             after,
             json,
         } => {
+            if !concert::db::holds_a_store(&pool).await? {
+                return Err(concert::db::NO_STORE.into());
+            }
             let mut out = std::io::stdout().lock();
             let page = concert::history::PAGE;
             match concert::history::print_events(

@@ -28,6 +28,9 @@ pub enum BackupError {
     /// The PostgreSQL client tool is not installed.
     #[error("{0} not found on PATH or under /usr/lib/postgresql/*/bin; install it with `apt-get install postgresql-client`")]
     NoTool(&'static str),
+    /// The database has no event log to copy.
+    #[error("{}; no backup was written", crate::db::NO_STORE)]
+    NoStore,
     /// The database could not be read or written.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),

@@ -21,7 +21,7 @@ use sqlx::PgPool;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-pub use database::{database_url_of, fresh_database};
+pub use database::{database_url_of, database_without_a_store, fresh_database};
 pub use metrics::{largest_batch_seen, largest_bucket, lost_races};
 pub use store::{
     assert_replay_rebuilds_the_read_models, commits_and_events, store_as_another_writer,

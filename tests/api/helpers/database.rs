@@ -50,6 +50,20 @@ pub async fn fresh_database() -> PgPool {
         .expect("connect to test database")
 }
 
+/// The URL of a new database that holds nothing, not even the schema: one
+/// DATABASE_URL might name by mistake.
+pub async fn database_without_a_store() -> String {
+    let name = format!("bare_{}", Uuid::new_v4().simple());
+    let mut admin = PgConnection::connect(&url_for("postgres"))
+        .await
+        .expect("connect to postgres");
+    sqlx::query(&format!("create database {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("create a bare database");
+    url_for(&name)
+}
+
 /// A database migrated once per test binary, copied for every test.
 async fn template_database() -> &'static str {
     static TEMPLATE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();

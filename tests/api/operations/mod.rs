@@ -8,6 +8,7 @@ mod cors;
 mod database_encoding;
 mod docs_page;
 mod migrations;
+mod missing_store;
 mod monitoring;
 mod problem_types;
 mod response_headers;
