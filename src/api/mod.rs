@@ -7,6 +7,7 @@ mod bounded;
 mod client;
 mod concerts;
 mod context;
+mod docs;
 pub mod error;
 mod extract;
 mod headers;
@@ -32,7 +33,7 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderName;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Extension;
 use axum::Router;
 use serde_json::Value;
@@ -41,7 +42,6 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_swagger_ui::SwaggerUi;
 
 pub use context::CORRELATION_HEADER;
 
@@ -144,24 +144,11 @@ pub fn router(app: AppState) -> Router {
     );
     // Installed now, so that what happens before the first scrape is counted.
     let _ = crate::telemetry::metrics_handle();
-    // Swagger UI's assets are embedded (`vendored`); its spec validator badge
-    // would call validator.swagger.io, so it is off and the page works offline.
-    // "Authorize" takes a user, queue or admin token, kept in the page's
-    // memory only: persisted, it would sit in the local storage of the
-    // pages' origin, admin token included.
-    let docs = SwaggerUi::new("/docs")
-        .external_url_unchecked("/openapi.json", openapi_document(&openapi))
-        .config(
-            utoipa_swagger_ui::Config::default()
-                .validator_url("none")
-                .persist_authorization(false),
-        );
-    let docs = Router::from(docs).layer(axum::middleware::map_response(docs_problems));
     routes
         .merge(live::router())
         .merge(pages::router())
         .merge(problem_types::router())
-        .merge(headers::protect_pages(docs, headers::DOCS_POLICY))
+        .merge(docs::router(openapi_document(&openapi)))
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(app)
@@ -205,24 +192,6 @@ async fn date_by_the_database_clock(mut response: Response) -> Response {
             .or_insert(date);
     }
     response
-}
-
-/// The docs' own router answers an unknown path under `/docs/` with an
-/// empty 404, and a path that is not UTF-8 with a plain-text 400; every
-/// other refusal is a problem document, so these are too.
-async fn docs_problems(response: Response) -> Response {
-    let status = response.status();
-    let problem = response
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .is_some_and(|kind| kind.as_bytes().starts_with(b"application/problem+json"));
-    if !status.is_client_error() || problem {
-        return response;
-    }
-    if status == axum::http::StatusCode::NOT_FOUND {
-        return ApiError::NotFound("route").into_response();
-    }
-    ApiError::BadRequest("the path under /docs/ is not valid".into()).into_response()
 }
 
 /// The request headers a browser on an allowed origin may send. Named one by
