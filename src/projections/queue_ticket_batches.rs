@@ -3,6 +3,7 @@
 
 use sqlx::PgConnection;
 
+use super::queue_entries::NUMBERS_IN_USE_AFTER_ALL;
 use super::stream_uuid;
 use crate::aggregates::QueueTicketEvent;
 
@@ -30,11 +31,16 @@ pub(super) async fn insert_entries(
     }
     if !tickets.is_empty() {
         sqlx::query(
-            "insert into queue_tickets (ticket_id, concert_id, user_id, entry_no, status, entered_at)
-             select t.ticket_id, t.concert_id, t.user_id, t.entry_no, 'waiting', t.entered_at
-             from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::timestamptz[])
-                  as t(ticket_id, concert_id, user_id, entry_no, entered_at)
-             on conflict do nothing",
+            &format!(
+                "with entered as (
+                    insert into queue_tickets (ticket_id, concert_id, user_id, entry_no, status, entered_at)
+                    select t.ticket_id, t.concert_id, t.user_id, t.entry_no, 'waiting', t.entered_at
+                    from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::timestamptz[])
+                         as t(ticket_id, concert_id, user_id, entry_no, entered_at)
+                    on conflict do nothing
+                    returning concert_id, entry_no)
+                 {NUMBERS_IN_USE_AFTER_ALL}"
+            ),
         )
         .bind(tickets)
         .bind(concerts)

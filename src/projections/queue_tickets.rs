@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use super::queue_entries::NUMBERS_IN_USE_AFTER_ALL;
 use super::queue_ticket_batches::{apply_moves, insert_entries};
 use super::{apply_each, stream_uuid, Projection, SET_BASED_FROM};
 use crate::aggregates::{QueueTicket, QueueTicketEvent};
@@ -93,10 +94,13 @@ impl Projection<QueueTicket> for QueueTickets {
                 entry_no,
                 entered_at,
             } => {
-                sqlx::query(
-                    "insert into queue_tickets (ticket_id, concert_id, user_id, entry_no, status, entered_at)
-                     values ($1, $2, $3, $4, 'waiting', $5) on conflict do nothing",
-                )
+                sqlx::query(&format!(
+                    "with entered as (
+                        insert into queue_tickets (ticket_id, concert_id, user_id, entry_no, status, entered_at)
+                        values ($1, $2, $3, $4, 'waiting', $5) on conflict do nothing
+                        returning concert_id, entry_no)
+                     {NUMBERS_IN_USE_AFTER_ALL}"
+                ))
                 .bind(ticket_id)
                 .bind(concert_id.0)
                 .bind(user_id.0)

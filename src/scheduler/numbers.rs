@@ -9,20 +9,27 @@ use uuid::Uuid;
 
 use super::TICK_DEADLINE;
 use crate::db::Leased;
+use crate::projections::admissions::UNCOMMITTED_AHEAD_WAIT;
 use crate::projections::queue_entries;
 use crate::state::AppState;
 
 /// How often an instance looks for entry numbers taken by entries that
 /// never committed.
-const RELEASE_NUMBERS_EVERY: Duration = Duration::from_secs(60);
+const RELEASE_NUMBERS_EVERY: Duration = Duration::from_secs(5);
 /// How long after a later ticket entered a number without its ticket is
-/// taken for abandoned: far longer than an entry can take to commit (its
-/// request's time limit, a statement's, a batch's wait).
-const NUMBER_ABANDONED_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+/// taken for abandoned: a little longer than the admissions wait for it
+/// before they pass it over. An entry commits within milliseconds of taking
+/// its number; one that commits later still takes its number back
+/// (`NUMBERS_IN_USE_AFTER_ALL`). Ten minutes, as this was, left every
+/// waiting place behind a killed instance's numbers that many places too
+/// far back for the whole of a short sale (34 after one kill in a probe).
+const NUMBER_ABANDONED_AFTER: chrono::TimeDelta = UNCOMMITTED_AHEAD_WAIT
+    .checked_add(&chrono::TimeDelta::seconds(2))
+    .unwrap();
 /// Advisory lock key of that look, so one instance looks at a time.
 pub(crate) const NUMBERS_LOCK: i64 = 0x0071_6e75_6d62_6572;
 
-/// Once a minute, records as unused the entry numbers of entries that never
+/// Every few seconds, records as unused the entry numbers of entries that never
 /// committed (an instance killed between taking the number and committing
 /// the ticket), so the tickets behind them move up. Each number is looked at
 /// once by this instance (`settled`).

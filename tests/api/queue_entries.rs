@@ -287,6 +287,71 @@ async fn numbers_of_entries_that_never_committed_are_released_once_old() {
     assert_eq!(release_numbers_without_tickets(&app.pool).await.unwrap(), 0);
 }
 
+/// A number whose entry never committed (its instance killed) is released by
+/// the service itself within seconds, once the admissions pass it over, so
+/// the places behind it read right during a short sale. Before, only numbers
+/// below a ticket that entered ten minutes earlier were released: one kill
+/// in a burst of entries left every place behind 34 too far back for the
+/// rest of a sale (a probe with three instances).
+#[tokio::test]
+async fn a_number_whose_entry_never_committed_is_released_within_seconds() {
+    let (app, concert) = line_with_one_admitted(0).await; // entry 1, admitted
+    let concert_id: Uuid = concert.concert_id.parse().unwrap();
+    // Number 2, taken by an entry whose instance was killed before it committed.
+    sqlx::query("update queue_lines set issued = issued + 1 where concert_id = $1")
+        .bind(concert_id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let (_, third) = app.enter_queue(Uuid::new_v4(), &concert.concert_id).await;
+    let third = third["token"].as_str().unwrap().to_string();
+    assert_eq!(
+        app.get_json("/queue/tokens/current", Some(&third)).await["position"],
+        1,
+        "number 2 still counts while its entry may be committing"
+    );
+
+    eventually(
+        "number 2 is released and nobody stands ahead of 3",
+        || async { app.get_json("/queue/tokens/current", Some(&third)).await["position"] == 0 },
+    )
+    .await;
+    assert_eq!(unused_numbers(&app.pool, concert_id).await, [2]);
+}
+
+/// A number taken for abandoned whose entry commits after all (held up
+/// longer than the look waits) is in use again: the ticket is counted once,
+/// and the places behind it stay exact. Before, it counted as unused too,
+/// and every place behind it read one short.
+#[tokio::test]
+async fn a_number_released_whose_entry_commits_after_all_is_in_use_again() {
+    let (app, concert) = line_with_one_admitted(0).await; // entry 1, admitted
+    let concert_id: Uuid = concert.concert_id.parse().unwrap();
+    // Number 2 recorded as unused while its entry was still committing.
+    sqlx::query("insert into queue_unused_entries (concert_id, entry_no) values ($1, 2)")
+        .bind(concert_id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let (_, second) = app.enter_queue(Uuid::new_v4(), &concert.concert_id).await; // 2
+    let (_, third) = app.enter_queue(Uuid::new_v4(), &concert.concert_id).await; // 3
+    assert_eq!(
+        entry_numbers(&app.pool, &concert.concert_id).await,
+        [1, 2, 3]
+    );
+
+    assert_eq!(
+        unused_numbers(&app.pool, concert_id).await,
+        Vec::<i64>::new()
+    );
+    assert_eq!(second["position"], 0);
+    let third = third["token"].as_str().unwrap().to_string();
+    assert_eq!(
+        app.get_json("/queue/tokens/current", Some(&third)).await["position"],
+        1
+    );
+}
+
 /// An entry that took its number is recorded though its client hangs up,
 /// and the client's retry finds the ticket (README, "A `503 unavailable`
 /// from the request timeout"). Before, one dropped while waiting for its
