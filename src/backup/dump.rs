@@ -47,12 +47,13 @@ pub async fn backup(url: &str, file: &Path) -> Result<BackupReport, BackupError>
     let pg_dump = server_tool("pg_dump").ok_or(BackupError::NoTool("pg_dump"))?;
     let mut meter = Meter::new("backup");
     let mut snapshot_holder = PgConnection::connect(url).await?;
-    if !crate::db::holds_a_store(&mut snapshot_holder).await? {
-        return Err(BackupError::NoStore);
-    }
     // Held by this session until it closes, after pg_dump is done.
     if !super::take_copy_lock(&mut snapshot_holder, "pg_try_advisory_lock_shared").await? {
         return Err(BackupError::RestoreRunning);
+    }
+    // After the lock: a restore under way into an empty store is what to say.
+    if !crate::db::holds_a_store(&mut snapshot_holder).await? {
+        return Err(BackupError::NoStore);
     }
     sqlx::query("begin isolation level repeatable read read only")
         .execute(&mut snapshot_holder)
