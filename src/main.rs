@@ -218,6 +218,14 @@ async fn run(
     let pool = concert::db::connect(&url, config.db_max_connections)
         .await
         .map_err(|error| startup::database_error(&config, &url, error))?;
+    // Only serve and migrate make a store of an empty database: the other
+    // commands refuse one, which a mistyped DATABASE_URL names, as they
+    // refuse a CONCERT_DATA_DIR without a store (an audit would pass on
+    // nothing; a user token signed by a new store's key would open nothing).
+    let makes_a_store = matches!(command, Command::Serve { .. } | Command::Migrate);
+    if !makes_a_store && !concert::db::holds_a_store(&pool).await? {
+        return Err(concert::db::NO_STORE.into());
+    }
     match command {
         Command::Serve { demo } => {
             let mut app = concert::server::prepare(pool, config).await?;
@@ -257,9 +265,6 @@ async fn run(
             after,
             json,
         } => {
-            if !concert::db::holds_a_store(&pool).await? {
-                return Err(concert::db::NO_STORE.into());
-            }
             let mut out = std::io::stdout().lock();
             let page = concert::history::PAGE;
             match concert::history::print_events(

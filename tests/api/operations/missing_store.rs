@@ -1,7 +1,10 @@
-//! `concert events` and `concert backup` only read: on a database without a
-//! store (a DATABASE_URL naming the wrong one) they say so and change
-//! nothing. Before, both failed with PostgreSQL's own `relation "events"
-//! does not exist`.
+//! Only `serve` and `migrate` make a store of an empty database: the other
+//! commands, on a database without a store (a DATABASE_URL naming the wrong
+//! one), say so and change nothing. Before, `events` and `backup` failed
+//! with PostgreSQL's own `relation "events" does not exist`, and `audit`,
+//! `replay` and `user-token` created a store there: the audit passed on
+//! nothing (exit 0), and the user token, signed by the new store's key,
+//! opened nothing.
 
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
@@ -22,15 +25,23 @@ async fn run(database_url: &str, args: &[&str]) -> (i32, String) {
 }
 
 #[tokio::test]
-async fn reading_commands_on_a_database_without_a_store_say_so_and_create_nothing() {
+async fn commands_on_a_database_without_a_store_say_so_and_create_nothing() {
     let url = database_without_a_store().await;
     let file =
         std::env::temp_dir().join(format!("concert-nostore-{}.dump", Uuid::new_v4().simple()));
     let file_arg = file.to_str().unwrap();
 
-    for args in [vec!["events"], vec!["backup", file_arg]] {
+    let user = Uuid::new_v4().to_string();
+    for (args, refused_with) in [
+        (vec!["events"], 1),
+        (vec!["backup", file_arg], 1),
+        (vec!["replay"], 1),
+        (vec!["user-token", &user], 1),
+        // It could not check at all: not 1, a violation.
+        (vec!["audit"], 2),
+    ] {
         let (code, stderr) = run(&url, &args).await;
-        assert_eq!(code, 1, "{args:?}: {stderr}");
+        assert_eq!(code, refused_with, "{args:?}: {stderr}");
         assert!(
             stderr.contains("holds no concert store") && stderr.contains("concert migrate"),
             "{args:?}: {stderr}"
