@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use chrono::{DateTime, SubsecRound, Timelike, Utc};
+use chrono::{DateTime, Datelike, SubsecRound, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use utoipa::{IntoParams, ToSchema};
@@ -17,7 +17,7 @@ use super::error::{ApiError, Problem};
 use super::extract::{blank_as_default, Json, Path, Query};
 use super::paged_array::paged_array;
 use super::read_source;
-use crate::aggregates::concert::{MAX_PRICE, MAX_SEATS_PER_DATE};
+use crate::aggregates::concert::{MAX_PRICE, MAX_SEATS_PER_DATE, STARTS_AT_YEARS};
 use crate::aggregates::{ConcertCommand, ConcertDate};
 use crate::commands::execute;
 use crate::ids::{ConcertId, DateId};
@@ -97,14 +97,22 @@ async fn schedule_concert(
     let concert_id = ConcertId::new();
     // A leap second (`…:60Z`) is refused: JavaScript and most clients cannot
     // read it back. Sub-seconds are kept to the microsecond, as the database keeps them.
-    if body
-        .dates
-        .iter()
-        .any(|date| date.starts_at.nanosecond() >= 1_000_000_000)
-    {
-        return Err(ApiError::Validation(
-            "starts_at may not be a leap second".into(),
-        ));
+    // Each refusal names the date by its place in the request: the date ids
+    // are made here, so the aggregate's refusal names one the client never saw.
+    for (index, date) in body.dates.iter().enumerate() {
+        if date.starts_at.nanosecond() >= 1_000_000_000 {
+            return Err(ApiError::Validation(format!(
+                "dates[{index}].starts_at may not be a leap second"
+            )));
+        }
+        if !STARTS_AT_YEARS.contains(&date.starts_at.year()) {
+            return Err(ApiError::Validation(format!(
+                "dates[{index}].starts_at is {}; a date starts in the years {} to {}",
+                date.starts_at,
+                STARTS_AT_YEARS.start(),
+                STARTS_AT_YEARS.end()
+            )));
+        }
     }
     let dates: Vec<ConcertDate> = body
         .dates

@@ -167,6 +167,22 @@ async fn concerts_outside_the_limits_fail_validation_and_are_not_stored() {
     }
     assert!(catalog(&app).await.is_empty());
 
+    // A refused date is named by its place in the request, not by a date id
+    // the service made and the client never saw.
+    for (starts_at, why) in [
+        ("1969-12-31T23:00:00Z", "years 1970 to 9999"),
+        ("2030-06-30T23:59:60Z", "leap second"),
+    ] {
+        let body = json!({"title": "T", "dates": [date(json!(10), json!(1_000)), {"starts_at": starts_at, "seats": 10, "price": 1_000}]});
+        let response = app.post("/concerts", Some(ADMIN_TOKEN), body).await;
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let detail = response.json::<serde_json::Value>().await.unwrap()["detail"].to_string();
+        assert!(
+            detail.contains("dates[1].starts_at") && detail.contains(why),
+            "{detail}"
+        );
+    }
+
     // The limits themselves are allowed.
     let body = json!({"title": "Edge", "dates": [date(json!(1), json!(1)), {"starts_at": chrono::Utc::now() + chrono::Duration::days(40), "seats": 2, "price": 1_000_000_000}]});
     let response = app.post("/concerts", Some(ADMIN_TOKEN), body).await;
