@@ -116,11 +116,13 @@ pub struct Config {
         value_parser = listen_address
     )]
     pub bind: SocketAddr,
-    /// How long a seat stays held before the hold lapses, in seconds.
+    /// How long a seat stays held before the hold lapses, in seconds (the
+    /// audit checks the hold times the serves recorded).
     #[arg(long, env = "CONCERT_HOLD_TTL_SECS", default_value_t = 300, global = true,
           value_parser = whole_u64::<1, 86_400>)]
     pub hold_ttl_secs: u64,
-    /// Most active queue tokens per concert.
+    /// Most active queue tokens per concert (the audit checks the limits the
+    /// serves recorded unless this is given).
     #[arg(long, env = "CONCERT_QUEUE_ACTIVE_MAX", default_value_t = 100, global = true,
           value_parser = whole_u32::<1, 1_000_000>)]
     pub queue_active_max: u32,
