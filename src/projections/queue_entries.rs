@@ -237,16 +237,6 @@ async fn announce_and_count(pool: &PgPool, released: &[(Uuid, i64, i64)]) -> u64
     released.iter().map(|(_, _, count)| *count as u64).sum()
 }
 
-/// Ends an insert of tickets `entered` (`returning concert_id, entry_no`):
-/// a number recorded as unused that a ticket turns out to have (its entry
-/// committed after the look for abandoned numbers took it for one) is in
-/// use after all, so the positions behind it stay exact. Without it, the
-/// ticket was counted twice once it left the line, as left and as unused,
-/// and every place behind it read one short for good.
-pub(super) const NUMBERS_IN_USE_AFTER_ALL: &str =
-    "delete from queue_unused_entries u using entered e
-     where u.concert_id = e.concert_id and u.entry_no = e.entry_no";
-
 /// Records as unused the numbers of entries that never committed (their
 /// instance was killed after taking the number): those without a ticket
 /// below a ticket that entered before `entered_before`, in concerts with

@@ -3,9 +3,18 @@
 
 use sqlx::PgConnection;
 
-use super::queue_entries::NUMBERS_IN_USE_AFTER_ALL;
 use super::stream_uuid;
 use crate::aggregates::QueueTicketEvent;
+
+/// Ends an insert of tickets `entered` (`returning concert_id, entry_no`):
+/// a number recorded as unused that a ticket turns out to have (its entry
+/// committed after the look for abandoned numbers took it for one) is in
+/// use after all, so the positions behind it stay exact. Without it, the
+/// ticket was counted twice once it left the line, as left and as unused,
+/// and every place behind it read one short for good.
+pub(super) const NUMBERS_IN_USE_AFTER_ALL: &str =
+    "delete from queue_unused_entries u using entered e
+     where u.concert_id = e.concert_id and u.entry_no = e.entry_no";
 
 /// The `QueueEntered` events of a batch in one statement.
 pub(super) async fn insert_entries(

@@ -7,8 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::queue_entries::NUMBERS_IN_USE_AFTER_ALL;
-use super::queue_ticket_batches::{apply_moves, insert_entries};
+use super::queue_ticket_batches::{apply_moves, insert_entries, NUMBERS_IN_USE_AFTER_ALL};
 use super::{apply_each, stream_uuid, Projection, SET_BASED_FROM};
 use crate::aggregates::{QueueTicket, QueueTicketEvent};
 

@@ -20,9 +20,10 @@ const RELEASE_NUMBERS_EVERY: Duration = Duration::from_secs(5);
 /// taken for abandoned: a little longer than the admissions wait for it
 /// before they pass it over. An entry commits within milliseconds of taking
 /// its number; one that commits later still takes its number back
-/// (`NUMBERS_IN_USE_AFTER_ALL`). Ten minutes, as this was, left every
-/// waiting place behind a killed instance's numbers that many places too
-/// far back for the whole of a short sale (34 after one kill in a probe).
+/// (`queue_ticket_batches::NUMBERS_IN_USE_AFTER_ALL`). Ten minutes, as this
+/// was, left every waiting place behind a killed instance's numbers that
+/// many places too far back for the whole of a short sale (34 after one
+/// kill in a probe).
 const NUMBER_ABANDONED_AFTER: chrono::TimeDelta = UNCOMMITTED_AHEAD_WAIT
     .checked_add(&chrono::TimeDelta::seconds(2))
     .unwrap();
