@@ -35,17 +35,10 @@ pub fn database_url_of(pool: &PgPool) -> String {
 /// A fresh, migrated database for one test.
 pub async fn fresh_database() -> PgPool {
     let template = template_database().await;
-    let name = format!("test_{}", Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&url_for("postgres"))
-        .await
-        .expect("connect to postgres");
-    sqlx::query(&format!("create database {name} template {template}"))
-        .execute(&mut admin)
-        .await
-        .expect("create test database");
+    let url = new_database("test", &format!("template {template}")).await;
     PgPoolOptions::new()
         .max_connections(40)
-        .connect(&url_for(&name))
+        .connect(&url)
         .await
         .expect("connect to test database")
 }
@@ -53,14 +46,20 @@ pub async fn fresh_database() -> PgPool {
 /// The URL of a new database that holds nothing, not even the schema: one
 /// DATABASE_URL might name by mistake.
 pub async fn database_without_a_store() -> String {
-    let name = format!("bare_{}", Uuid::new_v4().simple());
+    new_database("bare", "").await
+}
+
+/// The URL of a new database named `prefix_<uuid>`, created `with` the
+/// options given.
+async fn new_database(prefix: &str, with: &str) -> String {
+    let name = format!("{prefix}_{}", Uuid::new_v4().simple());
     let mut admin = PgConnection::connect(&url_for("postgres"))
         .await
         .expect("connect to postgres");
-    sqlx::query(&format!("create database {name}"))
+    sqlx::query(&format!("create database {name} {with}"))
         .execute(&mut admin)
         .await
-        .expect("create a bare database");
+        .expect("create a test database");
     url_for(&name)
 }
 
