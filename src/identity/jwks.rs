@@ -101,7 +101,7 @@ impl JwksFile {
 
     /// The claims of a token signed by one of the file's keys, if it is current.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenRefused> {
-        let header = jsonwebtoken::decode_header(token)?;
+        let header = super::header_of(token)?;
         // The first key that verifies, else the first refusal; `None`
         // when no key fits.
         let verify = |loaded: &Loaded| {

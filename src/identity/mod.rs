@@ -96,7 +96,14 @@ impl UserTokens {
         pool: &PgPool,
     ) -> Result<Self, IdentityError> {
         match &settings.jwks_file {
-            Some(path) => Ok(UserTokens::Jwks(JwksFile::open(path.clone(), settings)?)),
+            Some(path) => {
+                if settings.audience.is_none() {
+                    tracing::warn!(
+                        "CONCERT_AUTH_AUDIENCE is unset: a token the identity provider issued for any of its other services is accepted here too"
+                    );
+                }
+                Ok(UserTokens::Jwks(JwksFile::open(path.clone(), settings)?))
+            }
             None => Ok(UserTokens::Own(
                 OwnIssuer::from_database(pool, settings).await?,
             )),
@@ -124,6 +131,21 @@ impl UserTokens {
             UserTokens::Jwks(_) => None,
         }
     }
+}
+
+/// The header of a token this service can honour. A `crit` header names
+/// extensions the receiver must understand or refuse the token (RFC 7515
+/// §4.1.11); this service understands none, and an empty list is itself
+/// invalid, so a token carrying one is refused. Before, it was ignored: a
+/// token a provider limited to receivers of an extension was accepted here.
+fn header_of(token: &str) -> Result<jsonwebtoken::Header, TokenRefused> {
+    let header = jsonwebtoken::decode_header(token)?;
+    if let Some(critical) = &header.crit {
+        return Err(TokenRefused::Invalid(format!(
+            "the token's crit header names extensions this service does not understand: {critical:?}"
+        )));
+    }
+    Ok(header)
 }
 
 /// The claims of a token that is current at `now`, with the leeway:

@@ -91,7 +91,7 @@ impl OwnIssuer {
 
     /// The claims of a token this key signed, if it is current.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenRefused> {
-        let header = jsonwebtoken::decode_header(token)?;
+        let header = super::header_of(token)?;
         if header
             .kid
             .as_deref()

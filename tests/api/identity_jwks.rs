@@ -376,3 +376,34 @@ async fn fractional_times_as_many_libraries_write_them_are_honoured() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_token_naming_critical_extensions_is_refused() {
+    // RFC 7515 §4.1.11: extensions listed in `crit` must be understood or
+    // the token refused; this service understands none, and an empty list
+    // is itself invalid. Before, `crit` was ignored and each was accepted.
+    let provider = provider(&[("rsa-a", "rsa-1")]).await;
+    let app = &provider.app;
+    let user = Uuid::new_v4();
+    let signed_with = |critical: Option<Vec<&str>>| {
+        let now = chrono::Utc::now().timestamp();
+        let claims =
+            json!({"sub": user.to_string(), "iss": ISSUER, "aud": AUDIENCE, "exp": now + 600});
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some("rsa-1".into());
+        header.crit = critical.map(|names| names.into_iter().map(str::to_string).collect());
+        let key = EncodingKey::from_rsa_pem(&private_key("rsa-a")).unwrap();
+        jsonwebtoken::encode(&header, &claims, &key).unwrap()
+    };
+    assert_eq!(
+        read_balance(app, user, &signed_with(None)).await,
+        (200, String::new())
+    );
+    for critical in [vec!["urn:example:must-understand"], vec!["exp"], vec![]] {
+        assert_eq!(
+            read_balance(app, user, &signed_with(Some(critical.clone()))).await,
+            (401, "token_invalid".to_string()),
+            "crit {critical:?}"
+        );
+    }
+}
