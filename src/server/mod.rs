@@ -33,6 +33,16 @@ pub enum ServeError {
     Identity(#[from] crate::identity::IdentityError),
 }
 
+/// The fewest characters of an admin token not worth warning about: a
+/// token of 16 random letters and digits is out of reach of guessing over
+/// HTTP, one like `admin` or `secret` is not.
+const GUESS_PROOF_CHARS: usize = 16;
+
+/// Whether an admin token is short enough to be guessed.
+fn guessable(token: &str) -> bool {
+    token.chars().count() < GUESS_PROOF_CHARS
+}
+
 /// Migrates the database, loads the token secrets and brings the read models
 /// up to date with the log.
 pub async fn prepare(pool: PgPool, config: Config) -> Result<AppState, ServeError> {
@@ -49,6 +59,13 @@ pub async fn prepare(pool: PgPool, config: Config) -> Result<AppState, ServeErro
         .admin_token
         .clone()
         .filter(|token| !token.trim().is_empty());
+    if let Some(short) = given.as_deref().filter(|token| guessable(token)) {
+        tracing::warn!(
+            characters = short.chars().count(),
+            "CONCERT_ADMIN_TOKEN is short: whoever reaches the admin and audit routes may guess it \
+             (they are not throttled); use {GUESS_PROOF_CHARS} or more random characters, or leave it unset to have one generated"
+        );
+    }
     let admin_token = given.unwrap_or_else(|| {
         let generated = hex::encode(rand::random::<[u8; 24]>());
         const GENERATED: &str =
@@ -163,5 +180,22 @@ pub async fn stop_requested() -> &'static str {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => "SIGINT",
         _ = terminate.recv() => "SIGTERM",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_admin_token_is_guessable_and_a_long_random_one_not() {
+        for short in ["a", "admin", "let-me-in", "fifteen-chars-x"] {
+            assert!(guessable(short), "{short}");
+        }
+        // Counted in characters, not bytes: four bytes each.
+        assert!(guessable(&"🎫".repeat(15)));
+        for long in ["sixteen-chars-xx", &hex::encode([7u8; 24])] {
+            assert!(!guessable(long), "{long}");
+        }
     }
 }
