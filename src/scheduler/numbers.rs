@@ -9,7 +9,6 @@ use uuid::Uuid;
 
 use super::TICK_DEADLINE;
 use crate::db::Leased;
-use crate::projections::admissions::UNCOMMITTED_AHEAD_WAIT;
 use crate::projections::queue_entries;
 use crate::state::AppState;
 
@@ -17,16 +16,20 @@ use crate::state::AppState;
 /// never committed.
 const RELEASE_NUMBERS_EVERY: Duration = Duration::from_secs(5);
 /// How long after a later ticket entered a number without its ticket is
-/// taken for abandoned: a little longer than the admissions wait for it
-/// before they pass it over. An entry commits within milliseconds of taking
-/// its number; one that commits later still takes its number back
-/// (`queue_ticket_batches::NUMBERS_IN_USE_AFTER_ALL`). Ten minutes, as this
-/// was, left every waiting place behind a killed instance's numbers that
-/// many places too far back for the whole of a short sale (34 after one
-/// kill in a probe).
-const NUMBER_ABANDONED_AFTER: chrono::TimeDelta = UNCOMMITTED_AHEAD_WAIT
-    .checked_add(&chrono::TimeDelta::seconds(2))
-    .unwrap();
+/// taken for abandoned: a little longer than a request waits for its
+/// answer. An entry commits within milliseconds of taking its number; one
+/// still not committed when its own request has given up is what a killed
+/// instance leaves. One that commits later still (its instance paused, its
+/// batch held up) takes its number back
+/// (`queue_ticket_batches::NUMBERS_IN_USE_AFTER_ALL`), unless it commits
+/// while the look's statement runs: then the number counts twice once its
+/// ticket leaves the line, which is why the wait is not shorter. Ten
+/// minutes, as this was, left every waiting place behind a killed
+/// instance's numbers that many places too far back for the whole of a
+/// short sale (34 after one kill in a probe).
+fn abandoned_after(request_timeout_secs: u64) -> chrono::TimeDelta {
+    chrono::TimeDelta::seconds(request_timeout_secs.saturating_add(5).min(i64::MAX as u64) as i64)
+}
 /// Advisory lock key of that look, so one instance looks at a time.
 pub(crate) const NUMBERS_LOCK: i64 = 0x0071_6e75_6d62_6572;
 
@@ -90,7 +93,7 @@ async fn release_numbers_once(
         conn.release();
         return Ok(0);
     }
-    let entered_before = crate::clock::now() - NUMBER_ABANDONED_AFTER;
+    let entered_before = crate::clock::now() - abandoned_after(app.config.request_timeout_secs);
     let released =
         queue_entries::release_abandoned_numbers(&app.pool, entered_before, settled).await;
     lock.commit().await?;

@@ -288,14 +288,20 @@ async fn numbers_of_entries_that_never_committed_are_released_once_old() {
 }
 
 /// A number whose entry never committed (its instance killed) is released by
-/// the service itself within seconds, once the admissions pass it over, so
-/// the places behind it read right during a short sale. Before, only numbers
-/// below a ticket that entered ten minutes earlier were released: one kill
-/// in a burst of entries left every place behind 34 too far back for the
-/// rest of a sale (a probe with three instances).
+/// the service itself once a request would have given up on it
+/// (`CONCERT_REQUEST_TIMEOUT_SECS` and 5 s), so the places behind it read
+/// right during a short sale. Before, only numbers below a ticket that
+/// entered ten minutes earlier were released: one kill in a burst of
+/// entries left every place behind 34 too far back for the rest of a sale
+/// (a probe with three instances).
 #[tokio::test]
-async fn a_number_whose_entry_never_committed_is_released_within_seconds() {
-    let (app, concert) = line_with_one_admitted(0).await; // entry 1, admitted
+async fn a_number_whose_entry_never_committed_is_released_once_a_request_would_have_given_up() {
+    let mut config = test_config();
+    config.queue_active_max = 1;
+    config.request_timeout_secs = 2;
+    let app = spawn_app_with(config).await;
+    let concert = app.create_concert(1, 5, 1000).await;
+    app.active_user(&concert.concert_id).await; // entry 1, admitted
     let concert_id: Uuid = concert.concert_id.parse().unwrap();
     // Number 2, taken by an entry whose instance was killed before it committed.
     sqlx::query("update queue_lines set issued = issued + 1 where concert_id = $1")
@@ -305,17 +311,30 @@ async fn a_number_whose_entry_never_committed_is_released_within_seconds() {
         .unwrap();
     let (_, third) = app.enter_queue(Uuid::new_v4(), &concert.concert_id).await;
     let third = third["token"].as_str().unwrap().to_string();
+    let position = || async {
+        app.get_json("/queue/tokens/current", Some(&third)).await["position"]
+            .as_i64()
+            .unwrap()
+    };
     assert_eq!(
-        app.get_json("/queue/tokens/current", Some(&third)).await["position"],
+        position().await,
         1,
-        "number 2 still counts while its entry may be committing"
+        "number 2 counts while its entry may still commit"
     );
 
-    eventually(
-        "number 2 is released and nobody stands ahead of 3",
-        || async { app.get_json("/queue/tokens/current", Some(&third)).await["position"] == 0 },
-    )
-    .await;
+    // 7 s after entry 3, at the look that follows (every 5 s).
+    let entered = std::time::Instant::now();
+    while position().await != 0 {
+        assert!(
+            entered.elapsed() < std::time::Duration::from_secs(30),
+            "number 2 was not released"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        entered.elapsed() > std::time::Duration::from_secs(6),
+        "released too soon"
+    );
     assert_eq!(unused_numbers(&app.pool, concert_id).await, [2]);
 }
 
