@@ -183,9 +183,9 @@ pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     MIGRATOR.run(pool).await
 }
 
-/// What the commands but `serve` and `migrate` say of a database without
-/// the event log: they do not create a store where DATABASE_URL may be
-/// mistyped.
+/// What the commands that only read (`events`, `audit`, `backup`) say of a
+/// database without the event log: they do not create a store where
+/// DATABASE_URL may be mistyped.
 pub const NO_STORE: &str = "this database holds no concert store (it has no event log): \
 check DATABASE_URL (or CONCERT_DATA_DIR), or create an empty store with `concert migrate`";
 

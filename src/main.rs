@@ -218,12 +218,12 @@ async fn run(
     let pool = concert::db::connect(&url, config.db_max_connections)
         .await
         .map_err(|error| startup::database_error(&config, &url, error))?;
-    // Only serve and migrate make a store of an empty database: the other
-    // commands refuse one, which a mistyped DATABASE_URL names, as they
-    // refuse a CONCERT_DATA_DIR without a store (an audit would pass on
-    // nothing; a user token signed by a new store's key would open nothing).
-    let makes_a_store = matches!(command, Command::Serve { .. } | Command::Migrate);
-    if !makes_a_store && !concert::db::holds_a_store(&pool).await? {
+    // The commands that only read refuse a database without a store, which a
+    // mistyped DATABASE_URL names: an audit would pass on nothing there. The
+    // others make the store, as `serve` does: a user token minted before the
+    // first serve of a new database is that store's.
+    let only_reads = matches!(command, Command::Events { .. } | Command::Audit { .. });
+    if only_reads && !concert::db::holds_a_store(&pool).await? {
         return Err(concert::db::NO_STORE.into());
     }
     match command {

@@ -1,10 +1,10 @@
-//! Only `serve` and `migrate` make a store of an empty database: the other
-//! commands, on a database without a store (a DATABASE_URL naming the wrong
-//! one), say so and change nothing. Before, `events` and `backup` failed
-//! with PostgreSQL's own `relation "events" does not exist`, and `audit`,
-//! `replay` and `user-token` created a store there: the audit passed on
-//! nothing (exit 0), and the user token, signed by the new store's key,
-//! opened nothing.
+//! The commands that only read (`events`, `audit`, `backup`), on a database
+//! without a store (a DATABASE_URL naming the wrong one), say so and change
+//! nothing. Before, `events` and `backup` failed with PostgreSQL's own
+//! `relation "events" does not exist`, and `audit` made a store there and
+//! passed on nothing (exit 0). `user-token` and `replay` make the store, as
+//! `serve` does: a token minted before a new database's first serve is that
+//! store's, and opens it.
 
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
@@ -25,18 +25,15 @@ async fn run(database_url: &str, args: &[&str]) -> (i32, String) {
 }
 
 #[tokio::test]
-async fn commands_on_a_database_without_a_store_say_so_and_create_nothing() {
+async fn reading_commands_on_a_database_without_a_store_say_so_and_create_nothing() {
     let url = database_without_a_store().await;
     let file =
         std::env::temp_dir().join(format!("concert-nostore-{}.dump", Uuid::new_v4().simple()));
     let file_arg = file.to_str().unwrap();
 
-    let user = Uuid::new_v4().to_string();
     for (args, refused_with) in [
         (vec!["events"], 1),
         (vec!["backup", file_arg], 1),
-        (vec!["replay"], 1),
-        (vec!["user-token", &user], 1),
         // It could not check at all: not 1, a violation.
         (vec!["audit"], 2),
     ] {
@@ -58,4 +55,25 @@ async fn commands_on_a_database_without_a_store_say_so_and_create_nothing() {
     .await
     .unwrap();
     assert_eq!(tables, 0, "nothing was created in the database named");
+}
+
+#[tokio::test]
+async fn a_user_token_minted_before_a_new_databases_first_serve_opens_it() {
+    let url = database_without_a_store().await;
+    let user = Uuid::new_v4();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_concert"))
+        .args(["user-token", &user.to_string()])
+        .env("DATABASE_URL", &url)
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let token = String::from_utf8(output.stdout).unwrap().trim().to_string();
+
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let app = crate::helpers::spawn_app_on(pool, crate::helpers::test_config()).await;
+    let balance = app
+        .get(&format!("/users/{user}/balance"), Some(&token))
+        .await;
+    assert_eq!(balance.status(), reqwest::StatusCode::OK);
 }
