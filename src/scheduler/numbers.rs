@@ -28,8 +28,10 @@ const RELEASE_NUMBERS_EVERY: Duration = Duration::from_secs(5);
 /// instance's numbers that many places too far back for the whole of a
 /// short sale (34 after one kill in a probe).
 fn abandoned_after(request_timeout_secs: u64) -> chrono::TimeDelta {
-    chrono::TimeDelta::seconds(request_timeout_secs.saturating_add(5).min(i64::MAX as u64) as i64)
+    // At most 3,600 s (the setting's range): no overflow.
+    chrono::TimeDelta::seconds(request_timeout_secs as i64 + 5)
 }
+
 /// Advisory lock key of that look, so one instance looks at a time.
 pub(crate) const NUMBERS_LOCK: i64 = 0x0071_6e75_6d62_6572;
 

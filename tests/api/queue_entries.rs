@@ -3,6 +3,7 @@
 //! entry numbers, exact positions and an exactly full line.
 
 use chrono::{Duration, Utc};
+use concert::config::Config;
 use concert::projections::entry_plans::EntryPlans;
 use concert::projections::queue_entries::{plan_entries, release_entry_no};
 use concert::projections::queue_tickets;
@@ -51,8 +52,13 @@ async fn signed_in_users(app: &TestApp, count: usize) -> Vec<Uuid> {
 /// admitted) and lets at most `waiting_max` wait (0: no limit).
 async fn line_with_one_admitted(waiting_max: u64) -> (TestApp, Concert) {
     let mut config = test_config();
-    config.queue_active_max = 1;
     config.queue_waiting_max = waiting_max;
+    line_with_one_admitted_under(config).await
+}
+
+/// As `line_with_one_admitted`, under the other settings of `config`.
+async fn line_with_one_admitted_under(mut config: Config) -> (TestApp, Concert) {
+    config.queue_active_max = 1;
     let app = spawn_app_with(config).await;
     let concert = app.create_concert(1, 5, 1000).await;
     app.active_user(&concert.concert_id).await;
@@ -297,11 +303,8 @@ async fn numbers_of_entries_that_never_committed_are_released_once_old() {
 #[tokio::test]
 async fn a_number_whose_entry_never_committed_is_released_once_a_request_would_have_given_up() {
     let mut config = test_config();
-    config.queue_active_max = 1;
     config.request_timeout_secs = 2;
-    let app = spawn_app_with(config).await;
-    let concert = app.create_concert(1, 5, 1000).await;
-    app.active_user(&concert.concert_id).await; // entry 1, admitted
+    let (app, concert) = line_with_one_admitted_under(config).await; // entry 1, admitted
     let concert_id: Uuid = concert.concert_id.parse().unwrap();
     // Number 2, taken by an entry whose instance was killed before it committed.
     sqlx::query("update queue_lines set issued = issued + 1 where concert_id = $1")
