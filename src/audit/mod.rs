@@ -9,6 +9,7 @@ mod active_limits;
 mod admission_order;
 mod catalogue;
 mod catalogue_rows;
+mod charge_ids;
 mod checkpoint;
 mod decode;
 mod entry_numbers;
@@ -30,10 +31,11 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 
-use crate::aggregates::{QueueTicketEvent, SeatEvent};
+use crate::aggregates::{QueueTicketEvent, SeatEvent, WalletEvent};
 use crate::event_log::{self, RawEvent};
 pub use active_limits::ActiveLimits;
 use catalogue::{CatalogueCheck, ScheduledDate};
+use charge_ids::ChargeIds;
 use checkpoint::LogDigest;
 pub use checkpoint::{Checkpoint, RULE as CHECKPOINT_RULE};
 use decode::Decoded;
@@ -184,9 +186,9 @@ pub async fn audit_unless_called_off(
 /// Checks a history read from elsewhere (the audit API, `concert events
 /// --json`) against the domain's rules: the catalogue, seats, wallets,
 /// payments and the queue (a hold's concert and tickets must be in the
-/// history given). The log chain, the events' versions and the read models
-/// are properties of the stored rows, which `audit` checks on the
-/// database. Load tests and reliability tests judge what they did with
+/// history given). The log chain, the events' versions, the charge ids made
+/// twice and the read models are properties of the stored rows, which
+/// `audit` checks on the database. Load tests and reliability tests judge what they did with
 /// these same rules.
 pub fn check_history(
     events: impl IntoIterator<Item = RawEvent>,
@@ -207,6 +209,7 @@ struct Checks {
     catalogue: CatalogueCheck,
     seats: SeatCheck,
     wallets: WalletCheck,
+    charge_ids: ChargeIds,
     payments: PaymentCheck,
     sale_tickets: SaleTicketCheck,
     queue: QueueCheck,
@@ -223,6 +226,7 @@ impl Checks {
             catalogue: CatalogueCheck::default(),
             seats: SeatCheck::default(),
             wallets: WalletCheck::default(),
+            charge_ids: ChargeIds::default(),
             payments: PaymentCheck::default(),
             sale_tickets: SaleTicketCheck::default(),
             queue: QueueCheck::new(limits),
@@ -260,6 +264,9 @@ impl Checks {
                 self.seats.apply(row, event, found);
             }
             Ok(Decoded::Wallet(event)) => {
+                if let WalletEvent::Charged { charge_id, .. } = event {
+                    self.charge_ids.apply(charge_id);
+                }
                 self.payments.apply_wallet(row, &event, found);
                 self.snapshots.apply(row, &event, found);
                 self.wallets.apply(row, event, found);
@@ -288,6 +295,7 @@ impl Checks {
         self.payments.finish(&mut self.found);
         self.queue.finish(&mut self.found);
         self.snapshots.finish(&mut self.found);
+        self.charge_ids.finish(pool, upto, &mut self.found).await?;
         let rows = read_models::ReadModelRows::load(pool, upto).await?;
         rows.compare(&self.wallets, &self.seats, &self.queue, &mut self.found);
         let moved = |stream: &str| rows.moved(stream);

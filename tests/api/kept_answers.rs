@@ -77,3 +77,43 @@ async fn kept_answers_are_forgotten_in_time_and_retries_after_still_answer_the_s
     // 10,000 and 700 charged, 1,000 paid, 50 charged: each once.
     assert_eq!(app.balance(user.user_id).await, 9_750);
 }
+
+/// The one way the contract's "charges once" breaks, documented in the
+/// README: a retry after its kept answer was forgotten and after more than
+/// `REMEMBERED_CHARGES` (1,000) other charges to the wallet. The audit names
+/// the charge made twice.
+#[tokio::test]
+async fn a_retry_charged_again_after_the_wallet_forgot_its_id_is_named_by_the_audit() {
+    let mut config = test_config();
+    config.idempotency_key_ttl_secs = 1;
+    let app = spawn_app_with(config).await;
+    let user = Uuid::new_v4();
+    let first = app.api.charge(user, 700, Some("top-up")).await.unwrap();
+    assert_eq!(first.status, 200);
+    for _ in 0..1_000 {
+        assert_eq!(app.charge(user, 1).await.status, 200);
+    }
+    let waited = Instant::now();
+    while kept_answers(&app, user).await > 0 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(15),
+            "the kept answer is still there"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(crate::audit::audit(&app.pool).await.violations.is_empty());
+
+    let again = app.api.charge(user, 700, Some("top-up")).await.unwrap();
+
+    assert_eq!(again.status, 200);
+    assert_eq!(app.balance(user).await, 2_400, "charged a second time");
+    let report = crate::audit::audit(&app.pool).await;
+    let rules: Vec<&str> = report.violations.iter().map(|found| found.rule).collect();
+    assert_eq!(rules, ["a charge is made once"], "{:?}", report.violations);
+    assert!(report.violations[0].detail.contains("first at position"));
+    assert!(
+        report.violations[0].events[0].ends_with(&format!("Wallet/{user} seq 1002 Charged")),
+        "{:?}",
+        report.violations[0].events
+    );
+}
