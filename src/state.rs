@@ -7,6 +7,7 @@ use sqlx::PgPool;
 
 use crate::aggregates::{Concert, QueueTicket, Seat, Wallet};
 use crate::batching;
+use crate::booking::sold_out::SoldOut;
 use crate::config::Config;
 use crate::draining::Draining;
 use crate::event_store::{
@@ -73,6 +74,8 @@ pub struct Shared {
     pub projectors: Arc<Projectors>,
     /// This instance's live feed: what the Server-Sent Event streams watch.
     pub live: Feed,
+    /// Which concerts have nothing left to sell.
+    pub sold_out: Arc<SoldOut>,
     /// `serve --demo`: the booking page may mint tokens for new sample users.
     pub demo: bool,
     /// How far the read models are behind the log (`/readyz`, `/metrics`).
@@ -220,6 +223,7 @@ impl AppState {
             )),
             projectors: Arc::new(projectors),
             live,
+            sold_out: Arc::default(),
             demo: false,
             projection_lag: Arc::default(),
             draining: Draining::default(),

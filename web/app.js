@@ -14,6 +14,7 @@ const state = {
   reservation: null, // the seat held now, until it is paid or runs out
   bought: null, // the seat the last payment bought: shown as yours
   paid: false,
+  soldOut: false, // the last standing said nothing is left to book
   holding: false, // a hold is being asked for
   paying: false, // this tab's payment is being asked for
   resuming: false, // restored after a reload, until the first sign-in
@@ -123,7 +124,7 @@ function forgetBooking() {
   closeStreams();
   endHold();
   countWaitDown(null);
-  Object.assign(state, { concertId: null, queueToken: null, status: null, admittedToken: null, date: null, bought: null, paid: false });
+  Object.assign(state, { concertId: null, queueToken: null, status: null, admittedToken: null, date: null, bought: null, paid: false, soldOut: false });
   for (const id of ["standing", "dates", "seats", "result"]) show(id, false);
   showQueued();
 }
@@ -199,6 +200,9 @@ function showStanding(standing) {
   countWaitDown(standing.status === "waiting" ? standing.estimated_wait_seconds : null);
   show("waiting-line", standing.status === "waiting");
   show("active-line", standing.status === "active");
+  state.soldOut = standing.sold_out === true;
+  if (state.soldOut) showSoldOut();
+  else show("sold-out-line", false);
   if (standing.expires_at) $("active-until").textContent = new Date(standing.expires_at).toLocaleTimeString();
   showQueued();
   showAdmissionEnd();
@@ -258,9 +262,12 @@ async function loadDates() {
   if (!answer) return;
   const { dates } = answer;
   $("date-list").replaceChildren(...dates.map(dateButton));
-  if (!dates.length) {
-    // Sold out, held for now, or only past dates: the list says which it
-    // cannot tell, so the page looks again and shows a date once one frees.
+  if (!dates.length && state.soldOut) {
+    showSoldOut();
+  } else if (!dates.length) {
+    // Sold out, held for now, or only past dates: the list cannot tell
+    // which (the standing's sold_out can), so the page looks again and
+    // shows a date once one frees.
     const none = "No date has a free seat right now. Seats on hold come free again when their holds run out: this list looks again every few seconds.";
     // Said once: the message is a live region, read out again at each change.
     if ($("message").textContent !== none) say("message", none, "info");
@@ -271,6 +278,16 @@ async function loadDates() {
   const picked = dates.find((date) => date.date_id === state.date?.date_id);
   show("seats", Boolean(picked));
   if (picked) pickDate(picked);
+}
+
+// Nothing is left to book: no more looks for a date coming free. Not said
+// after buying, when the sale that sold it out may have been this user's.
+function showSoldOut() {
+  clearTimeout(state.datesAgain);
+  if ($("message").textContent.startsWith("No date has a free seat")) say("message", "");
+  show("sold-out-line", !state.paid);
+  // Nothing is held either: no date or seat map is left to show.
+  if (!state.paid) for (const id of ["dates", "seats"]) show(id, false);
 }
 
 function dateButton(date) {

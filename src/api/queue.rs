@@ -50,16 +50,26 @@ pub struct TokenResponse {
     /// When an active token lapses; null while waiting.
     #[schema(required = true)]
     expires_at: Option<DateTime<Utc>>,
+    /// True once no seat of a date still ahead is free or held (every seat
+    /// sold, or every date begun): nothing more can be booked, whatever the
+    /// status. Never false again once true.
+    sold_out: bool,
 }
 
 /// What a standing stream sends a new standing for: its status, position
-/// and expiry, as the contract lists them. A new estimate of the wait
-/// alone is not news; it rides with the next change.
-pub(super) type StandingNews = (String, i64, Option<DateTime<Utc>>);
+/// and expiry, as the contract lists them, and the concert selling out. A
+/// new estimate of the wait alone is not news; it rides with the next
+/// change.
+pub(super) type StandingNews = (String, i64, Option<DateTime<Utc>>, bool);
 
 impl TokenResponse {
     pub(super) fn news(&self) -> StandingNews {
-        (self.status.clone(), self.position, self.expires_at)
+        (
+            self.status.clone(),
+            self.position,
+            self.expires_at,
+            self.sold_out,
+        )
     }
 }
 
@@ -109,7 +119,7 @@ async fn enter_queue_handler(
         Err(failed) => std::panic::resume_unwind(failed.into_panic()),
     };
     let created = entered.created;
-    let body = axum::Json(token_body(&app, entered.ticket, entered.standing));
+    let body = axum::Json(token_body(&app, entered.ticket, entered.standing).await?);
     if created {
         let location = [(header::LOCATION, CURRENT_TOKEN)];
         return Ok((StatusCode::CREATED, location, body).into_response());
@@ -133,12 +143,18 @@ async fn current_token(
 
 async fn token_response(app: &AppState, ticket: TicketRow) -> Result<TokenResponse, ApiError> {
     let standing = queue::standing(app, &ticket).await?;
-    Ok(token_body(app, ticket, standing))
+    token_body(app, ticket, standing).await
 }
 
-pub(super) fn token_body(app: &AppState, ticket: TicketRow, standing: Standing) -> TokenResponse {
-    let status = ticket.status_at(crate::clock::now()).as_str();
-    TokenResponse {
+pub(super) async fn token_body(
+    app: &AppState,
+    ticket: TicketRow,
+    standing: Standing,
+) -> Result<TokenResponse, ApiError> {
+    let now = crate::clock::now();
+    let sold_out = app.sold_out.of(&app.pool, ticket.concert_id, now).await?;
+    let status = ticket.status_at(now).as_str();
+    Ok(TokenResponse {
         token: app.tokens.issue(TicketId(ticket.ticket_id)),
         user_id: ticket.user_id,
         concert_id: ticket.concert_id,
@@ -146,5 +162,6 @@ pub(super) fn token_body(app: &AppState, ticket: TicketRow, standing: Standing) 
         position: standing.position,
         estimated_wait_seconds: standing.estimated_wait_seconds,
         expires_at: queue::expires_at(&ticket),
-    }
+        sold_out,
+    })
 }

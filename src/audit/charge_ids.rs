@@ -32,7 +32,10 @@ impl ChargeIds {
         let (high, low) = id.as_u64_pair();
         // The multiplier (odd, so one-to-one) keeps ids that differ in one
         // bit of either half apart, which a plain xor of the halves merges.
-        if !self.seen.insert(high.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ low) {
+        if !self
+            .seen
+            .insert(high.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ low)
+        {
             self.suspects.push(id);
         }
     }

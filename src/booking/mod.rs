@@ -7,5 +7,6 @@ pub mod holds;
 pub mod idempotency;
 pub mod payment;
 pub mod queue;
+pub mod sold_out;
 
 pub use error::BookingError;

@@ -46,6 +46,7 @@ mod replay_settings;
 mod replay_swap;
 mod scheduler_duties;
 mod scheduler_leadership;
+mod sold_out;
 mod spent_tokens;
 mod standing_outage;
 mod store;

@@ -3,8 +3,10 @@
 The dates list no date then (none has a free seat): the page says that no
 date has a free seat right now, not that every date is sold out, and asks
 for the dates again every few seconds, so the date shows once the hold runs
-out (the page was left saying "sold out" until a reload). No request may
-leave the machine and no script may fail.
+out (the page was left saying "sold out" until a reload). Once the holder
+pays, nothing is left to sell, and the page, whose token is still active,
+says the concert is sold out. No request may leave the machine and no
+script may fail.
 
     python held_out.py http://127.0.0.1:18396 <admin token> target/browser-screenshots
 """
@@ -18,7 +20,8 @@ from harness import BASE, CHROMIUM, admitted_as_sample_user, calls, create_conce
 
 
 def holder_takes_the_seat(request, concert_id):
-    """Another sample user queues, is admitted and holds the concert's only seat."""
+    """Another sample user queues, is admitted and holds the concert's only
+    seat; a function that pays for the hold."""
     user = request.post(f"{BASE}/api/v1/demo/user-tokens").json()
     entered = request.post(
         f"{BASE}/api/v1/queue/tokens",
@@ -37,13 +40,22 @@ def holder_takes_the_seat(request, concert_id):
     if held.status != 201:
         sys.exit(f"the holder's hold was refused: {held.status} {held.text()}")
 
+    def pay():
+        wallet = {"Authorization": f"Bearer {user['token']}"}
+        request.post(f"{BASE}/api/v1/users/{user['user_id']}/balance/charges", headers=wallet, data={"amount": 1_000})
+        paid = request.post(f"{BASE}/api/v1/payments", headers=queue, data={"reservation_id": held.json()["reservation_id"]})
+        if paid.status != 201:
+            sys.exit(f"the holder's payment was refused: {paid.status} {paid.text()}")
+
+    return pay
+
 
 with sync_playwright() as playwright:
     browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
     context = browser.new_context(viewport={"width": 1200, "height": 900})
     page = watch(context, "held-out")
     concert_id = create_concert(page, "One seat", 1, 1_000, "2031-08-01T19:00:00Z")
-    holder_takes_the_seat(page.request, concert_id)
+    holder_pays = holder_takes_the_seat(page.request, concert_id)
 
     admitted_as_sample_user(page, concert_id)
     expect(page.locator("#message")).to_contain_text("No date has a free seat right now")
@@ -57,6 +69,19 @@ with sync_playwright() as playwright:
         problems.append(f"the dates were asked for {calls('held-out', 'GET', dates) - first} more times in 11 s, not every 5 s")
     if "No date has a free seat" not in page.locator("#message").text_content():
         problems.append("the message that no date has a free seat went while none has one")
+    if page.locator("#sold-out-line").is_visible():
+        problems.append("the concert was shown sold out while its seat was only held")
+
+    holder_pays()
+    # The standing stream looks every 5 s.
+    expect(page.locator("#sold-out-line")).to_be_visible(timeout=10_000)
+    # Nothing will come free: the page neither says so nor looks again.
+    expect(page.locator("#message")).not_to_contain_text("No date has a free seat")
+    asked = calls("held-out", "GET", dates)
+    page.wait_for_timeout(6_000)
+    if calls("held-out", "GET", dates) != asked:
+        problems.append("the dates were asked for again after the concert sold out")
+    shot(page, "held-out-2-sold-out", full_page=False)
     browser.close()
 
 if problems:

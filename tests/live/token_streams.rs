@@ -235,3 +235,35 @@ async fn streams_whose_clients_went_give_their_places_to_a_reloaded_page_at_once
     assert_eq!(reloaded.status(), 200, "after {:?}", started.elapsed());
     service.stop().await;
 }
+
+/// Nothing in the log marks a concert's last date beginning, yet the line
+/// must learn that nothing is left to book: a waiting standing says so
+/// within a look (every 5 s) and a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_standing_is_told_once_its_concert_has_nothing_left_to_book() {
+    let pool = fresh_database().await;
+    let mut settings = config();
+    settings.queue_active_max = 1;
+    let service = start(&pool, settings).await;
+    let starts_at = chrono::Utc::now() + chrono::Duration::seconds(2);
+    let body = serde_json::json!({"title": "Matinee",
+        "dates": [{"starts_at": starts_at.to_rfc3339(), "seats": 2, "price": 1000}]});
+    let concert = service.send("POST", "/concerts", ADMIN, Some(body)).await;
+    let concert_id = concert["concert_id"].as_str().unwrap();
+    let _first = service.active_token(concert_id).await;
+    let (_, _, waiting) = service.queued_user(concert_id).await;
+    let mut events = service
+        .subscribe("/queue/tokens/current/events", &waiting, None)
+        .await;
+
+    let before = events.next().await.unwrap();
+    assert_eq!(before.data["status"], "waiting");
+    assert_eq!(before.data["sold_out"], false, "{before:?}");
+    let told = events.next_within(Duration::from_secs(9)).await;
+
+    let told = told.expect("a standing saying the concert is sold out");
+    assert_eq!(told.data["sold_out"], true, "{told:?}");
+    assert_eq!(told.data["status"], "waiting");
+    assert_eq!(told.data["position"], before.data["position"]);
+    service.stop().await;
+}

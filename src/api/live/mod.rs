@@ -43,7 +43,13 @@ pub fn router() -> Router<AppState> {
 /// reset by each event costs more per event, and leaves a comment line
 /// further apart than the contract allows.
 fn keep_alive_timer() -> tokio::time::Interval {
-    let mut timer = tokio::time::interval_at(Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
+    every(KEEP_ALIVE)
+}
+
+/// A timer that ticks every `period` from now (not at once), late ticks
+/// delayed rather than bunched.
+fn every(period: Duration) -> tokio::time::Interval {
+    let mut timer = tokio::time::interval_at(Instant::now() + period, period);
     timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     timer
 }

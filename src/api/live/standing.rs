@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::line_moves::LineMoves;
-use super::{instant_of, keep_alive_timer, sleep_until_if};
+use super::{every, instant_of, keep_alive_timer, sleep_until_if};
 use crate::api::auth::QueueToken;
 use crate::api::error::{ApiError, Problem};
 use crate::api::queue::{token_body, StandingNews};
@@ -32,17 +32,20 @@ const EXPIRY_GRACE: Duration = Duration::from_secs(3);
 const RECONNECT_AFTER_EXPIRY: Duration = Duration::from_secs(3600);
 /// Moves of the line are sent at most this often to one stream.
 const LINE_COALESCE: Duration = Duration::from_secs(1);
+/// How often a stream looks whether its concert sold out (from memory, and
+/// the read models at most once a second per concert and instance).
+const SOLD_OUT_LOOK: Duration = Duration::from_secs(5);
 /// How soon a read the database could not answer is tried again.
 const READ_RETRY: Duration = Duration::from_secs(1);
 
-/// `event: standing` at once and whenever the token's status, position or
-/// expiry changes; ends once the token has expired.
+/// `event: standing` at once and whenever the token's status, position,
+/// expiry or `sold_out` changes; ends once the token has expired.
 #[utoipa::path(get, path = "/api/v1/queue/tokens/current/events", tag = "live",
     operation_id = "standing_events", security(("queue_token" = [])),
     responses(
         (status = 200, content_type = "text/event-stream", body = String,
             description = "`event: standing`, data the body of `GET /api/v1/queue/tokens/current`, at once and whenever \
-                           status, position or expiry changes, with `id:` the log position it includes; ends after the token expires"),
+                           status, position, expiry or `sold_out` changes, with `id:` the log position it includes; ends after the token expires"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 429, body = Problem, content_type = "application/problem+json",
             description = "rate_limited: the token has as many event streams open as it may"),
@@ -76,6 +79,7 @@ pub(super) async fn standing_events(
         deadline: None,
         retry_at: None,
         keep_alive: keep_alive_timer(),
+        sold_out_look: every(SOLD_OUT_LOOK),
         done: false,
     };
     // The first standing is read before answering, so a failure is a problem document.
@@ -106,6 +110,7 @@ struct StandingStream {
     /// When a read the database failed is tried again.
     retry_at: Option<Instant>,
     keep_alive: tokio::time::Interval,
+    sold_out_look: tokio::time::Interval,
     done: bool,
 }
 
@@ -116,6 +121,8 @@ enum Wake {
     /// Someone ahead in the line left it.
     Line,
     KeepAlive,
+    /// Time to look whether the concert sold out.
+    SoldOutLook,
 }
 
 impl StandingStream {
@@ -142,7 +149,7 @@ impl StandingStream {
         self.line.sent();
         let moved_at = self.line.moved_at();
         let standing = queue::watched_standing(&self.app, &ticket, moved_at).await?;
-        let body = token_body(&self.app, ticket.clone(), standing);
+        let body = token_body(&self.app, ticket.clone(), standing).await?;
         self.ticket = Some(ticket);
         let data = serde_json::to_string(&body).map_err(|error| {
             ApiError::Unavailable(format!("cannot serialize the standing: {error}"))
@@ -169,6 +176,26 @@ impl StandingStream {
         })
     }
 
+    /// Whether the last standing sent said the concert is sold out.
+    fn told_sold_out(&self) -> bool {
+        matches!(self.last_sent, Some((_, _, _, true)))
+    }
+
+    /// Whether the token's concert has sold out since the last standing
+    /// sent: no change in the log wakes the stream when its last date
+    /// begins.
+    async fn sold_out_since_sent(&self) -> bool {
+        let Some(ticket) = &self.ticket else {
+            return false;
+        };
+        let now = crate::clock::now();
+        !self.told_sold_out()
+            && (self.app.sold_out)
+                .of(&self.app.pool, ticket.concert_id, now)
+                .await
+                .unwrap_or(false)
+    }
+
     async fn next(mut self) -> Option<(Result<Event, Infallible>, Self)> {
         loop {
             if self.done {
@@ -184,16 +211,19 @@ impl StandingStream {
             });
             let lapsed = sleep_until_if(wake_at);
             let retry = sleep_until_if(self.retry_at);
-            let (closed, ticket, line, keep_alive, permit) = (
+            let told_sold_out = self.told_sold_out();
+            let (closed, ticket, line, keep_alive, sold_out_look, permit) = (
                 &mut self.closed,
                 &mut self.ticket_changes,
                 &mut self.line,
                 &mut self.keep_alive,
+                &mut self.sold_out_look,
                 &mut self.permit,
             );
             let wake = tokio::select! {
                 _ = closed.wait_for(|closed| *closed) => return None,
                 _ = keep_alive.tick() => Wake::KeepAlive,
+                _ = sold_out_look.tick(), if !told_sold_out => Wake::SoldOutLook,
                 _ = permit.comment_due() => Wake::KeepAlive,
                 _ = lapsed => Wake::Ticket,
                 _ = retry => Wake::Ticket,
@@ -208,6 +238,8 @@ impl StandingStream {
             };
             let ticket_changed = match wake {
                 Wake::KeepAlive => return Some((Ok(Event::default().comment("")), self)),
+                Wake::SoldOutLook if self.sold_out_since_sent().await => false,
+                Wake::SoldOutLook => continue,
                 Wake::Ticket => true,
                 Wake::Line => false,
             };

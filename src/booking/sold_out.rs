@@ -1,0 +1,99 @@
+//! Whether a concert has anything left to sell: a seat, free or held, of a
+//! date that has not begun. Once nothing is, nothing ever will be again (a
+//! sold seat stays sold, a begun date stays begun), so the people still in
+//! its line are told (`sold_out` in the token's body) rather than left to
+//! wait for admissions that can buy nothing.
+//!
+//! Read from the read models, at most once a second per concert while
+//! something is left, and never again once nothing is.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// How long a read that found a seat left answers for its concert.
+const LEFT_FRESH: Duration = Duration::from_secs(1);
+/// Concerts remembered at most; past it the memory is emptied.
+const MOST_CONCERTS: usize = 10_000;
+
+#[derive(Default)]
+pub struct SoldOut {
+    /// Per concert: sold out, or when a seat was last found left.
+    known: Mutex<HashMap<Uuid, Known>>,
+    /// Held while reading, so that the callers a stale answer sends to the
+    /// database at once wait for one read instead of each making its own
+    /// (10,000 standing streams made 200 reads a second).
+    reading: tokio::sync::Mutex<()>,
+}
+
+#[derive(Clone, Copy)]
+enum Known {
+    SoldOut,
+    LeftAt(Instant),
+}
+
+impl SoldOut {
+    /// Whether `concert_id` has no seat left to sell at `now`.
+    pub async fn of(
+        &self,
+        pool: &PgPool,
+        concert_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> sqlx::Result<bool> {
+        if let Some(sold_out) = self.known(concert_id) {
+            return Ok(sold_out);
+        }
+        let _reading = self.reading.lock().await;
+        // Read meanwhile by the caller this one waited for.
+        if let Some(sold_out) = self.known(concert_id) {
+            return Ok(sold_out);
+        }
+        let read = Instant::now();
+        let left = any_seat_left(pool, concert_id, now).await?;
+        let mut known = lock(&self.known);
+        if known.len() >= MOST_CONCERTS {
+            known.clear();
+        }
+        known.insert(
+            concert_id,
+            if left {
+                Known::LeftAt(read)
+            } else {
+                Known::SoldOut
+            },
+        );
+        Ok(!left)
+    }
+
+    /// What a fresh enough read said of `concert_id`.
+    fn known(&self, concert_id: Uuid) -> Option<bool> {
+        match lock(&self.known).get(&concert_id)? {
+            Known::SoldOut => Some(true),
+            Known::LeftAt(read) if read.elapsed() < LEFT_FRESH => Some(false),
+            Known::LeftAt(_) => None,
+        }
+    }
+}
+
+/// Whether a seat of `concert_id` is free or held on a date after `now`.
+async fn any_seat_left(pool: &PgPool, concert_id: Uuid, now: DateTime<Utc>) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "select exists (
+             select 1 from concert_dates d
+             join seats s on s.date_id = d.date_id and s.status <> 'sold'
+             where d.concert_id = $1 and d.starts_at > $2)",
+    )
+    .bind(concert_id)
+    .bind(now)
+    .fetch_one(pool)
+    .await
+}
+
+/// A panic elsewhere leaves the map whole: every write is one insert.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
