@@ -7,7 +7,6 @@ use sqlx::PgPool;
 
 use crate::aggregates::{Concert, QueueTicket, Seat, Wallet};
 use crate::batching;
-use crate::booking::sold_out::SoldOut;
 use crate::config::Config;
 use crate::draining::Draining;
 use crate::event_store::{
@@ -15,6 +14,7 @@ use crate::event_store::{
     ProjectionError, Projector,
 };
 use crate::identity::UserTokens;
+use crate::live::sold_out::SoldOut;
 use crate::live::Feed;
 use crate::projection_lag::ProjectionLag;
 use crate::projections::{

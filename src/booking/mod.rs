@@ -7,6 +7,5 @@ pub mod holds;
 pub mod idempotency;
 pub mod payment;
 pub mod queue;
-pub mod sold_out;
 
 pub use error::BookingError;

@@ -19,6 +19,7 @@ mod dates;
 mod follower;
 mod own_commits;
 pub mod seat_map;
+pub mod sold_out;
 pub mod standing;
 pub mod stream_permits;
 pub mod tickets;

@@ -25,6 +25,9 @@ pub struct QueueToken {
     pub estimated_wait_seconds: i64,
     /// When an active token lapses; `None` while waiting.
     pub expires_at: Option<DateTime<Utc>>,
+    /// Nothing is left to book (absent from servers before it: `false`).
+    #[serde(default)]
+    pub sold_out: bool,
 }
 
 impl Client {

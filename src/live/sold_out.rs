@@ -8,12 +8,14 @@
 //! something is left, and never again once nothing is.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
+
+use super::lock;
 
 /// How long a read that found a seat left answers for its concert.
 const LEFT_FRESH: Duration = Duration::from_secs(1);
@@ -91,9 +93,4 @@ async fn any_seat_left(pool: &PgPool, concert_id: Uuid, now: DateTime<Utc>) -> s
     .bind(now)
     .fetch_one(pool)
     .await
-}
-
-/// A panic elsewhere leaves the map whole: every write is one insert.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
