@@ -8,7 +8,7 @@
 //! something is left, and never again once nothing is.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -26,10 +26,10 @@ const MOST_CONCERTS: usize = 10_000;
 pub struct SoldOut {
     /// Per concert: sold out, or when a seat was last found left.
     known: Mutex<HashMap<Uuid, Known>>,
-    /// Held while reading, so that the callers a stale answer sends to the
-    /// database at once wait for one read instead of each making its own
-    /// (10,000 standing streams made 200 reads a second).
-    reading: tokio::sync::Mutex<()>,
+    /// Per concert, held while reading it, so that the callers a stale
+    /// answer sends to the database at once wait for one read instead of
+    /// each making its own (10,000 standing streams made 200 reads a second).
+    reading: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 #[derive(Clone, Copy)]
@@ -49,7 +49,14 @@ impl SoldOut {
         if let Some(sold_out) = self.known(concert_id) {
             return Ok(sold_out);
         }
-        let _reading = self.reading.lock().await;
+        let reading = {
+            let mut reading = lock(&self.reading);
+            if reading.len() >= MOST_CONCERTS {
+                reading.clear();
+            }
+            reading.entry(concert_id).or_default().clone()
+        };
+        let _reading = reading.lock().await;
         // Read meanwhile by the caller this one waited for.
         if let Some(sold_out) = self.known(concert_id) {
             return Ok(sold_out);
@@ -93,4 +100,27 @@ async fn any_seat_left(pool: &PgPool, concert_id: Uuid, now: DateTime<Utc>) -> s
     .bind(now)
     .fetch_one(pool)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn knowing(concert_id: Uuid, known: Known) -> SoldOut {
+        let sold_out = SoldOut::default();
+        lock(&sold_out.known).insert(concert_id, known);
+        sold_out
+    }
+
+    #[test]
+    fn sold_out_is_known_for_good_and_seats_left_for_a_second() {
+        let concert = Uuid::now_v7();
+
+        assert_eq!(knowing(concert, Known::SoldOut).known(concert), Some(true));
+        let fresh = knowing(concert, Known::LeftAt(Instant::now()));
+        assert_eq!(fresh.known(concert), Some(false));
+        assert_eq!(fresh.known(Uuid::now_v7()), None);
+        let stale = Instant::now() - LEFT_FRESH - Duration::from_millis(1);
+        assert_eq!(knowing(concert, Known::LeftAt(stale)).known(concert), None);
+    }
 }
