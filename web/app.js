@@ -15,6 +15,8 @@ const state = {
   bought: null, // the seat the last payment bought: shown as yours
   paid: false,
   soldOut: false, // the last standing said nothing is left to book
+  soldOutAsk: null, // the timer of the next question whether it did
+  unsoldSeats: 0, // seats of the picked date's map not sold
   holding: false, // a hold is being asked for
   paying: false, // this tab's payment is being asked for
   resuming: false, // restored after a reload, until the first sign-in
@@ -286,8 +288,14 @@ function showSoldOut() {
   clearTimeout(state.datesAgain);
   if ($("message").textContent.startsWith("No date has a free seat")) say("message", "");
   show("sold-out-line", !state.paid);
-  // Nothing is held either: no date or seat map is left to show.
-  if (!state.paid) for (const id of ["dates", "seats"]) show(id, false);
+  if (state.paid) return;
+  // Nothing is held either: no date or seat map is left to show, and only
+  // the token's end is left to follow.
+  for (const id of ["dates", "seats"]) show(id, false);
+  if (state.seatStream) {
+    closeStreams();
+    watchStanding();
+  }
 }
 
 function dateButton(date) {

@@ -24,6 +24,10 @@ const liveStatus = {
   },
 };
 
+// When the page asks whether the concert sold out, once its picked date is.
+const SOLD_OUT_FIRST_ASK_MS = 1_500;
+const SOLD_OUT_ASK_AGAIN_MS = 5_000;
+
 function closeStreams() {
   state.standing?.abort();
   state.seatStream?.abort();
@@ -56,7 +60,28 @@ function watchSeats() {
     if (type === "seat-changes") {
       for (const change of data.split(",")) setSeat(Number(change.slice(0, -1)), letters[change.slice(-1)]);
     }
+    if (state.unsoldSeats === 0) askWhetherSoldOut(state.queueToken, state.date.date_id);
   }, { signal: controller.signal, onRefusal: seatsRefused, more: stillAdmitted(state.queueToken), ...liveStatus });
+}
+
+// Only the standing says whether the whole concert sold out, and its stream
+// is closed while a seat map is open: once every seat of the picked date is
+// sold, the page asks, after the service's own look (at most a second old),
+// and again every few seconds while other dates may still have seats.
+function askWhetherSoldOut(token, dateId, after = SOLD_OUT_FIRST_ASK_MS) {
+  if (state.soldOutAsk || state.soldOut) return;
+  const stillSold = () => state.queueToken === token && state.date?.date_id === dateId && state.unsoldSeats === 0 && !state.paid && !state.soldOut;
+  state.soldOutAsk = setTimeout(async () => {
+    state.soldOutAsk = null;
+    if (!stillSold()) return;
+    try {
+      const standing = await request("GET", "/queue/tokens/current", token);
+      if (state.queueToken === token) showStanding(standing);
+    } catch {
+      // Not answered now: the next look asks again.
+    }
+    if (stillSold()) askWhetherSoldOut(token, dateId, SOLD_OUT_ASK_AGAIN_MS);
+  }, after);
 }
 
 // The service ends a seat stream when its token lapses or is spent (perhaps

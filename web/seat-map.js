@@ -24,6 +24,7 @@ function drawSeats(letterString) {
   // unless the snapshot itself shows this tab's hold sold (`booked`).
   $("seat-picker").removeAttribute("aria-disabled");
   show("seats-frozen", false);
+  state.unsoldSeats = [...letterString].filter((letter) => letter !== "S").length;
   [...letterString].forEach((letter, index) => setSeat(index + 1, letters[letter]));
   showFreeSeats([...letterString].filter((letter) => letter === "F").length);
   const first = [...letterString].indexOf("F");
@@ -49,6 +50,7 @@ function setSeat(seatNo, status) {
   if (!button) return;
   const was = button.dataset.status;
   if (was && (was === "free") !== (status === "free")) showFreeSeats(state.date.available_seats + (status === "free" ? 1 : -1));
+  if (was && (was === "sold") !== (status === "sold")) state.unsoldSeats += status === "sold" ? -1 : 1;
   // While a hold lasts only its own payment can sell its seat: one sold
   // here, and not by this tab's payment, was paid from another tab or
   // window of this booking.

@@ -5,7 +5,8 @@ date has a free seat right now, not that every date is sold out, and asks
 for the dates again every few seconds, so the date shows once the hold runs
 out (the page was left saying "sold out" until a reload). Once the holder
 pays, nothing is left to sell, and the page, whose token is still active,
-says the concert is sold out. No request may leave the machine and no
+says the concert is sold out, also when it was showing a date's seat map
+(which its standing stream, closed then, cannot tell it). No request may leave the machine and no
 script may fail.
 
     python held_out.py http://127.0.0.1:18396 <admin token> target/browser-screenshots
@@ -82,6 +83,18 @@ with sync_playwright() as playwright:
     if calls("held-out", "GET", dates) != asked:
         problems.append("the dates were asked for again after the concert sold out")
     shot(page, "held-out-2-sold-out", full_page=False)
+
+    # A page whose date's seat map is open follows the map, not the standing:
+    # once another user buys the last seat, it still learns the concert sold out.
+    page = watch(browser.new_context(viewport={"width": 1200, "height": 900}), "last-seat")
+    concert_id = create_concert(page, "Last seat", 1, 1_000, "2031-08-02T19:00:00Z")
+    admitted_as_sample_user(page, concert_id)
+    page.locator("#date-list button").first.click()
+    expect(page.locator("#seat-map .seat.free")).to_have_count(1)
+    holder_takes_the_seat(page.request, concert_id)()
+    expect(page.locator("#sold-out-line")).to_be_visible(timeout=10_000)
+    expect(page.locator("#seats")).to_be_hidden()
+    shot(page, "held-out-3-sold-out-from-the-map", full_page=False)
     browser.close()
 
 if problems:
