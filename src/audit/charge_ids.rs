@@ -9,7 +9,7 @@
 //! the ids whose fingerprint came twice (grouping every charge there
 //! instead made the audit of a million charges 78 % slower).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -63,18 +63,21 @@ impl ChargeIds {
         .bind(&suspects)
         .fetch_all(pool)
         .await?;
-        let mut first_at = std::collections::HashMap::new();
+        let label = |position, wallet: &str, sequence| {
+            format!("#{position} Wallet/{wallet} seq {sequence} Charged")
+        };
+        // Each id's first charge: its position and label.
+        let mut firsts: HashMap<String, (i64, String)> = HashMap::new();
         for (charge_id, position, wallet, sequence) in charges {
-            match first_at.get(&charge_id) {
-                Some(first) => found.push(Violation::new(
+            let again = label(position, &wallet, sequence);
+            match firsts.get(&charge_id) {
+                Some((first, first_label)) => found.push(Violation::new(
                     "a charge is made once",
                     format!("charge {charge_id} made again (first at position {first})"),
-                    vec![format!(
-                        "#{position} Wallet/{wallet} seq {sequence} Charged"
-                    )],
+                    vec![first_label.clone(), again],
                 )),
                 None => {
-                    first_at.insert(charge_id, position);
+                    firsts.insert(charge_id, (position, again));
                 }
             }
         }

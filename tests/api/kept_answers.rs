@@ -111,9 +111,14 @@ async fn a_retry_charged_again_after_the_wallet_forgot_its_id_is_named_by_the_au
     let rules: Vec<&str> = report.violations.iter().map(|found| found.rule).collect();
     assert_eq!(rules, ["a charge is made once"], "{:?}", report.violations);
     assert!(report.violations[0].detail.contains("first at position"));
+    let events = &report.violations[0].events;
+    assert_eq!(events.len(), 2, "{events:?}");
     assert!(
-        report.violations[0].events[0].ends_with(&format!("Wallet/{user} seq 1002 Charged")),
-        "{:?}",
-        report.violations[0].events
+        events[0].ends_with(&format!("Wallet/{user} seq 1 Charged")),
+        "{events:?}"
+    );
+    assert!(
+        events[1].ends_with(&format!("Wallet/{user} seq 1002 Charged")),
+        "{events:?}"
     );
 }
