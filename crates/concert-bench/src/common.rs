@@ -113,6 +113,13 @@ pub async fn enter(api: &Client, user: Uuid, concert: Uuid) -> Result<QueueToken
         .json("enter queue", &[200, 201])?)
 }
 
+/// What a waiting token came to.
+pub enum Turn {
+    Admitted,
+    /// Still waiting when the service said nothing is left to book.
+    SoldOut,
+}
+
 /// Polls the token every `poll` until it is active; fails when it expired or
 /// `timeout` passed.
 pub async fn wait_active(
@@ -121,6 +128,18 @@ pub async fn wait_active(
     poll: Duration,
     timeout: Duration,
 ) -> Result<(), BoxError> {
+    wait_turn(api, token, poll, timeout, false).await.map(drop)
+}
+
+/// `wait_active`, which with `leave_when_sold_out` gives up waiting, as a
+/// person in the line would, once the token's body says the concert sold out.
+pub async fn wait_turn(
+    api: &Client,
+    token: &str,
+    poll: Duration,
+    timeout: Duration,
+    leave_when_sold_out: bool,
+) -> Result<Turn, BoxError> {
     let deadline = Instant::now() + timeout;
     loop {
         let current: QueueToken = api
@@ -128,7 +147,8 @@ pub async fn wait_active(
             .await?
             .json("queue status", &[200])?;
         match current.status.as_str() {
-            "active" => return Ok(()),
+            "active" => return Ok(Turn::Admitted),
+            "waiting" if leave_when_sold_out && current.sold_out => return Ok(Turn::SoldOut),
             "waiting" => {}
             other => return Err(format!("token became {other} while waiting").into()),
         }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::hold::{hold_a_seat, Hold};
 use super::queue::Tokens;
 use super::{pay, FlashSaleArgs, Phases};
-use crate::common::{for_each, wait_active, CpuMeter, CpuUse, MachineTicks};
+use crate::common::{for_each, wait_turn, CpuMeter, CpuUse, MachineTicks, Turn};
 use crate::stats::Stats;
 use crate::BoxError;
 
@@ -109,7 +109,10 @@ impl Shop {
     }
 
     async fn try_buy(&self, token: &str) -> Result<Outcome, BoxError> {
-        wait_active(&self.api, token, self.poll, ADMISSION_TIMEOUT).await?;
+        let turn = wait_turn(&self.api, token, self.poll, ADMISSION_TIMEOUT, true).await?;
+        if let Turn::SoldOut = turn {
+            return Ok(Outcome::SoldOut);
+        }
         match hold_a_seat(self, token).await? {
             Hold::Held(reservation) => pay::pay(self, token, reservation).await,
             Hold::Ended(outcome) => Ok(outcome),
