@@ -14,7 +14,6 @@ use crate::event_store::{
     ProjectionError, Projector,
 };
 use crate::identity::UserTokens;
-use crate::live::sold_out::SoldOut;
 use crate::live::Feed;
 use crate::projection_lag::ProjectionLag;
 use crate::projections::{
@@ -74,8 +73,6 @@ pub struct Shared {
     pub projectors: Arc<Projectors>,
     /// This instance's live feed: what the Server-Sent Event streams watch.
     pub live: Feed,
-    /// Which concerts have nothing left to sell.
-    pub sold_out: Arc<SoldOut>,
     /// `serve --demo`: the booking page may mint tokens for new sample users.
     pub demo: bool,
     /// How far the read models are behind the log (`/readyz`, `/metrics`).
@@ -223,7 +220,6 @@ impl AppState {
             )),
             projectors: Arc::new(projectors),
             live,
-            sold_out: Arc::default(),
             demo: false,
             projection_lag: Arc::default(),
             draining: Draining::default(),

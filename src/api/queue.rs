@@ -152,7 +152,11 @@ pub(super) async fn token_body(
     standing: Standing,
 ) -> Result<TokenResponse, ApiError> {
     let now = crate::clock::now();
-    let sold_out = app.sold_out.of(&app.pool, ticket.concert_id, now).await?;
+    let sold_out = app
+        .live
+        .sold_out()
+        .of(&app.pool, ticket.concert_id, now)
+        .await?;
     let status = ticket.status_at(now).as_str();
     Ok(TokenResponse {
         token: app.tokens.issue(TicketId(ticket.ticket_id)),

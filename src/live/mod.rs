@@ -60,6 +60,7 @@ struct Inner {
     standings: standing::Standings,
     tickets: tickets::Tickets,
     dates: dates::ConcertDates,
+    sold_out: sold_out::SoldOut,
     stream_permits: Arc<stream_permits::StreamPermits>,
     /// When the last complete read of the log began: every commit before it
     /// has been published.
@@ -84,6 +85,7 @@ impl Feed {
                 standings: standing::Standings::default(),
                 tickets: tickets::Tickets::default(),
                 dates: dates::ConcertDates::default(),
+                sold_out: sold_out::SoldOut::default(),
                 stream_permits: Arc::default(),
                 caught_up: Mutex::new(None),
             }),
@@ -163,6 +165,11 @@ impl Feed {
     }
 
     /// The watchers of queue tickets and of their concerts' queues.
+    /// Which concerts have nothing left to sell.
+    pub fn sold_out(&self) -> &sold_out::SoldOut {
+        &self.inner.sold_out
+    }
+
     pub fn standings(&self) -> &standing::Standings {
         &self.inner.standings
     }
@@ -174,6 +181,20 @@ impl Feed {
     fn publish(&self, changes: &[LogChange]) {
         let Some(last) = changes.last() else { return };
         self.inner.seat_maps.apply(changes);
+        // Before the watchers wake: a standing sent for this read must not
+        // say seats are left on a read from before its sales.
+        let sold = |change: &LogChange| {
+            matches!(
+                change.kind,
+                changes::ChangeKind::Seat {
+                    status: SeatStatus::Sold,
+                    ..
+                }
+            )
+        };
+        if changes.iter().any(sold) {
+            self.inner.sold_out.seat_sold();
+        }
         self.inner.standings.apply(changes);
         for change in changes {
             if let changes::ChangeKind::Ticket {

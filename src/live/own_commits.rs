@@ -17,6 +17,9 @@ impl AfterCommit<Seat> for Feed {
         let Some(status) = SeatStatus::after(event.as_ref()) else {
             return;
         };
+        if status == SeatStatus::Sold {
+            self.sold_out().seat_sold();
+        }
         let date_id = match event {
             SeatEvent::SeatHeld { date_id, .. } => Some(date_id.0),
             _ => seat.date_id().map(|date_id| date_id.0),

@@ -5,9 +5,10 @@
 //! wait for admissions that can buy nothing.
 //!
 //! Read from the read models, at most once a second per concert while
-//! something is left, and never again once nothing is.
+//! something is left and no seat is sold, and never again once nothing is.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,9 @@ pub struct SoldOut {
     /// answer sends to the database at once wait for one read instead of
     /// each making its own (10,000 standing streams made 200 reads a second).
     reading: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
+    /// How many times a sale made every "seats left" stale: a read begun
+    /// before one is answered but not kept.
+    sales_seen: AtomicU64,
 }
 
 #[derive(Clone, Copy)]
@@ -62,7 +66,11 @@ impl SoldOut {
             return Ok(sold_out);
         }
         let read = Instant::now();
+        let sales_seen = self.sales_seen.load(Ordering::Acquire);
         let left = any_seat_left(pool, concert_id, now).await?;
+        if left && self.sales_seen.load(Ordering::Acquire) != sales_seen {
+            return Ok(false);
+        }
         let mut known = lock(&self.known);
         if known.len() >= MOST_CONCERTS {
             known.clear();
@@ -76,6 +84,14 @@ impl SoldOut {
             },
         );
         Ok(!left)
+    }
+
+    /// A seat was sold (here or, through the log, anywhere): any concert
+    /// may have sold out with it, so what the last reads found left is
+    /// read again, rather than answered for up to a second after the sale.
+    pub fn seat_sold(&self) {
+        self.sales_seen.fetch_add(1, Ordering::AcqRel);
+        lock(&self.known).retain(|_, known| matches!(known, Known::SoldOut));
     }
 
     /// What a fresh enough read said of `concert_id`.
@@ -131,5 +147,17 @@ mod tests {
         assert_eq!(fresh.known(Uuid::now_v7()), None);
         let stale = Instant::now() - LEFT_FRESH - Duration::from_millis(1);
         assert_eq!(knowing(concert, Known::LeftAt(stale)).known(concert), None);
+    }
+
+    #[test]
+    fn a_sale_makes_seats_left_stale_and_keeps_sold_out() {
+        let (left, over) = (Uuid::now_v7(), Uuid::now_v7());
+        let sold_out = knowing(left, Known::LeftAt(Instant::now()));
+        lock(&sold_out.known).insert(over, Known::SoldOut);
+
+        sold_out.seat_sold();
+
+        assert_eq!(sold_out.known(left), None);
+        assert_eq!(sold_out.known(over), Some(true));
     }
 }

@@ -190,7 +190,10 @@ impl StandingStream {
         };
         let now = crate::clock::now();
         !self.told_sold_out()
-            && (self.app.sold_out)
+            && self
+                .app
+                .live
+                .sold_out()
                 .of(&self.app.pool, ticket.concert_id, now)
                 .await
                 .unwrap_or(false)
