@@ -20,6 +20,10 @@ use super::lock;
 
 /// How long a read that found a seat left answers for its concert.
 const LEFT_FRESH: Duration = Duration::from_secs(1);
+/// How long it answers once a seat was sold after it: a sale may be the
+/// last, and looking again at each sale cost a flash sale 7 % more
+/// PostgreSQL time per request.
+const LEFT_FRESH_AFTER_SALE: Duration = Duration::from_millis(100);
 /// Concerts remembered at most; past it the memory is emptied.
 const MOST_CONCERTS: usize = 10_000;
 
@@ -31,15 +35,16 @@ pub struct SoldOut {
     /// answer sends to the database at once wait for one read instead of
     /// each making its own (10,000 standing streams made 200 reads a second).
     reading: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
-    /// How many times a sale made every "seats left" stale: a read begun
-    /// before one is answered but not kept.
+    /// How many sales were seen: a read begun before one is kept only
+    /// `LEFT_FRESH_AFTER_SALE`.
     sales_seen: AtomicU64,
 }
 
 #[derive(Clone, Copy)]
 enum Known {
     SoldOut,
-    LeftAt(Instant),
+    /// Seats were left; answered so until then.
+    LeftUntil(Instant),
 }
 
 impl SoldOut {
@@ -68,9 +73,11 @@ impl SoldOut {
         let read = Instant::now();
         let sales_seen = self.sales_seen.load(Ordering::Acquire);
         let left = any_seat_left(pool, concert_id, now).await?;
-        if left && self.sales_seen.load(Ordering::Acquire) != sales_seen {
-            return Ok(false);
-        }
+        let fresh_for = if self.sales_seen.load(Ordering::Acquire) == sales_seen {
+            LEFT_FRESH
+        } else {
+            LEFT_FRESH_AFTER_SALE
+        };
         let mut known = lock(&self.known);
         if known.len() >= MOST_CONCERTS {
             known.clear();
@@ -78,7 +85,7 @@ impl SoldOut {
         known.insert(
             concert_id,
             if left {
-                Known::LeftAt(read)
+                Known::LeftUntil(read + fresh_for)
             } else {
                 Known::SoldOut
             },
@@ -88,18 +95,23 @@ impl SoldOut {
 
     /// A seat was sold (here or, through the log, anywhere): any concert
     /// may have sold out with it, so what the last reads found left is
-    /// read again, rather than answered for up to a second after the sale.
+    /// answered `LEFT_FRESH_AFTER_SALE` more at most, not up to a second.
     pub fn seat_sold(&self) {
         self.sales_seen.fetch_add(1, Ordering::AcqRel);
-        lock(&self.known).retain(|_, known| matches!(known, Known::SoldOut));
+        let soon = Instant::now() + LEFT_FRESH_AFTER_SALE;
+        for known in lock(&self.known).values_mut() {
+            if let Known::LeftUntil(until) = known {
+                *until = (*until).min(soon);
+            }
+        }
     }
 
     /// What a fresh enough read said of `concert_id`.
     fn known(&self, concert_id: Uuid) -> Option<bool> {
         match lock(&self.known).get(&concert_id)? {
             Known::SoldOut => Some(true),
-            Known::LeftAt(read) if read.elapsed() < LEFT_FRESH => Some(false),
-            Known::LeftAt(_) => None,
+            Known::LeftUntil(until) if Instant::now() < *until => Some(false),
+            Known::LeftUntil(_) => None,
         }
     }
 }
@@ -142,22 +154,28 @@ mod tests {
         let concert = Uuid::now_v7();
 
         assert_eq!(knowing(concert, Known::SoldOut).known(concert), Some(true));
-        let fresh = knowing(concert, Known::LeftAt(Instant::now()));
+        let fresh = knowing(concert, Known::LeftUntil(Instant::now() + LEFT_FRESH));
         assert_eq!(fresh.known(concert), Some(false));
         assert_eq!(fresh.known(Uuid::now_v7()), None);
-        let stale = Instant::now() - LEFT_FRESH - Duration::from_millis(1);
-        assert_eq!(knowing(concert, Known::LeftAt(stale)).known(concert), None);
+        let stale = Instant::now() - Duration::from_millis(1);
+        assert_eq!(
+            knowing(concert, Known::LeftUntil(stale)).known(concert),
+            None
+        );
     }
 
     #[test]
-    fn a_sale_makes_seats_left_stale_and_keeps_sold_out() {
+    fn a_sale_makes_seats_left_stale_soon_and_keeps_sold_out() {
         let (left, over) = (Uuid::now_v7(), Uuid::now_v7());
-        let sold_out = knowing(left, Known::LeftAt(Instant::now()));
+        let sold_out = knowing(left, Known::LeftUntil(Instant::now() + LEFT_FRESH));
         lock(&sold_out.known).insert(over, Known::SoldOut);
 
         sold_out.seat_sold();
 
-        assert_eq!(sold_out.known(left), None);
+        let Some(Known::LeftUntil(until)) = lock(&sold_out.known).get(&left).copied() else {
+            panic!("seats left are still known for a moment");
+        };
+        assert!(until <= Instant::now() + LEFT_FRESH_AFTER_SALE);
         assert_eq!(sold_out.known(over), Some(true));
     }
 }

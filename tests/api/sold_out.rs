@@ -61,8 +61,10 @@ async fn the_line_is_told_once_every_seat_is_sold_and_not_while_one_is_only_held
         201
     );
 
-    // At once, though "a seat is left" was read less than a second ago: a
-    // sale makes that stale.
+    // Within a tenth of a second, though "a seat is left" was read just
+    // before and would otherwise be answered for a second: a sale makes it
+    // stale.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(sold_out(&app, &waiting).await);
     // Every body of the shape says it: a spent token's, and a new entry's.
     assert!(sold_out(&app, &first.token).await);
