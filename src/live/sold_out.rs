@@ -21,8 +21,8 @@ use super::lock;
 /// How long a read that found a seat left answers for its concert.
 const LEFT_FRESH: Duration = Duration::from_secs(1);
 /// How long it answers once a seat was sold after it: a sale may be the
-/// last, and looking again at each sale cost a flash sale 7 % more
-/// PostgreSQL time per request.
+/// last, but looking again at every sale of a flash sale would read once
+/// per sale.
 const LEFT_FRESH_AFTER_SALE: Duration = Duration::from_millis(100);
 /// Concerts remembered at most; past it the memory is emptied.
 const MOST_CONCERTS: usize = 10_000;
