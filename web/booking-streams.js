@@ -66,8 +66,9 @@ function watchSeats() {
 
 // Only the standing says whether the whole concert sold out, and its stream
 // is closed while a seat map is open: once every seat of the picked date is
-// sold, the page asks, after the service's own look (at most a second old),
-// and again every few seconds while other dates may still have seats.
+// sold, the page asks (a moment later: the service's own look may be a
+// tenth of a second behind the sale), and again every few seconds while
+// other dates may still have seats.
 function askWhetherSoldOut(token, dateId, after = SOLD_OUT_FIRST_ASK_MS) {
   if (state.soldOutAsk || state.soldOut) return;
   const stillSold = () => state.queueToken === token && state.date?.date_id === dateId && state.unsoldSeats === 0 && !state.paid && !state.soldOut;

@@ -5,7 +5,8 @@
 //! wait for admissions that can buy nothing.
 //!
 //! Read from the read models, at most once a second per concert while
-//! something is left and no seat is sold, and never again once nothing is.
+//! something is left (every 0.1 s while seats are being sold), and never
+//! again once nothing is.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
