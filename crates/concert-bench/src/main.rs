@@ -13,6 +13,7 @@ mod common;
 mod endpoint;
 mod flash_sale;
 mod history;
+mod machine;
 mod profile;
 mod stats;
 

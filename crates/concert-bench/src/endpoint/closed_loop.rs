@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::common::{progress, CpuMeter, CpuTimes, MachineTicks};
+use crate::common::progress;
+use crate::machine::{CpuMeter, CpuTimes, MachineTicks};
 use crate::profile::Profiler;
 use crate::BoxError;
 

@@ -17,7 +17,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::api::{create_concert, ServerArgs};
-use crate::common::{active_users, write_json, CpuMeter, CpuUse, MachineTicks, Memory};
+use crate::common::{active_users, write_json};
+use crate::machine::{CpuMeter, CpuUse, MachineTicks, Memory};
 use crate::stats::{print_table, Stats};
 use crate::BoxError;
 

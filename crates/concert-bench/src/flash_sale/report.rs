@@ -6,7 +6,8 @@ use uuid::Uuid;
 
 use super::sale::Sale;
 use super::{Check, FlashSaleArgs, Phases};
-use crate::common::{write_json, Memory};
+use crate::common::write_json;
+use crate::machine::Memory;
 use crate::stats::print_table;
 use crate::BoxError;
 

@@ -12,7 +12,8 @@ use uuid::Uuid;
 use super::hold::{hold_a_seat, Hold};
 use super::queue::Tokens;
 use super::{pay, FlashSaleArgs, Phases};
-use crate::common::{for_each, wait_turn, CpuMeter, CpuUse, MachineTicks, Turn};
+use crate::common::{for_each, wait_turn, Turn};
+use crate::machine::{CpuMeter, CpuUse, MachineTicks};
 use crate::stats::Stats;
 use crate::BoxError;
 
