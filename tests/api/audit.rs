@@ -29,7 +29,13 @@ pub(crate) async fn booking_history(app: &TestApp) {
         } else {
             StatusCode::PAYMENT_REQUIRED
         };
-        assert_eq!(app.pay(&user, reservation).await.status, expected);
+        let paid = app.pay(&user, reservation).await;
+        assert_eq!(
+            paid.status,
+            expected,
+            "payment {n}: {}",
+            String::from_utf8_lossy(&paid.body)
+        );
         if n == 3 {
             app.charge(user.user_id, 500).await;
         }
