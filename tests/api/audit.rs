@@ -20,10 +20,12 @@ pub(crate) async fn booking_history(app: &TestApp) {
         let user = app.active_user(&concert.concert_id).await;
         let seat = app.first_free_seat(&user, &concert).await;
         if n < 3 {
-            app.charge(user.user_id, 2500).await;
+            charge(app, user.user_id, 2500).await;
         }
         let held: Value = json_of(&app.hold(&user, &seat).await);
-        let reservation = held["reservation_id"].as_str().unwrap();
+        let reservation = held["reservation_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("hold {n}: {held}"));
         let expected = if n < 3 {
             StatusCode::CREATED
         } else {
@@ -37,9 +39,21 @@ pub(crate) async fn booking_history(app: &TestApp) {
             String::from_utf8_lossy(&paid.body)
         );
         if n == 3 {
-            app.charge(user.user_id, 500).await;
+            charge(app, user.user_id, 500).await;
         }
     }
+}
+
+/// Charges `amount`, which must be answered `200`: a charge refused would
+/// otherwise show only as the payment after it refused.
+async fn charge(app: &TestApp, user_id: Uuid, amount: i64) {
+    let charged = app.charge(user_id, amount).await;
+    assert_eq!(
+        charged.status,
+        StatusCode::OK,
+        "charge of {amount}: {}",
+        String::from_utf8_lossy(&charged.body)
+    );
 }
 
 /// Waits until the scheduler has expired the one hold left unpaid.
