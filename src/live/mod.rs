@@ -164,12 +164,12 @@ impl Feed {
         lock(&self.inner.caught_up).is_some_and(|began| began.elapsed() <= CURRENT_WITHIN)
     }
 
-    /// The watchers of queue tickets and of their concerts' queues.
     /// Which concerts have nothing left to sell.
     pub fn sold_out(&self) -> &sold_out::SoldOut {
         &self.inner.sold_out
     }
 
+    /// The watchers of queue tickets and of their concerts' queues.
     pub fn standings(&self) -> &standing::Standings {
         &self.inner.standings
     }

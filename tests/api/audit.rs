@@ -32,12 +32,7 @@ pub(crate) async fn booking_history(app: &TestApp) {
             StatusCode::PAYMENT_REQUIRED
         };
         let paid = app.pay(&user, reservation).await;
-        assert_eq!(
-            paid.status,
-            expected,
-            "payment {n}: {}",
-            String::from_utf8_lossy(&paid.body)
-        );
+        assert_eq!(paid.status, expected, "payment {n}: {}", paid.text());
         if n == 3 {
             charge(app, user.user_id, 500).await;
         }
@@ -52,7 +47,7 @@ async fn charge(app: &TestApp, user_id: Uuid, amount: i64) {
         charged.status,
         StatusCode::OK,
         "charge of {amount}: {}",
-        String::from_utf8_lossy(&charged.body)
+        charged.text()
     );
 }
 
