@@ -20,7 +20,7 @@ pub(crate) async fn booking_history(app: &TestApp) {
         let user = app.active_user(&concert.concert_id).await;
         let seat = app.first_free_seat(&user, &concert).await;
         if n < 3 {
-            charge(app, user.user_id, 2500).await;
+            app.fund(user.user_id, 2500).await;
         }
         let held: Value = json_of(&app.hold(&user, &seat).await);
         let reservation = held["reservation_id"]
@@ -34,21 +34,9 @@ pub(crate) async fn booking_history(app: &TestApp) {
         let paid = app.pay(&user, reservation).await;
         assert_eq!(paid.status, expected, "payment {n}: {}", paid.text());
         if n == 3 {
-            charge(app, user.user_id, 500).await;
+            app.fund(user.user_id, 500).await;
         }
     }
-}
-
-/// Charges `amount`, which must be answered `200`: a charge refused would
-/// otherwise show only as the payment after it refused.
-async fn charge(app: &TestApp, user_id: Uuid, amount: i64) {
-    let charged = app.charge(user_id, amount).await;
-    assert_eq!(
-        charged.status,
-        StatusCode::OK,
-        "charge of {amount}: {}",
-        charged.text()
-    );
 }
 
 /// Waits until the scheduler has expired the one hold left unpaid.
@@ -83,7 +71,7 @@ async fn paging_the_log_while_writers_commit_never_skips_or_repeats_an_event() {
     let writers = async {
         join_all(users.iter().map(|user| async {
             for _ in 0..25 {
-                app.charge(*user, 10).await;
+                app.fund(*user, 10).await;
             }
         }))
         .await
@@ -142,8 +130,8 @@ async fn paging_the_log_while_writers_commit_never_skips_or_repeats_an_event() {
 async fn the_audit_endpoints_need_the_admin_token_and_serve_one_stream() {
     let app = spawn_app().await;
     let user = Uuid::new_v4();
-    app.charge(user, 500).await;
-    app.charge(user, 700).await;
+    app.fund(user, 500).await;
+    app.fund(user, 700).await;
 
     let anonymous = app.get("/audit/events", None).await;
     let as_user = app.get("/audit/events", Some("not-the-admin")).await;
@@ -214,7 +202,7 @@ async fn a_seat_never_held_or_a_wallet_never_charged_has_an_empty_history_not_no
 async fn a_stream_is_named_by_its_uuid_in_upper_case_too_and_a_bad_one_is_a_bad_request() {
     let app = spawn_app().await;
     let user = Uuid::new_v4();
-    app.charge(user, 500).await;
+    app.fund(user, 500).await;
 
     let upper = app
         .get_json(
@@ -279,7 +267,7 @@ async fn an_audit_while_charges_commit_reports_no_disagreement() {
     let app = spawn_app().await;
     let users: Vec<Uuid> = (0..8).map(|_| Uuid::new_v4()).collect();
     for user in &users {
-        app.charge(*user, 1).await;
+        app.fund(*user, 1).await;
     }
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let charging = join_all(users.iter().map(|&user| {
@@ -339,7 +327,7 @@ async fn a_replay_rebuilds_read_models_identical_to_the_incremental_ones() {
 #[tokio::test]
 async fn the_audit_command_tells_a_violation_from_a_database_it_cannot_reach() {
     let app = spawn_app().await;
-    app.charge(Uuid::new_v4(), 500).await;
+    app.fund(Uuid::new_v4(), 500).await;
     let pool = app.shutdown().await;
     let audit = |url: String| async move {
         tokio::process::Command::new(env!("CARGO_BIN_EXE_concert"))

@@ -121,7 +121,7 @@ async fn a_payment_recovered_after_its_ticket_lapsed_passes_the_audit() {
     let concert = app.create_concert(1, 3, 1000).await;
     let user = app.active_user(&concert.concert_id).await;
     let seat = app.first_free_seat(&user, &concert).await;
-    app.charge(user.user_id, 5000).await;
+    app.fund(user.user_id, 5000).await;
     let held = json_of(&app.hold(&user, &seat).await);
     let cut = app
         .pay(&user, held["reservation_id"].as_str().unwrap())

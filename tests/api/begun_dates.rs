@@ -36,7 +36,7 @@ async fn a_hold_lasts_until_its_date_begins_at_most_and_then_cannot_be_paid() {
     let concert = concert_starting(&app, starts_at).await;
     let user = app.active_user(&concert.concert_id).await;
     let seats = app.free_seats(&user, &concert, 0).await;
-    app.charge(user.user_id, 50_000).await;
+    app.fund(user.user_id, 50_000).await;
 
     let held = app.hold(&user, &seats[0].seat_id.to_string()).await;
     assert_eq!(held.status, 201);

@@ -151,7 +151,7 @@ async fn the_audit_report_gives_its_checkpoint_and_is_held_to_one() {
     );
 
     // More events since: the log up to the checkpoint is unchanged.
-    app.charge(uuid::Uuid::new_v4(), 100).await;
+    app.fund(uuid::Uuid::new_v4(), 100).await;
     let held: Value = report(Some(text.clone()))
         .await
         .unwrap()

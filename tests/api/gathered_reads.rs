@@ -88,7 +88,7 @@ async fn a_crowd_paying_at_once_shares_reads_and_each_pays_its_own_hold() {
     let mut reservations = Vec::new();
     for (user, seat) in crowd.iter().zip(&seats) {
         reservations.push(json_of(&app.hold(user, seat).await)["reservation_id"].clone());
-        app.charge(user.user_id, 5_000).await;
+        app.fund(user.user_id, 5_000).await;
     }
 
     let payments = crowd

@@ -22,7 +22,7 @@ async fn impatient_app(hold_ttl_secs: u64) -> TestApp {
 async fn a_charge_that_gave_up_while_queued_behind_its_wallet_is_not_made_later() {
     let app = impatient_app(300).await;
     let user = Uuid::new_v4();
-    app.charge(user, 100).await;
+    app.fund(user, 100).await;
     let token = app.user_token(user).await;
     // Another session holds the wallet's balance row: the next charge's batch
     // waits on it, and the one after waits for that batch.

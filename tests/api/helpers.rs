@@ -257,6 +257,19 @@ impl TestApp {
             .expect("answered")
     }
 
+    /// Charges `user_id`'s wallet, which must be answered `200`: a charge
+    /// refused by mistake would otherwise show only as the step after it
+    /// failing (a payment refused, a balance off).
+    pub async fn fund(&self, user_id: Uuid, amount: i64) {
+        let charged = self.charge(user_id, amount).await;
+        assert_eq!(
+            charged.status,
+            StatusCode::OK,
+            "charge of {amount}: {}",
+            charged.text()
+        );
+    }
+
     /// Pays `reservation_id` (a UUID; a malformed id is a raw `post`) with
     /// the user's queue token.
     pub async fn pay(&self, user: &User, reservation_id: &str) -> Answer {

@@ -46,7 +46,7 @@ async fn kept_answers_are_forgotten_in_time_and_retries_after_still_answer_the_s
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    app.charge(user.user_id, 50).await;
+    app.fund(user.user_id, 50).await;
 
     let charged_again = app
         .api

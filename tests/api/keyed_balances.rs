@@ -42,7 +42,7 @@ async fn a_charge_retried_after_its_answer_was_lost_answers_the_balance_it_left(
     let first = app.api.charge(user, 1000, Some("top-up")).await.unwrap();
     assert_eq!(json_of(&first)["balance"], 1000);
     forget_kept_answers(&app, user).await;
-    app.charge(user, 50).await;
+    app.fund(user, 50).await;
 
     let retry = app.api.charge(user, 1000, Some("top-up")).await.unwrap();
 
@@ -63,7 +63,7 @@ async fn a_payment_retried_after_its_answer_was_lost_answers_the_balance_it_left
     assert_eq!(first.status, 201);
     assert_eq!(json_of(&first)["balance"], 9_000);
     forget_kept_answers(&app, user.user_id).await;
-    app.charge(user.user_id, 500).await;
+    app.fund(user.user_id, 500).await;
 
     let retry = app
         .api

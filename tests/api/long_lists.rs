@@ -28,7 +28,7 @@ async fn get_paged(app: &TestApp, path: &str) -> (Value, bool) {
 async fn a_wallet_s_history_longer_than_a_page_arrives_whole_in_sequence_order() {
     let app = spawn_app().await;
     let (short, long) = (Uuid::new_v4(), Uuid::new_v4());
-    app.charge(short, 5).await;
+    app.fund(short, 5).await;
     let charges = 2 * STREAM_PAGE + 37;
     stream::iter(0..charges)
         .for_each_concurrent(16, |_| async {
@@ -85,7 +85,7 @@ async fn a_catalogue_longer_than_a_page_lists_every_concert_once_newest_first() 
 async fn a_row_below_sequence_1_is_shown_in_its_stream_s_history() {
     let app = spawn_app().await;
     let user = Uuid::new_v4();
-    app.charge(user, 5).await;
+    app.fund(user, 5).await;
     // Only a forgery writes one; the schema allows it, the audit names it,
     // and the history must not hide it from an auditor.
     sqlx::query(

@@ -167,7 +167,7 @@ async fn a_key_reused_for_another_reservation_is_refused_and_pays_nothing() {
     let user = app.active_user(&concert.concert_id).await;
     let first_seat: Uuid = held_seat(&app, &concert, &user, 0).await.parse().unwrap();
     let second_seat: Uuid = held_seat(&app, &concert, &user, 0).await.parse().unwrap();
-    app.charge(user.user_id, 10_000).await;
+    app.fund(user.user_id, 10_000).await;
     let paid = app
         .api
         .pay(&user.token, first_seat, Some("reused"))
@@ -198,7 +198,7 @@ async fn one_key_sent_for_two_reservations_at_once_never_sells_a_seat_unpaid() {
         let user = app.active_user(&concert.concert_id).await;
         let first: Uuid = held_seat(&app, &concert, &user, 0).await.parse().unwrap();
         let second: Uuid = held_seat(&app, &concert, &user, 0).await.parse().unwrap();
-        app.charge(user.user_id, 10_000).await;
+        app.fund(user.user_id, 10_000).await;
         let key = format!("one-key-{round}");
 
         let (a, b) = tokio::join!(

@@ -229,7 +229,7 @@ async fn buyers(app: &TestApp, concert: &Concert, count: usize) -> Vec<Buyer> {
     for (user, seat) in users.into_iter().zip(seats) {
         let seat_id = seat.seat_id.to_string();
         let reservation: Value = json_of(&app.hold(&user, &seat_id).await);
-        app.charge(user.user_id, CHARGED).await;
+        app.fund(user.user_id, CHARGED).await;
         buyers.push(Buyer {
             reservation_id: reservation["reservation_id"].as_str().unwrap().to_string(),
             user,

@@ -26,7 +26,7 @@ pub(crate) async fn ready_to_pay(app: &TestApp) -> (User, Uuid) {
     let concert = app.create_concert(1, 5, 1000).await;
     let user = app.active_user(&concert.concert_id).await;
     let reservation_id = held_seat(app, &concert, &user, 0).await;
-    app.charge(user.user_id, 10_000).await;
+    app.fund(user.user_id, 10_000).await;
     (user, reservation_id.parse().unwrap())
 }
 
@@ -36,7 +36,7 @@ async fn paying_with_too_little_balance_is_refused_and_changes_nothing() {
     let concert = app.create_concert(1, 5, 150_000).await;
     let user = app.active_user(&concert.concert_id).await;
     let reservation_id = held_seat(&app, &concert, &user, 0).await;
-    app.charge(user.user_id, 100_000).await;
+    app.fund(user.user_id, 100_000).await;
 
     let response = app.pay(&user, &reservation_id).await;
     // A queue token does not open the wallet: the refusal names the price,
@@ -65,7 +65,7 @@ async fn a_reservation_is_paid_once_and_paying_it_again_is_already_paid_whatever
     let concert = app.create_concert(1, 5, 1000).await;
     let user = app.active_user(&concert.concert_id).await;
     let reservation_id = held_seat(&app, &concert, &user, 0).await;
-    app.charge(user.user_id, 10_000).await;
+    app.fund(user.user_id, 10_000).await;
     assert_eq!(
         app.pay(&user, &reservation_id).await.status,
         StatusCode::CREATED
@@ -97,7 +97,7 @@ async fn a_keyed_retry_is_answered_its_receipt_only_with_a_token_of_the_reservat
     );
     let user = app.active_user(&concert.concert_id).await;
     let reservation_id = held_seat(&app, &concert, &user, 0).await;
-    app.charge(user.user_id, 10_000).await;
+    app.fund(user.user_id, 10_000).await;
     let (_, other) = app.enter_queue(user.user_id, &elsewhere.concert_id).await;
     let other = other["token"].as_str().unwrap().to_string();
     app.wait_until_active(&other).await;
@@ -131,7 +131,7 @@ async fn another_users_reservation_is_not_found() {
         app.active_user(&concert.concert_id).await,
     );
     let reservation_id = held_seat(&app, &concert, &owner, 0).await;
-    app.charge(other.user_id, 10_000).await;
+    app.fund(other.user_id, 10_000).await;
 
     let paid = app.pay(&other, &reservation_id).await;
     let read = app
@@ -185,7 +185,7 @@ async fn a_token_of_another_concert_cannot_pay_and_spends_nothing() {
     };
     app.wait_until_active(&other.token).await;
     let reservation_id = held_seat(&app, &here, &user, 0).await;
-    app.charge(user.user_id, 10_000).await;
+    app.fund(user.user_id, 10_000).await;
 
     let response = app.pay(&other, &reservation_id).await;
 

@@ -22,7 +22,7 @@ async fn payment_cut_after_debit(hold_ttl_secs: u64) -> (sqlx::PgPool, Uuid, Str
     let concert = app.create_concert(1, 3, 1000).await;
     let user = app.active_user(&concert.concert_id).await;
     let seat_id = app.first_free_seat(&user, &concert).await;
-    app.charge(user.user_id, 5000).await;
+    app.fund(user.user_id, 5000).await;
     let held: Value = json_of(&app.hold(&user, &seat_id).await);
     let reservation_id = held["reservation_id"].as_str().unwrap().to_string();
 
@@ -122,7 +122,7 @@ async fn events_whose_projection_was_lost_are_applied_on_start() {
 async fn an_unreachable_database_is_a_503_problem_and_changes_nothing() {
     let app = spawn_app_with(test_config()).await;
     let user_id = Uuid::new_v4();
-    app.charge(user_id, 100).await;
+    app.fund(user_id, 100).await;
     let token = app.user_token(user_id).await;
     let options = (*app.pool.connect_options()).clone();
     app.pool.close().await;

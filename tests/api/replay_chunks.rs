@@ -60,7 +60,7 @@ async fn a_replay_in_chunks_rebuilds_streams_whose_events_stand_in_a_row() {
     assert_eq!(app.hold(&lapsing, &seat).await.status, 201);
     until_a_hold_expired(&app.pool).await;
     let buyer = app.active_user(&concert.concert_id).await;
-    app.charge(buyer.user_id, 1000).await;
+    app.fund(buyer.user_id, 1000).await;
     let held: Value = json_of(&app.hold(&buyer, &seat).await);
     let reservation = held["reservation_id"].as_str().unwrap();
     assert_eq!(app.pay(&buyer, reservation).await.status, 201);

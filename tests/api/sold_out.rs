@@ -27,7 +27,7 @@ async fn sold_out(app: &TestApp, token: &str) -> bool {
 async fn hold_funded(app: &TestApp, user: &User, seat_id: &str) -> Value {
     let held = app.hold(user, seat_id).await;
     assert_eq!(held.status, StatusCode::CREATED);
-    app.charge(user.user_id, 1_000).await;
+    app.fund(user.user_id, 1_000).await;
     json_of(&held)
 }
 

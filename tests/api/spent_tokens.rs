@@ -31,7 +31,7 @@ async fn payments_racing_with_one_token_buy_one_seat_and_refuse_the_rest_unchang
         held.push(reservation["reservation_id"].as_str().unwrap().to_string());
     }
     assert_eq!(held.len(), HOLDS);
-    app.charge(user.user_id, 10 * PRICE).await;
+    app.fund(user.user_id, 10 * PRICE).await;
 
     let answers = join_all(held.iter().map(|reservation| app.pay(&user, reservation))).await;
 
@@ -79,7 +79,7 @@ async fn two_payments_of_a_reservation_through_two_instances_pay_once_and_the_se
     let seats = first.free_seats(&users[0], &concert, 0).await;
     let app = &first;
     let held = join_all(users.iter().zip(&seats).map(|(user, seat)| async move {
-        app.charge(user.user_id, PRICE).await;
+        app.fund(user.user_id, PRICE).await;
         let reservation = json_of(&app.hold(user, &seat.seat_id.to_string()).await);
         let reservation: Uuid = reservation["reservation_id"]
             .as_str()

@@ -161,7 +161,7 @@ async fn concurrent_charges_and_payments_on_one_wallet_leave_the_sum_of_their_ev
         let held: Value = json_of(&app.hold(&user, &seat).await);
         reservations.push((user, held["reservation_id"].as_str().unwrap().to_string()));
     }
-    app.charge(user_id, 3000).await;
+    app.fund(user_id, 3000).await;
 
     let charges = join_all((0..25).map(|_| app.charge(user_id, 700)));
     let payments = join_all(

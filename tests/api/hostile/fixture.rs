@@ -120,7 +120,7 @@ pub(super) async fn fixture(app: &TestApp) -> Fixture {
     // Spent: holds, pays, and its token expires (freeing its place).
     let expired = app.active_user(&concert_a.concert_id).await;
     let sold: Value = json_of(&app.hold(&expired, &seat(1)).await);
-    app.charge(expired.user_id, 1000).await;
+    app.fund(expired.user_id, 1000).await;
     let paid = app
         .pay(&expired, sold["reservation_id"].as_str().unwrap())
         .await;

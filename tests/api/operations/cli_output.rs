@@ -43,7 +43,7 @@ async fn run_unread(database_url: &str, args: &[&str], lost: LostOutput) -> i32 
 #[tokio::test]
 async fn commands_whose_report_is_lost_do_their_work_and_exit_with_their_own_code() {
     let app = spawn_app().await;
-    app.charge(Uuid::new_v4(), 500).await;
+    app.fund(Uuid::new_v4(), 500).await;
     let url = database_url_of(&app.pool);
     let user = Uuid::new_v4().to_string();
     let folder = std::env::temp_dir().join(format!("concert-lost-{}", Uuid::new_v4().simple()));
