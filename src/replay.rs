@@ -18,6 +18,7 @@
 mod chunks;
 mod live_settings;
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use sqlx::{Acquire, PgConnection, PgPool};
@@ -57,10 +58,15 @@ pub async fn dump_read_models(pool: &PgPool) -> sqlx::Result<Vec<(String, Vec<St
 
 const BUILD_SCHEMA: &str = "concert_replay";
 
+/// A stream caught up after the rebuild: its aggregate type and id.
+type CaughtUpStream = (&'static str, String);
+
 /// What a replay did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReplayReport {
     pub events: u64,
+    /// The streams with events committed during the rebuild, caught up
+    /// before the swap; each counts once.
     pub caught_up_streams: u64,
     /// Of those, the streams caught up under the swap's locks, while the
     /// service's requests waited.
@@ -154,16 +160,20 @@ pub async fn replay(
     // with the whole rebuild: the swap is tried in a savepoint instead,
     // briefly, until those readers are done.
     let started = Instant::now();
-    let mut caught_up_before_swap = 0;
-    let (caught_up_streams, caught_up_under_locks) = loop {
+    // A stream may be caught up in several passes, and again after a swap
+    // tried and rolled back: the report counts it once.
+    let mut caught_up = HashSet::new();
+    let caught_up_under_locks = loop {
         // What committed while the rebuild ran or the swap waited, applied
         // before the locks, so that under them only the last moment's is.
-        caught_up_before_swap += catch_up_before_swap(&mut tx, &projectors, last).await?;
+        catch_up_before_swap(&mut tx, &projectors, last, &mut caught_up).await?;
         let mut swap = tx.begin().await?;
         match swap_in(&mut swap, &projectors, last).await {
-            Ok(caught_up) => {
+            Ok(under_locks) => {
                 swap.commit().await?;
-                break (caught_up_before_swap + caught_up, caught_up);
+                let count = under_locks.len() as u64;
+                caught_up.extend(under_locks);
+                break count;
             }
             Err(error) if is_busy(&error) && started.elapsed() < SWAP_WAIT_MOST => {
                 swap.rollback().await?;
@@ -182,7 +192,7 @@ pub async fn replay(
     let snapshots_dropped = drop_snapshots(pool).await?;
     Ok(ReplayReport {
         events: done,
-        caught_up_streams,
+        caught_up_streams: caught_up.len() as u64,
         caught_up_under_locks,
         snapshots_dropped,
     })
@@ -237,16 +247,17 @@ async fn catch_up_before_swap(
     tx: &mut PgConnection,
     projectors: &Projectors,
     rebuilt_upto: i64,
-) -> Result<u64, ReplayError> {
-    let mut caught_up = 0;
+    caught_up: &mut HashSet<CaughtUpStream>,
+) -> Result<(), ReplayError> {
     for _ in 0..CATCH_UP_PASSES {
         let pass = projectors.catch_up_in(tx, rebuilt_upto).await?;
-        caught_up += pass;
-        if pass <= FEW_BEHIND {
+        let few_behind = pass.len() as u64 <= FEW_BEHIND;
+        caught_up.extend(pass);
+        if few_behind {
             break;
         }
     }
-    Ok(caught_up)
+    Ok(())
 }
 
 /// Drops every snapshot, so each stream is loaded whole until its next
@@ -276,7 +287,7 @@ async fn swap_in(
     swap: &mut PgConnection,
     projectors: &Projectors,
     rebuilt_upto: i64,
-) -> Result<u64, ReplayError> {
+) -> Result<Vec<CaughtUpStream>, ReplayError> {
     // A backup shares this lock while it copies: its snapshot reads every
     // table until it is done.
     let no_backup: bool = sqlx::query_scalar("select pg_try_advisory_xact_lock($1)")
@@ -300,7 +311,7 @@ async fn swap_in(
     ))
     .execute(&mut *swap)
     .await?;
-    let caught_up_streams = projectors.catch_up_in(swap, rebuilt_upto).await?;
+    let caught_up = projectors.catch_up_in(swap, rebuilt_upto).await?;
     for table in READ_MODEL_TABLES {
         sqlx::query(&format!("drop table public.{table}"))
             .execute(&mut *swap)
@@ -311,7 +322,7 @@ async fn swap_in(
         .execute(&mut *swap)
         .await?;
     }
-    Ok(caught_up_streams)
+    Ok(caught_up)
 }
 
 /// Whether a try of the swap failed because someone else held the tables.

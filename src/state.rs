@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use cqrs_es::Aggregate;
 use sqlx::PgPool;
 
 use crate::aggregates::{Concert, QueueTicket, Seat, Wallet};
@@ -121,16 +122,33 @@ impl Projectors {
 
 impl Projectors {
     /// `catch_up` inside the caller's transaction, of read models that hold
-    /// every event up to `after_position` (`Projector::catch_up_in`).
+    /// every event up to `after_position` (`Projector::catch_up_in`). Gives
+    /// the streams it caught up, by aggregate type and id.
     pub async fn catch_up_in(
         &self,
         tx: &mut sqlx::PgConnection,
         after_position: i64,
-    ) -> Result<u64, ProjectionError> {
-        Ok(self.concerts.catch_up_in(tx, after_position).await?
-            + self.wallets.catch_up_in(tx, after_position).await?
-            + self.seats.catch_up_in(tx, after_position).await?
-            + self.tickets.catch_up_in(tx, after_position).await?)
+    ) -> Result<Vec<(&'static str, String)>, ProjectionError> {
+        let of_type = |aggregate_type: &'static str, ids: Vec<String>| {
+            ids.into_iter().map(move |id| (aggregate_type, id))
+        };
+        Ok(of_type(
+            Concert::TYPE,
+            self.concerts.catch_up_in(tx, after_position).await?,
+        )
+        .chain(of_type(
+            Wallet::TYPE,
+            self.wallets.catch_up_in(tx, after_position).await?,
+        ))
+        .chain(of_type(
+            Seat::TYPE,
+            self.seats.catch_up_in(tx, after_position).await?,
+        ))
+        .chain(of_type(
+            QueueTicket::TYPE,
+            self.tickets.catch_up_in(tx, after_position).await?,
+        ))
+        .collect())
     }
 }
 

@@ -96,6 +96,9 @@ async fn a_replay_swaps_after_long_readers_without_holding_up_the_service() {
     .expect("the replay swaps once the readers are done");
     let report = replayed.expect("the replay succeeds");
     assert!(report.events > 0);
+    // The wallet is the one stream that moved during the rebuild, caught up
+    // pass after pass while the swap waited: one stream, however often.
+    assert_eq!(report.caught_up_streams, 1, "{report:?}");
     let balance: i64 = sqlx::query_scalar("select balance from balances where user_id = $1")
         .bind(user)
         .fetch_one(&app.pool)

@@ -31,17 +31,18 @@ impl<A: Aggregate> Projector<A> {
     /// event positioned after `after_position` or not positioned yet: what
     /// committed since read models that hold every event up to that
     /// position. It reads those events through the position indexes, not
-    /// the whole log, so its cost follows what is new.
+    /// the whole log, so its cost follows what is new. Gives the ids of the
+    /// streams it caught up.
     pub async fn catch_up_in(
         &self,
         tx: &mut PgConnection,
         after_position: i64,
-    ) -> Result<u64, ProjectionError> {
+    ) -> Result<Vec<String>, ProjectionError> {
         let behind = self.streams_behind(tx, Some(after_position)).await?;
         for batch in catch_up_batches(&behind) {
             self.catch_up_streams(tx, batch).await?;
         }
-        Ok(behind.len() as u64)
+        Ok(behind.into_iter().map(|(id, _)| id).collect())
     }
 
     /// Applies the events the read models lack of the streams `behind`, as
