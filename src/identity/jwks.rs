@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use super::{current, validation, Claims, IdentityError, IdentitySettings, TokenRefused};
 
 /// How long a read of the file is trusted before it is looked at again; a
-/// token naming an unknown key looks at once.
+/// token no known key signed looks at once.
 const RECHECK_EVERY: Duration = Duration::from_millis(500);
 
 /// Verifies user tokens against the keys of a JWKS file.
@@ -102,26 +102,57 @@ impl JwksFile {
     /// The claims of a token signed by one of the file's keys, if it is current.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenRefused> {
         let header = super::header_of(token)?;
-        // The first key that verifies, else the first refusal; `None`
-        // when no key fits.
+        // The first key that verifies, else the first refusal.
         let verify = |loaded: &Loaded| {
-            let mut refusal = None;
+            let mut verdict = Verdict::NoKeyFits;
             for key in loaded.keys.iter().filter(|key| key.fits(&header)) {
                 match jsonwebtoken::decode::<Claims>(token, &key.decoding, &key.validation) {
-                    Ok(data) => return Some(current(data.claims, crate::clock::now())),
-                    Err(error) => refusal = refusal.or(Some(Err(error.into()))),
+                    Ok(data) => return Verdict::Signed(current(data.claims, crate::clock::now())),
+                    Err(error) if matches!(verdict, Verdict::NoKeyFits) => {
+                        verdict = Verdict::Refused(error)
+                    }
+                    Err(_) => {}
                 }
             }
-            refusal
+            verdict
         };
         self.0.refresh(false);
-        if let Some(verdict) = verify(&self.0.loaded.read().expect("not poisoned")) {
-            return verdict;
+        match verify(&self.0.loaded.read().expect("not poisoned")) {
+            Verdict::Signed(claims) => return claims,
+            Verdict::Refused(error) if !error.is_bad_signature() => return Err(error.into()),
+            // A key the provider has just added, under a new `kid` or
+            // (without one) in place of the old: look at the file first.
+            Verdict::Refused(_) | Verdict::NoKeyFits => {}
         }
-        // A key the provider has just added: look at the file before refusing.
         self.0.refresh(true);
-        let loaded = self.0.loaded.read().expect("not poisoned");
-        verify(&loaded).unwrap_or(Err(TokenRefused::UnknownKey))
+        match verify(&self.0.loaded.read().expect("not poisoned")) {
+            Verdict::Signed(claims) => claims,
+            Verdict::Refused(error) => Err(error.into()),
+            Verdict::NoKeyFits => Err(TokenRefused::UnknownKey),
+        }
+    }
+}
+
+/// What the keys of one read of the file say of a token.
+enum Verdict {
+    /// A key's signature: the claims, or why they are not current.
+    Signed(Result<Claims, TokenRefused>),
+    /// The first refusal among the keys that fit the header.
+    Refused(jsonwebtoken::errors::Error),
+    NoKeyFits,
+}
+
+/// Whether a refusal is of the signature (not of the claims it signs).
+trait BadSignature {
+    fn is_bad_signature(&self) -> bool;
+}
+
+impl BadSignature for jsonwebtoken::errors::Error {
+    fn is_bad_signature(&self) -> bool {
+        matches!(
+            self.kind(),
+            jsonwebtoken::errors::ErrorKind::InvalidSignature
+        )
     }
 }
 

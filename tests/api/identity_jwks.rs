@@ -310,6 +310,31 @@ async fn a_key_rotated_in_the_file_is_followed_without_a_restart() {
     assert_eq!(read_balance(app, user, &new).await.0, 200);
 }
 
+/// A provider that leaves `kid` out rotates its key: the first token of the
+/// new key is taken at once, as one naming a new `kid` is.
+#[tokio::test]
+async fn a_token_without_kid_from_a_rotated_key_is_taken_on_its_first_request() {
+    let provider = provider(&[("rsa-a", "2026-a")]).await;
+    let (app, jwks) = (&provider.app, &provider.jwks);
+    let user = Uuid::new_v4();
+    let old = token_under("rsa-a", Algorithm::RS256, None, user, json!({}));
+    let new = token_under("rsa-b", Algorithm::RS256, None, user, json!({}));
+    assert_eq!(read_balance(app, user, &old).await.0, 200);
+    assert_eq!(
+        read_balance(app, user, &new).await,
+        (401, "token_invalid".into())
+    );
+
+    write_jwks(jwks, &[("rsa-b", "2026-b")]);
+
+    assert_eq!(
+        read_balance(app, user, &new).await.0,
+        200,
+        "the file was not looked at"
+    );
+    assert_eq!(read_balance(app, user, &old).await.0, 401);
+}
+
 #[tokio::test]
 async fn a_missing_or_broken_jwks_file_stops_the_start() {
     let mut config = test_config();
