@@ -63,12 +63,18 @@ impl From<jsonwebtoken::errors::Error> for TokenRefused {
 pub struct Claims {
     pub sub: String,
     pub exp: f64,
-    #[serde(default)]
+    /// Absent or a number: `null` is refused like any other type.
+    #[serde(default, deserialize_with = "a_number")]
     pub nbf: Option<f64>,
     /// Read only to refuse what is not one string (RFC 7519 §4.1.1): the
     /// validation would take an array naming the issuer among others.
     #[serde(default, rename = "iss")]
     _issuer: Option<String>,
+}
+
+/// A claim that, when present, is a number (`Option` reads `null` as absent).
+fn a_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<f64>, D::Error> {
+    f64::deserialize(deserializer).map(Some)
 }
 
 /// A token the service minted.

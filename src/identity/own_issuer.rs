@@ -212,6 +212,7 @@ mod tests {
             serde_json::json!({"sub": sub, "iss": "concert", "exp": null}),
             serde_json::json!({"sub": sub, "iss": "concert", "exp": [now + 3600]}),
             serde_json::json!({"sub": sub, "iss": "concert", "exp": now + 3600, "nbf": true}),
+            serde_json::json!({"sub": sub, "iss": "concert", "exp": now + 3600, "nbf": null}),
         ] {
             assert!(
                 issuer(7)
