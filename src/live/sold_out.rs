@@ -44,8 +44,13 @@ pub struct SoldOut {
 #[derive(Clone, Copy)]
 enum Known {
     SoldOut,
-    /// Seats were left; answered so until then.
-    LeftUntil(Instant),
+    /// Seats were left; answered so until `until`. `sale_since`: a sale
+    /// seen since the read (or during it) cut that short, and may have
+    /// sold the last seat.
+    Left {
+        until: Instant,
+        sale_since: bool,
+    },
 }
 
 impl SoldOut {
@@ -74,10 +79,11 @@ impl SoldOut {
         let read = Instant::now();
         let sales_seen = self.sales_seen.load(Ordering::Acquire);
         let left = any_seat_left(pool, concert_id, now).await?;
-        let fresh_for = if self.sales_seen.load(Ordering::Acquire) == sales_seen {
-            LEFT_FRESH
-        } else {
+        let sale_since = self.sales_seen.load(Ordering::Acquire) != sales_seen;
+        let fresh_for = if sale_since {
             LEFT_FRESH_AFTER_SALE
+        } else {
+            LEFT_FRESH
         };
         let mut known = lock(&self.known);
         if known.len() >= MOST_CONCERTS {
@@ -86,7 +92,10 @@ impl SoldOut {
         known.insert(
             concert_id,
             if left {
-                Known::LeftUntil(read + fresh_for)
+                Known::Left {
+                    until: read + fresh_for,
+                    sale_since,
+                }
             } else {
                 Known::SoldOut
             },
@@ -101,9 +110,23 @@ impl SoldOut {
         self.sales_seen.fetch_add(1, Ordering::AcqRel);
         let soon = Instant::now() + LEFT_FRESH_AFTER_SALE;
         for known in lock(&self.known).values_mut() {
-            if let Known::LeftUntil(until) = known {
+            if let Known::Left { until, sale_since } = known {
                 *until = (*until).min(soon);
+                *sale_since = true;
             }
+        }
+    }
+
+    /// When an answer that seats are left, which a sale since may have made
+    /// stale, stops being given for `concert_id`: whoever passed it on (a
+    /// standing stream) looks again then. `None` when no sale cut it short.
+    pub fn stale_after(&self, concert_id: Uuid) -> Option<Instant> {
+        match lock(&self.known).get(&concert_id)? {
+            Known::Left {
+                until,
+                sale_since: true,
+            } => Some(*until),
+            _ => None,
         }
     }
 
@@ -111,8 +134,8 @@ impl SoldOut {
     fn known(&self, concert_id: Uuid) -> Option<bool> {
         match lock(&self.known).get(&concert_id)? {
             Known::SoldOut => Some(true),
-            Known::LeftUntil(until) if Instant::now() < *until => Some(false),
-            Known::LeftUntil(_) => None,
+            Known::Left { until, .. } if Instant::now() < *until => Some(false),
+            Known::Left { .. } => None,
         }
     }
 }
@@ -144,6 +167,13 @@ async fn any_seat_left(pool: &PgPool, concert_id: Uuid, now: DateTime<Utc>) -> s
 mod tests {
     use super::*;
 
+    fn left_until(until: Instant) -> Known {
+        Known::Left {
+            until,
+            sale_since: false,
+        }
+    }
+
     fn knowing(concert_id: Uuid, known: Known) -> SoldOut {
         let sold_out = SoldOut::default();
         lock(&sold_out.known).insert(concert_id, known);
@@ -155,28 +185,29 @@ mod tests {
         let concert = Uuid::now_v7();
 
         assert_eq!(knowing(concert, Known::SoldOut).known(concert), Some(true));
-        let fresh = knowing(concert, Known::LeftUntil(Instant::now() + LEFT_FRESH));
+        let fresh = knowing(concert, left_until(Instant::now() + LEFT_FRESH));
         assert_eq!(fresh.known(concert), Some(false));
         assert_eq!(fresh.known(Uuid::now_v7()), None);
         let stale = Instant::now() - Duration::from_millis(1);
-        assert_eq!(
-            knowing(concert, Known::LeftUntil(stale)).known(concert),
-            None
-        );
+        assert_eq!(knowing(concert, left_until(stale)).known(concert), None);
     }
 
     #[test]
     fn a_sale_makes_seats_left_stale_soon_and_keeps_sold_out() {
         let (left, over) = (Uuid::now_v7(), Uuid::now_v7());
-        let sold_out = knowing(left, Known::LeftUntil(Instant::now() + LEFT_FRESH));
+        let sold_out = knowing(left, left_until(Instant::now() + LEFT_FRESH));
         lock(&sold_out.known).insert(over, Known::SoldOut);
+        assert_eq!(sold_out.stale_after(left), None, "no sale yet");
 
         sold_out.seat_sold();
 
-        let Some(Known::LeftUntil(until)) = lock(&sold_out.known).get(&left).copied() else {
+        let Some(Known::Left { until, .. }) = lock(&sold_out.known).get(&left).copied() else {
             panic!("seats left are still known for a moment");
         };
         assert!(until <= Instant::now() + LEFT_FRESH_AFTER_SALE);
+        // Whoever was told seats are left looks again once that ends.
+        assert_eq!(sold_out.stale_after(left), Some(until));
+        assert_eq!(sold_out.stale_after(over), None);
         assert_eq!(sold_out.known(over), Some(true));
     }
 }

@@ -267,3 +267,45 @@ async fn a_waiting_standing_is_told_once_its_concert_has_nothing_left_to_book() 
     assert_eq!(told.data["position"], before.data["position"]);
     service.stop().await;
 }
+
+/// The last seat sold admits the next token in line at once: its standing
+/// says active, and must say sold out too, soon, though the instance that
+/// streams it knew seats were left a moment before (here it is not the one
+/// that took the payment, so it learns of the sale from the log).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_admitted_by_the_last_sale_is_told_soon_that_nothing_is_left() {
+    let pool = fresh_database().await;
+    let mut settings = config();
+    settings.queue_active_max = 1;
+    let selling = start(&pool, settings.clone()).await;
+    let watching = start(&pool, settings).await;
+    let (concert_id, date_id) = selling.concert(1).await;
+    let buyer = selling.active_token(&concert_id).await;
+    let (_, _, next) = selling.queued_user(&concert_id).await;
+    let mut events = watching
+        .subscribe("/queue/tokens/current/events", &next, None)
+        .await;
+    let waiting = events.next().await.unwrap();
+    assert_eq!(waiting.data["status"], "waiting");
+    assert_eq!(waiting.data["sold_out"], false, "{waiting:?}");
+
+    let reservation = selling.hold(&buyer, &concert_id, &date_id, 1).await;
+    selling.pay(&buyer, &reservation).await;
+    let sold = std::time::Instant::now();
+
+    // Within a second, not at the next look for a last date beginning (5 s).
+    let mut last = None;
+    while sold.elapsed() < Duration::from_secs(2) {
+        match events.next_within(Duration::from_millis(200)).await {
+            Some(standing) if standing.data["sold_out"] == true => {
+                assert!(sold.elapsed() < Duration::from_secs(1), "{standing:?}");
+                selling.stop().await;
+                watching.stop().await;
+                return;
+            }
+            Some(standing) => last = Some(standing),
+            None => {}
+        }
+    }
+    panic!("still not told it sold out 2 s after the sale; last standing: {last:?}");
+}

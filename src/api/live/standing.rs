@@ -80,6 +80,7 @@ pub(super) async fn standing_events(
         retry_at: None,
         keep_alive: keep_alive_timer(),
         sold_out_look: every(SOLD_OUT_LOOK),
+        sold_out_stale_at: None,
         done: false,
     };
     // The first standing is read before answering, so a failure is a problem document.
@@ -111,6 +112,10 @@ struct StandingStream {
     retry_at: Option<Instant>,
     keep_alive: tokio::time::Interval,
     sold_out_look: tokio::time::Interval,
+    /// When to look again whether the concert sold out, sooner than
+    /// `sold_out_look`: the standing last sent said seats were left on an
+    /// answer a sale since may have made stale.
+    sold_out_stale_at: Option<Instant>,
     done: bool,
 }
 
@@ -155,6 +160,7 @@ impl StandingStream {
             ApiError::Unavailable(format!("cannot serialize the standing: {error}"))
         })?;
         self.last_sent = Some(body.news());
+        self.look_again_when_stale();
         // The feed bumps a watch before it moves its own position past the
         // change: the watch's value is the change's position.
         let position = self
@@ -179,6 +185,19 @@ impl StandingStream {
     /// Whether the last standing sent said the concert is sold out.
     fn told_sold_out(&self) -> bool {
         matches!(self.last_sent, Some((_, _, _, true)))
+    }
+
+    /// Looks again whether the concert sold out once the answer the last
+    /// standing sent stops being given, when a sale may have made it stale:
+    /// a token admitted by the last sale was told seats were left, then
+    /// nothing until the next `SOLD_OUT_LOOK`.
+    fn look_again_when_stale(&mut self) {
+        self.sold_out_stale_at = match &self.ticket {
+            Some(ticket) if !self.told_sold_out() => (self.app.live.sold_out())
+                .stale_after(ticket.concert_id)
+                .map(Instant::from_std),
+            _ => None,
+        };
     }
 
     /// Whether the token's concert has sold out since the last standing
@@ -215,6 +234,7 @@ impl StandingStream {
             let lapsed = sleep_until_if(wake_at);
             let retry = sleep_until_if(self.retry_at);
             let told_sold_out = self.told_sold_out();
+            let sold_out_stale = sleep_until_if(self.sold_out_stale_at);
             let (closed, ticket, line, keep_alive, sold_out_look, permit) = (
                 &mut self.closed,
                 &mut self.ticket_changes,
@@ -227,6 +247,7 @@ impl StandingStream {
                 _ = closed.wait_for(|closed| *closed) => return None,
                 _ = keep_alive.tick() => Wake::KeepAlive,
                 _ = sold_out_look.tick(), if !told_sold_out => Wake::SoldOutLook,
+                _ = sold_out_stale => Wake::SoldOutLook,
                 _ = permit.comment_due() => Wake::KeepAlive,
                 _ = lapsed => Wake::Ticket,
                 _ = retry => Wake::Ticket,
@@ -242,7 +263,14 @@ impl StandingStream {
             let ticket_changed = match wake {
                 Wake::KeepAlive => return Some((Ok(Event::default().comment("")), self)),
                 Wake::SoldOutLook if self.sold_out_since_sent().await => false,
-                Wake::SoldOutLook => continue,
+                Wake::SoldOutLook => {
+                    // Once per standing sent: that look came after the sales
+                    // this instance had seen, so it saw the last of them.
+                    // Looking again whenever a later sale cut the answer
+                    // short would wake every stream each 0.1 s of a sale.
+                    self.sold_out_stale_at = None;
+                    continue;
+                }
                 Wake::Ticket => true,
                 Wake::Line => false,
             };
