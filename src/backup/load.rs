@@ -1,8 +1,9 @@
 //! `concert restore <file>`: checks that the file is a concert backup and
 //! that the store is empty and unused, then `pg_restore`s it in one
-//! transaction (a cut-short or corrupt file rolls back: nothing changes),
-//! applies any newer migrations and positions the events the backup held
-//! without a position yet.
+//! transaction (a cut-short or corrupt file rolls back: nothing changes)
+//! and applies any newer migrations, with the empty store's schema set
+//! aside to be put back should either fail or a signal stop them; then
+//! positions the events the backup held without a position yet.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -51,25 +52,31 @@ pub async fn restore(
     if !super::take_copy_lock(&mut conn, "pg_try_advisory_lock").await? {
         return Err(BackupError::BackupRunning);
     }
-    let schema_set_aside = ensure_empty(&mut conn).await? && set_schema_aside(&mut conn).await;
-    let restored = run_pg_restore(&pg_restore, url, file, items, &mut meter).await;
+    let had_schema = ensure_empty(&mut conn).await?;
+    let schema_set_aside = set_schema_aside(&mut conn, had_schema).await;
+    let restored = until_stopped(run_pg_restore(&pg_restore, url, file, items, &mut meter)).await;
+    // The migrations belong to the restore: a copy they fail on is undone
+    // with it. With nothing set aside there is nothing to put back, so they
+    // are left to finish.
+    let migrated = match restored {
+        Ok(()) if schema_set_aside => until_stopped(migrate_copy(url, true)).await,
+        Ok(()) => migrate_copy(url, false).await,
+        Err(error) => Err(error),
+    };
     // Also drops a schema a restore killed half-way set aside.
-    if schema_set_aside || restored.is_ok() {
-        let settled = settle_set_aside_schema(&mut conn, restored.is_ok()).await;
+    if schema_set_aside || migrated.is_ok() {
+        let settled = settle_set_aside_schema(&mut conn, migrated.is_ok()).await;
         // The restore's own failure is the one to report.
-        if let (Err(_), Err(error)) = (&restored, &settled) {
+        if let (Err(_), Err(error)) = (&migrated, &settled) {
             tracing::error!(%error, "could not put the store's schema back after the failed restore; it is in schema {SET_ASIDE}");
         }
-        restored?;
+        migrated?;
         settled?;
     } else {
-        restored?;
+        migrated?;
     }
 
     let pool = crate::db::connect(url, 2).await?;
-    crate::db::migrate(&pool)
-        .await
-        .map_err(|e| BackupError::Database(sqlx::Error::Migrate(Box::new(e))))?;
     // The payments settled below are decided on the database's clock.
     crate::clock::follow_database_once(&pool).await?;
     let positioned = crate::event_log::assign_positions(&pool).await?;
@@ -90,6 +97,30 @@ pub async fn restore(
         payments_settled,
         entry_numbers_released,
         seconds: meter.elapsed(),
+    })
+}
+
+/// `work`, or `BackupError::RestoreInterrupted` once SIGINT or SIGTERM
+/// comes first: `work` is dropped then (a `pg_restore` is killed and its
+/// transaction rolls back), and the caller puts the store back.
+async fn until_stopped(
+    work: impl std::future::Future<Output = Result<(), BackupError>>,
+) -> Result<(), BackupError> {
+    tokio::select! {
+        done = work => done,
+        signal = crate::server::stop_requested() => Err(BackupError::RestoreInterrupted(signal)),
+    }
+}
+
+/// Brings the restored copy's schema up to this release's migrations;
+/// `undone` tells the error whether the restore is put back after it.
+async fn migrate_copy(url: &str, undone: bool) -> Result<(), BackupError> {
+    let pool = crate::db::connect(url, 1).await?;
+    let migrated = crate::db::migrate(&pool).await;
+    pool.close().await;
+    migrated.map_err(|error| BackupError::CopyNotMigrated {
+        error: error.to_string(),
+        undone,
     })
 }
 
@@ -189,18 +220,33 @@ async fn list(pg_restore: &Path, file: &Path) -> Result<usize, BackupError> {
     Ok(toc.lines().filter(|line| !line.starts_with(';')).count())
 }
 
+/// The tables every concert store has had since its first two migrations.
+const FIRST_TABLES: [&str; 13] = [
+    "_sqlx_migrations",
+    "events",
+    "snapshots",
+    "projection_offsets",
+    "concerts",
+    "concert_dates",
+    "seats",
+    "reservations",
+    "balances",
+    "payments",
+    "queue_tickets",
+    "idempotency_keys",
+    "server_secrets",
+];
+
 /// Whether an archive's table of contents holds the tables every concert
-/// store has had since its first migration. An `events` table alone is not
-/// enough: another application's archive with one was restored, and then
-/// the migrations failed on it, leaving a store that neither served nor took
-/// a restore again.
+/// store has had since its first migrations. The event store's own tables
+/// are not enough: any application on the same event-sourcing libraries has
+/// `events`, `snapshots` and `_sqlx_migrations`, and such an archive was
+/// restored, then the migrations failed on it.
 fn is_a_concert_store(toc: &str) -> bool {
-    ["events", "snapshots", "_sqlx_migrations"]
-        .iter()
-        .all(|table| {
-            let data = format!(" TABLE DATA public {table} ");
-            toc.lines().any(|line| line.contains(&data))
-        })
+    FIRST_TABLES.iter().all(|table| {
+        let data = format!(" TABLE DATA public {table} ");
+        toc.lines().any(|line| line.contains(&data))
+    })
 }
 
 /// Refuses a store that has events, or that other sessions use (a running
@@ -234,19 +280,24 @@ async fn ensure_empty(conn: &mut PgConnection) -> Result<bool, BackupError> {
 /// Where an empty store's schema waits while a copy is restored.
 const SET_ASIDE: &str = "concert_before_restore";
 
-/// Sets a migrated but empty store's schema aside, so that the copy is
-/// restored into an empty one. `pg_restore --clean` drops only what the
-/// archive holds: a copy made before a later migration left that
+/// Sets an empty store's schema aside (migrated without events, or a
+/// fresh database's empty one), so that the copy is restored into an empty
+/// one and a failed restore can put it back. `pg_restore --clean` drops only
+/// what the archive holds: a copy made before a later migration left that
 /// migration's tables in place, and applying the migration after the
 /// restore then failed on them, with the copy already committed. Without
-/// the right to rename the schema, the restore goes ahead as before.
-async fn set_schema_aside(conn: &mut PgConnection) -> bool {
+/// the right to rename the schema, the restore goes ahead as before
+/// (`migrated`: the store had concert's schema, so saying so is worth a
+/// warning).
+async fn set_schema_aside(conn: &mut PgConnection, migrated: bool) -> bool {
     match holds_only_concerts_objects(conn).await {
         Ok(true) => {}
         Ok(false) => {
-            tracing::warn!(
-                "the store's schema holds objects that are not concert's; restoring over it"
-            );
+            if migrated {
+                tracing::warn!(
+                    "the store's schema holds objects that are not concert's; restoring over it"
+                );
+            }
             return false;
         }
         Err(_) => return false,
@@ -261,10 +312,11 @@ async fn set_schema_aside(conn: &mut PgConnection) -> bool {
     };
     match sqlx::raw_sql(&statements).execute(&mut *transaction).await {
         Ok(_) => transaction.commit().await.is_ok(),
-        Err(error) => {
+        Err(error) if migrated => {
             tracing::warn!(%error, "cannot set the empty store's schema aside; restoring over it");
             false
         }
+        Err(_) => false,
     }
 }
 
@@ -347,15 +399,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_archive_is_a_concert_store_by_its_event_log_snapshots_and_migrations() {
-        let concert = "3401; 0 16401 TABLE DATA public _sqlx_migrations postgres\n\
-                       3402; 0 16412 TABLE DATA public events postgres\n\
-                       3403; 0 16420 TABLE DATA public snapshots postgres\n";
-        let foreign = "3301; 0 16390 TABLE DATA public customers app\n\
-                       3302; 0 16385 TABLE DATA public events app\n";
+    fn an_archive_is_a_concert_store_by_the_tables_of_its_first_migrations() {
+        let toc = |tables: &[&str]| -> String {
+            (tables.iter().enumerate())
+                .map(|(n, table)| {
+                    format!(
+                        "{}; 0 {} TABLE DATA public {table} postgres\n",
+                        3400 + n,
+                        16400 + n
+                    )
+                })
+                .collect()
+        };
+        let concert = toc(&STORE_TABLES);
+        // Another application on the same event store: its three tables.
+        let event_store_only = toc(&["_sqlx_migrations", "events", "snapshots"]);
+        let foreign = toc(&["customers", "events"]);
 
-        assert!(is_a_concert_store(concert));
-        assert!(!is_a_concert_store(foreign));
+        assert!(is_a_concert_store(&concert));
+        assert!(!is_a_concert_store(&event_store_only));
+        assert!(!is_a_concert_store(&foreign));
         assert!(!is_a_concert_store(""));
+    }
+
+    #[test]
+    fn every_table_an_archive_must_hold_is_one_a_store_has() {
+        for table in FIRST_TABLES {
+            assert!(STORE_TABLES.contains(&table), "{table}");
+        }
     }
 }

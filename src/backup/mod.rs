@@ -63,7 +63,7 @@ pub enum BackupError {
         detail: String,
     },
     /// The archive is not of a concert store.
-    #[error("{} is a PostgreSQL archive but not of a concert store (it lacks the event log, snapshots or migrations of one); nothing was changed", .0.display())]
+    #[error("{} is a PostgreSQL archive but not of a concert store (it lacks the event log, read models, snapshots or migrations of one); nothing was changed", .0.display())]
     NotAConcertBackup(PathBuf),
     /// The store already has events.
     #[error("refusing to restore: the store already holds {events} events; restore only into an empty store (a fresh CONCERT_DATA_DIR or an empty database)")]
@@ -84,6 +84,18 @@ pub enum BackupError {
     /// Finishing the payments the copy caught half-way failed.
     #[error("the copy is restored, but finishing the payments it caught half-way failed: {0}; `concert serve` retries them")]
     Settle(String),
+    /// Stopped by a signal before the restore was complete; undone.
+    #[error("stopped by {0}; the restore was rolled back, the store is unchanged")]
+    RestoreInterrupted(&'static str),
+    /// The copy came in, but the migrations failed on it (one recorded as
+    /// failed half-way in the copied store, or edited since it was applied).
+    #[error("{}the copy's schema cannot be brought up to date: {error}", if *.undone { "the restore was undone, the store is unchanged: " } else { "the copy is restored, but " })]
+    CopyNotMigrated {
+        /// What the migrations said.
+        error: String,
+        /// Whether the store was put back as it was.
+        undone: bool,
+    },
     /// `pg_restore` failed; its transaction was rolled back.
     #[error(
         "the restore failed and was rolled back, the store is unchanged ({status}):\n{stderr}"

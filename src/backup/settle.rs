@@ -19,8 +19,11 @@ const BATCH: i64 = 1000;
 /// debited but unfinished; returns how many.
 pub(super) async fn settle_payments(pool: PgPool, config: &Config) -> Result<usize, BackupError> {
     let mut config = config.clone();
-    // Not serving: no admin token to generate and announce.
-    config.admin_token.get_or_insert_with(|| "restore".into());
+    // Not serving: no admin token to generate and announce (nor one short
+    // enough to warn of).
+    config
+        .admin_token
+        .get_or_insert_with(|| hex::encode(rand::random::<[u8; 24]>()));
     let app = crate::server::prepare(pool, config)
         .await
         .map_err(|e| BackupError::Settle(e.to_string()))?;

@@ -88,7 +88,9 @@ async fn a_backup_and_a_restore_keep_the_password_off_every_command_line() {
         "create schema restore_gate;
          create function restore_gate.wait() returns event_trigger language plpgsql as $$
          begin
-             while (select size from pg_catalog.pg_stat_file('{}', true)) is not null loop
+             -- pg_restore's own DDL, not the restore setting the empty schema aside.
+             while pg_catalog.current_setting('application_name') = 'pg_restore'
+                   and (select size from pg_catalog.pg_stat_file('{}', true)) is not null loop
                  perform pg_catalog.pg_sleep(0.05);
              end loop;
          end $$;

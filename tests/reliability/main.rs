@@ -18,6 +18,7 @@ mod instances;
 mod metrics;
 mod operators;
 mod restore;
+mod restore_undone;
 mod scale;
 mod supervision;
 mod workload;
