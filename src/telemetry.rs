@@ -74,10 +74,16 @@ impl PaymentEnd {
     }
 }
 
-/// Installs the global log subscriber: `RUST_LOG` filters (default `info`).
+/// Installs the global log subscriber: `RUST_LOG` filters (default `info`;
+/// a `RUST_LOG` that is no filter is said so, and the default kept).
 pub fn init_logging(format: LogFormat) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let (filter, refused) = match EnvFilter::try_from_default_env() {
+        Ok(filter) => (filter, None),
+        Err(error) => (
+            EnvFilter::new("info,sqlx=warn"),
+            std::env::var_os("RUST_LOG").map(|given| (given, error)),
+        ),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -99,6 +105,13 @@ pub fn init_logging(format: LogFormat) {
             .with_ansi(std::io::stderr().is_terminal())
             .try_init(),
     };
+    if let Some((given, error)) = refused {
+        tracing::warn!(
+            rust_log = %given.to_string_lossy(),
+            %error,
+            "RUST_LOG is not a log filter; logging with the default (info)"
+        );
+    }
 }
 
 /// The process's Prometheus recorder, installed on first use (a process has one).

@@ -7,6 +7,7 @@ mod cli_output;
 mod cors;
 mod database_encoding;
 mod docs_page;
+mod log_filter;
 mod migrations;
 mod missing_store;
 mod monitoring;
