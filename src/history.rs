@@ -26,6 +26,7 @@ pub async fn print_events(
         Some(stream) => {
             let (kind, id) = stream
                 .split_once('/')
+                .filter(|(kind, _)| !kind.is_empty())
                 .ok_or("--stream takes TYPE/ID, e.g. Seat/<uuid>")?;
             // Ids are stored as lower-case UUIDs; any spelling names them, as in the API.
             let id = uuid::Uuid::parse_str(id)

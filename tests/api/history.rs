@@ -131,3 +131,22 @@ async fn an_export_read_for_longer_than_the_statement_timeout_ends_whole() {
     assert_eq!(printed.expect("the export ends whole"), 20_000);
     assert_eq!(reader.lines, 20_000);
 }
+
+/// A `--stream` that is not `TYPE/ID` says how it is written, not that no
+/// such stream exists.
+#[tokio::test]
+async fn a_stream_named_without_its_type_or_id_is_told_the_form() {
+    let pool = fresh_database().await;
+    let id = uuid::Uuid::new_v4();
+    for stream in [format!("/{id}"), "Seat/".to_string(), id.to_string()] {
+        let mut out = Vec::new();
+        let refused = print_events(&pool, Some(&stream), 0, false, 1_000, &mut out)
+            .await
+            .expect_err("a malformed --stream");
+        assert!(
+            refused.to_string().contains("takes TYPE/ID")
+                || refused.to_string().contains("not a UUID"),
+            "{stream}: {refused}"
+        );
+    }
+}
