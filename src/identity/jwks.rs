@@ -119,7 +119,7 @@ impl JwksFile {
         self.0.refresh(false);
         match verify(&self.0.loaded.read().expect("not poisoned")) {
             Verdict::Signed(claims) => return claims,
-            Verdict::Refused(error) if !error.is_bad_signature() => return Err(error.into()),
+            Verdict::Refused(error) if !is_bad_signature(&error) => return Err(error.into()),
             // A key the provider has just added, under a new `kid` or
             // (without one) in place of the old: look at the file first.
             Verdict::Refused(_) | Verdict::NoKeyFits => {}
@@ -143,17 +143,11 @@ enum Verdict {
 }
 
 /// Whether a refusal is of the signature (not of the claims it signs).
-trait BadSignature {
-    fn is_bad_signature(&self) -> bool;
-}
-
-impl BadSignature for jsonwebtoken::errors::Error {
-    fn is_bad_signature(&self) -> bool {
-        matches!(
-            self.kind(),
-            jsonwebtoken::errors::ErrorKind::InvalidSignature
-        )
-    }
+fn is_bad_signature(error: &jsonwebtoken::errors::Error) -> bool {
+    matches!(
+        error.kind(),
+        jsonwebtoken::errors::ErrorKind::InvalidSignature
+    )
 }
 
 impl Inner {
