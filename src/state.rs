@@ -129,26 +129,27 @@ impl Projectors {
         tx: &mut sqlx::PgConnection,
         after_position: i64,
     ) -> Result<Vec<(&'static str, String)>, ProjectionError> {
-        let of_type = |aggregate_type: &'static str, ids: Vec<String>| {
-            ids.into_iter().map(move |id| (aggregate_type, id))
+        let mut caught_up = Vec::new();
+        let mut of_type = |aggregate_type: &'static str, ids: Vec<String>| {
+            caught_up.extend(ids.into_iter().map(|id| (aggregate_type, id)));
         };
-        Ok(of_type(
+        of_type(
             Concert::TYPE,
             self.concerts.catch_up_in(tx, after_position).await?,
-        )
-        .chain(of_type(
+        );
+        of_type(
             Wallet::TYPE,
             self.wallets.catch_up_in(tx, after_position).await?,
-        ))
-        .chain(of_type(
+        );
+        of_type(
             Seat::TYPE,
             self.seats.catch_up_in(tx, after_position).await?,
-        ))
-        .chain(of_type(
+        );
+        of_type(
             QueueTicket::TYPE,
             self.tickets.catch_up_in(tx, after_position).await?,
-        ))
-        .collect())
+        );
+        Ok(caught_up)
     }
 }
 
