@@ -2,7 +2,7 @@
 //! content coding nor a transfer coding but `chunked`.
 
 use axum::http::header::{CONTENT_ENCODING, CONTENT_TYPE, TRANSFER_ENCODING};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue};
 
 use super::error::ApiError;
 
@@ -45,10 +45,11 @@ pub fn check_json_headers(headers: &HeaderMap) -> Result<(), ApiError> {
     }
     // hyper undoes `chunked`, the framing, and nothing else: a body sent as
     // `gzip, chunked` would reach the handler still gzipped.
-    if !headers
-        .get_all(TRANSFER_ENCODING)
-        .iter()
-        .all(|value| value.to_str().is_ok_and(only_chunked))
+    let mut transfer_codings = headers.get_all(TRANSFER_ENCODING).iter();
+    if transfer_codings
+        .next()
+        .is_some_and(|first| !only_chunked(first))
+        || transfer_codings.next().is_some()
     {
         return Err(ApiError::BadRequest(
             "a Transfer-Encoding other than chunked is not supported: send the body \
@@ -59,13 +60,17 @@ pub fn check_json_headers(headers: &HeaderMap) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Whether a Transfer-Encoding header lists `chunked` and nothing else.
-fn only_chunked(codings: &str) -> bool {
+/// Whether a Transfer-Encoding header is `chunked` and nothing else: once
+/// (RFC 9112 §6.1 forbids chunking twice), with no other coding.
+fn only_chunked(codings: &HeaderValue) -> bool {
+    let Ok(codings) = codings.to_str() else {
+        return false;
+    };
+    let mut codings = codings.split(',').map(str::trim).filter(|c| !c.is_empty());
     codings
-        .split(',')
-        .map(str::trim)
-        .filter(|coding| !coding.is_empty())
-        .all(|coding| coding.eq_ignore_ascii_case("chunked"))
+        .next()
+        .is_some_and(|c| c.eq_ignore_ascii_case("chunked"))
+        && codings.next().is_none()
 }
 
 #[cfg(test)]
@@ -97,6 +102,11 @@ mod tests {
                 ("transfer-encoding", "chunked"),
             ],
             &[("transfer-encoding", "deflate,chunked")],
+            &[("transfer-encoding", "chunked, chunked")],
+            &[
+                ("transfer-encoding", "chunked"),
+                ("transfer-encoding", "chunked"),
+            ],
         ] {
             assert!(
                 matches!(
