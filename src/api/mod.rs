@@ -22,6 +22,7 @@ mod pages;
 mod payments;
 mod preflights;
 pub(crate) mod problem_types;
+mod protocol_answers;
 mod queue;
 mod read_source;
 mod request_limits;
@@ -126,6 +127,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 pub fn openapi_document(openapi: &utoipa::openapi::OpenApi) -> Value {
     let mut document = serde_json::to_value(openapi).expect("an OpenAPI document is JSON");
     links::add_links(&mut document);
+    protocol_answers::add_protocol_answers(&mut document);
     document
 }
 

@@ -349,6 +349,10 @@ async fn every_documented_error_status_appears_in_the_spec_as_a_problem() {
                 assert!(has(status), "{op} lacks {status}");
             }
         }
+        // The serving layers answer these before any handler, on every route.
+        for status in ["400", "408", "413", "431"] {
+            assert!(has(status), "{op} lacks {status}");
+        }
     }
     for status in ERROR_STATUSES {
         assert!(
