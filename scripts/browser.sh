@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The pages in a real browser: starts `concert serve --demo` on a private
-# PostgreSQL and drives headless Chromium through tests/browser/booking.py
-# and tests/browser/stadium.py (Playwright for Python, launched on the
+# PostgreSQL and drives headless Chromium through tests/browser/*.py
+# (Playwright for Python, launched on the
 # system's Chromium: no browser download). Screenshots go to target/browser-screenshots/.
 #
 #   scripts/browser.sh          # needs /usr/bin/chromium (Debian: apt-get install chromium)
@@ -30,8 +30,10 @@ serve_demo browser "$PORT" "$ADMIN_TOKEN"
 
 rm -rf "$SHOTS"
 # booking.py: two people on the demo date; stadium.py: a 50,000-seat date,
-# and one booking in two tabs (after booking.py, which reads the demo's log).
-for test in booking stadium held_out; do
+# and one booking in two tabs (after booking.py, which reads the demo's log);
+# held_out.py: a concert whose only seat another holds; late_answers.py:
+# answers that come after the hold's end, a wallet charged elsewhere.
+for test in booking stadium held_out late_answers; do
     if ! timeout 180 "$VENV/bin/python" "tests/browser/$test.py" "http://127.0.0.1:$PORT" "$ADMIN_TOKEN" "$SHOTS"; then
         echo "--- service log ---" >&2
         tail -n 50 "$DATA_DIR/serve.log" >&2

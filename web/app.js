@@ -36,11 +36,11 @@ const MAX_CHARGE = 1_000_000_000;
 // A refused request, explained. A 401 says which credential to renew: the
 // user token (sign in again) or the queue token (enter the queue again).
 function refuse(error, credential) {
-  if (error.status === 401 && credential === "user") return askToSignInAgain();
+  if (error.status === 401 && credential === "user") return askToSignInAgain(error.code);
   if (error.status === 401 && credential === "queue") {
     state.status = "expired";
     showQueued();
-    return say("message", "Your queue token is no longer valid: enter the queue again.", "error");
+    return say("message", `Your queue token is no longer valid: enter the queue again. (${error.code})`, "error");
   }
   say("message", explain(error), kindOf(error));
 }
@@ -114,10 +114,10 @@ async function signIn(token) {
 
 // The user token was refused later (it expired): sign in again. The queue
 // place and the hold stay, as they hang on the queue token.
-function askToSignInAgain() {
+function askToSignInAgain(code) {
   show("sign-in", true);
   bringUp("sign-in");
-  say("message", "Your sign-in is no longer valid (expired or not accepted): sign in again.", "error");
+  say("message", `Your sign-in is no longer valid (expired or not accepted): sign in again. (${code})`, "error");
 }
 
 // Another user signed in and the page cannot start afresh (no storage): the
@@ -136,7 +136,11 @@ async function loadConcerts() {
   if (!concerts) return;
   $("concert").replaceChildren(...concerts.concerts.map((concert) => new Option(concert.title, concert.concert_id)));
   showQueued();
-  if (!concerts.concerts.length) say("message", "No concert is scheduled yet.", "info");
+  if (!concerts.concerts.length) {
+    say("message", "No concert is scheduled yet: looking again every 15 seconds.", "info");
+    // Until one is: a concert scheduled later appears without a reload.
+    setTimeout(() => !$("concert").options.length && state.userToken && loadConcerts(), 15_000);
+  }
 }
 
 // Asks until answered while `wanted()` says the answer is still wanted: a
@@ -445,5 +449,12 @@ document.addEventListener("DOMContentLoaded", () => {
   $("amount").addEventListener("invalid", askForAmount);
   $("pay").addEventListener("click", pay);
   $("sign-out").addEventListener("click", signOut);
+  // The wallet may have been charged elsewhere (another tab, the API)
+  // while the page was out of sight.
+  const balanceMayHaveMoved = () => {
+    if (visible() && state.userToken) refreshBalance();
+  };
+  document.addEventListener("visibilitychange", balanceMayHaveMoved);
+  window.addEventListener("focus", balanceMayHaveMoved);
   restore();
 });

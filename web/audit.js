@@ -28,7 +28,7 @@ function cell(text, className) {
 function refuse(error) {
   if (error.status === 401) {
     clearShown();
-    return say("message", "The admin token is missing or wrong.", "error");
+    return say("message", `The admin token is missing or wrong. (${error.code})`, "error");
   }
   say("message", explain(error), "error");
 }

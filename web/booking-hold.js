@@ -81,6 +81,13 @@ function startCountdown(expiresAt) {
     $("countdown").textContent = `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`;
     const words = timeLeftInWords(left);
     if ($("countdown-words").textContent !== words) $("countdown-words").textContent = words;
+    // A payment sent before the end may be answered after it: the hold is
+    // over only if the payment's answer says so (app.js), not the clock.
+    if (left === 0 && state.paying) {
+      const waiting = "The hold's time is up while its payment is answered: wait for the answer.";
+      if ($("message").textContent !== waiting) say("message", waiting, "info");
+      return;
+    }
     if (left === 0) {
       endHold();
       const next = $("seats").hidden ? "Enter the queue again to book." : "Pick a seat again.";

@@ -369,7 +369,7 @@ with sync_playwright() as playwright:
     for wrong in ["", "wrong"]:
         bob.fill("#admin-token", wrong)
         bob.click("#admin-form button")
-        expect(bob.locator("#message")).to_have_text("The admin token is missing or wrong.")
+        expect(bob.locator("#message")).to_have_text("The admin token is missing or wrong. (token_invalid)")
     bob.fill("#admin-token", ADMIN_TOKEN)
     bob.click("#admin-form button")
     expect(bob.locator("#events tr").first).to_be_visible()

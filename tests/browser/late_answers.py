@@ -1,0 +1,116 @@
+"""What the booking page shows when the service's answers come late or the
+wallet moves elsewhere, in a real browser.
+
+A payment sent before its hold's end but answered after it: the page waits
+for the answer (it said the hold had run out, and offered to queue again,
+while the seat was being paid). A wallet charged from elsewhere: the balance
+shown follows once the page is in view again. A refused token: the message
+names the problem's code. No concert yet: the page looks again, and shows
+one scheduled later without a reload. No request may leave the machine and
+no script may fail.
+
+    python late_answers.py http://127.0.0.1:18396 <admin token> target/browser-screenshots
+"""
+
+import json
+import sys
+from datetime import datetime, timedelta, timezone
+
+from playwright.sync_api import expect, sync_playwright
+
+from harness import BASE, CHROMIUM, admitted_as_sample_user, create_concert, forged_token, problems, set_visibility, shot, watch
+
+
+def hold_shown_ending_in(page, seconds):
+    """Makes the page read the hold's answer with an `expires_at` `seconds`
+    from now (the service keeps its own, minutes away)."""
+
+    def shorten(route):
+        answer = route.fetch()
+        body = answer.json()
+        soon = datetime.now(timezone.utc) + timedelta(seconds=seconds)
+        body["expires_at"] = soon.isoformat().replace("+00:00", "Z")
+        route.fulfill(response=answer, body=json.dumps(body))
+
+    page.route(f"{BASE}/api/v1/reservations", shorten)
+
+
+def payments_held_back(page):
+    """Holds every payment's answer back (the payment itself goes through
+    at once) until the test lets it go: the list of answers waiting."""
+    waiting = []
+
+    def held_back(route):
+        waiting.append((route, route.fetch()))
+
+    page.route(f"{BASE}/api/v1/payments", held_back)
+    return waiting
+
+
+with sync_playwright() as playwright:
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    page = watch(browser.new_context(viewport={"width": 1200, "height": 900}), "late")
+    concert_id = create_concert(page, "Late answers", 4, 1_000, "2031-09-01T19:00:00Z")
+    admitted_as_sample_user(page, concert_id)
+    user_id = page.evaluate("state.userId")
+    wallet = {"Authorization": f"Bearer {page.evaluate('state.userToken')}"}
+
+    # A hold the page shows ending in 12 s.
+    hold_shown_ending_in(page, 12)
+    page.locator("#date-list button").first.click()
+    page.locator("#seat-map .seat.free").first.click()
+    expect(page.locator("#hold")).to_be_visible()
+
+    # Charged from elsewhere: the page shows it once back in view.
+    page.fill("#amount", "5000")
+    page.click("#charge-form button")
+    expect(page.locator("#balance")).to_have_text("₩5,000")
+    charged = page.request.post(f"{BASE}/api/v1/users/{user_id}/balance/charges", headers=wallet, data={"amount": 2_500})
+    if charged.status != 200:
+        sys.exit(f"the charge from elsewhere was refused: {charged.status} {charged.text()}")
+    set_visibility(page, "hidden")
+    set_visibility(page, "visible")
+    expect(page.locator("#balance")).to_have_text("₩7,500")
+
+    # Paid before the hold's end, answered after it.
+    waiting = payments_held_back(page)
+    page.click("#pay")
+    expect(page.locator("#message")).to_contain_text("wait for the answer", timeout=15_000)
+    shot(page, "late-1-payment-answered-after-the-hold", full_page=False)
+    page.wait_for_timeout(1_500)
+    if "ran out" in page.locator("#message").text_content() or not page.locator("#hold").is_visible():
+        problems.append("the hold was said to have run out while its payment was answered")
+    route, answer = waiting[0]
+    route.fulfill(response=answer)
+    expect(page.locator("#message")).to_have_text("Payment complete.")
+    expect(page.locator("#result-text")).to_contain_text("is yours")
+    page.wait_for_timeout(1_500)
+    if page.locator("#message").text_content() != "Payment complete.":
+        problems.append(f"after the payment: {page.locator('#message').text_content()}")
+
+    # A user token refused (looking at the balance again): the message names the code.
+    page.evaluate(f"state.userToken = {json.dumps(forged_token(user_id))}")
+    set_visibility(page, "hidden")
+    set_visibility(page, "visible")
+    expect(page.locator("#message")).to_contain_text("(token_invalid)")
+
+    # No concert yet: a concert scheduled later shows without a reload.
+    fresh = watch(browser.new_context(viewport={"width": 1200, "height": 900}), "no-concert")
+    answered_empty = []
+
+    def none_yet(route):
+        if answered_empty:
+            return route.continue_()
+        answered_empty.append(True)
+        route.fulfill(status=200, content_type="application/json", body='{"concerts": []}')
+
+    fresh.route(f"{BASE}/api/v1/concerts", none_yet)
+    fresh.goto(BASE + "/")
+    fresh.click("#sample-user")
+    expect(fresh.locator("#message")).to_contain_text("No concert is scheduled yet")
+    expect(fresh.locator("#concert option")).not_to_have_count(0, timeout=20_000)
+    browser.close()
+
+if problems:
+    sys.exit("late-answers browser test failed:\n" + "\n".join(problems))
+print("late-answers browser test passed")
