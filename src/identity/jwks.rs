@@ -102,12 +102,14 @@ impl JwksFile {
     /// The claims of a token signed by one of the file's keys, if it is current.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenRefused> {
         let header = super::header_of(token)?;
-        // The first key that verifies, else the first refusal.
+        // The key that signed it decides (its claims may still be refused);
+        // else the first key's refusal of the signature.
         let verify = |loaded: &Loaded| {
             let mut verdict = Verdict::NoKeyFits;
             for key in loaded.keys.iter().filter(|key| key.fits(&header)) {
                 match jsonwebtoken::decode::<Claims>(token, &key.decoding, &key.validation) {
                     Ok(data) => return Verdict::Signed(current(data.claims, crate::clock::now())),
+                    Err(error) if !is_bad_signature(&error) => return Verdict::Refused(error),
                     Err(error) if matches!(verdict, Verdict::NoKeyFits) => {
                         verdict = Verdict::Refused(error)
                     }
@@ -117,15 +119,21 @@ impl JwksFile {
             verdict
         };
         self.0.refresh(false);
-        match verify(&self.0.loaded.read().expect("not poisoned")) {
-            Verdict::Signed(claims) => return claims,
-            Verdict::Refused(error) if !is_bad_signature(&error) => return Err(error.into()),
-            // A key the provider has just added, under a new `kid` or
-            // (without one) in place of the old: look at the file first.
-            Verdict::Refused(_) | Verdict::NoKeyFits => {}
-        }
-        self.0.refresh(true);
-        match verify(&self.0.loaded.read().expect("not poisoned")) {
+        let verdict = verify(&self.0.loaded.read().expect("not poisoned"));
+        let unsigned = match &verdict {
+            Verdict::Refused(error) => is_bad_signature(error),
+            Verdict::NoKeyFits => true,
+            Verdict::Signed(_) => false,
+        };
+        // A key the provider has just added, under a new `kid` or (without
+        // one) in place of the old: look at the file before refusing, and
+        // verify again only if it changed.
+        let verdict = if unsigned && self.0.refresh(true) {
+            verify(&self.0.loaded.read().expect("not poisoned"))
+        } else {
+            verdict
+        };
+        match verdict {
             Verdict::Signed(claims) => claims,
             Verdict::Refused(error) => Err(error.into()),
             Verdict::NoKeyFits => Err(TokenRefused::UnknownKey),
@@ -151,18 +159,23 @@ fn is_bad_signature(error: &jsonwebtoken::errors::Error) -> bool {
 }
 
 impl Inner {
-    /// Reads the file again when it has changed since the last read; a file
-    /// that cannot be read or parsed keeps the keys already known.
-    fn refresh(&self, now: bool) {
+    /// Reads the file again when it has changed since the last read (`now`:
+    /// whenever last looked at; else not within `RECHECK_EVERY`); whether it
+    /// did. A file that cannot be read or parsed keeps the keys already
+    /// known. Looking, not reading, takes no write lock: a flood of tokens
+    /// no key signed each looks, and must not hold up the verifications.
+    fn refresh(&self, now: bool) -> bool {
         {
             let loaded = self.loaded.read().expect("not poisoned");
             if !now && loaded.checked_at.elapsed() < RECHECK_EVERY {
-                return;
+                return false;
             }
             if self.version().ok() == loaded.version {
                 drop(loaded);
-                self.loaded.write().expect("not poisoned").checked_at = Instant::now();
-                return;
+                if !now {
+                    self.loaded.write().expect("not poisoned").checked_at = Instant::now();
+                }
+                return false;
             }
         }
         let mut loaded = self.loaded.write().expect("not poisoned");
@@ -183,6 +196,7 @@ impl Inner {
                 loaded.version = looked_at;
             }
         }
+        true
     }
 
     /// The file's content as it is now.
