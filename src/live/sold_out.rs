@@ -117,16 +117,18 @@ impl SoldOut {
         }
     }
 
-    /// When an answer that seats are left, which a sale since may have made
-    /// stale, stops being given for `concert_id`: whoever passed it on (a
-    /// standing stream) looks again then. `None` when no sale cut it short.
-    pub fn stale_after(&self, concert_id: Uuid) -> Option<Instant> {
+    /// When whoever just passed on "seats are left" for `concert_id` (a
+    /// standing stream) should look again, sooner than its usual look: once
+    /// the answer ends, when a sale since may have made it stale; at once,
+    /// when a read since found the concert sold out. `None` otherwise.
+    pub fn look_again_at(&self, concert_id: Uuid) -> Option<Instant> {
         match lock(&self.known).get(&concert_id)? {
             Known::Left {
                 until,
                 sale_since: true,
             } => Some(*until),
-            _ => None,
+            Known::SoldOut => Some(Instant::now()),
+            Known::Left { .. } => None,
         }
     }
 
@@ -197,7 +199,7 @@ mod tests {
         let (left, over) = (Uuid::now_v7(), Uuid::now_v7());
         let sold_out = knowing(left, left_until(Instant::now() + LEFT_FRESH));
         lock(&sold_out.known).insert(over, Known::SoldOut);
-        assert_eq!(sold_out.stale_after(left), None, "no sale yet");
+        assert_eq!(sold_out.look_again_at(left), None, "no sale yet");
 
         sold_out.seat_sold();
 
@@ -205,9 +207,12 @@ mod tests {
             panic!("seats left are still known for a moment");
         };
         assert!(until <= Instant::now() + LEFT_FRESH_AFTER_SALE);
-        // Whoever was told seats are left looks again once that ends.
-        assert_eq!(sold_out.stale_after(left), Some(until));
-        assert_eq!(sold_out.stale_after(over), None);
+        // Whoever was told seats are left looks again once that ends, and
+        // at once where a read found the concert sold out meanwhile.
+        assert_eq!(sold_out.look_again_at(left), Some(until));
+        assert!(sold_out
+            .look_again_at(over)
+            .is_some_and(|at| at <= Instant::now()));
         assert_eq!(sold_out.known(over), Some(true));
     }
 }

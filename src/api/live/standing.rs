@@ -80,7 +80,7 @@ pub(super) async fn standing_events(
         retry_at: None,
         keep_alive: keep_alive_timer(),
         sold_out_look: every(SOLD_OUT_LOOK),
-        sold_out_stale_at: None,
+        sold_out_relook_at: None,
         done: false,
     };
     // The first standing is read before answering, so a failure is a problem document.
@@ -115,7 +115,7 @@ struct StandingStream {
     /// When to look again whether the concert sold out, sooner than
     /// `sold_out_look`: the standing last sent said seats were left on an
     /// answer a sale since may have made stale.
-    sold_out_stale_at: Option<Instant>,
+    sold_out_relook_at: Option<Instant>,
     done: bool,
 }
 
@@ -128,6 +128,9 @@ enum Wake {
     KeepAlive,
     /// Time to look whether the concert sold out.
     SoldOutLook,
+    /// Time to look again, the standing sent having said seats were left on
+    /// an answer a sale may have made stale.
+    SoldOutRelook,
 }
 
 impl StandingStream {
@@ -192,9 +195,9 @@ impl StandingStream {
     /// a token admitted by the last sale was told seats were left, then
     /// nothing until the next `SOLD_OUT_LOOK`.
     fn look_again_when_stale(&mut self) {
-        self.sold_out_stale_at = match &self.ticket {
+        self.sold_out_relook_at = match &self.ticket {
             Some(ticket) if !self.told_sold_out() => (self.app.live.sold_out())
-                .stale_after(ticket.concert_id)
+                .look_again_at(ticket.concert_id)
                 .map(Instant::from_std),
             _ => None,
         };
@@ -234,7 +237,7 @@ impl StandingStream {
             let lapsed = sleep_until_if(wake_at);
             let retry = sleep_until_if(self.retry_at);
             let told_sold_out = self.told_sold_out();
-            let sold_out_stale = sleep_until_if(self.sold_out_stale_at);
+            let sold_out_relook = sleep_until_if(self.sold_out_relook_at);
             let (closed, ticket, line, keep_alive, sold_out_look, permit) = (
                 &mut self.closed,
                 &mut self.ticket_changes,
@@ -247,7 +250,7 @@ impl StandingStream {
                 _ = closed.wait_for(|closed| *closed) => return None,
                 _ = keep_alive.tick() => Wake::KeepAlive,
                 _ = sold_out_look.tick(), if !told_sold_out => Wake::SoldOutLook,
-                _ = sold_out_stale => Wake::SoldOutLook,
+                _ = sold_out_relook => Wake::SoldOutRelook,
                 _ = permit.comment_due() => Wake::KeepAlive,
                 _ = lapsed => Wake::Ticket,
                 _ = retry => Wake::Ticket,
@@ -262,15 +265,20 @@ impl StandingStream {
             };
             let ticket_changed = match wake {
                 Wake::KeepAlive => return Some((Ok(Event::default().comment("")), self)),
-                Wake::SoldOutLook if self.sold_out_since_sent().await => false,
-                Wake::SoldOutLook => {
+                Wake::SoldOutRelook => {
                     // Once per standing sent: that look came after the sales
                     // this instance had seen, so it saw the last of them.
                     // Looking again whenever a later sale cut the answer
                     // short would wake every stream each 0.1 s of a sale.
-                    self.sold_out_stale_at = None;
-                    continue;
+                    self.sold_out_relook_at = None;
+                    if self.sold_out_since_sent().await {
+                        false
+                    } else {
+                        continue;
+                    }
                 }
+                Wake::SoldOutLook if self.sold_out_since_sent().await => false,
+                Wake::SoldOutLook => continue,
                 Wake::Ticket => true,
                 Wake::Line => false,
             };
