@@ -1,8 +1,8 @@
 //! `concert restore <file>`: checks that the file is a concert backup and
 //! that the store is empty and unused, then `pg_restore`s it in one
 //! transaction (a cut-short or corrupt file rolls back: nothing changes)
-//! and applies any newer migrations, with the empty store's schema set
-//! aside to be put back should either fail or a signal stop them; then
+//! and applies any newer migrations, with a migrated empty store's schema
+//! set aside to be put back should either fail or a signal stop them; then
 //! positions the events the backup held without a position yet.
 
 use std::path::Path;
@@ -52,9 +52,11 @@ pub async fn restore(
     if !super::take_copy_lock(&mut conn, "pg_try_advisory_lock").await? {
         return Err(BackupError::BackupRunning);
     }
-    let had_schema = ensure_empty(&mut conn).await?;
-    let schema_set_aside = set_schema_aside(&mut conn, had_schema).await;
+    let schema_set_aside = ensure_empty(&mut conn).await? && set_schema_aside(&mut conn).await;
     let restored = until_stopped(run_pg_restore(&pg_restore, url, file, items, &mut meter)).await;
+    if let Err(BackupError::RestoreInterrupted(_)) = &restored {
+        end_pg_restore(&mut conn).await;
+    }
     // The migrations belong to the restore: a copy they fail on is undone
     // with it. With nothing set aside there is nothing to put back, so they
     // are left to finish.
@@ -66,15 +68,23 @@ pub async fn restore(
     // Also drops a schema a restore killed half-way set aside.
     if schema_set_aside || migrated.is_ok() {
         let settled = settle_set_aside_schema(&mut conn, migrated.is_ok()).await;
-        // The restore's own failure is the one to report.
-        if let (Err(_), Err(error)) = (&migrated, &settled) {
-            tracing::error!(%error, "could not put the store's schema back after the failed restore; it is in schema {SET_ASIDE}");
+        match (migrated, settled) {
+            (Err(failed), Err(error)) => {
+                return Err(BackupError::NotPutBack {
+                    failed: failed.to_string(),
+                    error: error.to_string(),
+                })
+            }
+            (migrated, settled) => {
+                migrated?;
+                settled?;
+            }
         }
-        migrated?;
-        settled?;
     } else {
         migrated?;
     }
+    // From here on each step commits on its own and a signal waits for the
+    // rest (seconds): the copy is in, and a restore cannot be run again.
 
     let pool = crate::db::connect(url, 2).await?;
     // The payments settled below are decided on the database's clock.
@@ -109,6 +119,22 @@ async fn until_stopped(
     tokio::select! {
         done = work => done,
         signal = crate::server::stop_requested() => Err(BackupError::RestoreInterrupted(signal)),
+    }
+}
+
+/// Ends the backend of a `pg_restore` killed by a signal: it would go on
+/// with its statement (an index build) until it next read from the gone
+/// client, holding the locks the schema's put-back waits for.
+async fn end_pg_restore(conn: &mut PgConnection) {
+    let ended = sqlx::query(
+        "select pg_terminate_backend(pid) from pg_stat_activity
+         where datname = current_database() and application_name = 'pg_restore'
+           and pid <> pg_backend_pid()",
+    )
+    .execute(&mut *conn)
+    .await;
+    if let Err(error) = ended {
+        tracing::warn!(%error, "could not end the stopped pg_restore's session; its transaction rolls back when it notices");
     }
 }
 
@@ -280,24 +306,21 @@ async fn ensure_empty(conn: &mut PgConnection) -> Result<bool, BackupError> {
 /// Where an empty store's schema waits while a copy is restored.
 const SET_ASIDE: &str = "concert_before_restore";
 
-/// Sets an empty store's schema aside (migrated without events, or a
-/// fresh database's empty one), so that the copy is restored into an empty
-/// one and a failed restore can put it back. `pg_restore --clean` drops only
-/// what the archive holds: a copy made before a later migration left that
-/// migration's tables in place, and applying the migration after the
-/// restore then failed on them, with the copy already committed. Without
-/// the right to rename the schema, the restore goes ahead as before
-/// (`migrated`: the store had concert's schema, so saying so is worth a
-/// warning).
-async fn set_schema_aside(conn: &mut PgConnection, migrated: bool) -> bool {
+/// Sets a migrated but empty store's schema aside, so that the copy is
+/// restored into an empty one and a failed restore (or migration of the
+/// copy) puts it back. `pg_restore --clean` drops only what the archive
+/// holds: a copy made before a later migration left that migration's tables
+/// in place, and applying the migration after the restore then failed on
+/// them, with the copy already committed. Without the right to rename the
+/// schema, the restore goes ahead as before. (A fresh database's schema is
+/// left as it is: its owner and grants are the database's own.)
+async fn set_schema_aside(conn: &mut PgConnection) -> bool {
     match holds_only_concerts_objects(conn).await {
         Ok(true) => {}
         Ok(false) => {
-            if migrated {
-                tracing::warn!(
-                    "the store's schema holds objects that are not concert's; restoring over it"
-                );
-            }
+            tracing::warn!(
+                "the store's schema holds objects that are not concert's; restoring over it"
+            );
             return false;
         }
         Err(_) => return false,
@@ -312,11 +335,10 @@ async fn set_schema_aside(conn: &mut PgConnection, migrated: bool) -> bool {
     };
     match sqlx::raw_sql(&statements).execute(&mut *transaction).await {
         Ok(_) => transaction.commit().await.is_ok(),
-        Err(error) if migrated => {
+        Err(error) => {
             tracing::warn!(%error, "cannot set the empty store's schema aside; restoring over it");
             false
         }
-        Err(_) => false,
     }
 }
 

@@ -96,6 +96,15 @@ pub enum BackupError {
         /// Whether the store was put back as it was.
         undone: bool,
     },
+    /// The restore failed, and the store's schema set aside could not be
+    /// put back either.
+    #[error("the restore failed, and the store's schema could not be put back ({error}): it is in schema concert_before_restore; put it back by hand with `drop schema public cascade; alter schema concert_before_restore rename to public`. What failed: {failed}")]
+    NotPutBack {
+        /// Why the restore failed (as its own error says it).
+        failed: String,
+        /// Why the put-back failed.
+        error: String,
+    },
     /// `pg_restore` failed; its transaction was rolled back.
     #[error(
         "the restore failed and was rolled back, the store is unchanged ({status}):\n{stderr}"
