@@ -74,15 +74,17 @@ impl PaymentEnd {
     }
 }
 
-/// Installs the global log subscriber: `RUST_LOG` filters (default `info`;
-/// a `RUST_LOG` that is no filter is said so, and the default kept).
+/// Installs the global log subscriber: `RUST_LOG` filters (default `info`,
+/// sqlx's at `warn`; a `RUST_LOG` that is no filter is said so, and the
+/// default kept).
 pub fn init_logging(format: LogFormat) {
-    let (filter, refused) = match EnvFilter::try_from_default_env() {
-        Ok(filter) => (filter, None),
-        Err(error) => (
-            EnvFilter::new("info,sqlx=warn"),
-            std::env::var_os("RUST_LOG").map(|given| (given, error)),
-        ),
+    const DEFAULT: &str = "info,sqlx=warn";
+    // An empty RUST_LOG reads as unset (it filtered out all but errors).
+    let given = std::env::var_os("RUST_LOG").filter(|given| !given.is_empty());
+    let (filter, refused) = match given.as_ref().map(|_| EnvFilter::try_from_default_env()) {
+        None => (EnvFilter::new(DEFAULT), None),
+        Some(Ok(filter)) => (filter, None),
+        Some(Err(error)) => (EnvFilter::new(DEFAULT), given.map(|given| (given, error))),
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -109,7 +111,7 @@ pub fn init_logging(format: LogFormat) {
         tracing::warn!(
             rust_log = %given.to_string_lossy(),
             %error,
-            "RUST_LOG is not a log filter; logging with the default (info)"
+            "RUST_LOG is not a log filter; logging with the default ({DEFAULT})"
         );
     }
 }

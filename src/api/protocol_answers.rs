@@ -22,7 +22,7 @@ const ANSWERS: [(&str, &str); 4] = [
     ),
     (
         "431",
-        "The request head is larger than 32 KiB, or has more than 100 header lines (`bad_request`).",
+        "The request head is larger than 32 KiB, or has more than 100 header lines (`bad_request`; over HTTP/2 the h2 library answers it bare, without a body).",
     ),
 ];
 
