@@ -136,11 +136,24 @@ async function loadConcerts() {
   if (!concerts) return;
   $("concert").replaceChildren(...concerts.concerts.map((concert) => new Option(concert.title, concert.concert_id)));
   showQueued();
-  if (!concerts.concerts.length) {
-    say("message", "No concert is scheduled yet: looking again every 15 seconds.", "info");
-    // Until one is: a concert scheduled later appears without a reload.
-    setTimeout(() => !$("concert").options.length && state.userToken && loadConcerts(), 15_000);
-  }
+  if (!concerts.concerts.length) lookForConcertsLater();
+}
+
+// Until a concert is scheduled, the list is asked for again every 15 s, so
+// one scheduled later appears without a reload: one timer however often
+// the user signs in, and the message said again only where nothing else
+// is (not over whatever the user reads meanwhile).
+let concertsLookedFor = null;
+let toldNoConcert = false;
+function lookForConcertsLater() {
+  if (concertsLookedFor) return;
+  const shown = "No concert is scheduled yet: looking again every 15 seconds.";
+  if (!toldNoConcert || $("message").hidden) say("message", shown, "info");
+  toldNoConcert = true;
+  concertsLookedFor = setTimeout(() => {
+    concertsLookedFor = null;
+    if (!$("concert").options.length && state.userToken) loadConcerts();
+  }, 15_000);
 }
 
 // Asks until answered while `wanted()` says the answer is still wanted: a
@@ -451,8 +464,12 @@ document.addEventListener("DOMContentLoaded", () => {
   $("sign-out").addEventListener("click", signOut);
   // The wallet may have been charged elsewhere (another tab, the API)
   // while the page was out of sight.
+  // (Coming back fires both events: one read.)
+  let balanceReadAt = 0;
   const balanceMayHaveMoved = () => {
-    if (visible() && state.userToken) refreshBalance();
+    if (!visible() || !state.userToken || Date.now() - balanceReadAt < 1000) return;
+    balanceReadAt = Date.now();
+    refreshBalance();
   };
   document.addEventListener("visibilitychange", balanceMayHaveMoved);
   window.addEventListener("focus", balanceMayHaveMoved);
