@@ -41,15 +41,19 @@ impl Checkpoint {
         let position: i64 = position.parse().map_err(|_| wrong())?;
         let mut bytes = [0u8; 32];
         hex::decode_to_slice(digest, &mut bytes).map_err(|_| wrong())?;
-        if position < 1 {
-            return Err(format!(
-                "a checkpoint's position is 1 or more, not {position}"
-            ));
-        }
-        Ok(Self {
+        let checkpoint = Self {
             position,
             digest: bytes,
-        })
+        };
+        // An empty store's audit prints the empty log's checkpoint, and a
+        // monitor that keeps the last one passes it back: every log extends it.
+        if position < 1 && checkpoint != Self::START {
+            return Err(format!(
+                "a checkpoint's position is 1 or more (or it is the empty log's, {}), not {position}",
+                Self::START
+            ));
+        }
+        Ok(checkpoint)
     }
 
     pub fn digest_hex(&self) -> String {
@@ -92,7 +96,8 @@ impl LogDigest {
     pub(super) fn new(against: Option<Checkpoint>) -> Self {
         Self {
             current: Checkpoint::START,
-            against,
+            // The empty log's checkpoint holds every log to nothing.
+            against: against.filter(|against| *against != Checkpoint::START),
         }
     }
 
@@ -176,6 +181,14 @@ mod tests {
     }
 
     #[test]
+    fn the_empty_logs_checkpoint_is_taken_back_and_every_log_extends_it() {
+        let empty = Checkpoint::parse(&walk(&[], None).0.to_string()).expect("the empty log's");
+        assert!(walk(&log(), Some(empty)).1.is_empty());
+        assert!(Checkpoint::parse(&format!("0:{}", "1".repeat(64))).is_err());
+        assert!(Checkpoint::parse(&format!("-1:{}", "0".repeat(64))).is_err());
+    }
+
+    #[test]
     fn a_rewritten_hash_before_the_checkpoint_is_named() {
         let mut rows = log();
         let checkpoint = checkpoint_at(&rows, 3);
@@ -225,7 +238,6 @@ mod tests {
             "3",
             "3:zz",
             "x:00",
-            "0:0000000000000000000000000000000000000000000000000000000000000000",
         ] {
             assert!(Checkpoint::parse(wrong).is_err(), "{wrong}");
         }
