@@ -233,12 +233,7 @@ mod tests {
     fn a_checkpoint_reads_back_as_it_is_written() {
         let checkpoint = checkpoint_at(&log(), 3);
         assert_eq!(Checkpoint::parse(&checkpoint.to_string()), Ok(checkpoint));
-        for wrong in [
-            "",
-            "3",
-            "3:zz",
-            "x:00",
-        ] {
+        for wrong in ["", "3", "3:zz", "x:00"] {
             assert!(Checkpoint::parse(wrong).is_err(), "{wrong}");
         }
     }
