@@ -8,13 +8,15 @@
 mod dump;
 mod load;
 mod meter;
+mod set_aside;
 mod settle;
 mod tool_url;
 
 use std::path::PathBuf;
 
 pub use dump::{backup, BackupReport};
-pub use load::{restore, RestoreReport, STORE_FUNCTIONS, STORE_TABLES};
+pub use load::{restore, RestoreReport};
+pub use set_aside::{STORE_FUNCTIONS, STORE_TABLES};
 pub use tool_url::ToolConnection;
 
 /// The advisory lock a restore holds for its whole run, and a backup shares
