@@ -125,8 +125,16 @@ pub async fn follow_database(pool: PgPool, mut stop: watch::Receiver<bool>) {
             _ = tokio::time::sleep(MEASURE_EVERY) => {}
             _ = stop.wait_for(|stopped| *stopped) => return,
         }
-        if let Err(error) = follow_database_once(&pool).await {
-            tracing::debug!(%error, "the database's clock could not be read; keeping the last distance");
+        // Bounded: a connection whose path stopped answering would keep
+        // this loop, and one of the pool's places, for good.
+        match tokio::time::timeout(MEASURE_EVERY, follow_database_once(&pool)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => {
+                tracing::debug!(%error, "the database's clock could not be read; keeping the last distance");
+            }
+            Err(_) => {
+                tracing::debug!("the database's clock had no answer; keeping the last distance")
+            }
         }
     }
 }

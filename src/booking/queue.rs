@@ -146,11 +146,17 @@ async fn number_may_be_used(
     if outcome_unknown(error) {
         return true;
     }
-    match queue_tickets::find_ticket(&app.pool, ticket_id.0).await {
-        Ok(found) => found.is_some_and(|ticket| ticket.entry_no == entry_no),
-        Err(_) => true,
+    // Bounded: the entry runs apart from its request, so nothing else would
+    // give up a look on a connection whose path stopped answering.
+    let look = queue_tickets::find_ticket(&app.pool, ticket_id.0);
+    match tokio::time::timeout(LOOK_WITHIN, look).await {
+        Ok(Ok(found)) => found.is_some_and(|ticket| ticket.entry_no == entry_no),
+        Ok(Err(_)) | Err(_) => true,
     }
 }
+
+/// How long the look for a failed entry's ticket may take.
+const LOOK_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A failure that wrote nothing for certain: the ticket's rules refused the
 /// entry, or other writers kept winning its stream.

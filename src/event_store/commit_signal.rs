@@ -10,6 +10,8 @@
 //! lock for microseconds. Signals raised while one is being sent go out as
 //! one.
 
+use std::time::Duration;
+
 use sqlx::PgPool;
 use tokio::sync::mpsc;
 
@@ -44,11 +46,21 @@ impl CommitSignal {
     }
 }
 
+/// How long one NOTIFY may wait for its answer: on a connection whose path
+/// stopped answering it would wait for good, and no signal would go out again.
+const NOTIFY_WITHIN: Duration = Duration::from_secs(5);
+
 /// One NOTIFY in a transaction that does not wait for the WAL flush.
 async fn notify(pool: &PgPool) -> sqlx::Result<()> {
-    sqlx::query("select set_config('synchronous_commit', 'off', true), pg_notify($1, '')")
-        .bind(COMMITS_CHANNEL)
-        .execute(pool)
-        .await?;
-    Ok(())
+    let sent =
+        sqlx::query("select set_config('synchronous_commit', 'off', true), pg_notify($1, '')")
+            .bind(COMMITS_CHANNEL)
+            .execute(pool);
+    match tokio::time::timeout(NOTIFY_WITHIN, sent).await {
+        Ok(sent) => sent.map(drop),
+        Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no answer within {} s", NOTIFY_WITHIN.as_secs()),
+        ))),
+    }
 }

@@ -137,11 +137,20 @@ async fn read_upto(pool: &PgPool, feed: &Feed, position: &mut i64, upto: i64) ->
 
 /// Wakes the follower on each notification of commits, and has the
 /// standing streams of a concert whose line moved without an event read it
-/// again; reconnects (after a pause) when the connection is lost. Runs
-/// until aborted.
+/// again; reconnects (after a pause) when the connection is lost, or when
+/// after [`LISTENER_SILENCE`] it does not answer within [`LISTENER_ANSWER`].
+/// Runs until aborted.
 async fn listen(pool: PgPool, woken: Arc<Notify>, feed: Feed) {
     loop {
-        match PgListener::connect_with(&pool).await {
+        // A pool of its own: a listener given up on a path that stopped
+        // answering is dropped with its UNLISTEN still waiting for an
+        // answer, and would hold one of the shared pool's places for good.
+        let own = pool
+            .options()
+            .clone()
+            .max_connections(1)
+            .connect_lazy_with((*pool.connect_options()).clone());
+        match PgListener::connect_with(&own).await {
             Ok(mut listener) => {
                 if let Err(error) = listener.listen_all([COMMITS_CHANNEL, LINES_CHANNEL]).await {
                     tracing::warn!(%error, "live feed: LISTEN failed");
@@ -150,28 +159,53 @@ async fn listen(pool: PgPool, woken: Arc<Notify>, feed: Feed) {
                     woken.notify_one();
                     let missed = feed.clone();
                     tokio::spawn(async move { missed.standings().every_line_changed().await });
-                    loop {
-                        match listener.recv().await {
-                            Ok(note) if note.channel() == LINES_CHANNEL => {
-                                // Not waited on: it waits for a read of the line under way.
-                                if let Ok(concert_id) = note.payload().parse() {
-                                    let feed = feed.clone();
-                                    tokio::spawn(async move {
-                                        feed.standings().line_changed(concert_id).await;
-                                    });
-                                }
-                            }
-                            Ok(_) => woken.notify_one(),
-                            Err(error) => {
-                                tracing::warn!(%error, "live feed: listener connection lost");
-                                break;
-                            }
-                        }
-                    }
+                    hear(&mut listener, &woken, &feed).await;
                 }
             }
             Err(error) => tracing::warn!(%error, "live feed: cannot connect the listener"),
         }
         tokio::time::sleep(FALLBACK).await;
+    }
+}
+
+/// How long the listener may hear nothing before it asks its connection
+/// whether it still answers: a network path that stops answering without
+/// closing leaves it waiting for good, deaf to every commit and line move.
+const LISTENER_SILENCE: Duration = Duration::from_secs(10);
+/// How long that question may go unanswered before the listener reconnects.
+const LISTENER_ANSWER: Duration = Duration::from_secs(5);
+
+/// Passes on the notifications `listener` hears until its connection is
+/// lost or stops answering.
+async fn hear(listener: &mut PgListener, woken: &Notify, feed: &Feed) {
+    loop {
+        let heard = match tokio::time::timeout(LISTENER_SILENCE, listener.recv()).await {
+            Ok(heard) => heard,
+            Err(_) => {
+                let asked = sqlx::query("select 1").execute(&mut *listener);
+                match tokio::time::timeout(LISTENER_ANSWER, asked).await {
+                    Ok(Ok(_)) => continue,
+                    Ok(Err(error)) => tracing::warn!(%error, "live feed: listener connection lost"),
+                    Err(_) => tracing::warn!("live feed: listener connection stopped answering"),
+                }
+                return;
+            }
+        };
+        match heard {
+            Ok(note) if note.channel() == LINES_CHANNEL => {
+                // Not waited on: it waits for a read of the line under way.
+                if let Ok(concert_id) = note.payload().parse() {
+                    let feed = feed.clone();
+                    tokio::spawn(async move {
+                        feed.standings().line_changed(concert_id).await;
+                    });
+                }
+            }
+            Ok(_) => woken.notify_one(),
+            Err(error) => {
+                tracing::warn!(%error, "live feed: listener connection lost");
+                return;
+            }
+        }
     }
 }
