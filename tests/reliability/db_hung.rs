@@ -172,6 +172,14 @@ async fn payments_and_queue_entries_on_a_connection_that_stops_answering_are_giv
         in_use <= POOL_IN_USE_AT_REST,
         "{in_use} of the pool's connections still in use 20 s after the load stopped"
     );
+    // The live feed's listener, frozen with the rest, heard nothing again
+    // for good before; now its silence is noticed and it reconnects.
+    let log = std::fs::read_to_string(&hung.server.log).unwrap_or_default();
+    assert!(
+        log.contains("listener connection stopped answering"),
+        "the frozen listener was not replaced; log:\n{}",
+        harness::tail(&hung.server.log, 30)
+    );
 
     let (code, audit) = harness::audit(&hung.work.data(), 100).await;
     assert_eq!(code, 0, "concert audit failed:\n{audit}");
