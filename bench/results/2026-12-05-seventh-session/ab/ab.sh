@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Alternating builds (in /tmp/bin-<name>), each on a fresh private PostgreSQL:
-# every endpoint of $ENDPOINTS at 64 clients for $SECS s.
+# every endpoint of $ENDPOINTS at $CONC clients (64) for $SECS s.
 set -u
 OUT=${OUT:-/tmp/ab7}; SECS=${SECS:-10}
 ENDPOINTS=${ENDPOINTS:-hold charge pay enter-queue}
@@ -17,7 +17,7 @@ for which in $ROUNDS; do
   for _ in $(seq 120); do curl -fs 127.0.0.1:18383/readyz >/dev/null 2>&1 && break; sleep 0.5; done
   for name in $ENDPOINTS; do
     /tmp/bin-$which/concert-bench endpoint --url http://127.0.0.1:18383 --admin-token bench --name $name \
-      --concurrency 64 --seconds $SECS --server-pid $pid --json $OUT/$i-$which-$name.json > $OUT/$i-$which-$name.txt 2>&1
+      --concurrency ${CONC:-64} --seconds $SECS --server-pid $pid --json $OUT/$i-$which-$name.json > $OUT/$i-$which-$name.txt 2>&1
     grep -E "^$name " $OUT/$i-$which-$name.txt | sed "s/^/$i $which /"
   done
   kill -INT $pid; wait $pid
