@@ -77,7 +77,13 @@ const CHECKED_RECENTLY: Duration = Duration::from_millis(500);
 /// The check on the way out is skipped for a connection back within
 /// [`CHECKED_RECENTLY`], as HikariCP does, so that a busy pool makes no
 /// more round trips than before: two a use (this check and the pool's own
-/// as it comes back), both after the work is answered.
+/// as it comes back), both after the work is answered. Checking every
+/// connection on the way out too cost a tenth of the holds, charges and
+/// payments a second; skipping it fails a use of a connection whose session
+/// the server ended within that half second (a restart, an operator's
+/// `pg_terminate_backend`) with a 503 where a fresh connection would have
+/// served it: four terminations of every session under load failed 88 to
+/// 123 requests, against 14 to 70 before.
 fn checked_in_time(options: PgPoolOptions) -> PgPoolOptions {
     options
         .test_before_acquire(false)
