@@ -38,11 +38,13 @@ const HOLD_TTL_SECS: u64 = 3;
 /// may need the concert's rows the frozen transaction locked (15–35 s seen).
 const ENTRY_RECOVERY_LIMIT: Duration = Duration::from_secs(60);
 /// Most connections of the pool (8 places) in use once the load stopped.
-/// Without a freeze, 1 (the scheduler's rounds); after these two, 0 to 3.
-/// Before the pool gave up its checks of returned connections, those given
-/// up on a frozen path held their places for good: 6 seen here, and all 8
-/// in the run where no queue entry was answered within a minute.
-const POOL_IN_USE_AT_REST: u64 = 4;
+/// Without a freeze, 1 (the scheduler's rounds); after these two, 0 to 4
+/// (sqlx's own check of a returned connection, which has no deadline, can
+/// go out just as the path freezes). Before the pool gave up its checks of
+/// returned connections, those given up on a frozen path held their places
+/// for good: 6 seen here, and all 8 in the run where no queue entry was
+/// answered within a minute.
+const POOL_IN_USE_AT_REST: u64 = 5;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_on_a_connection_that_stops_answering_are_given_up_and_the_service_recovers() {
