@@ -127,14 +127,9 @@ pub async fn follow_database(pool: PgPool, mut stop: watch::Receiver<bool>) {
         }
         // Bounded: a connection whose path stopped answering would keep
         // this loop, and one of the pool's places, for good.
-        match tokio::time::timeout(MEASURE_EVERY, follow_database_once(&pool)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => {
-                tracing::debug!(%error, "the database's clock could not be read; keeping the last distance");
-            }
-            Err(_) => {
-                tracing::debug!("the database's clock had no answer; keeping the last distance")
-            }
+        let measured = crate::db::answered_within(MEASURE_EVERY, follow_database_once(&pool));
+        if let Err(error) = measured.await {
+            tracing::debug!(%error, "the database's clock could not be read; keeping the last distance");
         }
     }
 }

@@ -107,6 +107,21 @@ async fn answers_in_time(conn: &mut PgConnection) -> sqlx::Result<bool> {
     }
 }
 
+/// `work` on the database, failed as a timed-out I/O error when it has no
+/// answer within `limit`: for work apart from any request, which nothing
+/// else gives up on a connection whose path stopped answering.
+pub async fn answered_within<T>(
+    limit: Duration,
+    work: impl std::future::Future<Output = sqlx::Result<T>>,
+) -> sqlx::Result<T> {
+    tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+        Err(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no answer within {} s", limit.as_secs()),
+        )))
+    })
+}
+
 /// The store must hold any text a client may send (a title in any script,
 /// an emoji). A database in another encoding refused such a title when its
 /// batch was stored, and every command of that batch was answered 503.

@@ -149,9 +149,9 @@ async fn number_may_be_used(
     // Bounded: the entry runs apart from its request, so nothing else would
     // give up a look on a connection whose path stopped answering.
     let look = queue_tickets::find_ticket(&app.pool, ticket_id.0);
-    match tokio::time::timeout(LOOK_WITHIN, look).await {
-        Ok(Ok(found)) => found.is_some_and(|ticket| ticket.entry_no == entry_no),
-        Ok(Err(_)) | Err(_) => true,
+    match crate::db::answered_within(LOOK_WITHIN, look).await {
+        Ok(found) => found.is_some_and(|ticket| ticket.entry_no == entry_no),
+        Err(_) => true,
     }
 }
 

@@ -56,11 +56,7 @@ async fn notify(pool: &PgPool) -> sqlx::Result<()> {
         sqlx::query("select set_config('synchronous_commit', 'off', true), pg_notify($1, '')")
             .bind(COMMITS_CHANNEL)
             .execute(pool);
-    match tokio::time::timeout(NOTIFY_WITHIN, sent).await {
-        Ok(sent) => sent.map(drop),
-        Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            format!("no answer within {} s", NOTIFY_WITHIN.as_secs()),
-        ))),
-    }
+    crate::db::answered_within(NOTIFY_WITHIN, sent)
+        .await
+        .map(drop)
 }
