@@ -107,6 +107,12 @@ async fn answers_in_time(conn: &mut PgConnection) -> sqlx::Result<bool> {
     }
 }
 
+/// How long a short read that nothing else would give up has to answer: one
+/// in an event stream, which no request timeout bounds, or one that others
+/// wait on under a shared lock. Such reads take a millisecond; a connection
+/// whose path stopped answering would otherwise stall them for good.
+pub const SHORT_READ_WITHIN: Duration = Duration::from_secs(5);
+
 /// `work` on the database, failed as a timed-out I/O error when it has no
 /// answer within `limit`: for work apart from any request, which nothing
 /// else gives up on a connection whose path stopped answering.

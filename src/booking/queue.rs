@@ -149,14 +149,11 @@ async fn number_may_be_used(
     // Bounded: the entry runs apart from its request, so nothing else would
     // give up a look on a connection whose path stopped answering.
     let look = queue_tickets::find_ticket(&app.pool, ticket_id.0);
-    match crate::db::answered_within(LOOK_WITHIN, look).await {
+    match crate::db::answered_within(crate::db::SHORT_READ_WITHIN, look).await {
         Ok(found) => found.is_some_and(|ticket| ticket.entry_no == entry_no),
         Err(_) => true,
     }
 }
-
-/// How long the look for a failed entry's ticket may take.
-const LOOK_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A failure that wrote nothing for certain: the ticket's rules refused the
 /// entry, or other writers kept winning its stream.
@@ -211,8 +208,9 @@ pub async fn watched_standing(
         .line(concert_id, moved_at, || async {
             let now = crate::clock::now();
             let active_max = i64::from(app.config.queue_active_max);
-            let row =
-                queue_line::line(&app.pool, concert_id, rate_window_start(now), active_max).await?;
+            // Bounded: every standing stream of the concert waits for this read.
+            let read = queue_line::line(&app.pool, concert_id, rate_window_start(now), active_max);
+            let row = crate::db::answered_within(crate::db::SHORT_READ_WITHIN, read).await?;
             Ok::<_, BookingError>((row, now))
         })
         .await?;

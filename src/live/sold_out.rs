@@ -78,7 +78,10 @@ impl SoldOut {
         }
         let read = Instant::now();
         let sales_seen = self.sales_seen.load(Ordering::Acquire);
-        let left = any_seat_left(pool, concert_id, now).await?;
+        // Bounded: every look at this concert, streams' and requests', waits
+        // for this read.
+        let look = any_seat_left(pool, concert_id, now);
+        let left = crate::db::answered_within(crate::db::SHORT_READ_WITHIN, look).await?;
         let sale_since = self.sales_seen.load(Ordering::Acquire) != sales_seen;
         let fresh_for = if sale_since {
             LEFT_FRESH_AFTER_SALE

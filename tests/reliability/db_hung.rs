@@ -261,6 +261,100 @@ async fn an_admission_round_on_a_connection_that_stops_answering_holds_admission
     );
 }
 
+/// A read that every look at a concert waits for (whether it sold out,
+/// asked every 5 s by a standing stream, apart from any request) is given
+/// up when its connection stops answering. Before, the stream held the
+/// concert's lock for good: every queue answer of the concert waited behind
+/// it and was `503` at its request timeout, and the stream sent nothing
+/// more, not even its comments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streams_read_on_a_connection_that_stops_answering_holds_the_concerts_queue_answers_back_seconds_not_for_good(
+) {
+    const ANSWERED_WITHIN: Duration = Duration::from_secs(30);
+    let _turn = harness::serial().await;
+    let mut hung = Hung::start("hung-stream", &[], &[]).await;
+    let api = Api::new(vec![hung.server.base()], Duration::from_secs(20));
+    let (concert, _) = api.create_concert(10, 1_000).await;
+    let entered = api.enter(Uuid::new_v4(), concert, RETRY).await.unwrap();
+    let ticket: QueueToken = entered.json("queue entry", &[201]).unwrap();
+    // Admitted first: an admission round names the concert too.
+    assert_eq!(
+        api.wait_admitted(&ticket.token, RETRY).await.as_deref(),
+        Some("active")
+    );
+
+    let streamed = Arc::new(Mutex::new(Vec::<Instant>::new()));
+    let stream = tokio::spawn(follow_standing(
+        format!("{}/api/v1/queue/tokens/current/events", hung.server.base()),
+        ticket.token.clone(),
+        streamed.clone(),
+    ));
+    // Its first standing sent, the stream's next look whether the concert
+    // sold out is the only statement naming the concert (in binary, among
+    // the bound values) until the freeze.
+    let opened = Instant::now();
+    while streamed.lock().unwrap().is_empty() {
+        assert!(
+            opened.elapsed() < Duration::from_secs(10),
+            "the stream sent nothing"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let concert_bytes: &'static [u8] = Box::leak(Box::new(*concert.as_bytes()));
+    let frozen_at = hung.freeze_on(concert_bytes).await;
+
+    let current = api
+        .retry(ANSWERED_WITHIN, || api.client.current_token(&ticket.token))
+        .await;
+    let answered_after = frozen_at.elapsed();
+    let streamed_after_freeze = || {
+        (streamed.lock().unwrap().iter())
+            .find(|at| **at > frozen_at)
+            .map(|at| *at - frozen_at)
+    };
+    while streamed_after_freeze().is_none() && frozen_at.elapsed() < ANSWERED_WITHIN {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let streamed_after_freeze = streamed_after_freeze();
+    stream.abort();
+    hung.stop().await;
+    assert_eq!(
+        current.map(|answer| answer.status),
+        Some(200),
+        "the concert's queue answers still failed {ANSWERED_WITHIN:?} after the freeze; log:\n{}",
+        harness::tail(&hung.server.log, 30)
+    );
+    // Its comment comes every 15 s; the frozen look is given up after 5.
+    let streamed_after_freeze =
+        streamed_after_freeze.expect("the stream sent nothing after the freeze");
+    assert!(
+        streamed_after_freeze < Duration::from_secs(25),
+        "the stream sent nothing for {streamed_after_freeze:?} after the freeze"
+    );
+    harness::report_figures(
+        "db_hung_stream",
+        json!({
+            "queue_answer_after_freeze_ms": answered_after.as_millis(),
+            "stream_sent_after_freeze_ms": streamed_after_freeze.as_millis(),
+        }),
+    );
+}
+
+/// Follows a token's standing stream, noting when each piece of it came.
+async fn follow_standing(url: String, token: String, streamed: Arc<Mutex<Vec<Instant>>>) {
+    let client = reqwest::Client::new();
+    let mut answer = client
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("the standing stream opens");
+    assert_eq!(answer.status(), 200, "the standing stream was refused");
+    while let Ok(Some(_)) = answer.chunk().await {
+        streamed.lock().unwrap().push(Instant::now());
+    }
+}
+
 /// One instance with the private server, and the instance under test,
 /// which reaches that server through a proxy that freezes.
 struct Hung {

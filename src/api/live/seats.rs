@@ -223,10 +223,11 @@ impl SeatStream {
         }
     }
 
-    /// Whether the stream's ticket is still active, as stored; a failed
-    /// read keeps the stream (its deadline still ends it).
+    /// Whether the stream's ticket is still active, as stored; a failed or
+    /// unanswered read keeps the stream (its deadline still ends it).
     async fn ticket_still_active(&self) -> bool {
-        match queue_tickets::find_ticket(&self.pool, self.ticket_id).await {
+        let read = queue_tickets::find_ticket(&self.pool, self.ticket_id);
+        match crate::db::answered_within(crate::db::SHORT_READ_WITHIN, read).await {
             Ok(Some(ticket)) => ticket.status_at(crate::clock::now()) == TicketStatus::Active,
             Ok(None) => false,
             Err(_) => true,

@@ -140,9 +140,12 @@ impl StandingStream {
     async fn read(&mut self, ticket_changed: bool) -> Result<Event, ApiError> {
         let ticket = match self.ticket.take() {
             Some(ticket) if !ticket_changed => ticket,
-            _ => queue_tickets::find_ticket(&self.app.pool, self.ticket_id)
-                .await?
-                .ok_or(ApiError::TokenInvalid)?,
+            _ => {
+                let read = queue_tickets::find_ticket(&self.app.pool, self.ticket_id);
+                crate::db::answered_within(crate::db::SHORT_READ_WITHIN, read)
+                    .await?
+                    .ok_or(ApiError::TokenInvalid)?
+            }
         };
         let lapsed = ticket.status_at(crate::clock::now()) == TicketStatus::Expired;
         self.deadline = ticket.expires_at.map(instant_of);
