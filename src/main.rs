@@ -308,7 +308,14 @@ async fn run(
                 .ok_or(
                     "CONCERT_AUTH_JWKS_FILE is set: user tokens come from the identity provider",
                 )?;
-            concert::say!("{}", minted.token);
+            // The token is the command's whole result: one that cannot be
+            // written is a failure, not a report lost (a script reading
+            // `$(concert user-token …)` would go on with nothing).
+            use std::io::Write as _;
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "{}", minted.token)
+                .and_then(|()| stdout.flush())
+                .map_err(|error| format!("writing the token: {error}"))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit { checkpoint } => {

@@ -1,7 +1,8 @@
 //! A command whose report nobody can read (`concert audit | head -1`, a full
 //! disk) still does its work and exits with its own code: before, `audit`,
 //! `user-token` and `backup` panicked on the failed write and exited 101,
-//! after a backup written whole.
+//! after a backup written whole. `user-token`'s output is its whole result,
+//! so losing it is its failure (exit 1): it exited 0 with nothing written.
 
 use std::process::Stdio;
 
@@ -56,7 +57,7 @@ async fn commands_whose_report_is_lost_do_their_work_and_exit_with_their_own_cod
         );
         assert_eq!(
             run_unread(&url, &["user-token", &user], lost).await,
-            0,
+            1,
             "user-token, {lost:?}"
         );
         let file = folder.join(format!("{lost:?}.dump"));
