@@ -275,28 +275,33 @@ async fn drop_snapshots(pool: &PgPool) -> sqlx::Result<u64> {
 /// How long one try of the swap waits for the live tables' locks; writers
 /// queue behind the request for as long.
 const SWAP_LOCK_WAIT: &str = "200ms";
+/// How long one try of the swap waits for a backup under way to finish.
+const BACKUP_WAIT: &str = "2s";
 /// The pause between tries of the swap.
 const SWAP_RETRY_AFTER: Duration = Duration::from_secs(2);
 /// How long a rebuilt replay keeps trying to swap before it gives up.
 const SWAP_WAIT_MOST: Duration = Duration::from_secs(600);
 
 /// Swaps the rebuilt tables in for the live ones, with the events committed
-/// meanwhile applied first; `ReplayError::SwapBusy` when a backup is running
-/// or the tables' locks did not come within `SWAP_LOCK_WAIT`.
+/// meanwhile applied first; busy (`is_busy`) when a backup did not finish
+/// within `BACKUP_WAIT` or the tables' locks did not come within
+/// `SWAP_LOCK_WAIT`.
 async fn swap_in(
     swap: &mut PgConnection,
     projectors: &Projectors,
     rebuilt_upto: i64,
 ) -> Result<Vec<CaughtUpStream>, ReplayError> {
     // A backup shares this lock while it copies: its snapshot reads every
-    // table until it is done.
-    let no_backup: bool = sqlx::query_scalar("select pg_try_advisory_xact_lock($1)")
-        .bind(crate::backup::COPY_LOCK)
-        .fetch_one(&mut *swap)
+    // table until it is done. The swap waits for it in line rather than
+    // trying: a backup asked for later then waits behind the swap, where
+    // back-to-back backups had kept a replay from swapping for minutes.
+    sqlx::query(&format!("set local lock_timeout = '{BACKUP_WAIT}'"))
+        .execute(&mut *swap)
         .await?;
-    if !no_backup {
-        return Err(ReplayError::SwapBusy(0));
-    }
+    sqlx::query("select pg_advisory_xact_lock($1)")
+        .bind(crate::backup::COPY_LOCK)
+        .execute(&mut *swap)
+        .await?;
     sqlx::query(&format!("set local lock_timeout = '{SWAP_LOCK_WAIT}'"))
         .execute(&mut *swap)
         .await?;

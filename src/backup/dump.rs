@@ -25,6 +25,11 @@ use crate::private_postgres::server_tool;
 
 /// How long the snapshot's session is given to close.
 const CLOSE_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long a backup waits for the store's copy lock: long enough for the
+/// swap that ends a replay (a second or two), not for a restore.
+const HOLDER_WAIT_MOST: std::time::Duration = std::time::Duration::from_secs(10);
+/// How often it tries the lock meanwhile.
+const HOLDER_RETRY_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// What a finished backup holds.
 #[derive(Debug, Clone)]
@@ -48,7 +53,7 @@ pub async fn backup(url: &str, file: &Path) -> Result<BackupReport, BackupError>
     let mut meter = Meter::new("backup");
     let mut snapshot_holder = PgConnection::connect(url).await?;
     // Held by this session until it closes, after pg_dump is done.
-    if !super::take_copy_lock(&mut snapshot_holder, "pg_try_advisory_lock_shared").await? {
+    if !copy_lock_within(&mut snapshot_holder, HOLDER_WAIT_MOST).await? {
         return Err(BackupError::RestoreRunning);
     }
     // After the lock: a restore under way into an empty store is what to say.
@@ -104,6 +109,34 @@ pub async fn backup(url: &str, file: &Path) -> Result<BackupReport, BackupError>
         unpositioned,
         seconds: meter.elapsed(),
     })
+}
+
+/// Whether the copy lock was shared with this session within `wait_most`,
+/// saying on stderr once that it waits. A replay's swap (which waits in line
+/// for a backup under way, so that backups cannot starve it) or a restore
+/// holds it alone; a backup asked for during a swap was refused at once.
+async fn copy_lock_within(
+    holder: &mut PgConnection,
+    wait_most: std::time::Duration,
+) -> Result<bool, BackupError> {
+    let since = std::time::Instant::now();
+    let mut told = false;
+    loop {
+        if super::take_copy_lock(holder, "pg_try_advisory_lock_shared").await? {
+            return Ok(true);
+        }
+        if since.elapsed() >= wait_most {
+            return Ok(false);
+        }
+        if !told {
+            told = true;
+            crate::say_to_stderr!(
+                "a restore into this store, or the swap that ends a replay, is running: waiting up to {} s for it",
+                wait_most.as_secs()
+            );
+        }
+        tokio::time::sleep(HOLDER_RETRY_EVERY).await;
+    }
 }
 
 /// The file a backup to `file` replaces: `file`, or the file a link there

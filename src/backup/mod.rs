@@ -74,7 +74,7 @@ pub enum BackupError {
         events: i64,
     },
     /// A restore into this store, or a replay's swap, is running.
-    #[error("a restore into this store, or the swap that ends a replay, is running; back it up once it is done")]
+    #[error("a restore into this store, or the swap that ends a replay, is running (waited 10 s); back it up once it is done")]
     RestoreRunning,
     /// A backup of this store, another restore into it or a replay's swap
     /// is running (they share one lock).

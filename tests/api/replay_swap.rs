@@ -108,6 +108,56 @@ async fn a_replay_swaps_after_long_readers_without_holding_up_the_service() {
     crate::helpers::assert_replay_rebuilds_the_read_models(&app.pool).await;
 }
 
+/// Backups one after another (a loop of them, as a probe ran) leave the
+/// swap its turn: it waits for the copy lock in line, and the next backup,
+/// which tries the lock, waits behind it. Trying the lock every 2 s, the
+/// swap found it held nearly always: a replay took 150 s where 14 s did.
+#[tokio::test]
+async fn back_to_back_backups_keep_no_replay_from_swapping() {
+    const BACKUP_TAKES: Duration = Duration::from_millis(500);
+    let app = spawn_app().await;
+    assert_eq!(app.charge(Uuid::new_v4(), 5).await.status, 200);
+    let mut backup = sqlx::PgConnection::connect_with(&app.pool.connect_options())
+        .await
+        .unwrap();
+    let swapped = AtomicBool::new(false);
+    let replay = async {
+        let replayed = concert::replay::replay(&app.pool, &mut |_, _| {}).await;
+        swapped.store(true, Ordering::SeqCst);
+        replayed
+    };
+    let backups = async {
+        let mut taken = 0;
+        while !swapped.load(Ordering::SeqCst) {
+            // As `concert backup` takes the lock: tried until shared.
+            let shared: bool = sqlx::query_scalar("select pg_try_advisory_lock_shared($1)")
+                .bind(concert::backup::COPY_LOCK)
+                .fetch_one(&mut backup)
+                .await
+                .unwrap();
+            if !shared {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            taken += 1;
+            tokio::time::sleep(BACKUP_TAKES).await;
+            sqlx::query("select pg_advisory_unlock_shared($1)")
+                .bind(concert::backup::COPY_LOCK)
+                .execute(&mut backup)
+                .await
+                .unwrap();
+        }
+        taken
+    };
+    let (replayed, taken) = tokio::time::timeout(Duration::from_secs(30), async {
+        tokio::join!(replay, backups)
+    })
+    .await
+    .expect("the replay swaps between two backups");
+    assert!(replayed.expect("the replay succeeds").events > 0);
+    assert!(taken > 0, "no backup ran while the replay did");
+}
+
 /// One replay at a time: another waits for it, rather than failing on the
 /// build schema's lock after the pool's lock timeout (three at once failed
 /// the second that way, 20 s in), and then rebuilds as usual.

@@ -124,6 +124,34 @@ async fn a_backup_and_a_restore_of_one_store_refuse_each_other() {
         .await
         .unwrap();
 
+    // A lock held briefly, as the swap that ends a replay holds it, is
+    // waited for: such a backup was refused at once.
+    let mut swap = PgConnection::connect(&url).await.unwrap();
+    sqlx::query("select pg_advisory_lock($1)")
+        .bind(concert::backup::COPY_LOCK)
+        .execute(&mut swap)
+        .await
+        .unwrap();
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        sqlx::query("select pg_advisory_unlock($1)")
+            .bind(concert::backup::COPY_LOCK)
+            .execute(&mut swap)
+            .await
+            .unwrap();
+        swap
+    });
+    let waited = work.root.join("waited.dump");
+    let (code, out, err) = harness::cli(
+        &[("DATABASE_URL", url.clone())],
+        &["backup", path_str(&waited)],
+    )
+    .await;
+    release.await.unwrap().close().await.unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("waiting up to 10 s"), "{err}");
+    assert!(waited.exists());
+
     // ...and while a backup reads it, a restore into it is refused.
     sqlx::query("select pg_advisory_lock_shared($1)")
         .bind(concert::backup::COPY_LOCK)
