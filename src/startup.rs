@@ -37,7 +37,12 @@ pub fn check_before_starting(command: &Command, config: &Config) -> Result<(), S
             ));
         }
         Command::Restore { file } if !file.is_file() => {
-            return Err(format!("{}: no such backup file", file.display()));
+            let why = match (std::fs::metadata(file), std::fs::symlink_metadata(file)) {
+                (Ok(_), _) => "not a regular file (a FIFO or device), not a backup file",
+                (Err(_), Ok(_)) => "a link to nothing, not a backup file",
+                (Err(_), Err(_)) => "no such backup file",
+            };
+            return Err(format!("{}: {why}", file.display()));
         }
         _ => {}
     }

@@ -163,12 +163,22 @@ fn written_to(file: &Path) -> Result<PathBuf, BackupError> {
     }
 }
 
-/// `<file>.<pid>.partial`: where this run's dump goes until it is complete.
+/// `<file>.<pid>.partial`: where this run's dump goes until it is complete;
+/// `.concert-backup.<pid>.partial` beside it when that name would pass the
+/// file system's limit (a 250-character name is a legal file's).
 fn partial_path(file: &Path) -> PathBuf {
+    let suffix = format!(".{}.partial", std::process::id());
+    let name_len = file.file_name().map_or(0, |name| name.len());
+    if name_len + suffix.len() > NAME_MAX {
+        return file.with_file_name(format!(".concert-backup{suffix}"));
+    }
     let mut name = file.as_os_str().to_owned();
-    name.push(format!(".{}.partial", std::process::id()));
+    name.push(suffix);
     PathBuf::from(name)
 }
+
+/// The longest file name (not path) Linux file systems take, in bytes.
+const NAME_MAX: usize = 255;
 
 /// Runs pg_dump on `snapshot`, copying its output to `path`; returns the bytes written.
 async fn dump(
@@ -272,5 +282,23 @@ mod tests {
             assert!(written_to(refused).is_err(), "{}", refused.display());
         }
         std::fs::remove_dir_all(&folder).unwrap();
+    }
+
+    #[test]
+    fn a_partial_file_name_stays_within_the_file_systems_limit() {
+        let pid = std::process::id();
+        let short = Path::new("/backups/nightly.dump");
+        assert_eq!(
+            partial_path(short),
+            PathBuf::from(format!("/backups/nightly.dump.{pid}.partial"))
+        );
+        // A legal 250-byte name: its partial was refused as too long.
+        let long = PathBuf::from(format!("/backups/{}.dump", "a".repeat(245)));
+        let partial = partial_path(&long);
+        assert_eq!(partial.parent(), long.parent());
+        assert_eq!(
+            partial.file_name().unwrap(),
+            format!(".concert-backup.{pid}.partial").as_str()
+        );
     }
 }

@@ -17,6 +17,10 @@ async fn tools_refuse_a_mistyped_store_or_file_before_starting_a_database() {
     let no_store = [("CONCERT_DATA_DIR", data.display().to_string())];
     let folder = work.root.display().to_string();
     let missing = work.root.join("no-such.dump").display().to_string();
+    // Paths that are there but are not backup files: said so, not "no such file".
+    let dangling = work.root.join("dangling.dump");
+    std::os::unix::fs::symlink(work.root.join("gone"), &dangling).unwrap();
+    let dangling = dangling.display().to_string();
 
     for (args, expected) in [
         (vec!["audit"], "no store under"),
@@ -29,6 +33,8 @@ async fn tools_refuse_a_mistyped_store_or_file_before_starting_a_database() {
         (vec!["backup", "copy.dump"], "no store under"),
         (vec!["backup", folder.as_str()], "is a folder"),
         (vec!["restore", missing.as_str()], "no such backup file"),
+        (vec!["restore", dangling.as_str()], "a link to nothing"),
+        (vec!["restore", "/dev/null"], "not a regular file"),
         (vec!["restore", folder.as_str()], "is a folder"),
     ] {
         let (code, out, err) = harness::cli(&no_store, &args).await;
