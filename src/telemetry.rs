@@ -188,6 +188,10 @@ fn describe_metrics() {
         "HTTP request latency, by route, method and status"
     );
     describe_counter!(
+        "concert_batched_work_abandoned_total",
+        "Commands, queue entries and reads dropped before a batch took them, their request having given up"
+    );
+    describe_counter!(
         "concert_commands_total",
         "Commands handled, by aggregate and outcome (ok, rejected, conflict, error)"
     );

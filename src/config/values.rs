@@ -15,6 +15,12 @@ pub(super) fn whole_u32<const LO: u32, const HI: u32>(text: &str) -> Result<u32,
     Ok(u32::try_from(number).expect("within a u32 range"))
 }
 
+/// [`whole_u64`] for a setting kept as an `i64` (a log position).
+pub(super) fn whole_i64<const LO: u64, const HI: u64>(text: &str) -> Result<i64, String> {
+    let number = whole_in(text, LO, HI)?;
+    Ok(i64::try_from(number).expect("within an i64 range"))
+}
+
 fn whole_in(text: &str, low: u64, high: u64) -> Result<u64, String> {
     let plain = !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit());
     plain
