@@ -306,7 +306,7 @@ async fn run(
                     std::time::Duration::from_secs(ttl_secs),
                 )
                 .ok_or(
-                    "CONCERT_AUTH_JWKS_FILE is set: user tokens come from the identity provider",
+                    "an identity provider is configured (--auth-jwks-file / CONCERT_AUTH_JWKS_FILE): user tokens come from it",
                 )?;
             // The token is the command's whole result: one that cannot be
             // written is a failure, not a report lost (a script reading

@@ -74,8 +74,9 @@ pub fn check_before_starting(command: &Command, config: &Config) -> Result<(), S
 /// connections linger in TIME_WAIT.
 pub fn listen(address: std::net::SocketAddr) -> Result<std::net::TcpListener, String> {
     use socket2::{Domain, Socket, Type};
-    let cannot =
-        |error: std::io::Error| format!("cannot listen on {address} (CONCERT_BIND): {error}");
+    let cannot = |error: std::io::Error| {
+        format!("cannot listen on {address} (--bind / CONCERT_BIND): {error}")
+    };
     let socket = Socket::new(Domain::for_address(address), Type::STREAM, None).map_err(cannot)?;
     socket.set_reuse_address(true).map_err(cannot)?;
     socket.bind(&address.into()).map_err(cannot)?;
@@ -92,12 +93,15 @@ pub fn database_error(config: &Config, url: &str, error: sqlx::Error) -> String 
     }
     let options = url.parse::<sqlx::postgres::PgConnectOptions>();
     match options {
-        Ok(options) => format!(
-            "DATABASE_URL (database {} at {}:{}): {error}",
-            options.get_database().unwrap_or("postgres"),
-            options.get_host(),
-            options.get_port()
-        ),
+        Ok(options) => {
+            let database = options.get_database().unwrap_or("postgres");
+            // A `host=/dir` parameter is a Unix socket there, whatever the host says.
+            let place = match options.get_socket() {
+                Some(folder) => format!("the socket folder {}", folder.display()),
+                None => format!("{}:{}", options.get_host(), options.get_port()),
+            };
+            format!("DATABASE_URL (database {database} at {place}): {error}")
+        }
         Err(_) => format!("DATABASE_URL is not a PostgreSQL URL: {error}"),
     }
 }

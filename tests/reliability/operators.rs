@@ -107,7 +107,9 @@ async fn serve_on_a_port_in_use_says_which_address_and_starts_no_database() {
 
     assert_eq!(code, 1, "{out}{err}");
     assert!(
-        err.contains(&format!("cannot listen on {address} (CONCERT_BIND)")),
+        err.contains(&format!(
+            "cannot listen on {address} (--bind / CONCERT_BIND)"
+        )),
         "{err}"
     );
     assert!(started.elapsed() < Duration::from_secs(10));

@@ -80,6 +80,13 @@ impl RunAs {
 pub(super) fn prepare_data_dir(data_dir: &Path, run_as: &RunAs) -> Result<PathBuf> {
     let abs = std::path::absolute(data_dir)
         .map_err(io_err(format!("resolving {}", data_dir.display())))?;
+    if abs.exists() && !abs.is_dir() {
+        let error = io::Error::new(io::ErrorKind::NotADirectory, "it is a file, not a folder");
+        return Err(io_err(format!(
+            "using {} as the data folder",
+            abs.display()
+        ))(error));
+    }
     if !abs.is_dir() {
         if let Some(parent) = abs.parent() {
             fs::create_dir_all(parent).map_err(io_err(format!("creating {}", parent.display())))?;
@@ -171,5 +178,27 @@ fn user_named(uid: u32) -> String {
     match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
         Ok(Some(user)) => format!("{} (uid {uid})", user.name),
         _ => format!("uid {uid}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file where the folder should be was "creating …: File exists".
+    #[test]
+    fn a_file_given_as_the_data_folder_is_called_a_file() {
+        let file =
+            std::env::temp_dir().join(format!("concert-not-a-folder-{}", std::process::id()));
+        fs::write(&file, b"").unwrap();
+        let me = RunAs {
+            uid: nix::unistd::geteuid(),
+            gid: nix::unistd::getegid(),
+            name: String::new(),
+            switch: false,
+        };
+        let error = prepare_data_dir(&file, &me).unwrap_err().to_string();
+        fs::remove_file(&file).unwrap();
+        assert!(error.contains("it is a file, not a folder"), "{error}");
     }
 }
