@@ -12,6 +12,24 @@ use crate::event_log::{self, LoggedEvent};
 /// log was cancelled part-way, after part of it was printed.
 pub const PAGE: i64 = event_log::WALK_BATCH;
 
+/// `TYPE/ID` as `--stream` takes it: the type, and the id as it is stored
+/// (lower case; any spelling names it, as in the API).
+pub fn parse_stream(stream: &str) -> Result<(String, String), String> {
+    let (kind, id) = stream
+        .split_once('/')
+        .filter(|(kind, _)| !kind.is_empty())
+        .ok_or("--stream takes TYPE/ID, e.g. Seat/<uuid>")?;
+    let id = uuid::Uuid::parse_str(id)
+        .map_err(|_| format!("--stream {stream}: the ID is not a UUID"))?;
+    Ok((kind.to_string(), id.to_string()))
+}
+
+/// The command line's check of `--stream`: a malformed one is a usage error
+/// (exit 2), as a malformed number is, not a failure of the command (1).
+pub fn stream_arg(text: &str) -> Result<String, String> {
+    parse_stream(text).map(|_| text.to_string())
+}
+
 /// Prints events in commit order, optionally only one stream (`TYPE/ID`) and
 /// only after a position, reading `page` events per statement.
 pub async fn print_events(
@@ -24,14 +42,8 @@ pub async fn print_events(
 ) -> Result<u64, Box<dyn std::error::Error>> {
     let (kind, id) = match stream {
         Some(stream) => {
-            let (kind, id) = stream
-                .split_once('/')
-                .filter(|(kind, _)| !kind.is_empty())
-                .ok_or("--stream takes TYPE/ID, e.g. Seat/<uuid>")?;
-            // Ids are stored as lower-case UUIDs; any spelling names them, as in the API.
-            let id = uuid::Uuid::parse_str(id)
-                .map_err(|_| format!("--stream {stream}: the ID is not a UUID"))?;
-            (Some(kind.to_string()), Some(id.to_string()))
+            let (kind, id) = parse_stream(stream)?;
+            (Some(kind), Some(id))
         }
         None => (None, None),
     };

@@ -37,7 +37,13 @@ fn main() -> ExitCode {
         (None, demo) => Command::Serve { demo },
         (Some(Command::Serve { demo }), also) => Command::Serve { demo: demo || also },
         (Some(command), false) => command,
-        (Some(_), true) => return fail("--demo goes with serve, the default command"),
+        // A usage error, exit 2 as clap's own are.
+        (Some(_), true) => Cli::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--demo goes with serve, the default command",
+            )
+            .exit(),
     };
     // `concert audit` exits 1 for a violation and 2 when it could not check
     // at all, so that a monitor tells a tampered log from a database down.

@@ -42,7 +42,7 @@ pub enum Command {
     /// Prints the event history.
     Events {
         /// Only this stream, as TYPE/ID (e.g. Seat/2f9c...).
-        #[arg(long)]
+        #[arg(long, value_parser = crate::history::stream_arg)]
         stream: Option<String>,
         /// Only events after this position.
         #[arg(long, default_value_t = 0, allow_negative_numbers = true,
@@ -404,5 +404,26 @@ mod tests {
                 "{args:?}: {error}"
             );
         }
+    }
+
+    /// A malformed `--stream` is a usage error (clap exits 2), as a
+    /// malformed number is; the command found it later and exited 1.
+    #[test]
+    fn a_malformed_stream_is_a_usage_error() {
+        for stream in [
+            "Concert",
+            "Concert/notauuid",
+            "/2f9c0e1a-0000-4000-8000-000000000000",
+        ] {
+            let error = Cli::try_parse_from(["concert", "events", "--stream", stream]).unwrap_err();
+            assert_eq!(error.exit_code(), 2, "{stream}: {error}");
+        }
+        let named = Cli::try_parse_from([
+            "concert",
+            "events",
+            "--stream",
+            "Seat/2F9C0E1A-0000-4000-8000-000000000000",
+        ]);
+        assert!(named.is_ok());
     }
 }
