@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -73,7 +73,11 @@ const FAVICON: &str = include_str!("../../web/favicon.svg");
 pub fn router() -> Router<AppState> {
     let mut pages = Router::new();
     for (path, content_type, body) in ASSETS {
-        pages = pages.route(path, get(move || page(content_type, body)));
+        let etag = etag_of(body);
+        pages = pages.route(
+            path,
+            get(move |headers: HeaderMap| page(content_type, body, etag, headers)),
+        );
     }
     super::headers::protect_pages(pages, super::headers::PAGE_POLICY)
         .route("/api/v1/demo/user-tokens", post(mint_sample_user))
@@ -81,16 +85,52 @@ pub fn router() -> Router<AppState> {
 }
 
 /// An embedded file, checked with the server on every load (a new binary's
-/// pages are seen at once); `router` adds the pages' protections.
-async fn page(content_type: &'static str, body: &'static str) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-        ],
-        body,
-    )
-        .into_response()
+/// pages are seen at once): `304` with nothing more when the browser's copy
+/// is this one, so that a reload moves no page again. `router` adds the
+/// pages' protections.
+async fn page(
+    content_type: &'static str,
+    body: &'static str,
+    etag: HeaderValue,
+    request: HeaderMap,
+) -> Response {
+    let cached = request
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .any(|tags| names_this(tags, &etag));
+    let headers = [
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        (header::ETAG, etag),
+    ];
+    if cached {
+        return (StatusCode::NOT_MODIFIED, headers).into_response();
+    }
+    let content_type = [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))];
+    (content_type, headers, body).into_response()
+}
+
+/// The file's validator: its SHA-256, cut to 128 bits, the same on every
+/// instance of one build.
+fn etag_of(body: &str) -> HeaderValue {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(body.as_bytes());
+    let hex: String = digest[..16]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    HeaderValue::from_str(&format!("\"{hex}\"")).expect("hex digits in quotes are a header value")
+}
+
+/// Whether an `If-None-Match` value names `etag` (RFC 9110 §13.1.2: `*`, or
+/// a list compared weakly, so `W/"…"` matches too).
+fn names_this(tags: &HeaderValue, etag: &HeaderValue) -> bool {
+    let Ok(tags) = tags.to_str() else {
+        return false;
+    };
+    let etag = etag.to_str().unwrap_or_default();
+    tags.split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
 }
 
 /// The OpenAPI description of the two routes the pages call.

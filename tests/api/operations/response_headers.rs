@@ -153,6 +153,28 @@ async fn the_pages_send_no_referrer_may_not_be_framed_and_keep_their_own_caching
         );
         // Checked again with the server on every load, not `no-store`.
         assert_eq!(header(&page, "cache-control"), Some("no-cache"), "{path}");
+        // ...and a copy the browser has is not sent again.
+        let etag = header(&page, "etag").expect("a validator").to_string();
+        for asked in [etag.clone(), format!("W/{etag}, \"other\""), "*".into()] {
+            let again = app
+                .client
+                .get(format!("{}{path}", app.address))
+                .header("if-none-match", &asked)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(again.status(), StatusCode::NOT_MODIFIED, "{path} {asked}");
+            assert_eq!(header(&again, "etag"), Some(etag.as_str()), "{path}");
+            assert!(again.bytes().await.unwrap().is_empty(), "{path}");
+        }
+        let other = app
+            .client
+            .get(format!("{}{path}", app.address))
+            .header("if-none-match", "\"an-older-build\"")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(other.status(), StatusCode::OK, "{path}");
     }
     // Outside the API and the pages: `nosniff` alone.
     for path in ["/healthz", "/openapi.json"] {
