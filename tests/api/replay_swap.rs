@@ -19,6 +19,16 @@ async fn replay_running(pool: &sqlx::PgPool) -> sqlx::pool::PoolConnection<sqlx:
     running
 }
 
+/// A replay, which sets `ended` once it is done (swapped in, or failed).
+async fn replay_noting_its_end(
+    pool: &sqlx::PgPool,
+    ended: &AtomicBool,
+) -> Result<concert::replay::ReplayReport, concert::replay::ReplayError> {
+    let replayed = concert::replay::replay(pool, &mut |_, _| {}).await;
+    ended.store(true, Ordering::SeqCst);
+    replayed
+}
+
 /// Charges `user` 1 won `times` times, each answered `200` within `within`.
 async fn charges_keep_being_answered(
     app: &crate::helpers::TestApp,
@@ -65,11 +75,7 @@ async fn a_replay_swaps_after_long_readers_without_holding_up_the_service() {
         .unwrap();
 
     let swapped = AtomicBool::new(false);
-    let replay = async {
-        let replayed = concert::replay::replay(&app.pool, &mut |_, _| {}).await;
-        swapped.store(true, Ordering::SeqCst);
-        replayed
-    };
+    let replay = replay_noting_its_end(&app.pool, &swapped);
     let readers = async {
         charges_keep_being_answered(&app, user, 12, Duration::from_secs(1)).await;
         assert!(
@@ -121,11 +127,7 @@ async fn back_to_back_backups_keep_no_replay_from_swapping() {
         .await
         .unwrap();
     let swapped = AtomicBool::new(false);
-    let replay = async {
-        let replayed = concert::replay::replay(&app.pool, &mut |_, _| {}).await;
-        swapped.store(true, Ordering::SeqCst);
-        replayed
-    };
+    let replay = replay_noting_its_end(&app.pool, &swapped);
     let backups = async {
         let mut taken = 0;
         while !swapped.load(Ordering::SeqCst) {
