@@ -54,7 +54,7 @@ pub async fn backup(url: &str, file: &Path) -> Result<BackupReport, BackupError>
     let mut snapshot_holder = PgConnection::connect(url).await?;
     // Held by this session until it closes, after pg_dump is done.
     if !copy_lock_within(&mut snapshot_holder, HOLDER_WAIT_MOST).await? {
-        return Err(BackupError::RestoreRunning);
+        return Err(BackupError::RestoreRunning(HOLDER_WAIT_MOST.as_secs()));
     }
     // After the lock: a restore under way into an empty store is what to say.
     if !crate::db::holds_a_store(&mut snapshot_holder).await? {

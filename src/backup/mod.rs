@@ -73,9 +73,10 @@ pub enum BackupError {
         /// Events in the store.
         events: i64,
     },
-    /// A restore into this store, or a replay's swap, is running.
-    #[error("a restore into this store, or the swap that ends a replay, is running (waited 10 s); back it up once it is done")]
-    RestoreRunning,
+    /// A restore into this store, or a replay's swap, held it for as many
+    /// seconds as a backup waits.
+    #[error("a restore into this store, or the swap that ends a replay, is running (waited {0} s); back it up once it is done")]
+    RestoreRunning(u64),
     /// A backup of this store, another restore into it or a replay's swap
     /// is running (they share one lock).
     #[error("refusing to restore: a backup of this store, another restore into it or the swap that ends a replay is running; try again once it is done")]

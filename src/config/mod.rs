@@ -122,18 +122,18 @@ pub struct Config {
     /// audit checks the hold times the serves recorded).
     #[arg(long, env = "CONCERT_HOLD_TTL_SECS", default_value_t = 300, global = true,
           allow_negative_numbers = true,
-              value_parser = whole_u64::<1, 86_400>)]
+          value_parser = whole_u64::<1, 86_400>)]
     pub hold_ttl_secs: u64,
     /// Most active queue tokens per concert (the audit checks the limits the
     /// serves recorded unless this is given).
     #[arg(long, env = "CONCERT_QUEUE_ACTIVE_MAX", default_value_t = 100, global = true,
           allow_negative_numbers = true,
-              value_parser = whole_u32::<1, 1_000_000>)]
+          value_parser = whole_u32::<1, 1_000_000>)]
     pub queue_active_max: u32,
     /// How long an admitted token stays active, in seconds.
     #[arg(long, env = "CONCERT_QUEUE_ACTIVE_TTL_SECS", default_value_t = 600, global = true,
           allow_negative_numbers = true,
-              value_parser = whole_u64::<1, 86_400>)]
+          value_parser = whole_u64::<1, 86_400>)]
     pub queue_active_ttl_secs: u64,
     /// Token for the admin and audit endpoints; generated and logged once when unset.
     #[arg(
@@ -162,14 +162,14 @@ pub struct Config {
         env = "CONCERT_QUEUE_ENTRY_RATE_PER_SEC",
         default_value_t = 0,
         allow_negative_numbers = true,
-              value_parser = whole_u32::<0, { u32::MAX }>,
+        value_parser = whole_u32::<0, { u32::MAX }>,
         global = true
     )]
     pub queue_entry_rate_per_sec: u32,
     /// Queue entries one client address (or user) may send at once before the rate applies.
     #[arg(long, env = "CONCERT_QUEUE_ENTRY_BURST", default_value_t = 20, global = true,
           allow_negative_numbers = true,
-              value_parser = whole_u32::<1, {u32::MAX}>)]
+          value_parser = whole_u32::<1, {u32::MAX}>)]
     pub queue_entry_burst: u32,
     /// Most tokens waiting in one concert's queue; 0 for no limit.
     #[arg(
@@ -177,7 +177,7 @@ pub struct Config {
         env = "CONCERT_QUEUE_WAITING_MAX",
         default_value_t = 1_000_000,
         allow_negative_numbers = true,
-              value_parser = whole_u64::<0, { u64::MAX }>,
+        value_parser = whole_u64::<0, { u64::MAX }>,
         global = true
     )]
     pub queue_waiting_max: u64,
@@ -195,35 +195,35 @@ pub struct Config {
     /// its commands need others, and the live feed reads with one more.
     #[arg(long, env = "CONCERT_DB_MAX_CONNECTIONS", default_value_t = default_pool_size(),
           allow_negative_numbers = true,
-              value_parser = whole_u32::<4, 1_000>, global = true)]
+          value_parser = whole_u32::<4, 1_000>, global = true)]
     pub db_max_connections: u32,
     /// How often the scheduler looks for work, in milliseconds.
     #[arg(long, env = "CONCERT_SCHEDULER_INTERVAL_MS", default_value_t = 250,
           allow_negative_numbers = true,
-              value_parser = whole_u64::<10, 86_400_000>, global = true)]
+          value_parser = whole_u64::<10, 86_400_000>, global = true)]
     pub scheduler_interval_ms: u64,
     /// How long a debited payment may stay unfinished before the scheduler finishes it, in seconds.
     #[arg(long, env = "CONCERT_PAYMENT_RECOVERY_SECS", default_value_t = 10,
           allow_negative_numbers = true,
-              value_parser = whole_u64::<1, 86_400>, global = true)]
+          value_parser = whole_u64::<1, 86_400>, global = true)]
     pub payment_recovery_secs: u64,
     /// How long the answer to a request with an `Idempotency-Key` is kept, in
     /// seconds; a retry after that is still recognised by the aggregates.
     #[arg(long, env = "CONCERT_IDEMPOTENCY_KEY_TTL_SECS", default_value_t = 604_800,
           allow_negative_numbers = true,
-              value_parser = whole_u64::<1, 31_536_000>, global = true)]
+          value_parser = whole_u64::<1, 31_536_000>, global = true)]
     pub idempotency_key_ttl_secs: u64,
     /// How long a stop signal is drained before the stop, in seconds: the
     /// instance serves on while `/readyz` answers 503 and every answer
     /// asks its client to close the connection (0: stop at once).
     #[arg(long, env = "CONCERT_SHUTDOWN_DRAIN_SECS", default_value_t = 0,
           allow_negative_numbers = true,
-              value_parser = whole_u64::<0, 300>, global = true)]
+          value_parser = whole_u64::<0, 300>, global = true)]
     pub shutdown_drain_secs: u64,
     /// Longest time one request may take, in seconds.
     #[arg(long, env = "CONCERT_REQUEST_TIMEOUT_SECS", default_value_t = 30,
           allow_negative_numbers = true,
-              value_parser = whole_u64::<1, 3_600>, global = true)]
+          value_parser = whole_u64::<1, 3_600>, global = true)]
     pub request_timeout_secs: u64,
     /// Most client connections served at once (event streams included); more
     /// wait to be accepted. Lowered to what the open-files limit leaves room for.
@@ -232,7 +232,7 @@ pub struct Config {
         env = "CONCERT_MAX_CONNECTIONS",
         default_value_t = 20_000,
         allow_negative_numbers = true,
-              value_parser = whole_u32::<1, {u32::MAX}>,
+        value_parser = whole_u32::<1, {u32::MAX}>,
         global = true
     )]
     pub max_connections: u32,
