@@ -53,17 +53,25 @@ function bringUp(sectionId) {
 }
 
 // Runs one user action with its control disabled, so a double click or a
-// second Enter sends it once (one action, one Idempotency-Key). A disabled
+// second Enter sends it once (one action, one Idempotency-Key). The control
+// stays disabled a moment after a quick answer too: a person's double click
+// (its second press up to half a second after the first) or a held Enter
+// key charged twice once a local answer had enabled it again. A disabled
 // control drops the focus to the page: it gets it back when usable again.
+const SETTLE_MS = 600;
+
 async function busy(control, action) {
   const focused = document.activeElement;
+  const since = Date.now();
   control.disabled = true;
   try {
     return await action();
   } finally {
-    control.disabled = false;
-    const lost = !document.activeElement || document.activeElement === document.body;
-    if (lost && focused && focused !== document.body && !focused.matches(":disabled")) focused.focus();
+    setTimeout(() => {
+      control.disabled = false;
+      const lost = !document.activeElement || document.activeElement === document.body;
+      if (lost && focused && focused !== document.body && !focused.matches(":disabled")) focused.focus();
+    }, Math.max(0, SETTLE_MS - (Date.now() - since)));
   }
 }
 
@@ -459,6 +467,10 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("enter-queue").addEventListener("click", enterQueue);
   $("charge-form").addEventListener("submit", charge);
+  // A held Enter key repeats its press: one charge per press, not per repeat.
+  $("charge-form").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && event.repeat) event.preventDefault();
+  });
   $("amount").addEventListener("invalid", askForAmount);
   $("pay").addEventListener("click", pay);
   $("sign-out").addEventListener("click", signOut);

@@ -36,7 +36,9 @@ function explain(error) {
     const known = friendly[error.code];
     return known ? `${known} (${error.code})` : `${error.message} (${error.code})`;
   }
-  return `The service cannot be reached: ${error.message}`;
+  // Every charge, hold and payment is sent with its key (sendKeyed), so
+  // one sent again after an outage is never made twice: say so.
+  return `The service cannot be reached (${error.message}): try again in a moment; nothing is charged, held or paid twice.`;
 }
 
 // How a failed request's message is shown: one that never reached the
@@ -214,7 +216,10 @@ async function sendKeyed(send, intent, attempts = 3) {
 // characters (a zero-width space) a copy may carry: a header holding one
 // is refused by the browser before anything is sent.
 function pastedToken(text) {
-  return text.replace(/[\s\u200B-\u200D\u2060\uFEFF]/g, "");
+  // Copied with its header's scheme ("Bearer eyJ…", as the service's log
+  // line shows it), it was sent as "BearereyJ…" and called forged.
+  const token = text.replace(/^[\s\u200B-\u200D\u2060\uFEFF]*bearer\s+/i, "");
+  return token.replace(/[\s\u200B-\u200D\u2060\uFEFF]/g, "");
 }
 
 // A fresh Idempotency-Key. crypto.randomUUID exists only in secure contexts

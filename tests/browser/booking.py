@@ -226,7 +226,8 @@ with sync_playwright() as playwright:
     expect(alice.locator("#sign-in")).to_be_visible()
     expect_message(alice, "sign in again")
     shot(alice, "alice-5-sign-in-again")
-    alice.fill("#user-token", user_token)
+    # Pasted as the service's log shows it, with the header's scheme.
+    alice.fill("#user-token", f"Bearer {user_token}")
     alice.click("#token-form button")
     expect(alice.locator("#sign-in")).to_be_hidden()
     expect(alice.locator("#hold")).to_be_visible()

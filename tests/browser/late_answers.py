@@ -4,7 +4,8 @@ wallet moves elsewhere, in a real browser.
 A payment sent before its hold's end but answered after it: the page waits
 for the answer (it said the hold had run out, and offered to queue again,
 while the seat was being paid). A wallet charged from elsewhere: the balance
-shown follows once the page is in view again. A refused token: the message
+shown follows once the page is in view again. A person's double click and a
+held Enter key on Charge: one charge each. A refused token: the message
 names the problem's code. No concert yet: the page looks again, and shows
 one scheduled later without a reload. No request may leave the machine and
 no script may fail.
@@ -71,6 +72,30 @@ with sync_playwright() as playwright:
     set_visibility(page, "hidden")
     set_visibility(page, "visible")
     expect(page.locator("#balance")).to_have_text("₩7,500")
+
+    # A person's double click on Charge (two presses 150 ms apart, the first
+    # answered before the second) and a held Enter key: one charge each.
+    # Each charged two to sixteen times while a quick answer re-enabled it.
+    button = page.locator("#charge-form button")
+    button.scroll_into_view_if_needed()
+    box = button.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.fill("#amount", "1000")
+    expect(button).to_be_enabled()  # settled after the charge above
+    page.mouse.click(x, y)
+    page.wait_for_timeout(150)
+    page.mouse.click(x, y)
+    expect(page.locator("#balance")).to_have_text("₩8,500")
+    page.wait_for_timeout(1_000)
+    page.focus("#amount")
+    for _ in range(10):
+        page.keyboard.down("Enter")  # again without an up: a repeat
+        page.wait_for_timeout(60)
+    page.keyboard.up("Enter")
+    page.wait_for_timeout(1_000)
+    balance = page.request.get(f"{BASE}/api/v1/users/{user_id}/balance", headers=wallet).json()["balance"]
+    if balance != 9_500:
+        problems.append(f"a double click and a held Enter on Charge left a balance of {balance}, not 9,500")
 
     # Paid before the hold's end, answered after it.
     waiting = payments_held_back(page)
