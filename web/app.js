@@ -184,12 +184,17 @@ async function untilAnswered(ask, wanted, credential) {
   }
 }
 
-// While a queue place is live the concert stays as it was queued for (the
-// dates below are that concert's), and there is nothing to enter again.
+// While a queue place is live the page shows that concert's line and dates,
+// and there is nothing to enter again for it. Picking another concert
+// offers to queue there instead: the place left behind runs on in the
+// service until it lapses (entering its concert again gets it back). The
+// list was locked, so a user waiting in a long line, or a sold-out
+// concert's, could leave it only by signing out.
 function showQueued() {
   const queued = Boolean(state.queueToken) && !state.paid && state.status !== "expired";
-  $("concert").disabled = queued;
-  $("enter-queue").disabled = queued || !$("concert").options.length;
+  const elsewhere = queued && $("concert").value !== state.concertId;
+  $("enter-queue").disabled = !$("concert").options.length || (queued && !elsewhere);
+  $("enter-queue").textContent = elsewhere ? "Queue for this concert instead" : "Enter the queue";
 }
 
 async function enterQueue() {
@@ -198,6 +203,7 @@ async function enterQueue() {
   // for another leaves it to run out, and frees the page to hold there.
   const held = state.reservation;
   const leavesHold = Boolean(held?.concert_id) && held.concert_id !== $("concert").value;
+  const leavesLine = Boolean(state.queueToken) && state.concertId !== $("concert").value;
   let ticket;
   try {
     ticket = await busy($("enter-queue"), () =>
@@ -207,6 +213,11 @@ async function enterQueue() {
   }
   Object.assign(state, { concertId: ticket.concert_id, queueToken: ticket.token, status: ticket.status, paid: false });
   save();
+  if (leavesLine) {
+    // The other concert's streams and dates: this token opens none of them.
+    closeStreams();
+    for (const id of ["dates", "seats", "sold-out-line"]) show(id, false);
+  }
   if (leavesHold) {
     endHold();
     say("message", `Your hold on seat ${held.seat_no} of another concert is left to run out: it can be paid only with a place in its own concert's queue.`, "info");
@@ -466,6 +477,7 @@ document.addEventListener("DOMContentLoaded", () => {
     signIn(pastedToken($("user-token").value));
   });
   $("enter-queue").addEventListener("click", enterQueue);
+  $("concert").addEventListener("change", showQueued);
   $("charge-form").addEventListener("submit", charge);
   // A held Enter key repeats its press: one charge per press, not per repeat.
   $("charge-form").addEventListener("keydown", (event) => {

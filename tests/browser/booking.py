@@ -76,7 +76,7 @@ def to_seat_map(page, name):
     expect(page.locator("#queue h2")).to_be_focused()
     page.click("#enter-queue")
     expect(page.locator("#status")).to_have_text("active", timeout=15_000)
-    expect(page.locator("#concert")).to_be_disabled()  # the dates below are its
+    expect(page.locator("#enter-queue")).to_be_disabled()  # nothing to enter again
     # Not lost with the disabled button: it follows the booking to the dates.
     expect(page.locator("#dates h2")).to_be_focused()
     shot(page, f"{name}-1-admitted")

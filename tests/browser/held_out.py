@@ -6,7 +6,8 @@ for the dates again every few seconds, so the date shows once the hold runs
 out (the page was left saying "sold out" until a reload). Once the holder
 pays, nothing is left to sell, and the page, whose token is still active,
 says the concert is sold out, also when it was showing a date's seat map
-(which its standing stream, closed then, cannot tell it). No request may leave the machine and no
+(which its standing stream, closed then, cannot tell it); another concert
+may be picked and queued for from there. No request may leave the machine and no
 script may fail.
 
     python held_out.py http://127.0.0.1:18396 <admin token> target/browser-screenshots
@@ -83,6 +84,23 @@ with sync_playwright() as playwright:
     if calls("held-out", "GET", dates) != asked:
         problems.append("the dates were asked for again after the concert sold out")
     shot(page, "held-out-2-sold-out", full_page=False)
+
+    # Another concert may be picked while in a line: the page offers to
+    # queue there instead, and shows that concert's dates (the list was
+    # locked, and only signing out left a sold-out concert's line).
+    other = create_concert(page, "Another concert", 3, 1_000, "2031-08-03T19:00:00Z")
+    page.reload()
+    expect(page.locator("#enter-queue")).to_be_disabled()
+    page.select_option("#concert", other)
+    expect(page.locator("#enter-queue")).to_have_text("Queue for this concert instead")
+    page.click("#enter-queue")
+    expect(page.locator("#status")).to_have_text("active", timeout=15_000)
+    expect(page.locator("#sold-out-line")).to_be_hidden()
+    expect(page.locator("#date-list button")).to_have_count(1)
+    if page.evaluate("state.concertId") != other:
+        problems.append("queueing for another concert left the page on the first")
+    expect(page.locator("#enter-queue")).to_have_text("Enter the queue")
+    expect(page.locator("#enter-queue")).to_be_disabled()
 
     # A page whose date's seat map is open follows the map, not the standing:
     # once another user buys the last seat, it still learns the concert sold out.
