@@ -77,6 +77,8 @@ async function resumeBooking() {
     try {
       const reservation = await request("GET", `/reservations/${held.reservation_id}`, state.queueToken);
       if (reservation.status === "held") showHold({ ...reservation, concert_id: held.concert_id ?? state.concertId, starts_at: held.starts_at });
+      // It was gone without a word.
+      if (reservation.status === "expired") say("message", `Your hold on seat ${held.seat_no} ran out while this page was closed. Pick a seat again.`, "info");
     } catch (error) {
       // 404: not this user's, or gone with a store that was reset. Any other
       // failure says nothing of the hold: it is shown as it was saved (its

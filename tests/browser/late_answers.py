@@ -5,7 +5,8 @@ A payment sent before its hold's end but answered after it: the page waits
 for the answer (it said the hold had run out, and offered to queue again,
 while the seat was being paid). A wallet charged from elsewhere: the balance
 shown follows once the page is in view again. A person's double click and a
-held Enter key on Charge: one charge each. A refused token: the message
+held Enter key on Charge: one charge each. A hold that ran out while the
+page was closed: said when it opens again. A refused token: the message
 names the problem's code. No concert yet: the page looks again, and shows
 one scheduled later without a reload. No request may leave the machine and
 no script may fail.
@@ -118,6 +119,25 @@ with sync_playwright() as playwright:
     set_visibility(page, "hidden")
     set_visibility(page, "visible")
     expect(page.locator("#message")).to_contain_text("(token_invalid)")
+
+    # A hold that ran out while the page was closed: the page says so when
+    # it opens again (the hold was gone without a word).
+    away = watch(browser.new_context(viewport={"width": 1200, "height": 900}), "away")
+    admitted_as_sample_user(away, concert_id)
+    away.locator("#date-list button").first.click()
+    away.locator("#seat-map .seat.free").first.click()
+    expect(away.locator("#hold")).to_be_visible()
+    seat_no = away.evaluate("state.reservation.seat_no")
+
+    def ran_out(route):
+        answer = route.fetch()
+        route.fulfill(response=answer, body=json.dumps({**answer.json(), "status": "expired"}))
+
+    away.route(f"{BASE}/api/v1/reservations/*", ran_out)
+    away.goto("about:blank")
+    away.go_back()
+    expect(away.locator("#message")).to_contain_text(f"Your hold on seat {seat_no} ran out while this page was closed")
+    expect(away.locator("#hold")).to_be_hidden()
 
     # No concert yet: a concert scheduled later shows without a reload.
     fresh = watch(browser.new_context(viewport={"width": 1200, "height": 900}), "no-concert")
