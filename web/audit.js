@@ -132,8 +132,11 @@ async function loadStream(type, id) {
     const { events } = await request("GET", `/audit/streams/${encodeURIComponent(type)}/${encodeURIComponent(id)}`, audit.token);
     audit.stream = { type, id, events, whole: false };
     drawStream();
-    // To the first event the last audit names, else to the stream's top.
+    // To the first event the last audit names, else to the stream's top;
+    // the keyboard's focus follows, to the stream's heading (it stayed on
+    // the link, a page away).
     ($("stream-events").querySelector("tr.flagged") || $("stream")).scrollIntoView();
+    $("stream").querySelector("h2").focus({ preventScroll: true });
   } catch (error) {
     refuse(error);
   }
@@ -249,6 +252,13 @@ document.addEventListener("DOMContentLoaded", () => {
   $("whole-stream").addEventListener("click", () => {
     audit.stream.whole = true;
     drawStream();
+    // The button is gone: the focus goes to the first row it brought, not
+    // to the page's top.
+    const firstNew = $("stream-events").children[STREAM_ROWS];
+    if (firstNew) {
+      firstNew.tabIndex = -1;
+      firstNew.focus();
+    }
   });
   $("run-audit").addEventListener("click", runAudit);
 });

@@ -399,6 +399,7 @@ with sync_playwright() as playwright:
     expect(bob.locator("#events tr.flagged")).to_have_count(0)
     bob.locator("#events a", has_text="QueueTicket").first.click()  # entered, admitted, expired
     expect(bob.locator("#stream-events tr")).to_have_count(3)
+    expect(bob.locator("#stream h2")).to_be_focused()  # the focus follows the link
     # A refused audit's message goes with the next audit's answer.
     bob.fill("#checkpoint", "garbage")
     bob.click("#run-audit")
