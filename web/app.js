@@ -53,27 +53,40 @@ function bringUp(sectionId) {
 }
 
 // Runs one user action with its control disabled, so a double click or a
-// second Enter sends it once (one action, one Idempotency-Key). The control
-// stays disabled a moment after a quick answer too: a person's double click
-// (its second press up to half a second after the first) or a held Enter
-// key charged twice once a local answer had enabled it again. A disabled
+// second Enter sends it once (one action, one Idempotency-Key). A disabled
 // control drops the focus to the page: it gets it back when usable again.
-const SETTLE_MS = 600;
-
 async function busy(control, action) {
   const focused = document.activeElement;
-  const since = Date.now();
+  const pressed = Date.now();
   control.disabled = true;
   try {
-    return await action();
+    const done = await action();
+    // Done: a press soon after this one is its double (a refused or failed
+    // action is pressed again on purpose).
+    control.dataset.settlesAt = String(pressed + SETTLE_MS);
+    return done;
   } finally {
-    setTimeout(() => {
-      control.disabled = false;
-      const lost = !document.activeElement || document.activeElement === document.body;
-      if (lost && focused && focused !== document.body && !focused.matches(":disabled")) focused.focus();
-    }, Math.max(0, SETTLE_MS - (Date.now() - since)));
+    control.disabled = false;
+    const lost = !document.activeElement || document.activeElement === document.body;
+    if (lost && focused && focused !== document.body && !focused.matches(":disabled")) focused.focus();
   }
 }
+
+// A control whose action was done ignores presses until 0.6 s after the
+// first: a person's double click (its second press up to half a second
+// later) or a held Enter key (whose form's submission clicks its button)
+// charged twice once a quick answer had enabled it again. The control's
+// state itself is left to what the answer showed (a queued page disables
+// "Enter the queue").
+const SETTLE_MS = 600;
+
+document.addEventListener("click", (event) => {
+  const control = event.target.closest?.("[data-settles-at]");
+  if (control && Date.now() < Number(control.dataset.settlesAt)) {
+    event.preventDefault();
+    event.stopImmediatePropagation();
+  }
+}, true);
 
 // The `sub` of a JWT, read (not verified: the service verifies it).
 function subjectOf(token) {

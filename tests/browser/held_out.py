@@ -100,6 +100,9 @@ with sync_playwright() as playwright:
     if page.evaluate("state.concertId") != other:
         problems.append("queueing for another concert left the page on the first")
     expect(page.locator("#enter-queue")).to_have_text("Enter the queue")
+    # Still so once the press's moment has passed (the page's settling
+    # enabled it again, as it first did).
+    page.wait_for_timeout(1_000)
     expect(page.locator("#enter-queue")).to_be_disabled()
 
     # A page whose date's seat map is open follows the map, not the standing:
