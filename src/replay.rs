@@ -333,8 +333,8 @@ async fn swap_in(
 /// Whether a try of the swap failed because someone else held the tables.
 fn is_busy(error: &ReplayError) -> bool {
     match error {
-        ReplayError::SwapBusy(_) => true,
-        // lock_not_available: the lock timeout ran out.
+        // lock_not_available: the lock timeout ran out (on the copy lock a
+        // backup shares, or on the live tables).
         ReplayError::Database(sqlx::Error::Database(error)) => {
             error.code().as_deref() == Some("55P03")
         }

@@ -65,6 +65,17 @@ async fn backups_to_one_file_at_once_each_leave_it_whole_readable_by_its_owner_o
     assert_eq!(code, 0, "{audit}");
 }
 
+/// Runs `function` (`pg_advisory_lock`, its `_shared` twin or their
+/// unlocks) on the store's copy lock, as a restore, a backup or the swap
+/// that ends a replay takes it.
+async fn on_copy_lock(connection: &mut PgConnection, function: &str) {
+    sqlx::query(&format!("select {function}($1)"))
+        .bind(concert::backup::COPY_LOCK)
+        .execute(connection)
+        .await
+        .unwrap();
+}
+
 /// The names of the files in `folder`, sorted.
 fn leftovers(folder: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(folder)
@@ -101,11 +112,7 @@ async fn a_backup_and_a_restore_of_one_store_refuse_each_other() {
     let mut holder = PgConnection::connect(&target).await.unwrap();
 
     // While a restore holds the store, a backup of it is refused...
-    sqlx::query("select pg_advisory_lock($1)")
-        .bind(concert::backup::COPY_LOCK)
-        .execute(&mut holder)
-        .await
-        .unwrap();
+    on_copy_lock(&mut holder, "pg_advisory_lock").await;
     let copy = work.root.join("half.dump");
     let (code, _, err) = harness::cli(
         &[("DATABASE_URL", target.clone())],
@@ -118,27 +125,15 @@ async fn a_backup_and_a_restore_of_one_store_refuse_each_other() {
         "{err}"
     );
     assert!(!copy.exists());
-    sqlx::query("select pg_advisory_unlock($1)")
-        .bind(concert::backup::COPY_LOCK)
-        .execute(&mut holder)
-        .await
-        .unwrap();
+    on_copy_lock(&mut holder, "pg_advisory_unlock").await;
 
     // A lock held briefly, as the swap that ends a replay holds it, is
     // waited for: such a backup was refused at once.
     let mut swap = PgConnection::connect(&url).await.unwrap();
-    sqlx::query("select pg_advisory_lock($1)")
-        .bind(concert::backup::COPY_LOCK)
-        .execute(&mut swap)
-        .await
-        .unwrap();
+    on_copy_lock(&mut swap, "pg_advisory_lock").await;
     let release = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        sqlx::query("select pg_advisory_unlock($1)")
-            .bind(concert::backup::COPY_LOCK)
-            .execute(&mut swap)
-            .await
-            .unwrap();
+        on_copy_lock(&mut swap, "pg_advisory_unlock").await;
         swap
     });
     let waited = work.root.join("waited.dump");
@@ -153,11 +148,7 @@ async fn a_backup_and_a_restore_of_one_store_refuse_each_other() {
     assert!(waited.exists());
 
     // ...and while a backup reads it, a restore into it is refused.
-    sqlx::query("select pg_advisory_lock_shared($1)")
-        .bind(concert::backup::COPY_LOCK)
-        .execute(&mut holder)
-        .await
-        .unwrap();
+    on_copy_lock(&mut holder, "pg_advisory_lock_shared").await;
     let (code, _, err) = harness::cli(
         &[("DATABASE_URL", target.clone())],
         &["restore", path_str(&file)],
@@ -168,11 +159,7 @@ async fn a_backup_and_a_restore_of_one_store_refuse_each_other() {
         err.contains("refusing to restore: a backup of this store"),
         "{err}"
     );
-    sqlx::query("select pg_advisory_unlock_shared($1)")
-        .bind(concert::backup::COPY_LOCK)
-        .execute(&mut holder)
-        .await
-        .unwrap();
+    on_copy_lock(&mut holder, "pg_advisory_unlock_shared").await;
     // The restore wants the store to itself: wait until the test's own
     // session is gone from the server, not just closed on this side.
     holder.close().await.unwrap();

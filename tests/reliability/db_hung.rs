@@ -233,12 +233,8 @@ async fn an_admission_round_on_a_connection_that_stops_answering_holds_admission
     let mut hung = Hung::start("hung-admission", &limits, &asleep).await;
     let api = Api::new(vec![hung.server.base()], Duration::from_secs(20));
     let (concert, _) = api.create_concert(10, 1_000).await;
-    let entered = api.enter(Uuid::new_v4(), concert, RETRY).await.unwrap();
-    let first: QueueToken = entered.json("queue entry", &[201]).unwrap();
-    assert_eq!(
-        api.wait_admitted(&first.token, RETRY).await.as_deref(),
-        Some("active")
-    );
+    // The first takes the only active place.
+    admitted(&api, concert).await;
     let entered = api.enter(Uuid::new_v4(), concert, RETRY).await.unwrap();
     let second: QueueToken = entered.json("queue entry", &[201]).unwrap();
     assert_eq!(second.status, "waiting");
@@ -275,13 +271,8 @@ async fn a_streams_read_on_a_connection_that_stops_answering_holds_the_concerts_
     let mut hung = Hung::start("hung-stream", &[], &[]).await;
     let api = Api::new(vec![hung.server.base()], Duration::from_secs(20));
     let (concert, _) = api.create_concert(10, 1_000).await;
-    let entered = api.enter(Uuid::new_v4(), concert, RETRY).await.unwrap();
-    let ticket: QueueToken = entered.json("queue entry", &[201]).unwrap();
     // Admitted first: an admission round names the concert too.
-    assert_eq!(
-        api.wait_admitted(&ticket.token, RETRY).await.as_deref(),
-        Some("active")
-    );
+    let ticket = admitted(&api, concert).await;
 
     let streamed = Arc::new(Mutex::new(Vec::<Instant>::new()));
     let stream = tokio::spawn(follow_standing(
@@ -338,6 +329,17 @@ async fn a_streams_read_on_a_connection_that_stops_answering_holds_the_concerts_
             "stream_sent_after_freeze_ms": streamed_after_freeze.as_millis(),
         }),
     );
+}
+
+/// A new user's queue token for `concert`, once admitted.
+async fn admitted(api: &Api, concert: Uuid) -> QueueToken {
+    let entered = api.enter(Uuid::new_v4(), concert, RETRY).await.unwrap();
+    let ticket: QueueToken = entered.json("queue entry", &[201]).unwrap();
+    assert_eq!(
+        api.wait_admitted(&ticket.token, RETRY).await.as_deref(),
+        Some("active")
+    );
+    ticket
 }
 
 /// Follows a token's standing stream, noting when each piece of it came.
