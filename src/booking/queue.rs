@@ -243,8 +243,8 @@ fn standing_from(
 /// How fast a concert's waiting line moves, as far as a wait estimate needs.
 #[derive(Debug, Clone, Copy)]
 struct AdmissionPace {
-    /// Tickets admitted over `span`.
-    admitted: i64,
+    /// Tickets admitted over `span` into slots other tickets freed.
+    admitted_to_freed: i64,
     span: Duration,
     /// Active slots taken now (when counted), and how many there are.
     active: Option<i64>,
@@ -258,7 +258,7 @@ struct AdmissionPace {
 impl AdmissionPace {
     fn of(app: &AppState, row: &StandingRow, now: DateTime<Utc>) -> AdmissionPace {
         AdmissionPace {
-            admitted: row.admitted,
+            admitted_to_freed: row.admitted_to_freed,
             // The recent admissions span the window, or less when the sample filled up.
             span: row
                 .sample_start
@@ -285,14 +285,16 @@ impl AdmissionPace {
         // round of `slots` tickets waits one active TTL at most.
         let rounds = (later - 1) / self.slots.max(1) + 1;
         let at_worst = rounds.saturating_mul(self.active_ttl_secs);
-        if self.admitted == 0 {
+        // No slot freed lately (a sale's first round filled every one): no
+        // rate to go by.
+        if self.admitted_to_freed == 0 {
             return at_worst;
         }
-        // ceil(later / (admitted / span)), in milliseconds of span. A sale
+        // ceil(later / (admitted_to_freed / span)), in milliseconds of span. A sale
         // that began seconds ago has admitted over less than the window: its
         // rate reads low, and the worst case is then the nearer bound.
         let span_ms = self.span.num_milliseconds().max(1);
-        let wait_ms = later.saturating_mul(span_ms) / self.admitted;
+        let wait_ms = later.saturating_mul(span_ms) / self.admitted_to_freed;
         (wait_ms.saturating_add(999) / 1000).min(at_worst)
     }
 }
@@ -325,9 +327,9 @@ mod tests {
         ))));
     }
 
-    fn pace(admitted: i64, active: Option<i64>) -> AdmissionPace {
+    fn pace(admitted_to_freed: i64, active: Option<i64>) -> AdmissionPace {
         AdmissionPace {
-            admitted,
+            admitted_to_freed,
             span: Duration::seconds(60),
             active,
             slots: 10,
@@ -360,10 +362,10 @@ mod tests {
 
     #[test]
     fn the_wait_never_exceeds_every_active_token_timing_out() {
-        // Three slots of 20 s, three admitted in the minute's first second:
+        // Three slots of 20 s, three freed and refilled in the minute's first second:
         // the rate says 20 s a place, but each round of three waits 20 s at most.
         let start_of_a_sale = AdmissionPace {
-            admitted: 3,
+            admitted_to_freed: 3,
             span: Duration::seconds(60),
             active: Some(3),
             slots: 3,

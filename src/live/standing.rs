@@ -169,7 +169,7 @@ mod tests {
         LineRow {
             left_waiting,
             unused_entries: Vec::new(),
-            admitted: 0,
+            admitted_to_freed: 0,
             sample_start: None,
             active: None,
         }

@@ -15,9 +15,9 @@ pub struct LineRow {
     pub left_waiting: i64,
     /// Entry numbers taken and never used, ascending.
     pub unused_entries: Vec<i64>,
-    /// Tickets admitted since the window's start, at most the rate sample.
-    pub admitted: i64,
-    /// When the oldest of them was admitted, once the sample is full.
+    /// Tickets admitted since the window's start into slots others freed.
+    pub admitted_to_freed: i64,
+    /// When the oldest sampled admission was, once the sample is full.
     pub sample_start: Option<DateTime<Utc>>,
     /// The concert's active tickets, while few were admitted lately.
     pub active: Option<i64>,
@@ -54,7 +54,7 @@ impl LineRow {
             .partition_point(|&unused| unused < entry_no);
         StandingRow {
             position: (entry_no - 1 - self.left_waiting - unused_below as i64).max(0),
-            admitted: self.admitted,
+            admitted_to_freed: self.admitted_to_freed,
             sample_start: self.sample_start,
             active: self.active,
         }
@@ -70,7 +70,7 @@ mod tests {
         let line = LineRow {
             left_waiting: 2,
             unused_entries: vec![3, 7],
-            admitted: 5,
+            admitted_to_freed: 5,
             sample_start: None,
             active: Some(2),
         };
@@ -79,6 +79,6 @@ mod tests {
         assert_eq!(line.standing_of(7).position, 3);
         assert_eq!(line.standing_of(4).position, 0);
         assert_eq!(line.standing_of(1).position, 0);
-        assert_eq!(line.standing_of(10).admitted, 5);
+        assert_eq!(line.standing_of(10).admitted_to_freed, 5);
     }
 }

@@ -243,9 +243,13 @@ pub const RATE_WINDOW_SECS: i64 = 60;
 pub struct StandingRow {
     /// Waiting tickets of the concert that entered before this one.
     pub position: i64,
-    /// Tickets admitted since the window's start, at most `RATE_SAMPLE`.
-    pub admitted: i64,
-    /// When the oldest of them was admitted, once the sample is full.
+    /// Tickets admitted since the window's start (at most `RATE_SAMPLE`)
+    /// into a slot another ticket freed: the line's first `active_max`
+    /// admissions took slots that were free from the start, so they say
+    /// nothing of how fast slots free.
+    pub admitted_to_freed: i64,
+    /// When the oldest of the sampled admissions was admitted (of either
+    /// kind), once the sample is full.
     pub sample_start: Option<DateTime<Utc>>,
     /// The concert's active tickets, to tell whether a slot is free; read
     /// (up to the limit) only while the sample of admissions is not full:
@@ -262,17 +266,27 @@ pub(super) fn position_column(entry_no: &str) -> String {
     )
 }
 
-/// The `admitted`, `sample_start` and `active` columns: the concert's
+/// The `admitted_to_freed`, `sample_start` and `active` columns: the concert's
 /// admissions since `since`, at most `RATE_SAMPLE` of them, and, while
 /// fewer were admitted, its active tickets counted up to `active_max` (all
 /// the estimate needs to tell a free slot).
+///
+/// Of the sampled admissions, `admitted_to_freed` counts those beyond the line's
+/// first `active_max`: the sample holds the latest admissions, and every
+/// ticket that left the waiting line was admitted (a waiting ticket is
+/// never expired), so the number left less `active_max`, when below the
+/// sample, is how many of them took a freed slot. Counted whole, the
+/// admissions that fill a sale's empty slots in its first round read as a
+/// line moving a hundred places in a second, and the first in line was told
+/// "a second" until the first active token freed its slot, up to
+/// `CONCERT_QUEUE_ACTIVE_TTL_SECS` later.
 pub(super) fn admission_columns(since: &str, active_max: &str) -> String {
     let admitted = format!(
         "(select count(*) from (select 1 from queue_tickets where concert_id = $1 and admitted_at >= {since}
                                 limit {RATE_SAMPLE}) recent)"
     );
     format!(
-        "{admitted} as admitted,
+        "least({admitted}, greatest(0, {LEFT_WAITING_TOTAL} - {active_max}))::bigint as admitted_to_freed,
          (select admitted_at from queue_tickets where concert_id = $1 and admitted_at >= {since}
           order by admitted_at desc offset {RATE_SAMPLE} - 1 limit 1) as sample_start,
          case when {admitted} < {RATE_SAMPLE}
