@@ -246,6 +246,8 @@ struct AdmissionPace {
     /// Tickets admitted over `span` into slots other tickets freed.
     admitted_to_freed: i64,
     span: Duration,
+    /// How long since the line's latest admission.
+    still_for: Duration,
     /// Active slots taken now (when counted), and how many there are.
     active: Option<i64>,
     slots: i64,
@@ -259,10 +261,10 @@ impl AdmissionPace {
     fn of(app: &AppState, row: &StandingRow, now: DateTime<Utc>) -> AdmissionPace {
         AdmissionPace {
             admitted_to_freed: row.admitted_to_freed,
-            // The recent admissions span the window, or less when the sample filled up.
-            span: row
-                .sample_start
-                .map_or(Duration::seconds(RATE_WINDOW_SECS), |start| now - start),
+            span: now - row.sample_start,
+            still_for: row
+                .last_admitted
+                .map_or(Duration::zero(), |admitted| now - admitted),
             active: row.active,
             slots: i64::from(app.config.queue_active_max),
             active_ttl_secs: i64::try_from(app.config.queue_active_ttl_secs).unwrap_or(i64::MAX),
@@ -290,11 +292,17 @@ impl AdmissionPace {
         if self.admitted_to_freed == 0 {
             return at_worst;
         }
-        // ceil(later / (admitted_to_freed / span)), in milliseconds of span. A sale
-        // that began seconds ago has admitted over less than the window: its
-        // rate reads low, and the worst case is then the nearer bound.
+        // ceil(later / (admitted_to_freed / span)), in milliseconds of span.
         let span_ms = self.span.num_milliseconds().max(1);
-        let wait_ms = later.saturating_mul(span_ms) / self.admitted_to_freed;
+        let by_rate_ms = later.saturating_mul(span_ms) / self.admitted_to_freed;
+        // A line standing still moves no faster than one place per half its
+        // standstill beyond a round: a burst of admissions a minute ago says
+        // nothing of a line whose active tokens all sit idle (told 2 s, a
+        // probe's first in line waited 100 s). Half, so that a gap of twice
+        // the usual pace, which a steady line has now and then, changes nothing.
+        let still_ms = (self.still_for.num_milliseconds() - self.round_ms).max(0);
+        let by_standstill_ms = later.saturating_mul(still_ms / 2);
+        let wait_ms = by_rate_ms.max(by_standstill_ms);
         (wait_ms.saturating_add(999) / 1000).min(at_worst)
     }
 }
@@ -331,6 +339,7 @@ mod tests {
         AdmissionPace {
             admitted_to_freed,
             span: Duration::seconds(60),
+            still_for: Duration::zero(),
             active,
             slots: 10,
             active_ttl_secs: 600,
@@ -367,6 +376,7 @@ mod tests {
         let start_of_a_sale = AdmissionPace {
             admitted_to_freed: 3,
             span: Duration::seconds(60),
+            still_for: Duration::zero(),
             active: Some(3),
             slots: 3,
             active_ttl_secs: 20,
@@ -377,6 +387,31 @@ mod tests {
         assert_eq!(start_of_a_sale.wait_for(8), 60);
         // A line moving faster than timeouts keeps its rate.
         assert_eq!(pace(30, Some(10)).wait_for(9), 20);
+    }
+
+    #[test]
+    fn a_line_standing_still_moves_no_faster_than_half_its_standstill() {
+        // Two seconds a place by the rate, and nobody admitted for 14.25 s:
+        // 7 s a place (14 s beyond the 0.25 s round, halved).
+        let stalled = AdmissionPace {
+            still_for: Duration::milliseconds(14_250),
+            ..pace(30, Some(10))
+        };
+        assert_eq!(stalled.wait_for(0), 7);
+        assert_eq!(stalled.wait_for(9), 70);
+        // Still no later than every active token timing out.
+        let long_stalled = AdmissionPace {
+            still_for: Duration::milliseconds(200_250),
+            ..pace(30, Some(10))
+        };
+        assert_eq!(long_stalled.wait_for(0), 100);
+        assert_eq!(long_stalled.wait_for(9), 600);
+        // A gap of twice the pace, as a steady line has now and then, changes nothing.
+        let steady = AdmissionPace {
+            still_for: Duration::milliseconds(4_250),
+            ..pace(30, Some(10))
+        };
+        assert_eq!(steady.wait_for(9), 20);
     }
 
     #[test]

@@ -170,7 +170,8 @@ mod tests {
             left_waiting,
             unused_entries: Vec::new(),
             admitted_to_freed: 0,
-            sample_start: None,
+            sample_start: DateTime::UNIX_EPOCH,
+            last_admitted: None,
             active: None,
         }
     }

@@ -17,8 +17,10 @@ pub struct LineRow {
     pub unused_entries: Vec<i64>,
     /// Tickets admitted since the window's start into slots others freed.
     pub admitted_to_freed: i64,
-    /// When the oldest sampled admission was, once the sample is full.
-    pub sample_start: Option<DateTime<Utc>>,
+    /// Since when the sampled admissions are counted.
+    pub sample_start: DateTime<Utc>,
+    /// The line's latest admission, if any.
+    pub last_admitted: Option<DateTime<Utc>>,
     /// The concert's active tickets, while few were admitted lately.
     pub active: Option<i64>,
 }
@@ -56,6 +58,7 @@ impl LineRow {
             position: (entry_no - 1 - self.left_waiting - unused_below as i64).max(0),
             admitted_to_freed: self.admitted_to_freed,
             sample_start: self.sample_start,
+            last_admitted: self.last_admitted,
             active: self.active,
         }
     }
@@ -71,7 +74,8 @@ mod tests {
             left_waiting: 2,
             unused_entries: vec![3, 7],
             admitted_to_freed: 5,
-            sample_start: None,
+            sample_start: DateTime::UNIX_EPOCH,
+            last_admitted: None,
             active: Some(2),
         };
         // Numbers 1..=9 below ticket 10: two left, 3 and 7 unused, five wait ahead.

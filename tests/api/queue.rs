@@ -125,6 +125,7 @@ async fn estimated_waits_count_the_free_slots_then_the_slots_freed_lately() {
     config.queue_active_ttl_secs = 600;
     let app = spawn_app_with(config).await;
     let concert = app.create_concert(1, 5, 1000).await;
+    let started = std::time::Instant::now();
 
     // Free slots are taken at the scheduler's next round (50 ms, so 1 s).
     let first = User {
@@ -160,7 +161,8 @@ async fn estimated_waits_count_the_free_slots_then_the_slots_freed_lately() {
     assert_eq!(place_and_wait(&third), (0, 600));
     assert_eq!(place_and_wait(&fourth), (1, 600));
 
-    // The first pays, which ends its token: the third takes the freed slot.
+    // The first pays, which ends its token: the third takes the freed slot,
+    // and the line's pace is one place since its first admission.
     app.fund(first.user_id, 1000).await;
     let seat = app.first_free_seat(&first, &concert).await;
     let held = json_of(&app.hold(&first, &seat).await);
@@ -170,14 +172,83 @@ async fn estimated_waits_count_the_free_slots_then_the_slots_freed_lately() {
     assert_eq!(paid.status, StatusCode::CREATED, "{}", paid.text());
     app.wait_until_active(third["token"].as_str().unwrap())
         .await;
-
-    // One slot freed in the last minute: a place a minute.
+    let since_first_entered = started.elapsed().as_secs_f64().ceil() as i64;
     let fourth = app
         .get_json("/queue/tokens/current", Some(fourth_token))
         .await;
-    assert_eq!(place_and_wait(&fourth), (0, 60));
+    let (place, wait) = place_and_wait(&fourth);
+    assert_eq!(place, 0);
+    assert!(
+        (1..=since_first_entered).contains(&wait),
+        "one place in at most {since_first_entered} s, told {wait}"
+    );
     let (_, fifth) = app.enter_queue(Uuid::new_v4(), &concert.concert_id).await;
-    assert_eq!(place_and_wait(&fifth), (1, 120));
+    let (place, wait_behind) = place_and_wait(&fifth);
+    assert_eq!(place, 1);
+    assert!(
+        (2 * wait - 1..=2 * wait + 1).contains(&wait_behind),
+        "two places at {wait} s each, told {wait_behind}"
+    );
+}
+
+#[tokio::test]
+async fn a_line_standing_still_after_a_burst_is_not_told_the_burst_s_pace() {
+    let mut config = test_config();
+    config.queue_active_max = 2;
+    config.queue_active_ttl_secs = 600;
+    let app = spawn_app_with(config).await;
+    let concert = app.create_concert(1, 20, 10).await;
+    let started = std::time::Instant::now();
+    let mut active = vec![
+        app.active_user(&concert.concert_id).await,
+        app.active_user(&concert.concert_id).await,
+    ];
+
+    // Six freed slots taken again in quick succession: each time one who
+    // waits is admitted because an active holder paid.
+    const BURST: i64 = 6;
+    for _ in 0..BURST {
+        let user_id = Uuid::new_v4();
+        let (_, entered) = app.enter_queue(user_id, &concert.concert_id).await;
+        let token = entered["token"].as_str().unwrap().to_string();
+        let payer = active.remove(0);
+        app.fund(payer.user_id, 10).await;
+        let seat = app.first_free_seat(&payer, &concert).await;
+        let held = json_of(&app.hold(&payer, &seat).await);
+        let paid = app
+            .pay(&payer, held["reservation_id"].as_str().unwrap())
+            .await;
+        assert_eq!(paid.status, StatusCode::CREATED, "{}", paid.text());
+        app.wait_until_active(&token).await;
+        active.push(User { user_id, token });
+    }
+    let last_admission_seen = std::time::Instant::now();
+
+    // Counted from the line's first admission, not over the whole minute.
+    let (_, waiting) = app.enter_queue(Uuid::new_v4(), &concert.concert_id).await;
+    let token = waiting["token"].as_str().unwrap();
+    let pace_secs = |elapsed: std::time::Duration| {
+        (elapsed.as_millis() as i64 + 1000 * BURST - 1) / (1000 * BURST)
+    };
+    let by_rate = pace_secs(started.elapsed());
+    assert_eq!(waiting["position"], 0);
+    assert!(
+        waiting["estimated_wait_seconds"].as_i64().unwrap() <= by_rate,
+        "{BURST} admissions in {:?}: {waiting}",
+        started.elapsed()
+    );
+
+    // Then nobody pays: the burst's pace no longer holds.
+    tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+    // At most what the server measures when it answers (it admitted before this saw it).
+    let still_ms = last_admission_seen.elapsed().as_millis() as i64 - 50;
+    let standing = app.get_json("/queue/tokens/current", Some(token)).await;
+    let told = standing["estimated_wait_seconds"].as_i64().unwrap();
+    assert!(told > pace_secs(started.elapsed()), "told {told} s");
+    assert!(
+        told >= (still_ms / 2 + 999) / 1000 && told < 600,
+        "standing still for {still_ms} ms: told {told} s"
+    );
 }
 
 #[tokio::test]
