@@ -279,9 +279,10 @@ function showStanding(standing) {
   }
 }
 
-// The estimate is sent again only when the position changes: between
-// updates it counts down here, by the page's own monotonic clock (an
-// interval, not the device's time of day). `seconds` null stops it.
+// The estimate is sent again when the position changes, or when it drifts
+// from this countdown: between updates it counts down here, by the page's
+// own monotonic clock (an interval, not the device's time of day).
+// `seconds` null stops it.
 function countWaitDown(seconds) {
   clearInterval(state.waitTicker);
   state.waitTicker = null;

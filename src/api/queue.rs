@@ -17,7 +17,7 @@ use super::error::{ApiError, Problem};
 use super::extract::Json;
 use crate::booking::queue::{self, enter_queue, Standing};
 use crate::ids::{ConcertId, TicketId, UserId};
-use crate::projections::queue_tickets::TicketRow;
+use crate::projections::queue_tickets::{TicketRow, TicketStatus};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -63,6 +63,11 @@ pub struct TokenResponse {
 pub(super) type StandingNews = (String, i64, Option<DateTime<Utc>>, bool);
 
 impl TokenResponse {
+    /// The estimated wait, while the token waits.
+    pub(super) fn wait_told(&self) -> Option<i64> {
+        (self.status == TicketStatus::Waiting.as_str()).then_some(self.estimated_wait_seconds)
+    }
+
     pub(super) fn news(&self) -> StandingNews {
         (
             self.status.clone(),

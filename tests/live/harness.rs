@@ -137,13 +137,15 @@ impl Instance {
     /// A new user's queue token once it is active.
     pub async fn active_token(&self, concert_id: &str) -> String {
         let (_, _, token) = self.queued_user(concert_id).await;
+        self.until_active(&token).await;
+        token
+    }
+
+    /// Waits until the scheduler admits the queue token.
+    pub async fn until_active(&self, token: &str) {
         for _ in 0..400 {
-            if self
-                .send("GET", "/queue/tokens/current", &token, None)
-                .await["status"]
-                == "active"
-            {
-                return token;
+            if self.send("GET", "/queue/tokens/current", token, None).await["status"] == "active" {
+                return;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }

@@ -120,3 +120,53 @@ async fn a_number_released_as_unused_moves_up_the_streams_behind_it() {
     assert_eq!(own["position"], 1);
     service.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_standing_still_sends_its_grown_wait_though_nobody_moved() {
+    let pool = fresh_database().await;
+    let mut settings = config();
+    settings.queue_active_max = 2;
+    settings.queue_active_ttl_secs = 600;
+    let service = start(&pool, settings).await;
+    let (concert_id, date_id) = service.concert(20).await;
+    let mut active = vec![
+        service.active_token(&concert_id).await,
+        service.active_token(&concert_id).await,
+    ];
+    // A burst: six freed slots taken again in quick succession.
+    for seat_no in 1..=6 {
+        let (_, _, token) = service.queued_user(&concert_id).await;
+        let payer = active.remove(0);
+        let reservation = service.hold(&payer, &concert_id, &date_id, seat_no).await;
+        service.pay(&payer, &reservation).await;
+        service.until_active(&token).await;
+        active.push(token);
+    }
+
+    let (_, _, token) = service.queued_user(&concert_id).await;
+    let mut events = service
+        .subscribe("/queue/tokens/current/events", &token, None)
+        .await;
+    let first = events.next().await.unwrap();
+    assert_eq!(first.data["position"], 0, "{first:?}");
+    let told = first.data["estimated_wait_seconds"].as_i64().unwrap();
+    assert!(told <= 3, "the burst's pace: {first:?}");
+
+    // Nobody pays, so nobody moves: the wait that grew is sent all the same,
+    // with nothing else changed.
+    let grown = events
+        .next_within(Duration::from_secs(30))
+        .await
+        .expect("the grown wait is sent");
+    assert_eq!(
+        (
+            grown.data["status"].as_str(),
+            grown.data["position"].as_i64()
+        ),
+        (Some("waiting"), Some(0)),
+        "{grown:?}"
+    );
+    let wait = grown.data["estimated_wait_seconds"].as_i64().unwrap();
+    assert!((5..600).contains(&wait), "{grown:?}");
+    service.stop().await;
+}

@@ -37,15 +37,22 @@ const LINE_COALESCE: Duration = Duration::from_secs(1);
 const SOLD_OUT_LOOK: Duration = Duration::from_secs(5);
 /// How soon a read the database could not answer is tried again.
 const READ_RETRY: Duration = Duration::from_secs(1);
+/// How often a waiting token's stream looks whether the estimated wait it
+/// sent, counted down since (as the booking page does), still holds.
+const WAIT_LOOK: Duration = Duration::from_secs(5);
+/// The least change of the estimate that is sent with nothing else changed.
+const WAIT_DRIFT_MIN_SECS: i64 = 5;
 
 /// `event: standing` at once and whenever the token's status, position,
-/// expiry or `sold_out` changes; ends once the token has expired.
+/// expiry or `sold_out` changes, or its estimated wait drifts; ends once the
+/// token has expired.
 #[utoipa::path(get, path = "/api/v1/queue/tokens/current/events", tag = "live",
     operation_id = "standing_events", security(("queue_token" = [])),
     responses(
         (status = 200, content_type = "text/event-stream", body = String,
             description = "`event: standing`, data the body of `GET /api/v1/queue/tokens/current`, at once and whenever \
-                           status, position, expiry or `sold_out` changes, with `id:` the log position it includes; ends after the token expires"),
+                           status, position, expiry or `sold_out` changes, or the estimated wait drifts from the one sent \
+                           counted down since, with `id:` the log position it includes; ends after the token expires"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 429, body = Problem, content_type = "application/problem+json",
             description = "rate_limited: the token has as many event streams open as it may"),
@@ -81,6 +88,8 @@ pub(super) async fn standing_events(
         keep_alive: keep_alive_timer(),
         sold_out_look: every(SOLD_OUT_LOOK),
         sold_out_relook_at: None,
+        told_wait: None,
+        wait_look: every(WAIT_LOOK),
         done: false,
     };
     // The first standing is read before answering, so a failure is a problem document.
@@ -116,6 +125,9 @@ struct StandingStream {
     /// `sold_out_look`: the standing last sent said seats were left on an
     /// answer a sale since may have made stale.
     sold_out_relook_at: Option<Instant>,
+    /// The estimated wait last sent, while the token waits, and when.
+    told_wait: Option<(i64, Instant)>,
+    wait_look: tokio::time::Interval,
     done: bool,
 }
 
@@ -131,6 +143,8 @@ enum Wake {
     /// Time to look again, the standing sent having said seats were left on
     /// an answer a sale may have made stale.
     SoldOutRelook,
+    /// Time to look whether the estimated wait sent still holds.
+    WaitLook,
 }
 
 impl StandingStream {
@@ -166,6 +180,7 @@ impl StandingStream {
             ApiError::Unavailable(format!("cannot serialize the standing: {error}"))
         })?;
         self.last_sent = Some(body.news());
+        self.told_wait = body.wait_told().map(|wait| (wait, Instant::now()));
         self.look_again_when_stale();
         // The feed bumps a watch before it moves its own position past the
         // change: the watch's value is the change's position.
@@ -224,6 +239,22 @@ impl StandingStream {
                 .unwrap_or(false)
     }
 
+    /// Whether the estimated wait now differs from the one sent, counted
+    /// down since, by enough to send: the estimate rides with every change
+    /// of place, but a line that stands still changes no place, and its
+    /// first was shown "any moment now" by a page counting down a wait that
+    /// had long grown (a probe: told 2 s, admitted 100 s later).
+    async fn wait_drifted(&self) -> bool {
+        let (Some(ticket), Some((told, told_at))) = (&self.ticket, self.told_wait) else {
+            return false;
+        };
+        let counted_down = (told - told_at.elapsed().as_secs() as i64).max(0);
+        match queue::watched_standing(&self.app, ticket, self.line.moved_at()).await {
+            Ok(standing) => drifted(counted_down, standing.estimated_wait_seconds),
+            Err(_) => false,
+        }
+    }
+
     async fn next(mut self) -> Option<(Result<Event, Infallible>, Self)> {
         loop {
             if self.done {
@@ -241,12 +272,14 @@ impl StandingStream {
             let retry = sleep_until_if(self.retry_at);
             let told_sold_out = self.told_sold_out();
             let sold_out_relook = sleep_until_if(self.sold_out_relook_at);
-            let (closed, ticket, line, keep_alive, sold_out_look, permit) = (
+            let waiting = self.told_wait.is_some();
+            let (closed, ticket, line, keep_alive, sold_out_look, wait_look, permit) = (
                 &mut self.closed,
                 &mut self.ticket_changes,
                 &mut self.line,
                 &mut self.keep_alive,
                 &mut self.sold_out_look,
+                &mut self.wait_look,
                 &mut self.permit,
             );
             let wake = tokio::select! {
@@ -254,6 +287,7 @@ impl StandingStream {
                 _ = keep_alive.tick() => Wake::KeepAlive,
                 _ = sold_out_look.tick(), if !told_sold_out => Wake::SoldOutLook,
                 _ = sold_out_relook => Wake::SoldOutRelook,
+                _ = wait_look.tick(), if waiting => Wake::WaitLook,
                 _ = permit.comment_due() => Wake::KeepAlive,
                 _ = lapsed => Wake::Ticket,
                 _ = retry => Wake::Ticket,
@@ -266,6 +300,7 @@ impl StandingStream {
                     Wake::Line
                 }
             };
+            let wait_drifted = matches!(wake, Wake::WaitLook);
             let ticket_changed = match wake {
                 Wake::KeepAlive => return Some((Ok(Event::default().comment("")), self)),
                 Wake::SoldOutRelook => {
@@ -282,6 +317,8 @@ impl StandingStream {
                 }
                 Wake::SoldOutLook if self.sold_out_since_sent().await => false,
                 Wake::SoldOutLook => continue,
+                Wake::WaitLook if self.wait_drifted().await => false,
+                Wake::WaitLook => continue,
                 Wake::Ticket => true,
                 Wake::Line => false,
             };
@@ -306,9 +343,33 @@ impl StandingStream {
             // word: the recorded expiry of a token already shown lapsed by
             // the clock, whose id covers the expiry and which tells the
             // client not to reconnect.
-            if self.last_sent != before || (ticket_changed && self.done) {
+            if self.last_sent != before || (ticket_changed && self.done) || wait_drifted {
                 return Some((Ok(event), self));
             }
         }
+    }
+}
+
+/// Whether an estimated wait of `estimate` s is news to a client counting
+/// down one that reads `counted_down` s now: a change of a quarter, and of
+/// `WAIT_DRIFT_MIN_SECS` at least, so that a wait that shrinks and grows by
+/// a second at each look is not sent each time.
+fn drifted(counted_down: i64, estimate: i64) -> bool {
+    (estimate - counted_down).abs() >= (counted_down / 4).max(WAIT_DRIFT_MIN_SECS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_estimate_is_sent_again_when_it_drifted_by_a_quarter_and_five_seconds() {
+        // Counted down to "any moment now" while the line stood still.
+        assert!(drifted(0, 7));
+        assert!(!drifted(0, 4));
+        assert!(!drifted(30, 35 - 1));
+        assert!(drifted(30, 22));
+        assert!(!drifted(600, 700));
+        assert!(drifted(600, 400));
     }
 }
