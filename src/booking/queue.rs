@@ -248,6 +248,8 @@ struct AdmissionPace {
     span: Duration,
     /// How long since the line's latest admission.
     still_for: Duration,
+    /// How long until every active token has lapsed, when any is active.
+    active_left: Option<Duration>,
     /// Active slots taken now (when counted), and how many there are.
     active: Option<i64>,
     slots: i64,
@@ -265,6 +267,7 @@ impl AdmissionPace {
             still_for: row
                 .last_admitted
                 .map_or(Duration::zero(), |admitted| now - admitted),
+            active_left: row.active_until.map(|until| until - now),
             active: row.active,
             slots: i64::from(app.config.queue_active_max),
             active_ttl_secs: i64::try_from(app.config.queue_active_ttl_secs).unwrap_or(i64::MAX),
@@ -283,10 +286,19 @@ impl AdmissionPace {
             return next_round;
         }
         let later = turn - free;
-        // At worst every active slot frees when its token times out: each
-        // round of `slots` tickets waits one active TTL at most.
+        // At worst every active slot frees when its token times out: with
+        // every slot taken, the first round of `slots` tickets waits for the
+        // last active token to lapse (counting down, where a whole TTL did
+        // not), each later round one active TTL more. (With slots free, the
+        // tokens the next round admits to them lapse last.)
         let rounds = (later - 1) / self.slots.max(1) + 1;
-        let at_worst = rounds.saturating_mul(self.active_ttl_secs);
+        let first_round = match self.active_left {
+            Some(left) if free == 0 => ((left.num_milliseconds() + 999) / 1000).max(next_round),
+            _ => self.active_ttl_secs,
+        };
+        let at_worst = (rounds - 1)
+            .saturating_mul(self.active_ttl_secs)
+            .saturating_add(first_round);
         // No slot freed lately (a sale's first round filled every one): no
         // rate to go by.
         if self.admitted_to_freed == 0 {
@@ -340,6 +352,7 @@ mod tests {
             admitted_to_freed,
             span: Duration::seconds(60),
             still_for: Duration::zero(),
+            active_left: None,
             active,
             slots: 10,
             active_ttl_secs: 600,
@@ -377,6 +390,7 @@ mod tests {
             admitted_to_freed: 3,
             span: Duration::seconds(60),
             still_for: Duration::zero(),
+            active_left: None,
             active: Some(3),
             slots: 3,
             active_ttl_secs: 20,
@@ -387,6 +401,32 @@ mod tests {
         assert_eq!(start_of_a_sale.wait_for(8), 60);
         // A line moving faster than timeouts keeps its rate.
         assert_eq!(pace(30, Some(10)).wait_for(9), 20);
+    }
+
+    #[test]
+    fn the_worst_case_counts_down_to_the_last_active_token_s_lapse() {
+        let lapsing = |left_ms| AdmissionPace {
+            active_left: Some(Duration::milliseconds(left_ms)),
+            ..pace(0, Some(10))
+        };
+        // The last active token lapses in 42.1 s; a round later, 600 s more.
+        assert_eq!(lapsing(42_100).wait_for(0), 43);
+        assert_eq!(lapsing(42_100).wait_for(9), 43);
+        assert_eq!(lapsing(42_100).wait_for(10), 643);
+        // Lapsed but not yet recorded: the next round frees its slot.
+        assert_eq!(lapsing(-500).wait_for(0), 1);
+        // With a slot free, the token admitted to it next round lapses last.
+        let one_free = AdmissionPace {
+            active: Some(9),
+            ..lapsing(42_100)
+        };
+        assert_eq!(one_free.wait_for(1), 600);
+        // The rate, when nearer, still sets the wait.
+        let moving = AdmissionPace {
+            active_left: Some(Duration::seconds(300)),
+            ..pace(30, Some(10))
+        };
+        assert_eq!(moving.wait_for(9), 20);
     }
 
     #[test]

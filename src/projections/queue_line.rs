@@ -21,6 +21,8 @@ pub struct LineRow {
     pub sample_start: DateTime<Utc>,
     /// The line's latest admission, if any.
     pub last_admitted: Option<DateTime<Utc>>,
+    /// When the last of the concert's active tickets lapses.
+    pub active_until: Option<DateTime<Utc>>,
     /// The concert's active tickets, while few were admitted lately.
     pub active: Option<i64>,
 }
@@ -59,6 +61,7 @@ impl LineRow {
             admitted_to_freed: self.admitted_to_freed,
             sample_start: self.sample_start,
             last_admitted: self.last_admitted,
+            active_until: self.active_until,
             active: self.active,
         }
     }
@@ -76,6 +79,7 @@ mod tests {
             admitted_to_freed: 5,
             sample_start: DateTime::UNIX_EPOCH,
             last_admitted: None,
+            active_until: None,
             active: Some(2),
         };
         // Numbers 1..=9 below ticket 10: two left, 3 and 7 unused, five wait ahead.

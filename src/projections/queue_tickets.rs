@@ -254,6 +254,8 @@ pub struct StandingRow {
     pub sample_start: DateTime<Utc>,
     /// The line's latest admission, if any.
     pub last_admitted: Option<DateTime<Utc>>,
+    /// When the last of the concert's active tickets lapses, if any is active.
+    pub active_until: Option<DateTime<Utc>>,
     /// The concert's active tickets, to tell whether a slot is free; read
     /// (up to the limit) only while the sample of admissions is not full:
     /// a line that admits a hundred a minute has no slot free for long,
@@ -269,8 +271,8 @@ pub(super) fn position_column(entry_no: &str) -> String {
     )
 }
 
-/// The `admitted_to_freed`, `sample_start`, `last_admitted` and `active`
-/// columns: the concert's admissions since `since`, at most `RATE_SAMPLE` of
+/// The `admitted_to_freed`, `sample_start`, `last_admitted`, `active_until`
+/// and `active` columns: the concert's admissions since `since`, at most `RATE_SAMPLE` of
 /// them, and, while fewer were admitted, its active tickets counted up to
 /// `active_max` (all the estimate needs to tell a free slot).
 ///
@@ -301,6 +303,8 @@ pub(super) fn admission_columns(since: &str, active_max: &str) -> String {
                                      where concert_id = $1 and admitted_at is not null))) as sample_start,
          (select max(admitted_at) from queue_tickets where concert_id = $1 and admitted_at is not null)
              as last_admitted,
+         (select max(expires_at) from queue_tickets where concert_id = $1 and status = 'active')
+             as active_until,
          case when {admitted} < {RATE_SAMPLE}
               then (select count(*) from (select 1 from queue_tickets where concert_id = $1 and status = 'active'
                                           limit {active_max}) taken)
