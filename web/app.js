@@ -19,6 +19,8 @@ const state = {
   unsoldSeats: 0, // seats of the picked date's map not sold
   holding: false, // a hold is being asked for
   paying: false, // this tab's payment is being asked for
+  amountTyped: false, // the charge field holds the user's own amount, not the hold's need
+  leftHold: null, // a hold left to run out by queueing for another concert
   resuming: false, // restored after a reload, until the first sign-in
   standing: null, // AbortController of the standing stream
   seatStream: null, // AbortController of the seat stream
@@ -158,6 +160,7 @@ async function loadConcerts() {
   $("concert").replaceChildren(...concerts.concerts.map((concert) => new Option(concert.title, concert.concert_id)));
   showQueued();
   if (!concerts.concerts.length) lookForConcertsLater();
+  else if ($("message").textContent.startsWith("No concert is scheduled yet")) say("message", "");
 }
 
 // Until a concert is scheduled, the list is asked for again every 15 s, so
@@ -179,18 +182,22 @@ function lookForConcertsLater() {
 
 // Asks until answered while `wanted()` says the answer is still wanted: a
 // busy or unreachable service is asked again, less often each time, with
-// the reason shown meanwhile. A refusal is explained, and gives undefined.
+// the reason shown meanwhile (and taken away once answered; any other
+// message stays: the one that a hold was left behind vanished as the new
+// concert's dates came). A refusal is explained, and gives undefined.
 async function untilAnswered(ask, wanted, credential) {
+  let askedAgain = false;
   for (let pause = 1000; ; pause = Math.min(pause * 2, 10_000)) {
     try {
       const answer = await ask();
       if (!wanted()) return undefined;
-      say("message", "");
+      if (askedAgain) say("message", "");
       return answer;
     } catch (error) {
       if (!wanted()) return undefined;
       if (!isTransient(error)) return refuse(error, credential);
       say("message", `${explain(error)} Asking again…`, kindOf(error));
+      askedAgain = true;
       await sleep(pause);
       if (!wanted()) return undefined;
     }
@@ -233,12 +240,32 @@ async function enterQueue() {
   }
   if (leavesHold) {
     endHold();
-    say("message", `Your hold on seat ${held.seat_no} of another concert is left to run out: it can be paid only with a place in its own concert's queue.`, "info");
+    state.leftHold = held;
+    say("message", `Your hold on seat ${held.seat_no} of another concert is left to run out: queue for that concert again to pay for it.`, "info");
+  } else if (state.leftHold?.concert_id === ticket.concert_id) {
+    await takeBackHold(ticket.token);
   }
   if (ticket.status !== "active") for (const id of ["dates", "seats"]) show(id, false);
   showStanding(ticket);
   bringUp("queue");
   watchStanding();
+}
+
+// Back in the queue of the concert whose hold was left behind: the hold,
+// if it still runs, is shown again before the seat map opens (which then
+// shows its seat as yours). It was not: the user saw their own seat as
+// someone else's hold, and could hold a second one.
+async function takeBackHold(token) {
+  const held = state.leftHold;
+  state.leftHold = null;
+  try {
+    const reservation = await request("GET", `/reservations/${held.reservation_id}`, token);
+    if (reservation.status === "held" && !state.reservation) {
+      showHold({ ...reservation, concert_id: held.concert_id, starts_at: held.starts_at });
+    }
+  } catch {
+    // Gone, or not to be read now: there is nothing to take back.
+  }
 }
 
 function showStanding(standing) {
@@ -377,13 +404,24 @@ function pickDate(date) {
   watchSeats();
 }
 
+// The balance as the service has it now (undefined when it cannot say).
 async function refreshBalance() {
   try {
     const { balance } = await request("GET", `/users/${state.userId}/balance`, state.userToken);
-    $("balance").textContent = won(balance);
+    showBalance(balance);
+    return balance;
   } catch (error) {
     refuse(error, "user");
   }
+}
+
+// Shows the balance, and fills the charge field with what the held seat
+// still needs, unless the user typed an amount of their own: a fixed
+// 150,000 fell short of a 200,000 seat and charged four times a 40,000 one.
+function showBalance(balance) {
+  $("balance").textContent = won(balance);
+  const held = state.reservation;
+  if (held && !state.amountTyped && held.price > balance) $("amount").value = String(held.price - balance);
 }
 
 // Also when the browser's own validation stops the form (-5, 1.5), so an
@@ -403,7 +441,7 @@ async function charge(event) {
   try {
     const { balance } = await busy(button, () => sendKeyed((key) =>
       request("POST", `/users/${state.userId}/balance/charges`, state.userToken, { amount }, key), `charge:${state.userId}:${amount}`));
-    $("balance").textContent = won(balance);
+    showBalance(balance);
     say("message", `Charged ${won(amount)}.`, "ok");
   } catch (error) {
     refuse(error, "user");
@@ -423,6 +461,7 @@ async function pay() {
       request("POST", "/payments", state.queueToken, { reservation_id: held.reservation_id }, key), `pay:${held.reservation_id}`));
   } catch (error) {
     if (error.code === "hold_expired") endHold();
+    if (error.code === "insufficient_balance") return tellWhatIsMissing(error, held);
     // Paid already, from another tab or window of this booking: the seat
     // is the user's, and the hold shown here is over. (The other tab's
     // payment spent the shared token too, so this one may hear 401, having
@@ -439,6 +478,15 @@ async function pay() {
   }
   booked(held, `${seatName(held)} is yours: paid ${won(payment.amount)}, balance ${won(payment.balance)}. Payment ${payment.payment_id}.`);
   say("message", "Payment complete.", "ok");
+}
+
+// A payment refused for the balance: says how much more to charge (the
+// charge field then holds it), which the refusal alone does not.
+async function tellWhatIsMissing(error, held) {
+  refuse(error, "queue");
+  const balance = await refreshBalance();
+  if (balance === undefined || balance >= held.price || state.reservation !== held) return;
+  say("message", `Your balance is too low for this seat: charge at least ${won(held.price - balance)} more. (${error.code})`, "error");
 }
 
 // The seat is the user's and the queue token is spent: the seat map stops,
@@ -498,6 +546,7 @@ document.addEventListener("DOMContentLoaded", () => {
     if (event.key === "Enter" && event.repeat) event.preventDefault();
   });
   $("amount").addEventListener("invalid", askForAmount);
+  $("amount").addEventListener("input", () => { state.amountTyped = true; });
   $("pay").addEventListener("click", pay);
   $("sign-out").addEventListener("click", signOut);
   // The wallet may have been charged elsewhere (another tab, the API)

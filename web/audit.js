@@ -189,7 +189,20 @@ function violatingEvent(label) {
   return entry;
 }
 
+// One run at a time: the button waits for the report (a double click read
+// the whole log twice).
 async function runAudit() {
+  const button = $("run-audit");
+  if (button.disabled) return;
+  button.disabled = true;
+  try {
+    await auditOnce();
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function auditOnce() {
   say("message", "");
   $("audit-summary").textContent = "Reading the whole log…";
   try {

@@ -3,6 +3,8 @@
 // or runs out.
 "use strict";
 
+const HOLD_PENDING_SAID_AFTER_MS = 500;
+
 async function holdSeat(seatNo) {
   // One hold at a time: the Pay button pays one reservation, and a second
   // hold would leave the first one unpaid and out of reach until it lapses.
@@ -22,6 +24,10 @@ async function holdSeat(seatNo) {
   const onThatDate = () => state.date?.date_id === dateId;
   state.holding = true;
   $("seat-map").setAttribute("aria-busy", "true");
+  // On a slow network nothing showed for seconds, and other seats' clicks
+  // were ignored without a word.
+  const pending = `Holding seat ${seatNo}…`;
+  const slow = setTimeout(() => state.holding && say("message", pending, "info"), HOLD_PENDING_SAID_AFTER_MS);
   try {
     // The map knows numbers; the seat's id comes from the listing.
     const page = await request("GET", `/concerts/${state.concertId}/dates/${state.date.date_id}/seats?after_seat_no=${seatNo - 1}&limit=1`, state.queueToken);
@@ -39,6 +45,8 @@ async function holdSeat(seatNo) {
   } finally {
     state.holding = false;
     $("seat-map").removeAttribute("aria-busy");
+    clearTimeout(slow);
+    if ($("message").textContent === pending) say("message", "");
   }
   // A retried hold is answered as it stands: one paid meanwhile is not to pay again.
   if (reservation.status !== "held") {
@@ -50,6 +58,8 @@ async function holdSeat(seatNo) {
 }
 
 function showHold(reservation) {
+  // A new hold: the charge field suggests what it needs again.
+  if (state.reservation?.reservation_id !== reservation.reservation_id) state.amountTyped = false;
   state.reservation = reservation;
   save();
   $("held-seat").textContent = reservation.seat_no;

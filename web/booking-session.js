@@ -76,6 +76,13 @@ async function resumeBooking() {
   if (held) {
     try {
       const reservation = await request("GET", `/reservations/${held.reservation_id}`, state.queueToken);
+      // Paid while the page was away, or paid by a payment whose answer
+      // was lost (it said it could not reach the service): the seat is
+      // theirs, and saying nothing invited them to buy another.
+      if (reservation.status === "confirmed") {
+        booked(held, `${seatName(held)} is yours: it was paid while this page was away.`);
+        return say("message", "This seat was paid already.", "ok");
+      }
       if (reservation.status === "held") showHold({ ...reservation, concert_id: held.concert_id ?? state.concertId, starts_at: held.starts_at });
       // It was gone without a word.
       if (reservation.status === "expired") say("message", `Your hold on seat ${held.seat_no} ran out while this page was closed. Pick a seat again.`, "info");

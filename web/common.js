@@ -37,8 +37,10 @@ function explain(error) {
     return known ? `${known} (${error.code})` : `${error.message} (${error.code})`;
   }
   // Every charge, hold and payment is sent with its key (sendKeyed), so
-  // one sent again after an outage is never made twice: say so.
-  return `The service cannot be reached (${error.message}): try again in a moment; nothing is charged, held or paid twice.`;
+  // one sent again after an outage is never made twice: say so, there only
+  // (a sign-in or an audit run charges nothing).
+  const promise = error.keyed ? "; nothing is charged, held or paid twice" : "";
+  return `The service cannot be reached (${error.message}): try again in a moment${promise}.`;
 }
 
 // How a failed request's message is shown: one that never reached the
@@ -58,7 +60,15 @@ async function request(method, path, token, body, headers = {}) {
   const response = await fetch(api + path, init);
   noteServerTime(response);
   const text = await response.text();
-  const data = text ? JSON.parse(text) : {};
+  let data;
+  try {
+    data = text ? JSON.parse(text) : {};
+  } catch {
+    // Not the service's JSON: a proxy's error page while the service is
+    // down or restarting. It was shown as a script error ("Unexpected token
+    // '<'"); it is the service being out of reach, and is asked again.
+    throw new Refusal(response.ok ? 502 : response.status, { code: "unavailable", title: `answered ${response.status} by something in front of the service` });
+  }
   if (!response.ok) throw new Refusal(response.status, data);
   return data;
 }
@@ -168,6 +178,17 @@ function say(id, text, kind = "info") {
   element.hidden = !text;
 }
 
+// The message stays at the top of the screen over whatever scrolls under
+// it: a control the keyboard moves to there is brought out from under it
+// (WCAG 2.2's focus not obscured; at 200 % zoom a seat or a date button
+// took the focus unseen).
+document.addEventListener("focusin", (event) => {
+  const message = $("message");
+  if (!message || message.hidden || event.target === message) return;
+  const covered = message.getBoundingClientRect().bottom - event.target.getBoundingClientRect().top;
+  if (covered > 0) window.scrollBy(0, -(covered + 8));
+});
+
 function won(amount) {
   return `₩${Number(amount).toLocaleString("en-US")}`;
 }
@@ -206,6 +227,7 @@ async function sendKeyed(send, intent, attempts = 3) {
       const lost = !(error instanceof Refusal) || error.status >= 500;
       if (lost) unanswered.set(intent, sent);
       else unanswered.delete(intent);
+      error.keyed = true;
       if (!lost || attempt >= attempts) throw error;
       await sleep(1000 * attempt);
     }

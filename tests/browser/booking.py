@@ -27,6 +27,7 @@ Screenshots of each step go to the folder given.
 import json
 import re
 import sys
+import time
 from pathlib import Path
 
 from playwright.sync_api import expect, sync_playwright
@@ -440,12 +441,17 @@ with sync_playwright() as playwright:
     stream = f"{named['aggregate_type']}/{named['aggregate_id']}"
     label = f"#{named['position']} {stream} seq {named['sequence']} {named['event_type']}"
     violation = {"rule": "hash chain intact", "detail": "edited", "events": [label]}
-    bob.route(
-        BASE + "/api/v1/audit/report",
-        lambda route: route.fulfill(json={"events": 99, "violations": [violation]}),
-    )
-    bob.click("#run-audit")
+    def slow_report(route):
+        time.sleep(0.3)  # answered after a double click's second press
+        route.fulfill(json={"events": 99, "violations": [violation]})
+
+    bob.route(BASE + "/api/v1/audit/report", slow_report)
+    reports = calls("bob", "GET", "/api/v1/audit/report")
+    bob.dblclick("#run-audit")  # one audit: the button waits for its report
     expect(bob.locator("#audit-summary")).to_contain_text("1 violation")
+    bob.wait_for_timeout(500)
+    if calls("bob", "GET", "/api/v1/audit/report") != reports + 1:
+        problems.append(f"a double click on Run the audit asked {calls('bob', 'GET', '/api/v1/audit/report') - reports} times")
     expect(bob.locator("#stream-events tr.flagged")).to_have_count(1)
     expect(bob.locator("#stream-events tr").nth(1)).to_contain_text("violates: hash chain intact")
     bob.locator("#events a").first.click()  # another stream
@@ -456,7 +462,8 @@ with sync_playwright() as playwright:
     shot(bob, "audit-violation")
 
     # A waiting place's estimate counts down between the standing's updates,
-    # which come only when the position changes.
+    # which come when the position changes (or the estimate drifts from the
+    # countdown).
     dave = watch(browser.new_context(), "dave")
     dave.goto(BASE + "/")
     dave.evaluate("showStanding({status: 'waiting', position: 3, estimated_wait_seconds: 61, expires_at: null})")
