@@ -101,16 +101,17 @@ fn main() -> ExitCode {
         limit_given,
     ));
     drop(runtime);
+    // A server that had to be killed is no clean stop: a supervisor of this
+    // process is told so (it exited 0).
     let stopped = match database {
         Database::External(_) => Ok(()),
-        Database::Private(server) => {
-            server.stop();
-            Ok(())
+        Database::Private(server) => server.stop().map_err(|killed| killed.to_string()),
+        Database::Supervised(supervised) => {
+            supervised.stop().map_err(|unclean| unclean.to_string())
         }
-        Database::Supervised(supervised) => supervised.stop(),
     };
-    if let Err(gave_up) = stopped {
-        return fail(&gave_up);
+    if let Err(unclean) = stopped {
+        return fail(&unclean);
     }
     match outcome {
         Ok(code) => code,

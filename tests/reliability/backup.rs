@@ -278,7 +278,8 @@ async fn read_models(data_dir: &Path) -> (HashMap<String, i64>, Vec<(String, Str
     pool.close().await;
     tokio::task::spawn_blocking(move || server.stop())
         .await
-        .unwrap();
+        .unwrap()
+        .expect("a clean stop");
     let mut rows = 0;
     for ((table, before), (_, after)) in restored.iter().zip(&replayed) {
         assert_eq!(before, after, "{table} of the copy differs from a replay");

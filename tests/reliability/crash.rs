@@ -225,7 +225,8 @@ async fn replay_matches_read_models(work: &Workdir) -> usize {
     pool.close().await;
     tokio::task::spawn_blocking(move || server.stop())
         .await
-        .unwrap();
+        .unwrap()
+        .expect("a clean stop");
     let mut rows = 0;
     for ((table, rows_before), (_, rows_after)) in before.iter().zip(&after) {
         assert_eq!(

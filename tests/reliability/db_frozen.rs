@@ -347,3 +347,43 @@ async fn a_tool_says_it_waits_for_a_frozen_database_and_finishes_once_it_thaws()
     let status = server.terminate().await;
     assert!(status.success(), "stopped with {status}");
 }
+
+/// A stop while PostgreSQL is frozen: the private server ignores its fast
+/// shutdown and SIGQUIT, and is killed with every process of its own. The
+/// service says so with exit 1 (it exited 0, a clean stop to whatever
+/// supervises it), no process of the server is left (its frozen backends
+/// were, and kept the next start out), and the next start recovers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_that_must_kill_a_frozen_database_says_so_and_leaves_no_process() {
+    let _turn = harness::serial().await;
+    let work = Workdir::new("frozen-stop");
+    let mut server = Server::start(&work, "frozen-stop", &[]).await;
+    let api = Api::new(vec![server.base()], Duration::from_secs(20));
+    api.create_concert(3, 1000).await;
+    let processes = harness::postgres_pids(&work.data());
+    assert!(
+        processes.len() > 1,
+        "a postmaster and its children: {processes:?}"
+    );
+    harness::signal_postgres(&work.data(), Signal::SIGSTOP);
+
+    // A fast shutdown's 30 s, then SIGQUIT's 10 s, then SIGKILL.
+    let status = server.terminate_within(Duration::from_secs(90)).await;
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "log:\n{}",
+        harness::tail(&work.log("frozen-stop"), 20)
+    );
+    let left: Vec<i32> = processes
+        .into_iter()
+        .filter(|pid| harness::alive(*pid))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "PostgreSQL processes left behind: {left:?}"
+    );
+
+    server.restart(&[]).await;
+    api.create_concert(3, 1000).await;
+}

@@ -53,7 +53,8 @@ impl PrivatePostgres {
         match run_blocking(await_ready(admin, shared, READY_TIMEOUT))? {
             Readiness::Ready => Ok(()),
             Readiness::Exited(status) => {
-                self.stop_server(); // reaps the thread
+                // Reaps the thread; a start that failed is the error to tell.
+                let _ = self.stop_server();
                 Err(PrivatePostgresError::Exited {
                     status,
                     log: self.log_path.clone(),
@@ -62,7 +63,7 @@ impl PrivatePostgres {
             }
             Readiness::TimedOut(last_error) => {
                 let tail = log_tail(&self.log_path, log_start);
-                self.stop_server();
+                let _ = self.stop_server();
                 Err(PrivatePostgresError::NotReady {
                     secs: READY_TIMEOUT.as_secs(),
                     last_error,

@@ -59,7 +59,7 @@ use owner::Role;
 use process::ServerProcess;
 use run_as::{check_cluster_access, chown_tree_if_foreign, open_log, prepare_data_dir, RunAs};
 pub use scratch::start_scratch;
-pub use supervisor::{supervise, GaveUp, ServerHealth, Supervised};
+pub use supervisor::{supervise, GaveUp, ServerHealth, Supervised, Unclean};
 pub use tools::server_tool;
 
 /// The database the service uses.
@@ -249,9 +249,10 @@ impl PrivatePostgres {
         self.url_for(DATABASE)
     }
 
-    /// Stops the server cleanly (fast shutdown, SIGINT) and waits for it to exit.
-    pub fn stop(mut self) {
-        self.shutdown();
+    /// Stops the server cleanly (fast shutdown, SIGINT) and waits for it to
+    /// exit; `Err` when it ignored that and SIGQUIT and had to be killed.
+    pub fn stop(mut self) -> std::result::Result<(), Killed> {
+        self.shutdown()
     }
 
     fn connect_options(&self, db: &str) -> Result<PgConnectOptions> {
@@ -264,8 +265,8 @@ impl PrivatePostgres {
     }
 
     /// Stops the server if it runs, then gives up ownership of the data folder.
-    fn shutdown(&mut self) {
-        self.stop_server();
+    fn shutdown(&mut self) -> std::result::Result<(), Killed> {
+        let stopped = self.stop_server();
         if self.launcher.is_some() {
             owner::release(&self.data_dir);
         }
@@ -274,13 +275,15 @@ impl PrivatePostgres {
             // Empty once the server has stopped; left as it is otherwise.
             let _ = std::fs::remove_dir(dir);
         }
+        stopped
     }
 
     /// Stops the server (fast shutdown, escalating) and reaps its thread.
-    fn stop_server(&mut self) {
+    fn stop_server(&mut self) -> std::result::Result<(), Killed> {
         let Some(server) = self.server.take() else {
-            return;
+            return Ok(());
         };
+        let mut killed = None;
         if server.exit_status().is_none() {
             tracing::info!(
                 pid = server.pid.as_raw(),
@@ -298,18 +301,37 @@ impl PrivatePostgres {
                         pid = server.pid.as_raw(),
                         "PostgreSQL ignored SIGQUIT; killing it"
                     );
+                    // Each of its processes too: they run in groups of their
+                    // own, and a postmaster killed alone left its backends
+                    // behind (frozen), holding the data folder against the
+                    // next start.
+                    let processes = leftovers::cluster_pids(&self.pgdata);
                     server.signal(Signal::SIGKILL);
+                    for pid in processes {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid),
+                            Signal::SIGKILL,
+                        );
+                    }
+                    killed = Some(Killed {
+                        pid: server.pid.as_raw(),
+                    });
+                    if !leftovers::wait_gone(&self.pgdata, KILL_TIMEOUT) {
+                        tracing::error!("PostgreSQL processes outlived SIGKILL");
+                    }
                     if !server.wait_exit(KILL_TIMEOUT) {
                         tracing::error!(
                             pid = server.pid.as_raw(),
                             "PostgreSQL did not exit after SIGKILL"
                         );
-                        return; // leave its thread be rather than hang
+                        // Leave its thread be rather than hang.
+                        return Err(killed.expect("set above"));
                     }
                 }
             }
         }
         server.join();
+        killed.map_or(Ok(()), Err)
     }
 
     /// The data folder.
@@ -320,8 +342,22 @@ impl PrivatePostgres {
 
 impl Drop for PrivatePostgres {
     fn drop(&mut self) {
-        self.shutdown();
+        // Said in the log already; nobody is left to tell.
+        let _ = self.shutdown();
     }
+}
+
+/// The server ignored a fast shutdown and SIGQUIT (frozen, or stuck on its
+/// disk) and was killed with every process of its own: the service did not
+/// stop cleanly, and says so by its exit code (it exited 0, and the backends
+/// it left behind kept the next start out).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the private PostgreSQL server (pid {pid}) ignored its shutdown and was killed with its \
+     processes; its next start recovers every committed transaction from its log"
+)]
+pub struct Killed {
+    pub pid: i32,
 }
 
 #[cfg(test)]

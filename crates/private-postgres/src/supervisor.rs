@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use super::PrivatePostgres;
+use super::{Killed, PrivatePostgres};
 
 /// The first pause before a restart. Short, because crash recovery is what
 /// brings the service back and it cannot start sooner; not zero, so that a
@@ -76,12 +76,21 @@ pub struct GaveUp {
     pub log: String,
 }
 
+/// Why supervision did not end with a clean stop.
+#[derive(Debug, thiserror::Error)]
+pub enum Unclean {
+    #[error(transparent)]
+    GaveUp(#[from] GaveUp),
+    #[error(transparent)]
+    Killed(#[from] Killed),
+}
+
 /// A private server under supervision.
 pub struct Supervised {
     url: String,
     stop: Arc<AtomicBool>,
     gave_up: watch::Receiver<bool>,
-    thread: JoinHandle<Result<(), GaveUp>>,
+    thread: JoinHandle<Result<(), Unclean>>,
 }
 
 impl Supervised {
@@ -95,8 +104,9 @@ impl Supervised {
         self.gave_up.clone()
     }
 
-    /// Stops the server (fast shutdown) and the supervisor; `Err` if it had given up.
-    pub fn stop(self) -> Result<(), GaveUp> {
+    /// Stops the server (fast shutdown) and the supervisor; `Err` if it had
+    /// given up, or the server had to be killed.
+    pub fn stop(self) -> Result<(), Unclean> {
         self.stop.store(true, Ordering::SeqCst);
         self.thread
             .join()
@@ -118,7 +128,7 @@ pub fn supervise(server: PrivatePostgres) -> Supervised {
         .name("pg-supervisor".into())
         .spawn(move || {
             let outcome = run(server, &thread_stop);
-            if outcome.is_err() {
+            if matches!(outcome, Err(Unclean::GaveUp(_))) {
                 let _ = gave_up_tx.send(true);
             }
             outcome
@@ -132,12 +142,11 @@ pub fn supervise(server: PrivatePostgres) -> Supervised {
     }
 }
 
-fn run(mut pg: PrivatePostgres, stop: &AtomicBool) -> Result<(), GaveUp> {
+fn run(mut pg: PrivatePostgres, stop: &AtomicBool) -> Result<(), Unclean> {
     let mut deaths: Vec<Instant> = Vec::new();
     loop {
         let Some(mut cause) = wait_for_death(&pg, stop) else {
-            pg.stop();
-            return Ok(());
+            return Ok(pg.stop()?);
         };
         let died_at = Instant::now();
         metrics::gauge!("concert_private_postgres_up").set(0.0);
@@ -155,13 +164,13 @@ fn run(mut pg: PrivatePostgres, stop: &AtomicBool) -> Result<(), GaveUp> {
                     deaths: deaths.len(),
                     cause,
                     log: pg.log_path.display().to_string(),
-                });
+                }
+                .into());
             }
             let backoff = backoff(deaths.len());
             tracing::error!(%cause, restart_in_ms = backoff.as_millis() as u64, "the private PostgreSQL server died; restarting it on the same data");
             if !pause(backoff, stop) {
-                pg.stop();
-                return Ok(());
+                return Ok(pg.stop()?);
             }
             metrics::counter!("concert_private_postgres_restarts_total").increment(1);
             ServerHealth::set(|health| health.restarts += 1);

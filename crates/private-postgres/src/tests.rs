@@ -82,7 +82,7 @@ fn restart_keeps_data() {
             .unwrap();
         conn.close().await.unwrap();
     });
-    pg.stop();
+    pg.stop().expect("a clean stop");
     assert!(!alive(pid), "stop() waits for the server to exit");
     assert!(
         !data_dir.join("pgdata/postmaster.pid").exists(),
@@ -141,7 +141,7 @@ fn a_long_data_dir_gets_a_private_socket_folder_and_no_tcp() {
     });
     assert_eq!(db, "concert");
     assert_eq!(listening, "", "no TCP address");
-    pg.stop();
+    pg.stop().expect("a clean stop");
     assert!(!dir.exists(), "the socket folder goes with the server");
 }
 
@@ -177,7 +177,7 @@ async fn starts_inside_a_tokio_runtime() {
         .unwrap();
     assert_eq!(one, 1);
     conn.close().await.unwrap();
-    pg.stop();
+    pg.stop().expect("a clean stop");
 }
 
 const HELPER_ENV: &str = "CONCERT_PRIVATE_PG_HELPER_DIR";
@@ -315,7 +315,7 @@ fn tool_child() {
     };
     let pg = PrivatePostgres::attach_or_start(Path::new(&dir)).expect("the tool's server");
     thread::sleep(Duration::from_secs(2));
-    pg.stop();
+    pg.stop().expect("a clean stop");
 }
 
 /// `serve` started while a one-off command (a nightly backup) runs on the
@@ -348,7 +348,7 @@ fn a_serve_waits_for_a_one_off_command_on_its_folder() {
         "started before the command ended"
     );
     assert!(tool.wait().unwrap().success());
-    pg.stop();
+    pg.stop().expect("a clean stop");
 }
 
 /// Two `serve` started at once on one fresh folder: one serves, the other

@@ -30,7 +30,7 @@ pub use api::{body, projection_lag, Api};
 pub use cli::{audit, cli, events, spawn_cli};
 pub use freezing_proxy::FreezingProxy;
 pub use log::Log;
-pub use postgres::{alive, postmaster_pid, signal_postgres};
+pub use postgres::{alive, postgres_pids, postmaster_pid, signal_postgres};
 pub use server::{tail, Server};
 pub use workdir::{free_port, Workdir};
 

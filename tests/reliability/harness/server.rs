@@ -179,9 +179,14 @@ impl Server {
 
     /// SIGTERM (graceful stop), waiting up to 30 s for the exit.
     pub async fn terminate(&mut self) -> ExitStatus {
+        self.terminate_within(Duration::from_secs(30)).await
+    }
+
+    /// SIGTERM, waiting up to `patience` for the exit.
+    pub async fn terminate_within(&mut self, patience: Duration) -> ExitStatus {
         let mut child = self.child.take().expect("a running server");
         kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("SIGTERM");
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + patience;
         loop {
             if let Some(status) = child.try_wait().unwrap() {
                 if self.owns_database() {
@@ -193,7 +198,7 @@ impl Server {
                 let _ = child.kill();
                 let _ = child.wait();
                 panic!(
-                    "{} did not stop within 30 s of SIGTERM; log:\n{}",
+                    "{} did not stop within {patience:?} of SIGTERM; log:\n{}",
                     self.name,
                     tail(&self.log, 40)
                 );
