@@ -78,6 +78,12 @@ fn main() -> ExitCode {
             }
         }
         // Tools reach the server of a `concert serve` running on the same folder.
+        None if matches!(command, Command::Backup { .. } | Command::Restore { .. }) => {
+            match attach_or_start_unless_stopped(&cli.config.data_dir) {
+                Ok(server) => Database::Private(Box::new(server)),
+                Err(error) => return fail(&error),
+            }
+        }
         None => match PrivatePostgres::attach_or_start(&cli.config.data_dir) {
             Ok(server) => Database::Private(Box::new(server)),
             Err(error) => return fail(&error),
@@ -117,6 +123,31 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => fail(&error),
     }
+}
+
+/// The private server for a backup or a restore, attached or started, unless
+/// SIGINT or SIGTERM comes first: those end either with a word and exit 1
+/// (README), and one that came while a frozen server kept the tool waiting
+/// here, before its runtime listened, killed it without one (exit 143).
+fn attach_or_start_unless_stopped(data_dir: &std::path::Path) -> Result<PrivatePostgres, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let data_dir = data_dir.to_path_buf();
+    let reached = runtime.block_on(async {
+        tokio::select! {
+            reached = tokio::task::spawn_blocking(move || PrivatePostgres::attach_or_start(&data_dir)) => {
+                reached.map_err(|panic| panic.to_string())?.map_err(|error| error.to_string())
+            }
+            signal = concert::server::stop_requested() => {
+                Err(format!("stopped by {signal} while waiting for the database; nothing was written"))
+            }
+        }
+    });
+    // The attach may still be waiting on the frozen server: not for it.
+    runtime.shutdown_background();
+    reached
 }
 
 fn is_broken_pipe(error: &(dyn std::error::Error + 'static)) -> bool {

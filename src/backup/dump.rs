@@ -51,6 +51,53 @@ pub async fn backup(url: &str, file: &Path) -> Result<BackupReport, BackupError>
     let file = &written_to(file)?;
     let pg_dump = server_tool("pg_dump").ok_or(BackupError::NoTool("pg_dump"))?;
     let mut meter = Meter::new("backup");
+    let partial = partial_path(file);
+    // A signal is listened for from the start: one that came while a frozen
+    // database kept the backup waiting before pg_dump ran ended the process
+    // without a word (exit 143). pg_dump, if it runs, is killed as its
+    // handle drops.
+    let copied = tokio::select! {
+        copied = snapshot_copy(url, &pg_dump, &partial, &mut meter) => copied,
+        signal = crate::server::stop_requested() => Err(BackupError::Interrupted(signal)),
+    };
+    if copied.is_err() {
+        let _ = tokio::fs::remove_file(&partial).await;
+    }
+    meter.finish();
+    let copied = copied?;
+    if let Err(error) = tokio::fs::rename(&partial, file).await {
+        // (Say, `file` is a folder.) A copy nobody can find is no use to keep.
+        let _ = tokio::fs::remove_file(&partial).await;
+        return Err(io_err(format!(
+            "renaming {} to {}",
+            partial.display(),
+            file.display()
+        ))(error));
+    }
+    Ok(BackupReport {
+        file: file.to_path_buf(),
+        bytes: copied.bytes,
+        last_position: copied.last_position,
+        unpositioned: copied.unpositioned,
+        seconds: meter.elapsed(),
+    })
+}
+
+/// What `snapshot_copy` wrote to the partial file.
+struct Copied {
+    bytes: u64,
+    last_position: i64,
+    unpositioned: i64,
+}
+
+/// Exports a snapshot, reads the log's last position in it, and has
+/// pg_dump copy it into `partial`.
+async fn snapshot_copy(
+    url: &str,
+    pg_dump: &Path,
+    partial: &Path,
+    meter: &mut Meter,
+) -> Result<Copied, BackupError> {
     let mut snapshot_holder = PgConnection::connect(url).await?;
     // Held by this session until it closes, after pg_dump is done.
     if !copy_lock_within(&mut snapshot_holder, HOLDER_WAIT_MOST).await? {
@@ -74,15 +121,10 @@ pub async fn backup(url: &str, file: &Path) -> Result<BackupReport, BackupError>
     let last_position: i64 = row.try_get("last")?;
     let unpositioned: i64 = row.try_get("unpositioned")?;
 
-    let partial = partial_path(file);
-    let written = tokio::select! {
-        written = dump(&pg_dump, url, &snapshot, &partial, &mut meter) => written,
-        // pg_dump is killed as its handle drops; the partial file goes below.
-        signal = crate::server::stop_requested() => Err(BackupError::Interrupted(signal)),
-    };
+    let written = dump(pg_dump, url, &snapshot, partial, meter).await;
     if written.is_err() {
         // First, before anything that could wait on a stuck database.
-        let _ = tokio::fs::remove_file(&partial).await;
+        let _ = tokio::fs::remove_file(partial).await;
     }
     // The snapshot only had to live as long as pg_dump read it; closing it
     // is not worth waiting on (the session ends with the process anyway).
@@ -91,23 +133,10 @@ pub async fn backup(url: &str, file: &Path) -> Result<BackupReport, BackupError>
         let _ = snapshot_holder.close().await;
     })
     .await;
-    meter.finish();
-    let bytes = written?;
-    if let Err(error) = tokio::fs::rename(&partial, file).await {
-        // (Say, `file` is a folder.) A copy nobody can find is no use to keep.
-        let _ = tokio::fs::remove_file(&partial).await;
-        return Err(io_err(format!(
-            "renaming {} to {}",
-            partial.display(),
-            file.display()
-        ))(error));
-    }
-    Ok(BackupReport {
-        file: file.to_path_buf(),
-        bytes,
+    Ok(Copied {
+        bytes: written?,
         last_position,
         unpositioned,
-        seconds: meter.elapsed(),
     })
 }
 

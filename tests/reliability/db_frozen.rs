@@ -387,3 +387,43 @@ async fn a_stop_that_must_kill_a_frozen_database_says_so_and_leaves_no_process()
     server.restart(&[]).await;
     api.create_concert(3, 1000).await;
 }
+
+/// A backup stopped by SIGTERM while a frozen database keeps it waiting,
+/// reaching the private server through its data folder (before anything
+/// listened for the signal) or through `DATABASE_URL` (before pg_dump ran):
+/// it says so and exits 1, as README promises, and leaves no file. It was
+/// killed by the signal, wordless (exit 143), either way.
+#[tokio::test]
+async fn a_backup_stopped_while_the_database_is_frozen_says_so() {
+    let _turn = harness::serial().await;
+    let work = Workdir::new("freeze-backup");
+    let mut server = Server::start(&work, "freeze-backup", &[]).await;
+    let api = Api::new(vec![server.base()], Duration::from_secs(20));
+    api.create_concert(3, 1000).await;
+    harness::signal_postgres(&work.data(), Signal::SIGSTOP);
+    let by_folder = [("CONCERT_DATA_DIR", work.data().display().to_string())];
+    let by_url = [("DATABASE_URL", work.database_url())];
+    for (how, store) in [("data folder", &by_folder), ("DATABASE_URL", &by_url)] {
+        let file = work.root.join("frozen.dump");
+        let run = harness::spawn_cli(store, &["backup", &file.display().to_string()]);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let pid = nix::unistd::Pid::from_raw(run.id().expect("running") as i32);
+        nix::sys::signal::kill(pid, Signal::SIGTERM).expect("SIGTERM");
+        let output = tokio::time::timeout(Duration::from_secs(10), run.wait_with_output())
+            .await
+            .expect("the backup ended within 10 s of SIGTERM")
+            .unwrap();
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "by {how}: {}, {err}",
+            output.status
+        );
+        assert!(err.contains("stopped by SIGTERM"), "by {how}: {err}");
+        assert!(!file.exists(), "by {how}");
+    }
+    harness::signal_postgres(&work.data(), Signal::SIGCONT);
+    let status = server.terminate().await;
+    assert!(status.success(), "stopped with {status}");
+}
