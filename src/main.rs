@@ -326,7 +326,15 @@ async fn run(
             let mut progress = Progress::new("replay");
             let report =
                 concert::replay::replay(&pool, &mut |done, total| progress.update(done, total))
-                    .await?;
+                    .await
+                    .map_err(|error| {
+                        // A bare "Broken pipe" left the operator to wonder
+                        // what state the store was left in.
+                        format!(
+                            "{error}\nreplay did not finish: the read models in use are whole (the rebuilt \
+                             ones take their place in one transaction); running `concert replay` again is safe"
+                        )
+                    })?;
             progress.finish(report.events);
             concert::say!(
                 "read models rebuilt from {} events ({} streams caught up after the rebuild, {} of them under the swap's locks); {} snapshots dropped",
