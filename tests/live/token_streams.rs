@@ -78,7 +78,8 @@ async fn a_standing_is_sent_for_a_new_status_position_or_expiry_not_for_a_new_es
         .await;
 
     // Each 2 s the active token lapses and the next is admitted: the
-    // admissions change the estimate as the line moves.
+    // admissions change the estimate as the line moves. (An estimate that
+    // drifts by a quarter and 5 s is sent alone; not in a line this quick.)
     let news = |event: &Sse| {
         let data = &event.data;
         (
@@ -308,4 +309,31 @@ async fn a_token_admitted_by_the_last_sale_is_told_soon_that_nothing_is_left() {
         }
     }
     panic!("still not told it sold out 2 s after the sale; last standing: {last:?}");
+}
+
+/// The buyer of a concert's last seat: its payment ends its token, and the
+/// stream's last standing says the concert sold out. It said `sold_out:
+/// false` (a memory of seats left, a moment old) and then ended, while every
+/// other token of the concert was told `true` a moment later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_buyer_of_the_last_seat_is_told_on_its_last_standing_that_nothing_is_left() {
+    let pool = fresh_database().await;
+    let service = start(&pool, config()).await;
+    let (concert_id, date_id) = service.concert(1).await;
+    let buyer = service.active_token(&concert_id).await;
+    let mut events = service
+        .subscribe("/queue/tokens/current/events", &buyer, None)
+        .await;
+    let first = events.next().await.unwrap();
+    assert_eq!(first.data["sold_out"], false, "{first:?}");
+
+    let reservation = service.hold(&buyer, &concert_id, &date_id, 1).await;
+    service.pay(&buyer, &reservation).await;
+    let mut last = first;
+    while let Some(event) = events.next_within(Duration::from_secs(10)).await {
+        last = event;
+    }
+    assert_eq!(last.data["status"], "expired", "{last:?}");
+    assert_eq!(last.data["sold_out"], true, "{last:?}");
+    service.stop().await;
 }

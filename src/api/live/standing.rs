@@ -40,6 +40,10 @@ const READ_RETRY: Duration = Duration::from_secs(1);
 /// How often a waiting token's stream looks whether the estimated wait it
 /// sent, counted down since (as the booking page does), still holds.
 const WAIT_LOOK: Duration = Duration::from_secs(5);
+/// The longest a token's last standing waits for the look that tells
+/// whether a sale just seen sold the concert out (that look is due within
+/// 0.1 s of the sale).
+const SOLD_OUT_SETTLE_MOST: Duration = Duration::from_millis(500);
 /// The least change of the estimate that is sent with nothing else changed.
 const WAIT_DRIFT_MIN_SECS: i64 = 5;
 
@@ -170,6 +174,9 @@ impl StandingStream {
                 && self
                     .deadline
                     .is_some_and(|deadline| Instant::now() >= deadline + EXPIRY_GRACE));
+        if self.done {
+            self.settle_sold_out(ticket.concert_id).await;
+        }
         // Any move from here on is one this standing may not include.
         self.line.sent();
         let moved_at = self.line.moved_at();
@@ -201,6 +208,19 @@ impl StandingStream {
         } else {
             event
         })
+    }
+
+    /// Before the token's last word: a sale seen a moment ago (often its
+    /// holder's own payment, which ends the token) may have sold the concert
+    /// out, and this instance's memory of seats left still answers for up
+    /// to `LEFT_FRESH_AFTER_SALE`; waited out, the last standing says what
+    /// the look after it finds. The buyer of a concert's last seat was told
+    /// `sold_out: false`, then nothing more.
+    async fn settle_sold_out(&self, concert_id: Uuid) {
+        let look_again = self.app.live.sold_out().look_again_at(concert_id);
+        if let Some(at) = look_again.map(Instant::from_std) {
+            tokio::time::sleep_until(at.min(Instant::now() + SOLD_OUT_SETTLE_MOST)).await;
+        }
     }
 
     /// Whether the last standing sent said the concert is sold out.
