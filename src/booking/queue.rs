@@ -248,6 +248,8 @@ struct AdmissionPace {
     span: Duration,
     /// How long since the line's latest admission.
     still_for: Duration,
+    /// How many that admission's round admitted.
+    last_round: i64,
     /// How long until every active token has lapsed, when any is active.
     active_left: Option<Duration>,
     /// Active slots taken now (when counted), and how many there are.
@@ -268,6 +270,7 @@ impl AdmissionPace {
                 .last_admitted
                 .map_or(Duration::zero(), |admitted| now - admitted),
             active_left: row.active_until.map(|until| until - now),
+            last_round: row.last_round,
             active: row.active,
             slots: i64::from(app.config.queue_active_max),
             active_ttl_secs: i64::try_from(app.config.queue_active_ttl_secs).unwrap_or(i64::MAX),
@@ -307,13 +310,18 @@ impl AdmissionPace {
         // ceil(later / (admitted_to_freed / span)), in milliseconds of span.
         let span_ms = self.span.num_milliseconds().max(1);
         let by_rate_ms = later.saturating_mul(span_ms) / self.admitted_to_freed;
-        // A line standing still moves no faster than one place per half its
-        // standstill beyond a round: a burst of admissions a minute ago says
-        // nothing of a line whose active tokens all sit idle (told 2 s, a
-        // probe's first in line waited 100 s). Half, so that a gap of twice
-        // the usual pace, which a steady line has now and then, changes nothing.
+        // A line standing still moves no faster than one round (as many as
+        // its last round admitted) per half its standstill beyond a
+        // scheduler round: a burst of admissions a minute ago says nothing of
+        // a line whose active tokens all sit idle (told 2 s, a probe's first
+        // in line waited 100 s). Half, so that a gap of twice the usual pace,
+        // which a steady line has now and then, changes nothing; by rounds,
+        // since a line admitting five at a time stands still between its
+        // rounds (counted by places, the estimates of a steady line swung
+        // to twice the truth midway between rounds).
         let still_ms = (self.still_for.num_milliseconds() - self.round_ms).max(0);
-        let by_standstill_ms = later.saturating_mul(still_ms / 2);
+        let rounds_ahead = (later - 1) / self.last_round.max(1) + 1;
+        let by_standstill_ms = rounds_ahead.saturating_mul(still_ms / 2);
         let wait_ms = by_rate_ms.max(by_standstill_ms);
         (wait_ms.saturating_add(999) / 1000).min(at_worst)
     }
@@ -352,6 +360,7 @@ mod tests {
             admitted_to_freed,
             span: Duration::seconds(60),
             still_for: Duration::zero(),
+            last_round: 1,
             active_left: None,
             active,
             slots: 10,
@@ -390,6 +399,7 @@ mod tests {
             admitted_to_freed: 3,
             span: Duration::seconds(60),
             still_for: Duration::zero(),
+            last_round: 1,
             active_left: None,
             active: Some(3),
             slots: 3,
@@ -452,6 +462,22 @@ mod tests {
             ..pace(30, Some(10))
         };
         assert_eq!(steady.wait_for(9), 20);
+        // A line admitting five a round (0.6 s a place) stands still between
+        // its rounds: 3 s into one, 55 places are 11 rounds of 1.375 s (15 s),
+        // and the rate's 33 s stands. Counted by places, 76 s.
+        let batched = AdmissionPace {
+            still_for: Duration::milliseconds(3_000),
+            last_round: 5,
+            ..pace(100, None)
+        };
+        assert_eq!(batched.wait_for(54), 33);
+        let stalled_batch = AdmissionPace {
+            still_for: Duration::milliseconds(40_250),
+            last_round: 5,
+            ..pace(30, Some(10))
+        };
+        assert_eq!(stalled_batch.wait_for(4), 20);
+        assert_eq!(stalled_batch.wait_for(5), 40);
     }
 
     #[test]

@@ -172,6 +172,7 @@ mod tests {
             admitted_to_freed: 0,
             sample_start: DateTime::UNIX_EPOCH,
             last_admitted: None,
+            last_round: 0,
             active_until: None,
             active: None,
         }

@@ -21,6 +21,8 @@ pub struct LineRow {
     pub sample_start: DateTime<Utc>,
     /// The line's latest admission, if any.
     pub last_admitted: Option<DateTime<Utc>>,
+    /// How many that admission's round admitted.
+    pub last_round: i64,
     /// When the last of the concert's active tickets lapses.
     pub active_until: Option<DateTime<Utc>>,
     /// The concert's active tickets, while few were admitted lately.
@@ -61,6 +63,7 @@ impl LineRow {
             admitted_to_freed: self.admitted_to_freed,
             sample_start: self.sample_start,
             last_admitted: self.last_admitted,
+            last_round: self.last_round,
             active_until: self.active_until,
             active: self.active,
         }
@@ -79,6 +82,7 @@ mod tests {
             admitted_to_freed: 5,
             sample_start: DateTime::UNIX_EPOCH,
             last_admitted: None,
+            last_round: 0,
             active_until: None,
             active: Some(2),
         };

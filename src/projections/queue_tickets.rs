@@ -254,6 +254,8 @@ pub struct StandingRow {
     pub sample_start: DateTime<Utc>,
     /// The line's latest admission, if any.
     pub last_admitted: Option<DateTime<Utc>>,
+    /// How many were admitted at that instant (by one scheduler round).
+    pub last_round: i64,
     /// When the last of the concert's active tickets lapses, if any is active.
     pub active_until: Option<DateTime<Utc>>,
     /// The concert's active tickets, to tell whether a slot is free; read
@@ -271,8 +273,8 @@ pub(super) fn position_column(entry_no: &str) -> String {
     )
 }
 
-/// The `admitted_to_freed`, `sample_start`, `last_admitted`, `active_until`
-/// and `active` columns: the concert's admissions since `since`, at most `RATE_SAMPLE` of
+/// The `admitted_to_freed`, `sample_start`, `last_admitted`, `last_round`,
+/// `active_until` and `active` columns: the concert's admissions since `since`, at most `RATE_SAMPLE` of
 /// them, and, while fewer were admitted, its active tickets counted up to
 /// `active_max` (all the estimate needs to tell a free slot).
 ///
@@ -303,6 +305,9 @@ pub(super) fn admission_columns(since: &str, active_max: &str) -> String {
                                      where concert_id = $1 and admitted_at is not null))) as sample_start,
          (select max(admitted_at) from queue_tickets where concert_id = $1 and admitted_at is not null)
              as last_admitted,
+         (select count(*) from queue_tickets where concert_id = $1 and admitted_at =
+             (select max(admitted_at) from queue_tickets where concert_id = $1 and admitted_at is not null))
+             as last_round,
          (select max(expires_at) from queue_tickets where concert_id = $1 and status = 'active')
              as active_until,
          case when {admitted} < {RATE_SAMPLE}

@@ -46,6 +46,8 @@ const WAIT_LOOK: Duration = Duration::from_secs(5);
 const SOLD_OUT_SETTLE_MOST: Duration = Duration::from_millis(500);
 /// The least change of the estimate that is sent with nothing else changed.
 const WAIT_DRIFT_MIN_SECS: i64 = 5;
+/// The least wait sent alone once the one sent was counted down to nothing.
+const WAIT_OVERDUE_MIN_SECS: i64 = 2;
 
 /// `event: standing` at once and whenever the token's status, position,
 /// expiry or `sold_out` changes, or its estimated wait drifts; ends once the
@@ -373,9 +375,16 @@ impl StandingStream {
 /// Whether an estimated wait of `estimate` s is news to a client counting
 /// down one that reads `counted_down` s now: a change of a quarter, and of
 /// `WAIT_DRIFT_MIN_SECS` at least, so that a wait that shrinks and grows by
-/// a second at each look is not sent each time.
+/// a second at each look is not sent each time; or, once the countdown ran
+/// out ("any moment now"), a wait of `WAIT_OVERDUE_MIN_SECS` (a probe's
+/// page showed 0 for 12 s of a 20 s wait).
 fn drifted(counted_down: i64, estimate: i64) -> bool {
-    (estimate - counted_down).abs() >= (counted_down / 4).max(WAIT_DRIFT_MIN_SECS)
+    let least = if counted_down == 0 {
+        WAIT_OVERDUE_MIN_SECS
+    } else {
+        (counted_down / 4).max(WAIT_DRIFT_MIN_SECS)
+    };
+    (estimate - counted_down).abs() >= least
 }
 
 #[cfg(test)]
@@ -383,10 +392,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_estimate_is_sent_again_when_it_drifted_by_a_quarter_and_five_seconds() {
+    fn an_estimate_is_sent_again_when_it_drifted_by_a_quarter_and_five_seconds_or_ran_out() {
         // Counted down to "any moment now" while the line stood still.
         assert!(drifted(0, 7));
-        assert!(!drifted(0, 4));
+        assert!(drifted(0, 2));
+        assert!(!drifted(0, 1));
+        assert!(!drifted(3, 7));
         assert!(!drifted(30, 35 - 1));
         assert!(drifted(30, 22));
         assert!(!drifted(600, 700));
