@@ -274,4 +274,23 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   });
   $("run-audit").addEventListener("click", runAudit);
+  // A long log (40,000 events is 800 pages) is reached where it matters:
+  // at a position, or at the stream a question is about.
+  $("goto-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const position = Number($("goto-position").value);
+    if (!Number.isSafeInteger(position) || position < 1) {
+      return say("message", "Enter a position: a whole number from 1.", "error");
+    }
+    loadPage({ after: position - 1 });
+  });
+  $("stream-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = $("stream-ref").value.trim();
+    const slash = text.indexOf("/");
+    if (slash < 1 || slash === text.length - 1) {
+      return say("message", "Name a stream as TYPE/ID, as the feed's stream column shows it (e.g. Wallet/ and a user's id).", "error");
+    }
+    loadStream(text.slice(0, slash), text.slice(slash + 1));
+  });
 });

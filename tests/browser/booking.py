@@ -383,6 +383,18 @@ with sync_playwright() as playwright:
     expect(bob.locator("#message")).to_have_text("No newer events yet.")
     bob.click("#newest-page")
     expect(bob.locator("#page-range")).to_have_text(first_range)
+    # Straight to a position, and to a stream named by hand.
+    bob.fill("#goto-position", "2")
+    bob.click("#goto-form button")
+    expect(bob.locator("#page-range")).to_contain_text("events 2–")
+    named = bob.locator("#events a").first.get_attribute("title")
+    bob.fill("#stream-ref", named)
+    bob.click("#stream-form button")
+    expect(bob.locator("#stream-name")).to_have_text(named)
+    bob.fill("#stream-ref", "Wallet")
+    bob.click("#stream-form button")
+    expect_message(bob, "Name a stream as TYPE/ID")
+    bob.click("#first-page")
     expect(bob.locator("#events tr").first.locator("td").nth(5)).to_have_text(
         re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$"))
     # A hole at a page's start is marked as one between two of its events

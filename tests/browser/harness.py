@@ -87,6 +87,17 @@ def admitted_as_sample_user(page, concert_id):
     expect(page.locator("#status")).to_have_text("active", timeout=15_000)
 
 
+def holding_a_seat(browser, name, concert_id, width=1200, height=900):
+    """A new page, named `name` for the checks, of a new sample user who is
+    admitted to `concert_id` and holds its first free seat."""
+    page = watch(browser.new_context(viewport={"width": width, "height": height}), name)
+    admitted_as_sample_user(page, concert_id)
+    page.locator("#date-list button").first.click()
+    page.locator("#seat-map .seat.free").first.click()
+    expect(page.locator("#hold")).to_be_visible()
+    return page
+
+
 def calls(name, method, path):
     return sum(1 for call in api_calls if call == (name, method, path))
 

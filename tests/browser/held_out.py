@@ -19,7 +19,7 @@ import time
 
 from playwright.sync_api import expect, sync_playwright
 
-from harness import BASE, CHROMIUM, admitted_as_sample_user, calls, create_concert, problems, shot, watch
+from harness import BASE, CHROMIUM, admitted_as_sample_user, calls, create_concert, holding_a_seat, problems, shot, watch
 
 
 def holder_takes_the_seat(request, concert_id):
@@ -110,11 +110,7 @@ with sync_playwright() as playwright:
     # (the message vanished as the new dates came), and queueing for its
     # concert again brings it back, its seat shown as yours (it was shown
     # as someone else's, and a second seat could be held).
-    holder = watch(browser.new_context(viewport={"width": 1200, "height": 900}), "left-hold")
-    admitted_as_sample_user(holder, other)
-    holder.locator("#date-list button").first.click()
-    holder.locator("#seat-map .seat.free").first.click()
-    expect(holder.locator("#hold")).to_be_visible()
+    holder = holding_a_seat(browser, "left-hold", other)
     held_seat = holder.evaluate("state.reservation.seat_no")
     holder.select_option("#concert", concert_id)
     holder.wait_for_timeout(700)  # past the first entry's press, which a press 0.6 s later would repeat

@@ -23,7 +23,18 @@ from datetime import datetime, timedelta, timezone
 
 from playwright.sync_api import expect, sync_playwright
 
-from harness import BASE, CHROMIUM, admitted_as_sample_user, create_concert, forged_token, problems, set_visibility, shot, watch
+from harness import (
+    BASE,
+    CHROMIUM,
+    admitted_as_sample_user,
+    create_concert,
+    forged_token,
+    holding_a_seat,
+    problems,
+    set_visibility,
+    shot,
+    watch,
+)
 
 
 def hold_shown_ending_in(page, seconds):
@@ -125,11 +136,7 @@ with sync_playwright() as playwright:
 
     # A hold that ran out while the page was closed: the page says so when
     # it opens again (the hold was gone without a word).
-    away = watch(browser.new_context(viewport={"width": 1200, "height": 900}), "away")
-    admitted_as_sample_user(away, concert_id)
-    away.locator("#date-list button").first.click()
-    away.locator("#seat-map .seat.free").first.click()
-    expect(away.locator("#hold")).to_be_visible()
+    away = holding_a_seat(browser, "away", concert_id)
     seat_no = away.evaluate("state.reservation.seat_no")
 
     def ran_out(route):
@@ -144,11 +151,7 @@ with sync_playwright() as playwright:
 
     # A payment refused for the balance says how much is missing, and the
     # charge field holds it (a fixed 150,000 fell short of dearer seats).
-    lost = watch(browser.new_context(viewport={"width": 1200, "height": 900}), "lost-payment")
-    admitted_as_sample_user(lost, concert_id)
-    lost.locator("#date-list button").first.click()
-    lost.locator("#seat-map .seat.free").first.click()
-    expect(lost.locator("#hold")).to_be_visible()
+    lost = holding_a_seat(browser, "lost-payment", concert_id)
     lost.click("#pay")
     expect(lost.locator("#message")).to_contain_text("charge at least ₩1,000 more")
     expect(lost.locator("#amount")).to_have_value("1000")
@@ -157,11 +160,7 @@ with sync_playwright() as playwright:
 
     # A control the keyboard reaches under the sticky message (here at
     # 200 % zoom) is scrolled out from under it.
-    zoomed = watch(browser.new_context(viewport={"width": 640, "height": 450}), "focus-under-message")
-    admitted_as_sample_user(zoomed, concert_id)
-    zoomed.locator("#date-list button").first.click()
-    zoomed.locator("#seat-map .seat.free").first.click()
-    expect(zoomed.locator("#hold")).to_be_visible()
+    zoomed = holding_a_seat(browser, "focus-under-message", concert_id, width=640, height=450)
     zoomed.click("#pay")
     expect(zoomed.locator("#message")).to_contain_text("charge at least")
     zoomed.focus("#amount")
