@@ -79,7 +79,7 @@ fn main() -> ExitCode {
         }
         // Tools reach the server of a `concert serve` running on the same folder.
         None if matches!(command, Command::Backup { .. } | Command::Restore { .. }) => {
-            match attach_or_start_unless_stopped(&cli.config.data_dir) {
+            match startup::attach_or_start_unless_stopped(&cli.config.data_dir) {
                 Ok(server) => Database::Private(Box::new(server)),
                 Err(error) => return fail(&error),
             }
@@ -125,31 +125,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// The private server for a backup or a restore, attached or started, unless
-/// SIGINT or SIGTERM comes first: those end either with a word and exit 1
-/// (README), and one that came while a frozen server kept the tool waiting
-/// here, before its runtime listened, killed it without one (exit 143).
-fn attach_or_start_unless_stopped(data_dir: &std::path::Path) -> Result<PrivatePostgres, String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    let data_dir = data_dir.to_path_buf();
-    let reached = runtime.block_on(async {
-        tokio::select! {
-            reached = tokio::task::spawn_blocking(move || PrivatePostgres::attach_or_start(&data_dir)) => {
-                reached.map_err(|panic| panic.to_string())?.map_err(|error| error.to_string())
-            }
-            signal = concert::server::stop_requested() => {
-                Err(format!("stopped by {signal} while waiting for the database; nothing was written"))
-            }
-        }
-    });
-    // The attach may still be waiting on the frozen server: not for it.
-    runtime.shutdown_background();
-    reached
-}
-
 fn is_broken_pipe(error: &(dyn std::error::Error + 'static)) -> bool {
     error
         .downcast_ref::<std::io::Error>()
@@ -159,51 +134,6 @@ fn is_broken_pipe(error: &(dyn std::error::Error + 'static)) -> bool {
 fn fail(error: impl std::fmt::Display) -> ExitCode {
     concert::say_to_stderr!("concert: {error}");
     ExitCode::FAILURE
-}
-
-/// SIGINT or SIGTERM, after `drain` of serving on while not ready
-/// (`concert::draining`; a second signal cuts it short), or the supervisor
-/// giving up on the private server, at once.
-fn stop_signal(
-    gave_up: Option<watch::Receiver<bool>>,
-    drain: Duration,
-    draining: concert::draining::Draining,
-) -> watch::Receiver<bool> {
-    let (sender, receiver) = watch::channel(false);
-    tokio::spawn(async move {
-        let gave_up = async move {
-            match gave_up {
-                Some(mut gave_up) => {
-                    let _ = gave_up.wait_for(|gave_up| *gave_up).await;
-                }
-                None => std::future::pending().await,
-            }
-        };
-        tokio::pin!(gave_up);
-        tokio::select! {
-            signal = concert::server::stop_requested() => {
-                if !drain.is_zero() {
-                    draining.begin();
-                    tracing::info!(
-                        signal,
-                        drain_secs = drain.as_secs(),
-                        "draining before the stop: /readyz answers 503 and every answer asks its client to close the connection (a second signal stops at once)"
-                    );
-                    tokio::select! {
-                        _ = tokio::time::sleep(drain) => {}
-                        _ = concert::server::stop_requested() => {}
-                        _ = &mut gave_up => {}
-                    }
-                }
-                tracing::info!(signal, "shutting down: finishing requests in flight");
-            }
-            _ = &mut gave_up => {
-                tracing::error!("stopping: the private PostgreSQL server cannot be brought back");
-            }
-        }
-        let _ = sender.send(true);
-    });
-    receiver
 }
 
 async fn run(
@@ -289,7 +219,7 @@ async fn run(
             let listener = tokio::net::TcpListener::from_std(listener)?;
             tracing::info!(address = %listener.local_addr()?, "serving; API docs at /docs");
             let drain = Duration::from_secs(app.config.shutdown_drain_secs);
-            let stop = stop_signal(gave_up, drain, app.draining.clone());
+            let stop = concert::server::stop_signal(gave_up, drain, app.draining.clone());
             concert::server::serve(listener, app, stop).await;
             Ok(ExitCode::SUCCESS)
         }

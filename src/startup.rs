@@ -1,6 +1,7 @@
 //! What `main` checks and takes before a database starts: a command that
 //! would fail anyway is refused before a private server is started (or
-//! created where none was meant to be), and `serve`'s port is taken first.
+//! created where none was meant to be), and `serve`'s port is taken first;
+//! and a backup's or a restore's private server, unless a signal comes first.
 
 use clap::parser::ValueSource;
 use clap::ArgMatches;
@@ -116,6 +117,33 @@ pub fn given(matches: &ArgMatches, id: &str) -> bool {
     };
     // A global flag may follow the subcommand.
     given_in(matches) || matches.subcommand().is_some_and(|(_, sub)| given_in(sub))
+}
+
+/// The private server for a backup or a restore, attached or started, unless
+/// SIGINT or SIGTERM comes first: those end either with a word and exit 1
+/// (README), and one that came while a frozen server kept the tool waiting
+/// here, before its runtime listened, killed it without one (exit 143).
+pub fn attach_or_start_unless_stopped(
+    data_dir: &std::path::Path,
+) -> Result<PrivatePostgres, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let data_dir = data_dir.to_path_buf();
+    let reached = runtime.block_on(async {
+        tokio::select! {
+            reached = tokio::task::spawn_blocking(move || PrivatePostgres::attach_or_start(&data_dir)) => {
+                reached.map_err(|panic| panic.to_string())?.map_err(|error| error.to_string())
+            }
+            signal = crate::server::stop_requested() => {
+                Err(format!("stopped by {signal} while waiting for the database; nothing was written"))
+            }
+        }
+    });
+    // The attach may still be waiting on the frozen server: not for it.
+    runtime.shutdown_background();
+    reached
 }
 
 #[cfg(test)]

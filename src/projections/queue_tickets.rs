@@ -273,6 +273,10 @@ pub(super) fn position_column(entry_no: &str) -> String {
     )
 }
 
+/// The concert's latest admission.
+const LAST_ADMITTED: &str =
+    "(select max(admitted_at) from queue_tickets where concert_id = $1 and admitted_at is not null)";
+
 /// The `admitted_to_freed`, `sample_start`, `last_admitted`, `last_round`,
 /// `active_until` and `active` columns: the concert's admissions since `since`, at most `RATE_SAMPLE` of
 /// them, and, while fewer were admitted, its active tickets counted up to
@@ -303,10 +307,8 @@ pub(super) fn admission_columns(since: &str, active_max: &str) -> String {
                    order by admitted_at desc offset {RATE_SAMPLE} - 1 limit 1),
                   greatest({since}, (select min(admitted_at) from queue_tickets
                                      where concert_id = $1 and admitted_at is not null))) as sample_start,
-         (select max(admitted_at) from queue_tickets where concert_id = $1 and admitted_at is not null)
-             as last_admitted,
-         (select count(*) from queue_tickets where concert_id = $1 and admitted_at =
-             (select max(admitted_at) from queue_tickets where concert_id = $1 and admitted_at is not null))
+         {LAST_ADMITTED} as last_admitted,
+         (select count(*) from queue_tickets where concert_id = $1 and admitted_at = {LAST_ADMITTED})
              as last_round,
          (select max(expires_at) from queue_tickets where concert_id = $1 and status = 'active')
              as active_until,

@@ -7,7 +7,10 @@ mod idle;
 mod open_files;
 mod parse_errors;
 mod stalled_streams;
+mod stop;
 mod unread_bodies;
+
+pub use stop::stop_signal;
 
 use std::time::Duration;
 
