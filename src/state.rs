@@ -25,7 +25,8 @@ use crate::projections::{
     entry_plans::EntryPlans,
     gathered_reads::GatheredReads,
     payments::Payments,
-    queue_tickets::{QueueTickets, RATE_WINDOW_SECS},
+    queue_pace::RATE_WINDOW_SECS,
+    queue_tickets::QueueTickets,
     reservations::Reservations,
 };
 use crate::tokens::TokenSigner;

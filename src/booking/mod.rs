@@ -7,5 +7,6 @@ pub mod holds;
 pub mod idempotency;
 pub mod payment;
 pub mod queue;
+mod wait_estimate;
 
 pub use error::BookingError;

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Duration, Utc};
 use cqrs_es::AggregateError;
 
+use super::wait_estimate::AdmissionPace;
 use super::BookingError;
 use crate::aggregates::{QueueTicketCommand, QueueTicketError};
 use crate::commands::{execute, CommandContext};
@@ -10,9 +11,8 @@ use crate::event_store::AnswerLost;
 use crate::ids::{ConcertId, TicketId, UserId};
 use crate::projections::queue_entries;
 use crate::projections::queue_line;
-use crate::projections::queue_tickets::{
-    self, StandingRow, TicketRow, TicketStatus, RATE_WINDOW_SECS,
-};
+use crate::projections::queue_pace::RATE_WINDOW_SECS;
+use crate::projections::queue_tickets::{self, StandingRow, TicketRow, TicketStatus};
 use crate::state::AppState;
 
 /// A ticket and whether this request created it.
@@ -233,97 +233,10 @@ fn standing_from(
     if ticket.recorded_status() != TicketStatus::Waiting {
         return Standing::NOT_WAITING;
     }
-    let pace = AdmissionPace::of(app, &row, now);
+    let pace = AdmissionPace::of(&app.config, &row.admissions, now);
     Standing {
         position: row.position,
         estimated_wait_seconds: pace.wait_for(row.position),
-    }
-}
-
-/// How fast a concert's waiting line moves, as far as a wait estimate needs.
-#[derive(Debug, Clone, Copy)]
-struct AdmissionPace {
-    /// Tickets admitted over `span` into slots other tickets freed.
-    admitted_to_freed: i64,
-    span: Duration,
-    /// How long since the line's latest admission.
-    still_for: Duration,
-    /// How many that admission's round admitted.
-    last_round: i64,
-    /// How long until every active token has lapsed, when any is active.
-    active_left: Option<Duration>,
-    /// Active slots taken now (when counted), and how many there are.
-    active: Option<i64>,
-    slots: i64,
-    /// How long an admitted token stays active.
-    active_ttl_secs: i64,
-    /// How often the scheduler admits.
-    round_ms: i64,
-}
-
-impl AdmissionPace {
-    fn of(app: &AppState, row: &StandingRow, now: DateTime<Utc>) -> AdmissionPace {
-        AdmissionPace {
-            admitted_to_freed: row.admitted_to_freed,
-            span: now - row.sample_start,
-            still_for: row
-                .last_admitted
-                .map_or(Duration::zero(), |admitted| now - admitted),
-            active_left: row.active_until.map(|until| until - now),
-            last_round: row.last_round,
-            active: row.active,
-            slots: i64::from(app.config.queue_active_max),
-            active_ttl_secs: i64::try_from(app.config.queue_active_ttl_secs).unwrap_or(i64::MAX),
-            round_ms: i64::try_from(app.config.scheduler_interval_ms).unwrap_or(i64::MAX),
-        }
-    }
-
-    /// Seconds until a ticket with `position` tickets ahead is admitted.
-    fn wait_for(&self, position: i64) -> i64 {
-        let turn = position.saturating_add(1);
-        // Uncounted, a line that admits a hundred a minute has none free for long.
-        let free = self.active.map_or(0, |active| (self.slots - active).max(0));
-        // The scheduler's next round admits as many as there are free slots.
-        let next_round = (self.round_ms.saturating_add(999) / 1000).max(1);
-        if turn <= free {
-            return next_round;
-        }
-        let later = turn - free;
-        // At worst every active slot frees when its token times out: with
-        // every slot taken, the first round of `slots` tickets waits for the
-        // last active token to lapse (counting down, where a whole TTL did
-        // not), each later round one active TTL more. (With slots free, the
-        // tokens the next round admits to them lapse last.)
-        let rounds = (later - 1) / self.slots.max(1) + 1;
-        let first_round = match self.active_left {
-            Some(left) if free == 0 => ((left.num_milliseconds() + 999) / 1000).max(next_round),
-            _ => self.active_ttl_secs,
-        };
-        let at_worst = (rounds - 1)
-            .saturating_mul(self.active_ttl_secs)
-            .saturating_add(first_round);
-        // No slot freed lately (a sale's first round filled every one): no
-        // rate to go by.
-        if self.admitted_to_freed == 0 {
-            return at_worst;
-        }
-        // ceil(later / (admitted_to_freed / span)), in milliseconds of span.
-        let span_ms = self.span.num_milliseconds().max(1);
-        let by_rate_ms = later.saturating_mul(span_ms) / self.admitted_to_freed;
-        // A line standing still moves no faster than one round (as many as
-        // its last round admitted) per half its standstill beyond a
-        // scheduler round: a burst of admissions a minute ago says nothing of
-        // a line whose active tokens all sit idle (told 2 s, a probe's first
-        // in line waited 100 s). Half, so that a gap of twice the usual pace,
-        // which a steady line has now and then, changes nothing; by rounds,
-        // since a line admitting five at a time stands still between its
-        // rounds (counted by places, the estimates of a steady line swung
-        // to twice the truth midway between rounds).
-        let still_ms = (self.still_for.num_milliseconds() - self.round_ms).max(0);
-        let rounds_ahead = (later - 1) / self.last_round.max(1) + 1;
-        let by_standstill_ms = rounds_ahead.saturating_mul(still_ms / 2);
-        let wait_ms = by_rate_ms.max(by_standstill_ms);
-        (wait_ms.saturating_add(999) / 1000).min(at_worst)
     }
 }
 
@@ -353,142 +266,5 @@ mod tests {
         assert!(outcome_unknown(&AggregateError::UnexpectedError(Box::new(
             AnswerLost
         ))));
-    }
-
-    fn pace(admitted_to_freed: i64, active: Option<i64>) -> AdmissionPace {
-        AdmissionPace {
-            admitted_to_freed,
-            span: Duration::seconds(60),
-            still_for: Duration::zero(),
-            last_round: 1,
-            active_left: None,
-            active,
-            slots: 10,
-            active_ttl_secs: 600,
-            round_ms: 250,
-        }
-    }
-
-    #[test]
-    fn tickets_that_free_slots_take_wait_for_the_scheduler_s_next_round() {
-        // Nobody admitted yet, four of ten slots taken: six are admitted next round.
-        assert_eq!(pace(0, Some(4)).wait_for(0), 1);
-        assert_eq!(pace(0, Some(4)).wait_for(5), 1);
-        // The seventh waits for a slot to time out.
-        assert_eq!(pace(0, Some(4)).wait_for(6), 600);
-        assert_eq!(pace(0, Some(4)).wait_for(15), 600);
-        assert_eq!(pace(0, Some(4)).wait_for(16), 1200);
-    }
-
-    #[test]
-    fn with_every_slot_taken_the_recent_admission_rate_sets_the_wait() {
-        // Thirty admitted over the last minute: one every two seconds.
-        assert_eq!(pace(30, Some(10)).wait_for(0), 2);
-        assert_eq!(pace(30, Some(10)).wait_for(9), 20);
-        // Two free slots go first; the rate counts the rest.
-        assert_eq!(pace(30, Some(8)).wait_for(2), 2);
-        // More active than slots (the maximum was lowered) frees none.
-        assert_eq!(pace(0, Some(12)).wait_for(0), 600);
-    }
-
-    #[test]
-    fn the_wait_never_exceeds_every_active_token_timing_out() {
-        // Three slots of 20 s, three freed and refilled in the minute's first second:
-        // the rate says 20 s a place, but each round of three waits 20 s at most.
-        let start_of_a_sale = AdmissionPace {
-            admitted_to_freed: 3,
-            span: Duration::seconds(60),
-            still_for: Duration::zero(),
-            last_round: 1,
-            active_left: None,
-            active: Some(3),
-            slots: 3,
-            active_ttl_secs: 20,
-            round_ms: 250,
-        };
-        assert_eq!(start_of_a_sale.wait_for(0), 20);
-        assert_eq!(start_of_a_sale.wait_for(4), 40);
-        assert_eq!(start_of_a_sale.wait_for(8), 60);
-        // A line moving faster than timeouts keeps its rate.
-        assert_eq!(pace(30, Some(10)).wait_for(9), 20);
-    }
-
-    #[test]
-    fn the_worst_case_counts_down_to_the_last_active_token_s_lapse() {
-        let lapsing = |left_ms| AdmissionPace {
-            active_left: Some(Duration::milliseconds(left_ms)),
-            ..pace(0, Some(10))
-        };
-        // The last active token lapses in 42.1 s; a round later, 600 s more.
-        assert_eq!(lapsing(42_100).wait_for(0), 43);
-        assert_eq!(lapsing(42_100).wait_for(9), 43);
-        assert_eq!(lapsing(42_100).wait_for(10), 643);
-        // Lapsed but not yet recorded: the next round frees its slot.
-        assert_eq!(lapsing(-500).wait_for(0), 1);
-        // With a slot free, the token admitted to it next round lapses last.
-        let one_free = AdmissionPace {
-            active: Some(9),
-            ..lapsing(42_100)
-        };
-        assert_eq!(one_free.wait_for(1), 600);
-        // The rate, when nearer, still sets the wait.
-        let moving = AdmissionPace {
-            active_left: Some(Duration::seconds(300)),
-            ..pace(30, Some(10))
-        };
-        assert_eq!(moving.wait_for(9), 20);
-    }
-
-    #[test]
-    fn a_line_standing_still_moves_no_faster_than_half_its_standstill() {
-        // Two seconds a place by the rate, and nobody admitted for 14.25 s:
-        // 7 s a place (14 s beyond the 0.25 s round, halved).
-        let stalled = AdmissionPace {
-            still_for: Duration::milliseconds(14_250),
-            ..pace(30, Some(10))
-        };
-        assert_eq!(stalled.wait_for(0), 7);
-        assert_eq!(stalled.wait_for(9), 70);
-        // Still no later than every active token timing out.
-        let long_stalled = AdmissionPace {
-            still_for: Duration::milliseconds(200_250),
-            ..pace(30, Some(10))
-        };
-        assert_eq!(long_stalled.wait_for(0), 100);
-        assert_eq!(long_stalled.wait_for(9), 600);
-        // A gap of twice the pace, as a steady line has now and then, changes nothing.
-        let steady = AdmissionPace {
-            still_for: Duration::milliseconds(4_250),
-            ..pace(30, Some(10))
-        };
-        assert_eq!(steady.wait_for(9), 20);
-        // A line admitting five a round (0.6 s a place) stands still between
-        // its rounds: 3 s into one, 55 places are 11 rounds of 1.375 s (15 s),
-        // and the rate's 33 s stands. Counted by places, 76 s.
-        let batched = AdmissionPace {
-            still_for: Duration::milliseconds(3_000),
-            last_round: 5,
-            ..pace(100, None)
-        };
-        assert_eq!(batched.wait_for(54), 33);
-        let stalled_batch = AdmissionPace {
-            still_for: Duration::milliseconds(40_250),
-            last_round: 5,
-            ..pace(30, Some(10))
-        };
-        assert_eq!(stalled_batch.wait_for(4), 20);
-        assert_eq!(stalled_batch.wait_for(5), 40);
-    }
-
-    #[test]
-    fn a_busy_line_whose_active_tickets_were_not_counted_waits_by_the_rate() {
-        assert_eq!(pace(100, None).wait_for(0), 1);
-        assert_eq!(pace(100, None).wait_for(99), 60);
-    }
-
-    #[test]
-    fn a_huge_position_saturates_instead_of_overflowing() {
-        assert!(pace(1, Some(10)).wait_for(i64::MAX) > 0);
-        assert!(pace(0, Some(10)).wait_for(i64::MAX) > 0);
     }
 }

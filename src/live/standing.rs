@@ -164,17 +164,13 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::projections::queue_pace::RecentAdmissions;
 
     fn line_with(left_waiting: i64) -> LineRow {
         LineRow {
             left_waiting,
             unused_entries: Vec::new(),
-            admitted_to_freed: 0,
-            sample_start: DateTime::UNIX_EPOCH,
-            last_admitted: None,
-            last_round: 0,
-            active_until: None,
-            active: None,
+            admissions: RecentAdmissions::NONE,
         }
     }
 

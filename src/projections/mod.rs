@@ -12,6 +12,7 @@ pub mod gathered_reads;
 pub mod payments;
 pub mod queue_entries;
 pub mod queue_line;
+pub mod queue_pace;
 mod queue_ticket_batches;
 pub mod queue_tickets;
 pub mod reservations;

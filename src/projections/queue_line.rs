@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::queue_tickets::{admission_columns, StandingRow, LEFT_WAITING_TOTAL};
+use super::queue_pace::{admission_columns, RecentAdmissions, LEFT_WAITING_TOTAL};
+use super::queue_tickets::StandingRow;
 
 /// A concert's waiting line, as the standing of any ticket in it needs it.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -15,18 +16,8 @@ pub struct LineRow {
     pub left_waiting: i64,
     /// Entry numbers taken and never used, ascending.
     pub unused_entries: Vec<i64>,
-    /// Tickets admitted since the window's start into slots others freed.
-    pub admitted_to_freed: i64,
-    /// Since when the sampled admissions are counted.
-    pub sample_start: DateTime<Utc>,
-    /// The line's latest admission, if any.
-    pub last_admitted: Option<DateTime<Utc>>,
-    /// How many that admission's round admitted.
-    pub last_round: i64,
-    /// When the last of the concert's active tickets lapses.
-    pub active_until: Option<DateTime<Utc>>,
-    /// The concert's active tickets, while few were admitted lately.
-    pub active: Option<i64>,
+    #[sqlx(flatten)]
+    pub admissions: RecentAdmissions,
 }
 
 /// The line of `concert_id`, counting admissions since `since` and active
@@ -60,12 +51,7 @@ impl LineRow {
             .partition_point(|&unused| unused < entry_no);
         StandingRow {
             position: (entry_no - 1 - self.left_waiting - unused_below as i64).max(0),
-            admitted_to_freed: self.admitted_to_freed,
-            sample_start: self.sample_start,
-            last_admitted: self.last_admitted,
-            last_round: self.last_round,
-            active_until: self.active_until,
-            active: self.active,
+            admissions: self.admissions.clone(),
         }
     }
 }
@@ -79,18 +65,16 @@ mod tests {
         let line = LineRow {
             left_waiting: 2,
             unused_entries: vec![3, 7],
-            admitted_to_freed: 5,
-            sample_start: DateTime::UNIX_EPOCH,
-            last_admitted: None,
-            last_round: 0,
-            active_until: None,
-            active: Some(2),
+            admissions: RecentAdmissions {
+                admitted_to_freed: 5,
+                ..RecentAdmissions::NONE
+            },
         };
         // Numbers 1..=9 below ticket 10: two left, 3 and 7 unused, five wait ahead.
         assert_eq!(line.standing_of(10).position, 5);
         assert_eq!(line.standing_of(7).position, 3);
         assert_eq!(line.standing_of(4).position, 0);
         assert_eq!(line.standing_of(1).position, 0);
-        assert_eq!(line.standing_of(10).admitted_to_freed, 5);
+        assert_eq!(line.standing_of(10).admissions, line.admissions);
     }
 }

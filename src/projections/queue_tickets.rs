@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use super::queue_pace::{admission_columns, RecentAdmissions, LEFT_WAITING_TOTAL};
 use super::queue_ticket_batches::{apply_moves, insert_entries, NUMBERS_IN_USE_AFTER_ALL};
 use super::{apply_each, stream_uuid, Projection, SET_BASED_FROM};
 use crate::aggregates::{QueueTicket, QueueTicketEvent};
@@ -200,10 +201,6 @@ const LEFT_WAITING: &str = "insert into queue_progress (concert_id, stripe, left
      select concert_id, entry_no % 16, 1 from prior where status = 'waiting'
      on conflict (concert_id, stripe) do update set left_waiting = queue_progress.left_waiting + 1";
 
-/// Tickets of concert `$1` that left the waiting line, all stripes together.
-pub(super) const LEFT_WAITING_TOTAL: &str =
-    "coalesce((select sum(left_waiting) from queue_progress where concert_id = $1), 0)";
-
 const TICKET_COLUMNS: &str = "ticket_id, concert_id, user_id, entry_no, status, expires_at";
 
 /// One ticket by id.
@@ -233,36 +230,13 @@ pub async fn latest_ticket(
     Ok((tickets.into_iter().next(), count))
 }
 
-/// Admissions sampled to measure a concert's admission rate.
-const RATE_SAMPLE: i64 = 100;
-/// Seconds over which the admission rate is measured.
-pub const RATE_WINDOW_SECS: i64 = 60;
-
 /// Where a waiting ticket stands, and the concert's recent admissions.
 #[derive(Debug, sqlx::FromRow)]
 pub struct StandingRow {
     /// Waiting tickets of the concert that entered before this one.
     pub position: i64,
-    /// Tickets admitted since the window's start (at most `RATE_SAMPLE`)
-    /// into a slot another ticket freed: the line's first `active_max`
-    /// admissions took slots that were free from the start, so they say
-    /// nothing of how fast slots free.
-    pub admitted_to_freed: i64,
-    /// Since when the sampled admissions are counted: the oldest of them
-    /// (of either kind) once the sample is full, or else the window's start
-    /// or the line's first admission, whichever is later.
-    pub sample_start: DateTime<Utc>,
-    /// The line's latest admission, if any.
-    pub last_admitted: Option<DateTime<Utc>>,
-    /// How many were admitted at that instant (by one scheduler round).
-    pub last_round: i64,
-    /// When the last of the concert's active tickets lapses, if any is active.
-    pub active_until: Option<DateTime<Utc>>,
-    /// The concert's active tickets, to tell whether a slot is free; read
-    /// (up to the limit) only while the sample of admissions is not full:
-    /// a line that admits a hundred a minute has no slot free for long,
-    /// and counting its active tickets would cost every entry plan.
-    pub active: Option<i64>,
+    #[sqlx(flatten)]
+    pub admissions: RecentAdmissions,
 }
 
 /// The `position` column: waiting tickets ahead of number `entry_no`.
@@ -270,52 +244,6 @@ pub(super) fn position_column(entry_no: &str) -> String {
     format!(
         "greatest(0, {entry_no} - 1 - {LEFT_WAITING_TOTAL}
             - (select count(*) from queue_unused_entries where concert_id = $1 and entry_no < {entry_no}))::bigint as position"
-    )
-}
-
-/// The concert's latest admission.
-const LAST_ADMITTED: &str =
-    "(select max(admitted_at) from queue_tickets where concert_id = $1 and admitted_at is not null)";
-
-/// The `admitted_to_freed`, `sample_start`, `last_admitted`, `last_round`,
-/// `active_until` and `active` columns: the concert's admissions since `since`, at most `RATE_SAMPLE` of
-/// them, and, while fewer were admitted, its active tickets counted up to
-/// `active_max` (all the estimate needs to tell a free slot).
-///
-/// A sample that is not full is counted from the line's first admission
-/// when that came after `since`: a sale that began 15 s ago has admitted
-/// over 15 s, not the minute, and read over the minute its rate was 2–6
-/// times too slow (a probe's sale: 4.0 times at 10–20 s, 1.9 at 30–40 s).
-///
-/// Of the sampled admissions, `admitted_to_freed` counts those beyond the line's
-/// first `active_max`: the sample holds the latest admissions, and every
-/// ticket that left the waiting line was admitted (a waiting ticket is
-/// never expired), so the number left less `active_max`, when below the
-/// sample, is how many of them took a freed slot. Counted whole, the
-/// admissions that fill a sale's empty slots in its first round read as a
-/// line moving a hundred places in a second, and the first in line was told
-/// "a second" until the first active token freed its slot, up to
-/// `CONCERT_QUEUE_ACTIVE_TTL_SECS` later.
-pub(super) fn admission_columns(since: &str, active_max: &str) -> String {
-    let admitted = format!(
-        "(select count(*) from (select 1 from queue_tickets where concert_id = $1 and admitted_at >= {since}
-                                limit {RATE_SAMPLE}) recent)"
-    );
-    format!(
-        "least({admitted}, greatest(0, {LEFT_WAITING_TOTAL} - {active_max}))::bigint as admitted_to_freed,
-         coalesce((select admitted_at from queue_tickets where concert_id = $1 and admitted_at >= {since}
-                   order by admitted_at desc offset {RATE_SAMPLE} - 1 limit 1),
-                  greatest({since}, (select min(admitted_at) from queue_tickets
-                                     where concert_id = $1 and admitted_at is not null))) as sample_start,
-         {LAST_ADMITTED} as last_admitted,
-         (select count(*) from queue_tickets where concert_id = $1 and admitted_at = {LAST_ADMITTED})
-             as last_round,
-         (select max(expires_at) from queue_tickets where concert_id = $1 and status = 'active')
-             as active_until,
-         case when {admitted} < {RATE_SAMPLE}
-              then (select count(*) from (select 1 from queue_tickets where concert_id = $1 and status = 'active'
-                                          limit {active_max}) taken)
-         end as active"
     )
 }
 

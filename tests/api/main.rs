@@ -51,4 +51,5 @@ mod spent_tokens;
 mod standing_outage;
 mod store;
 mod user_tokens;
+mod wait_estimates;
 mod wallet;

@@ -157,13 +157,15 @@ async fn one_plan_numbers_new_entries_in_order_skips_live_tickets_and_stops_at_t
     let positions: Vec<i64> = plans.iter().map(|plan| plan.standing.position).collect();
     assert_eq!(positions[..3], [0, 1, 2]);
     assert!(plans.iter().all(|plan| plan.concert_exists));
-    assert!(plans.iter().all(|plan| plan.standing.active == Some(1)));
+    assert!(plans
+        .iter()
+        .all(|plan| plan.standing.admissions.active == Some(1)));
     assert_eq!(issued(&app.pool, &concert.concert_id).await, 4);
     // Active tickets are counted up to the limit, which is all the wait estimate needs.
     let capped = queue_tickets::standing(&app.pool, concert_id, 4, now, 0)
         .await
         .unwrap();
-    assert_eq!((capped.position, capped.active), (2, Some(0)));
+    assert_eq!((capped.position, capped.admissions.active), (2, Some(0)));
 
     // An unknown concert takes nothing.
     let unknown = plan_entries(&app.pool, Uuid::new_v4(), &[late], now, now, 0, 5)
