@@ -155,3 +155,16 @@ pub fn require_same_user(caller: UserId, named: UserId) -> Result<(), ApiError> 
         ))
     }
 }
+
+/// Refuses a body whose optional `user_id` names another user than the
+/// caller's token (a user or queue token; the contract's `403 forbidden`).
+/// Ignored, it let a client that meant to charge one user's wallet be told
+/// it had, while its own was charged.
+pub fn require_named_user(caller: UserId, named: Option<uuid::Uuid>) -> Result<(), ApiError> {
+    match named {
+        Some(named) if UserId(named) != caller => Err(ApiError::Forbidden(
+            "the body names another user than the token",
+        )),
+        _ => Ok(()),
+    }
+}

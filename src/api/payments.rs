@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::auth::{require_active, VerifiedToken};
+use super::auth::{require_active, require_named_user, VerifiedToken};
 use super::context::Correlation;
 use super::error::{ApiError, Problem};
 use super::extract::Json;
@@ -27,6 +27,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PaymentRequest {
     reservation_id: Uuid,
+    /// Optional; when sent, it must be the token's user.
+    #[serde(default)]
+    user_id: Option<Uuid>,
 }
 
 /// A completed payment.
@@ -53,7 +56,7 @@ pub struct PaymentResponse {
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 402, description = "insufficient_balance", body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "token_not_active, or forbidden: the body names another user than the token", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "hold_expired or already_paid", body = Problem, content_type = "application/problem+json"),
         (status = 413, body = Problem, content_type = "application/problem+json"),
@@ -76,6 +79,7 @@ async fn pay(
         .await?
         .ok_or(ApiError::TokenInvalid)?;
     let user_id = ticket.user_id;
+    require_named_user(UserId(user_id), body.user_id)?;
     let own = reservation
         .as_ref()
         .filter(|reservation| reservation.user_id == user_id);

@@ -10,13 +10,13 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::auth::{require_same_user, QueueToken, SignedIn};
+use super::auth::{require_named_user, QueueToken, SignedIn};
 use super::client::{ClientIp, EntryLimiter};
 use super::context::Correlation;
 use super::error::{ApiError, Problem};
 use super::extract::Json;
 use crate::booking::queue::{self, enter_queue, Standing};
-use crate::ids::{ConcertId, TicketId, UserId};
+use crate::ids::{ConcertId, TicketId};
 use crate::projections::queue_tickets::{TicketRow, TicketStatus};
 use crate::state::AppState;
 
@@ -105,9 +105,7 @@ async fn enter_queue_handler(
     Extension(limiter): Extension<Option<EntryLimiter>>,
     Json(body): Json<EnterQueueRequest>,
 ) -> Result<Response, ApiError> {
-    if let Some(named) = body.user_id {
-        require_same_user(user_id, UserId(named))?;
-    }
+    require_named_user(user_id, body.user_id)?;
     if let Some(limiter) = &limiter {
         limiter.check(&client, user_id)?;
     }

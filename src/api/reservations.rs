@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::auth::{require_active, QueueToken, VerifiedToken};
+use super::auth::{require_active, require_named_user, QueueToken, VerifiedToken};
 use super::context::Correlation;
 use super::error::{ApiError, Problem};
 use super::extract::{Json, Path};
@@ -31,6 +31,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct HoldSeatRequest {
     seat_id: Uuid,
+    /// Optional; when sent, it must be the token's user.
+    #[serde(default)]
+    user_id: Option<Uuid>,
 }
 
 /// A reservation.
@@ -71,7 +74,7 @@ impl From<ReservationRow> for ReservationResponse {
             headers(("Location" = String, description = "the reservation's own path"))),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "token_not_active, or forbidden: the body names another user than the token", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "seat_unavailable, or hold_expired for a keyed retry of a lapsed hold", body = Problem, content_type = "application/problem+json"),
         (status = 413, body = Problem, content_type = "application/problem+json"),
@@ -89,6 +92,7 @@ async fn hold_seat(
     // Most of a crowd pressing "hold" on a taken seat is turned away here;
     // a keyed retry whose own hold took the seat goes on, to be answered it.
     if let Some(user_id) = read_source::hold_refused_from_memory(&app, ticket_id.0, body.seat_id) {
+        require_named_user(user_id, body.user_id)?;
         let own = match key {
             Some(key) => holds::holds_by_key(&app, user_id, key, body.seat_id).await?,
             None => false,
@@ -107,6 +111,7 @@ async fn hold_seat(
         .await?
         .ok_or(ApiError::TokenInvalid)?;
     require_active(&ticket)?;
+    require_named_user(UserId(ticket.user_id), body.user_id)?;
     let seat = seat.ok_or(ApiError::NotFound("seat"))?;
     let context = correlation.as_actor(format!("user:{}", ticket.user_id));
     // The key and the seat name the hold; its answer is the reservation as

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::auth::PathUser;
+use super::auth::{require_named_user, PathUser};
 use super::bounded::Bounded;
 use super::context::Correlation;
 use super::error::{ApiError, Problem};
@@ -45,6 +45,9 @@ pub struct ChargeRequest {
     /// Won, 1..=1,000,000,000.
     #[schema(value_type = i64, minimum = 1, maximum = 1000000000)]
     amount: Bounded<1, { MAX_AMOUNT.0 }>,
+    /// Optional; when sent, it must be the user the token names.
+    #[serde(default)]
+    user_id: Option<Uuid>,
 }
 
 /// The user's balance (0 for a user never charged).
@@ -73,7 +76,7 @@ async fn get_balance(
         (status = 200, body = BalanceResponse),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "forbidden: the token names another user", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "forbidden: the token names another user than the path or the body", body = Problem, content_type = "application/problem+json"),
         (status = 413, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json"),
@@ -85,6 +88,7 @@ async fn charge_balance(
     correlation: Correlation,
     Json(body): Json<ChargeRequest>,
 ) -> Result<Response, ApiError> {
+    require_named_user(UserId(user_id), body.user_id)?;
     let amount = Won(body.amount.get());
     let request = Idempotent::from_headers(
         &headers,

@@ -60,7 +60,7 @@ fn tampered(token: &str) -> String {
 /// The number of events, the highest position and the sum of sequences: the
 /// log's fingerprint, once every committed event has its position (they are
 /// handed out just after the commit).
-async fn log_fingerprint(app: &TestApp) -> (i64, i64, i64) {
+pub(crate) async fn log_fingerprint(app: &TestApp) -> (i64, i64, i64) {
     eventually("every event has its position", || async {
         sqlx::query_scalar::<_, i64>("select count(*) from events where position is null")
             .fetch_one(&app.pool)

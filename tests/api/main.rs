@@ -29,6 +29,7 @@ mod identity_jwks_kids;
 mod kept_answers;
 mod keyed_balances;
 mod long_lists;
+mod named_users;
 mod operations;
 mod payment_keys;
 mod payment_pipeline;
