@@ -14,10 +14,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::jwk::{AlgorithmParameters, Jwk};
 use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use sha2::{Digest, Sha256};
 
+use super::jwk_checks::{algorithm_of, check_modulus, check_purpose, has_private_part};
 use super::{current, validation, Claims, IdentityError, IdentitySettings, TokenRefused};
 
 /// How long a read of the file is trusted before it is looked at again; a
@@ -235,13 +236,14 @@ impl Inner {
         let jwk: Jwk = serde_json::from_value(entry.clone()).map_err(|e| e.to_string())?;
         let kid = jwk.common.key_id.clone();
         let name = kid.clone().unwrap_or_else(|| "a key without kid".into());
-        if jwk.common.public_key_use == Some(PublicKeyUse::Encryption) {
-            return Err(format!("{name}: an encryption key"));
-        }
+        check_purpose(&name, &jwk)?;
         let algorithm =
             algorithm_of(&jwk).ok_or(format!("{name}: not an RS256, ES256 or EdDSA key"))?;
         if let AlgorithmParameters::RSA(rsa) = &jwk.algorithm {
             check_modulus(&name, &rsa.n)?;
+        }
+        if has_private_part(entry) {
+            tracing::warn!(path = %self.path.display(), kid = %name, "JWKS key with its private part: the file should hold public keys only (the public part is used)");
         }
         let decoding = DecodingKey::from_jwk(&jwk).map_err(|e| format!("{name}: {e}"))?;
         let validation = validation(algorithm, self.issuer.as_deref(), self.audience.as_deref());
@@ -252,44 +254,6 @@ impl Inner {
             validation,
         })
     }
-}
-
-/// The one algorithm a key verifies with, from its type; a declared `alg`
-/// that disagrees leaves the key out.
-fn algorithm_of(jwk: &Jwk) -> Option<Algorithm> {
-    let (algorithm, declared) = match &jwk.algorithm {
-        AlgorithmParameters::RSA(_) => (Algorithm::RS256, KeyAlgorithm::RS256),
-        AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {
-            (Algorithm::ES256, KeyAlgorithm::ES256)
-        }
-        AlgorithmParameters::OctetKeyPair(okp) if okp.curve == EllipticCurve::Ed25519 => {
-            (Algorithm::EdDSA, KeyAlgorithm::EdDSA)
-        }
-        _ => return None,
-    };
-    match jwk.common.key_algorithm {
-        Some(named) if named != declared => None,
-        _ => Some(algorithm),
-    }
-}
-
-/// The RSA moduli the verifier takes: 2,048 to 8,192 bits. It refuses any
-/// other at every token, so such a key is left out, and said, at its read.
-fn check_modulus(kid: &str, n: &str) -> Result<(), String> {
-    use base64::Engine as _;
-    let modulus = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(n.trim_end_matches('='))
-        .map_err(|_| format!("{kid}: an RSA modulus that is not base64url"))?;
-    let significant: Vec<u8> = modulus.into_iter().skip_while(|byte| *byte == 0).collect();
-    let bits = significant.first().map_or(0, |first| {
-        (significant.len() - 1) * 8 + (8 - first.leading_zeros() as usize)
-    });
-    if !(2048..=8192).contains(&bits) {
-        return Err(format!(
-            "{kid}: an RSA key of {bits} bits (2048 to 8192 are verified)"
-        ));
-    }
-    Ok(())
 }
 
 fn version_of(content: &[u8]) -> FileVersion {
@@ -388,23 +352,5 @@ mod tests {
             .collect();
         assert_eq!(kids, [Some("k2".to_string())]);
         std::fs::remove_file(&path).unwrap();
-    }
-
-    #[test]
-    fn rsa_keys_the_verifier_refuses_are_left_out() {
-        assert!(check_modulus("k", &modulus(128)).is_err(), "1,024 bits");
-        assert!(check_modulus("k", &modulus(255)).is_err(), "2,040 bits");
-        // 256 bytes whose first has its top bit clear: 2,047 bits.
-        let short = {
-            use base64::Engine as _;
-            let mut bytes = vec![0xc5u8; 256];
-            bytes[0] = 0x7f;
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-        };
-        assert!(check_modulus("k", &short).is_err(), "2,047 bits");
-        assert!(check_modulus("k", &modulus(256)).is_ok(), "2,048 bits");
-        assert!(check_modulus("k", &modulus(512)).is_ok(), "4,096 bits");
-        assert!(check_modulus("k", &modulus(1025)).is_err(), "8,200 bits");
-        assert!(check_modulus("k", "not base64!").is_err());
     }
 }

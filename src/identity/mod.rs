@@ -2,6 +2,7 @@
 //! id, verified either against the identity provider's JWKS file or, when none
 //! is configured, against the service's own signing key, which also mints them.
 
+mod jwk_checks;
 mod jwks;
 mod own_issuer;
 

@@ -28,7 +28,7 @@ fn private_key(name: &str) -> Vec<u8> {
 }
 
 /// The public JWK of test key `name`, under `kid`.
-fn public_jwk(name: &str, kid: &str) -> Value {
+pub(crate) fn public_jwk(name: &str, kid: &str) -> Value {
     let all: Value =
         serde_json::from_str(&std::fs::read_to_string(fixture("public-jwks.json")).unwrap())
             .unwrap();

@@ -6,7 +6,8 @@ use jsonwebtoken::Algorithm;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::identity_jwks::{provider, read_balance, token, token_under};
+use crate::helpers::eventually;
+use crate::identity_jwks::{provider, public_jwk, read_balance, token, token_under};
 
 #[tokio::test]
 async fn keys_of_different_types_under_one_kid_each_verify_their_own_tokens() {
@@ -45,4 +46,25 @@ async fn a_token_without_kid_is_verified_by_the_key_of_its_algorithm_that_signed
             "{key}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_key_whose_key_ops_leave_out_verify_verifies_no_token() {
+    let provider = provider(&[("rsa-a", "r-1")]).await;
+    let app = &provider.app;
+    let user = Uuid::new_v4();
+    let signed = token("rsa-a", Algorithm::RS256, "r-1", user, json!({}));
+    assert_eq!(read_balance(app, user, &signed).await.0, 200);
+
+    // The same key, marked for encryption only (RFC 7517 §4.3): before, it
+    // still verified tokens, where `"use": "enc"` did not.
+    let mut encrypting = public_jwk("rsa-a", "r-1");
+    encrypting["key_ops"] = json!(["encrypt"]);
+    let staging = provider.jwks.with_extension("tmp");
+    std::fs::write(&staging, json!({"keys": [encrypting]}).to_string()).unwrap();
+    std::fs::rename(staging, &provider.jwks).unwrap();
+    eventually("the key is left out", || async {
+        read_balance(app, user, &signed).await == (401, "token_invalid".to_string())
+    })
+    .await;
 }
