@@ -39,6 +39,10 @@ pub enum ApiError {
     AlreadyPaid,
     #[error("the request body is larger than 64 KiB")]
     PayloadTooLarge,
+    /// A head hyper took whole (on a connection that had served a request,
+    /// its buffer holds more than the limit) that is still too large.
+    #[error("the request's head (its line and headers) is larger than 32 KiB")]
+    HeadTooLarge,
     #[error("{0}")]
     Validation(String),
     #[error("too many queue entries from this address or user; retry later")]
@@ -123,6 +127,12 @@ impl ApiError {
                 "payload_too_large",
                 "Payload too large",
             ),
+            // The contract's codes have no row of their own for 431.
+            ApiError::HeadTooLarge => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "bad_request",
+                "Request header fields too large",
+            ),
             ApiError::Validation(_) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "validation_failed",
@@ -189,6 +199,9 @@ impl ApiError {
         let kind = match status {
             StatusCode::METHOD_NOT_ALLOWED => "method-not-allowed".to_string(),
             StatusCode::REQUEST_TIMEOUT => "request-timeout".to_string(),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {
+                "request-header-fields-too-large".to_string()
+            }
             _ => code.replace('_', "-"),
         };
         Problem {
@@ -305,6 +318,7 @@ mod tests {
             ApiError::HoldExpired,
             ApiError::AlreadyPaid,
             ApiError::PayloadTooLarge,
+            ApiError::HeadTooLarge,
             ApiError::Validation(String::new()),
             ApiError::RateLimited,
             ApiError::QueueFull,

@@ -53,6 +53,11 @@ use preflights::PreflightsOnlyLayer;
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// The most a request head may take, HTTP/1.1 line and headers or HTTP/2
+/// header list: a token and a few headers need a few KiB. hyper's own
+/// default (~400 KiB) let each unfinished head hold that much for the whole
+/// request timeout.
+pub const MAX_HEAD_BYTES: usize = 32 * 1024;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 

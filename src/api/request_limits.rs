@@ -10,14 +10,14 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
-use axum::http::header::{CONTENT_LENGTH, HOST};
-use axum::http::{HeaderName, Version};
+use axum::http::header::{CONNECTION, CONTENT_LENGTH, HOST};
+use axum::http::{HeaderName, HeaderValue, Version};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use super::error::ApiError;
-use super::MAX_BODY_BYTES;
+use super::{MAX_BODY_BYTES, MAX_HEAD_BYTES};
 
 /// Longest request id echoed and logged; a longer one is replaced.
 const MAX_REQUEST_ID_LEN: usize = 200;
@@ -82,8 +82,18 @@ impl HttpBody for Arrival {
 /// in the target or HTTP/2's `:authority` that is not one either (RFC 9113
 /// §8.3.1 forbids user information there too), and a body announced larger
 /// than any route takes, at once (before `100 Continue` invites the client
-/// to send it).
+/// to send it); and a head larger than `MAX_HEAD_BYTES`.
 pub async fn check_framing(request: Request, next: Next) -> Response {
+    if head_bytes(&request) > MAX_HEAD_BYTES {
+        let mut refused = ApiError::HeadTooLarge.into_response();
+        if request.version() <= Version::HTTP_11 {
+            // As hyper's own refusal of a head does.
+            refused
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        return refused;
+    }
     let hosts = request.headers().get_all(HOST).iter().count();
     if hosts > 1 || (hosts == 0 && request.version() == Version::HTTP_11) {
         return ApiError::BadRequest("an HTTP/1.1 request needs exactly one Host header".into())
@@ -114,6 +124,22 @@ pub async fn check_framing(request: Request, next: Next) -> Response {
         return ApiError::PayloadTooLarge.into_response();
     }
     next.run(request).await
+}
+
+/// The size of a request's head as HTTP/1.1 writes it: its line, and each
+/// header as `name: value` and a line end. hyper's buffer bounds a head to
+/// `MAX_HEAD_BYTES` only on a connection's first request: on a connection
+/// that had served one, heads of up to 64 KiB were served.
+fn head_bytes(request: &Request) -> usize {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or(1, |target| target.as_str().len());
+    let line = request.method().as_str().len() + 1 + target + " HTTP/1.1\r\n".len();
+    let headers: usize = (request.headers().iter())
+        .map(|(name, value)| name.as_str().len() + 2 + value.len() + 2)
+        .sum();
+    line + headers + 2
 }
 
 /// Whether `value` is a `Host` header's `uri-host [ ":" port ]` (RFC 9112

@@ -33,10 +33,8 @@ use crate::draining::{close_if_draining, Draining};
 /// answered within `PING_ANSWERED_WITHIN`.
 const PING_EVERY: Duration = Duration::from_secs(30);
 const PING_ANSWERED_WITHIN: Duration = Duration::from_secs(20);
-/// The most a request head may take, HTTP/1.1 buffer or HTTP/2 header list:
-/// a token and a few headers need a few KiB. hyper's own default (~400 KiB)
-/// let each unfinished head hold that much for the whole request timeout.
-const HEAD_BUFFER: usize = 32 * 1024;
+/// hyper's HTTP/1.1 read buffer, which bounds a head as it arrives.
+const HEAD_BUFFER: usize = crate::api::MAX_HEAD_BYTES;
 /// Requests in flight on one HTTP/2 connection. Each answer waits whole in
 /// memory until the client's flow-control window lets it out, so hyper's
 /// default of 200 let one stalled connection hold 80 MB of seat listings.

@@ -86,6 +86,37 @@ async fn a_request_head_beyond_32_kib_is_refused_at_once_with_a_problem_document
 }
 
 #[tokio::test]
+async fn a_request_head_beyond_32_kib_is_refused_after_an_answer_on_the_same_connection_too() {
+    let app = spawn_app_with(test_config()).await;
+    let mut stream = TcpStream::connect(app.host()).await.unwrap();
+    let first = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    stream.write_all(first).await.unwrap();
+    let mut answered = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(&answered).contains(r#"{"status":"ok"}"#) {
+        let read = stream.read(&mut chunk).await.unwrap();
+        assert!(read > 0, "closed before the first answer");
+        answered.extend_from_slice(&chunk[..read]);
+    }
+    // hyper's buffer, grown by then, took heads of up to 64 KiB whole.
+    let padding = "a".repeat(40 * 1024);
+    let big = format!("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Padding: {padding}\r\n\r\n");
+    stream.write_all(big.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Ok(read @ 1..) = stream.read(&mut chunk).await {
+            answer.extend_from_slice(&chunk[..read]);
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the connection was not closed");
+    let (head, problem) = last_problem(&String::from_utf8(answer).unwrap());
+    assert!(head.starts_with("http/1.1 431 "), "{head}");
+    assert_eq!(problem["code"], "bad_request");
+    assert_eq!(problem["type"], "/problems/request-header-fields-too-large");
+}
+
+#[tokio::test]
 async fn a_broken_request_after_an_answer_to_http_1_0_gets_a_problem_document_too() {
     let app = spawn_app_with(test_config()).await;
     let kept_alive = b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /healthz HTTP/1.0\r\nno colon\r\n\r\n";
