@@ -14,6 +14,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
 use sqlx::{PgPool, Row};
 
 /// Advisory lock key of the positioner, so one instance assigns at a time.
@@ -283,6 +284,25 @@ impl RawEvent {
             self.sequence, self.event_type
         )
     }
+}
+
+/// SHA-256 of the stream's previous hash and the row's fields joined by
+/// `/`: the hash the insert trigger stores (README, "Tamper evidence").
+pub fn chained_hash(previous: &[u8], row: &RawEvent) -> Vec<u8> {
+    let text = format!(
+        "{}/{}/{}/{}/{}/{}/{}",
+        row.aggregate_type,
+        row.aggregate_id,
+        row.sequence,
+        row.event_type,
+        row.event_version,
+        row.payload,
+        row.metadata
+    );
+    let mut hasher = Sha256::new();
+    hasher.update(previous);
+    hasher.update(text.as_bytes());
+    hasher.finalize().to_vec()
 }
 
 /// Rows read per round trip when walking the whole log.

@@ -270,6 +270,13 @@ async fn run(
                 "read models rebuilt from {} events ({} streams caught up after the rebuild, {} of them under the swap's locks); {} snapshots dropped",
                 report.events, report.caught_up_streams, report.caught_up_under_locks, report.snapshots_dropped
             );
+            if let Some(first) = report.first_chain_break {
+                concert::say!(
+                    "WARNING: {} events do not match their stored hashes (the first at position {first}): the log was \
+                     changed behind the service's back, and the read models now show it as it is. `concert audit` names each",
+                    report.chain_breaks
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::UserToken { user_id, ttl_secs } => {
@@ -323,15 +330,11 @@ async fn run(
                 }
             }
             if let Some(checkpoint) = checkpoint {
-                if !report
-                    .violations
-                    .iter()
-                    .any(|found| found.rule == concert::audit::CHECKPOINT_RULE)
-                {
-                    concert::say!(
-                        "the log up to position {} is the one checkpointed",
-                        checkpoint.position
-                    );
+                let position = checkpoint.position;
+                if concert::audit::holds_checkpoint(&report.violations, position) {
+                    concert::say!("the log up to position {position} is the one checkpointed");
+                } else {
+                    concert::say!("the log up to position {position} is NOT the one checkpointed (the violations above)");
                 }
             }
             match &report.ttls {
@@ -340,10 +343,18 @@ async fn run(
                     "holds and admissions not checked against a TTL: no serve of this release has recorded one here"
                 ),
             }
-            concert::say!(
-                "checkpoint {} (keep it outside the database: `--checkpoint` with it later proves the log up to here unchanged)",
-                report.checkpoint
-            );
+            if report.violations.is_empty() {
+                concert::say!(
+                    "checkpoint {} (keep it outside the database: `--checkpoint` with it later proves the log up to here unchanged)",
+                    report.checkpoint
+                );
+            } else {
+                // Kept, it would anchor a log that breaks the rules.
+                concert::say!(
+                    "checkpoint {} (not one to keep: this log breaks the rules above)",
+                    report.checkpoint
+                );
+            }
             if report.violations.is_empty() {
                 concert::say!("audit passed: {} events, no violation", report.events);
                 Ok(ExitCode::SUCCESS)

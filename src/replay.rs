@@ -15,6 +15,7 @@
 //! Then it drops every snapshot: the service decides on a snapshot as on the
 //! log, so one edited behind the log's back would outlive the rebuild.
 
+mod chain_check;
 mod chunks;
 mod live_settings;
 
@@ -73,6 +74,12 @@ pub struct ReplayReport {
     pub caught_up_under_locks: u64,
     /// Snapshots dropped after the swap.
     pub snapshots_dropped: u64,
+    /// Events of the rebuild that do not match their stored hashes (edited,
+    /// deleted or reordered behind the service's back), and the first one's
+    /// position: the read models are the log as it is now, which `concert
+    /// audit` says is not the log as written.
+    pub chain_breaks: u64,
+    pub first_chain_break: Option<i64>,
 }
 
 /// Why a replay failed; the live read models are untouched then.
@@ -132,10 +139,12 @@ pub async fn replay(
     // Keyset pages of the log, in commit order: memory stays flat.
     let mut done: u64 = 0;
     let mut after = 0;
+    let mut chain = chain_check::ChainCheck::default();
     loop {
         let batch = event_log::raw_batch(pool, after, last).await?;
         let Some(page_end) = batch.last() else { break };
         after = page_end.position;
+        batch.iter().for_each(|row| chain.read(row));
         // Runs of a batch's shape go through the pipeline's set-based statements.
         for range in chunks::chunks(&batch) {
             chunks::apply(&mut tx, &projectors, &batch[range]).await?;
@@ -195,6 +204,8 @@ pub async fn replay(
         caught_up_streams: caught_up.len() as u64,
         caught_up_under_locks,
         snapshots_dropped,
+        chain_breaks: chain.breaks,
+        first_chain_break: chain.first_break,
     })
 }
 

@@ -182,6 +182,10 @@ struct AuditReportResponse {
     checkpoint: CheckpointResponse,
     /// The settings the log was held to, as the service recorded them.
     held_to: HeldToResponse,
+    /// Given a `checkpoint`, whether the log up to its position is still
+    /// the one it was taken of (its digest, and no event there edited under
+    /// its old hash); `null` without one.
+    matches_checkpoint: Option<bool>,
 }
 
 /// The settings no event states, which the audit takes from what each
@@ -243,6 +247,7 @@ async fn audit_report(
         Some(text) => Some(Checkpoint::parse(text).map_err(ApiError::BadRequest)?),
         None => None,
     };
+    let checkpointed = against.as_ref().map(|against| against.position);
     // The audit's progress callback is not `Send`, so it runs on a thread
     // of its own rather than in this request's task.
     // Dropped with this request (its time limit passed, its client left),
@@ -284,10 +289,13 @@ async fn audit_report(
         active_limits,
         ttls: report.ttls.as_ref().map(ToString::to_string),
     };
+    let matches_checkpoint =
+        checkpointed.map(|position| crate::audit::holds_checkpoint(&report.violations, position));
     Ok(axum::Json(AuditReportResponse {
         events: report.events,
         checkpoint,
         held_to,
+        matches_checkpoint,
         violations: report
             .violations
             .into_iter()

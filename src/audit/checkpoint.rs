@@ -85,6 +85,35 @@ impl fmt::Display for Checkpoint {
 /// The rule a log that differs from its checkpoint breaks.
 pub const RULE: &str = "log matches the checkpoint";
 
+/// The rules that name an event no longer as it was written: the
+/// checkpoint's digest covers the stored hashes, not the events, so an
+/// event edited under its old hash leaves the digest as it was.
+const EDITED: [&str; 4] = [
+    "hash chain intact",
+    "stream sequences have no gaps",
+    "positions ascend",
+    "positions have no holes",
+];
+
+/// Whether `violations` leave the log up to `position` the one its
+/// checkpoint was taken of: its digest matched, and no event up to there
+/// was edited, moved or deleted under hashes kept as they were (a
+/// payload edited so was said to be "the one checkpointed").
+pub fn holds_checkpoint(violations: &[super::Violation], position: i64) -> bool {
+    let at_or_before = |label: &String| {
+        let number = label
+            .strip_prefix('#')
+            .and_then(|rest| rest.split(' ').next());
+        number
+            .and_then(|number| number.parse::<i64>().ok())
+            .is_some_and(|at| at <= position)
+    };
+    !violations.iter().any(|violation| {
+        violation.rule == RULE
+            || (EDITED.contains(&violation.rule) && violation.events.iter().any(at_or_before))
+    })
+}
+
 /// The digest of the events walked so far, and the checkpoint they are held to.
 #[derive(Debug)]
 pub(super) struct LogDigest {

@@ -6,10 +6,8 @@
 
 use std::collections::HashMap;
 
-use sha2::{Digest, Sha256};
-
 use crate::aggregates::versions_written;
-use crate::event_log::RawEvent;
+use crate::event_log::{chained_hash, RawEvent};
 
 use super::Violation;
 
@@ -110,24 +108,6 @@ impl LogChain {
             hash: row.hash.clone().unwrap_or(expected),
         };
     }
-}
-
-/// SHA-256 of the stream's previous hash and the row's fields joined by `/`.
-fn chained_hash(previous: &[u8], row: &RawEvent) -> Vec<u8> {
-    let text = format!(
-        "{}/{}/{}/{}/{}/{}/{}",
-        row.aggregate_type,
-        row.aggregate_id,
-        row.sequence,
-        row.event_type,
-        row.event_version,
-        row.payload,
-        row.metadata
-    );
-    let mut hasher = Sha256::new();
-    hasher.update(previous);
-    hasher.update(text.as_bytes());
-    hasher.finalize().to_vec()
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ pub use active_limits::ActiveLimits;
 use catalogue::{CatalogueCheck, ScheduledDate};
 use charge_ids::ChargeIds;
 use checkpoint::LogDigest;
-pub use checkpoint::{Checkpoint, RULE as CHECKPOINT_RULE};
+pub use checkpoint::{holds_checkpoint, Checkpoint, RULE as CHECKPOINT_RULE};
 use decode::Decoded;
 use log_chain::LogChain;
 use payments::PaymentCheck;
@@ -325,6 +325,7 @@ fn check_hold(
         date_id,
         seat_no,
         price,
+        held_at,
         ..
     } = *event
     else {
@@ -336,6 +337,17 @@ fn check_hold(
             "a seat is held by a user admitted to its concert",
             format!(
                 "user {user_id} has no admitted ticket of concert {}",
+                date.concert
+            ),
+            vec![row.label()],
+        ));
+    } else if !queue.was_active_at(user_id, date.concert, held_at) {
+        // Admitted once is not enough: a hold needs an active token (a hold
+        // appended after the user's ticket timed out, or was spent, passed).
+        found.push(Violation::new(
+            "a seat is held while its holder's ticket is active",
+            format!(
+                "user {user_id} had no ticket of concert {} active at {held_at}",
                 date.concert
             ),
             vec![row.label()],

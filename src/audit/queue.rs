@@ -4,7 +4,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::aggregates::QueueTicketEvent;
+use chrono::{DateTime, Utc};
+
+use crate::aggregates::{ExpiryReason, QueueTicketEvent};
 use crate::event_log::RawEvent;
 use crate::ids::{ConcertId, UserId};
 
@@ -25,6 +27,8 @@ pub(super) struct QueueCheck {
     active: HashMap<ConcertId, i64>,
     /// Each user and concert the log has admitted a ticket of.
     admitted: HashSet<(UserId, ConcertId)>,
+    /// The tickets each user entered for each concert.
+    entered: HashMap<(UserId, ConcertId), Vec<String>>,
     order: AdmissionOrder,
     numbers: EntryNumbers,
 }
@@ -39,6 +43,10 @@ struct Ticket {
     /// Admitted at some point, whatever came after.
     admitted: bool,
     expired: bool,
+    /// When it was admitted, until when, and when and why it ended.
+    active_from: Option<DateTime<Utc>>,
+    active_until: Option<DateTime<Utc>>,
+    ended: Option<(DateTime<Utc>, ExpiryReason)>,
 }
 
 /// Whose a ticket is, as the log entered it, and whether it was admitted.
@@ -47,6 +55,8 @@ pub(super) struct TicketOwner {
     pub user: UserId,
     pub concert: ConcertId,
     pub admitted: bool,
+    /// Its time ran out before this point of the log.
+    pub timed_out: bool,
 }
 
 impl QueueCheck {
@@ -57,6 +67,7 @@ impl QueueCheck {
             tickets: HashMap::new(),
             active: HashMap::new(),
             admitted: HashSet::new(),
+            entered: HashMap::new(),
             order: AdmissionOrder::default(),
             numbers: EntryNumbers::default(),
         }
@@ -91,8 +102,13 @@ impl QueueCheck {
                     active: false,
                     admitted: false,
                     expired: false,
+                    active_from: None,
+                    active_until: None,
+                    ended: None,
                 };
                 self.tickets.insert(row.aggregate_id.clone(), ticket);
+                (self.entered.entry((user_id, concert_id)).or_default())
+                    .push(row.aggregate_id.clone());
                 self.numbers.entered(row, concert_id, entry_no, found);
                 self.order.entered(row, concert_id, entry_no, entered_at);
             }
@@ -126,6 +142,8 @@ impl QueueCheck {
                 }
                 ticket.active = true;
                 ticket.admitted = true;
+                ticket.active_from = Some(admitted_at);
+                ticket.active_until = Some(expires_at);
                 self.order.admitted(row, admitted_at, found);
                 self.admitted.insert((ticket.user, ticket.concert));
                 let count = self.active.entry(ticket.concert).or_default();
@@ -140,7 +158,7 @@ impl QueueCheck {
                     ));
                 }
             }
-            QueueTicketEvent::TicketExpired { .. } => {
+            QueueTicketEvent::TicketExpired { reason, expired_at } => {
                 let Some(ticket) = self.tickets.get_mut(&row.aggregate_id) else {
                     return found.push(Violation::new(
                         "tickets are entered first",
@@ -149,6 +167,7 @@ impl QueueCheck {
                     ));
                 };
                 ticket.expired = true;
+                ticket.ended = Some((expired_at, reason));
                 self.order.left(row, found);
                 if ticket.active {
                     ticket.active = false;
@@ -168,13 +187,36 @@ impl QueueCheck {
         self.admitted.contains(&(user, concert))
     }
 
+    /// Whether, as far as the log tells so far, a ticket of `user` for
+    /// `concert` was active at `at` (within the clocks' agreement): admitted
+    /// by then, and neither past its deadline nor ended (by a payment).
+    pub(super) fn was_active_at(
+        &self,
+        user: UserId,
+        concert: ConcertId,
+        at: DateTime<Utc>,
+    ) -> bool {
+        let slack = super::seats::CLOCKS_AGREE_WITHIN;
+        let active_at = |ticket: &Ticket| match (ticket.active_from, ticket.active_until) {
+            (Some(from), Some(until)) => {
+                let end = ticket.ended.map_or(until, |(ended, _)| ended.min(until));
+                from <= at + slack && at <= end + slack
+            }
+            _ => false,
+        };
+        (self.entered.get(&(user, concert)).into_iter().flatten())
+            .filter_map(|id| self.tickets.get(id))
+            .any(active_at)
+    }
+
     /// The user and concert of the ticket `id`, if it entered the queue,
-    /// and whether it was admitted so far.
+    /// whether it was admitted so far, and whether its time ran out.
     pub(super) fn owner(&self, id: &str) -> Option<TicketOwner> {
         self.tickets.get(id).map(|ticket| TicketOwner {
             user: ticket.user,
             concert: ticket.concert,
             admitted: ticket.admitted,
+            timed_out: matches!(ticket.ended, Some((_, ExpiryReason::Timeout))),
         })
     }
 

@@ -1,6 +1,6 @@
 //! The queue tickets that paid: a sale that names its ticket (version 2)
 //! names one its buyer entered for the seat's concert and was admitted on,
-//! and no ticket pays for two seats. A sale of version 1 names none (written
+//! which had not timed out, and no ticket pays for two seats. A sale of version 1 names none (written
 //! before sales named their tickets, or by the scheduler's recovery of a
 //! payment whose ticket had lapsed); it is judged by the other rules alone,
 //! and cannot be tied to an admission. Some such sales honestly paid with a
@@ -20,6 +20,7 @@ use super::queue::TicketOwner;
 use super::Violation;
 
 const OWN_TICKET: &str = "a seat is paid with a ticket its buyer was admitted on for its concert";
+const ACTIVE_TICKET: &str = "a seat is paid with a ticket still active";
 const ONE_SEAT_A_TICKET: &str = "a queue ticket pays for one seat";
 const VERSION_FITS: &str = "an event has its version's shape";
 
@@ -83,6 +84,14 @@ impl SaleTicketCheck {
         };
         if let Some(detail) = wrong {
             found.push(Violation::new(OWN_TICKET, detail, vec![row.label()]));
+        } else if owner(&ticket_id.to_string()).is_some_and(|ticket| ticket.timed_out) {
+            // A payment ends its ticket in its own commit: one the log had
+            // already timed out paid after its time (a sale appended so passed).
+            found.push(Violation::new(
+                ACTIVE_TICKET,
+                format!("ticket {ticket_id} had timed out before the sale"),
+                vec![row.label()],
+            ));
         }
         if let Some(first) = self.spent.insert(*ticket_id, row.label()) {
             found.push(Violation::new(

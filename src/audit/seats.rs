@@ -1,5 +1,6 @@
-//! Seats: every seat event follows a hold, a seat has one holder at a time, a
-//! hold lasts at most a day and expires at or after its deadline, a seat is
+//! Seats: every seat event follows a hold, a seat has one holder at a time
+//! (a hold starts after the one before it ended, by their times as well as
+//! their order), a hold lasts at most a day and expires at or after its deadline, a seat is
 //! sold to its holder at the hold's price and stays sold, and a reservation
 //! holds one seat once.
 
@@ -33,7 +34,10 @@ pub(super) struct SeatCheck {
 /// One seat, with the event that put it in this state.
 #[derive(Debug, Clone)]
 enum SeatState {
-    Free,
+    /// Never held, or since its last hold ended: when, and by which event.
+    Free {
+        since: Option<(DateTime<Utc>, String)>,
+    },
     Held {
         reservation: ReservationId,
         user: UserId,
@@ -76,26 +80,42 @@ impl SeatCheck {
             .seats
             .get(&row.aggregate_id)
             .cloned()
-            .unwrap_or(SeatState::Free);
+            .unwrap_or(SeatState::Free { since: None });
         let next = match (&state, event) {
             (
-                SeatState::Free,
+                SeatState::Free { since },
                 SeatEvent::SeatHeld {
                     reservation_id,
                     user_id,
                     date_id,
                     price,
+                    held_at,
                     until,
                     ..
                 },
-            ) => SeatState::Held {
-                reservation: reservation_id,
-                user: user_id,
-                date: date_id,
-                price,
-                until,
-                at: row.label(),
-            },
+            ) => {
+                // In the stream's order a hold followed the last one's end;
+                // dated before it, the two held the seat at once (a hold
+                // appended with a time of its choosing passed before).
+                if let Some((ended, at)) = since
+                    .as_ref()
+                    .filter(|(ended, _)| held_at + CLOCKS_AGREE_WITHIN < *ended)
+                {
+                    found.push(Violation::new(
+                        "one holder at a time",
+                        format!("held at {held_at}, before the seat's last hold ended at {ended}"),
+                        vec![at.clone(), row.label()],
+                    ));
+                }
+                SeatState::Held {
+                    reservation: reservation_id,
+                    user: user_id,
+                    date: date_id,
+                    price,
+                    until,
+                    at: row.label(),
+                }
+            }
             (
                 SeatState::Held {
                     reservation,
@@ -130,12 +150,16 @@ impl SeatCheck {
                         vec![at.clone(), row.label()],
                     ));
                 }
-                SeatState::Free
+                SeatState::Free {
+                    since: Some((expired_at, row.label())),
+                }
             }
             (SeatState::Held { reservation, .. }, SeatEvent::HoldReleased { reservation_id })
                 if *reservation == reservation_id =>
             {
-                SeatState::Free
+                SeatState::Free {
+                    since: row.recorded_at.map(|recorded| (recorded, row.label())),
+                }
             }
             (
                 SeatState::Held {
@@ -177,7 +201,7 @@ impl SeatCheck {
                 ));
                 state.clone()
             }
-            (SeatState::Free, _) => {
+            (SeatState::Free { .. }, _) => {
                 found.push(Violation::new(
                     "seat events follow a hold",
                     "event on a free seat",
@@ -210,7 +234,7 @@ impl SeatCheck {
         match self.seats.get(seat_id) {
             Some(SeatState::Held { .. }) => "held",
             Some(SeatState::Sold { .. }) => "sold",
-            Some(SeatState::Free) | None => "free",
+            Some(SeatState::Free { .. }) | None => "free",
         }
     }
 
@@ -218,7 +242,7 @@ impl SeatCheck {
     pub(super) fn taken(&self) -> impl Iterator<Item = &str> {
         self.seats
             .iter()
-            .filter(|(_, state)| !matches!(state, SeatState::Free))
+            .filter(|(_, state)| !matches!(state, SeatState::Free { .. }))
             .map(|(seat, _)| seat.as_str())
     }
 }

@@ -4,7 +4,7 @@
 use sqlx::PgPool;
 
 use super::audit::{audit, booking_history, names};
-use crate::helpers::spawn_app;
+use crate::helpers::{eventually, spawn_app, spawn_app_with, test_config};
 
 /// Appends to the stream of the first `event_type` event a copy of it, its
 /// payload changed by `edit` (SQL over `payload_jsonb`, the original's); returns the
@@ -86,4 +86,108 @@ async fn the_audit_names_an_admission_of_a_spent_ticket() {
         &report,
         &format!("QueueTicket/{ticket} seq {sequence} TicketAdmitted")
     ));
+}
+
+/// RFC 3339 in UTC, as the events write times, for `at` (SQL).
+fn rfc3339(at: &str) -> String {
+    format!("to_jsonb(to_char(({at}) at time zone 'utc', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))")
+}
+
+/// A user who held a seat and let the hold lapse, and then the queue ticket;
+/// the store, with every event in place.
+async fn a_lapsed_hold_and_ticket() -> PgPool {
+    let mut config = test_config();
+    config.hold_ttl_secs = 2;
+    config.queue_active_ttl_secs = 3;
+    let app = spawn_app_with(config).await;
+    let concert = app.create_concert(1, 5, 1000).await;
+    let user = app.active_user(&concert.concert_id).await;
+    let seat = app.first_free_seat(&user, &concert).await;
+    assert_eq!(
+        app.hold(&user, &seat).await.status,
+        reqwest::StatusCode::CREATED
+    );
+    let pool = app.pool.clone();
+    for event_type in ["HoldExpired", "TicketExpired"] {
+        eventually(event_type, || async {
+            sqlx::query_scalar::<_, i64>("select count(*) from events where event_type = $1")
+                .bind(event_type)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+                == 1
+        })
+        .await;
+    }
+    let pool = app.shutdown().await;
+    concert::event_log::assign_positions(&pool).await.unwrap();
+    pool
+}
+
+/// A second hold appended after the first one's expiry, in the stream's
+/// order, but dated inside the first: both held the seat at once.
+#[tokio::test]
+async fn the_audit_names_a_hold_dated_inside_the_seat_s_last_hold() {
+    let pool = a_lapsed_hold_and_ticket().await;
+    let (seat, sequence) = append_copy_of_first(
+        &pool,
+        "SeatHeld",
+        "jsonb_set(payload_jsonb, '{SeatHeld,reservation_id}', to_jsonb(gen_random_uuid()::text))",
+    )
+    .await;
+
+    let report = audit(&pool).await;
+
+    let overlap = report
+        .violations
+        .iter()
+        .find(|v| v.rule == "one holder at a time")
+        .unwrap_or_else(|| panic!("{:#?}", report.violations));
+    assert!(
+        overlap.detail.contains("before the seat's last hold ended"),
+        "{}",
+        overlap.detail
+    );
+    assert!(names(
+        &report,
+        &format!("Seat/{seat} seq {sequence} SeatHeld")
+    ));
+}
+
+/// A hold appended after its holder's only ticket timed out (dated 10 s
+/// after, its TTL the served one): admitted once, but with no active token
+/// when it was made.
+#[tokio::test]
+async fn the_audit_names_a_hold_made_after_the_holder_s_ticket_timed_out() {
+    let pool = a_lapsed_hold_and_ticket().await;
+    let (seat, sequence) = append_copy_of_first(
+        &pool,
+        "SeatHeld",
+        &format!(
+            "jsonb_set(jsonb_set(jsonb_set(payload_jsonb,
+                '{{SeatHeld,reservation_id}}', to_jsonb(gen_random_uuid()::text)),
+                '{{SeatHeld,held_at}}', {}),
+                '{{SeatHeld,until}}', {})",
+            rfc3339("now() + interval '10 seconds'"),
+            rfc3339("now() + interval '12 seconds'")
+        ),
+    )
+    .await;
+
+    let report = audit(&pool).await;
+
+    let inactive = report
+        .violations
+        .iter()
+        .find(|v| v.rule == "a seat is held while its holder's ticket is active")
+        .unwrap_or_else(|| panic!("{:#?}", report.violations));
+    assert!(inactive.events[0].contains(&format!("Seat/{seat} seq {sequence} SeatHeld")));
+    assert!(
+        !report
+            .violations
+            .iter()
+            .any(|v| v.rule == "one holder at a time"),
+        "{:#?}",
+        report.violations
+    );
 }

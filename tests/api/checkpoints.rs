@@ -9,7 +9,7 @@ use sqlx::PgPool;
 
 use super::audit::{audit, booking_history};
 use crate::helpers::{assert_problem, spawn_app, test_config, ADMIN_TOKEN};
-use concert::audit::{AuditReport, Checkpoint, CHECKPOINT_RULE};
+use concert::audit::{holds_checkpoint, AuditReport, Checkpoint, CHECKPOINT_RULE};
 
 async fn audit_against(pool: &PgPool, checkpoint: Checkpoint) -> AuditReport {
     concert::audit::audit(pool, 100, Some(checkpoint), &mut |_, _| {})
@@ -123,6 +123,44 @@ async fn a_log_re_timed_or_cut_off_before_its_checkpoint_s_end_is_named() {
     );
 }
 
+/// The checkpoint's digest covers the stored hashes: a payload edited under
+/// its old hash leaves it as it was, and the log was said to be "the one
+/// checkpointed" beside the broken chain.
+#[tokio::test]
+async fn a_payload_edited_under_its_old_hash_is_not_the_log_checkpointed() {
+    let app = spawn_app().await;
+    booking_history(&app).await;
+    let pool = app.shutdown().await;
+    let taken = audit(&pool).await;
+    let position = taken.checkpoint.position;
+    assert!(holds_checkpoint(&taken.violations, position));
+
+    let edited: i64 = sqlx::query_scalar(
+        "update events set payload = regexp_replace(payload::text, '\"amount\": ?2500', '\"amount\": 25000')::json
+         where position = (select min(position) from events where event_type = 'Charged')
+         returning position",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(edited <= position);
+
+    let held = audit_against(&pool, taken.checkpoint).await;
+    assert!(
+        rules(&held).contains(&"hash chain intact"),
+        "{:#?}",
+        held.violations
+    );
+    assert!(
+        !rules(&held).contains(&CHECKPOINT_RULE),
+        "{:#?}",
+        held.violations
+    );
+    assert!(!holds_checkpoint(&held.violations, position));
+    // An edit after the checkpoint's position leaves the log up to it whole.
+    assert!(holds_checkpoint(&held.violations, edited - 1));
+}
+
 #[tokio::test]
 async fn the_audit_report_gives_its_checkpoint_and_is_held_to_one() {
     let app = spawn_app().await;
@@ -159,12 +197,15 @@ async fn the_audit_report_gives_its_checkpoint_and_is_held_to_one() {
         .await
         .unwrap();
     assert_eq!(held["violations"], serde_json::json!([]), "{held}");
+    assert_eq!(held["matches_checkpoint"], true, "{held}");
+    assert_eq!(first["matches_checkpoint"], Value::Null, "{first}");
     assert!(held["checkpoint"]["position"].as_i64() > checkpoint["position"].as_i64());
 
     let (position, _) = text.split_once(':').unwrap();
     let forged = format!("{position}:{}", "0".repeat(64));
     let broken: Value = report(Some(forged)).await.unwrap().json().await.unwrap();
     assert_eq!(broken["violations"][0]["rule"], CHECKPOINT_RULE, "{broken}");
+    assert_eq!(broken["matches_checkpoint"], false, "{broken}");
 
     let malformed = report(Some("12:xyz".into())).await.unwrap();
     assert_problem(malformed, StatusCode::BAD_REQUEST, "bad_request").await;

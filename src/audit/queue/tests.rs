@@ -372,3 +372,40 @@ fn an_entry_number_used_twice_in_a_concert_is_named_with_both_entries() {
         ]
     );
 }
+
+#[test]
+fn a_ticket_is_active_from_its_admission_to_its_deadline_or_its_payment() {
+    let mut check = QueueCheck::new(1.into());
+    let mut found = Vec::new();
+    let user = UserId(uuid::Uuid::from_u128(3));
+    let secs = |secs: i64| AT + chrono::TimeDelta::seconds(secs);
+    let mut feed = |position: i64, event: QueueTicketEvent| {
+        let row = logged(position, "QueueTicket/a", &event.event_type());
+        check.apply(&row, event, &mut found);
+    };
+    feed(1, entry("a", CONCERT, 0).event);
+    let admission = QueueTicketEvent::TicketAdmitted {
+        admitted_at: secs(10),
+        expires_at: secs(70),
+    };
+    feed(2, admission);
+    let active_at = |check: &QueueCheck, at: i64| check.was_active_at(user, CONCERT, secs(at));
+    // Within a second of the admission and the deadline (the clocks agree to that).
+    assert_eq!(
+        [8, 9, 10, 70, 71, 72].map(|at| active_at(&check, at)),
+        [false, true, true, true, true, false]
+    );
+    assert!(!check.was_active_at(user, OTHER_CONCERT, secs(30)));
+
+    let paid = QueueTicketEvent::TicketExpired {
+        reason: ExpiryReason::Paid,
+        expired_at: secs(30),
+    };
+    let row = logged(3, "QueueTicket/a", &paid.event_type());
+    check.apply(&row, paid, &mut found);
+    assert_eq!(
+        [30, 31, 32].map(|at| active_at(&check, at)),
+        [true, true, false]
+    );
+    assert!(found.is_empty(), "{found:?}");
+}

@@ -62,6 +62,17 @@ fn a_ticket_of_another_user_or_concert_never_entered_or_never_admitted_is_named(
 }
 
 #[test]
+fn a_sale_with_a_ticket_that_had_timed_out_is_named() {
+    let found = run(vec![sold(BUYER, Some(TIMED_OUT_TICKET))]);
+
+    assert_eq!(rules(&found), [ACTIVE_TICKET]);
+    assert_eq!(
+        found[0].detail,
+        format!("ticket {TIMED_OUT_TICKET} had timed out before the sale")
+    );
+}
+
+#[test]
 fn a_sale_naming_no_ticket_is_left_to_the_other_rules() {
     let found = run(vec![
         sold(BUYER, Some(TICKET)),
@@ -118,17 +129,19 @@ fn sold(user_id: UserId, ticket_id: Option<TicketId>) -> SeatEvent {
 /// The queue as the log entered it.
 fn owner(ticket: &str) -> Option<TicketOwner> {
     [
-        (TICKET, BUYER, CONCERT, true),
-        (OTHER_USERS_TICKET, OTHER_USER, CONCERT, true),
-        (OTHER_CONCERTS_TICKET, BUYER, OTHER_CONCERT, true),
-        (WAITING_TICKET, BUYER, CONCERT, false),
+        (TICKET, BUYER, CONCERT, true, false),
+        (OTHER_USERS_TICKET, OTHER_USER, CONCERT, true, false),
+        (OTHER_CONCERTS_TICKET, BUYER, OTHER_CONCERT, true, false),
+        (WAITING_TICKET, BUYER, CONCERT, false, false),
+        (TIMED_OUT_TICKET, BUYER, CONCERT, true, true),
     ]
     .into_iter()
     .find(|(id, ..)| id.to_string() == ticket)
-    .map(|(_, user, concert, admitted)| TicketOwner {
+    .map(|(_, user, concert, admitted, timed_out)| TicketOwner {
         user,
         concert,
         admitted,
+        timed_out,
     })
 }
 
@@ -140,3 +153,4 @@ const TICKET: TicketId = TicketId(uuid::Uuid::from_u128(30));
 const OTHER_USERS_TICKET: TicketId = TicketId(uuid::Uuid::from_u128(31));
 const OTHER_CONCERTS_TICKET: TicketId = TicketId(uuid::Uuid::from_u128(32));
 const WAITING_TICKET: TicketId = TicketId(uuid::Uuid::from_u128(33));
+const TIMED_OUT_TICKET: TicketId = TicketId(uuid::Uuid::from_u128(34));

@@ -26,6 +26,28 @@ fn a_hold_expired_released_and_a_sale_have_no_violation() {
 }
 
 #[test]
+fn a_hold_dated_before_the_last_hold_of_its_seat_ended_is_named() {
+    let (first, second) = (reservation(1), reservation(2));
+    // In order after the expiry, but dated inside the first hold, or before
+    // it began (appended by hand, each passed before).
+    for dated in [200, -100] {
+        let (_, found) = run(vec![
+            held(first, 0),
+            expired(first, 300),
+            held(second, dated),
+        ]);
+        assert_eq!(rules(&found), ["one holder at a time"], "held at {dated}");
+        assert_eq!(
+            found[0].events,
+            ["#2 Seat/s seq 2 HoldExpired", "#3 Seat/s seq 3 SeatHeld"]
+        );
+    }
+    // Within the clocks' agreement of the expiry, a hold is as honest as one after it.
+    let (_, found) = run(vec![held(first, 0), expired(first, 300), held(second, 300)]);
+    assert!(found.is_empty(), "{found:?}");
+}
+
+#[test]
 fn a_hold_expired_before_its_deadline_is_named() {
     let r = reservation(1);
 
