@@ -32,8 +32,9 @@ rm -rf "$SHOTS"
 # booking.py: two people on the demo date; stadium.py: a 50,000-seat date,
 # and one booking in two tabs (after booking.py, which reads the demo's log);
 # held_out.py: a concert whose only seat another holds; late_answers.py:
-# answers that come after the hold's end, a wallet charged elsewhere.
-for test in booking stadium held_out late_answers; do
+# answers that come after the hold's end, a wallet charged elsewhere;
+# blocked_streams.py: no event stream gets through.
+for test in booking stadium held_out late_answers blocked_streams; do
     if ! timeout 180 "$VENV/bin/python" "tests/browser/$test.py" "http://127.0.0.1:$PORT" "$ADMIN_TOKEN" "$SHOTS"; then
         echo "--- service log ---" >&2
         tail -n 50 "$DATA_DIR/serve.log" >&2

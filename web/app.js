@@ -29,9 +29,6 @@ const state = {
   datesAgain: null, // looks at the dates again while none has a free seat
 };
 
-// While no date has a free seat, the dates are asked for again this often:
-// seats on hold come free when their holds run out.
-const NO_DATE_LOOK_AGAIN_MS = 5000;
 
 const MAX_CHARGE = 1_000_000_000;
 
@@ -151,6 +148,8 @@ function forgetBooking() {
   countWaitDown(null);
   Object.assign(state, { concertId: null, queueToken: null, status: null, admittedToken: null, date: null, bought: null, paid: false, soldOut: false });
   for (const id of ["standing", "dates", "seats", "result"]) show(id, false);
+  $("standing-words").textContent = "";
+  delete $("standing-words").dataset.status;
   showQueued();
 }
 
@@ -266,142 +265,6 @@ async function takeBackHold(token) {
   } catch {
     // Gone, or not to be read now: there is nothing to take back.
   }
-}
-
-function showStanding(standing) {
-  state.status = standing.status;
-  state.admittedUntil = standing.expires_at;
-  show("standing", true);
-  $("status").textContent = standing.status;
-  $("status").dataset.status = standing.status;
-  $("position").textContent = standing.position;
-  countWaitDown(standing.status === "waiting" ? standing.estimated_wait_seconds : null);
-  show("waiting-line", standing.status === "waiting");
-  show("active-line", standing.status === "active");
-  state.soldOut = standing.sold_out === true;
-  if (state.soldOut) showSoldOut();
-  else show("sold-out-line", false);
-  if (standing.expires_at) $("active-until").textContent = new Date(standing.expires_at).toLocaleTimeString();
-  showQueued();
-  showAdmissionEnd();
-  // Each admission, the first or one after the user queued again, loads the
-  // dates and reopens the picked date's seat map with the new token.
-  if (standing.status === "active" && state.admittedToken !== state.queueToken) {
-    state.admittedToken = state.queueToken;
-    // The next step's heading takes the focus from the queue's, where a
-    // keyboard or screen-reader user waited; not from anywhere else.
-    const waitedHere = $("queue").contains(document.activeElement);
-    loadDates().then(() => waitedHere && !$("dates").hidden && bringUp("dates"));
-  }
-  if (standing.status === "expired" && !state.paid) {
-    // A hold may outlive the token; a payment from another tab spends it too,
-    // and this tab learns of that sale only with a new token's seat map.
-    const next = state.reservation
-      ? "Enter the queue again to pay for your hold (if it was paid meanwhile, it shows as yours)."
-      : "Enter the queue again to book.";
-    say("message", `Your queue token has ended: its time ran out, or a payment (perhaps from another tab) used it. ${next}`, "error");
-    closeStreams();
-    // Their buttons would act with a token that opens nothing now.
-    for (const id of ["dates", "seats"]) show(id, false);
-  }
-}
-
-// The estimate is sent again when the position changes, or when it drifts
-// from this countdown: between updates it counts down here, by the page's
-// own monotonic clock (an interval, not the device's time of day).
-// `seconds` null stops it.
-function countWaitDown(seconds) {
-  clearInterval(state.waitTicker);
-  state.waitTicker = null;
-  if (seconds === null) return;
-  const from = performance.now();
-  const tick = () => {
-    const left = Math.max(0, seconds - Math.floor((performance.now() - from) / 1000));
-    const words = waitInWords(left);
-    // The standing is a live region: it is read out only when the words change.
-    if ($("wait").textContent !== words) $("wait").textContent = words;
-  };
-  tick();
-  state.waitTicker = setInterval(tick, 1000);
-}
-
-function waitInWords(seconds) {
-  if (seconds === 0) return "any moment now";
-  return seconds < 60 ? "under a minute" : `about ${Math.ceil(seconds / 60)} min`;
-}
-
-async function loadDates() {
-  clearTimeout(state.datesAgain);
-  show("dates", true);
-  // Until another token (a new admission) or its end makes it moot.
-  const token = state.queueToken;
-  const wanted = () => state.queueToken === token && state.status === "active" && !state.paid;
-  const answer = await untilAnswered(
-    () => request("GET", `/concerts/${state.concertId}/dates`, token), wanted, "queue");
-  if (!answer) return;
-  const { dates } = answer;
-  $("date-list").replaceChildren(...dates.map(dateButton));
-  if (!dates.length && state.soldOut) {
-    showSoldOut();
-  } else if (!dates.length) {
-    // Sold out, held for now, or only past dates: the list cannot tell
-    // which (the standing's sold_out can), so the page looks again and
-    // shows a date once one frees.
-    const none = "No date has a free seat right now. Seats on hold come free again when their holds run out: this list looks again every few seconds.";
-    // Said once: the message is a live region, read out again at each change.
-    if ($("message").textContent !== none) say("message", none, "info");
-    state.datesAgain = setTimeout(() => wanted() && loadDates(), NO_DATE_LOOK_AGAIN_MS);
-  } else if ($("message").textContent.startsWith("No date has a free seat")) {
-    say("message", "");
-  }
-  const picked = dates.find((date) => date.date_id === state.date?.date_id);
-  show("seats", Boolean(picked));
-  if (picked) pickDate(picked);
-}
-
-// Nothing is left to book: no more looks for a date coming free. Not said
-// after buying, when the sale that sold it out may have been this user's.
-function showSoldOut() {
-  clearTimeout(state.datesAgain);
-  if ($("message").textContent.startsWith("No date has a free seat")) say("message", "");
-  show("sold-out-line", !state.paid);
-  if (state.paid) return;
-  // Nothing is held either: no date or seat map is left to show, and only
-  // the token's end is left to follow.
-  for (const id of ["dates", "seats"]) show(id, false);
-  if (state.seatStream) {
-    closeStreams();
-    watchStanding();
-  }
-}
-
-function dateButton(date) {
-  const button = document.createElement("button");
-  button.type = "button";
-  button.dataset.dateId = date.date_id;
-  button.setAttribute("aria-pressed", "false");
-  button.textContent = dateLabel(date);
-  button.addEventListener("click", () => {
-    pickDate(date);
-    bringUp("seats");
-  });
-  return button;
-}
-
-function dateLabel(date) {
-  return `${new Date(date.starts_at).toLocaleString()} · ${date.available_seats}/${date.total_seats} free · ${won(date.price)}`;
-}
-
-function pickDate(date) {
-  state.date = date;
-  save();
-  for (const button of $("date-list").children) {
-    const picked = button.dataset.dateId === date.date_id;
-    button.classList.toggle("picked", picked);
-    button.setAttribute("aria-pressed", String(picked));
-  }
-  show("seats", true);
-  watchSeats();
 }
 
 // The balance as the service has it now (undefined when it cannot say).
@@ -548,6 +411,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("amount").addEventListener("invalid", askForAmount);
   $("amount").addEventListener("input", () => { state.amountTyped = true; });
   $("pay").addEventListener("click", pay);
+  // The queue is a stadium's seat map above the receipt.
+  $("book-another").addEventListener("click", () => bringUp("queue"));
   $("sign-out").addEventListener("click", signOut);
   // The wallet may have been charged elsewhere (another tab, the API)
   // while the page was out of sight.

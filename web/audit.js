@@ -138,6 +138,11 @@ async function loadStream(type, id) {
     ($("stream-events").querySelector("tr.flagged") || $("stream")).scrollIntoView();
     $("stream").querySelector("h2").focus({ preventScroll: true });
   } catch (error) {
+    // Only a typed stream can be malformed; the service's sentence was the
+    // parser's ("Cannot parse `aggregate_id` … UUID parsing failed").
+    if (error instanceof Refusal && error.code === "bad_request") {
+      return say("message", `"${type}/${id}" is not a stream: name one as TYPE/ID, the ID a UUID, as the feed's stream column shows it.`, "error");
+    }
     refuse(error);
   }
 }
@@ -210,16 +215,19 @@ async function auditOnce() {
     const query = held ? `?checkpoint=${encodeURIComponent(held)}` : "";
     const report = await request("GET", `/audit/report${query}`, audit.token);
     const count = report.violations.length;
+    const checkpointed = report.matches_checkpoint === true
+      ? `, and the log up to position ${held.split(":")[0]} is the one checkpointed`
+      : report.matches_checkpoint === false ? `; the log up to position ${held.split(":")[0]} is NOT the one checkpointed` : "";
     $("audit-summary").textContent = count
-      ? `${count} violation(s) in ${report.events} events.`
-      : `All rules hold over ${report.events} events` +
-        (held ? `, and the log up to position ${held.split(":")[0]} is the one checkpointed.` : ".");
+      ? `${count} violation(s) in ${report.events} events${checkpointed}.`
+      : `All rules hold over ${report.events} events${checkpointed}.`;
     $("audit-summary").dataset.kind = count ? "error" : "ok";
-    // Kept outside the database, it proves later that the log up to here is unchanged.
-    $("audit-checkpoint").textContent = report.checkpoint
-      ? `Checkpoint: ${report.checkpoint.text}. Keep it outside the database; ` +
-        "an audit given it later names any change to the log up to here."
-      : "";
+    // Kept outside the database, it proves later that the log up to here is
+    // unchanged; not a log that breaks the rules, which it would anchor.
+    $("audit-checkpoint").textContent = !report.checkpoint ? "" : count
+      ? `Checkpoint: ${report.checkpoint.text}. Not one to keep: this log breaks the rules below.`
+      : `Checkpoint: ${report.checkpoint.text}. Keep it outside the database; ` +
+        "an audit given it later names any change to the log up to here.";
     // The settings no event states, as each serve recorded them (a report
     // from a release before them has none).
     const heldTo = report.held_to;
@@ -256,7 +264,11 @@ document.addEventListener("DOMContentLoaded", () => {
     audit.token = pastedToken($("admin-token").value);
     audit.first = 0;
     clearShown();
-    loadPage({ after: 0 });
+    // The keyboard's focus follows to the feed once it is there: it stayed
+    // in the token's field, and nothing said the feed had come.
+    loadPage({ after: 0 }).then(() => {
+      if (!$("feed").hidden) $("feed").querySelector("h2").focus();
+    });
   });
   $("first-page").addEventListener("click", () => loadPage({ after: 0 }));
   $("previous-page").addEventListener("click", () => loadPage({ before: audit.first }));

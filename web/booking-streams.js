@@ -10,15 +10,22 @@ function visible() {
   return document.visibilityState !== "hidden";
 }
 
-// Live updates stop while the service cannot be reached; they say so, and
-// the message goes once a stream is back.
-// Said once per outage (a screen reader would repeat it at every retry),
-// and not over an error the user is reading.
+// Live updates stop while the service cannot be reached, or come no more
+// while something between blocks them; each is said, and the message goes
+// once a stream is back. Said once (a screen reader would repeat it at
+// every retry), and not over an error the user is reading.
+const UNREACHABLE = "Live updates paused: the service cannot be reached. Reconnecting…";
+const STALLED = "Live updates are not getting through (something between you and the service holds them back): this page asks every few seconds instead.";
+
+function sayLive(text) {
+  if ($("message").textContent === text) return;
+  const shown = !$("message").hidden && $("message").dataset.kind === "error";
+  if (!shown) say("message", text, "offline");
+}
+
 const liveStatus = {
-  onDown: () => {
-    const shown = !$("message").hidden && ["offline", "error"].includes($("message").dataset.kind);
-    if (!shown) say("message", "Live updates paused: the service cannot be reached. Reconnecting…", "offline");
-  },
+  onDown: () => sayLive(UNREACHABLE),
+  onStalled: () => sayLive(STALLED),
   onUp: () => {
     if ($("message").dataset.kind === "offline") say("message", "");
   },
@@ -40,9 +47,19 @@ function watchStanding() {
   if (!visible() || !state.queueToken || state.paid || state.status === "expired") return;
   const controller = new AbortController();
   state.standing = controller;
-  follow("/queue/tokens/current/events", state.queueToken, (type, standing) => {
+  const token = state.queueToken;
+  follow("/queue/tokens/current/events", token, (type, standing) => {
     if (type === "standing") showStanding(standing);
-  }, { signal: controller.signal, onRefusal: (error) => refuse(error, "queue"), more: () => state.status !== "expired", ...liveStatus });
+  }, { signal: controller.signal, onRefusal: (error) => refuse(error, "queue"), more: () => state.status !== "expired", fallback: () => askStanding(token), ...liveStatus });
+}
+
+// Where the token stands, asked of the plain route (the streams' fallback);
+// whether it is still the tab's token.
+async function askStanding(token) {
+  const standing = await request("GET", "/queue/tokens/current", token);
+  if (state.queueToken !== token) return false;
+  showStanding(standing);
+  return true;
 }
 
 function watchSeats() {
@@ -61,7 +78,32 @@ function watchSeats() {
       for (const change of data.split(",")) setSeat(Number(change.slice(0, -1)), letters[change.slice(-1)]);
     }
     if (state.unsoldSeats === 0) askWhetherSoldOut(state.queueToken, state.date.date_id);
-  }, { signal: controller.signal, onRefusal: seatsRefused, more: stillAdmitted(state.queueToken), ...liveStatus });
+  }, { signal: controller.signal, onRefusal: seatsRefused, more: stillAdmitted(state.queueToken), fallback: askSeats(state.queueToken, state.date), ...liveStatus });
+}
+
+// The seat map from the seat listing (the seat stream's fallback): its free
+// seats, and the others as taken (the listing does not say held or sold).
+// The map is drawn the first time, and only its changed seats after.
+function askSeats(token, date) {
+  const current = () => state.queueToken === token && state.date?.date_id === date.date_id && state.status === "active";
+  return async () => {
+    if (!(await askStanding(token)) || !current()) return;
+    const free = new Set();
+    let after = 0;
+    while (after !== null) {
+      const page = await request("GET", `/concerts/${state.concertId}/dates/${date.date_id}/seats?after_seat_no=${after}&limit=5000`, token);
+      for (const seat of page.seats) free.add(seat.seat_no);
+      after = page.next_after_seat_no;
+    }
+    if (!current()) return;
+    const letterString = Array.from({ length: date.total_seats }, (_, index) => (free.has(index + 1) ? "F" : "T"));
+    if (seatButtons().length !== letterString.length) return drawSeats(letterString.join(""));
+    // A seat the stream told held or sold stays so while it is not free.
+    letterString.forEach((letter, index) => {
+      const wasFree = seatButtons()[index].dataset.status === "free";
+      if (wasFree !== (letter === "F")) setSeat(index + 1, letters[letter]);
+    });
+  };
 }
 
 // Only the standing says whether the whole concert sold out, and its stream

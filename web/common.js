@@ -94,58 +94,109 @@ function serverNow() {
 // unreachable service (5xx) and too many streams (429) pass, so those are
 // tried again, less often each time; any other refusal will not change by
 // itself and goes to `onRefusal`, which ends the stream. `onDown` is told
-// when a connection fails or is refused for now, `onUp` when one opens.
-async function follow(path, token, onEvent, { signal, onRefusal, more = () => true, onDown = () => {}, onUp = () => {} }) {
+// when a connection fails or is refused for now, `onUp` when one carries
+// something.
+//
+// While no connection carries anything (a proxy that blocks or holds back
+// event streams, a service restarting), `fallback`, when given, asks the
+// stream's plain route every FALLBACK_EVERY_MS instead, and says which of
+// the two it is: `onStalled` when it was answered, `onDown` when it threw
+// (it throws when the service cannot be reached). Without it, a page whose
+// streams a proxy blocked showed "waiting" long after its admission, drew
+// no seat, and said the service could not be reached.
+async function follow(path, token, onEvent, { signal, onRefusal, more = () => true, onDown = () => {}, onUp = () => {}, fallback = null, onStalled = () => {} }) {
   let lastId = null;
   let pause = 1000;
-  while (!signal.aborted && (await more())) {
-    try {
-      const headers = { Authorization: `Bearer ${token}`, Accept: "text/event-stream" };
-      if (lastId !== null) headers["Last-Event-ID"] = lastId;
-      const response = await fetch(api + path, { headers, signal });
-      if (!response.ok) {
-        const problem = await response.json().catch(() => ({}));
-        if (response.status < 500 && response.status !== 429) {
-          if (!signal.aborted) onRefusal(new Refusal(response.status, problem));
-          return;
+  let flowing = false;
+  const ended = new AbortController();
+  signal.addEventListener("abort", () => ended.abort(), { once: true });
+  if (fallback) askWhileStalled(ended.signal, () => !flowing, fallback, { onDown, onStalled });
+  // With a fallback, it tells whether the service is down.
+  const down = fallback ? () => {} : onDown;
+  try {
+    while (!signal.aborted && (await more())) {
+      try {
+        const headers = { Authorization: `Bearer ${token}`, Accept: "text/event-stream" };
+        if (lastId !== null) headers["Last-Event-ID"] = lastId;
+        const response = await fetch(api + path, { headers, signal });
+        if (!response.ok) {
+          const problem = await response.json().catch(() => ({}));
+          if (response.status < 500 && response.status !== 429) {
+            if (!signal.aborted) onRefusal(new Refusal(response.status, problem));
+            return;
+          }
+          if (response.status >= 500) down();
+          // The service says when to come back; it is waited for at least.
+          const after = Number(response.headers.get("Retry-After")) * 1000;
+          if (after > pause) pause = Math.min(after, 60_000);
+        } else {
+          // Only a stream that carried something resets the pause: one that
+          // ends at once (a service draining, a proxy cutting it) backs off.
+          let delivered = false;
+          const carried = () => {
+            if (!flowing) onUp();
+            flowing = true;
+          };
+          await readEvents(response, signal, (id) => (lastId = id), (type, data) => {
+            delivered = true;
+            onEvent(type, data);
+          }, carried);
+          if (delivered) pause = 1000;
         }
-        if (response.status >= 500) onDown();
-        // The service says when to come back; it is waited for at least.
-        const after = Number(response.headers.get("Retry-After")) * 1000;
-        if (after > pause) pause = Math.min(after, 60_000);
-      } else {
-        onUp();
-        // Only a stream that carried something resets the pause: one that
-        // ends at once (a service draining, a proxy cutting it) backs off.
-        let delivered = false;
-        await readEvents(response, signal, (id) => (lastId = id), (type, data) => {
-          delivered = true;
-          onEvent(type, data);
-        });
-        if (delivered) pause = 1000;
+      } catch (error) {
+        if (signal.aborted) return;
+        // Only a connection that failed or broke: a fault of the page's own
+        // (an event it could not read) is no outage to announce.
+        if (error instanceof TypeError) down();
+      } finally {
+        flowing = false;
       }
-    } catch (error) {
-      if (signal.aborted) return;
-      // Only a connection that failed or broke: a fault of the page's own
-      // (an event it could not read) is no outage to announce.
-      if (error instanceof TypeError) onDown();
+      await pauseFor(pause, signal);
+      pause = Math.min(pause * 2, 10_000);
     }
-    await new Promise((resolve) => {
-      setTimeout(resolve, pause);
-      signal.addEventListener("abort", resolve, { once: true });
-    });
-    pause = Math.min(pause * 2, 10_000);
+  } finally {
+    ended.abort();
   }
 }
 
+const FALLBACK_EVERY_MS = 5_000;
+
+const FIRST_FALLBACK_MS = 2_000;
+
+async function askWhileStalled(signal, stalled, fallback, { onDown, onStalled }) {
+  let wait = FIRST_FALLBACK_MS;
+  while (!signal.aborted) {
+    await pauseFor(wait, signal);
+    wait = FALLBACK_EVERY_MS;
+    if (signal.aborted || !stalled()) continue;
+    try {
+      await fallback();
+      if (!signal.aborted && stalled()) onStalled();
+    } catch (error) {
+      // A refusal the fallback did not take up itself is no outage.
+      const unreachable = !(error instanceof Refusal) || error.status >= 500 || error.status === 429;
+      if (!signal.aborted && unreachable) onDown();
+    }
+  }
+}
+
+function pauseFor(ms, signal) {
+  return new Promise((resolve) => {
+    setTimeout(resolve, ms);
+    signal.addEventListener("abort", resolve, { once: true });
+  });
+}
+
 // Hands each event of one connection to `onEvent`, none after `signal`
-// aborts (an event may close its own stream, with more in the same chunk).
-async function readEvents(response, signal, noteId, onEvent) {
+// aborts (an event may close its own stream, with more in the same chunk);
+// `onChunk` is told of every chunk that arrives, a comment's too.
+async function readEvents(response, signal, noteId, onEvent, onChunk = () => {}) {
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
   for (;;) {
     const { value, done } = await reader.read();
     if (done) return;
+    onChunk();
     buffer += value;
     let end;
     while ((end = buffer.indexOf("\n\n")) >= 0 && !signal.aborted) {

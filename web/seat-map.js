@@ -3,7 +3,8 @@
 // with the arrow keys from a single Tab stop.
 "use strict";
 
-const letters = { F: "free", H: "held", S: "sold" };
+// T (taken: held or sold) only where the seat listing drew the map.
+const letters = { F: "free", H: "held", S: "sold", T: "taken" };
 
 function seatButtons() {
   return $("seat-map").children;
@@ -144,8 +145,25 @@ function pickSeat(event) {
   holdSeat(Number(button.dataset.seatNo));
 }
 
+// Moves the map's Tab stop and the focus to the seat numbered in the form,
+// in the middle of the screen; Enter then holds it.
+function goToSeat(event) {
+  event.preventDefault();
+  const seatNo = Number($("seat-no").value);
+  const button = seatButtons()[seatNo - 1];
+  if (!Number.isSafeInteger(seatNo) || !button) {
+    return say("message", `There is no seat ${$("seat-no").value} on this date: its seats are numbered 1 to ${seatButtons().length}.`, "error");
+  }
+  const stop = $("seat-map").querySelector('[tabindex="0"]');
+  if (stop) stop.tabIndex = -1;
+  button.tabIndex = 0;
+  button.scrollIntoView({ block: "center" });
+  button.focus({ preventScroll: true });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   // One listener for the whole map, not one per seat.
   $("seat-map").addEventListener("click", pickSeat);
   $("seat-map").addEventListener("keydown", moveAcrossSeats);
+  $("seat-jump").addEventListener("submit", goToSeat);
 });

@@ -29,7 +29,7 @@ use crate::state::AppState;
 const SAMPLE_TOKEN_TTL: Duration = Duration::from_secs(3600);
 
 /// Each embedded file: its path, content type and text.
-const ASSETS: [(&str, &str, &str); 12] = [
+const ASSETS: [(&str, &str, &str); 13] = [
     ("/", HTML, include_str!("../../web/index.html")),
     ("/audit", HTML, include_str!("../../web/audit.html")),
     ("/assets/app.js", JS, include_str!("../../web/app.js")),
@@ -42,6 +42,11 @@ const ASSETS: [(&str, &str, &str); 12] = [
         "/assets/booking-streams.js",
         JS,
         include_str!("../../web/booking-streams.js"),
+    ),
+    (
+        "/assets/booking-admission.js",
+        JS,
+        include_str!("../../web/booking-admission.js"),
     ),
     (
         "/assets/seat-map.js",

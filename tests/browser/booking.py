@@ -394,6 +394,10 @@ with sync_playwright() as playwright:
     bob.fill("#stream-ref", "Wallet")
     bob.click("#stream-form button")
     expect_message(bob, "Name a stream as TYPE/ID")
+    # Not the parser's sentence ("UUID parsing failed").
+    bob.fill("#stream-ref", "Nope/123")
+    bob.click("#stream-form button")
+    expect_message(bob, '"Nope/123" is not a stream: name one as TYPE/ID, the ID a UUID')
     bob.click("#first-page")
     expect(bob.locator("#events tr").first.locator("td").nth(5)).to_have_text(
         re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$"))

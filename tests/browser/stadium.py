@@ -41,12 +41,28 @@ with sync_playwright() as playwright:
     expect(seat(page, SEATS)).to_have_attribute("data-status", "free", timeout=30_000)
     shot(page, "stadium-1-map", full_page=False)
 
-    # One Tab stop for the whole map; the keys walk it.
+    # One Tab stop for the whole map, after the seat number to go to; the
+    # keys walk it.
     expect(page.locator('#seat-map [tabindex="0"]')).to_have_count(1)
     dates.first.focus()
     page.keyboard.press("Tab")
+    expect(page.locator("#seat-no")).to_be_focused()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
     if focused_seat(page) != 1:
-        problems.append(f"Tab after the date went to seat {focused_seat(page)}, not the map's first seat")
+        problems.append(f"Tab after the seat number went to seat {focused_seat(page)}, not the map's first seat")
+    # A seat found by its number, in sight (on a phone the map is tens of
+    # screens long), and the map's one Tab stop.
+    page.fill("#seat-no", "43210")
+    page.keyboard.press("Enter")
+    if focused_seat(page) != 43_210:
+        problems.append(f"going to seat 43210 focused seat {focused_seat(page)}")
+    expect(seat(page, 43_210)).to_be_in_viewport()
+    page.fill("#seat-no", "50001")
+    page.keyboard.press("Enter")
+    expect(page.locator("#message")).to_contain_text("There is no seat 50001 on this date")
+    page.fill("#seat-no", "1")
+    page.keyboard.press("Enter")
     row = page.evaluate("seatsPerRow()")
     for key, expected in [("ArrowRight", 2), ("ArrowDown", 2 + row), ("ArrowLeft", 1 + row),
                           ("ArrowUp", 1), ("End", SEATS), ("Home", 1), ("End", SEATS)]:

@@ -15,6 +15,7 @@ async fn the_pages_come_from_the_binary_and_sample_users_only_with_demo() {
         ("/assets/app.js", "text/javascript"),
         ("/assets/booking-session.js", "text/javascript"),
         ("/assets/booking-streams.js", "text/javascript"),
+        ("/assets/booking-admission.js", "text/javascript"),
         ("/assets/seat-map.js", "text/javascript"),
         ("/assets/booking-hold.js", "text/javascript"),
         ("/assets/audit.js", "text/javascript"),
