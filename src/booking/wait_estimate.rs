@@ -83,9 +83,13 @@ impl AdmissionPace {
         let at_worst = (rounds - 1)
             .saturating_mul(self.active_ttl_secs)
             .saturating_add(first_round);
-        // No slot freed lately (a sale's first round filled every one): no
-        // rate to go by.
-        if self.admitted_to_freed == 0 || self.freed_rounds == 0 {
+        // No slot freed lately (a sale's first round filled every one), or
+        // one round that was all the sample held (a hundred tokens lapsed
+        // together, their slots taken again at once): no pace to go by.
+        if self.admitted_to_freed == 0
+            || self.freed_rounds == 0
+            || self.round_gap <= Duration::zero()
+        {
             return at_worst;
         }
         // By rounds: the places ahead over a round's usual size, each round
@@ -97,7 +101,7 @@ impl AdmissionPace {
             .saturating_mul(self.freed_rounds)
             .saturating_add(self.admitted_to_freed - 1)
             / self.admitted_to_freed;
-        let gap_ms = self.round_gap.num_milliseconds().max(1);
+        let gap_ms = self.round_gap.num_milliseconds();
         let still_ms = self.still_for.num_milliseconds();
         let by_rounds_ms = (rounds_ahead - 1)
             .saturating_mul(gap_ms)
@@ -284,6 +288,23 @@ mod tests {
         };
         assert_eq!(overdue.wait_for(0), 15);
         assert_eq!(overdue.wait_for(5), 30);
+    }
+
+    #[test]
+    fn one_round_that_filled_the_whole_sample_tells_no_pace() {
+        // A hundred tokens admitted together lapsed together, and their
+        // slots were taken again in one round: the sample is that round.
+        let one_round = AdmissionPace {
+            admitted_to_freed: 100,
+            freed_rounds: 1,
+            round_gap: Duration::zero(),
+            active_left: Some(Duration::seconds(600)),
+            slots: 100,
+            ..pace(0, Some(100))
+        };
+        // Not "a second" for everyone: the worst case.
+        assert_eq!(one_round.wait_for(0), 600);
+        assert_eq!(one_round.wait_for(100), 1200);
     }
 
     #[test]
