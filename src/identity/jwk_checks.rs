@@ -67,16 +67,18 @@ pub(super) fn check_modulus(kid: &str, n: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// An RSA modulus of `bytes` bytes, its top bit set, in base64url (tests).
+#[cfg(test)]
+pub(super) fn modulus(bytes: usize) -> String {
+    use base64::Engine as _;
+    let mut modulus = vec![0xc5u8; bytes];
+    modulus[0] = 0x80;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(modulus)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn modulus(bytes: usize) -> String {
-        use base64::Engine as _;
-        let mut modulus = vec![0xc5u8; bytes];
-        modulus[0] = 0x80;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(modulus)
-    }
 
     fn jwk(extra: serde_json::Value) -> (Jwk, serde_json::Value) {
         let mut entry =

@@ -262,14 +262,8 @@ fn version_of(content: &[u8]) -> FileVersion {
 
 #[cfg(test)]
 mod tests {
+    use super::super::jwk_checks::modulus;
     use super::*;
-
-    fn modulus(bytes: usize) -> String {
-        use base64::Engine as _;
-        let mut modulus = vec![0xc5u8; bytes];
-        modulus[0] = 0x80;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(modulus)
-    }
 
     #[test]
     fn a_broken_file_is_remembered_as_seen_until_it_changes_again() {

@@ -12,6 +12,28 @@ use crate::helpers::{spawn_app_with, test_config};
 async fn exchange(address: &str, raw: &[u8]) -> String {
     let mut stream = TcpStream::connect(address).await.unwrap();
     stream.write_all(raw).await.unwrap();
+    read_until_closed(&mut stream).await
+}
+
+/// Sends `GET /healthz` on a new connection, reads its answer, then sends
+/// `raw` on the same connection: what follows the first answer, read until
+/// the server closes the connection.
+async fn exchange_after_an_answer(address: &str, raw: &[u8]) -> String {
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    let first = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    stream.write_all(first).await.unwrap();
+    let mut answered = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(&answered).contains(r#"{"status":"ok"}"#) {
+        let read = stream.read(&mut chunk).await.unwrap();
+        assert!(read > 0, "closed before the first answer");
+        answered.extend_from_slice(&chunk[..read]);
+    }
+    stream.write_all(raw).await.unwrap();
+    read_until_closed(&mut stream).await
+}
+
+async fn read_until_closed(stream: &mut TcpStream) -> String {
     let mut answer = Vec::new();
     let mut chunk = [0u8; 4096];
     let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
@@ -88,29 +110,11 @@ async fn a_request_head_beyond_32_kib_is_refused_at_once_with_a_problem_document
 #[tokio::test]
 async fn a_request_head_beyond_32_kib_is_refused_after_an_answer_on_the_same_connection_too() {
     let app = spawn_app_with(test_config()).await;
-    let mut stream = TcpStream::connect(app.host()).await.unwrap();
-    let first = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
-    stream.write_all(first).await.unwrap();
-    let mut answered = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !String::from_utf8_lossy(&answered).contains(r#"{"status":"ok"}"#) {
-        let read = stream.read(&mut chunk).await.unwrap();
-        assert!(read > 0, "closed before the first answer");
-        answered.extend_from_slice(&chunk[..read]);
-    }
     // hyper's buffer, grown by then, took heads of up to 64 KiB whole.
     let padding = "a".repeat(40 * 1024);
     let big = format!("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Padding: {padding}\r\n\r\n");
-    stream.write_all(big.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
-        while let Ok(read @ 1..) = stream.read(&mut chunk).await {
-            answer.extend_from_slice(&chunk[..read]);
-        }
-    })
-    .await;
-    assert!(closed.is_ok(), "the connection was not closed");
-    let (head, problem) = last_problem(&String::from_utf8(answer).unwrap());
+    let answer = exchange_after_an_answer(app.host(), big.as_bytes()).await;
+    let (head, problem) = last_problem(&answer);
     assert!(head.starts_with("http/1.1 431 "), "{head}");
     assert_eq!(problem["code"], "bad_request");
     assert_eq!(problem["type"], "/problems/request-header-fields-too-large");
@@ -143,32 +147,9 @@ async fn an_answer_before_a_broken_request_on_the_same_connection_is_kept_whole(
 #[tokio::test]
 async fn the_http_2_preface_after_an_http_1_request_gets_a_problem_document() {
     let app = spawn_app_with(test_config()).await;
-    let mut stream = TcpStream::connect(app.host()).await.unwrap();
-    stream
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut first = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !String::from_utf8_lossy(&first).contains(r#"{"status":"ok"}"#) {
-        let read = stream.read(&mut chunk).await.unwrap();
-        assert!(read > 0, "closed before the first answer");
-        first.extend_from_slice(&chunk[..read]);
-    }
     // Read on its own, it once passed for the start of an HTTP/2 connection.
-    stream
-        .write_all(b"PRI * HTTP/2.0\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut answer = Vec::new();
-    let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
-        while let Ok(read @ 1..) = stream.read(&mut chunk).await {
-            answer.extend_from_slice(&chunk[..read]);
-        }
-    })
-    .await;
-    assert!(closed.is_ok(), "the connection was not closed");
-    let (head, problem) = last_problem(&String::from_utf8(answer).unwrap());
+    let answer = exchange_after_an_answer(app.host(), b"PRI * HTTP/2.0\r\nHost: x\r\n\r\n").await;
+    let (head, problem) = last_problem(&answer);
     assert!(head.starts_with("http/1.1 400 "), "{head}");
     assert!(head.contains("cache-control: no-store"), "{head}");
     assert_eq!(problem["code"], "bad_request");
