@@ -374,7 +374,7 @@ function booked(held, text) {
 // A held or bought seat as its receipt names it: every date numbers its
 // seats from 1, so the date says which seat it is.
 function seatName(held) {
-  const when = held.starts_at ? ` on ${new Date(held.starts_at).toLocaleString()}` : "";
+  const when = held.starts_at ? ` on ${dateTime(held.starts_at)}` : "";
   return `Seat ${held.seat_no}${when}`;
 }
 

@@ -19,7 +19,7 @@ function showStanding(standing) {
   state.soldOut = standing.sold_out === true;
   if (state.soldOut) showSoldOut();
   else show("sold-out-line", false);
-  if (standing.expires_at) $("active-until").textContent = new Date(standing.expires_at).toLocaleTimeString();
+  if (standing.expires_at) $("active-until").textContent = clockTime(standing.expires_at);
   showQueued();
   showAdmissionEnd();
   announceStanding(standing);
@@ -61,7 +61,7 @@ function announceStanding(standing) {
   const element = $("standing-words");
   const words = {
     waiting: `Waiting in the queue: ${standing.position} ahead of you, estimated wait ${waitInWords(standing.estimated_wait_seconds)}.`,
-    active: `Admitted until ${new Date(standing.expires_at).toLocaleTimeString()}.`,
+    active: `Admitted until ${clockTime(standing.expires_at)}.`,
   }[standing.status] ?? "";
   const statusChanged = element.dataset.status !== standing.status;
   const saidLately = performance.now() - Number(element.dataset.saidAt ?? -Infinity) < STANDING_SAID_EVERY_MS;
@@ -154,7 +154,7 @@ function dateButton(date) {
 }
 
 function dateLabel(date) {
-  return `${new Date(date.starts_at).toLocaleString()} · ${date.available_seats}/${date.total_seats} free · ${won(date.price)}`;
+  return `${dateTime(date.starts_at)} · ${date.available_seats}/${date.total_seats} free · ${won(date.price)}`;
 }
 
 function pickDate(date) {

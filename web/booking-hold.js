@@ -63,6 +63,8 @@ function showHold(reservation) {
   state.reservation = reservation;
   save();
   $("held-seat").textContent = reservation.seat_no;
+  // Every date numbers its seats from 1: the date says which seat it is.
+  $("held-date").textContent = reservation.starts_at ? ` on ${dateTime(reservation.starts_at)}` : "";
   $("held-price").textContent = won(reservation.price);
   show("result", false);
   show("hold", true);
@@ -78,7 +80,7 @@ function showAdmissionEnd() {
   const until = state.admittedUntil;
   const sooner = Boolean(until && state.reservation) && Date.parse(until) < Date.parse(state.reservation.expires_at);
   show("admission-note", sooner);
-  if (sooner) $("admission-end").textContent = new Date(until).toLocaleTimeString();
+  if (sooner) $("admission-end").textContent = clockTime(until);
 }
 
 // Counts down to the service's expiry by the service's clock (common.js), so

@@ -244,6 +244,19 @@ function won(amount) {
   return `₩${Number(amount).toLocaleString("en-US")}`;
 }
 
+// A concert's start, in the reader's own time zone, named (a date read
+// "12/24/2026, 7:00:00 PM": seconds, and no zone to tell whose evening).
+function dateTime(iso) {
+  return new Date(iso).toLocaleString(undefined, {
+    year: "numeric", month: "short", day: "numeric", hour: "numeric", minute: "2-digit", timeZoneName: "short",
+  });
+}
+
+// A deadline today, to the second (a hold or an admission runs out on it).
+function clockTime(iso) {
+  return new Date(iso).toLocaleTimeString(undefined, { hour: "numeric", minute: "2-digit", second: "2-digit", timeZoneName: "short" });
+}
+
 // Whether a failed request may go through if sent again: no answer came
 // (the connection failed, or what came was not the service's), or the
 // service was busy or cut short (5xx) or asked to slow down (429).

@@ -60,6 +60,9 @@ with sync_playwright() as playwright:
     seat(page, 2).click()
     expect(page.locator("#hold")).to_be_visible()
     expect(page.locator("#held-seat")).to_have_text("2")
+    # The date named, to the minute, its zone too (it read "9/1/2031, 7:00:00 PM").
+    expect(page.locator("#held-date")).to_have_text(" on Sep 1, 2031, 7:00 PM UTC")
+    expect(page.locator("#date-list button").first).to_contain_text("Sep 1, 2031, 7:00 PM UTC")
     expect(seat(page, 2)).to_have_attribute("aria-label", "seat 2, yours", timeout=10_000)
     shot(page, "blocked-2-held", full_page=False)
     other.close()
