@@ -110,13 +110,15 @@ function startCountdown(expiresAt) {
   state.countdown = setInterval(tick, 1000);
 }
 
-// What the countdown's live region says: it changes each minute and once at
-// 30 s, so a screen reader is not read every second.
+// What the countdown's live region says: it changes each minute and at 60
+// and 30 s, so a screen reader is not read every second. Never more time
+// than is left: rounded up, 45 s were "1 minute left to pay".
 function timeLeftInWords(left) {
-  if (left > 30) {
-    const minutes = Math.ceil(left / 60);
-    return `${minutes} minute${minutes === 1 ? "" : "s"} left to pay`;
+  if (left >= 60) {
+    const minutes = Math.floor(left / 60);
+    return `At least ${minutes} minute${minutes === 1 ? "" : "s"} left to pay`;
   }
+  if (left > 30) return "Less than a minute left to pay";
   return left > 0 ? "Less than 30 seconds left to pay" : "";
 }
 

@@ -12,6 +12,7 @@ script may fail.
     python blocked_streams.py http://127.0.0.1:18396 <admin token> target/browser-screenshots
 """
 
+import re
 import sys
 
 from playwright.sync_api import expect, sync_playwright
@@ -64,6 +65,8 @@ with sync_playwright() as playwright:
     expect(page.locator("#held-date")).to_have_text(" on Sep 1, 2031, 7:00 PM UTC")
     expect(page.locator("#date-list button").first).to_contain_text("Sep 1, 2031, 7:00 PM UTC")
     expect(seat(page, 2)).to_have_attribute("aria-label", "seat 2, yours", timeout=10_000)
+    # Never more time than is left (rounded up, 45 s were "1 minute left").
+    expect(page.locator("#countdown-words")).to_have_text(re.compile(r"^At least [45] minutes left to pay$"))
     shot(page, "blocked-2-held", full_page=False)
     other.close()
     browser.close()
