@@ -13,6 +13,7 @@ mod charge_ids;
 mod checkpoint;
 mod decode;
 mod entry_numbers;
+mod holders;
 mod log_chain;
 mod payments;
 mod queue;
@@ -34,7 +35,7 @@ use sqlx::PgPool;
 use crate::aggregates::{QueueTicketEvent, SeatEvent, WalletEvent};
 use crate::event_log::{self, RawEvent};
 pub use active_limits::ActiveLimits;
-use catalogue::{CatalogueCheck, ScheduledDate};
+use catalogue::CatalogueCheck;
 use charge_ids::ChargeIds;
 use checkpoint::LogDigest;
 pub use checkpoint::{holds_checkpoint, Checkpoint, RULE as CHECKPOINT_RULE};
@@ -247,7 +248,7 @@ impl Checks {
         // balance it changes, so a row's violations read in that order.
         match decode::decode(row) {
             Ok(Decoded::Seat(event)) => {
-                let date = check_hold(&self.catalogue, &self.queue, row, &event, found);
+                let date = holders::check_hold(&self.catalogue, &self.queue, row, &event, found);
                 if let (Some(ttls), SeatEvent::SeatHeld { held_at, until, .. }) =
                     (&self.ttls, &event)
                 {
@@ -309,51 +310,6 @@ impl Checks {
         rows.catalogue.compare(dates, moved, &mut self.found);
         Ok(self.found)
     }
-}
-
-/// A hold's seat is one its date's scheduling made, and its holder was
-/// admitted to the date's concert; the hold's date, when it was scheduled.
-fn check_hold(
-    catalogue: &CatalogueCheck,
-    queue: &QueueCheck,
-    row: &RawEvent,
-    event: &SeatEvent,
-    found: &mut Vec<Violation>,
-) -> Option<ScheduledDate> {
-    let SeatEvent::SeatHeld {
-        user_id,
-        date_id,
-        seat_no,
-        price,
-        held_at,
-        ..
-    } = *event
-    else {
-        return None;
-    };
-    let date = catalogue.check_hold(row, date_id, seat_no, price, found)?;
-    if !queue.was_admitted(user_id, date.concert) {
-        found.push(Violation::new(
-            "a seat is held by a user admitted to its concert",
-            format!(
-                "user {user_id} has no admitted ticket of concert {}",
-                date.concert
-            ),
-            vec![row.label()],
-        ));
-    } else if !queue.was_active_at(user_id, date.concert, held_at) {
-        // Admitted once is not enough: a hold needs an active token (a hold
-        // appended after the user's ticket timed out, or was spent, passed).
-        found.push(Violation::new(
-            "a seat is held while its holder's ticket is active",
-            format!(
-                "user {user_id} had no ticket of concert {} active at {held_at}",
-                date.concert
-            ),
-            vec![row.label()],
-        ));
-    }
-    Some(date)
 }
 
 #[cfg(test)]
