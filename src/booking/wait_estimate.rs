@@ -4,14 +4,14 @@
 use chrono::{DateTime, Duration, Utc};
 
 use crate::config::Config;
-use crate::projections::queue_pace::RecentAdmissions;
+use crate::projections::queue_pace::{RecentAdmissions, BURST_GAP_MS};
 
 /// How fast a concert's waiting line moves, as far as a wait estimate needs.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct AdmissionPace {
     /// Tickets admitted lately into slots other tickets freed.
     admitted_to_freed: i64,
-    /// The scheduler rounds that admitted them.
+    /// The rounds (bursts) that admitted them.
     freed_rounds: i64,
     /// The usual time between those rounds.
     round_gap: Duration,
@@ -37,15 +37,10 @@ impl AdmissionPace {
         now: DateTime<Utc>,
     ) -> AdmissionPace {
         let last_admitted = admissions.last_admitted.unwrap_or(now);
-        // Between the first freed round and the last, or, with one, since
-        // the sample's start (a sale's first round, or the window's start).
-        let round_gap = match (admissions.freed_rounds, admissions.first_freed) {
-            (rounds, Some(first)) if rounds >= 2 => (last_admitted - first) / (rounds - 1) as i32,
-            _ => last_admitted - admissions.sample_start,
-        };
+        let (freed_rounds, round_gap) = rounds_of(admissions, last_admitted);
         AdmissionPace {
             admitted_to_freed: admissions.admitted_to_freed,
-            freed_rounds: admissions.freed_rounds,
+            freed_rounds,
             round_gap,
             still_for: admissions
                 .last_admitted
@@ -122,6 +117,37 @@ impl AdmissionPace {
         (wait_ms.saturating_add(999) / 1000)
             .max(next_round)
             .min(at_worst)
+    }
+}
+
+/// The rounds the admissions into freed slots came in, and the usual gap
+/// between them. Tokens admitted together lapse together, and their slots
+/// are taken again together; but a round's admissions come over two or
+/// three scheduler ticks when its entries did, and counted tick by tick, a
+/// line admitting five every 10 s told its first in line 1 s (a probe). So
+/// admissions less than `BURST_GAP_MS` apart are one burst, when the line
+/// spends more of its time between bursts than within them; a line that
+/// moves at every tick is counted tick by tick.
+fn rounds_of(admissions: &RecentAdmissions, last_admitted: DateTime<Utc>) -> (i64, Duration) {
+    let Some(first) = admissions.first_freed else {
+        return (0, Duration::zero());
+    };
+    let gaps = admissions.gaps();
+    // Before the first: since the sample's start (a sale's first round, or
+    // the window's start).
+    let lead_ms = (first - admissions.sample_start).num_milliseconds().max(0);
+    let (mut long, mut long_ms, mut short_ms) = (gaps.long, gaps.long_ms, gaps.short_ms);
+    if lead_ms > BURST_GAP_MS {
+        (long, long_ms) = (long + 1, long_ms + lead_ms);
+    } else {
+        short_ms += lead_ms;
+    }
+    if long > 0 && long_ms >= short_ms {
+        return (gaps.long + 1, Duration::milliseconds(long_ms / long));
+    }
+    match admissions.freed_rounds {
+        rounds if rounds >= 2 => (rounds, (last_admitted - first) / (rounds - 1) as i32),
+        rounds => (rounds, last_admitted - admissions.sample_start),
     }
 }
 
@@ -305,6 +331,42 @@ mod tests {
         // Not "a second" for everyone: the worst case.
         assert_eq!(one_round.wait_for(0), 600);
         assert_eq!(one_round.wait_for(100), 1200);
+    }
+
+    #[test]
+    fn admissions_over_neighbouring_ticks_are_one_burst_in_a_line_that_moves_by_bursts() {
+        let at = |ms: i64| DateTime::<Utc>::UNIX_EPOCH + Duration::milliseconds(ms);
+        let sampled = |first_ms, last_ms, rounds, gaps: [i64; 3]| RecentAdmissions {
+            first_freed: Some(at(first_ms)),
+            last_admitted: Some(at(last_ms)),
+            freed_rounds: rounds,
+            freed_gaps: gaps.to_vec(),
+            ..RecentAdmissions::NONE
+        };
+        // A sale's first five admitted at 0 s lapse at 9.46 and 9.74 s, and
+        // their slots are taken again so: one burst 9.46 s after the first
+        // round, not two 0.28 s apart (the first in line was told 1 s).
+        let one = sampled(9_460, 9_740, 2, [0, 0, 280]);
+        assert_eq!(
+            rounds_of(&one, at(9_740)),
+            (1, Duration::milliseconds(9_460))
+        );
+        // Three such bursts, 9.7 s apart.
+        let three = sampled(9_460, 29_140, 6, [2, 19_400, 840]);
+        assert_eq!(
+            rounds_of(&three, at(29_140)),
+            (3, Duration::milliseconds(9_620))
+        );
+        // A line that moves at every tick of a quarter second is counted
+        // tick by tick.
+        let steady = sampled(100, 24_850, 100, [0, 0, 24_750]);
+        let (rounds, gap) = rounds_of(&steady, at(24_850));
+        assert_eq!(
+            (rounds, (gap.num_microseconds().unwrap() + 500) / 1000),
+            (100, 250)
+        );
+        // Nothing freed: no rounds.
+        assert_eq!(rounds_of(&RecentAdmissions::NONE, at(0)).0, 0);
     }
 
     #[test]

@@ -26,6 +26,10 @@ pub struct RecentAdmissions {
     pub freed_rounds: i64,
     /// The earliest of those rounds.
     pub first_freed: Option<DateTime<Utc>>,
+    /// The gaps between those admissions, in one read: how many are longer
+    /// than `BURST_GAP_MS`, their sum and the shorter ones' sum, in
+    /// milliseconds (`FreedGaps`).
+    pub freed_gaps: Vec<i64>,
     /// Since when the sampled admissions are counted: the oldest of them
     /// (of either kind) once the sample is full, or else the window's start
     /// or the line's first admission, whichever is later.
@@ -43,12 +47,39 @@ pub struct RecentAdmissions {
     pub active: Option<i64>,
 }
 
+/// Admissions closer than this belong to one burst (two scheduler ticks of
+/// the default quarter second).
+pub const BURST_GAP_MS: i64 = 500;
+
+/// The gaps between the admissions into freed slots.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct FreedGaps {
+    /// Gaps longer than `BURST_GAP_MS`: between bursts.
+    pub long: i64,
+    pub long_ms: i64,
+    /// The sum of the others: within bursts.
+    pub short_ms: i64,
+}
+
 impl RecentAdmissions {
+    /// `freed_gaps` by name.
+    pub fn gaps(&self) -> FreedGaps {
+        match self.freed_gaps[..] {
+            [long, long_ms, short_ms] => FreedGaps {
+                long,
+                long_ms,
+                short_ms,
+            },
+            _ => FreedGaps::default(),
+        }
+    }
+
     /// A line that never admitted anyone.
     pub const NONE: RecentAdmissions = RecentAdmissions {
         admitted_to_freed: 0,
         freed_rounds: 0,
         first_freed: None,
+        freed_gaps: Vec::new(),
         sample_start: DateTime::UNIX_EPOCH,
         last_admitted: None,
         last_round: 0,
@@ -98,6 +129,12 @@ pub(super) fn admission_columns(since: &str, active_max: &str) -> String {
         "least({admitted}, greatest(0, {LEFT_WAITING_TOTAL} - {active_max}))::bigint as admitted_to_freed,
          (select count(distinct admitted_at) from ({freed}) freed) as freed_rounds,
          (select min(admitted_at) from ({freed}) freed) as first_freed,
+         (select array[count(*) filter (where gap_ms > {BURST_GAP_MS}),
+                       coalesce(sum(gap_ms) filter (where gap_ms > {BURST_GAP_MS}), 0),
+                       coalesce(sum(gap_ms) filter (where gap_ms <= {BURST_GAP_MS}), 0)]::bigint[]
+          from (select (extract(epoch from admitted_at - lag(admitted_at) over (order by admitted_at)) * 1000)::bigint
+                           as gap_ms
+                from ({freed}) freed) gaps) as freed_gaps,
          coalesce((select admitted_at from queue_tickets where concert_id = $1 and admitted_at >= {since}
                    order by admitted_at desc offset {RATE_SAMPLE} - 1 limit 1),
                   greatest({since}, (select min(admitted_at) from queue_tickets

@@ -238,3 +238,40 @@ async fn a_line_admitting_several_a_round_tells_the_first_in_line_a_round_s_gap(
     let (_, told) = place_and_wait(&midway);
     assert!((1..=3).contains(&told), "told {told}");
 }
+
+#[tokio::test]
+async fn a_round_admitted_over_neighbouring_ticks_is_counted_as_one() {
+    let mut config = test_config();
+    config.queue_active_max = 3;
+    config.queue_active_ttl_secs = 4;
+    config.scheduler_interval_ms = 250;
+    let app = spawn_app_with(config).await;
+    let concert = app.create_concert(1, 5, 1000).await;
+    let enter = || async {
+        let (_, body) = app.enter_queue(Uuid::new_v4(), &concert.concert_id).await;
+        body["token"].as_str().unwrap().to_string()
+    };
+    // Two admitted, and the third a tick or two later, as people enter:
+    // their slots free over as many ticks, and are taken again so.
+    let first_two = [enter().await, enter().await];
+    for token in &first_two {
+        app.wait_until_active(token).await;
+    }
+    let third = enter().await;
+    app.wait_until_active(&third).await;
+    let mut next_three = Vec::new();
+    for _ in 0..3 {
+        next_three.push(enter().await);
+    }
+    let fourth = enter().await;
+
+    for token in &next_three {
+        app.wait_until_active(token).await;
+    }
+    let standing = app.get_json("/queue/tokens/current", Some(&fourth)).await;
+    let (place, told) = place_and_wait(&standing);
+    assert_eq!(place, 0, "{standing}");
+    // The next round comes when these three lapse, 4 s on; counted tick
+    // by tick, the round's ticks read as a line moving every 0.3 s: 1 s.
+    assert!((3..=5).contains(&told), "a round every 4 s: told {told}");
+}
