@@ -129,23 +129,24 @@ impl AdmissionPace {
 /// spends more of its time between bursts than within them; a line that
 /// moves at every tick is counted tick by tick.
 fn rounds_of(admissions: &RecentAdmissions, last_admitted: DateTime<Utc>) -> (i64, Duration) {
-    let Some(first) = admissions.first_freed else {
+    let freed = admissions.freed();
+    let Some(first) = freed.first else {
         return (0, Duration::zero());
     };
-    let gaps = admissions.gaps();
     // Before the first: since the sample's start (a sale's first round, or
     // the window's start).
     let lead_ms = (first - admissions.sample_start).num_milliseconds().max(0);
-    let (mut long, mut long_ms, mut short_ms) = (gaps.long, gaps.long_ms, gaps.short_ms);
+    let (mut long, mut long_ms, mut short_ms) =
+        (freed.long_gaps, freed.long_gaps_ms, freed.short_gaps_ms);
     if lead_ms > BURST_GAP_MS {
         (long, long_ms) = (long + 1, long_ms + lead_ms);
     } else {
         short_ms += lead_ms;
     }
     if long > 0 && long_ms >= short_ms {
-        return (gaps.long + 1, Duration::milliseconds(long_ms / long));
+        return (freed.long_gaps + 1, Duration::milliseconds(long_ms / long));
     }
-    match admissions.freed_rounds {
+    match freed.rounds {
         rounds if rounds >= 2 => (rounds, (last_admitted - first) / (rounds - 1) as i32),
         rounds => (rounds, last_admitted - admissions.sample_start),
     }
@@ -154,6 +155,7 @@ fn rounds_of(admissions: &RecentAdmissions, last_admitted: DateTime<Utc>) -> (i6
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::projections::queue_pace::Freed;
 
     /// `admitted_to_freed` admitted one a round over the last minute.
     fn pace(admitted_to_freed: i64, active: Option<i64>) -> AdmissionPace {
@@ -336,13 +338,21 @@ mod tests {
     #[test]
     fn admissions_over_neighbouring_ticks_are_one_burst_in_a_line_that_moves_by_bursts() {
         let at = |ms: i64| DateTime::<Utc>::UNIX_EPOCH + Duration::milliseconds(ms);
-        let sampled = |first_ms, last_ms, rounds, gaps: [i64; 3]| RecentAdmissions {
-            first_freed: Some(at(first_ms)),
-            last_admitted: Some(at(last_ms)),
-            freed_rounds: rounds,
-            freed_gaps: gaps.to_vec(),
-            ..RecentAdmissions::NONE
-        };
+        let sampled =
+            |first_ms, last_ms, rounds, [long_gaps, long_gaps_ms, short_gaps_ms]: [i64; 3]| {
+                let freed = Freed {
+                    rounds,
+                    first: Some(at(first_ms)),
+                    long_gaps,
+                    long_gaps_ms,
+                    short_gaps_ms,
+                };
+                RecentAdmissions {
+                    last_admitted: Some(at(last_ms)),
+                    freed: freed.to_column(),
+                    ..RecentAdmissions::NONE
+                }
+            };
         // A sale's first five admitted at 0 s lapse at 9.46 and 9.74 s, and
         // their slots are taken again so: one burst 9.46 s after the first
         // round, not two 0.28 s apart (the first in line was told 1 s).

@@ -110,7 +110,7 @@ pub async fn plan_entries<'e>(
          select k.concert_exists, l.tickets_of_user,
             l.ticket_id, l.entry_no as latest_entry_no, l.status, l.expires_at,
             p.new_entry_no, pg_postmaster_start_time() as server_started,
-            {position}, k.admitted_to_freed, k.freed_rounds, k.first_freed, k.freed_gaps, k.sample_start, k.last_admitted, k.last_round, k.active_until, k.active
+            {position}, k.admitted_to_freed, k.freed, k.sample_start, k.last_admitted, k.last_round, k.active_until, k.active
          from latest l join placed p on p.ord = l.ord cross join known k
          order by l.ord",
         rates = admission_columns("$4", "$6"),

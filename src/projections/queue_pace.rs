@@ -22,14 +22,8 @@ pub struct RecentAdmissions {
     /// admissions took slots that were free from the start, so they say
     /// nothing of how fast slots free.
     pub admitted_to_freed: i64,
-    /// The scheduler rounds those admissions came in (one instant each).
-    pub freed_rounds: i64,
-    /// The earliest of those rounds.
-    pub first_freed: Option<DateTime<Utc>>,
-    /// The gaps between those admissions, in one read: how many are longer
-    /// than `BURST_GAP_MS`, their sum and the shorter ones' sum, in
-    /// milliseconds (`FreedGaps`).
-    pub freed_gaps: Vec<i64>,
+    /// Those admissions as `Freed` has them, read in one pass over them.
+    pub freed: Vec<i64>,
     /// Since when the sampled admissions are counted: the oldest of them
     /// (of either kind) once the sample is full, or else the window's start
     /// or the line's first admission, whichever is later.
@@ -51,35 +45,57 @@ pub struct RecentAdmissions {
 /// the default quarter second).
 pub const BURST_GAP_MS: i64 = 500;
 
-/// The gaps between the admissions into freed slots.
+/// The admissions into freed slots: the scheduler rounds they came in
+/// (one instant each), the earliest of them, and the gaps between them.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct FreedGaps {
-    /// Gaps longer than `BURST_GAP_MS`: between bursts.
-    pub long: i64,
-    pub long_ms: i64,
-    /// The sum of the others: within bursts.
-    pub short_ms: i64,
+pub struct Freed {
+    pub rounds: i64,
+    pub first: Option<DateTime<Utc>>,
+    /// Gaps longer than `BURST_GAP_MS` (between bursts): how many, and
+    /// their sum in milliseconds.
+    pub long_gaps: i64,
+    pub long_gaps_ms: i64,
+    /// The sum of the others (within bursts), in milliseconds.
+    pub short_gaps_ms: i64,
+}
+
+#[cfg(test)]
+impl Freed {
+    /// As `RecentAdmissions::freed` stores it: the earliest in microseconds
+    /// since the Unix epoch.
+    pub fn to_column(self) -> Vec<i64> {
+        let first = self.first.map_or(0, |first| first.timestamp_micros());
+        vec![
+            self.rounds,
+            first,
+            self.long_gaps,
+            self.long_gaps_ms,
+            self.short_gaps_ms,
+        ]
+    }
 }
 
 impl RecentAdmissions {
-    /// `freed_gaps` by name.
-    pub fn gaps(&self) -> FreedGaps {
-        match self.freed_gaps[..] {
-            [long, long_ms, short_ms] => FreedGaps {
-                long,
-                long_ms,
-                short_ms,
+    /// `freed` by name.
+    pub fn freed(&self) -> Freed {
+        match self.freed[..] {
+            [rounds, first_us, long_gaps, long_gaps_ms, short_gaps_ms] => Freed {
+                rounds,
+                first: (rounds > 0)
+                    .then(|| DateTime::from_timestamp_micros(first_us))
+                    .flatten(),
+                long_gaps,
+                long_gaps_ms,
+                short_gaps_ms,
             },
-            _ => FreedGaps::default(),
+            _ => Freed::default(),
         }
     }
 
     /// A line that never admitted anyone.
     pub const NONE: RecentAdmissions = RecentAdmissions {
         admitted_to_freed: 0,
-        freed_rounds: 0,
-        first_freed: None,
-        freed_gaps: Vec::new(),
+        freed: Vec::new(),
         sample_start: DateTime::UNIX_EPOCH,
         last_admitted: None,
         last_round: 0,
@@ -127,14 +143,15 @@ pub(super) fn admission_columns(since: &str, active_max: &str) -> String {
     let freed = sampled(&freed_limit);
     format!(
         "least({admitted}, greatest(0, {LEFT_WAITING_TOTAL} - {active_max}))::bigint as admitted_to_freed,
-         (select count(distinct admitted_at) from ({freed}) freed) as freed_rounds,
-         (select min(admitted_at) from ({freed}) freed) as first_freed,
-         (select array[count(*) filter (where gap_ms > {BURST_GAP_MS}),
+         (select array[count(distinct admitted_at),
+                       coalesce((extract(epoch from min(admitted_at)) * 1000000)::bigint, 0),
+                       count(*) filter (where gap_ms > {BURST_GAP_MS}),
                        coalesce(sum(gap_ms) filter (where gap_ms > {BURST_GAP_MS}), 0),
                        coalesce(sum(gap_ms) filter (where gap_ms <= {BURST_GAP_MS}), 0)]::bigint[]
-          from (select (extract(epoch from admitted_at - lag(admitted_at) over (order by admitted_at)) * 1000)::bigint
+          from (select admitted_at,
+                       (extract(epoch from admitted_at - lag(admitted_at) over (order by admitted_at)) * 1000)::bigint
                            as gap_ms
-                from ({freed}) freed) gaps) as freed_gaps,
+                from ({freed}) freed) gaps) as freed,
          coalesce((select admitted_at from queue_tickets where concert_id = $1 and admitted_at >= {since}
                    order by admitted_at desc offset {RATE_SAMPLE} - 1 limit 1),
                   greatest({since}, (select min(admitted_at) from queue_tickets

@@ -19,5 +19,7 @@ for which in $ROUNDS; do
     --waiting-room 10000 --seconds 20 \
     --database-url "postgres:///concert?host=/tmp/wr-data&port=5432&user=postgres" > $OUT/$i-$which.txt 2>&1
   echo "== $i $which"; tail -12 $OUT/$i-$which.txt
+  # The server's CPU time over the round, in clock ticks (10 ms).
+  awk -v w=$which "{print \"cpu_ticks \" w \" \" \$14+\$15}" /proc/$pid/stat
   kill -INT $pid; wait $pid
 done
