@@ -34,22 +34,6 @@ async fn the_audit_names_an_edited_amount() {
         .violations
         .iter()
         .any(|v| v.rule == "hash chain intact"));
-
-    // A rebuild from the edited log says so (it said only "rebuilt").
-    let edited: i64 =
-        sqlx::query_scalar("select position from events where aggregate_id = $1 and sequence = $2")
-            .bind(&id)
-            .bind(sequence)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    let replayed = concert::replay::replay(&pool, &mut |_, _| {})
-        .await
-        .unwrap();
-    assert_eq!(
-        (replayed.chain_breaks, replayed.first_chain_break),
-        (1, Some(edited))
-    );
 }
 
 #[tokio::test]
