@@ -203,11 +203,15 @@ async fn forge_sale(pool: &PgPool, sale: &Sale, skip: i64, ticket: Option<&str>)
     .fetch_one(pool)
     .await
     .unwrap();
+    // Dated as the buyer's own first hold, while their ticket was active
+    // (the log's first hold was made before a later buyer was admitted).
     let (held_at, until, balance): (Value, Value, i64) = sqlx::query_as(
         "select (select payload::jsonb #> '{SeatHeld,held_at}' from events
-                 where event_type = 'SeatHeld' order by position limit 1),
+                 where event_type = 'SeatHeld' and payload::jsonb #>> '{SeatHeld,user_id}' = $1
+                 order by position limit 1),
                 (select payload::jsonb #> '{SeatHeld,until}' from events
-                 where event_type = 'SeatHeld' order by position limit 1),
+                 where event_type = 'SeatHeld' and payload::jsonb #>> '{SeatHeld,user_id}' = $1
+                 order by position limit 1),
                 (select (payload::jsonb -> event_type ->> 'balance')::bigint from events
                  where aggregate_type = 'Wallet' and aggregate_id = $1 order by sequence desc limit 1)",
     )
