@@ -37,6 +37,7 @@ mod payments;
 mod pipeline;
 mod pipeline_unstorable;
 mod plans;
+mod pooled_connections;
 mod positions;
 mod projector;
 mod queue;
