@@ -18,6 +18,8 @@
 mod chain_check;
 mod chunks;
 mod live_settings;
+mod swap_waiting;
+pub mod table_holders;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -99,8 +101,8 @@ pub enum ReplayError {
         owner: String,
         source: sqlx::Error,
     },
-    #[error("the rebuilt read models could not be swapped in for {0} s: a backup or other long reads of them kept running; the live read models are unchanged")]
-    SwapBusy(u64),
+    #[error("the rebuilt read models could not be swapped in for {secs} s: a backup or other long reads of them kept running (holding them: {holders}); the live read models are unchanged")]
+    SwapBusy { secs: u64, holders: String },
 }
 
 /// Rebuilds the read models; `progress(done, total)` is called as events are applied.
@@ -169,6 +171,7 @@ pub async fn replay(
     // with the whole rebuild: the swap is tried in a savepoint instead,
     // briefly, until those readers are done.
     let started = Instant::now();
+    let mut waiting = swap_waiting::SwapWaiting::default();
     // A stream may be caught up in several passes, and again after a swap
     // tried and rolled back: the report counts it once.
     let mut caught_up = HashSet::new();
@@ -177,19 +180,29 @@ pub async fn replay(
         // before the locks, so that under them only the last moment's is.
         catch_up_before_swap(&mut tx, &projectors, last, &mut caught_up).await?;
         let mut swap = tx.begin().await?;
-        match swap_in(&mut swap, &projectors, last).await {
+        match swap_in(&mut swap, &projectors, last, waiting.lock_wait).await {
             Ok(under_locks) => {
                 swap.commit().await?;
                 let count = under_locks.len() as u64;
                 caught_up.extend(under_locks);
                 break count;
             }
-            Err(error) if is_busy(&error) && started.elapsed() < SWAP_WAIT_MOST => {
-                swap.rollback().await?;
-                tokio::time::sleep(SWAP_RETRY_AFTER).await;
-            }
             Err(error) if is_busy(&error) => {
-                return Err(ReplayError::SwapBusy(SWAP_WAIT_MOST.as_secs()))
+                swap.rollback().await?;
+                let holders = table_holders::table_holders(
+                    &mut tx,
+                    &READ_MODEL_TABLES,
+                    crate::backup::COPY_LOCK,
+                )
+                .await?;
+                if started.elapsed() >= SWAP_WAIT_MOST {
+                    return Err(ReplayError::SwapBusy {
+                        secs: SWAP_WAIT_MOST.as_secs(),
+                        holders: table_holders::describe(&holders),
+                    });
+                }
+                waiting.tried(&mut tx, &holders, started.elapsed()).await?;
+                tokio::time::sleep(SWAP_RETRY_AFTER).await;
             }
             Err(error) => return Err(error),
         }
@@ -283,9 +296,6 @@ async fn drop_snapshots(pool: &PgPool) -> sqlx::Result<u64> {
     Ok(dropped.rows_affected())
 }
 
-/// How long one try of the swap waits for the live tables' locks; writers
-/// queue behind the request for as long.
-const SWAP_LOCK_WAIT: &str = "200ms";
 /// How long one try of the swap waits for a backup under way to finish.
 const BACKUP_WAIT: &str = "2s";
 /// The pause between tries of the swap.
@@ -296,11 +306,12 @@ const SWAP_WAIT_MOST: Duration = Duration::from_secs(600);
 /// Swaps the rebuilt tables in for the live ones, with the events committed
 /// meanwhile applied first; busy (`is_busy`) when a backup did not finish
 /// within `BACKUP_WAIT` or the tables' locks did not come within
-/// `SWAP_LOCK_WAIT`.
+/// `lock_wait`.
 async fn swap_in(
     swap: &mut PgConnection,
     projectors: &Projectors,
     rebuilt_upto: i64,
+    lock_wait: Duration,
 ) -> Result<Vec<CaughtUpStream>, ReplayError> {
     // A backup shares this lock while it copies: its snapshot reads every
     // table until it is done. The swap waits for it in line rather than
@@ -313,9 +324,12 @@ async fn swap_in(
         .bind(crate::backup::COPY_LOCK)
         .execute(&mut *swap)
         .await?;
-    sqlx::query(&format!("set local lock_timeout = '{SWAP_LOCK_WAIT}'"))
-        .execute(&mut *swap)
-        .await?;
+    sqlx::query(&format!(
+        "set local lock_timeout = '{}ms'",
+        lock_wait.as_millis()
+    ))
+    .execute(&mut *swap)
+    .await?;
     // Live projections wait from here until the swap commits.
     let live: Vec<String> = READ_MODEL_TABLES
         .iter()

@@ -63,16 +63,9 @@ async fn a_replay_swaps_after_long_readers_without_holding_up_the_service() {
     let mut backup = sqlx::PgConnection::connect_with(&app.pool.connect_options())
         .await
         .unwrap();
-    sqlx::query("select pg_advisory_lock_shared($1)")
-        .bind(concert::backup::COPY_LOCK)
-        .execute(&mut backup)
-        .await
-        .unwrap();
+    share_the_copy_lock(&mut backup).await;
     let mut snapshot = backup.begin().await.unwrap();
-    sqlx::query("select count(*) from balances")
-        .execute(&mut *snapshot)
-        .await
-        .unwrap();
+    read_the_table(&mut snapshot, "balances").await;
 
     let swapped = AtomicBool::new(false);
     let replay = replay_noting_its_end(&app.pool, &swapped);
@@ -210,4 +203,83 @@ async fn a_replay_running_holds_no_admission_back() {
     assert_eq!(second["status"], "waiting", "{second}");
     app.wait_until_active(second["token"].as_str().unwrap())
         .await;
+}
+
+/// A swap that waits names who holds the live tables (a swap that gave up
+/// after ten minutes said only "long reads"): a session reading a read
+/// model in an open transaction, and a backup's copy lock; not a session
+/// that holds neither.
+#[tokio::test]
+async fn the_sessions_a_swap_waits_for_are_named() {
+    use concert::replay::table_holders::{describe, table_holders};
+
+    let app = spawn_app().await;
+    assert_eq!(app.charge(Uuid::new_v4(), 100).await.status, 200);
+    // Stopped, so that only this test's sessions hold anything.
+    let pool = app.shutdown().await;
+    let session = || async {
+        let options = (*pool.connect_options())
+            .clone()
+            .application_name("long-reader");
+        sqlx::PgConnection::connect_with(&options).await.unwrap()
+    };
+    let mut reader = session().await;
+    let mut backup = session().await;
+    let mut bystander = session().await;
+    let (reader_pid, backup_pid) = (
+        backend_pid(&mut reader).await,
+        backend_pid(&mut backup).await,
+    );
+    let mut reading = reader.begin().await.unwrap();
+    read_the_table(&mut reading, "balances").await;
+    share_the_copy_lock(&mut backup).await;
+    let mut bystanding = bystander.begin().await.unwrap();
+    read_the_table(&mut bystanding, "events").await;
+    let mut looking = pool.acquire().await.unwrap();
+    let holders = table_holders(
+        &mut looking,
+        &concert::replay::READ_MODEL_TABLES,
+        concert::backup::COPY_LOCK,
+    )
+    .await
+    .unwrap();
+
+    let mut pids: Vec<i32> = holders.iter().map(|holder| holder.pid).collect();
+    pids.sort_unstable();
+    let mut expected = vec![reader_pid, backup_pid];
+    expected.sort_unstable();
+    assert_eq!(pids, expected, "{holders:#?}");
+    let named = describe(&holders);
+    assert!(
+        named.contains(&format!(
+            "pid {reader_pid} (client backend \"long-reader\", idle in transaction"
+        )) && named.contains("last statement: select count(*) from balances"),
+        "{named}"
+    );
+    reading.rollback().await.unwrap();
+    bystanding.rollback().await.unwrap();
+}
+
+async fn backend_pid(connection: &mut sqlx::PgConnection) -> i32 {
+    sqlx::query_scalar("select pg_backend_pid()")
+        .fetch_one(connection)
+        .await
+        .unwrap()
+}
+
+/// Shares the copy lock, as `concert backup` does while it copies.
+async fn share_the_copy_lock(connection: &mut sqlx::PgConnection) {
+    sqlx::query("select pg_advisory_lock_shared($1)")
+        .bind(concert::backup::COPY_LOCK)
+        .execute(connection)
+        .await
+        .unwrap();
+}
+
+/// Reads every row of `table`: its lock is then held to the transaction's end.
+async fn read_the_table(connection: &mut sqlx::PgConnection, table: &str) {
+    sqlx::query(&format!("select count(*) from {table}"))
+        .execute(connection)
+        .await
+        .unwrap();
 }
