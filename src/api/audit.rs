@@ -10,8 +10,9 @@ use uuid::Uuid;
 
 use super::auth::Admin;
 use super::error::{ApiError, Problem};
-use super::extract::{blank_as_default, Path, Query};
+use super::extract::{blank_as_default, Path};
 use super::paged_array::paged_array;
+use super::ranged_query::RangedQuery;
 use crate::event_log::{self, LoggedEvent};
 use crate::state::AppState;
 
@@ -74,9 +75,10 @@ const STREAM_PAGE: usize = 1_000;
     ))]
 async fn list_events(
     State(app): State<AppState>,
-    Query(page): Query<EventPage>,
+    page: RangedQuery<EventPage>,
     _admin: Admin,
 ) -> Result<axum::Json<EventPageResponse>, ApiError> {
+    let page = page.in_range()?;
     let after = page.after.unwrap_or(0);
     let limit = page.limit.unwrap_or(DEFAULT_PAGE);
     if after < 0 || !(1..=MAX_PAGE).contains(&limit) || page.before.is_some_and(|before| before < 1)

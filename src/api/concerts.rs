@@ -14,8 +14,10 @@ use super::auth::{require_active, Admin, VerifiedToken};
 use super::bounded::Bounded;
 use super::context::Correlation;
 use super::error::{ApiError, Problem};
-use super::extract::{blank_as_default, Json, Path, Query};
+use super::extract::{blank_as_default, Json, Path};
+use super::objects_only::objects_only;
 use super::paged_array::paged_array;
+use super::ranged_query::RangedQuery;
 use super::read_source;
 use crate::aggregates::concert::{MAX_PRICE, MAX_SEATS_PER_DATE, STARTS_AT_YEARS};
 use crate::aggregates::{ConcertCommand, ConcertDate};
@@ -46,6 +48,7 @@ pub struct ScheduleConcertRequest {
     )]
     title: String,
     #[schema(min_items = 1, max_items = 100)]
+    #[serde(deserialize_with = "objects_only")]
     dates: Vec<DateRequest>,
 }
 
@@ -301,9 +304,10 @@ pub struct FreeSeat {
 async fn list_free_seats(
     State(app): State<AppState>,
     Path((concert_id, date_id)): Path<(Uuid, Uuid)>,
-    Query(page): Query<SeatPage>,
+    page: RangedQuery<SeatPage>,
     VerifiedToken(ticket_id): VerifiedToken,
 ) -> Result<axum::Json<SeatListResponse>, ApiError> {
+    let page = page.in_range()?;
     let limit = page.limit.unwrap_or(DEFAULT_SEAT_PAGE);
     if !(1..=MAX_SEAT_PAGE).contains(&limit) {
         return Err(ApiError::Validation(format!(

@@ -224,3 +224,45 @@ async fn a_bad_uuid_in_a_json_body_fails_validation() {
     .await;
     assert_eq!(free_seat_count(&app, &user, &concert, 0).await, 5);
 }
+
+/// A date written as an array (serde reads a struct from one, field by
+/// field) scheduled a concert (`201`), and one with an element more was
+/// called malformed JSON (`400`): both are well-formed JSON of the wrong
+/// shape, and nothing is scheduled.
+#[tokio::test]
+async fn a_date_written_as_an_array_fails_validation_and_schedules_nothing() {
+    let app = spawn_app().await;
+    let date = json!({"starts_at": "2031-01-01T19:00:00Z", "seats": 3, "price": 100});
+    for dates in [
+        json!([["2031-01-01T19:00:00Z", 3, 100]]),
+        json!([["2031-01-01T19:00:00Z", 3, 100, null]]),
+        json!([date, ["2031-01-01T19:00:00Z", 3, 100]]),
+        json!(["2031-01-01T19:00:00Z"]),
+    ] {
+        let body = json!({"title": "Arrays", "dates": dates});
+        let response = app.post("/concerts", Some(ADMIN_TOKEN), body).await;
+        let (status, _, bytes) = response.parts().await;
+        let problem: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("validation_failed")),
+            "dates {dates}: {problem}"
+        );
+        assert!(
+            problem["detail"]
+                .as_str()
+                .is_some_and(|detail| detail.contains("a JSON object")),
+            "{problem}"
+        );
+    }
+    let listed = app.get_json("/concerts", None).await;
+    assert_eq!(listed["concerts"], json!([]), "{listed}");
+    let response = app
+        .post(
+            "/concerts",
+            Some(ADMIN_TOKEN),
+            json!({"title": "Objects", "dates": [date]}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+}

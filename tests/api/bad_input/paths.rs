@@ -51,6 +51,44 @@ async fn the_audit_routes_check_their_path_and_query_before_the_admin_token() {
     assert_problem(response, StatusCode::UNAUTHORIZED, "token_invalid").await;
 }
 
+/// Digits beyond a number's type are a number out of range, as `limit=5001`
+/// is: `422` once the token is checked, like every range, and `401` without
+/// one. They were `422` before the token was looked at.
+#[tokio::test]
+async fn a_number_beyond_its_type_in_a_query_is_out_of_range_after_the_token_is_checked() {
+    let app = spawn_app().await;
+    let concert = app.create_concert(1, 5, 10_000).await;
+    let user = app.active_user(&concert.concert_id).await;
+    let seats = super::seats_path(&concert, 0);
+    for (path, token) in [
+        (
+            "/audit/events?limit=9223372036854775808".to_string(),
+            ADMIN_TOKEN,
+        ),
+        (
+            "/audit/events?after=-99999999999999999999".to_string(),
+            ADMIN_TOKEN,
+        ),
+        (format!("{seats}?limit=99999999999999999999"), &user.token),
+        (
+            format!("{seats}?after_seat_no=-9223372036854775809"),
+            &user.token,
+        ),
+    ] {
+        for forged in [None, Some("forged")] {
+            let response = app.get(&path, forged).await;
+            assert_problem(response, StatusCode::UNAUTHORIZED, "token_invalid").await;
+        }
+        let response = app.get(&path, Some(token)).await;
+        assert_problem(
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+    }
+}
+
 #[tokio::test]
 async fn a_long_bad_id_is_not_sent_back_whole() {
     let app = spawn_app().await;
