@@ -47,6 +47,12 @@ pub fn check_before_starting(command: &Command, config: &Config) -> Result<(), S
         }
         _ => {}
     }
+    // A serve's identity provider: a missing or unreadable JWKS file stopped
+    // the start only once the store was made and migrated.
+    if let (Command::Serve { .. }, Some(path)) = (command, &config.auth_jwks_file) {
+        crate::identity::JwksFile::open(path.clone(), &config.identity())
+            .map_err(|error| error.to_string())?;
+    }
     // These read a store that must already exist; the others may create it.
     let reads_a_store = matches!(
         command,
@@ -61,12 +67,27 @@ pub fn check_before_starting(command: &Command, config: &Config) -> Result<(), S
         && config.database_url.is_none()
         && !PrivatePostgres::holds_a_cluster(&config.data_dir)
     {
-        return Err(format!(
-            "no store under {} (CONCERT_DATA_DIR): run `concert serve` there first, or set DATABASE_URL",
-            config.data_dir.display()
-        ));
+        return Err(no_store_under(&config.data_dir));
     }
     Ok(())
+}
+
+/// Why no store was found under `data_dir`: none is there, or this user may
+/// not look (a store of PostgreSQL's user's, mode 0700, was called absent,
+/// with the advice to make one).
+fn no_store_under(data_dir: &std::path::Path) -> String {
+    let version = data_dir.join("pgdata").join("PG_VERSION");
+    match std::fs::metadata(&version) {
+        Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => format!(
+            "cannot look for a store under {} (CONCERT_DATA_DIR): {error}; run this as root or \
+             as the user who owns it",
+            data_dir.display()
+        ),
+        _ => format!(
+            "no store under {} (CONCERT_DATA_DIR): run `concert serve` there first, or set DATABASE_URL",
+            data_dir.display()
+        ),
+    }
 }
 
 /// The service's listening socket, taken before the database starts, so a

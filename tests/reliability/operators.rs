@@ -63,6 +63,31 @@ async fn tools_refuse_a_mistyped_store_or_file_before_starting_a_database() {
     assert!(partials.is_empty(), "{partials:?}");
 }
 
+/// A store another user may not look into (PostgreSQL's, mode 0700) was
+/// called absent, with the advice to make one there.
+#[tokio::test]
+async fn a_store_this_user_may_not_read_is_not_called_absent() {
+    use std::os::unix::fs::PermissionsExt;
+    let _turn = harness::serial().await;
+    let work = Workdir::new("unread");
+    let data = work.data();
+    std::fs::create_dir_all(data.join("pgdata")).unwrap();
+    std::fs::write(data.join("pgdata").join("PG_VERSION"), "15\n").unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let settings = [("CONCERT_DATA_DIR", data.display().to_string())];
+
+    let Some((code, out, err)) = harness::cli_as_nobody(&settings, &["audit"]).await else {
+        println!("not root: no other user to run as");
+        return;
+    };
+
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("cannot look for a store under") && err.contains("ermission denied"),
+        "{err}"
+    );
+}
+
 #[tokio::test]
 async fn a_second_serve_on_a_served_folder_names_the_concert_serving_it() {
     let _turn = harness::serial().await;
@@ -113,6 +138,26 @@ async fn serve_on_a_port_in_use_says_which_address_and_starts_no_database() {
         "{err}"
     );
     assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(!work.data().exists(), "a database was created");
+}
+
+/// A JWKS file that is not there stopped the start only once the store was
+/// made and migrated, leaving the new store behind.
+#[tokio::test]
+async fn serve_with_a_missing_jwks_file_says_so_and_starts_no_database() {
+    let _turn = harness::serial().await;
+    let work = Workdir::new("jwks");
+    let missing = work.root.join("no-such-jwks.json").display().to_string();
+    let settings = [
+        ("CONCERT_DATA_DIR", work.data().display().to_string()),
+        ("CONCERT_BIND", "127.0.0.1:0".to_string()),
+        ("CONCERT_AUTH_JWKS_FILE", missing.clone()),
+    ];
+
+    let (code, out, err) = harness::cli(&settings, &["serve"]).await;
+
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains(&missing), "{err}");
     assert!(!work.data().exists(), "a database was created");
 }
 

@@ -67,6 +67,24 @@ pub enum PrivatePostgresError {
         /// The user PostgreSQL runs as.
         user: String,
     },
+    /// An existing data folder not the server's user's, and not one to hand over.
+    #[error(
+        "not taking over {} as the data folder: it belongs to {owner} and holds {holds}; \
+         an existing folder is handed to PostgreSQL's user {user} only when it is the invoking \
+         user's and empty or a store's. Give CONCERT_DATA_DIR a folder of its own, or, if this \
+         is the one meant, run `chown {user} {}`",
+        .path.display(), .path.display()
+    )]
+    ForeignDataDir {
+        /// The data folder.
+        path: PathBuf,
+        /// Its owner: the user's name and uid, or the uid alone.
+        owner: String,
+        /// What it holds, in a few names.
+        holds: String,
+        /// The user PostgreSQL runs as.
+        user: String,
+    },
     /// `pgdata` exists and holds something other than a cluster.
     #[error("{} exists but is not a PostgreSQL cluster (no PG_VERSION); move it away", .0.display())]
     NotACluster(PathBuf),

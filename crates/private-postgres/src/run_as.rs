@@ -87,7 +87,8 @@ pub(super) fn prepare_data_dir(data_dir: &Path, run_as: &RunAs) -> Result<PathBu
             abs.display()
         ))(error));
     }
-    if !abs.is_dir() {
+    let existed = abs.is_dir();
+    if !existed {
         if let Some(parent) = abs.parent() {
             fs::create_dir_all(parent).map_err(io_err(format!("creating {}", parent.display())))?;
         }
@@ -113,10 +114,67 @@ pub(super) fn prepare_data_dir(data_dir: &Path, run_as: &RunAs) -> Result<PathBu
         }
         let meta = fs::metadata(&dir).map_err(io_err(format!("inspecting {}", dir.display())))?;
         if meta.uid() != run_as.uid.as_raw() {
+            if existed {
+                refuse_a_foreign_folder(&dir, &meta, run_as)?;
+            }
             run_as.chown(&dir)?;
+        }
+        // PostgreSQL's user must enter it and write in it: without, its
+        // start failed as "starting …/postgres: Permission denied".
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o700 != 0o700 {
+            return Err(PrivatePostgresError::WrongOwner {
+                path: dir,
+                owner: run_as.name.clone(),
+                mode,
+                user: run_as.name.clone(),
+            });
         }
     }
     Ok(dir)
+}
+
+/// What a data folder that was used holds, one of them at least.
+const OF_A_STORE: [&str; 2] = ["pgdata", "concert.lock"];
+
+/// Refuses to hand an existing data folder to the server's user unless it
+/// is the invoking user's (root's) and empty or a store's: a mistyped
+/// `CONCERT_DATA_DIR` naming someone's folder (or root's home) was handed
+/// over without a word.
+fn refuse_a_foreign_folder(dir: &Path, meta: &fs::Metadata, run_as: &RunAs) -> Result<()> {
+    let names: Vec<String> = fs::read_dir(dir)
+        .map_err(io_err(format!("listing {}", dir.display())))?
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    let invokers = meta.uid() == nix::unistd::geteuid().as_raw();
+    match refusal_of_hand_over(invokers, &names) {
+        None => Ok(()),
+        Some(holds) => Err(PrivatePostgresError::ForeignDataDir {
+            path: dir.to_path_buf(),
+            owner: user_named(meta.uid()),
+            holds,
+            user: run_as.name.clone(),
+        }),
+    }
+}
+
+/// Why a folder of the invoking user's (or not) holding `names` may not be
+/// handed over: what it holds, said in a few words; None when it may.
+fn refusal_of_hand_over(invokers: bool, names: &[String]) -> Option<String> {
+    let a_store = names.iter().any(|name| OF_A_STORE.contains(&name.as_str()));
+    if invokers && (names.is_empty() || a_store) {
+        return None;
+    }
+    const NAMED: usize = 3;
+    let mut sorted: Vec<&str> = names.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    let named = &sorted[..names.len().min(NAMED)];
+    Some(match names.len() {
+        0 => "nothing yet".to_string(),
+        count if count > NAMED => format!("{}, and {} more", named.join(", "), count - NAMED),
+        _ => named.join(", "),
+    })
 }
 
 /// Refuses a cluster folder the server's user cannot use: PostgreSQL wants
@@ -136,11 +194,22 @@ pub(super) fn check_cluster_access(pgdata: &Path, run_as: &RunAs) -> Result<()> 
     Ok(())
 }
 
-/// Hands `path` and everything under it to the server's user, if `path` isn't theirs yet.
+/// Hands `path` and everything under it to the server's user, if `path`
+/// is the invoking user's; refuses another user's.
 pub(super) fn chown_tree_if_foreign(path: &Path, run_as: &RunAs) -> Result<()> {
     let meta =
         fs::symlink_metadata(path).map_err(io_err(format!("inspecting {}", path.display())))?;
     if meta.uid() != run_as.uid.as_raw() {
+        // Root's cluster (copied, or made by hand) is handed over; another
+        // user's is refused, its owner named, before anything changes.
+        if meta.uid() != nix::unistd::geteuid().as_raw() {
+            return Err(PrivatePostgresError::WrongOwner {
+                path: path.to_path_buf(),
+                owner: user_named(meta.uid()),
+                mode: meta.mode() & 0o7777,
+                user: run_as.name.clone(),
+            });
+        }
         tracing::info!(path = %path.display(), user = %run_as.name, "handing the cluster to the server's user");
         chown_tree(path, run_as)?;
     }
@@ -200,5 +269,113 @@ mod tests {
         let error = prepare_data_dir(&file, &me).unwrap_err().to_string();
         fs::remove_file(&file).unwrap();
         assert!(error.contains("it is a file, not a folder"), "{error}");
+    }
+
+    #[test]
+    fn only_the_invoking_user_s_empty_folder_or_store_is_handed_over() {
+        let names = |list: &[&str]| list.iter().map(ToString::to_string).collect::<Vec<_>>();
+        assert_eq!(refusal_of_hand_over(true, &[]), None);
+        assert_eq!(
+            refusal_of_hand_over(true, &names(&["pgdata", "postgres.log"])),
+            None
+        );
+        assert_eq!(refusal_of_hand_over(true, &names(&["concert.lock"])), None);
+        assert_eq!(
+            refusal_of_hand_over(true, &names(&[".bashrc"])).as_deref(),
+            Some(".bashrc")
+        );
+        assert_eq!(
+            refusal_of_hand_over(false, &names(&["pgdata"])).as_deref(),
+            Some("pgdata")
+        );
+        assert_eq!(
+            refusal_of_hand_over(false, &[]).as_deref(),
+            Some("nothing yet")
+        );
+        assert_eq!(
+            refusal_of_hand_over(true, &names(&["d", "c", "b", "a", "e"])).as_deref(),
+            Some("a, b, c, and 2 more")
+        );
+    }
+
+    /// As root: a mistyped data folder naming another user's folder was
+    /// handed to PostgreSQL's user, files and all, with an INFO line.
+    #[test]
+    fn another_user_s_folder_is_refused_and_left_as_it_was() {
+        let Ok(run_as) = RunAs::decide() else { return };
+        if !run_as.switch {
+            return; // not root: nothing is handed over
+        }
+        let nobody = User::from_name("nobody")
+            .ok()
+            .flatten()
+            .expect("user nobody");
+        let dir = std::env::temp_dir().join(format!("concert-foreign-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("notes.txt"), b"mine").unwrap();
+        std::os::unix::fs::chown(&dir, Some(nobody.uid.as_raw()), Some(nobody.gid.as_raw()))
+            .unwrap();
+
+        let error = prepare_data_dir(&dir, &run_as).unwrap_err().to_string();
+
+        let owner = fs::metadata(&dir).unwrap().uid();
+        fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            error.contains("belongs to nobody") && error.contains("notes.txt"),
+            "{error}"
+        );
+        assert_eq!(owner, nobody.uid.as_raw(), "the folder changed hands");
+    }
+
+    /// Root's data folder at mode 0000 was handed over and then failed as
+    /// "starting …/postgres: Permission denied"; its mode is named now.
+    #[test]
+    fn a_data_folder_its_user_may_not_enter_is_named_with_its_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(run_as) = RunAs::decide() else { return };
+        if !run_as.switch {
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("concert-shut-{}", std::process::id()));
+        fs::create_dir_all(dir.join("pgdata")).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o000)).unwrap();
+
+        let error = prepare_data_dir(&dir, &run_as).unwrap_err().to_string();
+
+        fs::remove_dir_all(&dir).unwrap();
+        assert!(error.contains("with permissions 000"), "{error}");
+        assert!(error.contains("chmod 700"), "{error}");
+    }
+
+    /// Another user's cluster folder is named with its owner, unchanged:
+    /// it was handed over first, and then refused as PostgreSQL's user's.
+    #[test]
+    fn another_user_s_cluster_is_refused_with_its_owner_named() {
+        let Ok(run_as) = RunAs::decide() else { return };
+        if !run_as.switch {
+            return;
+        }
+        let nobody = User::from_name("nobody")
+            .ok()
+            .flatten()
+            .expect("user nobody");
+        let pgdata =
+            std::env::temp_dir().join(format!("concert-foreign-pgdata-{}", std::process::id()));
+        fs::create_dir_all(&pgdata).unwrap();
+        std::os::unix::fs::chown(
+            &pgdata,
+            Some(nobody.uid.as_raw()),
+            Some(nobody.gid.as_raw()),
+        )
+        .unwrap();
+
+        let error = chown_tree_if_foreign(&pgdata, &run_as)
+            .unwrap_err()
+            .to_string();
+
+        let owner = fs::metadata(&pgdata).unwrap().uid();
+        fs::remove_dir_all(&pgdata).unwrap();
+        assert!(error.contains("belongs to nobody"), "{error}");
+        assert_eq!(owner, nobody.uid.as_raw(), "the cluster changed hands");
     }
 }

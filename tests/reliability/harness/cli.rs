@@ -38,6 +38,32 @@ pub async fn cli(env: &[(&str, String)], args: &[&str]) -> (i32, String, String)
     )
 }
 
+/// `cli` as user `nobody`, for what another user may not read; None when
+/// the tests do not run as root (who may run it as nobody).
+pub async fn cli_as_nobody(env: &[(&str, String)], args: &[&str]) -> Option<(i32, String, String)> {
+    use std::os::unix::process::CommandExt;
+    if !nix::unistd::geteuid().is_root() {
+        return None;
+    }
+    let nobody = nix::unistd::User::from_name("nobody").ok().flatten()?;
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    let mut command = concert_command(&env);
+    command.uid(nobody.uid.as_raw()).gid(nobody.gid.as_raw());
+    let output = tokio::process::Command::from(command)
+        .args(args)
+        .output()
+        .await
+        .expect("run concert as nobody");
+    Some((
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    ))
+}
+
 /// Starts `concert <args>` with the given settings (`RUST_LOG=warn` unless
 /// they say otherwise) and returns at once, for a test that signals it; its
 /// output is piped.

@@ -27,7 +27,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 pub use api::{body, projection_lag, Api};
-pub use cli::{audit, cli, events, spawn_cli};
+pub use cli::{audit, cli, cli_as_nobody, events, spawn_cli};
 pub use freezing_proxy::FreezingProxy;
 pub use log::Log;
 pub use postgres::{alive, postgres_pids, postmaster_pid, signal_postgres};
