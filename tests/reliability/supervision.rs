@@ -260,3 +260,45 @@ fn set_mode(path: &std::path::Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
+
+/// The private server's socket removed while it runs (a cleaner of the
+/// temporary folder, a hand): no new connection reached it, and once the
+/// pooled ones went the service answered `503` for ever while `/readyz`
+/// called the server fine. The supervisor restarts it, which makes the
+/// socket again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_socket_is_made_again_by_a_restart() {
+    let _turn = harness::serial().await;
+    let work = Workdir::new("socket");
+    let mut server = Server::start(&work, "socket", &[]).await;
+    let api = Api::new(vec![server.base()], Duration::from_secs(20));
+    let socket = work.data().join(".s.PGSQL.5432");
+    assert!(
+        socket.exists(),
+        "the server listens on {}",
+        socket.display()
+    );
+    let postmaster = harness::postmaster_pid(&work.data()).expect("a running postmaster");
+
+    std::fs::remove_file(&socket).expect("remove the socket");
+    let removed = Instant::now();
+    loop {
+        assert!(server.running(), "concert serve exited");
+        let restarted = harness::postmaster_pid(&work.data()).is_some_and(|pid| pid != postmaster);
+        if restarted && socket.exists() {
+            break;
+        }
+        assert!(
+            removed.elapsed() < HEAL_LIMIT,
+            "not restarted within {HEAL_LIMIT:?}; log:\n{}",
+            harness::tail(&server.log, 30)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // New connections reach it again.
+    let (concert, _) = api.create_concert(5, PRICE).await;
+    assert!(!concert.is_nil());
+    let log_text = std::fs::read_to_string(&server.log).unwrap_or_default();
+    assert!(log_text.contains("was removed while it ran"), "{log_text}");
+    assert!(server.terminate().await.success());
+}

@@ -244,6 +244,14 @@ impl PrivatePostgres {
         }
     }
 
+    /// The unix socket the server listens on, when it listens on one.
+    fn socket_file(&self) -> Option<PathBuf> {
+        match &self.endpoint {
+            Endpoint::Socket { dir, port } => Some(dir.join(format!(".s.PGSQL.{port}"))),
+            Endpoint::Tcp { .. } => None,
+        }
+    }
+
     /// URL of the `concert` database.
     pub fn database_url(&self) -> String {
         self.url_for(DATABASE)

@@ -145,7 +145,7 @@ pub fn supervise(server: PrivatePostgres) -> Supervised {
 fn run(mut pg: PrivatePostgres, stop: &AtomicBool) -> Result<(), Unclean> {
     let mut deaths: Vec<Instant> = Vec::new();
     loop {
-        let Some(mut cause) = wait_for_death(&pg, stop) else {
+        let Some(mut cause) = wait_for_death(&mut pg, stop) else {
             return Ok(pg.stop()?);
         };
         let died_at = Instant::now();
@@ -195,8 +195,12 @@ fn run(mut pg: PrivatePostgres, stop: &AtomicBool) -> Result<(), Unclean> {
     }
 }
 
-/// Waits until the server dies (`Some(cause)`) or a stop is requested (`None`).
-fn wait_for_death(pg: &PrivatePostgres, stop: &AtomicBool) -> Option<String> {
+/// Waits until the server dies (`Some(cause)`) or a stop is requested
+/// (`None`). A server whose socket file was removed (a cleaner of the
+/// temporary folder, a hand) takes no new connection, and the service
+/// answered `503` for ever once its pooled ones went: it is stopped, and so
+/// restarted, which makes the socket again.
+fn wait_for_death(pg: &mut PrivatePostgres, stop: &AtomicBool) -> Option<String> {
     loop {
         if stop.load(Ordering::SeqCst) {
             return None;
@@ -207,6 +211,17 @@ fn wait_for_death(pg: &PrivatePostgres, stop: &AtomicBool) -> Option<String> {
         if server.wait_exit(POLL) {
             let status = server.exit_status().unwrap_or_default();
             return Some(format!("postmaster pid {} exited ({status})", server.pid));
+        }
+        if let Some(socket) = pg.socket_file().filter(|socket| !socket.exists()) {
+            let cause = format!(
+                "its socket {} was removed while it ran, so no new connection could reach it",
+                socket.display()
+            );
+            tracing::error!(%cause, "stopping the private PostgreSQL server to start it again");
+            if let Err(killed) = pg.stop_server() {
+                tracing::warn!(%killed, "the private PostgreSQL server had to be killed");
+            }
+            return Some(cause);
         }
     }
 }
