@@ -96,6 +96,7 @@ pub(super) async fn standing_events(
         sold_out_relook_at: None,
         told_wait: None,
         wait_look: every(WAIT_LOOK),
+        pending: None,
         done: false,
     };
     // The first standing is read before answering, so a failure is a problem document.
@@ -134,6 +135,9 @@ struct StandingStream {
     /// The estimated wait last sent, while the token waits, and when.
     told_wait: Option<(i64, Instant)>,
     wait_look: tokio::time::Interval,
+    /// An event to send before reading again: the expiry that followed an
+    /// admission the stream had not sent yet.
+    pending: Option<Event>,
     done: bool,
 }
 
@@ -277,7 +281,35 @@ impl StandingStream {
         }
     }
 
+    /// The token's admission as a standing, when the last one sent said it
+    /// waited and it is now spent before its deadline (its holder paid
+    /// within moments of the admission, before this stream read it): the
+    /// contract sends every change of status, and the stream went from
+    /// `waiting` straight to `expired`. Sent without an `id`: it stands for
+    /// no position of the log on its own.
+    async fn missed_admission(&self, before: &Option<StandingNews>) -> Option<Event> {
+        let waited = before
+            .as_ref()
+            .is_some_and(|(status, ..)| status == "waiting");
+        let ticket = self.ticket.as_ref()?;
+        let now = crate::clock::now();
+        if !(waited && was_admitted_and_spent_early(ticket, now)) {
+            return None;
+        }
+        let mut admitted = ticket.clone();
+        admitted.status = TicketStatus::Active.as_str().to_string();
+        let standing = queue::watched_standing(&self.app, &admitted, self.line.moved_at())
+            .await
+            .ok()?;
+        let body = token_body(&self.app, admitted, standing).await.ok()?;
+        let data = serde_json::to_string(&body).ok()?;
+        Some(Event::default().event("standing").data(data))
+    }
+
     async fn next(mut self) -> Option<(Result<Event, Infallible>, Self)> {
+        if let Some(event) = self.pending.take() {
+            return Some((Ok(event), self));
+        }
         loop {
             if self.done {
                 return None;
@@ -366,10 +398,23 @@ impl StandingStream {
             // the clock, whose id covers the expiry and which tells the
             // client not to reconnect.
             if self.last_sent != before || (ticket_changed && self.done) || wait_drifted {
+                if let Some(admission) = self.missed_admission(&before).await {
+                    self.pending = Some(event);
+                    return Some((Ok(admission), self));
+                }
                 return Some((Ok(event), self));
             }
         }
     }
+}
+
+/// Whether `ticket` was admitted and then spent (by its holder's payment)
+/// before its deadline `now`: expired in the log with a deadline still
+/// ahead. A ticket that lapsed was active for its whole time, and one that
+/// never was has no deadline.
+fn was_admitted_and_spent_early(ticket: &TicketRow, now: chrono::DateTime<chrono::Utc>) -> bool {
+    ticket.recorded_status() == TicketStatus::Expired
+        && ticket.expires_at.is_some_and(|deadline| deadline > now)
 }
 
 /// Whether an estimated wait of `estimate` s is news to a client counting
@@ -390,6 +435,29 @@ fn drifted(counted_down: i64, estimate: i64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_ticket_spent_before_its_deadline_missed_an_admission() {
+        let now = crate::clock::now();
+        let ticket = |status: &str, expires_at| TicketRow {
+            ticket_id: Uuid::nil(),
+            concert_id: Uuid::nil(),
+            user_id: Uuid::nil(),
+            entry_no: 1,
+            status: status.to_string(),
+            expires_at,
+        };
+        let ahead = Some(now + chrono::Duration::seconds(60));
+        let behind = Some(now - chrono::Duration::seconds(1));
+        assert!(was_admitted_and_spent_early(&ticket("expired", ahead), now));
+        assert!(!was_admitted_and_spent_early(
+            &ticket("expired", behind),
+            now
+        ));
+        assert!(!was_admitted_and_spent_early(&ticket("expired", None), now));
+        assert!(!was_admitted_and_spent_early(&ticket("active", ahead), now));
+        assert!(!was_admitted_and_spent_early(&ticket("waiting", None), now));
+    }
 
     #[test]
     fn an_estimate_is_sent_again_when_it_drifted_by_a_quarter_and_five_seconds_or_ran_out() {
