@@ -71,8 +71,8 @@ pub enum PrivatePostgresError {
     #[error(
         "not taking over {} as the data folder: it belongs to {owner} and holds {holds}; \
          an existing folder is handed to PostgreSQL's user {user} only when it is the invoking \
-         user's and empty or a store's. Give CONCERT_DATA_DIR a folder of its own, or, if this \
-         is the one meant, run `chown {user} {}`",
+         user's. Give CONCERT_DATA_DIR a folder of its own, or, if this is the one meant, run \
+         `chown {user} {}`",
         .path.display(), .path.display()
     )]
     ForeignDataDir {

@@ -134,47 +134,38 @@ pub(super) fn prepare_data_dir(data_dir: &Path, run_as: &RunAs) -> Result<PathBu
     Ok(dir)
 }
 
-/// What a data folder that was used holds, one of them at least.
-const OF_A_STORE: [&str; 2] = ["pgdata", "concert.lock"];
-
 /// Refuses to hand an existing data folder to the server's user unless it
-/// is the invoking user's (root's) and empty or a store's: a mistyped
-/// `CONCERT_DATA_DIR` naming someone's folder (or root's home) was handed
-/// over without a word.
+/// is the invoking user's (root's): a mistyped `CONCERT_DATA_DIR` naming
+/// another user's folder was handed over without a word. Root's own is
+/// handed over, whatever it holds (the operator's log beside the store).
 fn refuse_a_foreign_folder(dir: &Path, meta: &fs::Metadata, run_as: &RunAs) -> Result<()> {
+    if meta.uid() == nix::unistd::geteuid().as_raw() {
+        return Ok(());
+    }
     let names: Vec<String> = fs::read_dir(dir)
         .map_err(io_err(format!("listing {}", dir.display())))?
         .filter_map(|entry| entry.ok())
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
         .collect();
-    let invokers = meta.uid() == nix::unistd::geteuid().as_raw();
-    match refusal_of_hand_over(invokers, &names) {
-        None => Ok(()),
-        Some(holds) => Err(PrivatePostgresError::ForeignDataDir {
-            path: dir.to_path_buf(),
-            owner: user_named(meta.uid()),
-            holds,
-            user: run_as.name.clone(),
-        }),
-    }
+    Err(PrivatePostgresError::ForeignDataDir {
+        path: dir.to_path_buf(),
+        owner: user_named(meta.uid()),
+        holds: in_a_few_names(names),
+        user: run_as.name.clone(),
+    })
 }
 
-/// Why a folder of the invoking user's (or not) holding `names` may not be
-/// handed over: what it holds, said in a few words; None when it may.
-fn refusal_of_hand_over(invokers: bool, names: &[String]) -> Option<String> {
-    let a_store = names.iter().any(|name| OF_A_STORE.contains(&name.as_str()));
-    if invokers && (names.is_empty() || a_store) {
-        return None;
-    }
+/// What a folder holds, said in a few of its names.
+fn in_a_few_names(mut names: Vec<String>) -> String {
     const NAMED: usize = 3;
-    let mut sorted: Vec<&str> = names.iter().map(String::as_str).collect();
-    sorted.sort_unstable();
-    let named = &sorted[..names.len().min(NAMED)];
-    Some(match names.len() {
+    names.sort_unstable();
+    match names.len() {
         0 => "nothing yet".to_string(),
-        count if count > NAMED => format!("{}, and {} more", named.join(", "), count - NAMED),
-        _ => named.join(", "),
-    })
+        count if count > NAMED => {
+            format!("{}, and {} more", names[..NAMED].join(", "), count - NAMED)
+        }
+        _ => names.join(", "),
+    }
 }
 
 /// Refuses a cluster folder the server's user cannot use: PostgreSQL wants
@@ -272,29 +263,14 @@ mod tests {
     }
 
     #[test]
-    fn only_the_invoking_user_s_empty_folder_or_store_is_handed_over() {
+    fn a_folder_is_told_by_a_few_of_its_names() {
         let names = |list: &[&str]| list.iter().map(ToString::to_string).collect::<Vec<_>>();
-        assert_eq!(refusal_of_hand_over(true, &[]), None);
+        assert_eq!(in_a_few_names(vec![]), "nothing yet");
+        assert_eq!(in_a_few_names(names(&["notes.txt"])), "notes.txt");
+        assert_eq!(in_a_few_names(names(&["b", "a"])), "a, b");
         assert_eq!(
-            refusal_of_hand_over(true, &names(&["pgdata", "postgres.log"])),
-            None
-        );
-        assert_eq!(refusal_of_hand_over(true, &names(&["concert.lock"])), None);
-        assert_eq!(
-            refusal_of_hand_over(true, &names(&[".bashrc"])).as_deref(),
-            Some(".bashrc")
-        );
-        assert_eq!(
-            refusal_of_hand_over(false, &names(&["pgdata"])).as_deref(),
-            Some("pgdata")
-        );
-        assert_eq!(
-            refusal_of_hand_over(false, &[]).as_deref(),
-            Some("nothing yet")
-        );
-        assert_eq!(
-            refusal_of_hand_over(true, &names(&["d", "c", "b", "a", "e"])).as_deref(),
-            Some("a, b, c, and 2 more")
+            in_a_few_names(names(&["d", "c", "b", "a", "e"])),
+            "a, b, c, and 2 more"
         );
     }
 
