@@ -17,20 +17,27 @@ pub fn check_json_headers(headers: &HeaderMap) -> Result<(), ApiError> {
             "more than one Content-Type header: send one, `application/json`".into(),
         ));
     }
-    let media_type = headers
+    let content_type = headers
         .get(CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(';').next())
-        .map(|essence| essence.trim().to_ascii_lowercase());
-    let is_json = media_type.as_deref().is_some_and(|essence| {
-        essence == "application/json"
-            || essence
-                .strip_prefix("application/")
-                .is_some_and(|subtype| subtype.ends_with("+json"))
-    });
+        .unwrap_or("");
+    let mut parts = content_type.split(';');
+    let essence = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+    let is_json = essence == "application/json"
+        || essence
+            .strip_prefix("application/")
+            .and_then(|subtype| subtype.strip_suffix("+json"))
+            .is_some_and(|name| !name.is_empty());
     if !is_json {
         return Err(ApiError::BadRequest(
             "Expected request with `Content-Type: application/json`".into(),
+        ));
+    }
+    // JSON is UTF-8 (RFC 8259 §8.1): a body declared in another charset
+    // was read as UTF-8 all the same.
+    if parts.any(declares_another_charset) {
+        return Err(ApiError::BadRequest(
+            "JSON is UTF-8: send the body with `charset=utf-8`, or with no charset".into(),
         ));
     }
     let encodings = headers.get_all(CONTENT_ENCODING);
@@ -60,6 +67,15 @@ pub fn check_json_headers(headers: &HeaderMap) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Whether a media type's parameter is a `charset` other than UTF-8.
+fn declares_another_charset(parameter: &str) -> bool {
+    let Some((name, value)) = parameter.split_once('=') else {
+        return false;
+    };
+    let value = value.trim().trim_matches('"');
+    name.trim().eq_ignore_ascii_case("charset") && !value.eq_ignore_ascii_case("utf-8")
+}
+
 /// Whether a Transfer-Encoding header is `chunked` and nothing else: once
 /// (RFC 9112 §6.1 forbids chunking twice), with no other coding.
 fn only_chunked(codings: &HeaderValue) -> bool {
@@ -84,6 +100,43 @@ mod tests {
             headers.append(*name, value.parse().unwrap());
         }
         headers
+    }
+
+    fn with_content_type(content_type: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, content_type.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn json_is_a_json_media_type_in_utf_8() {
+        for fine in [
+            "application/json",
+            "Application/JSON ; charset=UTF-8",
+            "application/json;charset=\"utf-8\"",
+            "application/problem+json",
+            "application/json; foo=bar",
+        ] {
+            assert!(
+                check_json_headers(&with_content_type(fine)).is_ok(),
+                "{fine}"
+            );
+        }
+        for refused in [
+            "application/+json",
+            "text/json",
+            "application/json; charset=utf-16",
+            "application/json; charset=latin1",
+            "application/json; charset=\"iso-8859-1\"",
+        ] {
+            assert!(
+                matches!(
+                    check_json_headers(&with_content_type(refused)),
+                    Err(ApiError::BadRequest(_))
+                ),
+                "{refused}"
+            );
+        }
     }
 
     #[test]

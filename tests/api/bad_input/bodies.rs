@@ -71,6 +71,34 @@ async fn two_content_types_are_a_bad_request_in_either_order() {
     assert_eq!(app.balance(user_id).await, 1_000);
 }
 
+/// JSON is UTF-8 (RFC 8259): a body declared in another charset was read
+/// as UTF-8 all the same, and `application/+json` passed for a JSON type.
+#[tokio::test]
+async fn a_body_declared_in_another_charset_or_an_unnamed_json_type_is_a_bad_request() {
+    let app = spawn_app().await;
+    let user_id = charged_user(&app, 1_000).await;
+    let token = app.user_token(user_id).await;
+    let path = format!("/users/{user_id}/balance/charges");
+    for content_type in [
+        "application/json; charset=utf-16",
+        "application/json; charset=latin1",
+        "application/+json",
+    ] {
+        let response = post_raw(&app, &path, Some(&token), content_type, r#"{"amount": 10}"#).await;
+        assert_problem(response, StatusCode::BAD_REQUEST, "bad_request").await;
+    }
+    let response = post_raw(
+        &app,
+        &path,
+        Some(&token),
+        "application/json; charset=UTF-8",
+        r#"{"amount": 10}"#,
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(app.balance(user_id).await, 1_010);
+}
+
 #[tokio::test]
 async fn a_body_that_is_not_declared_as_json_is_a_bad_request() {
     let app = spawn_app().await;
