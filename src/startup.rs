@@ -19,7 +19,7 @@ pub fn check_before_starting(command: &Command, config: &Config) -> Result<(), S
             .map(|(scheme, _)| scheme.to_ascii_lowercase());
         if !matches!(scheme.as_deref(), Some("postgres" | "postgresql")) {
             return Err(
-                "DATABASE_URL is not a PostgreSQL URL: it starts postgres:// or postgresql://"
+                "DATABASE_URL is not a PostgreSQL URL: it must start with postgres:// or postgresql://"
                     .into(),
             );
         }
