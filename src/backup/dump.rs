@@ -151,8 +151,16 @@ async fn copy_lock_within(
     let since = std::time::Instant::now();
     let mut told = false;
     loop {
-        if super::take_copy_lock(holder, "pg_try_advisory_lock_shared").await? {
-            return Ok(true);
+        match super::take_copy_lock(holder, "pg_try_advisory_lock_shared").await {
+            Ok(true) => return Ok(true),
+            Ok(false) => {}
+            // A restore's own server stops when the restore ends, and its
+            // sessions with it: "terminating connection due to
+            // administrator command", or a broken pipe on the next try.
+            Err(BackupError::Database(error)) if told && session_closed(&error) => {
+                return Err(BackupError::SessionClosedWhileWaiting)
+            }
+            Err(error) => return Err(error),
         }
         if since.elapsed() >= wait_most {
             return Ok(false);
@@ -165,6 +173,15 @@ async fn copy_lock_within(
             );
         }
         tokio::time::sleep(HOLDER_RETRY_EVERY).await;
+    }
+}
+
+/// Whether `error` says the server ended the session.
+fn session_closed(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(error) => error.code().as_deref() == Some("57P01"),
+        _ => false,
     }
 }
 

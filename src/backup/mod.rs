@@ -77,6 +77,10 @@ pub enum BackupError {
     /// seconds as a backup waits.
     #[error("a restore into this store, or the swap that ends a replay, is running (waited {0} s); back it up once it is done")]
     RestoreRunning(u64),
+    /// The backup's session was closed while it waited for a restore (whose
+    /// own server stops when it ends) or a replay's swap.
+    #[error("the server closed this backup's session while it waited for the restore or replay's swap (a restore's own PostgreSQL stops when the restore ends); nothing was written: run the backup again")]
+    SessionClosedWhileWaiting,
     /// A backup of this store, another restore into it or a replay's swap
     /// is running (they share one lock).
     #[error("refusing to restore: a backup of this store, another restore into it or the swap that ends a replay is running; try again once it is done")]

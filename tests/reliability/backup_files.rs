@@ -194,3 +194,50 @@ async fn a_backup_and_a_restore_of_one_store_refuse_each_other() {
     assert_eq!(code, 0, "{out}{err}");
     server.terminate().await;
 }
+
+/// A backup waiting for a restore whose server stops as the restore ends
+/// (its session terminated, "administrator command") says to run it again;
+/// it ended on PostgreSQL's raw error.
+#[tokio::test]
+async fn a_backup_whose_wait_ends_with_its_server_says_to_run_it_again() {
+    let _turn = harness::serial().await;
+    let work = Workdir::new("waitend");
+    let mut server = Server::start(&work, "waitend", &[]).await;
+    let url = work.database_url();
+    let mut restore = PgConnection::connect(&url).await.unwrap();
+    on_copy_lock(&mut restore, "pg_advisory_lock").await;
+    let file = work.root.join("never.dump");
+    let backup = harness::spawn_cli(
+        &[("DATABASE_URL", url.clone())],
+        &["backup", path_str(&file)],
+    );
+
+    // The backup's session, trying the copy lock.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let waiting: i32 = loop {
+        let found: Option<i32> = sqlx::query_scalar(
+            "select pid from pg_stat_activity
+             where query like '%pg_try_advisory_lock_shared%' and pid <> pg_backend_pid()",
+        )
+        .fetch_optional(&mut restore)
+        .await
+        .unwrap();
+        if let Some(pid) = found {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "the backup never waited");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    sqlx::query("select pg_terminate_backend($1)")
+        .bind(waiting)
+        .execute(&mut restore)
+        .await
+        .unwrap();
+
+    let output = backup.wait_with_output().await.unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains("run the backup again"), "{err}");
+    assert!(!file.exists());
+    server.terminate().await;
+}
