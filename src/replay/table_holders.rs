@@ -51,7 +51,8 @@ const QUERY_CHARS: i32 = 120;
 
 /// The other sessions holding a lock on one of `tables` (in the public
 /// schema of this database) or the advisory lock `copy_lock`, oldest
-/// transaction first.
+/// transaction first; a transaction's age is counted to this moment, not
+/// to the start of the caller's (a replay's is long).
 pub async fn table_holders(
     connection: &mut PgConnection,
     tables: &[&str],
@@ -62,12 +63,16 @@ pub async fn table_holders(
         "select a.pid, coalesce(a.backend_type, '') as backend_type,
                 coalesce(a.application_name, '') as application_name,
                 coalesce(a.state, '') as state,
-                extract(epoch from now() - a.xact_start)::int8 as transaction_secs,
+                extract(epoch from clock_timestamp() - a.xact_start)::int8 as transaction_secs,
                 left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), $3) as query
          from pg_stat_activity a
          where a.pid <> pg_backend_pid()
            and exists (select 1 from pg_locks l
                        where l.pid = a.pid and l.granted
+                         -- An idle session holds no table's lock (only a
+                         -- session's advisory one, as a backup's): one seen
+                         -- idle had let go since pg_locks was read.
+                         and (a.state is distinct from 'idle' or l.locktype = 'advisory')
                          and l.database = (select oid from pg_database where datname = current_database())
                          and ((l.locktype = 'relation'
                                and l.relation = any(select to_regclass(t) from unnest($1::text[]) t))

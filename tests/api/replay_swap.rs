@@ -230,12 +230,20 @@ async fn the_sessions_a_swap_waits_for_are_named() {
         backend_pid(&mut reader).await,
         backend_pid(&mut backup).await,
     );
+    // Looked up from a transaction older than the reader's, as a replay's
+    // is: the reader's age was counted to the looker's start (6 s told of
+    // 18 s), and here would have been 0 or less.
+    let mut looking = pool.begin().await.unwrap();
+    sqlx::query("select 1")
+        .execute(&mut *looking)
+        .await
+        .unwrap();
     let mut reading = reader.begin().await.unwrap();
     read_the_table(&mut reading, "balances").await;
     share_the_copy_lock(&mut backup).await;
     let mut bystanding = bystander.begin().await.unwrap();
     read_the_table(&mut bystanding, "events").await;
-    let mut looking = pool.acquire().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1_600)).await;
     let holders = table_holders(
         &mut looking,
         &concert::replay::READ_MODEL_TABLES,
@@ -249,6 +257,11 @@ async fn the_sessions_a_swap_waits_for_are_named() {
     let mut expected = vec![reader_pid, backup_pid];
     expected.sort_unstable();
     assert_eq!(pids, expected, "{holders:#?}");
+    let reader_age = holders
+        .iter()
+        .find(|holder| holder.pid == reader_pid)
+        .and_then(|holder| holder.transaction_secs);
+    assert!(reader_age.is_some_and(|secs| secs >= 1), "{holders:#?}");
     let named = describe(&holders);
     assert!(
         named.contains(&format!(

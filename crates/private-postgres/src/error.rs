@@ -67,12 +67,12 @@ pub enum PrivatePostgresError {
         /// The user PostgreSQL runs as.
         user: String,
     },
-    /// An existing data folder not the server's user's, and not one to hand over.
+    /// An existing data folder or cluster of another user's, not one to hand over.
     #[error(
-        "not taking over {} as the data folder: it belongs to {owner} and holds {holds}; \
-         an existing folder is handed to PostgreSQL's user {user} only when it is the invoking \
-         user's. Give CONCERT_DATA_DIR a folder of its own, or, if this is the one meant, run \
-         `chown {user} {}`",
+        "not taking over {}: it belongs to {owner} and holds {holds}; an existing folder is \
+         handed to PostgreSQL's user {user} only when it is the invoking user's. Give \
+         CONCERT_DATA_DIR a folder of its own, or, if this is the one meant, run \
+         `chown -R {user} {}`",
         .path.display(), .path.display()
     )]
     ForeignDataDir {

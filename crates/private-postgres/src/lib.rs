@@ -57,7 +57,10 @@ use error::Result;
 use launch::Launcher;
 use owner::Role;
 use process::ServerProcess;
-use run_as::{check_cluster_access, chown_tree_if_foreign, open_log, prepare_data_dir, RunAs};
+use run_as::{
+    check_cluster_access, chown_tree_if_foreign, open_log, prepare_data_dir, refuse_another_users,
+    RunAs,
+};
 pub use scratch::start_scratch;
 pub use supervisor::{supervise, GaveUp, ServerHealth, Supervised, Unclean};
 pub use tools::server_tool;
@@ -167,6 +170,10 @@ impl PrivatePostgres {
         let pgdata = data_dir.join("pgdata");
         let log_path = data_dir.join("postgres.log");
 
+        if run_as.switch {
+            // Before it is read, replaced (when empty) or handed over.
+            refuse_another_users(&pgdata, &run_as)?;
+        }
         let cluster_version = read_cluster_version(&pgdata)?;
         let binaries = Binaries::choose(&pgdata, cluster_version.as_deref())?;
         tracing::debug!(postgres = %binaries.postgres.display(), version = ?binaries.version, "found PostgreSQL binaries");

@@ -2,7 +2,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -112,12 +112,20 @@ pub(super) fn prepare_data_dir(data_dir: &Path, run_as: &RunAs) -> Result<PathBu
                 });
             }
         }
-        let meta = fs::metadata(&dir).map_err(io_err(format!("inspecting {}", dir.display())))?;
+        let inspect =
+            || fs::metadata(&dir).map_err(io_err(format!("inspecting {}", dir.display())));
+        let mut meta = inspect()?;
         if meta.uid() != run_as.uid.as_raw() {
             if existed {
-                refuse_a_foreign_folder(&dir, &meta, run_as)?;
+                refuse_another_users(&dir, run_as)?;
             }
             run_as.chown(&dir)?;
+            // Private to PostgreSQL's user, as a folder concert makes is:
+            // root's at 0777 let anyone remove the server's socket or plant
+            // files beside it; at 0000 the server could not start in it.
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
+                .map_err(io_err(format!("making {} private", dir.display())))?;
+            meta = inspect()?;
         }
         // PostgreSQL's user must enter it and write in it: without, its
         // start failed as "starting …/postgres: Permission denied".
@@ -125,7 +133,7 @@ pub(super) fn prepare_data_dir(data_dir: &Path, run_as: &RunAs) -> Result<PathBu
         if mode & 0o700 != 0o700 {
             return Err(PrivatePostgresError::WrongOwner {
                 path: dir,
-                owner: run_as.name.clone(),
+                owner: user_named(meta.uid()),
                 mode,
                 user: run_as.name.clone(),
             });
@@ -134,21 +142,26 @@ pub(super) fn prepare_data_dir(data_dir: &Path, run_as: &RunAs) -> Result<PathBu
     Ok(dir)
 }
 
-/// Refuses to hand an existing data folder to the server's user unless it
-/// is the invoking user's (root's): a mistyped `CONCERT_DATA_DIR` naming
-/// another user's folder was handed over without a word. Root's own is
-/// handed over, whatever it holds (the operator's log beside the store).
-fn refuse_a_foreign_folder(dir: &Path, meta: &fs::Metadata, run_as: &RunAs) -> Result<()> {
-    if meta.uid() == nix::unistd::geteuid().as_raw() {
+/// Refuses to hand an existing folder (the data folder, its cluster) to the
+/// server's user unless it is the invoking user's (root's) or already
+/// that user's: a mistyped `CONCERT_DATA_DIR` naming another user's folder
+/// was handed over without a word, and another user's empty `pgdata`
+/// replaced by a new cluster. Root's own is handed over, whatever it holds
+/// (the operator's log beside the store).
+pub(super) fn refuse_another_users(path: &Path, run_as: &RunAs) -> Result<()> {
+    let Ok(meta) = fs::metadata(path) else {
+        return Ok(());
+    };
+    if meta.uid() == nix::unistd::geteuid().as_raw() || meta.uid() == run_as.uid.as_raw() {
         return Ok(());
     }
-    let names: Vec<String> = fs::read_dir(dir)
-        .map_err(io_err(format!("listing {}", dir.display())))?
+    let names: Vec<String> = fs::read_dir(path)
+        .map_err(io_err(format!("listing {}", path.display())))?
         .filter_map(|entry| entry.ok())
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
         .collect();
     Err(PrivatePostgresError::ForeignDataDir {
-        path: dir.to_path_buf(),
+        path: path.to_path_buf(),
         owner: user_named(meta.uid()),
         holds: in_a_few_names(names),
         user: run_as.name.clone(),
@@ -193,14 +206,7 @@ pub(super) fn chown_tree_if_foreign(path: &Path, run_as: &RunAs) -> Result<()> {
     if meta.uid() != run_as.uid.as_raw() {
         // Root's cluster (copied, or made by hand) is handed over; another
         // user's is refused, its owner named, before anything changes.
-        if meta.uid() != nix::unistd::geteuid().as_raw() {
-            return Err(PrivatePostgresError::WrongOwner {
-                path: path.to_path_buf(),
-                owner: user_named(meta.uid()),
-                mode: meta.mode() & 0o7777,
-                user: run_as.name.clone(),
-            });
-        }
+        refuse_another_users(path, run_as)?;
         tracing::info!(path = %path.display(), user = %run_as.name, "handing the cluster to the server's user");
         chown_tree(path, run_as)?;
     }
@@ -303,24 +309,55 @@ mod tests {
         assert_eq!(owner, nobody.uid.as_raw(), "the folder changed hands");
     }
 
-    /// Root's data folder at mode 0000 was handed over and then failed as
-    /// "starting …/postgres: Permission denied"; its mode is named now.
+    /// Root's folder is made private as it is handed over: at 0777 anyone
+    /// could remove the server's socket; at 0000 the server failed to start
+    /// as "starting …/postgres: Permission denied".
+    #[test]
+    fn root_s_folder_is_handed_over_private() {
+        let Ok(run_as) = RunAs::decide() else { return };
+        if !run_as.switch {
+            return;
+        }
+        for mode in [0o777, 0o000] {
+            let dir =
+                std::env::temp_dir().join(format!("concert-loose-{}-{mode:o}", std::process::id()));
+            fs::create_dir_all(dir.join("pgdata")).unwrap();
+            fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).unwrap();
+
+            let prepared = prepare_data_dir(&dir, &run_as);
+
+            let meta = fs::metadata(&dir).unwrap();
+            fs::remove_dir_all(&dir).unwrap();
+            prepared.unwrap();
+            assert_eq!(
+                (meta.uid(), meta.mode() & 0o7777),
+                (run_as.uid.as_raw(), 0o700),
+                "from mode {mode:o}"
+            );
+        }
+    }
+
+    /// A folder already PostgreSQL's user's that it may not enter is named
+    /// with its owner and mode.
     #[test]
     fn a_data_folder_its_user_may_not_enter_is_named_with_its_mode() {
-        use std::os::unix::fs::PermissionsExt;
         let Ok(run_as) = RunAs::decide() else { return };
         if !run_as.switch {
             return;
         }
         let dir = std::env::temp_dir().join(format!("concert-shut-{}", std::process::id()));
-        fs::create_dir_all(dir.join("pgdata")).unwrap();
+        fs::create_dir_all(&dir).unwrap();
+        run_as.chown(&dir).unwrap();
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o000)).unwrap();
 
         let error = prepare_data_dir(&dir, &run_as).unwrap_err().to_string();
 
         fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            error.contains(&format!("belongs to {}", run_as.name)),
+            "{error}"
+        );
         assert!(error.contains("with permissions 000"), "{error}");
-        assert!(error.contains("chmod 700"), "{error}");
     }
 
     /// Another user's cluster folder is named with its owner, unchanged:
@@ -345,7 +382,8 @@ mod tests {
         )
         .unwrap();
 
-        let error = chown_tree_if_foreign(&pgdata, &run_as)
+        let error = refuse_another_users(&pgdata, &run_as)
+            .and_then(|()| chown_tree_if_foreign(&pgdata, &run_as))
             .unwrap_err()
             .to_string();
 

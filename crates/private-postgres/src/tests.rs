@@ -389,3 +389,37 @@ fn two_starts_at_once_on_a_fresh_folder_leave_one_serving() {
     });
     assert_eq!(one, 1);
 }
+
+/// As root: another user's empty `pgdata` was removed and replaced by a new
+/// cluster of PostgreSQL's user, without a word.
+#[test]
+fn another_user_s_empty_cluster_folder_is_refused_not_replaced() {
+    use std::os::unix::fs::MetadataExt;
+    if !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let nobody = nix::unistd::User::from_name("nobody")
+        .ok()
+        .flatten()
+        .expect("user nobody");
+    let tmp = TempDir::new("foreign");
+    let data_dir = tmp.0.join("d");
+    let pgdata = data_dir.join("pgdata");
+    fs::create_dir_all(&pgdata).unwrap();
+    std::os::unix::fs::chown(
+        &pgdata,
+        Some(nobody.uid.as_raw()),
+        Some(nobody.gid.as_raw()),
+    )
+    .unwrap();
+
+    let error = PrivatePostgres::start(&data_dir).map(|_| ()).unwrap_err();
+
+    assert!(error.to_string().contains("belongs to nobody"), "{error}");
+    let meta = fs::metadata(&pgdata).unwrap();
+    assert_eq!(meta.uid(), nobody.uid.as_raw(), "pgdata changed hands");
+    assert!(
+        !pgdata.join("PG_VERSION").exists(),
+        "a cluster was made in it"
+    );
+}
