@@ -67,6 +67,15 @@ impl TicketRow {
         }
     }
 
+    /// Admitted and then spent (by its holder's payment) before its
+    /// deadline: expired in the log with the deadline still ahead of `now`.
+    /// A ticket that lapsed was active for its whole time, and one never
+    /// admitted has no deadline.
+    pub fn spent_before_deadline(&self, now: DateTime<Utc>) -> bool {
+        self.recorded_status() == TicketStatus::Expired
+            && self.expires_at.is_some_and(|deadline| deadline > now)
+    }
+
     /// Active and not past its deadline.
     pub fn is_active_at(&self, now: DateTime<Utc>) -> bool {
         self.status_at(now) == TicketStatus::Active
@@ -323,6 +332,16 @@ mod tests {
             status: status.to_string(),
             expires_at: expires_in.map(|seconds| now + Duration::seconds(seconds)),
         }
+    }
+
+    #[test]
+    fn only_a_ticket_expired_with_its_deadline_ahead_was_spent_before_it() {
+        let now = Utc::now();
+        assert!(ticket("expired", Some(60), now).spent_before_deadline(now));
+        assert!(!ticket("expired", Some(-1), now).spent_before_deadline(now));
+        assert!(!ticket("expired", None, now).spent_before_deadline(now));
+        assert!(!ticket("active", Some(60), now).spent_before_deadline(now));
+        assert!(!ticket("waiting", None, now).spent_before_deadline(now));
     }
 
     #[test]

@@ -199,14 +199,12 @@ pub(super) fn check_cluster_access(pgdata: &Path, run_as: &RunAs) -> Result<()> 
 }
 
 /// Hands `path` and everything under it to the server's user, if `path`
-/// is the invoking user's; refuses another user's.
+/// isn't theirs yet; the caller has refused another user's
+/// (`refuse_another_users`), so it is root's (copied, or made by hand).
 pub(super) fn chown_tree_if_foreign(path: &Path, run_as: &RunAs) -> Result<()> {
     let meta =
         fs::symlink_metadata(path).map_err(io_err(format!("inspecting {}", path.display())))?;
     if meta.uid() != run_as.uid.as_raw() {
-        // Root's cluster (copied, or made by hand) is handed over; another
-        // user's is refused, its owner named, before anything changes.
-        refuse_another_users(path, run_as)?;
         tracing::info!(path = %path.display(), user = %run_as.name, "handing the cluster to the server's user");
         chown_tree(path, run_as)?;
     }
@@ -245,6 +243,17 @@ fn user_named(uid: u32) -> String {
         Ok(Some(user)) => format!("{} (uid {uid})", user.name),
         _ => format!("uid {uid}"),
     }
+}
+
+/// Gives `path` to user `nobody`, as another user's folder; returns them.
+#[cfg(test)]
+pub(super) fn hand_to_nobody(path: &Path) -> User {
+    let nobody = User::from_name("nobody")
+        .ok()
+        .flatten()
+        .expect("user nobody");
+    std::os::unix::fs::chown(path, Some(nobody.uid.as_raw()), Some(nobody.gid.as_raw())).unwrap();
+    nobody
 }
 
 #[cfg(test)]
@@ -288,15 +297,10 @@ mod tests {
         if !run_as.switch {
             return; // not root: nothing is handed over
         }
-        let nobody = User::from_name("nobody")
-            .ok()
-            .flatten()
-            .expect("user nobody");
         let dir = std::env::temp_dir().join(format!("concert-foreign-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         fs::write(dir.join("notes.txt"), b"mine").unwrap();
-        std::os::unix::fs::chown(&dir, Some(nobody.uid.as_raw()), Some(nobody.gid.as_raw()))
-            .unwrap();
+        let nobody = hand_to_nobody(&dir);
 
         let error = prepare_data_dir(&dir, &run_as).unwrap_err().to_string();
 
@@ -368,22 +372,12 @@ mod tests {
         if !run_as.switch {
             return;
         }
-        let nobody = User::from_name("nobody")
-            .ok()
-            .flatten()
-            .expect("user nobody");
         let pgdata =
             std::env::temp_dir().join(format!("concert-foreign-pgdata-{}", std::process::id()));
         fs::create_dir_all(&pgdata).unwrap();
-        std::os::unix::fs::chown(
-            &pgdata,
-            Some(nobody.uid.as_raw()),
-            Some(nobody.gid.as_raw()),
-        )
-        .unwrap();
+        let nobody = hand_to_nobody(&pgdata);
 
         let error = refuse_another_users(&pgdata, &run_as)
-            .and_then(|()| chown_tree_if_foreign(&pgdata, &run_as))
             .unwrap_err()
             .to_string();
 

@@ -398,20 +398,11 @@ fn another_user_s_empty_cluster_folder_is_refused_not_replaced() {
     if !nix::unistd::geteuid().is_root() {
         return;
     }
-    let nobody = nix::unistd::User::from_name("nobody")
-        .ok()
-        .flatten()
-        .expect("user nobody");
     let tmp = TempDir::new("foreign");
     let data_dir = tmp.0.join("d");
     let pgdata = data_dir.join("pgdata");
     fs::create_dir_all(&pgdata).unwrap();
-    std::os::unix::fs::chown(
-        &pgdata,
-        Some(nobody.uid.as_raw()),
-        Some(nobody.gid.as_raw()),
-    )
-    .unwrap();
+    let nobody = super::run_as::hand_to_nobody(&pgdata);
 
     let error = PrivatePostgres::start(&data_dir).map(|_| ()).unwrap_err();
 

@@ -293,7 +293,7 @@ impl StandingStream {
             .is_some_and(|(status, ..)| status == "waiting");
         let ticket = self.ticket.as_ref()?;
         let now = crate::clock::now();
-        if !(waited && was_admitted_and_spent_early(ticket, now)) {
+        if !(waited && ticket.spent_before_deadline(now)) {
             return None;
         }
         let mut admitted = ticket.clone();
@@ -408,15 +408,6 @@ impl StandingStream {
     }
 }
 
-/// Whether `ticket` was admitted and then spent (by its holder's payment)
-/// before its deadline `now`: expired in the log with a deadline still
-/// ahead. A ticket that lapsed was active for its whole time, and one that
-/// never was has no deadline.
-fn was_admitted_and_spent_early(ticket: &TicketRow, now: chrono::DateTime<chrono::Utc>) -> bool {
-    ticket.recorded_status() == TicketStatus::Expired
-        && ticket.expires_at.is_some_and(|deadline| deadline > now)
-}
-
 /// Whether an estimated wait of `estimate` s is news to a client counting
 /// down one that reads `counted_down` s now: a change of a quarter, and of
 /// `WAIT_DRIFT_MIN_SECS` at least, so that a wait that shrinks and grows by
@@ -435,29 +426,6 @@ fn drifted(counted_down: i64, estimate: i64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_a_ticket_spent_before_its_deadline_missed_an_admission() {
-        let now = crate::clock::now();
-        let ticket = |status: &str, expires_at| TicketRow {
-            ticket_id: Uuid::nil(),
-            concert_id: Uuid::nil(),
-            user_id: Uuid::nil(),
-            entry_no: 1,
-            status: status.to_string(),
-            expires_at,
-        };
-        let ahead = Some(now + chrono::Duration::seconds(60));
-        let behind = Some(now - chrono::Duration::seconds(1));
-        assert!(was_admitted_and_spent_early(&ticket("expired", ahead), now));
-        assert!(!was_admitted_and_spent_early(
-            &ticket("expired", behind),
-            now
-        ));
-        assert!(!was_admitted_and_spent_early(&ticket("expired", None), now));
-        assert!(!was_admitted_and_spent_early(&ticket("active", ahead), now));
-        assert!(!was_admitted_and_spent_early(&ticket("waiting", None), now));
-    }
 
     #[test]
     fn an_estimate_is_sent_again_when_it_drifted_by_a_quarter_and_five_seconds_or_ran_out() {
