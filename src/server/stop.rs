@@ -45,7 +45,7 @@ pub fn stop_signal(
                 tracing::info!(signal, "shutting down: finishing requests in flight");
             }
             _ = &mut gave_up => {
-                tracing::error!("stopping: the private PostgreSQL server cannot be brought back");
+                tracing::error!("stopping: supervision of the private PostgreSQL server gave up");
             }
         }
         let _ = sender.send(true);

@@ -88,6 +88,8 @@ pub(super) fn prepare_data_dir(data_dir: &Path, run_as: &RunAs) -> Result<PathBu
         ))(error));
     }
     let existed = abs.is_dir();
+    // The highest folder this call makes, taken away again when refused.
+    let first_made = (!existed).then(|| highest_missing(&abs));
     if !existed {
         if let Some(parent) = abs.parent() {
             fs::create_dir_all(parent).map_err(io_err(format!("creating {}", parent.display())))?;
@@ -104,6 +106,9 @@ pub(super) fn prepare_data_dir(data_dir: &Path, run_as: &RunAs) -> Result<PathBu
             let meta = fs::metadata(ancestor)
                 .map_err(io_err(format!("inspecting {}", ancestor.display())))?;
             if !run_as.can_enter(&meta) {
+                if let Some(first_made) = &first_made {
+                    remove_made(&abs, first_made);
+                }
                 return Err(PrivatePostgresError::Untraversable {
                     dir: ancestor.to_path_buf(),
                     mode: meta.mode() & 0o7777,
@@ -140,6 +145,26 @@ pub(super) fn prepare_data_dir(data_dir: &Path, run_as: &RunAs) -> Result<PathBu
         }
     }
     Ok(dir)
+}
+
+/// The highest of `path` and its ancestors that does not exist yet.
+fn highest_missing(path: &Path) -> PathBuf {
+    path.ancestors()
+        .take_while(|ancestor| !ancestor.exists())
+        .last()
+        .unwrap_or(path)
+        .to_path_buf()
+}
+
+/// Removes the empty folders from `path` up to `first_made`, which this run
+/// made: a refused data folder left them behind, and an operator who fixed
+/// the parent's permissions found an empty folder of root's.
+fn remove_made(path: &Path, first_made: &Path) {
+    for made in path.ancestors() {
+        if fs::remove_dir(made).is_err() || made == first_made {
+            return;
+        }
+    }
 }
 
 /// Refuses to hand an existing folder (the data folder, its cluster) to the
@@ -339,6 +364,28 @@ mod tests {
                 "from mode {mode:o}"
             );
         }
+    }
+
+    /// A data folder refused for a parent PostgreSQL's user may not enter
+    /// is not left behind, nor the folders made on the way to it.
+    #[test]
+    fn a_refused_data_folder_leaves_no_folder_behind() {
+        let Ok(run_as) = RunAs::decide() else { return };
+        if !run_as.switch {
+            return;
+        }
+        let shut = std::env::temp_dir().join(format!("concert-shut-parent-{}", std::process::id()));
+        fs::create_dir_all(&shut).unwrap();
+        fs::set_permissions(&shut, fs::Permissions::from_mode(0o700)).unwrap();
+
+        let error = prepare_data_dir(&shut.join("made/data"), &run_as)
+            .unwrap_err()
+            .to_string();
+
+        let left: Vec<_> = fs::read_dir(&shut).unwrap().flatten().collect();
+        fs::remove_dir_all(&shut).unwrap();
+        assert!(error.contains("cannot enter"), "{error}");
+        assert!(left.is_empty(), "left behind: {left:?}");
     }
 
     /// A folder already PostgreSQL's user's that it may not enter is named

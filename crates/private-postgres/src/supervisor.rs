@@ -63,8 +63,9 @@ impl ServerHealth {
 /// Why supervision ended without a stop request.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "the private PostgreSQL server died {deaths} times within {} s and could not be \
-     brought back; giving up (see {log}). Last cause: {cause}",
+    "the private PostgreSQL server went down {deaths} times within {} s, each time \
+     restarted or failing to restart: a cause that does not pass, so supervision gives \
+     up (see {log}). Last cause: {cause}",
     DEATH_WINDOW.as_secs()
 )]
 pub struct GaveUp {
@@ -159,7 +160,7 @@ fn run(mut pg: PrivatePostgres, stop: &AtomicBool) -> Result<(), Unclean> {
                 health.down_since.get_or_insert(died_at);
             });
             if deaths.len() >= MAX_DEATHS {
-                tracing::error!(deaths = deaths.len(), %cause, "the private PostgreSQL server keeps dying; giving up");
+                tracing::error!(deaths = deaths.len(), %cause, "the private PostgreSQL server keeps going down; giving up");
                 return Err(GaveUp {
                     deaths: deaths.len(),
                     cause,
