@@ -218,9 +218,12 @@ fn without_type_names(text: &str) -> String {
 }
 
 /// serde's words for JSON's values ("invalid type: map, expected a
-/// sequence") in JSON's own.
+/// sequence") in JSON's own. Whole digits beyond 64 bits are read as a
+/// float, and were told as "floating point `1e20`" to a client that wrote
+/// none.
 fn in_json_terms(text: &str) -> String {
-    const TERMS: [(&str, &str); 4] = [
+    const TERMS: [(&str, &str); 5] = [
+        ("invalid type: floating point `", "invalid value: number `"),
         ("invalid type: map,", "invalid type: a JSON object,"),
         ("invalid type: sequence,", "invalid type: a JSON array,"),
         ("expected a sequence", "expected a JSON array"),
@@ -343,6 +346,21 @@ mod tests {
             panic!("{refusal:?}");
         };
         assert_eq!(detail, "note: number out of range at line 1 column 27");
+    }
+
+    #[test]
+    fn digits_beyond_64_bits_are_not_called_floating_point() {
+        for body in [r#"{"amount": 99999999999999999999}"#, r#"{"amount": 1.5}"#] {
+            let refusal = json_object::<BoundedCharge>(body.as_bytes()).unwrap_err();
+            let ApiError::Validation(detail) = refusal else {
+                panic!("{body}: {refusal:?}");
+            };
+            assert!(
+                detail.starts_with("amount: invalid value: number `")
+                    && detail.contains("`, expected a whole number from 1 to 1000000000 at line 1"),
+                "{body}: {detail}"
+            );
+        }
     }
 
     #[test]
