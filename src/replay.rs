@@ -91,8 +91,12 @@ pub enum ReplayError {
     Database(#[from] sqlx::Error),
     #[error("projection: {0}")]
     Projection(#[from] ProjectionError),
-    #[error("a stored event does not deserialize: {0}")]
-    Payload(#[from] serde_json::Error),
+    /// Named, so the event can be looked at (`concert audit` names every such one).
+    #[error("a stored event does not deserialize, {event}: {source}; `concert audit` names every event it cannot read")]
+    Payload {
+        event: String,
+        source: serde_json::Error,
+    },
     #[error("unknown aggregate type {0} in the log")]
     UnknownType(String),
     #[error("the replay's role may not make {owner} the owner of the rebuilt {table}, as it is of the live one (that takes a superuser or a member of {owner}): {source}; the live read models are unchanged")]

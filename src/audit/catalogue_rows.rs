@@ -1,5 +1,5 @@
 //! The catalogue's read models against the log: every date listed is one
-//! the log scheduled, with its concert, seats and price, and its seats are
+//! the log scheduled, with its concert, start, seats and price, and its seats are
 //! listed once each, numbered 1 to its seats, at that price. A seat row
 //! added, or a price edited, is what the service would go on to hold and sell.
 
@@ -28,6 +28,8 @@ struct DateRow {
     concert_id: Uuid,
     total_seats: i32,
     price: i64,
+    /// What customers are told, and the end of every hold of its seats.
+    starts_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// The seats listed for one date.
@@ -56,10 +58,11 @@ impl CatalogueRows {
         sqlx::query("set local statement_timeout = 0")
             .execute(&mut *tx)
             .await?;
-        let dates =
-            sqlx::query_as("select date_id, concert_id, total_seats, price from concert_dates")
-                .fetch_all(&mut *tx)
-                .await?;
+        let dates = sqlx::query_as(
+            "select date_id, concert_id, total_seats, price, starts_at from concert_dates",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
         let seats = sqlx::query_as(
             "select s.date_id, d.concert_id, count(*) as seats,
                     count(distinct s.seat_no) as distinct_numbers,
@@ -103,16 +106,19 @@ impl CatalogueRows {
                 Some(date)
                     if date.concert.0 != row.concert_id
                         || i64::from(date.seats) != i64::from(row.total_seats)
-                        || date.price.0 != row.price =>
+                        || date.price.0 != row.price
+                        || !same_microsecond(date.starts_at, row.starts_at) =>
                 {
                     let detail = format!(
-                        "concert_dates lists {} of concert {} with {} seats at {}; \
-                         the log scheduled it for {} with {} seats at {}",
+                        "concert_dates lists {} of concert {} at {} with {} seats at {}; \
+                         the log scheduled it for {} at {} with {} seats at {}",
                         row.date_id,
                         row.concert_id,
+                        row.starts_at,
                         row.total_seats,
                         row.price,
                         date.concert,
+                        date.starts_at,
                         date.seats,
                         date.price
                     );
@@ -182,6 +188,16 @@ impl CatalogueRows {
             found,
         );
     }
+}
+
+/// Whether two times are one to PostgreSQL, which keeps microseconds.
+fn same_microsecond(
+    logged: chrono::DateTime<chrono::Utc>,
+    listed: chrono::DateTime<chrono::Utc>,
+) -> bool {
+    (logged - listed)
+        .num_nanoseconds()
+        .is_some_and(|apart| apart.abs() < 1_000)
 }
 
 /// Names each date the log scheduled that is not `present` in a read model

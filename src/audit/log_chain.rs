@@ -16,25 +16,87 @@ use super::Violation;
 pub(super) struct LogChain {
     last_position: i64,
     streams: HashMap<StreamKey, StreamTip>,
+    /// Rows walked before the event their hash chains over (by stream and
+    /// that event's sequence): checked when it comes, named at the end if
+    /// it never does. Only a log out of order has any.
+    waiting: HashMap<(StreamKey, i64), Vec<RawEvent>>,
 }
 
-#[derive(Debug, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct StreamKey {
     aggregate_type: String,
     aggregate_id: String,
 }
 
-/// The end of one stream: its last sequence and the hash the next event chains from.
+impl StreamKey {
+    fn of(row: &RawEvent) -> Self {
+        Self {
+            aggregate_type: row.aggregate_type.clone(),
+            aggregate_id: row.aggregate_id.clone(),
+        }
+    }
+}
+
+/// The end of one stream: the sequence of its last row walked, and the two
+/// highest sequences walked with the hashes their successors chain from.
+/// Checked in position order against the row walked before it, an event
+/// moved one place in its stream broke the chain of the events around it,
+/// whose hashes were right.
 #[derive(Debug, Default)]
 struct StreamTip {
     sequence: i64,
+    highest: Option<Link>,
+    below: Option<Link>,
+}
+
+#[derive(Debug)]
+struct Link {
+    sequence: i64,
     hash: Vec<u8>,
+}
+
+impl StreamTip {
+    /// The hash the event of `sequence` chains over, when at hand.
+    fn hash_before(&self, sequence: i64) -> Option<&[u8]> {
+        if sequence == 1 {
+            return Some(&[]);
+        }
+        [&self.highest, &self.below]
+            .into_iter()
+            .flatten()
+            .find(|link| link.sequence == sequence - 1)
+            .map(|link| link.hash.as_slice())
+    }
+
+    fn walked(&mut self, sequence: i64, hash: Vec<u8>) {
+        let link = Link { sequence, hash };
+        match &self.highest {
+            Some(top) if top.sequence > sequence => {
+                if self
+                    .below
+                    .as_ref()
+                    .is_none_or(|below| below.sequence < sequence)
+                {
+                    self.below = Some(link);
+                }
+            }
+            // The same sequence again (a duplicate) keeps what it chains over.
+            Some(top) if top.sequence == sequence => {}
+            _ => self.below = self.highest.replace(link),
+        }
+    }
 }
 
 impl LogChain {
     /// Checks one row against the rows before it.
     pub(super) fn apply(&mut self, row: &RawEvent, found: &mut Vec<Violation>) {
-        if row.position <= self.last_position {
+        if row.position < 1 {
+            found.push(Violation::new(
+                "positions ascend",
+                format!("position {}: positions start at 1", row.position),
+                vec![row.label()],
+            ));
+        } else if row.position <= self.last_position {
             found.push(Violation::new(
                 "positions ascend",
                 format!("position {} after {}", row.position, self.last_position),
@@ -52,12 +114,8 @@ impl LogChain {
                 vec![row.label()],
             ));
         }
-        self.last_position = row.position;
-        let key = StreamKey {
-            aggregate_type: row.aggregate_type.clone(),
-            aggregate_id: row.aggregate_id.clone(),
-        };
-        let tip = self.streams.entry(key).or_default();
+        self.last_position = self.last_position.max(row.position);
+        let tip = self.streams.entry(StreamKey::of(row)).or_default();
         if row.sequence != tip.sequence + 1 {
             let detail = format!(
                 "sequence {} follows {}: events are missing or reordered",
@@ -69,14 +127,19 @@ impl LogChain {
                 vec![row.label()],
             ));
         }
-        let expected = chained_hash(&tip.hash, row);
-        if row.hash.as_deref() != Some(expected.as_slice()) {
-            let detail = "the stored hash does not match the event and its predecessor: edited, deleted or reordered";
-            found.push(Violation::new(
-                "hash chain intact",
-                detail,
-                vec![row.label()],
-            ));
+        tip.sequence = row.sequence;
+        // Continue the chain from the stored hash, so one edit is reported once.
+        let chains_from = match tip.hash_before(row.sequence) {
+            Some(previous) => check_link(previous, row, found),
+            None => {
+                let waits_for = (StreamKey::of(row), row.sequence - 1);
+                self.waiting.entry(waits_for).or_default().push(row.clone());
+                row.hash.clone().unwrap_or_default()
+            }
+        };
+        tip.walked(row.sequence, chains_from.clone());
+        if !self.waiting.is_empty() {
+            self.check_those_waiting_for(row, chains_from, found);
         }
         if row.recorded_at.is_none() {
             let detail = "recorded_at is no time the database stamps (infinity, or a year past 262,142): edited";
@@ -102,12 +165,60 @@ impl LogChain {
                 vec![row.label()],
             ));
         }
-        // Continue the chain from the stored hash, so one edit is reported once.
-        *tip = StreamTip {
-            sequence: row.sequence,
-            hash: row.hash.clone().unwrap_or(expected),
-        };
     }
+
+    /// Checks the rows walked before `row` that chain over it, and those
+    /// that chain over them.
+    fn check_those_waiting_for(
+        &mut self,
+        row: &RawEvent,
+        hash: Vec<u8>,
+        found: &mut Vec<Violation>,
+    ) {
+        let key = StreamKey::of(row);
+        let mut arrived = vec![(row.sequence, hash)];
+        while let Some((sequence, hash)) = arrived.pop() {
+            let waited = self.waiting.remove(&(key.clone(), sequence));
+            for waited in waited.into_iter().flatten() {
+                let chains_from = check_link(&hash, &waited, found);
+                arrived.push((waited.sequence, chains_from));
+            }
+        }
+    }
+
+    /// Names the rows whose predecessor in their stream never came in
+    /// reach: deleted, or moved far in the log.
+    pub(super) fn finish(self, found: &mut Vec<Violation>) {
+        let mut waiting: Vec<RawEvent> = self.waiting.into_values().flatten().collect();
+        waiting.sort_by_key(|row| row.position);
+        for row in waiting {
+            let detail = format!(
+                "checked against sequence {} of its stream, which is missing or too far from it \
+                 in the log to check: deleted, or one of the two moved",
+                row.sequence - 1
+            );
+            found.push(Violation::new(
+                "hash chain intact",
+                detail,
+                vec![row.label()],
+            ));
+        }
+    }
+}
+
+/// Checks that `row`'s stored hash chains over `previous`; returns the hash
+/// its successor chains from.
+fn check_link(previous: &[u8], row: &RawEvent, found: &mut Vec<Violation>) -> Vec<u8> {
+    let expected = chained_hash(previous, row);
+    if row.hash.as_deref() != Some(expected.as_slice()) {
+        let detail = "the stored hash does not match the event and its predecessor: edited, deleted or reordered";
+        found.push(Violation::new(
+            "hash chain intact",
+            detail,
+            vec![row.label()],
+        ));
+    }
+    row.hash.clone().unwrap_or(expected)
 }
 
 #[cfg(test)]
@@ -293,6 +404,82 @@ mod tests {
         for row in rows {
             chain.apply(row, &mut found);
         }
+        chain.finish(&mut found);
         found
+    }
+
+    /// `rows` chained in order, then put at the positions given.
+    fn moved(rows: Vec<RawEvent>, positions: &[i64]) -> Vec<RawEvent> {
+        let mut rows = chain(rows);
+        for (row, position) in rows.iter_mut().zip(positions) {
+            row.position = *position;
+        }
+        rows.sort_by_key(|row| row.position);
+        rows
+    }
+
+    #[test]
+    fn an_event_moved_in_the_log_breaks_no_chain_of_the_events_around_it() {
+        // Sequence 2 moved after 3, and, in another stream, 1 after 2.
+        let log = moved(
+            vec![
+                event(1, "Wallet/a", 1, "5"),
+                event(2, "Wallet/a", 2, "6"),
+                event(3, "Wallet/a", 3, "7"),
+                event(4, "Wallet/b", 1, "8"),
+                event(5, "Wallet/b", 2, "9"),
+            ],
+            &[1, 3, 2, 5, 4],
+        );
+
+        let found = check(&log);
+
+        assert_eq!(
+            rules(&found),
+            [
+                "stream sequences have no gaps",
+                "stream sequences have no gaps",
+                "stream sequences have no gaps",
+                "stream sequences have no gaps"
+            ],
+            "{found:#?}"
+        );
+    }
+
+    #[test]
+    fn an_event_moved_far_in_its_stream_is_named_at_the_end() {
+        let log = moved(
+            vec![
+                event(1, "Wallet/a", 1, "5"),
+                event(2, "Wallet/a", 2, "6"),
+                event(3, "Wallet/a", 3, "7"),
+                event(4, "Wallet/a", 4, "8"),
+            ],
+            &[1, 4, 2, 3],
+        );
+
+        let found = check(&log);
+
+        // Sequence 2, three places on, is out of reach of sequence 1; 3 is
+        // checked against it once it comes.
+        let chain_breaks: Vec<_> = (found.iter())
+            .filter(|violation| violation.rule == "hash chain intact")
+            .collect();
+        assert_eq!(chain_breaks.len(), 1, "{found:#?}");
+        assert_eq!(chain_breaks[0].events, ["#4 Wallet/a seq 2 Charged"]);
+        assert!(chain_breaks[0].detail.contains("sequence 1 of its stream"));
+    }
+
+    #[test]
+    fn a_position_below_one_is_named_without_a_hole_after_it() {
+        let log = moved(
+            vec![event(1, "Wallet/a", 1, "5"), event(2, "Wallet/b", 1, "7")],
+            &[-5, 1],
+        );
+
+        let found = check(&log);
+
+        assert_eq!(rules(&found), ["positions ascend"]);
+        assert_eq!(found[0].detail, "position -5: positions start at 1");
     }
 }

@@ -11,8 +11,10 @@ use crate::event_log::RawEvent;
 use crate::ids::{ConcertId, UserId};
 
 use super::active_limits::ActiveLimits;
+use super::active_times::{self, ActiveSpan};
 use super::admission_order::AdmissionOrder;
 use super::entry_numbers::EntryNumbers;
+use super::seats::CLOCKS_AGREE_WITHIN;
 use super::Violation;
 
 /// The longest admission any setting allows (`CONCERT_QUEUE_ACTIVE_TTL_SECS`
@@ -31,6 +33,20 @@ pub(super) struct QueueCheck {
     entered: HashMap<(UserId, ConcertId), Vec<String>>,
     order: AdmissionOrder,
     numbers: EntryNumbers,
+    /// Admissions the log-order count named past the limit, by position.
+    over_the_limit: HashSet<i64>,
+    /// Tickets that ended as paid, checked against the sales at the end.
+    spent: Vec<SpentTicket>,
+}
+
+/// A ticket the log ended as paid.
+#[derive(Debug)]
+pub(super) struct SpentTicket {
+    pub id: String,
+    pub user: UserId,
+    pub concert: ConcertId,
+    /// Its expiry's label.
+    pub label: String,
 }
 
 /// One ticket: the concert it queues for, whether it is active, and whether
@@ -47,6 +63,8 @@ struct Ticket {
     active_from: Option<DateTime<Utc>>,
     active_until: Option<DateTime<Utc>>,
     ended: Option<(DateTime<Utc>, ExpiryReason)>,
+    /// Its admission's position and label.
+    admission: Option<(i64, String)>,
 }
 
 /// Whose a ticket is, as the log entered it, and whether it was admitted.
@@ -70,6 +88,8 @@ impl QueueCheck {
             entered: HashMap::new(),
             order: AdmissionOrder::default(),
             numbers: EntryNumbers::default(),
+            over_the_limit: HashSet::new(),
+            spent: Vec::new(),
         }
     }
 
@@ -105,6 +125,7 @@ impl QueueCheck {
                     active_from: None,
                     active_until: None,
                     ended: None,
+                    admission: None,
                 };
                 self.tickets.insert(row.aggregate_id.clone(), ticket);
                 (self.entered.entry((user_id, concert_id)).or_default())
@@ -144,6 +165,7 @@ impl QueueCheck {
                 ticket.admitted = true;
                 ticket.active_from = Some(admitted_at);
                 ticket.active_until = Some(expires_at);
+                ticket.admission = Some((row.position, row.label()));
                 self.order.admitted(row, admitted_at, found);
                 self.admitted.insert((ticket.user, ticket.concert));
                 let count = self.active.entry(ticket.concert).or_default();
@@ -151,8 +173,9 @@ impl QueueCheck {
                 let limit = self.limits.at(row.position);
                 if *count > i64::from(limit) {
                     let detail = format!("{count} active tokens, the limit is {limit}");
+                    self.over_the_limit.insert(row.position);
                     found.push(Violation::new(
-                        "admissions stay within the active limit",
+                        active_times::RULE,
                         detail,
                         vec![row.label()],
                     ));
@@ -166,6 +189,33 @@ impl QueueCheck {
                         vec![row.label()],
                     ));
                 };
+                match (reason, ticket.active, ticket.active_until) {
+                    // The scheduler times a ticket out once its deadline has passed.
+                    (ExpiryReason::Timeout, true, Some(until))
+                        if expired_at + CLOCKS_AGREE_WITHIN < until =>
+                    {
+                        found.push(Violation::new(
+                            "a ticket times out at its deadline, not before",
+                            format!("timed out at {expired_at}, admitted until {until}"),
+                            vec![row.label()],
+                        ));
+                    }
+                    // Only an active ticket pays.
+                    (ExpiryReason::Paid, false, _) if !ticket.expired => {
+                        found.push(Violation::new(
+                            "a ticket is spent by a payment while active",
+                            "a waiting ticket ended as paid",
+                            vec![row.label()],
+                        ));
+                    }
+                    (ExpiryReason::Paid, true, _) => self.spent.push(SpentTicket {
+                        id: row.aggregate_id.clone(),
+                        user: ticket.user,
+                        concert: ticket.concert,
+                        label: row.label(),
+                    }),
+                    _ => {}
+                }
                 ticket.expired = true;
                 ticket.ended = Some((expired_at, reason));
                 self.order.left(row, found);
@@ -180,6 +230,32 @@ impl QueueCheck {
     /// The rules that need the whole log.
     pub(super) fn finish(&mut self, found: &mut Vec<Violation>) {
         self.order.finish(found);
+        self.check_active_times(found);
+    }
+
+    /// The active limit by the times each ticket was active.
+    pub(super) fn check_active_times(&self, found: &mut Vec<Violation>) {
+        let mut spans: HashMap<ConcertId, Vec<ActiveSpan>> = HashMap::new();
+        for ticket in self.tickets.values() {
+            let (Some(from), Some(until), Some((position, label))) =
+                (ticket.active_from, ticket.active_until, &ticket.admission)
+            else {
+                continue;
+            };
+            let to = ticket.ended.map_or(until, |(ended, _)| ended.min(until));
+            spans.entry(ticket.concert).or_default().push(ActiveSpan {
+                from,
+                to,
+                position: *position,
+                label: label.clone(),
+            });
+        }
+        active_times::check(spans, &self.limits, &self.over_the_limit, found);
+    }
+
+    /// The tickets the log ended as paid, for the sales to account for.
+    pub(super) fn spent(&self) -> &[SpentTicket] {
+        &self.spent
     }
 
     /// Whether the log has admitted a ticket of `user` for `concert`.
@@ -196,7 +272,7 @@ impl QueueCheck {
         concert: ConcertId,
         at: DateTime<Utc>,
     ) -> bool {
-        let slack = super::seats::CLOCKS_AGREE_WITHIN;
+        let slack = CLOCKS_AGREE_WITHIN;
         let active_at = |ticket: &Ticket| match (ticket.active_from, ticket.active_until) {
             (Some(from), Some(until)) => {
                 let end = ticket.ended.map_or(until, |(ended, _)| ended.min(until));

@@ -8,26 +8,30 @@
 //! release may still write them, one cannot be told apart from a sale
 //! written in that form to pass this rule.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use cqrs_es::DomainEvent;
 
 use crate::aggregates::{versions_written, SeatEvent};
 use crate::event_log::RawEvent;
-use crate::ids::{ConcertId, TicketId};
+use crate::ids::{ConcertId, TicketId, UserId};
 
-use super::queue::TicketOwner;
+use super::queue::{SpentTicket, TicketOwner};
 use super::Violation;
 
 const OWN_TICKET: &str = "a seat is paid with a ticket its buyer was admitted on for its concert";
 const ACTIVE_TICKET: &str = "a seat is paid with a ticket still active";
 const ONE_SEAT_A_TICKET: &str = "a queue ticket pays for one seat";
 const VERSION_FITS: &str = "an event has its version's shape";
+const SPENT_ON_A_SALE: &str = "a ticket ends as paid with a sale";
 
 /// The sale each named ticket paid for.
 #[derive(Debug, Default)]
 pub(super) struct SaleTicketCheck {
     spent: HashMap<TicketId, String>,
+    /// The buyers of sales that name no ticket, with the seat's concert
+    /// (`None` where the log has no hold or date for it).
+    unnamed: HashSet<(UserId, Option<ConcertId>)>,
 }
 
 impl SaleTicketCheck {
@@ -65,6 +69,7 @@ impl SaleTicketCheck {
             ));
         }
         let Some(ticket_id) = ticket_id else {
+            self.unnamed.insert((*user_id, concert));
             return;
         };
         let wrong = match owner(&ticket_id.to_string()) {
@@ -99,6 +104,30 @@ impl SaleTicketCheck {
                 format!("ticket {ticket_id} paid for two seats"),
                 vec![first, row.label()],
             ));
+        }
+    }
+
+    /// Names each ticket the log ended as paid that no sale accounts for:
+    /// none names it, and (for sales written before they named tickets) its
+    /// user bought no seat of its concert without naming one. A ticket's
+    /// expiry edited from timed out to paid passed.
+    pub(super) fn finish(&self, spent: &[SpentTicket], found: &mut Vec<Violation>) {
+        for ticket in spent {
+            let named = (ticket.id.parse::<uuid::Uuid>())
+                .is_ok_and(|id| self.spent.contains_key(&TicketId(id)));
+            let bought_unnamed = [Some(ticket.concert), None]
+                .into_iter()
+                .any(|concert| self.unnamed.contains(&(ticket.user, concert)));
+            if !named && !bought_unnamed {
+                found.push(Violation::new(
+                    SPENT_ON_A_SALE,
+                    format!(
+                        "no sale names ticket {}, and its user {} bought no seat of concert {} without naming one",
+                        ticket.id, ticket.user, ticket.concert
+                    ),
+                    vec![ticket.label.clone()],
+                ));
+            }
         }
     }
 }

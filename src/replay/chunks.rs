@@ -68,12 +68,14 @@ async fn apply_typed<A: Aggregate>(
     let events = chunk
         .iter()
         .map(|event| {
-            Ok((
-                event.aggregate_id.as_str(),
-                serde_json::from_str(&event.payload)?,
-            ))
+            let payload =
+                serde_json::from_str(&event.payload).map_err(|source| ReplayError::Payload {
+                    event: crate::terminal::printable(&event.label()).into_owned(),
+                    source,
+                })?;
+            Ok((event.aggregate_id.as_str(), payload))
         })
-        .collect::<Result<Vec<(&str, A::Event)>, serde_json::Error>>()?;
+        .collect::<Result<Vec<(&str, A::Event)>, ReplayError>>()?;
     let events: Vec<(&str, &A::Event)> = events.iter().map(|(id, event)| (*id, event)).collect();
     projector.apply_events(conn, &events).await?;
     Ok(())

@@ -187,6 +187,34 @@ async fn a_seat_added_or_repriced_and_a_date_edited_in_the_read_models_are_named
     );
 }
 
+/// The start customers are told, and where every hold of its seats ends:
+/// moved in the read model, it passed.
+#[tokio::test]
+async fn a_date_moved_in_the_read_models_is_named() {
+    let pool = booked().await;
+    let (_, date, _) = free_seat(&pool).await;
+    execute(
+        &pool,
+        &format!(
+            "update concert_dates set starts_at = starts_at + interval '3 years' where date_id = '{date}'"
+        ),
+    )
+    .await;
+
+    let found = violations(&pool).await;
+
+    let agree = "read models agree with the log";
+    assert!(
+        named(
+            &found,
+            agree,
+            &format!("concert_dates lists {date} of concert")
+        ),
+        "{found:#?}"
+    );
+    assert_eq!(found.len(), 1, "{found:#?}");
+}
+
 #[tokio::test]
 async fn a_charge_out_of_range_an_event_of_another_version_and_a_ticket_entered_again_are_named() {
     let pool = booked().await;

@@ -191,3 +191,44 @@ async fn the_audit_names_a_hold_made_after_the_holder_s_ticket_timed_out() {
         report.violations
     );
 }
+
+/// A second ticket's whole life, copied from the one ticket's and appended
+/// at the end of the log: in the log's order the place was free again (the
+/// first ticket's expiry came before it), by its times two were active at
+/// once with one place. It passed.
+#[tokio::test]
+async fn the_audit_names_an_admission_appended_after_the_expiries_of_its_time() {
+    let pool = a_lapsed_hold_and_ticket().await;
+    let forged = uuid::Uuid::new_v4();
+    sqlx::query(
+        "insert into events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         select aggregate_type, $1, sequence, event_type, event_version,
+                case when event_type = 'QueueEntered' then
+                    jsonb_set(jsonb_set(payload::jsonb,
+                        '{QueueEntered,user_id}', to_jsonb(gen_random_uuid()::text)),
+                        '{QueueEntered,entry_no}', to_jsonb((payload::jsonb #>> '{QueueEntered,entry_no}')::bigint + 1000))::json
+                else payload end,
+                metadata
+         from events where aggregate_type = 'QueueTicket' order by sequence",
+    )
+    .bind(forged.to_string())
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let report = concert::audit::audit(&pool, 1, None, &mut |_, _| {})
+        .await
+        .unwrap();
+
+    let over = report
+        .violations
+        .iter()
+        .find(|v| v.rule == "admissions stay within the active limit")
+        .unwrap_or_else(|| panic!("{:#?}", report.violations));
+    assert!(
+        over.detail.starts_with("2 tokens active at"),
+        "{}",
+        over.detail
+    );
+    assert!(over.events[0].contains(&format!("QueueTicket/{forged} seq 2 TicketAdmitted")));
+}

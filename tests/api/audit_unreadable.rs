@@ -129,3 +129,28 @@ async fn escape_codes_in_a_stored_type_print_as_escapes() {
         "{lines}"
     );
 }
+
+/// A replay stopped on such a payload without saying which event it was,
+/// where the audit names it.
+#[tokio::test]
+async fn a_replay_names_the_event_it_cannot_read() {
+    let app = spawn_app().await;
+    booking_history(&app).await;
+    concert::event_log::assign_positions(&app.pool)
+        .await
+        .unwrap();
+    let stream = edit(
+        &app,
+        1,
+        r#"payload = '{"Charged": {"amount": "abc"}}'::json"#,
+    )
+    .await;
+
+    let error = concert::replay::replay(&app.pool, &mut |_, _| {})
+        .await
+        .expect_err("the replay cannot read the event")
+        .to_string();
+
+    assert!(error.contains(&format!("#1 {stream} seq 1")), "{error}");
+    assert!(error.contains("does not deserialize"), "{error}");
+}

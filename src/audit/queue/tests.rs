@@ -347,6 +347,91 @@ fn expired(ticket: &'static str) -> TicketEvent {
 }
 
 #[test]
+fn a_ticket_timed_out_before_its_deadline_or_paid_while_waiting_is_named() {
+    let at = |secs: i64| AT + chrono::TimeDelta::seconds(secs);
+    let admitted = |ticket| TicketEvent {
+        ticket,
+        event: QueueTicketEvent::TicketAdmitted {
+            admitted_at: at(0),
+            expires_at: at(60),
+        },
+    };
+    let ended = |ticket, reason, secs| TicketEvent {
+        ticket,
+        event: QueueTicketEvent::TicketExpired {
+            reason,
+            expired_at: at(secs),
+        },
+    };
+
+    let found = run(
+        3,
+        vec![
+            entered("a", CONCERT),
+            entered("b", CONCERT),
+            entered("c", CONCERT),
+            admitted("a"),
+            admitted("b"),
+            // On time, within the clocks' agreement, and 18 s early.
+            ended("a", ExpiryReason::Timeout, 60),
+            ended("b", ExpiryReason::Timeout, 42),
+            ended("c", ExpiryReason::Paid, 10),
+        ],
+    );
+
+    assert_eq!(
+        rules(&found),
+        [
+            "a ticket times out at its deadline, not before",
+            "a ticket is spent by a payment while active"
+        ]
+    );
+    assert_eq!(found[0].events, ["#7 QueueTicket/b seq 7 TicketExpired"]);
+}
+
+#[test]
+fn an_admission_appended_after_the_expiries_of_its_time_is_held_to_the_limit() {
+    let at = |secs: i64| AT + chrono::TimeDelta::seconds(secs);
+    let admitted = |ticket, from, to| TicketEvent {
+        ticket,
+        event: QueueTicketEvent::TicketAdmitted {
+            admitted_at: at(from),
+            expires_at: at(to),
+        },
+    };
+    let timed_out = |ticket, secs| TicketEvent {
+        ticket,
+        event: QueueTicketEvent::TicketExpired {
+            reason: ExpiryReason::Timeout,
+            expired_at: at(secs),
+        },
+    };
+
+    // One place: "a" holds it 0–20 s; "b", appended after its expiry, is
+    // dated at 10 s; "c" takes it at 20 s, as the scheduler would.
+    let found = run(
+        1,
+        vec![
+            entered("a", CONCERT),
+            entered("b", CONCERT),
+            entered("c", CONCERT),
+            admitted("a", 0, 20),
+            timed_out("a", 20),
+            admitted("c", 20, 40),
+            timed_out("c", 40),
+            admitted("b", 10, 30),
+        ],
+    );
+
+    let over: Vec<_> = (found.iter())
+        .filter(|violation| violation.rule == "admissions stay within the active limit")
+        .collect();
+    assert_eq!(over.len(), 2, "{found:#?}");
+    assert_eq!(over[0].events, ["#6 QueueTicket/c seq 6 TicketAdmitted"]);
+    assert_eq!(over[1].events, ["#8 QueueTicket/b seq 8 TicketAdmitted"]);
+}
+
+#[test]
 fn an_entry_number_used_twice_in_a_concert_is_named_with_both_entries() {
     // "a" and "a2" take the same number; "a3" takes it in another concert.
     let found = run(

@@ -103,6 +103,45 @@ fn a_sale_whose_version_does_not_fit_its_ticket_is_named() {
     assert_eq!(found[1].detail, "a sale of version 2 names no ticket");
 }
 
+#[test]
+fn a_ticket_ended_as_paid_that_no_sale_accounts_for_is_named() {
+    let spent = |id: TicketId, user, concert| SpentTicket {
+        id: id.to_string(),
+        user,
+        concert,
+        label: format!("spent {id}"),
+    };
+    let mut check = SaleTicketCheck::default();
+    let mut found = Vec::new();
+    let mut named = logged(1, "Seat/s1", "SeatSold");
+    named.event_version = crate::aggregates::SALE_VERSION.to_string();
+    check.apply(
+        &named,
+        &sold(BUYER, Some(TICKET)),
+        Some(CONCERT),
+        owner,
+        &mut found,
+    );
+    // A sale of version 1, as written before sales named their tickets.
+    let unnamed = logged(2, "Seat/s2", "SeatSold");
+    let other = sold(OTHER_USER, None);
+    check.apply(&unnamed, &other, Some(CONCERT), owner, &mut found);
+
+    check.finish(
+        &[
+            spent(TICKET, BUYER, CONCERT),
+            spent(OTHER_USERS_TICKET, OTHER_USER, CONCERT),
+            spent(TIMED_OUT_TICKET, BUYER, CONCERT),
+            spent(OTHER_CONCERTS_TICKET, OTHER_USER, OTHER_CONCERT),
+        ],
+        &mut found,
+    );
+
+    assert_eq!(rules(&found), [SPENT_ON_A_SALE, SPENT_ON_A_SALE]);
+    assert_eq!(found[0].events, [format!("spent {TIMED_OUT_TICKET}")]);
+    assert_eq!(found[1].events, [format!("spent {OTHER_CONCERTS_TICKET}")]);
+}
+
 /// Feeds each sale at its own position (its seat is `s<position>`, of
 /// `CONCERT`).
 fn run(sales: Vec<SeatEvent>) -> Vec<Violation> {
