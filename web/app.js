@@ -27,6 +27,7 @@ const state = {
   countdown: null,
   waitTicker: null, // counts the estimated wait down between updates
   datesAgain: null, // looks at the dates again while none has a free seat
+  hiddenAsk: null, // the timer of a hidden tab's next look at its standing
 };
 
 
@@ -99,6 +100,7 @@ function subjectOf(token) {
 
 async function signIn(token) {
   let userId;
+  let balance;
   try {
     userId = subjectOf(token);
   } catch (error) {
@@ -109,8 +111,7 @@ async function signIn(token) {
   // The service checks the token now, so a forged or expired one is refused
   // here rather than at the first booking step.
   try {
-    const { balance } = await request("GET", `/users/${userId}/balance`, token);
-    $("balance").textContent = won(balance);
+    ({ balance } = await request("GET", `/users/${userId}/balance`, token));
   } catch (error) {
     const refused = `That user token is not accepted: it is forged, expired or from another issuer. (${error.code})`;
     say("message", error.status === 401 ? refused : explain(error), "error");
@@ -120,6 +121,10 @@ async function signIn(token) {
   state.userToken = token;
   state.userId = userId;
   save();
+  // As every balance read does: a hold made while the last sign-in was
+  // refused left the field at the page's default, and charged ₩150,000
+  // for a ₩1,000 seat.
+  showBalance(balance);
   $("who").textContent = `user ${userId.slice(0, 8)}`;
   show("sign-out", true);
   show("sign-in", false);

@@ -85,10 +85,20 @@ async function loadPage({ after, before }) {
     $("page-range").textContent = page.events.length
       ? `events ${audit.first}–${page.events[page.events.length - 1].position}`
       : "no events yet";
-    $("previous-page").disabled = audit.first <= 1;
+    onFirstPage(audit.first <= 1);
   } catch (error) {
     refuse(error);
   }
+}
+
+// No page before the first: "Previous page" is disabled. Pressed from the
+// keyboard until page 1, it took the focus down to the page with it: the
+// focus goes on to "Next page", the way back.
+function onFirstPage(first) {
+  const previous = $("previous-page");
+  const focused = document.activeElement === previous;
+  previous.disabled = first;
+  if (first && focused) $("next-page").focus();
 }
 
 // The page's events, with a row wherever positions are missing: positions
@@ -138,6 +148,9 @@ async function loadStream(type, id) {
     ($("stream-events").querySelector("tr.flagged") || $("stream")).scrollIntoView();
     $("stream").querySelector("h2").focus({ preventScroll: true });
   } catch (error) {
+    // The stream shown is not the one asked for: it stayed under "Not
+    // found", read as the answer.
+    clearStream();
     // Only a typed stream can be malformed; the service's sentence was the
     // parser's ("Cannot parse `aggregate_id` … UUID parsing failed").
     if (error instanceof Refusal && error.code === "bad_request") {
@@ -145,6 +158,12 @@ async function loadStream(type, id) {
     }
     refuse(error);
   }
+}
+
+function clearStream() {
+  show("stream", false);
+  $("stream-events").replaceChildren();
+  audit.stream = null;
 }
 
 // The hashes as stored, each row beside the one it chains from. The page

@@ -2,6 +2,11 @@
 // cannot get through), and the dates its admission opens.
 "use strict";
 
+// The tab's title, and what it says once a hidden tab's place is admitted:
+// a user waiting in another tab sees it there.
+const PAGE_TITLE = document.title;
+const ADMITTED_TITLE = "Your turn – concert";
+
 // While no date has a free seat, the dates are asked for again this often:
 // seats on hold come free when their holds run out.
 const NO_DATE_LOOK_AGAIN_MS = 5000;
@@ -27,6 +32,7 @@ function showStanding(standing) {
   // dates and reopens the picked date's seat map with the new token.
   if (standing.status === "active" && state.admittedToken !== state.queueToken) {
     state.admittedToken = state.queueToken;
+    if (!visible()) document.title = ADMITTED_TITLE;
     // The next step's heading takes the focus from the queue's, where a
     // keyboard or screen-reader user waited; not from anywhere else.
     const waitedHere = $("queue").contains(document.activeElement);
@@ -39,14 +45,19 @@ function showStanding(standing) {
       ? "Enter the queue again to pay for your hold (if it was paid meanwhile, it shows as yours)."
       : "Enter the queue again to book.";
     say("message", `Your queue token has ended: its time ran out, or a payment (perhaps from another tab) used it. ${next}`, "error");
+    document.title = PAGE_TITLE;
     closeStreams();
-    // Their buttons would act with a token that opens nothing now. A focus
-    // in them would fall to the page: it goes to the queue, where the next
-    // step is.
-    const focusLost = ["dates", "seats"].some((id) => !$(id).hidden && $(id).contains(document.activeElement));
-    for (const id of ["dates", "seats"]) show(id, false);
-    if (focusLost) bringUp("queue");
+    // Their buttons would act with a token that opens nothing now.
+    hideDatesAndSeats();
   }
+}
+
+// Hides the dates and the seat map. A focus in them would fall to the page:
+// it goes to the queue, where the next step is.
+function hideDatesAndSeats() {
+  const focusLost = ["dates", "seats"].some((id) => !$(id).hidden && $(id).contains(document.activeElement));
+  for (const id of ["dates", "seats"]) show(id, false);
+  if (focusLost) bringUp("queue");
 }
 
 // How often a moving line's standing is read out at most, its status
@@ -56,18 +67,22 @@ const STANDING_SAID_EVERY_MS = 15_000;
 // The standing in one sentence for screen readers: when its status changes,
 // and as the line moves at most every 15 s. Read out as its parts changed,
 // it came out as bare fragments ("0", "about 1 min"), up to one a second.
-// An ended token is said by the message.
+// An ended token is said by the message. A sell-out is said as a change of
+// status: the sections it hides went without a word.
 function announceStanding(standing) {
   const element = $("standing-words");
+  const soldOut = state.soldOut && !state.paid && standing.status !== "expired";
+  const status = soldOut ? "sold_out" : standing.status;
   const words = {
     waiting: `Waiting in the queue: ${standing.position} ahead of you, estimated wait ${waitInWords(standing.estimated_wait_seconds)}.`,
     active: `Admitted until ${clockTime(standing.expires_at)}.`,
-  }[standing.status] ?? "";
-  const statusChanged = element.dataset.status !== standing.status;
+    sold_out: "Sold out: nothing more can be booked.",
+  }[status] ?? "";
+  const statusChanged = element.dataset.status !== status;
   const saidLately = performance.now() - Number(element.dataset.saidAt ?? -Infinity) < STANDING_SAID_EVERY_MS;
   if (element.textContent === words || (!statusChanged && saidLately)) return;
   element.textContent = words;
-  element.dataset.status = standing.status;
+  element.dataset.status = status;
   element.dataset.saidAt = performance.now();
 }
 
@@ -133,7 +148,7 @@ function showSoldOut() {
   if (state.paid) return;
   // Nothing is held either: no date or seat map is left to show, and only
   // the token's end is left to follow.
-  for (const id of ["dates", "seats"]) show(id, false);
+  hideDatesAndSeats();
   if (state.seatStream) {
     closeStreams();
     watchStanding();

@@ -44,7 +44,8 @@ function closeStreams() {
 function watchStanding() {
   state.standing?.abort();
   state.standing = null;
-  if (!visible() || !state.queueToken || state.paid || state.status === "expired") return;
+  if (!visible()) return askWhileHidden();
+  if (!state.queueToken || state.paid || state.status === "expired") return;
   const controller = new AbortController();
   state.standing = controller;
   const token = state.queueToken;
@@ -67,7 +68,8 @@ function watchSeats() {
   // stream, which says when it is admitted.
   if (state.status !== "active") return watchStanding();
   closeStreams();
-  if (!visible() || state.paid) return;
+  if (!visible()) return askWhileHidden();
+  if (state.paid) return;
   const controller = new AbortController();
   state.seatStream = controller;
   // Compact changes: "2H,17S" (seat number and letter) instead of JSON objects.
@@ -156,8 +158,39 @@ function seatsRefused(error) {
   if (state.status !== "expired") watchStanding();
 }
 
+// A hidden tab holds no stream, yet a place in the line must still learn of
+// its admission: unseen, it lapsed after its 600 s with the tab still saying
+// "waiting". So a hidden tab asks the plain route this often, a request a
+// tab, not a stream's connection: for a line of 20,000 all hidden, under 700
+// cheap requests a second, and an admission is seen with most of its time left.
+const HIDDEN_ASK_EVERY_MS = 30_000;
+
+function askWhileHidden() {
+  clearTimeout(state.hiddenAsk);
+  state.hiddenAsk = null;
+  const live = ["waiting", "active"].includes(state.status) && !state.paid;
+  if (visible() || !state.queueToken || !live) return;
+  const token = state.queueToken;
+  state.hiddenAsk = setTimeout(async () => {
+    state.hiddenAsk = null;
+    try {
+      await askStanding(token);
+    } catch (error) {
+      // Not answered now: the next look asks again. A token refused for
+      // good ends the place, as the stream's refusal would.
+      if (error.status === 401 && state.queueToken === token) refuse(error, "queue");
+    }
+    askWhileHidden();
+  }, HIDDEN_ASK_EVERY_MS);
+}
+
 document.addEventListener("visibilitychange", () => {
-  if (!visible()) return closeStreams();
+  if (!visible()) {
+    closeStreams();
+    return askWhileHidden();
+  }
+  askWhileHidden(); // stops it
+  document.title = PAGE_TITLE;
   // Back in view: a seat stream starts with a fresh snapshot, a standing
   // stream with the standing as it is now.
   if (!$("seats").hidden && state.status === "active" && !state.paid) watchSeats();

@@ -108,9 +108,23 @@ async function follow(path, token, onEvent, { signal, onRefusal, more = () => tr
   let lastId = null;
   let pause = 1000;
   let flowing = false;
+  // A connection that carried something has broken since the service was
+  // last found answering (a restart drops every stream), and what ends the
+  // pause before the next try early, while one runs.
+  let broke = false;
+  let endPause = null;
+  // The service answers again: a stream that broke, or that failed while the
+  // service could not be reached, is tried at once rather than at the end
+  // of its backoff (up to 10 s, said meanwhile to be held back in between).
+  const retryNow = (wasDown) => {
+    if (!endPause || !(wasDown || broke)) return false;
+    broke = false;
+    endPause();
+    return true;
+  };
   const ended = new AbortController();
   signal.addEventListener("abort", () => ended.abort(), { once: true });
-  if (fallback) askWhileStalled(ended.signal, () => !flowing, fallback, { onDown, onStalled });
+  if (fallback) askWhileStalled(ended.signal, () => !flowing, fallback, { onDown, onStalled, retryNow });
   // With a fallback, it tells whether the service is down.
   const down = fallback ? () => {} : onDown;
   try {
@@ -149,9 +163,11 @@ async function follow(path, token, onEvent, { signal, onRefusal, more = () => tr
         // (an event it could not read) is no outage to announce.
         if (error instanceof TypeError) down();
       } finally {
+        if (flowing) broke = true;
         flowing = false;
       }
-      await pauseFor(pause, signal);
+      await pauseFor(pause, signal, (end) => (endPause = end));
+      endPause = null;
       pause = Math.min(pause * 2, 10_000);
     }
   } finally {
@@ -163,27 +179,41 @@ const FALLBACK_EVERY_MS = 5_000;
 
 const FIRST_FALLBACK_MS = 2_000;
 
-async function askWhileStalled(signal, stalled, fallback, { onDown, onStalled }) {
+// How long a stream tried at once (`retryNow`) has to carry something
+// before something in between is blamed.
+const RETRIED_STREAM_GRACE_MS = 1_000;
+
+async function askWhileStalled(signal, stalled, fallback, { onDown, onStalled, retryNow }) {
   let wait = FIRST_FALLBACK_MS;
+  let wasDown = false;
   while (!signal.aborted) {
     await pauseFor(wait, signal);
     wait = FALLBACK_EVERY_MS;
     if (signal.aborted || !stalled()) continue;
     try {
       await fallback();
+      // Back after a restart, the stream was waiting out its backoff: it
+      // is tried now, and only if that carries nothing either is the
+      // stream said to be held back.
+      if (!signal.aborted && retryNow(wasDown)) await pauseFor(RETRIED_STREAM_GRACE_MS, signal);
+      wasDown = false;
       if (!signal.aborted && stalled()) onStalled();
     } catch (error) {
       // A refusal the fallback did not take up itself is no outage.
       const unreachable = !(error instanceof Refusal) || error.status >= 500 || error.status === 429;
+      if (unreachable) wasDown = true;
       if (!signal.aborted && unreachable) onDown();
     }
   }
 }
 
-function pauseFor(ms, signal) {
+// Waits `ms`, or less: until `signal` aborts, or the function handed to
+// `onEnd` is called.
+function pauseFor(ms, signal, onEnd = () => {}) {
   return new Promise((resolve) => {
     setTimeout(resolve, ms);
     signal.addEventListener("abort", resolve, { once: true });
+    onEnd(resolve);
   });
 }
 

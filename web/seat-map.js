@@ -140,7 +140,7 @@ function pickSeat(event) {
     return say("message", `You hold seat ${button.dataset.seatNo}: pay for it below.`, "info");
   }
   if (button.dataset.status !== "free") {
-    return say("message", `Seat ${button.dataset.seatNo} is ${button.dataset.status}: pick a free (green) seat.`, "error");
+    return say("message", `Seat ${button.dataset.seatNo} is ${button.dataset.status}: pick a free seat.`, "error");
   }
   holdSeat(Number(button.dataset.seatNo));
 }

@@ -14,8 +14,11 @@ hold gets no answer still shows it; she double-clicks Charge (its first
 answer lost on the way back: sent again with its key, charged once) and Pay
 (paid once, no error after it), and sees the result
 over a seat map that stops, her seat in it sold and hers; a reload still
-shows what she bought. A waiting place's estimated wait counts down. The auditors'
-page says when the admin token is wrong, shows the feed, a stream and a clean
+shows what she bought. Free, held, sold and her own seats differ by more
+than their colours, as the legend shows them. A waiting place's estimated
+wait counts down. The auditors' page says when the admin token is wrong,
+keeps the focus on a control when paging back to the first page, clears a
+stream shown before an unknown one, shows the feed, a stream and a clean
 audit whose checkpoint scripts/checkpoint.py recomputes and which holds the
 log to it, and marks the events a violation names. No request may leave the
 machine, no page asset may fail (the icon included) and no script may fail.
@@ -43,6 +46,7 @@ from harness import (  # noqa: E402
     expect_message,
     expect_streams,
     forged_token,
+    look_without_colour,
     problems,
     seat,
     set_visibility,
@@ -162,6 +166,11 @@ with sync_playwright() as playwright:
     expect(bob_seat).to_have_attribute("data-status", "held", timeout=5_000)
     expect(bob_seat).to_be_disabled()
     expect(bob_seat).to_have_accessible_name(f"seat {SEAT}, held")
+    # Free, held, sold and yours are told apart without their colours
+    # (WCAG 1.4.1: sold and free were 1.2:1 in greyscale, yours and sold
+    # looked free to a colour-blind user), each as the legend shows it.
+    looks = {"free": look_without_colour(seat(bob, SEAT + 1)), "held": look_without_colour(bob_seat),
+             "yours": look_without_colour(seat(alice, SEAT))}
     expect(bob_dates).to_contain_text("49/50 free")
     shot(alice, "alice-3-held")
     shot(bob, "bob-3-sees-held")
@@ -292,6 +301,13 @@ with sync_playwright() as playwright:
     if calls("alice", "POST", "/api/v1/payments") != 2:  # the 402 above, then this one
         problems.append("alice: a double click on Pay sent the payment twice")
     expect(bob_seat).to_have_attribute("data-status", "sold", timeout=5_000)
+    looks["sold"] = look_without_colour(bob_seat)
+    if len(set(looks.values())) != 4:
+        problems.append(f"seat states told apart by colour alone: {looks}")
+    for status, letter in [("free", "F"), ("held", "H"), ("sold", "S"), ("mine", "Y")]:
+        legend = look_without_colour(bob.locator(".legend .seat", has_text=letter))
+        if legend != looks["yours" if status == "mine" else status]:
+            problems.append(f"the legend's {status} seat looks {legend}, its seats {looks}")
     # Her token is spent: her map stops, her seat sold and hers, nothing to click.
     expect(seat(alice, SEAT)).to_have_attribute("data-status", "sold")
     expect(seat(alice, SEAT)).to_have_accessible_name(f"seat {SEAT}, yours")
@@ -391,6 +407,12 @@ with sync_playwright() as playwright:
     bob.fill("#stream-ref", named)
     bob.click("#stream-form button")
     expect(bob.locator("#stream-name")).to_have_text(named)
+    # An unknown stream is not found, and the one shown before goes (it
+    # stayed under the message, read as the answer).
+    bob.fill("#stream-ref", "Seat/00000000-0000-4000-8000-000000000000")
+    bob.click("#stream-form button")
+    expect_message(bob, "Not found")
+    expect(bob.locator("#stream")).to_be_hidden()
     bob.fill("#stream-ref", "Wallet")
     bob.click("#stream-form button")
     expect_message(bob, "Name a stream as TYPE/ID")
@@ -398,6 +420,13 @@ with sync_playwright() as playwright:
     bob.fill("#stream-ref", "Nope/123")
     bob.click("#stream-form button")
     expect_message(bob, '"Nope/123" is not a stream: name one as TYPE/ID, the ID a UUID')
+    # "Previous page" pressed from the keyboard back to page 1 is disabled
+    # there: the focus goes on to "Next page", not down to the page.
+    bob.focus("#previous-page")
+    bob.keyboard.press("Enter")
+    expect(bob.locator("#page-range")).to_contain_text("events 1–")
+    expect(bob.locator("#previous-page")).to_be_disabled()
+    expect(bob.locator("#next-page")).to_be_focused()
     bob.click("#first-page")
     expect(bob.locator("#events tr").first.locator("td").nth(5)).to_have_text(
         re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$"))

@@ -172,3 +172,15 @@ def text_contrast(locator):
             return (light + 0.05) / (dark + 0.05);
         }"""
     )
+
+
+def look_without_colour(locator):
+    """What tells an element's state apart besides its colours: a pattern,
+    a line through its text, a ring, its text's weight, its border."""
+    return locator.evaluate(
+        """element => {
+            const style = getComputedStyle(element);
+            return [style.backgroundImage !== "none", style.textDecorationLine, style.boxShadow !== "none",
+                    style.fontWeight, style.borderStyle].join(" ");
+        }"""
+    )

@@ -7,7 +7,8 @@ out (the page was left saying "sold out" until a reload). Once the holder
 pays, nothing is left to sell, and the page, whose token is still active,
 says the concert is sold out, also when it was showing a date's seat map
 (which its standing stream, closed then, cannot tell it); another concert
-may be picked and queued for from there; a hold left behind so is shown again
+may be picked and queued for from there; the sell-out is read out, and a
+focus in the dates or the map goes to the queue's heading; a hold left behind so is shown again
 when its concert is queued for again. No request may leave the machine and no
 script may fail.
 
@@ -19,7 +20,7 @@ import time
 
 from playwright.sync_api import expect, sync_playwright
 
-from harness import BASE, CHROMIUM, admitted_as_sample_user, calls, create_concert, holding_a_seat, problems, shot, watch
+from harness import BASE, CHROMIUM, admitted_as_sample_user, calls, create_concert, holding_a_seat, problems, seat, shot, watch
 
 
 def holder_takes_the_seat(request, concert_id):
@@ -75,9 +76,14 @@ with sync_playwright() as playwright:
     if page.locator("#sold-out-line").is_visible():
         problems.append("the concert was shown sold out while its seat was only held")
 
+    page.locator("#dates h2").focus()
     holder_pays()
     # The standing stream looks every 5 s.
     expect(page.locator("#sold-out-line")).to_be_visible(timeout=10_000)
+    # Said in the standing's live region (it was plain text appearing), and
+    # the focus in the dates, which go, is moved to the queue's heading.
+    expect(page.locator("#standing-words")).to_have_text("Sold out: nothing more can be booked.")
+    expect(page.locator("#queue h2")).to_be_focused()
     # Nothing will come free: the page neither says so nor looks again.
     expect(page.locator("#message")).not_to_contain_text("No date has a free seat")
     asked = calls("held-out", "GET", dates)
@@ -134,9 +140,12 @@ with sync_playwright() as playwright:
     admitted_as_sample_user(page, concert_id)
     page.locator("#date-list button").first.click()
     expect(page.locator("#seat-map .seat.free")).to_have_count(1)
+    seat(page, 1).focus()
     holder_takes_the_seat(page.request, concert_id)()
     expect(page.locator("#sold-out-line")).to_be_visible(timeout=10_000)
     expect(page.locator("#seats")).to_be_hidden()
+    expect(page.locator("#standing-words")).to_have_text("Sold out: nothing more can be booked.")
+    expect(page.locator("#queue h2")).to_be_focused()  # it fell to the page with the seat
     shot(page, "held-out-4-sold-out-from-the-map", full_page=False)
     browser.close()
 

@@ -8,8 +8,10 @@ shown follows once the page is in view again. A person's double click and a
 held Enter key on Charge: one charge each. A hold that ran out while the
 page was closed: said when it opens again. A payment refused for the
 balance: says how much to charge, and the charge field holds it. A payment
-whose answers were all lost: shown bought once the page opens again. A
-refused token: the message
+whose answers were all lost: shown bought once the page opens again.
+Signing in again: the charge field holds what the hold needs. A waiting
+tab in the background: it learns of its admission every 30 s and says so
+in its title. A refused token: the message
 names the problem's code. No concert yet: the page looks again, and shows
 one scheduled later without a reload. No request may leave the machine and
 no script may fail.
@@ -27,7 +29,9 @@ from harness import (
     BASE,
     CHROMIUM,
     admitted_as_sample_user,
+    calls,
     create_concert,
+    expect_streams,
     forged_token,
     holding_a_seat,
     problems,
@@ -191,6 +195,62 @@ with sync_playwright() as playwright:
     expect(lost.locator("#message")).to_have_text("This seat was paid already.")
     expect(lost.locator("#hold")).to_be_hidden()
     shot(lost, "late-2-lost-payment-answer-reloaded", full_page=False)
+
+    # Signing in again refills the charge field with what the held seat
+    # still needs, as a balance read does: a hold made while the sign-in was
+    # refused left the page's 150,000 there, charged for a 1,000 seat.
+    second = create_concert(page, "Second look", 2, 1_000, "2031-09-02T19:00:00Z")
+    again = watch(browser.new_context(viewport={"width": 1200, "height": 900}), "sign-in-again")
+    admitted_as_sample_user(again, second)
+    good = again.evaluate("state.userToken")
+    again.evaluate(f"state.userToken = {json.dumps(forged_token(again.evaluate('state.userId')))}")
+    again.locator("#date-list button").first.click()
+    again.locator("#seat-map .seat.free").first.click()
+    expect(again.locator("#hold")).to_be_visible()
+    expect(again.locator("#sign-in")).to_be_visible()
+    again.fill("#user-token", good)
+    again.click("#token-form button")
+    expect(again.locator("#sign-in")).to_be_hidden()
+    expect(again.locator("#amount")).to_have_value("1000")
+
+    # A waiting tab in the background (the queue's answer stubbed to
+    # "waiting": here every entry is admitted at once) holds no stream, but
+    # asks where its token stands every 30 s, not more: it learns of its
+    # admission and says so in its title. It said "waiting" until the
+    # admission lapsed. The page's clock is Playwright's, to skip the wait.
+    behind = watch(browser.new_context(viewport={"width": 1200, "height": 900}), "hidden-waiting")
+    behind.clock.install()
+
+    def waiting(route):
+        answer = route.fetch()
+        stubbed = {**answer.json(), "status": "waiting", "position": 3, "estimated_wait_seconds": 90, "expires_at": None}
+        route.fulfill(response=answer, body=json.dumps(stubbed))
+
+    behind.route(f"{BASE}/api/v1/queue/tokens", waiting)
+    behind.goto(BASE + "/")
+    behind.click("#sample-user")
+    expect(behind.locator("#queue")).to_be_visible()
+    behind.select_option("#concert", second)
+    set_visibility(behind, "hidden")
+    behind.click("#enter-queue")
+    expect(behind.locator("#status")).to_have_text("waiting")
+    current = "/api/v1/queue/tokens/current"
+    asked = calls("hidden-waiting", "GET", current)
+    behind.clock.fast_forward(25_000)
+    behind.wait_for_timeout(500)
+    if calls("hidden-waiting", "GET", current) != asked:
+        problems.append("a hidden waiting tab asked its standing sooner than 30 s")
+    behind.clock.fast_forward(6_000)
+    expect(behind).to_have_title("Your turn – concert")
+    expect(behind.locator("#status")).to_have_text("active")
+    if calls("hidden-waiting", "GET", current) != asked + 1:
+        problems.append(f"a hidden tab asked its standing {calls('hidden-waiting', 'GET', current) - asked} times in 31 s")
+    expect_streams(behind, "hidden-waiting", 0)
+    # Shown again: the title is the page's, and the standing's stream is back.
+    set_visibility(behind, "visible")
+    expect(behind).to_have_title("concert: book a seat")
+    expect_streams(behind, "hidden-waiting", 1)
+    shot(behind, "late-3-admitted-while-hidden", full_page=False)
 
     # No concert yet: a concert scheduled later shows without a reload.
     fresh = watch(browser.new_context(viewport={"width": 1200, "height": 900}), "no-concert")
