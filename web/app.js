@@ -28,6 +28,7 @@ const state = {
   waitTicker: null, // counts the estimated wait down between updates
   datesAgain: null, // looks at the dates again while none has a free seat
   hiddenAsk: null, // the timer of a hidden tab's next look at its standing
+  waitEstimate: null, // the last estimated wait, in seconds
 };
 
 

@@ -13,6 +13,7 @@ const NO_DATE_LOOK_AGAIN_MS = 5000;
 
 function showStanding(standing) {
   state.status = standing.status;
+  state.waitEstimate = standing.estimated_wait_seconds;
   state.admittedUntil = standing.expires_at;
   show("standing", true);
   $("status").textContent = standing.status;

@@ -17,7 +17,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::api::{create_concert, ServerArgs};
-use crate::common::{active_users, write_json};
+use crate::common::{active_users, enter, sign_in, write_json};
 use crate::machine::{CpuMeter, CpuUse, MachineTicks, Memory};
 use crate::stats::{print_table, Stats};
 use crate::BoxError;
@@ -43,6 +43,10 @@ pub enum Name {
     Seats,
     /// GET /concerts/{id}/dates with an active token.
     Dates,
+    /// GET /queue/tokens/current with a token entered beforehand, waiting
+    /// or active as the server's active limit leaves it: the look a hidden
+    /// booking page takes at its place every 30 s.
+    Standing,
     /// GET /healthz: a request without database work, through the same
     /// layers, answered by the same server; the HTTP floor under the others.
     Healthz,
@@ -169,6 +173,29 @@ pub async fn run(args: EndpointArgs) -> Result<bool, BoxError> {
                         Name::Seats => api.seats(token, concert_id, date_id, 0, limit).await?,
                         _ => api.dates(token, concert_id).await?,
                     };
+                    Ok(())
+                }
+            })
+            .await
+        }
+        Name::Standing => {
+            let concert = create_concert(&api, "bench standing", &[(100, PRICE)]).await?;
+            let users: Vec<Uuid> = (0..c).map(|_| Uuid::new_v4()).collect();
+            sign_in(&api, &users, c).await?;
+            let mut tokens = Vec::with_capacity(c);
+            for user in users {
+                tokens.push(enter(&api, user, concert.concert_id).await?.token);
+            }
+            let tokens = Arc::new(tokens);
+            eprintln!(
+                "setup done in {:.1} s",
+                setup_started.elapsed().as_secs_f64()
+            );
+            closed_loop(profiler_ref, c, deadline, usize::MAX, move |worker| {
+                let api = run.clone();
+                let tokens = tokens.clone();
+                async move {
+                    api.current_token(&tokens[worker]).await?;
                     Ok(())
                 }
             })
