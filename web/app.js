@@ -40,6 +40,7 @@ function refuse(error, credential) {
   if (error.status === 401 && credential === "user") return askToSignInAgain(error.code);
   if (error.status === 401 && credential === "queue") {
     state.status = "expired";
+    document.title = PAGE_TITLE; // not "Your turn" for a place that is gone
     showQueued();
     return say("message", `Your queue token is no longer valid: enter the queue again. (${error.code})`, "error");
   }

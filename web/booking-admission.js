@@ -33,7 +33,8 @@ function showStanding(standing) {
   // dates and reopens the picked date's seat map with the new token.
   if (standing.status === "active" && state.admittedToken !== state.queueToken) {
     state.admittedToken = state.queueToken;
-    if (!visible()) document.title = ADMITTED_TITLE;
+    // Sold out, there is nothing to turn to.
+    if (!visible() && standing.sold_out !== true) document.title = ADMITTED_TITLE;
     // The next step's heading takes the focus from the queue's, where a
     // keyboard or screen-reader user waited; not from anywhere else.
     const waitedHere = $("queue").contains(document.activeElement);
@@ -117,6 +118,13 @@ async function loadDates() {
   // Until another token (a new admission) or its end makes it moot.
   const token = state.queueToken;
   const wanted = () => state.queueToken === token && state.status === "active" && !state.paid;
+  // A hidden tab asks nothing: it looked every 5 s unseen. It looks once
+  // it is shown again.
+  const lookAgain = () => {
+    if (!wanted()) return;
+    if (visible()) return loadDates();
+    state.datesAgain = setTimeout(lookAgain, NO_DATE_LOOK_AGAIN_MS);
+  };
   const answer = await untilAnswered(
     () => request("GET", `/concerts/${state.concertId}/dates`, token), wanted, "queue");
   if (!answer) return;
@@ -131,7 +139,7 @@ async function loadDates() {
     const none = "No date has a free seat right now. Seats on hold come free again when their holds run out: this list looks again every few seconds.";
     // Said once: the message is a live region, read out again at each change.
     if ($("message").textContent !== none) say("message", none, "info");
-    state.datesAgain = setTimeout(() => wanted() && loadDates(), NO_DATE_LOOK_AGAIN_MS);
+    state.datesAgain = setTimeout(lookAgain, NO_DATE_LOOK_AGAIN_MS);
   } else if ($("message").textContent.startsWith("No date has a free seat")) {
     say("message", "");
   }

@@ -119,6 +119,9 @@ function askWhetherSoldOut(token, dateId, after = SOLD_OUT_FIRST_ASK_MS) {
   state.soldOutAsk = setTimeout(async () => {
     state.soldOutAsk = null;
     if (!stillSold()) return;
+    // A hidden tab asks nothing (it asked every 5 s unseen): its own looks
+    // at its standing tell it.
+    if (!visible()) return askWhetherSoldOut(token, dateId, SOLD_OUT_ASK_AGAIN_MS);
     try {
       const standing = await request("GET", "/queue/tokens/current", token);
       if (state.queueToken === token) showStanding(standing);

@@ -20,7 +20,19 @@ import time
 
 from playwright.sync_api import expect, sync_playwright
 
-from harness import BASE, CHROMIUM, admitted_as_sample_user, calls, create_concert, holding_a_seat, problems, seat, shot, watch
+from harness import (
+    BASE,
+    CHROMIUM,
+    admitted_as_sample_user,
+    calls,
+    create_concert,
+    holding_a_seat,
+    problems,
+    seat,
+    set_visibility,
+    shot,
+    watch,
+)
 
 
 def holder_takes_the_seat(request, concert_id):
@@ -75,6 +87,17 @@ with sync_playwright() as playwright:
         problems.append("the message that no date has a free seat went while none has one")
     if page.locator("#sold-out-line").is_visible():
         problems.append("the concert was shown sold out while its seat was only held")
+    # A hidden tab does not look (it asked every 5 s unseen); shown again,
+    # it looks within one round.
+    set_visibility(page, "hidden")
+    hidden_from = calls("held-out", "GET", dates)
+    page.wait_for_timeout(11_000)
+    if calls("held-out", "GET", dates) != hidden_from:
+        problems.append(f"a hidden tab asked for the dates {calls('held-out', 'GET', dates) - hidden_from} times in 11 s")
+    set_visibility(page, "visible")
+    page.wait_for_timeout(6_000)
+    if calls("held-out", "GET", dates) == hidden_from:
+        problems.append("the dates were not asked for again once the tab was shown")
 
     page.locator("#dates h2").focus()
     holder_pays()

@@ -276,6 +276,13 @@ impl Events {
         }
     }
 
+    /// The next chunk of the body as sent, comments included, if one comes
+    /// within `wait`.
+    pub async fn next_chunk_within(&mut self, wait: Duration) -> Option<bytes::Bytes> {
+        let chunk = tokio::time::timeout(wait, self.response.chunk()).await;
+        chunk.ok()?.ok()?
+    }
+
     /// The next event if one comes within `wait`; `None` if none does.
     pub async fn next_within(&mut self, wait: Duration) -> Option<Sse> {
         tokio::time::timeout(wait, self.next()).await.ok().flatten()

@@ -212,6 +212,26 @@ async fn last_event_id_after_a_missed_hold_replays_it() {
     service.stop().await;
 }
 
+/// A client back with nothing missed (a page reconnecting after a
+/// restart) is sent a comment at once: it got nothing until the first
+/// keep-alive, and the page took the silence for a proxy holding the
+/// stream back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnect_with_nothing_missed_is_answered_at_once() {
+    let pool = fresh_database().await;
+    let service = start(&pool, config()).await;
+    let (concert_id, date_id) = service.concert(4).await;
+    let token = service.active_token(&concert_id).await;
+    let path = seats_path(&concert_id, &date_id);
+    let snapshot = first_event(&service, &path, &token).await;
+
+    let mut resumed = service.subscribe(&path, &token, Some(&snapshot.id)).await;
+    let first = resumed.next_chunk_within(Duration::from_secs(2)).await;
+
+    assert_eq!(first.as_deref(), Some(&b":\n\n"[..]), "{first:?}");
+    service.stop().await;
+}
+
 /// A client back with an id that another instance gave it, a moment ahead of
 /// this instance's feed, resumes from it: a snapshot from before its id
 /// would send its map back, and its ids backwards.
