@@ -219,22 +219,28 @@ with sync_playwright() as playwright:
     # the least: it learns of its admission and says so in its title. It
     # said "waiting" until the admission lapsed. The page's clock is
     # Playwright's, to skip the wait.
-    behind = watch(browser.new_context(viewport={"width": 1200, "height": 900}), "hidden-waiting")
-    behind.clock.install()
+    def hidden_waiting_tab(name, position, estimate):
+        """A tab entering the queue while hidden, told it waits `position`
+        places ahead, `estimate` seconds; the page's clock is Playwright's."""
+        tab = watch(browser.new_context(viewport={"width": 1200, "height": 900}), name)
+        tab.clock.install()
 
-    def waiting(route):
-        answer = route.fetch()
-        stubbed = {**answer.json(), "status": "waiting", "position": 3, "estimated_wait_seconds": 50, "expires_at": None}
-        route.fulfill(response=answer, body=json.dumps(stubbed))
+        def waiting(route):
+            answer = route.fetch()
+            told = {"status": "waiting", "position": position, "estimated_wait_seconds": estimate, "expires_at": None}
+            route.fulfill(response=answer, body=json.dumps({**answer.json(), **told}))
 
-    behind.route(f"{BASE}/api/v1/queue/tokens", waiting)
-    behind.goto(BASE + "/")
-    behind.click("#sample-user")
-    expect(behind.locator("#queue")).to_be_visible()
-    behind.select_option("#concert", second)
-    set_visibility(behind, "hidden")
-    behind.click("#enter-queue")
-    expect(behind.locator("#status")).to_have_text("waiting")
+        tab.route(f"{BASE}/api/v1/queue/tokens", waiting)
+        tab.goto(BASE + "/")
+        tab.click("#sample-user")
+        expect(tab.locator("#queue")).to_be_visible()
+        tab.select_option("#concert", second)
+        set_visibility(tab, "hidden")
+        tab.click("#enter-queue")
+        expect(tab.locator("#status")).to_have_text("waiting")
+        return tab
+
+    behind = hidden_waiting_tab("hidden-waiting", 3, 50)
     current = "/api/v1/queue/tokens/current"
     asked = calls("hidden-waiting", "GET", current)
     behind.clock.fast_forward(25_000)
@@ -255,22 +261,7 @@ with sync_playwright() as playwright:
 
     # Far back in a long line (estimated 1,000 s), a hidden tab asks every
     # 2 min, not every 30 s: a look costs the service about 0.5 ms of CPU.
-    far = watch(browser.new_context(viewport={"width": 1200, "height": 900}), "hidden-far-back")
-    far.clock.install()
-
-    def far_back(route):
-        answer = route.fetch()
-        stubbed = {**answer.json(), "status": "waiting", "position": 9000, "estimated_wait_seconds": 1000, "expires_at": None}
-        route.fulfill(response=answer, body=json.dumps(stubbed))
-
-    far.route(f"{BASE}/api/v1/queue/tokens", far_back)
-    far.goto(BASE + "/")
-    far.click("#sample-user")
-    expect(far.locator("#queue")).to_be_visible()
-    far.select_option("#concert", second)
-    set_visibility(far, "hidden")
-    far.click("#enter-queue")
-    expect(far.locator("#status")).to_have_text("waiting")
+    far = hidden_waiting_tab("hidden-far-back", 9000, 1000)
     asked = calls("hidden-far-back", "GET", current)
     far.clock.fast_forward(115_000)
     far.wait_for_timeout(500)

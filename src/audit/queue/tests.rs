@@ -338,6 +338,25 @@ fn admitted_after(ticket: &'static str, secs: i64) -> TicketEvent {
     TicketEvent { ticket, event }
 }
 
+/// `ticket` admitted `from` seconds after `AT` until `to`.
+fn admitted_for(ticket: &'static str, from: i64, to: i64) -> TicketEvent {
+    let at = |secs| AT + chrono::TimeDelta::seconds(secs);
+    let event = QueueTicketEvent::TicketAdmitted {
+        admitted_at: at(from),
+        expires_at: at(to),
+    };
+    TicketEvent { ticket, event }
+}
+
+/// `ticket` ended for `reason` `secs` after `AT`.
+fn ended(ticket: &'static str, reason: ExpiryReason, secs: i64) -> TicketEvent {
+    let event = QueueTicketEvent::TicketExpired {
+        reason,
+        expired_at: AT + chrono::TimeDelta::seconds(secs),
+    };
+    TicketEvent { ticket, event }
+}
+
 fn expired(ticket: &'static str) -> TicketEvent {
     let event = QueueTicketEvent::TicketExpired {
         reason: ExpiryReason::Timeout,
@@ -348,21 +367,7 @@ fn expired(ticket: &'static str) -> TicketEvent {
 
 #[test]
 fn a_ticket_timed_out_before_its_deadline_or_paid_while_waiting_is_named() {
-    let at = |secs: i64| AT + chrono::TimeDelta::seconds(secs);
-    let admitted = |ticket| TicketEvent {
-        ticket,
-        event: QueueTicketEvent::TicketAdmitted {
-            admitted_at: at(0),
-            expires_at: at(60),
-        },
-    };
-    let ended = |ticket, reason, secs| TicketEvent {
-        ticket,
-        event: QueueTicketEvent::TicketExpired {
-            reason,
-            expired_at: at(secs),
-        },
-    };
+    let admitted = |ticket| admitted_for(ticket, 0, 60);
 
     let found = run(
         3,
@@ -391,21 +396,8 @@ fn a_ticket_timed_out_before_its_deadline_or_paid_while_waiting_is_named() {
 
 #[test]
 fn an_admission_appended_after_the_expiries_of_its_time_is_held_to_the_limit() {
-    let at = |secs: i64| AT + chrono::TimeDelta::seconds(secs);
-    let admitted = |ticket, from, to| TicketEvent {
-        ticket,
-        event: QueueTicketEvent::TicketAdmitted {
-            admitted_at: at(from),
-            expires_at: at(to),
-        },
-    };
-    let timed_out = |ticket, secs| TicketEvent {
-        ticket,
-        event: QueueTicketEvent::TicketExpired {
-            reason: ExpiryReason::Timeout,
-            expired_at: at(secs),
-        },
-    };
+    let admitted = admitted_for;
+    let timed_out = |ticket, secs| ended(ticket, ExpiryReason::Timeout, secs);
 
     // One place: "a" holds it 0–20 s; "b", appended after its expiry, is
     // dated at 10 s; "c" takes it at 20 s, as the scheduler would.
