@@ -29,12 +29,15 @@ pub(super) struct ActiveSpan {
     pub label: String,
 }
 
-/// Names each admission that, by these times, made more tickets of its
-/// concert active than the limit served at its position, unless the
-/// log-order count named it already (`named_already`). A ticket that
-/// ended within the clocks' agreement after an admission does not count
-/// against it: a payment decided on one instance and the round that
-/// filled its place on another may read clocks that far apart.
+/// Names the admissions that, by these times, made more tickets of a
+/// concert active at once than the limit served then: of the tickets
+/// active at such a moment, the one written last in the log, which is
+/// where a forgery lands (naming the admission at that moment named an
+/// honest one that a forged ticket's time overlapped). Not one the
+/// log-order count named already (`named_already`). A ticket that ended
+/// within the clocks' agreement after an admission does not count against
+/// it: a payment decided on one instance and the round that filled its
+/// place on another may read clocks that far apart.
 pub(super) fn check(
     spans: HashMap<ConcertId, Vec<ActiveSpan>>,
     limits: &ActiveLimits,
@@ -44,29 +47,46 @@ pub(super) fn check(
     let mut concerts: Vec<_> = spans.into_iter().collect();
     concerts.sort_unstable_by_key(|(concert, _)| *concert);
     let mut named = Vec::new();
+    let mut blamed = HashSet::new();
     for (_, mut spans) in concerts {
         spans.sort_by_key(|span| (span.from, span.position));
-        let mut ends: BinaryHeap<Reverse<DateTime<Utc>>> = BinaryHeap::new();
-        for span in spans {
-            while ends
+        // The end of each span active so far, and its index in `spans`.
+        let mut active: BinaryHeap<Reverse<(DateTime<Utc>, usize)>> = BinaryHeap::new();
+        for (index, span) in spans.iter().enumerate() {
+            while active
                 .peek()
-                .is_some_and(|Reverse(end)| *end <= span.from + CLOCKS_AGREE_WITHIN)
+                .is_some_and(|Reverse((end, _))| *end <= span.from + CLOCKS_AGREE_WITHIN)
             {
-                ends.pop();
+                active.pop();
             }
-            ends.push(Reverse(span.to.max(span.from)));
+            active.push(Reverse((span.to.max(span.from), index)));
             let limit = limits.at(span.position);
-            if ends.len() > limit as usize && !named_already.contains(&span.position) {
-                let detail = format!(
-                    "{} tokens active at {} by their admission and end times, the limit is {limit}",
-                    ends.len(),
-                    span.from
-                );
-                named.push((
-                    span.position,
-                    Violation::new(RULE, detail, vec![span.label]),
-                ));
+            if active.len() <= limit as usize {
+                continue;
             }
+            let mut at_once: Vec<&ActiveSpan> = (active.iter())
+                .map(|Reverse((_, index))| &spans[*index])
+                .collect();
+            at_once.sort_by_key(|span| span.position);
+            let Some(last) = at_once.pop() else { continue };
+            if named_already.contains(&last.position) || !blamed.insert(last.position) {
+                continue;
+            }
+            let others: Vec<String> = at_once
+                .iter()
+                .map(|span| span.position.to_string())
+                .collect();
+            let detail = format!(
+                "{} tokens active at {} by their admission and end times, the limit is {limit}: \
+                 this one, written last of them, and those admitted at positions {}",
+                active.len(),
+                span.from,
+                others.join(", ")
+            );
+            named.push((
+                last.position,
+                Violation::new(RULE, detail, vec![last.label.clone()]),
+            ));
         }
     }
     named.sort_by_key(|(position, _)| *position);
@@ -104,13 +124,26 @@ mod tests {
     #[test]
     fn an_admission_dated_while_every_place_was_taken_is_named_wherever_it_stands() {
         // Two places, taken 0–20 s and 5–30 s; the third, appended last, is
-        // dated at 10 s.
-        let found = named(vec![span(1, 0, 20), span(2, 5, 30), span(9, 10, 25)], 2);
+        // dated at 10 s; a fourth takes the place the first frees, at 21 s,
+        // while the forged third still runs: the forgery alone is named.
+        let spans = vec![
+            span(1, 0, 20),
+            span(2, 5, 30),
+            span(9, 10, 25),
+            span(3, 21, 40),
+        ];
+
+        let found = named(spans, 2);
 
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].events, ["#9"]);
         assert!(
             found[0].detail.starts_with("3 tokens active at"),
+            "{}",
+            found[0].detail
+        );
+        assert!(
+            found[0].detail.ends_with("positions 1, 2"),
             "{}",
             found[0].detail
         );
