@@ -159,9 +159,9 @@ pub async fn wait_turn(
     }
 }
 
-/// Signs `count` fresh users in, enters them into the queue and waits until
-/// all are active; returns (user, queue token) pairs.
-pub async fn active_users(
+/// Signs `count` fresh users in and enters them into the queue; returns
+/// (user, queue token) pairs, waiting or active as the service admits them.
+pub async fn entered_users(
     api: &Client,
     concert: Uuid,
     count: usize,
@@ -170,13 +170,23 @@ pub async fn active_users(
     let users: Vec<Uuid> = (0..count).map(|_| Uuid::new_v4()).collect();
     sign_in(api, &users, concurrency).await?;
     let client = api.clone();
-    let tokens = for_each("enter queue", concurrency, users, move |user| {
+    for_each("enter queue", concurrency, users, move |user| {
         let api = client.clone();
         async move { enter(&api, user, concert).await.map(|t| (user, t.token)) }
     })
     .await
     .into_iter()
-    .collect::<Result<Vec<_>, _>>()?;
+    .collect()
+}
+
+/// `entered_users`, once all are active.
+pub async fn active_users(
+    api: &Client,
+    concert: Uuid,
+    count: usize,
+    concurrency: usize,
+) -> Result<Vec<(Uuid, String)>, BoxError> {
+    let tokens = entered_users(api, concert, count, concurrency).await?;
     let client = api.clone();
     for_each(
         "admission",

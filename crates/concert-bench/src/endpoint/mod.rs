@@ -17,7 +17,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::api::{create_concert, ServerArgs};
-use crate::common::{active_users, enter, sign_in, write_json};
+use crate::common::{active_users, entered_users, write_json};
 use crate::machine::{CpuMeter, CpuUse, MachineTicks, Memory};
 use crate::stats::{print_table, Stats};
 use crate::BoxError;
@@ -180,13 +180,7 @@ pub async fn run(args: EndpointArgs) -> Result<bool, BoxError> {
         }
         Name::Standing => {
             let concert = create_concert(&api, "bench standing", &[(100, PRICE)]).await?;
-            let users: Vec<Uuid> = (0..c).map(|_| Uuid::new_v4()).collect();
-            sign_in(&api, &users, c).await?;
-            let mut tokens = Vec::with_capacity(c);
-            for user in users {
-                tokens.push(enter(&api, user, concert.concert_id).await?.token);
-            }
-            let tokens = Arc::new(tokens);
+            let tokens = Arc::new(entered_users(&api, concert.concert_id, c, c).await?);
             eprintln!(
                 "setup done in {:.1} s",
                 setup_started.elapsed().as_secs_f64()
@@ -195,7 +189,7 @@ pub async fn run(args: EndpointArgs) -> Result<bool, BoxError> {
                 let api = run.clone();
                 let tokens = tokens.clone();
                 async move {
-                    api.current_token(&tokens[worker]).await?;
+                    api.current_token(&tokens[worker].1).await?;
                     Ok(())
                 }
             })
