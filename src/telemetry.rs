@@ -161,7 +161,7 @@ fn zero_counters() {
             .increment(0);
         metrics::counter!("concert_events_appended_total", "aggregate" => aggregate).increment(0);
     }
-    for listing in ["dates", "seats"] {
+    for listing in ["dates", "seats", "standing"] {
         for source in ["memory", "database"] {
             metrics::counter!("concert_listings_total", "listing" => listing, "source" => source)
                 .increment(0);
@@ -225,7 +225,7 @@ fn describe_metrics() {
     );
     describe_counter!(
         "concert_listings_total",
-        "Date and seat listings answered, by listing (dates, seats) and source (memory: the live feed; database: the read models)"
+        "Date and seat listings and looks at a queue token's place answered, by listing (dates, seats, standing) and source (memory: the live feed; database: the read models)"
     );
     describe_counter!(
         "concert_holds_refused_from_memory_total",

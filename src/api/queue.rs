@@ -10,11 +10,12 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::auth::{require_named_user, QueueToken, SignedIn};
+use super::auth::{require_named_user, SignedIn, VerifiedToken};
 use super::client::{ClientIp, EntryLimiter};
 use super::context::Correlation;
 use super::error::{ApiError, Problem};
 use super::extract::Json;
+use super::read_source;
 use crate::booking::queue::{self, enter_queue, Standing};
 use crate::ids::{ConcertId, TicketId};
 use crate::projections::queue_tickets::{TicketRow, TicketStatus};
@@ -139,14 +140,13 @@ async fn enter_queue_handler(
     ))]
 async fn current_token(
     State(app): State<AppState>,
-    QueueToken(ticket): QueueToken,
+    VerifiedToken(ticket_id): VerifiedToken,
 ) -> Result<axum::Json<TokenResponse>, ApiError> {
-    Ok(axum::Json(token_response(&app, ticket).await?))
-}
-
-async fn token_response(app: &AppState, ticket: TicketRow) -> Result<TokenResponse, ApiError> {
-    let standing = queue::standing(app, &ticket).await?;
-    token_body(app, ticket, standing).await
+    // From the feed's memory while it is current, as the listings are:
+    // a waiting room's clients poll this.
+    let ticket = read_source::ticket(&app, ticket_id.0).await?;
+    let standing = read_source::standing(&app, &ticket).await?;
+    Ok(axum::Json(token_body(&app, ticket, standing).await?))
 }
 
 pub(super) async fn token_body(

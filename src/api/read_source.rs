@@ -8,6 +8,7 @@
 use uuid::Uuid;
 
 use super::error::ApiError;
+use crate::booking::queue::{self, Standing};
 use crate::ids::UserId;
 use crate::live::seat_map::MapError;
 use crate::projections::available_dates::{self, DateRow};
@@ -30,6 +31,18 @@ pub async fn ticket(app: &AppState, ticket_id: Uuid) -> Result<TicketRow, ApiErr
         queue_tickets::find_ticket(&app.pool, ticket_id).await?
     };
     ticket.ok_or(ApiError::TokenInvalid)
+}
+
+/// Where a ticket stands in its concert's line: from the line as the feed's
+/// memory has it, or else from the read models.
+pub async fn standing(app: &AppState, ticket: &TicketRow) -> Result<Standing, ApiError> {
+    let memory = app.live.is_current();
+    count("standing", memory);
+    Ok(if memory {
+        queue::looked_at_standing(app, ticket).await?
+    } else {
+        queue::standing(app, ticket).await?
+    })
 }
 
 /// The concert's dates that start later and still have a free seat.

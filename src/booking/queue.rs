@@ -218,6 +218,20 @@ pub async fn watched_standing(
     Ok(standing_from(app, ticket, row, line.read_at))
 }
 
+/// A ticket's place for a look at it (`GET /queue/tokens/current`): from its
+/// concert's line as this instance last read it, as the standing streams
+/// have it, showing every move of the line the feed has brought.
+pub async fn looked_at_standing(
+    app: &AppState,
+    ticket: &TicketRow,
+) -> Result<Standing, BookingError> {
+    if ticket.recorded_status() != TicketStatus::Waiting {
+        return Ok(Standing::NOT_WAITING);
+    }
+    let moved_at = app.live.standings().looked_at(ticket.concert_id);
+    watched_standing(app, ticket, moved_at).await
+}
+
 /// The start of the window over which the admission rate is measured.
 fn rate_window_start(now: DateTime<Utc>) -> DateTime<Utc> {
     now - Duration::seconds(RATE_WINDOW_SECS)

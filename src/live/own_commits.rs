@@ -1,6 +1,7 @@
 //! This instance's own commits, applied to the feed's memory before their
 //! commands are answered: a client that held, paid or released a seat lists
-//! the date as it left it, and a token spent by a payment is refused at once.
+//! the date as it left it, a token spent by a payment is refused at once, and
+//! a look at a place in the line shows the admissions and expiries made here.
 
 use uuid::Uuid;
 
@@ -35,10 +36,14 @@ impl AfterCommit<QueueTicket> for Feed {
         aggregate_id: &str,
         _: &QueueTicket,
         sequence: usize,
-        _: &QueueTicketEvent,
+        event: &QueueTicketEvent,
     ) {
         if let Ok(ticket_id) = Uuid::parse_str(aggregate_id) {
             self.tickets().forget(ticket_id, sequence as i64);
+        }
+        // A new entry joins behind everyone: nobody's place moves.
+        if !matches!(event, QueueTicketEvent::QueueEntered { .. }) {
+            self.standings().moved_here();
         }
     }
 }

@@ -3,10 +3,12 @@
 //! bumps them with the log position; a stream that wakes works its standing
 //! out again, at most once a second for moves of the line, from the
 //! concert's line as last read (`Standings::line`): one read of the line per
-//! move, however many watch it.
+//! move, however many watch it. A look at a token's place
+//! (`GET /queue/tokens/current`) is answered from the same read.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -20,6 +22,9 @@ use crate::projections::queue_line::LineRow;
 /// How long a read of a line serves its watchers when the line does not
 /// move: the admission rate behind the estimated wait slides with time.
 const LINE_FRESH: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
+/// How long the moves of a concert's line are followed after its last
+/// look: clients that poll their place keep its read in memory meanwhile.
+const LOOKED_AT_KEPT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The watches of tickets and concerts that someone follows.
 #[derive(Default)]
@@ -29,6 +34,18 @@ pub struct Standings {
     /// The last read of each watched concert's line; its lock is held while
     /// one watcher reads it, so the others wait for that read.
     lines: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<Option<Line>>>>>,
+    /// Concerts whose line someone looked at lately, without a stream: the
+    /// line watch each keeps counts the moves their next look must show.
+    looked_at: Mutex<HashMap<Uuid, LookedAt>>,
+    /// Counts this instance's own commits that moved a line (an admission
+    /// or an expiry) as they commit: a read of a line from before one is
+    /// not shared after it, though the feed has not brought it yet.
+    own_moves: AtomicU64,
+}
+
+struct LookedAt {
+    line: watch::Receiver<i64>,
+    last: std::time::Instant,
 }
 
 /// A concert's line as read once for all its watchers.
@@ -36,6 +53,8 @@ pub struct Standings {
 pub struct Line {
     /// The move of the line (the line watch's value) that it shows, or later.
     moved_at: i64,
+    /// The count of own moves when it was read.
+    own_moves: u64,
     pub row: Arc<LineRow>,
     pub read_at: DateTime<Utc>,
 }
@@ -63,6 +82,20 @@ impl Standings {
         subscribe(&self.tickets, ticket_id)
     }
 
+    /// The last move of `concert_id`'s line (a value of its line watch) for
+    /// a look at a place in it, which `line` then shows. The first look
+    /// starts following the line's moves, for `LOOKED_AT_KEPT` after the last.
+    pub fn looked_at(&self, concert_id: Uuid) -> i64 {
+        let mut looked_at = lock(&self.looked_at);
+        let looked = looked_at.entry(concert_id).or_insert_with(|| LookedAt {
+            line: subscribe(&self.concerts, concert_id),
+            last: std::time::Instant::now(),
+        });
+        looked.last = std::time::Instant::now();
+        let moved_at = *looked.line.borrow();
+        moved_at
+    }
+
     /// The line of `concert_id` showing its move `moved_at` (a value of the
     /// line watch) or a later one: the last read when it is that recent and
     /// younger than `LINE_FRESH`, or else a new one by `read`, which the
@@ -79,16 +112,17 @@ impl Standings {
         let slot = lock(&self.lines).entry(concert_id).or_default().clone();
         let mut last = slot.lock().await;
         let fresh_since = crate::clock::now() - LINE_FRESH;
-        if let Some(line) = last
-            .as_ref()
-            .filter(|line| line.moved_at >= moved_at && line.read_at > fresh_since)
-        {
+        let own_moves = self.own_moves.load(Ordering::Acquire);
+        if let Some(line) = last.as_ref().filter(|line| {
+            line.moved_at >= moved_at && line.own_moves == own_moves && line.read_at > fresh_since
+        }) {
             return Ok(line.clone());
         }
         // The read starts after the move was published, so it shows it.
         let (row, read_at) = read().await?;
         let line = Line {
             moved_at,
+            own_moves,
             row: Arc::new(row),
             read_at,
         };
@@ -120,6 +154,12 @@ impl Standings {
         }
     }
 
+    /// This instance committed an admission or an expiry: the lines read
+    /// before it are read again at their next look.
+    pub(super) fn moved_here(&self) {
+        self.own_moves.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// The line of `concert_id` moved with no event in the log (a number
     /// released as unused): its last read is dropped, once any read under
     /// way has ended, and its watchers are woken to read it again.
@@ -144,6 +184,7 @@ impl Standings {
 
     /// Forgets the watches nobody holds any more.
     pub(super) fn sweep(&self) {
+        lock(&self.looked_at).retain(|_, looked| looked.last.elapsed() < LOOKED_AT_KEPT);
         lock(&self.tickets).retain(|_, sender| sender.receiver_count() > 0);
         let mut concerts = lock(&self.concerts);
         concerts.retain(|_, sender| sender.receiver_count() > 0);
@@ -199,6 +240,57 @@ mod tests {
         assert_eq!(ask(&standings, &reads, 3).await.row.left_waiting, 0);
         assert_eq!(reads.load(Ordering::SeqCst), 1);
         assert_eq!(ask(&standings, &reads, 6).await.row.left_waiting, 1);
+        assert_eq!(reads.load(Ordering::SeqCst), 2);
+    }
+
+    fn ticket_change(concert_id: Uuid, position: i64, entered: bool) -> LogChange {
+        LogChange {
+            position,
+            kind: ChangeKind::Ticket {
+                ticket_id: Uuid::new_v4(),
+                concert_id,
+                sequence: 1,
+                entered,
+            },
+        }
+    }
+
+    #[test]
+    fn a_look_follows_the_moves_of_its_line_from_the_first_look_on() {
+        let standings = Standings::default();
+        let concert_id = Uuid::new_v4();
+        // Nobody looked yet: a move is not followed, and the first look reads.
+        standings.apply(&[ticket_change(concert_id, 3, false)]);
+        assert_eq!(standings.looked_at(concert_id), 0);
+        standings.apply(&[ticket_change(concert_id, 7, false)]);
+        assert_eq!(standings.looked_at(concert_id), 7);
+        // A new entry joins behind everyone; another concert is not this one.
+        standings.apply(&[
+            ticket_change(concert_id, 8, true),
+            ticket_change(Uuid::new_v4(), 9, false),
+        ]);
+        assert_eq!(standings.looked_at(concert_id), 7);
+        // Kept while looked at; a sweep forgets a line nobody looked at lately.
+        standings.sweep();
+        assert_eq!(standings.looked_at(concert_id), 7);
+        if let Some(long_ago) = std::time::Instant::now().checked_sub(LOOKED_AT_KEPT) {
+            lock(&standings.looked_at)
+                .get_mut(&concert_id)
+                .unwrap()
+                .last = long_ago;
+            standings.sweep();
+            assert!(lock(&standings.concerts).is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_read_from_before_an_own_move_is_not_shared() {
+        let standings = Standings::default();
+        let reads = AtomicUsize::new(0);
+        assert_eq!(ask(&standings, &reads, 1).await.row.left_waiting, 0);
+        assert_eq!(ask(&standings, &reads, 1).await.row.left_waiting, 0);
+        standings.moved_here();
+        assert_eq!(ask(&standings, &reads, 1).await.row.left_waiting, 1);
         assert_eq!(reads.load(Ordering::SeqCst), 2);
     }
 

@@ -8,13 +8,15 @@
 //! memory: a spent token holds nothing more, a seat another instance just
 //! held is refused, a seat memory shows taken is refused without a query;
 //! streams as raw HTTP/1.1, on a connection of their own or after another
-//! request on a kept-alive one; and a waiting room whose tokens move up
-//! together when the line moves.
+//! request on a kept-alive one; a waiting room whose tokens move up
+//! together when the line moves; and a look at one's place, answered from
+//! the same memory, following the line on every instance.
 
 mod connections;
 mod harness;
 mod holds;
 mod listing;
+mod looks;
 mod pages;
 mod streams;
 mod token_streams;

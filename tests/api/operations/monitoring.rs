@@ -87,7 +87,7 @@ async fn counters_show_before_their_first_increment() {
             ));
         }
     }
-    for listing in ["dates", "seats"] {
+    for listing in ["dates", "seats", "standing"] {
         for source in ["memory", "database"] {
             expected.push(format!(
                 "concert_listings_total{{listing=\"{listing}\",source=\"{source}\"}}"
