@@ -53,7 +53,7 @@ struct LookedAt {
 pub struct Line {
     /// The move of the line (the line watch's value) that it shows, or later.
     moved_at: i64,
-    /// The count of own moves when it was read.
+    /// The count of own moves when its read began: it shows them all.
     own_moves: u64,
     pub row: Arc<LineRow>,
     pub read_at: DateTime<Utc>,
@@ -109,16 +109,19 @@ impl Standings {
     where
         Read: Future<Output = Result<(LineRow, DateTime<Utc>), E>>,
     {
+        // The own moves made before this call, which the line must show: a
+        // read begun while this call waited for another's shows them too.
+        let own_moves = self.own_moves.load(Ordering::Acquire);
         let slot = lock(&self.lines).entry(concert_id).or_default().clone();
         let mut last = slot.lock().await;
         let fresh_since = crate::clock::now() - LINE_FRESH;
-        let own_moves = self.own_moves.load(Ordering::Acquire);
         if let Some(line) = last.as_ref().filter(|line| {
-            line.moved_at >= moved_at && line.own_moves == own_moves && line.read_at > fresh_since
+            line.moved_at >= moved_at && line.own_moves >= own_moves && line.read_at > fresh_since
         }) {
             return Ok(line.clone());
         }
         // The read starts after the move was published, so it shows it.
+        let own_moves = self.own_moves.load(Ordering::Acquire);
         let (row, read_at) = read().await?;
         let line = Line {
             moved_at,
@@ -292,6 +295,19 @@ mod tests {
         standings.moved_here();
         assert_eq!(ask(&standings, &reads, 1).await.row.left_waiting, 1);
         assert_eq!(reads.load(Ordering::SeqCst), 2);
+
+        // Watchers waiting on one read share it, though own moves go on
+        // meanwhile: it began after each of them asked.
+        let moving = async {
+            for _ in 0..10 {
+                standings.moved_here();
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        };
+        let asking = futures::future::join_all((0..20).map(|_| ask(&standings, &reads, 1)));
+        let (_, lines) = tokio::join!(moving, asking);
+        assert!(lines.iter().all(|line| line.row.left_waiting == 2));
+        assert_eq!(reads.load(Ordering::SeqCst), 3);
     }
 
     #[tokio::test]
