@@ -29,6 +29,7 @@ use crate::projections::{
     queue_tickets::QueueTickets,
     reservations::Reservations,
 };
+use crate::scheduler::EarlyHoldDeadlines;
 use crate::tokens::TokenSigner;
 
 /// Wallets keep a snapshot every this many events, so a long history loads fast.
@@ -81,6 +82,8 @@ pub struct Shared {
     pub projection_lag: Arc<ProjectionLag>,
     /// Whether a stop was asked for and the instance drains before it.
     pub draining: Draining,
+    /// Holds its date's start cuts short, which the scheduler wakes for.
+    pub early_hold_deadlines: EarlyHoldDeadlines,
 }
 
 /// The projectors of each aggregate type, also used to catch up at start.
@@ -243,6 +246,7 @@ impl AppState {
             demo: false,
             projection_lag: Arc::default(),
             draining: Draining::default(),
+            early_hold_deadlines: EarlyHoldDeadlines::default(),
             pool,
             config: Arc::new(config),
             admin_token: admin_token.into(),

@@ -112,6 +112,9 @@ pub async fn hold_seat(
         until,
     };
     execute(&app.seats, &seat_id.to_string(), command, context).await?;
+    if until < now + app.config.hold_ttl() {
+        app.early_hold_deadlines.hold_ends(until);
+    }
     // The answer is what was committed; it does not depend on the projection,
     // which may have failed after the commit (catch-up applies it later).
     Ok(ReservationRow {

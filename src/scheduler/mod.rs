@@ -9,6 +9,7 @@
 //! command it sends is idempotent besides.
 
 mod duties;
+mod early_holds;
 mod kept_answers;
 mod numbers;
 
@@ -19,6 +20,7 @@ use sqlx::{Connection, PgConnection};
 use tokio::sync::watch;
 
 pub use duties::admit_tickets;
+pub use early_holds::EarlyHoldDeadlines;
 
 use crate::booking::BookingError;
 use crate::commands::CommandContext;
@@ -142,13 +144,20 @@ pub async fn run(app: AppState, shutdown: watch::Receiver<bool>) {
 async fn keep_doing(duty: Duty, app: AppState, mut shutdown: watch::Receiver<bool>) {
     let mut beat = tokio::time::interval(duty.beat(&app.config));
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut early = (duty == Duty::ExpireHolds).then(|| app.early_hold_deadlines.subscribe());
     let mut due = None;
     loop {
         tokio::select! {
             _ = beat.tick() => {}
-            _ = wake_at(due.take()) => {}
+            _ = wake_at(due) => {}
+            Some(deadline) = next_early(&mut early) => {
+                let at = instant_of(deadline);
+                due = Some(due.map_or(at, |due: tokio::time::Instant| due.min(at)));
+                continue;
+            }
             _ = shutdown.changed() => break,
         }
+        due = None;
         if *shutdown.borrow() {
             break;
         }
@@ -168,6 +177,18 @@ async fn keep_doing(duty: Duty, app: AppState, mut shutdown: watch::Receiver<boo
             ),
         }
     }
+}
+
+/// The next deadline of a hold cut short that `early` hands over, or never.
+async fn next_early(
+    early: &mut Option<watch::Receiver<Option<DateTime<Utc>>>>,
+) -> Option<DateTime<Utc>> {
+    if let Some(told) = early {
+        if told.changed().await.is_ok() {
+            return *told.borrow_and_update();
+        }
+    }
+    std::future::pending().await
 }
 
 /// Sleeps until `at`, or for good.

@@ -14,7 +14,9 @@ use concert::ids::{DateId, SeatId};
 use concert::projections::available_seats;
 
 use super::audit::audit;
-use crate::helpers::{assert_problem, json_of, spawn_app, Concert, TestApp, ADMIN_TOKEN};
+use crate::helpers::{
+    assert_problem, json_of, spawn_app, spawn_app_with, test_config, Concert, TestApp, ADMIN_TOKEN,
+};
 
 /// A concert of one date of three seats at `starts_at`.
 async fn concert_starting(app: &TestApp, starts_at: DateTime<Utc>) -> Concert {
@@ -59,6 +61,38 @@ async fn a_hold_lasts_until_its_date_begins_at_most_and_then_cannot_be_paid() {
     concert::event_log::assign_positions(&pool).await.unwrap();
     let report = audit(&pool).await;
     assert!(report.violations.is_empty(), "{:#?}", report.violations);
+}
+
+/// A hold its date's start cuts short is recorded as expired at that start,
+/// though the scheduler's next look comes later. It was recorded at that
+/// look: up to a beat (`CONCERT_SCHEDULER_INTERVAL_MS`) late, since a hold
+/// made after a look can end at a start before the next one.
+#[tokio::test]
+async fn a_hold_its_dates_start_cuts_short_is_recorded_expired_at_the_start() {
+    let mut config = test_config();
+    config.scheduler_interval_ms = 5_000; // looks at 0 s (start), 5 s, 10 s
+    let app = spawn_app_with(config).await;
+    let starts_at = (Utc::now() + chrono::Duration::seconds(8)).trunc_subsecs(6);
+    let concert = concert_starting(&app, starts_at).await;
+    let user = app.active_user(&concert.concert_id).await; // at the 5 s look
+    let seats = app.free_seats(&user, &concert, 0).await;
+    let held = app.hold(&user, &seats[0].seat_id.to_string()).await;
+    assert_eq!(held.status, 201);
+    assert!(Utc::now() < starts_at, "held after the start");
+
+    // A second after the start, before the look at 10 s.
+    tokio::time::sleep((starts_at - Utc::now()).to_std().unwrap_or_default()).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let expired: i64 = sqlx::query_scalar(
+        "select count(*) from events where aggregate_type = 'Seat' and event_type = 'HoldExpired'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        expired, 1,
+        "HoldExpired is not recorded a second after the start"
+    );
 }
 
 /// The ids of a date's seats 1..=`seats`, as the service derives them.
