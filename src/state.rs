@@ -8,6 +8,7 @@ use sqlx::PgPool;
 
 use crate::aggregates::{Concert, QueueTicket, Seat, Wallet};
 use crate::batching;
+use crate::booking::entry_turns::EntryTurns;
 use crate::config::Config;
 use crate::draining::Draining;
 use crate::event_store::{
@@ -69,6 +70,8 @@ pub struct Shared {
     pub payments: Arc<PaymentPipeline>,
     /// Entries into queues, numbered together.
     pub entries: Arc<EntryPlans>,
+    /// One entry at a time per user and concert here.
+    pub entry_turns: Arc<EntryTurns>,
     /// What holds read before their command, gathered.
     pub hold_reads: Arc<GatheredReads<SeatsForTickets>>,
     /// What payments read before their command, gathered.
@@ -235,6 +238,7 @@ impl AppState {
                 chrono::Duration::seconds(RATE_WINDOW_SECS),
                 deadline,
             )),
+            entry_turns: Arc::default(),
             hold_reads: Arc::new(GatheredReads::start(&pool, SeatsForTickets, deadline)),
             payment_reads: Arc::new(GatheredReads::start(
                 &pool,

@@ -45,6 +45,7 @@ pub async fn enter_queue(
     user_id: UserId,
     context: &CommandContext,
 ) -> Result<Entered, BookingError> {
+    let _turn = app.entry_turns.take(concert_id.0, user_id.0).await;
     for _ in 0..5 {
         let plan = app.entries.plan(concert_id.0, user_id.0).await?;
         let now = plan.planned_at;

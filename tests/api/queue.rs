@@ -118,6 +118,58 @@ async fn positions_count_the_waiting_tokens_ahead_in_fifo_order() {
     }
 }
 
+/// Users each entering several times at once are each answered their exact
+/// place, by every answer, and take one number each: the duplicates took
+/// numbers too, counted as places ahead until given back (answers said 41
+/// to 47 places ahead where 19 at most could be).
+#[tokio::test]
+async fn a_crowd_entering_each_several_times_at_once_is_told_exact_places() {
+    let mut config = test_config();
+    config.queue_active_max = 1;
+    let app = spawn_app_with(config).await;
+    let concert = app.create_concert(1, 5, 1000).await;
+    let _admitted = app.active_user(&concert.concert_id).await;
+    let users: Vec<Uuid> = (0..10).map(|_| Uuid::new_v4()).collect();
+    for user in &users {
+        app.user_token(*user).await;
+    }
+
+    let (app, concert_id) = (&app, concert.concert_id.as_str());
+    let entries = users
+        .iter()
+        .flat_map(|user| (0..4).map(move |_| *user))
+        .map(|user| async move { (user, app.enter_queue(user, concert_id).await) });
+    let answers = join_all(entries).await;
+
+    let places: std::collections::HashMap<String, i64> = sqlx::query_as::<_, (Uuid, i64)>(
+        "select user_id, rank() over (order by entry_no) - 1 from queue_tickets
+         where concert_id = $1::uuid and status = 'waiting'",
+    )
+    .bind(concert_id)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|(user, place)| (user.to_string(), place))
+    .collect();
+    assert_eq!(places.len(), users.len());
+    for (user, (status, body)) in &answers {
+        assert!(status.is_success(), "{body}");
+        assert_eq!(body["position"], places[&user.to_string()], "{body}");
+    }
+    let issued: i64 =
+        sqlx::query_scalar("select issued from queue_lines where concert_id = $1::uuid")
+            .bind(&concert.concert_id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        issued,
+        1 + users.len() as i64,
+        "numbers taken by duplicates"
+    );
+}
+
 #[tokio::test]
 async fn positions_stay_exact_after_a_crowd_of_duplicate_entries() {
     let mut config = test_config();
