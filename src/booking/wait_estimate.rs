@@ -70,14 +70,21 @@ impl AdmissionPace {
         // last active token to lapse (counting down, where a whole TTL did
         // not), each later round one active TTL more. (With slots free, the
         // tokens the next round admits to them lapse last.)
+        // A lapsed token's slot frees when the scheduler records the lapse,
+        // and is taken at its next admission round: up to a beat of each
+        // after the TTL (a probe's line at 2 s beats and 3 s TTLs moved a
+        // round every 6 s, and was told 3 s a round).
         let rounds = (later - 1) / self.slots.max(1) + 1;
-        let first_round = match self.active_left {
-            Some(left) if free == 0 => ((left.num_milliseconds() + 999) / 1000).max(next_round),
-            _ => self.active_ttl_secs,
+        let settle_ms = self.round_ms.saturating_mul(2);
+        let ttl_ms = self.active_ttl_secs.saturating_mul(1000);
+        let first_round_ms = match self.active_left {
+            Some(left) if free == 0 => left.num_milliseconds().max(0),
+            _ => ttl_ms,
         };
-        let at_worst = (rounds - 1)
-            .saturating_mul(self.active_ttl_secs)
-            .saturating_add(first_round);
+        let at_worst_ms = (rounds - 1)
+            .saturating_mul(ttl_ms.saturating_add(settle_ms))
+            .saturating_add(first_round_ms.saturating_add(settle_ms));
+        let at_worst = (at_worst_ms.saturating_add(999) / 1000).max(next_round);
         // No slot freed lately (a sale's first round filled every one), or
         // one round that was all the sample held (a hundred tokens lapsed
         // together, their slots taken again at once): no pace to go by.
@@ -178,10 +185,11 @@ mod tests {
         // Nobody admitted yet, four of ten slots taken: six are admitted next round.
         assert_eq!(pace(0, Some(4)).wait_for(0), 1);
         assert_eq!(pace(0, Some(4)).wait_for(5), 1);
-        // The seventh waits for a slot to time out.
-        assert_eq!(pace(0, Some(4)).wait_for(6), 600);
-        assert_eq!(pace(0, Some(4)).wait_for(15), 600);
-        assert_eq!(pace(0, Some(4)).wait_for(16), 1200);
+        // The seventh waits for a slot to time out, the lapse to be
+        // recorded and the next round (a beat each, 0.25 s).
+        assert_eq!(pace(0, Some(4)).wait_for(6), 601);
+        assert_eq!(pace(0, Some(4)).wait_for(15), 601);
+        assert_eq!(pace(0, Some(4)).wait_for(16), 1201);
     }
 
     #[test]
@@ -192,13 +200,14 @@ mod tests {
         // Two free slots go first; the rate counts the rest.
         assert_eq!(pace(30, Some(8)).wait_for(2), 2);
         // More active than slots (the maximum was lowered) frees none.
-        assert_eq!(pace(0, Some(12)).wait_for(0), 600);
+        assert_eq!(pace(0, Some(12)).wait_for(0), 601);
     }
 
     #[test]
     fn the_wait_never_exceeds_every_active_token_timing_out() {
         // Three slots of 20 s, three freed and refilled one a round, 20 s
-        // apart: the rate says 20 s a place, but each round of three waits 20 s at most.
+        // apart: the rate says 20 s a place, but each round of three waits
+        // 20.5 s at most (the TTL, the lapse recorded, the next round).
         let start_of_a_sale = AdmissionPace {
             admitted_to_freed: 3,
             freed_rounds: 3,
@@ -212,10 +221,34 @@ mod tests {
             round_ms: 250,
         };
         assert_eq!(start_of_a_sale.wait_for(0), 20);
-        assert_eq!(start_of_a_sale.wait_for(4), 40);
-        assert_eq!(start_of_a_sale.wait_for(8), 60);
+        assert_eq!(start_of_a_sale.wait_for(4), 41);
+        assert_eq!(start_of_a_sale.wait_for(8), 62);
         // A line moving faster than timeouts keeps its rate.
         assert_eq!(pace(30, Some(10)).wait_for(9), 20);
+    }
+
+    #[test]
+    fn the_worst_case_counts_the_scheduler_s_beats_after_each_lapse() {
+        // Three slots of 3 s, the scheduler looking every 2 s: a round of
+        // three every 7 s at worst (a probe's line moved every 6 s, and was
+        // told 3 s a round, half the truth).
+        let coarse = AdmissionPace {
+            round_ms: 2_000,
+            active_ttl_secs: 3,
+            slots: 3,
+            ..pace(0, Some(3))
+        };
+        assert_eq!(coarse.wait_for(0), 7);
+        assert_eq!(coarse.wait_for(14), 35);
+        // By a measured pace of a round every 6 s, that pace.
+        let measured = AdmissionPace {
+            admitted_to_freed: 30,
+            freed_rounds: 10,
+            round_gap: Duration::seconds(6),
+            last_round: 3,
+            ..coarse
+        };
+        assert_eq!(measured.wait_for(14), 30);
     }
 
     #[test]
@@ -224,10 +257,11 @@ mod tests {
             active_left: Some(Duration::milliseconds(left_ms)),
             ..pace(0, Some(10))
         };
-        // The last active token lapses in 42.1 s; a round later, 600 s more.
+        // The last active token lapses in 42.1 s (42.6 s once recorded and
+        // its slot taken); a round later, 600.5 s more.
         assert_eq!(lapsing(42_100).wait_for(0), 43);
         assert_eq!(lapsing(42_100).wait_for(9), 43);
-        assert_eq!(lapsing(42_100).wait_for(10), 643);
+        assert_eq!(lapsing(42_100).wait_for(10), 644);
         // Lapsed but not yet recorded: the next round frees its slot.
         assert_eq!(lapsing(-500).wait_for(0), 1);
         // With a slot free, the token admitted to it next round lapses last.
@@ -235,7 +269,7 @@ mod tests {
             active: Some(9),
             ..lapsing(42_100)
         };
-        assert_eq!(one_free.wait_for(1), 600);
+        assert_eq!(one_free.wait_for(1), 601);
         // The rate, when nearer, still sets the wait.
         let moving = AdmissionPace {
             active_left: Some(Duration::seconds(300)),
@@ -260,7 +294,7 @@ mod tests {
             ..pace(30, Some(10))
         };
         assert_eq!(long_stalled.wait_for(0), 100);
-        assert_eq!(long_stalled.wait_for(9), 600);
+        assert_eq!(long_stalled.wait_for(9), 601);
         // A gap of twice the pace, as a steady line has now and then, changes nothing.
         let steady = AdmissionPace {
             still_for: Duration::milliseconds(4_250),
@@ -331,8 +365,8 @@ mod tests {
             ..pace(0, Some(100))
         };
         // Not "a second" for everyone: the worst case.
-        assert_eq!(one_round.wait_for(0), 600);
-        assert_eq!(one_round.wait_for(100), 1200);
+        assert_eq!(one_round.wait_for(0), 601);
+        assert_eq!(one_round.wait_for(100), 1201);
     }
 
     #[test]
