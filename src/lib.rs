@@ -24,6 +24,10 @@ pub mod db;
 pub mod demo;
 /// Serving on, not ready, between a stop signal and the stop.
 pub mod draining;
+/// Holds cut short by their date's start, which the scheduler wakes for.
+pub mod early_holds;
+/// One queue entry at a time per user and concert on an instance.
+pub mod entry_turns;
 /// The event log in global commit order.
 pub mod event_log;
 /// The event store: appends that write their read models too.

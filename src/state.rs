@@ -8,9 +8,10 @@ use sqlx::PgPool;
 
 use crate::aggregates::{Concert, QueueTicket, Seat, Wallet};
 use crate::batching;
-use crate::booking::entry_turns::EntryTurns;
 use crate::config::Config;
 use crate::draining::Draining;
+use crate::early_holds::EarlyHoldDeadlines;
+use crate::entry_turns::EntryTurns;
 use crate::event_store::{
     AfterCommit, CommitSignal, Lane, PaymentLanes, PaymentPipeline, Pipeline, Pipelined,
     ProjectionError, Projector,
@@ -30,7 +31,6 @@ use crate::projections::{
     queue_tickets::QueueTickets,
     reservations::Reservations,
 };
-use crate::scheduler::EarlyHoldDeadlines;
 use crate::tokens::TokenSigner;
 
 /// Wallets keep a snapshot every this many events, so a long history loads fast.

@@ -2,7 +2,6 @@
 //! command: entering the queue, holding a seat, paying, and replaying answers
 //! to retried requests.
 
-pub mod entry_turns;
 mod error;
 pub mod holds;
 pub mod idempotency;

@@ -9,7 +9,6 @@
 //! command it sends is idempotent besides.
 
 mod duties;
-mod early_holds;
 mod kept_answers;
 mod numbers;
 
@@ -20,7 +19,6 @@ use sqlx::{Connection, PgConnection};
 use tokio::sync::watch;
 
 pub use duties::admit_tickets;
-pub use early_holds::EarlyHoldDeadlines;
 
 use crate::booking::BookingError;
 use crate::commands::CommandContext;

@@ -33,7 +33,7 @@ impl EarlyHoldDeadlines {
         });
     }
 
-    pub(super) fn subscribe(&self) -> watch::Receiver<Option<DateTime<Utc>>> {
+    pub(crate) fn subscribe(&self) -> watch::Receiver<Option<DateTime<Utc>>> {
         self.0.subscribe()
     }
 }
