@@ -79,6 +79,7 @@ impl AdmissionPace {
         let ttl_ms = self.active_ttl_secs.saturating_mul(1000);
         let first_round_ms = match self.active_left {
             Some(left) if free == 0 => left.num_milliseconds().max(0),
+            _ if free > 0 => self.round_ms.saturating_add(ttl_ms),
             _ => ttl_ms,
         };
         let at_worst_ms = (rounds - 1)
@@ -105,9 +106,20 @@ impl AdmissionPace {
             / self.admitted_to_freed;
         let gap_ms = self.round_gap.num_milliseconds();
         let still_ms = self.still_for.num_milliseconds();
-        let by_rounds_ms = (rounds_ahead - 1)
-            .saturating_mul(gap_ms)
-            .saturating_add((gap_ms - still_ms).max(0));
+        // With slots free (their lapses recorded, not yet refilled), the
+        // next round, within a beat, is the one that fills them, and these
+        // places come in the rounds after it: counted from the last round,
+        // the first place beyond the free ones was told the free ones' wait
+        // in that beat (a probe: 2 s where 7.9 s was true).
+        let by_rounds_ms = if free > 0 {
+            rounds_ahead
+                .saturating_mul(gap_ms)
+                .saturating_add(self.round_ms)
+        } else {
+            (rounds_ahead - 1)
+                .saturating_mul(gap_ms)
+                .saturating_add((gap_ms - still_ms).max(0))
+        };
         // A line standing still moves no faster than one round (as many as
         // its last round admitted) per half its standstill beyond a
         // scheduler round: a burst of admissions a minute ago says nothing of
@@ -189,7 +201,7 @@ mod tests {
         // recorded and the next round (a beat each, 0.25 s).
         assert_eq!(pace(0, Some(4)).wait_for(6), 601);
         assert_eq!(pace(0, Some(4)).wait_for(15), 601);
-        assert_eq!(pace(0, Some(4)).wait_for(16), 1201);
+        assert_eq!(pace(0, Some(4)).wait_for(16), 1202);
     }
 
     #[test]
@@ -197,8 +209,9 @@ mod tests {
         // Thirty admitted over the last minute: one every two seconds.
         assert_eq!(pace(30, Some(10)).wait_for(0), 2);
         assert_eq!(pace(30, Some(10)).wait_for(9), 20);
-        // Two free slots go first; the rate counts the rest.
-        assert_eq!(pace(30, Some(8)).wait_for(2), 2);
+        // Two free slots go first, at the next round; the rate counts the
+        // rest from that round.
+        assert_eq!(pace(30, Some(8)).wait_for(2), 3);
         // More active than slots (the maximum was lowered) frees none.
         assert_eq!(pace(0, Some(12)).wait_for(0), 601);
     }
@@ -249,6 +262,17 @@ mod tests {
             ..coarse
         };
         assert_eq!(measured.wait_for(14), 30);
+        // Between the beat that records a round's lapses and the one that
+        // fills their slots, 4 s after that round: the first three go next
+        // beat, the fourth a round after.
+        let slots_freed = AdmissionPace {
+            active: Some(0),
+            still_for: Duration::seconds(4),
+            ..measured
+        };
+        assert_eq!(slots_freed.wait_for(2), 2);
+        assert_eq!(slots_freed.wait_for(3), 8);
+        assert_eq!(slots_freed.wait_for(6), 14);
     }
 
     #[test]
