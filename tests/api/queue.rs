@@ -157,14 +157,8 @@ async fn a_crowd_entering_each_several_times_at_once_is_told_exact_places() {
         assert!(status.is_success(), "{body}");
         assert_eq!(body["position"], places[&user.to_string()], "{body}");
     }
-    let issued: i64 =
-        sqlx::query_scalar("select issued from queue_lines where concert_id = $1::uuid")
-            .bind(&concert.concert_id)
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
     assert_eq!(
-        issued,
+        super::queue_entries::issued(&app.pool, concert_id).await,
         1 + users.len() as i64,
         "numbers taken by duplicates"
     );

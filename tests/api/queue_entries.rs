@@ -27,7 +27,7 @@ async fn entry_numbers(pool: &PgPool, concert_id: &str) -> Vec<i64> {
 }
 
 /// The last entry number a concert's line handed out (0 for none).
-async fn issued(pool: &PgPool, concert_id: &str) -> i64 {
+pub(super) async fn issued(pool: &PgPool, concert_id: &str) -> i64 {
     sqlx::query_scalar(
         "select coalesce((select issued from queue_lines where concert_id = $1::uuid), 0)",
     )

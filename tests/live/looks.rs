@@ -9,6 +9,14 @@ use super::harness::*;
 /// How long a move of the line may take to show in a look.
 const MOVE_WAIT: Duration = Duration::from_secs(5);
 
+/// A look at `token`'s place through `instance`: its status and position.
+async fn look(instance: &Instance, token: &str) -> (String, i64) {
+    let (status, body) = instance.get("/queue/tokens/current", token).await;
+    assert_eq!(status, 200, "{body}");
+    let status_of_token = body["status"].as_str().unwrap().to_string();
+    (status_of_token, body["position"].as_i64().unwrap())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_look_at_ones_place_follows_the_line_on_every_instance() {
     let pool = fresh_database().await;
@@ -26,20 +34,6 @@ async fn a_look_at_ones_place_follows_the_line_on_every_instance() {
         let (_, _, token) = instances[0].queued_user(&concert_id).await;
         waiting.push(token);
     }
-    let look = |instance: &Instance, token: &str| {
-        let (base, client) = (instance.base.clone(), instance.client.clone());
-        let token = token.to_string();
-        async move {
-            let url = format!("{base}/api/v1/queue/tokens/current");
-            let response = client.get(url).bearer_auth(token).send().await.unwrap();
-            assert_eq!(response.status(), 200);
-            let body: serde_json::Value = response.json().await.unwrap();
-            (
-                body["status"].as_str().unwrap().to_string(),
-                body["position"].as_i64().unwrap(),
-            )
-        }
-    };
     // Both instances have the line in memory, and agree.
     for instance in &instances {
         for (ahead, token) in waiting.iter().enumerate() {
